@@ -1,0 +1,59 @@
+# Countermand: `make run` runs the whole job end to end; `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+KAFKA_DIR := .run/kafka
+KAFKA_PORT ?= 9092
+KAFKA_CONTROLLER_PORT ?= 9093
+TEST_KAFKA_DIR := $(CURDIR)/.run/test-kafka
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv kafka-fetch kafka-up kafka-down topics run test bench bench-impact bench-enforce docs clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -r requirements-dev.txt
+	@$(PY) -m pip install -q --no-deps -e .
+	@touch $(STAMP)
+
+venv: $(STAMP) ## Create the virtualenv and install pinned dependencies
+
+kafka-fetch: ## Fetch the Apache Kafka jars from Maven Central (once, cached)
+	@$(PYTHON) deploy/kafka/kafkalocal.py fetch
+
+kafka-up: kafka-fetch ## Start a local single-node Kafka (KRaft) on 127.0.0.1:$(KAFKA_PORT)
+	@$(PYTHON) deploy/kafka/kafkalocal.py up --data $(KAFKA_DIR) --port $(KAFKA_PORT) --controller-port $(KAFKA_CONTROLLER_PORT)
+
+kafka-down: ## Stop the local Kafka
+	@$(PYTHON) deploy/kafka/kafkalocal.py down --data $(KAFKA_DIR)
+
+topics: venv ## Create or update the topics from the catalogue
+	@COUNTERMAND_KAFKA_BOOTSTRAP=127.0.0.1:$(KAFKA_PORT) $(VENV)/bin/countermand topics apply
+
+run: venv kafka-fetch ## Install, start Kafka and every service, run the mission end to end, stop
+	@$(PY) -m cli.demo --kafka-dir .run/demo-kafka
+
+test: venv kafka-fetch ## Run the whole test suite on a real Kafka the session starts
+	@trap '$(PYTHON) deploy/kafka/kafkalocal.py down --data $(TEST_KAFKA_DIR) >/dev/null 2>&1' EXIT; \
+	COUNTERMAND_TEST_KAFKA_DIR=$(TEST_KAFKA_DIR) $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$rc
+
+bench: bench-impact bench-enforce ## Run every benchmark and print result tables
+
+bench-impact: venv ## Benchmark impact evaluation (results in bench/results/impact.json)
+	@$(PY) -m bench.impact
+
+bench-enforce: venv kafka-fetch ## Benchmark enforcement on real Kafka (results in bench/results/enforce.json)
+	@$(PY) -m bench.enforce
+
+docs: venv ## Regenerate JSON Schemas and AsyncAPI documents under docs/
+	@$(PY) -m cli.docs
+
+clean: ## Remove run state and caches (keeps the virtualenv and Kafka jars)
+	rm -rf .run .pytest_cache bench/results

@@ -1,0 +1,1 @@
+"""The `countermand` command line: one entry point composing each service's commands."""

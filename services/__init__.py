@@ -1,0 +1,1 @@
+"""Countermand's services; each subpackage is deployable on its own and imports only `shared`."""

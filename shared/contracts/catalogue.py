@@ -1,0 +1,81 @@
+"""The topic catalogue: every topic's name, message type, key, partitions, retention and cleanup.
+
+Topics are created from this catalogue by `countermand topics apply`, never by broker auto-create.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from shared.contracts.audit import AuditCheckpoint
+from shared.contracts.deadletter import DeadLetter
+from shared.contracts.directives import DirectiveEvent
+from shared.contracts.enforcement import EnforcementEvent
+from shared.contracts.impact import ImpactEvent
+from shared.contracts.notifications import NotificationEvent
+from shared.contracts.serving import AckEvent, ClusterCommand
+from shared.contracts.users import UserUpserted
+
+FOREVER = -1
+WEEK_MS = 7 * 24 * 3600 * 1000
+SERVICES = ("intake", "impact", "enforcement", "agent", "notifier", "audit")
+
+
+@dataclass(frozen=True)
+class Topic:
+    """One topic of the contract."""
+
+    name: str
+    message: Any  # the pydantic type (often a discriminated union) every value must parse as
+    key: str  # the field whose value is the Kafka key
+    partitions: int
+    retention_ms: int
+    cleanup: str = "delete"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def adapter(self) -> TypeAdapter:
+        return _adapter(self.name)
+
+    def configs(self) -> dict[str, str]:
+        """Broker-side topic configs."""
+        return {"cleanup.policy": self.cleanup, "retention.ms": str(self.retention_ms), **self.extra}
+
+
+DIRECTIVES = Topic("compliance.directives.v1", DirectiveEvent, "directive_id", 3, FOREVER)
+USERS = Topic("identity.users.v1", UserUpserted, "user_id", 6, FOREVER, "compact",
+              {"min.compaction.lag.ms": "0"})
+IMPACT = Topic("compliance.impact.v1", ImpactEvent, "directive_id", 3, FOREVER)
+COMMANDS = Topic("serving.commands.v1", ClusterCommand, "cluster_id", 6, WEEK_MS,
+                 extra={"max.message.bytes": "2097152"})
+ACKS = Topic("serving.acks.v1", AckEvent, "cluster_id", 6, WEEK_MS)
+ENFORCEMENT = Topic("compliance.enforcement.v1", EnforcementEvent, "directive_id", 3, FOREVER)
+NOTIFICATIONS = Topic("notifications.v1", NotificationEvent, "recipient", 6, FOREVER)
+AUDIT = Topic("audit.checkpoints.v1", AuditCheckpoint, "ledger", 1, FOREVER)
+
+
+def dead_letter_topic(service: str) -> Topic:
+    """The dead-letter topic of one consuming service."""
+    return Topic(f"dlq.{service}.v1", DeadLetter, "consumer", 1, FOREVER)
+
+
+DATA_TOPICS: tuple[Topic, ...] = (DIRECTIVES, USERS, IMPACT, COMMANDS, ACKS, ENFORCEMENT, NOTIFICATIONS, AUDIT)
+DEAD_LETTER_TOPICS: tuple[Topic, ...] = tuple(dead_letter_topic(s) for s in SERVICES if s != "intake")
+ALL_TOPICS: tuple[Topic, ...] = DATA_TOPICS + DEAD_LETTER_TOPICS
+BY_NAME: dict[str, Topic] = {t.name: t for t in ALL_TOPICS}
+
+_ADAPTERS: dict[str, TypeAdapter] = {}
+
+
+def _adapter(name: str) -> TypeAdapter:
+    if name not in _ADAPTERS:
+        _ADAPTERS[name] = TypeAdapter(BY_NAME[name].message)
+    return _ADAPTERS[name]
+
+
+def key_of(topic: Topic, message: Any) -> bytes:
+    """The Kafka key of a message on a topic, from the catalogue's key field."""
+    return str(getattr(message, topic.key)).encode()

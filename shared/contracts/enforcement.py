@@ -1,0 +1,65 @@
+"""Enforcement status (topic compliance.enforcement.v1, key = directive id)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import AwareDatetime, Field
+
+from shared.contracts.directives import DirectiveId
+from shared.contracts.envelope import Event, Message
+
+ClusterState = Literal["pending", "applied", "overdue", "failed"]
+
+
+class ClusterProgress(Message):
+    """Where one cluster stands for one directive revision."""
+
+    state: ClusterState = Field(..., description="pending, applied, overdue or failed.", examples=["applied"])
+    sent_at: AwareDatetime | None = Field(None, description="When commands were last sent.", examples=[None])
+    acked_at: AwareDatetime | None = Field(None, description="When the matching ack arrived.", examples=[None])
+    attempts: int = Field(0, ge=0, description="How many times commands were sent.", examples=[1])
+    digest: str | None = Field(None, description="Digest the cluster acknowledged.", examples=[None])
+    reason: str | None = Field(None, description="Why it failed or is overdue.", examples=[None])
+
+
+class EnforcementProgressed(Event):
+    """A directive revision's enforcement changed state on at least one cluster."""
+
+    type: Literal["EnforcementProgressed"] = "EnforcementProgressed"
+    directive_id: DirectiveId
+    revision: int = Field(..., ge=1, description="Directive revision.", examples=[1])
+    action: Literal["restrict", "lift"] = Field(..., description="What is being enforced.", examples=["restrict"])
+    expected_digest: str = Field(..., description="Digest every cluster must acknowledge.", examples=["9f86d081..."])
+    clusters: dict[str, ClusterProgress] = Field(..., description="Cluster id -> progress.")
+    deadline: AwareDatetime = Field(..., description="When every cluster must have acknowledged.",
+                                    examples=["2026-11-27T09:05:00Z"])
+
+
+class DirectiveEnforced(Event):
+    """Every cluster that must act acknowledged the revision with the expected digest."""
+
+    type: Literal["DirectiveEnforced"] = "DirectiveEnforced"
+    directive_id: DirectiveId
+    revision: int = Field(..., ge=1, description="Directive revision.", examples=[1])
+    action: Literal["restrict", "lift"] = Field(..., description="What was enforced.", examples=["restrict"])
+    digest: str = Field(..., description="The digest every cluster holds.", examples=["9f86d081..."])
+    clusters: dict[str, ClusterProgress] = Field(..., description="Cluster id -> final progress.")
+    ack_latency_s: dict[str, float] = Field(..., description="Cluster id -> seconds from first send to ack.",
+                                            examples=[{"us-east": 0.21}])
+
+
+class EnforcementOverdue(Event):
+    """Clusters missed the directive's deadline; commands are being re-sent."""
+
+    type: Literal["EnforcementOverdue"] = "EnforcementOverdue"
+    directive_id: DirectiveId
+    revision: int = Field(..., ge=1, description="Directive revision.", examples=[1])
+    action: Literal["restrict", "lift"] = Field(..., description="What is overdue.", examples=["restrict"])
+    overdue_clusters: list[str] = Field(..., min_length=1, description="Clusters without an ack.",
+                                        examples=[["ap-south"]])
+
+
+EnforcementEvent = Annotated[
+    Union[EnforcementProgressed, DirectiveEnforced, EnforcementOverdue], Field(discriminator="type")
+]

@@ -1,0 +1,75 @@
+"""Impact messages (topic compliance.impact.v1, key = directive id).
+
+An assessment is followed by its affected set in chunks: for each model, the ids travel as roaring
+bitmaps split into AffectedSetChunk messages numbered 0..chunks-1 across the whole assessment.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field
+
+from shared.contracts.directives import DirectiveId, DirectiveScope, ModelName
+from shared.contracts.envelope import Event
+
+Action = Literal["restrict", "lift"]
+
+
+class ImpactAssessed(Event):
+    """The exact affected (user, model) set of a directive revision was computed."""
+
+    type: Literal["ImpactAssessed"] = "ImpactAssessed"
+    directive_id: DirectiveId
+    revision: int = Field(..., ge=1, description="Directive revision assessed.", examples=[1])
+    action: Action = Field(..., description="restrict: users lose the models; lift: these users get them back.",
+                           examples=["restrict"])
+    scope: DirectiveScope = Field(..., description="Scope of the revision assessed.")
+    affected_by_model: dict[str, int] = Field(
+        ..., description="Users affected per model (for a lift: restored, net of other active directives).",
+        examples=[{"fable-5": 61234, "mythos-5": 61234}],
+    )
+    affected_users: int = Field(..., ge=0, description="Distinct users affected.", examples=[61234])
+    by_country: dict[str, int] = Field(default_factory=dict, description="Affected users by residence (?? unknown).",
+                                       examples=[{"DE": 1200, "??": 30}])
+    by_account_type: dict[str, int] = Field(default_factory=dict, description="Affected users by account type.",
+                                            examples=[{"consumer": 50000, "employee": 40}])
+    unknown_only: int = Field(0, ge=0, description="Users affected only because an attribute is unknown.",
+                              examples=[2100])
+    model_digests: dict[str, str] = Field(..., description="Per-model set digest (see shared.contracts.bitmaps).",
+                                          examples=[{"fable-5": "ab12..."}])
+    digest: str = Field(..., description="Scope digest over the model digests.", examples=["9f86d081..."])
+    registry_offsets: dict[int, int] = Field(
+        ..., description="identity.users.v1 partition -> next offset the user view reflected.",
+        examples=[{0: 100000}],
+    )
+    chunks: int = Field(..., ge=1, description="Number of AffectedSetChunk messages that follow.", examples=[2])
+
+
+class AffectedSetChunk(Event):
+    """One chunk of an assessment's affected set for one model."""
+
+    type: Literal["AffectedSetChunk"] = "AffectedSetChunk"
+    directive_id: DirectiveId
+    revision: int = Field(..., ge=1, description="Directive revision.", examples=[1])
+    action: Action = Field(..., description="Action of the assessment.", examples=["restrict"])
+    model: ModelName
+    chunk: int = Field(..., ge=0, description="Index of this chunk across the assessment.", examples=[0])
+    chunks: int = Field(..., ge=1, description="Chunks in the assessment.", examples=[2])
+    users: str = Field(..., description="Base64 portable roaring bitmap of user ids.", examples=["OjAAAAEAAAAAAAEAEAAAAAEAAgA="])
+
+
+class AffectedSetDelta(Event):
+    """A registry change altered an active directive's affected set."""
+
+    type: Literal["AffectedSetDelta"] = "AffectedSetDelta"
+    directive_id: DirectiveId
+    revision: int = Field(..., ge=1, description="Directive revision the delta applies to.", examples=[1])
+    seq: int = Field(..., ge=1, description="Delta sequence number per directive revision, from 1.", examples=[1])
+    model: ModelName
+    added: str = Field(..., description="Base64 roaring bitmap of users newly affected.", examples=["OjAAAAEAAAAAAAEAEAAAAAEAAgA="])
+    removed: str = Field(..., description="Base64 roaring bitmap of users no longer affected.", examples=["OjAAAAAAAAA="])
+    model_digest: str = Field(..., description="Set digest for the model after the delta.", examples=["ab12..."])
+
+
+ImpactEvent = Annotated[Union[ImpactAssessed, AffectedSetChunk, AffectedSetDelta], Field(discriminator="type")]

@@ -1,0 +1,105 @@
+"""Serving-cluster messages: commands (serving.commands.v1) and acks/heartbeats (serving.acks.v1).
+
+Both topics are keyed by cluster id so each cluster's messages stay in order.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import AwareDatetime, Field
+
+from shared.contracts.directives import DirectiveId, ModelName
+from shared.contracts.envelope import Event, Message
+
+ClusterId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", examples=["us-east"],
+                                 description="Serving cluster id.")]
+
+
+class RestrictCommand(Event):
+    """Deny these users these models: one chunk of a directive revision for one cluster.
+
+    An agent stages chunks and replaces the directive's sets atomically once all have arrived.
+    """
+
+    type: Literal["RestrictCommand"] = "RestrictCommand"
+    cluster_id: ClusterId
+    directive_id: DirectiveId
+    revision: int = Field(..., ge=1, description="Directive revision.", examples=[1])
+    model: ModelName
+    chunk: int = Field(..., ge=0, description="Index of this chunk across the revision.", examples=[0])
+    chunks: int = Field(..., ge=1, description="Chunks in the revision for this cluster.", examples=[2])
+    users: str = Field(..., description="Base64 portable roaring bitmap of user ids.", examples=["OjAAAAEAAAAAAAEAEAAAAAEAAgA="])
+    expected_digest: str = Field(..., description="Scope digest over the models this cluster serves.",
+                                 examples=["9f86d081..."])
+    effective_from: AwareDatetime | None = Field(None, description="Start of the directive's window.", examples=[None])
+    expires_at: AwareDatetime | None = Field(None, description="End of the directive's window.", examples=[None])
+
+
+class DeltaCommand(Event):
+    """Add and remove users of one directive revision's set for one model, in seq order."""
+
+    type: Literal["DeltaCommand"] = "DeltaCommand"
+    cluster_id: ClusterId
+    directive_id: DirectiveId
+    revision: int = Field(..., ge=1, description="Directive revision.", examples=[1])
+    seq: int = Field(..., ge=1, description="Delta sequence number.", examples=[1])
+    model: ModelName
+    added: str = Field(..., description="Base64 roaring bitmap of users to deny.", examples=["OjAAAAEAAAAAAAEAEAAAAAEAAgA="])
+    removed: str = Field(..., description="Base64 roaring bitmap of users to serve again.", examples=["OjAAAAAAAAA="])
+
+
+class LiftCommand(Event):
+    """Drop a directive's restrictions; pairs other directives cover stay denied."""
+
+    type: Literal["LiftCommand"] = "LiftCommand"
+    cluster_id: ClusterId
+    directive_id: DirectiveId
+    revision: int = Field(..., ge=1, description="Revision lifted.", examples=[1])
+
+
+ClusterCommand = Annotated[Union[RestrictCommand, DeltaCommand, LiftCommand], Field(discriminator="type")]
+
+
+class CommandApplied(Event):
+    """An agent applied a directive revision (restrict or lift) and holds this digest for it."""
+
+    type: Literal["CommandApplied"] = "CommandApplied"
+    cluster_id: ClusterId
+    directive_id: DirectiveId
+    revision: int = Field(..., ge=1, description="Revision applied.", examples=[1])
+    action: Literal["restrict", "lift", "delta"] = Field(..., description="What was applied.", examples=["restrict"])
+    digest: str = Field(..., description="Scope digest of what the agent now holds for the directive "
+                                         "(digest of empty sets after a lift).", examples=["9f86d081..."])
+    seq: int = Field(0, ge=0, description="Last delta seq applied (0 if none).", examples=[0])
+
+
+class CommandFailed(Event):
+    """An agent could not apply a command; its state is unchanged."""
+
+    type: Literal["CommandFailed"] = "CommandFailed"
+    cluster_id: ClusterId
+    directive_id: DirectiveId
+    revision: int = Field(..., ge=1, description="Revision concerned.", examples=[1])
+    reason: str = Field(..., description="Why it was rejected.", examples=["corrupt bitmap in chunk 3"])
+
+
+class HeldDirective(Message):
+    """What an agent holds for one directive."""
+
+    revision: int = Field(..., ge=1, description="Revision held.", examples=[1])
+    digest: str = Field(..., description="Scope digest held.", examples=["9f86d081..."])
+
+
+class AgentHeartbeat(Event):
+    """An agent is alive: its cluster, models served and what it holds."""
+
+    type: Literal["AgentHeartbeat"] = "AgentHeartbeat"
+    cluster_id: ClusterId
+    region: str = Field("", max_length=64, description="Region of the cluster.", examples=["us-east-1"])
+    models: list[ModelName] = Field(..., description="Models this cluster serves.", examples=[["fable-5"]])
+    held: dict[str, HeldDirective] = Field(default_factory=dict, description="Directive id -> what is held.")
+    ready: bool = Field(..., description="Whether the agent has caught up and answers checks.", examples=[True])
+
+
+AckEvent = Annotated[Union[CommandApplied, CommandFailed, AgentHeartbeat], Field(discriminator="type")]

@@ -1,0 +1,1 @@
+"""Runtime wiring shared by every service: settings, logging, tracing, broker and dead letters."""

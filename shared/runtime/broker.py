@@ -1,0 +1,69 @@
+"""Broker factory and subscriber defaults that apply the project's delivery rules.
+
+Producers: idempotent, acks=all. Consumers: explicit group, earliest offset reset, offsets committed
+only after the handler returned (the message's effect is durable), and a dead-letter path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+
+from shared.contracts.catalogue import Topic, key_of
+from shared.runtime.deadletters import dead_letter_middleware
+from shared.runtime.settings import ServiceSettings
+from shared.runtime.tracing import tracer_provider
+
+# Commit after the handler returns; on an unexpected error (including a failed dead-letter write)
+# seek back so the message is redelivered rather than lost.
+ACK_POLICY = AckPolicy.NACK_ON_ERROR
+
+
+def make_broker(settings: ServiceSettings, service: str, *, dead_letters: bool = True) -> KafkaBroker:
+    """A KafkaBroker for one service with idempotent producers and the dead-letter middleware."""
+    middlewares: list[Any] = []
+    provider = tracer_provider(settings.telemetry, service)
+    if provider is not None:
+        middlewares.append(KafkaTelemetryMiddleware(tracer_provider=provider))
+    if dead_letters:
+        middlewares.append(dead_letter_middleware(service))
+    return KafkaBroker(
+        settings.kafka.bootstrap,
+        client_id=f"countermand-{service}-{settings.instance}",
+        acks="all",
+        enable_idempotence=True,
+        allow_auto_create_topics=False,
+        max_request_size=settings.kafka.max_request_bytes,
+        linger_ms=settings.kafka.linger_ms,
+        middlewares=middlewares,
+        description=f"Countermand {service} service",
+    )
+
+
+def consumer_options(group: str, **overrides: Any) -> dict[str, Any]:
+    """Keyword arguments for broker.subscriber(...) that every consumer uses."""
+    options: dict[str, Any] = {
+        "group_id": group,
+        "auto_offset_reset": "earliest",
+        "ack_policy": ACK_POLICY,
+        "max_partition_fetch_bytes": 4 * 1024 * 1024,
+    }
+    options.update(overrides)
+    return options
+
+
+def declare_publisher(broker: KafkaBroker, topic: Topic, description: str = "") -> Any:
+    """A publisher for a catalogue topic, documented in the service's AsyncAPI with its message schema."""
+    return broker.publisher(topic.name, schema=topic.message, title=f"{topic.name}:publish",
+                            description=description or None)
+
+
+async def emit(publisher: Any, topic: Topic, message: Any, *, headers: dict[str, str] | None = None) -> None:
+    """Publish a contract message with the catalogue's key; returns once acknowledged (acks=all)."""
+    await publisher.publish(
+        message, key=key_of(topic, message), headers=headers,
+        correlation_id=getattr(message, "event_id", None),
+    )

@@ -1,0 +1,70 @@
+"""Create or update the catalogue's topics on a broker, idempotently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from shared.contracts.catalogue import ALL_TOPICS, Topic
+
+
+@dataclass
+class TopicChange:
+    """What `apply_topics` did to one topic."""
+
+    name: str
+    action: str  # created, updated, unchanged
+
+
+async def apply_topics(bootstrap: str, topics: tuple[Topic, ...] = ALL_TOPICS,
+                       replication: int = 1) -> list[TopicChange]:
+    """Create missing topics, raise partition counts and align configs with the catalogue."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="countermand-topics")
+    await admin.start()
+    try:
+        existing = await _partition_counts(admin)
+        changes = []
+        for topic in topics:
+            if topic.name not in existing:
+                response = await admin.create_topics([NewTopic(topic.name, topic.partitions, replication,
+                                                               topic_configs=topic.configs())])
+                _raise_on_error(response, topic.name)
+                changes.append(TopicChange(topic.name, "created"))
+                continue
+            updated = await _align(admin, topic, existing[topic.name])
+            changes.append(TopicChange(topic.name, "updated" if updated else "unchanged"))
+        return changes
+    finally:
+        await admin.close()
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient) -> dict[str, int]:
+    described = await admin.describe_topics(await admin.list_topics())
+    return {t["topic"]: len(t["partitions"]) for t in described}
+
+
+async def _align(admin: AIOKafkaAdminClient, topic: Topic, partitions: int) -> bool:
+    updated = False
+    if partitions < topic.partitions:
+        await admin.create_partitions({topic.name: NewPartitions(topic.partitions)})
+        updated = True
+    resource = ConfigResource(ConfigResourceType.TOPIC, topic.name)
+    current = await admin.describe_configs([resource])
+    have = {entry[0]: entry[1] for entry in current[0].resources[0][4]}
+    wanted = topic.configs()
+    if any(have.get(k) != v for k, v in wanted.items()):
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic.name, wanted)])
+        updated = True
+    return updated
+
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+def _raise_on_error(response: object, name: str) -> None:
+    for entry in getattr(response, "topic_errors", []):
+        code, message = entry[1], entry[2] if len(entry) > 2 else ""
+        if code not in (0, TOPIC_ALREADY_EXISTS):
+            raise RuntimeError(f"creating topic {name} failed: error {code} {message or ''}".strip())

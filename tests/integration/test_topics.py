@@ -1,0 +1,24 @@
+"""Topics are created from the catalogue, idempotently, on the real broker."""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from shared.contracts.catalogue import ALL_TOPICS
+from shared.runtime.topics import apply_topics
+
+
+async def test_apply_creates_every_catalogue_topic_with_its_partitions(bootstrap: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics()}
+    finally:
+        await admin.close()
+    for topic in ALL_TOPICS:
+        assert described.get(topic.name) == topic.partitions, topic.name
+
+
+async def test_apply_twice_changes_nothing(bootstrap: str) -> None:
+    changes = await apply_topics(bootstrap)
+    assert {c.action for c in changes} == {"unchanged"}

@@ -1,0 +1,1 @@
+"""Test support: the session's real Kafka broker and service processes."""
