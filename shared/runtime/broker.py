@@ -6,8 +6,10 @@ only after the handler returned (the message's effect is durable), and a dead-le
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import structlog
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
@@ -39,6 +41,8 @@ def make_broker(settings: ServiceSettings, service: str, *, dead_letters: bool =
         max_request_size=settings.kafka.max_request_bytes,
         linger_ms=settings.kafka.linger_ms,
         middlewares=middlewares,
+        logger=structlog.get_logger("faststream", service=service),
+        log_level=logging.DEBUG,  # FastStream's per-message "Received/Processed" lines are debug noise
         description=f"Countermand {service} service",
     )
 

@@ -1,0 +1,230 @@
+"""`make run`: the mission end to end on a real Kafka broker, with a readable summary.
+
+Starts Kafka and every service, loads a synthetic registry, issues the mission's directive (models
+fable-5 and mythos-5, every foreign national of the US, employees included), waits for enforcement,
+prints who is affected, per-cluster acknowledgement latency, notices and access checks; then lifts
+the directive, shows access restored, prints the audit timeline and verification, and stops all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli.observe import TopicReader
+from cli.stack import Stack, free_port
+from services.registry import population as registry_population
+from services.registry.loader import load as load_registry
+from shared.contracts.catalogue import ENFORCEMENT, IMPACT, NOTIFICATIONS
+from shared.contracts.enforcement import DirectiveEnforced
+from shared.contracts.impact import ImpactAssessed
+from shared.contracts.notifications import NotificationDelivered
+from shared.runtime.topics import apply_topics
+
+ROOT = Path(__file__).resolve().parents[1]
+MISSION = ROOT / "deploy" / "directives" / "mission.yaml"
+KAFKALOCAL = ROOT / "deploy" / "kafka" / "kafkalocal.py"
+console = Console()
+
+
+def _kafka(action: str, data: Path, *ports: int) -> None:
+    args = [sys.executable, str(KAFKALOCAL), action, "--data", str(data)]
+    if ports:
+        args += ["--port", str(ports[0]), "--controller-port", str(ports[1])]
+    subprocess.run(args, check=True, stdin=subprocess.DEVNULL)
+
+
+def _step(text: str) -> None:
+    console.rule(f"[bold cyan]{text}")
+
+
+async def _load_users(bootstrap: str, users: int, seed: int) -> registry_population.Population:
+    population = registry_population.generate(users, seed)
+    with Progress(TextColumn("loading registry"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
+                  TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("load", total=users)
+        started = time.monotonic()
+        await load_registry(bootstrap, population, progress=lambda n: progress.update(task, completed=n))
+    console.print(f"{users:,} users produced to identity.users.v1 in {time.monotonic() - started:.1f}s")
+    return population
+
+
+def _issue(stack: Stack, body: dict) -> dict:
+    reply = httpx.post(f"{stack.intake.url}/directives", json=body, timeout=30)
+    reply.raise_for_status()
+    return reply.json()
+
+
+def _lift(stack: Stack, directive_id: str) -> dict:
+    reply = httpx.post(f"{stack.intake.url}/directives/{directive_id}/lift",
+                       json={"reason": "Order revoked"}, timeout=30)
+    reply.raise_for_status()
+    return reply.json()
+
+
+def _summary(assessed: ImpactAssessed, enforced: DirectiveEnforced) -> None:
+    table = Table("model", "users denied", title=f"{assessed.directive_id} rev {assessed.revision}: affected")
+    for model, count in sorted(assessed.affected_by_model.items()):
+        table.add_row(model, f"{count:,}")
+    table.add_row("[bold]distinct users", f"[bold]{assessed.affected_users:,}")
+    table.add_row("only because nationality/residence unknown", f"{assessed.unknown_only:,}")
+    console.print(table)
+    countries = Table("residence", "users", title="affected by country of residence (top 12)")
+    for country, count in sorted(assessed.by_country.items(), key=lambda kv: -kv[1])[:12]:
+        countries.add_row(country, f"{count:,}")
+    kinds = Table("account type", "users", title="affected by account type")
+    for kind, count in sorted(assessed.by_account_type.items()):
+        kinds.add_row(kind, f"{count:,}")
+    console.print(countries, kinds)
+    acks = Table("cluster", "state", "ack latency", "digest", title="enforcement acknowledgements")
+    for cluster, progress in sorted(enforced.clusters.items()):
+        acks.add_row(cluster, progress.state, f"{enforced.ack_latency_s.get(cluster, 0) * 1000:.0f} ms",
+                     (progress.digest or "")[:16] + "…")
+    console.print(acks)
+    console.print(f"impact digest {assessed.digest[:16]}… computed at registry offsets {dict(assessed.registry_offsets)}")
+
+
+def _sample_users(population: registry_population.Population) -> list[tuple[str, int]]:
+    picks = registry_population.sample_people(population)
+    return [(label, user_id) for label, user_id in picks.items()]
+
+
+def _access_table(stack: Stack, samples: list[tuple[str, int]], title: str) -> list[str]:
+    table = Table("user", "who", *[f"{c.cluster_id}" for c in stack.clusters], title=title)
+    decisions = []
+    for label, user_id in samples:
+        cells = []
+        for cluster in stack.clusters:
+            parts = []
+            for model in ("fable-5", "mythos-5", "lyric-4"):
+                if model not in cluster.models:
+                    continue
+                reply = httpx.get(f"{stack.agent(cluster.cluster_id).url}/v1/access",
+                                  params={"user": user_id, "model": model}, timeout=5).json()
+                decisions.append(reply["decision"])
+                colour = "red" if reply["decision"] == "deny" else "green"
+                parts.append(f"{model} [{colour}]{reply['decision']}[/{colour}]")
+            cells.append("\n".join(parts))
+        table.add_row(str(user_id), label, *cells)
+    console.print(table)
+    return decisions
+
+
+async def _notices(bootstrap: str, directive_id: str, revision: int, action: str, expected: int) -> int:
+    async with TopicReader(bootstrap, NOTIFICATIONS) as reader:
+        def delivered(messages: list) -> int:
+            return sum(1 for m in messages if isinstance(m, NotificationDelivered)
+                       and m.directive_id == directive_id and m.revision == revision and m.action == action)
+        await reader.drain(lambda ms: delivered(ms) >= expected, 180, f"{expected:,} {action} notices")
+        return delivered(reader.messages)
+
+
+async def _await_enforced(bootstrap: str, directive_id: str, revision: int, action: str,
+                          timeout: float) -> tuple[ImpactAssessed, DirectiveEnforced]:
+    async with TopicReader(bootstrap, IMPACT) as impact, TopicReader(bootstrap, ENFORCEMENT) as enforcement:
+        def match(m: object, kind: type) -> bool:
+            return (isinstance(m, kind) and m.directive_id == directive_id and m.revision == revision
+                    and m.action == action)
+        assessed = await impact.wait_for(lambda m: match(m, ImpactAssessed), timeout, "impact assessment")
+        enforced = await enforcement.wait_for(lambda m: match(m, DirectiveEnforced), timeout, "enforcement")
+        return assessed, enforced
+
+
+def _cli(*args: str, env_bootstrap: str) -> None:
+    subprocess.run([sys.executable, "-m", "cli.main", *args], check=False, stdin=subprocess.DEVNULL,
+                   env={**os.environ, "COUNTERMAND_KAFKA_BOOTSTRAP": env_bootstrap})
+
+
+async def mission(stack: Stack, users: int, seed: int) -> None:
+    bootstrap = stack.bootstrap
+    _step(f"1/6 loading a synthetic registry of {users:,} users")
+    population = await _load_users(bootstrap, users, seed)
+    samples = _sample_users(population)
+
+    _step("2/6 issuing the mission directive")
+    body = yaml.safe_load(MISSION.read_text())
+    started = time.monotonic()
+    issued = _issue(stack, body)
+    directive_id, revision = issued["directive_id"], issued["revision"]
+    console.print(f"issued {directive_id} revision {revision}: {body['title']}")
+    assessed, enforced = await _await_enforced(bootstrap, directive_id, revision, "restrict", 180)
+    console.print(f"[bold green]enforced on every cluster {time.monotonic() - started:.2f}s after issue")
+    _summary(assessed, enforced)
+
+    _step("3/6 access checks through the agents")
+    _access_table(stack, samples, "while the directive is in force")
+    sent = await _notices(bootstrap, directive_id, revision, "restricted", assessed.affected_users)
+    console.print(f"notices sent: {sent:,} 'restricted' (outbox {stack.outbox})")
+
+    _step("4/6 lifting the directive")
+    started = time.monotonic()
+    _lift(stack, directive_id)
+    restored, lifted = await _await_enforced(bootstrap, directive_id, revision, "lift", 180)
+    console.print(f"[bold green]lift enforced {time.monotonic() - started:.2f}s after the request; "
+                  f"{restored.affected_users:,} users get their access back")
+    _access_table(stack, samples, "after the lift")
+    sent = await _notices(bootstrap, directive_id, revision, "restored", restored.affected_users)
+    console.print(f"notices sent: {sent:,} 'restored'")
+
+    _step("5/6 audit timeline and verification")
+    await asyncio.sleep(2)  # let the audit consume the last events
+    _cli("audit", "report", directive_id, "--ledger", str(stack.ledger), env_bootstrap=bootstrap)
+    _cli("audit", "verify", "--ledger", str(stack.ledger), env_bootstrap=bootstrap)
+    _cli("status", directive_id, env_bootstrap=bootstrap)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kafka-dir", type=Path, default=Path(".run/demo-kafka"))
+    parser.add_argument("--run-dir", type=Path, default=Path(".run/demo"))
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    wall = time.monotonic()
+    kafka_dir, run_dir = args.kafka_dir.resolve(), args.run_dir.resolve()
+    shutil.rmtree(kafka_dir, ignore_errors=True)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    port, controller = free_port(), free_port()
+    stack = Stack(f"127.0.0.1:{port}", run_dir)
+    try:
+        _step("starting Kafka and every service")
+        started = time.monotonic()
+        _kafka("up", kafka_dir, port, controller)
+        console.print(f"Kafka ready in {time.monotonic() - started:.1f}s")
+        asyncio.run(apply_topics(stack.bootstrap))
+        started = time.monotonic()
+        stack.start()
+        console.print(f"{len(stack.processes)} service processes ready in {time.monotonic() - started:.1f}s "
+                      f"(logs in {run_dir / 'logs'})")
+        asyncio.run(mission(stack, args.users, args.seed))
+        _step("6/6 done")
+        console.print(f"[bold]mission complete in {time.monotonic() - wall:.1f}s")
+        return 0
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: stopping everything")
+        return 130
+    except Exception as exc:
+        console.print(f"[red]demo failed: {exc}[/red] (service logs in {run_dir / 'logs'})")
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
+        stack.stop()
+        _kafka("down", kafka_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

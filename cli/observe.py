@@ -1,0 +1,71 @@
+"""Read contract messages back from Kafka: what the demo and end-to-end tests watch."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.contracts.catalogue import Topic
+
+
+class TopicReader:
+    """Reads a topic from the beginning without a consumer group, parsing values with the contract."""
+
+    def __init__(self, bootstrap: str, topic: Topic) -> None:
+        self.topic = topic
+        self.messages: list[Any] = []
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                          auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024)
+
+    async def __aenter__(self) -> TopicReader:
+        await self._consumer.start()
+        partitions = self._consumer.partitions_for_topic(self.topic.name) or set()
+        if not partitions:
+            await self._consumer._client.force_metadata_update()  # noqa: SLF001 - first metadata fetch
+            partitions = self._consumer.partitions_for_topic(self.topic.name) or set()
+        self._consumer.assign([TopicPartition(self.topic.name, p) for p in sorted(partitions)])
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def poll(self) -> list[Any]:
+        """Fetch what is new; values that are null or not valid contract messages are skipped."""
+        fresh = []
+        batches = await self._consumer.getmany(timeout_ms=200, max_records=5000)
+        for records in batches.values():
+            for record in records:
+                if record.value is None:
+                    continue
+                try:
+                    fresh.append(self.topic.adapter.validate_json(record.value))
+                except ValueError:
+                    continue
+        self.messages.extend(fresh)
+        return fresh
+
+    async def wait_for(self, predicate: Callable[[Any], bool], timeout: float, what: str = "message") -> Any:
+        """The first message (already read or new) matching predicate, or TimeoutError naming it."""
+        deadline = time.monotonic() + timeout
+        for message in self.messages:
+            if predicate(message):
+                return message
+        while time.monotonic() < deadline:
+            for message in await self.poll():
+                if predicate(message):
+                    return message
+        raise TimeoutError(f"no {what} on {self.topic.name} within {timeout:.0f}s")
+
+    async def drain(self, until: Callable[[list[Any]], bool], timeout: float, what: str) -> list[Any]:
+        """Read until `until(all messages)` holds, or TimeoutError naming what was awaited."""
+        deadline = time.monotonic() + timeout
+        while not until(self.messages):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what} not seen on {self.topic.name} within {timeout:.0f}s")
+            await self.poll()
+            await asyncio.sleep(0)
+        return self.messages

@@ -1,0 +1,273 @@
+"""The mission end to end: six services as separate processes on a real Kafka broker.
+
+Checks against an oracle written here, independently of the services: the affected set equals a
+brute-force evaluation of the registry as recorded; every cluster acknowledges; agents deny exactly
+the affected pairs; one notice per recipient; a lift restores exactly (a second, overlapping
+directive keeps its own users denied); the audit chain verifies; every message every service put on
+every topic parses with the contract.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pyroaring import BitMap
+
+from cli.observe import TopicReader
+from cli.stack import Stack
+from services.registry import population as registry_population
+from services.registry.loader import load as load_registry
+from services.registry.oracle import affected_users
+from shared.contracts.bitmaps import decode_bitmap, set_digest
+from shared.contracts.catalogue import DATA_TOPICS, ENFORCEMENT, IMPACT, USERS
+from shared.contracts.directives import DirectiveScope
+from shared.contracts.enforcement import DirectiveEnforced
+from shared.contracts.impact import AffectedSetChunk, ImpactAssessed
+from shared.runtime.topics import apply_topics
+from tests.support.kafka import TestKafka, test_kafka_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+USERS_N = 4_000
+MISSION = yaml.safe_load((ROOT / "deploy" / "directives" / "mission.yaml").read_text())
+OVERLAP = {
+    "directive_id": "E2E-OVERLAP-CN",
+    "title": "Overlapping order: fable-5 for Chinese nationals",
+    "scope": {"models": ["fable-5"], "selector": {"kind": "nationality", "any_of": ["CN"]},
+              "enforcement_deadline_s": 120},
+}
+TIMEOUT = 180
+
+
+@dataclass
+class Run:
+    """What the mission run observed, shared by the assertions below."""
+
+    stack: Stack
+    registry: dict[int, dict | None] = field(default_factory=dict)
+    assessed: dict[tuple[str, str], ImpactAssessed] = field(default_factory=dict)
+    sets: dict[tuple[str, str], dict[str, BitMap]] = field(default_factory=dict)
+    enforced: dict[tuple[str, str], DirectiveEnforced] = field(default_factory=dict)
+    access_during: dict[str, set[int]] = field(default_factory=dict)
+    access_after: dict[str, set[int]] = field(default_factory=dict)
+
+
+async def _read_registry(bootstrap: str, offsets: dict[int, int]) -> dict[int, dict | None]:
+    """The registry exactly as of the recorded offsets: the last record per user before them."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    users: dict[int, dict | None] = {}
+    try:
+        parts = [TopicPartition(USERS.name, p) for p in offsets]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        remaining = {p: o for p, o in offsets.items() if o > 0}
+        while remaining:
+            for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
+                for record in records:
+                    if record.offset >= offsets[tp.partition]:
+                        continue
+                    users[int(record.key)] = None if record.value is None else json.loads(record.value)
+                    if record.offset + 1 >= offsets[tp.partition]:
+                        remaining.pop(tp.partition, None)
+    finally:
+        await consumer.stop()
+    return users
+
+
+async def _collect(bootstrap: str, directive_id: str, action: str) -> tuple[ImpactAssessed, dict[str, BitMap],
+                                                                           DirectiveEnforced]:
+    async with TopicReader(bootstrap, IMPACT) as impact, TopicReader(bootstrap, ENFORCEMENT) as enforcement:
+        assessed = await impact.wait_for(
+            lambda m: isinstance(m, ImpactAssessed) and m.directive_id == directive_id and m.action == action,
+            TIMEOUT, f"{action} assessment of {directive_id}")
+
+        def chunks(messages: list) -> list[AffectedSetChunk]:
+            return [m for m in messages if isinstance(m, AffectedSetChunk) and m.directive_id == directive_id
+                    and m.revision == assessed.revision and m.action == action]
+        await impact.drain(lambda ms: len({c.chunk for c in chunks(ms)}) == assessed.chunks, TIMEOUT, "chunks")
+        sets: dict[str, BitMap] = {}
+        for chunk in {c.chunk: c for c in chunks(impact.messages)}.values():
+            sets[chunk.model] = sets.get(chunk.model, BitMap()) | decode_bitmap(chunk.users)
+        enforced = await enforcement.wait_for(
+            lambda m: isinstance(m, DirectiveEnforced) and m.directive_id == directive_id and m.action == action
+            and m.revision == assessed.revision, TIMEOUT, f"{action} enforcement of {directive_id}")
+    return assessed, sets, enforced
+
+
+def _denied(stack: Stack, user_ids: list[int]) -> dict[str, set[int]]:
+    """(cluster, model) -> users the agent denies, asked through the batch access endpoint."""
+    denied: dict[str, set[int]] = {}
+    for cluster in stack.clusters:
+        for model in cluster.models:
+            checks = [{"user": u, "model": model} for u in user_ids]
+            reply = httpx.post(f"{stack.agent(cluster.cluster_id).url}/v1/access:batch",
+                               json={"checks": checks}, timeout=60)
+            reply.raise_for_status()
+            denied[f"{cluster.cluster_id}/{model}"] = {
+                r["user"] for r in reply.json()["results"] if r["decision"] == "deny"}
+    return denied
+
+
+def _issue(stack: Stack, body: dict) -> None:
+    httpx.post(f"{stack.intake.url}/directives", json=body, timeout=30).raise_for_status()
+
+
+def _lift(stack: Stack, directive_id: str) -> None:
+    httpx.post(f"{stack.intake.url}/directives/{directive_id}/lift", json={"reason": "test"},
+               timeout=30).raise_for_status()
+
+
+@pytest.fixture(scope="module")
+def e2e_kafka() -> TestKafka:
+    """A broker of its own, so the registry holds exactly this scenario's users."""
+    broker = TestKafka(test_kafka_dir().with_name("e2e-kafka"))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="module")
+async def run(e2e_kafka: TestKafka, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    bootstrap = e2e_kafka.bootstrap
+    await apply_topics(bootstrap)
+    stack = Stack(bootstrap, tmp_path_factory.mktemp("stack"))
+    await asyncio.to_thread(stack.start)
+    try:
+        result = Run(stack)
+        await load_registry(bootstrap, registry_population.generate(USERS_N, seed=11))
+        user_ids = list(range(1, USERS_N + 1))
+        for body in (MISSION, OVERLAP):
+            await asyncio.to_thread(_issue, stack, body)
+        for body in (MISSION, OVERLAP):
+            key = (body["directive_id"], "restrict")
+            result.assessed[key], result.sets[key], result.enforced[key] = await _collect(bootstrap, *key)
+        result.registry = await _read_registry(bootstrap, result.assessed[(MISSION["directive_id"], "restrict")]
+                                               .registry_offsets)
+        result.access_during = await asyncio.to_thread(_denied, stack, user_ids)
+        await asyncio.to_thread(_lift, stack, MISSION["directive_id"])
+        key = (MISSION["directive_id"], "lift")
+        result.assessed[key], result.sets[key], result.enforced[key] = await _collect(bootstrap, *key)
+        result.access_after = await asyncio.to_thread(_denied, stack, user_ids)
+        yield result
+    finally:
+        await asyncio.to_thread(stack.stop)
+
+
+def _oracle(run: Run, body: dict) -> set[int]:
+    scope = DirectiveScope.model_validate(body["scope"])
+    live = [record for record in run.registry.values() if record is not None]
+    return affected_users(scope.selector, live, scope.unknown_attribute)
+
+
+def test_affected_set_equals_the_brute_force_oracle(run: Run) -> None:
+    for body in (MISSION, OVERLAP):
+        key = (body["directive_id"], "restrict")
+        expected = _oracle(run, body)
+        assert expected, "the scenario must affect someone"
+        assessed, sets = run.assessed[key], run.sets[key]
+        assert set(sets) == set(body["scope"]["models"])
+        for model, users in sets.items():
+            assert set(users) == expected, model
+            assert assessed.model_digests[model] == set_digest(BitMap(expected))
+        assert assessed.affected_users == len(expected)
+
+
+def test_every_cluster_acknowledged_with_the_expected_digest(run: Run) -> None:
+    enforced = run.enforced[(MISSION["directive_id"], "restrict")]
+    assert set(enforced.clusters) == {c.cluster_id for c in run.stack.clusters}
+    assert {p.state for p in enforced.clusters.values()} == {"applied"}
+
+
+def test_agents_deny_exactly_the_affected_pairs(run: Run) -> None:
+    mission, overlap = _oracle(run, MISSION), _oracle(run, OVERLAP)
+    for cluster_model, denied in run.access_during.items():
+        model = cluster_model.split("/")[1]
+        expected = set()
+        if model in MISSION["scope"]["models"]:
+            expected |= mission
+        if model in OVERLAP["scope"]["models"]:
+            expected |= overlap
+        assert denied == expected, cluster_model
+
+
+def test_lift_restores_exactly_and_keeps_the_overlapping_directive(run: Run) -> None:
+    mission, overlap = _oracle(run, MISSION), _oracle(run, OVERLAP)
+    for cluster_model, denied in run.access_after.items():
+        model = cluster_model.split("/")[1]
+        assert denied == (overlap if model == "fable-5" else set()), cluster_model
+    restored = run.sets[(MISSION["directive_id"], "lift")]
+    assert set(restored["fable-5"]) == mission - overlap
+    assert set(restored["mythos-5"]) == mission
+
+
+def test_one_notice_per_recipient_and_action(run: Run) -> None:
+    mission, overlap = _oracle(run, MISSION), _oracle(run, OVERLAP)
+    expected = {("restricted", u) for u in mission} | {("restored", u) for u in mission}
+
+    def seen() -> list[tuple[str, int]]:
+        if not run.stack.outbox.exists():
+            return []
+        lines = [json.loads(line) for line in run.stack.outbox.read_text().splitlines()]
+        return [(n["action"], n["recipient"]) for n in lines if n["directive_id"] == MISSION["directive_id"]]
+
+    for _ in range(600):
+        if len(seen()) >= len(expected):
+            break
+        time.sleep(0.2)
+    notices = seen()
+    assert len(notices) == len(set(notices)), "a recipient was notified twice"
+    assert set(notices) == expected
+    assert overlap  # users of the overlapping directive got their mythos-5 back, and a notice saying so
+
+
+def test_audit_chain_verifies_and_reports_the_timeline(run: Run) -> None:
+    ledger = str(run.stack.ledger)
+    verify = subprocess.run([sys.executable, "-m", "cli.main", "audit", "verify", "--ledger", ledger],
+                            capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    report = subprocess.run([sys.executable, "-m", "cli.main", "audit", "report", MISSION["directive_id"],
+                             "--ledger", ledger], capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stdout + report.stderr
+    for event in ("DirectiveIssued", "ImpactAssessed", "DirectiveEnforced", "DirectiveLifted"):
+        assert event in report.stdout
+
+
+async def test_every_message_on_every_topic_parses_with_its_contract(run: Run) -> None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=run.stack.bootstrap, enable_auto_commit=False,
+                                max_partition_fetch_bytes=4 * 1024 * 1024)
+    await consumer.start()
+    counts: dict[str, int] = {}
+    try:
+        for topic in DATA_TOPICS:
+            parts = [TopicPartition(topic.name, p) for p in consumer.partitions_for_topic(topic.name) or ()]
+            if not parts:
+                await consumer._client.force_metadata_update()  # noqa: SLF001
+                parts = [TopicPartition(topic.name, p) for p in consumer.partitions_for_topic(topic.name)]
+            consumer.assign(parts)
+            await consumer.seek_to_beginning(*parts)
+            ends = await consumer.end_offsets(parts)
+            seen = 0
+            while any((await consumer.position(tp)) < ends[tp] for tp in parts):
+                for records in (await consumer.getmany(timeout_ms=1000)).values():
+                    for record in records:
+                        if record.value is not None:
+                            topic.adapter.validate_json(record.value)  # raises on any contract break
+                            seen += 1
+            counts[topic.name] = seen
+    finally:
+        await consumer.stop()
+    produced = {name for name, n in counts.items() if n}
+    assert {IMPACT.name, ENFORCEMENT.name, USERS.name, "compliance.directives.v1", "serving.commands.v1",
+            "serving.acks.v1", "notifications.v1"} <= produced, counts
