@@ -1,0 +1,1 @@
+"""Intake: turns directives submitted over HTTP or the CLI into directive events."""

@@ -1,0 +1,69 @@
+"""Composition root of intake: broker, directive view, desk and HTTP API, built from settings."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+
+from services.intake.api import create_api
+from services.intake.desk import SERVICE, DirectiveDesk, DirectiveEvent
+from services.intake.settings import IntakeSettings
+from services.intake.view import read_end_offsets, register_view
+from shared.contracts.catalogue import DIRECTIVES
+from shared.runtime.broker import declare_publisher, emit, make_broker
+
+
+@dataclass
+class IntakeService:
+    """Intake, wired: start() connects and starts reading the directive topic; stop() disconnects."""
+
+    settings: IntakeSettings
+    broker: KafkaBroker
+    http: FastAPI
+    desk: DirectiveDesk
+
+    async def start(self) -> None:
+        # End offsets first: the view is ready once it has read at least this far.
+        self.desk.expect(await read_end_offsets(self.settings.kafka.bootstrap,
+                                                f"countermand-{SERVICE}-{self.settings.instance}-offsets"))
+        await self.broker.start()
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+
+    async def wait_ready(self, poll_s: float = 0.1) -> None:
+        """Return once the directive view has caught up."""
+        while not self.desk.ready:
+            await asyncio.sleep(poll_s)
+
+    def http_server(self) -> uvicorn.Server:
+        """A uvicorn server for the HTTP API on the configured address (run it with `await serve()`)."""
+        config = uvicorn.Config(self.http, host=self.settings.http_host, port=self.settings.http_port,
+                                log_config=None, access_log=False, lifespan="off")
+        return uvicorn.Server(config)
+
+
+def build(settings: IntakeSettings | None = None) -> IntakeService:
+    """Build intake from settings; nothing connects until start()."""
+    settings = settings or IntakeSettings()
+    # Intake consumes only its own view of the directive topic (see view.py): no dead-letter topic.
+    broker = make_broker(settings, SERVICE, dead_letters=False)
+    publisher = declare_publisher(broker, DIRECTIVES, "Directives issued, amended and lifted.")
+
+    async def publish(event: DirectiveEvent) -> None:
+        await emit(publisher, DIRECTIVES, event)
+
+    desk = DirectiveDesk(publish)
+    register_view(broker, desk)
+    return IntakeService(settings, broker, create_api(desk), desk)
+
+
+def specification(settings: IntakeSettings | None = None) -> AsyncAPI:
+    """The AsyncAPI document of intake."""
+    return AsyncAPI(build(settings).broker, title="Countermand intake", version="1",
+                    description="Turns directives submitted over HTTP or the CLI into directive events.")

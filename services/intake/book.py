@@ -1,0 +1,118 @@
+"""The directive book: what intake knows of every directive, and the rules for issuing and lifting.
+
+Pure: no Kafka, no clock, no I/O. Fed by directive events (read from the topic or just published).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from shared.contracts.directives import DirectiveIssued, DirectiveLifted
+
+State = Literal["issued", "lifted"]
+
+
+class UnknownDirective(LookupError):
+    """No directive with this id was ever issued."""
+
+    def __init__(self, directive_id: str) -> None:
+        super().__init__(f"directive {directive_id!r} is not known")
+        self.directive_id = directive_id
+
+
+class DirectiveAlreadyLifted(Exception):
+    """The directive was lifted; a lifted directive is not reissued or lifted again under its id."""
+
+    def __init__(self, directive_id: str, revision: int) -> None:
+        super().__init__(f"directive {directive_id!r} was lifted at revision {revision}; "
+                         "issue a new directive id instead")
+        self.directive_id = directive_id
+        self.revision = revision
+
+
+@dataclass(frozen=True)
+class DirectiveEntry:
+    """The latest known revision of one directive."""
+
+    directive_id: str
+    revision: int
+    state: State
+    title: str
+    authority: str
+    issued: DirectiveIssued | None  # the latest issue event seen (None if only a lift was seen)
+    lift_reason: str = ""
+
+
+class DirectiveBook:
+    """Latest revision and state of each directive, built from directive events in any order."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, DirectiveEntry] = {}
+
+    def apply(self, event: DirectiveIssued | DirectiveLifted) -> None:
+        """Record an event; replays and late older revisions change nothing."""
+        if isinstance(event, DirectiveIssued):
+            self._apply_issued(event)
+        else:
+            self._apply_lifted(event)
+
+    def _apply_issued(self, event: DirectiveIssued) -> None:
+        current = self._entries.get(event.directive_id)
+        if current is not None and (current.state == "lifted" or current.revision >= event.revision):
+            return
+        self._entries[event.directive_id] = DirectiveEntry(
+            event.directive_id, event.revision, "issued", event.title, event.authority, event)
+
+    def _apply_lifted(self, event: DirectiveLifted) -> None:
+        current = self._entries.get(event.directive_id)
+        if current is None:
+            self._entries[event.directive_id] = DirectiveEntry(
+                event.directive_id, event.revision, "lifted", "", "", None, event.reason)
+            return
+        revision = max(current.revision, event.revision)
+        self._entries[event.directive_id] = DirectiveEntry(
+            current.directive_id, revision, "lifted", current.title, current.authority, current.issued,
+            event.reason)
+
+    def next_revision(self, directive_id: str) -> int:
+        """Revision a new issue of this id gets: 1 when new, latest + 1 for an amendment."""
+        current = self._entries.get(directive_id)
+        if current is None:
+            return 1
+        if current.state == "lifted":
+            raise DirectiveAlreadyLifted(directive_id, current.revision)
+        return current.revision + 1
+
+    def revision_to_lift(self, directive_id: str) -> int:
+        """Revision a lift of this id names: the latest issued one."""
+        current = self.get(directive_id)
+        if current.state == "lifted":
+            raise DirectiveAlreadyLifted(directive_id, current.revision)
+        return current.revision
+
+    def get(self, directive_id: str) -> DirectiveEntry:
+        """The entry of one directive."""
+        if directive_id not in self._entries:
+            raise UnknownDirective(directive_id)
+        return self._entries[directive_id]
+
+    def entries(self) -> list[DirectiveEntry]:
+        """Every directive, by id."""
+        return [self._entries[k] for k in sorted(self._entries)]
+
+
+class CatchUp:
+    """Whether a reader has reached the end offsets a topic had when it started."""
+
+    def __init__(self, end_offsets: dict[int, int]) -> None:
+        self._remaining = {p: end for p, end in end_offsets.items() if end > 0}
+        self._next: dict[int, int] = {}
+
+    def saw(self, partition: int, offset: int) -> None:
+        """A record at this offset was read."""
+        self._next[partition] = max(self._next.get(partition, 0), offset + 1)
+
+    @property
+    def caught_up(self) -> bool:
+        return all(self._next.get(p, 0) >= end for p, end in self._remaining.items())

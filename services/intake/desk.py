@@ -1,0 +1,82 @@
+"""The intake desk: issues and lifts directives against the book, one decision at a time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from services.intake.book import CatchUp, DirectiveBook
+from services.intake.request import DirectiveRequest
+from shared.contracts.directives import DirectiveIssued, DirectiveLifted
+
+SERVICE = "intake"
+DirectiveEvent = DirectiveIssued | DirectiveLifted
+Publish = Callable[[DirectiveEvent], Awaitable[None]]
+
+
+class NotReady(Exception):
+    """The directive view has not caught up yet, so revisions cannot be assigned safely."""
+
+
+class PublishFailed(Exception):
+    """The broker did not acknowledge the directive event; the book is unchanged."""
+
+
+class DirectiveDesk:
+    """Assigns revisions from the book, publishes, and records what it published."""
+
+    def __init__(self, publish: Publish) -> None:
+        self.book = DirectiveBook()
+        self._publish = publish
+        self._catch_up: CatchUp | None = None
+        # Revision assignment and its publish form one step per process, so two requests for the same
+        # id cannot both take revision n + 1.
+        self._lock = asyncio.Lock()
+
+    def expect(self, end_offsets: dict[int, int]) -> None:
+        """The end offsets of the directive topic when this instance started."""
+        self._catch_up = CatchUp(end_offsets)
+
+    @property
+    def ready(self) -> bool:
+        return self._catch_up is not None and self._catch_up.caught_up
+
+    def record(self, event: DirectiveEvent | None, partition: int, offset: int) -> None:
+        """A record read from the directive topic (None when it was not a valid directive event)."""
+        if event is not None:
+            self.book.apply(event)
+        if self._catch_up is not None:
+            self._catch_up.saw(partition, offset)
+
+    async def issue(self, request: DirectiveRequest) -> DirectiveIssued:
+        """Issue a new directive or amend an issued one."""
+        async with self._lock:
+            self._check_ready()
+            revision = self.book.next_revision(request.directive_id)
+            event = DirectiveIssued(
+                producer=SERVICE, correlation_id=request.directive_id, directive_id=request.directive_id,
+                revision=revision, title=request.title, authority=request.authority, scope=request.scope)
+            await self._publish_or_fail(event)
+            self.book.apply(event)
+            return event
+
+    async def lift(self, directive_id: str, reason: str) -> DirectiveLifted:
+        """Lift an issued directive at its latest revision."""
+        async with self._lock:
+            self._check_ready()
+            revision = self.book.revision_to_lift(directive_id)
+            event = DirectiveLifted(producer=SERVICE, correlation_id=directive_id, directive_id=directive_id,
+                                    revision=revision, reason=reason)
+            await self._publish_or_fail(event)
+            self.book.apply(event)
+            return event
+
+    async def _publish_or_fail(self, event: DirectiveEvent) -> None:
+        try:
+            await self._publish(event)
+        except Exception as exc:  # timeout, broker down, authorisation: the caller may retry
+            raise PublishFailed(f"could not publish {event.type} for {event.directive_id!r}: {exc!r}") from exc
+
+    def _check_ready(self) -> None:
+        if not self.ready:
+            raise NotReady("intake is still reading the directives issued so far; retry shortly")

@@ -1,0 +1,87 @@
+"""Intake test support: run intake in-process on the session broker and read the directive topic back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from services.intake.app import IntakeService, build
+from services.intake.settings import IntakeSettings
+from shared.contracts.catalogue import DIRECTIVES
+from shared.runtime.settings import KafkaSettings
+from tests.support.kafka import free_port
+
+READY_TIMEOUT_S = 60
+
+
+def intake_settings(bootstrap: str, state_dir: Path, instance: str) -> IntakeSettings:
+    return IntakeSettings(kafka=KafkaSettings(bootstrap=bootstrap), state_dir=state_dir, instance=instance,
+                          http_port=free_port())
+
+
+@contextlib.asynccontextmanager
+async def running_intake(settings: IntakeSettings) -> AsyncIterator[IntakeService]:
+    """Intake started on the real broker and caught up with the directive topic; stopped afterwards."""
+    service = build(settings)
+    await service.start()
+    try:
+        await asyncio.wait_for(service.wait_ready(), READY_TIMEOUT_S)
+        yield service
+    finally:
+        await service.stop()
+
+
+@contextlib.asynccontextmanager
+async def serving_http(service: IntakeService) -> AsyncIterator[str]:
+    """The service's HTTP API served by uvicorn on its port; yields the base URL."""
+    server = service.http_server()
+    server.capture_signals = contextlib.nullcontext
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.05)
+        yield f"http://{service.settings.http_host}:{service.settings.http_port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def asgi_client(service: IntakeService) -> httpx.AsyncClient:
+    """An HTTP client calling the service's FastAPI app directly."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=service.http), base_url="http://intake")
+
+
+async def directive_records(bootstrap: str, directive_id: str) -> list[tuple[bytes | None, bytes | None]]:
+    """(key, value) of every record on the directive topic keyed by this id, read to the current end."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(DIRECTIVES.name, p) for p in range(DIRECTIVES.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found = []
+        while not await _reached(consumer, ends):
+            batch = await consumer.getmany(timeout_ms=1000)
+            found += [(r.key, r.value) for records in batch.values() for r in records
+                      if r.key == directive_id.encode()]
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def directive_events(bootstrap: str, directive_id: str) -> list[Any]:
+    """The directive events published for this id, parsed with the topic's contract type."""
+    return [DIRECTIVES.adapter.validate_json(value) for _, value in await directive_records(bootstrap, directive_id)]
+
+
+async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    return all([await consumer.position(tp) >= end for tp, end in ends.items()])
