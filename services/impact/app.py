@@ -1,0 +1,226 @@
+"""Composition root of the impact service: the registry view, the directive consumer and their publishers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import structlog
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition as ClientPartition
+from faststream import AckPolicy
+from faststream.kafka import TopicPartition
+from faststream.kafka.annotations import KafkaMessage
+from faststream.specification import AsyncAPI
+
+from services.impact.affected import assess, breakdown
+from services.impact.directives import Delta, Directives
+from services.impact.messages import Cause, assessment, delta_message
+from services.impact.recovery import ImpactReplay
+from services.impact.registry import RegistryView
+from services.impact.settings import ImpactSettings
+from shared.contracts.bitmaps import bitmap_ids, union
+from shared.contracts.catalogue import DIRECTIVES, IMPACT, USERS, dead_letter_topic
+from shared.contracts.directives import DirectiveEvent, DirectiveIssued, DirectiveLifted
+from shared.contracts.envelope import utc_now
+from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
+from shared.runtime.deadletters import dead_letter_of
+from shared.runtime.logging import bind_message_ids
+
+SERVICE = "impact"
+GROUP = "countermand-impact"
+DEAD_LETTERS = dead_letter_topic(SERVICE)
+log = structlog.get_logger(service=SERVICE)
+
+
+class ImpactService:
+    """The impact service: owns the user view, the active directives and the order of what it publishes."""
+
+    def __init__(self, settings: ImpactSettings) -> None:
+        self.settings = settings
+        self.view = RegistryView()
+        self.directives = Directives()
+        self.loaded = False  # deltas start once the view has caught up after start (see reconcile)
+        self._lock = asyncio.Lock()  # one writer at a time: view updates, assessments, deltas
+        self._unsent: list[Delta] = []
+        self._probe: AIOKafkaConsumer | None = None
+        self.broker = make_broker(settings, SERVICE)
+        self._impact = declare_publisher(self.broker, IMPACT, "Assessments, affected-set chunks and deltas.")
+        self._dead = declare_publisher(self.broker, DEAD_LETTERS, "Registry records impact refused.")
+        self._subscribe()
+
+    def _subscribe(self) -> None:
+        # Every impact instance needs the WHOLE registry to evaluate a selector, so the view is not a
+        # consumer group (a group would split the partitions between instances): each instance assigns
+        # itself every partition and reads from the beginning at each start; nothing is committed.
+        self.broker.subscriber(
+            partitions=[TopicPartition(USERS.name, p) for p in range(USERS.partitions)],
+            batch=True, max_records=self.settings.registry_batch, auto_offset_reset="earliest",
+            ack_policy=AckPolicy.MANUAL, max_partition_fetch_bytes=4 * 1024 * 1024,
+            title=f"{USERS.name}:view", description="The user registry, materialised as columns.",
+        )(self.on_users)
+        # A plain consumer group: committed offsets mean "assessed and published". What a restarted
+        # instance needs of older directives it rebuilds from compliance.impact.v1 (see recovery.py).
+        self.broker.subscriber(DIRECTIVES.name, **consumer_options(GROUP), title=f"{DIRECTIVES.name}:assess",
+                               description="Directives to assess and lift.")(self.on_directive)
+
+    async def start(self) -> None:
+        """Rebuild directive state from the impact topic, load the view, then reconcile what changed meanwhile."""
+        await self._recover()
+        self._probe = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka.bootstrap,
+                                       client_id=f"countermand-impact-probe-{self.settings.instance}")
+        await self._probe.start()
+        await self.broker.start()
+        await self._reconcile()
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+        if self._probe is not None:
+            await self._probe.stop()
+
+    async def on_users(self, msg: KafkaMessage) -> None:
+        """A batch of registry records: apply the good ones, dead-letter the bad ones, publish deltas."""
+        records = msg.raw_message
+        try:
+            async with self._lock:
+                applied = self.view.apply(records)
+                if self.loaded:
+                    self._unsent.extend(self.directives.deltas(self.view.population, applied.changed))
+                await self._flush_deltas()
+                for record, error in applied.rejected:
+                    letter = dead_letter_of(record, SERVICE, error)
+                    log.warning("registry record dead-lettered", offset=record.offset, reason=letter.reason)
+                    await emit(self._dead, DEAD_LETTERS, letter)
+        except Exception:
+            _rewind(msg.consumer, records)  # nothing is committed here: refetch the batch instead of losing it
+            raise
+
+    async def on_directive(self, event: DirectiveEvent, msg: KafkaMessage) -> None:
+        """A directive was issued, amended or lifted."""
+        bind_message_ids(event.directive_id, event.event_id)
+        if isinstance(event, DirectiveIssued):
+            await self._issued(event)
+        else:
+            await self._lifted(event)
+
+    async def _issued(self, event: DirectiveIssued) -> None:
+        if self.directives.is_assessed(event.directive_id, event.revision):
+            log.info("revision already assessed, ignored", revision=event.revision)
+            return
+        await self._catch_up()
+        async with self._lock:
+            if self.directives.is_assessed(event.directive_id, event.revision):
+                return
+            affected = assess(self.view.population, event.scope)
+            cause = Cause(event.directive_id, event.revision, event.event_id, utc_now())
+            await self._publish(assessment(cause, "restrict", event.scope, affected, self._offsets()))
+            self.directives.activate(event.directive_id, event.revision, event.scope, affected.by_model)
+            log.info("directive assessed", revision=event.revision, users=affected.users, digest=affected.digest)
+
+    async def _lifted(self, event: DirectiveLifted) -> None:
+        async with self._lock:
+            active = self.directives.active.get(event.directive_id)
+            if active is None or event.revision < active.revision:
+                log.warning("lift of a directive not active (or of an older revision), ignored",
+                            revision=event.revision)
+                return
+            restored = breakdown(self.view.population, self.directives.restored(event.directive_id))
+            cause = Cause(event.directive_id, active.revision, event.event_id, utc_now())
+            await self._publish(assessment(cause, "lift", active.scope, restored, self._offsets()))
+            self.directives.lift(event.directive_id)
+            log.info("directive lifted", restored=restored.users, digest=restored.digest)
+
+    def _offsets(self) -> dict[int, int]:
+        """The next registry offset the view reflects, for every partition (0: nothing read)."""
+        return {p: self.view.offsets.get(p, 0) for p in range(USERS.partitions)}
+
+    async def _publish(self, messages: list[Any]) -> None:
+        for message in messages:
+            await emit(self._impact, IMPACT, message)
+
+    async def _flush_deltas(self) -> None:
+        # Deltas are queued before the first publish so a failed publish is retried, never recomputed away.
+        now = utc_now()
+        while self._unsent:
+            await emit(self._impact, IMPACT, delta_message(self._unsent[0], None, now))
+            self._unsent.pop(0)
+
+    async def _catch_up(self) -> None:
+        """Wait (bounded) until the view reflects the registry's end offsets as of now."""
+        partitions = [ClientPartition(USERS.name, p) for p in range(USERS.partitions)]
+        ends = {tp.partition: end for tp, end in (await self._probe.end_offsets(partitions)).items()}
+        deadline = asyncio.get_running_loop().time() + self.settings.catch_up_timeout_s
+        while not self.view.reached(ends):
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("user view behind the registry after the catch-up timeout", ends=ends,
+                            offsets=self.view.offsets)
+                return
+            await asyncio.sleep(0.05)
+
+    async def _reconcile(self) -> None:
+        """After a restart: re-evaluate every user against the recovered directives and publish the differences."""
+        await self._catch_up()
+        async with self._lock:
+            held = [d.sets[m] for d in self.directives.active.values() for m in d.sets]
+            ids = np.union1d(np.arange(self.view.population.size), _ids_of(held))
+            self._unsent.extend(self.directives.deltas(self.view.population, ids))
+            self.loaded = True
+            await self._flush_deltas()
+        log.info("user view loaded", users=self.view.population.users, offsets=self.view.offsets,
+                 active=len(self.directives.active))
+
+    async def _recover(self) -> None:
+        replay = ImpactReplay()
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka.bootstrap, enable_auto_commit=False,
+                                    client_id=f"countermand-impact-recovery-{self.settings.instance}")
+        await consumer.start()
+        try:
+            partitions = [ClientPartition(IMPACT.name, p) for p in range(IMPACT.partitions)]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            while await _behind(consumer, ends):
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    for record in records:
+                        _fold(replay, record)
+        finally:
+            await consumer.stop()
+        self.directives = replay.directives
+        log.info("directives recovered from the impact topic", active=sorted(self.directives.active))
+
+
+async def _behind(consumer: AIOKafkaConsumer, ends: dict) -> bool:
+    positions = [await consumer.position(tp) for tp in ends]
+    return any(position < end for position, end in zip(positions, ends.values(), strict=True))
+
+
+def _fold(replay: ImpactReplay, record: Any) -> None:
+    try:
+        replay.fold(IMPACT.adapter.validate_json(record.value))
+    except ValueError as exc:
+        log.warning("unreadable impact record skipped in recovery", offset=record.offset, error=str(exc))
+
+
+def _ids_of(bitmaps: list) -> np.ndarray:
+    return bitmap_ids(union(bitmaps)).astype(np.int64)
+
+
+def _rewind(consumer: Any, records: tuple) -> None:
+    earliest: dict[tuple[str, int], int] = {}
+    for record in records:
+        key = (record.topic, record.partition)
+        earliest[key] = min(earliest.get(key, record.offset), record.offset)
+    for (topic, partition), offset in earliest.items():
+        consumer.seek(ClientPartition(topic, partition), offset)
+
+
+def build(settings: ImpactSettings | None = None) -> ImpactService:
+    """The impact service wired from settings; nothing connects until start()."""
+    return ImpactService(settings or ImpactSettings())
+
+
+def specification(settings: ImpactSettings | None = None) -> AsyncAPI:
+    """The AsyncAPI document of the impact service."""
+    return AsyncAPI(build(settings).broker, title="Countermand impact", version="1.0.0",
+                    description="Exact affected sets of directives, from a columnar view of the user registry.")

@@ -1,0 +1,283 @@
+"""The impact service on the real broker: assessments equal a per-user oracle, lifts, deltas, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pyroaring import BitMap
+
+from services.impact.app import ImpactService, build
+from services.impact.settings import ImpactSettings
+from shared.contracts.bitmaps import decode_bitmap, scope_digest, set_digest
+from shared.contracts.catalogue import DIRECTIVES, IMPACT, USERS, dead_letter_topic
+from shared.contracts.directives import DirectiveIssued, DirectiveLifted, DirectiveScope
+from shared.contracts.users import UserUpserted, user_key
+from shared.runtime.settings import KafkaSettings
+from tests.unit.impact.population_builder import SELECTOR, user
+from tests.unit.impact.test_oracle import truth
+
+pytestmark = pytest.mark.kafka
+TIMEOUT_S = 60
+FOREIGN_TO_US = {"kind": "foreign_national", "home_country": "US"}
+_bases = itertools.count(1)
+
+
+@pytest.fixture
+async def service(bootstrap: str, tmp_path: Path) -> ImpactService:
+    impact = build(ImpactSettings(kafka=KafkaSettings(bootstrap=bootstrap), state_dir=tmp_path))
+    await impact.start()
+    try:
+        yield impact
+    finally:
+        await impact.stop()
+
+
+@pytest.fixture
+async def producer(bootstrap: str) -> AIOKafkaProducer:
+    client = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.stop()
+
+
+def random_users(base: int, count: int, seed: int) -> list[UserUpserted]:
+    rng = random.Random(seed)
+    people = []
+    for i in range(count):
+        nationalities = rng.choice([None, [], ["US"], ["US", "IE"], ["DE"], ["CN", "RU"], ["IN"], ["FR", "US", "DE"]])
+        people.append(user(base + i, nationalities, rng.choice([None, "US", "DE", "CN"]),
+                           rng.choice(["consumer", "enterprise_member", "employee"]),
+                           rng.choice([None, "org-1"]), tuple(rng.sample(["fable-5", "mythos-5"], rng.randint(0, 2)))))
+    return people
+
+
+async def send_users(producer: AIOKafkaProducer, people: list[UserUpserted]) -> None:
+    for person in people:
+        await producer.send(USERS.name, person.model_dump_json().encode(), key=user_key(person.user_id))
+    await producer.flush()
+
+
+async def send_directive(producer: AIOKafkaProducer, event: DirectiveIssued | DirectiveLifted) -> None:
+    await producer.send_and_wait(DIRECTIVES.name, event.model_dump_json().encode(), key=event.directive_id.encode())
+
+
+def issued(directive: str, revision: int, selector: dict, models: list[str], unknown: str = "restrict") -> DirectiveIssued:
+    return DirectiveIssued(producer="test", directive_id=directive, revision=revision, title="Export control",
+                           scope=DirectiveScope(models=models, selector=selector, unknown_attribute=unknown))
+
+
+async def read_until(bootstrap: str, topic: str, partitions: int, done: Callable[[list], bool],
+                     decode: Callable = lambda record: json.loads(record.value)) -> list:
+    """Every record of a topic from the beginning (decoded), polled until done(records) or the timeout."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
+        await consumer.seek_to_beginning()
+        seen: list = []
+        deadline = asyncio.get_running_loop().time() + TIMEOUT_S
+        while not done(seen):
+            assert asyncio.get_running_loop().time() < deadline, f"timed out reading {topic}: {len(seen)} records"
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                seen.extend(decode(r) for r in records)
+        return seen
+    finally:
+        await consumer.stop()
+
+
+async def assessment_of(bootstrap: str, directive: str, action: str) -> tuple[dict, dict[str, BitMap]]:
+    """The ImpactAssessed of a directive and action, and its chunks folded into per-model sets."""
+    def mine(events: list) -> list:
+        return [e for e in events if e.get("directive_id") == directive and e.get("action") == action]
+
+    def complete(events: list) -> bool:
+        heads = [e for e in mine(events) if e["type"] == "ImpactAssessed"]
+        return bool(heads) and len({e["chunk"] for e in mine(events) if e["type"] == "AffectedSetChunk"}) == heads[0]["chunks"]
+
+    events = mine(await read_until(bootstrap, IMPACT.name, IMPACT.partitions, complete))
+    head = next(e for e in events if e["type"] == "ImpactAssessed")
+    sets = {m: BitMap() for m in head["affected_by_model"]}
+    for chunk in (e for e in events if e["type"] == "AffectedSetChunk"):
+        sets[chunk["model"]] |= decode_bitmap(chunk["users"])
+    return head, sets
+
+
+async def registry_at(bootstrap: str, offsets: dict[str, int]) -> dict[int, UserUpserted]:
+    """The oracle's registry: every valid record below the recorded offsets, last one per user, tombstones delete."""
+    ends = {int(p): o for p, o in offsets.items()}
+    records = await read_until(bootstrap, USERS.name, USERS.partitions,
+                               lambda seen: all(sum(1 for r in seen if r.partition == p) >= n for p, n in ends.items()),
+                               decode=lambda r: r)
+    people: dict[int, UserUpserted] = {}
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        if record.offset >= ends.get(record.partition, 0):
+            continue
+        if record.value is None:
+            people.pop(int(record.key), None)
+            continue
+        try:
+            person = UserUpserted.model_validate_json(record.value)
+        except ValueError:
+            continue
+        if str(person.user_id).encode() == record.key:
+            people[person.user_id] = person
+    return people
+
+
+def oracle(people: dict[int, UserUpserted], selector: dict, unknown: str = "restrict") -> BitMap:
+    parsed = SELECTOR.validate_python(selector)
+    return BitMap(i for i, u in people.items()
+                  if truth(parsed, u) is True or (truth(parsed, u) is None and unknown == "restrict"))
+
+
+async def test_assessment_equals_the_oracle_and_lift_restores_only_what_no_other_directive_covers(
+        service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str) -> None:
+    base = next(_bases) * 100_000
+    people = random_users(base, 2_000, seed=1)
+    await send_users(producer, people)
+    await send_users(producer, [])
+    for user_id in (base + 3, base + 4):
+        await producer.send(USERS.name, None, key=user_key(user_id))  # tombstones: deleted users
+    await producer.flush()
+    foreign, chinese = f"{unique}-foreign", f"{unique}-cn"
+    await send_directive(producer, issued(foreign, 1, FOREIGN_TO_US, ["fable-5", "mythos-5"]))
+
+    head, sets = await assessment_of(bootstrap, foreign, "restrict")
+    people_then = await registry_at(bootstrap, head["registry_offsets"])
+    expected = oracle(people_then, FOREIGN_TO_US)
+    assert base + 3 not in people_then and base + 5 in people_then  # the tombstones were inside the offsets
+    assert sets == {"fable-5": expected, "mythos-5": expected}
+    assert head["model_digests"] == {"fable-5": set_digest(expected), "mythos-5": set_digest(expected)}
+    assert head["digest"] == scope_digest(head["model_digests"])
+    assert head["affected_users"] == len(expected) and head["chunks"] == 2
+    assert sum(head["by_country"].values()) == len(expected)
+    assert head["correlation_id"] == foreign and head["event_id"] == f"impact:{foreign}:1:restrict:assessed"
+
+    await send_directive(producer, issued(chinese, 1, {"kind": "nationality", "any_of": ["CN"]}, ["fable-5"]))
+    _, chinese_sets = await assessment_of(bootstrap, chinese, "restrict")
+    await send_directive(producer, DirectiveLifted(producer="test", directive_id=foreign, revision=1))
+    lift, restored = await assessment_of(bootstrap, foreign, "lift")
+    assert restored == {"fable-5": expected - chinese_sets["fable-5"], "mythos-5": expected}
+    assert len(chinese_sets["fable-5"] & expected) > 0  # the overlap is real, so the subtraction is tested
+    assert lift["affected_by_model"] == {"fable-5": len(restored["fable-5"]), "mythos-5": len(expected)}
+    assert lift["model_digests"]["fable-5"] == set_digest(restored["fable-5"])
+    assert foreign not in service.directives.active and chinese in service.directives.active
+
+
+async def test_a_redelivered_or_older_revision_is_not_assessed_again(
+        service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str) -> None:
+    directive = f"{unique}-again"
+    await send_directive(producer, issued(directive, 2, {"kind": "everyone"}, ["fable-5"]))
+    await assessment_of(bootstrap, directive, "restrict")
+    await send_directive(producer, issued(directive, 2, {"kind": "everyone"}, ["fable-5"]))
+    await send_directive(producer, issued(directive, 1, {"kind": "everyone"}, ["fable-5"]))
+    marker = f"{unique}-marker"
+    await send_directive(producer, issued(marker, 1, {"kind": "everyone"}, ["fable-5"]))
+    await assessment_of(bootstrap, marker, "restrict")  # processed after the duplicates (same consumer, in order)
+    heads = [e for e in await read_until(bootstrap, IMPACT.name, IMPACT.partitions,
+                                         lambda seen: any(e.get("directive_id") == marker for e in seen))
+             if e.get("directive_id") == directive and e["type"] == "ImpactAssessed"]
+    assert [(h["revision"], h["action"]) for h in heads] == [(2, "restrict")]
+
+
+async def test_registry_changes_after_a_directive_are_published_as_deltas(
+        service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str) -> None:
+    base = next(_bases) * 100_000
+    organisation = f"org-{unique}"
+    selector = {"kind": "all_of", "of": [FOREIGN_TO_US, {"kind": "organisation", "any_of": [organisation]}]}
+    await send_users(producer, [user(base + 1, ["FR"], organisation=organisation),
+                                user(base + 2, ["US"], organisation=organisation)])
+    directive = f"{unique}-delta"
+    await send_directive(producer, issued(directive, 1, selector, ["fable-5"]))
+    _, sets = await assessment_of(bootstrap, directive, "restrict")
+    assert sets == {"fable-5": BitMap([base + 1])}
+
+    await send_users(producer, [user(base + 2, ["IE"], organisation=organisation),
+                                user(base + 3, None, organisation=organisation)])
+    await producer.send_and_wait(USERS.name, None, key=user_key(base + 1))
+
+    def deltas(events: list) -> list:
+        return [e for e in events if e.get("directive_id") == directive and e["type"] == "AffectedSetDelta"]
+
+    def settled(events: list) -> bool:
+        held = BitMap([base + 1])
+        for delta in deltas(events):
+            held = (held - decode_bitmap(delta["removed"])) | decode_bitmap(delta["added"])
+        return held == BitMap([base + 2, base + 3])
+
+    events = deltas(await read_until(bootstrap, IMPACT.name, IMPACT.partitions, settled))
+    assert [d["seq"] for d in events] == list(range(1, len(events) + 1))
+    assert events[-1]["model_digest"] == set_digest(BitMap([base + 2, base + 3]))
+    assert service.directives.active[directive].sets["fable-5"] == BitMap([base + 2, base + 3])
+
+
+async def test_poison_directive_and_invalid_user_record_are_dead_lettered_and_consumers_keep_going(
+        service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str) -> None:
+    base = next(_bases) * 100_000
+    organisation = f"org-{unique}"
+    poison = f"{unique}-poison".encode()
+    await producer.send_and_wait(DIRECTIVES.name, b'{"type": "DirectiveIssued", "revision": "x"}', key=poison)
+    bad_user = user(base + 1, ["FR"], organisation=organisation).model_dump_json().replace('"FR"', '"XX"')
+    await producer.send_and_wait(USERS.name, bad_user.encode(), key=user_key(base + 1))
+    await send_users(producer, [user(base + 2, ["FR"], organisation=organisation)])
+    directive = f"{unique}-after-poison"
+    await send_directive(producer, issued(directive, 1, {"kind": "organisation", "any_of": [organisation]}, ["fable-5"]))
+
+    _, sets = await assessment_of(bootstrap, directive, "restrict")
+    assert sets == {"fable-5": BitMap([base + 2])}  # the invalid record never entered the view
+
+    def letters(events: list) -> list:
+        return [e for e in events if e.get("key_b64") and __import__("base64").b64decode(e["key_b64"])
+                in (poison, user_key(base + 1))]
+
+    found = letters(await read_until(bootstrap, dead_letter_topic("impact").name, 1, lambda s: len(letters(s)) >= 2))
+    by_topic = {e["topic"]: e["reason"] for e in found}
+    assert set(by_topic) == {DIRECTIVES.name, USERS.name}
+    assert "invalid message" in by_topic[DIRECTIVES.name]
+    assert "not an ISO 3166-1 alpha-2 country code" in by_topic[USERS.name]
+
+
+async def test_a_restarted_service_recovers_active_directives_and_publishes_what_changed_while_down(
+        bootstrap: str, producer: AIOKafkaProducer, unique: str, tmp_path: Path) -> None:
+    base = next(_bases) * 100_000
+    organisation = f"org-{unique}"
+    selector = {"kind": "all_of", "of": [FOREIGN_TO_US, {"kind": "organisation", "any_of": [organisation]}]}
+    settings = ImpactSettings(kafka=KafkaSettings(bootstrap=bootstrap), state_dir=tmp_path)
+    directive = f"{unique}-restart"
+    first = build(settings)
+    await first.start()
+    try:
+        await send_users(producer, [user(base + 1, ["FR"], organisation=organisation)])
+        await send_directive(producer, issued(directive, 1, selector, ["fable-5"]))
+        await assessment_of(bootstrap, directive, "restrict")
+    finally:
+        await first.stop()
+
+    await send_users(producer, [user(base + 2, ["CN"], organisation=organisation)])  # while impact is down
+    second = build(settings)
+    await second.start()
+    try:
+        assert second.directives.active[directive].sets["fable-5"] == BitMap([base + 1, base + 2])
+        events = await read_until(bootstrap, IMPACT.name, IMPACT.partitions, lambda seen: any(
+            e.get("directive_id") == directive and e["type"] == "AffectedSetDelta" for e in seen))
+        (delta,) = [e for e in events if e.get("directive_id") == directive and e["type"] == "AffectedSetDelta"]
+        assert decode_bitmap(delta["added"]) == BitMap([base + 2]) and delta["seq"] == 1
+        await send_directive(producer, issued(directive, 1, selector, ["fable-5"]))  # redelivered after restart
+        marker = f"{unique}-marker"
+        await send_directive(producer, issued(marker, 1, {"kind": "everyone"}, ["fable-5"]))
+        await assessment_of(bootstrap, marker, "restrict")
+        heads = [e for e in await read_until(bootstrap, IMPACT.name, IMPACT.partitions, lambda seen: any(
+                    e.get("directive_id") == marker for e in seen))
+                 if e.get("directive_id") == directive and e["type"] == "ImpactAssessed"]
+        assert len(heads) == 1
+    finally:
+        await second.stop()
