@@ -21,6 +21,9 @@ class ClusterProgress(Message):
     attempts: int = Field(0, ge=0, description="How many times commands were sent.", examples=[1])
     digest: str | None = Field(None, description="Digest the cluster acknowledged.", examples=[None])
     reason: str | None = Field(None, description="Why it failed or is overdue.", examples=[None])
+    expected_digest: str | None = Field(None, description="Digest this cluster must acknowledge "
+                                                          "(scope digest over the models it serves).",
+                                        examples=[None])
 
 
 class EnforcementProgressed(Event):

@@ -1,0 +1,1 @@
+"""Enforcement: turns impact assessments into cluster commands and tracks every cluster's acknowledgement."""

@@ -1,0 +1,122 @@
+"""Composition root of the enforcement service: broker, subscriber, publishers, store and deadline loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Union
+
+import structlog
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+from pydantic import Field
+
+from shared.contracts.catalogue import ACKS, COMMANDS, ENFORCEMENT, IMPACT
+from shared.contracts.envelope import utc_now
+from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
+from shared.contracts.serving import AgentHeartbeat, CommandApplied, CommandFailed
+from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
+from shared.runtime.logging import bind_message_ids
+from services.enforcement.coordinator import Coordinator, Outcome
+from services.enforcement.settings import EnforcementSettings
+from services.enforcement.store import EnforcementStore
+from services.enforcement.tracking import Backoff
+
+SERVICE = "enforcement"
+GROUP = "countermand-enforcement"
+
+Inbound = Annotated[
+    Union[ImpactAssessed, AffectedSetChunk, AffectedSetDelta, CommandApplied, CommandFailed, AgentHeartbeat],
+    Field(discriminator="type"),
+]
+HANDLERS: dict[str, str] = {
+    "ImpactAssessed": "on_assessed", "AffectedSetChunk": "on_chunk", "AffectedSetDelta": "on_delta",
+    "CommandApplied": "on_applied", "CommandFailed": "on_failed", "AgentHeartbeat": "on_heartbeat",
+}
+
+
+class EnforcementService:
+    """The running service: one consumer on impact and acks, a deadline loop, an outbox publisher."""
+
+    def __init__(self, settings: EnforcementSettings, clock: Callable[[], datetime] = utc_now) -> None:
+        self.settings, self.clock = settings, clock
+        self.log = structlog.get_logger(service=SERVICE)
+        self.broker: KafkaBroker = make_broker(settings, SERVICE)
+        self.commands = declare_publisher(self.broker, COMMANDS, "Restrict, delta and lift commands per cluster.")
+        self.status = declare_publisher(self.broker, ENFORCEMENT, "Enforcement progress, verdicts and overdue.")
+        self.store: EnforcementStore | None = None
+        self.core: Coordinator | None = None
+        self._lock = asyncio.Lock()
+        self._ticker: asyncio.Task | None = None
+
+        @self.broker.subscriber(IMPACT.name, ACKS.name, **consumer_options(GROUP),
+                                title="impact-and-acks:consume",
+                                description="Impact assessments, affected-set chunks and deltas; agent acks and heartbeats.")
+        async def on_message(body: Inbound) -> None:
+            await self.handle(body)
+
+    async def start(self) -> None:
+        self.store = EnforcementStore(self.settings.state_dir / SERVICE)
+        grace = timedelta(seconds=self.settings.heartbeat_grace_s)
+        self.core = self.store.load(Coordinator(
+            backoff=Backoff(base_s=self.settings.resend_backoff_base_s, cap_s=self.settings.resend_backoff_cap_s),
+            ids_per_chunk=self.settings.chunk_ids, hold_until=self.clock() + grace if grace else None))
+        await self.broker.start()
+        async with self._lock:
+            await self._publish(self.store.outbox())
+        self._ticker = asyncio.create_task(self._tick_forever())
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        await self.broker.stop()
+        if self.store is not None:
+            self.store.close()
+
+    async def handle(self, message: Any) -> None:
+        """Apply one inbound message: decide, persist with its outbox, publish (then Kafka commits)."""
+        bind_message_ids(getattr(message, "directive_id", None), message.event_id)
+        async with self._lock:
+            await self._commit(getattr(self.core, HANDLERS[message.type])(message, self.clock()))
+
+    async def tick(self) -> None:
+        """One pass of the deadline and re-send rules."""
+        async with self._lock:
+            await self._commit(self.core.tick(self.clock()))
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.deadline_check_interval_s)
+            try:
+                await self.tick()
+            except Exception:  # a broker hiccup: the outbox keeps the messages, try again next tick
+                self.log.exception("deadline check failed")
+
+    async def _commit(self, outcome: Outcome) -> None:
+        for note in outcome.notes:
+            self.log.warning(note)
+        if outcome.commands or outcome.events or outcome.rollouts or outcome.sets or outcome.clusters \
+                or outcome.parts or outcome.assembled:
+            self.store.save(outcome, self.core)
+        await self._publish(self.store.outbox())  # this outcome's messages, after any an earlier failure left
+
+    async def _publish(self, entries: list) -> None:
+        for entry_id, topic, message in entries:
+            await emit(self.commands if topic is COMMANDS else self.status, topic, message)
+            self.store.published([entry_id])
+
+
+def build(settings: EnforcementSettings | None = None, clock: Callable[[], datetime] = utc_now) -> EnforcementService:
+    """The enforcement service wired from settings; nothing connects until start()."""
+    return EnforcementService(settings or EnforcementSettings(), clock)
+
+
+def specification(settings: EnforcementSettings | None = None) -> AsyncAPI:
+    """The AsyncAPI document of the enforcement service."""
+    service = build(settings)
+    return AsyncAPI(service.broker, title="Countermand enforcement", version="1.0.0",
+                    description="Turns impact assessments into cluster commands and tracks acknowledgements.")

@@ -1,0 +1,61 @@
+"""An assessment waiting for its chunks (and any early deltas) before it can be enforced (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pyroaring import BitMap
+
+from shared.contracts.bitmaps import decode_bitmap, union
+from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
+
+Key = tuple[str, int, str]  # directive id, revision, action
+
+
+def key_of(message: ImpactAssessed | AffectedSetChunk) -> Key:
+    return message.directive_id, message.revision, message.action
+
+
+@dataclass
+class Assembly:
+    """The parts of one assessment received so far."""
+
+    assessment: ImpactAssessed | None = None
+    chunks: dict[int, AffectedSetChunk] = field(default_factory=dict)
+    deltas: list[AffectedSetDelta] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.assessment is not None and len(self.chunks) == self.assessment.chunks
+
+    def add_assessment(self, assessment: ImpactAssessed) -> None:
+        missing = sorted(set(assessment.scope.models) - set(assessment.model_digests))
+        if missing:
+            raise ValueError(f"model_digests: no digest for {', '.join(missing)} of the scope")
+        for chunk in self.chunks.values():
+            check_chunk(chunk, assessment)
+        self.assessment = assessment
+
+    def add_chunk(self, chunk: AffectedSetChunk) -> None:
+        if chunk.chunk >= chunk.chunks:
+            raise ValueError(f"chunk: index {chunk.chunk} is not below chunks={chunk.chunks}")
+        decode_bitmap(chunk.users)  # reject a corrupt bitmap now, not when the set is complete
+        if self.assessment is not None:
+            check_chunk(chunk, self.assessment)
+        self.chunks[chunk.chunk] = chunk
+
+    def sets(self) -> dict[str, BitMap]:
+        """Per model, the union of its chunks (every model of the scope present, possibly empty)."""
+        assert self.assessment is not None
+        by_model: dict[str, list[BitMap]] = {m: [] for m in self.assessment.scope.models}
+        for chunk in self.chunks.values():
+            by_model[chunk.model].append(decode_bitmap(chunk.users))
+        return {model: union(parts) for model, parts in by_model.items()}
+
+
+def check_chunk(chunk: AffectedSetChunk, assessment: ImpactAssessed) -> None:
+    """A chunk must belong to its assessment: same chunk count, a model of the scope."""
+    if chunk.chunks != assessment.chunks:
+        raise ValueError(f"chunks: {chunk.chunks} differs from the assessment's {assessment.chunks}")
+    if chunk.model not in assessment.scope.models:
+        raise ValueError(f"model: {chunk.model} is not in the scope of {chunk.directive_id} r{chunk.revision}")

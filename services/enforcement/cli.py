@@ -1,0 +1,158 @@
+"""`countermand status [ID]`: enforcement status read back from compliance.enforcement.v1."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import typer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from rich.console import Console
+from rich.table import Table
+
+from shared.contracts.catalogue import ENFORCEMENT
+from shared.contracts.enforcement import ClusterProgress
+from shared.runtime.settings import KafkaSettings
+
+app = typer.Typer(help="Enforcement status of directives.")
+COLOURS = {"applied": "green", "pending": "yellow", "overdue": "red", "failed": "red", "enforced": "green"}
+
+
+@dataclass
+class RevisionStatus:
+    """The latest known status of one directive revision and action."""
+
+    directive_id: str
+    revision: int
+    action: str
+    clusters: dict[str, ClusterProgress] = field(default_factory=dict)
+    enforced: bool = False
+    overdue: list[str] = field(default_factory=list)
+    deadline: datetime | None = None
+    latency_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def state(self) -> str:
+        states = {p.state for p in self.clusters.values()}
+        if self.enforced and states <= {"applied"}:
+            return "enforced"
+        for worst in ("overdue", "failed", "pending"):
+            if worst in states:
+                return worst
+        return "enforced" if self.enforced else "pending"
+
+
+def fold(events: list) -> dict[tuple[str, int, str], RevisionStatus]:
+    """Latest status per directive revision and action, from the topic's events in order."""
+    statuses: dict[tuple[str, int, str], RevisionStatus] = {}
+    for event in events:
+        key = (event.directive_id, event.revision, event.action)
+        status = statuses.setdefault(key, RevisionStatus(*key))
+        if event.type == "EnforcementProgressed":
+            status.clusters, status.deadline = dict(event.clusters), event.deadline
+        elif event.type == "DirectiveEnforced":
+            status.enforced, status.clusters = True, {**status.clusters, **event.clusters}
+            status.latency_s = dict(event.ack_latency_s)
+        else:
+            status.overdue = list(event.overdue_clusters)
+    return statuses
+
+
+async def read_status_events(bootstrap: str) -> list:
+    """Every event on compliance.enforcement.v1 from the beginning up to the current end (no group)."""
+    partitions = [TopicPartition(ENFORCEMENT.name, p) for p in await _partitions(bootstrap, ENFORCEMENT.name)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        events: list = []
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            batches = await consumer.getmany(*partitions, timeout_ms=1000)
+            for records in batches.values():
+                events += [_parse(r.value) for r in records if r.offset < ends[TopicPartition(r.topic, r.partition)]]
+        return [e for e in events if e is not None]
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(bootstrap: str, topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="countermand-status")
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described.get("error_code"):
+        raise RuntimeError(f"topic {topic} cannot be read (error {described['error_code']})")
+    return sorted(p["partition"] for p in described["partitions"])
+
+
+def _parse(value: bytes | None):
+    try:
+        return ENFORCEMENT.adapter.validate_json(value) if value else None
+    except ValueError:
+        return None  # not ours to judge here: the status shows what it can read
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%H:%M:%S") if moment else "-"
+
+
+def _latency(status: RevisionStatus, cluster: str, progress: ClusterProgress) -> str:
+    if cluster in status.latency_s:
+        return f"{status.latency_s[cluster]:.2f}s"
+    if progress.acked_at is None or progress.sent_at is None:
+        return "-"
+    return f"{max((progress.acked_at - progress.sent_at).total_seconds(), 0):.2f}s"
+
+
+def revision_table(status: RevisionStatus) -> Table:
+    colour = COLOURS.get(status.state, "white")
+    table = Table("cluster", "state", "attempts", "sent", "acked", "latency", "reason",
+                  title=f"{status.directive_id} r{status.revision} {status.action}: "
+                        f"[{colour}]{status.state}[/{colour}] (deadline {_when(status.deadline)})")
+    for cluster, progress in sorted(status.clusters.items()):
+        table.add_row(cluster, f"[{COLOURS[progress.state]}]{progress.state}[/]", str(progress.attempts),
+                      _when(progress.sent_at), _when(progress.acked_at), _latency(status, cluster, progress), progress.reason or "")
+    return table
+
+
+def overview_table(statuses: dict[tuple[str, int, str], RevisionStatus]) -> Table:
+    latest: dict[str, RevisionStatus] = {}
+    for status in statuses.values():
+        latest[status.directive_id] = status  # events arrive in order per directive: the last one wins
+    table = Table("directive", "revision", "action", "state", "clusters applied", title="enforcement")
+    for directive_id, status in sorted(latest.items()):
+        applied = sum(p.state == "applied" for p in status.clusters.values())
+        colour = COLOURS.get(status.state, "white")
+        table.add_row(directive_id, str(status.revision), status.action, f"[{colour}]{status.state}[/]",
+                      f"{applied}/{len(status.clusters)}")
+    return table
+
+
+@app.command("status")
+def status(
+    directive_id: str = typer.Argument(None, help="Directive id; all directives when omitted."),
+    bootstrap: str = typer.Option(None, help="Bootstrap servers (default: COUNTERMAND_KAFKA_BOOTSTRAP)."),
+) -> None:
+    """Show each cluster's enforcement state for a directive, or one line per directive."""
+    servers = bootstrap or KafkaSettings().bootstrap
+    try:
+        statuses = fold(asyncio.run(read_status_events(servers)))
+    except Exception as exc:  # connection refused, unknown topic, ...
+        Console(stderr=True).print(f"[red]error:[/red] could not read {ENFORCEMENT.name} on {servers}: {exc}")
+        raise typer.Exit(1) from exc
+    console = Console()
+    if directive_id is None:
+        console.print(overview_table(statuses))
+        return
+    mine = [s for k, s in sorted(statuses.items()) if k[0] == directive_id]
+    if not mine:
+        Console(stderr=True).print(f"[red]error:[/red] directive_id: no enforcement status for {directive_id!r}")
+        raise typer.Exit(1)
+    for revision in mine:
+        console.print(revision_table(revision))

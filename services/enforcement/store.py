@@ -1,0 +1,122 @@
+"""SQLite state of the enforcement service: clusters, rollouts, affected sets, pending parts, outbox.
+
+A message's effect (state and the messages it must publish) is committed in one transaction before the
+Kafka offset; the outbox is published afterwards and emptied, and re-published after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from pyroaring import BitMap
+
+from shared.contracts.catalogue import COMMANDS, ENFORCEMENT, IMPACT, Topic
+from services.enforcement.assembly import Assembly, Key
+from services.enforcement.coordinator import Coordinator, KnownCluster, Outcome
+from services.enforcement.rollout import Rollout
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS clusters (cluster_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rollouts (key TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sets (key TEXT NOT NULL, model TEXT NOT NULL, bitmap BLOB NOT NULL,
+                                 PRIMARY KEY (key, model));
+CREATE TABLE IF NOT EXISTS parts (key TEXT NOT NULL, part TEXT NOT NULL, body TEXT NOT NULL,
+                                  PRIMARY KEY (key, part));
+CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, body TEXT NOT NULL);
+"""
+TOPICS = {COMMANDS.name: COMMANDS, ENFORCEMENT.name: ENFORCEMENT}
+
+
+def text_key(key: Key) -> str:
+    return json.dumps(list(key))
+
+
+def part_name(part: Any) -> str:
+    if part.type == "AffectedSetChunk":
+        return f"chunk:{part.chunk}"
+    if part.type == "AffectedSetDelta":
+        return f"delta:{part.model}:{part.seq}"
+    return "assessment"
+
+
+class EnforcementStore:
+    """The service's durable state under state_dir/enforcement."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(folder / "enforcement.sqlite3", isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def save(self, outcome: Outcome, core: Coordinator) -> list[tuple[int, Topic, Any]]:
+        """Commit what changed and queue its messages; returns the outbox entries to publish."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            self._write_state(outcome, core)
+            queued = [(COMMANDS, m) for m in outcome.commands] + [(ENFORCEMENT, m) for m in outcome.events]
+            entries = [(db.execute("INSERT INTO outbox (topic, body) VALUES (?, ?)",
+                                   (topic.name, message.model_dump_json())).lastrowid, topic, message)
+                       for topic, message in queued]
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return entries
+
+    def _write_state(self, outcome: Outcome, core: Coordinator) -> None:
+        db = self._db
+        for cluster_id in outcome.clusters:
+            db.execute("REPLACE INTO clusters VALUES (?, ?)", (cluster_id, core.clusters[cluster_id].model_dump_json()))
+        for key in outcome.rollouts:
+            db.execute("REPLACE INTO rollouts VALUES (?, ?)", (text_key(key), core.rollouts[key].model_dump_json()))
+        for key in outcome.sets:
+            db.execute("DELETE FROM sets WHERE key = ?", (text_key(key),))
+            db.executemany("INSERT INTO sets VALUES (?, ?, ?)",
+                           [(text_key(key), m, b.serialize()) for m, b in core.sets.get(key, {}).items()])
+        for part in outcome.parts:
+            key = (part.directive_id, part.revision, getattr(part, "action", "restrict"))
+            db.execute("REPLACE INTO parts VALUES (?, ?, ?)", (text_key(key), part_name(part), part.model_dump_json()))
+        for key in outcome.assembled:
+            db.execute("DELETE FROM parts WHERE key = ?", (text_key(key),))
+
+    def published(self, ids: list[int]) -> None:
+        """Outbox entries that reached Kafka."""
+        self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+
+    def outbox(self) -> list[tuple[int, Topic, Any]]:
+        """Entries committed but not yet published (after a crash)."""
+        rows = self._db.execute("SELECT id, topic, body FROM outbox ORDER BY id").fetchall()
+        return [(i, TOPICS[t], TOPICS[t].adapter.validate_json(body)) for i, t, body in rows]
+
+    def load(self, core: Coordinator) -> Coordinator:
+        """Rebuild the in-memory state from disk."""
+        db = self._db
+        for (body,) in db.execute("SELECT body FROM clusters"):
+            cluster = KnownCluster.model_validate_json(body)
+            core.clusters[cluster.cluster_id] = cluster
+        for (body,) in db.execute("SELECT body FROM rollouts"):
+            rollout = Rollout.model_validate_json(body)
+            core.rollouts[rollout.key] = rollout
+        for key, model, blob in db.execute("SELECT key, model, bitmap FROM sets"):
+            core.sets.setdefault(tuple(json.loads(key)), {})[model] = BitMap.deserialize(blob)
+        for key, part, body in db.execute("SELECT key, part, body FROM parts ORDER BY key, part"):
+            self._restore_part(core.assemblies.setdefault(tuple(json.loads(key)), Assembly()), part, body)
+        return core
+
+    @staticmethod
+    def _restore_part(assembly: Assembly, part: str, body: str) -> None:
+        message = IMPACT.adapter.validate_json(body)
+        if part == "assessment":
+            assembly.assessment = message
+        elif part.startswith("chunk:"):
+            assembly.chunks[message.chunk] = message
+        else:
+            assembly.deltas.append(message)

@@ -1,0 +1,112 @@
+"""One cluster's progress on one directive revision: the state machine and its backoff (pure)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from shared.contracts.enforcement import ClusterProgress, ClusterState
+
+MISMATCH = "digest mismatch"
+MISSED_DEADLINE = "no acknowledgement by the deadline"
+
+
+class Backoff(BaseModel):
+    """Exponential re-send delay: base * 2**(attempts-1), never more than cap."""
+
+    model_config = ConfigDict(frozen=True)
+
+    base_s: float = 1.0
+    cap_s: float = 60.0
+
+    def after(self, attempts: int, now: datetime) -> datetime:
+        """When the next re-send is due after `attempts` sends."""
+        return now + timedelta(seconds=min(self.cap_s, self.base_s * 2 ** max(attempts - 1, 0)))
+
+
+class ClusterTrack(BaseModel):
+    """Where one cluster stands for one directive revision, and what it must acknowledge."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cluster_id: str
+    models: list[str]
+    expected_digest: str
+    due_at: AwareDatetime
+    state: ClusterState = "pending"
+    first_sent_at: AwareDatetime | None = None
+    sent_at: AwareDatetime | None = None
+    acked_at: AwareDatetime | None = None
+    attempts: int = 0
+    digest: str | None = None
+    reason: str | None = None
+    next_resend_at: AwareDatetime | None = None
+
+    @property
+    def applied(self) -> bool:
+        return self.state == "applied"
+
+    def latency_s(self) -> float:
+        """Seconds from the first send to the matching acknowledgement."""
+        if self.acked_at is None or self.first_sent_at is None:
+            return 0.0
+        return max((self.acked_at - self.first_sent_at).total_seconds(), 0.0)
+
+
+def mark_sent(track: ClusterTrack, now: datetime) -> None:
+    """Commands went out to the cluster (again)."""
+    track.attempts += 1
+    track.sent_at = now
+    track.first_sent_at = track.first_sent_at or now
+
+
+def expect(track: ClusterTrack, digest: str, due_at: datetime) -> None:
+    """The cluster must now acknowledge a new digest (after a delta) by due_at."""
+    track.expected_digest = digest
+    track.due_at = due_at
+    if track.applied:
+        track.state, track.reason = "pending", None
+
+
+def acknowledge(track: ClusterTrack, digest: str, now: datetime, backoff: Backoff) -> bool:
+    """Apply an ack; returns whether anything changed. A wrong digest schedules a re-send."""
+    if digest == track.expected_digest:
+        if track.applied and track.digest == digest:
+            return False
+        track.state, track.acked_at, track.digest, track.reason, track.next_resend_at = (
+            "applied", now, digest, None, None)
+        return True
+    track.state = "overdue" if track.state == "overdue" else "pending"
+    track.digest, track.reason = digest, MISMATCH
+    track.next_resend_at = backoff.after(track.attempts, now)
+    return True
+
+
+def fail(track: ClusterTrack, reason: str, now: datetime, backoff: Backoff) -> None:
+    """The cluster could not apply the command; try again later."""
+    track.state, track.reason = "failed", reason
+    track.next_resend_at = backoff.after(track.attempts, now)
+
+
+def resend_due(track: ClusterTrack, now: datetime) -> bool:
+    """Whether the cluster should be sent its commands again now (marks it overdue past its deadline)."""
+    if track.applied:
+        return False
+    if track.state != "overdue" and now >= track.due_at:
+        track.state = "overdue"
+        track.reason = MISSED_DEADLINE if track.reason in (None, MISSED_DEADLINE) else f"{MISSED_DEADLINE}; {track.reason}"
+        return True
+    return track.next_resend_at is not None and now >= track.next_resend_at
+
+
+def schedule_next(track: ClusterTrack, now: datetime, backoff: Backoff) -> None:
+    """After a re-send, when the following one is due if no ack comes."""
+    track.next_resend_at = backoff.after(track.attempts, now)
+
+
+def progress_of(track: ClusterTrack) -> ClusterProgress:
+    """The wire view of a track."""
+    return ClusterProgress(state=track.state, sent_at=track.sent_at, acked_at=track.acked_at,
+                           attempts=track.attempts, digest=track.digest, reason=track.reason,
+                           expected_digest=track.expected_digest)

@@ -1,0 +1,111 @@
+"""Which clusters get which part of an affected set, and what digest each must acknowledge."""
+
+from __future__ import annotations
+
+import pytest
+from pyroaring import BitMap
+
+from shared.contracts.bitmaps import decode_bitmap, scope_digest, set_digest
+from tests.unit.enforcement.scenario import (SETS, T0, assessment, at, core, feed, heartbeat, held_digest, of_type,
+                                             to)
+
+
+def test_only_clusters_serving_an_affected_model_are_sent_commands() -> None:
+    coordinator = core()
+    assessed, chunks = assessment()
+    commands, _ = feed(coordinator, [heartbeat("us-east", "fable-5", "other"), heartbeat("eu-west", "mythos-5"),
+                                     heartbeat("ap-south", "other"), assessed, *chunks])
+    assert {c.cluster_id for c in commands} == {"us-east", "eu-west"}
+    assert {c.model for c in to(commands, "us-east")} == {"fable-5"}
+    assert {c.model for c in to(commands, "eu-west")} == {"mythos-5"}
+
+
+def test_each_cluster_expects_the_scope_digest_of_the_models_it_serves() -> None:
+    coordinator = core()
+    assessed, chunks = assessment()
+    commands, _ = feed(coordinator, [heartbeat("us-east", "fable-5"), heartbeat("eu-west", "fable-5", "mythos-5"),
+                                     assessed, *chunks])
+    fable_only = scope_digest({"fable-5": set_digest(SETS["fable-5"])})
+    assert {c.expected_digest for c in to(commands, "us-east")} == {fable_only}
+    assert {c.expected_digest for c in to(commands, "eu-west")} == {assessed.digest}
+    assert held_digest(to(commands, "us-east")) == fable_only
+    assert held_digest(to(commands, "eu-west")) == assessed.digest
+
+
+def test_a_cluster_s_chunks_are_renumbered_across_its_models_and_cover_its_sets() -> None:
+    coordinator = core(ids_per_chunk=100)
+    assessed, chunks = assessment()
+    commands, _ = feed(coordinator, [heartbeat("eu-west", "fable-5", "mythos-5"), assessed, *chunks])
+    mine = to(commands, "eu-west")
+    assert [c.chunk for c in mine] == list(range(len(mine)))
+    assert {c.chunks for c in mine} == {len(mine)} and len(mine) == 5 + 1
+    fable = BitMap.union(*[decode_bitmap(c.users) for c in mine if c.model == "fable-5"])
+    assert fable == SETS["fable-5"]
+    assert len({c.event_id for c in mine}) == len(mine)
+
+
+def test_an_empty_model_set_still_gets_one_chunk() -> None:
+    coordinator = core()
+    assessed, chunks = assessment({"fable-5": BitMap(), "mythos-5": BitMap([7])})
+    commands, _ = feed(coordinator, [heartbeat("us-east", "fable-5"), assessed, *chunks])
+    assert [(c.model, decode_bitmap(c.users)) for c in commands] == [("fable-5", BitMap())]
+
+
+def test_nothing_is_sent_until_every_chunk_arrived() -> None:
+    coordinator = core()
+    assessed, chunks = assessment()
+    assert len(chunks) > 1
+    commands, _ = feed(coordinator, [heartbeat("us-east", "fable-5"), assessed, *chunks[:-1]])
+    assert commands == []
+    commands, _ = feed(coordinator, [chunks[-1]])
+    assert to(commands, "us-east")
+
+
+def test_chunks_arriving_before_their_assessment_are_held() -> None:
+    coordinator = core()
+    assessed, chunks = assessment()
+    commands, _ = feed(coordinator, [heartbeat("us-east", "fable-5"), *reversed(chunks), assessed])
+    assert held_digest(commands) == scope_digest({"fable-5": set_digest(SETS["fable-5"])})
+
+
+def test_redelivered_assessment_and_chunks_send_nothing_again() -> None:
+    coordinator = core()
+    assessed, chunks = assessment()
+    first, _ = feed(coordinator, [heartbeat("us-east", "fable-5"), assessed, *chunks])
+    again, events = feed(coordinator, [assessed, *chunks])
+    assert first and again == [] and events == []
+
+
+def test_without_any_serving_cluster_the_directive_is_enforced_at_once() -> None:
+    coordinator = core()
+    assessed, chunks = assessment()
+    commands, events = feed(coordinator, [heartbeat("ap-south", "other"), assessed, *chunks])
+    assert commands == []
+    [enforced] = of_type(events, "DirectiveEnforced")
+    assert enforced.clusters == {} and enforced.digest == assessed.digest
+
+
+def test_during_the_heartbeat_grace_a_complete_assessment_waits_for_clusters() -> None:
+    coordinator = core(hold_until=at(3))
+    assessed, chunks = assessment()
+    commands, _ = feed(coordinator, [assessed, *chunks], now=T0)
+    assert commands == []
+    feed(coordinator, [heartbeat("us-east", "fable-5")], now=at(1))
+    assert to(coordinator.tick(at(3)).commands, "us-east")
+
+
+def test_an_assessment_without_a_digest_for_a_scope_model_is_rejected_naming_the_field() -> None:
+    coordinator = core()
+    assessed, _ = assessment()
+    broken = assessed.model_copy(update={"model_digests": {"fable-5": "ab"}})
+    with pytest.raises(ValueError, match="model_digests"):
+        coordinator.on_assessed(broken, assessed.occurred_at)
+    assert coordinator.assemblies == {}
+
+
+def test_a_corrupt_chunk_is_rejected_and_nothing_is_kept() -> None:
+    coordinator = core()
+    _, chunks = assessment()
+    with pytest.raises(ValueError, match="bitmap"):
+        coordinator.on_chunk(chunks[0].model_copy(update={"users": "bm90IGEgYml0bWFw"}), chunks[0].occurred_at)
+    assert coordinator.assemblies == {}
