@@ -1,0 +1,1 @@
+"""The agent: holds one serving cluster's active restrictions and answers allow/deny checks."""

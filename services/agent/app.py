@@ -1,0 +1,229 @@
+"""Composition root of the agent: Kafka consumer of its cluster's commands, acks, heartbeats and HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Generator
+from typing import Any
+
+import structlog
+import uvicorn
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.specification import AsyncAPI
+
+from services.agent.access import AccessChecker
+from services.agent.commands import Applied, Failed, Outcome, on_delta, on_lift, on_restrict
+from services.agent.http import access_api
+from services.agent.readiness import behind, committed_offsets, offsets_at_start
+from services.agent.restrictions import Restrictions
+from services.agent.settings import AgentSettings
+from services.agent.snapshot import Snapshot
+from shared.contracts.catalogue import ACKS, COMMANDS
+from shared.contracts.envelope import utc_now
+from shared.contracts.serving import (
+    AgentHeartbeat, ClusterCommand, CommandApplied, CommandFailed, DeltaCommand, HeldDirective, LiftCommand,
+    RestrictCommand,
+)
+from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
+from shared.runtime.logging import bind_message_ids
+
+SERVICE = "agent"
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside the agent's event loop; the agent, not uvicorn, owns the process's signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class Agent:
+    """One serving cluster's agent: applies commands durably, acknowledges, heartbeats, answers checks."""
+
+    def __init__(self, settings: AgentSettings) -> None:
+        self.settings = settings
+        self.log = structlog.get_logger(service=SERVICE, cluster_id=settings.cluster_id)
+        self.broker: KafkaBroker = make_broker(settings, SERVICE)
+        self.acks = declare_publisher(self.broker, ACKS, "Command acks and heartbeats of this cluster.")
+        self.checker = AccessChecker()
+        self.state = Restrictions()
+        self.offsets: dict[int, int] = {}
+        self.http_app = access_api(self.checker, self.describe, utc_now)
+        self.http_port: int | None = None
+        self._snapshot: Snapshot | None = None
+        self._server: _EmbeddedServer | None = None
+        self._serving: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._subscribe()
+
+    def _subscribe(self) -> None:
+        agent = self
+
+        @self.broker.subscriber(COMMANDS.name, **consumer_options(self.settings.group),
+                                title=f"{COMMANDS.name}:agent",
+                                description="Restrict, delta and lift commands; only this cluster's are applied.")
+        async def on_command(command: ClusterCommand, message: KafkaMessage) -> None:
+            await agent.handle(command, message.raw_message.partition, message.raw_message.offset)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Recover, serve (not ready), then consume until caught up."""
+        await self.open()
+        await self.consume()
+
+    async def open(self) -> None:
+        """Load the snapshot, connect the producer, serve HTTP (answering 503) and start heartbeats."""
+        self._snapshot = Snapshot(self.settings.state_dir / SERVICE / f"{self.settings.cluster_id}.sqlite3")
+        self.state, self.offsets = self._snapshot.load()
+        self.checker.replace(self.state.held)
+        await self.broker.connect()
+        await self._serve_http()
+        self._tasks.append(asyncio.create_task(self._heartbeats(), name="agent-heartbeats"))
+        self.log.info("agent recovered", held=len(self.state.held), staging=len(self.state.staging))
+
+    async def consume(self) -> None:
+        """Note the commands' end offsets, start consuming and become ready once the group reaches them."""
+        begin, end = await offsets_at_start(self.settings.kafka.bootstrap, COMMANDS.name)
+        await self.broker.start()
+        self._tasks.append(asyncio.create_task(self._await_catch_up(begin, end), name="agent-catch-up"))
+
+    async def stop(self) -> None:
+        """Stop consuming, serving and heartbeating; close the snapshot (idempotent)."""
+        if self._snapshot is None:
+            return
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self.broker.stop()
+        if self._server is not None and self._serving is not None:
+            self._server.should_exit = True
+            await self._serving
+            self._server = self._serving = None
+        if self._snapshot is not None:
+            self._snapshot.close()
+            self._snapshot = None
+
+    async def _serve_http(self) -> None:
+        config = uvicorn.Config(self.http_app, host=self.settings.http_host, port=self.settings.http_port,
+                                log_level="warning", lifespan="off", access_log=False)
+        self._server = _EmbeddedServer(config)
+        serving = asyncio.create_task(self._server.serve(), name="agent-http")
+        while not self._server.started:
+            if serving.done():
+                serving.result()  # raises the bind error
+                raise RuntimeError("HTTP server stopped before it started")
+            await asyncio.sleep(0.02)
+        self.http_port = self._server.servers[0].sockets[0].getsockname()[1]
+        self._serving = serving
+
+    async def _await_catch_up(self, begin: dict[int, int], end: dict[int, int]) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka.bootstrap,
+                                    client_id=f"countermand-agent-{self.settings.cluster_id}-catchup")
+        await admin.start()
+        try:
+            while lagging := await self._lagging(admin, begin, end):
+                self.log.debug("catching up", partitions=lagging)
+                await asyncio.sleep(self.settings.readiness_poll_s)
+        finally:
+            await admin.close()
+        self.checker.mark_ready()
+        self.log.info("caught up with commands: ready", held=len(self.state.held))
+        await self._heartbeat()
+
+    async def _lagging(self, admin: AIOKafkaAdminClient, begin: dict[int, int], end: dict[int, int]) -> dict[int, int]:
+        try:
+            return behind(begin, end, await committed_offsets(admin, self.settings.group, COMMANDS.name))
+        except KafkaError as exc:  # e.g. the group coordinator is still loading: not ready yet, ask again
+            self.log.debug("committed offsets unavailable", error=repr(exc))
+            return end
+
+    # --- commands --------------------------------------------------------------------------------
+
+    async def handle(self, command: RestrictCommand | DeltaCommand | LiftCommand, partition: int,
+                     offset: int) -> None:
+        """Apply one command durably (snapshot before the offset commits), then acknowledge it."""
+        if command.cluster_id != self.settings.cluster_id:
+            self.log.debug("command for another cluster ignored", cluster=command.cluster_id)
+            return
+        bind_message_ids(command.directive_id, command.event_id)
+        if offset < self.offsets.get(partition, 0):
+            # Redelivered after a restart (or replayed after lost group offsets): already in the snapshot.
+            self.log.info("command already reflected in the snapshot: skipped", partition=partition, offset=offset)
+            return
+        outcome = self._apply(command)
+        if outcome.touched or outcome.held_changed:
+            self._persist(command.directive_id, outcome, partition, offset)
+        for ack in outcome.acks:
+            await emit(self.acks, ACKS, self._ack_message(ack, command.event_id))
+
+    def _apply(self, command: RestrictCommand | DeltaCommand | LiftCommand) -> Outcome:
+        if isinstance(command, LiftCommand):
+            return on_lift(self.state, command)
+        if isinstance(command, DeltaCommand):
+            return on_delta(self.state, command)
+        return on_restrict(self.state, command)
+
+    def _persist(self, directive: str, outcome: Outcome, partition: int, offset: int) -> None:
+        assert self._snapshot is not None, "agent not opened"
+        try:
+            self._snapshot.record(self.state, directive, outcome, partition, offset)
+        except Exception:
+            # Memory must never run ahead of the snapshot: fall back to what is durable, let the command retry.
+            self.state, self.offsets = self._snapshot.load()
+            self.checker.replace(self.state.held)
+            raise
+        self.offsets[partition] = offset + 1
+        if outcome.held_changed:
+            self.checker.replace(self.state.held)
+
+    def _ack_message(self, ack: Applied | Failed, causation: str) -> CommandApplied | CommandFailed:
+        common = {"producer": SERVICE, "correlation_id": ack.directive_id, "causation_id": causation,
+                  "cluster_id": self.settings.cluster_id, "directive_id": ack.directive_id,
+                  "revision": ack.revision}
+        if isinstance(ack, Failed):
+            self.log.warning("command rejected", reason=ack.reason)
+            return CommandFailed(reason=ack.reason, **common)
+        return CommandApplied(action=ack.action, digest=ack.digest, seq=ack.seq, **common)
+
+    # --- heartbeats and state --------------------------------------------------------------------
+
+    async def _heartbeats(self) -> None:
+        while True:
+            try:
+                await self._heartbeat()
+            except Exception as exc:  # a missed heartbeat is not fatal; the next one may get through
+                self.log.warning("heartbeat failed", error=repr(exc))
+            await asyncio.sleep(self.settings.heartbeat_interval_s)
+
+    async def _heartbeat(self) -> None:
+        held = {d: HeldDirective(revision=h.revision, digest=h.digest) for d, h in self.state.held.items()}
+        await emit(self.acks, ACKS, AgentHeartbeat(
+            producer=SERVICE, cluster_id=self.settings.cluster_id, region=self.settings.region,
+            models=list(self.settings.models), held=held, ready=self.checker.ready))
+
+    def describe(self) -> dict[str, Any]:
+        """What /v1/state shows."""
+        return {"cluster_id": self.settings.cluster_id, "region": self.settings.region,
+                "models": list(self.settings.models), "ready": self.checker.ready,
+                "offsets": {str(p): o for p, o in sorted(self.offsets.items())}, **self.state.describe()}
+
+
+def build(settings: AgentSettings) -> Agent:
+    """The agent for one cluster, with its subscriber and publisher registered; nothing connected yet."""
+    return Agent(settings)
+
+
+def specification(settings: AgentSettings | None = None) -> AsyncAPI:
+    """The agent's AsyncAPI document."""
+    settings = settings or AgentSettings(cluster_id="example")
+    return AsyncAPI(build(settings).broker, title="Countermand agent", version="1.0.0",
+                    description="Applies its cluster's restrict/delta/lift commands, acks them, answers checks.")

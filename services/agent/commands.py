@@ -1,0 +1,164 @@
+"""How restrict, delta and lift commands change what an agent holds: pure functions returning acks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pyroaring import BitMap
+
+from services.agent.restrictions import HeldRestriction, PendingDelta, Restrictions, StagedRevision, Window
+from shared.contracts.bitmaps import decode_bitmap
+from shared.contracts.serving import DeltaCommand, LiftCommand, RestrictCommand
+
+Action = Literal["restrict", "lift", "delta"]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The agent now holds `digest` for the directive after applying (or re-confirming) a command."""
+
+    directive_id: str
+    revision: int
+    action: Action
+    digest: str
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The agent rejected a command; what it holds is unchanged."""
+
+    directive_id: str
+    revision: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Acks to send and what must be persisted before the command's offset is committed."""
+
+    acks: tuple[Applied | Failed, ...] = ()
+    held_changed: bool = False
+    staged_chunk: tuple[int, int] | None = None  # (revision, chunk) newly staged
+    touched: bool = False  # staging, early deltas or lift tombstones changed
+
+
+def on_restrict(state: Restrictions, command: RestrictCommand) -> Outcome:
+    """Stage one chunk; once every chunk of the revision is in, replace the directive's sets atomically."""
+    directive, revision = command.directive_id, command.revision
+    held = state.held.get(directive)
+    if revision <= state.lifted.get(directive, 0) or (held and revision < held.revision):
+        return Outcome()
+    if held and revision == held.revision and command.expected_digest == held.digest:
+        return Outcome(acks=(_confirm(state, directive, revision, "restrict"),))
+    # A held revision re-sent with other content is the sender's current truth (e.g. after a delta this
+    # agent never received): it is staged and replaces the sets like a new revision.
+    if command.chunk >= command.chunks:
+        return _discard(state, directive, revision,
+                        f"chunk {command.chunk} out of range: the revision has {command.chunks} chunks")
+    try:
+        users = decode_bitmap(command.users)
+    except ValueError as exc:
+        return _discard(state, directive, revision, f"chunk {command.chunk} ({command.model}): {exc}")
+    window = Window(command.effective_from, command.expires_at)
+    staged = state.staging.setdefault((directive, revision), StagedRevision(command.chunks, window))
+    if staged.chunks != command.chunks:
+        return _discard(state, directive, revision,
+                        f"chunk {command.chunk} says {command.chunks} chunks, earlier chunks said {staged.chunks}")
+    if command.chunk in staged.parts:
+        return Outcome()
+    staged.parts[command.chunk] = (command.model, users)
+    if not staged.complete:
+        return Outcome(staged_chunk=(revision, command.chunk), touched=True)
+    return _apply_revision(state, directive, revision, staged)
+
+
+def _apply_revision(state: Restrictions, directive: str, revision: int, staged: StagedRevision) -> Outcome:
+    state.held[directive] = HeldRestriction.of(revision, staged.window, staged.sets(),
+                                               _seq_reflected(state, directive, revision))
+    _drop_staging(state, directive, through=revision)
+    for key in [k for k in state.pending if k[0] == directive]:
+        del state.pending[key]
+    return Outcome(acks=(_confirm(state, directive, revision, "restrict"),), held_changed=True, touched=True)
+
+
+def _seq_reflected(state: Restrictions, directive: str, revision: int) -> int:
+    """Deltas of this revision that arrived before a re-send of it are already reflected in its sets."""
+    held = state.held.get(directive)
+    if held is None or held.revision != revision:
+        return 0
+    return max([held.seq, *state.pending.get((directive, revision), {})])
+
+
+def _discard(state: Restrictions, directive: str, revision: int, reason: str) -> Outcome:
+    state.staging.pop((directive, revision), None)
+    return Outcome(acks=(Failed(directive, revision, reason),), touched=True)
+
+
+def _drop_staging(state: Restrictions, directive: str, through: int) -> None:
+    for key in [k for k in state.staging if k[0] == directive and k[1] <= through]:
+        del state.staging[key]
+
+
+def _confirm(state: Restrictions, directive: str, revision: int, action: Action) -> Applied:
+    held = state.held.get(directive)
+    return Applied(directive, revision, action, state.digest(directive), held.seq if held else 0)
+
+
+def on_lift(state: Restrictions, command: LiftCommand) -> Outcome:
+    """Drop the directive if it holds this revision or an older one; always acknowledge."""
+    directive, revision = command.directive_id, command.revision
+    state.lifted[directive] = max(state.lifted.get(directive, 0), revision)
+    held = state.held.get(directive)
+    dropped = held is not None and held.revision <= revision
+    if dropped:
+        del state.held[directive]
+    _drop_staging(state, directive, through=revision)
+    for key in [k for k in state.pending if k[0] == directive and k[1] <= revision]:
+        del state.pending[key]
+    return Outcome(acks=(_confirm(state, directive, revision, "lift"),), held_changed=dropped, touched=True)
+
+
+def on_delta(state: Restrictions, command: DeltaCommand) -> Outcome:
+    """Apply deltas of the held revision in seq order, buffering early ones; ignore stale ones."""
+    directive, revision = command.directive_id, command.revision
+    held = state.held.get(directive)
+    if held is None or held.revision != revision:
+        return Outcome()
+    if command.seq <= held.seq:
+        return Outcome(acks=(_confirm(state, directive, revision, "delta"),))
+    buffer = state.pending.setdefault((directive, revision), {})
+    if command.seq in buffer:
+        return Outcome()
+    try:
+        delta = PendingDelta(command.seq, command.model, decode_bitmap(command.added), decode_bitmap(command.removed))
+    except ValueError as exc:
+        if not buffer:
+            del state.pending[(directive, revision)]
+        return Outcome(acks=(Failed(directive, revision, f"delta {command.seq} ({command.model}): {exc}"),))
+    buffer[command.seq] = delta
+    return _drain(state, directive, held, buffer)
+
+
+def _changed_set(held: HeldRestriction, sets: dict[str, BitMap], delta: PendingDelta) -> None:
+    # Removals first, then additions: a user in both stays denied (fail closed). A model the directive's
+    # revision did not send this cluster is not served here: its deltas only advance the sequence.
+    if delta.model in held.sets:
+        sets[delta.model] = (sets[delta.model] - delta.removed) | delta.added
+
+
+def _drain(state: Restrictions, directive: str, held: HeldRestriction, buffer: dict[int, PendingDelta]) -> Outcome:
+    sets, seq, known = dict(held.sets), held.seq, dict(held.set_digests)
+    while seq + 1 in buffer:
+        delta = buffer.pop(seq + 1)
+        _changed_set(held, sets, delta)
+        known.pop(delta.model, None)
+        seq += 1
+    if not buffer:
+        del state.pending[(directive, held.revision)]
+    if seq == held.seq:
+        # Waiting for an earlier delta: say what is held, so a sender that expects more re-sends the revision.
+        return Outcome(acks=(_confirm(state, directive, held.revision, "delta"),), touched=True)
+    state.held[directive] = HeldRestriction.of(held.revision, held.window, sets, seq, known)
+    return Outcome(acks=(_confirm(state, directive, held.revision, "delta"),), held_changed=True, touched=True)

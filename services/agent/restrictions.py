@@ -1,0 +1,117 @@
+"""The pure core: what an agent holds per directive and how commands change it (no I/O, no clock)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pyroaring import BitMap
+
+from shared.contracts.bitmaps import scope_digest, set_digest
+
+EMPTY_DIGEST = scope_digest({})
+
+
+@dataclass(frozen=True)
+class Window:
+    """When a directive is in force: from effective_from (inclusive) until expires_at (exclusive)."""
+
+    effective_from: datetime | None = None
+    expires_at: datetime | None = None
+
+    def contains(self, now: datetime) -> bool:
+        starts_ok = self.effective_from is None or self.effective_from <= now
+        return starts_ok and (self.expires_at is None or now < self.expires_at)
+
+
+def digest_of(sets: dict[str, BitMap]) -> str:
+    """The scope digest of a directive's held sets (shared definition)."""
+    return scope_digest({model: set_digest(users) for model, users in sets.items()})
+
+
+@dataclass(frozen=True)
+class HeldRestriction:
+    """One directive revision applied in full: per-model denied users, its window and last delta seq."""
+
+    revision: int
+    window: Window
+    sets: dict[str, BitMap]
+    seq: int = 0
+    digest: str = ""
+    set_digests: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def of(cls, revision: int, window: Window, sets: dict[str, BitMap], seq: int = 0,
+           known: dict[str, str] | None = None) -> HeldRestriction:
+        """Build it with its digest; `known` set digests of unchanged models are reused, not recomputed."""
+        known = known or {}
+        per_model = {model: known.get(model) or set_digest(users) for model, users in sets.items()}
+        return cls(revision, window, sets, seq, scope_digest(per_model), per_model)
+
+
+@dataclass
+class StagedRevision:
+    """Chunks of one directive revision received so far; applied only once all have arrived."""
+
+    chunks: int
+    window: Window
+    parts: dict[int, tuple[str, BitMap]] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.parts) == self.chunks
+
+    def sets(self) -> dict[str, BitMap]:
+        """Per model, the union of that model's chunks."""
+        sets: dict[str, BitMap] = {}
+        for model, users in self.parts.values():
+            sets[model] = sets.get(model, BitMap()) | users
+        return sets
+
+
+@dataclass(frozen=True)
+class PendingDelta:
+    """A delta that arrived ahead of its predecessors, waiting for its turn."""
+
+    seq: int
+    model: str
+    added: BitMap
+    removed: BitMap
+
+
+@dataclass
+class Restrictions:
+    """Everything an agent holds: applied directives, staged chunks, early deltas and lift tombstones."""
+
+    held: dict[str, HeldRestriction] = field(default_factory=dict)
+    staging: dict[tuple[str, int], StagedRevision] = field(default_factory=dict)
+    pending: dict[tuple[str, int], dict[int, PendingDelta]] = field(default_factory=dict)
+    lifted: dict[str, int] = field(default_factory=dict)
+
+    def digest(self, directive_id: str) -> str:
+        """What the agent holds for a directive, as a scope digest (empty scope if nothing)."""
+        held = self.held.get(directive_id)
+        return held.digest if held else EMPTY_DIGEST
+
+    def staged_of(self, directive_id: str) -> dict[int, StagedRevision]:
+        return {rev: staged for (d, rev), staged in self.staging.items() if d == directive_id}
+
+    def pending_of(self, directive_id: str) -> dict[int, dict[int, PendingDelta]]:
+        return {rev: deltas for (d, rev), deltas in self.pending.items() if d == directive_id}
+
+    def describe(self) -> dict[str, object]:
+        """A JSON-ready view: per directive its revision, seq, window, digest and user counts per model."""
+        return {
+            "directives": {
+                directive: {
+                    "revision": held.revision, "seq": held.seq, "digest": held.digest,
+                    "effective_from": held.window.effective_from.isoformat() if held.window.effective_from else None,
+                    "expires_at": held.window.expires_at.isoformat() if held.window.expires_at else None,
+                    "users": {model: len(users) for model, users in sorted(held.sets.items())},
+                }
+                for directive, held in sorted(self.held.items())
+            },
+            "staging": [{"directive": d, "revision": rev, "chunks": s.chunks, "received": len(s.parts)}
+                        for (d, rev), s in sorted(self.staging.items())],
+            "lifted": dict(sorted(self.lifted.items())),
+        }

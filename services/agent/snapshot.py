@@ -1,0 +1,121 @@
+"""Durable snapshot of what the agent holds, in SQLite, written before a command's offset is committed."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+from pyroaring import BitMap
+
+from services.agent.commands import Outcome
+from services.agent.restrictions import HeldRestriction, PendingDelta, Restrictions, StagedRevision, Window
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS held (directive TEXT PRIMARY KEY, revision INTEGER NOT NULL, seq INTEGER NOT NULL,
+                                 effective_from TEXT, expires_at TEXT);
+CREATE TABLE IF NOT EXISTS held_sets (directive TEXT NOT NULL, model TEXT NOT NULL, users BLOB NOT NULL,
+                                      PRIMARY KEY (directive, model));
+CREATE TABLE IF NOT EXISTS staged (directive TEXT NOT NULL, revision INTEGER NOT NULL, chunk INTEGER NOT NULL,
+                                   chunks INTEGER NOT NULL, effective_from TEXT, expires_at TEXT,
+                                   model TEXT NOT NULL, users BLOB NOT NULL,
+                                   PRIMARY KEY (directive, revision, chunk));
+CREATE TABLE IF NOT EXISTS pending (directive TEXT NOT NULL, revision INTEGER NOT NULL, seq INTEGER NOT NULL,
+                                    model TEXT NOT NULL, added BLOB NOT NULL, removed BLOB NOT NULL,
+                                    PRIMARY KEY (directive, revision, seq));
+CREATE TABLE IF NOT EXISTS lifted (directive TEXT PRIMARY KEY, revision INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS offsets (partition INTEGER PRIMARY KEY, next_offset INTEGER NOT NULL);
+"""
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _blob(users: BitMap) -> bytes:
+    return bytes(users.serialize())
+
+
+class Snapshot:
+    """The agent's SQLite store under <state_dir>/agent/<cluster>.sqlite3."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def record(self, state: Restrictions, directive: str, outcome: Outcome, partition: int, offset: int) -> None:
+        """Persist the directive's part of the state and the offset it reflects, in one transaction."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if outcome.held_changed:
+                self._write_held(state, directive)
+            self._write_staging(state, directive, outcome)
+            self._write_pending(state, directive)
+            if directive in state.lifted:
+                db.execute("INSERT OR REPLACE INTO lifted VALUES (?, ?)", (directive, state.lifted[directive]))
+            db.execute("INSERT OR REPLACE INTO offsets VALUES (?, ?)", (partition, offset + 1))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _write_held(self, state: Restrictions, directive: str) -> None:
+        self._db.execute("DELETE FROM held WHERE directive = ?", (directive,))
+        self._db.execute("DELETE FROM held_sets WHERE directive = ?", (directive,))
+        held = state.held.get(directive)
+        if held is None:
+            return
+        self._db.execute("INSERT INTO held VALUES (?, ?, ?, ?, ?)", (
+            directive, held.revision, held.seq, _iso(held.window.effective_from), _iso(held.window.expires_at)))
+        self._db.executemany("INSERT INTO held_sets VALUES (?, ?, ?)",
+                             [(directive, model, _blob(users)) for model, users in held.sets.items()])
+
+    def _write_staging(self, state: Restrictions, directive: str, outcome: Outcome) -> None:
+        staged = state.staged_of(directive)
+        kept = ",".join(str(int(rev)) for rev in staged) or "-1"
+        self._db.execute(f"DELETE FROM staged WHERE directive = ? AND revision NOT IN ({kept})", (directive,))
+        if outcome.staged_chunk is None:
+            return
+        revision, chunk = outcome.staged_chunk
+        part = staged[revision]
+        model, users = part.parts[chunk]
+        self._db.execute("INSERT OR REPLACE INTO staged VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (
+            directive, revision, chunk, part.chunks, _iso(part.window.effective_from),
+            _iso(part.window.expires_at), model, _blob(users)))
+
+    def _write_pending(self, state: Restrictions, directive: str) -> None:
+        self._db.execute("DELETE FROM pending WHERE directive = ?", (directive,))
+        rows = [(directive, rev, d.seq, d.model, _blob(d.added), _blob(d.removed))
+                for rev, deltas in state.pending_of(directive).items() for d in deltas.values()]
+        self._db.executemany("INSERT INTO pending VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def load(self) -> tuple[Restrictions, dict[int, int]]:
+        """The state as last recorded and the next offset per commands partition it reflects."""
+        state = Restrictions()
+        sets: dict[str, dict[str, BitMap]] = {}
+        for directive, model, users in self._db.execute("SELECT directive, model, users FROM held_sets"):
+            sets.setdefault(directive, {})[model] = BitMap.deserialize(users)
+        for directive, revision, seq, start, end in self._db.execute("SELECT * FROM held"):
+            window = Window(_moment(start), _moment(end))
+            state.held[directive] = HeldRestriction.of(revision, window, sets.get(directive, {}), seq)
+        for directive, revision, chunk, chunks, start, end, model, users in self._db.execute("SELECT * FROM staged"):
+            staged = state.staging.setdefault((directive, revision),
+                                              StagedRevision(chunks, Window(_moment(start), _moment(end))))
+            staged.parts[chunk] = (model, BitMap.deserialize(users))
+        for directive, revision, seq, model, added, removed in self._db.execute("SELECT * FROM pending"):
+            state.pending.setdefault((directive, revision), {})[seq] = PendingDelta(
+                seq, model, BitMap.deserialize(added), BitMap.deserialize(removed))
+        state.lifted = dict(self._db.execute("SELECT directive, revision FROM lifted"))
+        offsets = dict(self._db.execute("SELECT partition, next_offset FROM offsets"))
+        return state, offsets

@@ -1,0 +1,117 @@
+"""Helpers for the agent's integration tests: run an agent, produce commands, read acks and dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pyroaring import BitMap
+
+from services.agent.app import Agent, build
+from services.agent.settings import AgentSettings
+from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
+from shared.contracts.catalogue import COMMANDS
+from shared.contracts.serving import LiftCommand, RestrictCommand
+from shared.runtime.settings import KafkaSettings
+
+TIMEOUT_S = 60.0
+MODELS = ["fable-5", "mythos-5"]
+
+
+def agent_settings(bootstrap: str, cluster: str, state_dir: Path) -> AgentSettings:
+    return AgentSettings(cluster_id=cluster, models=MODELS, http_port=0, heartbeat_interval_s=0.5,
+                         readiness_poll_s=0.1, state_dir=state_dir, kafka=KafkaSettings(bootstrap=bootstrap))
+
+
+def new_agent(bootstrap: str, cluster: str, state_dir: Path) -> Agent:
+    return build(agent_settings(bootstrap, cluster, state_dir))
+
+
+def http(agent: Agent) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{agent.http_port}", timeout=10.0)
+
+
+async def eventually(probe: Callable[[], Any], what: str, timeout: float = TIMEOUT_S) -> Any:
+    """Poll an async probe until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if result := await probe():
+            return result
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def wait_ready(agent: Agent) -> None:
+    async with http(agent) as client:
+        async def ready() -> bool:
+            return (await client.get("/readyz")).status_code == 200
+        await eventually(ready, "agent readiness")
+
+
+def restrict_chunks(cluster: str, directive: str, revision: int, parts: list[tuple[str, list[int]]],
+                    **window: Any) -> list[RestrictCommand]:
+    sets: dict[str, BitMap] = {}
+    for model, users in parts:
+        sets[model] = sets.get(model, BitMap()) | BitMap(users)
+    expected = scope_digest({model: set_digest(users) for model, users in sets.items()})
+    return [RestrictCommand(producer="enforcement", correlation_id=directive, cluster_id=cluster,
+                            directive_id=directive, revision=revision, model=model, chunk=i, chunks=len(parts),
+                            users=encode_bitmap(BitMap(users)), expected_digest=expected, **window)
+            for i, (model, users) in enumerate(parts)]
+
+
+def lift_command(cluster: str, directive: str, revision: int) -> LiftCommand:
+    return LiftCommand(producer="enforcement", correlation_id=directive, cluster_id=cluster,
+                       directive_id=directive, revision=revision)
+
+
+class Commands:
+    """Produces raw or contract messages onto serving.commands.v1, keyed by cluster."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+
+    async def __aenter__(self) -> Commands:
+        await self._producer.start()
+        return self
+
+    async def __aexit__(self, *_: Any) -> None:
+        await self._producer.stop()
+
+    async def send(self, *commands: Any) -> None:
+        for command in commands:
+            await self._producer.send_and_wait(COMMANDS.name, command.model_dump_json().encode(),
+                                               key=command.cluster_id.encode())
+
+    async def send_raw(self, cluster: str, value: bytes) -> None:
+        await self._producer.send_and_wait(COMMANDS.name, value, key=cluster.encode())
+
+
+class TopicReader:
+    """Reads a topic from the beginning, keeping every JSON value, and waits for a matching one."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self._consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                          enable_auto_commit=False, group_id=None)
+        self.seen: list[dict[str, Any]] = []
+
+    async def __aenter__(self) -> TopicReader:
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *_: Any) -> None:
+        await self._consumer.stop()
+
+    async def wait_for(self, predicate: Callable[[dict[str, Any]], bool], what: str,
+                       timeout: float = TIMEOUT_S) -> dict[str, Any]:
+        async def probe() -> dict[str, Any] | None:
+            batches = await self._consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                self.seen.extend(json.loads(r.value) for r in records if r.value)
+            return next((m for m in self.seen if predicate(m)), None)
+        return await eventually(probe, what, timeout)

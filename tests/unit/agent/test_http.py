@@ -1,0 +1,67 @@
+"""The HTTP API: 503 until ready (never allow), decisions afterwards, bad parameters named."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+
+from services.agent.access import AccessChecker
+from services.agent.commands import on_restrict
+from services.agent.http import access_api
+from services.agent.restrictions import Restrictions
+from tests.unit.agent.builders import restrict
+
+NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+
+def _client(ready: bool) -> httpx.AsyncClient:
+    state = Restrictions()
+    on_restrict(state, restrict("D1", 1, "fable-5", [1042]))
+    checker = AccessChecker()
+    checker.replace(state.held)
+    if ready:
+        checker.mark_ready()
+    api = access_api(checker, state.describe, lambda: NOW)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://agent")
+
+
+async def test_access_is_refused_with_503_until_ready() -> None:
+    async with _client(ready=False) as client:
+        assert (await client.get("/v1/access", params={"user": 1, "model": "fable-5"})).status_code == 503
+        batch = await client.post("/v1/access:batch", json={"checks": [{"user": 1, "model": "fable-5"}]})
+        assert batch.status_code == 503
+        assert (await client.get("/readyz")).status_code == 503
+        assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_access_denies_held_pairs_and_allows_others() -> None:
+    async with _client(ready=True) as client:
+        denied = await client.get("/v1/access", params={"user": 1042, "model": "fable-5"})
+        assert denied.json() == {"user": 1042, "model": "fable-5", "decision": "deny", "directives": ["D1"]}
+        allowed = await client.get("/v1/access", params={"user": 1043, "model": "fable-5"})
+        assert allowed.json()["decision"] == "allow"
+        batch = await client.post("/v1/access:batch", json={"checks": [
+            {"user": 1042, "model": "fable-5"}, {"user": 1042, "model": "mythos-5"}]})
+        assert [r["decision"] for r in batch.json()["results"]] == ["deny", "allow"]
+        assert (await client.get("/readyz")).status_code == 200
+        state = (await client.get("/v1/state")).json()
+        assert state["directives"]["D1"]["users"] == {"fable-5": 1}
+
+
+async def test_bad_parameters_are_rejected_naming_the_parameter() -> None:
+    async with _client(ready=True) as client:
+        for params, name in [({"model": "fable-5"}, "user"), ({"user": -1, "model": "fable-5"}, "user"),
+                             ({"user": "x", "model": "fable-5"}, "user"), ({"user": 1}, "model"),
+                             ({"user": 1, "model": "Fable 5!"}, "model")]:
+            response = await client.get("/v1/access", params=params)
+            assert response.status_code == 422, params
+            assert [e["loc"][-1] for e in response.json()["detail"]] == [name], params
+
+
+async def test_a_batch_over_the_limit_is_rejected() -> None:
+    async with _client(ready=True) as client:
+        response = await client.post("/v1/access:batch",
+                                     json={"checks": [{"user": 1, "model": "fable-5"}] * 10_001})
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["body", "checks"]

@@ -1,0 +1,54 @@
+"""The SQLite snapshot gives back exactly the state recorded: held sets, staging, early deltas, lifts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pyroaring import BitMap
+
+from services.agent.commands import on_delta, on_lift, on_restrict
+from services.agent.restrictions import Restrictions
+from services.agent.snapshot import Snapshot
+from tests.unit.agent.builders import delta, lift, restrict
+
+START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+
+def _apply_all(store: Snapshot, state: Restrictions, commands: list) -> None:
+    handlers = {"RestrictCommand": on_restrict, "LiftCommand": on_lift, "DeltaCommand": on_delta}
+    for offset, command in enumerate(commands):
+        outcome = handlers[command.type](state, command)
+        if outcome.touched or outcome.held_changed:
+            store.record(state, command.directive_id, outcome, 2, offset)
+
+
+def test_a_reloaded_snapshot_equals_the_state_recorded(tmp_path: Path) -> None:
+    store = Snapshot(tmp_path / "agent" / "c.sqlite3")
+    state = Restrictions()
+    _apply_all(store, state, [
+        restrict("D1", 1, "fable-5", [1, 2], chunk=0, chunks=2, effective_from=START),
+        restrict("D1", 1, "mythos-5", [3], chunk=1, chunks=2, effective_from=START),
+        delta("D1", 1, 2, "fable-5", added=[9]),
+        restrict("D2", 1, "fable-5", [5], chunk=0, chunks=2),
+        restrict("D3", 1, "fable-5", [6]),
+        lift("D3", 1),
+    ])
+    store.close()
+    loaded, offsets = Snapshot(tmp_path / "agent" / "c.sqlite3").load()
+    assert loaded.held == state.held
+    assert loaded.held["D1"].window.effective_from == START
+    assert loaded.held["D1"].sets == {"fable-5": BitMap([1, 2]), "mythos-5": BitMap([3])}
+    assert loaded.staging == state.staging and list(loaded.staging) == [("D2", 1)]
+    assert loaded.pending == state.pending and list(loaded.pending[("D1", 1)]) == [2]
+    assert loaded.lifted == {"D3": 1} and "D3" not in loaded.held
+    assert offsets == {2: 6}
+
+
+def test_applied_revisions_leave_no_staged_chunks_behind(tmp_path: Path) -> None:
+    store = Snapshot(tmp_path / "s.sqlite3")
+    state = Restrictions()
+    _apply_all(store, state, [restrict("D1", 1, "fable-5", [1], chunk=0, chunks=2),
+                              restrict("D1", 1, "fable-5", [2], chunk=1, chunks=2)])
+    loaded, _ = store.load()
+    assert loaded.staging == {} and loaded.held["D1"].sets == {"fable-5": BitMap([1, 2])}
