@@ -1,13 +1,19 @@
-"""Entry point of the `countermand` command."""
+"""Entry point of the `countermand` command: each service's commands under one name."""
 
 from __future__ import annotations
 
 import typer
 
 from cli import topics
+from services.enforcement import cli as enforcement_cli
+from services.intake import cli as intake_cli
+from services.registry import cli as registry_cli
 
 app = typer.Typer(help="Countermand: enforce legal directives on AI model serving.", no_args_is_help=True)
 app.add_typer(topics.app, name="topics")
+app.add_typer(intake_cli.app, name="directive", help="Issue, amend, lift and list directives (via intake).")
+app.add_typer(registry_cli.app, name="registry", help="The synthetic user registry for demos and benchmarks.")
+app.command("status", help="Enforcement status per directive and cluster.")(enforcement_cli.status)
 
 if __name__ == "__main__":
     app()
