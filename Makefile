@@ -49,8 +49,9 @@ bench: bench-impact bench-enforce ## Run every benchmark and print result tables
 bench-impact: venv ## Benchmark impact evaluation (results in bench/results/impact.json)
 	@$(PY) -m bench.impact
 
-bench-enforce: venv kafka-fetch ## Benchmark enforcement on real Kafka (results in bench/results/enforce.json)
+bench-enforce: venv kafka-fetch ## Benchmark enforcement on real Kafka and the agent (bench/results/enforce.json, agent.json)
 	@$(PY) -m bench.enforce
+	@$(PY) -m bench.agent
 
 docs: venv ## Regenerate JSON Schemas and AsyncAPI documents under docs/
 	@$(PY) -m cli.docs
