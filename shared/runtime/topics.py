@@ -19,25 +19,53 @@ class TopicChange:
 
 
 async def apply_topics(bootstrap: str, topics: tuple[Topic, ...] = ALL_TOPICS,
-                       replication: int = 1) -> list[TopicChange]:
-    """Create missing topics, raise partition counts and align configs with the catalogue."""
+                       replication: int = 1, min_insync_replicas: int | None = None) -> list[TopicChange]:
+    """Create missing topics, raise partition counts and align configs with the catalogue.
+
+    min_insync_replicas, when given, is set on every topic (min.insync.replicas) so that acks=all
+    producers fail rather than write to fewer replicas.
+    """
+    if min_insync_replicas is not None and min_insync_replicas > replication:
+        raise ValueError(f"min_insync_replicas ({min_insync_replicas}) exceeds replication ({replication}): "
+                         "every acks=all write would fail")
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="countermand-topics")
     await admin.start()
     try:
         existing = await _partition_counts(admin)
         changes = []
         for topic in topics:
+            wanted = wanted_configs(topic, min_insync_replicas)
             if topic.name not in existing:
                 response = await admin.create_topics([NewTopic(topic.name, topic.partitions, replication,
-                                                               topic_configs=topic.configs())])
+                                                               topic_configs=wanted)])
                 _raise_on_error(response, topic.name)
                 changes.append(TopicChange(topic.name, "created"))
                 continue
-            updated = await _align(admin, topic, existing[topic.name])
+            updated = await _align(admin, topic, existing[topic.name], wanted)
             changes.append(TopicChange(topic.name, "updated" if updated else "unchanged"))
         return changes
     finally:
         await admin.close()
+
+
+def wanted_configs(topic: Topic, min_insync_replicas: int | None = None) -> dict[str, str]:
+    """The broker-side configs a topic should have: the catalogue's, plus min.insync.replicas when given."""
+    if min_insync_replicas is None:
+        return topic.configs()
+    if min_insync_replicas < 1:
+        raise ValueError(f"min_insync_replicas must be at least 1, got {min_insync_replicas}")
+    return {**topic.configs(), "min.insync.replicas": str(min_insync_replicas)}
+
+
+async def missing_topics(bootstrap: str, topics: tuple[Topic, ...] = ALL_TOPICS) -> list[str]:
+    """Names of the catalogue topics the broker does not have yet (empty once `apply_topics` ran)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="countermand-topics")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    return [t.name for t in topics if t.name not in existing]
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient) -> dict[str, int]:
@@ -45,7 +73,7 @@ async def _partition_counts(admin: AIOKafkaAdminClient) -> dict[str, int]:
     return {t["topic"]: len(t["partitions"]) for t in described}
 
 
-async def _align(admin: AIOKafkaAdminClient, topic: Topic, partitions: int) -> bool:
+async def _align(admin: AIOKafkaAdminClient, topic: Topic, partitions: int, wanted: dict[str, str]) -> bool:
     updated = False
     if partitions < topic.partitions:
         await admin.create_partitions({topic.name: NewPartitions(topic.partitions)})
@@ -53,7 +81,6 @@ async def _align(admin: AIOKafkaAdminClient, topic: Topic, partitions: int) -> b
     resource = ConfigResource(ConfigResourceType.TOPIC, topic.name)
     current = await admin.describe_configs([resource])
     have = {entry[0]: entry[1] for entry in current[0].resources[0][4]}
-    wanted = topic.configs()
     if any(have.get(k) != v for k, v in wanted.items()):
         await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic.name, wanted)])
         updated = True

@@ -1,0 +1,313 @@
+"""The deployment files (Dockerfile, docker-compose.yml, deploy/k8s) agree with the code and the Kafka rules."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from shared.runtime.settings import KafkaSettings, LogSettings, ServiceSettings, TelemetrySettings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+K8S = ROOT / "deploy" / "k8s"
+SERVICES = ("intake", "impact", "enforcement", "notifier", "audit", "agent")
+DEMO_CLUSTERS = {
+    "us-east": ("us-east-1", {"fable-5", "mythos-5", "lyric-4"}),
+    "eu-west": ("eu-west-1", {"fable-5", "mythos-5"}),
+    "ap-south": ("ap-south-1", {"fable-5", "lyric-4"}),
+}
+STATE_DIR = "/var/lib/countermand"
+
+
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def compose_services() -> dict[str, dict[str, Any]]:
+    return compose()["services"]
+
+
+def k8s_objects() -> list[dict[str, Any]]:
+    objects = []
+    for path in sorted(K8S.glob("*.yaml")):
+        if path.name != "kustomization.yaml":
+            objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return objects
+
+
+def k8s_workloads() -> list[dict[str, Any]]:
+    return [o for o in k8s_objects() if o["kind"] in ("Deployment", "StatefulSet", "Job")]
+
+
+def k8s_services() -> Iterator[tuple[dict[str, Any], dict[str, Any], str]]:
+    """(workload, its main container, the service it runs) for every Deployment and StatefulSet."""
+    for workload in k8s_workloads():
+        if workload["kind"] != "Job":
+            main = workload["spec"]["template"]["spec"]["containers"][0]
+            yield workload, main, module_of(argv(main["command"]))
+
+
+def containers(workload: dict[str, Any]) -> list[dict[str, Any]]:
+    pod = workload["spec"]["template"]["spec"]
+    return pod.get("initContainers", []) + pod["containers"]
+
+
+def argv(command: Any) -> list[str]:
+    return command.split() if isinstance(command, str) else [str(part) for part in command or []]
+
+
+def service_modules(commands: Iterator[list[str]]) -> list[str]:
+    """Every X of `python -m services.X` in the given command lines."""
+    found = []
+    for line in commands:
+        for i, part in enumerate(line[:-1]):
+            if part == "-m" and line[i + 1].startswith("services."):
+                found.append(line[i + 1].removeprefix("services."))
+    return found
+
+
+def module_of(command: list[str]) -> str:
+    modules = service_modules(iter([command]))
+    assert len(modules) == 1, command
+    return modules[0]
+
+
+def compose_commands() -> Iterator[list[str]]:
+    for spec in compose_services().values():
+        yield argv(spec.get("entrypoint")) + argv(spec.get("command"))
+
+
+def k8s_commands() -> Iterator[list[str]]:
+    for workload in k8s_workloads():
+        for container in containers(workload):
+            yield argv(container.get("command")) + argv(container.get("args"))
+
+
+def option(line: list[str], name: str) -> str:
+    assert name in line, f"{name} missing from {line}"
+    return line[line.index(name) + 1]
+
+
+def settings_class(service: str) -> type[ServiceSettings]:
+    module = importlib.import_module(f"services.{service}.settings")
+    classes = [c for c in vars(module).values()
+               if isinstance(c, type) and issubclass(c, ServiceSettings) and c is not ServiceSettings]
+    assert len(classes) == 1, f"services/{service}/settings.py should define one settings class: {classes}"
+    return classes[0]
+
+
+def load_settings(service: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The service's settings as the deployed environment gives them; every COUNTERMAND_<NAME>_ name must be a field."""
+    cls = settings_class(service)
+    known = {cls.model_config["env_prefix"] + name.upper() for name in cls.model_fields}
+    for nested in (KafkaSettings, LogSettings, TelemetrySettings):
+        known |= {nested.model_config["env_prefix"] + name.upper() for name in nested.model_fields}
+    unknown = [k for k in env if k.startswith("COUNTERMAND_") and k not in known]
+    assert not unknown, f"{service}: no such setting {unknown}"
+    for key in [k for k in os.environ if k.startswith("COUNTERMAND_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, str(value))
+    return cls()
+
+
+# --- the image -----------------------------------------------------------------------------------
+
+def test_image_is_python_311_slim_non_root_with_pinned_requirements() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim\s*$", dockerfile, re.M)
+    users = re.findall(r"^USER\s+(\S+)", dockerfile, re.M)
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert dockerfile.index("pip install -r requirements.txt") < dockerfile.index("pip install --no-deps .")
+    requirements = [line for line in (ROOT / "requirements.txt").read_text().splitlines()
+                    if line.strip() and not line.startswith("#")]
+    assert all("==" in line for line in requirements), "requirements.txt must pin every package"
+
+
+def test_build_context_leaves_out_local_state_and_caches() -> None:
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {".venv", ".run", "deploy/kafka/libs", ".git", "bench/results"} <= ignored
+
+
+# --- docker-compose.yml --------------------------------------------------------------------------
+
+def test_every_compose_service_has_a_healthcheck_except_the_one_shot_topics_job() -> None:
+    services = compose_services()
+    topics = services["topics"]
+    assert argv(topics["command"])[:3] == ["countermand", "topics", "apply"]
+    assert topics.get("restart") == "no" and "healthcheck" not in topics
+    assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
+    missing = [name for name, spec in services.items()
+               if name != "topics" and not spec.get("healthcheck", {}).get("test")]
+    assert not missing, f"no healthcheck: {missing}"
+
+
+def test_compose_services_start_after_the_topics_job_succeeded() -> None:
+    for name, spec in compose_services().items():
+        if name in ("kafka", "topics"):
+            continue
+        assert spec["depends_on"]["topics"]["condition"] == "service_completed_successfully", name
+
+
+def test_compose_runs_every_service_and_one_agent_per_demo_cluster() -> None:
+    modules = service_modules(compose_commands())
+    assert set(modules) == set(SERVICES)
+    assert modules.count("agent") == len(DEMO_CLUSTERS)
+    assert {f"agent-{c}" for c in DEMO_CLUSTERS} <= set(compose_services())
+
+
+def test_every_service_module_named_in_compose_and_k8s_is_a_runnable_package() -> None:
+    named = set(service_modules(compose_commands())) | set(service_modules(k8s_commands()))
+    assert named, "no `python -m services.X` found"
+    missing = [m for m in sorted(named)
+               if not (ROOT / "services" / m / "__init__.py").is_file()
+               or not (ROOT / "services" / m / "__main__.py").is_file()]
+    assert not missing, f"no package services/<name> with __init__.py and __main__.py: {missing}"
+
+
+def test_kafka_is_the_official_image_pinned_to_a_4x_release() -> None:
+    image = compose_services()["kafka"]["image"]
+    name, _, tag = image.partition(":")
+    assert name == "apache/kafka"
+    assert re.fullmatch(r"4\.\d+\.\d+", tag), f"pin a 4.x release, not {tag or 'latest'!r}"
+
+
+def test_kafka_runs_kraft_single_node_without_auto_create() -> None:
+    env = compose_services()["kafka"]["environment"]
+    assert str(env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"]).lower() == "false"
+    assert set(str(env["KAFKA_PROCESS_ROLES"]).split(",")) == {"broker", "controller"}
+    assert str(env["KAFKA_CONTROLLER_QUORUM_VOTERS"]).startswith(f"{env['KAFKA_NODE_ID']}@")
+    for key in ("KAFKA_LISTENERS", "KAFKA_ADVERTISED_LISTENERS", "KAFKA_CONTROLLER_LISTENER_NAMES",
+                "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"):
+        assert env[key], key
+    for key in ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+                "KAFKA_DEFAULT_REPLICATION_FACTOR"):
+        assert int(env[key]) == 1, key
+    assert int(env["KAFKA_MESSAGE_MAX_BYTES"]) == 2097152
+    assert "/opt/kafka/bin/" in " ".join(argv(compose_services()["kafka"]["healthcheck"]["test"]))
+
+
+def test_compose_services_reach_kafka_on_its_internal_listener() -> None:
+    kafka = compose_services()["kafka"]["environment"]
+    for name, spec in compose_services().items():
+        if name == "kafka":
+            continue
+        bootstrap = spec["environment"]["COUNTERMAND_KAFKA_BOOTSTRAP"]
+        assert f"//{bootstrap}" in kafka["KAFKA_ADVERTISED_LISTENERS"], name
+        assert spec["environment"]["COUNTERMAND_LOG_FORMAT"] == "json", name
+
+
+def test_compose_publishes_intake_on_8080_and_agents_on_8101_to_8103() -> None:
+    services = compose_services()
+    published = {name: [str(p).rsplit(":", 2)[-2] for p in spec.get("ports", [])]
+                 for name, spec in services.items()}
+    assert published["intake"] == ["8080"]
+    assert [published[f"agent-{c}"] for c in DEMO_CLUSTERS] == [["8101"], ["8102"], ["8103"]]
+
+
+def test_compose_environment_is_what_each_service_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, spec in compose_services().items():
+        if name in ("kafka", "topics"):
+            continue
+        service = module_of(argv(spec["command"]))
+        settings = load_settings(service, spec["environment"], monkeypatch)
+        assert settings.kafka.bootstrap == "kafka:19092"
+        assert str(settings.state_dir) == STATE_DIR, name
+        if service in ("intake", "agent"):
+            assert (settings.http_host, settings.http_port) == ("0.0.0.0", 8080), name
+            test = " ".join(argv(spec["healthcheck"]["test"]))
+            assert f"127.0.0.1:{settings.http_port}/readyz" in test, name
+        if service == "agent":
+            region, models = DEMO_CLUSTERS[settings.cluster_id]
+            assert name == f"agent-{settings.cluster_id}"
+            assert (settings.region, set(settings.models)) == (region, models)
+            assert f"{name}-state:{STATE_DIR}" in spec["volumes"]
+
+
+# --- deploy/k8s ----------------------------------------------------------------------------------
+
+def test_kustomization_lists_every_manifest() -> None:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    manifests = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(kustomization["resources"]) == manifests
+    assert kustomization["namespace"] == "countermand"
+
+
+def test_k8s_topics_job_applies_replication_3_and_min_insync_2() -> None:
+    jobs = [o for o in k8s_objects() if o["kind"] == "Job"]
+    assert len(jobs) == 1
+    line = argv(containers(jobs[0])[0]["command"]) + argv(containers(jobs[0])[0].get("args"))
+    assert line[:3] == ["countermand", "topics", "apply"]
+    assert option(line, "--replication") == "3"
+    assert option(line, "--min-insync-replicas") == "2"
+
+
+def test_k8s_runs_every_service_and_one_agent_per_demo_cluster() -> None:
+    modules = service_modules(k8s_commands())
+    assert set(modules) == set(SERVICES)
+    assert modules.count("agent") == len(DEMO_CLUSTERS)
+
+
+def test_k8s_keeps_enforcement_notifier_audit_and_agent_state_on_volumes() -> None:
+    headless = {o["metadata"]["name"] for o in k8s_objects()
+                if o["kind"] == "Service" and o["spec"].get("clusterIP") == "None"}
+    stateful = {}
+    for workload, main, _ in k8s_services():
+        if workload["kind"] == "StatefulSet":
+            assert workload["spec"]["serviceName"] in headless, workload["metadata"]["name"]
+            claims = {c["metadata"]["name"] for c in workload["spec"]["volumeClaimTemplates"]}
+            mounts = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
+            assert mounts.get("state") == STATE_DIR and "state" in claims, workload["metadata"]["name"]
+            stateful[workload["metadata"]["name"]] = workload
+    assert {"enforcement", "notifier", "audit"} | {f"agent-{c}" for c in DEMO_CLUSTERS} <= set(stateful)
+
+
+def test_k8s_containers_have_requests_and_limits() -> None:
+    for workload in k8s_workloads():
+        for container in containers(workload):
+            resources = container.get("resources", {})
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(resources.get(kind, {})), (workload["metadata"]["name"], kind)
+
+
+def test_k8s_http_services_are_ready_on_readyz_and_exposed() -> None:
+    services = {o["metadata"]["name"]: o for o in k8s_objects() if o["kind"] == "Service"}
+    for workload, main, service in k8s_services():
+        if service not in ("intake", "agent"):
+            continue
+        name = workload["metadata"]["name"]
+        assert main["readinessProbe"]["httpGet"]["path"] == "/readyz", name
+        assert services[name]["spec"]["selector"] == workload["spec"]["selector"]["matchLabels"], name
+
+
+def test_every_k8s_agent_has_a_disruption_budget() -> None:
+    budgets = {o["metadata"]["name"]: o for o in k8s_objects() if o["kind"] == "PodDisruptionBudget"}
+    for workload, _, service in k8s_services():
+        if service == "agent":
+            budget = budgets[workload["metadata"]["name"]]
+            assert budget["spec"]["selector"]["matchLabels"] == workload["spec"]["selector"]["matchLabels"]
+
+
+def test_k8s_environment_is_what_each_service_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = next(o for o in k8s_objects() if o["kind"] == "ConfigMap")["data"]
+    assert shared["COUNTERMAND_LOG_FORMAT"] == "json" and shared["COUNTERMAND_KAFKA_BOOTSTRAP"]
+    clusters = set()
+    for _, main, service in k8s_services():
+        env = dict(shared)
+        env.update({e["name"]: e.get("value", "pod-0") for e in main.get("env", [])})
+        settings = load_settings(service, env, monkeypatch)
+        assert str(settings.state_dir) == STATE_DIR
+        if service in ("intake", "agent"):
+            assert settings.http_port == main["ports"][0]["containerPort"] and settings.http_host == "0.0.0.0"
+        if service == "agent":
+            region, models = DEMO_CLUSTERS[settings.cluster_id]
+            assert (settings.region, set(settings.models)) == (region, models)
+            clusters.add(settings.cluster_id)
+    assert clusters == set(DEMO_CLUSTERS)
