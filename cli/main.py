@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from cli import topics
+from services.audit import cli as audit_cli
 from services.enforcement import cli as enforcement_cli
 from services.intake import cli as intake_cli
 from services.registry import cli as registry_cli
@@ -13,6 +14,7 @@ app = typer.Typer(help="Countermand: enforce legal directives on AI model servin
 app.add_typer(topics.app, name="topics")
 app.add_typer(intake_cli.app, name="directive", help="Issue, amend, lift and list directives (via intake).")
 app.add_typer(registry_cli.app, name="registry", help="The synthetic user registry for demos and benchmarks.")
+app.add_typer(audit_cli.app, name="audit", help="The hash-chained audit ledger: report, verify, replay.")
 app.command("status", help="Enforcement status per directive and cluster.")(enforcement_cli.status)
 
 if __name__ == "__main__":

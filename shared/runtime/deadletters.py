@@ -3,6 +3,9 @@
 Validation errors (bad JSON, wrong schema) go there at once; other errors are retried a few times
 with backoff first. The consumer then moves on: never an infinite retry loop. If the dead-letter
 topic itself cannot be written, the error propagates so the message is redelivered, not lost.
+A failing batch (batch subscriber) is redelivered, unless the middleware was made with
+batches=True: then it is dead-lettered record by record, except a batch holding records of the
+service's own dead-letter topic, which is redelivered: burying those again would loop.
 """
 
 from __future__ import annotations
@@ -44,8 +47,13 @@ def dead_letter_of(record: Any, service: str, exc: BaseException) -> DeadLetter:
     )
 
 
-def dead_letter_middleware(service: str, retries: int = 3, backoff_s: float = 0.2) -> type[BaseMiddleware]:
-    """A broker middleware class that dead-letters what the service's handlers cannot process."""
+def dead_letter_middleware(service: str, retries: int = 3, backoff_s: float = 0.2, *,
+                           batches: bool = False) -> type[BaseMiddleware]:
+    """A broker middleware class that dead-letters what the service's handlers cannot process.
+
+    batches: dead-letter a failing batch record by record (the audit, whose batch fails as a whole);
+    otherwise a failing batch is redelivered, since its handler may have rewound the consumer itself.
+    """
     topic = dead_letter_topic(service).name
     log = structlog.get_logger(service=service)
 
@@ -68,10 +76,19 @@ def dead_letter_middleware(service: str, retries: int = 3, backoff_s: float = 0.
             return None
 
         async def _bury(self, msg: Any, exc: BaseException) -> None:
-            letter = dead_letter_of(msg.raw_message, service, exc)
-            log.warning("message dead-lettered", topic=letter.topic, offset=letter.offset, reason=letter.reason)
+            raw = msg.raw_message
+            is_batch = isinstance(raw, (tuple, list))
+            records = raw if is_batch else (raw,)
+            if is_batch and not batches:
+                raise exc
+            if any(getattr(r, "topic", None) == topic for r in records):
+                # A consumer of its own dead-letter topic would feed it in a loop: redeliver instead.
+                raise exc
             broker = self.context.get("broker")
-            await broker.publish(letter, topic=topic, key=service.encode())
+            for record in records:
+                letter = dead_letter_of(record, service, exc)
+                log.warning("message dead-lettered", topic=letter.topic, offset=letter.offset, reason=letter.reason)
+                await broker.publish(letter, topic=topic, key=service.encode())
             return None
 
     return DeadLettering

@@ -1,0 +1,130 @@
+"""Composition root of the audit service: one batch subscriber over every topic, the ledger, checkpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import structlog
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.message import FAKE_CONSUMER, KafkaAckableMessage
+from faststream.specification import AsyncAPI
+
+from services.audit.checkpoints import CheckpointPolicy
+from services.audit.ledger import Ledger
+from services.audit.record import Record
+from services.audit.settings import AuditSettings
+from shared.contracts.audit import AuditCheckpoint
+from shared.contracts.catalogue import AUDIT, DATA_TOPICS, DEAD_LETTER_TOPICS
+from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
+from shared.runtime.deadletters import dead_letter_middleware
+
+SERVICE = "audit"
+LEDGER_ID = "main"
+RECORDED_TOPICS = tuple(t.name for t in DATA_TOPICS + DEAD_LETTER_TOPICS if t is not AUDIT)
+
+log = structlog.get_logger(service=SERVICE)
+
+
+def record_of(raw: Any) -> Record:
+    """The audit's copy of an aiokafka ConsumerRecord."""
+    headers = tuple((name, value) for name, value in (raw.headers or ()))
+    return Record(raw.topic, raw.partition, raw.offset, raw.key, raw.value, headers, raw.timestamp)
+
+
+class Audit:
+    """The running audit: broker, ledger and checkpoint cadence."""
+
+    def __init__(self, settings: AuditSettings, ledger: Ledger | None = None) -> None:
+        self.settings = settings
+        self.broker: KafkaBroker = make_broker(settings, SERVICE, dead_letters=False)
+        # A batch the store cannot take is dead-lettered record by record, then recorded from dlq.audit.v1.
+        self.broker.add_middleware(dead_letter_middleware(SERVICE, batches=True))
+        self.ledger = ledger
+        self.policy = CheckpointPolicy(settings.checkpoint_every, settings.checkpoint_interval_s)
+        self._checkpoints = declare_publisher(self.broker, AUDIT, "Length and head hash of the ledger.")
+        self._head = (0, "")  # (seq, hash) of the newest committed entry
+        self._reported = (0, time.monotonic())
+        self._latest_event_id: str | None = None
+        self._publishing = asyncio.Lock()
+        self._ticker: asyncio.Task | None = None
+        self._subscriber = self.broker.subscriber(
+            *RECORDED_TOPICS, batch=True, max_records=settings.batch_max_records,
+            batch_timeout_ms=settings.batch_timeout_ms, parser=self._parse, decoder=_values,
+            title="audit:record", description="Every record of every topic, appended to the ledger.",
+            **consumer_options(settings.group),
+        )
+        self._subscriber(self.on_records)
+
+    async def _parse(self, records: tuple[Any, ...]) -> KafkaAckableMessage:
+        # FastStream's own parser decodes headers as UTF-8 and would stall on a binary header.
+        first, last = records[0], records[-1]
+        return KafkaAckableMessage(raw_message=records, body=[r.value for r in records],
+                                   message_id=f"{first.offset}-{last.offset}-{first.timestamp}",
+                                   consumer=self._subscriber.consumer or FAKE_CONSUMER)
+
+    async def on_records(self, message: KafkaMessage) -> None:
+        """Append a batch to the ledger; the offsets are committed after the transaction."""
+        records = [record_of(raw) for raw in message.raw_message]
+        entries = await asyncio.to_thread(self.ledger.append, records)
+        if entries:
+            self._head = (entries[-1].seq, entries[-1].hash)
+            self._latest_event_id = entries[-1].envelope.event_id or self._latest_event_id
+            log.debug("ledger appended", entries=len(entries), head_seq=entries[-1].seq)
+        await self.checkpoint_if_due()
+
+    async def checkpoint_if_due(self) -> None:
+        """Publish a checkpoint when the policy says so; a failure is retried at the next batch or tick."""
+        async with self._publishing:
+            entries, head = self._head  # committed; never read the store while a batch is being written
+            if not self.policy.due(entries, self._reported[0], time.monotonic(), self._reported[1]):
+                return
+            checkpoint = AuditCheckpoint(producer=SERVICE, ledger=LEDGER_ID, entries=entries, head_hash=head,
+                                         causation_id=self._latest_event_id)
+            try:
+                await emit(self._checkpoints, AUDIT, checkpoint)
+            except Exception as exc:  # the ledger is durable already; the next checkpoint covers it
+                log.warning("checkpoint not published", error=repr(exc))
+                return
+            self._reported = (entries, time.monotonic())
+            log.info("checkpoint published", entries=entries, head_hash=head)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(min(self.settings.checkpoint_interval_s, 1.0))
+            await self.checkpoint_if_due()
+
+    async def start(self) -> None:
+        if self.ledger is None:
+            self.ledger = Ledger(self.settings.ledger_path)
+        self._head = self.ledger.head()
+        self._reported = (self._head[0], time.monotonic())
+        await self.broker.start()
+        self._ticker = asyncio.create_task(self._tick())
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        await self.broker.stop()
+        if self.ledger is not None:
+            self.ledger.close()
+
+
+def _values(message: Any) -> list[bytes | None]:
+    # The audit never decodes bodies into models: the raw bytes are what it records.
+    return [record.value for record in message.raw_message]
+
+
+def build(settings: AuditSettings | None = None, ledger: Ledger | None = None) -> Audit:
+    """Build the audit service from settings (nothing connects until start)."""
+    return Audit(settings or AuditSettings(), ledger)
+
+
+def specification(settings: AuditSettings | None = None) -> AsyncAPI:
+    """The AsyncAPI document of the audit service."""
+    return AsyncAPI(build(settings).broker, title="Countermand audit", version="1.0.0")

@@ -1,0 +1,130 @@
+"""`countermand audit ...`: read the ledger (report, verify, replay). Read-only: publishes nothing."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.audit.chain import Entry, verify as verify_chain
+from services.audit.ledger import Ledger, LedgerMissing
+from services.audit.record import parsed
+from services.audit.settings import AuditSettings
+from services.audit.timeline import events_of, summary, time_of, timeline
+
+app = typer.Typer(help="The audit ledger: directive reports, chain verification, replay.", no_args_is_help=True)
+LEDGER_HELP = "Ledger file (default: COUNTERMAND_AUDIT_STATE_DIR/audit/ledger.sqlite)."
+
+
+def out() -> Console:
+    return Console()
+
+
+def err() -> Console:
+    return Console(stderr=True)
+
+
+def _open(path: Path | None) -> Ledger:
+    where = path or AuditSettings().ledger_path
+    try:
+        store = Ledger(where, read_only=True)
+    except LedgerMissing as exc:
+        err().print(f"[red]error:[/red] ledger: {exc}")
+        raise typer.Exit(2) from exc
+    try:
+        store.head()
+    except sqlite3.DatabaseError as exc:
+        store.close()
+        err().print(f"[red]error:[/red] ledger: {where} is not an audit ledger ({exc})")
+        raise typer.Exit(2) from exc
+    return store
+
+
+def _directive_entries(ledger: Ledger, directive_id: str) -> list[Entry]:
+    entries = ledger.entries_of(directive_id)
+    if not entries:
+        err().print(f"[red]error:[/red] directive_id: no recorded event for directive {directive_id!r}")
+        raise typer.Exit(1)
+    return entries
+
+
+@app.command("report")
+def report(directive_id: str = typer.Argument(..., help="Directive id."),
+           ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP)) -> None:
+    """The directive's timeline: one line per event, repeated notices aggregated."""
+    store = _open(ledger)
+    try:
+        lines = timeline(_directive_entries(store, directive_id), directive_id)
+    finally:
+        store.close()
+    table = Table("time", "topic", "event", "summary", title=f"directive {directive_id}")
+    for line in lines:
+        table.add_row(_when(line.time), line.topic, line.event, line.summary)
+    out().print(table)
+
+
+@app.command("verify")
+def verify(ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
+           checkpoint_entries: int = typer.Option(None, "--checkpoint-entries", min=1,
+                                                  help="entries of a published AuditCheckpoint."),
+           checkpoint_hash: str = typer.Option(None, "--checkpoint-hash",
+                                               help="head_hash of the same AuditCheckpoint.")) -> None:
+    """Recompute the hash chain end to end (optionally against a checkpoint); exit 1 naming the first broken entry."""
+    if (checkpoint_entries is None) != (checkpoint_hash is None):
+        err().print("[red]error:[/red] --checkpoint-entries and --checkpoint-hash go together")
+        raise typer.Exit(2)
+    anchor = None if checkpoint_entries is None else (checkpoint_entries, checkpoint_hash.lower())
+    store = _open(ledger)
+    try:
+        verdict = verify_chain(store.entries(), anchor)
+    finally:
+        store.close()
+    if verdict.intact:
+        out().print(f"ledger intact: {verdict.checked:,} entries checked, head hash {verdict.head_hash}",
+                    highlight=False, soft_wrap=True)
+        return
+    err().print(f"[red]ledger broken at seq {verdict.broken_seq}:[/red] {verdict.reason} "
+              f"({verdict.checked:,} entries intact before it)")
+    raise typer.Exit(1)
+
+
+@app.command("replay")
+def replay(directive_id: str = typer.Argument(..., help="Directive id."),
+           ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
+           as_json: bool = typer.Option(False, "--json", help="One JSON object per line.")) -> None:
+    """Print the directive's recorded events in order. Read-only: nothing is published."""
+    store = _open(ledger)
+    try:
+        entries = events_of(_directive_entries(store, directive_id), directive_id)
+    finally:
+        store.close()
+    for entry in entries:
+        if as_json:
+            typer.echo(json.dumps(_as_json(entry), ensure_ascii=False))
+        else:
+            out().print(f"{entry.seq:>8}  {_when(time_of(entry))}  "
+                      f"{entry.record.topic}  {summary(entry)}", highlight=False, soft_wrap=True)
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+
+
+def _as_json(entry: Entry) -> dict:
+    record = entry.record
+    document = parsed(record.value)
+    return {
+        "seq": entry.seq, "topic": record.topic, "partition": record.partition, "offset": record.offset,
+        "key": None if record.key is None else record.key.decode(errors="replace"),
+        "type": entry.envelope.type, "event_id": entry.envelope.event_id, "hash": entry.hash,
+        "value": document,  # null for a tombstone or a value that is not JSON (see value_b64)
+        "value_b64": None if record.value is None or document is not None else base64.b64encode(record.value).decode(),
+    }

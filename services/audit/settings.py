@@ -1,0 +1,28 @@
+"""Settings of the audit service (env prefix COUNTERMAND_AUDIT_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.runtime.settings import ServiceSettings
+
+
+class AuditSettings(ServiceSettings):
+    """Audit ledger, batching and checkpoint cadence."""
+
+    model_config = SettingsConfigDict(env_prefix="COUNTERMAND_AUDIT_", extra="forbid")
+
+    group: str = Field("countermand-audit", min_length=1, description="Consumer group of the ledger.")
+    batch_max_records: int = Field(5000, ge=1, description="Most records appended in one transaction.")
+    batch_timeout_ms: int = Field(200, ge=1, description="Longest wait to fill a batch.")
+    checkpoint_every: int = Field(10_000, ge=1, description="Publish a checkpoint after this many new entries.")
+    checkpoint_interval_s: float = Field(
+        10.0, gt=0, description="Publish a checkpoint this long after the last one if entries were added.")
+
+    @property
+    def ledger_path(self) -> Path:
+        """Where the ledger lives: state_dir/audit/ledger.sqlite."""
+        return self.state_dir / "audit" / "ledger.sqlite"
