@@ -1,0 +1,1 @@
+"""Notifier: tells customers once, after enforcement is confirmed, that their access changed."""

@@ -1,0 +1,99 @@
+"""Composition root of the notifier: broker, subscribers, publishers, stores and sink from settings."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+
+from services.notifier.delivery import Delivery
+from services.notifier.directory import UserDirectory
+from services.notifier.handlers import Handlers
+from services.notifier.ledger import Ledger, open_database
+from services.notifier.pending import PendingStore
+from services.notifier.registry import RegistryFeed
+from services.notifier.settings import NotifierSettings
+from services.notifier.sink import NoticeSink, OutboxSink
+from services.notifier.wording import Wording
+from shared.contracts.catalogue import ENFORCEMENT, IMPACT, NOTIFICATIONS, dead_letter_topic
+from shared.contracts.deadletter import DeadLetter
+from shared.contracts.enforcement import EnforcementEvent
+from shared.contracts.envelope import Event
+from shared.contracts.impact import ImpactEvent
+from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
+
+SERVICE = "notifier"
+
+
+class Notifier:
+    """The running service; nothing connects until start()."""
+
+    def __init__(self, settings: NotifierSettings) -> None:
+        self.settings = settings
+        self.broker: KafkaBroker = make_broker(settings, SERVICE)
+        self.registry = RegistryFeed(settings, UserDirectory(), self._dead_letter)
+        self.sink: NoticeSink = OutboxSink(settings.outbox)
+        self.handlers: Handlers | None = None
+        self.ledger: Ledger | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._notifications = declare_publisher(
+            self.broker, NOTIFICATIONS, "Notices requested, delivered or failed, one per recipient and action.")
+        _subscribe(self)
+
+    async def start(self) -> None:
+        self._conn = open_database(self.settings.home / "notifier.db")
+        self.ledger = Ledger(self._conn)
+        self.sink.recover(self.ledger.checkpoint(self.sink.name))
+        delivery = Delivery(self.settings, self.registry, self.ledger, self.sink, Wording(), self._publish)
+        self.handlers = Handlers(PendingStore(self._conn), delivery)
+        await self.broker.connect()
+        await self.registry.start()
+        await self.broker.start()
+        await self.handlers.resume()
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+        await self.registry.stop()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def _publish(self, message: Event) -> None:
+        await emit(self._notifications, NOTIFICATIONS, message)
+
+    async def _dead_letter(self, letter: DeadLetter) -> None:
+        await self.broker.publish(letter, topic=dead_letter_topic(SERVICE).name, key=SERVICE.encode())
+
+    def running(self) -> Handlers:
+        """The handlers of a started notifier."""
+        if self.handlers is None:
+            raise RuntimeError("notifier not started")
+        return self.handlers
+
+
+def _subscribe(notifier: Notifier) -> None:
+    options = consumer_options(notifier.settings.group_id)
+
+    @notifier.broker.subscriber(IMPACT.name, title=f"{IMPACT.name}:notifier",
+                                description="Affected sets (restricted, or restored for a lift) to notify.",
+                                **options)
+    async def on_impact(event: ImpactEvent) -> None:
+        await notifier.running().on_impact(event)
+
+    @notifier.broker.subscriber(ENFORCEMENT.name, title=f"{ENFORCEMENT.name}:notifier",
+                                description="DirectiveEnforced: every cluster confirmed; notices may go out.",
+                                **options)
+    async def on_enforcement(event: EnforcementEvent) -> None:
+        await notifier.running().on_enforcement(event)
+
+
+def build(settings: NotifierSettings | None = None) -> Notifier:
+    """The notifier, wired from settings (environment when none given)."""
+    return Notifier(settings or NotifierSettings())
+
+
+def specification(settings: NotifierSettings | None = None) -> AsyncAPI:
+    """AsyncAPI document of the notifier (the registry is read by a plain consumer, see registry.py)."""
+    return AsyncAPI(build(settings).broker, title="Countermand notifier", version="1",
+                    description="Tells customers once, after enforcement is confirmed, that their access changed.")

@@ -1,0 +1,120 @@
+"""Pairs a complete affected set with its enforcement confirmation (pure: no I/O, no clock)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pyroaring import BitMap
+
+from shared.contracts.bitmaps import union
+
+Action = Literal["restrict", "lift"]
+
+
+@dataclass(frozen=True, order=True)
+class AssessmentKey:
+    """One directive revision and action: the unit notices are sent for."""
+
+    directive_id: str
+    revision: int
+    action: Action
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A complete affected set whose enforcement every cluster confirmed: notices are due."""
+
+    key: AssessmentKey
+    sets: Mapping[str, BitMap]  # model -> users (restricted, or restored for a lift)
+    causation_id: str  # event_id of the DirectiveEnforced
+    registry_offsets: Mapping[int, int]
+
+
+@dataclass
+class _Pending:
+    chunks: int | None = None
+    registry_offsets: dict[int, int] = field(default_factory=dict)
+    parts: dict[int, tuple[str, BitMap]] = field(default_factory=dict)
+    enforced_by: str | None = None
+
+    def complete(self) -> bool:
+        return self.chunks is not None and len(self.parts) == self.chunks and self.enforced_by is not None
+
+    def sets(self) -> dict[str, BitMap]:
+        models = sorted({model for model, _ in self.parts.values()})
+        return {m: union(users for model, users in self.parts.values() if model == m) for m in models}
+
+
+class Pairing:
+    """Holds sets and confirmations until both halves of a key are known; either may come first.
+
+    Every input for a complete key that is not yet dispatched yields Ready again, so a redelivered
+    message after a crash mid-dispatch resumes it; once dispatched, a key yields nothing ever again.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[AssessmentKey, _Pending] = {}
+        self._done: set[AssessmentKey] = set()
+
+    def assessed(self, key: AssessmentKey, chunks: int, registry_offsets: Mapping[int, int]) -> Ready | None:
+        """An ImpactAssessed announced how many chunks carry the set."""
+        if key in self._done:
+            return None
+        pending = self._pending.setdefault(key, _Pending())
+        if pending.chunks is not None and pending.chunks != chunks:
+            raise ValueError(f"chunks: assessment of {_name(key)} announced {pending.chunks}, now {chunks}")
+        _check_indices(pending.parts, chunks)
+        pending.chunks = chunks
+        pending.registry_offsets = dict(registry_offsets)
+        return self._ready(key)
+
+    def chunk(self, key: AssessmentKey, index: int, chunks: int, model: str, users: BitMap) -> Ready | None:
+        """One AffectedSetChunk arrived; the first copy of a chunk index wins."""
+        if key in self._done:
+            return None
+        if index >= chunks:
+            raise ValueError(f"chunk: index {index} is outside 0..{chunks - 1}")
+        pending = self._pending.setdefault(key, _Pending())
+        if pending.chunks is not None and pending.chunks != chunks:
+            raise ValueError(f"chunks: chunk says {chunks}, assessment of {_name(key)} said {pending.chunks}")
+        pending.parts.setdefault(index, (model, users))
+        return self._ready(key)
+
+    def enforced(self, key: AssessmentKey, event_id: str) -> Ready | None:
+        """A DirectiveEnforced confirmed the key on every cluster; the first confirmation is the cause."""
+        if key in self._done:
+            return None
+        pending = self._pending.setdefault(key, _Pending())
+        pending.enforced_by = pending.enforced_by or event_id
+        return self._ready(key)
+
+    def dispatched(self, key: AssessmentKey) -> None:
+        """Every notice of the key is in the ledger: forget its set, ignore it from now on."""
+        self._pending.pop(key, None)
+        self._done.add(key)
+
+    def is_done(self, key: AssessmentKey) -> bool:
+        return key in self._done
+
+    def ready(self) -> list[Ready]:
+        """Every complete key not yet dispatched (used after a restart)."""
+        return [r for r in (self._ready(k) for k in sorted(self._pending)) if r is not None]
+
+    def _ready(self, key: AssessmentKey) -> Ready | None:
+        pending = self._pending[key]
+        if not pending.complete():
+            return None
+        assert pending.enforced_by is not None
+        return Ready(key, pending.sets(), pending.enforced_by, pending.registry_offsets)
+
+
+def _check_indices(parts: Mapping[int, object], chunks: int) -> None:
+    beyond = [i for i in parts if i >= chunks]
+    if beyond:
+        raise ValueError(f"chunks: {chunks} announced but chunk {min(beyond)} already arrived")
+
+
+def _name(key: AssessmentKey) -> str:
+    return f"{key.directive_id} revision {key.revision} {key.action}"

@@ -1,0 +1,75 @@
+"""Durable halves of pairs (SQLite): sets and confirmations survive a restart until dispatched.
+
+Offsets of the impact and enforcement topics are committed once a handler returns, so whatever the
+Pairing holds must be on disk first, or a restart would forget a set whose chunks were committed.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from pyroaring import BitMap
+
+from services.notifier.pairing import AssessmentKey, Pairing
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS assessments (
+    directive_id TEXT, revision INTEGER, action TEXT, chunks INTEGER NOT NULL, registry_offsets TEXT NOT NULL,
+    PRIMARY KEY (directive_id, revision, action));
+CREATE TABLE IF NOT EXISTS chunks (
+    directive_id TEXT, revision INTEGER, action TEXT, chunk INTEGER, chunks INTEGER NOT NULL,
+    model TEXT NOT NULL, users BLOB NOT NULL,
+    PRIMARY KEY (directive_id, revision, action, chunk));
+CREATE TABLE IF NOT EXISTS confirmations (
+    directive_id TEXT, revision INTEGER, action TEXT, event_id TEXT NOT NULL,
+    PRIMARY KEY (directive_id, revision, action));
+CREATE TABLE IF NOT EXISTS dispatched (
+    directive_id TEXT, revision INTEGER, action TEXT,
+    PRIMARY KEY (directive_id, revision, action));
+"""
+
+
+def _k(key: AssessmentKey) -> tuple[str, int, str]:
+    return (key.directive_id, key.revision, key.action)
+
+
+class PendingStore:
+    """Keeps what the Pairing was told, first copy wins, and which keys are fully dispatched."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        conn.executescript(SCHEMA)
+
+    def assessed(self, key: AssessmentKey, chunks: int, registry_offsets: dict[int, int]) -> None:
+        with self._conn:
+            self._conn.execute("INSERT OR IGNORE INTO assessments VALUES (?, ?, ?, ?, ?)",
+                               (*_k(key), chunks, json.dumps(registry_offsets)))
+
+    def chunk(self, key: AssessmentKey, index: int, chunks: int, model: str, users: BitMap) -> None:
+        with self._conn:
+            self._conn.execute("INSERT OR IGNORE INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               (*_k(key), index, chunks, model, users.serialize()))
+
+    def enforced(self, key: AssessmentKey, event_id: str) -> None:
+        with self._conn:
+            self._conn.execute("INSERT OR IGNORE INTO confirmations VALUES (?, ?, ?, ?)", (*_k(key), event_id))
+
+    def dispatched(self, key: AssessmentKey) -> None:
+        """Mark the key done and drop its set: it is never needed again."""
+        with self._conn:
+            self._conn.execute("INSERT OR IGNORE INTO dispatched VALUES (?, ?, ?)", _k(key))
+            self._conn.execute("DELETE FROM chunks WHERE directive_id = ? AND revision = ? AND action = ?", _k(key))
+
+    def restore(self) -> Pairing:
+        """A Pairing holding everything recorded, in the order it may have arrived."""
+        pairing = Pairing()
+        for row in self._conn.execute("SELECT * FROM dispatched"):
+            pairing.dispatched(AssessmentKey(*row))
+        for *key, chunks, offsets in self._conn.execute("SELECT * FROM assessments"):
+            pairing.assessed(AssessmentKey(*key), chunks, {int(p): o for p, o in json.loads(offsets).items()})
+        for *key, index, chunks, model, users in self._conn.execute("SELECT * FROM chunks"):
+            pairing.chunk(AssessmentKey(*key), index, chunks, model, BitMap.deserialize(users))
+        for *key, event_id in self._conn.execute("SELECT * FROM confirmations"):
+            pairing.enforced(AssessmentKey(*key), event_id)
+        return pairing

@@ -1,0 +1,127 @@
+"""Follows identity.users.v1 from its beginning into the UserDirectory.
+
+No consumer group and manual assignment of every partition, on purpose: the registry topic is keyed
+by user id, so a group would give each notifier instance only its share of the users, while any
+instance may have to notify any user of a directive. Every instance reads the whole compacted topic
+from offset 0 at start-up and keeps following it; there is nothing to commit because the view is
+rebuilt on every start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import TypeAdapter, ValidationError
+
+from services.notifier.directory import UserDirectory
+from services.notifier.notices import Contact
+from services.notifier.settings import NotifierSettings
+from shared.contracts.catalogue import USERS
+from shared.contracts.deadletter import DeadLetter
+from shared.contracts.users import UserUpserted
+from shared.runtime.deadletters import dead_letter_of
+
+SERVICE = "notifier"
+_USER = TypeAdapter(UserUpserted)
+log = structlog.get_logger(service=SERVICE)
+
+
+def apply_record(directory: UserDirectory, key: bytes | None, value: bytes | None) -> None:
+    """Apply one registry record; raises ValueError/ValidationError naming what is wrong."""
+    if value is None:
+        directory.remove(_user_id(key))
+        return
+    user = _USER.validate_json(value)
+    directory.upsert(user.user_id, Contact(user.email, user.locale))
+
+
+def _user_id(key: bytes | None) -> int:
+    try:
+        return int((key or b"").decode())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"key: a tombstone needs a decimal user id as key, got {key!r}") from exc
+
+
+class RegistryFeed:
+    """Batch-consumes the registry into a directory; dead-letters bad records one by one."""
+
+    def __init__(self, settings: NotifierSettings, directory: UserDirectory,
+                 dead_letter: Callable[[DeadLetter], Awaitable[Any]]) -> None:
+        self._settings = settings
+        self.directory = directory
+        self._dead_letter = dead_letter
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._caught_up = asyncio.Event()
+        self._start_target: dict[int, int] = {}
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka.bootstrap, group_id=None, enable_auto_commit=False,
+            auto_offset_reset="earliest", client_id=f"countermand-notifier-registry-{self._settings.instance}",
+            max_partition_fetch_bytes=4 * 1024 * 1024)
+        await consumer.start()
+        self._consumer = consumer
+        # The catalogue is the partition count's source of truth (topics are created and grown from it).
+        partitions = [TopicPartition(USERS.name, p) for p in range(USERS.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        self._start_target = {tp.partition: offset for tp, offset in ends.items()}
+        self._task = asyncio.create_task(self._follow(partitions), name="notifier-registry")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def wait_until(self, offsets: Mapping[int, int], timeout_s: float) -> bool:
+        """Wait until the view has caught up at start-up and reflects these offsets; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._caught_up.wait(), timeout_s)
+        while not (self._caught_up.is_set() and self.directory.reached(offsets)):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    async def _follow(self, partitions: list[TopicPartition]) -> None:
+        assert self._consumer is not None
+        started = time.monotonic()
+        while True:
+            try:
+                batch = await self._consumer.getmany(timeout_ms=500, max_records=self._settings.registry_fetch)
+                await self._apply(batch)
+                for tp in partitions:
+                    self.directory.advance(tp.partition, await self._consumer.position(tp))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep the view alive; the failed batch is logged, not retried
+                log.error("registry batch failed", error=repr(exc))
+                await asyncio.sleep(1)
+            if not self._caught_up.is_set() and self.directory.reached(self._start_target):
+                self._caught_up.set()
+                log.info("user registry loaded", users=len(self.directory.contacts),
+                         seconds=round(time.monotonic() - started, 2))
+
+    async def _apply(self, batch: Mapping[TopicPartition, list[Any]]) -> None:
+        letters = []
+        for records in batch.values():
+            for record in records:
+                try:
+                    apply_record(self.directory, record.key, record.value)
+                except (ValueError, ValidationError) as exc:
+                    letters.append(dead_letter_of(record, SERVICE, exc))
+        for letter in letters:
+            log.warning("registry record dead-lettered", offset=letter.offset, reason=letter.reason)
+        await asyncio.gather(*(self._dead_letter(letter) for letter in letters))

@@ -1,0 +1,84 @@
+"""The handlers pair real contract messages, persist halves and dispatch each key once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyroaring import BitMap
+
+from services.notifier.handlers import Handlers
+from services.notifier.ledger import open_database
+from services.notifier.pairing import Ready
+from services.notifier.pending import PendingStore
+from shared.contracts.bitmaps import encode_bitmap
+from shared.contracts.directives import DirectiveScope
+from shared.contracts.enforcement import ClusterProgress, DirectiveEnforced
+from shared.contracts.impact import AffectedSetChunk, ImpactAssessed
+
+
+class FakeDelivery:
+    def __init__(self) -> None:
+        self.dispatched: list[Ready] = []
+
+    async def dispatch(self, ready: Ready) -> None:
+        self.dispatched.append(ready)
+
+
+def _messages(directive: str = "EXP-3") -> tuple[ImpactAssessed, AffectedSetChunk, DirectiveEnforced]:
+    scope = DirectiveScope.model_validate({"models": ["fable-5"], "selector": {"kind": "everyone"}})
+    head = ImpactAssessed(producer="impact", directive_id=directive, revision=1, action="restrict", scope=scope,
+                          affected_by_model={"fable-5": 2}, affected_users=2, model_digests={"fable-5": "x"},
+                          digest="x", registry_offsets={0: 3}, chunks=1)
+    chunk = AffectedSetChunk(producer="impact", directive_id=directive, revision=1, action="restrict",
+                             model="fable-5", chunk=0, chunks=1, users=encode_bitmap(BitMap([4, 5])))
+    done = DirectiveEnforced(producer="enforcement", directive_id=directive, revision=1, action="restrict",
+                             digest="x", clusters={"eu": ClusterProgress(state="applied")}, ack_latency_s={})
+    return head, chunk, done
+
+
+def _handlers(tmp_path: Path, delivery: FakeDelivery) -> Handlers:
+    return Handlers(PendingStore(open_database(tmp_path / "n.db")), delivery)  # type: ignore[arg-type]
+
+
+async def test_either_order_dispatches_once_and_duplicates_change_nothing(tmp_path: Path) -> None:
+    head, chunk, done = _messages()
+    for order in ([head, chunk, done], [done, head, chunk]):
+        delivery = FakeDelivery()
+        handlers = _handlers(tmp_path / str(order[0].type), delivery)
+        for message in order + order:
+            if isinstance(message, DirectiveEnforced):
+                await handlers.on_enforcement(message)
+            else:
+                await handlers.on_impact(message)
+        assert [(r.key.directive_id, list(r.sets["fable-5"]), r.causation_id) for r in delivery.dispatched] == \
+            [("EXP-3", [4, 5], done.event_id)]
+
+
+async def test_a_restart_remembers_dispatched_keys_and_pending_halves(tmp_path: Path) -> None:
+    head, chunk, done = _messages()
+    first = FakeDelivery()
+    handlers = _handlers(tmp_path, first)
+    await handlers.on_impact(head)
+    await handlers.on_impact(chunk)
+    restarted = FakeDelivery()
+    handlers = _handlers(tmp_path, restarted)
+    await handlers.on_enforcement(done)
+    assert len(restarted.dispatched) == 1
+    again = FakeDelivery()
+    handlers = _handlers(tmp_path, again)
+    await handlers.resume()
+    for message in (head, chunk):
+        await handlers.on_impact(message)
+    await handlers.on_enforcement(done)
+    assert again.dispatched == []
+
+
+async def test_amendment_difference_chunks_are_ignored(tmp_path: Path) -> None:
+    head, chunk, done = _messages()
+    extra = chunk.model_copy(update={"chunk": 1, "chunks": 2, "part": "added", "users": encode_bitmap(BitMap([9]))})
+    delivery = FakeDelivery()
+    handlers = _handlers(tmp_path, delivery)
+    for message in (head, extra, chunk):
+        await handlers.on_impact(message)
+    await handlers.on_enforcement(done)
+    assert [list(r.sets["fable-5"]) for r in delivery.dispatched] == [[4, 5]]

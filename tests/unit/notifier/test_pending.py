@@ -1,0 +1,42 @@
+"""Halves of a pair survive a restart; dispatched keys stay done."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyroaring import BitMap
+
+from services.notifier.ledger import open_database
+from services.notifier.pairing import AssessmentKey
+from services.notifier.pending import PendingStore
+
+KEY = AssessmentKey("EXP-1", 1, "lift")
+
+
+def test_a_set_stored_before_a_restart_pairs_with_a_later_confirmation(tmp_path: Path) -> None:
+    store = PendingStore(open_database(tmp_path / "n.db"))
+    store.assessed(KEY, 1, {0: 5})
+    store.chunk(KEY, 0, 1, "fable-5", BitMap([4, 8]))
+    pairing = PendingStore(open_database(tmp_path / "n.db")).restore()
+    ready = pairing.enforced(KEY, "enf-1")
+    assert ready is not None
+    assert list(ready.sets["fable-5"]) == [4, 8] and ready.registry_offsets == {0: 5}
+
+
+def test_a_complete_pair_stored_before_a_restart_is_ready_after_it(tmp_path: Path) -> None:
+    store = PendingStore(open_database(tmp_path / "n.db"))
+    store.enforced(KEY, "enf-1")
+    store.assessed(KEY, 1, {})
+    store.chunk(KEY, 0, 1, "fable-5", BitMap([1]))
+    assert [r.key for r in PendingStore(open_database(tmp_path / "n.db")).restore().ready()] == [KEY]
+
+
+def test_a_dispatched_key_stays_done_after_a_restart(tmp_path: Path) -> None:
+    store = PendingStore(open_database(tmp_path / "n.db"))
+    store.enforced(KEY, "enf-1")
+    store.assessed(KEY, 1, {})
+    store.chunk(KEY, 0, 1, "fable-5", BitMap([1]))
+    store.dispatched(KEY)
+    pairing = PendingStore(open_database(tmp_path / "n.db")).restore()
+    assert pairing.ready() == []
+    assert pairing.chunk(KEY, 0, 1, "fable-5", BitMap([1])) is None
