@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -27,6 +28,7 @@ from rich.table import Table
 from cli.observe import TopicReader
 from cli.stack import Stack, free_port
 from services.registry import population as registry_population
+from services.registry.demography import COUNTRY_INDEX, EMPLOYEE
 from services.registry.loader import load as load_registry
 from shared.contracts.catalogue import ENFORCEMENT, IMPACT, NOTIFICATIONS
 from shared.contracts.enforcement import DirectiveEnforced
@@ -57,7 +59,7 @@ async def _load_users(bootstrap: str, users: int, seed: int) -> registry_populat
                   TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task("load", total=users)
         started = time.monotonic()
-        await load_registry(bootstrap, population, progress=lambda n: progress.update(task, completed=n))
+        await load_registry(bootstrap, population, progress=lambda done, _total: progress.update(task, completed=done))
     console.print(f"{users:,} users produced to identity.users.v1 in {time.monotonic() - started:.1f}s")
     return population
 
@@ -98,8 +100,24 @@ def _summary(assessed: ImpactAssessed, enforced: DirectiveEnforced) -> None:
 
 
 def _sample_users(population: registry_population.Population) -> list[tuple[str, int]]:
-    picks = registry_population.sample_people(population)
-    return [(label, user_id) for label, user_id in picks.items()]
+    """One user of each kind the mission's precision depends on, found in the generated columns."""
+    us, p = COUNTRY_INDEX["US"], population
+    us_national = (p.nat1 == us) | (p.nat2 == us)
+    kinds = {
+        "US citizen living in the US": (p.nat1 == us) & (p.nat2 == -1) & (p.residence == us),
+        "foreign national living in the US": ~us_national & ~p.nat_unknown & (p.residence == us),
+        "foreign national abroad": ~us_national & ~p.nat_unknown & (p.residence != us) & (p.residence >= 0),
+        "dual national, US and another": us_national & (p.nat2 >= 0),
+        "nationality unknown": p.nat_unknown,
+        "employee, not a US national": ~us_national & ~p.nat_unknown & (p.account_type == EMPLOYEE),
+        "employee, US national": us_national & (p.account_type == EMPLOYEE),
+    }
+    picked: list[tuple[str, int]] = []
+    for label, mask in kinds.items():
+        candidates = [int(u) for u in p.user_id[np.flatnonzero(mask)[:50]] if int(u) not in {u for _, u in picked}]
+        if candidates:
+            picked.append((label, candidates[0]))
+    return picked
 
 
 def _access_table(stack: Stack, samples: list[tuple[str, int]], title: str) -> list[str]:

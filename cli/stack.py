@@ -77,6 +77,10 @@ class Stack:
         return self.processes[f"agent-{cluster_id}"]
 
     @property
+    def impact(self) -> Process:
+        return self.processes["impact"]
+
+    @property
     def outbox(self) -> Path:
         return self.state_dir("notifier") / "outbox.jsonl"
 
@@ -101,7 +105,7 @@ class Stack:
             f"{prefix}STATE_DIR": str(self.state_dir(name)),
             "PYTHONUNBUFFERED": "1",
         })
-        if name == "intake":
+        if name in ("intake", "impact"):
             env[f"{prefix}HTTP_PORT"] = str(free_port())
         if name == "notifier":
             env[f"{prefix}OUTBOX_PATH"] = str(self.outbox)
