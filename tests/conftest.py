@@ -8,7 +8,7 @@ import os
 import pytest
 
 from shared.runtime.topics import apply_topics
-from tests.support.kafka import TestKafka, test_kafka_dir
+from tests.support.kafka import TestKafka, kafka_data_dir
 
 _ids = itertools.count(1)
 
@@ -16,7 +16,7 @@ _ids = itertools.count(1)
 @pytest.fixture(scope="session")
 def kafka() -> TestKafka:
     """The session's own broker, started once and stopped at the end (also when tests fail)."""
-    broker = TestKafka(test_kafka_dir())
+    broker = TestKafka(kafka_data_dir())
     broker.start()
     try:
         yield broker

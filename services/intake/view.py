@@ -14,7 +14,10 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from services.intake.desk import DirectiveDesk
-from shared.contracts.catalogue import DIRECTIVES
+from services.intake.desk import SERVICE
+from shared.contracts.catalogue import DIRECTIVES, dead_letter_topic
+from shared.contracts.deadletter import DeadLetter
+from shared.runtime.deadletters import dead_letter_of
 
 log = structlog.get_logger(service="intake")
 
@@ -29,26 +32,41 @@ def register_view(broker: KafkaBroker, desk: DirectiveDesk) -> Any:
     """
     partitions = [TopicPartition(DIRECTIVES.name, p, declare=False) for p in range(DIRECTIVES.partitions)]
 
+    dead_letters = broker.publisher(dead_letter_topic(SERVICE).name, schema=DeadLetter,
+                                    title=f"{dead_letter_topic(SERVICE).name}:publish",
+                                    description="Directive records the view could not read.")
+
     @broker.subscriber(
         partitions=partitions, group_id=None, auto_offset_reset="earliest", ack_policy=AckPolicy.MANUAL,
         title=f"{DIRECTIVES.name}:view", description="Every directive event, read into intake's directive view.",
     )
     async def on_directive_event(message: KafkaMessage) -> None:
         record = message.raw_message
-        desk.record(_parse(record), record.partition, record.offset)
+        event, problem = _parse(record)
+        if problem is not None:
+            await _bury(dead_letters, record, problem)
+        desk.record(event, record.partition, record.offset)
 
     return on_directive_event
 
 
-def _parse(record: Any) -> Any:
+def _parse(record: Any) -> tuple[Any, Exception | None]:
     # Intake validates before publishing, so an invalid record was written by someone else; the view
-    # skips it (logged) rather than stall every later revision behind it. Intake has no dead-letter topic.
+    # dead-letters it and goes on rather than stall every later revision behind it.
     try:
-        return DIRECTIVES.adapter.validate_json(record.value)
+        return DIRECTIVES.adapter.validate_json(record.value or b""), None
     except (ValidationError, ValueError, TypeError) as exc:
         log.warning("invalid directive record skipped", partition=record.partition, offset=record.offset,
                     error=str(exc)[:500])
-        return None
+        return None, exc
+
+
+async def _bury(publisher: Any, record: Any, problem: Exception) -> None:
+    """Dead-letter a bad record once per position: the view re-reads the topic at every start, so the
+    letter's event id is derived from the record's position and a repeat is recognisable downstream."""
+    letter = dead_letter_of(record, SERVICE, problem).model_copy(
+        update={"event_id": f"dlq:{SERVICE}:{record.topic}:{record.partition}:{record.offset}"})
+    await publisher.publish(letter, key=SERVICE.encode())
 
 
 async def read_end_offsets(bootstrap: str, client_id: str) -> dict[int, int]:

@@ -63,7 +63,7 @@ def dead_letter_topic(service: str) -> Topic:
 
 
 DATA_TOPICS: tuple[Topic, ...] = (DIRECTIVES, USERS, IMPACT, COMMANDS, ACKS, ENFORCEMENT, NOTIFICATIONS, AUDIT)
-DEAD_LETTER_TOPICS: tuple[Topic, ...] = tuple(dead_letter_topic(s) for s in SERVICES if s != "intake")
+DEAD_LETTER_TOPICS: tuple[Topic, ...] = tuple(dead_letter_topic(s) for s in SERVICES)
 ALL_TOPICS: tuple[Topic, ...] = DATA_TOPICS + DEAD_LETTER_TOPICS
 BY_NAME: dict[str, Topic] = {t.name: t for t in ALL_TOPICS}
 

@@ -34,7 +34,7 @@ from shared.contracts.directives import DirectiveScope
 from shared.contracts.enforcement import DirectiveEnforced
 from shared.contracts.impact import AffectedSetChunk, ImpactAssessed
 from shared.runtime.topics import apply_topics
-from tests.support.kafka import TestKafka, test_kafka_dir
+from tests.support.kafka import TestKafka, kafka_data_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 USERS_N = 4_000
@@ -130,7 +130,7 @@ def _lift(stack: Stack, directive_id: str) -> None:
 @pytest.fixture(scope="module")
 def e2e_kafka() -> TestKafka:
     """A broker of its own, so the registry holds exactly this scenario's users."""
-    broker = TestKafka(test_kafka_dir().with_name("e2e-kafka"))
+    broker = TestKafka(kafka_data_dir().with_name("e2e-kafka"))
     broker.start()
     try:
         yield broker

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.intake.app import IntakeService
-from shared.contracts.catalogue import DIRECTIVES, key_of
+from cli.observe import TopicReader
+from shared.contracts.catalogue import DIRECTIVES, dead_letter_topic, key_of
 from shared.contracts.directives import DirectiveIssued, DirectiveLifted, DirectiveScope, ForeignNational
 from tests.support.intake import asgi_client, directive_events, directive_records, intake_settings, running_intake
 
@@ -178,7 +180,7 @@ async def test_an_invalid_directive_id_in_the_path_is_named(intake: IntakeServic
     assert [p["field"] for p in response.json()["problems"]] == ["directive_id"]
 
 
-async def test_an_invalid_record_on_the_topic_is_skipped_and_the_view_keeps_going(
+async def test_an_invalid_record_on_the_topic_is_dead_lettered_and_the_view_keeps_going(
         intake: IntakeService, bootstrap: str, tmp_path: Path, unique: str) -> None:
     later = DirectiveIssued(producer="test", directive_id=unique, revision=3, title="from elsewhere",
                             scope=DirectiveScope(models=["fable-5"], selector=ForeignNational(home_country="US")))
@@ -197,6 +199,12 @@ async def test_an_invalid_record_on_the_topic_is_skipped_and_the_view_keeps_goin
     assert amendment.json()["revision"] == 4
     async with running_intake(intake_settings(bootstrap, tmp_path, f"{unique}-late")) as restarted:
         assert restarted.desk.ready and restarted.desk.book.get(unique).revision == 4
+    async with TopicReader(bootstrap, dead_letter_topic("intake")) as letters:
+        mine = await letters.drain(
+            lambda ms: len({m.event_id for m in ms if m.key_b64 == base64.b64encode(unique.encode()).decode()}) >= 2,
+            30, "two intake dead letters")
+    reasons = [m.reason for m in mine if m.key_b64 == base64.b64encode(unique.encode()).decode()]
+    assert all(r.startswith("invalid message") or "Invalid JSON" in r or "json" in r.lower() for r in reasons), reasons
 
 
 async def _eventually(call: Any, accept: Any, timeout_s: float = 30) -> bool:

@@ -47,5 +47,5 @@ class TestKafka:
                            check=False, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 
 
-def test_kafka_dir() -> Path:
+def kafka_data_dir() -> Path:
     return Path(os.environ.get("COUNTERMAND_TEST_KAFKA_DIR", ROOT / ".run" / "test-kafka")).resolve()
