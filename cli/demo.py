@@ -204,6 +204,10 @@ async def mission(stack: Stack, users: int, seed: int) -> None:
     _cli("status", directive_id, env_bootstrap=bootstrap)
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kafka-dir", type=Path, default=Path(".run/demo-kafka"))
@@ -211,7 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Our own handlers, installed before asyncio.run (which then leaves SIGINT alone): the interrupt
+    # surfaces wherever the demo is, even inside a library that swallows task cancellation.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     wall = time.monotonic()
     kafka_dir, run_dir = args.kafka_dir.resolve(), args.run_dir.resolve()
     shutil.rmtree(kafka_dir, ignore_errors=True)
@@ -240,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
         _kafka("down", kafka_dir)
 

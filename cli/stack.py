@@ -94,7 +94,11 @@ class Stack:
             self._spawn(name, name, self._env(name))
         for cluster in self.clusters:
             self._spawn(f"agent-{cluster.cluster_id}", "agent", self._agent_env(cluster))
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()  # a stack that failed to start leaves nothing running
+            raise
 
     def _env(self, name: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("COUNTERMAND_")}
