@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import structlog
+import uvicorn
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition as ClientPartition
 from faststream import AckPolicy
@@ -14,9 +15,12 @@ from faststream.kafka import TopicPartition
 from faststream.kafka.annotations import KafkaMessage
 from faststream.specification import AsyncAPI
 
+from services.impact import snapshot as snapshots
 from services.impact.affected import assess, breakdown
+from services.impact.api import create_api
 from services.impact.directives import Delta, Directives
 from services.impact.messages import Cause, assessment, delta_message
+from services.impact.population import Population
 from services.impact.recovery import ImpactReplay
 from services.impact.registry import RegistryView
 from services.impact.settings import ImpactSettings
@@ -45,21 +49,33 @@ class ImpactService:
         self._lock = asyncio.Lock()  # one writer at a time: view updates, assessments, deltas
         self._unsent: list[Delta] = []
         self._probe: AIOKafkaConsumer | None = None
+        self.resumed_from: dict[int, int] | None = None  # the snapshot's offsets, when the view came from one
+        self.records_read = 0  # registry records applied since start: after a snapshot, fewer than the topic holds
+        self._since_snapshot = 0
+        self._snapshotter: asyncio.Task | None = None
+        self._started = False
         self.broker = make_broker(settings, SERVICE)
         self._impact = declare_publisher(self.broker, IMPACT, "Assessments, affected-set chunks and deltas.")
         self._dead = declare_publisher(self.broker, DEAD_LETTERS, "Registry records impact refused.")
         self._subscribe()
+        self.http = create_api(self)
+
+    @property
+    def population(self) -> Population:
+        return self.view.population
 
     def _subscribe(self) -> None:
         # Every impact instance needs the WHOLE registry to evaluate a selector, so the view is not a
         # consumer group (a group would split the partitions between instances): each instance assigns
-        # itself every partition and reads from the beginning at each start; nothing is committed.
-        self.broker.subscriber(
+        # itself every partition and reads from its snapshot's offsets (or the beginning); nothing is committed.
+        self._view_subscriber = self.broker.subscriber(
             partitions=[TopicPartition(USERS.name, p) for p in range(USERS.partitions)],
             batch=True, max_records=self.settings.registry_batch, auto_offset_reset="earliest",
             ack_policy=AckPolicy.MANUAL, max_partition_fetch_bytes=4 * 1024 * 1024,
+            batch_timeout_ms=self.settings.registry_wait_ms,
             title=f"{USERS.name}:view", description="The user registry, materialised as columns.",
-        )(self.on_users)
+        )
+        self._view_subscriber(self.on_users)
         # A plain consumer group: committed offsets mean "assessed and published". What a restarted
         # instance needs of older directives it rebuilds from compliance.impact.v1 (see recovery.py).
         self.broker.subscriber(DIRECTIVES.name, **consumer_options(GROUP), title=f"{DIRECTIVES.name}:assess",
@@ -71,20 +87,81 @@ class ImpactService:
         self._probe = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka.bootstrap,
                                        client_id=f"countermand-impact-probe-{self.settings.instance}")
         await self._probe.start()
+        await self._resume()
         await self.broker.start()
+        self._started = True
+        self._seek_view()
         await self._reconcile()
+        if self.settings.snapshot_interval_s:
+            self._snapshotter = asyncio.create_task(self._snapshot_every(self.settings.snapshot_interval_s))
 
     async def stop(self) -> None:
+        if self._snapshotter is not None:
+            self._snapshotter.cancel()
         await self.broker.stop()
+        if self._started and self.settings.snapshot_on_stop:
+            await self.snapshot()
         if self._probe is not None:
             await self._probe.stop()
+
+    def http_server(self) -> uvicorn.Server:
+        """A uvicorn server for the HTTP API on the configured address (run it with `await serve()`)."""
+        config = uvicorn.Config(self.http, host=self.settings.http_host, port=self.settings.http_port,
+                                log_config=None, access_log=False, lifespan="off")
+        return uvicorn.Server(config)
+
+    async def snapshot(self) -> None:
+        """Write the user view and the offsets it reflects (a failure is logged; the next one may succeed)."""
+        async with self._lock:
+            await self._write_snapshot()
+
+    async def _write_snapshot(self) -> None:
+        path = snapshots.snapshot_path(self.settings.state_dir)
+        offsets, columns = dict(self.view.offsets), self.view.population.columns()
+        try:
+            await asyncio.to_thread(snapshots.write, path, columns, offsets)
+        except OSError as exc:
+            log.error("snapshot of the user view failed", path=str(path), error=str(exc))
+            return
+        self._since_snapshot = 0
+        log.info("user view snapshot written", path=str(path), offsets=offsets)
+
+    async def _snapshot_every(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            await self.snapshot()
+
+    async def _resume(self) -> None:
+        """Load the snapshot if there is a usable one that fits the registry; else the view starts empty."""
+        path = snapshots.snapshot_path(self.settings.state_dir)
+        try:
+            found = snapshots.load(path)
+            ends = await self._registry_ends()
+            beyond = {p: o for p, o in found.offsets.items() if o > ends.get(p, 0)}
+            if beyond:
+                raise snapshots.SnapshotUnusable(f"offsets {beyond} are beyond the registry's end {ends}")
+        except snapshots.SnapshotUnusable as exc:
+            log.warning("no usable snapshot of the user view; reading the registry from the beginning",
+                        reason=str(exc))
+            return
+        self.view = RegistryView(found.population, dict(found.offsets))
+        self.resumed_from = dict(found.offsets)
+        log.info("user view resumed from snapshot", offsets=self.resumed_from, users=found.population.users)
+
+    def _seek_view(self) -> None:
+        """Start the registry consumer at the snapshot's offsets instead of the beginning."""
+        for partition, offset in (self.resumed_from or {}).items():
+            self._view_subscriber.consumer.seek(ClientPartition(USERS.name, partition), offset)
 
     async def on_users(self, msg: KafkaMessage) -> None:
         """A batch of registry records: apply the good ones, dead-letter the bad ones, publish deltas."""
         records = msg.raw_message
         try:
             async with self._lock:
-                applied = self.view.apply(records)
+                fresh = self._unseen(records)
+                applied = self.view.apply(fresh)
+                self.records_read += len(fresh)
+                self._since_snapshot += len(fresh)
                 if self.loaded:
                     self._unsent.extend(self.directives.deltas(self.view.population, applied.changed))
                 await self._flush_deltas()
@@ -92,9 +169,17 @@ class ImpactService:
                     letter = dead_letter_of(record, SERVICE, error)
                     log.warning("registry record dead-lettered", offset=record.offset, reason=letter.reason)
                     await emit(self._dead, DEAD_LETTERS, letter)
+                every = self.settings.snapshot_every_records
+                if every and self._since_snapshot >= every:
+                    await self._write_snapshot()
         except Exception:
             _rewind(msg.consumer, records)  # nothing is committed here: refetch the batch instead of losing it
             raise
+
+    def _unseen(self, records: tuple) -> list:
+        """Drop records the snapshot already holds (a fetch may start before the seek to its offsets)."""
+        resumed = self.resumed_from or {}
+        return [r for r in records if r.offset >= resumed.get(r.partition, 0)]
 
     async def on_directive(self, event: DirectiveEvent, msg: KafkaMessage) -> None:
         """A directive was issued, amended or lifted."""
@@ -113,10 +198,13 @@ class ImpactService:
             if self.directives.is_assessed(event.directive_id, event.revision):
                 return
             affected = assess(self.view.population, event.scope)
+            amendment = self.directives.amendment(event.directive_id, affected.by_model)
             cause = Cause(event.directive_id, event.revision, event.event_id, utc_now())
-            await self._publish(assessment(cause, "restrict", event.scope, affected, self._offsets()))
+            await self._publish(assessment(cause, "restrict", event.scope, affected, self._offsets(),
+                                           amendment=amendment))
             self.directives.activate(event.directive_id, event.revision, event.scope, affected.by_model)
-            log.info("directive assessed", revision=event.revision, users=affected.users, digest=affected.digest)
+            log.info("directive assessed", revision=event.revision, users=affected.users, digest=affected.digest,
+                     amended_from=amendment.amended_from if amendment else None)
 
     async def _lifted(self, event: DirectiveLifted) -> None:
         async with self._lock:
@@ -146,10 +234,13 @@ class ImpactService:
             await emit(self._impact, IMPACT, delta_message(self._unsent[0], None, now))
             self._unsent.pop(0)
 
+    async def _registry_ends(self) -> dict[int, int]:
+        partitions = [ClientPartition(USERS.name, p) for p in range(USERS.partitions)]
+        return {tp.partition: end for tp, end in (await self._probe.end_offsets(partitions)).items()}
+
     async def _catch_up(self) -> None:
         """Wait (bounded) until the view reflects the registry's end offsets as of now."""
-        partitions = [ClientPartition(USERS.name, p) for p in range(USERS.partitions)]
-        ends = {tp.partition: end for tp, end in (await self._probe.end_offsets(partitions)).items()}
+        ends = await self._registry_ends()
         deadline = asyncio.get_running_loop().time() + self.settings.catch_up_timeout_s
         while not self.view.reached(ends):
             if asyncio.get_running_loop().time() > deadline:
@@ -163,12 +254,12 @@ class ImpactService:
         await self._catch_up()
         async with self._lock:
             held = [d.sets[m] for d in self.directives.active.values() for m in d.sets]
-            ids = np.union1d(np.arange(self.view.population.size), _ids_of(held))
+            ids = _with_view(self.view.population.size, _ids_of(held))
             self._unsent.extend(self.directives.deltas(self.view.population, ids))
             self.loaded = True
             await self._flush_deltas()
         log.info("user view loaded", users=self.view.population.users, offsets=self.view.offsets,
-                 active=len(self.directives.active))
+                 active=len(self.directives.active), resumed_from=self.resumed_from, records_read=self.records_read)
 
     async def _recover(self) -> None:
         replay = ImpactReplay()
@@ -204,6 +295,11 @@ def _fold(replay: ImpactReplay, record: Any) -> None:
 
 def _ids_of(bitmaps: list) -> np.ndarray:
     return bitmap_ids(union(bitmaps)).astype(np.int64)
+
+
+def _with_view(size: int, ids: np.ndarray) -> np.ndarray:
+    """Every row of the view, then the (sorted) ids beyond it: np.union1d takes seconds on millions of ids."""
+    return np.concatenate([np.arange(size), ids[ids >= size]])
 
 
 def _rewind(consumer: Any, records: tuple) -> None:

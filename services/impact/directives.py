@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from pyroaring import BitMap
 
-from services.impact.affected import bitmap_of
-from services.impact.population import Population
+from services.impact.affected import bitmap_of, id_bitmap
+from services.impact.population import Population, distinct_ids
 from services.impact.selection import membership
 from shared.contracts.bitmaps import union
 from shared.contracts.directives import DirectiveScope
@@ -38,6 +38,15 @@ class Delta:
     after: BitMap
 
 
+@dataclass(frozen=True)
+class Amendment:
+    """What a new revision changes against the active one, per model: users added and removed."""
+
+    amended_from: int
+    added: dict[str, BitMap]
+    removed: dict[str, BitMap]
+
+
 @dataclass
 class Directives:
     """What impact knows about directives: latest assessed revision, and which are active."""
@@ -53,6 +62,17 @@ class Directives:
         """Record an assessed revision; it replaces any earlier revision of the directive."""
         self.assessed[directive_id] = max(revision, self.assessed.get(directive_id, 0))
         self.active[directive_id] = ActiveDirective(directive_id, revision, scope, dict(sets))
+
+    def amendment(self, directive_id: str, sets: dict[str, BitMap]) -> Amendment | None:
+        """The difference between the active revision's sets and these new ones; None if not active."""
+        current = self.active.get(directive_id)
+        if current is None:
+            return None
+        models = sorted(set(current.sets) | set(sets))
+        before = {m: current.sets.get(m, BitMap()) for m in models}
+        after = {m: sets.get(m, BitMap()) for m in models}
+        return Amendment(current.revision, {m: after[m] - before[m] for m in models},
+                         {m: before[m] - after[m] for m in models})
 
     def restored(self, directive_id: str) -> dict[str, BitMap]:
         """Per model: the directive's users that no OTHER active directive covers for that model."""
@@ -71,9 +91,9 @@ class Directives:
         """Re-evaluate these users against every active directive; apply and return the changes."""
         if not len(user_ids) or not self.active:
             return []
-        ids = np.unique(np.asarray(user_ids, np.int64))
+        ids = distinct_ids(user_ids)
         columns = population.columns(ids)
-        candidates = BitMap(ids.astype(np.uint32))
+        candidates = id_bitmap(ids)
         changes = []
         for directive in self.active.values():
             now = bitmap_of(membership(columns, directive.scope).affected, ids)

@@ -39,13 +39,13 @@ class ImpactReplay:
         head, chunks = self._pending.get(chunk.directive_id, (None, None))
         if head is None or (head.revision, head.action) != (chunk.revision, chunk.action):
             return  # a chunk of an assessment already folded (a re-publish), or of one never seen whole
-        chunks[chunk.chunk] = chunk
+        chunks[chunk.chunk] = chunk  # diff chunks are numbered after the whole ones: no clash
         self._complete(chunk.directive_id)
 
     def _complete(self, directive_id: str) -> None:
         head, chunks = self._pending[directive_id]
-        if len(chunks) < head.chunks:
-            return
+        if len(chunks) < head.chunks + head.diff_chunks:
+            return  # an amendment counts once its difference is out too, or a redelivery re-publishes it
         del self._pending[directive_id]
         if head.action == "lift":
             self.directives.assessed[directive_id] = max(head.revision, self.directives.assessed.get(directive_id, 0))
@@ -53,7 +53,8 @@ class ImpactReplay:
             return
         sets = {model: BitMap() for model in head.scope.models}
         for chunk in chunks.values():
-            sets[chunk.model] |= decode_bitmap(chunk.users)
+            if chunk.part == "whole":
+                sets[chunk.model] |= decode_bitmap(chunk.users)
         self.directives.activate(directive_id, head.revision, head.scope, sets)
 
     def _delta(self, delta: AffectedSetDelta) -> None:

@@ -2,6 +2,11 @@
 
 An assessment is followed by its affected set in chunks: for each model, the ids travel as roaring
 bitmaps split into AffectedSetChunk messages numbered 0..chunks-1 across the whole assessment.
+
+An amendment (a new revision of an active directive) also carries the difference from the revision
+it replaces: after the "whole" chunks come `diff_chunks` chunks whose `part` is "added" or
+"removed", numbered chunks..chunks+diff_chunks-1. A consumer that only needs the whole set ignores
+every chunk whose part is not "whole".
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from shared.contracts.directives import DirectiveId, DirectiveScope, ModelName
 from shared.contracts.envelope import Event
 
 Action = Literal["restrict", "lift"]
+Part = Literal["whole", "added", "removed"]
 
 
 class ImpactAssessed(Event):
@@ -43,7 +49,22 @@ class ImpactAssessed(Event):
         ..., description="identity.users.v1 partition -> next offset the user view reflected.",
         examples=[{0: 100000}],
     )
-    chunks: int = Field(..., ge=1, description="Number of AffectedSetChunk messages that follow.", examples=[2])
+    chunks: int = Field(..., ge=1, description="Number of AffectedSetChunk messages of part \"whole\" that follow.",
+                        examples=[2])
+    amended_from: int | None = Field(
+        None, ge=1, description="For an amendment: the revision it replaces (the difference follows as "
+                                "\"added\"/\"removed\" chunks); null for a first assessment or a lift.",
+        examples=[1])
+    added_by_model: dict[str, int] | None = Field(
+        None, description="For an amendment: users newly affected per model compared with the set amended_from "
+                          "held when this revision arrived (its assessment plus later deltas).",
+        examples=[{"fable-5": 120, "mythos-5": 0}])
+    removed_by_model: dict[str, int] | None = Field(
+        None, description="For an amendment: users no longer affected by this directive per model compared with "
+                          "amended_from (other active directives may still cover them).",
+        examples=[{"fable-5": 30, "mythos-5": 61234}])
+    diff_chunks: int = Field(0, ge=0, description="Number of \"added\"/\"removed\" chunks after the whole ones "
+                                                  "(0 unless an amendment).", examples=[2])
 
 
 class AffectedSetChunk(Event):
@@ -55,8 +76,11 @@ class AffectedSetChunk(Event):
     action: Action = Field(..., description="Action of the assessment.", examples=["restrict"])
     model: ModelName
     chunk: int = Field(..., ge=0, description="Index of this chunk across the assessment.", examples=[0])
-    chunks: int = Field(..., ge=1, description="Chunks in the assessment.", examples=[2])
+    chunks: int = Field(..., ge=1, description="Chunks in the assessment: the whole chunks for part \"whole\"; whole "
+                                               "plus diff chunks for \"added\"/\"removed\".", examples=[2])
     users: str = Field(..., description="Base64 portable roaring bitmap of user ids.", examples=["OjAAAAEAAAAAAAEAEAAAAAEAAgA="])
+    part: Part = Field("whole", description="whole: the revision's affected set; added/removed: an amendment's "
+                                            "difference from the revision it replaces.", examples=["whole"])
 
 
 class AffectedSetDelta(Event):

@@ -1,0 +1,55 @@
+"""Snapshots of the user view: an exact round trip, an atomic replace, and unusable files refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from services.impact import snapshot as snapshots
+from services.impact.affected import assess
+from tests.unit.impact.population_builder import population, scope, user
+
+SELECTORS = [{"kind": "foreign_national", "home_country": "US"}, {"kind": "organisation", "any_of": ["org-2"]},
+             {"kind": "entitlement", "any_of": ["mythos-5"]}, {"kind": "residence", "any_of": ["DE"]}]
+
+
+def view():
+    people = population(user(1, ["US", "IE", "FR", "DE", "CN"], "US", "employee", "org-1", ("fable-5",)),
+                        user(4, None, None, "consumer", "org-2", ("mythos-5",)), user(9, ["DE"]))
+    people.delete([9])
+    return people
+
+
+def test_a_written_snapshot_loads_back_to_the_same_view_and_offsets(tmp_path: Path) -> None:
+    path = snapshots.snapshot_path(tmp_path)
+    people = view()
+    snapshots.write(path, people.columns(), {0: 12, 5: 3})
+    loaded = snapshots.load(path)
+    assert loaded.offsets == {0: 12, 5: 3} and loaded.population.users == people.users == 2
+    for selector in SELECTORS:
+        assert assess(loaded.population, scope(selector)).by_model == assess(people, scope(selector)).by_model
+    original, again = people.columns(), loaded.population.columns()
+    assert np.array_equal(original.nationalities, again.nationalities) and again.organisations == original.organisations
+    loaded.population.upsert([user(20, ["FR"], organisation="org-3")])  # the loaded view keeps growing
+    assert loaded.population.users == 3
+
+
+def test_writing_replaces_the_previous_snapshot_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    path = snapshots.snapshot_path(tmp_path)
+    snapshots.write(path, view().columns(), {0: 1})
+    snapshots.write(path, view().columns(), {0: 2})
+    assert snapshots.load(path).offsets == {0: 2}
+    assert [p.name for p in path.parent.iterdir()] == [snapshots.FILE_NAME]
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage", "truncated"])
+def test_an_unusable_snapshot_is_refused_with_the_reason(tmp_path: Path, damage: str) -> None:
+    path = snapshots.snapshot_path(tmp_path)
+    if damage != "missing":
+        snapshots.write(path, view().columns(), {0: 1})
+        data = path.read_bytes()
+        path.write_bytes(b"not a snapshot" if damage == "garbage" else data[: len(data) // 2])
+    with pytest.raises(snapshots.SnapshotUnusable, match=str(path)):
+        snapshots.load(path)
