@@ -1,14 +1,40 @@
-"""Allow/deny decisions over the held restrictions: a per-model index of bitmaps (pure, time passed in)."""
+"""Allow/deny decisions over the held restrictions, and the in-process API a gateway embeds.
+
+A gateway running in the agent's process asks the agent's `AccessChecker` (``agent.checker``):
+
+    checker.denies(user_id, "fable-5", time.time())         -> bool: one check, the hot path
+    checker.denies_many(user_ids, "fable-5", time.time())   -> numpy bool array, one per id (vectorised)
+    checker.check(user_id, "fable-5", now)                  -> Decision naming the denying directives
+
+The hot-path methods take the time as POSIX seconds (a float compares far faster than a datetime);
+`check` takes a timezone-aware datetime. Time is always an argument here, never read. Every call raises
+`NotReady` until the agent has caught up with its commands: a restarted agent never answers "allow" from a
+state older than what it acknowledged. Decisions come from a view of the in-force directives: per model,
+the union of their denied users, rebuilt when the held restrictions change, when a directive's window opens
+or closes, and when the agent becomes stale or hears from the control plane again. A check is therefore
+one dictionary lookup and one bitmap membership test.
+
+Staleness: the agent tells the checker whenever it hears from the control plane (`heard`). Once it has heard
+nothing for `stale_after`, directives whose command said `on_stale="deny_models"` deny their models to every
+user; directives with `on_stale="keep"` keep denying exactly their held users.
+"""
 
 from __future__ import annotations
 
+import array
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from math import inf, nextafter
 from typing import Literal
 
-from pyroaring import BitMap
+import numpy as np
+from pyroaring import BitMap, FrozenBitMap
 
 from services.agent.restrictions import HeldRestriction, Window
+
+EVERYONE = FrozenBitMap(range(0, 2**32))  # every 32-bit user id: a model denied outright while stale
+NOBODY = FrozenBitMap()
+DAWN, DUSK = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -26,23 +52,64 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class Entry:
+    """One directive's denied users for one model."""
+
+    directive: str
+    window: Window
+    users: BitMap
+    deny_when_stale: bool
+
+    def denies(self, user: int, now: datetime, stale: bool) -> bool:
+        return self.window.contains(now) and ((stale and self.deny_when_stale) or user in self.users)
+
+
+@dataclass(frozen=True)
+class View:
+    """Per model, everyone an in-force directive denies; valid for `since <= now < until`."""
+
+    denied: dict[str, BitMap]
+    since: datetime
+    until: datetime
+    stale: bool
+
+
+@dataclass(frozen=True)
 class AccessIndex:
     """For each model, the directives that restrict it with their window and denied users."""
 
-    by_model: dict[str, tuple[tuple[str, Window, BitMap], ...]]
+    by_model: dict[str, tuple[Entry, ...]]
 
     @classmethod
     def of(cls, held: dict[str, HeldRestriction]) -> AccessIndex:
-        by_model: dict[str, list[tuple[str, Window, BitMap]]] = {}
+        by_model: dict[str, list[Entry]] = {}
         for directive in sorted(held):
             restriction = held[directive]
             for model, users in restriction.sets.items():
-                by_model.setdefault(model, []).append((directive, restriction.window, users))
+                by_model.setdefault(model, []).append(
+                    Entry(directive, restriction.window, users, restriction.on_stale == "deny_models"))
         return cls({model: tuple(entries) for model, entries in by_model.items()})
 
-    def check(self, user: int, model: str, now: datetime) -> Decision:
-        denying = tuple(d for d, window, users in self.by_model.get(model, ()) if user in users and window.contains(now))
+    def check(self, user: int, model: str, now: datetime, stale: bool = False) -> Decision:
+        denying = tuple(e.directive for e in self.by_model.get(model, ()) if e.denies(user, now, stale))
         return Decision(user, model, "deny" if denying else "allow", denying)
+
+    def view(self, now: datetime, stale: bool = False) -> View:
+        """The union per model of the directives in force at `now`, and how long that holds."""
+        denied: dict[str, BitMap] = {}
+        for model, entries in self.by_model.items():
+            active = [e for e in entries if e.window.contains(now)]
+            if stale and any(e.deny_when_stale for e in active):
+                denied[model] = EVERYONE
+            elif active:
+                denied[model] = BitMap.union(*(e.users for e in active)) if len(active) > 1 else active[0].users
+        since, until = self._span(now)
+        return View(denied, since, until, stale)
+
+    def _span(self, now: datetime) -> tuple[datetime, datetime]:
+        bounds = {b for entries in self.by_model.values() for e in entries
+                  for b in (e.window.effective_from, e.window.expires_at) if b is not None}
+        return max((b for b in bounds if b <= now), default=DAWN), min((b for b in bounds if b > now), default=DUSK)
 
 
 class NotReady(Exception):
@@ -50,25 +117,95 @@ class NotReady(Exception):
 
 
 class AccessChecker:
-    """The in-process API a gateway can embed: answers checks once the agent has caught up."""
+    """The in-process API a gateway can embed: answers checks once the agent has caught up (see module doc)."""
 
-    def __init__(self) -> None:
+    def __init__(self, stale_after: timedelta | None = None) -> None:
         self._index = AccessIndex({})
         self._ready = False
+        self._stale_after = stale_after
+        self._last_contact: datetime | None = None
+        self._stale_view = False
+        # (valid from, valid until, denied per model) as POSIX seconds: read with one attribute load, so a
+        # gateway thread sees one consistent view. The empty span sends every check to the slow path.
+        self._view: tuple[float, float, dict[str, BitMap]] = (inf, -inf, {})
 
     @property
     def ready(self) -> bool:
         return self._ready
 
-    def mark_ready(self) -> None:
+    @property
+    def last_contact(self) -> datetime | None:
+        return self._last_contact
+
+    def mark_ready(self, now: datetime | None = None) -> None:
+        """The agent has caught up; catching up is hearing from the control plane."""
+        if now is not None:
+            self.heard(now)
         self._ready = True
+
+    def heard(self, now: datetime) -> None:
+        """The agent heard from the control plane at `now` (a command arrived or a broker round trip succeeded)."""
+        if self._last_contact is None or now > self._last_contact:
+            self._last_contact = now
+        if self._stale_view:
+            self._view = (inf, -inf, {})
+
+    def stale(self, now: datetime) -> bool:
+        """Whether the agent has heard nothing from the control plane for longer than its bound."""
+        return (self._stale_after is not None and self._last_contact is not None
+                and now - self._last_contact > self._stale_after)
 
     def replace(self, held: dict[str, HeldRestriction]) -> None:
         """Swap in a new index built from the held restrictions (one assignment: checks see old or new)."""
         self._index = AccessIndex.of(held)
+        self._view = (inf, -inf, {})
+
+    def denies(self, user: int, model: str, at: float) -> bool:
+        """Whether (user, model) is denied at `at` (POSIX seconds, e.g. time.time()); raises NotReady before
+        the agent has caught up. The hot path: one tuple load, two float comparisons, one lookup, one `in`."""
+        since, until, denied = self._view
+        if not since <= at < until:
+            since, until, denied = self._refresh(at)
+        return user in denied.get(model, NOBODY)
+
+    def denies_many(self, users: np.ndarray, model: str, at: float) -> np.ndarray:
+        """For each user id (uint32-compatible array), whether it is denied the model at `at` (POSIX seconds);
+        in input order. Raises NotReady before the agent has caught up."""
+        since, until, denied_by_model = self._view
+        if not since <= at < until:
+            since, until, denied_by_model = self._refresh(at)
+        ids = np.asarray(users, dtype=np.uint32)
+        denied = denied_by_model.get(model, NOBODY)
+        if denied is EVERYONE:
+            return np.ones(len(ids), dtype=bool)
+        if not denied or not len(ids):
+            return np.zeros(len(ids), dtype=bool)
+        # A bitmap built from sorted ids is cheap; intersecting leaves only the denied ids to find again.
+        asked = BitMap(array.array("I", np.sort(ids).tobytes()))
+        return np.isin(ids, np.frombuffer((asked & denied).to_array(), dtype=np.uint32))
 
     def check(self, user: int, model: str, now: datetime) -> Decision:
-        """The decision for one pair; raises NotReady before the agent has caught up."""
+        """The decision for one pair with the directives denying it; raises NotReady before catching up."""
         if not self._ready:
             raise NotReady("agent is catching up with its commands")
-        return self._index.check(user, model, now)
+        return self._index.check(user, model, now, self.stale(now))
+
+    def _refresh(self, at: float) -> tuple[float, float, dict[str, BitMap]]:
+        if not self._ready:
+            raise NotReady("agent is catching up with its commands")
+        now = datetime.fromtimestamp(at, UTC)
+        stale = self.stale(now)
+        view = self._index.view(now, stale)
+        since, until = _seconds(view.since), _seconds(view.until)
+        if self._stale_after is not None and self._last_contact is not None:
+            # stale means strictly more than stale_after since the last contact
+            deadline = (self._last_contact + self._stale_after).timestamp()
+            just_after = nextafter(deadline, inf)
+            since, until = (max(since, just_after), until) if stale else (since, min(until, just_after))
+        self._stale_view = stale
+        self._view = (since, until, view.denied)
+        return self._view
+
+
+def _seconds(moment: datetime) -> float:
+    return -inf if moment == DAWN else inf if moment == DUSK else moment.timestamp()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -16,7 +17,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.specification import AsyncAPI
 
 from services.agent.access import AccessChecker
-from services.agent.commands import Applied, Failed, Outcome, on_delta, on_lift, on_restrict
+from services.agent.commands import Applied, Failed, Outcome, expire_staging, on_command
 from services.agent.http import access_api
 from services.agent.readiness import behind, committed_offsets, offsets_at_start
 from services.agent.restrictions import Restrictions
@@ -32,6 +33,7 @@ from shared.runtime.broker import consumer_options, declare_publisher, emit, mak
 from shared.runtime.logging import bind_message_ids
 
 SERVICE = "agent"
+STOP_TIMEOUT_S = 15.0
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -45,15 +47,16 @@ class _EmbeddedServer(uvicorn.Server):
 class Agent:
     """One serving cluster's agent: applies commands durably, acknowledges, heartbeats, answers checks."""
 
-    def __init__(self, settings: AgentSettings) -> None:
+    def __init__(self, settings: AgentSettings, clock: Callable[[], datetime] = utc_now) -> None:
         self.settings = settings
+        self.clock = clock
         self.log = structlog.get_logger(service=SERVICE, cluster_id=settings.cluster_id)
         self.broker: KafkaBroker = make_broker(settings, SERVICE)
         self.acks = declare_publisher(self.broker, ACKS, "Command acks and heartbeats of this cluster.")
-        self.checker = AccessChecker()
+        self.checker = AccessChecker(stale_after=timedelta(seconds=settings.stale_after_s))
         self.state = Restrictions()
         self.offsets: dict[int, int] = {}
-        self.http_app = access_api(self.checker, self.describe, utc_now)
+        self.http_app = access_api(self.checker, self.describe, clock)
         self.http_port: int | None = None
         self._snapshot: Snapshot | None = None
         self._server: _EmbeddedServer | None = None
@@ -64,10 +67,13 @@ class Agent:
     def _subscribe(self) -> None:
         agent = self
 
-        @self.broker.subscriber(COMMANDS.name, **consumer_options(self.settings.group),
-                                title=f"{COMMANDS.name}:agent",
-                                description="Restrict, delta and lift commands; only this cluster's are applied.")
+        self._commands = self.broker.subscriber(
+            COMMANDS.name, **consumer_options(self.settings.group), title=f"{COMMANDS.name}:agent",
+            description="Restrict, delta and lift commands; only this cluster's are applied.")
+
+        @self._commands
         async def on_command(command: ClusterCommand, message: KafkaMessage) -> None:
+            agent.checker.heard(agent.clock())  # any command, any cluster: the fetch loop delivers
             await agent.handle(command, message.raw_message.partition, message.raw_message.offset)
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -103,7 +109,12 @@ class Agent:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        await self.broker.stop()
+        try:
+            # With the broker gone the producer would wait for in-flight heartbeats indefinitely; what
+            # matters is durable already (the snapshot), so stopping is bounded.
+            await asyncio.wait_for(self.broker.stop(), STOP_TIMEOUT_S)
+        except TimeoutError:
+            self.log.warning("broker did not stop in time: leaving it", timeout_s=STOP_TIMEOUT_S)
         if self._server is not None and self._serving is not None:
             self._server.should_exit = True
             await self._serving
@@ -135,8 +146,9 @@ class Agent:
                 await asyncio.sleep(self.settings.readiness_poll_s)
         finally:
             await admin.close()
-        self.checker.mark_ready()
+        self.checker.mark_ready(self.clock())
         self.log.info("caught up with commands: ready", held=len(self.state.held))
+        self._tasks.append(asyncio.create_task(self._expire_staging(), name="agent-staging-timeouts"))
         await self._heartbeat()
 
     async def _lagging(self, admin: AIOKafkaAdminClient, begin: dict[int, int], end: dict[int, int]) -> dict[int, int]:
@@ -152,6 +164,7 @@ class Agent:
                      offset: int) -> None:
         """Apply one command durably (snapshot before the offset commits), then acknowledge it."""
         if command.cluster_id != self.settings.cluster_id:
+            # The topic carries every cluster's commands: on the wire another cluster's are not an error.
             self.log.debug("command for another cluster ignored", cluster=command.cluster_id)
             return
         bind_message_ids(command.directive_id, command.event_id)
@@ -159,20 +172,37 @@ class Agent:
             # Redelivered after a restart (or replayed after lost group offsets): already in the snapshot.
             self.log.info("command already reflected in the snapshot: skipped", partition=partition, offset=offset)
             return
-        outcome = self._apply(command)
+        outcome = on_command(self.state, command, self.settings.cluster_id, self.clock())
         if outcome.touched or outcome.held_changed:
             self._persist(command.directive_id, outcome, partition, offset)
         for ack in outcome.acks:
-            await emit(self.acks, ACKS, self._ack_message(ack, command.event_id))
+            await emit(self.acks, ACKS, self._ack_message(ack, ack.cause or command.event_id))
 
-    def _apply(self, command: RestrictCommand | DeltaCommand | LiftCommand) -> Outcome:
-        if isinstance(command, LiftCommand):
-            return on_lift(self.state, command)
-        if isinstance(command, DeltaCommand):
-            return on_delta(self.state, command)
-        return on_restrict(self.state, command)
+    async def apply(self, command: RestrictCommand | DeltaCommand | LiftCommand) -> Outcome:
+        """The in-process entry for a command (no Kafka offset): applied durably and acknowledged like one
+        consumed; a command addressed to another cluster is refused with a reason and changes nothing."""
+        bind_message_ids(command.directive_id, command.event_id)
+        outcome = on_command(self.state, command, self.settings.cluster_id, self.clock())
+        if outcome.touched or outcome.held_changed:
+            self._persist(command.directive_id, outcome, None, None)
+        for ack in outcome.acks:
+            await emit(self.acks, ACKS, self._ack_message(ack, ack.cause or command.event_id))
+        return outcome
 
-    def _persist(self, directive: str, outcome: Outcome, partition: int, offset: int) -> None:
+    async def _expire_staging(self) -> None:
+        timeout = timedelta(seconds=self.settings.chunk_timeout_s)
+        while True:
+            await asyncio.sleep(min(1.0, self.settings.chunk_timeout_s / 4))
+            await self.expire_staging(timeout)
+
+    async def expire_staging(self, timeout: timedelta) -> None:
+        """Discard revisions whose missing chunks did not come in time and report each failure once."""
+        for directive, outcome in expire_staging(self.state, self.clock(), timeout).items():
+            self._persist(directive, outcome, None, None)
+            for ack in outcome.acks:
+                await emit(self.acks, ACKS, self._ack_message(ack, ack.cause))
+
+    def _persist(self, directive: str, outcome: Outcome, partition: int | None, offset: int | None) -> None:
         assert self._snapshot is not None, "agent not opened"
         try:
             self._snapshot.record(self.state, directive, outcome, partition, offset)
@@ -181,11 +211,12 @@ class Agent:
             self.state, self.offsets = self._snapshot.load()
             self.checker.replace(self.state.held)
             raise
-        self.offsets[partition] = offset + 1
+        if partition is not None and offset is not None:
+            self.offsets[partition] = offset + 1
         if outcome.held_changed:
             self.checker.replace(self.state.held)
 
-    def _ack_message(self, ack: Applied | Failed, causation: str) -> CommandApplied | CommandFailed:
+    def _ack_message(self, ack: Applied | Failed, causation: str | None) -> CommandApplied | CommandFailed:
         common = {"producer": SERVICE, "correlation_id": ack.directive_id, "causation_id": causation,
                   "cluster_id": self.settings.cluster_id, "directive_id": ack.directive_id,
                   "revision": ack.revision}
@@ -209,17 +240,27 @@ class Agent:
         await emit(self.acks, ACKS, AgentHeartbeat(
             producer=SERVICE, cluster_id=self.settings.cluster_id, region=self.settings.region,
             models=list(self.settings.models), held=held, ready=self.checker.ready))
+        if self.consuming:
+            # acks=all: the broker answered, and the command consumer is still fetching.
+            self.checker.heard(self.clock())
+
+    @property
+    def consuming(self) -> bool:
+        """Whether the commands consumer's fetch loop is running."""
+        return bool(self._commands.running and any(not task.done() for task in self._commands.tasks))
 
     def describe(self) -> dict[str, Any]:
         """What /v1/state shows."""
+        contact = self.checker.last_contact
         return {"cluster_id": self.settings.cluster_id, "region": self.settings.region,
                 "models": list(self.settings.models), "ready": self.checker.ready,
+                "stale": self.checker.stale(self.clock()), "last_contact": contact.isoformat() if contact else None,
                 "offsets": {str(p): o for p, o in sorted(self.offsets.items())}, **self.state.describe()}
 
 
-def build(settings: AgentSettings) -> Agent:
+def build(settings: AgentSettings, clock: Callable[[], datetime] = utc_now) -> Agent:
     """The agent for one cluster, with its subscriber and publisher registered; nothing connected yet."""
-    return Agent(settings)
+    return Agent(settings, clock)
 
 
 def specification(settings: AgentSettings | None = None) -> AsyncAPI:

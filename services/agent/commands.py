@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pyroaring import BitMap
@@ -23,6 +24,7 @@ class Applied:
     action: Action
     digest: str
     seq: int = 0
+    cause: str | None = field(default=None, compare=False)  # event id that caused it when not the command handled
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Failed:
     directive_id: str
     revision: int
     reason: str
+    cause: str | None = field(default=None, compare=False)  # event id that caused it when not the command handled
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,26 @@ class Outcome:
     touched: bool = False  # staging, early deltas or lift tombstones changed
 
 
-def on_restrict(state: Restrictions, command: RestrictCommand) -> Outcome:
-    """Stage one chunk; once every chunk of the revision is in, replace the directive's sets atomically."""
+def on_command(state: Restrictions, command: RestrictCommand | DeltaCommand | LiftCommand, cluster_id: str,
+               now: datetime) -> Outcome:
+    """Apply any command addressed to `cluster_id`; one addressed to another cluster is refused, nothing changes."""
+    if command.cluster_id != cluster_id:
+        return Outcome(acks=(Failed(command.directive_id, command.revision,
+                                    f"cluster_id: command is addressed to cluster {command.cluster_id!r}, "
+                                    f"this agent enforces {cluster_id!r}"),))
+    if isinstance(command, LiftCommand):
+        return on_lift(state, command)
+    if isinstance(command, DeltaCommand):
+        return on_delta(state, command)
+    return on_restrict(state, command, now)
+
+
+def on_restrict(state: Restrictions, command: RestrictCommand, now: datetime | None = None) -> Outcome:
+    """Stage one chunk; once every chunk of the revision is in, replace the directive's sets atomically.
+
+    `now` is when the chunk arrived: a revision still incomplete `chunk_timeout` after its first chunk is
+    discarded by `expire_staging`.
+    """
     directive, revision = command.directive_id, command.revision
     held = state.held.get(directive)
     if revision <= state.lifted.get(directive, 0) or (held and revision < held.revision):
@@ -62,7 +83,8 @@ def on_restrict(state: Restrictions, command: RestrictCommand) -> Outcome:
     except ValueError as exc:
         return _discard(state, directive, revision, f"chunk {command.chunk} ({command.model}): {exc}")
     window = Window(command.effective_from, command.expires_at)
-    staged = state.staging.setdefault((directive, revision), StagedRevision(command.chunks, window))
+    staged = state.staging.setdefault((directive, revision), StagedRevision(
+        command.chunks, window, on_stale=command.on_stale, started_at=now, cause=command.event_id))
     if staged.chunks != command.chunks:
         return _discard(state, directive, revision,
                         f"chunk {command.chunk} says {command.chunks} chunks, earlier chunks said {staged.chunks}")
@@ -76,7 +98,7 @@ def on_restrict(state: Restrictions, command: RestrictCommand) -> Outcome:
 
 def _apply_revision(state: Restrictions, directive: str, revision: int, staged: StagedRevision) -> Outcome:
     state.held[directive] = HeldRestriction.of(revision, staged.window, staged.sets(),
-                                               _seq_reflected(state, directive, revision))
+                                               _seq_reflected(state, directive, revision), on_stale=staged.on_stale)
     _drop_staging(state, directive, through=revision)
     for key in [k for k in state.pending if k[0] == directive]:
         del state.pending[key]
@@ -124,8 +146,12 @@ def on_delta(state: Restrictions, command: DeltaCommand) -> Outcome:
     """Apply deltas of the held revision in seq order, buffering early ones; ignore stale ones."""
     directive, revision = command.directive_id, command.revision
     held = state.held.get(directive)
+    if revision <= state.lifted.get(directive, 0) or (held and revision < held.revision):
+        return Outcome()  # superseded: a late delta of a lifted or replaced revision
     if held is None or held.revision != revision:
-        return Outcome()
+        holding = f"revision {held.revision}" if held else "nothing"
+        return Outcome(acks=(Failed(directive, revision, f"revision: delta {command.seq} is for revision {revision}, "
+                                                         f"which this agent does not hold (it holds {holding})"),))
     if command.seq <= held.seq:
         return Outcome(acks=(_confirm(state, directive, revision, "delta"),))
     buffer = state.pending.setdefault((directive, revision), {})
@@ -160,5 +186,26 @@ def _drain(state: Restrictions, directive: str, held: HeldRestriction, buffer: d
     if seq == held.seq:
         # Waiting for an earlier delta: say what is held, so a sender that expects more re-sends the revision.
         return Outcome(acks=(_confirm(state, directive, held.revision, "delta"),), touched=True)
-    state.held[directive] = HeldRestriction.of(held.revision, held.window, sets, seq, known)
+    state.held[directive] = HeldRestriction.of(held.revision, held.window, sets, seq, known, held.on_stale)
     return Outcome(acks=(_confirm(state, directive, held.revision, "delta"),), held_changed=True, touched=True)
+
+
+def expire_staging(state: Restrictions, now: datetime, timeout: timedelta) -> dict[str, Outcome]:
+    """Discard revisions still missing chunks `timeout` after their first chunk; one failure each, naming them.
+
+    A staged revision whose wait has no start yet (recovered from the snapshot) starts waiting now.
+    """
+    outcomes: dict[str, Outcome] = {}
+    for (directive, revision), staged in sorted(state.staging.items()):
+        if staged.started_at is None:
+            staged.started_at = now
+        if now - staged.started_at < timeout:
+            continue
+        missing = ", ".join(map(str, staged.missing))
+        reason = (f"chunks {missing} of {staged.chunks} missing {timeout.total_seconds():g} s after the first "
+                  f"chunk of revision {revision}: the revision is discarded, nothing of it applied")
+        state.staging.pop((directive, revision))
+        previous = outcomes.get(directive, Outcome())
+        failed = Failed(directive, revision, reason, staged.cause or None)
+        outcomes[directive] = Outcome(acks=(*previous.acks, failed), touched=True)
+    return outcomes

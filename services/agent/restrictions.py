@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
 from pyroaring import BitMap
 
-from shared.contracts.bitmaps import scope_digest, set_digest
+from shared.contracts.bitmaps import scope_digest
+from shared.contracts.directives import OnStale
 
 EMPTY_DIGEST = scope_digest({})
+SLICE = 1 << 22  # ids per digest slice: at most 16 MiB of ids materialised at a time
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,22 @@ class Window:
     def contains(self, now: datetime) -> bool:
         starts_ok = self.effective_from is None or self.effective_from <= now
         return starts_ok and (self.expires_at is None or now < self.expires_at)
+
+
+def set_digest(users: BitMap) -> str:
+    """The shared set digest (shared.contracts.bitmaps.set_digest), hashed slice by slice of the id space so
+    that a 50M-user set never materialises all its ids at once."""
+    digest = hashlib.sha256()
+    if not users:
+        return digest.hexdigest()
+    window = BitMap()
+    for start in range(users.min() & ~(SLICE - 1), users.max() + 1, SLICE):
+        window.clear()
+        window.add_range(start, start + SLICE)
+        part = users & window
+        if part:
+            digest.update(memoryview(np.frombuffer(part.to_array(), dtype=np.uint32).astype("<u4", copy=False)))
+    return digest.hexdigest()
 
 
 def digest_of(sets: dict[str, BitMap]) -> str:
@@ -39,14 +59,15 @@ class HeldRestriction:
     seq: int = 0
     digest: str = ""
     set_digests: dict[str, str] = field(default_factory=dict, compare=False)
+    on_stale: OnStale = "keep"
 
     @classmethod
     def of(cls, revision: int, window: Window, sets: dict[str, BitMap], seq: int = 0,
-           known: dict[str, str] | None = None) -> HeldRestriction:
+           known: dict[str, str] | None = None, on_stale: OnStale = "keep") -> HeldRestriction:
         """Build it with its digest; `known` set digests of unchanged models are reused, not recomputed."""
         known = known or {}
         per_model = {model: known.get(model) or set_digest(users) for model, users in sets.items()}
-        return cls(revision, window, sets, seq, scope_digest(per_model), per_model)
+        return cls(revision, window, sets, seq, scope_digest(per_model), per_model, on_stale)
 
 
 @dataclass
@@ -56,10 +77,18 @@ class StagedRevision:
     chunks: int
     window: Window
     parts: dict[int, tuple[str, BitMap]] = field(default_factory=dict)
+    on_stale: OnStale = "keep"
+    started_at: datetime | None = field(default=None, compare=False)  # when this agent began waiting for it
+    cause: str = ""  # event id of the first chunk received, the cause of a timeout failure
 
     @property
     def complete(self) -> bool:
         return len(self.parts) == self.chunks
+
+    @property
+    def missing(self) -> list[int]:
+        """Chunk indices not received yet, ascending."""
+        return [i for i in range(self.chunks) if i not in self.parts]
 
     def sets(self) -> dict[str, BitMap]:
         """Per model, the union of that model's chunks."""
@@ -108,10 +137,12 @@ class Restrictions:
                     "effective_from": held.window.effective_from.isoformat() if held.window.effective_from else None,
                     "expires_at": held.window.expires_at.isoformat() if held.window.expires_at else None,
                     "users": {model: len(users) for model, users in sorted(held.sets.items())},
+                    "on_stale": held.on_stale,
                 }
                 for directive, held in sorted(self.held.items())
             },
-            "staging": [{"directive": d, "revision": rev, "chunks": s.chunks, "received": len(s.parts)}
+            "staging": [{"directive": d, "revision": rev, "chunks": s.chunks, "received": len(s.parts),
+                         "missing": s.missing}
                         for (d, rev), s in sorted(self.staging.items())],
             "lifted": dict(sorted(self.lifted.items())),
         }

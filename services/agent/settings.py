@@ -27,6 +27,13 @@ class AgentSettings(ServiceSettings):
     http_port: int = Field(8085, ge=0, le=65535, description="Port of the HTTP API (0: any free port).")
     heartbeat_interval_s: float = Field(2.0, gt=0, description="Seconds between heartbeats.")
     readiness_poll_s: float = Field(0.2, gt=0, description="Seconds between catch-up checks while not ready.")
+    stale_after_s: float = Field(
+        30.0, gt=0, description="Seconds without hearing from the control plane (a command arriving, or a heartbeat "
+                                "acknowledged by the broker while the command consumer runs) after which the agent "
+                                "is stale and applies each directive's on_stale policy.")
+    chunk_timeout_s: float = Field(
+        60.0, gt=0, description="Seconds a directive revision may wait for missing chunks before it is discarded "
+                                "and reported failed (never applied partially).")
 
     @field_validator("models", mode="before")
     @classmethod

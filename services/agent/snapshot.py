@@ -26,6 +26,11 @@ CREATE TABLE IF NOT EXISTS pending (directive TEXT NOT NULL, revision INTEGER NO
 CREATE TABLE IF NOT EXISTS lifted (directive TEXT PRIMARY KEY, revision INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS offsets (partition INTEGER PRIMARY KEY, next_offset INTEGER NOT NULL);
 """
+# Columns added after the first release: snapshots written before them are upgraded in place on open.
+ADDED_COLUMNS = {
+    "held": {"on_stale": "TEXT NOT NULL DEFAULT 'keep'"},
+    "staged": {"on_stale": "TEXT NOT NULL DEFAULT 'keep'", "cause": "TEXT NOT NULL DEFAULT ''"},
+}
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -49,12 +54,21 @@ class Snapshot:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        for table, columns in ADDED_COLUMNS.items():
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, definition in columns.items():
+                if name not in present:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
 
     def close(self) -> None:
         self._db.close()
 
-    def record(self, state: Restrictions, directive: str, outcome: Outcome, partition: int, offset: int) -> None:
-        """Persist the directive's part of the state and the offset it reflects, in one transaction."""
+    def record(self, state: Restrictions, directive: str, outcome: Outcome, partition: int | None = None,
+               offset: int | None = None) -> None:
+        """Persist the directive's part of the state and the offset it reflects (if any), in one transaction."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -64,7 +78,8 @@ class Snapshot:
             self._write_pending(state, directive)
             if directive in state.lifted:
                 db.execute("INSERT OR REPLACE INTO lifted VALUES (?, ?)", (directive, state.lifted[directive]))
-            db.execute("INSERT OR REPLACE INTO offsets VALUES (?, ?)", (partition, offset + 1))
+            if partition is not None and offset is not None:
+                db.execute("INSERT OR REPLACE INTO offsets VALUES (?, ?)", (partition, offset + 1))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -76,8 +91,10 @@ class Snapshot:
         held = state.held.get(directive)
         if held is None:
             return
-        self._db.execute("INSERT INTO held VALUES (?, ?, ?, ?, ?)", (
-            directive, held.revision, held.seq, _iso(held.window.effective_from), _iso(held.window.expires_at)))
+        self._db.execute("INSERT INTO held (directive, revision, seq, effective_from, expires_at, on_stale) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (directive, held.revision, held.seq,
+                                                       _iso(held.window.effective_from), _iso(held.window.expires_at),
+                                                       held.on_stale))
         self._db.executemany("INSERT INTO held_sets VALUES (?, ?, ?)",
                              [(directive, model, _blob(users)) for model, users in held.sets.items()])
 
@@ -90,9 +107,10 @@ class Snapshot:
         revision, chunk = outcome.staged_chunk
         part = staged[revision]
         model, users = part.parts[chunk]
-        self._db.execute("INSERT OR REPLACE INTO staged VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (
+        self._db.execute("INSERT OR REPLACE INTO staged (directive, revision, chunk, chunks, effective_from, "
+                         "expires_at, model, users, on_stale, cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (
             directive, revision, chunk, part.chunks, _iso(part.window.effective_from),
-            _iso(part.window.expires_at), model, _blob(users)))
+            _iso(part.window.expires_at), model, _blob(users), part.on_stale, part.cause))
 
     def _write_pending(self, state: Restrictions, directive: str) -> None:
         self._db.execute("DELETE FROM pending WHERE directive = ?", (directive,))
@@ -106,12 +124,17 @@ class Snapshot:
         sets: dict[str, dict[str, BitMap]] = {}
         for directive, model, users in self._db.execute("SELECT directive, model, users FROM held_sets"):
             sets.setdefault(directive, {})[model] = BitMap.deserialize(users)
-        for directive, revision, seq, start, end in self._db.execute("SELECT * FROM held"):
+        for directive, revision, seq, start, end, on_stale in self._db.execute(
+                "SELECT directive, revision, seq, effective_from, expires_at, on_stale FROM held"):
             window = Window(_moment(start), _moment(end))
-            state.held[directive] = HeldRestriction.of(revision, window, sets.get(directive, {}), seq)
-        for directive, revision, chunk, chunks, start, end, model, users in self._db.execute("SELECT * FROM staged"):
-            staged = state.staging.setdefault((directive, revision),
-                                              StagedRevision(chunks, Window(_moment(start), _moment(end))))
+            state.held[directive] = HeldRestriction.of(revision, window, sets.get(directive, {}), seq,
+                                                       on_stale=on_stale)
+        for directive, revision, chunk, chunks, start, end, model, users, on_stale, cause in self._db.execute(
+                "SELECT directive, revision, chunk, chunks, effective_from, expires_at, model, users, on_stale, "
+                "cause FROM staged"):
+            # The wait for missing chunks starts again in this process (started_at unset).
+            staged = state.staging.setdefault((directive, revision), StagedRevision(
+                chunks, Window(_moment(start), _moment(end)), on_stale=on_stale, cause=cause))
             staged.parts[chunk] = (model, BitMap.deserialize(users))
         for directive, revision, seq, model, added, removed in self._db.execute("SELECT * FROM pending"):
             state.pending.setdefault((directive, revision), {})[seq] = PendingDelta(

@@ -10,6 +10,7 @@ from shared.contracts.countries import CountryCode
 from shared.contracts.envelope import Event, Message
 
 AccountType = Literal["consumer", "enterprise_member", "employee"]
+OnStale = Literal["keep", "deny_models"]
 DirectiveId = Annotated[
     str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$", examples=["EXP-2026-001"],
                description="Stable id of the directive, chosen by the issuing team.")
@@ -125,6 +126,13 @@ class DirectiveScope(Message):
     enforcement_deadline_s: int = Field(
         300, ge=1, le=7 * 24 * 3600,
         description="Seconds after issue by which every cluster must have acknowledged.", examples=[300],
+    )
+    on_stale: OnStale = Field(
+        "keep",
+        description="What a serving cluster's agent does when it has not heard from the control plane within "
+                    "its staleness bound: keep what it holds (the default) or deny the directive's models to "
+                    "every user until it hears again.",
+        examples=["keep"],
     )
 
     @model_validator(mode="after")

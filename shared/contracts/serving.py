@@ -9,7 +9,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import AwareDatetime, Field
 
-from shared.contracts.directives import DirectiveId, ModelName
+from shared.contracts.directives import DirectiveId, ModelName, OnStale
 from shared.contracts.envelope import Event, Message
 
 ClusterId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", examples=["us-east"],
@@ -34,6 +34,10 @@ class RestrictCommand(Event):
                                  examples=["9f86d081..."])
     effective_from: AwareDatetime | None = Field(None, description="Start of the directive's window.", examples=[None])
     expires_at: AwareDatetime | None = Field(None, description="End of the directive's window.", examples=[None])
+    on_stale: OnStale = Field("keep", description="When the agent has not heard from the control plane within its "
+                                                   "staleness bound: keep the held sets, or deny the directive's "
+                                                   "models to every user (copied from the directive's scope).",
+                              examples=["keep"])
 
 
 class DeltaCommand(Event):

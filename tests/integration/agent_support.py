@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,7 @@ from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
 from shared.contracts.catalogue import COMMANDS
 from shared.contracts.serving import LiftCommand, RestrictCommand
 from shared.runtime.settings import KafkaSettings
+from tests.support.kafka import ROOT, free_port
 
 TIMEOUT_S = 60.0
 MODELS = ["fable-5", "mythos-5"]
@@ -115,3 +120,49 @@ class TopicReader:
                 self.seen.extend(json.loads(r.value) for r in records if r.value)
             return next((m for m in self.seen if predicate(m)), None)
         return await eventually(probe, what, timeout)
+
+
+class AgentProcess:
+    """`python -m services.agent` as a real process, configured through the environment like the stack does."""
+
+    def __init__(self, bootstrap: str, cluster: str, state_dir: Path, logs: Path, **settings: object) -> None:
+        self.port = free_port()
+        self.logs = logs
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("COUNTERMAND_")}
+        self.env.update({"COUNTERMAND_KAFKA_BOOTSTRAP": bootstrap, "COUNTERMAND_LOG_FORMAT": "json",
+                         "COUNTERMAND_AGENT_CLUSTER_ID": cluster, "COUNTERMAND_AGENT_MODELS": ",".join(MODELS),
+                         "COUNTERMAND_AGENT_HTTP_PORT": str(self.port), "COUNTERMAND_AGENT_STATE_DIR": str(state_dir),
+                         "COUNTERMAND_AGENT_HEARTBEAT_INTERVAL_S": "0.5",
+                         "COUNTERMAND_AGENT_READINESS_POLL_S": "0.1", "PYTHONUNBUFFERED": "1"})
+        self.env.update({f"COUNTERMAND_AGENT_{k.upper()}": str(v) for k, v in settings.items()})
+        self.runs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> subprocess.Popen[bytes]:
+        """Start (or restart, same state dir and port) the agent process."""
+        with open(self.logs / f"agent-{len(self.runs) + 1}.log", "ab") as out:
+            process = subprocess.Popen([sys.executable, "-m", "services.agent"], cwd=ROOT, env=self.env,
+                                       stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True)
+        self.runs.append(process)
+        return process
+
+    def kill(self) -> int:
+        """SIGKILL the running process; returns its exit status."""
+        process = self.runs[-1]
+        process.send_signal(signal.SIGKILL)
+        return process.wait(timeout=30)
+
+    def stop(self) -> None:
+        """SIGTERM whatever still runs, SIGKILL it if it does not exit in time."""
+        for process in self.runs:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from pyroaring import BitMap
+
+from services.agent.app import Agent, build
+from services.agent.settings import AgentSettings
+from services.agent.snapshot import Snapshot
 
 from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
 from shared.contracts.serving import DeltaCommand, LiftCommand, RestrictCommand
@@ -33,3 +39,23 @@ def delta(directive: str, revision: int, seq: int, model: str, added: list[int] 
     encoded = added if isinstance(added, str) else encode_bitmap(BitMap(added))
     return DeltaCommand(producer="enforcement", cluster_id=CLUSTER, directive_id=directive, revision=revision,
                         seq=seq, model=model, added=encoded, removed=encode_bitmap(BitMap(removed)))
+
+
+class RecordingPublisher:
+    """Stands in for the acks publisher; notes what the snapshot held when each ack went out."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.sent: list[tuple[Any, set[str]]] = []
+
+    async def publish(self, message: Any, **_: Any) -> None:
+        durable, _ = self.snapshot.load()
+        self.sent.append((message, set(durable.held)))
+
+
+def recording_agent(tmp_path: Path) -> Agent:
+    """An agent with its snapshot open and its acks recorded, for driving `handle` without Kafka."""
+    agent = build(AgentSettings(cluster_id=CLUSTER, state_dir=tmp_path))
+    agent._snapshot = Snapshot(tmp_path / "agent" / f"{CLUSTER}.sqlite3")
+    agent.acks = RecordingPublisher(agent._snapshot)
+    return agent

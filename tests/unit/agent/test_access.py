@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from services.agent.access import AccessChecker, NotReady
@@ -47,9 +48,58 @@ def test_the_checker_refuses_to_answer_before_it_is_ready() -> None:
     checker = AccessChecker()
     with pytest.raises(NotReady):
         checker.check(1, "fable-5", NOW)
+    with pytest.raises(NotReady):
+        checker.denies(1, "fable-5", NOW.timestamp())
 
 
 def test_window_bounds() -> None:
     window = Window(NOW, NOW + HOUR)
     assert window.contains(NOW) and not window.contains(NOW + HOUR) and not window.contains(NOW - HOUR)
     assert Window().contains(NOW)
+
+
+def _three_overlapping(seed: int) -> AccessChecker:
+    rng = np.random.default_rng(seed)
+    state = Restrictions()
+    windows = [{}, {"effective_from": NOW + HOUR}, {"expires_at": NOW + 2 * HOUR}]
+    for i, window in enumerate(windows):
+        for model in ("fable-5", "mythos-5")[: 1 + i % 2]:
+            users = rng.choice(5000, 1500, replace=False).tolist()
+            on_restrict(state, restrict(f"D{i}", 1, model, users, **window), NOW)
+    checker = AccessChecker()
+    checker.replace(state.held)
+    checker.mark_ready()
+    return checker
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_single_batch_and_explained_checks_agree_across_window_changes(seed: int) -> None:
+    checker = _three_overlapping(seed)
+    users = np.random.default_rng(seed + 10).integers(0, 6000, 2000).astype(np.uint32)
+    for now in (NOW, NOW + HOUR, NOW + 2 * HOUR, NOW + HOUR / 2):  # also back in time
+        for model in ("fable-5", "mythos-5", "other-1"):
+            batch = checker.denies_many(users, model, now.timestamp()).tolist()
+            single = [checker.denies(int(u), model, now.timestamp()) for u in users]
+            explained = [not checker.check(int(u), model, now).allowed for u in users]
+            assert batch == single == explained
+
+
+def test_a_directive_denies_from_its_start_without_new_commands() -> None:
+    checker = _checker(effective_from=NOW + HOUR, expires_at=NOW + 2 * HOUR)
+    assert not checker.denies(42, "fable-5", NOW.timestamp())
+    assert checker.denies(42, "fable-5", (NOW + HOUR).timestamp())
+    assert not checker.denies(42, "fable-5", (NOW + 2 * HOUR).timestamp())
+
+
+def test_replacing_the_held_restrictions_changes_the_next_check() -> None:
+    checker = _checker()
+    assert checker.denies(42, "fable-5", NOW.timestamp())
+    checker.replace({})
+    assert not checker.denies(42, "fable-5", NOW.timestamp())
+    assert checker.denies_many(np.array([42]), "fable-5", NOW.timestamp()).tolist() == [False]
+
+
+def test_the_batch_check_refuses_to_answer_before_ready_and_handles_empty_input() -> None:
+    with pytest.raises(NotReady):
+        AccessChecker().denies_many(np.array([1]), "fable-5", NOW.timestamp())
+    assert _checker().denies_many(np.array([], dtype=np.uint32), "fable-5", NOW.timestamp()).tolist() == []

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pyroaring import BitMap
 
-from services.agent.commands import Applied, Failed, on_delta, on_restrict
+from services.agent.commands import Applied, Failed, on_delta, on_lift, on_restrict
 from services.agent.restrictions import Restrictions, digest_of
-from tests.unit.agent.builders import delta, restrict
+from tests.unit.agent.builders import delta, lift, restrict
 
 
 def _held() -> Restrictions:
@@ -61,11 +61,27 @@ def test_a_duplicate_or_older_delta_changes_nothing_and_is_acknowledged_again() 
     assert outcome.acks[0].seq == 1
 
 
-def test_deltas_for_a_revision_not_held_are_ignored() -> None:
+def test_a_delta_for_a_revision_not_held_is_refused_with_a_reason_and_changes_nothing() -> None:
     state = _held()
-    assert on_delta(state, delta("D1", 2, 1, "fable-5", added=[7])).acks == ()
-    assert on_delta(state, delta("D2", 1, 1, "fable-5", added=[7])).acks == ()
+    digest = state.digest("D1")
+    newer = on_delta(state, delta("D1", 2, 1, "fable-5", added=[7]))
+    unknown = on_delta(state, delta("D2", 1, 1, "fable-5", added=[7]))
+    assert [type(a) for a in newer.acks + unknown.acks] == [Failed, Failed]
+    assert "revision 2" in newer.acks[0].reason and "holds revision 1" in newer.acks[0].reason
+    assert "holds nothing" in unknown.acks[0].reason and unknown.acks[0].revision == 1
+    assert not (newer.touched or newer.held_changed or unknown.touched or unknown.held_changed)
     assert state.held["D1"].sets == {"fable-5": BitMap([1, 2, 3])} and "D2" not in state.held
+    assert state.digest("D1") == digest and state.pending == {}
+
+
+def test_a_late_delta_of_a_superseded_or_lifted_revision_is_ignored() -> None:
+    state = _held()
+    on_restrict(state, restrict("D1", 2, "fable-5", [4]))
+    on_restrict(state, restrict("D3", 1, "fable-5", [4]))
+    on_lift(state, lift("D3", 1))
+    assert on_delta(state, delta("D1", 1, 1, "fable-5", added=[7])).acks == ()
+    assert on_delta(state, delta("D3", 1, 1, "fable-5", added=[7])).acks == ()
+    assert state.held["D1"].sets == {"fable-5": BitMap([4])} and "D3" not in state.held
 
 
 def test_a_user_both_added_and_removed_stays_denied() -> None:

@@ -8,33 +8,12 @@ from typing import Any
 
 import pytest
 
-from services.agent.app import build
-from services.agent.settings import AgentSettings
 from services.agent.snapshot import Snapshot
-from tests.unit.agent.builders import CLUSTER, lift, restrict
-
-
-class RecordingPublisher:
-    """Stands in for the acks publisher; notes what the snapshot held when each ack went out."""
-
-    def __init__(self, snapshot: Snapshot) -> None:
-        self.snapshot = snapshot
-        self.sent: list[tuple[Any, set[str]]] = []
-
-    async def publish(self, message: Any, **_: Any) -> None:
-        durable, _ = self.snapshot.load()
-        self.sent.append((message, set(durable.held)))
-
-
-def _agent(tmp_path: Path):
-    agent = build(AgentSettings(cluster_id=CLUSTER, state_dir=tmp_path))
-    agent._snapshot = Snapshot(tmp_path / "agent" / f"{CLUSTER}.sqlite3")
-    agent.acks = RecordingPublisher(agent._snapshot)
-    return agent
+from tests.unit.agent.builders import CLUSTER, lift, recording_agent, restrict
 
 
 async def test_a_restriction_is_durable_before_it_is_acknowledged(tmp_path: Path) -> None:
-    agent = _agent(tmp_path)
+    agent = recording_agent(tmp_path)
     await agent.handle(restrict("D1", 1, "fable-5", [1]), partition=3, offset=10)
     [(ack, durable)] = agent.acks.sent
     assert ack.type == "CommandApplied" and ack.producer == "agent" and ack.correlation_id == "D1"
@@ -43,13 +22,13 @@ async def test_a_restriction_is_durable_before_it_is_acknowledged(tmp_path: Path
 
 
 async def test_commands_for_another_cluster_are_ignored(tmp_path: Path) -> None:
-    agent = _agent(tmp_path)
+    agent = recording_agent(tmp_path)
     await agent.handle(restrict("D1", 1, "fable-5", [1]).model_copy(update={"cluster_id": "elsewhere"}), 0, 0)
     assert agent.acks.sent == [] and agent.state.held == {}
 
 
 async def test_a_command_already_in_the_snapshot_is_not_applied_again(tmp_path: Path) -> None:
-    agent = _agent(tmp_path)
+    agent = recording_agent(tmp_path)
     await agent.handle(restrict("D1", 1, "fable-5", [1]), partition=0, offset=5)
     await agent.handle(lift("D1", 1), partition=0, offset=6)
     await agent.handle(restrict("D1", 1, "fable-5", [1]), partition=0, offset=5)  # replayed
@@ -58,7 +37,7 @@ async def test_a_command_already_in_the_snapshot_is_not_applied_again(tmp_path: 
 
 
 async def test_a_failed_snapshot_write_leaves_memory_as_durable_as_the_snapshot(tmp_path: Path) -> None:
-    agent = _agent(tmp_path)
+    agent = recording_agent(tmp_path)
     await agent.handle(restrict("D1", 1, "fable-5", [1]), partition=0, offset=0)
     agent._snapshot.close()
     agent._snapshot = Snapshot(tmp_path / "agent" / f"{CLUSTER}.sqlite3")

@@ -65,3 +65,14 @@ async def test_a_batch_over_the_limit_is_rejected() -> None:
                                      json={"checks": [{"user": 1, "model": "fable-5"}] * 10_001})
         assert response.status_code == 422
         assert response.json()["detail"][0]["loc"] == ["body", "checks"]
+
+
+async def test_the_fast_access_path_answers_exactly_like_the_documented_api() -> None:
+    async with _client(ready=True) as client:
+        front = client._transport.app
+        documented = httpx.AsyncClient(transport=httpx.ASGITransport(app=front.api), base_url="http://agent")
+        async with documented:
+            for query in ["user=1042&model=fable-5", "model=fable-5&user=1042", "user=7&model=mythos-5",
+                          "user=4294967295&model=fable-5", "user=4294967296&model=fable-5", "user=1&model=x&y=2"]:
+                fast, slow = await client.get(f"/v1/access?{query}"), await documented.get(f"/v1/access?{query}")
+                assert (fast.status_code, fast.json()) == (slow.status_code, slow.json()), query

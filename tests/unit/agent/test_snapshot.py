@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -52,3 +53,26 @@ def test_applied_revisions_leave_no_staged_chunks_behind(tmp_path: Path) -> None
                               restrict("D1", 1, "fable-5", [2], chunk=1, chunks=2)])
     loaded, _ = store.load()
     assert loaded.staging == {} and loaded.held["D1"].sets == {"fable-5": BitMap([1, 2])}
+
+
+def test_a_snapshot_written_before_the_staleness_policy_existed_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE held (directive TEXT PRIMARY KEY, revision INTEGER NOT NULL, seq INTEGER NOT NULL,
+                           effective_from TEXT, expires_at TEXT);
+        CREATE TABLE held_sets (directive TEXT NOT NULL, model TEXT NOT NULL, users BLOB NOT NULL,
+                                PRIMARY KEY (directive, model));
+        CREATE TABLE staged (directive TEXT NOT NULL, revision INTEGER NOT NULL, chunk INTEGER NOT NULL,
+                             chunks INTEGER NOT NULL, effective_from TEXT, expires_at TEXT,
+                             model TEXT NOT NULL, users BLOB NOT NULL, PRIMARY KEY (directive, revision, chunk));
+        INSERT INTO held VALUES ('D1', 2, 0, NULL, NULL);
+    """)
+    old.execute("INSERT INTO held_sets VALUES ('D1', 'fable-5', ?)", (bytes(BitMap([4]).serialize()),))
+    old.execute("INSERT INTO staged VALUES ('D2', 1, 0, 2, NULL, NULL, 'fable-5', ?)",
+                (bytes(BitMap([5]).serialize()),))
+    old.commit()
+    old.close()
+    loaded, _ = Snapshot(path).load()
+    assert loaded.held["D1"].on_stale == "keep" and loaded.held["D1"].sets == {"fable-5": BitMap([4])}
+    assert loaded.staging[("D2", 1)].on_stale == "keep" and loaded.staging[("D2", 1)].missing == [1]
