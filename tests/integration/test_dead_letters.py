@@ -21,11 +21,13 @@ def _directive(directive_id: str) -> DirectiveIssued:
                            scope={"models": ["fable-5"], "selector": {"kind": "everyone"}})
 
 
-def _service(bootstrap: str, group: str, seen: list, attempts: list) -> KafkaBroker:
+def _service(bootstrap: str, group: str, prefix: str, seen: list, attempts: list) -> KafkaBroker:
     broker = make_broker(ServiceSettings(kafka=KafkaSettings(bootstrap=bootstrap)), "impact")
 
     @broker.subscriber(DIRECTIVES.name, **consumer_options(group))
     async def on_directive(body: DirectiveEvent) -> None:
+        if not body.directive_id.startswith(prefix):
+            return  # the topic is shared with the session's other tests
         if body.directive_id.endswith("-reject"):
             raise Rejected("directive refused for a domain reason")
         if body.directive_id.endswith("-crash"):
@@ -39,7 +41,7 @@ def _service(bootstrap: str, group: str, seen: list, attempts: list) -> KafkaBro
 async def test_poison_messages_are_dead_lettered_and_the_consumer_goes_on(bootstrap: str, unique: str) -> None:
     seen: list[str] = []
     attempts: list[str] = []
-    broker = _service(bootstrap, f"dl-{unique}", seen, attempts)
+    broker = _service(bootstrap, f"dl-{unique}", unique, seen, attempts)
     async with broker:
         await broker.start()
         publisher = declare_publisher(broker, DIRECTIVES)
