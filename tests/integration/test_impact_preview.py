@@ -45,7 +45,10 @@ async def test_preview_answers_what_the_directive_would_do_and_publishes_nothing
     selector = {"kind": "all_of", "of": [{"kind": "organisation", "any_of": [org]}, FOREIGN_TO_US]}
     other = f"{unique}-other"
     to_lift.append((other, 1))
-    await send_directive(producer, issued(other, 1, {"kind": "organisation", "any_of": [org]}, ["fable-5"]))
+    # A model of this test's own: other tests' directives on the shared topics stay active and would
+    # (rightly) keep these users denied, so a lift preview on a common model would restore nobody.
+    model = f"fable-{unique}"
+    await send_directive(producer, issued(other, 1, {"kind": "organisation", "any_of": [org]}, [model]))
     head, _ = await assessment_of(bootstrap, other, "restrict")  # the view now holds the three users
     server, task, url = await serving(service)
     try:
@@ -62,7 +65,7 @@ async def test_preview_answers_what_the_directive_would_do_and_publishes_nothing
         assert answer["affected_by_model"] == {"fable-5": 2, "mythos-5": 2} and answer["sample"] == list(expected)
         assert answer["by_country"] == {"DE": 1, "??": 1} and answer["unknown_only"] == 1
         assert answer["by_account_type"] == {"consumer": 1, "employee": 1}
-        assert lift["affected_by_model"] == {"fable-5": 3}
+        assert lift["affected_by_model"] == {model: 3}
 
         file = tmp_path / "directive.json"
         file.write_text(json.dumps(body))

@@ -149,27 +149,30 @@ async def test_assessment_equals_the_oracle_and_lift_restores_only_what_no_other
         await producer.send(USERS.name, None, key=user_key(user_id))  # tombstones: deleted users
     await producer.flush()
     foreign, chinese = f"{unique}-foreign", f"{unique}-cn"
-    await send_directive(producer, issued(foreign, 1, FOREIGN_TO_US, ["fable-5", "mythos-5"]))
+    # Models of this test's own: other tests' directives on the shared topics stay active and would
+    # (rightly) keep their users denied, changing what a lift restores on a common model.
+    fable, mythos = f"fable-{unique}", f"mythos-{unique}"
+    await send_directive(producer, issued(foreign, 1, FOREIGN_TO_US, [fable, mythos]))
 
     head, sets = await assessment_of(bootstrap, foreign, "restrict")
     people_then = await registry_at(bootstrap, head["registry_offsets"])
     expected = oracle(people_then, FOREIGN_TO_US)
     assert base + 3 not in people_then and base + 5 in people_then  # the tombstones were inside the offsets
-    assert sets == {"fable-5": expected, "mythos-5": expected}
-    assert head["model_digests"] == {"fable-5": set_digest(expected), "mythos-5": set_digest(expected)}
+    assert sets == {fable: expected, mythos: expected}
+    assert head["model_digests"] == {fable: set_digest(expected), mythos: set_digest(expected)}
     assert head["digest"] == scope_digest(head["model_digests"])
     assert head["affected_users"] == len(expected) and head["chunks"] == 2
     assert sum(head["by_country"].values()) == len(expected)
     assert head["correlation_id"] == foreign and head["event_id"] == f"impact:{foreign}:1:restrict:assessed"
 
-    await send_directive(producer, issued(chinese, 1, {"kind": "nationality", "any_of": ["CN"]}, ["fable-5"]))
+    await send_directive(producer, issued(chinese, 1, {"kind": "nationality", "any_of": ["CN"]}, [fable]))
     _, chinese_sets = await assessment_of(bootstrap, chinese, "restrict")
     await send_directive(producer, DirectiveLifted(producer="test", directive_id=foreign, revision=1))
     lift, restored = await assessment_of(bootstrap, foreign, "lift")
-    assert restored == {"fable-5": expected - chinese_sets["fable-5"], "mythos-5": expected}
-    assert len(chinese_sets["fable-5"] & expected) > 0  # the overlap is real, so the subtraction is tested
-    assert lift["affected_by_model"] == {"fable-5": len(restored["fable-5"]), "mythos-5": len(expected)}
-    assert lift["model_digests"]["fable-5"] == set_digest(restored["fable-5"])
+    assert restored == {fable: expected - chinese_sets[fable], mythos: expected}
+    assert len(chinese_sets[fable] & expected) > 0  # the overlap is real, so the subtraction is tested
+    assert lift["affected_by_model"] == {fable: len(restored[fable]), mythos: len(expected)}
+    assert lift["model_digests"][fable] == set_digest(restored[fable])
     assert foreign not in service.directives.active and chinese in service.directives.active
 
 
