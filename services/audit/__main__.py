@@ -2,30 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
-
 from services.audit.app import SERVICE, build
 from services.audit.settings import AuditSettings
-from shared.runtime.logging import configure_logging
-
-
-async def main() -> None:
-    settings = AuditSettings()
-    log = configure_logging(settings.log, SERVICE)
-    audit = build(settings)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    await audit.start()
-    log.info("service ready", ledger=str(settings.ledger_path))
-    try:
-        await stopping.wait()
-    finally:
-        await audit.stop()
-        log.info("service stopped")
-
+from shared.runtime.service import run
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(SERVICE, build, AuditSettings, ready_fields=lambda settings, _: {"ledger": str(settings.ledger_path)})

@@ -2,40 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
-
-from services.impact.app import SERVICE, build
+from services.impact.app import SERVICE, ImpactService, build
 from services.impact.settings import ImpactSettings
-from shared.runtime.logging import configure_logging
+from shared.runtime.service import run
 
 
-async def main() -> None:
-    settings = ImpactSettings()
-    log = configure_logging(settings.log, SERVICE)
-    service = build(settings)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    server = service.http_server()
-    server.capture_signals = contextlib.nullcontext  # this process handles the signals itself
-    serving = asyncio.create_task(server.serve())  # /healthz answers during the load; /readyz once caught up
-    stop = asyncio.create_task(stopping.wait())
-    try:
-        await service.start()
-        log.info("service ready", users=service.view.population.users, resumed_from=service.resumed_from,
-                 records_read=service.records_read, http=f"http://{settings.http_host}:{settings.http_port}")
-        await asyncio.wait({stop, serving}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        log.info("service stopping")
-        stop.cancel()
-        server.should_exit = True
-        await serving
-        await service.stop()
-        log.info("service stopped")
+def main() -> None:
+    """/healthz answers during the load; /readyz and "service ready" once the view has caught up."""
+    run(SERVICE, build, ImpactSettings, http=ImpactService.http_server, http_during_start=True,
+        ready_fields=lambda settings, service: {
+            "users": service.view.population.users, "resumed_from": service.resumed_from,
+            "records_read": service.records_read, "http": f"http://{settings.http_host}:{settings.http_port}"})
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

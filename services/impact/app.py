@@ -31,6 +31,7 @@ from shared.contracts.envelope import utc_now
 from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
 from shared.runtime.deadletters import dead_letter_of
 from shared.runtime.logging import bind_message_ids
+from shared.runtime.replay import records_to_end
 
 SERVICE = "impact"
 GROUP = "countermand-impact"
@@ -263,27 +264,11 @@ class ImpactService:
 
     async def _recover(self) -> None:
         replay = ImpactReplay()
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka.bootstrap, enable_auto_commit=False,
-                                    client_id=f"countermand-impact-recovery-{self.settings.instance}")
-        await consumer.start()
-        try:
-            partitions = [ClientPartition(IMPACT.name, p) for p in range(IMPACT.partitions)]
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            ends = await consumer.end_offsets(partitions)
-            while await _behind(consumer, ends):
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    for record in records:
-                        _fold(replay, record)
-        finally:
-            await consumer.stop()
+        async for record in records_to_end(self.settings.kafka.bootstrap, IMPACT,
+                                           client_id=f"countermand-impact-recovery-{self.settings.instance}"):
+            _fold(replay, record)
         self.directives = replay.directives
         log.info("directives recovered from the impact topic", active=sorted(self.directives.active))
-
-
-async def _behind(consumer: AIOKafkaConsumer, ends: dict) -> bool:
-    positions = [await consumer.position(tp) for tp in ends]
-    return any(position < end for position, end in zip(positions, ends.values(), strict=True))
 
 
 def _fold(replay: ImpactReplay, record: Any) -> None:

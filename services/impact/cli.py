@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import typer
-import yaml
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import TopicPartition
-from pydantic import ValidationError
+from aiokafka.structs import ConsumerRecord
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from services.impact.reproduce import reproduce
-from services.impact.request import PreviewRequest, Problem, problems_of
 from shared.contracts.catalogue import IMPACT
 from shared.contracts.impact import ImpactAssessed
+from shared.runtime.directive_files import fail, print_refusal, read_directive
+from shared.runtime.replay import records_to_end
 from shared.runtime.settings import KafkaSettings
 
 DEFAULT_URL = "http://127.0.0.1:8090"
@@ -55,19 +50,10 @@ class Reproduction:
 async def published_assessment(bootstrap: str, directive_id: str, revision: int | None = None) -> ImpactAssessed:
     """The restrict assessment of a directive (the latest revision, or the one asked) from compliance.impact.v1."""
     found: dict[int, ImpactAssessed] = {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(IMPACT.name, p) for p in range(IMPACT.partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        while any([await consumer.position(tp) < end for tp, end in ends.items()]):
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                for head in _heads(records, directive_id):
-                    found.setdefault(head.revision, head)
-    finally:
-        await consumer.stop()
+    async for record in records_to_end(bootstrap, IMPACT):
+        head = _head(record, directive_id)
+        if head is not None:
+            found.setdefault(head.revision, head)
     wanted = revision if revision is not None else max(found, default=None)
     if wanted not in found:
         raise LookupError(f"directive_id: no ImpactAssessed (restrict) for {directive_id!r}"
@@ -75,16 +61,14 @@ async def published_assessment(bootstrap: str, directive_id: str, revision: int 
     return found[wanted]
 
 
-def _heads(records: list, directive_id: str) -> list[ImpactAssessed]:
-    heads = []
-    for record in records:
-        try:
-            event = IMPACT.adapter.validate_json(record.value)
-        except ValueError:
-            continue
-        if isinstance(event, ImpactAssessed) and event.directive_id == directive_id and event.action == "restrict":
-            heads.append(event)
-    return heads
+def _head(record: ConsumerRecord, directive_id: str) -> ImpactAssessed | None:
+    try:
+        event = IMPACT.adapter.validate_json(record.value)
+    except ValueError:
+        return None
+    if isinstance(event, ImpactAssessed) and event.directive_id == directive_id and event.action == "restrict":
+        return event
+    return None
 
 
 async def check(bootstrap: str, directive_id: str, revision: int | None = None) -> Reproduction:
@@ -102,7 +86,7 @@ def reproduce_command(directive_id: str = typer.Argument(..., help="Id of the di
     try:
         result = asyncio.run(check(bootstrap or KafkaSettings().bootstrap, directive_id, revision))
     except (LookupError, ValueError) as exc:
-        _fail(str(exc))
+        fail(err, str(exc))
     table = Table("model", "published", "recomputed", "", title=f"{directive_id} revision {result.published.revision}")
     for model in sorted(set(result.published.model_digests) | set(result.model_digests)):
         published, again = result.published.model_digests.get(model, "-"), result.model_digests.get(model, "-")
@@ -124,58 +108,11 @@ def _verdict(same: bool) -> str:
 # --- preview ---------------------------------------------------------------------------------------------------
 
 
-class _DirectiveLoader(yaml.SafeLoader):
-    """YAML 1.1 without yes/no/on/off booleans: country code NO (Norway) must stay a string."""
-
-
-_DirectiveLoader.yaml_implicit_resolvers = {
-    first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_DirectiveLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-
-
-class FileProblem(Exception):
-    """A directive file that cannot be read or parsed."""
-
-
-def load_directive_file(path: Path) -> Any:
-    """The file's content as data: YAML or JSON by extension, else by the first character."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FileProblem(f"cannot read {path}: {exc}") from exc
-    as_json = path.suffix.lower() == ".json" or (
-        path.suffix.lower() not in (".yaml", ".yml") and text.lstrip().startswith("{"))
-    try:
-        return json.loads(text) if as_json else yaml.load(text, Loader=_DirectiveLoader)  # noqa: S506 (a SafeLoader)
-    except json.JSONDecodeError as exc:
-        raise FileProblem(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
-    except yaml.YAMLError as exc:
-        raise FileProblem(f"{path} is not valid YAML: {exc}") from exc
-
-
-def validate_directive(data: Any) -> PreviewRequest:
-    """The request for the file's data, or typer.Exit(2) after printing every problem with its field."""
-    if not isinstance(data, dict):
-        _fail(f"a directive file must hold a mapping of fields, not {type(data).__name__}")
-    try:
-        return PreviewRequest.model_validate(data)
-    except ValidationError as exc:
-        _print_problems("the directive is invalid; nothing was previewed", problems_of(exc))
-        raise typer.Exit(2) from exc
-
-
 @app.command("preview")
 def preview(file: Path = typer.Argument(..., help="Directive file (YAML or JSON), as for `directive issue`."),
             impact_url: str = UrlOption) -> None:
     """Dry run: what issuing (or amending) the directive in FILE would affect now. Publishes nothing."""
-    try:
-        data = load_directive_file(file)
-    except FileProblem as exc:
-        _fail(str(exc))
-    request = validate_directive(data)
+    request = read_directive(file, "nothing was previewed", err)
     _show(_call(impact_url, "/directives/preview", request.model_dump(mode="json")), "would be denied")
 
 
@@ -213,24 +150,10 @@ def _call(url: str | None, path: str, body: dict | None) -> dict:
     try:
         response = httpx.post(base + path, json=body, timeout=120.0)
     except httpx.HTTPError as exc:
-        _fail(f"cannot reach impact at {base} ({exc!r}); is it running? Set --impact-url or COUNTERMAND_IMPACT_URL.")
+        fail(err, f"cannot reach impact at {base} ({exc!r}); is it running? "
+                  "Set --impact-url or COUNTERMAND_IMPACT_URL.")
     if response.is_success:
         return response.json()
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = {"error": response.text[:500]}
-    found = [Problem(**p) for p in answer.get("problems", [])] if isinstance(answer, dict) else []
-    _print_problems(f"impact refused ({response.status_code}): {answer.get('error', response.reason_phrase)}", found)
+    print_refusal(err, "impact", response)
     raise typer.Exit(1)
 
-
-def _print_problems(headline: str, found: list[Problem]) -> None:
-    err.print(f"[red]error:[/red] {escape(headline)}", highlight=False)
-    for problem in found:
-        err.print(f"  - [bold]{escape(problem.field)}[/bold]: {escape(problem.message)}", highlight=False)
-
-
-def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
-    raise typer.Exit(1)

@@ -6,18 +6,16 @@ from typing import Any, Literal
 
 import structlog
 from fastapi import Body, Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field
 
 from services.intake.book import DirectiveAlreadyLifted, DirectiveEntry, UnknownDirective
 from services.intake.desk import DirectiveDesk, NotReady, PublishFailed
-from services.intake.request import DirectiveRequest, LiftRequest, Problem, problems
-from shared.contracts.directives import DirectiveId, DirectiveScope
+from services.intake.request import LiftRequest
+from shared.contracts.directives import DirectiveRequest, DirectiveScope
+from shared.runtime.http import Failure, checked_directive_id, failure, install_problem_handlers
 
 log = structlog.get_logger(service="intake")
-_directive_id = TypeAdapter(DirectiveId)
-_LOCATIONS = ("body", "path", "query")
 
 
 class Accepted(BaseModel):
@@ -46,13 +44,6 @@ class DirectiveDetail(DirectiveSummary):
     lift_reason: str
 
 
-class Failure(BaseModel):
-    """Why a request was refused; `problems` names each bad field."""
-
-    error: str
-    problems: list[Problem] = []
-
-
 def create_api(desk: DirectiveDesk) -> FastAPI:
     """The FastAPI app over a desk."""
     api = FastAPI(title="Countermand intake", version="1",
@@ -70,7 +61,7 @@ def create_api(desk: DirectiveDesk) -> FastAPI:
 
     @api.post("/directives/{directive_id}/lift", status_code=202, response_model=Accepted,
               responses={404: {"model": Failure}, 409: {"model": Failure}, 422: {"model": Failure}})
-    async def lift_directive(directive_id: str = Depends(_checked_id),
+    async def lift_directive(directive_id: str = Depends(checked_directive_id),
                              request: LiftRequest | None = Body(None)) -> Accepted:
         """Lift an issued directive at its latest revision."""
         event = await desk.lift(directive_id, (request or LiftRequest()).reason)
@@ -83,7 +74,7 @@ def create_api(desk: DirectiveDesk) -> FastAPI:
         return [DirectiveSummary(**_summary(e)) for e in desk.book.entries()]
 
     @api.get("/directives/{directive_id}", response_model=DirectiveDetail, responses={404: {"model": Failure}})
-    async def show_directive(directive_id: str = Depends(_checked_id)) -> DirectiveDetail:
+    async def show_directive(directive_id: str = Depends(checked_directive_id)) -> DirectiveDetail:
         """One directive with its latest scope."""
         entry = desk.book.get(directive_id)
         return DirectiveDetail(**_summary(entry), authority=entry.authority, lift_reason=entry.lift_reason,
@@ -103,54 +94,28 @@ def create_api(desk: DirectiveDesk) -> FastAPI:
     return api
 
 
-def _checked_id(directive_id: str) -> str:
-    try:
-        return _directive_id.validate_python(directive_id)
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("path", "directive_id", *e["loc"])} for e in exc.errors()]) from exc
-
-
 def _summary(entry: DirectiveEntry) -> dict[str, Any]:
     return {"directive_id": entry.directive_id, "revision": entry.revision, "state": entry.state,
             "title": entry.title}
 
 
-def _failure(status: int, error: str, found: list[Problem] | None = None) -> JSONResponse:
-    return JSONResponse(Failure(error=error, problems=found or []).model_dump(), status_code=status)
-
-
 def _add_error_handlers(api: FastAPI) -> None:
-    @api.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = list(exc.errors())
-        malformed = [e for e in errors if e.get("type") == "json_invalid"]
-        if malformed:
-            return _failure(400, "malformed JSON body", [_json_problem(e) for e in malformed])
-        found = []
-        for location in _LOCATIONS:
-            found += problems([e for e in errors if e["loc"][:1] == (location,)], drop_prefix=(location,))
-        return _failure(422, "invalid request", found)
+    install_problem_handlers(api)
 
     @api.exception_handler(UnknownDirective)
     async def unknown(_: Request, exc: UnknownDirective) -> JSONResponse:
-        return _failure(404, str(exc))
+        return failure(404, str(exc))
 
     @api.exception_handler(DirectiveAlreadyLifted)
     async def lifted(_: Request, exc: DirectiveAlreadyLifted) -> JSONResponse:
-        return _failure(409, str(exc))
+        return failure(409, str(exc))
 
     @api.exception_handler(NotReady)
     async def not_ready(_: Request, exc: NotReady) -> JSONResponse:
-        return _failure(503, str(exc))
+        return failure(503, str(exc))
 
     @api.exception_handler(PublishFailed)
     async def not_published(_: Request, exc: PublishFailed) -> JSONResponse:
         log.error("publish failed", error=str(exc))
-        return _failure(503, str(exc))
+        return failure(503, str(exc))
 
-
-def _json_problem(error: dict[str, Any]) -> Problem:
-    position = error["loc"][1] if len(error["loc"]) > 1 else "?"
-    reason = error.get("ctx", {}).get("error", error.get("msg", "invalid JSON"))
-    return Problem(field="(body)", message=f"malformed JSON at character {position}: {reason}")

@@ -6,8 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from services.intake.book import CatchUp, DirectiveBook
-from services.intake.request import DirectiveRequest
-from shared.contracts.directives import DirectiveIssued, DirectiveLifted
+from shared.contracts.directives import DirectiveIssued, DirectiveLifted, DirectiveRequest
 
 SERVICE = "intake"
 DirectiveEvent = DirectiveIssued | DirectiveLifted

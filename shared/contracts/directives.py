@@ -144,16 +144,29 @@ class DirectiveScope(Message):
         return self
 
 
+Title = Annotated[str, Field(min_length=1, max_length=500, description="Human title.",
+                             examples=["Export control: frontier models"])]
+Authority = Annotated[str, Field(max_length=500, description="Issuing authority or legal basis.",
+                                 examples=["Order 2026/17"])]
+
+
+class DirectiveRequest(Message):
+    """A directive as a person submits it (intake issues or amends it, impact dry-runs it); no revision yet."""
+
+    directive_id: DirectiveId
+    title: Title
+    authority: Authority = ""
+    scope: DirectiveScope = Field(..., description="What the directive covers.")
+
+
 class DirectiveIssued(Event):
     """A directive was issued or amended; a later revision replaces the scope."""
 
     type: Literal["DirectiveIssued"] = "DirectiveIssued"
     directive_id: DirectiveId
     revision: int = Field(..., ge=1, description="Revision; an older one arriving late is ignored.", examples=[1])
-    title: str = Field(..., min_length=1, max_length=500, description="Human title.",
-                       examples=["Export control: frontier models"])
-    authority: str = Field("", max_length=500, description="Issuing authority or legal basis.",
-                           examples=["Order 2026/17"])
+    title: Title
+    authority: Authority = ""
     scope: DirectiveScope = Field(..., description="What the directive covers.")
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.intake.app import IntakeService, build
 from services.intake.settings import IntakeSettings
 from shared.contracts.catalogue import DIRECTIVES
+from shared.runtime.replay import records_to_end
 from shared.runtime.settings import KafkaSettings
 from tests.support.kafka import free_port
 
@@ -61,27 +61,10 @@ def asgi_client(service: IntakeService) -> httpx.AsyncClient:
 
 async def directive_records(bootstrap: str, directive_id: str) -> list[tuple[bytes | None, bytes | None]]:
     """(key, value) of every record on the directive topic keyed by this id, read to the current end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(DIRECTIVES.name, p) for p in range(DIRECTIVES.partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        found = []
-        while not await _reached(consumer, ends):
-            batch = await consumer.getmany(timeout_ms=1000)
-            found += [(r.key, r.value) for records in batch.values() for r in records
-                      if r.key == directive_id.encode()]
-        return found
-    finally:
-        await consumer.stop()
+    key = directive_id.encode()
+    return [(r.key, r.value) async for r in records_to_end(bootstrap, DIRECTIVES) if r.key == key]
 
 
 async def directive_events(bootstrap: str, directive_id: str) -> list[Any]:
     """The directive events published for this id, parsed with the topic's contract type."""
     return [DIRECTIVES.adapter.validate_json(value) for _, value in await directive_records(bootstrap, directive_id)]
-
-
-async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    return all([await consumer.position(tp) >= end for tp, end in ends.items()])

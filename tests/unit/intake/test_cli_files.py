@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from services.intake.cli import FileProblem, load_directive_file, validate_directive
+from shared.runtime.directive_files import FileProblem, load_directive_file, validate_directive
 
 MISSION = Path(__file__).resolve().parents[3] / "deploy" / "directives" / "mission.yaml"
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from services.intake.desk import DirectiveDesk, NotReady, PublishFailed
-from services.intake.request import DirectiveRequest
+from shared.contracts.directives import DirectiveRequest
 from tests.unit.intake.fakes import FakeTopic
 
 

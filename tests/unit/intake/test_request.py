@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.intake.request import DirectiveRequest, Problem, problems_of
+from shared.contracts.directives import DirectiveRequest
+from shared.runtime.problems import Problem, problems_of
 
 
 def request(**scope: Any) -> dict[str, Any]:

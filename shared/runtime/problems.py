@@ -1,4 +1,4 @@
-"""What a person submits for a dry run (HTTP body or CLI file), and bad input described field by field."""
+"""Bad input described field by field: pydantic errors as {field, message} with dotted paths."""
 
 from __future__ import annotations
 
@@ -6,23 +6,12 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, Field, ValidationError
 
-from shared.contracts.directives import DirectiveId, DirectiveScope, Selector
-from shared.contracts.envelope import Message
+from shared.contracts.directives import Selector
 
 SELECTOR_KINDS = frozenset(
     get_args(member.model_fields["kind"].annotation)[0] for member in get_args(get_args(Selector)[0])
 )
-
-
-class PreviewRequest(Message):
-    """A directive as intake's POST /directives takes it; the preview only reads the view."""
-
-    directive_id: DirectiveId
-    title: str = Field(..., min_length=1, max_length=500, description="Human title.",
-                       examples=["Export control: frontier models"])
-    authority: str = Field("", max_length=500, description="Issuing authority or legal basis.",
-                           examples=["Order 2026/17"])
-    scope: DirectiveScope = Field(..., description="What the directive covers.")
+_QUIET_TYPES = ("missing", "extra_forbidden", "model_type")  # the value adds nothing to these messages
 
 
 class Problem(BaseModel):
@@ -60,10 +49,16 @@ def field_path(loc: list[Any]) -> str:
 
 
 def _message(error: dict[str, Any]) -> str:
-    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    message = str(error.get("msg", "invalid"))
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
     if error.get("type") == "union_tag_invalid":
         ctx = error.get("ctx", {})
         return f"unknown selector kind {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
     if error.get("type") == "extra_forbidden":
         return f"unknown attribute {error['loc'][-1]!r}"
+    if "input" in error and error.get("type") not in _QUIET_TYPES:
+        value = error["input"]
+        if isinstance(value, (str, int, float, bool)) and repr(value) not in message and len(repr(value)) <= 80:
+            message = f"{message} (got {value!r})"
     return message

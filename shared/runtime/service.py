@@ -1,0 +1,95 @@
+"""`python -m services.<name>`: build from settings, start, log "service ready", run until SIGTERM/SIGINT, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+import uvicorn
+
+from shared.runtime.logging import configure_logging
+from shared.runtime.settings import ServiceSettings
+
+
+class Service(Protocol):
+    """What a composition root's build() returns."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=ServiceSettings)
+T = TypeVar("T", bound=Service)
+
+
+def run(name: str, build: Callable[[S], T], settings_cls: Callable[[], S], *,
+        ready_fields: Callable[[S, T], dict[str, Any]] | None = None,
+        caught_up: Callable[[T], Awaitable[None]] | None = None,
+        http: Callable[[T], uvicorn.Server] | None = None, http_during_start: bool = False) -> None:
+    """Run the service in this process until SIGTERM/SIGINT.
+
+    `ready_fields` adds fields to the "service ready" line; `caught_up` delays that line until it returns;
+    `http` is a uvicorn server served alongside the broker, from before start() if `http_during_start`
+    (so /healthz answers during a long start), else once started.
+    """
+    asyncio.run(_run(name, build, settings_cls(), ready_fields=ready_fields, caught_up=caught_up, http=http,
+                     http_during_start=http_during_start))
+
+
+async def _run(name: str, build: Callable[[S], T], settings: S, *,
+               ready_fields: Callable[[S, T], dict[str, Any]] | None,
+               caught_up: Callable[[T], Awaitable[None]] | None,
+               http: Callable[[T], uvicorn.Server] | None, http_during_start: bool) -> None:
+    log = configure_logging(settings.log, name)
+    service = build(settings)
+    stop = _signalled()
+    server = http(service) if http else None
+    serving = _serve(server) if server and http_during_start else None
+    try:
+        await service.start()
+        if server and serving is None:
+            serving = _serve(server)
+        watched = {stop, serving} - {None}
+        if await _caught_up(service, caught_up, watched):
+            log.info("service ready", **(ready_fields(settings, service) if ready_fields else {}))
+            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        log.info("service stopping")
+        stop.cancel()
+        if server:
+            server.should_exit = True
+        if serving:
+            await serving
+        await service.stop()
+        log.info("service stopped")
+
+
+def _signalled() -> asyncio.Task:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    return asyncio.create_task(stopping.wait())
+
+
+def _serve(server: uvicorn.Server) -> asyncio.Task:
+    server.capture_signals = contextlib.nullcontext  # this process handles the signals itself
+    return asyncio.create_task(server.serve())
+
+
+async def _caught_up(service: T, caught_up: Callable[[T], Awaitable[None]] | None, watched: set) -> bool:
+    """True once `caught_up` returns; False if a signal or the HTTP server ending comes first."""
+    if caught_up is None:
+        return True
+    ready = asyncio.ensure_future(caught_up(service))
+    try:
+        await asyncio.wait({ready, *watched}, return_when=asyncio.FIRST_COMPLETED)
+        if ready.done():
+            ready.result()  # a failure to catch up stops the service rather than passing for ready
+        return ready.done()
+    finally:
+        ready.cancel()
