@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -11,7 +12,7 @@ import numpy as np
 from pyroaring import BitMap
 
 from services.impact.population import ACCOUNT_TYPES, COUNTRIES, Columns, Population, consecutive
-from services.impact.selection import BLOCK, membership
+from services.impact.selection import BLOCK, blockwise, membership
 from shared.contracts.bitmaps import bitmap_ids, scope_digest, set_digest, union
 from shared.contracts.directives import DirectiveScope
 
@@ -40,8 +41,9 @@ class AffectedSet:
         """Set digest per model; computed once per distinct set (models usually share one)."""
         digests: dict[str, str] = {}
         for model, users in self.by_model.items():
-            twin = next((m for m in digests if self.by_model[m] == users), None)
-            digests[model] = self.known_digests.get(model) or (digests[twin] if twin else set_digest(users))
+            same = self.known_digests.get(model) or next(
+                (digests[m] for m in digests if self.by_model[m] == users), None)
+            digests[model] = same or set_digest(users)
         return digests
 
     @cached_property
@@ -69,22 +71,31 @@ def id_bitmap(ids: np.ndarray) -> BitMap:
 
 
 def rows_bitmap(mask: np.ndarray) -> BitMap:
-    """The row numbers where the mask holds, written as portable roaring bytes from the packed mask: no per-id work."""
+    """The row numbers where the mask holds, written as portable roaring bytes from the packed mask.
+
+    No per-id work: a container of more than ARRAY_LIMIT ids is the packed mask's 8 KiB verbatim, a
+    sparser one its row numbers as uint16. This is the format's no-run-container variant.
+    """
     containers = -(-len(mask) // CONTAINER)
     packed = np.zeros(containers * CONTAINER // 8, np.uint8)
     packed[: (len(mask) + 7) // 8] = np.packbits(mask, bitorder="little")
     words = packed.view("<u8").reshape(containers, CONTAINER // 64)
     cardinality = np.bitwise_count(words).sum(axis=1, dtype=np.int64)
     keys = np.flatnonzero(cardinality)
-    header = np.empty(len(keys), [("key", "<u2"), ("cardinality", "<u2")])
-    header["key"], header["cardinality"] = keys, cardinality[keys] - 1
     bodies = [words[key].tobytes() if cardinality[key] > ARRAY_LIMIT
               else np.flatnonzero(mask[key * CONTAINER:(key + 1) * CONTAINER]).astype("<u2").tobytes()
               for key in keys.tolist()]
+    return BitMap.deserialize(_portable(keys, cardinality[keys], bodies))
+
+
+def _portable(keys: np.ndarray, cardinality: np.ndarray, bodies: list[bytes]) -> bytes:
+    """Cookie and count, (key, cardinality - 1) per container, each container's byte offset, the containers."""
+    header = np.empty(len(keys), [("key", "<u2"), ("cardinality", "<u2")])
+    header["key"], header["cardinality"] = keys, cardinality - 1
     sizes = np.fromiter(map(len, bodies), np.int64, len(bodies))
-    offsets = 8 + 8 * len(keys) + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype("<u4")
-    head = np.array([NO_RUN_COOKIE, len(keys)], "<u4").tobytes()
-    return BitMap.deserialize(b"".join([head, header.tobytes(), offsets.astype("<u4").tobytes(), *bodies]))
+    starts = 8 + 8 * len(keys) + np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    head = np.array([NO_RUN_COOKIE, len(keys)], "<u4")
+    return b"".join([head.tobytes(), header.tobytes(), starts.astype("<u4").tobytes(), *bodies])
 
 
 def rows_digest(mask: np.ndarray) -> str:
@@ -101,47 +112,46 @@ def assess(population: Population, scope: DirectiveScope) -> AffectedSet:
     """The affected set of a scope over the whole view: the same users for every model."""
     columns = population.columns()
     member = membership(columns, scope)
-    users, digest = rows_bitmap(member.affected), rows_digest(member.affected)
-    return AffectedSet(
-        by_model={model: BitMap(users) for model in scope.models},
-        unknown_only=int(np.count_nonzero(member.unknown_only)),
-        by_country=_by_country(columns, member.affected),
-        by_account_type=_by_account_type(columns, member.affected),
-        known_digests=dict.fromkeys(scope.models, digest),
-    )
+    with ThreadPoolExecutor(1) as pool:  # the digest is one sequential hash: it runs beside the rest
+        digest = pool.submit(rows_digest, member.affected)
+        users = rows_bitmap(member.affected)
+        by_country, by_account_type = _tallies(columns, member.affected)
+        return AffectedSet(
+            by_model={model: BitMap(users) for model in scope.models},
+            unknown_only=int(np.count_nonzero(member.unknown_only)), by_country=by_country,
+            by_account_type=by_account_type, known_digests=dict.fromkeys(scope.models, digest.result()),
+        )
 
 
-def _by_country(columns: Columns, affected: np.ndarray) -> dict[str, int]:
-    counts = _counts(columns.residence, affected, 1, len(COUNTRIES) + 1)
-    labels = (UNKNOWN_COUNTRY, *COUNTRIES)
-    return {labels[i]: int(n) for i, n in enumerate(counts) if n}
+def _tallies(columns: Columns, affected: np.ndarray) -> tuple[dict[str, int], dict[str, int]]:
+    """Affected rows per residence country and per account type, from one count per block.
 
-
-def _by_account_type(columns: Columns, affected: np.ndarray) -> dict[str, int]:
-    counts = _counts(columns.account_type, affected, 0, len(ACCOUNT_TYPES))
-    return {ACCOUNT_TYPES[i]: int(n) for i, n in enumerate(counts) if n}
-
-
-def _counts(codes: np.ndarray, affected: np.ndarray, shift: int, size: int) -> np.ndarray:
-    """How many affected rows hold each code (code + shift indexes the result), block by block.
-
-    One bincount over (code, affected) pairs per block: cheaper than gathering the affected rows first.
+    Each row becomes one small key (residence, account type, affected) and a bincount over the keys
+    counts them all at once: cheaper than gathering the affected rows and counting twice.
     """
-    counts = np.zeros(2 * size, np.int64)
-    small = np.int16 if 2 * size < 2**15 else np.int32
-    for start in range(0, len(affected), BLOCK):
-        pairs = codes[start:start + BLOCK].astype(small)
-        pairs += shift
-        pairs <<= 1
-        pairs |= affected[start:start + BLOCK]
-        counts += np.bincount(pairs, minlength=2 * size)
-    return counts[1::2]
+    countries, accounts = len(COUNTRIES) + 1, len(ACCOUNT_TYPES)  # + 1: unknown residence (NONE) first
+
+    def block_of(start: int) -> np.ndarray:
+        key = columns.residence[start:start + BLOCK].astype(np.int16)
+        key += 1
+        key *= accounts
+        key += columns.account_type[start:start + BLOCK]
+        key <<= 1
+        key |= affected[start:start + BLOCK]
+        return np.bincount(key, minlength=2 * countries * accounts)
+
+    counts = np.zeros(2 * countries * accounts, np.int64)
+    for block in blockwise(len(affected), block_of):
+        counts += block
+    chosen = counts.reshape(countries, accounts, 2)[:, :, 1]
+    labels = (UNKNOWN_COUNTRY, *COUNTRIES)
+    by_country = {labels[i]: int(n) for i, n in enumerate(chosen.sum(axis=1)) if n}
+    return by_country, {ACCOUNT_TYPES[i]: int(n) for i, n in enumerate(chosen.sum(axis=0)) if n}
 
 
 def breakdown(population: Population, by_model: dict[str, BitMap]) -> AffectedSet:
     """An AffectedSet for given per-model sets (a lift's restored sets), with the breakdown of their users."""
     users = bitmap_ids(union(by_model.values())).astype(np.int64)
     columns = population.columns(users)
-    everyone = np.ones(len(users), bool)
-    return AffectedSet(by_model=by_model, by_country=_by_country(columns, everyone),
-                       by_account_type=_by_account_type(columns, everyone))
+    by_country, by_account_type = _tallies(columns, np.ones(len(users), bool))
+    return AffectedSet(by_model=by_model, by_country=by_country, by_account_type=by_account_type)

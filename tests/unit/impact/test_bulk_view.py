@@ -11,10 +11,11 @@ from pyroaring import BitMap
 
 from bench.impact import MISSION, THREE_CLAUSES, coded_users
 from services.impact.affected import assess, bitmap_of, rows_bitmap, rows_digest
-from services.impact.population import Population
+from services.impact.population import ACCOUNT_TYPES, COUNTRIES, Population
 from services.impact.registry import RegistryView
+from services.impact.selection import BLOCK, evaluate, membership
 from services.registry import population as registry
-from shared.contracts.bitmaps import set_digest
+from shared.contracts.bitmaps import bitmap_ids, set_digest
 from tests.unit.impact.population_builder import scope, user
 
 SCOPES = [
@@ -106,4 +107,32 @@ def test_sets_of_a_whole_id_range_are_shifted_to_those_ids(first: int) -> None:
 
 def test_assessed_digests_are_the_shared_set_digests() -> None:
     affected = assess(bulk_view(registry.generate(5_000, seed=2)), MISSION)
+    assert affected.model_digests == {m: set_digest(users) for m, users in affected.by_model.items()}
+
+
+@pytest.fixture(scope="module")
+def large_view() -> Population:
+    return bulk_view(registry.generate(3 * BLOCK + 1_000, seed=4))  # several blocks: evaluated on threads
+
+
+@pytest.mark.parametrize("directive_scope", SCOPES[:3], ids=lambda s: s.selector.kind)
+def test_blockwise_evaluation_equals_one_evaluation_of_every_row(large_view, directive_scope) -> None:
+    columns = large_view.columns()
+    true, unknown = evaluate(directive_scope.selector, columns)
+    restricted = unknown & columns.present if directive_scope.unknown_attribute == "restrict" else False
+    expected = (true & columns.present) | restricted
+    member = membership(columns, directive_scope)
+    assert np.array_equal(member.affected, expected)
+    assert np.array_equal(member.unknown_only, expected & ~(true & columns.present))
+
+
+def test_breakdowns_over_several_blocks_count_every_affected_user(large_view) -> None:
+    affected = assess(large_view, MISSION)
+    rows = bitmap_ids(affected.by_model["fable-5"]).astype(np.int64)
+    columns = large_view.columns(rows)
+    countries = np.bincount(columns.residence.astype(np.int64) + 1, minlength=len(COUNTRIES) + 1)
+    assert affected.by_country == {("??", *COUNTRIES)[i]: int(n) for i, n in enumerate(countries) if n}
+    accounts = np.bincount(columns.account_type, minlength=len(ACCOUNT_TYPES))
+    assert affected.by_account_type == {ACCOUNT_TYPES[i]: int(n) for i, n in enumerate(accounts) if n}
+    assert sum(affected.by_country.values()) == affected.users == len(rows)
     assert affected.model_digests == {m: set_digest(users) for m, users in affected.by_model.items()}
