@@ -13,19 +13,20 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from pydantic import Field
 
-from shared.contracts.catalogue import ACKS, COMMANDS, ENFORCEMENT, IMPACT
+from shared.contracts.catalogue import ACKS, COMMANDS, ENFORCEMENT, IMPACT, Topic, key_of
 from shared.contracts.envelope import utc_now
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
 from shared.contracts.serving import AgentHeartbeat, CommandApplied, CommandFailed
-from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
+from shared.runtime.broker import consumer_options, declare_publisher, make_broker
 from shared.runtime.logging import bind_message_ids
 from services.enforcement.coordinator import Coordinator, Outcome
 from services.enforcement.settings import EnforcementSettings
-from services.enforcement.store import EnforcementStore
+from services.enforcement.store import REGENERATED, EnforcementStore
 from services.enforcement.tracking import Backoff
 
 SERVICE = "enforcement"
 GROUP = "countermand-enforcement"
+PUBLISH_WINDOW = 8  # messages handed to the producer before waiting for their acks
 
 Inbound = Annotated[
     Union[ImpactAssessed, AffectedSetChunk, AffectedSetDelta, CommandApplied, CommandFailed, AgentHeartbeat],
@@ -50,6 +51,8 @@ class EnforcementService:
         self.core: Coordinator | None = None
         self._lock = asyncio.Lock()
         self._ticker: asyncio.Task | None = None
+        self._resend = False  # restrict commands failed to publish: re-send unapplied restrictions
+        self._backlog = True  # the outbox may hold entries not yet published (after a crash or a failed send)
 
         @self.broker.subscriber(IMPACT.name, ACKS.name, **consumer_options(GROUP),
                                 title="impact-and-acks:consume",
@@ -62,10 +65,11 @@ class EnforcementService:
         grace = timedelta(seconds=self.settings.heartbeat_grace_s)
         self.core = self.store.load(Coordinator(
             backoff=Backoff(base_s=self.settings.resend_backoff_base_s, cap_s=self.settings.resend_backoff_cap_s),
-            ids_per_chunk=self.settings.chunk_ids, hold_until=self.clock() + grace if grace else None))
+            ids_per_chunk=self.settings.chunk_ids, chunk_chars=self.settings.chunk_chars,
+            hold_until=self.clock() + grace if grace else None))
         await self.broker.start()
         async with self._lock:
-            await self._publish(self.store.outbox())
+            await self._commit(self.core.recover(self.clock()))  # and what the outbox kept from before a crash
         self._ticker = asyncio.create_task(self._tick_forever())
 
     async def stop(self) -> None:
@@ -86,6 +90,9 @@ class EnforcementService:
     async def tick(self) -> None:
         """One pass of the deadline and re-send rules."""
         async with self._lock:
+            if self._resend:
+                self._resend = False
+                await self._commit(self.core.recover(self.clock()))
             await self._commit(self.core.tick(self.clock()))
 
     async def _tick_forever(self) -> None:
@@ -99,15 +106,38 @@ class EnforcementService:
     async def _commit(self, outcome: Outcome) -> None:
         for note in outcome.notes:
             self.log.warning(note)
-        if outcome.commands or outcome.events or outcome.rollouts or outcome.sets or outcome.clusters \
-                or outcome.parts or outcome.assembled:
-            self.store.save(outcome, self.core)
-        await self._publish(self.store.outbox())  # this outcome's messages, after any an earlier failure left
+        entries: list = []
+        if outcome.commands or outcome.events or outcome.rollouts or outcome.sets or outcome.set_models \
+                or outcome.clusters or outcome.parts or outcome.assembled:
+            entries = self.store.save(outcome, self.core)
+        if self._backlog:  # an earlier publish failed: its entries go first, read back from the outbox
+            entries = self.store.outbox()
+        direct = [(None, COMMANDS, c) for c in outcome.commands if c.type in REGENERATED]
+        try:
+            await self._publish(direct + entries)
+        except Exception:
+            self._resend = self._resend or bool(direct)  # not in the outbox: the next tick sends them again
+            raise
 
     async def _publish(self, entries: list) -> None:
-        for entry_id, topic, message in entries:
-            await emit(self.commands if topic is COMMANDS else self.status, topic, message)
-            self.store.published([entry_id])
+        """Hand entries to the producer a window at a time and wait for the window's broker acks.
+
+        A window in flight lets the producer batch a large restriction's chunks instead of one round
+        trip per chunk, while keeping little unacknowledged; per partition the idempotent producer
+        keeps order. What was not acknowledged stays in the outbox and is sent again (agents and
+        readers are idempotent on event_id).
+        """
+        self._backlog = True
+        for start in range(0, len(entries), PUBLISH_WINDOW):
+            window = entries[start:start + PUBLISH_WINDOW]
+            await asyncio.gather(*[await self._send(topic, message) for _, topic, message in window])
+            self.store.published([entry_id for entry_id, _, _ in window if entry_id is not None])
+        self._backlog = False
+
+    async def _send(self, topic: Topic, message: Any) -> asyncio.Future:
+        publisher = self.commands if topic is COMMANDS else self.status
+        return await publisher.publish(message, key=key_of(topic, message), correlation_id=message.event_id,
+                                       no_confirm=True)
 
 
 def build(settings: EnforcementSettings | None = None, clock: Callable[[], datetime] = utc_now) -> EnforcementService:

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pyroaring import BitMap
 
-from shared.contracts.bitmaps import chunk_bitmap, encode_bitmap, scope_digest
+from shared.contracts.bitmaps import encode_bitmap, scope_digest
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.impact import AffectedSetDelta
 from shared.contracts.serving import DeltaCommand, LiftCommand, RestrictCommand
@@ -26,20 +26,50 @@ def expected_digest(models: list[str], model_digests: Mapping[str, str]) -> str:
     return scope_digest({m: model_digests[m] for m in models})
 
 
+def split(users: BitMap, ids_per_chunk: int) -> list[BitMap]:
+    """Consecutive chunks of at most ids_per_chunk ids (one empty chunk if empty), cut by id range.
+
+    Same chunks as shared.contracts.bitmaps.chunk_bitmap, but an intersection with a range per chunk
+    instead of rebuilding each chunk id by id (10M ids: about 20 ms instead of 1 s).
+    """
+    size = len(users)
+    if not size:
+        return [BitMap()]
+    return [users & BitMap(range(users[start], users[min(start + ids_per_chunk, size) - 1] + 1))
+            for start in range(0, size, ids_per_chunk)]
+
+
+def encoded_chunks(users: BitMap, ids_per_chunk: int, max_chars: int) -> list[str]:
+    """One model's set as the base64 chunks RestrictCommands carry (computed once, sent to every cluster).
+
+    At most ids_per_chunk ids and max_chars characters per chunk: dense sets travel in few large
+    messages, sparse ones are halved until each fits under the topic's message size.
+    """
+    return [text for part in split(users, ids_per_chunk) for text in _fit(part, max_chars)]
+
+
+def _fit(part: BitMap, max_chars: int) -> list[str]:
+    text = encode_bitmap(part)
+    if len(text) <= max_chars or len(part) <= 1:
+        return [text]
+    first, second = split(part, (len(part) + 1) // 2)
+    return _fit(first, max_chars) + _fit(second, max_chars)
+
+
 def restrict_commands(cluster_id: str, directive_id: str, revision: int, scope: DirectiveScope,
-                      sets: Mapping[str, BitMap], models: list[str], expected: str, *, attempt: int,
-                      now: datetime, cause: str | None, ids_per_chunk: int) -> list[RestrictCommand]:
+                      chunks: Mapping[str, list[str]], models: list[str], expected: str, *, attempt: int,
+                      now: datetime, cause: str | None) -> list[RestrictCommand]:
     """The cluster's chunks: every served model of the scope at least one chunk, numbered across models."""
-    parts = [(m, part) for m in models for part in chunk_bitmap(sets.get(m, BitMap()), ids_per_chunk)]
+    parts = [(m, users) for m in models for users in chunks[m]]
     return [
         RestrictCommand(
             event_id=f"cmd:{cluster_id}:{directive_id}:{revision}:restrict:{index}:{attempt}",
             occurred_at=now, producer=PRODUCER, correlation_id=directive_id, causation_id=cause,
             cluster_id=cluster_id, directive_id=directive_id, revision=revision, model=model, chunk=index,
-            chunks=len(parts), users=encode_bitmap(part), expected_digest=expected,
-            effective_from=scope.effective_from, expires_at=scope.expires_at,
+            chunks=len(parts), users=users, expected_digest=expected,
+            effective_from=scope.effective_from, expires_at=scope.expires_at, on_stale=scope.on_stale,
         )
-        for index, (model, part) in enumerate(parts)
+        for index, (model, users) in enumerate(parts)
     ]
 
 

@@ -10,15 +10,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pyroaring import BitMap
 
 from shared.contracts.bitmaps import decode_bitmap
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
-from shared.contracts.serving import AgentHeartbeat, CommandApplied, CommandFailed
+from shared.contracts.serving import AgentHeartbeat, CommandApplied, CommandFailed, HeldDirective
 from services.enforcement.assembly import Assembly, Key, key_of
-from services.enforcement.commands import (NOTHING_HELD, delta_command, expected_digest, lift_command,
-                                           restrict_commands, served_scope)
+from services.enforcement.commands import (NOTHING_HELD, delta_command, encoded_chunks, expected_digest,
+                                           lift_command, restrict_commands, served_scope)
 from services.enforcement.rollout import Rollout
 from services.enforcement.tracking import (Backoff, ClusterTrack, acknowledge, expect, fail, mark_sent,
                                            resend_due, schedule_next)
@@ -32,6 +32,8 @@ class KnownCluster(BaseModel):
     cluster_id: str
     region: str = ""
     models: list[str]
+    held: dict[str, HeldDirective] = Field(default_factory=dict, description="Directive id -> revision and "
+                                                                              "digest the agent reported holding.")
 
 
 @dataclass
@@ -41,7 +43,8 @@ class Outcome:
     commands: list[Any] = field(default_factory=list)
     events: list[Any] = field(default_factory=list)
     rollouts: set[Key] = field(default_factory=set)
-    sets: set[Key] = field(default_factory=set)
+    sets: set[Key] = field(default_factory=set)  # every model's set rewritten
+    set_models: set[tuple[Key, str]] = field(default_factory=set)  # one model's set rewritten (a delta)
     clusters: set[str] = field(default_factory=set)
     parts: list[Any] = field(default_factory=list)  # assessment parts to keep until complete
     assembled: set[Key] = field(default_factory=set)  # assemblies done (their parts can go)
@@ -54,11 +57,13 @@ class Coordinator:
 
     backoff: Backoff = field(default_factory=Backoff)
     ids_per_chunk: int = 200_000
+    chunk_chars: int = 1_500_000  # base64 characters per RestrictCommand at most
     hold_until: datetime | None = None  # heartbeat grace: complete assessments wait until then
     clusters: dict[str, KnownCluster] = field(default_factory=dict)
     assemblies: dict[Key, Assembly] = field(default_factory=dict)
     rollouts: dict[Key, Rollout] = field(default_factory=dict)
     sets: dict[Key, dict[str, BitMap]] = field(default_factory=dict)
+    encoded: dict[Key, dict[str, list[str]]] = field(default_factory=dict)  # cache of sets as wire chunks
 
     # -- impact ------------------------------------------------------------------------------------
 
@@ -77,6 +82,8 @@ class Coordinator:
 
     def on_chunk(self, message: AffectedSetChunk, now: datetime) -> Outcome:
         out, key = Outcome(), key_of(message)
+        if message.part != "whole":  # an amendment's difference: clusters are sent the whole set
+            return out
         if key in self.rollouts or self._superseded(message.directive_id, message.revision):
             return out
         assembly = self.assemblies.get(key) or Assembly()
@@ -103,7 +110,7 @@ class Coordinator:
         if message.model not in rollout.scope.models:
             raise ValueError(f"model: {message.model} is not in the scope of {key}")
         self._apply_delta(rollout, message, added, removed)
-        out.sets.add(key)
+        out.set_models.add((key, message.model))
         # Every cluster holding the directive gets every delta: impact numbers seq across the revision's
         # models, so an agent must see each seq to apply them in order without waiting on a gap. A cluster
         # that does not serve the model only advances its seq; its expected digest is unchanged.
@@ -119,7 +126,8 @@ class Coordinator:
 
     def on_heartbeat(self, message: AgentHeartbeat, now: datetime) -> Outcome:
         out = Outcome()
-        known = KnownCluster(cluster_id=message.cluster_id, region=message.region, models=sorted(message.models))
+        known = KnownCluster(cluster_id=message.cluster_id, region=message.region, models=sorted(message.models),
+                             held=dict(message.held))
         if self.clusters.get(message.cluster_id) != known:
             self.clusters[message.cluster_id] = known
             out.clusters.add(message.cluster_id)
@@ -146,6 +154,20 @@ class Coordinator:
         return out
 
     # -- time --------------------------------------------------------------------------------------
+
+    def recover(self, now: datetime) -> Outcome:
+        """After a restart, send every unapplied restriction again.
+
+        RestrictCommands are a function of the persisted sets and tracks, so they are not kept in the
+        outbox (a large set would be written to disk once per cluster); a crash between saving the state
+        and publishing them is covered by this re-send. Agents re-confirm what they already hold.
+        """
+        out = Outcome()
+        for rollout in self._active("restrict"):
+            for track in [t for t in rollout.clusters.values() if not t.applied]:
+                self._send(rollout, track, now, rollout.cause, out)
+                out.rollouts.add(rollout.key)
+        return out
 
     def tick(self, now: datetime) -> Outcome:
         """Start assessments whose grace ended, mark missed deadlines overdue, re-send what is due."""
@@ -248,20 +270,31 @@ class Coordinator:
                                              attempt=track.attempts, now=now, cause=cause))
             return
         out.commands.extend(restrict_commands(
-            track.cluster_id, rollout.directive_id, rollout.revision, rollout.scope, self.sets[rollout.key],
-            track.models, track.expected_digest, attempt=track.attempts, now=now, cause=cause,
-            ids_per_chunk=self.ids_per_chunk))
+            track.cluster_id, rollout.directive_id, rollout.revision, rollout.scope,
+            self._chunks(rollout.key, track.models), track.models, track.expected_digest,
+            attempt=track.attempts, now=now, cause=cause))
+
+    def _chunks(self, key: Key, models: list[str]) -> dict[str, list[str]]:
+        """The models' sets as wire chunks, encoded once and shared by every cluster and re-send."""
+        cache = self.encoded.setdefault(key, {})
+        for model in models:
+            if model not in cache:
+                cache[model] = encoded_chunks(self.sets[key].get(model, BitMap()), self.ids_per_chunk,
+                                              self.chunk_chars)
+        return cache
 
     def _retire(self, rollout: Rollout, out: Outcome) -> None:
         """A superseded or lifted rollout is no longer sent; its sets are no longer needed."""
         rollout.active = False
         out.rollouts.add(rollout.key)
+        self.encoded.pop(rollout.key, None)
         if self.sets.pop(rollout.key, None) is not None:
             out.sets.add(rollout.key)
 
     def _apply_delta(self, rollout: Rollout, delta: AffectedSetDelta, added: BitMap, removed: BitMap) -> None:
         sets = self.sets[rollout.key]
         sets[delta.model] = (sets.get(delta.model, BitMap()) | added) - removed
+        self.encoded.get(rollout.key, {}).pop(delta.model, None)
         rollout.model_digests[delta.model] = delta.model_digest
         rollout.delta_seq[delta.model] = delta.seq
 

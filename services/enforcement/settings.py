@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.contracts.bitmaps import CHUNK_IDS
 from shared.runtime.settings import ServiceSettings
+
+
+ENVELOPE_BYTES = 16 * 1024  # a RestrictCommand's fields besides its users, generously
 
 
 class EnforcementSettings(ServiceSettings):
@@ -19,4 +21,14 @@ class EnforcementSettings(ServiceSettings):
     resend_backoff_cap_s: float = Field(60.0, gt=0, description="Longest delay between two re-sends.")
     heartbeat_grace_s: float = Field(3.0, ge=0, description="After start, how long a complete assessment waits "
                                                            "for agent heartbeats before its targets are chosen.")
-    chunk_ids: int = Field(CHUNK_IDS, ge=1, description="User ids per RestrictCommand chunk.")
+    chunk_ids: int = Field(1_000_000, ge=1, description="User ids per RestrictCommand chunk at most.")
+    chunk_chars: int = Field(1_500_000, ge=1024, description="Base64 characters of users per RestrictCommand at "
+                                                            "most; keep it below the commands topic's "
+                                                            "max.message.bytes and the producer's request size.")
+
+    @model_validator(mode="after")
+    def _chunks_fit_a_request(self) -> EnforcementSettings:
+        if self.chunk_chars + ENVELOPE_BYTES > self.kafka.max_request_bytes:
+            raise ValueError(f"chunk_chars: {self.chunk_chars} plus the command's envelope does not fit "
+                             f"kafka.max_request_bytes={self.kafka.max_request_bytes}")
+        return self

@@ -2,6 +2,8 @@
 
 A message's effect (state and the messages it must publish) is committed in one transaction before the
 Kafka offset; the outbox is published afterwards and emptied, and re-published after a crash.
+RestrictCommands are the exception: they follow from the saved sets and tracks and are re-sent from
+them after a restart instead of being written to disk once per cluster.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ CREATE TABLE IF NOT EXISTS parts (key TEXT NOT NULL, part TEXT NOT NULL, body TE
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, body TEXT NOT NULL);
 """
 TOPICS = {COMMANDS.name: COMMANDS, ENFORCEMENT.name: ENFORCEMENT}
+REGENERATED = {"RestrictCommand"}  # rebuilt from sets and tracks after a restart (Coordinator.recover), not queued
 
 
 def text_key(key: Key) -> str:
@@ -51,8 +54,10 @@ class EnforcementStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._published: list[int] = []
 
     def close(self) -> None:
+        self.outbox()  # deletes what was published
         self._db.close()
 
     def save(self, outcome: Outcome, core: Coordinator) -> list[tuple[int, Topic, Any]]:
@@ -61,7 +66,9 @@ class EnforcementStore:
         db.execute("BEGIN IMMEDIATE")
         try:
             self._write_state(outcome, core)
-            queued = [(COMMANDS, m) for m in outcome.commands] + [(ENFORCEMENT, m) for m in outcome.events]
+            self._forget_published()
+            queued = [(COMMANDS, m) for m in outcome.commands if m.type not in REGENERATED] \
+                + [(ENFORCEMENT, m) for m in outcome.events]
             entries = [(db.execute("INSERT INTO outbox (topic, body) VALUES (?, ?)",
                                    (topic.name, message.model_dump_json())).lastrowid, topic, message)
                        for topic, message in queued]
@@ -81,6 +88,8 @@ class EnforcementStore:
             db.execute("DELETE FROM sets WHERE key = ?", (text_key(key),))
             db.executemany("INSERT INTO sets VALUES (?, ?, ?)",
                            [(text_key(key), m, b.serialize()) for m, b in core.sets.get(key, {}).items()])
+        for key, model in outcome.set_models - {(k, m) for k in outcome.sets for m in core.sets.get(k, {})}:
+            db.execute("REPLACE INTO sets VALUES (?, ?, ?)", (text_key(key), model, core.sets[key][model].serialize()))
         for part in outcome.parts:
             key = (part.directive_id, part.revision, getattr(part, "action", "restrict"))
             db.execute("REPLACE INTO parts VALUES (?, ?, ?)", (text_key(key), part_name(part), part.model_dump_json()))
@@ -88,11 +97,22 @@ class EnforcementStore:
             db.execute("DELETE FROM parts WHERE key = ?", (text_key(key),))
 
     def published(self, ids: list[int]) -> None:
-        """Outbox entries that reached Kafka."""
-        self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+        """Outbox entries that reached Kafka: deleted with the next save, so without an fsync of their own.
+
+        After a crash before that save they are published again; every consumer is idempotent on event_id.
+        """
+        self._published.extend(ids)
+
+    def _forget_published(self) -> None:
+        self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in self._published])
+        self._published.clear()
 
     def outbox(self) -> list[tuple[int, Topic, Any]]:
-        """Entries committed but not yet published (after a crash)."""
+        """Entries committed but not yet published (after a crash or a failed send)."""
+        if self._published:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._forget_published()
+            self._db.execute("COMMIT")
         rows = self._db.execute("SELECT id, topic, body FROM outbox ORDER BY id").fetchall()
         return [(i, TOPICS[t], TOPICS[t].adapter.validate_json(body)) for i, t, body in rows]
 

@@ -1,4 +1,4 @@
-"""Fake serving agents and topic readers for the enforcement integration tests (real Kafka, aiokafka)."""
+"""Fake and real serving agents and topic readers for the enforcement integration tests (real Kafka)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pyroaring import BitMap
 
@@ -16,6 +17,8 @@ from shared.contracts.catalogue import ACKS, COMMANDS, Topic, key_of
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.impact import AffectedSetChunk, ImpactAssessed
 from shared.contracts.serving import AgentHeartbeat, CommandApplied, HeldDirective
+from services.agent.app import build as build_agent
+from services.agent.settings import AgentSettings
 from services.enforcement.app import EnforcementService, build
 from services.enforcement.settings import EnforcementSettings
 
@@ -203,3 +206,34 @@ class FakeAgent(TopicReader):
             await self._send(AgentHeartbeat(producer=f"agent-{self.cluster}", cluster_id=self.cluster,
                                             models=self.models, held=held, ready=True))
             await asyncio.sleep(1.0)
+
+
+@contextlib.asynccontextmanager
+async def real_agent(bootstrap: str, cluster: str, models: list[str], state: Path):
+    """The real agent (services.agent.app) for one cluster, in-process, its HTTP API on a free port."""
+    agent = build_agent(AgentSettings(cluster_id=cluster, models=models, http_port=0, heartbeat_interval_s=0.3,
+                                      readiness_poll_s=0.05, state_dir=state, kafka={"bootstrap": bootstrap}))
+    await agent.start()
+    try:
+        yield agent
+    finally:
+        await agent.stop()
+
+
+async def denials(agent: Any, users: range, models: list[str]) -> set[tuple[int, str]]:
+    """The (user, model) pairs the agent's HTTP API denies, asked in one batch."""
+    checks = [{"user": u, "model": m} for u in users for m in models]
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{agent.http_port}", timeout=10.0) as client:
+        response = await client.post("/v1/access:batch", json={"checks": checks})
+    assert response.status_code == 200, response.text
+    return {(r["user"], r["model"]) for r in response.json()["results"] if r["decision"] == "deny"}
+
+
+async def ready(agent: Any) -> bool:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{agent.http_port}", timeout=10.0) as client:
+        return (await client.get("/readyz")).status_code == 200
+
+
+def pairs(sets: dict[str, BitMap], served: list[str]) -> set[tuple[int, str]]:
+    """The (user, model) pairs a directive's sets deny on a cluster serving these models."""
+    return {(u, m) for m, users in sets.items() if m in served for u in users}

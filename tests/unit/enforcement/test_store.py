@@ -4,24 +4,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pyroaring import BitMap
+
 from services.enforcement.store import EnforcementStore
-from tests.unit.enforcement.scenario import SETS, applied, assessment, at, core, heartbeat, held_digest, of_type
+from tests.unit.enforcement.scenario import (SETS, applied, assessment, at, core, delta, heartbeat, held_digest,
+                                             of_type)
 
 
-def run(coordinator, store, messages, now):
+def run(coordinator, store, messages, now) -> tuple[list, list]:
+    """Feed messages through the core and the store: (outbox entries, every command produced)."""
     handlers = {"ImpactAssessed": "on_assessed", "AffectedSetChunk": "on_chunk",
                 "CommandApplied": "on_applied", "AgentHeartbeat": "on_heartbeat"}
-    entries = []
+    entries, commands = [], []
     for message in messages:
-        entries += store.save(getattr(coordinator, handlers[message.type])(message, now), coordinator)
-    return entries
+        outcome = getattr(coordinator, handlers[message.type])(message, now)
+        entries += store.save(outcome, coordinator)
+        commands += outcome.commands
+    return entries, commands
 
 
 def test_a_restarted_core_resumes_a_rollout_and_publishes_the_verdict(tmp_path: Path) -> None:
     store, first = EnforcementStore(tmp_path), core()
     assessed, chunks = assessment()
-    entries = run(first, store, [heartbeat("us-east", "fable-5"), assessed, *chunks], at(0))
-    commands = [m for _, _, m in entries if m.type == "RestrictCommand"]
+    entries, commands = run(first, store, [heartbeat("us-east", "fable-5"), assessed, *chunks], at(0))
+    assert commands and not [m for _, _, m in entries if m.type == "RestrictCommand"]  # not kept in the outbox
     store.published([i for i, _, _ in entries])
     store.close()
 
@@ -45,8 +51,36 @@ def test_parts_of_an_incomplete_assessment_survive_a_restart(tmp_path: Path) -> 
 def test_messages_not_yet_published_stay_in_the_outbox(tmp_path: Path) -> None:
     store, coordinator = EnforcementStore(tmp_path), core()
     assessed, chunks = assessment()
-    entries = run(coordinator, store, [heartbeat("us-east", "fable-5"), assessed, *chunks], at(0))
+    entries, _ = run(coordinator, store, [heartbeat("us-east", "fable-5"), assessed, *chunks], at(0))
     store.published([entries[0][0]])
     store.close()
     left = EnforcementStore(tmp_path).outbox()
     assert [m.event_id for _, _, m in left] == [m.event_id for _, _, m in entries[1:]]
+
+
+def test_a_delta_rewrites_only_its_model_and_the_sets_survive_a_restart(tmp_path: Path) -> None:
+    store, coordinator = EnforcementStore(tmp_path), core()
+    assessed, chunks = assessment()
+    run(coordinator, store, [heartbeat("us-east", "fable-5", "mythos-5"), assessed, *chunks], at(0))
+    after = SETS["fable-5"] - BitMap([3])
+    outcome = coordinator.on_delta(delta(1, "fable-5", BitMap(), BitMap([3]), after), at(1))
+    assert outcome.set_models == {(("D-1", 1, "restrict"), "fable-5")} and outcome.sets == set()
+    store.save(outcome, coordinator)
+    store.close()
+    restarted = EnforcementStore(tmp_path).load(core())
+    assert restarted.sets[("D-1", 1, "restrict")] == {"fable-5": after, "mythos-5": SETS["mythos-5"]}
+
+
+def test_after_a_restart_every_unapplied_restriction_is_sent_again(tmp_path: Path) -> None:
+    store, first = EnforcementStore(tmp_path), core()
+    assessed, chunks = assessment()
+    _, sent = run(first, store, [heartbeat("us-east", "fable-5"), heartbeat("eu-west", "mythos-5"), assessed,
+                                 *chunks], at(0))
+    store.save(first.on_applied(applied("us-east", held_digest([c for c in sent if c.cluster_id == "us-east"])),
+                                at(1)), first)
+    store.close()
+    second = EnforcementStore(tmp_path).load(core())
+    outcome = second.recover(at(2))
+    assert {c.cluster_id for c in outcome.commands} == {"eu-west"}
+    assert held_digest(outcome.commands) == outcome.commands[0].expected_digest
+    assert {c.event_id.rsplit(":", 1)[1] for c in outcome.commands} == {"2"}  # a new attempt, a new event id

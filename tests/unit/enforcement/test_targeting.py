@@ -6,6 +6,7 @@ import pytest
 from pyroaring import BitMap
 
 from shared.contracts.bitmaps import decode_bitmap, scope_digest, set_digest
+from shared.contracts.serving import HeldDirective
 from tests.unit.enforcement.scenario import (SETS, T0, assessment, at, core, feed, heartbeat, held_digest, of_type,
                                              to)
 
@@ -109,3 +110,16 @@ def test_a_corrupt_chunk_is_rejected_and_nothing_is_kept() -> None:
     with pytest.raises(ValueError, match="bitmap"):
         coordinator.on_chunk(chunks[0].model_copy(update={"users": "bm90IGEgYml0bWFw"}), chunks[0].occurred_at)
     assert coordinator.assemblies == {}
+
+
+def test_the_cluster_registry_keeps_region_models_and_held_digests_from_the_latest_heartbeat() -> None:
+    coordinator = core()
+    first = heartbeat("us-east", "mythos-5", "fable-5").model_copy(update={"region": "us-east-1"})
+    held = {"D-9": HeldDirective(revision=2, digest="ab" * 32)}
+    later = first.model_copy(update={"held": held, "models": ["fable-5"]})
+    assert coordinator.on_heartbeat(first, T0).clusters == {"us-east"}
+    known = coordinator.clusters["us-east"]
+    assert (known.region, known.models, known.held) == ("us-east-1", ["fable-5", "mythos-5"], {})
+    assert coordinator.on_heartbeat(first, at(1)).clusters == set()  # nothing new: nothing to persist
+    assert coordinator.on_heartbeat(later, at(2)).clusters == {"us-east"}
+    assert coordinator.clusters["us-east"].held == held and coordinator.clusters["us-east"].models == ["fable-5"]

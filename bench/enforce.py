@@ -1,0 +1,354 @@
+"""Benchmark enforcement on real Kafka: assessment -> every agent acked, naive ratio, delta latency.
+
+`python -m bench.enforce` starts its own broker (data under .run/bench-kafka-enforce, free ports), the
+enforcement service and three agents as subprocesses (`python -m services.enforcement`,
+`python -m services.agent`, as in production), then acts as the impact service: it publishes
+ImpactAssessed + AffectedSetChunk messages (and later AffectedSetDelta messages) and times how long
+until all three agents acknowledged with the matching digest. Everything is stopped in `finally`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from pyroaring import BitMap
+
+from bench.report import publish
+from services.enforcement.commands import split
+from shared.contracts.bitmaps import CHUNK_IDS, encode_bitmap, scope_digest, set_digest
+from shared.contracts.catalogue import ACKS, COMMANDS, ENFORCEMENT, IMPACT, key_of
+from shared.contracts.directives import DirectiveScope
+from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
+from shared.runtime.topics import apply_topics
+from tests.support.kafka import TestKafka
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = ROOT / ".run" / "bench-enforce"
+KAFKA_DATA = ROOT / ".run" / "bench-kafka-enforce"
+CLUSTERS = ("bench-us-east", "bench-eu-west", "bench-ap-south")
+MODELS = ("fable-5", "mythos-5")  # the mission directive's two models, both served by every cluster
+POPULATION = 100_000_000  # user ids are drawn from a registry of this size
+RUNS = 5
+SIZES = (1_000_000, 10_000_000)
+DELTAS = 1_000
+DELTA_TIME_BOUND_S = 240.0
+NAIVE_PROBE = 100_000
+NAIVE_DIRECT_IF_UNDER_S = 10.0  # measure 1M naive directly when 100k took less than this
+TIMEOUT_S = 180.0
+RESTRICT_HEAD = re.compile(rb'"type":"RestrictCommand".*?"directive_id":"([^"]+)"')
+
+
+def affected_users(count: int, seed: int) -> BitMap:
+    """`count` distinct random user ids out of the population."""
+    rng = np.random.default_rng(seed)
+    ids = np.unique(rng.integers(0, POPULATION, size=int(count * 1.06), dtype=np.uint32))
+    return BitMap(rng.permutation(ids)[:count])
+
+
+def impact_messages(directive: str, users: BitMap) -> tuple[str, list[tuple[bytes, bytes]]]:
+    """What impact publishes for a restriction of `users` on every model: (digest, [(key, value)])."""
+    pieces = [(m, encode_bitmap(p)) for m in MODELS for p in split(users, CHUNK_IDS)]
+    digests = {m: set_digest(users) for m in MODELS}
+    digest = scope_digest(digests)
+    assessed = ImpactAssessed(
+        producer="impact", correlation_id=directive, directive_id=directive, revision=1, action="restrict",
+        scope=DirectiveScope(models=list(MODELS), selector={"kind": "foreign_national", "home_country": "US"}),
+        affected_by_model={m: len(users) for m in MODELS}, affected_users=len(users), model_digests=digests,
+        digest=digest, registry_offsets={0: 0}, chunks=len(pieces))
+    chunks = [AffectedSetChunk(producer="impact", correlation_id=directive, causation_id=assessed.event_id,
+                               directive_id=directive, revision=1, action="restrict", model=m, chunk=i,
+                               chunks=len(pieces), users=text) for i, (m, text) in enumerate(pieces)]
+    return digest, [(key_of(IMPACT, m), m.model_dump_json().encode()) for m in (assessed, *chunks)]
+
+
+async def send_all(producer: AIOKafkaProducer, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    """Hand every record to the producer, then wait for all broker acks."""
+    futures = [await producer.send(topic, value, key=key) for key, value in records]
+    await asyncio.gather(*futures)
+
+
+@dataclass
+class AckWatch:
+    """Reads serving.acks.v1 and compliance.enforcement.v1 from their ends; notes when each ack arrived."""
+
+    bootstrap: str
+    acks: dict[tuple[str, str, str], float] = field(default_factory=dict)  # (directive, cluster, digest) -> t
+    enforced: dict[str, float] = field(default_factory=dict)
+    heartbeats: dict[str, bool] = field(default_factory=dict)
+    last_command: dict[str, float] = field(default_factory=dict)  # directive -> create time of its last restrict
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def __aenter__(self) -> AckWatch:
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                          fetch_max_wait_ms=20, max_partition_fetch_bytes=8 * 1024 * 1024)
+        await self._consumer.start()
+        partitions = [TopicPartition(t.name, p) for t in (ACKS, ENFORCEMENT, COMMANDS) for p in range(t.partitions)]
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            await self._consumer.position(tp)
+        self._task = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *_: Any) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        await self._consumer.stop()
+
+    async def _read(self) -> None:
+        async for record in self._consumer:
+            now = time.time()
+            if record.topic == COMMANDS.name:  # only the envelope is read: which directive, when produced
+                head = RESTRICT_HEAD.search(record.value[:600])
+                if head:
+                    self.last_command[head.group(1).decode()] = record.timestamp / 1000
+                continue
+            message = (ACKS if record.topic == ACKS.name else ENFORCEMENT).adapter.validate_json(record.value)
+            if message.type == "CommandApplied":
+                self.acks.setdefault((message.directive_id, message.cluster_id, message.digest), now)
+            elif message.type == "AgentHeartbeat":
+                self.heartbeats[message.cluster_id] = message.ready
+            elif message.type == "DirectiveEnforced" and message.action == "restrict":
+                self.enforced.setdefault(message.directive_id, now)
+            self.changed.set()
+
+    async def until(self, check: Any, what: str, timeout: float = TIMEOUT_S) -> Any:
+        deadline = time.time() + timeout
+        while not (result := check()):
+            if time.time() > deadline:
+                raise TimeoutError(f"timed out waiting for {what}")
+            self.changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), timeout=1.0)
+        return result
+
+    def all_acked(self, directive: str, digest: str) -> float | None:
+        """When the last of the clusters acked this digest (None while one is missing)."""
+        times = [self.acks.get((directive, c, digest)) for c in CLUSTERS]
+        return None if None in times else max(times)
+
+
+class Stack:
+    """Broker, topics, enforcement and three agents as subprocesses; stopped on exit whatever happens."""
+
+    def __init__(self) -> None:
+        self.kafka = TestKafka(KAFKA_DATA)
+        self.processes: list[subprocess.Popen] = []
+        self.logs: list[Any] = []
+
+    def __enter__(self) -> Stack:
+        RUN.mkdir(parents=True, exist_ok=True)
+        self.kafka.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for log in self.logs:
+            log.close()
+        self.kafka.stop()
+
+    def spawn(self, name: str, module: str, env: dict[str, str]) -> None:
+        log = open(RUN / f"{name}.log", "w")  # noqa: SIM115 - closed in __exit__
+        self.logs.append(log)
+        environment = {**os.environ, "COUNTERMAND_KAFKA_BOOTSTRAP": self.kafka.bootstrap,
+                       "COUNTERMAND_LOG_FORMAT": "json", "COUNTERMAND_LOG_LEVEL": "WARNING", **env}
+        self.processes.append(subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=environment,
+                                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+
+    def start_services(self, state: Path) -> None:
+        self.spawn("enforcement", "services.enforcement", {
+            "COUNTERMAND_ENFORCEMENT_STATE_DIR": str(state), "COUNTERMAND_ENFORCEMENT_HEARTBEAT_GRACE_S": "0"})
+        for cluster in CLUSTERS:
+            self.spawn(cluster, "services.agent", {
+                "COUNTERMAND_AGENT_CLUSTER_ID": cluster, "COUNTERMAND_AGENT_MODELS": ",".join(MODELS),
+                "COUNTERMAND_AGENT_HTTP_PORT": "0", "COUNTERMAND_AGENT_HEARTBEAT_INTERVAL_S": "1",
+                "COUNTERMAND_AGENT_STATE_DIR": str(state)})
+
+    def check_alive(self) -> None:
+        dead = [p.args[-1] for p in self.processes if p.poll() is not None]
+        if dead:
+            raise RuntimeError(f"a service exited early: {dead} (logs under {RUN})")
+
+
+async def enforce_runs(bootstrap: str, watch: AckWatch, producer: AIOKafkaProducer, size: int,
+                       runs: int, seed: int) -> tuple[list[float], list[float], str, BitMap]:
+    """Per run: seconds from the first impact message to the last matching ack, and to DirectiveEnforced."""
+    acked, verdicts, stages, directive, users = [], [], [], "", BitMap()
+    for run in range(runs):
+        users = affected_users(size, seed + run)
+        directive = f"BENCH-{size // 1_000_000}M-{run}-{uuid.uuid4().hex[:6]}"
+        digest, records = impact_messages(directive, users)
+        started = time.time()
+        await send_all(producer, IMPACT.name, records)
+        done = await watch.until(lambda: watch.all_acked(directive, digest), f"acks of {directive}")
+        verdict = await watch.until(lambda: watch.enforced.get(directive), f"DirectiveEnforced of {directive}")
+        acked.append(done - started)
+        verdicts.append(verdict - started)
+        last_command = watch.last_command.get(directive, started)
+        stages.append((last_command - started, done - last_command))
+        print(f"  {size:>10,} users run {run}: all acked {done - started:.3f} s (last restrict command produced "
+              f"at {last_command - started:.3f} s), enforced {verdict - started:.3f} s", flush=True)
+    return acked, verdicts, stages, directive, users
+
+
+async def naive_run(bootstrap: str, count: int) -> float:
+    """One Kafka message per affected user to a scratch topic; three minimal consumers each fill a set, then ack."""
+    topic, acks_topic = f"bench.naive.{uuid.uuid4().hex[:8]}", f"bench.naive-acks.{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 6, 1), NewTopic(acks_topic, 1, 1)])
+    finally:
+        await admin.close()
+    ids = affected_users(count, seed=7).to_array()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    await producer.start()
+
+    async def cluster(name: str) -> None:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"naive-{name}-{topic}",
+                                    auto_offset_reset="earliest", enable_auto_commit=True)
+        await consumer.start()
+        try:
+            denied: set[int] = set()
+            while len(denied) < count:
+                for records in (await consumer.getmany(timeout_ms=200, max_records=10_000)).values():
+                    denied.update(int(r.value) for r in records)
+            await producer.send_and_wait(acks_topic, name.encode())
+        finally:
+            await consumer.stop()
+
+    try:
+        consumers = [asyncio.create_task(cluster(c)) for c in CLUSTERS]
+        await asyncio.sleep(3)  # let the consumers join their groups before the clock starts
+        started = time.time()
+        futures = [await producer.send(topic, str(user).encode(), key=str(user).encode()) for user in ids]
+        await asyncio.gather(*futures)
+        await asyncio.gather(*consumers)
+        return time.time() - started
+    finally:
+        await producer.stop()
+
+
+async def delta_runs(watch: AckWatch, producer: AIOKafkaProducer, directive: str, users: BitMap,
+                     count: int) -> tuple[list[float], bool]:
+    """AffectedSetDelta one at a time on an enforced directive; ms until all agents acked the new digest."""
+    latencies: list[float] = []
+    fable, mythos_digest = BitMap(users), set_digest(users)
+    fresh = iter(range(POPULATION, POPULATION + 10 * count))
+    bound = time.time() + DELTA_TIME_BOUND_S
+    for seq in range(1, count + 1):
+        added, removed = BitMap([next(fresh)]), BitMap([fable.min()]) if seq % 2 == 0 else BitMap()
+        fable = (fable - removed) | added
+        fable_digest = set_digest(fable)
+        digest = scope_digest({"fable-5": fable_digest, "mythos-5": mythos_digest})
+        delta = AffectedSetDelta(producer="impact", correlation_id=directive, directive_id=directive, revision=1,
+                                 seq=seq, model="fable-5", added=encode_bitmap(added),
+                                 removed=encode_bitmap(removed), model_digest=fable_digest)
+        started = time.time()
+        await producer.send_and_wait(IMPACT.name, delta.model_dump_json().encode(), key=key_of(IMPACT, delta))
+        done = await watch.until(lambda: watch.all_acked(directive, digest), f"delta {seq} of {directive}")
+        latencies.append((done - started) * 1000)
+        if seq >= 300 and time.time() > bound:
+            return latencies, True
+    return latencies, False
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+async def measure(stack: Stack) -> list[dict[str, Any]]:
+    bootstrap = stack.kafka.bootstrap
+    await apply_topics(bootstrap)
+    state = RUN / "state"
+    subprocess.run(["rm", "-rf", str(state)], check=True)
+    rows: list[dict[str, Any]] = []
+    async with AckWatch(bootstrap) as watch:
+        stack.start_services(state)
+        await watch.until(lambda: all(watch.heartbeats.get(c) for c in CLUSTERS), "three ready agents", 90)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+                                    linger_ms=2, max_request_size=4 * 1024 * 1024)
+        await producer.start()
+        try:
+            print("warm-up (discarded)", flush=True)
+            await enforce_runs(bootstrap, watch, producer, 100_000, 1, seed=99)
+            medians: dict[int, float] = {}
+            kept: tuple[str, BitMap] = ("", BitMap())
+            for size in SIZES:
+                stack.check_alive()
+                acked, verdicts, stages, directive, users = await enforce_runs(bootstrap, watch, producer, size, RUNS,
+                                                                        seed=size)
+                if size == SIZES[0]:
+                    kept = (directive, users)
+                label = f"{size // 1_000_000}M"
+                medians[size] = statistics.median(acked)
+                target = "<= 0.5" if size == 1_000_000 else "<= 2"
+                note = (f"{RUNS} runs, {len(MODELS)} models x {size:,} users; from publishing ImpactAssessed + "
+                        f"chunks (impact not in the loop) to CommandApplied with the matching digest from all "
+                        f"3 agents; DirectiveEnforced p50 {statistics.median(verdicts):.3f} s; median split: "
+                        f"impact published -> last RestrictCommand produced "
+                        f"{statistics.median(s[0] for s in stages):.3f} s, then -> last agent ack "
+                        f"{statistics.median(s[1] for s in stages):.3f} s")
+                rows.append({"metric": f"enforce_p50_s_{label}", "value": round(medians[size], 4), "unit": "s",
+                             "target": target, "note": note})
+                rows.append({"metric": f"enforce_p95_s_{label}", "value": round(percentile(acked, 95), 4),
+                             "unit": "s", "target": "", "note": f"max {max(acked):.3f} s"})
+
+            stack.check_alive()
+            print("naive: one message per user", flush=True)
+            probe = await naive_run(bootstrap, NAIVE_PROBE)
+            if probe < NAIVE_DIRECT_IF_UNDER_S:
+                naive_1m, how = await naive_run(bootstrap, 1_000_000), "measured at 1M"
+            else:
+                naive_1m = probe * 1_000_000 / NAIVE_PROBE
+                how = f"measured {NAIVE_PROBE:,} users in {probe:.1f} s, extrapolated linearly to 1M"
+            rows.append({"metric": "naive_ratio_1M", "value": round(naive_1m / medians[1_000_000], 1), "unit": "x",
+                         "target": "", "note": f"naive {naive_1m:.1f} s ({how}; 1 message per user, 3 consumers "
+                                               f"in one process each fill a set then ack) / enforce p50 1M"})
+
+            stack.check_alive()
+            print(f"deltas on {kept[0]} ({len(kept[1]):,} users)", flush=True)
+            latencies, bounded = await delta_runs(watch, producer, kept[0], kept[1], DELTAS)
+            rows.append({"metric": "delta_p99_ms", "value": round(percentile(latencies, 99), 2), "unit": "ms",
+                         "target": "<= 100",
+                         "note": f"{len(latencies)} deltas{' (time-bound)' if bounded else ''} one at a time on a "
+                                 f"{len(kept[1]):,}-user directive, AffectedSetDelta published -> CommandApplied "
+                                 f"(delta) with the new digest from all 3 agents; p50 "
+                                 f"{percentile(latencies, 50):.1f} ms"})
+        finally:
+            await producer.stop()
+    return rows
+
+
+def main() -> None:
+    with Stack() as stack:
+        rows = asyncio.run(measure(stack))
+    publish("enforce", rows, "enforcement on real Kafka: enforcement + 3 agents as subprocesses")
+
+
+if __name__ == "__main__":
+    main()
