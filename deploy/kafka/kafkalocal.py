@@ -100,7 +100,7 @@ def _format(data: Path, props: Path) -> None:
     if (data / "log" / "meta.properties").exists():
         return
     cmd = [_java(), "-cp", f"{LIBS}/*", "kafka.tools.StorageTool", "format", "--standalone",
-           "-t", _cluster_id(), "-c", str(props)]
+           f"--cluster-id={_cluster_id()}", "-c", str(props)]  # '=' form: an id may start with '-'
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
 
 

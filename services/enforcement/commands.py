@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pyroaring import BitMap
 
-from shared.contracts.bitmaps import encode_bitmap, scope_digest
+from shared.contracts.bitmaps import chunk_bitmap, encode_bitmap, scope_digest
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.impact import AffectedSetDelta
 from shared.contracts.serving import DeltaCommand, LiftCommand, RestrictCommand
@@ -27,16 +27,8 @@ def expected_digest(models: list[str], model_digests: Mapping[str, str]) -> str:
 
 
 def split(users: BitMap, ids_per_chunk: int) -> list[BitMap]:
-    """Consecutive chunks of at most ids_per_chunk ids (one empty chunk if empty), cut by id range.
-
-    Same chunks as shared.contracts.bitmaps.chunk_bitmap, but an intersection with a range per chunk
-    instead of rebuilding each chunk id by id (10M ids: about 20 ms instead of 1 s).
-    """
-    size = len(users)
-    if not size:
-        return [BitMap()]
-    return [users & BitMap(range(users[start], users[min(start + ids_per_chunk, size) - 1] + 1))
-            for start in range(0, size, ids_per_chunk)]
+    """Consecutive chunks of at most ids_per_chunk ids, cut by id range (see chunk_bitmap)."""
+    return chunk_bitmap(users, ids_per_chunk)
 
 
 def encoded_chunks(users: BitMap, ids_per_chunk: int, max_chars: int) -> list[str]:
