@@ -13,6 +13,7 @@ import structlog
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from opentelemetry.sdk.trace import TracerProvider
 
 from shared.contracts.catalogue import Topic, key_of
 from shared.runtime.deadletters import dead_letter_middleware
@@ -24,10 +25,11 @@ from shared.runtime.tracing import tracer_provider
 ACK_POLICY = AckPolicy.NACK_ON_ERROR
 
 
-def make_broker(settings: ServiceSettings, service: str, *, dead_letters: bool = True) -> KafkaBroker:
+def make_broker(settings: ServiceSettings, service: str, *, dead_letters: bool = True,
+                traces: TracerProvider | None = None) -> KafkaBroker:
     """A KafkaBroker for one service with idempotent producers and the dead-letter middleware."""
     middlewares: list[Any] = []
-    provider = tracer_provider(settings.telemetry, service)
+    provider = traces or tracer_provider(settings.telemetry, service)
     if provider is not None:
         middlewares.append(KafkaTelemetryMiddleware(tracer_provider=provider))
     if dead_letters:
