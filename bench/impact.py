@@ -117,6 +117,8 @@ def eval_worker(users: int, runs: int) -> dict[str, Any]:
         result["scopes"][name] = {"times": times, "median": statistics.median(times), "affected": affected.users}
     if users <= 1_000_000:
         result["loop"] = loop_comparison(users, view)
+    if users == 10_000_000:
+        result["duckdb"] = duckdb_comparison(users, evaluate(view, MISSION))
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
 
@@ -132,6 +134,30 @@ def loop_comparison(users: int, view: Population) -> dict[str, Any]:
     loop_s = time.perf_counter() - started
     found = evaluate(view, MISSION).by_model["fable-5"]
     return {"loop_s": loop_s, "same_set": set(found) == expected}
+
+
+def duckdb_comparison(users: int, ours: AffectedSet, runs: int = 3) -> dict[str, Any]:
+    """The alternative store we measured against: the mission selector as SQL in DuckDB over the same
+    generated columns, into the same roaring set and digest. numpy won (see the table), hence the view."""
+    import duckdb  # a benchmark-only dependency (requirements-dev.txt)
+
+    from services.impact.affected import bitmap_of
+    from shared.contracts.bitmaps import set_digest
+
+    parts = [registry.generate(min(CHUNK, users - start), SEED + number, first_id=start + 1)
+             for number, start in enumerate(range(0, users, CHUNK))]
+    table = {name: np.concatenate([getattr(p, name) for p in parts])
+             for name in ("user_id", "nat1", "nat2", "nat_unknown")}
+    query = "SELECT user_id FROM users WHERE nat_unknown OR (nat1 <> $us AND nat2 <> $us)"
+    connection, times, digest = duckdb.connect(), [], ""
+    connection.register("users", table)
+    for _ in range(runs):
+        started = time.perf_counter()
+        ids = connection.execute(query, {"us": US}).fetchnumpy()["user_id"].astype(np.uint32)
+        ids.sort()
+        digest = set_digest(bitmap_of(np.ones(len(ids), dtype=bool), ids))
+        times.append(time.perf_counter() - started)
+    return {"median": statistics.median(times), "same_set": digest == ours.model_digests["fable-5"]}
 
 
 def run_eval_sizes() -> list[dict[str, Any]]:
@@ -163,6 +189,13 @@ def eval_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows.append({"metric": "loop_ratio_1M", "value": round(loop["loop_s"] / ours, 1), "unit": "x", "target": "",
                  "note": f"oracle per-user loop {loop['loop_s']:.2f} s / eval {ours:.4f} s, mission directive, "
                          f"same 1M users; same set: {'yes' if loop['same_set'] else 'NO'}"})
+    ten = next((r for r in results if r["users"] == 10_000_000 and "duckdb" in r), None)
+    if ten:
+        duck, ours_10m = ten["duckdb"], ten["scopes"]["mission"]["median"]
+        rows.append({"metric": "duckdb_eval_s_10M", "value": round(duck["median"], 4), "unit": "s", "target": "",
+                     "note": f"the mission selector as DuckDB SQL over the same columns, into the same set and "
+                             f"digest: {duck['median'] / ours_10m:.1f}x the numpy view's "
+                             f"{ours_10m:.3f} s; same set: {'yes' if duck['same_set'] else 'NO'}"})
     big = next((r for r in results if r["users"] == 100_000_000), None)
     if big:
         rows.append({"metric": "peak_rss_mb_100M", "value": round(big["peak_rss_mb"]), "unit": "MB",
