@@ -19,15 +19,15 @@ from faststream.specification import AsyncAPI
 from services.agent.access import AccessChecker
 from services.agent.commands import Applied, Failed, Outcome, expire_staging, on_command
 from services.agent.http import access_api
-from services.agent.readiness import behind, committed_offsets, offsets_at_start
+from services.agent.readiness import Readiness, behind, committed_offsets, offsets_at_start
 from services.agent.restrictions import Restrictions
 from services.agent.settings import AgentSettings
 from services.agent.snapshot import Snapshot
 from shared.contracts.catalogue import ACKS, COMMANDS
 from shared.contracts.envelope import utc_now
 from shared.contracts.serving import (
-    AgentHeartbeat, ClusterCommand, CommandApplied, CommandFailed, DeltaCommand, HeldDirective, LiftCommand,
-    RestrictCommand,
+    AgentHeartbeat, ClusterCommand, ClusterSynced, CommandApplied, CommandFailed, DeltaCommand, HeldDirective,
+    LiftCommand, RestrictCommand,
 )
 from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
 from shared.runtime.logging import bind_message_ids
@@ -56,6 +56,7 @@ class Agent:
         self.checker = AccessChecker(stale_after=timedelta(seconds=settings.stale_after_s))
         self.state = Restrictions()
         self.offsets: dict[int, int] = {}
+        self.readiness = Readiness(settings.cluster_id)
         self.http_app = access_api(self.checker, self.describe, clock)
         self.http_port: int | None = None
         self._snapshot: Snapshot | None = None
@@ -69,7 +70,7 @@ class Agent:
 
         self._commands = self.broker.subscriber(
             COMMANDS.name, **consumer_options(self.settings.group), title=f"{COMMANDS.name}:agent",
-            description="Restrict, delta and lift commands; only this cluster's are applied.")
+            description="Restrict, delta and lift commands and sync markers; only this cluster's are applied.")
 
         @self._commands
         async def on_command(command: ClusterCommand, message: KafkaMessage) -> None:
@@ -87,14 +88,16 @@ class Agent:
         """Load the snapshot, connect the producer, serve HTTP (answering 503) and start heartbeats."""
         self._snapshot = Snapshot(self.settings.state_dir / SERVICE / f"{self.settings.cluster_id}.sqlite3")
         self.state, self.offsets = self._snapshot.load()
+        self.readiness = Readiness(self.settings.cluster_id, synced=self._snapshot.synced())
         self.checker.replace(self.state.held)
         await self.broker.connect()
         await self._serve_http()
         self._tasks.append(asyncio.create_task(self._heartbeats(), name="agent-heartbeats"))
-        self.log.info("agent recovered", held=len(self.state.held), staging=len(self.state.staging))
+        self.log.info("agent recovered", held=len(self.state.held), staging=len(self.state.staging),
+                      synced=self.readiness.synced)
 
     async def consume(self) -> None:
-        """Note the commands' end offsets, start consuming and become ready once the group reaches them."""
+        """Note the commands' end offsets, start consuming; ready once the group reaches them and synced."""
         begin, end = await offsets_at_start(self.settings.kafka.bootstrap, COMMANDS.name)
         await self.broker.start()
         self._tasks.append(asyncio.create_task(self._await_catch_up(begin, end), name="agent-catch-up"))
@@ -146,10 +149,22 @@ class Agent:
                 await asyncio.sleep(self.settings.readiness_poll_s)
         finally:
             await admin.close()
+        self.readiness.caught_up = True
+        if not self.readiness.synced:
+            self.log.info("caught up with commands: waiting for the control plane's sync marker")
+        await self._become_ready()
+
+    async def _become_ready(self) -> None:
+        """Answer checks once caught up and synced (called when either happens; acts once)."""
+        if not self.readiness.ready or self.checker.ready:
+            return
         self.checker.mark_ready(self.clock())
-        self.log.info("caught up with commands: ready", held=len(self.state.held))
+        self.log.info("caught up with commands and synced: ready", held=len(self.state.held))
         self._tasks.append(asyncio.create_task(self._expire_staging(), name="agent-staging-timeouts"))
-        await self._heartbeat()
+        try:
+            await self._heartbeat()  # tell the control plane now rather than at the next interval
+        except Exception as exc:
+            self.log.warning("heartbeat failed", error=repr(exc))
 
     async def _lagging(self, admin: AIOKafkaAdminClient, begin: dict[int, int], end: dict[int, int]) -> dict[int, int]:
         try:
@@ -160,12 +175,15 @@ class Agent:
 
     # --- commands --------------------------------------------------------------------------------
 
-    async def handle(self, command: RestrictCommand | DeltaCommand | LiftCommand, partition: int,
+    async def handle(self, command: RestrictCommand | DeltaCommand | LiftCommand | ClusterSynced, partition: int,
                      offset: int) -> None:
         """Apply one command durably (snapshot before the offset commits), then acknowledge it."""
         if command.cluster_id != self.settings.cluster_id:
             # The topic carries every cluster's commands: on the wire another cluster's are not an error.
             self.log.debug("command for another cluster ignored", cluster=command.cluster_id)
+            return
+        if isinstance(command, ClusterSynced):
+            await self.on_synced(command, partition, offset)
             return
         bind_message_ids(command.directive_id, command.event_id)
         if offset < self.offsets.get(partition, 0):
@@ -177,6 +195,19 @@ class Agent:
             self._persist(command.directive_id, outcome, partition, offset)
         for ack in outcome.acks:
             await emit(self.acks, ACKS, self._ack_message(ack, ack.cause or command.event_id))
+
+    async def on_synced(self, marker: ClusterSynced, partition: int | None, offset: int | None) -> None:
+        """Everything in force for this cluster was sent before the marker, so it is applied: record that."""
+        bind_message_ids(None, marker.event_id)
+        if not self.readiness.syncs(marker.cluster_id):
+            return
+        assert self._snapshot is not None, "agent not opened"
+        self._snapshot.record_synced(marker.event_id, partition, offset)  # durable before it counts
+        if partition is not None and offset is not None:
+            self.offsets[partition] = offset + 1
+        self.readiness.synced = True
+        self.log.info("synced with the control plane", marker=marker.event_id, held=len(self.state.held))
+        await self._become_ready()
 
     async def apply(self, command: RestrictCommand | DeltaCommand | LiftCommand) -> Outcome:
         """The in-process entry for a command (no Kafka offset): applied durably and acknowledged like one
@@ -253,7 +284,7 @@ class Agent:
         """What /v1/state shows."""
         contact = self.checker.last_contact
         return {"cluster_id": self.settings.cluster_id, "region": self.settings.region,
-                "models": list(self.settings.models), "ready": self.checker.ready,
+                "models": list(self.settings.models), "ready": self.checker.ready, "synced": self.readiness.synced,
                 "stale": self.checker.stale(self.clock()), "last_contact": contact.isoformat() if contact else None,
                 "offsets": {str(p): o for p, o in sorted(self.offsets.items())}, **self.state.describe()}
 

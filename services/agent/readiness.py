@@ -1,14 +1,38 @@
-"""Catch-up tracking: the agent is ready once its group has committed up to the end offsets seen at start."""
+"""Readiness: caught up with the commands' end offsets seen at start, and synced with the control plane."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 ATTEMPTS = 30
+
+
+@dataclass
+class Readiness:
+    """When an agent may answer checks (pure).
+
+    Caught up alone is not enough for an agent new to the control plane: restrictions for a new cluster
+    are sent in answer to its first heartbeat, after the end offsets it noted at start. It also needs a
+    ClusterSynced for its cluster, consumed since it started or recorded in its snapshot by an earlier run
+    (so a restart needs no control plane to become ready).
+    """
+
+    cluster_id: str
+    synced: bool = False
+    caught_up: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return self.caught_up and self.synced
+
+    def syncs(self, cluster_id: str) -> bool:
+        """Whether a ClusterSynced for `cluster_id` newly syncs this agent (record it, then set `synced`)."""
+        return cluster_id == self.cluster_id and not self.synced
 
 
 async def offsets_at_start(bootstrap: str, topic: str) -> tuple[dict[int, int], dict[int, int]]:

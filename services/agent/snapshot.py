@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS pending (directive TEXT NOT NULL, revision INTEGER NO
                                     PRIMARY KEY (directive, revision, seq));
 CREATE TABLE IF NOT EXISTS lifted (directive TEXT PRIMARY KEY, revision INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS offsets (partition INTEGER PRIMARY KEY, next_offset INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS synced (one INTEGER PRIMARY KEY CHECK (one = 1), marker TEXT NOT NULL);
 """
 # Columns added after the first release: snapshots written before them are upgraded in place on open.
 ADDED_COLUMNS = {
@@ -117,6 +118,23 @@ class Snapshot:
         rows = [(directive, rev, d.seq, d.model, _blob(d.added), _blob(d.removed))
                 for rev, deltas in state.pending_of(directive).items() for d in deltas.values()]
         self._db.executemany("INSERT INTO pending VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def record_synced(self, marker: str, partition: int | None = None, offset: int | None = None) -> None:
+        """Persist that the control plane said this cluster was sent everything in force (marker event id)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("INSERT OR REPLACE INTO synced VALUES (1, ?)", (marker,))
+            if partition is not None and offset is not None:
+                db.execute("INSERT OR REPLACE INTO offsets VALUES (?, ?)", (partition, offset + 1))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def synced(self) -> bool:
+        """Whether a ClusterSynced for this cluster was ever recorded."""
+        return self._db.execute("SELECT 1 FROM synced").fetchone() is not None
 
     def load(self) -> tuple[Restrictions, dict[int, int]]:
         """The state as last recorded and the next offset per commands partition it reflects."""

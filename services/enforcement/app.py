@@ -118,6 +118,21 @@ class EnforcementService:
         except Exception:
             self._resend = self._resend or bool(direct)  # not in the outbox: the next tick sends them again
             raise
+        await self._mark_synced(outcome.markers)
+
+    async def _mark_synced(self, markers: list) -> None:
+        """Publish ClusterSynced markers once every command before them was acknowledged by the broker.
+
+        _publish returned, so the commands this outcome caused (and any outbox backlog) are on the topic,
+        ahead of the marker in the cluster's partition. While restrictions wait for a re-send the marker is
+        held back: the agent's next not-ready heartbeat asks again. Markers are not persisted for the same
+        reason.
+        """
+        if markers and self._resend:
+            self.log.info("restrictions await a re-send: sync markers held back", clusters=len(markers))
+            return
+        if markers:
+            await self._publish([(None, COMMANDS, marker) for marker in markers])
 
     async def _publish(self, entries: list) -> None:
         """Hand entries to the producer a window at a time and wait for the window's broker acks.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -10,7 +11,7 @@ from pyroaring import BitMap
 from shared.contracts.bitmaps import chunk_bitmap, encode_bitmap, scope_digest
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.impact import AffectedSetDelta
-from shared.contracts.serving import DeltaCommand, LiftCommand, RestrictCommand
+from shared.contracts.serving import AgentHeartbeat, ClusterSynced, DeltaCommand, LiftCommand, RestrictCommand
 
 PRODUCER = "enforcement"
 NOTHING_HELD = scope_digest({})
@@ -81,3 +82,11 @@ def delta_command(cluster_id: str, delta: AffectedSetDelta, now: datetime) -> De
         cluster_id=cluster_id, directive_id=delta.directive_id, revision=delta.revision, seq=delta.seq,
         model=delta.model, added=delta.added, removed=delta.removed,
     )
+
+
+def synced_marker(beat: AgentHeartbeat, now: datetime) -> ClusterSynced:
+    """Tell a not-ready cluster that every restriction in force for it was sent before this message."""
+    # Deterministic per heartbeat; an unusually long heartbeat id is hashed so the marker's id stays in bounds.
+    beat_id = beat.event_id if len(beat.event_id) <= 128 else hashlib.sha256(beat.event_id.encode()).hexdigest()
+    return ClusterSynced(event_id=f"synced:{beat.cluster_id}:{beat_id}", occurred_at=now, producer=PRODUCER,
+                         causation_id=beat.event_id, cluster_id=beat.cluster_id, heartbeat_event_id=beat.event_id)

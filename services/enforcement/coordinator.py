@@ -18,7 +18,7 @@ from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAs
 from shared.contracts.serving import AgentHeartbeat, CommandApplied, CommandFailed, HeldDirective
 from services.enforcement.assembly import Assembly, Key, key_of
 from services.enforcement.commands import (NOTHING_HELD, delta_command, encoded_chunks, expected_digest,
-                                           lift_command, restrict_commands, served_scope)
+                                           lift_command, restrict_commands, served_scope, synced_marker)
 from services.enforcement.rollout import Rollout
 from services.enforcement.tracking import (Backoff, ClusterTrack, acknowledge, expect, fail, mark_sent,
                                            resend_due, schedule_next)
@@ -41,6 +41,7 @@ class Outcome:
     """What one message or tick produced: messages to publish and state to persist."""
 
     commands: list[Any] = field(default_factory=list)
+    markers: list[Any] = field(default_factory=list)  # ClusterSynced: published once the commands are acknowledged
     events: list[Any] = field(default_factory=list)
     rollouts: set[Key] = field(default_factory=set)
     sets: set[Key] = field(default_factory=set)  # every model's set rewritten
@@ -125,6 +126,7 @@ class Coordinator:
     # -- agents ------------------------------------------------------------------------------------
 
     def on_heartbeat(self, message: AgentHeartbeat, now: datetime) -> Outcome:
+        """Note the cluster, send it what it lacks; a not-ready one also gets a ClusterSynced after that."""
         out = Outcome()
         known = KnownCluster(cluster_id=message.cluster_id, region=message.region, models=sorted(message.models),
                              held=dict(message.held))
@@ -133,6 +135,8 @@ class Coordinator:
             out.clusters.add(message.cluster_id)
         for rollout in self._active("restrict"):
             self._catch_up(rollout, known, message, now, out)
+        if not message.ready:  # the agent waits to hear that everything in force for it was sent
+            out.markers.append(synced_marker(message, now))
         return out
 
     def on_applied(self, message: CommandApplied, now: datetime) -> Outcome:
@@ -258,9 +262,15 @@ class Coordinator:
                 self._changed(rollout, now, beat.event_id, out)
             return
         held = beat.held.get(rollout.directive_id)
-        if (not track.applied and held is not None and held.revision == rollout.revision
-                and held.digest == track.expected_digest):
+        holds_it = held is not None and held.revision == rollout.revision and held.digest == track.expected_digest
+        if not track.applied and holds_it:
             acknowledge(track, held.digest, now, self.backoff)
+            self._changed(rollout, now, beat.event_id, out)
+        elif track.applied and not beat.ready and not holds_it and track.models:
+            # An agent that lost its state (a wiped disk under a known cluster id) must get the
+            # restriction again before the ClusterSynced that follows lets it answer checks.
+            expect(track, track.expected_digest, self._due(rollout, now))
+            self._send(rollout, track, now, beat.event_id, out)
             self._changed(rollout, now, beat.event_id, out)
 
     def _send(self, rollout: Rollout, track: ClusterTrack, now: datetime, cause: str | None, out: Outcome) -> None:

@@ -62,7 +62,23 @@ class LiftCommand(Event):
     revision: int = Field(..., ge=1, description="Revision lifted.", examples=[1])
 
 
-ClusterCommand = Annotated[Union[RestrictCommand, DeltaCommand, LiftCommand], Field(discriminator="type")]
+class ClusterSynced(Event):
+    """Every restriction in force for this cluster was sent before this message (same partition, in order).
+
+    Enforcement sends it in answer to a heartbeat saying ready=false, after the broker acknowledged the
+    commands that heartbeat caused. An agent new to the control plane answers checks only once it has
+    consumed one for its own cluster.
+    """
+
+    type: Literal["ClusterSynced"] = "ClusterSynced"
+    cluster_id: ClusterId
+    heartbeat_event_id: str = Field(..., min_length=1, max_length=200,
+                                    description="event_id of the not-ready heartbeat this answers.",
+                                    examples=["5f0c1b0e9d2a4c7e8b1f2a3c4d5e6f70"])
+
+
+ClusterCommand = Annotated[Union[RestrictCommand, DeltaCommand, LiftCommand, ClusterSynced],
+                           Field(discriminator="type")]
 
 
 class CommandApplied(Event):
@@ -103,7 +119,9 @@ class AgentHeartbeat(Event):
     region: str = Field("", max_length=64, description="Region of the cluster.", examples=["us-east-1"])
     models: list[ModelName] = Field(..., description="Models this cluster serves.", examples=[["fable-5"]])
     held: dict[str, HeldDirective] = Field(default_factory=dict, description="Directive id -> what is held.")
-    ready: bool = Field(..., description="Whether the agent has caught up and answers checks.", examples=[True])
+    ready: bool = Field(..., description="Whether the agent answers checks: caught up with its commands and synced "
+                                         "with the control plane (false until then; enforcement answers a "
+                                         "false with ClusterSynced).", examples=[True])
 
 
 AckEvent = Annotated[Union[CommandApplied, CommandFailed, AgentHeartbeat], Field(discriminator="type")]

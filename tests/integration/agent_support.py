@@ -20,7 +20,7 @@ from services.agent.app import Agent, build
 from services.agent.settings import AgentSettings
 from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
 from shared.contracts.catalogue import COMMANDS
-from shared.contracts.serving import LiftCommand, RestrictCommand
+from shared.contracts.serving import ClusterSynced, LiftCommand, RestrictCommand
 from shared.runtime.settings import KafkaSettings
 from tests.support.kafka import ROOT, free_port
 
@@ -70,6 +70,11 @@ def restrict_chunks(cluster: str, directive: str, revision: int, parts: list[tup
             for i, (model, users) in enumerate(parts)]
 
 
+def synced(cluster: str) -> ClusterSynced:
+    """What enforcement answers a not-ready heartbeat: everything in force for the cluster was sent before."""
+    return ClusterSynced(producer="enforcement", cluster_id=cluster, heartbeat_event_id=f"beat-of-{cluster}")
+
+
 def lift_command(cluster: str, directive: str, revision: int) -> LiftCommand:
     return LiftCommand(producer="enforcement", correlation_id=directive, cluster_id=cluster,
                        directive_id=directive, revision=revision)
@@ -97,6 +102,14 @@ class Commands:
         await self._producer.send_and_wait(COMMANDS.name, value, key=cluster.encode())
 
 
+def _json(value: bytes | None) -> Any:
+    """A record's JSON value; None for a tombstone or another test's poison message on the shared topic."""
+    try:
+        return json.loads(value) if value else None
+    except ValueError:
+        return None
+
+
 class TopicReader:
     """Reads a topic from the beginning, keeping every JSON value, and waits for a matching one."""
 
@@ -117,7 +130,7 @@ class TopicReader:
         async def probe() -> dict[str, Any] | None:
             batches = await self._consumer.getmany(timeout_ms=200)
             for records in batches.values():
-                self.seen.extend(json.loads(r.value) for r in records if r.value)
+                self.seen.extend(value for r in records if (value := _json(r.value)) is not None)
             return next((m for m in self.seen if predicate(m)), None)
         return await eventually(probe, what, timeout)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from services.agent.app import build
 from shared.contracts.catalogue import ACKS
-from tests.integration.agent_support import Commands, TopicReader, agent_settings, http, restrict_chunks
+from tests.integration.agent_support import Commands, TopicReader, agent_settings, http, restrict_chunks, synced
 
 CHUNK_TIMEOUT_S = 1.0
 
@@ -20,6 +20,7 @@ async def test_a_revision_missing_a_chunk_fails_once_naming_it_and_the_held_revi
     async with TopicReader(bootstrap, ACKS.name) as acks, Commands(bootstrap) as commands:
         await agent.start()
         try:
+            await commands.send(synced(cluster))  # enforcement's answer to the agent's first heartbeat
             await commands.send(*restrict_chunks(cluster, directive, 1, [("fable-5", [4])]))
             first = await acks.wait_for(lambda m: m["type"] == "CommandApplied" and m["cluster_id"] == cluster,
                                         "revision 1 applied")

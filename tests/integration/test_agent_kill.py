@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from shared.contracts.catalogue import ACKS
-from tests.integration.agent_support import AgentProcess, Commands, TopicReader, eventually, restrict_chunks
+from tests.integration.agent_support import AgentProcess, Commands, TopicReader, eventually, restrict_chunks, synced
 
 D1_FABLE, D2_MYTHOS, D3_FABLE = [10, 11], [11, 12], [20]
 CONTROL = (13, "fable-5")  # never restricted: must be allowed whenever the agent answers
@@ -56,6 +56,7 @@ async def test_an_agent_killed_with_sigkill_recovers_and_never_allows_a_denied_p
     polling = asyncio.create_task(poller.run())
     try:
         async with TopicReader(bootstrap, ACKS.name) as acks, Commands(bootstrap) as commands:
+            await commands.send(synced(cluster))  # enforcement's answer to the agent's first heartbeat
             agent.start()
             await poller.until(CONTROL, "allow")
             await commands.send(*restrict_chunks(cluster, d1, 1, [("fable-5", D1_FABLE)]),

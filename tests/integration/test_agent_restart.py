@@ -7,7 +7,7 @@ from pathlib import Path
 
 from shared.contracts.catalogue import ACKS
 from tests.integration.agent_support import (
-    MODELS, Commands, TopicReader, eventually, http, new_agent, restrict_chunks, wait_ready,
+    MODELS, Commands, TopicReader, eventually, http, new_agent, restrict_chunks, synced, wait_ready,
 )
 
 D1_FABLE, D2_MYTHOS, D3_FABLE = [10, 11], [11, 12], [20]
@@ -33,6 +33,7 @@ async def test_restart_recovers_before_answering_and_never_serves_a_denied_pair(
         first = new_agent(bootstrap, cluster, tmp_path)
         await first.start()
         try:
+            await commands.send(synced(cluster))  # recorded: the restarted agent becomes ready without another
             await commands.send(*restrict_chunks(cluster, d1, 1, [("fable-5", D1_FABLE)]),
                                 *restrict_chunks(cluster, d2, 1, [("mythos-5", D2_MYTHOS)]))
             for directive in (d1, d2):

@@ -10,7 +10,7 @@ from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
 from shared.contracts.catalogue import ACKS
 from shared.contracts.serving import DeltaCommand
 from tests.integration.agent_support import (
-    MODELS, Commands, TopicReader, http, lift_command, new_agent, restrict_chunks, wait_ready,
+    MODELS, Commands, TopicReader, http, lift_command, new_agent, restrict_chunks, synced, wait_ready,
 )
 
 FABLE, MYTHOS = [1, 2, 3], [2, 5]
@@ -36,6 +36,7 @@ async def test_agent_applies_its_commands_acks_the_digest_and_denies_exactly_the
     async with TopicReader(bootstrap, ACKS.name) as acks, Commands(bootstrap) as commands:
         await agent.start()
         try:
+            await commands.send(synced(cluster))  # enforcement's answer to the agent's first heartbeat
             await wait_ready(agent)
             chunks = restrict_chunks(cluster, directive, 1, [("fable-5", FABLE), ("mythos-5", MYTHOS)])
             await commands.send(*restrict_chunks(other, directive, 1, [("fable-5", [7, 8])]))
@@ -74,6 +75,7 @@ async def test_a_corrupt_chunk_is_refused_with_a_reason_and_changes_nothing(
     async with TopicReader(bootstrap, ACKS.name) as acks, Commands(bootstrap) as commands:
         await agent.start()
         try:
+            await commands.send(synced(cluster))  # enforcement's answer to the agent's first heartbeat
             await commands.send(*restrict_chunks(cluster, directive, 1, [("fable-5", [4])]))
             await acks.wait_for(lambda m: m["type"] == "CommandApplied" and m["cluster_id"] == cluster, "first ack")
             good, bad = restrict_chunks(cluster, directive, 2, [("fable-5", [9]), ("mythos-5", [9])])
@@ -107,6 +109,7 @@ async def test_resent_revisions_are_reacked_and_deltas_apply_in_seq_order(
     async with TopicReader(bootstrap, ACKS.name) as acks, Commands(bootstrap) as commands:
         await agent.start()
         try:
+            await commands.send(synced(cluster))  # enforcement's answer to the agent's first heartbeat
             chunks = restrict_chunks(cluster, directive, 1, [("fable-5", [1, 2])])
             await commands.send(*chunks)
             first = await acks.wait_for(ours("restrict"), "restrict ack")

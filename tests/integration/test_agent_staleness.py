@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from shared.runtime.topics import apply_topics
-from tests.integration.agent_support import AgentProcess, Commands, eventually, restrict_chunks
+from tests.integration.agent_support import AgentProcess, Commands, eventually, restrict_chunks, synced
 from tests.support.kafka import TestKafka
 
 STALE_AFTER_S = 2.0
@@ -40,7 +40,8 @@ async def test_an_agent_that_loses_the_broker_applies_each_directives_stale_poli
         deny_models = [c.model_copy(update={"on_stale": "deny_models"})
                        for c in restrict_chunks(cluster, f"D1-{unique}", 1, [("fable-5", [1])])]
         async with Commands(own.bootstrap) as commands:
-            await commands.send(*deny_models, *restrict_chunks(cluster, f"D2-{unique}", 1, [("mythos-5", [1])]))
+            await commands.send(synced(cluster), *deny_models,
+                                *restrict_chunks(cluster, f"D2-{unique}", 1, [("mythos-5", [1])]))
         pairs = [(1, "fable-5"), (5, "fable-5"), (1, "mythos-5"), (5, "mythos-5")]
         held = {(1, "fable-5"): "deny", (5, "fable-5"): "allow", (1, "mythos-5"): "deny", (5, "mythos-5"): "allow"}
         async with httpx.AsyncClient(base_url=agent.base_url, timeout=5.0) as client:

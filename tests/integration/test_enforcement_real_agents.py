@@ -111,9 +111,6 @@ async def test_a_cluster_joining_later_ends_up_holding_every_active_restriction(
             assert await denials(late, USERS, models) == pairs(sets["A"], models) | pairs(sets["B"], models)
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: a new cluster's agent turns ready once its group reached the "
-                   "commands' end offsets noted at its start; restrictions sent in answer to its first heartbeat "
-                   "after that are not waited for, so it can answer 'allow' for a pair an active directive denies")
 async def test_a_late_agent_answers_ready_only_once_it_holds_the_active_restrictions(
         bootstrap: str, unique: str, tmp_path: Path) -> None:
     fable = f"fable-{unique}"

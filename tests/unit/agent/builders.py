@@ -9,11 +9,12 @@ from typing import Any
 from pyroaring import BitMap
 
 from services.agent.app import Agent, build
+from services.agent.readiness import Readiness
 from services.agent.settings import AgentSettings
 from services.agent.snapshot import Snapshot
 
 from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
-from shared.contracts.serving import DeltaCommand, LiftCommand, RestrictCommand
+from shared.contracts.serving import ClusterSynced, DeltaCommand, LiftCommand, RestrictCommand
 
 CLUSTER = "c-unit"
 
@@ -32,6 +33,11 @@ def restrict(directive: str, revision: int, model: str, users: list[int] | str, 
 
 def lift(directive: str, revision: int) -> LiftCommand:
     return LiftCommand(producer="enforcement", cluster_id=CLUSTER, directive_id=directive, revision=revision)
+
+
+def synced(cluster: str = CLUSTER, beat: str = "beat-1") -> ClusterSynced:
+    return ClusterSynced(event_id=f"synced:{cluster}:{beat}", producer="enforcement", cluster_id=cluster,
+                         heartbeat_event_id=beat)
 
 
 def delta(directive: str, revision: int, seq: int, model: str, added: list[int] | str = (),
@@ -57,5 +63,6 @@ def recording_agent(tmp_path: Path) -> Agent:
     """An agent with its snapshot open and its acks recorded, for driving `handle` without Kafka."""
     agent = build(AgentSettings(cluster_id=CLUSTER, state_dir=tmp_path))
     agent._snapshot = Snapshot(tmp_path / "agent" / f"{CLUSTER}.sqlite3")
+    agent.readiness = Readiness(CLUSTER, synced=agent._snapshot.synced())  # as open() does
     agent.acks = RecordingPublisher(agent._snapshot)
     return agent
