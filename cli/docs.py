@@ -5,9 +5,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +27,27 @@ def topic_schemas() -> dict[str, dict[str, Any]]:
 
 
 def asyncapi_documents() -> dict[str, dict[str, Any]]:
-    """AsyncAPI document of every service's FastStream app, keyed by file name."""
+    """AsyncAPI document of every service's FastStream app, keyed by file name.
+
+    Built from default settings: a COUNTERMAND_* variable in the caller's environment (a bootstrap
+    server, a cluster id) would otherwise leak into the documents and make them drift.
+    """
     documents = {}
-    for name in SERVICES:
-        app = importlib.import_module(f"services.{name}.app")
-        spec = app.specification().to_specification()
-        documents[f"asyncapi/{name}.json"] = json.loads(spec.to_json())
+    with _default_settings():
+        for name in SERVICES:
+            app = importlib.import_module(f"services.{name}.app")
+            spec = app.specification().to_specification()
+            documents[f"asyncapi/{name}.json"] = json.loads(spec.to_json())
     return documents
+
+
+@contextlib.contextmanager
+def _default_settings() -> Iterator[None]:
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("COUNTERMAND_")}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 def render(document: dict[str, Any]) -> str:
