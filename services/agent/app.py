@@ -31,6 +31,7 @@ from shared.contracts.serving import (
 )
 from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
 from shared.runtime.logging import bind_message_ids
+from shared.runtime.service import cancel_tasks
 
 SERVICE = "agent"
 STOP_TIMEOUT_S = 15.0
@@ -106,11 +107,7 @@ class Agent:
         """Stop consuming, serving and heartbeating; close the snapshot (idempotent)."""
         if self._snapshot is None:
             return
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_tasks(*self._tasks)
         self._tasks.clear()
         try:
             # With the broker gone the producer would wait for in-flight heartbeats indefinitely; what

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
@@ -21,6 +20,7 @@ from shared.contracts.audit import AuditCheckpoint
 from shared.contracts.catalogue import AUDIT, DATA_TOPICS, DEAD_LETTER_TOPICS
 from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
 from shared.runtime.deadletters import dead_letter_middleware
+from shared.runtime.service import cancel_tasks
 
 SERVICE = "audit"
 LEDGER_ID = "main"
@@ -106,10 +106,7 @@ class Audit:
         self._ticker = asyncio.create_task(self._tick())
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+        await cancel_tasks(self._ticker)
         await self.broker.stop()
         if self.ledger is not None:
             self.ledger.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Union
@@ -19,6 +18,7 @@ from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAs
 from shared.contracts.serving import AgentHeartbeat, CommandApplied, CommandFailed
 from shared.runtime.broker import consumer_options, declare_publisher, make_broker
 from shared.runtime.logging import bind_message_ids
+from shared.runtime.service import cancel_tasks
 from services.enforcement.coordinator import Coordinator, Outcome
 from services.enforcement.settings import EnforcementSettings
 from services.enforcement.store import REGENERATED, EnforcementStore
@@ -73,10 +73,7 @@ class EnforcementService:
         self._ticker = asyncio.create_task(self._tick_forever())
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+        await cancel_tasks(self._ticker)
         await self.broker.stop()
         if self.store is not None:
             self.store.close()

@@ -32,6 +32,7 @@ from shared.runtime.broker import consumer_options, declare_publisher, emit, mak
 from shared.runtime.deadletters import dead_letter_of
 from shared.runtime.logging import bind_message_ids
 from shared.runtime.replay import records_to_end
+from shared.runtime.service import cancel_tasks
 
 SERVICE = "impact"
 GROUP = "countermand-impact"
@@ -97,8 +98,7 @@ class ImpactService:
             self._snapshotter = asyncio.create_task(self._snapshot_every(self.settings.snapshot_interval_s))
 
     async def stop(self) -> None:
-        if self._snapshotter is not None:
-            self._snapshotter.cancel()
+        await cancel_tasks(self._snapshotter)  # waits, so no snapshot write is cut off half way
         await self.broker.stop()
         if self._started and self.settings.snapshot_on_stop:
             await self.snapshot()

@@ -26,6 +26,7 @@ from shared.contracts.catalogue import USERS
 from shared.contracts.deadletter import DeadLetter
 from shared.contracts.users import UserUpserted
 from shared.runtime.deadletters import dead_letter_of
+from shared.runtime.service import cancel_tasks
 
 SERVICE = "notifier"
 _USER = TypeAdapter(UserUpserted)
@@ -77,10 +78,7 @@ class RegistryFeed:
         self._task = asyncio.create_task(self._follow(partitions), name="notifier-registry")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_tasks(self._task)
         if self._consumer is not None:
             await self._consumer.stop()
 

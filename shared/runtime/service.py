@@ -93,3 +93,13 @@ async def _caught_up(service: T, caught_up: Callable[[T], Awaitable[None]] | Non
         return ready.done()
     finally:
         ready.cancel()
+
+
+async def cancel_tasks(*tasks: asyncio.Task | None) -> None:
+    """Cancel a service's background tasks and wait until each has finished (a stop leaves none running)."""
+    running = [task for task in tasks if task is not None]
+    for task in running:
+        task.cancel()
+    for task in running:
+        with contextlib.suppress(asyncio.CancelledError, Exception):  # a task's own failure was logged where it ran
+            await task
