@@ -16,12 +16,8 @@ _ids = itertools.count(1)
 @pytest.fixture(scope="session")
 def kafka() -> TestKafka:
     """The session's own broker, started once and stopped at the end (also when tests fail)."""
-    broker = TestKafka(kafka_data_dir())
-    broker.start()
-    try:
+    with TestKafka(kafka_data_dir()) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.fixture(scope="session")

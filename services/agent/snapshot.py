@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -70,20 +72,25 @@ class Snapshot:
     def record(self, state: Restrictions, directive: str, outcome: Outcome, partition: int | None = None,
                offset: int | None = None) -> None:
         """Persist the directive's part of the state and the offset it reflects (if any), in one transaction."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction(partition, offset):
             if outcome.held_changed:
                 self._write_held(state, directive)
             self._write_staging(state, directive, outcome)
             self._write_pending(state, directive)
             if directive in state.lifted:
-                db.execute("INSERT OR REPLACE INTO lifted VALUES (?, ?)", (directive, state.lifted[directive]))
+                self._db.execute("INSERT OR REPLACE INTO lifted VALUES (?, ?)", (directive, state.lifted[directive]))
+
+    @contextmanager
+    def _transaction(self, partition: int | None, offset: int | None) -> Iterator[None]:
+        """One SQLite transaction that also records the next commands offset it reflects, when given."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
             if partition is not None and offset is not None:
-                db.execute("INSERT OR REPLACE INTO offsets VALUES (?, ?)", (partition, offset + 1))
-            db.execute("COMMIT")
+                self._db.execute("INSERT OR REPLACE INTO offsets VALUES (?, ?)", (partition, offset + 1))
+            self._db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            self._db.execute("ROLLBACK")
             raise
 
     def _write_held(self, state: Restrictions, directive: str) -> None:
@@ -121,16 +128,8 @@ class Snapshot:
 
     def record_synced(self, marker: str, partition: int | None = None, offset: int | None = None) -> None:
         """Persist that the control plane said this cluster was sent everything in force (marker event id)."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.execute("INSERT OR REPLACE INTO synced VALUES (1, ?)", (marker,))
-            if partition is not None and offset is not None:
-                db.execute("INSERT OR REPLACE INTO offsets VALUES (?, ?)", (partition, offset + 1))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        with self._transaction(partition, offset):
+            self._db.execute("INSERT OR REPLACE INTO synced VALUES (1, ?)", (marker,))
 
     def synced(self) -> bool:
         """Whether a ClusterSynced for this cluster was ever recorded."""

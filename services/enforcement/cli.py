@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import typer
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 from rich.table import Table
 
 from shared.contracts.catalogue import ENFORCEMENT
 from shared.contracts.enforcement import ClusterProgress
+from shared.runtime.replay import records_to_end
 from shared.runtime.settings import KafkaSettings
 
 app = typer.Typer(help="Enforcement status of directives.")
@@ -62,21 +62,10 @@ def fold(events: list) -> dict[tuple[str, int, str], RevisionStatus]:
 
 async def read_status_events(bootstrap: str) -> list:
     """Every event on compliance.enforcement.v1 from the beginning up to the current end (no group)."""
-    partitions = [TopicPartition(ENFORCEMENT.name, p) for p in await _partitions(bootstrap, ENFORCEMENT.name)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        events: list = []
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            batches = await consumer.getmany(*partitions, timeout_ms=1000)
-            for records in batches.values():
-                events += [_parse(r.value) for r in records if r.offset < ends[TopicPartition(r.topic, r.partition)]]
-        return [e for e in events if e is not None]
-    finally:
-        await consumer.stop()
+    await _partitions(bootstrap, ENFORCEMENT.name)  # a missing topic is a clear error, not a silent empty read
+    events = [_parse(record.value) async for record in records_to_end(bootstrap, ENFORCEMENT,
+                                                                      client_id="countermand-status")]
+    return [e for e in events if e is not None]
 
 
 async def _partitions(bootstrap: str, topic: str) -> list[int]:

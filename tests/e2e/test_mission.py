@@ -33,6 +33,7 @@ from shared.contracts.catalogue import DATA_TOPICS, ENFORCEMENT, IMPACT, USERS
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.enforcement import DirectiveEnforced
 from shared.contracts.impact import AffectedSetChunk, ImpactAssessed
+from shared.runtime.replay import records_to_end
 from shared.runtime.topics import apply_topics
 from tests.support.kafka import TestKafka, kafka_data_dir
 
@@ -130,12 +131,8 @@ def _lift(stack: Stack, directive_id: str) -> None:
 @pytest.fixture(scope="module")
 def e2e_kafka() -> TestKafka:
     """A broker of its own, so the registry holds exactly this scenario's users."""
-    broker = TestKafka(kafka_data_dir().with_name("e2e-kafka"))
-    broker.start()
-    try:
+    with TestKafka(kafka_data_dir().with_name("e2e-kafka")) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.fixture(scope="module")
@@ -245,26 +242,14 @@ def test_audit_chain_verifies_and_reports_the_timeline(run: Run) -> None:
 
 
 async def test_every_message_on_every_topic_parses_with_its_contract(run: Run) -> None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=run.stack.bootstrap, enable_auto_commit=False,
-                                max_partition_fetch_bytes=4 * 1024 * 1024)
-    await consumer.start()
     counts: dict[str, int] = {}
-    try:
-        for topic in DATA_TOPICS:
-            parts = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
-            consumer.assign(parts)
-            await consumer.seek_to_beginning(*parts)
-            ends = await consumer.end_offsets(parts)
-            seen = 0
-            while [tp for tp in parts if await consumer.position(tp) < ends[tp]]:
-                for records in (await consumer.getmany(timeout_ms=1000)).values():
-                    for record in records:
-                        if record.value is not None:
-                            topic.adapter.validate_json(record.value)  # raises on any contract break
-                            seen += 1
-            counts[topic.name] = seen
-    finally:
-        await consumer.stop()
+    for topic in DATA_TOPICS:
+        seen = 0
+        async for record in records_to_end(run.stack.bootstrap, topic, max_partition_fetch_bytes=4 * 1024 * 1024):
+            if record.value is not None:
+                topic.adapter.validate_json(record.value)  # raises on any contract break
+                seen += 1
+        counts[topic.name] = seen
     produced = {name for name, n in counts.items() if n}
     assert {IMPACT.name, ENFORCEMENT.name, USERS.name, "compliance.directives.v1", "serving.commands.v1",
             "serving.acks.v1", "notifications.v1"} <= produced, counts

@@ -41,6 +41,13 @@ class TestKafka:
                         "--port", str(self.port), "--controller-port", str(self.controller_port)],
                        check=True, stdin=subprocess.DEVNULL)
 
+    def __enter__(self) -> TestKafka:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         if (self.data / "kafka.pid").exists():
             subprocess.run([sys.executable, str(KAFKALOCAL), "down", "--data", str(self.data)],
