@@ -12,7 +12,7 @@ import structlog
 import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaBroker, TopicPartition
 from faststream.kafka.annotations import KafkaMessage
 from faststream.specification import AsyncAPI
 
@@ -32,6 +32,7 @@ from shared.contracts.serving import (
 from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
 from shared.runtime.logging import bind_message_ids
 from shared.runtime.service import cancel_tasks
+from shared.runtime.topics import partition_for
 
 SERVICE = "agent"
 STOP_TIMEOUT_S = 15.0
@@ -69,9 +70,14 @@ class Agent:
     def _subscribe(self) -> None:
         agent = self
 
+        # Commands are keyed by cluster id: this cluster's are all on one partition, and the agent reads
+        # that partition alone (other clusters' commands that share it are skipped in handle()).
+        self.partition = partition_for(COMMANDS, self.settings.cluster_id.encode())
         self._commands = self.broker.subscriber(
-            COMMANDS.name, **consumer_options(self.settings.group), title=f"{COMMANDS.name}:agent",
-            description="Restrict, delta and lift commands and sync markers; only this cluster's are applied.")
+            partitions=[TopicPartition(COMMANDS.name, self.partition)], **consumer_options(self.settings.group),
+            title=f"{COMMANDS.name}:agent",
+            description="Restrict, delta and lift commands and sync markers of this cluster's partition; only "
+                        "this cluster's are applied.")
 
         @self._commands
         async def on_command(command: ClusterCommand, message: KafkaMessage) -> None:
@@ -100,6 +106,11 @@ class Agent:
     async def consume(self) -> None:
         """Note the commands' end offsets, start consuming; ready once the group reaches them and synced."""
         begin, end = await offsets_at_start(self.settings.kafka.bootstrap, COMMANDS.name)
+        if len(end) != COMMANDS.partitions:
+            raise RuntimeError(f"{COMMANDS.name} has {len(end)} partitions, the catalogue says {COMMANDS.partitions}: "
+                               f"this cluster's commands would not be on partition {self.partition}; restore the "
+                               "catalogue's partition count (`countermand topics apply` creates it so)")
+        begin, end = {self.partition: begin[self.partition]}, {self.partition: end[self.partition]}
         await self.broker.start()
         self._tasks.append(asyncio.create_task(self._await_catch_up(begin, end), name="agent-catch-up"))
 

@@ -45,6 +45,7 @@ class Outcome:
     held_changed: bool = False
     staged_chunk: tuple[int, int] | None = None  # (revision, chunk) newly staged
     touched: bool = False  # staging, early deltas or lift tombstones changed
+    deltas: tuple[PendingDelta, ...] = ()  # when held changed only by these deltas, applied in this order
 
 
 def on_command(state: Restrictions, command: RestrictCommand | DeltaCommand | LiftCommand, cluster_id: str,
@@ -167,19 +168,23 @@ def on_delta(state: Restrictions, command: DeltaCommand) -> Outcome:
     return _drain(state, directive, held, buffer)
 
 
-def _changed_set(held: HeldRestriction, sets: dict[str, BitMap], delta: PendingDelta) -> None:
-    # Removals first, then additions: a user in both stays denied (fail closed). A model the directive's
-    # revision did not send this cluster is not served here: its deltas only advance the sequence.
-    if delta.model in held.sets:
+def apply_delta(sets: dict[str, BitMap], delta: PendingDelta) -> None:
+    """One delta on a revision's sets, in place (also how a snapshot replays its delta log).
+
+    Removals first, then additions: a user in both stays denied (fail closed). A model the directive's
+    revision did not send this cluster is not served here: its deltas only advance the sequence.
+    """
+    if delta.model in sets:
         sets[delta.model] = (sets[delta.model] - delta.removed) | delta.added
 
 
 def _drain(state: Restrictions, directive: str, held: HeldRestriction, buffer: dict[int, PendingDelta]) -> Outcome:
-    sets, seq, known = dict(held.sets), held.seq, dict(held.set_digests)
+    sets, seq, known, applied = dict(held.sets), held.seq, dict(held.set_digests), []
     while seq + 1 in buffer:
         delta = buffer.pop(seq + 1)
-        _changed_set(held, sets, delta)
+        apply_delta(sets, delta)
         known.pop(delta.model, None)
+        applied.append(delta)
         seq += 1
     if not buffer:
         del state.pending[(directive, held.revision)]
@@ -187,7 +192,8 @@ def _drain(state: Restrictions, directive: str, held: HeldRestriction, buffer: d
         # Waiting for an earlier delta: say what is held, so a sender that expects more re-sends the revision.
         return Outcome(acks=(_confirm(state, directive, held.revision, "delta"),), touched=True)
     state.held[directive] = HeldRestriction.of(held.revision, held.window, sets, seq, known, held.on_stale)
-    return Outcome(acks=(_confirm(state, directive, held.revision, "delta"),), held_changed=True, touched=True)
+    return Outcome(acks=(_confirm(state, directive, held.revision, "delta"),), held_changed=True, touched=True,
+                   deltas=tuple(applied))
 
 
 def expire_staging(state: Restrictions, now: datetime, timeout: timedelta) -> dict[str, Outcome]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pyroaring import BitMap
 
-from services.agent.commands import Outcome
+from services.agent.commands import Outcome, apply_delta
 from services.agent.restrictions import HeldRestriction, PendingDelta, Restrictions, StagedRevision, Window
 
 SCHEMA = """
@@ -18,6 +18,8 @@ CREATE TABLE IF NOT EXISTS held (directive TEXT PRIMARY KEY, revision INTEGER NO
                                  effective_from TEXT, expires_at TEXT);
 CREATE TABLE IF NOT EXISTS held_sets (directive TEXT NOT NULL, model TEXT NOT NULL, users BLOB NOT NULL,
                                       PRIMARY KEY (directive, model));
+CREATE TABLE IF NOT EXISTS held_deltas (directive TEXT NOT NULL, seq INTEGER NOT NULL, model TEXT NOT NULL,
+                                        added BLOB NOT NULL, removed BLOB NOT NULL, PRIMARY KEY (directive, seq));
 CREATE TABLE IF NOT EXISTS staged (directive TEXT NOT NULL, revision INTEGER NOT NULL, chunk INTEGER NOT NULL,
                                    chunks INTEGER NOT NULL, effective_from TEXT, expires_at TEXT,
                                    model TEXT NOT NULL, users BLOB NOT NULL,
@@ -34,6 +36,9 @@ ADDED_COLUMNS = {
     "held": {"on_stale": "TEXT NOT NULL DEFAULT 'keep'"},
     "staged": {"on_stale": "TEXT NOT NULL DEFAULT 'keep'", "cause": "TEXT NOT NULL DEFAULT ''"},
 }
+# Deltas on a held revision are appended to its log rather than rewriting its sets (a 10M-user set is
+# megabytes); past this many the sets are written whole again and the log is emptied.
+DELTA_LOG_LIMIT = 256
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -73,7 +78,7 @@ class Snapshot:
                offset: int | None = None) -> None:
         """Persist the directive's part of the state and the offset it reflects (if any), in one transaction."""
         with self._transaction(partition, offset):
-            if outcome.held_changed:
+            if outcome.held_changed and not (outcome.deltas and self._append_deltas(state, directive, outcome)):
                 self._write_held(state, directive)
             self._write_staging(state, directive, outcome)
             self._write_pending(state, directive)
@@ -93,9 +98,31 @@ class Snapshot:
             self._db.execute("ROLLBACK")
             raise
 
+    def _log_room(self, directive: str, count: int) -> bool:
+        """Whether the directive's delta log may take `count` more rows before its sets are rewritten."""
+        (logged,) = self._db.execute("SELECT count(*) FROM held_deltas WHERE directive = ?", (directive,)).fetchone()
+        return logged + count <= DELTA_LOG_LIMIT
+
+    def _append_deltas(self, state: Restrictions, directive: str, outcome: Outcome) -> bool:
+        """Record deltas applied to the held revision: the log rows and the sequence they reach.
+
+        False (nothing written) when the log is full or the revision's sets are not on disk yet: the
+        caller writes the sets whole instead.
+        """
+        if not self._log_room(directive, len(outcome.deltas)):
+            return False
+        held = state.held[directive]
+        if self._db.execute("UPDATE held SET seq = ? WHERE directive = ? AND revision = ?",
+                            (held.seq, directive, held.revision)).rowcount == 0:
+            return False
+        self._db.executemany("INSERT OR REPLACE INTO held_deltas VALUES (?, ?, ?, ?, ?)",
+                             [(directive, d.seq, d.model, _blob(d.added), _blob(d.removed)) for d in outcome.deltas])
+        return True
+
     def _write_held(self, state: Restrictions, directive: str) -> None:
         self._db.execute("DELETE FROM held WHERE directive = ?", (directive,))
         self._db.execute("DELETE FROM held_sets WHERE directive = ?", (directive,))
+        self._db.execute("DELETE FROM held_deltas WHERE directive = ?", (directive,))
         held = state.held.get(directive)
         if held is None:
             return
@@ -141,6 +168,10 @@ class Snapshot:
         sets: dict[str, dict[str, BitMap]] = {}
         for directive, model, users in self._db.execute("SELECT directive, model, users FROM held_sets"):
             sets.setdefault(directive, {})[model] = BitMap.deserialize(users)
+        for directive, seq, model, added, removed in self._db.execute(
+                "SELECT directive, seq, model, added, removed FROM held_deltas ORDER BY directive, seq"):
+            apply_delta(sets.setdefault(directive, {}), PendingDelta(seq, model, BitMap.deserialize(added),
+                                                                     BitMap.deserialize(removed)))
         for directive, revision, seq, start, end, on_stale in self._db.execute(
                 "SELECT directive, revision, seq, effective_from, expires_at, on_stale FROM held"):
             window = Window(_moment(start), _moment(end))

@@ -6,8 +6,19 @@ from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.partitioner import murmur2
 
 from shared.contracts.catalogue import ALL_TOPICS, Topic
+
+
+def partition_for(topic: Topic, key: bytes) -> int:
+    """The partition of the topic a record with this key is written to.
+
+    Producers use the default partitioner (murmur2 of the key, as Kafka's Java client), so a consumer that
+    needs only one key's records -- an agent, its cluster's commands -- can read that partition alone.
+    This holds while the topic has the catalogue's partition count, which is why keyed topics keep it.
+    """
+    return (murmur2(key) & 0x7FFFFFFF) % topic.partitions
 
 
 @dataclass

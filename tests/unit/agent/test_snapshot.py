@@ -76,3 +76,58 @@ def test_a_snapshot_written_before_the_staleness_policy_existed_is_upgraded(tmp_
     loaded, _ = Snapshot(path).load()
     assert loaded.held["D1"].on_stale == "keep" and loaded.held["D1"].sets == {"fable-5": BitMap([4])}
     assert loaded.staging[("D2", 1)].on_stale == "keep" and loaded.staging[("D2", 1)].missing == [1]
+
+
+def _log_rows(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT count(*) FROM held_deltas").fetchone()[0]
+
+
+def test_deltas_are_logged_not_rewritten_and_replayed_on_load(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    store = Snapshot(path)
+    state = Restrictions()
+    _apply_all(store, state, [
+        restrict("D1", 1, "fable-5", [1, 2, 3], chunk=0, chunks=2),
+        restrict("D1", 1, "mythos-5", [3, 4], chunk=1, chunks=2),
+        delta("D1", 1, 1, "fable-5", added=[10], removed=[1]),
+        delta("D1", 1, 2, "mythos-5", added=[11], removed=[4]),
+        delta("D1", 1, 3, "fable-5", added=[12, 2], removed=[2]),  # in both: stays denied
+        delta("D1", 1, 4, "gpt-x", added=[13]),  # a model this cluster was not sent: seq only
+    ])
+    assert _log_rows(path) == 4
+    with sqlite3.connect(path) as db:  # the base sets on disk are still the revision as applied
+        (blob,) = db.execute("SELECT users FROM held_sets WHERE model = 'fable-5'").fetchone()
+    assert BitMap.deserialize(blob) == BitMap([1, 2, 3])
+    store.close()
+    loaded, _ = Snapshot(path).load()
+    assert loaded.held == state.held
+    assert loaded.held["D1"].sets == {"fable-5": BitMap([2, 3, 10, 12]), "mythos-5": BitMap([3, 11])}
+    assert loaded.held["D1"].seq == 4 and loaded.held["D1"].digest == state.held["D1"].digest
+
+
+def test_a_full_delta_log_is_compacted_into_the_sets(tmp_path: Path) -> None:
+    from services.agent import snapshot as module
+
+    path = tmp_path / "s.sqlite3"
+    store = Snapshot(path)
+    state = Restrictions()
+    limit = module.DELTA_LOG_LIMIT
+    _apply_all(store, state, [restrict("D1", 1, "fable-5", [0])]
+               + [delta("D1", 1, seq, "fable-5", added=[seq], removed=[seq - 1] if seq % 3 == 0 else [])
+                  for seq in range(1, limit + 6)])
+    assert 0 < _log_rows(path) < limit  # rewritten whole once the log was full, then logging again
+    loaded, _ = Snapshot(path).load()
+    assert loaded.held == state.held and loaded.held["D1"].seq == limit + 5
+
+
+def test_a_new_revision_or_a_lift_empties_the_delta_log(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    store = Snapshot(path)
+    state = Restrictions()
+    _apply_all(store, state, [restrict("D1", 1, "fable-5", [1]), delta("D1", 1, 1, "fable-5", added=[2]),
+                              restrict("D1", 2, "fable-5", [7])])
+    assert _log_rows(path) == 0
+    assert store.load()[0].held["D1"].sets == {"fable-5": BitMap([7])}
+    _apply_all(store, state, [delta("D1", 2, 1, "fable-5", added=[8]), lift("D1", 2)])
+    assert _log_rows(path) == 0 and "D1" not in store.load()[0].held
