@@ -76,8 +76,15 @@ class Snapshot:
 
     def record(self, state: Restrictions, directive: str, outcome: Outcome, partition: int | None = None,
                offset: int | None = None) -> None:
-        """Persist the directive's part of the state and the offset it reflects (if any), in one transaction."""
-        with self._transaction(partition, offset):
+        """Persist the directive's part of the state and the offset it reflects (if any), in one transaction.
+
+        A transaction that only stages a chunk is not synced to disk on its own: a power loss may drop it
+        (never a process crash), and then the revision misses that chunk, is reported failed after the
+        chunk timeout and is sent again. Everything that changes what is held or is acknowledged is synced
+        before the command's offset is committed. One fsync per revision instead of one per chunk.
+        """
+        staging_only = outcome.staged_chunk is not None and not outcome.held_changed and not outcome.acks
+        with self._transaction(partition, offset, synced=not staging_only):
             if outcome.held_changed and not (outcome.deltas and self._append_deltas(state, directive, outcome)):
                 self._write_held(state, directive)
             self._write_staging(state, directive, outcome)
@@ -86,8 +93,14 @@ class Snapshot:
                 self._db.execute("INSERT OR REPLACE INTO lifted VALUES (?, ?)", (directive, state.lifted[directive]))
 
     @contextmanager
-    def _transaction(self, partition: int | None, offset: int | None) -> Iterator[None]:
-        """One SQLite transaction that also records the next commands offset it reflects, when given."""
+    def _transaction(self, partition: int | None, offset: int | None, synced: bool = True) -> Iterator[None]:
+        """One SQLite transaction that also records the next commands offset it reflects, when given.
+
+        synced=False commits without waiting for the disk (WAL, synchronous=NORMAL: consistent after a
+        power loss, possibly without this transaction); the next synced commit makes it durable too.
+        """
+        if not synced:
+            self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -97,6 +110,9 @@ class Snapshot:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+        finally:
+            if not synced:
+                self._db.execute("PRAGMA synchronous=FULL")
 
     def _log_room(self, directive: str, count: int) -> bool:
         """Whether the directive's delta log may take `count` more rows before its sets are rewritten."""

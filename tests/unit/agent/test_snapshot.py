@@ -131,3 +131,17 @@ def test_a_new_revision_or_a_lift_empties_the_delta_log(tmp_path: Path) -> None:
     assert store.load()[0].held["D1"].sets == {"fable-5": BitMap([7])}
     _apply_all(store, state, [delta("D1", 2, 1, "fable-5", added=[8]), lift("D1", 2)])
     assert _log_rows(path) == 0 and "D1" not in store.load()[0].held
+
+
+def test_only_a_chunk_staged_alone_skips_the_disk_sync(tmp_path: Path) -> None:
+    store = Snapshot(tmp_path / "s.sqlite3")
+    statements: list[str] = []
+    store._db.set_trace_callback(lambda sql: statements.append(sql) if sql.startswith(("PRAGMA", "COMMIT")) else None)
+    state = Restrictions()
+    _apply_all(store, state, [restrict("D1", 1, "fable-5", [1], chunk=0, chunks=2),  # staged only
+                              restrict("D1", 1, "fable-5", [2], chunk=1, chunks=2),  # applies the revision
+                              lift("D1", 1)])
+    # The staging commit runs at synchronous=NORMAL; the held revision and the lift at FULL.
+    assert statements == ["PRAGMA synchronous=NORMAL", "COMMIT", "PRAGMA synchronous=FULL", "COMMIT", "COMMIT"]
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert store.load()[0].lifted == {"D1": 1}
