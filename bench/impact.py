@@ -254,7 +254,7 @@ async def delta_latency() -> dict[str, Any]:
 
 async def _measure_deltas(bootstrap: str, pop: registry.Population) -> dict[str, Any]:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0)
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100)
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await producer.start()
     await reader.start()
     try:
