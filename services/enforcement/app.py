@@ -12,7 +12,7 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from pydantic import Field
 
-from shared.contracts.catalogue import ACKS, COMMANDS, ENFORCEMENT, IMPACT, Topic, key_of
+from shared.contracts.catalogue import ACKS, COMMANDS, ENFORCEMENT, IMPACT, key_of
 from shared.contracts.envelope import utc_now
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
 from shared.contracts.serving import AgentHeartbeat, CommandApplied, CommandFailed
@@ -21,12 +21,13 @@ from shared.runtime.logging import bind_message_ids
 from shared.runtime.service import cancel_tasks
 from services.enforcement.coordinator import Coordinator, Outcome
 from services.enforcement.settings import EnforcementSettings
-from services.enforcement.store import REGENERATED, EnforcementStore
+from services.enforcement.store import REGENERATED, EnforcementStore, Queued
 from services.enforcement.tracking import Backoff
 
 SERVICE = "enforcement"
 GROUP = "countermand-enforcement"
 PUBLISH_WINDOW = 8  # messages handed to the producer before waiting for their acks
+JSON = {"content-type": "application/json"}  # what FastStream sets when it encodes a model itself
 
 Inbound = Annotated[
     Union[ImpactAssessed, AffectedSetChunk, AffectedSetDelta, CommandApplied, CommandFailed, AgentHeartbeat],
@@ -104,12 +105,12 @@ class EnforcementService:
         for note in outcome.notes:
             self.log.warning(note)
         entries: list = []
-        if outcome.commands or outcome.events or outcome.rollouts or outcome.sets or outcome.set_models \
+        if outcome.commands or outcome.events or outcome.rollouts or outcome.sets or outcome.deltas \
                 or outcome.clusters or outcome.parts or outcome.assembled:
             entries = self.store.save(outcome, self.core)
         if self._backlog:  # an earlier publish failed: its entries go first, read back from the outbox
             entries = self.store.outbox()
-        direct = [(None, COMMANDS, c) for c in outcome.commands if c.type in REGENERATED]
+        direct = [Queued(None, COMMANDS, c) for c in outcome.commands if c.type in REGENERATED]
         try:
             await self._publish(direct + entries)
         except Exception:
@@ -129,9 +130,9 @@ class EnforcementService:
             self.log.info("restrictions await a re-send: sync markers held back", clusters=len(markers))
             return
         if markers:
-            await self._publish([(None, COMMANDS, marker) for marker in markers])
+            await self._publish([Queued(None, COMMANDS, marker) for marker in markers])
 
-    async def _publish(self, entries: list) -> None:
+    async def _publish(self, entries: list[Queued]) -> None:
         """Hand entries to the producer a window at a time and wait for the window's broker acks.
 
         A window in flight lets the producer batch a large restriction's chunks instead of one round
@@ -142,14 +143,16 @@ class EnforcementService:
         self._backlog = True
         for start in range(0, len(entries), PUBLISH_WINDOW):
             window = entries[start:start + PUBLISH_WINDOW]
-            await asyncio.gather(*[await self._send(topic, message) for _, topic, message in window])
-            self.store.published([entry_id for entry_id, _, _ in window if entry_id is not None])
+            await asyncio.gather(*[await self._send(entry) for entry in window])
+            self.store.published([entry.id for entry in window if entry.id is not None])
         self._backlog = False
 
-    async def _send(self, topic: Topic, message: Any) -> asyncio.Future:
-        publisher = self.commands if topic is COMMANDS else self.status
-        return await publisher.publish(message, key=key_of(topic, message), correlation_id=message.event_id,
-                                       no_confirm=True)
+    async def _send(self, entry: Queued) -> asyncio.Future:
+        """Hand one message to the producer; an outbox entry goes as the JSON the outbox holds."""
+        publisher = self.commands if entry.topic is COMMANDS else self.status
+        body, headers = (entry.message, None) if entry.body is None else (entry.body.encode(), JSON)
+        return await publisher.publish(body, key=key_of(entry.topic, entry.message), headers=headers,
+                                       correlation_id=entry.message.event_id, no_confirm=True)
 
 
 def build(settings: EnforcementSettings | None = None, clock: Callable[[], datetime] = utc_now) -> EnforcementService:

@@ -36,6 +36,17 @@ class KnownCluster(BaseModel):
                                                                               "digest the agent reported holding.")
 
 
+@dataclass(frozen=True)
+class SetDelta:
+    """A delta applied to one model's set of a rollout: what the store appends to that set's log."""
+
+    key: Key
+    model: str
+    seq: int
+    added: BitMap
+    removed: BitMap
+
+
 @dataclass
 class Outcome:
     """What one message or tick produced: messages to publish and state to persist."""
@@ -45,7 +56,7 @@ class Outcome:
     events: list[Any] = field(default_factory=list)
     rollouts: set[Key] = field(default_factory=set)
     sets: set[Key] = field(default_factory=set)  # every model's set rewritten
-    set_models: set[tuple[Key, str]] = field(default_factory=set)  # one model's set rewritten (a delta)
+    deltas: list[SetDelta] = field(default_factory=list)  # one model's set changed by a delta (logged, not rewritten)
     clusters: set[str] = field(default_factory=set)
     parts: list[Any] = field(default_factory=list)  # assessment parts to keep until complete
     assembled: set[Key] = field(default_factory=set)  # assemblies done (their parts can go)
@@ -111,7 +122,7 @@ class Coordinator:
         if message.model not in rollout.scope.models:
             raise ValueError(f"model: {message.model} is not in the scope of {key}")
         self._apply_delta(rollout, message, added, removed)
-        out.set_models.add((key, message.model))
+        out.deltas.append(SetDelta(key, message.model, message.seq, added, removed))
         # Every cluster holding the directive gets every delta: impact numbers seq across the revision's
         # models, so an agent must see each seq to apply them in order without waiting on a gap. A cluster
         # that does not serve the model only advances its seq; its expected digest is unchanged.
@@ -302,8 +313,11 @@ class Coordinator:
             out.sets.add(rollout.key)
 
     def _apply_delta(self, rollout: Rollout, delta: AffectedSetDelta, added: BitMap, removed: BitMap) -> None:
-        sets = self.sets[rollout.key]
-        sets[delta.model] = (sets.get(delta.model, BitMap()) | added) - removed
+        users = self.sets[rollout.key].setdefault(delta.model, BitMap())
+        # In place (a million-user set is not copied twice per delta); removals first, then additions, as
+        # impact computes the model digest and agents apply it: an id in both stays denied.
+        users -= removed
+        users |= added
         self.encoded.get(rollout.key, {}).pop(delta.model, None)
         rollout.model_digests[delta.model] = delta.model_digest
         rollout.delta_seq[delta.model] = delta.seq

@@ -3,7 +3,8 @@
 A message's effect (state and the messages it must publish) is committed in one transaction before the
 Kafka offset; the outbox is published afterwards and emptied, and re-published after a crash.
 RestrictCommands are the exception: they follow from the saved sets and tracks and are re-sent from
-them after a restart instead of being written to disk once per cluster.
+them after a restart instead of being written to disk once per cluster. A delta to an affected set is
+appended to that set's log rather than rewriting the set (see set_store).
 """
 
 from __future__ import annotations
@@ -11,26 +12,32 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
-from typing import Any
-
-from pyroaring import BitMap
+from typing import Any, NamedTuple
 
 from shared.contracts.catalogue import COMMANDS, ENFORCEMENT, IMPACT, Topic
 from services.enforcement.assembly import Assembly, Key
 from services.enforcement.coordinator import Coordinator, KnownCluster, Outcome
 from services.enforcement.rollout import Rollout
+from services.enforcement.set_store import COMPACT_ROWS, SetStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clusters (cluster_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rollouts (key TEXT PRIMARY KEY, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS sets (key TEXT NOT NULL, model TEXT NOT NULL, bitmap BLOB NOT NULL,
-                                 PRIMARY KEY (key, model));
 CREATE TABLE IF NOT EXISTS parts (key TEXT NOT NULL, part TEXT NOT NULL, body TEXT NOT NULL,
                                   PRIMARY KEY (key, part));
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, body TEXT NOT NULL);
 """
 TOPICS = {COMMANDS.name: COMMANDS, ENFORCEMENT.name: ENFORCEMENT}
 REGENERATED = {"RestrictCommand"}  # rebuilt from sets and tracks after a restart (Coordinator.recover), not queued
+
+
+class Queued(NamedTuple):
+    """A message to publish: its outbox id (None when it is not kept there) and the JSON the outbox holds."""
+
+    id: int | None
+    topic: Topic
+    message: Any
+    body: str | None = None  # published as is, so a message is encoded once
 
 
 def text_key(key: Key) -> str:
@@ -48,48 +55,56 @@ def part_name(part: Any) -> str:
 class EnforcementStore:
     """The service's durable state under state_dir/enforcement."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, compact_rows: int = COMPACT_ROWS) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(folder / "enforcement.sqlite3", isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._sets = SetStore(self._db, compact_rows)
         self._published: list[int] = []
 
     def close(self) -> None:
         self.outbox()  # deletes what was published
         self._db.close()
 
-    def save(self, outcome: Outcome, core: Coordinator) -> list[tuple[int, Topic, Any]]:
+    def save(self, outcome: Outcome, core: Coordinator) -> list[Queued]:
         """Commit what changed and queue its messages; returns the outbox entries to publish."""
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
         try:
+            db.execute("BEGIN IMMEDIATE")
             self._write_state(outcome, core)
             self._forget_published()
             queued = [(COMMANDS, m) for m in outcome.commands if m.type not in REGENERATED] \
                 + [(ENFORCEMENT, m) for m in outcome.events]
-            entries = [(db.execute("INSERT INTO outbox (topic, body) VALUES (?, ?)",
-                                   (topic.name, message.model_dump_json())).lastrowid, topic, message)
-                       for topic, message in queued]
+            entries = [self._queue(topic, message) for topic, message in queued]
             db.execute("COMMIT")
+            self._sets.committed()
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self._sets.forget(stale={(text_key(d.key), d.model) for d in outcome.deltas})
             raise
         return entries
 
+    def _queue(self, topic: Topic, message: Any) -> Queued:
+        body = message.model_dump_json()
+        cursor = self._db.execute("INSERT INTO outbox (topic, body) VALUES (?, ?)", (topic.name, body))
+        return Queued(cursor.lastrowid, topic, message, body)
+
     def _write_state(self, outcome: Outcome, core: Coordinator) -> None:
         db = self._db
+        self._sets.repair(lambda key, model: core.sets.get(tuple(json.loads(key)), {}).get(model))
         for cluster_id in outcome.clusters:
             db.execute("REPLACE INTO clusters VALUES (?, ?)", (cluster_id, core.clusters[cluster_id].model_dump_json()))
         for key in outcome.rollouts:
             db.execute("REPLACE INTO rollouts VALUES (?, ?)", (text_key(key), core.rollouts[key].model_dump_json()))
         for key in outcome.sets:
-            db.execute("DELETE FROM sets WHERE key = ?", (text_key(key),))
-            db.executemany("INSERT INTO sets VALUES (?, ?, ?)",
-                           [(text_key(key), m, b.serialize()) for m, b in core.sets.get(key, {}).items()])
-        for key, model in outcome.set_models - {(k, m) for k in outcome.sets for m in core.sets.get(k, {})}:
-            db.execute("REPLACE INTO sets VALUES (?, ?, ?)", (text_key(key), model, core.sets[key][model].serialize()))
+            self._sets.replace(text_key(key), core.sets.get(key, {}))
+        for delta in outcome.deltas:
+            if delta.key not in outcome.sets:  # else the rewritten set already holds it
+                self._sets.append(text_key(delta.key), delta.model, delta.seq, delta.added, delta.removed,
+                                  core.sets[delta.key][delta.model])
         for part in outcome.parts:
             key = (part.directive_id, part.revision, getattr(part, "action", "restrict"))
             db.execute("REPLACE INTO parts VALUES (?, ?, ?)", (text_key(key), part_name(part), part.model_dump_json()))
@@ -107,14 +122,14 @@ class EnforcementStore:
         self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in self._published])
         self._published.clear()
 
-    def outbox(self) -> list[tuple[int, Topic, Any]]:
+    def outbox(self) -> list[Queued]:
         """Entries committed but not yet published (after a crash or a failed send)."""
         if self._published:
             self._db.execute("BEGIN IMMEDIATE")
             self._forget_published()
             self._db.execute("COMMIT")
         rows = self._db.execute("SELECT id, topic, body FROM outbox ORDER BY id").fetchall()
-        return [(i, TOPICS[t], TOPICS[t].adapter.validate_json(body)) for i, t, body in rows]
+        return [Queued(i, TOPICS[t], TOPICS[t].adapter.validate_json(body), body) for i, t, body in rows]
 
     def load(self, core: Coordinator) -> Coordinator:
         """Rebuild the in-memory state from disk."""
@@ -125,8 +140,8 @@ class EnforcementStore:
         for (body,) in db.execute("SELECT body FROM rollouts"):
             rollout = Rollout.model_validate_json(body)
             core.rollouts[rollout.key] = rollout
-        for key, model, blob in db.execute("SELECT key, model, bitmap FROM sets"):
-            core.sets.setdefault(tuple(json.loads(key)), {})[model] = BitMap.deserialize(blob)
+        for key, sets in self._sets.load().items():
+            core.sets[tuple(json.loads(key))] = sets
         for key, part, body in db.execute("SELECT key, part, body FROM parts ORDER BY key, part"):
             self._restore_part(core.assemblies.setdefault(tuple(json.loads(key)), Assembly()), part, body)
         return core

@@ -171,7 +171,9 @@ class FakeAgent(TopicReader):
                 self._answer(command, "restrict")
         elif command.type == "DeltaCommand":
             revision, sets = self.held[command.directive_id]
-            sets[command.model] = (sets[command.model] | decode_bitmap(command.added)) - decode_bitmap(command.removed)
+            if command.model in sets:  # a model the cluster does not serve only advances the seq
+                sets[command.model] = (sets[command.model] | decode_bitmap(command.added)) \
+                    - decode_bitmap(command.removed)
             self._answer(command, "delta")
         else:
             self.held.pop(command.directive_id, None)

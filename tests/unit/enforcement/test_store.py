@@ -27,8 +27,8 @@ def test_a_restarted_core_resumes_a_rollout_and_publishes_the_verdict(tmp_path: 
     store, first = EnforcementStore(tmp_path), core()
     assessed, chunks = assessment()
     entries, commands = run(first, store, [heartbeat("us-east", "fable-5"), assessed, *chunks], at(0))
-    assert commands and not [m for _, _, m in entries if m.type == "RestrictCommand"]  # not kept in the outbox
-    store.published([i for i, _, _ in entries])
+    assert commands and not [e for e in entries if e.message.type == "RestrictCommand"]  # not kept in the outbox
+    store.published([e.id for e in entries])
     store.close()
 
     store = EnforcementStore(tmp_path)
@@ -52,19 +52,21 @@ def test_messages_not_yet_published_stay_in_the_outbox(tmp_path: Path) -> None:
     store, coordinator = EnforcementStore(tmp_path), core()
     assessed, chunks = assessment()
     entries, _ = run(coordinator, store, [heartbeat("us-east", "fable-5"), assessed, *chunks], at(0))
-    store.published([entries[0][0]])
+    store.published([entries[0].id])
     store.close()
     left = EnforcementStore(tmp_path).outbox()
-    assert [m.event_id for _, _, m in left] == [m.event_id for _, _, m in entries[1:]]
+    assert [e.message.event_id for e in left] == [e.message.event_id for e in entries[1:]]
+    assert [e.body for e in left] == [e.body for e in entries[1:]]  # re-sent as the JSON first queued
 
 
-def test_a_delta_rewrites_only_its_model_and_the_sets_survive_a_restart(tmp_path: Path) -> None:
+def test_a_delta_is_logged_for_its_model_only_and_the_sets_survive_a_restart(tmp_path: Path) -> None:
     store, coordinator = EnforcementStore(tmp_path), core()
     assessed, chunks = assessment()
     run(coordinator, store, [heartbeat("us-east", "fable-5", "mythos-5"), assessed, *chunks], at(0))
     after = SETS["fable-5"] - BitMap([3])
     outcome = coordinator.on_delta(delta(1, "fable-5", BitMap(), BitMap([3]), after), at(1))
-    assert outcome.set_models == {(("D-1", 1, "restrict"), "fable-5")} and outcome.sets == set()
+    assert [(d.key, d.model, d.seq) for d in outcome.deltas] == [(("D-1", 1, "restrict"), "fable-5", 1)]
+    assert outcome.sets == set()
     store.save(outcome, coordinator)
     store.close()
     restarted = EnforcementStore(tmp_path).load(core())

@@ -73,14 +73,15 @@ class SlowBroker:
     def __init__(self, log: list[tuple[str, str]]) -> None:
         self.log, self.count = log, 0
 
-    async def publish(self, message: Any, *, key: bytes, no_confirm: bool, **_: Any) -> asyncio.Future:
+    async def publish(self, message: Any, *, key: bytes, correlation_id: str, no_confirm: bool,
+                      **_: Any) -> asyncio.Future:
         assert no_confirm
         self.count += 1
-        self.log.append(("sent", message.event_id))
+        self.log.append(("sent", correlation_id))  # the message's event id (outbox entries go as JSON bytes)
         done = asyncio.get_running_loop().create_future()
 
         def ack() -> None:
-            self.log.append(("acked", message.event_id))
+            self.log.append(("acked", correlation_id))
             done.set_result(None)
         asyncio.get_running_loop().call_later(0.03 if self.count % 3 == 0 else 0.001, ack)
         return done
