@@ -86,12 +86,13 @@ class EnforcementService:
             await self._commit(getattr(self.core, HANDLERS[message.type])(message, self.clock()))
 
     async def tick(self) -> None:
-        """One pass of the deadline and re-send rules."""
+        """One pass of the deadline and re-send rules; then write the sets of rollouts started since."""
         async with self._lock:
             if self._resend:
                 self._resend = False
                 await self._commit(self.core.recover(self.clock()))
             await self._commit(self.core.tick(self.clock()))
+            self.store.fold(self.core)
 
     async def _tick_forever(self) -> None:
         while True:

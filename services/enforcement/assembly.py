@@ -23,6 +23,7 @@ class Assembly:
     assessment: ImpactAssessed | None = None
     chunks: dict[int, AffectedSetChunk] = field(default_factory=dict)
     deltas: list[AffectedSetDelta] = field(default_factory=list)
+    decoded: dict[int, BitMap] = field(default_factory=dict)  # chunks' sets, decoded once when they came in
 
     @property
     def complete(self) -> bool:
@@ -39,18 +40,29 @@ class Assembly:
     def add_chunk(self, chunk: AffectedSetChunk) -> None:
         if chunk.chunk >= chunk.chunks:
             raise ValueError(f"chunk: index {chunk.chunk} is not below chunks={chunk.chunks}")
-        decode_bitmap(chunk.users)  # reject a corrupt bitmap now, not when the set is complete
+        users = decode_bitmap(chunk.users)  # reject a corrupt bitmap now, not when the set is complete
         if self.assessment is not None:
             check_chunk(chunk, self.assessment)
         self.chunks[chunk.chunk] = chunk
+        self.decoded[chunk.chunk] = users
 
     def sets(self) -> dict[str, BitMap]:
         """Per model, the union of its chunks (every model of the scope present, possibly empty)."""
         assert self.assessment is not None
         by_model: dict[str, list[BitMap]] = {m: [] for m in self.assessment.scope.models}
-        for chunk in self.chunks.values():
-            by_model[chunk.model].append(decode_bitmap(chunk.users))
+        for index, chunk in self.chunks.items():  # chunks restored from disk were not decoded yet
+            by_model[chunk.model].append(self.decoded.get(index) or decode_bitmap(chunk.users))
         return {model: union(parts) for model, parts in by_model.items()}
+
+
+    def base_sets(self) -> dict[str, BitMap]:
+        """The sets a rollout started with: its chunks, then the deltas that came before it started, in seq
+        order (as Coordinator._start_restrict applies them)."""
+        sets = self.sets()
+        for delta in sorted(self.deltas, key=lambda d: d.seq):
+            if delta.model in sets:
+                sets[delta.model] = (sets[delta.model] - decode_bitmap(delta.removed)) | decode_bitmap(delta.added)
+        return sets
 
 
 def check_chunk(chunk: AffectedSetChunk, assessment: ImpactAssessed) -> None:

@@ -98,9 +98,13 @@ class SetStore:
         self._rewritten.clear()
         self._stale |= stale
 
-    def load(self) -> dict[str, dict[str, BitMap]]:
-        """Every stored set: its base with its log applied in seq order."""
-        sets: dict[str, dict[str, BitMap]] = {}
+    def load(self, bases: dict[str, dict[str, BitMap]] | None = None) -> dict[str, dict[str, BitMap]]:
+        """Every stored set: its base with its log applied in seq order.
+
+        bases: sets of rollouts whose base is not written yet (built from their assessment's parts); a
+        base written since (a compaction) takes precedence.
+        """
+        sets: dict[str, dict[str, BitMap]] = {key: dict(models) for key, models in (bases or {}).items()}
         for key, model, blob in self._db.execute("SELECT key, model, bitmap FROM sets"):
             sets.setdefault(key, {})[model] = BitMap.deserialize(blob)
         rows = self._db.execute("SELECT key, model, added, removed FROM set_deltas ORDER BY key, model, seq")

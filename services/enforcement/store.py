@@ -5,6 +5,11 @@ Kafka offset; the outbox is published afterwards and emptied, and re-published a
 RestrictCommands are the exception: they follow from the saved sets and tracks and are re-sent from
 them after a restart instead of being written to disk once per cluster. A delta to an affected set is
 appended to that set's log rather than rewriting the set (see set_store).
+
+When an assessment is complete its parts (the chunks as received) already hold its sets: the rollout
+starts without writing them again, and fold() -- run by the deadline loop, off the path from impact to
+the clusters -- writes the sets and drops the parts later. Until then a restart rebuilds the sets
+from the parts (and the deltas logged since).
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ class EnforcementStore:
         self._db.executescript(SCHEMA)
         self._sets = SetStore(self._db, compact_rows)
         self._published: list[int] = []
+        self._unfolded: set[str] = set()  # rollouts whose sets are still only their assessment's parts
 
     def close(self) -> None:
         self.outbox()  # deletes what was published
@@ -100,7 +106,13 @@ class EnforcementStore:
         for key in outcome.rollouts:
             db.execute("REPLACE INTO rollouts VALUES (?, ?)", (text_key(key), core.rollouts[key].model_dump_json()))
         for key in outcome.sets:
+            if key in outcome.assembled and key in core.sets:  # started from its parts: they hold the sets
+                self._unfolded.add(text_key(key))
+                continue
             self._sets.replace(text_key(key), core.sets.get(key, {}))
+            if text_key(key) in self._unfolded:  # retired before it was folded
+                self._unfolded.discard(text_key(key))
+                db.execute("DELETE FROM parts WHERE key = ?", (text_key(key),))
         for delta in outcome.deltas:
             if delta.key not in outcome.sets:  # else the rewritten set already holds it
                 self._sets.append(text_key(delta.key), delta.model, delta.seq, delta.added, delta.removed,
@@ -109,7 +121,30 @@ class EnforcementStore:
             key = (part.directive_id, part.revision, getattr(part, "action", "restrict"))
             db.execute("REPLACE INTO parts VALUES (?, ?, ?)", (text_key(key), part_name(part), part.model_dump_json()))
         for key in outcome.assembled:
-            db.execute("DELETE FROM parts WHERE key = ?", (text_key(key),))
+            if text_key(key) not in self._unfolded:
+                db.execute("DELETE FROM parts WHERE key = ?", (text_key(key),))
+
+    def fold(self, core: Coordinator) -> int:
+        """Write the sets of rollouts started from their parts and drop the parts; returns how many."""
+        if not self._unfolded:
+            return 0
+        keys = sorted(self._unfolded)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for key in keys:
+                sets = core.sets.get(tuple(json.loads(key)))
+                if sets is not None:
+                    self._sets.replace(key, sets)
+                self._db.execute("DELETE FROM parts WHERE key = ?", (key,))
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            self._sets.forget(stale=set())
+            raise
+        self._sets.committed()
+        self._unfolded.clear()
+        return len(keys)
 
     def published(self, ids: list[int]) -> None:
         """Outbox entries that reached Kafka: deleted with the next save, so without an fsync of their own.
@@ -140,10 +175,15 @@ class EnforcementStore:
         for (body,) in db.execute("SELECT body FROM rollouts"):
             rollout = Rollout.model_validate_json(body)
             core.rollouts[rollout.key] = rollout
-        for key, sets in self._sets.load().items():
-            core.sets[tuple(json.loads(key))] = sets
+        assemblies: dict[Key, Assembly] = {}
         for key, part, body in db.execute("SELECT key, part, body FROM parts ORDER BY key, part"):
-            self._restore_part(core.assemblies.setdefault(tuple(json.loads(key)), Assembly()), part, body)
+            self._restore_part(assemblies.setdefault(tuple(json.loads(key)), Assembly()), part, body)
+        started = {key: assembly for key, assembly in assemblies.items() if key in core.rollouts}
+        self._unfolded = {text_key(key) for key in started}
+        core.assemblies.update({k: a for k, a in assemblies.items() if k not in started})
+        bases = {text_key(key): assembly.base_sets() for key, assembly in started.items()}
+        for key, sets in self._sets.load(bases).items():
+            core.sets[tuple(json.loads(key))] = sets
         return core
 
     @staticmethod

@@ -18,14 +18,17 @@ KEY = ("D-1", 1, "restrict")
 MODELS = sorted(SETS)
 
 
-def enforcing(store: EnforcementStore) -> Coordinator:
-    """A core with D-1 in force on one cluster serving both models, saved through the store."""
+def enforcing(store: EnforcementStore, fold: bool = True) -> Coordinator:
+    """A core with D-1 in force on one cluster serving both models, saved through the store; its sets
+    written by the deadline loop's fold() unless fold=False (then only the assessment's parts hold them)."""
     coordinator = core()
     assessed, chunks = assessment()
     for message in [heartbeat("us-east", *MODELS), assessed, *chunks]:
         handler = {"AgentHeartbeat": "on_heartbeat", "ImpactAssessed": "on_assessed"}.get(message.type, "on_chunk")
         store.save(getattr(coordinator, handler)(message, at(0)), coordinator)
     assert KEY in coordinator.rollouts
+    if fold:
+        assert store.fold(coordinator) == 1
     return coordinator
 
 
@@ -193,3 +196,50 @@ def test_an_id_both_added_and_removed_by_a_delta_stays_denied_as_impact_and_agen
     store.close()
     assert both.issubset(coordinator.sets[KEY][model]) and coordinator.sets[KEY][model] == expected
     assert reopened(tmp_path).sets[KEY][model] == expected
+
+
+def test_a_started_rollout_is_rebuilt_from_its_parts_and_logged_deltas_until_folded(tmp_path: Path) -> None:
+    store = EnforcementStore(tmp_path)
+    coordinator = enforcing(store, fold=False)
+    assert rows(tmp_path, "sets") == 0 and rows(tmp_path, "parts") > 0  # nothing written twice on the way out
+    apply(coordinator, store, deltas(12))
+    store.close()
+    assert_same_sets(reopened(tmp_path), coordinator)  # parts, then the delta log
+
+    store = EnforcementStore(tmp_path)
+    restarted = store.load(core())
+    assert restarted.assemblies == {}  # the parts of a started rollout are not an assessment to start again
+    assert store.fold(restarted) == 1 and store.fold(restarted) == 0
+    store.close()
+    assert rows(tmp_path, "parts") == 0 and rows(tmp_path, "set_deltas") == 0 and rows(tmp_path, "sets") == 2
+    assert_same_sets(reopened(tmp_path), coordinator)
+
+
+def test_a_delta_that_came_before_the_rollout_started_is_in_the_sets_rebuilt_from_parts(tmp_path: Path) -> None:
+    store = EnforcementStore(tmp_path)
+    coordinator = core()
+    assessed, chunks = assessment()
+    model = MODELS[0]
+    early = delta(1, model, BitMap([1_500]), BitMap([min(SETS[model])]),
+                  (SETS[model] - BitMap([min(SETS[model])])) | BitMap([1_500]))
+    for message in [heartbeat("us-east", *MODELS), assessed, early, *chunks]:
+        handler = {"AgentHeartbeat": "on_heartbeat", "ImpactAssessed": "on_assessed",
+                   "AffectedSetDelta": "on_delta"}.get(message.type, "on_chunk")
+        store.save(getattr(coordinator, handler)(message, at(0)), coordinator)
+    assert 1_500 in coordinator.sets[KEY][model]
+    store.close()
+    assert_same_sets(reopened(tmp_path), coordinator)
+
+
+def test_a_rollout_retired_before_its_fold_leaves_no_parts(tmp_path: Path) -> None:
+    store = EnforcementStore(tmp_path)
+    coordinator = enforcing(store, fold=False)
+    lifted, lift_chunks = assessment(action="lift")
+    for message in [lifted, *lift_chunks]:
+        handler = coordinator.on_assessed if message.type == "ImpactAssessed" else coordinator.on_chunk
+        store.save(handler(message, at(1)), coordinator)
+    assert not coordinator.rollouts[KEY].active
+    store.fold(coordinator)
+    store.close()
+    assert rows(tmp_path, "parts") == 0 and rows(tmp_path, "sets") == 0
+    assert KEY not in reopened(tmp_path).sets
