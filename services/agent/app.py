@@ -229,10 +229,17 @@ class Agent:
         return outcome
 
     async def _expire_staging(self) -> None:
+        """Every second at most: report revisions whose chunks did not all come in time, and fold revisions
+        applied from their chunks into plain sets in the snapshot (off the path to their acks)."""
         timeout = timedelta(seconds=self.settings.chunk_timeout_s)
         while True:
             await asyncio.sleep(min(1.0, self.settings.chunk_timeout_s / 4))
-            await self.expire_staging(timeout)
+            try:
+                await self.expire_staging(timeout)
+                if self._snapshot is not None:
+                    self._snapshot.fold(self.state)
+            except Exception as exc:  # a broker or disk hiccup: the next pass tries again
+                self.log.warning("staging housekeeping failed", error=repr(exc))
 
     async def expire_staging(self, timeout: timedelta) -> None:
         """Discard revisions whose missing chunks did not come in time and report each failure once."""

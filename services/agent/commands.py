@@ -46,6 +46,7 @@ class Outcome:
     staged_chunk: tuple[int, int] | None = None  # (revision, chunk) newly staged
     touched: bool = False  # staging, early deltas or lift tombstones changed
     deltas: tuple[PendingDelta, ...] = ()  # when held changed only by these deltas, applied in this order
+    completed: tuple[int, StagedRevision, int] | None = None  # (revision, its chunks, the last one) now held
 
 
 def on_command(state: Restrictions, command: RestrictCommand | DeltaCommand | LiftCommand, cluster_id: str,
@@ -94,16 +95,18 @@ def on_restrict(state: Restrictions, command: RestrictCommand, now: datetime | N
     staged.parts[command.chunk] = (command.model, users)
     if not staged.complete:
         return Outcome(staged_chunk=(revision, command.chunk), touched=True)
-    return _apply_revision(state, directive, revision, staged)
+    return _apply_revision(state, directive, revision, staged, command.chunk)
 
 
-def _apply_revision(state: Restrictions, directive: str, revision: int, staged: StagedRevision) -> Outcome:
+def _apply_revision(state: Restrictions, directive: str, revision: int, staged: StagedRevision,
+                    last: int) -> Outcome:
     state.held[directive] = HeldRestriction.of(revision, staged.window, staged.sets(),
                                                _seq_reflected(state, directive, revision), on_stale=staged.on_stale)
     _drop_staging(state, directive, through=revision)
     for key in [k for k in state.pending if k[0] == directive]:
         del state.pending[key]
-    return Outcome(acks=(_confirm(state, directive, revision, "restrict"),), held_changed=True, touched=True)
+    return Outcome(acks=(_confirm(state, directive, revision, "restrict"),), held_changed=True, touched=True,
+                   completed=(revision, staged, last))
 
 
 def _seq_reflected(state: Restrictions, directive: str, revision: int) -> int:

@@ -33,7 +33,9 @@ CREATE TABLE IF NOT EXISTS synced (one INTEGER PRIMARY KEY CHECK (one = 1), mark
 """
 # Columns added after the first release: snapshots written before them are upgraded in place on open.
 ADDED_COLUMNS = {
-    "held": {"on_stale": "TEXT NOT NULL DEFAULT 'keep'"},
+    "held": {"on_stale": "TEXT NOT NULL DEFAULT 'keep'",
+             # Set when the held sets are still the chunks of this staged revision (see Snapshot.fold).
+             "staged_revision": "INTEGER"},
     "staged": {"on_stale": "TEXT NOT NULL DEFAULT 'keep'", "cause": "TEXT NOT NULL DEFAULT ''"},
 }
 # Deltas on a held revision are appended to its log rather than rewriting its sets (a 10M-user set is
@@ -85,7 +87,11 @@ class Snapshot:
         """
         staging_only = outcome.staged_chunk is not None and not outcome.held_changed and not outcome.acks
         with self._transaction(partition, offset, synced=not staging_only):
-            if outcome.held_changed and not (outcome.deltas and self._append_deltas(state, directive, outcome)):
+            if outcome.staged_chunk is not None and outcome.staged_chunk[0] == self._backing(directive):
+                self._write_held(state, directive)  # a held revision re-sent: its chunks must not mix
+            if outcome.completed is not None:
+                self._write_applied(state, directive, outcome.completed)
+            elif outcome.held_changed and not (outcome.deltas and self._append_deltas(state, directive, outcome)):
                 self._write_held(state, directive)
             self._write_staging(state, directive, outcome)
             self._write_pending(state, directive)
@@ -135,7 +141,49 @@ class Snapshot:
                              [(directive, d.seq, d.model, _blob(d.added), _blob(d.removed)) for d in outcome.deltas])
         return True
 
+    def _backing(self, directive: str) -> int | None:
+        """The staged revision whose chunks are the directive's held sets on disk, if they are."""
+        row = self._db.execute("SELECT staged_revision FROM held WHERE directive = ?", (directive,)).fetchone()
+        return row[0] if row else None
+
+    def _write_applied(self, state: Restrictions, directive: str, completed: tuple[int, StagedRevision, int]) -> None:
+        """A revision whose chunks all came in is held: its staged rows become the held sets as they are.
+
+        Only the last chunk and the held row are written; rewriting the sets (and deleting the chunks)
+        would write a 10M-user revision twice on the way to its acknowledgement. fold() does it later.
+        """
+        revision, staged, last = completed
+        held = state.held[directive]
+        backing = self._backing(directive)
+        self._db.execute("DELETE FROM held_sets WHERE directive = ?", (directive,))
+        self._db.execute("DELETE FROM held_deltas WHERE directive = ?", (directive,))
+        if backing is not None:  # the chunks of what was held until now
+            self._db.execute("DELETE FROM staged WHERE directive = ? AND revision = ?", (directive, backing))
+        # Earlier chunks of this revision are on disk already, unless they were the held revision's own
+        # (a held revision sent again in one chunk): then all of them are written.
+        for chunk in (staged.parts if backing == revision else [last]):
+            self._write_chunk(directive, revision, chunk, staged)
+        self._db.execute("INSERT OR REPLACE INTO held (directive, revision, seq, effective_from, expires_at, on_stale, "
+                         "staged_revision) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (directive, held.revision, held.seq, _iso(held.window.effective_from),
+                          _iso(held.window.expires_at), held.on_stale, revision))
+
+    def fold(self, state: Restrictions) -> int:
+        """Write as sets the held revisions still stored as their chunks, and drop those chunks (synced).
+
+        Run off the command path (the agent does it every second); returns how many were folded.
+        """
+        directives = [d for (d,) in self._db.execute("SELECT directive FROM held WHERE staged_revision IS NOT NULL")]
+        if directives:
+            with self._transaction(None, None):
+                for directive in directives:
+                    self._write_held(state, directive)
+        return len(directives)
+
     def _write_held(self, state: Restrictions, directive: str) -> None:
+        backing = self._backing(directive)
+        if backing is not None:
+            self._db.execute("DELETE FROM staged WHERE directive = ? AND revision = ?", (directive, backing))
         self._db.execute("DELETE FROM held WHERE directive = ?", (directive,))
         self._db.execute("DELETE FROM held_sets WHERE directive = ?", (directive,))
         self._db.execute("DELETE FROM held_deltas WHERE directive = ?", (directive,))
@@ -151,12 +199,14 @@ class Snapshot:
 
     def _write_staging(self, state: Restrictions, directive: str, outcome: Outcome) -> None:
         staged = state.staged_of(directive)
-        kept = ",".join(str(int(rev)) for rev in staged) or "-1"
+        kept = ",".join(str(int(rev)) for rev in [*staged, self._backing(directive) or -1])
         self._db.execute(f"DELETE FROM staged WHERE directive = ? AND revision NOT IN ({kept})", (directive,))
         if outcome.staged_chunk is None:
             return
         revision, chunk = outcome.staged_chunk
-        part = staged[revision]
+        self._write_chunk(directive, revision, chunk, staged[revision])
+
+    def _write_chunk(self, directive: str, revision: int, chunk: int, part: StagedRevision) -> None:
         model, users = part.parts[chunk]
         self._db.execute("INSERT OR REPLACE INTO staged (directive, revision, chunk, chunks, effective_from, "
                          "expires_at, model, users, on_stale, cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (
@@ -184,6 +234,13 @@ class Snapshot:
         sets: dict[str, dict[str, BitMap]] = {}
         for directive, model, users in self._db.execute("SELECT directive, model, users FROM held_sets"):
             sets.setdefault(directive, {})[model] = BitMap.deserialize(users)
+        backing = dict(self._db.execute("SELECT directive, staged_revision FROM held "
+                                        "WHERE staged_revision IS NOT NULL"))
+        for directive, revision, model, users in self._db.execute(
+                "SELECT directive, revision, model, users FROM staged ORDER BY directive, revision, chunk"):
+            if backing.get(directive) == revision:  # held sets still stored as the revision's chunks
+                models = sets.setdefault(directive, {})
+                models[model] = models.get(model, BitMap()) | BitMap.deserialize(users)
         for directive, seq, model, added, removed in self._db.execute(
                 "SELECT directive, seq, model, added, removed FROM held_deltas ORDER BY directive, seq"):
             apply_delta(sets.setdefault(directive, {}), PendingDelta(seq, model, BitMap.deserialize(added),
@@ -196,6 +253,8 @@ class Snapshot:
         for directive, revision, chunk, chunks, start, end, model, users, on_stale, cause in self._db.execute(
                 "SELECT directive, revision, chunk, chunks, effective_from, expires_at, model, users, on_stale, "
                 "cause FROM staged"):
+            if backing.get(directive) == revision:
+                continue  # not staging: the held revision
             # The wait for missing chunks starts again in this process (started_at unset).
             staged = state.staging.setdefault((directive, revision), StagedRevision(
                 chunks, Window(_moment(start), _moment(end)), on_stale=on_stale, cause=cause))

@@ -96,9 +96,10 @@ def test_deltas_are_logged_not_rewritten_and_replayed_on_load(tmp_path: Path) ->
         delta("D1", 1, 4, "gpt-x", added=[13]),  # a model this cluster was not sent: seq only
     ])
     assert _log_rows(path) == 4
-    with sqlite3.connect(path) as db:  # the base sets on disk are still the revision as applied
-        (blob,) = db.execute("SELECT users FROM held_sets WHERE model = 'fable-5'").fetchone()
-    assert BitMap.deserialize(blob) == BitMap([1, 2, 3])
+    with sqlite3.connect(path) as db:  # the sets on disk are still the revision's chunks as they came in
+        rows = db.execute("SELECT model, users FROM staged WHERE directive = 'D1' ORDER BY chunk").fetchall()
+    assert [(model, BitMap.deserialize(blob)) for model, blob in rows] == [("fable-5", BitMap([1, 2, 3])),
+                                                                           ("mythos-5", BitMap([3, 4]))]
     store.close()
     loaded, _ = Snapshot(path).load()
     assert loaded.held == state.held
@@ -145,3 +146,62 @@ def test_only_a_chunk_staged_alone_skips_the_disk_sync(tmp_path: Path) -> None:
     assert statements == ["PRAGMA synchronous=NORMAL", "COMMIT", "PRAGMA synchronous=FULL", "COMMIT", "COMMIT"]
     assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert store.load()[0].lifted == {"D1": 1}
+
+
+def _table(path: Path, table: str) -> int:
+    with sqlite3.connect(path) as db:
+        return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def test_a_revision_is_held_as_its_chunks_until_folded_into_sets(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    store = Snapshot(path)
+    state = Restrictions()
+    _apply_all(store, state, [restrict("D1", 1, "fable-5", [1], chunk=0, chunks=3),
+                              restrict("D1", 1, "fable-5", [2], chunk=1, chunks=3),
+                              restrict("D1", 1, "mythos-5", [3], chunk=2, chunks=3),
+                              delta("D1", 1, 1, "fable-5", added=[7], removed=[1])])
+    assert _table(path, "held_sets") == 0 and _table(path, "staged") == 3  # the last chunk written on apply
+    reloaded, _ = Snapshot(path).load()
+    assert reloaded.held == state.held and reloaded.staging == {}  # held, not staging
+    assert store.fold(state) == 1 and store.fold(state) == 0
+    assert _table(path, "held_sets") == 2 and _table(path, "staged") == 0 and _log_rows(path) == 0
+    folded, _ = Snapshot(path).load()
+    assert folded.held == state.held and folded.held["D1"].sets == {"fable-5": BitMap([2, 7]), "mythos-5": BitMap([3])}
+
+
+def test_a_held_revision_sent_again_with_other_content_never_mixes_chunks(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    store = Snapshot(path)
+    state = Restrictions()
+    _apply_all(store, state, [restrict("D1", 1, "fable-5", [1], chunk=0, chunks=2),
+                              restrict("D1", 1, "fable-5", [2], chunk=1, chunks=2),
+                              restrict("D1", 1, "fable-5", [5], chunk=0, chunks=2)])  # a re-send, half in
+    loaded, _ = Snapshot(path).load()
+    assert loaded.held["D1"].sets == {"fable-5": BitMap([1, 2])}  # what is held is still the first content
+    assert loaded.staging[("D1", 1)].parts == {0: ("fable-5", BitMap([5]))}  # only the re-sent chunk staged
+    _apply_all(store, state, [restrict("D1", 1, "fable-5", [6], chunk=1, chunks=2)])
+    assert Snapshot(path).load()[0].held["D1"].sets == {"fable-5": BitMap([5, 6])}
+
+
+def test_a_lift_or_newer_revision_drops_the_chunks_that_held_the_older_one(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    store = Snapshot(path)
+    state = Restrictions()
+    _apply_all(store, state, [restrict("D1", 1, "fable-5", [1]), restrict("D1", 2, "fable-5", [2]),
+                              restrict("D2", 1, "fable-5", [3]), lift("D2", 1)])
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT directive, revision FROM staged").fetchall() == [("D1", 2)]
+    loaded, _ = Snapshot(path).load()
+    assert loaded.held == state.held and set(loaded.held) == {"D1"} and loaded.staging == {}
+
+
+def test_a_held_revision_sent_again_in_fewer_chunks_leaves_none_of_the_old_ones(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    store = Snapshot(path)
+    state = Restrictions()
+    _apply_all(store, state, [restrict("D1", 1, "fable-5", [1], chunk=0, chunks=2),
+                              restrict("D1", 1, "fable-5", [2], chunk=1, chunks=2),
+                              restrict("D1", 1, "fable-5", [9], chunk=0, chunks=1)])
+    assert state.held["D1"].sets == {"fable-5": BitMap([9])}
+    assert Snapshot(path).load()[0].held == state.held
