@@ -18,7 +18,7 @@ from faststream.specification import AsyncAPI
 
 from services.agent.access import AccessChecker
 from services.agent.commands import Applied, Failed, Outcome, expire_staging, on_command
-from services.agent.http import access_api
+from services.agent.http import access_api, server_config
 from services.agent.readiness import Readiness, behind, committed_offsets, offsets_at_start
 from services.agent.restrictions import Restrictions
 from services.agent.settings import AgentSettings
@@ -135,9 +135,7 @@ class Agent:
             self._snapshot = None
 
     async def _serve_http(self) -> None:
-        config = uvicorn.Config(self.http_app, host=self.settings.http_host, port=self.settings.http_port,
-                                log_level="warning", lifespan="off", access_log=False)
-        self._server = _EmbeddedServer(config)
+        self._server = _EmbeddedServer(server_config(self.http_app, self.settings.http_host, self.settings.http_port))
         serving = asyncio.create_task(self._server.serve(), name="agent-http")
         while not self._server.started:
             if serving.done():

@@ -1,7 +1,8 @@
 """The access-check HTTP API (FastAPI): single and batch checks, readiness, health and held state.
 
-`GET /v1/access` is the gateways' hot path: a well-formed request is answered by a thin ASGI front
-without FastAPI's routing, validation and serialisation (same JSON, same status codes); anything else,
+`GET /v1/access` is the gateways' hot path: a well-formed request is answered without FastAPI's routing,
+validation and serialisation (same JSON, same status codes), by the HTTP protocol itself as soon as the
+request is parsed (`AccessProtocol`), or by a thin ASGI front when it comes through ASGI; anything else,
 including every malformed request, goes to the FastAPI app, which documents the API and names the bad
 parameter in its 422 answer.
 """
@@ -14,9 +15,12 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import datetime
 from typing import Any
 
+import httptools
+import uvicorn
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from services.agent.access import AccessChecker, Decision, NotReady
 from services.agent.settings import MODEL_PATTERN
@@ -95,6 +99,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 _MODEL = re.compile(MODEL_PATTERN)
 _USER = re.compile(r"^[0-9]{1,10}$")
 _JSON = [(b"content-type", b"application/json")]
+_TYPES = (b"application/json", b"text/plain; charset=utf-8")  # an answer, an unexpected failure
 
 
 class AccessFront:
@@ -109,14 +114,15 @@ class AccessFront:
         if scope["type"] == "http" and scope["path"] == "/v1/access" and scope["method"] == "GET":
             pair = _pair(scope["query_string"])
             if pair is not None:
-                status, body = self._answer(*pair)
+                status, body = self.answer(*pair)
                 await send({"type": "http.response.start", "status": status,
                             "headers": [*_JSON, (b"content-length", str(len(body)).encode())]})
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.api(scope, receive, send)
 
-    def _answer(self, user: int, model: str) -> tuple[int, bytes]:
+    def answer(self, user: int, model: str) -> tuple[int, bytes]:
+        """(status, JSON body) of the check of `user` for `model` now."""
         try:
             content: Any = _answer(self._checker.check(user, model, self._clock()))
             status = 200
@@ -135,3 +141,84 @@ def _pair(query: bytes) -> tuple[int, str] | None:
     if len(fields) != 2 or not _USER.fullmatch(user) or int(user) > MAX_USER or not _MODEL.fullmatch(model):
         return None
     return int(user), model
+
+
+class AccessProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol, answering a well-formed `GET /v1/access` in the parser's callbacks.
+
+    The answer is written as soon as the request is complete: no task, no ASGI round trip, no per-request
+    scope. Everything else takes uvicorn's own path to the ASGI app unchanged (keep-alive, pipelining,
+    flow control, 400 on a malformed request, 422 from FastAPI), and so does a check pipelined behind a
+    request still being answered, so that answers leave in request order.
+    """
+
+    def __init__(self, config: uvicorn.Config, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        if not isinstance(config.app, AccessFront):
+            raise TypeError("AccessProtocol serves an AccessFront")
+        self.front = config.app
+        self._check: tuple[int, str] | None = None
+
+    def on_message_begin(self) -> None:
+        self._check = None
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._check = self._hot_check()
+        if self._check is None:
+            super().on_headers_complete()
+
+    def _hot_check(self) -> tuple[int, str] | None:
+        if self.parser.get_method() != b"GET" or self.parser.should_upgrade() or self.pipeline \
+                or (self.cycle is not None and not self.cycle.response_complete):
+            return None
+        try:
+            url = httptools.parse_url(self.url)
+        except httptools.HttpParserInvalidURLError:
+            return None
+        return _pair(url.query or b"") if url.path == b"/v1/access" else None
+
+    def on_body(self, body: bytes) -> None:
+        if self._check is None:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._check is None:
+            super().on_message_complete()
+            return
+        if self.transport.is_closing():
+            return  # pipelined after a request that closed the connection: not answered, as uvicorn does
+        keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+        try:
+            status, body = self.front.answer(*self._check)
+        except Exception as exc:
+            self.logger.error("Exception in the access check\n", exc_info=exc)
+            status, body, keep_alive = 500, b"Internal Server Error", False
+        self._respond(status, body, keep_alive)
+
+    def _respond(self, status: int, body: bytes, keep_alive: bool) -> None:
+        head = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        head += [b"content-type: ", _TYPES[status == 500], b"\r\ncontent-length: ", str(len(body)).encode(),
+                 b"\r\n\r\n" if keep_alive else b"\r\nconnection: close\r\n\r\n", body]
+        self.transport.write(b"".join(head))
+        self.server_state.total_requests += 1
+        if not keep_alive:
+            self.transport.close()
+            return
+        if self.flow.write_paused:
+            self.flow.pause_reading()  # a client that does not read its answers is not read either
+        self._unset_keepalive_if_required()
+        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.cycle is None or self.cycle.response_complete:
+            self.flow.resume_reading()
+
+
+def server_config(front: AccessFront, host: str, port: int) -> uvicorn.Config:
+    """How the agent serves its API: uvicorn with `AccessProtocol`, no lifespan, no access log."""
+    return uvicorn.Config(front, host=host, port=port, http=AccessProtocol, log_level="warning", lifespan="off",
+                          access_log=False)
