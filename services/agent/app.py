@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Generator
 from datetime import datetime, timedelta
 from typing import Any
@@ -65,6 +66,7 @@ class Agent:
         self._server: _EmbeddedServer | None = None
         self._serving: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._command_heard = 0.0  # monotonic time of the last command consumed (housekeeping waits for a lull)
         self._subscribe()
 
     def _subscribe(self) -> None:
@@ -184,6 +186,7 @@ class Agent:
     async def handle(self, command: RestrictCommand | DeltaCommand | LiftCommand | ClusterSynced, partition: int,
                      offset: int) -> None:
         """Apply one command durably (snapshot before the offset commits), then acknowledge it."""
+        self._command_heard = time.monotonic()
         if command.cluster_id != self.settings.cluster_id:
             # The topic carries every cluster's commands: on the wire another cluster's are not an error.
             self.log.debug("command for another cluster ignored", cluster=command.cluster_id)
@@ -234,7 +237,8 @@ class Agent:
             await asyncio.sleep(min(1.0, self.settings.chunk_timeout_s / 4))
             try:
                 await self.expire_staging(timeout)
-                if self._snapshot is not None:
+                quiet = time.monotonic() - self._command_heard >= self.settings.fold_after_quiet_s
+                if self._snapshot is not None and quiet:
                     self._snapshot.fold(self.state)
             except Exception as exc:  # a broker or disk hiccup: the next pass tries again
                 self.log.warning("staging housekeeping failed", error=repr(exc))

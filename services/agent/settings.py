@@ -34,6 +34,9 @@ class AgentSettings(ServiceSettings):
     chunk_timeout_s: float = Field(
         60.0, gt=0, description="Seconds a directive revision may wait for missing chunks before it is discarded "
                                 "and reported failed (never applied partially).")
+    fold_after_quiet_s: float = Field(
+        2.0, ge=0, description="A revision applied from its staged chunks is rewritten as plain sets in the snapshot "
+                               "once no command came for this long (housekeeping kept off busy moments).")
 
     @field_validator("models", mode="before")
     @classmethod

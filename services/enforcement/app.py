@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Union
@@ -33,6 +34,7 @@ Inbound = Annotated[
     Union[ImpactAssessed, AffectedSetChunk, AffectedSetDelta, CommandApplied, CommandFailed, AgentHeartbeat],
     Field(discriminator="type"),
 ]
+IMPACT_TYPES = {"ImpactAssessed", "AffectedSetChunk", "AffectedSetDelta"}
 HANDLERS: dict[str, str] = {
     "ImpactAssessed": "on_assessed", "AffectedSetChunk": "on_chunk", "AffectedSetDelta": "on_delta",
     "CommandApplied": "on_applied", "CommandFailed": "on_failed", "AgentHeartbeat": "on_heartbeat",
@@ -54,6 +56,8 @@ class EnforcementService:
         self._ticker: asyncio.Task | None = None
         self._resend = False  # restrict commands failed to publish: re-send unapplied restrictions
         self._backlog = True  # the outbox may hold entries not yet published (after a crash or a failed send)
+        self._in_flight: set[asyncio.Future] = set()  # status events handed to the producer, not yet acknowledged
+        self._impact_heard = 0.0  # monotonic time of the last impact message (assessment, chunk or delta)
 
         @self.broker.subscriber(IMPACT.name, ACKS.name, **consumer_options(GROUP),
                                 title="impact-and-acks:consume",
@@ -75,6 +79,8 @@ class EnforcementService:
 
     async def stop(self) -> None:
         await cancel_tasks(self._ticker)
+        if self._in_flight:  # what the broker acknowledges now need not be published again after a restart
+            await asyncio.wait(list(self._in_flight), timeout=5)
         await self.broker.stop()
         if self.store is not None:
             self.store.close()
@@ -82,6 +88,8 @@ class EnforcementService:
     async def handle(self, message: Any) -> None:
         """Apply one inbound message: decide, persist with its outbox, publish (then Kafka commits)."""
         bind_message_ids(getattr(message, "directive_id", None), message.event_id)
+        if message.type in IMPACT_TYPES:
+            self._impact_heard = time.monotonic()
         async with self._lock:
             await self._commit(getattr(self.core, HANDLERS[message.type])(message, self.clock()))
 
@@ -92,7 +100,8 @@ class EnforcementService:
                 self._resend = False
                 await self._commit(self.core.recover(self.clock()))
             await self._commit(self.core.tick(self.clock()))
-            self.store.fold(self.core)
+            if time.monotonic() - self._impact_heard >= self.settings.fold_after_quiet_s:
+                self.store.fold(self.core)  # not while an assessment streams in: its CPU and disk go there
 
     async def _tick_forever(self) -> None:
         while True:
@@ -112,6 +121,10 @@ class EnforcementService:
         if self._backlog:  # an earlier publish failed: its entries go first, read back from the outbox
             entries = self.store.outbox()
         direct = [Queued(None, COMMANDS, c) for c in outcome.commands if c.type in REGENERATED]
+        if entries and not direct and not outcome.markers and not self._backlog \
+                and all(entry.topic is ENFORCEMENT for entry in entries):
+            await self._publish_events(entries)  # an ack's status change: the next message need not wait
+            return
         try:
             await self._publish(direct + entries)
         except Exception:
@@ -147,6 +160,29 @@ class EnforcementService:
             await asyncio.gather(*[await self._send(entry) for entry in window])
             self.store.published([entry.id for entry in window if entry.id is not None])
         self._backlog = False
+
+    async def _publish_events(self, entries: list[Queued]) -> None:
+        """Hand status events (already in the outbox) to the producer without waiting for the broker.
+
+        Nothing waits on them (unlike commands, which must be on the topic before a ClusterSynced), and
+        the outbox holds them until acknowledged: a failure marks the backlog, so the next message
+        re-publishes what the outbox still has. Per partition the producer keeps their order.
+        """
+        futures = [await self._send(entry) for entry in entries]
+        ids = [entry.id for entry in entries if entry.id is not None]
+        sent = asyncio.gather(*futures)
+
+        def confirmed(done: asyncio.Future) -> None:
+            self._in_flight.discard(done)
+            if done.cancelled() or done.exception() is not None:
+                self._backlog = True
+                self.log.warning("status events not acknowledged by the broker: re-published from the outbox",
+                                 error=repr(None if done.cancelled() else done.exception()))
+            else:
+                self.store.published(ids)
+
+        self._in_flight.add(sent)
+        sent.add_done_callback(confirmed)
 
     async def _send(self, entry: Queued) -> asyncio.Future:
         """Hand one message to the producer; an outbox entry goes as the JSON the outbox holds."""

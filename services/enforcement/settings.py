@@ -21,6 +21,9 @@ class EnforcementSettings(ServiceSettings):
     resend_backoff_cap_s: float = Field(60.0, gt=0, description="Longest delay between two re-sends.")
     heartbeat_grace_s: float = Field(3.0, ge=0, description="After start, how long a complete assessment waits "
                                                            "for agent heartbeats before its targets are chosen.")
+    fold_after_quiet_s: float = Field(2.0, ge=0, description="Rollouts started from their assessment's parts get "
+                                                            "their sets written once no impact message came for "
+                                                            "this long (housekeeping kept off busy moments).")
     chunk_ids: int = Field(1_000_000, ge=1, description="User ids per RestrictCommand chunk at most.")
     chunk_chars: int = Field(1_500_000, ge=1024, description="Base64 characters of users per RestrictCommand at "
                                                             "most; keep it below the commands topic's "
