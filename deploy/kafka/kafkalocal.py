@@ -144,7 +144,7 @@ def up(data: Path, port: int, controller_port: int, timeout: float) -> None:
     (data / "log4j2.properties").write_text(_LOG4J)
     _format(data, props)
     started = time.monotonic()
-    cmd = [_java(), "-Xmx512m", "-Xms512m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+    cmd = [_java(), "-Xmx1g", "-Xms1g", "-XX:+UseG1GC", "-XX:G1HeapRegionSize=16m", "-Djava.awt.headless=true",
            f"-Dkafka.logs.dir={data}", f"-Dlog4j2.configurationFile={data / 'log4j2.properties'}",
            "-cp", f"{LIBS}/*", "kafka.Kafka", str(props)]
     with open(data / "stdout.log", "ab") as out:
