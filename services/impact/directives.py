@@ -10,8 +10,10 @@ from pyroaring import BitMap
 from services.impact.affected import bitmap_of, id_bitmap
 from services.impact.population import Population, distinct_ids
 from services.impact.selection import membership
-from shared.contracts.bitmaps import union
+from shared.contracts.bitmaps import CHUNK_IDS, chunk_bitmap, union
 from shared.contracts.directives import DirectiveScope
+
+DELTA_IDS = CHUNK_IDS  # ids (added + removed) per AffectedSetDelta at most: like a chunk, well under the message size
 
 
 @dataclass
@@ -102,14 +104,24 @@ class Directives:
 
 
 def _changes(directive: ActiveDirective, candidates: BitMap, now: BitMap) -> list[Delta]:
+    """The deltas that take each model's set to `now` over the candidates, in order.
+
+    A change larger than DELTA_IDS ids (a registry re-import while impact was down) is split into
+    consecutive deltas of at most that many ids, each with the set it leaves, so that every message fits
+    the topic's message size.
+    """
     changes = []
     for model in sorted(directive.sets):
         before = directive.sets[model] & candidates
         added, removed = now - before, before - now
         if not added and not removed:
             continue
-        directive.sets[model] = (directive.sets[model] - removed) | added
-        directive.delta_seq += 1
-        changes.append(Delta(directive.directive_id, directive.revision, directive.delta_seq, model,
-                             added, removed, directive.sets[model]))
+        parts = [(added, removed)] if len(added) + len(removed) <= DELTA_IDS else \
+            [(BitMap(), part) for part in chunk_bitmap(removed, DELTA_IDS) if part] \
+            + [(part, BitMap()) for part in chunk_bitmap(added, DELTA_IDS) if part]
+        for part_added, part_removed in parts:
+            directive.sets[model] = (directive.sets[model] - part_removed) | part_added
+            directive.delta_seq += 1
+            changes.append(Delta(directive.directive_id, directive.revision, directive.delta_seq, model,
+                                 part_added, part_removed, directive.sets[model]))
     return changes

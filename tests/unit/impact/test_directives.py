@@ -76,3 +76,23 @@ def test_a_deleted_user_leaves_every_active_set() -> None:
     view.delete([2])
     (delta,) = book.deltas(view, np.array([2]))
     assert set(delta.removed) == {2} and not delta.added and set(delta.after) == {1}
+
+
+def test_a_change_larger_than_a_delta_is_split_into_consecutive_deltas_that_fit(monkeypatch) -> None:
+    from services.impact import directives as module
+
+    monkeypatch.setattr(module, "DELTA_IDS", 2)
+    view = population(*(user(i, ["FR"]) for i in range(1, 6)), *(user(i, ["US"]) for i in range(6, 9)))
+    book = Directives()
+    directive_scope = scope(FOREIGN_TO_US)
+    book.activate("A", 1, directive_scope, assess(view, directive_scope).by_model)
+    before = BitMap(book.active["A"].sets["fable-5"])
+    view.upsert([*(user(i, ["US"]) for i in range(1, 6)), *(user(i, ["DE"]) for i in range(6, 9))])
+    deltas = book.deltas(view, np.arange(1, 9))
+    assert [d.seq for d in deltas] == list(range(1, len(deltas) + 1)) and len(deltas) == 5  # 3 + 2 pieces
+    assert all(len(d.added) + len(d.removed) <= 2 for d in deltas)
+    replayed = before
+    for d in deltas:  # each delta's `after` is its predecessor's set with it applied: its digest is right
+        replayed = (replayed - d.removed) | d.added
+        assert d.after == replayed and set_digest(d.after) == set_digest(replayed)
+    assert replayed == BitMap(range(6, 9)) == assess(view, directive_scope).by_model["fable-5"]
