@@ -28,7 +28,7 @@ from shared.contracts.bitmaps import bitmap_ids, union
 from shared.contracts.catalogue import DIRECTIVES, IMPACT, USERS, dead_letter_topic
 from shared.contracts.directives import DirectiveEvent, DirectiveIssued, DirectiveLifted
 from shared.contracts.envelope import utc_now
-from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
+from shared.runtime.broker import consumer_options, declare_publisher, emit, emit_all, make_broker
 from shared.runtime.deadletters import dead_letter_of
 from shared.runtime.logging import bind_message_ids
 from shared.runtime.replay import records_to_end
@@ -225,8 +225,7 @@ class ImpactService:
         return {p: self.view.offsets.get(p, 0) for p in range(USERS.partitions)}
 
     async def _publish(self, messages: list[Any]) -> None:
-        for message in messages:
-            await emit(self._impact, IMPACT, message)
+        await emit_all(self._impact, IMPACT, messages)  # the assessment first: per partition, order holds
 
     async def _flush_deltas(self) -> None:
         # Deltas are queued before the first publish so a failed publish is retried, never recomputed away.
