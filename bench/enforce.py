@@ -38,6 +38,7 @@ from shared.contracts.directives import DirectiveScope
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
 from shared.runtime.topics import apply_topics
 from tests.support.kafka import TestKafka
+from tests.support.processes import terminate
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / ".run" / "bench-enforce"
@@ -178,13 +179,9 @@ class Stack:
     def __exit__(self, *_: Any) -> None:
         for process in self.processes:
             if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+                process.send_signal(signal.SIGTERM)  # all at once, then wait for each
         for process in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            terminate(process, 20)
         for log in self.logs:
             log.close()
         self.kafka.stop()
@@ -205,12 +202,7 @@ class Stack:
         """Stop one spawned process (SIGTERM, then SIGKILL after 20 s)."""
         process = self.named.pop(name)
         self.processes.remove(process)
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, 20)
 
     def start_services(self, state: Path) -> None:
         self.spawn("enforcement", "services.enforcement", {

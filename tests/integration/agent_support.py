@@ -22,6 +22,7 @@ from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
 from shared.contracts.catalogue import COMMANDS
 from shared.contracts.serving import ClusterSynced, LiftCommand, RestrictCommand
 from shared.runtime.settings import KafkaSettings
+from tests.support.processes import terminate
 from tests.support.kafka import ROOT, free_port
 
 TIMEOUT_S = 60.0
@@ -172,10 +173,4 @@ class AgentProcess:
     def stop(self) -> None:
         """SIGTERM whatever still runs, SIGKILL it if it does not exit in time."""
         for process in self.runs:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            terminate(process, 30)

@@ -8,8 +8,11 @@ from typing import Any
 
 from pyroaring import BitMap
 
+from services.agent.access import AccessChecker
 from services.agent.app import Agent, build
+from services.agent.commands import on_restrict
 from services.agent.readiness import Readiness
+from services.agent.restrictions import Restrictions
 from services.agent.settings import AgentSettings
 from services.agent.snapshot import Snapshot
 
@@ -66,3 +69,14 @@ def recording_agent(tmp_path: Path) -> Agent:
     agent.readiness = Readiness(CLUSTER, synced=agent._snapshot.synced())  # as open() does
     agent.acks = RecordingPublisher(agent._snapshot)
     return agent
+
+
+def held_checker(ready: bool) -> tuple[AccessChecker, Restrictions]:
+    """A checker over D1 = {1042 on fable-5}, ready or not, with the state it was built from."""
+    state = Restrictions()
+    on_restrict(state, restrict("D1", 1, "fable-5", [1042]))
+    checker = AccessChecker()
+    checker.replace(state.held)
+    if ready:
+        checker.mark_ready()
+    return checker, state

@@ -6,22 +6,14 @@ from datetime import UTC, datetime
 
 import httpx
 
-from services.agent.access import AccessChecker
-from services.agent.commands import on_restrict
 from services.agent.http import access_api
-from services.agent.restrictions import Restrictions
-from tests.unit.agent.builders import restrict
+from tests.unit.agent.builders import held_checker
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
 
 def _client(ready: bool) -> httpx.AsyncClient:
-    state = Restrictions()
-    on_restrict(state, restrict("D1", 1, "fable-5", [1042]))
-    checker = AccessChecker()
-    checker.replace(state.held)
-    if ready:
-        checker.mark_ready()
+    checker, state = held_checker(ready)
     api = access_api(checker, state.describe, lambda: NOW)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://agent")
 

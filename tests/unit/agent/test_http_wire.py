@@ -12,10 +12,8 @@ import pytest
 import uvicorn
 
 from services.agent.access import AccessChecker
-from services.agent.commands import on_restrict
 from services.agent.http import AccessProtocol, access_api, server_config
-from services.agent.restrictions import Restrictions
-from tests.unit.agent.builders import restrict
+from tests.unit.agent.builders import held_checker
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 DENIED = {"user": 1042, "model": "fable-5", "decision": "deny", "directives": ["D1"]}
@@ -48,12 +46,7 @@ def get(target: str, extra: str = "") -> str:
 @contextlib.asynccontextmanager
 async def serving(ready: bool) -> AsyncIterator[int]:
     """The access API over D1 = {1042 on fable-5}, served as the agent serves it; yields its port."""
-    state = Restrictions()
-    on_restrict(state, restrict("D1", 1, "fable-5", [1042]))
-    checker = AccessChecker()
-    checker.replace(state.held)
-    if ready:
-        checker.mark_ready()
+    checker, state = held_checker(ready)
     server = uvicorn.Server(server_config(access_api(checker, state.describe, lambda: NOW), "127.0.0.1", 0))
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
