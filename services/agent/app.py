@@ -287,7 +287,7 @@ class Agent:
         held = {d: HeldDirective(revision=h.revision, digest=h.digest) for d, h in self.state.held.items()}
         await emit(self.acks, ACKS, AgentHeartbeat(
             producer=SERVICE, cluster_id=self.settings.cluster_id, region=self.settings.region,
-            models=list(self.settings.models), held=held, ready=self.checker.ready))
+            models=list(self.settings.models), held=held, offsets=dict(self.offsets), ready=self.checker.ready))
         if self.consuming:
             # acks=all: the broker answered, and the command consumer is still fetching.
             self.checker.heard(self.clock())

@@ -34,6 +34,8 @@ class KnownCluster(BaseModel):
     models: list[str]
     held: dict[str, HeldDirective] = Field(default_factory=dict, description="Directive id -> revision and "
                                                                               "digest the agent reported holding.")
+    offsets: dict[int, int] = Field(default_factory=dict, description="Commands partition -> next offset the "
+                                                                      "agent reported having applied.")
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,7 @@ class Coordinator:
         """Note the cluster, send it what it lacks; a not-ready one also gets a ClusterSynced after that."""
         out = Outcome()
         known = KnownCluster(cluster_id=message.cluster_id, region=message.region, models=sorted(message.models),
-                             held=dict(message.held))
+                             held=dict(message.held), offsets=dict(message.offsets))
         if self.clusters.get(message.cluster_id) != known:
             self.clusters[message.cluster_id] = known
             out.clusters.add(message.cluster_id)

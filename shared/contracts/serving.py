@@ -119,6 +119,9 @@ class AgentHeartbeat(Event):
     region: str = Field("", max_length=64, description="Region of the cluster.", examples=["us-east-1"])
     models: list[ModelName] = Field(..., description="Models this cluster serves.", examples=[["fable-5"]])
     held: dict[str, HeldDirective] = Field(default_factory=dict, description="Directive id -> what is held.")
+    offsets: dict[int, int] = Field(default_factory=dict, description="Last applied offsets: serving.commands.v1 "
+                                    "partition -> the next offset; what is held reflects every command before it.",
+                                    examples=[{4: 1207}])
     ready: bool = Field(..., description="Whether the agent answers checks: caught up with its commands and synced "
                                          "with the control plane (false until then; enforcement answers a "
                                          "false with ClusterSynced).", examples=[True])

@@ -104,3 +104,14 @@ async def test_an_agent_never_synced_stays_unsynced_after_a_restart(tmp_path: Pa
         assert not restarted.readiness.synced and not restarted.checker.ready
     finally:
         await closed(restarted)
+
+
+async def test_heartbeats_carry_the_last_applied_offsets(tmp_path: Path) -> None:
+    agent = recording_agent(tmp_path)
+    try:
+        await agent.handle(restrict("D1", 1, "fable-5", [7]), partition=4, offset=1206)
+        await agent._heartbeat()
+        [beat] = [message for message, _ in agent.acks.sent if message.type == "AgentHeartbeat"]
+        assert beat.offsets == {4: 1207} and beat.held["D1"].revision == 1
+    finally:
+        await closed(agent)

@@ -142,3 +142,12 @@ def test_an_applied_cluster_whose_agent_lost_its_state_gets_the_restriction_agai
     intact = coordinator.on_heartbeat(holding.model_copy(update={"ready": False}), at(6))
     assert intact.commands == [] and [m.cluster_id for m in intact.markers] == ["us-east"]
     assert track.state == "applied"  # the held digest counts as the acknowledgement
+
+
+def test_the_cluster_registry_keeps_what_each_heartbeat_reports_it_applied() -> None:
+    coordinator = restricting()
+    beat = heartbeat("eu-west", *MODELS).model_copy(update={"offsets": {5: 88}, "region": "eu-west-1"})
+    outcome = coordinator.on_heartbeat(beat, at(5))
+    known = coordinator.clusters["eu-west"]
+    assert known.offsets == {5: 88} and known.region == "eu-west-1" and outcome.clusters == {"eu-west"}
+    assert coordinator.on_heartbeat(beat, at(6)).clusters == set()  # nothing new: nothing to persist
