@@ -33,7 +33,7 @@ from pyroaring import BitMap
 from bench.report import publish
 from services.enforcement.commands import split
 from shared.contracts.bitmaps import CHUNK_IDS, encode_bitmap, scope_digest, set_digest
-from shared.contracts.catalogue import ACKS, DIRECTIVES, ENFORCEMENT, IMPACT, USERS, key_of
+from shared.contracts.catalogue import ACKS, DIRECTIVES, ENFORCEMENT, IMPACT, key_of
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
 from shared.runtime.topics import apply_topics
@@ -312,17 +312,11 @@ async def directive_runs(stack: Stack, watch: AckWatch, producer: AIOKafkaProduc
     (as intake does) -> impact evaluates its registry and publishes the assessment and chunks ->
     enforcement -> all three agents acked with the digest enforcement verified. Returns seconds per run
     to the last ack's create time, and the users affected."""
-    from bench.impact import MISSION, build_view, directive, evaluate
-    from services.impact import snapshot as snapshots
+    from bench.impact import MISSION, directive, service_env, write_view_snapshot
 
-    view = build_view(registry_users)
-    affected = evaluate(view, MISSION).users
-    snapshots.write(snapshots.snapshot_path(state), view.columns(), {p: 0 for p in range(USERS.partitions)})
-    del view
-    log = stack.spawn("impact", "services.impact", {
-        "COUNTERMAND_IMPACT_STATE_DIR": str(state), "COUNTERMAND_IMPACT_HTTP_PORT": "0",
-        "COUNTERMAND_IMPACT_SNAPSHOT_INTERVAL_S": "0", "COUNTERMAND_IMPACT_SNAPSHOT_ON_STOP": "false",
-        "COUNTERMAND_IMPACT_SNAPSHOT_EVERY_RECORDS": "0", "COUNTERMAND_LOG_LEVEL": "INFO"})
+    _, mission = write_view_snapshot(state, registry_users)
+    affected = mission.users
+    log = stack.spawn("impact", "services.impact", {**service_env(state), "COUNTERMAND_LOG_LEVEL": "INFO"})
     deadline = time.time() + TIMEOUT_S
     while "service ready" not in log.read_text():
         stack.check_alive()

@@ -215,6 +215,41 @@ def broker(name: str):
     return TestKafka(KAFKA_DATA / name)
 
 
+@contextlib.asynccontextmanager
+async def fresh_broker(name: str):
+    """A broker of its own with the catalogue's topics and an empty state folder; yields (bootstrap, state)."""
+    from shared.runtime.topics import apply_topics
+
+    kafka = broker(name)
+    state = RUN / f"{name}-state"
+    shutil.rmtree(state, ignore_errors=True)
+    try:
+        kafka.start()
+        await apply_topics(kafka.bootstrap)
+        yield kafka.bootstrap, state
+    finally:
+        kafka.stop()
+
+
+def write_view_snapshot(state_dir: Path, users: int) -> tuple[Path, AffectedSet]:
+    """Build a view of `users` users straight into the impact service's snapshot under state_dir (offsets 0:
+    an empty registry topic is caught up); returns the file and the mission directive's affected set."""
+    from services.impact import snapshot as snapshots
+
+    view = build_view(users)
+    affected = evaluate(view, MISSION)
+    path = snapshots.snapshot_path(state_dir)
+    snapshots.write(path, view.columns(), {p: 0 for p in range(USERS.partitions)})
+    return path, affected
+
+
+def service_env(state_dir: Path) -> dict[str, str]:
+    """The impact service's environment in a benchmark: state under state_dir, any HTTP port, no snapshots."""
+    return {"COUNTERMAND_IMPACT_STATE_DIR": str(state_dir), "COUNTERMAND_IMPACT_HTTP_PORT": "0",
+            "COUNTERMAND_IMPACT_SNAPSHOT_INTERVAL_S": "0", "COUNTERMAND_IMPACT_SNAPSHOT_ON_STOP": "false",
+            "COUNTERMAND_IMPACT_SNAPSHOT_EVERY_RECORDS": "0"}
+
+
 def impact_settings(bootstrap: str, state_dir: Path, **overrides: Any):
     from services.impact.settings import ImpactSettings
     from shared.runtime.settings import KafkaSettings
@@ -231,25 +266,17 @@ async def delta_latency() -> dict[str, Any]:
     from services.registry.loader import load
     from shared.runtime.logging import configure_logging
     from shared.runtime.settings import LogSettings
-    from shared.runtime.topics import apply_topics
 
     configure_logging(LogSettings(level="INFO"), "impact")  # as `python -m services.impact` does
-    kafka = broker("delta")
-    state = RUN / "delta-state"
-    shutil.rmtree(state, ignore_errors=True)
-    try:
-        kafka.start()
-        await apply_topics(kafka.bootstrap)
+    async with fresh_broker("delta") as (bootstrap, state):
         pop = registry.generate(DELTA_USERS, SEED, first_id=1)
-        await load(kafka.bootstrap, pop)
-        service = build(impact_settings(kafka.bootstrap, state))
+        await load(bootstrap, pop)
+        service = build(impact_settings(bootstrap, state))
         await service.start()
         try:
-            return await _measure_deltas(kafka.bootstrap, pop)
+            return await _measure_deltas(bootstrap, pop)
         finally:
             await service.stop()
-    finally:
-        kafka.stop()
 
 
 async def _measure_deltas(bootstrap: str, pop: registry.Population) -> dict[str, Any]:
@@ -345,45 +372,30 @@ def _pct(values: list[float], q: float) -> float | None:
 # ---- restart from a 10M-user snapshot ---------------------------------------------------------------
 
 async def restart_times() -> dict[str, Any]:
-    from services.impact import snapshot as snapshots
-    from shared.runtime.topics import apply_topics
-
-    kafka = broker("restart")
-    state = RUN / "restart-state"
-    shutil.rmtree(state, ignore_errors=True)
-    try:
-        kafka.start()
-        await apply_topics(kafka.bootstrap)
-        view = build_view(RESTART_USERS)
-        path = snapshots.snapshot_path(state)
-        snapshots.write(path, view.columns(), {p: 0 for p in range(USERS.partitions)})
+    async with fresh_broker("restart") as (bootstrap, state):
+        path, _ = write_view_snapshot(state, RESTART_USERS)
         size_mb = path.stat().st_size / 2**20
-        del view
-        first = _start_service(kafka.bootstrap, state)
+        first = _start_service(bootstrap, state)
         try:
             await _wait_ready(first)
-            await _issue_and_wait(kafka.bootstrap, directive("bench-restart-mission", MISSION))
+            await _issue_and_wait(bootstrap, directive("bench-restart-mission", MISSION))
         finally:
             _stop_service(first)
         times = []
         for _ in range(RESTARTS):
             started = time.monotonic()
-            process = _start_service(kafka.bootstrap, state)
+            process = _start_service(bootstrap, state)
             try:
                 await _wait_ready(process)
                 times.append(time.monotonic() - started)
             finally:
                 _stop_service(process)
         return {"times": times, "median": statistics.median(times), "snapshot_mb": size_mb}
-    finally:
-        kafka.stop()
 
 
 def _start_service(bootstrap: str, state: Path) -> subprocess.Popen:
-    env = {**os.environ, "COUNTERMAND_KAFKA_BOOTSTRAP": bootstrap, "COUNTERMAND_IMPACT_STATE_DIR": str(state),
-           "COUNTERMAND_IMPACT_HTTP_PORT": "0", "COUNTERMAND_IMPACT_SNAPSHOT_INTERVAL_S": "0",
-           "COUNTERMAND_IMPACT_SNAPSHOT_ON_STOP": "false", "COUNTERMAND_IMPACT_SNAPSHOT_EVERY_RECORDS": "0",
-           "COUNTERMAND_LOG_FORMAT": "json"}
+    env = {**os.environ, "COUNTERMAND_KAFKA_BOOTSTRAP": bootstrap, "COUNTERMAND_LOG_FORMAT": "json",
+           **service_env(state)}
     return subprocess.Popen([sys.executable, "-m", "services.impact"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
