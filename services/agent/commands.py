@@ -9,7 +9,7 @@ from typing import Literal
 from pyroaring import BitMap
 
 from services.agent.restrictions import HeldRestriction, PendingDelta, Restrictions, StagedRevision, Window
-from shared.contracts.bitmaps import decode_bitmap
+from shared.contracts.bitmaps import apply_delta, decode_bitmap
 from shared.contracts.serving import DeltaCommand, LiftCommand, RestrictCommand
 
 Action = Literal["restrict", "lift", "delta"]
@@ -171,21 +171,19 @@ def on_delta(state: Restrictions, command: DeltaCommand) -> Outcome:
     return _drain(state, directive, held, buffer)
 
 
-def apply_delta(sets: dict[str, BitMap], delta: PendingDelta) -> None:
-    """One delta on a revision's sets, in place (also how a snapshot replays its delta log).
-
-    Removals first, then additions: a user in both stays denied (fail closed). A model the directive's
-    revision did not send this cluster is not served here: its deltas only advance the sequence.
-    """
+def apply_held_delta(sets: dict[str, BitMap], delta: PendingDelta) -> None:
+    """One delta on a revision's sets (also how a snapshot replays its delta log): a user both added and
+    removed stays denied (shared apply_delta). A model the directive's revision did not send this cluster
+    is not served here: its deltas only advance the sequence."""
     if delta.model in sets:
-        sets[delta.model] = (sets[delta.model] - delta.removed) | delta.added
+        sets[delta.model] = apply_delta(sets[delta.model], delta.added, delta.removed)
 
 
 def _drain(state: Restrictions, directive: str, held: HeldRestriction, buffer: dict[int, PendingDelta]) -> Outcome:
     sets, seq, known, applied = dict(held.sets), held.seq, dict(held.set_digests), []
     while seq + 1 in buffer:
         delta = buffer.pop(seq + 1)
-        apply_delta(sets, delta)
+        apply_held_delta(sets, delta)
         known.pop(delta.model, None)
         applied.append(delta)
         seq += 1

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pyroaring import BitMap
 
-from services.agent.commands import Outcome, apply_delta
+from services.agent.commands import Outcome, apply_held_delta
 from services.agent.restrictions import HeldRestriction, PendingDelta, Restrictions, StagedRevision, Window
 
 SCHEMA = """
@@ -243,8 +243,8 @@ class Snapshot:
                 models[model] = models.get(model, BitMap()) | BitMap.deserialize(users)
         for directive, seq, model, added, removed in self._db.execute(
                 "SELECT directive, seq, model, added, removed FROM held_deltas ORDER BY directive, seq"):
-            apply_delta(sets.setdefault(directive, {}), PendingDelta(seq, model, BitMap.deserialize(added),
-                                                                     BitMap.deserialize(removed)))
+            apply_held_delta(sets.setdefault(directive, {}), PendingDelta(seq, model, BitMap.deserialize(added),
+                                                                          BitMap.deserialize(removed)))
         for directive, revision, seq, start, end, on_stale in self._db.execute(
                 "SELECT directive, revision, seq, effective_from, expires_at, on_stale FROM held"):
             window = Window(_moment(start), _moment(end))

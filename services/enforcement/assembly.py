@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from pyroaring import BitMap
 
-from shared.contracts.bitmaps import decode_bitmap, union
+from shared.contracts.bitmaps import apply_delta, decode_bitmap, union
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
 
 Key = tuple[str, int, str]  # directive id, revision, action
@@ -61,7 +61,8 @@ class Assembly:
         sets = self.sets()
         for delta in sorted(self.deltas, key=lambda d: d.seq):
             if delta.model in sets:
-                sets[delta.model] = (sets[delta.model] - decode_bitmap(delta.removed)) | decode_bitmap(delta.added)
+                added, removed = decode_bitmap(delta.added), decode_bitmap(delta.removed)
+                sets[delta.model] = apply_delta(sets[delta.model], added, removed)
         return sets
 
 

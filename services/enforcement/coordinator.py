@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pyroaring import BitMap
 
-from shared.contracts.bitmaps import decode_bitmap
+from shared.contracts.bitmaps import apply_delta_in_place, decode_bitmap
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
 from shared.contracts.serving import AgentHeartbeat, CommandApplied, CommandFailed, HeldDirective
 from services.enforcement.assembly import Assembly, Key, key_of
@@ -315,11 +315,8 @@ class Coordinator:
             out.sets.add(rollout.key)
 
     def _apply_delta(self, rollout: Rollout, delta: AffectedSetDelta, added: BitMap, removed: BitMap) -> None:
-        users = self.sets[rollout.key].setdefault(delta.model, BitMap())
-        # In place (a million-user set is not copied twice per delta); removals first, then additions, as
-        # impact computes the model digest and agents apply it: an id in both stays denied.
-        users -= removed
-        users |= added
+        # In place: a million-user set is not copied twice per delta.
+        apply_delta_in_place(self.sets[rollout.key].setdefault(delta.model, BitMap()), added, removed)
         self.encoded.get(rollout.key, {}).pop(delta.model, None)
         rollout.model_digests[delta.model] = delta.model_digest
         rollout.delta_seq[delta.model] = delta.seq

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from pyroaring import BitMap
 
+from shared.contracts.bitmaps import apply_delta_in_place
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sets (key TEXT NOT NULL, model TEXT NOT NULL, bitmap BLOB NOT NULL,
                                  PRIMARY KEY (key, model));
@@ -109,9 +111,8 @@ class SetStore:
             sets.setdefault(key, {})[model] = BitMap.deserialize(blob)
         rows = self._db.execute("SELECT key, model, added, removed FROM set_deltas ORDER BY key, model, seq")
         for key, model, added, removed in rows:
-            users = sets.setdefault(key, {}).setdefault(model, BitMap())
-            users -= BitMap.deserialize(removed)  # the core's order: removals, then additions
-            users |= BitMap.deserialize(added)
+            apply_delta_in_place(sets.setdefault(key, {}).setdefault(model, BitMap()), BitMap.deserialize(added),
+                                 BitMap.deserialize(removed))
         return sets
 
     def _rewrite(self, key: str, model: str, users: BitMap) -> None:

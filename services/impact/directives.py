@@ -10,7 +10,7 @@ from pyroaring import BitMap
 from services.impact.affected import bitmap_of, id_bitmap
 from services.impact.population import Population, distinct_ids
 from services.impact.selection import membership
-from shared.contracts.bitmaps import CHUNK_IDS, chunk_bitmap, union
+from shared.contracts.bitmaps import CHUNK_IDS, apply_delta, chunk_bitmap, union
 from shared.contracts.directives import DirectiveScope
 
 DELTA_IDS = CHUNK_IDS  # ids (added + removed) per AffectedSetDelta at most: like a chunk, well under the message size
@@ -120,7 +120,7 @@ def _changes(directive: ActiveDirective, candidates: BitMap, now: BitMap) -> lis
             [(BitMap(), part) for part in chunk_bitmap(removed, DELTA_IDS) if part] \
             + [(part, BitMap()) for part in chunk_bitmap(added, DELTA_IDS) if part]
         for part_added, part_removed in parts:
-            directive.sets[model] = (directive.sets[model] - part_removed) | part_added
+            directive.sets[model] = apply_delta(directive.sets[model], part_added, part_removed)
             directive.delta_seq += 1
             changes.append(Delta(directive.directive_id, directive.revision, directive.delta_seq, model,
                                  part_added, part_removed, directive.sets[model]))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pyroaring import BitMap
 
 from services.impact.directives import Directives
-from shared.contracts.bitmaps import decode_bitmap
+from shared.contracts.bitmaps import apply_delta, decode_bitmap
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
 
 
@@ -62,5 +62,5 @@ class ImpactReplay:
         if active is None or active.revision != delta.revision or delta.seq <= active.delta_seq:
             return
         users = active.sets.setdefault(delta.model, BitMap())
-        active.sets[delta.model] = (users - decode_bitmap(delta.removed)) | decode_bitmap(delta.added)
+        active.sets[delta.model] = apply_delta(users, decode_bitmap(delta.added), decode_bitmap(delta.removed))
         active.delta_seq = delta.seq

@@ -48,6 +48,20 @@ def set_digest(bitmap: BitMap) -> str:
     return hashlib.sha256(bitmap_ids(bitmap).astype("<u4", copy=False).tobytes()).hexdigest()
 
 
+def apply_delta(users: BitMap, added: BitMap, removed: BitMap) -> BitMap:
+    """A delta's effect on a set: removals first, then additions, so an id in both stays in (denied).
+
+    Impact computes a delta's model digest this way; enforcement and agents must hold the same set.
+    """
+    return (users - removed) | added
+
+
+def apply_delta_in_place(users: BitMap, added: BitMap, removed: BitMap) -> None:
+    """apply_delta without a copy, for a large set nothing else refers to."""
+    users -= removed
+    users |= added
+
+
 def scope_digest(per_model: Mapping[str, str]) -> str:
     """Combine per-model set digests into one digest, in model-name order."""
     lines = "".join(f"{model}:{per_model[model]}\n" for model in sorted(per_model))

@@ -54,3 +54,12 @@ def test_chunks_partition_the_set_in_order() -> None:
 
 def test_empty_set_travels_as_one_empty_chunk() -> None:
     assert chunk_bitmap(BitMap()) == [BitMap()]
+
+
+def test_a_delta_removes_then_adds_so_an_id_in_both_stays_in_with_or_without_a_copy() -> None:
+    from shared.contracts.bitmaps import apply_delta, apply_delta_in_place
+
+    users, added, removed = BitMap([1, 2, 3]), BitMap([3, 9]), BitMap([2, 3])
+    assert apply_delta(users, added, removed) == BitMap([1, 3, 9]) and users == BitMap([1, 2, 3])
+    apply_delta_in_place(users, added, removed)
+    assert users == BitMap([1, 3, 9])
