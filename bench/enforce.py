@@ -32,6 +32,7 @@ from pyroaring import BitMap
 
 from bench.report import publish
 from services.enforcement.commands import split
+from shared.runtime.settings import KafkaSettings
 from shared.contracts.bitmaps import CHUNK_IDS, encode_bitmap, scope_digest, set_digest
 from shared.contracts.catalogue import ACKS, DIRECTIVES, ENFORCEMENT, IMPACT, key_of
 from shared.contracts.directives import DirectiveScope
@@ -347,7 +348,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def measure(stack: Stack) -> list[dict[str, Any]]:
     bootstrap = stack.kafka.bootstrap
-    await apply_topics(bootstrap)
+    await apply_topics(KafkaSettings(bootstrap=bootstrap))
     state = RUN / "state"
     subprocess.run(["rm", "-rf", str(state)], check=True)
     rows: list[dict[str, Any]] = []

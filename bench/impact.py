@@ -218,6 +218,7 @@ def broker(name: str):
 @contextlib.asynccontextmanager
 async def fresh_broker(name: str):
     """A broker of its own with the catalogue's topics and an empty state folder; yields (bootstrap, state)."""
+    from shared.runtime.settings import KafkaSettings
     from shared.runtime.topics import apply_topics
 
     kafka = broker(name)
@@ -225,7 +226,7 @@ async def fresh_broker(name: str):
     shutil.rmtree(state, ignore_errors=True)
     try:
         kafka.start()
-        await apply_topics(kafka.bootstrap)
+        await apply_topics(KafkaSettings(bootstrap=kafka.bootstrap))
         yield kafka.bootstrap, state
     finally:
         kafka.stop()

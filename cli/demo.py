@@ -30,6 +30,7 @@ from cli.stack import Stack, free_port
 from services.registry import population as registry_population
 from services.registry.demography import COUNTRY_INDEX, EMPLOYEE
 from services.registry.loader import load as load_registry
+from shared.runtime.settings import KafkaSettings
 from shared.contracts.catalogue import ENFORCEMENT, IMPACT, NOTIFICATIONS
 from shared.contracts.enforcement import DirectiveEnforced
 from shared.contracts.impact import ImpactAssessed
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         _kafka("up", kafka_dir, port, controller)
         console.print(f"Kafka ready in {time.monotonic() - started:.1f}s")
-        asyncio.run(apply_topics(stack.bootstrap))
+        asyncio.run(apply_topics(KafkaSettings(bootstrap=stack.bootstrap)))
         started = time.monotonic()
         stack.start()
         console.print(f"{len(stack.processes)} service processes ready in {time.monotonic() - started:.1f}s "

@@ -7,19 +7,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from shared.contracts.catalogue import Topic
+from shared.runtime import kafka
+from shared.runtime.settings import KafkaSettings
 
 
 class TopicReader:
     """Reads a topic from the beginning without a consumer group, parsing values with the contract."""
 
-    def __init__(self, bootstrap: str, topic: Topic) -> None:
+    def __init__(self, settings: KafkaSettings | str, topic: Topic) -> None:
         self.topic = topic
         self.messages: list[Any] = []
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                          auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024)
+        settings = KafkaSettings(bootstrap=settings) if isinstance(settings, str) else settings
+        self._consumer = kafka.consumer(settings, f"observe-{topic.name}")
 
     async def __aenter__(self) -> TopicReader:
         await self._consumer.start()

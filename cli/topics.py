@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shared.runtime.settings import KafkaSettings
+from shared.runtime.settings import kafka_settings
 from shared.runtime.topics import apply_topics, missing_topics
 
 app = typer.Typer(help="Kafka topics of the contract.", no_args_is_help=True)
@@ -26,9 +26,10 @@ def apply(
     if min_insync_replicas is not None and min_insync_replicas > replication:
         raise typer.BadParameter(f"{min_insync_replicas} exceeds --replication {replication}",
                                  param_hint="--min-insync-replicas")
-    servers = bootstrap or KafkaSettings().bootstrap
+    settings = kafka_settings(bootstrap)
+    servers = settings.bootstrap
     try:
-        changes = asyncio.run(apply_topics(servers, replication=replication, min_insync_replicas=min_insync_replicas))
+        changes = asyncio.run(apply_topics(settings, replication=replication, min_insync_replicas=min_insync_replicas))
     except Exception as exc:  # connection refused, authorisation, ...
         Console(stderr=True).print(f"[red]error:[/red] could not apply topics on {servers}: {exc}")
         raise typer.Exit(1) from exc
@@ -45,11 +46,12 @@ def wait(
     interval: float = typer.Option(2.0, min=0.1, help="Seconds between two checks."),
 ) -> None:
     """Wait until every catalogue topic exists (a start-up gate for services; creates nothing)."""
-    servers = bootstrap or KafkaSettings().bootstrap
+    settings = kafka_settings(bootstrap)
+    servers = settings.bootstrap
     deadline = time.monotonic() + timeout
     while True:
         try:
-            missing = asyncio.run(missing_topics(servers))
+            missing = asyncio.run(missing_topics(settings))
         except Exception as exc:  # broker not reachable yet: keep waiting
             missing = [f"(broker unreachable: {exc})"]
         if not missing:

@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from shared.runtime.settings import KafkaSettings
 from shared.runtime.topics import apply_topics
 from tests.support.kafka import TestKafka, kafka_data_dir
 
@@ -23,7 +24,7 @@ def kafka() -> TestKafka:
 @pytest.fixture(scope="session")
 async def bootstrap(kafka: TestKafka) -> str:
     """Bootstrap servers of the session broker, with every catalogue topic created."""
-    await apply_topics(kafka.bootstrap)
+    await apply_topics(KafkaSettings(bootstrap=kafka.bootstrap))
     return kafka.bootstrap
 
 

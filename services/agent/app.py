@@ -31,6 +31,7 @@ from shared.contracts.serving import (
     LiftCommand, RestrictCommand,
 )
 from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
+from shared.runtime.kafka import admin
 from shared.runtime.logging import bind_message_ids
 from shared.runtime.service import cancel_tasks
 from shared.runtime.topics import partition_for
@@ -107,7 +108,7 @@ class Agent:
 
     async def consume(self) -> None:
         """Note the commands' end offsets, start consuming; ready once the group reaches them and synced."""
-        begin, end = await offsets_at_start(self.settings.kafka.bootstrap, COMMANDS.name)
+        begin, end = await offsets_at_start(self.settings.kafka, COMMANDS)
         if len(end) != COMMANDS.partitions:
             raise RuntimeError(f"{COMMANDS.name} has {len(end)} partitions, the catalogue says {COMMANDS.partitions}: "
                                f"this cluster's commands would not be on partition {self.partition}; restore the "
@@ -148,15 +149,10 @@ class Agent:
         self._serving = serving
 
     async def _await_catch_up(self, begin: dict[int, int], end: dict[int, int]) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka.bootstrap,
-                                    client_id=f"countermand-agent-{self.settings.cluster_id}-catchup")
-        await admin.start()
-        try:
-            while lagging := await self._lagging(admin, begin, end):
+        async with admin(self.settings.kafka, f"agent-{self.settings.cluster_id}-catchup") as client:
+            while lagging := await self._lagging(client, begin, end):
                 self.log.debug("catching up", partitions=lagging)
                 await asyncio.sleep(self.settings.readiness_poll_s)
-        finally:
-            await admin.close()
         self.readiness.caught_up = True
         if not self.readiness.synced:
             self.log.info("caught up with commands: waiting for the control plane's sync marker")
@@ -174,9 +170,9 @@ class Agent:
         except Exception as exc:
             self.log.warning("heartbeat failed", error=repr(exc))
 
-    async def _lagging(self, admin: AIOKafkaAdminClient, begin: dict[int, int], end: dict[int, int]) -> dict[int, int]:
+    async def _lagging(self, client: AIOKafkaAdminClient, begin: dict[int, int], end: dict[int, int]) -> dict[int, int]:
         try:
-            return behind(begin, end, await committed_offsets(admin, self.settings.group, COMMANDS.name))
+            return behind(begin, end, await committed_offsets(client, self.settings.group, COMMANDS.name))
         except KafkaError as exc:  # e.g. the group coordinator is still loading: not ready yet, ask again
             self.log.debug("committed offsets unavailable", error=repr(exc))
             return end

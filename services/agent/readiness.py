@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+
+from shared.contracts.catalogue import Topic
+from shared.runtime.kafka import OffsetProbe, admin
+from shared.runtime.settings import KafkaSettings
 
 ATTEMPTS = 30
 
@@ -35,38 +38,30 @@ class Readiness:
         return cluster_id == self.cluster_id and not self.synced
 
 
-async def offsets_at_start(bootstrap: str, topic: str) -> tuple[dict[int, int], dict[int, int]]:
-    """Per partition of the topic: (beginning offsets, end offsets) right now; retried while leaders settle."""
+async def offsets_at_start(settings: KafkaSettings, topic: Topic) -> tuple[dict[int, int], dict[int, int]]:
+    """Per partition on the broker: (beginning offsets, end offsets) right now; retried while leaders settle."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            return await _offsets(bootstrap, topic)
+            return await _offsets(settings, topic)
         except (KafkaError, LookupError) as exc:
             if attempt == ATTEMPTS:
-                raise RuntimeError(f"cannot read the offsets of topic {topic}: {exc!r}") from exc
+                raise RuntimeError(f"cannot read the offsets of topic {topic.name}: {exc!r}") from exc
             await asyncio.sleep(0.5)
     raise AssertionError("unreachable")
 
 
-async def _offsets(bootstrap: str, topic: str) -> tuple[dict[int, int], dict[int, int]]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="countermand-agent-catchup")
-    await admin.start()
-    try:
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    numbers = sorted(p["partition"] for d in described if d["topic"] == topic for p in d["partitions"])
+async def _offsets(settings: KafkaSettings, topic: Topic) -> tuple[dict[int, int], dict[int, int]]:
+    async with admin(settings, "agent-catchup") as client:
+        described = await client.describe_topics([topic.name])
+    numbers = sorted(p["partition"] for d in described if d["topic"] == topic.name for p in d["partitions"])
     if not numbers:
-        raise LookupError(f"topic {topic} has no partitions")
-    partitions = [TopicPartition(topic, p) for p in numbers]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                client_id="countermand-agent-catchup")
-    await consumer.start()
+        raise LookupError(f"topic {topic.name} has no partitions")
+    probe = OffsetProbe(settings, "agent-catchup")
+    await probe.start()
     try:
-        begin = await consumer.beginning_offsets(partitions)
-        end = await consumer.end_offsets(partitions)
+        return await probe.beginning_offsets(topic, numbers), await probe.end_offsets(topic, numbers)
     finally:
-        await consumer.stop()
-    return {tp.partition: o for tp, o in begin.items()}, {tp.partition: o for tp, o in end.items()}
+        await probe.stop()
 
 
 async def committed_offsets(admin: AIOKafkaAdminClient, group: str, topic: str) -> dict[int, int]:

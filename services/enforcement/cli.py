@@ -7,14 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import typer
-from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 from rich.table import Table
 
 from shared.contracts.catalogue import ENFORCEMENT
 from shared.contracts.enforcement import ClusterProgress
-from shared.runtime.replay import records_to_end
-from shared.runtime.settings import KafkaSettings
+from shared.runtime.kafka import partitions_of, records_to_end
+from shared.runtime.settings import KafkaSettings, kafka_settings
 
 app = typer.Typer(help="Enforcement status of directives.")
 COLOURS = {"applied": "green", "pending": "yellow", "overdue": "red", "failed": "red", "enforced": "green"}
@@ -60,24 +59,11 @@ def fold(events: list) -> dict[tuple[str, int, str], RevisionStatus]:
     return statuses
 
 
-async def read_status_events(bootstrap: str) -> list:
+async def read_status_events(settings: KafkaSettings) -> list:
     """Every event on compliance.enforcement.v1 from the beginning up to the current end (no group)."""
-    await _partitions(bootstrap, ENFORCEMENT.name)  # a missing topic is a clear error, not a silent empty read
-    events = [_parse(record.value) async for record in records_to_end(bootstrap, ENFORCEMENT,
-                                                                      client_id="countermand-status")]
+    await partitions_of(settings, ENFORCEMENT, "status")  # a missing topic is a clear error, not an empty read
+    events = [_parse(record.value) async for record in records_to_end(settings, ENFORCEMENT, "status")]
     return [e for e in events if e is not None]
-
-
-async def _partitions(bootstrap: str, topic: str) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="countermand-status")
-    await admin.start()
-    try:
-        [described] = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    if described.get("error_code"):
-        raise RuntimeError(f"topic {topic} cannot be read (error {described['error_code']})")
-    return sorted(p["partition"] for p in described["partitions"])
 
 
 def _parse(value: bytes | None):
@@ -129,9 +115,10 @@ def status(
     bootstrap: str = typer.Option(None, help="Bootstrap servers (default: COUNTERMAND_KAFKA_BOOTSTRAP)."),
 ) -> None:
     """Show each cluster's enforcement state for a directive, or one line per directive."""
-    servers = bootstrap or KafkaSettings().bootstrap
+    settings = kafka_settings(bootstrap)
+    servers = settings.bootstrap
     try:
-        statuses = fold(asyncio.run(read_status_events(servers)))
+        statuses = fold(asyncio.run(read_status_events(settings)))
     except Exception as exc:  # connection refused, unknown topic, ...
         Console(stderr=True).print(f"[red]error:[/red] could not read {ENFORCEMENT.name} on {servers}: {exc}")
         raise typer.Exit(1) from exc

@@ -8,10 +8,7 @@ from typing import Any
 import numpy as np
 import structlog
 import uvicorn
-from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition as ClientPartition
-from faststream import AckPolicy
-from faststream.kafka import TopicPartition
 from faststream.kafka.annotations import KafkaMessage
 from faststream.specification import AsyncAPI
 
@@ -28,10 +25,10 @@ from shared.contracts.bitmaps import bitmap_ids, union
 from shared.contracts.catalogue import DIRECTIVES, IMPACT, USERS, dead_letter_topic
 from shared.contracts.directives import DirectiveEvent, DirectiveIssued, DirectiveLifted
 from shared.contracts.envelope import utc_now
-from shared.runtime.broker import consumer_options, declare_publisher, emit, emit_all, make_broker
+from shared.runtime.broker import consumer_options, declare_publisher, emit, emit_all, make_broker, view_subscriber
 from shared.runtime.deadletters import dead_letter_of
 from shared.runtime.logging import bind_message_ids
-from shared.runtime.replay import records_to_end
+from shared.runtime.kafka import OffsetProbe, records_to_end
 from shared.runtime.service import cancel_tasks
 
 SERVICE = "impact"
@@ -50,7 +47,7 @@ class ImpactService:
         self.loaded = False  # deltas start once the view has caught up after start (see reconcile)
         self._lock = asyncio.Lock()  # one writer at a time: view updates, assessments, deltas
         self._unsent: list[Delta] = []
-        self._probe: AIOKafkaConsumer | None = None
+        self._probe: OffsetProbe | None = None
         self.resumed_from: dict[int, int] | None = None  # the snapshot's offsets, when the view came from one
         self.records_read = 0  # registry records applied since start: after a snapshot, fewer than the topic holds
         self._since_snapshot = 0
@@ -70,13 +67,10 @@ class ImpactService:
         # Every impact instance needs the WHOLE registry to evaluate a selector, so the view is not a
         # consumer group (a group would split the partitions between instances): each instance assigns
         # itself every partition and reads from its snapshot's offsets (or the beginning); nothing is committed.
-        self._view_subscriber = self.broker.subscriber(
-            partitions=[TopicPartition(USERS.name, p) for p in range(USERS.partitions)],
-            batch=True, max_records=self.settings.registry_batch, auto_offset_reset="earliest",
-            ack_policy=AckPolicy.MANUAL, max_partition_fetch_bytes=4 * 1024 * 1024,
+        self._view_subscriber = view_subscriber(
+            self.broker, USERS, batch=True, max_records=self.settings.registry_batch,
             batch_timeout_ms=self.settings.registry_wait_ms,
-            title=f"{USERS.name}:view", description="The user registry, materialised as columns.",
-        )
+            title=f"{USERS.name}:view", description="The user registry, materialised as columns.")
         self._view_subscriber(self.on_users)
         # A plain consumer group: committed offsets mean "assessed and published". What a restarted
         # instance needs of older directives it rebuilds from compliance.impact.v1 (see recovery.py).
@@ -86,8 +80,7 @@ class ImpactService:
     async def start(self) -> None:
         """Rebuild directive state from the impact topic, load the view, then reconcile what changed meanwhile."""
         await self._recover()
-        self._probe = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka.bootstrap,
-                                       client_id=f"countermand-impact-probe-{self.settings.instance}")
+        self._probe = OffsetProbe(self.settings.kafka, f"impact-probe-{self.settings.instance}")
         await self._probe.start()
         await self._resume()
         await self.broker.start()
@@ -235,8 +228,7 @@ class ImpactService:
             self._unsent.pop(0)
 
     async def _registry_ends(self) -> dict[int, int]:
-        partitions = [ClientPartition(USERS.name, p) for p in range(USERS.partitions)]
-        return {tp.partition: end for tp, end in (await self._probe.end_offsets(partitions)).items()}
+        return await self._probe.end_offsets(USERS)
 
     async def _catch_up(self) -> None:
         """Wait (bounded) until the view reflects the registry's end offsets as of now."""
@@ -263,8 +255,7 @@ class ImpactService:
 
     async def _recover(self) -> None:
         replay = ImpactReplay()
-        async for record in records_to_end(self.settings.kafka.bootstrap, IMPACT,
-                                           client_id=f"countermand-impact-recovery-{self.settings.instance}"):
+        async for record in records_to_end(self.settings.kafka, IMPACT, f"impact-recovery-{self.settings.instance}"):
             _fold(replay, record)
         self.directives = replay.directives
         log.info("directives recovered from the impact topic", active=sorted(self.directives.active))

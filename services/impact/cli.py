@@ -18,8 +18,8 @@ from services.impact.reproduce import reproduce
 from shared.contracts.catalogue import IMPACT
 from shared.contracts.impact import ImpactAssessed
 from shared.runtime.directive_files import fail, print_refusal, read_directive
-from shared.runtime.replay import records_to_end
-from shared.runtime.settings import KafkaSettings
+from shared.runtime.kafka import records_to_end
+from shared.runtime.settings import KafkaSettings, kafka_settings
 
 DEFAULT_URL = "http://127.0.0.1:8090"
 app = typer.Typer(help="Impact: recompute published digests, dry-run directives and lifts.", no_args_is_help=True)
@@ -47,10 +47,10 @@ class Reproduction:
         return self.digest == self.published.digest and self.model_digests == self.published.model_digests
 
 
-async def published_assessment(bootstrap: str, directive_id: str, revision: int | None = None) -> ImpactAssessed:
+async def published_assessment(settings: KafkaSettings, directive_id: str, revision: int | None = None) -> ImpactAssessed:
     """The restrict assessment of a directive (the latest revision, or the one asked) from compliance.impact.v1."""
     found: dict[int, ImpactAssessed] = {}
-    async for record in records_to_end(bootstrap, IMPACT):
+    async for record in records_to_end(settings, IMPACT, "impact-reproduce"):
         head = _head(record, directive_id)
         if head is not None:
             found.setdefault(head.revision, head)
@@ -71,10 +71,10 @@ def _head(record: ConsumerRecord, directive_id: str) -> ImpactAssessed | None:
     return None
 
 
-async def check(bootstrap: str, directive_id: str, revision: int | None = None) -> Reproduction:
+async def check(settings: KafkaSettings, directive_id: str, revision: int | None = None) -> Reproduction:
     """Recompute the published assessment from the registry as of its recorded offsets."""
-    published = await published_assessment(bootstrap, directive_id, revision)
-    model_digests, digest = await reproduce(bootstrap, published.registry_offsets, published.scope)
+    published = await published_assessment(settings, directive_id, revision)
+    model_digests, digest = await reproduce(settings, published.registry_offsets, published.scope)
     return Reproduction(published, model_digests, digest)
 
 
@@ -84,7 +84,7 @@ def reproduce_command(directive_id: str = typer.Argument(..., help="Id of the di
                       bootstrap: str = BootstrapOption) -> None:
     """Recompute a directive's affected set from the registry at its recorded offsets; exit 1 on a mismatch."""
     try:
-        result = asyncio.run(check(bootstrap or KafkaSettings().bootstrap, directive_id, revision))
+        result = asyncio.run(check(kafka_settings(bootstrap), directive_id, revision))
     except (LookupError, ValueError) as exc:
         fail(err, str(exc))
     table = Table("model", "published", "recomputed", "", title=f"{directive_id} revision {result.published.revision}")

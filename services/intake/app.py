@@ -13,9 +13,10 @@ from faststream.specification import AsyncAPI
 from services.intake.api import create_api
 from services.intake.desk import SERVICE, DirectiveDesk, DirectiveEvent
 from services.intake.settings import IntakeSettings
-from services.intake.view import read_end_offsets, register_view
+from services.intake.view import register_view
 from shared.contracts.catalogue import DIRECTIVES
 from shared.runtime.broker import declare_publisher, emit, make_broker
+from shared.runtime.kafka import end_offsets
 
 
 @dataclass
@@ -29,8 +30,7 @@ class IntakeService:
 
     async def start(self) -> None:
         # End offsets first: the view is ready once it has read at least this far.
-        self.desk.expect(await read_end_offsets(self.settings.kafka.bootstrap,
-                                                f"countermand-{SERVICE}-{self.settings.instance}-offsets"))
+        self.desk.expect(await end_offsets(self.settings.kafka, DIRECTIVES, f"{SERVICE}-{self.settings.instance}-offsets"))
         await self.broker.start()
 
     async def stop(self) -> None:

@@ -25,6 +25,7 @@ from services.notifier.settings import NotifierSettings
 from shared.contracts.catalogue import USERS
 from shared.contracts.deadletter import DeadLetter
 from shared.contracts.users import UserUpserted
+from shared.runtime import kafka
 from shared.runtime.deadletters import dead_letter_of
 from shared.runtime.service import cancel_tasks
 
@@ -63,10 +64,7 @@ class RegistryFeed:
         self._start_target: dict[int, int] = {}
 
     async def start(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka.bootstrap, group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", client_id=f"countermand-notifier-registry-{self._settings.instance}",
-            max_partition_fetch_bytes=4 * 1024 * 1024)
+        consumer = kafka.consumer(self._settings.kafka, f"notifier-registry-{self._settings.instance}")
         await consumer.start()
         self._consumer = consumer
         # The catalogue is the partition count's source of truth (topics are created and grown from it).

@@ -21,6 +21,11 @@ from shared.contracts.users import UserUpserted
 
 FOREVER = -1
 WEEK_MS = 7 * 24 * 3600 * 1000
+# The largest record any topic takes (max.message.bytes; the local broker's message.max.bytes too). Producers
+# send at most this much and consumers fetch at least twice this much per partition, so a record the broker
+# accepted can always be fetched, and a dead letter about any record can always be written (see DeadLetter).
+MAX_MESSAGE_BYTES = 2 * 1024 * 1024
+FETCH_BYTES = 2 * MAX_MESSAGE_BYTES
 SERVICES = ("intake", "impact", "enforcement", "agent", "notifier", "audit")
 
 
@@ -35,6 +40,7 @@ class Topic:
     retention_ms: int
     cleanup: str = "delete"
     extra: dict[str, str] = field(default_factory=dict)
+    max_message_bytes: int = MAX_MESSAGE_BYTES
 
     @property
     def adapter(self) -> TypeAdapter:
@@ -42,15 +48,15 @@ class Topic:
 
     def configs(self) -> dict[str, str]:
         """Broker-side topic configs."""
-        return {"cleanup.policy": self.cleanup, "retention.ms": str(self.retention_ms), **self.extra}
+        return {"cleanup.policy": self.cleanup, "retention.ms": str(self.retention_ms),
+                "max.message.bytes": str(self.max_message_bytes), **self.extra}
 
 
 DIRECTIVES = Topic("compliance.directives.v1", DirectiveEvent, "directive_id", 3, FOREVER)
 USERS = Topic("identity.users.v1", UserUpserted, "user_id", 6, FOREVER, "compact",
               {"min.compaction.lag.ms": "0"})
 IMPACT = Topic("compliance.impact.v1", ImpactEvent, "directive_id", 3, FOREVER)
-COMMANDS = Topic("serving.commands.v1", ClusterCommand, "cluster_id", 6, WEEK_MS,
-                 extra={"max.message.bytes": "2097152"})
+COMMANDS = Topic("serving.commands.v1", ClusterCommand, "cluster_id", 6, WEEK_MS)
 ACKS = Topic("serving.acks.v1", AckEvent, "cluster_id", 6, WEEK_MS)
 ENFORCEMENT = Topic("compliance.enforcement.v1", EnforcementEvent, "directive_id", 3, FOREVER)
 NOTIFICATIONS = Topic("notifications.v1", NotificationEvent, "recipient", 6, FOREVER)

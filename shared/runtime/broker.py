@@ -7,18 +7,18 @@ only after the handler returned (the message's effect is durable), and a dead-le
 from __future__ import annotations
 
 import asyncio
-
 import logging
 from typing import Any
 
 import structlog
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaBroker, TopicPartition
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 
-from shared.contracts.catalogue import Topic, key_of
+from shared.contracts.catalogue import FETCH_BYTES, Topic, key_of
 from shared.runtime.deadletters import dead_letter_middleware
+from shared.runtime.kafka import broker_options
 from shared.runtime.settings import ServiceSettings
 from shared.runtime.tracing import tracer_provider
 
@@ -37,13 +37,7 @@ def make_broker(settings: ServiceSettings, service: str, *, dead_letters: bool =
     if dead_letters:
         middlewares.append(dead_letter_middleware(service))
     return KafkaBroker(
-        settings.kafka.bootstrap,
-        client_id=f"countermand-{service}-{settings.instance}",
-        acks="all",
-        enable_idempotence=True,
-        allow_auto_create_topics=False,
-        max_request_size=settings.kafka.max_request_bytes,
-        linger_ms=settings.kafka.linger_ms,
+        **broker_options(settings.kafka, f"{service}-{settings.instance}"),
         middlewares=middlewares,
         logger=structlog.get_logger("faststream", service=service),
         log_level=logging.DEBUG,  # FastStream's per-message "Received/Processed" lines are debug noise
@@ -57,10 +51,23 @@ def consumer_options(group: str, **overrides: Any) -> dict[str, Any]:
         "group_id": group,
         "auto_offset_reset": "earliest",
         "ack_policy": ACK_POLICY,
-        "max_partition_fetch_bytes": 4 * 1024 * 1024,
+        "max_partition_fetch_bytes": FETCH_BYTES,
     }
     options.update(overrides)
     return options
+
+
+def view_subscriber(broker: KafkaBroker, topic: Topic, *, title: str, description: str, **options: Any) -> Any:
+    """A subscriber that reads the WHOLE topic into a view: every partition assigned, from the beginning, no group.
+
+    Each instance needs every record (a directive book, a user view), so this is not a work-sharing consumer: a
+    group would split the partitions between instances. Nothing is committed (manual acks, never acked); the
+    caller seeks where it resumes from, if anywhere.
+    """
+    partitions = [TopicPartition(topic.name, p, declare=False) for p in range(topic.partitions)]
+    defaults: dict[str, Any] = {"auto_offset_reset": "earliest", "ack_policy": AckPolicy.MANUAL,
+                                "max_partition_fetch_bytes": FETCH_BYTES}
+    return broker.subscriber(partitions=partitions, title=title, description=description, **{**defaults, **options})
 
 
 def declare_publisher(broker: KafkaBroker, topic: Topic, description: str = "") -> Any:

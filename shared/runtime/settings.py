@@ -5,18 +5,53 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.contracts.catalogue import MAX_MESSAGE_BYTES
 
 
 class KafkaSettings(BaseSettings):
-    """How to reach Kafka (env prefix COUNTERMAND_KAFKA_)."""
+    """How every Kafka client of a process connects (env prefix COUNTERMAND_KAFKA_); read by shared.runtime.kafka."""
 
     model_config = SettingsConfigDict(env_prefix="COUNTERMAND_KAFKA_", extra="forbid")
 
-    bootstrap: str = Field("127.0.0.1:9092", description="Comma-separated bootstrap servers.")
-    max_request_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="Largest message a producer sends.")
+    bootstrap: str = Field("127.0.0.1:9092", min_length=1, description="Comma-separated bootstrap servers.")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How clients talk to the brokers: SASL_SSL in production.")
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism, when the protocol is SASL_PLAINTEXT or SASL_SSL.")
+    sasl_username: str = Field("", description="This process's Kafka principal (SASL user name).")
+    sasl_password: SecretStr = Field(SecretStr(""), description="Password of the SASL user.")
+    ssl_cafile: Path | None = Field(None, description="PEM file of the CA that signed the brokers' certificates "
+                                                      "(the system's CAs when absent).")
+    ssl_certfile: Path | None = Field(None, description="PEM client certificate, for brokers that require TLS "
+                                                        "client authentication.")
+    ssl_keyfile: Path | None = Field(None, description="PEM private key of the client certificate.")
+    ssl_check_hostname: bool = Field(True, description="Check that a broker's certificate names its host.")
+    client_id_prefix: str = Field("countermand", min_length=1, max_length=100,
+                                  description="Prefix of every client id (a client id names its service and use).")
+    request_timeout_ms: int = Field(40_000, ge=1000, description="How long a client waits for a broker's answer.")
+    compression: Literal["none", "gzip", "lz4", "zstd"] = Field(
+        "none", description="Compression of what producers send (none: sets are compressed roaring bitmaps).")
+    max_request_bytes: int = Field(MAX_MESSAGE_BYTES, ge=1024, le=MAX_MESSAGE_BYTES,
+                                   description="Largest message a producer sends; at most the topics' "
+                                               "max.message.bytes (shared.contracts.catalogue).")
     linger_ms: int = Field(2, ge=0, description="Producer batching delay.")
+
+    @model_validator(mode="after")
+    def _credentials(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL") and not (self.sasl_username and
+                                                              self.sasl_password.get_secret_value()):
+            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_username and sasl_password "
+                             "(COUNTERMAND_KAFKA_SASL_USERNAME, COUNTERMAND_KAFKA_SASL_PASSWORD)")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
 
 
 class LogSettings(BaseSettings):
@@ -46,3 +81,9 @@ class ServiceSettings(BaseSettings):
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     instance: str = Field("0", min_length=1, description="Instance name, for logs and producer ids.")
     state_dir: Path = Field(Path(".run/state"), description="Folder for this service's durable state.")
+
+
+def kafka_settings(bootstrap: str | None = None) -> KafkaSettings:
+    """The environment's Kafka settings, with the bootstrap servers replaced when given (a CLI's --bootstrap)."""
+    settings = KafkaSettings()
+    return settings.model_copy(update={"bootstrap": bootstrap}) if bootstrap else settings

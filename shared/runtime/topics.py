@@ -9,6 +9,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.partitioner import murmur2
 
 from shared.contracts.catalogue import ALL_TOPICS, Topic
+from shared.runtime.kafka import admin
+from shared.runtime.settings import KafkaSettings
 
 
 def partition_for(topic: Topic, key: bytes) -> int:
@@ -29,7 +31,7 @@ class TopicChange:
     action: str  # created, updated, unchanged
 
 
-async def apply_topics(bootstrap: str, topics: tuple[Topic, ...] = ALL_TOPICS,
+async def apply_topics(settings: KafkaSettings, topics: tuple[Topic, ...] = ALL_TOPICS,
                        replication: int = 1, min_insync_replicas: int | None = None) -> list[TopicChange]:
     """Create missing topics, raise partition counts and align configs with the catalogue.
 
@@ -39,24 +41,20 @@ async def apply_topics(bootstrap: str, topics: tuple[Topic, ...] = ALL_TOPICS,
     if min_insync_replicas is not None and min_insync_replicas > replication:
         raise ValueError(f"min_insync_replicas ({min_insync_replicas}) exceeds replication ({replication}): "
                          "every acks=all write would fail")
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="countermand-topics")
-    await admin.start()
-    try:
-        existing = await _partition_counts(admin)
+    async with admin(settings, "topics") as client:
+        existing = await _partition_counts(client)
         changes = []
         for topic in topics:
             wanted = wanted_configs(topic, min_insync_replicas)
             if topic.name not in existing:
-                response = await admin.create_topics([NewTopic(topic.name, topic.partitions, replication,
-                                                               topic_configs=wanted)])
+                response = await client.create_topics([NewTopic(topic.name, topic.partitions, replication,
+                                                                topic_configs=wanted)])
                 _raise_on_error(response, topic.name)
                 changes.append(TopicChange(topic.name, "created"))
                 continue
-            updated = await _align(admin, topic, existing[topic.name], wanted)
+            updated = await _align(client, topic, existing[topic.name], wanted)
             changes.append(TopicChange(topic.name, "updated" if updated else "unchanged"))
         return changes
-    finally:
-        await admin.close()
 
 
 def wanted_configs(topic: Topic, min_insync_replicas: int | None = None) -> dict[str, str]:
@@ -68,14 +66,10 @@ def wanted_configs(topic: Topic, min_insync_replicas: int | None = None) -> dict
     return {**topic.configs(), "min.insync.replicas": str(min_insync_replicas)}
 
 
-async def missing_topics(bootstrap: str, topics: tuple[Topic, ...] = ALL_TOPICS) -> list[str]:
+async def missing_topics(settings: KafkaSettings, topics: tuple[Topic, ...] = ALL_TOPICS) -> list[str]:
     """Names of the catalogue topics the broker does not have yet (empty once `apply_topics` ran)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="countermand-topics")
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-    finally:
-        await admin.close()
+    async with admin(settings, "topics") as client:
+        existing = set(await client.list_topics())
     return [t.name for t in topics if t.name not in existing]
 
 

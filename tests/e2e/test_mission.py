@@ -28,12 +28,13 @@ from cli.stack import Stack
 from services.registry import population as registry_population
 from services.registry.loader import load as load_registry
 from services.registry.oracle import affected_users
+from shared.runtime.settings import KafkaSettings
 from shared.contracts.bitmaps import decode_bitmap, set_digest
 from shared.contracts.catalogue import DATA_TOPICS, ENFORCEMENT, IMPACT, USERS
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.enforcement import DirectiveEnforced
 from shared.contracts.impact import AffectedSetChunk, ImpactAssessed
-from shared.runtime.replay import records_to_end
+from shared.runtime.kafka import records_to_end
 from shared.runtime.topics import apply_topics
 from tests.support.kafka import TestKafka, kafka_data_dir
 
@@ -138,7 +139,7 @@ def e2e_kafka() -> TestKafka:
 @pytest.fixture(scope="module")
 async def run(e2e_kafka: TestKafka, tmp_path_factory: pytest.TempPathFactory) -> Run:
     bootstrap = e2e_kafka.bootstrap
-    await apply_topics(bootstrap)
+    await apply_topics(KafkaSettings(bootstrap=bootstrap))
     stack = Stack(bootstrap, tmp_path_factory.mktemp("stack"))
     await asyncio.to_thread(stack.start)
     try:
@@ -245,7 +246,7 @@ async def test_every_message_on_every_topic_parses_with_its_contract(run: Run) -
     counts: dict[str, int] = {}
     for topic in DATA_TOPICS:
         seen = 0
-        async for record in records_to_end(run.stack.bootstrap, topic, max_partition_fetch_bytes=4 * 1024 * 1024):
+        async for record in records_to_end(KafkaSettings(bootstrap=run.stack.bootstrap), topic, "e2e-contracts"):
             if record.value is not None:
                 topic.adapter.validate_json(record.value)  # raises on any contract break
                 seen += 1

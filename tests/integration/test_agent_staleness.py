@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from shared.runtime.settings import KafkaSettings
 from shared.runtime.topics import apply_topics
 from tests.integration.agent_support import AgentProcess, Commands, eventually, restrict_chunks, synced
 from tests.support.kafka import TestKafka
@@ -35,7 +36,7 @@ async def test_an_agent_that_loses_the_broker_applies_each_directives_stale_poli
     cluster = f"c-{unique}"
     agent = AgentProcess(own.bootstrap, cluster, tmp_path / "state", tmp_path, stale_after_s=STALE_AFTER_S)
     try:
-        await apply_topics(own.bootstrap)
+        await apply_topics(KafkaSettings(bootstrap=own.bootstrap))
         agent.start()
         deny_models = [c.model_copy(update={"on_stale": "deny_models"})
                        for c in restrict_chunks(cluster, f"D1-{unique}", 1, [("fable-5", [1])])]

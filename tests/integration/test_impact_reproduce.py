@@ -14,6 +14,7 @@ from services.impact.app import ImpactService
 from services.impact.cli import app as impact_cli
 from services.impact.messages import Cause, assessment
 from services.impact.reproduce import reproduce
+from shared.runtime.settings import KafkaSettings
 from shared.contracts.catalogue import IMPACT, USERS
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.envelope import utc_now
@@ -36,7 +37,7 @@ async def test_reproduce_equals_the_published_digest_even_after_later_registry_c
     await send_directive(producer, issued(directive, 1, FOREIGN_TO_US, ["fable-5", "mythos-5"]))
     head, _ = await assessment_of(bootstrap, directive, "restrict")
 
-    assert await reproduce(bootstrap, head["registry_offsets"], scope) == (head["model_digests"], head["digest"])
+    assert await reproduce(KafkaSettings(bootstrap=bootstrap), head["registry_offsets"], scope) == (head["model_digests"], head["digest"])
 
     # the registry changes after the assessment: new foreign users, a deletion of an affected one
     await send_users(producer, [user(base + 900 + i, ["CN"]) for i in range(5)])
@@ -44,8 +45,8 @@ async def test_reproduce_equals_the_published_digest_even_after_later_registry_c
     await passed_marker(bootstrap, producer, unique, "after-changes")
     later = dict(service.view.offsets)
 
-    assert await reproduce(bootstrap, head["registry_offsets"], scope) == (head["model_digests"], head["digest"])
-    assert (await reproduce(bootstrap, later, scope))[1] != head["digest"]  # the changes do matter beyond the offsets
+    assert await reproduce(KafkaSettings(bootstrap=bootstrap), head["registry_offsets"], scope) == (head["model_digests"], head["digest"])
+    assert (await reproduce(KafkaSettings(bootstrap=bootstrap), later, scope))[1] != head["digest"]  # the changes do matter beyond the offsets
     await lifted(bootstrap, producer, directive)
 
 

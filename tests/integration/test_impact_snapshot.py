@@ -16,6 +16,7 @@ from services.impact import snapshot as snapshots
 from services.impact.affected import assess
 from services.impact.app import build
 from services.impact.reproduce import registry_view_at, reproduce
+from shared.runtime.settings import KafkaSettings
 from shared.contracts.catalogue import USERS
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.users import user_key
@@ -79,7 +80,7 @@ async def test_a_killed_service_resumes_from_its_snapshot_and_reaches_the_digest
         assert 101 <= service.records_read < sum(ends.values())  # only what came after the snapshot
         assert service.view.offsets == ends
 
-        fresh = await registry_view_at(bootstrap, service.view.offsets)  # a full read from the beginning
+        fresh = await registry_view_at(KafkaSettings(bootstrap=bootstrap), service.view.offsets)  # a full read from the beginning
         scope = DirectiveScope(models=["fable-5", "mythos-5"], selector=FOREIGN_TO_US)
         assert assess(service.view.population, scope).digest == assess(fresh.population, scope).digest
         assert service.view.population.users == fresh.population.users
@@ -87,7 +88,7 @@ async def test_a_killed_service_resumes_from_its_snapshot_and_reaches_the_digest
         directive = f"{unique}-resumed"
         await send_directive(producer, issued(directive, 1, FOREIGN_TO_US, ["fable-5", "mythos-5"]))
         head, _ = await assessment_of(bootstrap, directive, "restrict")
-        assert head["digest"] == (await reproduce(bootstrap, head["registry_offsets"], scope))[1]
+        assert head["digest"] == (await reproduce(KafkaSettings(bootstrap=bootstrap), head["registry_offsets"], scope))[1]
         await lifted(bootstrap, producer, directive)
     finally:
         await service.stop()
@@ -113,7 +114,7 @@ async def test_an_unusable_snapshot_falls_back_to_a_full_read(
     try:
         assert service.resumed_from is None
         assert service.records_read >= sum(ends.values())  # everything, from the beginning
-        fresh = await registry_view_at(bootstrap, service.view.offsets)
+        fresh = await registry_view_at(KafkaSettings(bootstrap=bootstrap), service.view.offsets)
         scope = DirectiveScope(models=["fable-5"], selector=FOREIGN_TO_US)
         assert assess(service.view.population, scope).digest == assess(fresh.population, scope).digest
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiokafka.admin import AIOKafkaAdminClient
 
+from shared.runtime.settings import KafkaSettings
 from shared.contracts.catalogue import ALL_TOPICS
 from shared.runtime.topics import apply_topics
 
@@ -20,5 +21,5 @@ async def test_apply_creates_every_catalogue_topic_with_its_partitions(bootstrap
 
 
 async def test_apply_twice_changes_nothing(bootstrap: str) -> None:
-    changes = await apply_topics(bootstrap)
+    changes = await apply_topics(KafkaSettings(bootstrap=bootstrap))
     assert {c.action for c in changes} == {"unchanged"}

@@ -9,6 +9,7 @@ from typing import TypeVar
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from shared.runtime.settings import KafkaSettings
 from shared.contracts.catalogue import DEAD_LETTER_TOPICS, dead_letter_topic
 from shared.runtime.topics import apply_topics, missing_topics
 
@@ -39,8 +40,8 @@ async def topic_configs(bootstrap: str, name: str) -> dict[str, tuple[str, int]]
 
 async def test_min_insync_replicas_is_set_on_the_topic_only_when_asked(bootstrap: str, unique: str) -> None:
     plain, strict = dead_letter_topic(f"deploy-plain-{unique}"), dead_letter_topic(f"deploy-strict-{unique}")
-    await apply_topics(bootstrap, (plain,))
-    await apply_topics(bootstrap, (strict,), replication=1, min_insync_replicas=1)
+    await apply_topics(KafkaSettings(bootstrap=bootstrap), (plain,))
+    await apply_topics(KafkaSettings(bootstrap=bootstrap), (strict,), replication=1, min_insync_replicas=1)
 
     plain_configs = await eventually(lambda: topic_configs(bootstrap, plain.name), bool)
     assert plain_configs["min.insync.replicas"][1] != TOPIC_OVERRIDE
@@ -50,6 +51,6 @@ async def test_min_insync_replicas_is_set_on_the_topic_only_when_asked(bootstrap
 
 
 async def test_wait_finds_every_catalogue_topic_and_names_a_missing_one(bootstrap: str, unique: str) -> None:
-    assert await eventually(lambda: missing_topics(bootstrap), lambda missing: not missing) == []
+    assert await eventually(lambda: missing_topics(KafkaSettings(bootstrap=bootstrap)), lambda missing: not missing) == []
     absent = dead_letter_topic(f"never-{unique}")
-    assert await missing_topics(bootstrap, DEAD_LETTER_TOPICS + (absent,)) == [absent.name]
+    assert await missing_topics(KafkaSettings(bootstrap=bootstrap), DEAD_LETTER_TOPICS + (absent,)) == [absent.name]

@@ -13,7 +13,7 @@ import httpx
 from services.intake.app import IntakeService, build
 from services.intake.settings import IntakeSettings
 from shared.contracts.catalogue import DIRECTIVES
-from shared.runtime.replay import records_to_end
+from shared.runtime.kafka import records_to_end
 from shared.runtime.settings import KafkaSettings
 from tests.support.kafka import free_port
 
@@ -62,7 +62,7 @@ def asgi_client(service: IntakeService) -> httpx.AsyncClient:
 async def directive_records(bootstrap: str, directive_id: str) -> list[tuple[bytes | None, bytes | None]]:
     """(key, value) of every record on the directive topic keyed by this id, read to the current end."""
     key = directive_id.encode()
-    return [(r.key, r.value) async for r in records_to_end(bootstrap, DIRECTIVES) if r.key == key]
+    return [(r.key, r.value) async for r in records_to_end(KafkaSettings(bootstrap=bootstrap), DIRECTIVES, "tests") if r.key == key]
 
 
 async def directive_events(bootstrap: str, directive_id: str) -> list[Any]:
