@@ -80,6 +80,10 @@ class Stack:
     def impact(self) -> Process:
         return self.processes["impact"]
 
+    def service(self, name: str) -> Process:
+        """A running service by name (agents: agent-<cluster>)."""
+        return self.processes[name]
+
     @property
     def outbox(self) -> Path:
         return self.state_dir("notifier") / "outbox.jsonl"
@@ -109,8 +113,7 @@ class Stack:
             f"{prefix}STATE_DIR": str(self.state_dir(name)),
             "PYTHONUNBUFFERED": "1",
         })
-        if name in ("intake", "impact"):
-            env[f"{prefix}HTTP_PORT"] = str(free_port())
+        env[f"{prefix}HTTP_PORT"] = str(free_port())  # every service answers /readyz (health, or its API)
         if name == "notifier":
             env[f"{prefix}OUTBOX_PATH"] = str(self.outbox)
         return env

@@ -31,6 +31,7 @@ from shared.contracts.serving import (
     LiftCommand, RestrictCommand,
 )
 from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
+from shared.runtime.health import ConsumerWatch, LagWatch
 from shared.runtime.kafka import admin
 from shared.runtime.logging import bind_message_ids
 from shared.runtime.service import cancel_tasks
@@ -55,13 +56,14 @@ class Agent:
         self.settings = settings
         self.clock = clock
         self.log = structlog.get_logger(service=SERVICE, cluster_id=settings.cluster_id)
-        self.broker: KafkaBroker = make_broker(settings, SERVICE)
+        self.watch = ConsumerWatch(SERVICE)
+        self.broker: KafkaBroker = make_broker(settings, SERVICE, watch=self.watch)
         self.acks = declare_publisher(self.broker, ACKS, "Command acks and heartbeats of this cluster.")
         self.checker = AccessChecker(stale_after=timedelta(seconds=settings.stale_after_s))
         self.state = Restrictions()
         self.offsets: dict[int, int] = {}
         self.readiness = Readiness(settings.cluster_id)
-        self.http_app = access_api(self.checker, self.describe, clock)
+        self.http_app = access_api(self.checker, self.describe, clock, self.watch)
         self.http_port: int | None = None
         self._snapshot: Snapshot | None = None
         self._server: _EmbeddedServer | None = None
@@ -115,6 +117,9 @@ class Agent:
                                "catalogue's partition count (`countermand topics apply` creates it so)")
         begin, end = {self.partition: begin[self.partition]}, {self.partition: end[self.partition]}
         await self.broker.start()
+        lag = LagWatch(self.settings.kafka, self.settings.group, (COMMANDS,), self.watch,
+                       partitions={COMMANDS.name: [self.partition]})
+        self._tasks.append(asyncio.create_task(lag.run(), name="agent-lag-watch"))
         self._tasks.append(asyncio.create_task(self._await_catch_up(begin, end), name="agent-catch-up"))
 
     async def stop(self) -> None:

@@ -24,6 +24,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from services.agent.access import AccessChecker, Decision, NotReady
 from services.agent.settings import MODEL_PATTERN
+from shared.runtime.health import ConsumerWatch, readiness
 
 MAX_USER = 2**32 - 1
 MAX_BATCH = 10_000
@@ -53,13 +54,14 @@ def _answer(decision: Decision) -> dict[str, Any]:
 
 
 def access_api(checker: AccessChecker, state: Callable[[], dict[str, Any]],
-               clock: Callable[[], datetime]) -> AccessFront:
-    """The HTTP API over an AccessChecker; `state` describes what is held, `clock` gives the time."""
-    return AccessFront(_documented_api(checker, state, clock), checker, clock)
+               clock: Callable[[], datetime], watch: ConsumerWatch | None = None) -> AccessFront:
+    """The HTTP API over an AccessChecker; `state` describes what is held, `clock` gives the time, `watch`
+    says whether the commands consumer is stuck (readiness)."""
+    return AccessFront(_documented_api(checker, state, clock, watch), checker, clock)
 
 
 def _documented_api(checker: AccessChecker, state: Callable[[], dict[str, Any]],
-                    clock: Callable[[], datetime]) -> FastAPI:
+                    clock: Callable[[], datetime], watch: ConsumerWatch | None = None) -> FastAPI:
     api = FastAPI(title="Countermand agent", description="Allow/deny checks for one serving cluster.")
 
     @api.get("/v1/access")
@@ -80,7 +82,8 @@ def _documented_api(checker: AccessChecker, state: Callable[[], dict[str, Any]],
 
     @api.get("/readyz")
     async def readyz() -> Any:
-        return {"ready": True} if checker.ready else JSONResponse({"ready": False}, status_code=503)
+        status, body = readiness(checker.ready, watch)
+        return JSONResponse(body, status_code=status)
 
     @api.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -7,9 +7,9 @@ import time
 from typing import Any
 
 import structlog
+import uvicorn
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from faststream.kafka.message import FAKE_CONSUMER, KafkaAckableMessage
 from faststream.specification import AsyncAPI
 
 from services.audit.checkpoints import CheckpointPolicy
@@ -17,9 +17,12 @@ from services.audit.ledger import Ledger
 from services.audit.record import Record
 from services.audit.settings import AuditSettings
 from shared.contracts.audit import AuditCheckpoint
-from shared.contracts.catalogue import AUDIT, DATA_TOPICS, DEAD_LETTER_TOPICS
+from shared.contracts.catalogue import AUDIT, BY_NAME, DATA_TOPICS, DEAD_LETTER_TOPICS
 from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
 from shared.runtime.deadletters import dead_letter_middleware
+from shared.runtime.health import ConsumerWatch, LagWatch
+from shared.runtime.http import health_app, http_server
+from shared.runtime.record_headers import raw_values
 from shared.runtime.service import cancel_tasks
 
 SERVICE = "audit"
@@ -40,9 +43,12 @@ class Audit:
 
     def __init__(self, settings: AuditSettings, ledger: Ledger | None = None) -> None:
         self.settings = settings
+        self.watch = ConsumerWatch(SERVICE)
         self.broker: KafkaBroker = make_broker(settings, SERVICE, dead_letters=False)
         # A batch the store cannot take is dead-lettered record by record, then recorded from dlq.audit.v1.
-        self.broker.add_middleware(dead_letter_middleware(SERVICE, batches=True))
+        self.broker.add_middleware(dead_letter_middleware(SERVICE, batches=True, watch=self.watch))
+        self.http = health_app(SERVICE, lambda: self._ticker is not None, self.watch)
+        self._lag: asyncio.Task | None = None
         self.ledger = ledger
         self.policy = CheckpointPolicy(settings.checkpoint_every, settings.checkpoint_interval_s)
         self._checkpoints = declare_publisher(self.broker, AUDIT, "Length and head hash of the ledger.")
@@ -53,18 +59,11 @@ class Audit:
         self._ticker: asyncio.Task | None = None
         self._subscriber = self.broker.subscriber(
             *RECORDED_TOPICS, batch=True, max_records=settings.batch_max_records,
-            batch_timeout_ms=settings.batch_timeout_ms, parser=self._parse, decoder=_values,
+            batch_timeout_ms=settings.batch_timeout_ms, decoder=raw_values,
             title="audit:record", description="Every record of every topic, appended to the ledger.",
             **consumer_options(settings.group),
         )
         self._subscriber(self.on_records)
-
-    async def _parse(self, records: tuple[Any, ...]) -> KafkaAckableMessage:
-        # FastStream's own parser decodes headers as UTF-8 and would stall on a binary header.
-        first, last = records[0], records[-1]
-        return KafkaAckableMessage(raw_message=records, body=[r.value for r in records],
-                                   message_id=f"{first.offset}-{last.offset}-{first.timestamp}",
-                                   consumer=self._subscriber.consumer or FAKE_CONSUMER)
 
     async def on_records(self, message: KafkaMessage) -> None:
         """Append a batch to the ledger; the offsets are committed after the transaction."""
@@ -103,18 +102,19 @@ class Audit:
         self._head = self.ledger.head()
         self._reported = (self._head[0], time.monotonic())
         await self.broker.start()
+        recorded = tuple(BY_NAME[name] for name in RECORDED_TOPICS)
+        self._lag = asyncio.create_task(LagWatch(self.settings.kafka, self.settings.group, recorded, self.watch).run())
         self._ticker = asyncio.create_task(self._tick())
 
+    def http_server(self) -> uvicorn.Server:
+        """The health endpoints' server (the run loop serves it)."""
+        return http_server(self.http, self.settings.http_host, self.settings.http_port)
+
     async def stop(self) -> None:
-        await cancel_tasks(self._ticker)
+        await cancel_tasks(self._ticker, self._lag)
         await self.broker.stop()
         if self.ledger is not None:
             self.ledger.close()
-
-
-def _values(message: Any) -> list[bytes | None]:
-    # The audit never decodes bodies into models: the raw bytes are what it records.
-    return [record.value for record in message.raw_message]
 
 
 def build(settings: AuditSettings | None = None, ledger: Ledger | None = None) -> Audit:

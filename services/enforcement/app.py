@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Union
 
 import structlog
+import uvicorn
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from pydantic import Field
@@ -18,6 +19,8 @@ from shared.contracts.envelope import utc_now
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
 from shared.contracts.serving import AgentHeartbeat, CommandApplied, CommandFailed
 from shared.runtime.broker import consumer_options, declare_publisher, make_broker
+from shared.runtime.health import ConsumerWatch, LagWatch
+from shared.runtime.http import health_app, http_server
 from shared.runtime.logging import bind_message_ids
 from shared.runtime.service import cancel_tasks
 from services.enforcement.coordinator import Coordinator, Outcome
@@ -47,13 +50,16 @@ class EnforcementService:
     def __init__(self, settings: EnforcementSettings, clock: Callable[[], datetime] = utc_now) -> None:
         self.settings, self.clock = settings, clock
         self.log = structlog.get_logger(service=SERVICE)
-        self.broker: KafkaBroker = make_broker(settings, SERVICE)
+        self.watch = ConsumerWatch(SERVICE)
+        self.broker: KafkaBroker = make_broker(settings, SERVICE, watch=self.watch)
+        self.http = health_app(SERVICE, lambda: self._ticker is not None, self.watch)
         self.commands = declare_publisher(self.broker, COMMANDS, "Restrict, delta and lift commands per cluster.")
         self.status = declare_publisher(self.broker, ENFORCEMENT, "Enforcement progress, verdicts and overdue.")
         self.store: EnforcementStore | None = None
         self.core: Coordinator | None = None
         self._lock = asyncio.Lock()
         self._ticker: asyncio.Task | None = None
+        self._lag: asyncio.Task | None = None
         self._resend = False  # restrict commands failed to publish: re-send unapplied restrictions
         self._backlog = True  # the outbox may hold entries not yet published (after a crash or a failed send)
         self._in_flight: set[asyncio.Future] = set()  # status events handed to the producer, not yet acknowledged
@@ -75,15 +81,20 @@ class EnforcementService:
         await self.broker.start()
         async with self._lock:
             await self._commit(self.core.recover(self.clock()))  # and what the outbox kept from before a crash
+        self._lag = asyncio.create_task(LagWatch(self.settings.kafka, GROUP, (IMPACT, ACKS), self.watch).run())
         self._ticker = asyncio.create_task(self._tick_forever())
 
     async def stop(self) -> None:
-        await cancel_tasks(self._ticker)
+        await cancel_tasks(self._ticker, self._lag)
         if self._in_flight:  # what the broker acknowledges now need not be published again after a restart
             await asyncio.wait(list(self._in_flight), timeout=5)
         await self.broker.stop()
         if self.store is not None:
             self.store.close()
+
+    def http_server(self) -> uvicorn.Server:
+        """The health endpoints' server (the run loop serves it)."""
+        return http_server(self.http, self.settings.http_host, self.settings.http_port)
 
     async def handle(self, message: Any) -> None:
         """Apply one inbound message: decide, persist with its outbox, publish (then Kafka commits)."""

@@ -16,6 +16,10 @@ class EnforcementSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="COUNTERMAND_ENFORCEMENT_", extra="forbid")
 
+    http_host: str = Field("127.0.0.1", description="Address of the health endpoints (/healthz, /readyz).")
+    http_port: int = Field(0, ge=0, le=65535, description="Port of the health endpoints (0: any free port, "
+                                                         "logged in the \"service ready\" line).")
+
     deadline_check_interval_s: float = Field(1.0, gt=0, description="How often deadlines and re-sends are checked.")
     resend_backoff_base_s: float = Field(1.0, gt=0, description="First delay before a re-send; doubles per attempt.")
     resend_backoff_cap_s: float = Field(60.0, gt=0, description="Longest delay between two re-sends.")

@@ -12,6 +12,7 @@ from services.impact.directives import Directives
 from services.impact.population import Population
 from services.impact.preview import NotActive, Preview, preview_directive, preview_lift
 from shared.contracts.directives import DirectiveRequest
+from shared.runtime.health import ConsumerWatch, readiness
 from shared.runtime.http import Failure, checked_directive_id, failure, install_problem_handlers
 
 
@@ -20,6 +21,7 @@ class ImpactState(Protocol):
 
     loaded: bool
     directives: Directives
+    watch: ConsumerWatch
 
     @property
     def population(self) -> Population: ...
@@ -71,10 +73,12 @@ def create_api(state: ImpactState) -> FastAPI:
         """The process is up."""
         return {"status": "ok"}
 
-    @api.get("/readyz", responses={503: {"description": "The user view has not caught up yet."}})
+    @api.get("/readyz", responses={503: {"description": "The user view has not caught up yet, or a consumer is "
+                                                        "stuck (named in the body)."}})
     async def readyz() -> JSONResponse:
-        """Ready once the user view has caught up with the registry after start."""
-        return JSONResponse({"ready": state.loaded}, status_code=200 if state.loaded else 503)
+        """Ready once the user view has caught up with the registry after start, with no consumer stuck."""
+        status, body = readiness(state.loaded, state.watch)
+        return JSONResponse(body, status_code=status)
 
     return api
 

@@ -26,8 +26,9 @@ from shared.contracts.catalogue import DIRECTIVES, IMPACT, USERS, dead_letter_to
 from shared.contracts.directives import DirectiveEvent, DirectiveIssued, DirectiveLifted
 from shared.contracts.envelope import utc_now
 from shared.runtime.broker import consumer_options, declare_publisher, emit, emit_all, make_broker, view_subscriber
-from shared.runtime.deadletters import dead_letter_of
+from shared.runtime.deadletters import write_dead_letter
 from shared.runtime.logging import bind_message_ids
+from shared.runtime.health import ConsumerWatch, LagWatch
 from shared.runtime.kafka import OffsetProbe, records_to_end
 from shared.runtime.service import cancel_tasks
 
@@ -52,8 +53,10 @@ class ImpactService:
         self.records_read = 0  # registry records applied since start: after a snapshot, fewer than the topic holds
         self._since_snapshot = 0
         self._snapshotter: asyncio.Task | None = None
+        self._lag: asyncio.Task | None = None
         self._started = False
-        self.broker = make_broker(settings, SERVICE)
+        self.watch = ConsumerWatch(SERVICE)
+        self.broker = make_broker(settings, SERVICE, watch=self.watch)
         self._impact = declare_publisher(self.broker, IMPACT, "Assessments, affected-set chunks and deltas.")
         self._dead = declare_publisher(self.broker, DEAD_LETTERS, "Registry records impact refused.")
         self._subscribe()
@@ -89,9 +92,10 @@ class ImpactService:
         await self._reconcile()
         if self.settings.snapshot_interval_s:
             self._snapshotter = asyncio.create_task(self._snapshot_every(self.settings.snapshot_interval_s))
+        self._lag = asyncio.create_task(LagWatch(self.settings.kafka, GROUP, (DIRECTIVES,), self.watch).run())
 
     async def stop(self) -> None:
-        await cancel_tasks(self._snapshotter)  # waits, so no snapshot write is cut off half way
+        await cancel_tasks(self._snapshotter, self._lag)  # waits, so no snapshot write is cut off half way
         await self.broker.stop()
         if self._started and self.settings.snapshot_on_stop:
             await self.snapshot()
@@ -160,15 +164,16 @@ class ImpactService:
                     self._unsent.extend(self.directives.deltas(self.view.population, applied.changed))
                 await self._flush_deltas()
                 for record, error in applied.rejected:
-                    letter = dead_letter_of(record, SERVICE, error)
-                    log.warning("registry record dead-lettered", offset=record.offset, reason=letter.reason)
-                    await emit(self._dead, DEAD_LETTERS, letter)
+                    await write_dead_letter(self._bury, record, SERVICE, error, self.watch)
                 every = self.settings.snapshot_every_records
                 if every and self._since_snapshot >= every:
                     await self._write_snapshot()
         except Exception:
             _rewind(msg.consumer, records)  # nothing is committed here: refetch the batch instead of losing it
             raise
+
+    async def _bury(self, letter: Any) -> None:
+        await emit(self._dead, DEAD_LETTERS, letter)
 
     def _unseen(self, records: tuple) -> list:
         """Drop records the snapshot already holds (a fetch may start before the seek to its offsets)."""

@@ -14,7 +14,7 @@ from services.intake.desk import SERVICE
 from shared.contracts.catalogue import DIRECTIVES, dead_letter_topic
 from shared.contracts.deadletter import DeadLetter
 from shared.runtime.broker import view_subscriber
-from shared.runtime.deadletters import dead_letter_of
+from shared.runtime.deadletters import write_dead_letter
 
 log = structlog.get_logger(service="intake")
 
@@ -54,7 +54,11 @@ def _parse(record: Any) -> tuple[Any, Exception | None]:
 
 async def _bury(publisher: Any, record: Any, problem: Exception) -> None:
     """Dead-letter a bad record once per position: the view re-reads the topic at every start, so the
-    letter's event id is derived from the record's position and a repeat is recognisable downstream."""
-    letter = dead_letter_of(record, SERVICE, problem).model_copy(
-        update={"event_id": f"dlq:{SERVICE}:{record.topic}:{record.partition}:{record.offset}"})
-    await publisher.publish(letter, key=SERVICE.encode())
+    letter's event id is derived from the record's position and a repeat is recognisable downstream.
+    A letter that cannot be written is logged and skipped: the view must get past the record."""
+    event_id = f"dlq:{SERVICE}:{record.topic}:{record.partition}:{record.offset}"
+
+    async def publish(letter: DeadLetter) -> None:
+        await publisher.publish(letter.model_copy(update={"event_id": event_id}), key=SERVICE.encode())
+
+    await write_dead_letter(publish, record, SERVICE, problem)

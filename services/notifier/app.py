@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+
+import uvicorn
 
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
@@ -22,6 +25,9 @@ from shared.contracts.enforcement import EnforcementEvent
 from shared.contracts.envelope import Event
 from shared.contracts.impact import ImpactEvent
 from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
+from shared.runtime.health import ConsumerWatch, LagWatch
+from shared.runtime.http import health_app, http_server
+from shared.runtime.service import cancel_tasks
 
 SERVICE = "notifier"
 
@@ -31,7 +37,10 @@ class Notifier:
 
     def __init__(self, settings: NotifierSettings) -> None:
         self.settings = settings
-        self.broker: KafkaBroker = make_broker(settings, SERVICE)
+        self.watch = ConsumerWatch(SERVICE)
+        self.broker: KafkaBroker = make_broker(settings, SERVICE, watch=self.watch)
+        self.http = health_app(SERVICE, self._ready, self.watch)
+        self._lag: asyncio.Task | None = None
         self.registry = RegistryFeed(settings, UserDirectory(), self._dead_letter)
         self.sink: NoticeSink = OutboxSink(settings.outbox)
         self.handlers: Handlers | None = None
@@ -51,13 +60,23 @@ class Notifier:
         await self.registry.start()
         await self.broker.start()
         await self.handlers.resume()
+        self._lag = asyncio.create_task(LagWatch(self.settings.kafka, self.settings.group_id, (IMPACT, ENFORCEMENT),
+                                                 self.watch).run())
 
     async def stop(self) -> None:
+        await cancel_tasks(self._lag)
         await self.broker.stop()
         await self.registry.stop()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def _ready(self) -> bool:
+        return self.handlers is not None and self.registry.caught_up
+
+    def http_server(self) -> uvicorn.Server:
+        """The health endpoints' server (the run loop serves it)."""
+        return http_server(self.http, self.settings.http_host, self.settings.http_port)
 
     async def _publish(self, message: Event) -> None:
         await emit(self._notifications, NOTIFICATIONS, message)

@@ -26,7 +26,7 @@ from shared.contracts.catalogue import USERS
 from shared.contracts.deadletter import DeadLetter
 from shared.contracts.users import UserUpserted
 from shared.runtime import kafka
-from shared.runtime.deadletters import dead_letter_of
+from shared.runtime.deadletters import write_dead_letter
 from shared.runtime.service import cancel_tasks
 
 SERVICE = "notifier"
@@ -75,6 +75,11 @@ class RegistryFeed:
         self._start_target = {tp.partition: offset for tp, offset in ends.items()}
         self._task = asyncio.create_task(self._follow(partitions), name="notifier-registry")
 
+    @property
+    def caught_up(self) -> bool:
+        """Whether the view has read the registry as far as it went at start."""
+        return self._caught_up.is_set()
+
     async def stop(self) -> None:
         await cancel_tasks(self._task)
         if self._consumer is not None:
@@ -111,13 +116,12 @@ class RegistryFeed:
                          seconds=round(time.monotonic() - started, 2))
 
     async def _apply(self, batch: Mapping[TopicPartition, list[Any]]) -> None:
-        letters = []
+        refused = []
         for records in batch.values():
             for record in records:
                 try:
                     apply_record(self.directory, record.key, record.value)
                 except (ValueError, ValidationError) as exc:
-                    letters.append(dead_letter_of(record, SERVICE, exc))
-        for letter in letters:
-            log.warning("registry record dead-lettered", offset=letter.offset, reason=letter.reason)
-        await asyncio.gather(*(self._dead_letter(letter) for letter in letters))
+                    refused.append((record, exc))
+        await asyncio.gather(*(write_dead_letter(self._dead_letter, record, SERVICE, exc)
+                               for record, exc in refused))

@@ -15,6 +15,10 @@ class NotifierSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="COUNTERMAND_NOTIFIER_", extra="forbid")
 
+    http_host: str = Field("127.0.0.1", description="Address of the health endpoints (/healthz, /readyz).")
+    http_port: int = Field(0, ge=0, le=65535, description="Port of the health endpoints (0: any free port, "
+                                                         "logged in the \"service ready\" line).")
+
     group_id: str = Field("countermand-notifier", min_length=1,
                           description="Consumer group for the impact and enforcement topics.")
     outbox_path: Path | None = Field(None, description="JSONL outbox file; default state_dir/notifier/outbox.jsonl.")

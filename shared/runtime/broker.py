@@ -18,7 +18,9 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from shared.contracts.catalogue import FETCH_BYTES, Topic, key_of
 from shared.runtime.deadletters import dead_letter_middleware
+from shared.runtime.health import ConsumerWatch
 from shared.runtime.kafka import broker_options
+from shared.runtime.record_headers import raw_values, tolerant_parser
 from shared.runtime.settings import ServiceSettings
 from shared.runtime.tracing import tracer_provider
 
@@ -28,17 +30,19 @@ ACK_POLICY = AckPolicy.NACK_ON_ERROR
 
 
 def make_broker(settings: ServiceSettings, service: str, *, dead_letters: bool = True,
-                traces: TracerProvider | None = None) -> KafkaBroker:
-    """A KafkaBroker for one service with idempotent producers and the dead-letter middleware."""
+                traces: TracerProvider | None = None, watch: ConsumerWatch | None = None) -> KafkaBroker:
+    """A KafkaBroker for one service with idempotent producers and the dead-letter middleware (which counts
+    failures per record on `watch`, for the service's readiness)."""
     middlewares: list[Any] = []
     provider = traces or tracer_provider(settings.telemetry, service)
     if provider is not None:
         middlewares.append(KafkaTelemetryMiddleware(tracer_provider=provider))
     if dead_letters:
-        middlewares.append(dead_letter_middleware(service))
+        middlewares.append(dead_letter_middleware(service, watch=watch))
     return KafkaBroker(
         **broker_options(settings.kafka, f"{service}-{settings.instance}"),
         middlewares=middlewares,
+        parser=tolerant_parser,
         logger=structlog.get_logger("faststream", service=service),
         log_level=logging.DEBUG,  # FastStream's per-message "Received/Processed" lines are debug noise
         description=f"Countermand {service} service",
@@ -67,6 +71,8 @@ def view_subscriber(broker: KafkaBroker, topic: Topic, *, title: str, descriptio
     partitions = [TopicPartition(topic.name, p, declare=False) for p in range(topic.partitions)]
     defaults: dict[str, Any] = {"auto_offset_reset": "earliest", "ack_policy": AckPolicy.MANUAL,
                                 "max_partition_fetch_bytes": FETCH_BYTES}
+    if options.get("batch"):
+        defaults["decoder"] = raw_values  # a batch view reads its records itself
     return broker.subscriber(partitions=partitions, title=title, description=description, **{**defaults, **options})
 
 

@@ -1,15 +1,19 @@
-"""HTTP error bodies shared by the services' FastAPI apps: 400 for malformed JSON, 422 naming each bad field."""
+"""What the services' HTTP apps share: error bodies (400 for malformed JSON, 422 naming each bad field), health
+and readiness routes, and the uvicorn server they run on."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from shared.contracts.directives import DirectiveId
+from shared.runtime.health import ConsumerWatch, readiness
 from shared.runtime.problems import Problem, problems
 
 _LOCATIONS = ("body", "path", "query")
@@ -57,3 +61,31 @@ def _json_problem(error: dict[str, Any]) -> Problem:
     position = error["loc"][1] if len(error["loc"]) > 1 else "?"
     reason = error.get("ctx", {}).get("error", error.get("msg", "invalid JSON"))
     return Problem(field="(body)", message=f"malformed JSON at character {position}: {reason}")
+
+
+def http_server(app: Any, host: str, port: int) -> uvicorn.Server:
+    """A uvicorn server for a service's app on host:port (run it with `await serve()`; the run loop does)."""
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
+                                         lifespan="off"))
+
+
+def install_health(api: FastAPI, ready: Callable[[], bool], watch: ConsumerWatch | None = None) -> None:
+    """GET /healthz (the process answers) and GET /readyz (ready, and no consumer stuck: 503 naming it)."""
+
+    @api.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @api.get("/readyz", responses={503: {"description": "Not ready yet, or a consumer is stuck (named)."}})
+    async def readyz() -> JSONResponse:
+        """Ready: started and caught up, with no consumer stuck on a record."""
+        status, body = readiness(ready(), watch)
+        return JSONResponse(body, status_code=status)
+
+
+def health_app(service: str, ready: Callable[[], bool], watch: ConsumerWatch | None = None) -> FastAPI:
+    """The HTTP app of a service that has no API of its own: health and readiness only."""
+    api = FastAPI(title=f"Countermand {service}", version="1", description=f"Health of the {service} service.")
+    install_health(api, ready, watch)
+    return api

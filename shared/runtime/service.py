@@ -74,7 +74,10 @@ async def _run(name: str, build: Callable[[S], T], settings: S, *,
             serving = _serve(server)
         watched = {stop, serving} - {None}
         if await _caught_up(service, caught_up, watched):
-            log.info("service ready", **(ready_fields(settings, service) if ready_fields else {}))
+            fields = ready_fields(settings, service) if ready_fields else {}
+            if server and "http" not in fields and (address := await _bound(server)):
+                fields["http"] = address
+            log.info("service ready", **fields)
             settle_heap()
             await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -86,6 +89,17 @@ async def _run(name: str, build: Callable[[S], T], settings: S, *,
             await serving
         await service.stop()
         log.info("service stopped")
+
+
+async def _bound(server: uvicorn.Server, timeout_s: float = 5.0) -> str | None:
+    """http://host:port the server listens on (the port it got when asked for 0), once it has started."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not server.started and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.02)
+    if not server.started or not server.servers:
+        return None
+    host, port = server.servers[0].sockets[0].getsockname()[:2]
+    return f"http://{host}:{port}"
 
 
 def _signalled() -> asyncio.Task:

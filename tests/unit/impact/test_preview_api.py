@@ -11,6 +11,7 @@ from pyroaring import BitMap
 from services.impact.api import create_api
 from services.impact.directives import Directives
 from services.impact.population import Population
+from shared.runtime.health import ConsumerWatch
 from tests.unit.impact.population_builder import population, scope, user
 
 FOREIGN = {"kind": "foreign_national", "home_country": "US"}
@@ -21,6 +22,7 @@ class FakeState:
     population: Population
     directives: Directives = field(default_factory=Directives)
     loaded: bool = True
+    watch: ConsumerWatch = field(default_factory=lambda: ConsumerWatch("impact"))
 
 
 def people() -> Population:
@@ -97,4 +99,10 @@ async def test_preview_before_the_view_caught_up_is_503_and_readyz_says_not_read
         assert (await client.get("/readyz")).status_code == 503
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         state.loaded = True
-        assert (await client.get("/readyz")).json() == {"ready": True}
+        assert (await client.get("/readyz")).json() == {"ready": True, "stuck": [], "unwritten_dead_letters": 0}
+        for _ in range(6):
+            state.watch.failed("compliance.directives.v1", 2, 41, "OSError: disk full")
+        stuck = await client.get("/readyz")
+        assert stuck.status_code == 503
+        assert stuck.json()["stuck"] == [{"topic": "compliance.directives.v1", "partition": 2, "offset": 41,
+                                          "why": "failed 6 times: OSError: disk full"}]

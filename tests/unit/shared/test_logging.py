@@ -11,6 +11,13 @@ from shared.runtime.logging import bind_message_ids, configure_logging
 from shared.runtime.settings import LogSettings
 
 
+@pytest.fixture(autouse=True)
+def _restore_structlog() -> None:
+    """configure_logging binds structlog to the captured stderr, which is closed after the test."""
+    yield
+    structlog.reset_defaults()
+
+
 def test_json_lines_carry_the_bound_directive_and_event_ids(capsys: pytest.CaptureFixture[str]) -> None:
     log = configure_logging(LogSettings(format="json"), "impact")
     bind_message_ids("EXP-2026-001", "evt-1")

@@ -1,0 +1,50 @@
+"""A consumer group whose committed offset does not move while records wait is reported stuck, on the real broker."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.contracts.catalogue import Topic
+from shared.runtime.health import ConsumerWatch, LagWatch, readiness
+from shared.runtime.kafka import OffsetProbe, admin, consuming, producing
+from shared.runtime.settings import KafkaSettings
+from shared.runtime.topics import apply_topics
+
+pytestmark = pytest.mark.kafka
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_group_stalled_behind_waiting_records_is_named_in_readiness(bootstrap: str, unique: str) -> None:
+    settings = KafkaSettings(bootstrap=bootstrap)
+    topic = Topic(f"stuck-{unique}", dict, "key", 1, 3_600_000)
+    await apply_topics(settings, (topic,))
+    group = f"stuck-{unique}"
+    async with producing(settings, "stuck") as producer:
+        for i in range(5):
+            await producer.send_and_wait(topic.name, b"x", key=str(i).encode())
+    async with consuming(settings, "stuck", topic.name, group_id=group) as reader:
+        await reader.getmany(timeout_ms=5000, max_records=2)
+        await reader.commit()  # the group got two records in, then stopped moving
+    clock, watch = Clock(), ConsumerWatch("test")
+    lag = LagWatch(settings, group, (topic,), watch, stall_after_s=30, clock=clock)
+    probe = OffsetProbe(settings, "stuck")
+    await probe.start()
+    try:
+        async with admin(settings, "stuck") as client:
+            await lag.sample(client, probe)
+            clock.now = 31
+            await lag.sample(client, probe)
+    finally:
+        await probe.stop()
+    status, body = readiness(True, watch)
+    assert status == 503
+    [stuck] = body["stuck"]
+    assert (stuck["topic"], stuck["partition"]) == (topic.name, 0) and stuck["offset"] >= 1
+    assert "records waiting" in stuck["why"]
