@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import uvicorn
+from pydantic import ValidationError
 
 from shared.runtime.logging import configure_logging
-from shared.runtime.settings import ServiceSettings
+from shared.runtime.settings import ServiceSettings, UnknownSetting, refuse_unknown_variables
 
 
 class Service(Protocol):
@@ -37,9 +40,35 @@ def run(name: str, build: Callable[[S], T], settings_cls: Callable[[], S], *,
     `http` is a uvicorn server served alongside the broker, from before start() if `http_during_start`
     (so /healthz answers during a long start), else once started.
     """
+    settings = load_settings(name, settings_cls)
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        runner.run(_run(name, build, settings_cls(), ready_fields=ready_fields, caught_up=caught_up, http=http,
+        runner.run(_run(name, build, settings, ready_fields=ready_fields, caught_up=caught_up, http=http,
                         http_during_start=http_during_start))
+
+
+def load_settings(name: str, settings_cls: Callable[[], S]) -> S:
+    """The service's settings from the environment; exit 2 naming every unknown or invalid variable."""
+    try:
+        refuse_unknown_variables(settings_cls, os.environ)  # type: ignore[arg-type]
+        return settings_cls()
+    except UnknownSetting as exc:
+        problem = str(exc)
+    except ValidationError as exc:
+        prefix = getattr(settings_cls, "model_config", {}).get("env_prefix", "")
+        problem = "; ".join(f"{_variable(prefix, e['loc'])}: {e['msg']}" for e in exc.errors())
+    sys.stderr.write(f"{name}: cannot start: {problem}\n")
+    raise SystemExit(2)
+
+
+def _variable(prefix: str, loc: tuple) -> str:
+    """The environment variable a settings error location names (a section's own prefix for kafka/log/otel)."""
+    sections = {"kafka": "COUNTERMAND_KAFKA_", "log": "COUNTERMAND_LOG_", "telemetry": "COUNTERMAND_OTEL_"}
+    parts = [str(p) for p in loc]
+    if not parts:
+        return "settings"
+    if parts[0] in sections:
+        return (sections[parts[0]] + "_".join(parts[1:])).upper()
+    return (prefix + "_".join(parts)).upper()
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -87,3 +89,53 @@ def kafka_settings(bootstrap: str | None = None) -> KafkaSettings:
     """The environment's Kafka settings, with the bootstrap servers replaced when given (a CLI's --bootstrap)."""
     settings = KafkaSettings()
     return settings.model_copy(update={"bootstrap": bootstrap}) if bootstrap else settings
+
+
+SECTIONS: tuple[type[BaseSettings], ...] = (KafkaSettings, LogSettings, TelemetrySettings)
+# Prefixes of every process that reads COUNTERMAND_* settings: a shared environment (a compose anchor, a
+# ConfigMap) may carry another one's variables, which are that process's to check.
+PROCESS_PREFIXES = tuple(f"COUNTERMAND_{name.upper()}_" for name in
+                         ("intake", "impact", "enforcement", "agent", "notifier", "audit", "console"))
+CLIENT_VARIABLES: dict[str, str] = {
+    "COUNTERMAND_INTAKE_URL": "Base URL of intake for the `countermand directive ...` commands.",
+    "COUNTERMAND_IMPACT_URL": "Base URL of the impact service for `countermand directive preview`.",
+    "COUNTERMAND_TEST_KAFKA_DIR": "Data folder of the broker the test session starts (`make test` sets it).",
+}
+
+
+class UnknownSetting(ValueError):
+    """A COUNTERMAND_* variable that no setting of this process reads (a typo would otherwise pass silently)."""
+
+
+def variable_names(settings_cls: type[BaseSettings]) -> set[str]:
+    """The environment variables a settings class reads (nested sections excluded: they have their own prefix)."""
+    prefix = settings_cls.model_config.get("env_prefix", "")
+    sections = {name for name, field in settings_cls.model_fields.items() if field.annotation in SECTIONS}
+    return {f"{prefix}{name}".upper() for name in settings_cls.model_fields if name not in sections}
+
+
+def unknown_variables(settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """COUNTERMAND_* variables of `environ` that this process should read but no setting does, each with the
+    closest valid name (None when nothing is close). Another process's variables are left alone."""
+    own_prefix = settings_cls.model_config.get("env_prefix", "").upper()
+    valid = variable_names(settings_cls).union(*(variable_names(s) for s in SECTIONS)) | set(CLIENT_VARIABLES)
+    section_prefixes = tuple(s.model_config["env_prefix"] for s in SECTIONS)
+    others = tuple(p for p in PROCESS_PREFIXES if p != own_prefix)
+    found = []
+    for name in sorted(k for k in environ if k.upper().startswith("COUNTERMAND_")):
+        upper = name.upper()
+        if upper in valid or (upper.startswith(others) and not upper.startswith(section_prefixes)):
+            continue
+        # Compared without the common COUNTERMAND_ prefix, which would make every name look close.
+        tails = {v.removeprefix("COUNTERMAND_"): v for v in valid}
+        close = difflib.get_close_matches(upper.removeprefix("COUNTERMAND_"), sorted(tails), n=1, cutoff=0.75)
+        found.append((name, tails[close[0]] if close else None))
+    return found
+
+
+def refuse_unknown_variables(settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+    """Raise UnknownSetting naming each unknown COUNTERMAND_* variable and the closest valid one."""
+    found = unknown_variables(settings_cls, environ)
+    if found:
+        raise UnknownSetting("; ".join(f"unknown setting {name}" + (f" (did you mean {close}?)" if close else "")
+                                       for name, close in found))
