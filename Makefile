@@ -10,7 +10,7 @@ KAFKA_CONTROLLER_PORT ?= 9093
 TEST_KAFKA_DIR := $(CURDIR)/.run/test-kafka
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv kafka-fetch kafka-up kafka-down topics run test bench bench-impact bench-enforce docs clean
+.PHONY: help venv tools kafka-fetch kafka-up kafka-down topics run test bench bench-impact bench-enforce docs clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -23,6 +23,13 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@touch $(STAMP)
 
 venv: $(STAMP) ## Create the virtualenv and install pinned dependencies
+
+tools: ## Install Debian's prometheus (promtool) when missing (apt-get; needs root, as in CI)
+	@command -v promtool >/dev/null || { \
+	  if [ "$$(id -u)" != 0 ]; then echo "make tools: promtool is missing; run 'sudo make tools' once" >&2; exit 1; fi; \
+	  echo "tools: installing Debian's prometheus package (promtool)..."; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 kafka-fetch: ## Fetch the Apache Kafka jars from Maven Central (once, cached)
 	@$(PYTHON) deploy/kafka/kafkalocal.py fetch
@@ -39,7 +46,7 @@ topics: venv ## Create or update the topics from the catalogue
 run: venv kafka-fetch ## Install, start Kafka and every service, run the mission end to end, stop
 	@$(PY) -m cli.demo --kafka-dir .run/demo-kafka
 
-test: venv kafka-fetch ## Run the whole test suite on a real Kafka the session starts
+test: venv kafka-fetch tools ## Run the whole test suite on a real Kafka the session starts
 	@trap '$(PYTHON) deploy/kafka/kafkalocal.py down --data $(TEST_KAFKA_DIR) >/dev/null 2>&1' EXIT; \
 	COUNTERMAND_TEST_KAFKA_DIR=$(TEST_KAFKA_DIR) $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$rc
