@@ -101,6 +101,9 @@ class KeySet:
     def __contains__(self, key_id: str) -> bool:
         return key_id in self._keys
 
+    def get(self, key_id: str) -> VerifyKey | None:
+        return self._keys.get(key_id)
+
     @classmethod
     def from_json(cls, text: str) -> KeySet:
         try:
