@@ -1,0 +1,107 @@
+"""Notices as email over SMTP (aiosmtplib): multipart plain text and HTML, a Message-ID derived from the notice's
+idempotency key (so a receiver can drop a copy sent again after a crash), and SMTP replies classified."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate
+
+import aiosmtplib
+from email_validator import EmailNotValidError, validate_email
+
+from services.notifier.retry import DELIVERED, Outcome
+
+
+@dataclass(frozen=True)
+class Mail:
+    """One rendered notice for one address."""
+
+    idempotency_key: str
+    to: str
+    subject: str
+    text: str
+    html: str
+    locale: str = "en"
+
+
+def checked_address(address: str) -> str:
+    """The normalised address, or ValueError naming why it is not one (syntax only: no DNS lookups)."""
+    try:
+        return validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"invalid email address {address!r}: {exc}") from exc
+
+
+def message_id(idempotency_key: str, domain: str) -> str:
+    return f"<{hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]}@{domain}>"
+
+
+def build(mail: Mail, sender: str, sender_name: str, domain: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = formataddr((sender_name, sender))
+    message["To"] = mail.to
+    message["Subject"] = mail.subject
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    message["Message-ID"] = message_id(mail.idempotency_key, domain)
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies to a compliance notice
+    message["X-Countermand-Notice"] = mail.idempotency_key
+    message.set_content(mail.text)
+    message.add_alternative(mail.html, subtype="html")
+    message["Content-Language"] = mail.locale  # after the content: set_content clears Content-* headers
+    return message
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    host: str
+    port: int
+    sender: str
+    sender_name: str = "Countermand"
+    username: str = ""
+    password: str = ""
+    starttls: bool = False
+    timeout_s: float = 30.0
+
+    @property
+    def domain(self) -> str:
+        return self.sender.rpartition("@")[2] or "countermand.local"
+
+
+async def send(smtp: aiosmtplib.SMTP, server: SmtpServer, mail: Mail) -> Outcome:
+    """Send one mail on a connected client: 2xx delivered, 4xx and lost connections transient, 5xx permanent."""
+    try:
+        to = checked_address(mail.to)
+    except ValueError as exc:
+        return Outcome("permanent", str(exc))
+    try:
+        refused, _ = await smtp.send_message(build(mail, server.sender, server.sender_name, server.domain),
+                                             recipients=[to], timeout=server.timeout_s)
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        codes = [r.code for r in exc.recipients]
+        return Outcome("transient" if all(400 <= c < 500 for c in codes) else "permanent",
+                       "; ".join(f"SMTP {r.code} {r.message}" for r in exc.recipients))
+    except aiosmtplib.SMTPResponseException as exc:
+        return Outcome("transient" if 400 <= exc.code < 500 else "permanent", f"SMTP {exc.code} {exc.message}")
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        return Outcome("transient", f"SMTP connection: {type(exc).__name__}: {exc}")
+    if refused:
+        code, text = next(iter(refused.values()))
+        return Outcome("transient" if 400 <= code < 500 else "permanent", f"SMTP {code} {text}")
+    return DELIVERED
+
+
+async def send_all(server: SmtpServer, mails: list[Mail]) -> list[Outcome]:
+    """Send `mails` on one connection, an outcome each; a server that cannot be reached fails them all transiently."""
+    try:
+        async with client(server) as smtp:
+            return [await send(smtp, server, mail) for mail in mails]
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        return [Outcome("transient", f"SMTP connection: {type(exc).__name__}: {exc}")] * len(mails)
+
+
+def client(server: SmtpServer) -> aiosmtplib.SMTP:
+    return aiosmtplib.SMTP(hostname=server.host, port=server.port, timeout=server.timeout_s,
+                           username=server.username or None, password=server.password or None,
+                           start_tls=server.starttls, use_tls=False)
