@@ -70,7 +70,10 @@ class TelemetrySettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="COUNTERMAND_OTEL_", extra="forbid")
 
-    exporter: Literal["none", "console", "memory"] = Field("none", description="Where spans go.")
+    exporter: Literal["none", "console", "memory", "otlp"] | None = Field(
+        None, description="Where spans go; otlp sends them over OTLP/HTTP as the standard OTEL_EXPORTER_OTLP_* "
+                          "variables say. Unset: OTEL_TRACES_EXPORTER decides (otlp, console or none; none when "
+                          "unset too).")
 
 
 class ServiceSettings(BaseSettings):
