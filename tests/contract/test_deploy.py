@@ -179,6 +179,36 @@ def test_kafka_is_the_official_image_pinned_to_a_4x_release() -> None:
     assert re.fullmatch(r"4\.\d+\.\d+", tag), f"pin a 4.x release, not {tag or 'latest'!r}"
 
 
+def test_compose_runs_the_kafka_version_the_tests_run() -> None:
+    pom = (ROOT / "deploy" / "kafka" / "pom.xml").read_text()
+    tested = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom).group(1)
+    assert compose_services()["kafka"]["image"] == f"apache/kafka:{tested}"
+
+
+def test_every_compose_service_is_healthy_only_when_ready() -> None:
+    for name, spec in compose_services().items():
+        if name in ("kafka", "topics"):
+            continue
+        assert "/readyz" in " ".join(spec["healthcheck"]["test"]), name
+
+
+def test_every_k8s_service_has_readiness_and_liveness_probes() -> None:
+    for workload, main, _ in k8s_services():
+        name = workload["metadata"]["name"]
+        assert main["readinessProbe"]["httpGet"]["path"] == "/readyz", name
+        live = main["livenessProbe"]
+        assert live.get("httpGet", {}).get("path") == "/healthz" or "tcpSocket" in live, name
+        ports = {p["name"]: p["containerPort"] for p in main["ports"]}
+        assert main["readinessProbe"]["httpGet"]["port"] in ports, name
+
+
+def test_k8s_keeps_impact_snapshot_on_a_persistent_volume() -> None:
+    claims = {o["metadata"]["name"] for o in k8s_objects() if o["kind"] == "PersistentVolumeClaim"}
+    impact = next(w for w, _, service in k8s_services() if service == "impact")
+    state = next(v for v in impact["spec"]["template"]["spec"]["volumes"] if v["name"] == "state")
+    assert state["persistentVolumeClaim"]["claimName"] in claims
+
+
 def test_kafka_runs_kraft_single_node_without_auto_create() -> None:
     env = compose_services()["kafka"]["environment"]
     assert str(env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"]).lower() == "false"
