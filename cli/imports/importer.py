@@ -56,7 +56,8 @@ def prepare(path: Path, mapping: Mapping[str, str], occurred_at: datetime) -> Pl
 
 async def with_absent(plan: Plan, settings: KafkaSettings) -> Plan:
     """Snapshot mode: the plan with every id on the topic that the file does not have."""
-    plan.absent = np.setdiff1d(await producing.current_ids(settings), plan.checked.ids_in_file)
+    on_topic = await producing.current_ids(settings)
+    plan.absent = on_topic[~np.isin(on_topic, plan.checked.ids_in_file)]
     return plan
 
 

@@ -42,7 +42,7 @@ class Checked:
     upserts: pa.Table  # canonical columns, see Rows.upserts
     upsert_lines: np.ndarray
     deletions: np.ndarray  # user ids with deleted=true
-    ids_in_file: np.ndarray  # every readable user id, refused rows included: a snapshot keeps them
+    ids_in_file: np.ndarray  # every readable user id, refused rows included: a snapshot keeps them (unsorted)
     errors: list[RowError] = field(default_factory=list)
 
     @property
@@ -60,7 +60,7 @@ def check(raw: RawRows) -> Checked:
     good = ~rows.refused
     keep = good & ~deleted
     return Checked(upserts=rows.upserts(ids, keep), upsert_lines=raw.lines[keep],
-                   deletions=ids[good & deleted], ids_in_file=np.unique(ids[id_ok]),
+                   deletions=ids[good & deleted], ids_in_file=ids[id_ok],
                    errors=sorted(raw.errors + rows.errors))
 
 
