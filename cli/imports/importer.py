@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from cli.imports import producing
-from cli.imports.encoding import Encoded, encode
+from cli.imports.encoding import Encoded, encode, value_of
 from cli.imports.reader import read
 from cli.imports.validation import Checked, check
 from shared.runtime.settings import KafkaSettings
@@ -73,8 +73,9 @@ async def run(plan: Plan, settings: KafkaSettings, progress: Progress | None = N
 
     async with producing.users_producer(settings) as producer:
         pending: list[tuple[list[asyncio.Future], int]] = []
-        async for keys, values in _slices(plan):
-            pending.append((await producing.send(producer, keys, values), len(keys)))
+        value = value_of(plan.occurred_at)
+        async for keys, bodies in _slices(plan):
+            pending.append((await producing.send(producer, keys, bodies, value), len(keys)))
             while len(pending) > 1:  # wait for a slice only once the next one is queued
                 futures, count = pending.pop(0)
                 await asyncio.gather(*futures)
@@ -86,17 +87,16 @@ async def run(plan: Plan, settings: KafkaSettings, progress: Progress | None = N
 
 
 async def _slices(plan: Plan):
-    """(keys, values or None for tombstones) in slices: upserts (encoded one slice ahead), then deletions."""
+    """(keys, bodies or None for tombstones) in slices: upserts (encoded one slice ahead), then deletions."""
     upserts = plan.checked.upserts
     starts = range(0, len(upserts), SLICE)
     ahead: asyncio.Future[Encoded] | None = None
     for start in starts:
-        current = await ahead if ahead else await asyncio.to_thread(encode, upserts.slice(start, SLICE),
-                                                                     plan.occurred_at)
+        current = await ahead if ahead else await asyncio.to_thread(encode, upserts.slice(start, SLICE))
         following = start + SLICE
-        ahead = (asyncio.ensure_future(asyncio.to_thread(encode, upserts.slice(following, SLICE), plan.occurred_at))
+        ahead = (asyncio.ensure_future(asyncio.to_thread(encode, upserts.slice(following, SLICE)))
                  if following < len(upserts) else None)
-        yield current.keys, current.values
+        yield current.keys, current.bodies
     for ids in (plan.checked.deletions, plan.absent):
         for start in range(0, len(ids), SLICE):
             yield _keys(ids[start:start + SLICE]), None

@@ -5,7 +5,7 @@ where any other producer of the topic puts it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import numpy as np
@@ -29,8 +29,10 @@ async def users_producer(settings: KafkaSettings) -> AsyncIterator[AIOKafkaProdu
         yield producer
 
 
-async def send(producer: AIOKafkaProducer, keys: pa.Array, values: pa.Array | None) -> list[asyncio.Future]:
-    """Queue one record per key (a tombstone where `values` is None); returns the batches' delivery futures."""
+async def send(producer: AIOKafkaProducer, keys: pa.Array, bodies: pa.Array | None,
+               value_of: Callable[[bytes], bytes] | None = None) -> list[asyncio.Future]:
+    """Queue one record per key, its value `value_of(body)` (a tombstone where `bodies` is None); returns the
+    batches' delivery futures."""
     partition = partitions_for(keys, USERS.partitions)
     order = np.argsort(partition, kind="stable")  # file order within a partition
     bounds = np.searchsorted(partition[order], np.arange(USERS.partitions + 1))
@@ -38,16 +40,18 @@ async def send(producer: AIOKafkaProducer, keys: pa.Array, values: pa.Array | No
     for number in range(USERS.partitions):
         rows = pa.array(order[bounds[number]:bounds[number + 1]])
         if len(rows):
-            part_values = [None] * len(rows) if values is None else values.take(rows).to_pylist()
-            jobs.append(_send_partition(producer, number, keys.take(rows).to_pylist(), part_values))
+            part_bodies = [None] * len(rows) if bodies is None else bodies.take(rows).to_pylist()
+            jobs.append(_send_partition(producer, number, keys.take(rows).to_pylist(), part_bodies,
+                                        value_of or _tombstone))
     return [future for futures in await asyncio.gather(*jobs) for future in futures]
 
 
 async def _send_partition(producer: AIOKafkaProducer, partition: int, keys: Sequence[bytes],
-                          values: Sequence[bytes | None]) -> list[asyncio.Future]:
+                          bodies: Sequence[bytes | None], value_of: Callable) -> list[asyncio.Future]:
     futures = []
     batch = producer.create_batch()
-    for key, value in zip(keys, values, strict=True):
+    for key, body in zip(keys, bodies, strict=True):
+        value = value_of(body)
         if batch.append(timestamp=None, key=key, value=value) is None:
             futures.append(await producer.send_batch(batch, USERS.name, partition=partition))
             batch = producer.create_batch()
@@ -55,6 +59,10 @@ async def _send_partition(producer: AIOKafkaProducer, partition: int, keys: Sequ
                 raise ValueError(f"user {key.decode()}: the record does not fit in a batch of {BATCH_BYTES} bytes")
     futures.append(await producer.send_batch(batch, USERS.name, partition=partition))
     return futures
+
+
+def _tombstone(_: None) -> None:
+    return None
 
 
 async def current_ids(settings: KafkaSettings) -> np.ndarray:

@@ -4,6 +4,7 @@ bad value and the other rows go on; no Python loop per row."""
 from __future__ import annotations
 
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,9 +75,11 @@ class _Rows:
         self.errors: list[RowError] = []
         self.canonical: dict[str, pa.Array] = {}
 
-    def refuse(self, bad: np.ndarray, field: str, values: pa.Array | np.ndarray, why: str) -> None:
+    def refuse(self, bad: np.ndarray, field: str, values: pa.Array | np.ndarray | Callable, why: str) -> None:
+        """Refuse the rows where `bad`, naming their values (a callable: computed only when some are bad)."""
         if not bad.any():
             return
+        values = values() if callable(values) else values
         at = np.flatnonzero(bad)
         shown = values.take(pa.array(at)).to_pylist() if isinstance(values, pa.Array) else values[at].tolist()
         self.errors += row_errors(self.lines[at], field, shown, why)
@@ -87,13 +90,13 @@ class _Rows:
 
     def ids(self) -> tuple[np.ndarray, np.ndarray]:
         ids, ok = as_ids(self.column("user_id"), "user_id", MAX_USER_ID)
-        self.refuse(~ok, "user_id", as_text(self.column("user_id"), "user_id"),
+        self.refuse(~ok, "user_id", lambda: as_text(self.column("user_id"), "user_id"),
                     f"must be a whole number in 0..{MAX_USER_ID}")
         return ids, ok
 
     def flag(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         value, bad = as_flag(self.column(name), name)
-        self.refuse(bad, name, as_text(self.column(name), name), "must be true or false")
+        self.refuse(bad, name, lambda: as_text(self.column(name), name), "must be true or false")
         return value, bad
 
     def duplicates(self, ids: np.ndarray, ok: np.ndarray) -> None:
@@ -147,9 +150,9 @@ class _Rows:
                                       "not an ISO 3166-1 alpha-2 country code")
             self.refused[parents[wrong]] = True
         length = pc.list_value_length(lists).fill_null(-1).to_numpy(zero_copy_only=False)
-        self.refuse(upsert & stateless & (length > 0), "stateless", as_text(self.column("stateless"), "stateless"),
+        self.refuse(upsert & stateless & (length > 0), "stateless", lambda: as_text(self.column("stateless"), "stateless"),
                     "stateless (holds no nationality), yet nationalities are listed")
-        self.refuse(upsert & ~stateless & (length == 0), "nationalities", np.full(self.size, "[]", dtype=object),
+        self.refuse(upsert & ~stateless & (length == 0), "nationalities", lambda: np.full(self.size, "[]", dtype=object),
                     "an empty list means 'holds none': set stateless=true for that, or leave the value "
                     "empty/null when the nationality is unknown")
         upper = pa.ListArray.from_arrays(_offsets_of(lists), codes, mask=pc.is_null(lists))
