@@ -16,6 +16,7 @@ from cli.imports import producing
 from cli.imports.encoding import Encoded, encode, value_of
 from cli.imports.reader import read
 from cli.imports.validation import Checked, check
+from shared.contracts.catalogue import USERS, Topic
 from shared.runtime.settings import KafkaSettings
 
 SLICE = 200_000  # upserts encoded at a time: bounded memory, steady progress
@@ -54,14 +55,14 @@ def prepare(path: Path, mapping: Mapping[str, str], occurred_at: datetime) -> Pl
     return Plan(path, raw.kind, rows, checked, np.array([], dtype=np.int64), occurred_at)
 
 
-async def with_absent(plan: Plan, settings: KafkaSettings) -> Plan:
+async def with_absent(plan: Plan, settings: KafkaSettings, topic: Topic = USERS) -> Plan:
     """Snapshot mode: the plan with every id on the topic that the file does not have."""
-    on_topic = await producing.current_ids(settings)
+    on_topic = await producing.current_ids(settings, topic)
     plan.absent = on_topic[~np.isin(on_topic, plan.checked.ids_in_file)]
     return plan
 
 
-async def run(plan: Plan, settings: KafkaSettings, progress: Progress | None = None) -> int:
+async def run(plan: Plan, settings: KafkaSettings, progress: Progress | None = None, topic: Topic = USERS) -> int:
     """Produce the plan's upserts, deletions and snapshot tombstones; returns the records acknowledged."""
     done = 0
 
@@ -75,7 +76,7 @@ async def run(plan: Plan, settings: KafkaSettings, progress: Progress | None = N
         pending: list[tuple[list[asyncio.Future], int]] = []
         value = value_of(plan.occurred_at)
         async for keys, bodies in _slices(plan):
-            pending.append((await producing.send(producer, keys, bodies, value), len(keys)))
+            pending.append((await producing.send(producer, keys, bodies, value, topic), len(keys)))
             while len(pending) > 1:  # wait for a slice only once the next one is queued
                 futures, count = pending.pop(0)
                 await asyncio.gather(*futures)
