@@ -53,8 +53,9 @@ test: venv kafka-fetch tools ## Run the whole test suite on a real Kafka the ses
 
 bench: bench-impact bench-enforce ## Run every benchmark and print result tables
 
-bench-impact: venv ## Benchmark impact evaluation (results in bench/results/impact.json)
+bench-impact: venv kafka-fetch ## Benchmark impact evaluation and registry imports (bench/results/impact.json, imports.json)
 	@$(PY) -m bench.impact
+	@$(PY) -m bench.imports
 
 bench-enforce: venv kafka-fetch ## Benchmark enforcement on real Kafka and the agent (bench/results/enforce.json, agent.json)
 	@$(PY) -m bench.enforce

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from cli import topics
+from cli.imports import command as imports
 from services.audit import cli as audit_cli
 from services.enforcement import cli as enforcement_cli
 from services.impact import cli as impact_cli
@@ -19,6 +20,7 @@ intake_cli.app.command("preview", help="Dry run of a directive file against impa
 intake_cli.app.command("lift-preview", help="Dry run of lifting an active directive.")(impact_cli.lift_preview)
 app.add_typer(impact_cli.app, name="impact", help="Recompute published impact digests; dry runs.")
 app.add_typer(registry_cli.app, name="registry", help="The synthetic user registry for demos and benchmarks.")
+registry_cli.app.command("import", help=imports.HELP)(imports.import_command)
 app.add_typer(audit_cli.app, name="audit", help="The hash-chained audit ledger: report, verify, replay.")
 app.command("status", help="Enforcement status per directive and cluster.")(enforcement_cli.status)
 
