@@ -39,8 +39,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bench.report import publish
 from services.impact.affected import AffectedSet, assess
 from services.impact.population import CodedUsers, Population
-from services.registry import population as registry
-from services.registry.demography import ACCOUNT_TYPES, COUNTRIES, MODELS, ORGANISATIONS, US, organisation_id
+from devtools.registry import population as registry
+from devtools.registry.demography import ACCOUNT_TYPES, COUNTRIES, MODELS, ORGANISATIONS, US, organisation_id
 from shared.contracts.bitmaps import decode_bitmap
 from shared.contracts.catalogue import DIRECTIVES, IMPACT, USERS
 from shared.contracts.directives import DirectiveIssued, DirectiveScope
@@ -125,7 +125,7 @@ def eval_worker(users: int, runs: int) -> dict[str, Any]:
 
 def loop_comparison(users: int, view: Population) -> dict[str, Any]:
     """The oracle's per-user loop over the same users' records, and whether it finds the same set."""
-    from services.registry.oracle import affected_users  # a straightforward per-user evaluation
+    from devtools.registry.oracle import affected_users  # a straightforward per-user evaluation
 
     records = registry.records(registry.generate(users, SEED, first_id=1), 0, users)
     selector = MISSION.selector.model_dump()
@@ -264,7 +264,7 @@ def directive(directive_id: str, scope: DirectiveScope) -> DirectiveIssued:
 
 async def delta_latency() -> dict[str, Any]:
     from services.impact.app import build
-    from services.registry.loader import load
+    from devtools.registry.loader import load
     from shared.runtime.logging import configure_logging
     from shared.runtime.settings import LogSettings
 

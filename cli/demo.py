@@ -27,9 +27,9 @@ from rich.table import Table
 
 from cli.observe import TopicReader
 from cli.stack import Stack, free_port
-from services.registry import population as registry_population
-from services.registry.demography import COUNTRY_INDEX, EMPLOYEE
-from services.registry.loader import load as load_registry
+from devtools.registry import population as registry_population
+from devtools.registry.demography import COUNTRY_INDEX, EMPLOYEE
+from devtools.registry.loader import load as load_registry
 from shared.runtime.settings import KafkaSettings
 from shared.contracts.catalogue import ENFORCEMENT, IMPACT, NOTIFICATIONS
 from shared.contracts.enforcement import DirectiveEnforced

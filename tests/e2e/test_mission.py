@@ -25,9 +25,9 @@ from pyroaring import BitMap
 
 from cli.observe import TopicReader
 from cli.stack import Stack
-from services.registry import population as registry_population
-from services.registry.loader import load as load_registry
-from services.registry.oracle import affected_users
+from devtools.registry import population as registry_population
+from devtools.registry.loader import load as load_registry
+from devtools.registry.oracle import affected_users
 from shared.runtime.settings import KafkaSettings
 from shared.contracts.bitmaps import decode_bitmap, set_digest
 from shared.contracts.catalogue import DATA_TOPICS, ENFORCEMENT, IMPACT, USERS

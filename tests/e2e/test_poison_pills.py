@@ -17,8 +17,8 @@ import pytest
 
 from cli.observe import TopicReader
 from cli.stack import Stack
-from services.registry import population as registry_population
-from services.registry.loader import load as load_registry
+from devtools.registry import population as registry_population
+from devtools.registry.loader import load as load_registry
 from shared.contracts.catalogue import (ACKS, COMMANDS, DIRECTIVES, ENFORCEMENT, IMPACT, MAX_MESSAGE_BYTES, USERS,
                                         Topic, dead_letter_topic)
 from shared.contracts.deadletter import DeadLetter

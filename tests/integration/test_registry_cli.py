@@ -20,7 +20,7 @@ async def registry(bootstrap: str, *args: str) -> tuple[int, str]:
     """Run the registry CLI in its own process (bootstrap from the environment); exit code and output."""
     env = {**os.environ, "COUNTERMAND_KAFKA_BOOTSTRAP": bootstrap, "COLUMNS": "200"}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from services.registry.cli import app; app()", *args,
+        sys.executable, "-c", "from devtools.registry.cli import app; app()", *args,
         cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     output, _ = await process.communicate()
     return process.returncode, output.decode()

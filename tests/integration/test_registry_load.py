@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.registry.loader import delete, load, upsert
-from services.registry.population import generate, records
+from devtools.registry.loader import delete, load, upsert
+from devtools.registry.population import generate, records
 from shared.contracts.users import UserUpserted, user_key
 from tests.support.registry import end_offsets, read_since
 

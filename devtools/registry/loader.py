@@ -8,23 +8,27 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
+from contextlib import AbstractAsyncContextManager
+
 from aiokafka import AIOKafkaProducer
 
-from services.registry.population import PRODUCER, Population, encoded
+from devtools.registry.population import PRODUCER, Population, encoded
 from shared.contracts.catalogue import USERS
 from shared.contracts.envelope import utc_now
 from shared.contracts.users import MAX_USER_ID, UserUpserted, user_key
+from shared.runtime.kafka import producing
+from shared.runtime.settings import KafkaSettings
 
 BATCH = 10_000  # records in flight before awaiting their delivery
 Progress = Callable[[int, int], None]  # (users produced so far, total)
 
 
-def _producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
+def _producer(bootstrap: str, purpose: str) -> AbstractAsyncContextManager[AIOKafkaProducer]:
+    """A started producer from the shared factory, tuned for bulk loading (larger batches, a longer linger)."""
     # lz4 only when its package is present: the registry adds no dependency for it.
     compression = "lz4" if importlib.util.find_spec("lz4") is not None else None
-    return AIOKafkaProducer(bootstrap_servers=bootstrap, client_id=client_id, acks="all",
-                            enable_idempotence=True, linger_ms=20, max_batch_size=512 * 1024,
-                            max_request_size=1024 * 1024, compression_type=compression)
+    return producing(KafkaSettings(bootstrap=bootstrap), purpose, linger_ms=20, max_batch_size=512 * 1024,
+                     max_request_size=1024 * 1024, compression_type=compression)
 
 
 async def load(bootstrap: str, pop: Population, progress: Progress | None = None, *,
@@ -32,9 +36,7 @@ async def load(bootstrap: str, pop: Population, progress: Progress | None = None
     """Produce every user of `pop` as a UserUpserted; returns how many were acknowledged by the broker."""
     at = occurred_at or utc_now()
     prefix = f"registry-{uuid.uuid4().hex[:12]}-"  # event ids unique per load, cheap per record
-    producer = _producer(bootstrap, "countermand-registry-load")
-    await producer.start()
-    try:
+    async with _producer(bootstrap, "registry-load") as producer:
         done = 0
         for start in range(0, len(pop), batch):
             stop = min(start + batch, len(pop))
@@ -46,8 +48,6 @@ async def load(bootstrap: str, pop: Population, progress: Progress | None = None
             if progress:
                 progress(done, len(pop))
         return done
-    finally:
-        await producer.stop()
 
 
 async def upsert(bootstrap: str, record: UserUpserted) -> None:
@@ -63,9 +63,5 @@ async def delete(bootstrap: str, user_id: int) -> None:
 
 
 async def _send_one(bootstrap: str, key: bytes, value: bytes | None) -> None:
-    producer = _producer(bootstrap, f"countermand-{PRODUCER}")
-    await producer.start()
-    try:
+    async with _producer(bootstrap, PRODUCER) as producer:
         await producer.send_and_wait(USERS.name, value, key=key)
-    finally:
-        await producer.stop()

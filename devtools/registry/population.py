@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from services.registry.demography import (
+from devtools.registry.demography import (
     ACCOUNT_TYPES, COUNTRIES, EMPLOYEE, EMPLOYEE_SHARES, ENTERPRISE_MEMBER, LOCALES, MIGRATION_SHARES, MODELS,
     NATIONALITY_SHARES, NO_ORGANISATION, ORGANISATIONS, UNKNOWN, US, organisation_id,
 )

@@ -13,9 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from services.registry import loader
-from services.registry.census import Census, census
-from services.registry.population import PRODUCER, generate
+from devtools.registry import loader
+from devtools.registry.census import Census, census
+from devtools.registry.population import PRODUCER, generate
 from shared.contracts.catalogue import USERS
 from shared.contracts.users import MAX_USER_ID, UserUpserted
 from shared.runtime.settings import KafkaSettings

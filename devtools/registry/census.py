@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.registry.demography import ACCOUNT_TYPES, COUNTRIES, EMPLOYEE, US
-from services.registry.population import Population
+from devtools.registry.demography import ACCOUNT_TYPES, COUNTRIES, EMPLOYEE, US
+from devtools.registry.population import Population
 
 
 @dataclass(frozen=True)

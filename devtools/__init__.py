@@ -1,0 +1,4 @@
+"""Dev tooling apart from the product: registry generator and oracle, local broker, stack, waiting, scenarios.
+
+Used by `cli`, `bench` and `tests`; nothing under `services/` or `shared/` imports it.
+"""
