@@ -2,3 +2,7 @@
 
 Used by `cli`, `bench` and `tests`; nothing under `services/` or `shared/` imports it.
 """
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository: deploy/, services/, ... (an editable install)

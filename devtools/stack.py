@@ -1,7 +1,8 @@
-"""Start and stop the whole Countermand stack as separate processes (demo and end-to-end tests).
+"""Start and stop Countermand's services as separate processes (demo, end-to-end tests, benchmarks).
 
 Each service runs as `python -m services.<name>` in its own process group, logs JSON to its own
-file and keeps its state in its own folder, exactly as it would be deployed.
+file and keeps its state in its own folder, exactly as it would be deployed. `start()` runs the whole
+stack; `spawn()` runs one process of a partial stack (a benchmark's enforcement and agents).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from devtools import ROOT
+from devtools.ports import free_port
+from devtools.processes import signal_group
 
 CORE_SERVICES = ("intake", "impact", "enforcement", "notifier", "audit")
 
@@ -35,12 +39,6 @@ DEMO_CLUSTERS = (
     Cluster("eu-west", "eu-west-1", ("fable-5", "mythos-5")),
     Cluster("ap-south", "ap-south-1", ("fable-5", "lyric-4")),
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -64,6 +62,7 @@ class Stack:
     bootstrap: str
     run_dir: Path
     clusters: tuple[Cluster, ...] = DEMO_CLUSTERS
+    extra_env: dict[str, str] = field(default_factory=dict)  # for every process (e.g. a log level)
     processes: dict[str, Process] = field(default_factory=dict)
 
     def state_dir(self, name: str) -> Path:
@@ -104,15 +103,17 @@ class Stack:
             self.stop()  # a stack that failed to start leaves nothing running
             raise
 
-    def _env(self, name: str) -> dict[str, str]:
+    def base_env(self) -> dict[str, str]:
+        """What every process gets: this environment without its COUNTERMAND_* settings, then the stack's."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("COUNTERMAND_")}
+        env.update({"COUNTERMAND_KAFKA_BOOTSTRAP": self.bootstrap, "COUNTERMAND_LOG_FORMAT": "json",
+                    "PYTHONUNBUFFERED": "1", **self.extra_env})
+        return env
+
+    def _env(self, name: str) -> dict[str, str]:
+        env = self.base_env()
         prefix = f"COUNTERMAND_{name.upper()}_"
-        env.update({
-            "COUNTERMAND_KAFKA_BOOTSTRAP": self.bootstrap,
-            "COUNTERMAND_LOG_FORMAT": "json",
-            f"{prefix}STATE_DIR": str(self.state_dir(name)),
-            "PYTHONUNBUFFERED": "1",
-        })
+        env[f"{prefix}STATE_DIR"] = str(self.state_dir(name))
         env[f"{prefix}HTTP_PORT"] = str(free_port())  # every service answers /readyz (health, or its API)
         if name == "notifier":
             env[f"{prefix}OUTBOX_PATH"] = str(self.outbox)
@@ -130,12 +131,35 @@ class Stack:
         return env
 
     def _spawn(self, name: str, module: str, env: dict[str, str]) -> None:
+        self.spawn(name, module, env, mode="ab")
+
+    def spawn(self, name: str, module: str, env: dict[str, str], *, mode: str = "wb") -> Process:
+        """Start `python -m services.<module>` as `name` with exactly this environment (see base_env), its
+        output in run_dir/logs/<name>.log; not waited for."""
+        (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
         log = self.run_dir / "logs" / f"{name}.log"
-        out = open(log, "ab")  # noqa: SIM115 - owned by the child for its lifetime
-        popen = subprocess.Popen([sys.executable, "-m", f"services.{module}"], env=env, stdout=out,
-                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        port = next((int(v) for k, v in env.items() if k.endswith("_HTTP_PORT")), None)
+        with open(log, mode) as out:  # the child holds its own copy of the descriptor
+            popen = subprocess.Popen([sys.executable, "-m", f"services.{module}"], cwd=ROOT, env=env, stdout=out,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        port = next((int(v) for k, v in env.items() if k.endswith("_HTTP_PORT") and v != "0"), None)
         self.processes[name] = Process(name, popen, log, port)
+        return self.processes[name]
+
+    def check_alive(self) -> None:
+        """RuntimeError naming every started process that has exited."""
+        dead = [name for name, proc in self.processes.items() if proc.popen.poll() is not None]
+        if dead:
+            raise RuntimeError(f"exited early: {', '.join(dead)} (logs under {self.run_dir / 'logs'})")
+
+    def stop_one(self, name: str, timeout: float = 20.0) -> None:
+        """Stop one started process (SIGTERM to its group, SIGKILL after `timeout`)."""
+        proc = self.processes.pop(name)
+        signal_group(proc.popen, signal.SIGTERM)
+        try:
+            proc.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            signal_group(proc.popen, signal.SIGKILL)
+            proc.popen.wait()
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -162,13 +186,13 @@ class Stack:
 
     def stop(self, timeout: float = 20.0) -> None:
         for proc in self.processes.values():
-            _signal(proc.popen, signal.SIGTERM)
+            signal_group(proc.popen, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for proc in self.processes.values():
             try:
                 proc.popen.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _signal(proc.popen, signal.SIGKILL)
+                signal_group(proc.popen, signal.SIGKILL)
                 proc.popen.wait()
         self.processes.clear()
 
@@ -178,10 +202,3 @@ def _is_ready_line(line: str) -> bool:
         return json.loads(line).get("event") == "service ready"
     except (ValueError, AttributeError):
         return False
-
-
-def _signal(popen: subprocess.Popen, sig: int) -> None:
-    try:
-        os.killpg(popen.pid, sig)
-    except ProcessLookupError:
-        pass

@@ -7,7 +7,7 @@ import base64
 
 from faststream.kafka import KafkaBroker
 
-from cli.observe import TopicReader
+from devtools.observe import TopicReader
 from shared.contracts.catalogue import DIRECTIVES, dead_letter_topic
 from shared.contracts.deadletter import DeadLetter
 from shared.contracts.directives import DirectiveEvent, DirectiveIssued

@@ -1,7 +1,8 @@
-"""Stopping the service processes tests and benchmarks start."""
+"""Stopping the processes tests, the demo and benchmarks start (services, brokers)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 
@@ -16,3 +17,11 @@ def terminate(process: subprocess.Popen, timeout_s: float) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def signal_group(process: subprocess.Popen, sig: int) -> None:
+    """Send a signal to the process group a process leads (started with start_new_session); gone is fine."""
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass

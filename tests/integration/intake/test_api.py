@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.intake.app import IntakeService
-from cli.observe import TopicReader
+from devtools.observe import TopicReader
 from shared.contracts.catalogue import DIRECTIVES, dead_letter_topic, key_of
 from shared.contracts.directives import DirectiveIssued, DirectiveLifted, DirectiveScope, ForeignNational
 from tests.support.intake import asgi_client, directive_events, directive_records, intake_settings, running_intake
