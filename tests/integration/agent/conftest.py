@@ -1,8 +1,8 @@
-"""Helpers for the agent's integration tests: run an agent, produce commands, read acks and dead letters."""
+"""Fixtures and helpers of the agent's integration tests: run an agent (in-process or as a process), produce
+commands, read acks and dead letters."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -13,17 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pyroaring import BitMap
+
+from devtools.ports import free_port
+from devtools.processes import terminate
+from devtools.stack import ROOT
+from devtools.waiting import eventually
 
 from services.agent.app import Agent, build
 from services.agent.settings import AgentSettings
 from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
 from shared.contracts.catalogue import COMMANDS
 from shared.contracts.serving import ClusterSynced, LiftCommand, RestrictCommand
+from shared.runtime.kafka import consumer, producer
 from shared.runtime.settings import KafkaSettings
-from tests.support.processes import terminate
-from tests.support.kafka import ROOT, free_port
 
 TIMEOUT_S = 60.0
 MODELS = ["fable-5", "mythos-5"]
@@ -40,16 +43,6 @@ def new_agent(bootstrap: str, cluster: str, state_dir: Path) -> Agent:
 
 def http(agent: Agent) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=f"http://127.0.0.1:{agent.http_port}", timeout=10.0)
-
-
-async def eventually(probe: Callable[[], Any], what: str, timeout: float = TIMEOUT_S) -> Any:
-    """Poll an async probe until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if result := await probe():
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def wait_ready(agent: Agent) -> None:
@@ -85,7 +78,7 @@ class Commands:
     """Produces raw or contract messages onto serving.commands.v1, keyed by cluster."""
 
     def __init__(self, bootstrap: str) -> None:
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        self._producer = producer(KafkaSettings(bootstrap=bootstrap), "tests-agent-commands")
 
     async def __aenter__(self) -> Commands:
         await self._producer.start()
@@ -115,8 +108,7 @@ class TopicReader:
     """Reads a topic from the beginning, keeping every JSON value, and waits for a matching one."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
-        self._consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                          enable_auto_commit=False, group_id=None)
+        self._consumer = consumer(KafkaSettings(bootstrap=bootstrap), f"tests-read-{topic}", topic)
         self.seen: list[dict[str, Any]] = []
 
     async def __aenter__(self) -> TopicReader:

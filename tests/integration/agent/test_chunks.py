@@ -7,7 +7,7 @@ from pathlib import Path
 
 from services.agent.app import build
 from shared.contracts.catalogue import ACKS
-from tests.integration.agent_support import Commands, TopicReader, agent_settings, http, restrict_chunks, synced
+from tests.integration.agent.conftest import agent_settings, Commands, http, restrict_chunks, synced, TopicReader
 
 CHUNK_TIMEOUT_S = 1.0
 

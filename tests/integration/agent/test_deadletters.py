@@ -6,7 +6,7 @@ import base64
 from pathlib import Path
 
 from shared.contracts.catalogue import ACKS, dead_letter_topic
-from tests.integration.agent_support import Commands, TopicReader, new_agent, restrict_chunks
+from tests.integration.agent.conftest import Commands, new_agent, restrict_chunks, TopicReader
 
 
 async def test_a_poison_command_is_dead_lettered_and_the_next_one_applied(

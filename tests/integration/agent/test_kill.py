@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 
 from shared.contracts.catalogue import ACKS
-from tests.integration.agent_support import AgentProcess, Commands, TopicReader, eventually, restrict_chunks, synced
+from devtools.waiting import eventually
+from tests.integration.agent.conftest import AgentProcess, Commands, restrict_chunks, synced, TopicReader
 
 D1_FABLE, D2_MYTHOS, D3_FABLE = [10, 11], [11, 12], [20]
 CONTROL = (13, "fable-5")  # never restricted: must be allowed whenever the agent answers

@@ -6,8 +6,9 @@ import asyncio
 from pathlib import Path
 
 from shared.contracts.catalogue import ACKS
-from tests.integration.agent_support import (
-    MODELS, Commands, TopicReader, eventually, http, new_agent, restrict_chunks, synced, wait_ready,
+from devtools.waiting import eventually
+from tests.integration.agent.conftest import (
+    Commands, http, MODELS, new_agent, restrict_chunks, synced, TopicReader, wait_ready,
 )
 
 D1_FABLE, D2_MYTHOS, D3_FABLE = [10, 11], [11, 12], [20]

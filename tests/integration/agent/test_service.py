@@ -9,8 +9,8 @@ from pyroaring import BitMap
 from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
 from shared.contracts.catalogue import ACKS
 from shared.contracts.serving import DeltaCommand
-from tests.integration.agent_support import (
-    MODELS, Commands, TopicReader, http, lift_command, new_agent, restrict_chunks, synced, wait_ready,
+from tests.integration.agent.conftest import (
+    Commands, http, lift_command, MODELS, new_agent, restrict_chunks, synced, TopicReader, wait_ready,
 )
 
 FABLE, MYTHOS = [1, 2, 3], [2, 5]

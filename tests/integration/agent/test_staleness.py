@@ -10,12 +10,15 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 
 from shared.runtime.settings import KafkaSettings
 from shared.runtime.topics import apply_topics
-from tests.integration.agent_support import AgentProcess, Commands, eventually, restrict_chunks, synced
-from tests.support.kafka import TestKafka
+from devtools.waiting import eventually
+from tests.integration.agent.conftest import AgentProcess, Commands, restrict_chunks, synced
+from devtools.broker import LocalBroker
 
+pytestmark = pytest.mark.kafka  # a broker of its own, which the test stops
 STALE_AFTER_S = 2.0
 
 
@@ -31,7 +34,7 @@ async def _decisions(client: httpx.AsyncClient, pairs: list[tuple[int, str]]) ->
 
 async def test_an_agent_that_loses_the_broker_applies_each_directives_stale_policy(
         unique: str, tmp_path: Path) -> None:
-    own = TestKafka(tmp_path / "kafka")
+    own = LocalBroker(tmp_path / "kafka")
     await asyncio.to_thread(own.start)
     cluster = f"c-{unique}"
     agent = AgentProcess(own.bootstrap, cluster, tmp_path / "state", tmp_path, stale_after_s=STALE_AFTER_S)

@@ -1,17 +1,18 @@
-"""Running the audit in-process on the session broker and producing raw records for it."""
+"""Fixtures and helpers of the audit integration tests: the audit in-process on the session broker, raw records
+produced for it, its ledger and topics read back."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from services.audit.app import RECORDED_TOPICS, Audit, build
 from services.audit.ledger import Ledger
 from services.audit.settings import AuditSettings
+from shared.contracts.catalogue import BY_NAME
+from shared.runtime.kafka import end_offsets as topic_end_offsets, producing, records_to_end
 from shared.runtime.settings import KafkaSettings
 
 Position = tuple[str, int, int]
@@ -30,28 +31,12 @@ async def started(settings: AuditSettings, ledger: Ledger | None = None) -> Audi
 
 async def produce(bootstrap: str, records: list[tuple[str, bytes | None, bytes | None, list]]) -> list[Position]:
     """Send (topic, key, value, headers) records in order; their positions once acknowledged."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
+    async with producing(KafkaSettings(bootstrap=bootstrap), "tests-audit-records") as producer:
         positions = []
         for topic, key, value, headers in records:
             meta = await producer.send_and_wait(topic, value, key=key, headers=headers or None)
             positions.append((meta.topic, meta.partition, meta.offset))
         return positions
-    finally:
-        await producer.stop()
-
-
-async def eventually(check: Callable[[], object], timeout: float = 60.0, what: str = "condition") -> object:
-    """Poll until check() returns something truthy; fail with `what` after the timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 def recorded(ledger_path: Path, positions: list[Position]) -> dict[Position, object]:
@@ -77,29 +62,12 @@ def recorded_all(ledger_path: Path) -> list:
 
 
 async def end_offsets(bootstrap: str, topics: tuple[str, ...] = RECORDED_TOPICS) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
-        if any(not consumer.partitions_for_topic(t) for t in topics):
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - metadata for every topic
-            partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t))]
-        return await consumer.end_offsets(partitions)
-    finally:
-        await consumer.stop()
+    """The next offset of every partition of these topics."""
+    settings = KafkaSettings(bootstrap=bootstrap)
+    return {TopicPartition(name, p): end for name in topics
+            for p, end in (await topic_end_offsets(settings, BY_NAME[name], "tests")).items()}
 
 
-async def read_all(bootstrap: str, topic: str, timeout: float = 3.0) -> list:
+async def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord]:
     """Every record currently on a topic."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    try:
-        records, deadline = [], time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=300)
-            for part in batch.values():
-                records.extend(part)
-        return records
-    finally:
-        await consumer.stop()
+    return [r async for r in records_to_end(KafkaSettings(bootstrap=bootstrap), BY_NAME[topic], "tests-audit-read")]

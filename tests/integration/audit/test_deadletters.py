@@ -11,8 +11,9 @@ from services.audit.ledger import Ledger
 from services.audit.record import Record
 from shared.contracts.catalogue import dead_letter_topic
 from shared.contracts.deadletter import DeadLetter
-from tests.integration.audit_support import (
-    audit_settings, eventually, produce, read_all, recorded, recorded_all, started,
+from devtools.waiting import eventually
+from tests.integration.audit.conftest import (
+    audit_settings, produce, read_all, recorded, recorded_all, started,
 )
 
 DLQ = dead_letter_topic("audit").name
@@ -42,15 +43,10 @@ async def test_a_batch_the_store_cannot_take_is_dead_lettered_and_the_ledger_mov
     audit = await started(settings, ledger)
     try:
         async def buried() -> list[DeadLetter]:
-            letters = [DeadLetter.model_validate_json(r.value) for r in await read_all(bootstrap, DLQ, 1.0)]
+            letters = [DeadLetter.model_validate_json(r.value) for r in await read_all(bootstrap, DLQ)]
             return [d for d in letters if d.value_b64 and base64.b64decode(d.value_b64) == poison]
 
-        letters: list[DeadLetter] = []
-        for _ in range(60):
-            letters = await buried()
-            if letters:
-                break
-        assert letters, "the record the store rejected never reached the dead-letter topic"
+        letters = await eventually(buried, "the record the store rejected on the dead-letter topic")
         assert letters[0].topic == "compliance.directives.v1" and (letters[0].partition, letters[0].offset) == \
             (partition, offset)
         assert "OSError" in letters[0].reason and letters[0].consumer == "audit"

@@ -7,7 +7,6 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient
 from typer.testing import CliRunner
 
 from services.audit.app import RECORDED_TOPICS
@@ -18,8 +17,11 @@ from services.audit.timeline import timeline
 from shared.contracts.audit import AuditCheckpoint
 from shared.contracts.catalogue import AUDIT
 from shared.contracts.users import UserUpserted
-from tests.integration.audit_support import (
-    audit_settings, end_offsets, eventually, produce, read_all, recorded, recorded_all, started,
+from shared.runtime.kafka import admin
+from shared.runtime.settings import KafkaSettings
+from devtools.waiting import eventually
+from tests.integration.audit.conftest import (
+    audit_settings, end_offsets, produce, read_all, recorded, recorded_all, started,
 )
 from tests.unit.audit.records import directive_story
 
@@ -83,29 +85,22 @@ async def test_a_checkpoint_carries_the_ledger_length_and_head_hash(bootstrap: s
                          what="story in the ledger")
 
         async def published() -> list[AuditCheckpoint]:
-            records = await read_all(bootstrap, AUDIT.name, timeout=1.0)
+            records = await read_all(bootstrap, AUDIT.name)
             return [AuditCheckpoint.model_validate_json(r.value) for r in records]
 
-        checkpoints: list[AuditCheckpoint] = []
-        for _ in range(60):
-            checkpoints = [c for c in await published() if c.entries >= len(positions)]
+        async def matching() -> list[AuditCheckpoint]:
             hashes = {e.seq: e.hash for e in recorded_all(settings.ledger_path)}
-            mine = [c for c in checkpoints if hashes.get(c.entries) == c.head_hash]
-            if mine:
-                break
-        assert mine, "no checkpoint matching this ledger was published"
+            return [c for c in await published() if c.entries >= len(positions) and hashes.get(c.entries) == c.head_hash]
+
+        mine = await eventually(matching, "a checkpoint matching this ledger")
         assert mine[0].producer == "audit" and mine[0].ledger == "main"
     finally:
         await audit.stop()
 
 
 async def committed(bootstrap: str, group: str) -> dict:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        return {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()}
-    finally:
-        await admin.close()
+    async with admin(KafkaSettings(bootstrap=bootstrap), "tests-audit") as client:
+        return {tp: meta.offset for tp, meta in (await client.list_consumer_group_offsets(group)).items()}
 
 
 async def caught_up(bootstrap: str, group: str, ends: dict, timeout: float = 60.0) -> None:

@@ -1,15 +1,15 @@
-"""Fake and real serving agents and topic readers for the enforcement integration tests (real Kafka)."""
+"""Fixtures and helpers of the enforcement integration tests (real Kafka): the service in-process, fake and real
+serving agents, impact messages, topic readers."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from pyroaring import BitMap
 
 from shared.contracts.bitmaps import chunk_bitmap, decode_bitmap, encode_bitmap, scope_digest, set_digest
@@ -21,6 +21,8 @@ from services.agent.app import build as build_agent
 from services.agent.settings import AgentSettings
 from services.enforcement.app import EnforcementService, build
 from services.enforcement.settings import EnforcementSettings
+from shared.runtime.kafka import consumer, producer, producing
+from shared.runtime.settings import KafkaSettings
 
 WRONG = "0" * 64
 
@@ -40,30 +42,14 @@ async def running(bootstrap: str, state: Path):
         await service.stop()
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    """Poll until check() is truthy; returns its value."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 async def publish(bootstrap: str, topic: Topic, *messages: Any, raw: bytes | None = None,
                   raw_key: bytes = b"poison") -> None:
     """Publish contract messages (after one raw value if given) with the catalogue's keys."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
+    async with producing(KafkaSettings(bootstrap=bootstrap), "tests-publish") as producer:
         if raw is not None:
             await producer.send_and_wait(topic.name, raw, key=raw_key)
         for message in messages:
             await producer.send_and_wait(topic.name, message.model_dump_json().encode(), key=key_of(topic, message))
-    finally:
-        await producer.stop()
 
 
 def impact(directive: str, sets: dict[str, BitMap], *, action: str = "restrict", revision: int = 1,
@@ -90,7 +76,7 @@ class TopicReader:
         self._task: asyncio.Task | None = None
 
     async def __aenter__(self) -> TopicReader:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        self._consumer = consumer(KafkaSettings(bootstrap=self.bootstrap), f"tests-read-{self.topic.name}")
         await self._consumer.start()
         partitions = [TopicPartition(self.topic.name, p) for p in range(self.topic.partitions)]
         self._consumer.assign(partitions)
@@ -136,7 +122,7 @@ class FakeAgent(TopicReader):
         self._pending: list[Any] = []
 
     async def __aenter__(self) -> FakeAgent:
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True)
+        self._producer = producer(KafkaSettings(bootstrap=self.bootstrap), f"tests-fake-agent-{self.cluster}")
         await self._producer.start()
         await super().__aenter__()
         self._beats = asyncio.create_task(self._beat_forever())

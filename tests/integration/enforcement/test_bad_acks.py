@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from shared.contracts.catalogue import ACKS, COMMANDS, ENFORCEMENT, IMPACT
 from shared.contracts.serving import AgentHeartbeat, CommandApplied, CommandFailed
 from services.enforcement.cli import app
-from tests.integration.enforcement_agents import WRONG, TopicReader, eventually, impact, publish, running
+from devtools.waiting import eventually
+from tests.integration.enforcement.conftest import impact, publish, running, TopicReader, WRONG
 
 
 def beat(cluster: str, *models: str) -> AgentHeartbeat:

@@ -10,7 +10,8 @@ from pyroaring import BitMap
 from shared.contracts.catalogue import ACKS, ENFORCEMENT, IMPACT, dead_letter_topic
 from shared.contracts.impact import AffectedSetChunk
 from shared.contracts.serving import AgentHeartbeat
-from tests.integration.enforcement_agents import TopicReader, eventually, impact, publish, running
+from devtools.waiting import eventually
+from tests.integration.enforcement.conftest import impact, publish, running, TopicReader
 
 DLQ = dead_letter_topic("enforcement")
 

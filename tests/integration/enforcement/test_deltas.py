@@ -11,7 +11,8 @@ from pyroaring import BitMap
 from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
 from shared.contracts.catalogue import COMMANDS, ENFORCEMENT, IMPACT
 from shared.contracts.impact import AffectedSetDelta
-from tests.integration.enforcement_agents import FakeAgent, TopicReader, eventually, impact, publish, running
+from devtools.waiting import eventually
+from tests.integration.enforcement.conftest import FakeAgent, impact, publish, running, TopicReader
 
 
 class HeaderReader(TopicReader):

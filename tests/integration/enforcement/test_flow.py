@@ -9,7 +9,8 @@ from pyroaring import BitMap
 
 from shared.contracts.bitmaps import scope_digest
 from shared.contracts.catalogue import COMMANDS, ENFORCEMENT, IMPACT
-from tests.integration.enforcement_agents import FakeAgent, TopicReader, eventually, impact, publish, running
+from devtools.waiting import eventually
+from tests.integration.enforcement.conftest import FakeAgent, impact, publish, running, TopicReader
 
 
 async def test_restriction_reaches_only_serving_clusters_and_is_enforced_once_all_acknowledge(

@@ -13,8 +13,10 @@ import pytest
 from pyroaring import BitMap
 
 from shared.contracts.catalogue import ENFORCEMENT, IMPACT
-from tests.integration.enforcement_agents import (TopicReader, denials, eventually, impact, pairs, publish, ready,
-                                                  real_agent, running)
+from devtools.waiting import eventually
+from tests.integration.enforcement.conftest import (
+    denials, impact, pairs, publish, ready, real_agent, running, TopicReader,
+)
 
 USERS = range(0, 70)
 

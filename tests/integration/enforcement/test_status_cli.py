@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from shared.contracts.catalogue import ENFORCEMENT, IMPACT
 from services.enforcement.cli import app
-from tests.integration.enforcement_agents import FakeAgent, TopicReader, eventually, impact, publish, running
+from devtools.waiting import eventually
+from tests.integration.enforcement.conftest import FakeAgent, impact, publish, running, TopicReader
 
 
 async def test_status_shows_applied_and_overdue_clusters_of_a_directive(

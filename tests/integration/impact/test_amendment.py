@@ -8,10 +8,7 @@ from pyroaring import BitMap
 
 from services.impact.app import ImpactService
 from shared.contracts.bitmaps import decode_bitmap, set_digest
-from tests.integration.impact_support import impact_events, to_lift, until  # noqa: F401 (fixture)
-from tests.integration.test_impact_service import (  # noqa: F401 (fixtures)
-    _bases, issued, producer, send_directive, send_users, service,
-)
+from tests.integration.impact.conftest import _bases, impact_events, issued, send_directive, send_users, until
 from tests.unit.impact.population_builder import user
 
 pytestmark = pytest.mark.kafka

@@ -11,9 +11,8 @@ from pyroaring import BitMap
 from services.impact.app import ImpactService
 from shared.contracts.catalogue import USERS
 from shared.contracts.users import user_key
-from tests.integration.impact_support import DEAD_LETTERS, letters_for, to_lift  # noqa: F401 (fixture)
-from tests.integration.test_impact_service import (  # noqa: F401 (fixtures)
-    _bases, assessment_of, issued, producer, read_until, send_directive, send_users, service,
+from tests.integration.impact.conftest import (
+    assessment_of, _bases, DEAD_LETTERS, issued, letters_for, read_until, send_directive, send_users,
 )
 from tests.unit.impact.population_builder import user
 

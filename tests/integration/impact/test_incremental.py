@@ -9,11 +9,9 @@ from pyroaring import BitMap
 from services.impact.app import ImpactService
 from shared.contracts.catalogue import USERS
 from shared.contracts.users import user_key
-from tests.integration.impact_support import (  # noqa: F401 (fixture)
-    added_ids, deltas_of, impact_events, passed_marker, removed_ids, to_lift, until,
-)
-from tests.integration.test_impact_service import (  # noqa: F401 (fixtures)
-    FOREIGN_TO_US, _bases, assessment_of, issued, producer, send_directive, send_users, service,
+from tests.integration.impact.conftest import (
+    added_ids, assessment_of, _bases, deltas_of, FOREIGN_TO_US, impact_events, issued, passed_marker,
+    removed_ids, send_directive, send_users, until,
 )
 from tests.unit.impact.population_builder import user
 

@@ -14,9 +14,8 @@ from typer.testing import CliRunner
 
 from services.impact.app import ImpactService
 from services.impact.cli import app as impact_cli
-from tests.integration.impact_support import end_offsets, to_lift  # noqa: F401 (fixture)
-from tests.integration.test_impact_service import (  # noqa: F401 (fixtures)
-    FOREIGN_TO_US, _bases, assessment_of, issued, oracle, producer, registry_at, send_directive, send_users, service,
+from tests.integration.impact.conftest import (
+    assessment_of, _bases, end_offsets, FOREIGN_TO_US, issued, oracle, registry_at, send_directive, send_users,
 )
 from tests.unit.impact.population_builder import user
 

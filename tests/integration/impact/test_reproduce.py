@@ -19,9 +19,9 @@ from shared.contracts.catalogue import IMPACT, USERS
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.envelope import utc_now
 from shared.contracts.users import user_key
-from tests.integration.impact_support import lifted, passed_marker
-from tests.integration.test_impact_service import (  # noqa: F401 (fixtures)
-    FOREIGN_TO_US, _bases, assessment_of, issued, producer, random_users, send_directive, send_users, service,
+from tests.integration.impact.conftest import (
+    assessment_of, _bases, FOREIGN_TO_US, issued, lifted, passed_marker, random_users, send_directive,
+    send_users,
 )
 from tests.unit.impact.population_builder import user
 

@@ -2,141 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-import json
-import random
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from pyroaring import BitMap
 
 from services.impact.app import ImpactService, build
 from services.impact.settings import ImpactSettings
 from shared.contracts.bitmaps import decode_bitmap, scope_digest, set_digest
 from shared.contracts.catalogue import DIRECTIVES, IMPACT, USERS, dead_letter_topic
-from shared.contracts.directives import DirectiveIssued, DirectiveLifted, DirectiveScope
-from shared.contracts.users import UserUpserted, user_key
+from shared.contracts.directives import DirectiveLifted
+from shared.contracts.users import user_key
 from shared.runtime.settings import KafkaSettings
-from tests.unit.impact.population_builder import SELECTOR, user
-from tests.unit.impact.test_oracle import truth
+from tests.unit.impact.population_builder import user
+from tests.integration.impact.conftest import (
+    assessment_of, _bases, FOREIGN_TO_US, issued, oracle, random_users, read_until, registry_at, send_directive,
+    send_users,
+)
 
 pytestmark = pytest.mark.kafka
-TIMEOUT_S = 60
-FOREIGN_TO_US = {"kind": "foreign_national", "home_country": "US"}
-_bases = itertools.count(1)
-
-
-@pytest.fixture
-async def service(bootstrap: str, tmp_path: Path) -> ImpactService:
-    impact = build(ImpactSettings(kafka=KafkaSettings(bootstrap=bootstrap), state_dir=tmp_path))
-    await impact.start()
-    try:
-        yield impact
-    finally:
-        await impact.stop()
-
-
-@pytest.fixture
-async def producer(bootstrap: str) -> AIOKafkaProducer:
-    client = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await client.start()
-    try:
-        yield client
-    finally:
-        await client.stop()
-
-
-def random_users(base: int, count: int, seed: int) -> list[UserUpserted]:
-    rng = random.Random(seed)
-    people = []
-    for i in range(count):
-        nationalities = rng.choice([None, [], ["US"], ["US", "IE"], ["DE"], ["CN", "RU"], ["IN"], ["FR", "US", "DE"]])
-        people.append(user(base + i, nationalities, rng.choice([None, "US", "DE", "CN"]),
-                           rng.choice(["consumer", "enterprise_member", "employee"]),
-                           rng.choice([None, "org-1"]), tuple(rng.sample(["fable-5", "mythos-5"], rng.randint(0, 2)))))
-    return people
-
-
-async def send_users(producer: AIOKafkaProducer, people: list[UserUpserted]) -> None:
-    for person in people:
-        await producer.send(USERS.name, person.model_dump_json().encode(), key=user_key(person.user_id))
-    await producer.flush()
-
-
-async def send_directive(producer: AIOKafkaProducer, event: DirectiveIssued | DirectiveLifted) -> None:
-    await producer.send_and_wait(DIRECTIVES.name, event.model_dump_json().encode(), key=event.directive_id.encode())
-
-
-def issued(directive: str, revision: int, selector: dict, models: list[str], unknown: str = "restrict") -> DirectiveIssued:
-    return DirectiveIssued(producer="test", directive_id=directive, revision=revision, title="Export control",
-                           scope=DirectiveScope(models=models, selector=selector, unknown_attribute=unknown))
-
-
-async def read_until(bootstrap: str, topic: str, partitions: int, done: Callable[[list], bool],
-                     decode: Callable = lambda record: json.loads(record.value)) -> list:
-    """Every record of a topic from the beginning (decoded), polled until done(records) or the timeout."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
-        await consumer.seek_to_beginning()
-        seen: list = []
-        deadline = asyncio.get_running_loop().time() + TIMEOUT_S
-        while not done(seen):
-            assert asyncio.get_running_loop().time() < deadline, f"timed out reading {topic}: {len(seen)} records"
-            for records in (await consumer.getmany(timeout_ms=300)).values():
-                seen.extend(decode(r) for r in records)
-        return seen
-    finally:
-        await consumer.stop()
-
-
-async def assessment_of(bootstrap: str, directive: str, action: str) -> tuple[dict, dict[str, BitMap]]:
-    """The ImpactAssessed of a directive and action, and its chunks folded into per-model sets."""
-    def mine(events: list) -> list:
-        return [e for e in events if e.get("directive_id") == directive and e.get("action") == action]
-
-    def complete(events: list) -> bool:
-        heads = [e for e in mine(events) if e["type"] == "ImpactAssessed"]
-        return bool(heads) and len({e["chunk"] for e in mine(events) if e["type"] == "AffectedSetChunk"}) == heads[0]["chunks"]
-
-    events = mine(await read_until(bootstrap, IMPACT.name, IMPACT.partitions, complete))
-    head = next(e for e in events if e["type"] == "ImpactAssessed")
-    sets = {m: BitMap() for m in head["affected_by_model"]}
-    for chunk in (e for e in events if e["type"] == "AffectedSetChunk"):
-        sets[chunk["model"]] |= decode_bitmap(chunk["users"])
-    return head, sets
-
-
-async def registry_at(bootstrap: str, offsets: dict[str, int]) -> dict[int, UserUpserted]:
-    """The oracle's registry: every valid record below the recorded offsets, last one per user, tombstones delete."""
-    ends = {int(p): o for p, o in offsets.items()}
-    records = await read_until(bootstrap, USERS.name, USERS.partitions,
-                               lambda seen: all(sum(1 for r in seen if r.partition == p) >= n for p, n in ends.items()),
-                               decode=lambda r: r)
-    people: dict[int, UserUpserted] = {}
-    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
-        if record.offset >= ends.get(record.partition, 0):
-            continue
-        if record.value is None:
-            people.pop(int(record.key), None)
-            continue
-        try:
-            person = UserUpserted.model_validate_json(record.value)
-        except ValueError:
-            continue
-        if str(person.user_id).encode() == record.key:
-            people[person.user_id] = person
-    return people
-
-
-def oracle(people: dict[int, UserUpserted], selector: dict, unknown: str = "restrict") -> BitMap:
-    parsed = SELECTOR.validate_python(selector)
-    return BitMap(i for i, u in people.items()
-                  if truth(parsed, u) is True or (truth(parsed, u) is None and unknown == "restrict"))
 
 
 async def test_assessment_equals_the_oracle_and_lift_restores_only_what_no_other_directive_covers(

@@ -20,13 +20,13 @@ from shared.runtime.settings import KafkaSettings
 from shared.contracts.catalogue import USERS
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.users import user_key
-from tests.integration.impact_support import end_offsets, lifted, settings_for
-from tests.integration.test_impact_service import (  # noqa: F401 (fixtures)
-    FOREIGN_TO_US, TIMEOUT_S, _bases, assessment_of, issued, producer, random_users, send_directive, send_users,
+from tests.integration.impact.conftest import (
+    assessment_of, _bases, end_offsets, FOREIGN_TO_US, issued, lifted, random_users, send_directive, send_users,
+    settings_for, TIMEOUT_S,
 )
+from devtools import ROOT
 
 pytestmark = pytest.mark.kafka
-ROOT = Path(__file__).resolve().parents[2]
 
 
 async def registry_ends(bootstrap: str) -> dict[int, int]:

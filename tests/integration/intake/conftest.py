@@ -1,4 +1,5 @@
-"""Intake test support: run intake in-process on the session broker and read the directive topic back."""
+"""Fixtures and helpers of the intake integration tests: intake in-process on the session broker, its HTTP API
+served, the directive topic read back."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from services.intake.settings import IntakeSettings
 from shared.contracts.catalogue import DIRECTIVES
 from shared.runtime.kafka import records_to_end
 from shared.runtime.settings import KafkaSettings
-from tests.support.kafka import free_port
+from devtools.ports import free_port
 
 READY_TIMEOUT_S = 60
 

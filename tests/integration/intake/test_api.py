@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from services.intake.app import IntakeService
 from devtools.observe import TopicReader
 from shared.contracts.catalogue import DIRECTIVES, dead_letter_topic, key_of
 from shared.contracts.directives import DirectiveIssued, DirectiveLifted, DirectiveScope, ForeignNational
-from tests.support.intake import asgi_client, directive_events, directive_records, intake_settings, running_intake
+from devtools.waiting import eventually
+from shared.runtime.kafka import producing
+from shared.runtime.settings import KafkaSettings
+from tests.integration.intake.conftest import asgi_client, directive_events, directive_records, intake_settings, running_intake
 
 pytestmark = pytest.mark.kafka
 
@@ -184,17 +185,15 @@ async def test_an_invalid_record_on_the_topic_is_dead_lettered_and_the_view_keep
         intake: IntakeService, bootstrap: str, tmp_path: Path, unique: str) -> None:
     later = DirectiveIssued(producer="test", directive_id=unique, revision=3, title="from elsewhere",
                             scope=DirectiveScope(models=["fable-5"], selector=ForeignNational(home_country="US")))
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
+    async with producing(KafkaSettings(bootstrap=bootstrap), "tests-intake-poison") as producer:
         await producer.send_and_wait(DIRECTIVES.name, b"{not json", key=unique.encode())
         await producer.send_and_wait(DIRECTIVES.name, b'{"type": "DirectiveIssued"}', key=unique.encode())
         await producer.send_and_wait(DIRECTIVES.name, later.model_dump_json().encode(),
                                      key=key_of(DIRECTIVES, later))
-    finally:
-        await producer.stop()
     async with asgi_client(intake) as http:
-        assert await _eventually(lambda: http.get(f"/directives/{unique}"), lambda r: r.status_code == 200)
+        async def known() -> bool:
+            return (await http.get(f"/directives/{unique}")).status_code == 200
+        await eventually(known, f"intake to know {unique}", timeout=30)
         amendment = await http.post("/directives", json=directive(unique))
     assert amendment.json()["revision"] == 4
     async with running_intake(intake_settings(bootstrap, tmp_path, f"{unique}-late")) as restarted:
@@ -206,11 +205,3 @@ async def test_an_invalid_record_on_the_topic_is_dead_lettered_and_the_view_keep
     reasons = [m.reason for m in mine if m.key_b64 == base64.b64encode(unique.encode()).decode()]
     assert all(r.startswith("invalid message") or "Invalid JSON" in r or "json" in r.lower() for r in reasons), reasons
 
-
-async def _eventually(call: Any, accept: Any, timeout_s: float = 30) -> bool:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while asyncio.get_running_loop().time() < deadline:
-        if accept(await call()):
-            return True
-        await asyncio.sleep(0.1)
-    return False

@@ -9,14 +9,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from services.intake.app import IntakeService
+from devtools.ports import free_port
+from devtools.scenarios import MISSION_FILE
 from services.intake.cli import app
 from shared.contracts.directives import DirectiveIssued, DirectiveLifted
-from tests.support.intake import directive_events, directive_records, intake_settings, running_intake, serving_http
-from tests.support.kafka import free_port
+from tests.integration.intake.conftest import directive_events, directive_records, intake_settings, running_intake, serving_http
 
 pytestmark = pytest.mark.kafka
-MISSION = Path(__file__).resolve().parents[2] / "deploy" / "directives" / "mission.yaml"
 
 
 @pytest.fixture
@@ -61,7 +60,7 @@ async def test_issue_list_show_and_lift_through_the_cli(url: str, bootstrap: str
 
 
 async def test_the_mission_file_is_issued_as_written(url: str, bootstrap: str) -> None:
-    result = await cli("issue", str(MISSION), "--url", url)
+    result = await cli("issue", str(MISSION_FILE), "--url", url)
     assert result.exit_code == 0, result.output
     event = (await directive_events(bootstrap, "EXP-2026-001"))[-1]
     assert event.scope.models == ["fable-5", "mythos-5"]

@@ -1,4 +1,4 @@
-"""Helpers for the notifier's integration tests: start it, produce real messages, read topics back."""
+"""Fixtures and helpers of the notifier's integration tests: start it, produce real messages, read topics back."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from pyroaring import BitMap
 
 from services.notifier.app import Notifier, build
@@ -20,6 +20,7 @@ from shared.contracts.directives import DirectiveScope
 from shared.contracts.enforcement import ClusterProgress, DirectiveEnforced
 from shared.contracts.impact import AffectedSetChunk, ImpactAssessed
 from shared.contracts.users import UserUpserted, user_key
+from shared.runtime.kafka import consuming, producing, records_to_end
 from shared.runtime.settings import KafkaSettings
 
 TIMEOUT_S = 60.0
@@ -47,13 +48,9 @@ async def started(settings: NotifierSettings) -> Notifier:
 
 async def produce(bootstrap: str, records: list[tuple[str, bytes | None, bytes | None]]) -> None:
     """Send (topic, key, value) records in order and wait for every ack."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
+    async with producing(KafkaSettings(bootstrap=bootstrap), "tests-notifier-records") as producer:
         for topic, key, value in records:
             await producer.send_and_wait(topic, value=value, key=key)
-    finally:
-        await producer.stop()
 
 
 def as_record(topic: str, key: str, message: Any) -> tuple[str, bytes, bytes]:
@@ -92,11 +89,8 @@ def enforced(directive: str, revision: int, action: str) -> DirectiveEnforced:
 async def read_until(bootstrap: str, topic: str, keep: Callable[[Any], bool],
                      done: Callable[[list[Any]], bool]) -> list[Any]:
     """Read a topic from its beginning, keep matching records (key, json value), until done(kept)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
-    await consumer.start()
     kept: list[Any] = []
-    try:
+    async with consuming(KafkaSettings(bootstrap=bootstrap), f"tests-read-{topic}") as consumer:
         parts = [TopicPartition(topic, p) for p in range(BY_NAME[topic].partitions)]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
@@ -110,30 +104,10 @@ async def read_until(bootstrap: str, topic: str, keep: Callable[[Any], bool],
                     if keep(item):
                         kept.append(item)
         return kept
-    finally:
-        await consumer.stop()
 
 
 async def read_all(bootstrap: str, topic: str, keep: Callable[[Any], bool]) -> list[Any]:
-    """Every matching record up to the topic's end at the time of the call."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topic, p) for p in range(BY_NAME[topic].partitions)]
-        ends = await consumer.end_offsets(parts)
-    finally:
-        await consumer.stop()
-    total = sum(ends.values())
-    every = await read_until(bootstrap, topic, lambda item: True, lambda kept: len(kept) >= total)
-    return [item for item in every if keep(item)]
-
-
-async def poll(check: Callable[[], bool]) -> bool:
-    """Wait (generously) until check() holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + TIMEOUT_S
-    while not check():
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.1)
-    return True
+    """Every matching record (key, json value) up to the topic's end at the time of the call."""
+    records = records_to_end(KafkaSettings(bootstrap=bootstrap), BY_NAME[topic], f"tests-read-{topic}")
+    items = [(r.key, json.loads(r.value) if r.value else None) async for r in records]
+    return [item for item in items if keep(item)]

@@ -7,8 +7,9 @@ from collections import Counter
 from pathlib import Path
 
 from services.notifier.sink import OutboxSink
-from tests.integration.notifier_kafka import (
-    as_record, assessment, enforced, poll, produce, read_all, read_until, settings_for, started, user, user_base,
+from devtools.waiting import eventually
+from tests.integration.notifier.conftest import (
+    as_record, assessment, enforced, produce, read_all, read_until, settings_for, started, user, user_base,
 )
 
 
@@ -34,7 +35,7 @@ async def test_confirmed_restriction_notifies_each_recipient_once_across_replays
         assert _lines(tmp_path, directive) == []  # a set alone sends nothing
         confirmation = enforced(directive, 1, "restrict")
         await produce(bootstrap, [as_record("compliance.enforcement.v1", directive, confirmation)])
-        assert await poll(lambda: len(_lines(tmp_path, directive)) >= 5)
+        await eventually(lambda: len(_lines(tmp_path, directive)) >= 5)
         lines = _lines(tmp_path, directive)
         assert {line["recipient"]: line["models"] for line in lines} == {
             base: ["fable-5"], base + 1: ["fable-5"], base + 2: ["fable-5", "mythos-5"],
@@ -57,7 +58,7 @@ async def test_confirmed_restriction_notifies_each_recipient_once_across_replays
         await produce(bootstrap, assessment(directive, 2, "restrict", {"fable-5": [base]}))
         await produce(bootstrap, [as_record("compliance.enforcement.v1", directive,
                                             enforced(directive, 2, "restrict"))])
-        assert await poll(lambda: any(line["revision"] == 2 for line in _lines(tmp_path, directive)))
+        await eventually(lambda: any(line["revision"] == 2 for line in _lines(tmp_path, directive)))
     finally:
         await notifier.stop()
 
@@ -86,7 +87,7 @@ async def _replay_from_the_beginning(bootstrap: str, state: Path, group: str, di
         await produce(bootstrap, assessment(directive, marker, "restrict", {"fable-5": [base + 1]}))
         await produce(bootstrap, [as_record("compliance.enforcement.v1", directive,
                                             enforced(directive, marker, "restrict"))])
-        assert await poll(lambda: any(line["revision"] == marker for line in _lines(state, directive)))
+        await eventually(lambda: any(line["revision"] == marker for line in _lines(state, directive)))
     finally:
         await notifier.stop()
 
@@ -98,7 +99,7 @@ async def test_confirmation_before_the_set_sends_restored_notices(bootstrap: str
     try:
         await produce(bootstrap, [as_record("compliance.enforcement.v1", directive, enforced(directive, 1, "lift"))])
         await produce(bootstrap, assessment(directive, 1, "lift", {"fable-5": [base, base + 1], "mythos-5": [base]}))
-        assert await poll(lambda: len(_lines(tmp_path, directive)) >= 2)
+        await eventually(lambda: len(_lines(tmp_path, directive)) >= 2)
         lines = _lines(tmp_path, directive)
         assert {(line["recipient"], tuple(line["models"]), line["action"]) for line in lines} == {
             (base, ("fable-5", "mythos-5"), "restored"), (base + 1, ("fable-5",), "restored")}

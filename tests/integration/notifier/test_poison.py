@@ -7,8 +7,9 @@ from pathlib import Path
 
 from services.notifier.notices import Contact
 from services.notifier.sink import OutboxSink
-from tests.integration.notifier_kafka import (
-    as_record, assessment, enforced, poll, produce, read_until, settings_for, started, user, user_base,
+from devtools.waiting import eventually
+from tests.integration.notifier.conftest import (
+    as_record, assessment, enforced, produce, read_until, settings_for, started, user, user_base,
 )
 
 
@@ -39,7 +40,7 @@ async def test_bad_impact_messages_are_dead_lettered_and_later_sets_still_notify
         letters = await _dead_letters(bootstrap, directive, 2)
         assert [(d["topic"], d["consumer"]) for d in letters] == [("compliance.impact.v1", "notifier")] * 2
         assert "bitmap" in letters[1]["reason"]
-        assert await poll(lambda: len(_outbox(tmp_path, directive)) == 1)
+        await eventually(lambda: len(_outbox(tmp_path, directive)) == 1)
     finally:
         await notifier.stop()
 
@@ -57,7 +58,7 @@ async def test_bad_enforcement_message_is_dead_lettered_and_later_confirmations_
                                             enforced(directive, 1, "restrict"))])
         letters = await _dead_letters(bootstrap, directive, 1)
         assert letters[0]["topic"] == "compliance.enforcement.v1" and "invalid message" in letters[0]["reason"]
-        assert await poll(lambda: len(_outbox(tmp_path, directive)) == 1)
+        await eventually(lambda: len(_outbox(tmp_path, directive)) == 1)
     finally:
         await notifier.stop()
 
@@ -72,7 +73,7 @@ async def test_bad_registry_records_are_dead_lettered_one_by_one_and_the_view_ke
     notifier = await started(settings_for(bootstrap, tmp_path, f"notifier-{unique}"))
     try:
         directory = notifier.registry.directory
-        assert await poll(lambda: directory.contacts.get(base) == Contact("first@example.com", "fr"))
+        await eventually(lambda: directory.contacts.get(base) == Contact("first@example.com", "fr"))
         letters = await _dead_letters(bootstrap, bad_key, 2)
         assert [d["topic"] for d in letters] == ["identity.users.v1"] * 2
         assert "invalid message" in letters[0]["reason"] and "key" in letters[1]["reason"]
@@ -80,7 +81,7 @@ async def test_bad_registry_records_are_dead_lettered_one_by_one_and_the_view_ke
         await produce(bootstrap, [("identity.users.v1", bad_key.encode(), b"garbage"),
                                   user(base + 1, "second@example.com"),
                                   ("identity.users.v1", str(base).encode(), None)])
-        assert await poll(lambda: base + 1 in directory.contacts and base not in directory.contacts)
+        await eventually(lambda: base + 1 in directory.contacts and base not in directory.contacts)
         assert len(await _dead_letters(bootstrap, bad_key, 3)) == 3
     finally:
         await notifier.stop()

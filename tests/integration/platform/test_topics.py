@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from aiokafka.admin import AIOKafkaAdminClient
-
-from shared.runtime.settings import KafkaSettings
 from shared.contracts.catalogue import ALL_TOPICS
+from shared.runtime.kafka import admin
+from shared.runtime.settings import KafkaSettings
 from shared.runtime.topics import apply_topics
 
 
 async def test_apply_creates_every_catalogue_topic_with_its_partitions(bootstrap: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        described = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics()}
-    finally:
-        await admin.close()
+    async with admin(KafkaSettings(bootstrap=bootstrap), "tests-topics") as client:
+        described = {t["topic"]: len(t["partitions"]) for t in await client.describe_topics()}
     for topic in ALL_TOPICS:
         assert described.get(topic.name) == topic.partitions, topic.name
 

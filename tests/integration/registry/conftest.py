@@ -1,47 +1,20 @@
-"""Read identity.users.v1 back on the real broker, for the registry's tests."""
+"""Helpers of the registry loader's tests: identity.users.v1 read back on the session broker."""
 
 from __future__ import annotations
 
-import asyncio
-
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from shared.contracts.catalogue import USERS
+from shared.runtime.kafka import end_offsets as topic_end_offsets, records_to_end
+from shared.runtime.settings import KafkaSettings
 
 
-async def end_offsets(bootstrap: str) -> dict[TopicPartition, int]:
-    """The next offset of every partition of identity.users.v1."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        return await consumer.end_offsets([TopicPartition(USERS.name, p) for p in range(USERS.partitions)])
-    finally:
-        await consumer.stop()
+async def end_offsets(bootstrap: str) -> dict[int, int]:
+    """Partition -> the next offset of identity.users.v1."""
+    return await topic_end_offsets(KafkaSettings(bootstrap=bootstrap), USERS, "tests-registry")
 
 
-async def read_since(bootstrap: str, since: dict[TopicPartition, int],
-                     timeout: float = 60.0) -> list[ConsumerRecord]:
-    """Every record produced to identity.users.v1 after the `since` offsets (up to the current end)."""
-    until = await end_offsets(bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(list(until))
-        for tp in until:
-            consumer.seek(tp, since.get(tp, 0))
-        found = []
-        async with asyncio.timeout(timeout):
-            while not await _caught_up(consumer, until):
-                batches = await consumer.getmany(timeout_ms=500)
-                found += [r for batch in batches.values() for r in batch]
-        return found
-    finally:
-        await consumer.stop()
-
-
-async def _caught_up(consumer: AIOKafkaConsumer, until: dict[TopicPartition, int]) -> bool:
-    for tp, end in until.items():
-        if await consumer.position(tp) < end:
-            return False
-    return True
+async def read_since(bootstrap: str, since: dict[int, int]) -> list[ConsumerRecord]:
+    """Every record produced to identity.users.v1 at or after the `since` offsets (up to the current end)."""
+    records = records_to_end(KafkaSettings(bootstrap=bootstrap), USERS, "tests-registry-read")
+    return [r async for r in records if r.offset >= since.get(r.partition, 0)]

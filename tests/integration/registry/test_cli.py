@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from pathlib import Path
 
 import pytest
 
 from shared.contracts.users import UserUpserted, user_key
-from tests.support.registry import end_offsets, read_since
+from tests.integration.registry.conftest import end_offsets, read_since
+from devtools import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 GOOD = ["--nationalities", "US,IE", "--residence", "US", "--account-type", "consumer"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from devtools.registry.loader import delete, load, upsert
 from devtools.registry.population import generate, records
 from shared.contracts.users import UserUpserted, user_key
-from tests.support.registry import end_offsets, read_since
+from tests.integration.registry.conftest import end_offsets, read_since
 
 WIRE_ONLY = ("event_id", "occurred_at")  # differ per load by design
 
