@@ -94,9 +94,9 @@ class Stack:
     def start(self, timeout: float = 90.0) -> None:
         (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
         for name in CORE_SERVICES:
-            self._spawn(name, name, self._env(name))
+            self.spawn(name, name, self._env(name), mode="ab")
         for cluster in self.clusters:
-            self._spawn(f"agent-{cluster.cluster_id}", "agent", self._agent_env(cluster))
+            self.spawn(f"agent-{cluster.cluster_id}", "agent", self._agent_env(cluster), mode="ab")
         try:
             self.wait_ready(timeout)
         except BaseException:
@@ -129,9 +129,6 @@ class Stack:
             "COUNTERMAND_AGENT_HTTP_PORT": str(free_port()),
         })
         return env
-
-    def _spawn(self, name: str, module: str, env: dict[str, str]) -> None:
-        self.spawn(name, module, env, mode="ab")
 
     def spawn(self, name: str, module: str, env: dict[str, str], *, mode: str = "wb") -> Process:
         """Start `python -m services.<module>` as `name` with exactly this environment (see base_env), its
