@@ -21,6 +21,8 @@ COPY pyproject.toml ./
 COPY shared ./shared
 COPY services ./services
 COPY cli ./cli
+# `countermand registry ...` (the synthetic registry for demos) lives in the dev tooling package.
+COPY devtools ./devtools
 # The install gives the `countermand` console script; `python -m services.<name>` runs from /app, so
 # files next to the code (templates) are found as they are in the source tree.
 RUN pip install --no-deps . \

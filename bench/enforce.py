@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -26,20 +23,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import NewTopic
 from pyroaring import BitMap
 
 from bench.report import publish
 from services.enforcement.commands import split
+from shared.runtime import kafka
 from shared.runtime.settings import KafkaSettings
 from shared.contracts.bitmaps import CHUNK_IDS, encode_bitmap, scope_digest, set_digest
 from shared.contracts.catalogue import ACKS, DIRECTIVES, ENFORCEMENT, IMPACT, key_of
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
 from shared.runtime.topics import apply_topics
-from tests.support.kafka import TestKafka
-from tests.support.processes import terminate
+from devtools.broker import LocalBroker
+from devtools.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / ".run" / "bench-enforce"
@@ -110,8 +108,8 @@ class AckWatch:
     async def __aenter__(self) -> AckWatch:
         # The default fetch wait: the broker answers as soon as a record arrives anyway, and a short wait
         # (tried: 20 ms) only makes the broker spin -- it cost it a third of a core while idle.
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                          max_partition_fetch_bytes=8 * 1024 * 1024)
+        self._consumer = kafka.consumer(KafkaSettings(bootstrap=self.bootstrap), "bench-ack-watch",
+                                        max_partition_fetch_bytes=8 * 1024 * 1024)
         await self._consumer.start()
         partitions = [TopicPartition(t.name, p) for t in (ACKS, ENFORCEMENT) for p in range(t.partitions)]
         self._consumer.assign(partitions)
@@ -163,61 +161,38 @@ class AckWatch:
         return max(t[0] for t in times), max(t[1] for t in times)
 
 
-class Stack:
-    """Broker, topics, enforcement and three agents as subprocesses; stopped on exit whatever happens."""
+class Bench:
+    """The broker (with the catalogue's topics) and the services under test as subprocesses (devtools' Stack);
+    everything stopped on exit whatever happens."""
 
     def __init__(self) -> None:
-        self.kafka = TestKafka(KAFKA_DATA)
-        self.processes: list[subprocess.Popen] = []
-        self.named: dict[str, subprocess.Popen] = {}
-        self.logs: list[Any] = []
+        self.kafka = LocalBroker(KAFKA_DATA)
+        self.stack = Stack(self.kafka.bootstrap, RUN, clusters=(),
+                           extra_env={"COUNTERMAND_LOG_LEVEL": "WARNING"})
 
-    def __enter__(self) -> Stack:
+    def __enter__(self) -> Bench:
         RUN.mkdir(parents=True, exist_ok=True)
         self.kafka.start()
         return self
 
     def __exit__(self, *_: Any) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)  # all at once, then wait for each
-        for process in self.processes:
-            terminate(process, 20)
-        for log in self.logs:
-            log.close()
-        self.kafka.stop()
+        try:
+            self.stack.stop()
+        finally:
+            self.kafka.stop()
 
     def spawn(self, name: str, module: str, env: dict[str, str]) -> Path:
-        """Start `python -m module` with its output in RUN/<name>.log; returns that path."""
-        path = RUN / f"{name}.log"
-        log = open(path, "w")  # noqa: SIM115 - closed in __exit__
-        self.logs.append(log)
-        environment = {**os.environ, "COUNTERMAND_KAFKA_BOOTSTRAP": self.kafka.bootstrap,
-                       "COUNTERMAND_LOG_FORMAT": "json", "COUNTERMAND_LOG_LEVEL": "WARNING", **env}
-        self.named[name] = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=environment,
-                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self.processes.append(self.named[name])
-        return path
-
-    def stop(self, name: str) -> None:
-        """Stop one spawned process (SIGTERM, then SIGKILL after 20 s)."""
-        process = self.named.pop(name)
-        self.processes.remove(process)
-        terminate(process, 20)
+        """Start `python -m services.<module>` with its output in RUN/logs/<name>.log; returns that path."""
+        return self.stack.spawn(name, module, {**self.stack.base_env(), **env}).log
 
     def start_services(self, state: Path) -> None:
-        self.spawn("enforcement", "services.enforcement", {
+        self.spawn("enforcement", "enforcement", {
             "COUNTERMAND_ENFORCEMENT_STATE_DIR": str(state), "COUNTERMAND_ENFORCEMENT_HEARTBEAT_GRACE_S": "0"})
         for cluster in CLUSTERS:
-            self.spawn(cluster, "services.agent", {
+            self.spawn(cluster, "agent", {
                 "COUNTERMAND_AGENT_CLUSTER_ID": cluster, "COUNTERMAND_AGENT_MODELS": ",".join(MODELS),
                 "COUNTERMAND_AGENT_HTTP_PORT": "0", "COUNTERMAND_AGENT_HEARTBEAT_INTERVAL_S": "1",
                 "COUNTERMAND_AGENT_STATE_DIR": str(state)})
-
-    def check_alive(self) -> None:
-        dead = [p.args[-1] for p in self.processes if p.poll() is not None]
-        if dead:
-            raise RuntimeError(f"a service exited early: {dead} (logs under {RUN})")
 
 
 async def enforce_runs(bootstrap: str, watch: AckWatch, producer: AIOKafkaProducer, size: int,
@@ -245,19 +220,17 @@ async def enforce_runs(bootstrap: str, watch: AckWatch, producer: AIOKafkaProduc
 async def naive_run(bootstrap: str, count: int) -> float:
     """One Kafka message per affected user to a scratch topic; three minimal consumers each fill a set, then ack."""
     topic, acks_topic = f"bench.naive.{uuid.uuid4().hex[:8]}", f"bench.naive-acks.{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    settings = KafkaSettings(bootstrap=bootstrap)
+    async with kafka.admin(settings, "bench-naive") as admin:
         await admin.create_topics([NewTopic(topic, 6, 1), NewTopic(acks_topic, 1, 1)])
-    finally:
-        await admin.close()
     ids = affected_users(count, seed=7).to_array()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    producer = kafka.producer(settings, "bench-naive", linger_ms=5)
     await producer.start()
 
     async def cluster(name: str) -> None:
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"naive-{name}-{topic}",
-                                    auto_offset_reset="earliest", enable_auto_commit=True)
+        # aiokafka's default fetch size (1 MB), as a minimal consumer would have
+        consumer = kafka.consumer(settings, f"bench-naive-{name}", topic, group_id=f"naive-{name}-{topic}",
+                                  enable_auto_commit=True, max_partition_fetch_bytes=1024 * 1024)
         await consumer.start()
         try:
             denied: set[int] = set()
@@ -307,7 +280,7 @@ async def delta_runs(watch: AckWatch, producer: AIOKafkaProducer, directive: str
     return latencies, seen_latencies, False
 
 
-async def directive_runs(stack: Stack, watch: AckWatch, producer: AIOKafkaProducer, state: Path,
+async def directive_runs(bench: Bench, watch: AckWatch, producer: AIOKafkaProducer, state: Path,
                          registry_users: int, runs: int) -> tuple[list[float], int]:
     """The whole path with the impact service in it: a DirectiveIssued published on compliance.directives.v1
     (as intake does) -> impact evaluates its registry and publishes the assessment and chunks ->
@@ -317,10 +290,10 @@ async def directive_runs(stack: Stack, watch: AckWatch, producer: AIOKafkaProduc
 
     _, mission = write_view_snapshot(state, registry_users)
     affected = mission.users
-    log = stack.spawn("impact", "services.impact", {**service_env(state), "COUNTERMAND_LOG_LEVEL": "INFO"})
+    log = bench.spawn("impact", "impact", {**service_env(state), "COUNTERMAND_LOG_LEVEL": "INFO"})
     deadline = time.time() + TIMEOUT_S
     while "service ready" not in log.read_text():
-        stack.check_alive()
+        bench.stack.check_alive()
         if time.time() > deadline:
             raise TimeoutError(f"impact not ready (log: {log})")
         await asyncio.sleep(0.2)
@@ -338,7 +311,7 @@ async def directive_runs(stack: Stack, watch: AckWatch, producer: AIOKafkaProduc
             totals.append(done - started)
         print(f"  directive run {run} ({affected:,} users affected): all acked {done - started:.3f} s"
               f"{' (warm-up, discarded)' if run < 0 else ''}", flush=True)
-    stack.stop("impact")
+    bench.stack.stop_one("impact")
     return totals, affected
 
 
@@ -346,23 +319,23 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
-async def measure(stack: Stack) -> list[dict[str, Any]]:
-    bootstrap = stack.kafka.bootstrap
+async def measure(bench: Bench) -> list[dict[str, Any]]:
+    bootstrap = bench.kafka.bootstrap
     await apply_topics(KafkaSettings(bootstrap=bootstrap))
     state = RUN / "state"
     subprocess.run(["rm", "-rf", str(state)], check=True)
     rows: list[dict[str, Any]] = []
     async with AckWatch(bootstrap) as watch:
-        stack.start_services(state)
+        bench.start_services(state)
         await watch.until(lambda: all(watch.heartbeats.get(c) for c in CLUSTERS), "three ready agents", 90)
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                                    linger_ms=2, max_request_size=4 * 1024 * 1024)
+        producer = kafka.producer(KafkaSettings(bootstrap=bootstrap), "bench-impact", linger_ms=2,
+                                  max_request_size=4 * 1024 * 1024)
         await producer.start()
         try:
             for label, registry_users in E2E_REGISTRIES.items():
                 print(f"directive published -> acked, impact in the loop, {registry_users:,}-user registry",
                       flush=True)
-                totals, affected = await directive_runs(stack, watch, producer, state, registry_users, E2E_RUNS)
+                totals, affected = await directive_runs(bench, watch, producer, state, registry_users, E2E_RUNS)
                 rows.append({
                     "metric": f"enforce_p50_s_{label}", "value": round(statistics.median(totals), 4), "unit": "s",
                     "target": "<= 0.5" if label == "1M" else "<= 2",
@@ -379,7 +352,7 @@ async def measure(stack: Stack) -> list[dict[str, Any]]:
             medians: dict[int, float] = {}
             kept: tuple[str, BitMap] = ("", BitMap())
             for size in SIZES:
-                stack.check_alive()
+                bench.stack.check_alive()
                 acked, verdicts, stages, directive, users = await enforce_runs(bootstrap, watch, producer, size, RUNS,
                                                                         seed=size)
                 if size == SIZES[0]:
@@ -401,7 +374,7 @@ async def measure(stack: Stack) -> list[dict[str, Any]]:
                 rows.append({"metric": f"enforce_sparse_p95_s_{label}", "value": round(percentile(acked, 95), 4),
                              "unit": "s", "target": "", "note": f"max {max(acked):.3f} s"})
 
-            stack.check_alive()
+            bench.stack.check_alive()
             print("naive: one message per user", flush=True)
             probe = await naive_run(bootstrap, NAIVE_PROBE)
             if probe < NAIVE_DIRECT_IF_UNDER_S:
@@ -414,7 +387,7 @@ async def measure(stack: Stack) -> list[dict[str, Any]]:
                                                f"in one process each fill a set then ack) / enforce_sparse p50 1M "
                                                f"(the same ids, the same transport: impact not in either)"})
 
-            stack.check_alive()
+            bench.stack.check_alive()
             print(f"deltas on {kept[0]} ({len(kept[1]):,} users)", flush=True)
             latencies, seen, bounded = await delta_runs(watch, producer, kept[0], kept[1], DELTAS)
             rows.append({"metric": "delta_p99_ms", "value": round(percentile(latencies, 99), 2), "unit": "ms",
@@ -430,8 +403,8 @@ async def measure(stack: Stack) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    with Stack() as stack:
-        rows = asyncio.run(measure(stack))
+    with Bench() as bench:
+        rows = asyncio.run(measure(bench))
     publish("enforce", rows, "enforcement on real Kafka: enforcement + 3 agents as subprocesses")
 
 

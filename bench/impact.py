@@ -37,14 +37,19 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.report import publish
+from devtools.broker import LocalBroker
 from services.impact.affected import AffectedSet, assess
-from services.impact.population import CodedUsers, Population
-from services.registry import population as registry
-from services.registry.demography import ACCOUNT_TYPES, COUNTRIES, MODELS, ORGANISATIONS, US, organisation_id
+from devtools.registry import population as registry
+from devtools.registry.demography import US
+from devtools.registry.view import coded_users
+from devtools.scenarios import MISSION, THREE_CLAUSES
+from services.impact.population import Population
 from shared.contracts.bitmaps import decode_bitmap
 from shared.contracts.catalogue import DIRECTIVES, IMPACT, USERS
 from shared.contracts.directives import DirectiveIssued, DirectiveScope
 from shared.contracts.users import user_key
+from shared.runtime import kafka
+from shared.runtime.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / ".run" / "bench-impact"
@@ -52,15 +57,6 @@ KAFKA_DATA = ROOT / ".run" / "bench-kafka"
 SEED = 2026
 CHUNK = 10_000_000  # users generated at a time while filling a large view
 SIZES = {1_000_000: 5, 10_000_000: 5, 100_000_000: 3}  # users -> timed runs (the median is reported)
-MISSION = DirectiveScope(models=["fable-5", "mythos-5"], unknown_attribute="restrict",
-                         selector={"kind": "foreign_national", "home_country": "US"})
-THREE_CLAUSES = DirectiveScope(models=["fable-5", "mythos-5"], unknown_attribute="restrict", selector={
-    "kind": "all_of", "of": [
-        {"kind": "residence", "any_of": ["US", "CA", "GB"]},
-        {"kind": "not", "of": {"kind": "account_type", "any_of": ["employee"]}},
-        {"kind": "any_of", "of": [{"kind": "nationality", "any_of": ["CN", "RU", "IR"]},
-                                  {"kind": "entitlement", "any_of": ["mythos-5"]}]},
-    ]})
 SCOPES = {"mission": MISSION, "three_clauses": THREE_CLAUSES}
 DELTA_USERS = 100_000
 DELTA_CHANGES = 1_200
@@ -72,16 +68,6 @@ TIMEOUT_S = 300.0
 
 
 # ---- the view, filled straight from generated registry columns ------------------------------------
-
-def coded_users(pop: registry.Population) -> CodedUsers:
-    """A generated registry population as the impact view's bulk-load input (codes over the registry's tables)."""
-    return CodedUsers(
-        user_ids=pop.user_id, nationalities=(pop.nat1, pop.nat2), nationality_unknown=pop.nat_unknown,
-        residence=pop.residence, account_type=pop.account_type, organisation=pop.organisation,
-        entitlements=pop.entitlements, countries=COUNTRIES, account_types=ACCOUNT_TYPES,
-        organisations=[organisation_id(i) for i in range(ORGANISATIONS + 1)], models=MODELS,
-    )
-
 
 def build_view(users: int, seed: int = SEED) -> Population:
     """A view of `users` users (ids 1..users), generated CHUNK users at a time (seed + chunk number)."""
@@ -125,7 +111,7 @@ def eval_worker(users: int, runs: int) -> dict[str, Any]:
 
 def loop_comparison(users: int, view: Population) -> dict[str, Any]:
     """The oracle's per-user loop over the same users' records, and whether it finds the same set."""
-    from services.registry.oracle import affected_users  # a straightforward per-user evaluation
+    from devtools.registry.oracle import affected_users  # a straightforward per-user evaluation
 
     records = registry.records(registry.generate(users, SEED, first_id=1), 0, users)
     selector = MISSION.selector.model_dump()
@@ -210,9 +196,8 @@ def _label(users: int) -> str:
 
 # ---- delta latency on a real broker -----------------------------------------------------------------
 
-def broker(name: str):
-    from tests.support.kafka import TestKafka
-    return TestKafka(KAFKA_DATA / name)
+def broker(name: str) -> LocalBroker:
+    return LocalBroker(KAFKA_DATA / name)
 
 
 @contextlib.asynccontextmanager
@@ -264,7 +249,7 @@ def directive(directive_id: str, scope: DirectiveScope) -> DirectiveIssued:
 
 async def delta_latency() -> dict[str, Any]:
     from services.impact.app import build
-    from services.registry.loader import load
+    from devtools.registry.loader import load
     from shared.runtime.logging import configure_logging
     from shared.runtime.settings import LogSettings
 
@@ -281,8 +266,9 @@ async def delta_latency() -> dict[str, Any]:
 
 
 async def _measure_deltas(bootstrap: str, pop: registry.Population) -> dict[str, Any]:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0)
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    settings = KafkaSettings(bootstrap=bootstrap)
+    producer = kafka.producer(settings, "bench-registry-changes", linger_ms=0)
+    reader = kafka.consumer(settings, "bench-impact-reader")
     await producer.start()
     await reader.start()
     try:
@@ -423,8 +409,9 @@ def _stop_service(process: subprocess.Popen) -> None:
 
 async def _issue_and_wait(bootstrap: str, issued: DirectiveIssued) -> None:
     """Issue a directive and wait until its assessment and every chunk are on the impact topic."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    settings = KafkaSettings(bootstrap=bootstrap)
+    producer = kafka.producer(settings, "bench-directives")
+    reader = kafka.consumer(settings, "bench-impact-reader")
     await producer.start()
     await reader.start()
     try:

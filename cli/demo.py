@@ -20,16 +20,17 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.observe import TopicReader
-from cli.stack import Stack, free_port
-from services.registry import population as registry_population
-from services.registry.demography import COUNTRY_INDEX, EMPLOYEE
-from services.registry.loader import load as load_registry
+from devtools.observe import TopicReader
+from devtools.broker import LocalBroker
+from devtools.scenarios import mission_body
+from devtools.stack import Stack
+from devtools.registry import population as registry_population
+from devtools.registry.demography import COUNTRY_INDEX, EMPLOYEE
+from devtools.registry.loader import load as load_registry
 from shared.runtime.settings import KafkaSettings
 from shared.contracts.catalogue import ENFORCEMENT, IMPACT, NOTIFICATIONS
 from shared.contracts.enforcement import DirectiveEnforced
@@ -37,17 +38,7 @@ from shared.contracts.impact import ImpactAssessed
 from shared.contracts.notifications import NotificationDelivered
 from shared.runtime.topics import apply_topics
 
-ROOT = Path(__file__).resolve().parents[1]
-MISSION = ROOT / "deploy" / "directives" / "mission.yaml"
-KAFKALOCAL = ROOT / "deploy" / "kafka" / "kafkalocal.py"
 console = Console()
-
-
-def _kafka(action: str, data: Path, *ports: int) -> None:
-    args = [sys.executable, str(KAFKALOCAL), action, "--data", str(data)]
-    if ports:
-        args += ["--port", str(ports[0]), "--controller-port", str(ports[1])]
-    subprocess.run(args, check=True, stdin=subprocess.DEVNULL)
 
 
 def _step(text: str) -> None:
@@ -174,7 +165,7 @@ async def mission(stack: Stack, users: int, seed: int) -> None:
     samples = _sample_users(population)
 
     _step("2/6 issuing the mission directive")
-    body = yaml.safe_load(MISSION.read_text())
+    body = mission_body()
     started = time.monotonic()
     issued = _issue(stack, body)
     directive_id, revision = issued["directive_id"], issued["revision"]
@@ -221,15 +212,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     wall = time.monotonic()
-    kafka_dir, run_dir = args.kafka_dir.resolve(), args.run_dir.resolve()
-    shutil.rmtree(kafka_dir, ignore_errors=True)
+    run_dir = args.run_dir.resolve()
     shutil.rmtree(run_dir, ignore_errors=True)
-    port, controller = free_port(), free_port()
-    stack = Stack(f"127.0.0.1:{port}", run_dir)
+    kafka = LocalBroker(args.kafka_dir)
+    stack = Stack(kafka.bootstrap, run_dir)
     try:
         _step("starting Kafka and every service")
         started = time.monotonic()
-        _kafka("up", kafka_dir, port, controller)
+        kafka.start()
         console.print(f"Kafka ready in {time.monotonic() - started:.1f}s")
         asyncio.run(apply_topics(KafkaSettings(bootstrap=stack.bootstrap)))
         started = time.monotonic()
@@ -250,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
-        _kafka("down", kafka_dir)
+        kafka.stop()
 
 
 if __name__ == "__main__":

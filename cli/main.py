@@ -10,7 +10,7 @@ from services.audit import cli as audit_cli
 from services.enforcement import cli as enforcement_cli
 from services.impact import cli as impact_cli
 from services.intake import cli as intake_cli
-from services.registry import cli as registry_cli
+from devtools.registry import cli as registry_cli
 
 app = typer.Typer(help="Countermand: enforce legal directives on AI model serving.", no_args_is_help=True)
 app.add_typer(topics.app, name="topics")

@@ -1,28 +1,52 @@
-"""Session fixtures: the real Kafka broker every integration, contract and e2e test runs on."""
+"""Session fixtures: the real Kafka broker every integration, contract and e2e test runs on.
+
+Every test that uses the broker (the `kafka` or `bootstrap` fixture, or a broker of its own under
+tests/e2e) is marked `kafka`, so `pytest -m "not kafka"` starts no broker.
+"""
 
 from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from devtools.broker import ROOT, LocalBroker
 from shared.runtime.settings import KafkaSettings
 from shared.runtime.topics import apply_topics
-from tests.support.kafka import TestKafka, kafka_data_dir
 
+BROKER_FIXTURES = {"kafka", "bootstrap"}
+BROKER_FOLDERS = (Path(__file__).parent / "e2e",)  # each module there starts a broker of its own
 _ids = itertools.count(1)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `kafka` every test that needs a broker: by the fixtures it uses, or by its folder."""
+    for item in items:
+        uses_broker = BROKER_FIXTURES & set(getattr(item, "fixturenames", ()))
+        in_broker_folder = any(item.path.is_relative_to(folder) for folder in BROKER_FOLDERS)
+        if uses_broker or in_broker_folder:
+            item.add_marker(pytest.mark.kafka)
+
+
 @pytest.fixture(scope="session")
-def kafka() -> TestKafka:
+def kafka_dir() -> Path:
+    """Data folder of the session broker (COUNTERMAND_TEST_KAFKA_DIR; `make test` sets it); brokers of their
+    own go beside it."""
+    return Path(os.environ.get("COUNTERMAND_TEST_KAFKA_DIR", ROOT / ".run" / "test-kafka")).resolve()
+
+
+@pytest.fixture(scope="session")
+def kafka(kafka_dir: Path) -> Iterator[LocalBroker]:
     """The session's own broker, started once and stopped at the end (also when tests fail)."""
-    with TestKafka(kafka_data_dir()) as broker:
+    with LocalBroker(kafka_dir) as broker:
         yield broker
 
 
 @pytest.fixture(scope="session")
-async def bootstrap(kafka: TestKafka) -> str:
+async def bootstrap(kafka: LocalBroker) -> str:
     """Bootstrap servers of the session broker, with every catalogue topic created."""
     await apply_topics(KafkaSettings(bootstrap=kafka.bootstrap))
     return kafka.bootstrap

@@ -19,15 +19,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from pyroaring import BitMap
 
-from cli.observe import TopicReader
-from cli.stack import Stack
-from services.registry import population as registry_population
-from services.registry.loader import load as load_registry
-from services.registry.oracle import affected_users
+from devtools.observe import TopicReader
+from devtools.broker import LocalBroker
+from devtools.registry import population as registry_population
+from devtools.registry.loader import load as load_registry
+from devtools.registry.oracle import affected_users
+from devtools.scenarios import OVERLAP, mission_body
+from devtools.stack import Stack
 from shared.runtime.settings import KafkaSettings
 from shared.contracts.bitmaps import decode_bitmap, set_digest
 from shared.contracts.catalogue import DATA_TOPICS, ENFORCEMENT, IMPACT, USERS
@@ -36,17 +36,9 @@ from shared.contracts.enforcement import DirectiveEnforced
 from shared.contracts.impact import AffectedSetChunk, ImpactAssessed
 from shared.runtime.kafka import records_to_end
 from shared.runtime.topics import apply_topics
-from tests.support.kafka import TestKafka, kafka_data_dir
 
-ROOT = Path(__file__).resolve().parents[2]
 USERS_N = 4_000
-MISSION = yaml.safe_load((ROOT / "deploy" / "directives" / "mission.yaml").read_text())
-OVERLAP = {
-    "directive_id": "E2E-OVERLAP-CN",
-    "title": "Overlapping order: fable-5 for Chinese nationals",
-    "scope": {"models": ["fable-5"], "selector": {"kind": "nationality", "any_of": ["CN"]},
-              "enforcement_deadline_s": 120},
-}
+MISSION = mission_body()
 TIMEOUT = 180
 
 
@@ -65,24 +57,10 @@ class Run:
 
 async def _read_registry(bootstrap: str, offsets: dict[int, int]) -> dict[int, dict | None]:
     """The registry exactly as of the recorded offsets: the last record per user before them."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
     users: dict[int, dict | None] = {}
-    try:
-        parts = [TopicPartition(USERS.name, p) for p in offsets]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        remaining = {p: o for p, o in offsets.items() if o > 0}
-        while remaining:
-            for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
-                for record in records:
-                    if record.offset >= offsets[tp.partition]:
-                        continue
-                    users[int(record.key)] = None if record.value is None else json.loads(record.value)
-                    if record.offset + 1 >= offsets[tp.partition]:
-                        remaining.pop(tp.partition, None)
-    finally:
-        await consumer.stop()
+    async for record in records_to_end(KafkaSettings(bootstrap=bootstrap), USERS, "tests-e2e-registry",
+                                       until={int(p): o for p, o in offsets.items()}):
+        users[int(record.key)] = None if record.value is None else json.loads(record.value)
     return users
 
 
@@ -130,14 +108,14 @@ def _lift(stack: Stack, directive_id: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def e2e_kafka() -> TestKafka:
+def e2e_kafka(kafka_dir: Path) -> LocalBroker:
     """A broker of its own, so the registry holds exactly this scenario's users."""
-    with TestKafka(kafka_data_dir().with_name("e2e-kafka")) as broker:
+    with LocalBroker(kafka_dir.with_name("e2e-kafka")) as broker:
         yield broker
 
 
 @pytest.fixture(scope="module")
-async def run(e2e_kafka: TestKafka, tmp_path_factory: pytest.TempPathFactory) -> Run:
+async def run(e2e_kafka: LocalBroker, tmp_path_factory: pytest.TempPathFactory) -> Run:
     bootstrap = e2e_kafka.bootstrap
     await apply_topics(KafkaSettings(bootstrap=bootstrap))
     stack = Stack(bootstrap, tmp_path_factory.mktemp("stack"))

@@ -10,15 +10,17 @@ every service becomes ready again and enforces and lifts another directive.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from dataclasses import dataclass
 
 import httpx
 import pytest
 
-from cli.observe import TopicReader
-from cli.stack import Stack
-from services.registry import population as registry_population
-from services.registry.loader import load as load_registry
+from devtools.observe import TopicReader
+from devtools.broker import LocalBroker
+from devtools.registry import population as registry_population
+from devtools.registry.loader import load as load_registry
+from devtools.stack import Stack
 from shared.contracts.catalogue import (ACKS, COMMANDS, DIRECTIVES, ENFORCEMENT, IMPACT, MAX_MESSAGE_BYTES, USERS,
                                         Topic, dead_letter_topic)
 from shared.contracts.deadletter import DeadLetter
@@ -26,7 +28,6 @@ from shared.contracts.enforcement import DirectiveEnforced
 from shared.runtime.kafka import producing, records_to_end
 from shared.runtime.settings import KafkaSettings
 from shared.runtime.topics import apply_topics, partition_for
-from tests.support.kafka import TestKafka, kafka_data_dir
 
 pytestmark = pytest.mark.kafka
 
@@ -107,13 +108,14 @@ def every_service_ready(stack: Stack) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def poison_kafka() -> TestKafka:
-    with TestKafka(kafka_data_dir().with_name("poison-kafka")) as broker:
+def poison_kafka(kafka_dir: Path) -> LocalBroker:
+    """A broker of its own: the poison stays on every topic, for this test alone."""
+    with LocalBroker(kafka_dir.with_name("poison-kafka")) as broker:
         yield broker
 
 
 async def test_poison_on_every_topic_is_dead_lettered_and_nothing_stalls(
-        poison_kafka: TestKafka, tmp_path_factory: pytest.TempPathFactory) -> None:
+        poison_kafka: LocalBroker, tmp_path_factory: pytest.TempPathFactory) -> None:
     settings = KafkaSettings(bootstrap=poison_kafka.bootstrap)
     await apply_topics(settings)
     stack = Stack(poison_kafka.bootstrap, tmp_path_factory.mktemp("poison-stack"))

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from pyroaring import BitMap
 
-from bench.impact import MISSION, THREE_CLAUSES, coded_users
 from services.impact.affected import assess, bitmap_of, rows_bitmap, rows_digest
 from services.impact.population import ACCOUNT_TYPES, COUNTRIES, Population
 from services.impact.registry import RegistryView
 from services.impact.selection import BLOCK, evaluate, membership
-from services.registry import population as registry
+from devtools.registry import population as registry
+from devtools.registry.view import coded_users
+from devtools.scenarios import MISSION, THREE_CLAUSES
 from shared.contracts.bitmaps import bitmap_ids, set_digest
 from tests.unit.impact.population_builder import scope, user
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from devtools.scenarios import MISSION_FILE
 from shared.runtime.directive_files import FileProblem, load_directive_file, validate_directive
 
-MISSION = Path(__file__).resolve().parents[3] / "deploy" / "directives" / "mission.yaml"
+MISSION = MISSION_FILE
 
 
 def test_the_mission_directive_file_is_valid() -> None:

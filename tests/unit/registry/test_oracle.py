@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter
 
-from services.registry.demography import US
-from services.registry.oracle import affected_users, evaluate
-from services.registry.population import generate, records
+from devtools.registry.demography import US
+from devtools.registry.oracle import affected_users, evaluate
+from devtools.registry.population import generate, records
 from shared.contracts.directives import DirectiveScope, Selector
 from shared.contracts.users import UserUpserted
 

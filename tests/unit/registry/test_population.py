@@ -6,9 +6,9 @@ import numpy as np
 import orjson
 import pytest
 
-from services.registry.census import census
-from services.registry.demography import COUNTRIES, EMPLOYEE, MODELS, US
-from services.registry.population import encoded, generate, records
+from devtools.registry.census import census
+from devtools.registry.demography import COUNTRIES, EMPLOYEE, MODELS, US
+from devtools.registry.population import encoded, generate, records
 from shared.contracts.countries import check_country
 from shared.contracts.users import UserUpserted, user_key
 

@@ -1,0 +1,201 @@
+"""Start and stop Countermand's services as separate processes (demo, end-to-end tests, benchmarks).
+
+Each service runs as `python -m services.<name>` in its own process group, logs JSON to its own
+file and keeps its state in its own folder, exactly as it would be deployed. `start()` runs the whole
+stack; `spawn()` runs one process of a partial stack (a benchmark's enforcement and agents).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from devtools import ROOT
+from devtools.ports import free_port
+from devtools.processes import signal_group
+
+CORE_SERVICES = ("intake", "impact", "enforcement", "notifier", "audit")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A serving cluster whose agent the stack runs."""
+
+    cluster_id: str
+    region: str
+    models: tuple[str, ...]
+
+
+DEMO_CLUSTERS = (
+    Cluster("us-east", "us-east-1", ("fable-5", "mythos-5", "lyric-4")),
+    Cluster("eu-west", "eu-west-1", ("fable-5", "mythos-5")),
+    Cluster("ap-south", "ap-south-1", ("fable-5", "lyric-4")),
+)
+
+
+@dataclass
+class Process:
+    """One running service process."""
+
+    name: str
+    popen: subprocess.Popen
+    log: Path
+    http_port: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+
+@dataclass
+class Stack:
+    """Every service of Countermand, started against one Kafka bootstrap."""
+
+    bootstrap: str
+    run_dir: Path
+    clusters: tuple[Cluster, ...] = DEMO_CLUSTERS
+    extra_env: dict[str, str] = field(default_factory=dict)  # for every process (e.g. a log level)
+    processes: dict[str, Process] = field(default_factory=dict)
+
+    def state_dir(self, name: str) -> Path:
+        return self.run_dir / "state" / name
+
+    @property
+    def intake(self) -> Process:
+        return self.processes["intake"]
+
+    def agent(self, cluster_id: str) -> Process:
+        return self.processes[f"agent-{cluster_id}"]
+
+    @property
+    def impact(self) -> Process:
+        return self.processes["impact"]
+
+    def service(self, name: str) -> Process:
+        """A running service by name (agents: agent-<cluster>)."""
+        return self.processes[name]
+
+    @property
+    def outbox(self) -> Path:
+        return self.state_dir("notifier") / "outbox.jsonl"
+
+    @property
+    def ledger(self) -> Path:
+        return self.state_dir("audit") / "audit" / "ledger.sqlite"
+
+    def start(self, timeout: float = 90.0) -> None:
+        (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        for name in CORE_SERVICES:
+            self.spawn(name, name, self._env(name), mode="ab")
+        for cluster in self.clusters:
+            self.spawn(f"agent-{cluster.cluster_id}", "agent", self._agent_env(cluster), mode="ab")
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()  # a stack that failed to start leaves nothing running
+            raise
+
+    def base_env(self) -> dict[str, str]:
+        """What every process gets: this environment without its COUNTERMAND_* settings, then the stack's."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COUNTERMAND_")}
+        env.update({"COUNTERMAND_KAFKA_BOOTSTRAP": self.bootstrap, "COUNTERMAND_LOG_FORMAT": "json",
+                    "PYTHONUNBUFFERED": "1", **self.extra_env})
+        return env
+
+    def _env(self, name: str) -> dict[str, str]:
+        env = self.base_env()
+        prefix = f"COUNTERMAND_{name.upper()}_"
+        env[f"{prefix}STATE_DIR"] = str(self.state_dir(name))
+        env[f"{prefix}HTTP_PORT"] = str(free_port())  # every service answers /readyz (health, or its API)
+        if name == "notifier":
+            env[f"{prefix}OUTBOX_PATH"] = str(self.outbox)
+        return env
+
+    def _agent_env(self, cluster: Cluster) -> dict[str, str]:
+        env = self._env("agent")
+        env.update({
+            "COUNTERMAND_AGENT_STATE_DIR": str(self.state_dir(f"agent-{cluster.cluster_id}")),
+            "COUNTERMAND_AGENT_CLUSTER_ID": cluster.cluster_id,
+            "COUNTERMAND_AGENT_REGION": cluster.region,
+            "COUNTERMAND_AGENT_MODELS": ",".join(cluster.models),
+            "COUNTERMAND_AGENT_HTTP_PORT": str(free_port()),
+        })
+        return env
+
+    def spawn(self, name: str, module: str, env: dict[str, str], *, mode: str = "wb") -> Process:
+        """Start `python -m services.<module>` as `name` with exactly this environment (see base_env), its
+        output in run_dir/logs/<name>.log; not waited for."""
+        (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        log = self.run_dir / "logs" / f"{name}.log"
+        with open(log, mode) as out:  # the child holds its own copy of the descriptor
+            popen = subprocess.Popen([sys.executable, "-m", f"services.{module}"], cwd=ROOT, env=env, stdout=out,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        port = next((int(v) for k, v in env.items() if k.endswith("_HTTP_PORT") and v != "0"), None)
+        self.processes[name] = Process(name, popen, log, port)
+        return self.processes[name]
+
+    def check_alive(self) -> None:
+        """RuntimeError naming every started process that has exited."""
+        dead = [name for name, proc in self.processes.items() if proc.popen.poll() is not None]
+        if dead:
+            raise RuntimeError(f"exited early: {', '.join(dead)} (logs under {self.run_dir / 'logs'})")
+
+    def stop_one(self, name: str, timeout: float = 20.0) -> None:
+        """Stop one started process (SIGTERM to its group, SIGKILL after `timeout`)."""
+        proc = self.processes.pop(name)
+        signal_group(proc.popen, signal.SIGTERM)
+        try:
+            proc.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            signal_group(proc.popen, signal.SIGKILL)
+            proc.popen.wait()
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pending = set(self.processes)
+        while pending:
+            for name in list(pending):
+                proc = self.processes[name]
+                if proc.popen.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.popen.returncode}; see {proc.log}")
+                if self._ready(proc):
+                    pending.discard(name)
+            if pending and time.monotonic() > deadline:
+                raise TimeoutError(f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}")
+            time.sleep(0.2)
+
+    @staticmethod
+    def _ready(proc: Process) -> bool:
+        if proc.http_port is not None:
+            try:
+                return httpx.get(f"{proc.url}/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+        return any(_is_ready_line(line) for line in proc.log.read_text(errors="replace").splitlines())
+
+    def stop(self, timeout: float = 20.0) -> None:
+        for proc in self.processes.values():
+            signal_group(proc.popen, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in self.processes.values():
+            try:
+                proc.popen.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                signal_group(proc.popen, signal.SIGKILL)
+                proc.popen.wait()
+        self.processes.clear()
+
+
+def _is_ready_line(line: str) -> bool:
+    try:
+        return json.loads(line).get("event") == "service ready"
+    except (ValueError, AttributeError):
+        return False

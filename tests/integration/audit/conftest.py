@@ -1,0 +1,73 @@
+"""Fixtures and helpers of the audit integration tests: the audit in-process on the session broker, raw records
+produced for it, its ledger and topics read back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from services.audit.app import RECORDED_TOPICS, Audit, build
+from services.audit.ledger import Ledger
+from services.audit.settings import AuditSettings
+from shared.contracts.catalogue import BY_NAME
+from shared.runtime.kafka import end_offsets as topic_end_offsets, producing, records_to_end
+from shared.runtime.settings import KafkaSettings
+
+Position = tuple[str, int, int]
+
+
+def audit_settings(bootstrap: str, state_dir: Path, group: str, **extra: object) -> AuditSettings:
+    return AuditSettings(kafka=KafkaSettings(bootstrap=bootstrap), state_dir=state_dir, group=group,
+                         checkpoint_interval_s=0.5, **extra)
+
+
+async def started(settings: AuditSettings, ledger: Ledger | None = None) -> Audit:
+    audit = build(settings, ledger)
+    await audit.start()
+    return audit
+
+
+async def produce(bootstrap: str, records: list[tuple[str, bytes | None, bytes | None, list]]) -> list[Position]:
+    """Send (topic, key, value, headers) records in order; their positions once acknowledged."""
+    async with producing(KafkaSettings(bootstrap=bootstrap), "tests-audit-records") as producer:
+        positions = []
+        for topic, key, value, headers in records:
+            meta = await producer.send_and_wait(topic, value, key=key, headers=headers or None)
+            positions.append((meta.topic, meta.partition, meta.offset))
+        return positions
+
+
+def recorded(ledger_path: Path, positions: list[Position]) -> dict[Position, object]:
+    """The ledger entries at these positions (empty until the ledger exists)."""
+    if not ledger_path.exists():
+        return {}
+    ledger = Ledger(ledger_path, read_only=True)
+    try:
+        wanted = set(positions)
+        return {(e.record.topic, e.record.partition, e.record.offset): e for e in ledger.entries()
+                if (e.record.topic, e.record.partition, e.record.offset) in wanted}
+    finally:
+        ledger.close()
+
+
+def recorded_all(ledger_path: Path) -> list:
+    """Every entry of the ledger in seq order."""
+    ledger = Ledger(ledger_path, read_only=True)
+    try:
+        return list(ledger.entries())
+    finally:
+        ledger.close()
+
+
+async def end_offsets(bootstrap: str, topics: tuple[str, ...] = RECORDED_TOPICS) -> dict[TopicPartition, int]:
+    """The next offset of every partition of these topics."""
+    settings = KafkaSettings(bootstrap=bootstrap)
+    return {TopicPartition(name, p): end for name in topics
+            for p, end in (await topic_end_offsets(settings, BY_NAME[name], "tests")).items()}
+
+
+async def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord]:
+    """Every record currently on a topic."""
+    return [r async for r in records_to_end(KafkaSettings(bootstrap=bootstrap), BY_NAME[topic], "tests-audit-read")]

@@ -1,0 +1,71 @@
+"""Fixtures and helpers of the intake integration tests: intake in-process on the session broker, its HTTP API
+served, the directive topic read back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from services.intake.app import IntakeService, build
+from services.intake.settings import IntakeSettings
+from shared.contracts.catalogue import DIRECTIVES
+from shared.runtime.kafka import records_to_end
+from shared.runtime.settings import KafkaSettings
+from devtools.ports import free_port
+
+READY_TIMEOUT_S = 60
+
+
+def intake_settings(bootstrap: str, state_dir: Path, instance: str) -> IntakeSettings:
+    return IntakeSettings(kafka=KafkaSettings(bootstrap=bootstrap), state_dir=state_dir, instance=instance,
+                          http_port=free_port())
+
+
+@contextlib.asynccontextmanager
+async def running_intake(settings: IntakeSettings) -> AsyncIterator[IntakeService]:
+    """Intake started on the real broker and caught up with the directive topic; stopped afterwards."""
+    service = build(settings)
+    await service.start()
+    try:
+        await asyncio.wait_for(service.wait_ready(), READY_TIMEOUT_S)
+        yield service
+    finally:
+        await service.stop()
+
+
+@contextlib.asynccontextmanager
+async def serving_http(service: IntakeService) -> AsyncIterator[str]:
+    """The service's HTTP API served by uvicorn on its port; yields the base URL."""
+    server = service.http_server()
+    server.capture_signals = contextlib.nullcontext
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.05)
+        yield f"http://{service.settings.http_host}:{service.settings.http_port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def asgi_client(service: IntakeService) -> httpx.AsyncClient:
+    """An HTTP client calling the service's FastAPI app directly."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=service.http), base_url="http://intake")
+
+
+async def directive_records(bootstrap: str, directive_id: str) -> list[tuple[bytes | None, bytes | None]]:
+    """(key, value) of every record on the directive topic keyed by this id, read to the current end."""
+    key = directive_id.encode()
+    return [(r.key, r.value) async for r in records_to_end(KafkaSettings(bootstrap=bootstrap), DIRECTIVES, "tests") if r.key == key]
+
+
+async def directive_events(bootstrap: str, directive_id: str) -> list[Any]:
+    """The directive events published for this id, parsed with the topic's contract type."""
+    return [DIRECTIVES.adapter.validate_json(value) for _, value in await directive_records(bootstrap, directive_id)]

@@ -1,0 +1,124 @@
+"""`countermand directive ...` against intake served over HTTP on the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from devtools.ports import free_port
+from devtools.scenarios import MISSION_FILE
+from services.intake.cli import app
+from shared.contracts.directives import DirectiveIssued, DirectiveLifted
+from tests.integration.intake.conftest import directive_events, directive_records, intake_settings, running_intake, serving_http
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+async def url(bootstrap: str, tmp_path: Path, unique: str) -> str:
+    async with running_intake(intake_settings(bootstrap, tmp_path, unique)) as service:
+        async with serving_http(service) as base:
+            yield base
+
+
+async def cli(*args: str) -> Result:
+    """Run the CLI in a thread: it makes blocking HTTP calls to the server on this event loop."""
+    return await asyncio.to_thread(CliRunner().invoke, app, list(args), env={"COLUMNS": "200"})
+
+
+def flat(result: Result) -> str:
+    return " ".join(result.output.split())
+
+
+def directive_yaml(directive_id: str, selector: str = "{kind: foreign_national, home_country: US}",
+                   models: str = "[fable-5, mythos-5]") -> str:
+    return (f"directive_id: {directive_id}\ntitle: Export control\nauthority: Order 2026/17\n"
+            f"scope:\n  models: {models}\n  selector: {selector}\n  enforcement_deadline_s: 120\n")
+
+
+async def test_issue_list_show_and_lift_through_the_cli(url: str, bootstrap: str, tmp_path: Path,
+                                                       unique: str) -> None:
+    path = tmp_path / "directive.yaml"
+    path.write_text(directive_yaml(unique))
+    issued = await cli("issue", str(path), "--url", url)
+    amended = await cli("issue", str(path), "--url", url)
+    listed = await cli("list", "--url", url)
+    shown = await cli("show", unique, "--url", url)
+    lifted = await cli("lift", unique, "--reason", "Order revoked", "--url", url)
+    assert [r.exit_code for r in (issued, amended, listed, shown, lifted)] == [0] * 5, lifted.output
+    assert f"accepted {unique} revision 1" in flat(issued)
+    assert f"accepted {unique} revision 2" in flat(amended)
+    assert unique in flat(listed) and "Export control" in flat(shown)
+    assert f"lifted {unique} at revision 2" in flat(lifted)
+    events = await directive_events(bootstrap, unique)
+    assert [type(e) for e in events] == [DirectiveIssued, DirectiveIssued, DirectiveLifted]
+    assert events[-1].reason == "Order revoked"
+
+
+async def test_the_mission_file_is_issued_as_written(url: str, bootstrap: str) -> None:
+    result = await cli("issue", str(MISSION_FILE), "--url", url)
+    assert result.exit_code == 0, result.output
+    event = (await directive_events(bootstrap, "EXP-2026-001"))[-1]
+    assert event.scope.models == ["fable-5", "mythos-5"]
+    assert event.scope.selector.model_dump() == {"kind": "foreign_national", "home_country": "US"}
+    assert (event.scope.unknown_attribute, event.scope.enforcement_deadline_s) == ("restrict", 120)
+
+
+async def test_a_malformed_yaml_file_is_refused_and_nothing_sent(url: str, bootstrap: str, tmp_path: Path,
+                                                                unique: str) -> None:
+    path = tmp_path / "directive.yaml"
+    path.write_text(directive_yaml(unique, models="[fable-5, mythos-5"))
+    result = await cli("issue", str(path), "--url", url)
+    assert result.exit_code != 0
+    assert "not valid YAML" in flat(result) and "at line 6 column" in flat(result)
+    assert await directive_records(bootstrap, unique) == []
+
+
+async def test_a_malformed_json_file_is_refused_and_nothing_sent(url: str, bootstrap: str, tmp_path: Path,
+                                                                unique: str) -> None:
+    path = tmp_path / "directive.json"
+    path.write_text(f'{{"directive_id": "{unique}",\n "title": "Export control",\n "scope": {{"models": }}}}')
+    result = await cli("issue", str(path), "--url", url)
+    assert result.exit_code != 0
+    assert "not valid JSON" in flat(result) and "line 3" in flat(result)
+    assert await directive_records(bootstrap, unique) == []
+
+
+async def test_an_invalid_file_lists_every_problem_and_nothing_sent(url: str, bootstrap: str, tmp_path: Path,
+                                                                   unique: str) -> None:
+    path = tmp_path / "directive.json"
+    body = {"directive_id": unique, "title": "t",
+            "scope": {"models": [], "selector": {"kind": "foreign_national", "home_country": "XX"}}}
+    path.write_text(json.dumps(body))
+    result = await cli("issue", str(path), "--url", url)
+    assert result.exit_code != 0
+    assert "scope.models" in flat(result)
+    assert "scope.selector.home_country: 'XX' is not an ISO 3166-1 alpha-2 country code" in flat(result)
+    assert await directive_records(bootstrap, unique) == []
+
+
+async def test_an_unknown_selector_kind_in_a_file_is_named(url: str, bootstrap: str, tmp_path: Path,
+                                                          unique: str) -> None:
+    path = tmp_path / "directive.yaml"
+    path.write_text(directive_yaml(unique, selector="{kind: religion}"))
+    result = await cli("issue", str(path), "--url", url)
+    assert result.exit_code != 0
+    assert "scope.selector: unknown selector kind 'religion'" in flat(result)
+    assert await directive_records(bootstrap, unique) == []
+
+
+async def test_lifting_an_unknown_directive_exits_non_zero_naming_it(url: str, bootstrap: str, unique: str) -> None:
+    result = await cli("lift", unique, "--url", url)
+    assert result.exit_code != 0
+    assert "404" in flat(result) and unique in flat(result)
+    assert await directive_records(bootstrap, unique) == []
+
+
+async def test_an_unreachable_intake_is_explained() -> None:
+    result = await cli("list", "--url", f"http://127.0.0.1:{free_port()}")
+    assert result.exit_code != 0
+    assert "cannot reach intake" in flat(result)

@@ -1,1 +1,0 @@
-"""Test support: the session's real Kafka broker and service processes."""
