@@ -28,7 +28,7 @@ from shared.contracts.catalogue import USERS
 from shared.runtime.kafka import end_offsets
 from shared.runtime.settings import KafkaSettings
 from shared.runtime.topics import apply_topics
-from tests.support.kafka import TestKafka
+from devtools.broker import LocalBroker
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / ".run" / "bench-imports"
@@ -79,7 +79,7 @@ def pc_equal_empty(lists: pa.Array) -> pa.Array:
 
 def import_rate(rows: int = ROWS) -> dict[str, Any]:
     path = users_file(rows)
-    with TestKafka(KAFKA_DATA) as kafka:
+    with LocalBroker(KAFKA_DATA) as kafka:
         settings = KafkaSettings(bootstrap=kafka.bootstrap)
         asyncio.run(apply_topics(settings, (USERS,)))
         command = [sys.executable, "-m", "cli.main", "registry", "import", str(path), "--bootstrap", kafka.bootstrap]
