@@ -50,16 +50,16 @@ def worst_case_event_bytes() -> int:
     """An upper bound on the JSON of the largest directive event or impact assessment these limits allow."""
     selector = SELECTOR_CLAUSES * _CLAUSE_BYTES + SELECTOR_VALUES * (ORGANISATION_CHARS * _JSON_CHAR_BYTES + 3)
     text = (TITLE_CHARS + AUTHORITY_CHARS + REASON_CHARS + 2 * DIRECTIVE_ID_CHARS) * _JSON_CHAR_BYTES
-    return selector + MAX_MODELS * _PER_MODEL_BYTES + text + 4096  # the envelope and the scalar fields
+    by_country = 250 * 24  # an assessment's breakdown by residence: every country and "??"
+    return selector + MAX_MODELS * _PER_MODEL_BYTES + text + by_country + 4096  # + the envelope and scalars
 
 
 assert worst_case_event_bytes() < MAX_MESSAGE_BYTES // 2, "the limits must leave room under MAX_MESSAGE_BYTES"
 assert worst_case_event_bytes() < MAX_BODY_BYTES, "whatever the limits allow must be sendable in one body"
 
-_LIST_LIMITS = {"nationality": MAX_COUNTRIES, "residence": MAX_COUNTRIES, "organisation": MAX_ORGANISATIONS,
-                "entitlement": MAX_MODELS, "account_type": MAX_ACCOUNT_TYPES}
-_LIST_NAMES = {MAX_COUNTRIES: "MAX_COUNTRIES", MAX_ORGANISATIONS: "MAX_ORGANISATIONS", MAX_MODELS: "MAX_MODELS",
-               MAX_ACCOUNT_TYPES: "MAX_ACCOUNT_TYPES"}
+_LIST_LIMITS = {"nationality": (MAX_COUNTRIES, "MAX_COUNTRIES"), "residence": (MAX_COUNTRIES, "MAX_COUNTRIES"),
+                "organisation": (MAX_ORGANISATIONS, "MAX_ORGANISATIONS"), "entitlement": (MAX_MODELS, "MAX_MODELS"),
+                "account_type": (MAX_ACCOUNT_TYPES, "MAX_ACCOUNT_TYPES")}
 
 
 _STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
@@ -88,16 +88,15 @@ def check_selector(selector: Any) -> Any:
     while pending:
         node, depth, path = pending.pop()
         if depth > SELECTOR_DEPTH:
-            raise LimitExceeded(f"the selector is nested more than {SELECTOR_DEPTH} clauses deep at {path} "
-                                f"(SELECTOR_DEPTH)")
+            raise LimitExceeded(f"the selector is nested more than {SELECTOR_DEPTH} clauses deep (SELECTOR_DEPTH)")
         clauses += 1
         if clauses > SELECTOR_CLAUSES:
             raise LimitExceeded(f"the selector has more than {SELECTOR_CLAUSES} clauses (SELECTOR_CLAUSES)")
         kind, any_of, of = _parts(node)
         if isinstance(any_of, (list, tuple)):
-            limit = _LIST_LIMITS.get(kind, MAX_ORGANISATIONS)
+            limit, name = _LIST_LIMITS.get(kind, (MAX_ORGANISATIONS, "MAX_ORGANISATIONS"))
             if len(any_of) > limit:
-                raise LimitExceeded(f"{path}.any_of has {len(any_of)} items; at most {limit} ({_LIST_NAMES[limit]})")
+                raise LimitExceeded(f"{path}.any_of has {len(any_of)} items; at most {limit} ({name})")
             values += len(any_of)
             if values > SELECTOR_VALUES:
                 raise LimitExceeded(f"the selector lists more than {SELECTOR_VALUES} values in all "

@@ -48,7 +48,8 @@ class BodyLimit:
         declared = _content_length(scope)
         if declared == -1 or (declared is not None and declared > self.limit):
             status = 400 if declared == -1 else 413
-            await _answer(send, status, "invalid Content-Length header" if status == 400 else too_large_message(self.limit))
+            error = "invalid Content-Length header" if status == 400 else too_large_message(self.limit)
+            await _answer(send, status, error)
             return
         state = {"received": 0, "exceeded": False, "started": False}
 
@@ -113,12 +114,12 @@ async def json_body(request: Request, required: bool = True) -> Any:
 def decode_utf8(raw: bytes, what: str) -> str:
     """Text of UTF-8 bytes, a leading BOM dropped; BadBody (400) naming the encoding problem."""
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise BadBody(400, f"{what} is UTF-16 (it starts with a UTF-16 byte order mark); send UTF-8")
+        raise BadBody(400, f"{what} is UTF-16 (it starts with a UTF-16 byte order mark); use UTF-8")
     try:
         return raw.removeprefix(UTF8_BOM).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadBody(400, f"{what} is not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r}); "
-                           "send UTF-8") from exc
+                           "use UTF-8") from exc
 
 
 def parse_json(text: str, what: str) -> Any:
