@@ -122,3 +122,10 @@ def past_each_limit(directive_id: str) -> dict[str, tuple[dict[str, Any], str]]:
         "ORGANISATION_CHARS": (with_(selector({"kind": "organisation", "any_of": ["o" * (L.ORGANISATION_CHARS + 1)]})),
                                str(L.ORGANISATION_CHARS)),
     }
+
+
+def deep_directive_json(directive_id: str, depth: int) -> bytes:
+    """A directive whose selector is `depth` clauses deep, as JSON text (json.dumps would recurse too deep)."""
+    selector = '{"kind":"not","of":' * (depth - 1) + '{"kind":"everyone"}' + "}" * (depth - 1)
+    return (f'{{"directive_id":"{directive_id}","title":"deep","scope":{{"models":["fable-5"],'
+            f'"selector":{selector}}}}}').encode()
