@@ -13,7 +13,7 @@ from services.intake.book import DirectiveAlreadyLifted, DirectiveEntry, Idempot
 from services.intake.desk import Decision, DirectiveDesk, NotReady, PublishFailed
 from services.intake.request import LiftRequest
 from shared.contracts.directives import DirectiveRequest, DirectiveScope
-from shared.runtime.http import (Failure, checked_directive_id, checked_idempotency_key, failure,
+from shared.runtime.http import (Failure, checked_directive_id, checked_idempotency_key, document_bodies, failure,
                                  install_problem_handlers, request_body_schema, validated_body)
 from shared.runtime.problems import Problem
 from shared.runtime.request_body import BodyLimit, json_body
@@ -54,9 +54,11 @@ def create_api(desk: DirectiveDesk) -> FastAPI:
     api = FastAPI(title="Countermand intake", version="1",
                   description="Issue, amend and lift directives; each becomes a directive event.")
     api.add_middleware(BodyLimit)
+    document_bodies(api, DirectiveRequest, LiftRequest)
     _add_error_handlers(api)
 
-    @api.post("/directives", status_code=202, response_model=Accepted, openapi_extra=request_body_schema(DirectiveRequest),
+    @api.post("/directives", status_code=202, response_model=Accepted,
+              openapi_extra=request_body_schema(DirectiveRequest),
               responses={200: {"model": Accepted, "description": "Nothing to do: the directive already says this."},
                          400: {"model": Failure}, 409: {"model": Failure}, 413: {"model": Failure},
                          415: {"model": Failure}, 422: {"model": Failure}, 503: {"model": Failure}})

@@ -71,11 +71,30 @@ def validated_body(model: type[M], data: Any) -> M:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
 
 
+_REF_TEMPLATE = "#/components/schemas/{model}"
+
+
 def request_body_schema(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
-    """OpenAPI of a JSON body the route reads itself (to limit and parse it before validation)."""
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    """OpenAPI of a JSON body the route reads itself (to limit and parse it before validation); the models it
+    refers to are added to the document by `document_bodies`."""
+    schema = model.model_json_schema(ref_template=_REF_TEMPLATE)
     schema.pop("$defs", None)
     return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
+
+
+def document_bodies(api: FastAPI, *models: type[BaseModel]) -> None:
+    """Add the models that self-read bodies refer to to the app's OpenAPI components."""
+    build = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = build()
+        components = document.setdefault("components", {}).setdefault("schemas", {})
+        for model in models:
+            for name, schema in model.model_json_schema(ref_template=_REF_TEMPLATE).get("$defs", {}).items():
+                components.setdefault(name, schema)
+        return document
+
+    api.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _bad_body(_: Request, exc: Exception) -> JSONResponse:
