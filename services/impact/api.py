@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -13,7 +13,9 @@ from services.impact.population import Population
 from services.impact.preview import NotActive, Preview, preview_directive, preview_lift
 from shared.contracts.directives import DirectiveRequest
 from shared.runtime.health import ConsumerWatch, readiness
-from shared.runtime.http import Failure, checked_directive_id, failure, install_problem_handlers
+from shared.runtime.http import (Failure, checked_directive_id, document_bodies, failure, install_problem_handlers,
+                                 request_body_schema, validated_body)
+from shared.runtime.request_body import BodyLimit, json_body
 
 
 class ImpactState(Protocol):
@@ -46,12 +48,18 @@ def create_api(state: ImpactState) -> FastAPI:
     """The FastAPI app over the running service's view and directives."""
     api = FastAPI(title="Countermand impact", version="1",
                   description="Dry runs of directives and lifts against the current user view.")
+    api.add_middleware(BodyLimit)
+    document_bodies(api, DirectiveRequest)
     install_problem_handlers(api)
 
-    @api.post("/directives/preview", response_model=PreviewAnswer,
-              responses={422: {"model": Failure}, 503: {"model": Failure}})
-    async def preview(request: DirectiveRequest) -> PreviewAnswer | JSONResponse:
-        """What issuing (or amending) this directive would affect now. Publishes nothing."""
+    @api.post("/directives/preview", response_model=PreviewAnswer, openapi_extra=request_body_schema(DirectiveRequest),
+              responses={400: {"model": Failure}, 413: {"model": Failure}, 415: {"model": Failure},
+                         422: {"model": Failure}, 503: {"model": Failure}})
+    async def preview(http: Request) -> PreviewAnswer | JSONResponse:
+        """What issuing (or amending) this directive would affect now. Publishes nothing.
+
+        The body is read within the same limits as intake's (size, encoding, depth), then validated."""
+        request = validated_body(DirectiveRequest, await json_body(http))
         if not state.loaded:
             return failure(503, "the user view has not caught up with the registry yet")
         found = preview_directive(state.population, state.directives, request.directive_id, request.scope)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from shared.contracts.directives import DirectiveIssued, DirectiveLifted
+from shared.contracts.directives import DirectiveIssued, DirectiveLifted, DirectiveRequest
 
 State = Literal["issued", "lifted"]
 
@@ -31,6 +31,15 @@ class DirectiveAlreadyLifted(Exception):
         self.revision = revision
 
 
+class IdempotencyKeyReused(Exception):
+    """An Idempotency-Key already used for a different request."""
+
+    def __init__(self, key: str, directive_id: str) -> None:
+        super().__init__(f"Idempotency-Key {key!r} was already used for a different request (on directive "
+                         f"{directive_id!r}); send a new key with a new request")
+        self.key = key
+
+
 @dataclass(frozen=True)
 class DirectiveEntry:
     """The latest known revision of one directive."""
@@ -49,9 +58,12 @@ class DirectiveBook:
 
     def __init__(self) -> None:
         self._entries: dict[str, DirectiveEntry] = {}
+        self._keyed: dict[str, DirectiveIssued | DirectiveLifted] = {}
 
     def apply(self, event: DirectiveIssued | DirectiveLifted) -> None:
-        """Record an event; replays and late older revisions change nothing."""
+        """Record an event; replays and late older revisions change nothing (but a key they carry is kept)."""
+        if event.idempotency_key is not None:
+            self._keyed.setdefault(event.idempotency_key, event)
         if isinstance(event, DirectiveIssued):
             self._apply_issued(event)
         else:
@@ -74,6 +86,23 @@ class DirectiveBook:
         self._entries[event.directive_id] = DirectiveEntry(
             current.directive_id, revision, "lifted", current.title, current.authority, current.issued,
             event.reason)
+
+    def answered(self, key: str | None, request_digest: str) -> DirectiveIssued | DirectiveLifted | None:
+        """The event a request with this key was answered with before (None if the key is new or absent);
+        IdempotencyKeyReused when the key came with a different request."""
+        event = self._keyed.get(key) if key is not None else None
+        if event is not None and event.request_digest != request_digest:
+            raise IdempotencyKeyReused(key, event.directive_id)
+        return event
+
+    def current_issue_if_same(self, request: DirectiveRequest) -> DirectiveIssued | None:
+        """The latest issue event when an issued directive already says exactly what the request says."""
+        current = self._entries.get(request.directive_id)
+        if current is None or current.state != "issued" or current.issued is None:
+            return None
+        issued = current.issued
+        same = (issued.title, issued.authority, issued.scope) == (request.title, request.authority, request.scope)
+        return issued if same else None
 
     def next_revision(self, directive_id: str) -> int:
         """Revision a new issue of this id gets: 1 when new, latest + 1 for an amendment."""

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-
+from shared.contracts.directives import LiftReason
 from shared.contracts.envelope import Message
 
 
 class LiftRequest(Message):
     """Why a directive is lifted."""
 
-    reason: str = Field("", max_length=1000, description="Why it was lifted.", examples=["Order revoked"])
+    reason: LiftReason = ""

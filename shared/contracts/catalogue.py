@@ -15,16 +15,17 @@ from shared.contracts.deadletter import DeadLetter
 from shared.contracts.directives import DirectiveEvent
 from shared.contracts.enforcement import EnforcementEvent
 from shared.contracts.impact import ImpactEvent
+from shared.contracts.limits import MAX_MESSAGE_BYTES
 from shared.contracts.notifications import NotificationEvent
 from shared.contracts.serving import AckEvent, ClusterCommand
 from shared.contracts.users import UserUpserted
 
 FOREVER = -1
 WEEK_MS = 7 * 24 * 3600 * 1000
-# The largest record any topic takes (max.message.bytes; the local broker's message.max.bytes too). Producers
+# MAX_MESSAGE_BYTES (shared.contracts.limits) is the largest record any topic takes (max.message.bytes; the
+# local broker's message.max.bytes too), defined with the limits on directives that it bounds. Producers
 # send at most this much and consumers fetch at least twice this much per partition, so a record the broker
 # accepted can always be fetched, and a dead letter about any record can always be written (see DeadLetter).
-MAX_MESSAGE_BYTES = 2 * 1024 * 1024
 FETCH_BYTES = 2 * MAX_MESSAGE_BYTES
 SERVICES = ("intake", "impact", "enforcement", "agent", "notifier", "audit")
 

@@ -4,21 +4,36 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, BeforeValidator, Field, model_validator
 
 from shared.contracts.countries import CountryCode
 from shared.contracts.envelope import Event, Message
+from shared.contracts.limits import (
+    AUTHORITY_CHARS, DIRECTIVE_ID_CHARS, IDEMPOTENCY_KEY_CHARS, MAX_ACCOUNT_TYPES, MAX_COUNTRIES, MAX_MODELS,
+    MAX_ORGANISATIONS, MODEL_NAME_CHARS, ORGANISATION_CHARS, REASON_CHARS, SELECTOR_CLAUSES, TITLE_CHARS,
+    check_list, check_selector,
+)
 
 AccountType = Literal["consumer", "enterprise_member", "employee"]
 OnStale = Literal["keep", "deny_models"]
 DirectiveId = Annotated[
-    str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$", examples=["EXP-2026-001"],
+    str, Field(max_length=DIRECTIVE_ID_CHARS, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$", examples=["EXP-2026-001"],
                description="Stable id of the directive, chosen by the issuing team.")
 ]
 ModelName = Annotated[
-    str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", examples=["fable-5"],
+    str, Field(max_length=MODEL_NAME_CHARS, pattern=r"^[a-z0-9][a-z0-9._-]*$", examples=["fable-5"],
                description="Name of a served model.")
 ]
+OrganisationId = Annotated[str, Field(min_length=1, max_length=ORGANISATION_CHARS, examples=["org-00042"],
+                                      description="Enterprise organisation id, as in the user registry.")]
+IdempotencyKey = Annotated[str, Field(min_length=1, max_length=IDEMPOTENCY_KEY_CHARS, pattern=r"^[!-~]+$",
+                                      examples=["0b7e3f0c-8d4c-4b8e-9d43-2f3c7c1d2a55"],
+                                      description="A client's Idempotency-Key for one request (visible ASCII).")]
+
+
+def _bounded(limit: int, name: str) -> BeforeValidator:
+    """Refuse a list longer than the limit before its items are validated (one problem, not one per item)."""
+    return BeforeValidator(lambda items: check_list(items, limit, name))
 
 
 class Everyone(Message):
@@ -38,63 +53,73 @@ class Nationality(Message):
     """Matches users holding at least one of the listed nationalities."""
 
     kind: Literal["nationality"] = "nationality"
-    any_of: list[CountryCode] = Field(..., min_length=1, description="Nationalities.", examples=[["CN", "RU"]])
+    any_of: Annotated[list[CountryCode], _bounded(MAX_COUNTRIES, "MAX_COUNTRIES")] = Field(
+        ..., min_length=1, max_length=MAX_COUNTRIES, description="Nationalities.", examples=[["CN", "RU"]])
 
 
 class Residence(Message):
     """Matches users whose country of residence is one of the listed ones."""
 
     kind: Literal["residence"] = "residence"
-    any_of: list[CountryCode] = Field(..., min_length=1, description="Countries of residence.", examples=[["US"]])
+    any_of: Annotated[list[CountryCode], _bounded(MAX_COUNTRIES, "MAX_COUNTRIES")] = Field(
+        ..., min_length=1, max_length=MAX_COUNTRIES, description="Countries of residence.", examples=[["US"]])
 
 
 class AccountTypeIs(Message):
     """Matches users whose account type is one of the listed ones."""
 
     kind: Literal["account_type"] = "account_type"
-    any_of: list[AccountType] = Field(..., min_length=1, description="Account types.", examples=[["employee"]])
+    any_of: Annotated[list[AccountType], _bounded(MAX_ACCOUNT_TYPES, "MAX_ACCOUNT_TYPES")] = Field(
+        ..., min_length=1, max_length=MAX_ACCOUNT_TYPES, description="Account types.", examples=[["employee"]])
 
 
 class Organisation(Message):
     """Matches users belonging to one of the listed organisations."""
 
     kind: Literal["organisation"] = "organisation"
-    any_of: list[str] = Field(..., min_length=1, description="Organisation ids.", examples=[["org-00042"]])
+    any_of: Annotated[list[OrganisationId], _bounded(MAX_ORGANISATIONS, "MAX_ORGANISATIONS")] = Field(
+        ..., min_length=1, max_length=MAX_ORGANISATIONS, description="Organisation ids.", examples=[["org-00042"]])
 
 
 class Entitlement(Message):
     """Matches users entitled to at least one of the listed models."""
 
     kind: Literal["entitlement"] = "entitlement"
-    any_of: list[ModelName] = Field(..., min_length=1, description="Models.", examples=[["fable-5"]])
+    any_of: Annotated[list[ModelName], _bounded(MAX_MODELS, "MAX_MODELS")] = Field(
+        ..., min_length=1, max_length=MAX_MODELS, description="Models.", examples=[["fable-5"]])
 
 
 class AllOf(Message):
     """Matches users every clause matches."""
 
     kind: Literal["all_of"] = "all_of"
-    of: list[Selector] = Field(..., min_length=1, description="Clauses.")
+    of: Annotated[list[Clause], _bounded(SELECTOR_CLAUSES, "SELECTOR_CLAUSES")] = Field(
+        ..., min_length=1, max_length=SELECTOR_CLAUSES, description="Clauses.")
 
 
 class AnyOf(Message):
     """Matches users at least one clause matches."""
 
     kind: Literal["any_of"] = "any_of"
-    of: list[Selector] = Field(..., min_length=1, description="Clauses.")
+    of: Annotated[list[Clause], _bounded(SELECTOR_CLAUSES, "SELECTOR_CLAUSES")] = Field(
+        ..., min_length=1, max_length=SELECTOR_CLAUSES, description="Clauses.")
 
 
 class Not(Message):
     """Matches users the clause does not match."""
 
     kind: Literal["not"] = "not"
-    of: Selector = Field(..., description="The negated clause.")
+    of: Clause = Field(..., description="The negated clause.")
 
 
-Selector = Annotated[
+Clause = Annotated[
     Union[Everyone, ForeignNational, Nationality, Residence, AccountTypeIs, Organisation,
           Entitlement, AllOf, AnyOf, Not],
     Field(discriminator="kind"),
 ]
+# A whole selector: its depth, clause and value counts are checked on the raw data (limits.check_selector)
+# before pydantic descends into it, so no nesting can exhaust a reader's recursion.
+Selector = Annotated[Clause, BeforeValidator(check_selector)]
 AllOf.model_rebuild()
 AnyOf.model_rebuild()
 Not.model_rebuild()
@@ -105,8 +130,9 @@ MISSION_SELECTOR_EXAMPLE = {"kind": "foreign_national", "home_country": "US"}
 class DirectiveScope(Message):
     """What a directive covers: models, population, unknown-attribute rule and time window."""
 
-    models: list[ModelName] = Field(
-        ..., min_length=1, description="Models the directive stops serving.", examples=[["fable-5", "mythos-5"]]
+    models: Annotated[list[ModelName], _bounded(MAX_MODELS, "MAX_MODELS")] = Field(
+        ..., min_length=1, max_length=MAX_MODELS, description="Models the directive stops serving.",
+        examples=[["fable-5", "mythos-5"]]
     )
     selector: Selector = Field(
         ..., description="Population the directive covers.", examples=[MISSION_SELECTOR_EXAMPLE]
@@ -144,10 +170,12 @@ class DirectiveScope(Message):
         return self
 
 
-Title = Annotated[str, Field(min_length=1, max_length=500, description="Human title.",
+Title = Annotated[str, Field(min_length=1, max_length=TITLE_CHARS, description="Human title.",
                              examples=["Export control: frontier models"])]
-Authority = Annotated[str, Field(max_length=500, description="Issuing authority or legal basis.",
+Authority = Annotated[str, Field(max_length=AUTHORITY_CHARS, description="Issuing authority or legal basis.",
                                  examples=["Order 2026/17"])]
+LiftReason = Annotated[str, Field(max_length=REASON_CHARS, description="Why it was lifted.",
+                                  examples=["Order revoked"])]
 
 
 class DirectiveRequest(Message):
@@ -168,6 +196,12 @@ class DirectiveIssued(Event):
     title: Title
     authority: Authority = ""
     scope: DirectiveScope = Field(..., description="What the directive covers.")
+    idempotency_key: IdempotencyKey | None = Field(
+        None, description="The Idempotency-Key of the request that issued this revision, if any (a repeat is "
+                          "answered with this event).", examples=[None])
+    request_digest: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="SHA-256 of that request, to refuse the key's reuse for "
+                                                     "a different one.", examples=[None])
 
 
 class DirectiveLifted(Event):
@@ -176,7 +210,13 @@ class DirectiveLifted(Event):
     type: Literal["DirectiveLifted"] = "DirectiveLifted"
     directive_id: DirectiveId
     revision: int = Field(..., ge=1, description="Revision of the directive being lifted.", examples=[1])
-    reason: str = Field("", max_length=1000, description="Why it was lifted.", examples=["Order revoked"])
+    reason: LiftReason = ""
+    idempotency_key: IdempotencyKey | None = Field(
+        None, description="The Idempotency-Key of the request that lifted it, if any (a repeat is answered "
+                          "with this event).", examples=[None])
+    request_digest: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="SHA-256 of that request, to refuse the key's reuse for "
+                                                     "a different one.", examples=[None])
 
 
 DirectiveEvent = Annotated[Union[DirectiveIssued, DirectiveLifted], Field(discriminator="type")]

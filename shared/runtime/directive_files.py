@@ -15,7 +15,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from shared.contracts.directives import DirectiveRequest
+from shared.contracts.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from shared.runtime.problems import Problem, problems_of
+from shared.runtime.request_body import BadBody, decode_utf8, parse_json
 
 
 class _DirectiveLoader(yaml.SafeLoader):
@@ -44,11 +46,19 @@ def read_directive(path: Path, consequence: str, err: Console) -> DirectiveReque
 
 
 def load_directive_file(path: Path) -> Any:
-    """The file's content as data: YAML or JSON by extension, else by the first character."""
+    """The file's content as data: YAML or JSON by extension, else by the first character.
+
+    Held to the limits intake holds a body to (size, UTF-8 with or without a BOM, nesting, numbers);
+    CRLF line endings read like LF.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        if path.stat().st_size > MAX_BODY_BYTES:
+            raise FileProblem(f"{path} is larger than {MAX_BODY_BYTES} bytes (MAX_BODY_BYTES)")
+        text = decode_utf8(path.read_bytes(), str(path))
+    except OSError as exc:
         raise FileProblem(f"cannot read {path}: {exc}") from exc
+    except BadBody as exc:
+        raise FileProblem(str(exc)) from exc
     as_json = path.suffix.lower() == ".json" or (
         path.suffix.lower() not in (".yaml", ".yml") and text.lstrip().startswith("{"))
     return _parse_json(text, path) if as_json else _parse_yaml(text, path)
@@ -94,14 +104,23 @@ def fail(err: Console, message: str) -> NoReturn:
 
 def _parse_json(text: str, path: Path) -> Any:
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FileProblem(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        return parse_json(text, str(path))
+    except BadBody as exc:
+        cause = exc.__cause__
+        if isinstance(cause, json.JSONDecodeError):
+            raise FileProblem(f"{path} is not valid JSON: {cause.msg} at line {cause.lineno} column {cause.colno}"
+                              ) from exc
+        raise FileProblem(str(exc)) from exc
 
 
 def _parse_yaml(text: str, path: Path) -> Any:
     try:
         return yaml.load(text, Loader=_DirectiveLoader)  # noqa: S506 (a SafeLoader)
+    except RecursionError as exc:
+        raise FileProblem(f"{path} is nested too deep to read (a directive nests at most {MAX_JSON_DEPTH} levels, "
+                          "MAX_JSON_DEPTH)") from exc
+    except ValueError as exc:  # e.g. an integer beyond Python's 4300-digit conversion limit
+        raise FileProblem(f"{path} holds a value that cannot be read: {exc}") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""

@@ -4,20 +4,23 @@ and readiness routes, and the uvicorn server they run on."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from shared.contracts.directives import DirectiveId
+from shared.contracts.directives import DirectiveId, IdempotencyKey
 from shared.runtime.health import ConsumerWatch, readiness
 from shared.runtime.problems import Problem, problems
+from shared.runtime.request_body import BadBody
 
-_LOCATIONS = ("body", "path", "query")
+_LOCATIONS = ("body", "path", "query", "header")
 _directive_id = TypeAdapter(DirectiveId)
+_idempotency_key = TypeAdapter(IdempotencyKey)
+M = TypeVar("M", bound=BaseModel)
 
 
 class Failure(BaseModel):
@@ -35,6 +38,7 @@ def failure(status: int, error: str, found: list[Problem] | None = None) -> JSON
 def install_problem_handlers(api: FastAPI) -> None:
     """Answer invalid requests with a Failure: 400 for malformed JSON, else 422 naming every bad field."""
     api.add_exception_handler(RequestValidationError, _invalid)
+    api.add_exception_handler(BadBody, _bad_body)
 
 
 def checked_directive_id(directive_id: str) -> str:
@@ -44,6 +48,58 @@ def checked_directive_id(directive_id: str) -> str:
     except ValidationError as exc:
         raise RequestValidationError(
             [{**e, "loc": ("path", "directive_id", *e["loc"])} for e in exc.errors()]) from exc
+
+
+def checked_idempotency_key(key: str | None = Header(None, alias="Idempotency-Key",
+                                                  description="Makes a retry safe: the same key and request are "
+                                                              "answered as the first time.")) -> str | None:
+    """The Idempotency-Key header validated (a FastAPI dependency); a bad one is a 422 naming it."""
+    if key is None:
+        return None
+    try:
+        return _idempotency_key.validate_python(key)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("header", "Idempotency-Key", *e["loc"])} for e in exc.errors()]) from exc
+
+
+def validated_body(model: type[M], data: Any) -> M:
+    """A body's data validated as the model; a 422 naming every bad field otherwise."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
+
+
+_REF_TEMPLATE = "#/components/schemas/{model}"
+
+
+def request_body_schema(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
+    """OpenAPI of a JSON body the route reads itself (to limit and parse it before validation); the models it
+    refers to are added to the document by `document_bodies`."""
+    schema = model.model_json_schema(ref_template=_REF_TEMPLATE)
+    schema.pop("$defs", None)
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
+
+
+def document_bodies(api: FastAPI, *models: type[BaseModel]) -> None:
+    """Add the models that self-read bodies refer to to the app's OpenAPI components."""
+    build = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = build()
+        components = document.setdefault("components", {}).setdefault("schemas", {})
+        for model in models:
+            for name, schema in model.model_json_schema(ref_template=_REF_TEMPLATE).get("$defs", {}).items():
+                components.setdefault(name, schema)
+        return document
+
+    api.openapi = openapi  # type: ignore[method-assign]
+
+
+async def _bad_body(_: Request, exc: Exception) -> JSONResponse:
+    return failure(exc.status if isinstance(exc, BadBody) else 400, str(exc),
+                   [Problem(field="(body)", message=str(exc))])
 
 
 async def _invalid(_: Request, exc: Exception) -> JSONResponse:

@@ -6,10 +6,10 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, Field, ValidationError
 
-from shared.contracts.directives import Selector
+from shared.contracts.directives import Clause
 
 SELECTOR_KINDS = frozenset(
-    get_args(member.model_fields["kind"].annotation)[0] for member in get_args(get_args(Selector)[0])
+    get_args(member.model_fields["kind"].annotation)[0] for member in get_args(get_args(Clause)[0])
 )
 _QUIET_TYPES = ("missing", "extra_forbidden", "model_type")  # the value adds nothing to these messages
 

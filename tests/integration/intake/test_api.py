@@ -65,7 +65,7 @@ async def test_lift_publishes_directive_lifted_at_the_latest_revision(
         intake: IntakeService, bootstrap: str, unique: str) -> None:
     async with asgi_client(intake) as http:
         await http.post("/directives", json=directive(unique))
-        await http.post("/directives", json=directive(unique))
+        await http.post("/directives", json=directive(unique, models=["fable-5"]))
         lifted = await http.post(f"/directives/{unique}/lift", json={"reason": "Order revoked"})
         listed = await http.get("/directives")
     assert lifted.status_code == 202, lifted.text
@@ -98,7 +98,7 @@ async def test_a_restarted_intake_knows_the_directives_published_before_it(
         async with asgi_client(second) as http:
             assert (await http.get("/readyz")).status_code == 200
             assert (await http.get(f"/directives/{amended}")).json()["revision"] == 1
-            amendment = await http.post("/directives", json=directive(amended))
+            amendment = await http.post("/directives", json=directive(amended, models=["fable-5"]))
             lift = await http.post(f"/directives/{lifted}/lift", json={"reason": "done"})
     assert (amendment.status_code, amendment.json()["revision"]) == (202, 2)
     assert (lift.status_code, lift.json()["revision"]) == (202, 1)

@@ -42,10 +42,11 @@ def directive_yaml(directive_id: str, selector: str = "{kind: foreign_national, 
 
 async def test_issue_list_show_and_lift_through_the_cli(url: str, bootstrap: str, tmp_path: Path,
                                                        unique: str) -> None:
-    path = tmp_path / "directive.yaml"
+    path, amendment = tmp_path / "directive.yaml", tmp_path / "amendment.yaml"
     path.write_text(directive_yaml(unique))
+    amendment.write_text(directive_yaml(unique, models="[fable-5]"))
     issued = await cli("issue", str(path), "--url", url)
-    amended = await cli("issue", str(path), "--url", url)
+    amended = await cli("issue", str(amendment), "--url", url)
     listed = await cli("list", "--url", url)
     shown = await cli("show", unique, "--url", url)
     lifted = await cli("lift", unique, "--reason", "Order revoked", "--url", url)
@@ -122,3 +123,26 @@ async def test_an_unreachable_intake_is_explained() -> None:
     result = await cli("list", "--url", f"http://127.0.0.1:{free_port()}")
     assert result.exit_code != 0
     assert "cannot reach intake" in flat(result)
+
+
+async def test_a_windows_file_with_a_bom_and_crlf_is_issued_once(url: str, bootstrap: str, tmp_path: Path,
+                                                                 unique: str) -> None:
+    path = tmp_path / "directive.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + directive_yaml(unique).replace("\n", "\r\n").encode())
+    issued = await cli("issue", str(path), "--url", url)
+    again = await cli("issue", str(path), "--url", url)
+    assert (issued.exit_code, again.exit_code) == (0, 0), issued.output
+    assert f"accepted {unique} revision 1" in flat(issued)
+    assert f"unchanged {unique} already says this at revision 1" in flat(again)
+    [event] = await directive_events(bootstrap, unique)
+    assert event.title == "Export control" and event.idempotency_key is not None
+
+
+async def test_a_file_one_past_a_limit_is_refused_naming_it(url: str, bootstrap: str, tmp_path: Path,
+                                                            unique: str) -> None:
+    path = tmp_path / "directive.yaml"
+    path.write_text(directive_yaml(unique, models="[" + ", ".join(f"m-{i}" for i in range(257)) + "]"))
+    result = await cli("issue", str(path), "--url", url)
+    assert result.exit_code != 0
+    assert "scope.models" in flat(result) and "MAX_MODELS" in flat(result)
+    assert await directive_records(bootstrap, unique) == []

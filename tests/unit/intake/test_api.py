@@ -34,7 +34,8 @@ def body(**scope: Any) -> dict[str, Any]:
 async def test_issue_answers_202_with_the_revision(http: httpx.AsyncClient, topic: FakeTopic) -> None:
     response = await http.post("/directives", json=body())
     assert response.status_code == 202
-    assert response.json() == {"directive_id": "EXP-1", "revision": 1, "event_id": topic.events[0].event_id}
+    assert response.json() == {"directive_id": "EXP-1", "revision": 1, "event_id": topic.events[0].event_id,
+                               "unchanged": False}
 
 
 async def test_a_body_that_is_not_an_object_is_422(http: httpx.AsyncClient, topic: FakeTopic) -> None:

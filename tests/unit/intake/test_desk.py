@@ -6,14 +6,15 @@ import asyncio
 
 import pytest
 
+from services.intake.book import IdempotencyKeyReused
 from services.intake.desk import DirectiveDesk, NotReady, PublishFailed
 from shared.contracts.directives import DirectiveRequest
 from tests.unit.intake.fakes import FakeTopic
 
 
-def request(directive_id: str = "EXP-1") -> DirectiveRequest:
+def request(directive_id: str = "EXP-1", title: str = "t") -> DirectiveRequest:
     return DirectiveRequest.model_validate({
-        "directive_id": directive_id, "title": "t",
+        "directive_id": directive_id, "title": title,
         "scope": {"models": ["fable-5"], "selector": {"kind": "foreign_national", "home_country": "US"}}})
 
 
@@ -25,7 +26,7 @@ def ready_desk(topic: FakeTopic) -> DirectiveDesk:
 
 async def test_issue_publishes_with_the_envelope_intake_owes() -> None:
     topic = FakeTopic()
-    event = await ready_desk(topic).issue(request())
+    event = (await ready_desk(topic).issue(request())).event
     assert topic.events == [event]
     assert (event.producer, event.correlation_id, event.revision) == ("intake", "EXP-1", 1)
 
@@ -33,8 +34,17 @@ async def test_issue_publishes_with_the_envelope_intake_owes() -> None:
 async def test_concurrent_issues_of_one_id_get_distinct_revisions() -> None:
     topic = FakeTopic()
     desk = ready_desk(topic)
-    await asyncio.gather(*(desk.issue(request()) for _ in range(5)))
+    await asyncio.gather(*(desk.issue(request(title=f"t{i}")) for i in range(5)))
     assert sorted(e.revision for e in topic.events) == [1, 2, 3, 4, 5]
+
+
+async def test_concurrent_identical_issues_publish_once() -> None:
+    topic = FakeTopic()
+    desk = ready_desk(topic)
+    decisions = await asyncio.gather(*(desk.issue(request()) for _ in range(5)))
+    assert len(topic.events) == 1
+    assert sorted(d.outcome for d in decisions) == ["published"] + ["unchanged"] * 4
+    assert {d.event.event_id for d in decisions} == {topic.events[0].event_id}
 
 
 async def test_a_failed_publish_leaves_the_book_unchanged() -> None:
@@ -44,7 +54,7 @@ async def test_a_failed_publish_leaves_the_book_unchanged() -> None:
     with pytest.raises(PublishFailed, match="EXP-1"):
         await desk.issue(request())
     topic.failing = False
-    assert (await desk.issue(request())).revision == 1
+    assert (await desk.issue(request())).event.revision == 1
 
 
 async def test_nothing_is_issued_before_the_view_caught_up() -> None:
@@ -55,12 +65,58 @@ async def test_nothing_is_issued_before_the_view_caught_up() -> None:
         await desk.issue(request())
     desk.record(None, 0, 0)
     desk.record(None, 0, 1)
-    assert desk.ready and (await desk.issue(request())).revision == 1
+    assert desk.ready and (await desk.issue(request())).event.revision == 1
 
 
 async def test_records_read_from_the_topic_feed_the_book() -> None:
     topic = FakeTopic()
-    earlier = await ready_desk(topic).issue(request())
+    earlier = (await ready_desk(topic).issue(request())).event
     desk = ready_desk(FakeTopic())
     desk.record(earlier, 0, 0)
-    assert (await desk.lift("EXP-1", "revoked")).revision == 1
+    assert (await desk.lift("EXP-1", "revoked")).event.revision == 1
+
+
+async def test_the_same_key_and_request_is_answered_with_the_first_event() -> None:
+    topic = FakeTopic()
+    desk = ready_desk(topic)
+    first = await desk.issue(request(), key="k-1")
+    again = await desk.issue(request(), key="k-1")
+    assert (first.outcome, again.outcome) == ("published", "replayed")
+    assert again.event == first.event and topic.events == [first.event]
+    assert (first.event.idempotency_key, len(first.event.request_digest or "")) == ("k-1", 64)
+
+
+async def test_the_same_key_with_a_different_request_is_refused_naming_the_key() -> None:
+    topic = FakeTopic()
+    desk = ready_desk(topic)
+    await desk.issue(request(), key="k-1")
+    with pytest.raises(IdempotencyKeyReused, match="'k-1'"):
+        await desk.issue(request(title="other"), key="k-1")
+    with pytest.raises(IdempotencyKeyReused, match="'k-1'"):
+        await desk.lift("EXP-1", "revoked", key="k-1")
+    assert len(topic.events) == 1
+
+
+async def test_keys_are_rebuilt_from_the_topic_after_a_restart() -> None:
+    topic = FakeTopic()
+    first = ready_desk(topic)
+    issued = (await first.issue(request(), key="k-issue")).event
+    lifted = (await first.lift("EXP-1", "revoked", key="k-lift")).event
+    restarted = ready_desk(FakeTopic())
+    for offset, event in enumerate(topic.events):
+        restarted.record(event, 0, offset)
+    assert (await restarted.issue(request(), key="k-issue")).event == issued
+    assert (await restarted.lift("EXP-1", "revoked", key="k-lift")).event == lifted
+    with pytest.raises(IdempotencyKeyReused):
+        await restarted.lift("EXP-1", "another reason", key="k-lift")
+
+
+async def test_without_a_key_a_request_the_directive_already_says_is_unchanged() -> None:
+    topic = FakeTopic()
+    desk = ready_desk(topic)
+    first = await desk.issue(request())
+    again = await desk.issue(request())
+    amended = await desk.issue(request(title="amended"))
+    assert (again.outcome, again.event) == ("unchanged", first.event)
+    assert (amended.outcome, amended.event.revision) == ("published", 2)
+    assert [e.revision for e in topic.events] == [1, 2]
