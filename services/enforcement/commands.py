@@ -14,7 +14,6 @@ from shared.contracts.impact import AffectedSetDelta
 from shared.contracts.serving import AgentHeartbeat, ClusterSynced, DeltaCommand, LiftCommand, RestrictCommand
 
 PRODUCER = "enforcement"
-NOTHING_HELD = scope_digest({})
 
 
 def served_scope(cluster_models: list[str], scope: DirectiveScope) -> list[str]:

@@ -13,12 +13,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pyroaring import BitMap
 
-from shared.contracts.bitmaps import apply_delta_in_place, decode_bitmap
+from shared.contracts.bitmaps import EMPTY_SCOPE_DIGEST, apply_delta_in_place, decode_bitmap
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
 from shared.contracts.serving import AgentHeartbeat, CommandApplied, CommandFailed, HeldDirective
 from services.enforcement.assembly import Assembly, Key, key_of
-from services.enforcement.commands import (NOTHING_HELD, delta_command, encoded_chunks, expected_digest,
-                                           lift_command, restrict_commands, served_scope, synced_marker)
+from services.enforcement.commands import (delta_command, encoded_chunks, expected_digest, lift_command,
+                                           restrict_commands, served_scope, synced_marker)
 from services.enforcement.rollout import Rollout
 from services.enforcement.tracking import (Backoff, ClusterTrack, acknowledge, expect, fail, mark_sent,
                                            resend_due, schedule_next)
@@ -249,7 +249,7 @@ class Coordinator:
                 self._retire(restrict, out)
         targets |= {c.cluster_id for c in self.clusters.values() if served_scope(c.models, rollout.scope)}
         for cluster_id in sorted(targets):
-            track = ClusterTrack(cluster_id=cluster_id, models=[], expected_digest=NOTHING_HELD,
+            track = ClusterTrack(cluster_id=cluster_id, models=[], expected_digest=EMPTY_SCOPE_DIGEST,
                                  due_at=rollout.deadline)
             rollout.clusters[cluster_id] = track
             self._send(rollout, track, now, rollout.cause, out)

@@ -6,12 +6,12 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.contracts.bitmaps import scope_digest
+from shared.contracts.bitmaps import EMPTY_SCOPE_DIGEST, scope_digest
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.enforcement import DirectiveEnforced, EnforcementOverdue, EnforcementProgressed
 from shared.contracts.impact import Action
 from services.enforcement.assembly import Key
-from services.enforcement.commands import NOTHING_HELD, PRODUCER
+from services.enforcement.commands import PRODUCER
 from services.enforcement.tracking import ClusterTrack, progress_of
 
 
@@ -41,7 +41,7 @@ class Rollout(BaseModel):
     @property
     def digest(self) -> str:
         """What every cluster holds once enforced (the impact digest, updated by deltas)."""
-        return scope_digest(self.model_digests) if self.action == "restrict" else NOTHING_HELD
+        return scope_digest(self.model_digests) if self.action == "restrict" else EMPTY_SCOPE_DIGEST
 
     @property
     def all_applied(self) -> bool:
