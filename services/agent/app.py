@@ -25,7 +25,7 @@ from services.agent.restrictions import Restrictions
 from services.agent.settings import AgentSettings
 from services.agent.snapshot import Snapshot
 from shared.contracts.catalogue import ACKS, COMMANDS
-from shared.contracts.envelope import utc_now
+from shared.contracts.envelope import envelope, utc_now
 from shared.contracts.serving import (
     AgentHeartbeat, ClusterCommand, ClusterSynced, CommandApplied, CommandFailed, DeltaCommand, HeldDirective,
     LiftCommand, RestrictCommand,
@@ -266,7 +266,7 @@ class Agent:
             self.checker.replace(self.state.held)
 
     def _ack_message(self, ack: Applied | Failed, causation: str | None) -> CommandApplied | CommandFailed:
-        common = {"producer": SERVICE, "correlation_id": ack.directive_id, "causation_id": causation,
+        common = {**envelope(SERVICE, correlation_id=ack.directive_id, causation_id=causation),
                   "cluster_id": self.settings.cluster_id, "directive_id": ack.directive_id,
                   "revision": ack.revision}
         if isinstance(ack, Failed):
@@ -287,7 +287,7 @@ class Agent:
     async def _heartbeat(self) -> None:
         held = {d: HeldDirective(revision=h.revision, digest=h.digest) for d, h in self.state.held.items()}
         await emit(self.acks, ACKS, AgentHeartbeat(
-            producer=SERVICE, cluster_id=self.settings.cluster_id, region=self.settings.region,
+            **envelope(SERVICE), cluster_id=self.settings.cluster_id, region=self.settings.region,
             models=list(self.settings.models), held=held, offsets=dict(self.offsets), ready=self.checker.ready))
         if self.consuming:
             # acks=all: the broker answered, and the command consumer is still fetching.

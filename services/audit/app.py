@@ -18,6 +18,7 @@ from services.audit.record import Record
 from services.audit.settings import AuditSettings
 from shared.contracts.audit import AuditCheckpoint
 from shared.contracts.catalogue import AUDIT, BY_NAME, DATA_TOPICS, DEAD_LETTER_TOPICS
+from shared.contracts.envelope import envelope
 from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
 from shared.runtime.deadletters import dead_letter_middleware
 from shared.runtime.health import ConsumerWatch, LagWatch
@@ -81,8 +82,8 @@ class Audit:
             entries, head = self._head  # committed; never read the store while a batch is being written
             if not self.policy.due(entries, self._reported[0], time.monotonic(), self._reported[1]):
                 return
-            checkpoint = AuditCheckpoint(producer=SERVICE, ledger=LEDGER_ID, entries=entries, head_hash=head,
-                                         causation_id=self._latest_event_id)
+            checkpoint = AuditCheckpoint(**envelope(SERVICE, causation_id=self._latest_event_id), ledger=LEDGER_ID,
+                                         entries=entries, head_hash=head)
             try:
                 await emit(self._checkpoints, AUDIT, checkpoint)
             except Exception as exc:  # the ledger is durable already; the next checkpoint covers it

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from shared.contracts.bitmaps import EMPTY_SCOPE_DIGEST, scope_digest
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.enforcement import DirectiveEnforced, EnforcementOverdue, EnforcementProgressed
+from shared.contracts.envelope import envelope
 from shared.contracts.impact import Action
 from services.enforcement.assembly import Key
 from services.enforcement.commands import PRODUCER
@@ -52,10 +53,10 @@ class Rollout(BaseModel):
 
     def _envelope(self, name: str, now: datetime, cause: str | None) -> dict:
         self.events += 1
-        return {"event_id": f"enf:{self.directive_id}:{self.revision}:{self.action}:{name}:{self.events}",
-                "occurred_at": now, "producer": PRODUCER, "correlation_id": self.directive_id,
-                "causation_id": cause, "directive_id": self.directive_id, "revision": self.revision,
-                "action": self.action}
+        return {**envelope(PRODUCER, event_id=f"enf:{self.directive_id}:{self.revision}:{self.action}:{name}:"
+                                              f"{self.events}",
+                           occurred_at=now, correlation_id=self.directive_id, causation_id=cause),
+                "directive_id": self.directive_id, "revision": self.revision, "action": self.action}
 
     def progressed(self, now: datetime, cause: str | None) -> EnforcementProgressed:
         return EnforcementProgressed(
