@@ -9,12 +9,6 @@ from pyroaring import BitMap
 from shared.contracts.bitmaps import apply_delta, decode_bitmap, union
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
 
-Key = tuple[str, int, str]  # directive id, revision, action
-
-
-def key_of(message: ImpactAssessed | AffectedSetChunk) -> Key:
-    return message.directive_id, message.revision, message.action
-
 
 @dataclass
 class Assembly:

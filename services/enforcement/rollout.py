@@ -10,8 +10,7 @@ from shared.contracts.bitmaps import EMPTY_SCOPE_DIGEST, scope_digest
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.enforcement import DirectiveEnforced, EnforcementOverdue, EnforcementProgressed
 from shared.contracts.envelope import envelope
-from shared.contracts.impact import Action
-from services.enforcement.assembly import Key
+from shared.contracts.impact import Action, AssessmentKey
 from services.enforcement.commands import PRODUCER
 from services.enforcement.tracking import ClusterTrack, progress_of
 
@@ -36,8 +35,8 @@ class Rollout(BaseModel):
     events: int = 0
 
     @property
-    def key(self) -> Key:
-        return self.directive_id, self.revision, self.action
+    def key(self) -> AssessmentKey:
+        return AssessmentKey(self.directive_id, self.revision, self.action)
 
     @property
     def digest(self) -> str:

@@ -7,11 +7,11 @@ import asyncio
 import structlog
 
 from services.notifier.delivery import Delivery
-from services.notifier.pairing import AssessmentKey, Ready
+from services.notifier.pairing import Ready
 from services.notifier.pending import PendingStore
 from shared.contracts.bitmaps import decode_bitmap
 from shared.contracts.enforcement import DirectiveEnforced, EnforcementOverdue, EnforcementProgressed
-from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
+from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, AssessmentKey, ImpactAssessed
 from shared.runtime.logging import bind_message_ids
 
 log = structlog.get_logger(service="notifier")
@@ -32,7 +32,7 @@ class Handlers:
             return  # notices for registry changes after enforcement are not sent yet
         if getattr(event, "part", "whole") != "whole":
             return  # an amendment's added/removed chunks: notices are built from the whole set
-        key = AssessmentKey(event.directive_id, event.revision, event.action)
+        key = AssessmentKey.of(event)
         if self.pairing.is_done(key):
             return
         if isinstance(event, ImpactAssessed):
@@ -48,7 +48,7 @@ class Handlers:
         if not isinstance(event, DirectiveEnforced):
             return  # progress and overdue reports carry nothing for customers
         bind_message_ids(event.correlation_id, event.event_id)
-        key = AssessmentKey(event.directive_id, event.revision, event.action)
+        key = AssessmentKey.of(event)
         if self.pairing.is_done(key):
             return
         ready = self.pairing.enforced(key, event.event_id)

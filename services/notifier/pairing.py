@@ -4,22 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
 from pyroaring import BitMap
 
 from shared.contracts.bitmaps import union
-
-Action = Literal["restrict", "lift"]
-
-
-@dataclass(frozen=True, order=True)
-class AssessmentKey:
-    """One directive revision and action: the unit notices are sent for."""
-
-    directive_id: str
-    revision: int
-    action: Action
+from shared.contracts.impact import AssessmentKey
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from services.notifier.delivery import Delivery
 from services.notifier.directory import UserDirectory
 from services.notifier.ledger import Ledger, open_database
 from services.notifier.notices import Contact
-from services.notifier.pairing import AssessmentKey, Ready
+from services.notifier.pairing import Ready
+from shared.contracts.impact import AssessmentKey
 from services.notifier.settings import NotifierSettings
 from services.notifier.sink import OutboxSink
 from services.notifier.wording import Wording

@@ -10,7 +10,7 @@ from pyroaring import BitMap
 
 from services.notifier.ledger import Ledger, open_database
 from services.notifier.notices import Contact, notices_for
-from services.notifier.pairing import AssessmentKey
+from shared.contracts.impact import AssessmentKey
 from services.notifier.sink import Letter, OutboxSink
 
 KEY = AssessmentKey("EXP-1", 1, "restrict")

@@ -7,7 +7,7 @@ from pathlib import Path
 from pyroaring import BitMap
 
 from services.notifier.ledger import open_database
-from services.notifier.pairing import AssessmentKey
+from shared.contracts.impact import AssessmentKey
 from services.notifier.pending import PendingStore
 
 KEY = AssessmentKey("EXP-1", 1, "lift")
