@@ -8,6 +8,7 @@ from datetime import datetime
 from pyroaring import BitMap
 
 from shared.contracts.bitmaps import EMPTY_SCOPE_DIGEST, scope_digest, set_digest
+from shared.contracts.chunks import ChunkedSets
 from shared.contracts.directives import OnStale
 
 
@@ -46,31 +47,13 @@ class HeldRestriction:
 
 
 @dataclass
-class StagedRevision:
-    """Chunks of one directive revision received so far; applied only once all have arrived."""
+class StagedRevision(ChunkedSets):
+    """Chunks of one directive revision received so far (its total from the first); applied once all arrived."""
 
-    chunks: int
-    window: Window
-    parts: dict[int, tuple[str, BitMap]] = field(default_factory=dict)
+    window: Window = field(default_factory=Window)
     on_stale: OnStale = "keep"
     started_at: datetime | None = field(default=None, compare=False)  # when this agent began waiting for it
     cause: str = ""  # event id of the first chunk received, the cause of a timeout failure
-
-    @property
-    def complete(self) -> bool:
-        return len(self.parts) == self.chunks
-
-    @property
-    def missing(self) -> list[int]:
-        """Chunk indices not received yet, ascending."""
-        return [i for i in range(self.chunks) if i not in self.parts]
-
-    def sets(self) -> dict[str, BitMap]:
-        """Per model, the union of that model's chunks."""
-        sets: dict[str, BitMap] = {}
-        for model, users in self.parts.values():
-            sets[model] = sets.get(model, BitMap()) | users
-        return sets
 
 
 @dataclass(frozen=True)

@@ -195,8 +195,8 @@ class EnforcementStore:
     def _restore_part(assembly: Assembly, part: str, body: str) -> None:
         message = IMPACT.adapter.validate_json(body)
         if part == "assessment":
-            assembly.assessment = message
+            assembly.add_assessment(message)
         elif part.startswith("chunk:"):
-            assembly.chunks[message.chunk] = message
+            assembly.add_chunk(message)
         else:
             assembly.deltas.append(message)
