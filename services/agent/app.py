@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,17 +35,10 @@ from shared.runtime.kafka import admin
 from shared.runtime.logging import bind_message_ids
 from shared.runtime.service import cancel_tasks
 from shared.runtime.topics import partition_for
+from shared.runtime.uvicorn_fence import embedded_server
 
 SERVICE = "agent"
 STOP_TIMEOUT_S = 15.0
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn inside the agent's event loop; the agent, not uvicorn, owns the process's signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 class Agent:
@@ -66,7 +58,7 @@ class Agent:
         self.http_app = access_api(self.checker, self.describe, clock, self.watch)
         self.http_port: int | None = None
         self._snapshot: Snapshot | None = None
-        self._server: _EmbeddedServer | None = None
+        self._server: uvicorn.Server | None = None
         self._serving: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._command_heard = 0.0  # monotonic time of the last command consumed (housekeeping waits for a lull)
@@ -143,7 +135,7 @@ class Agent:
             self._snapshot = None
 
     async def _serve_http(self) -> None:
-        self._server = _EmbeddedServer(server_config(self.http_app, self.settings.http_host, self.settings.http_port))
+        self._server = embedded_server(server_config(self.http_app, self.settings.http_host, self.settings.http_port))
         serving = asyncio.create_task(self._server.serve(), name="agent-http")
         while not self._server.started:
             if serving.done():
