@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import structlog
 import uvicorn
-from aiokafka.structs import TopicPartition as ClientPartition
 from faststream.kafka.annotations import KafkaMessage
 from faststream.specification import AsyncAPI
 
@@ -27,6 +26,7 @@ from shared.contracts.directives import DirectiveEvent, DirectiveIssued, Directi
 from shared.contracts.envelope import utc_now
 from shared.runtime.broker import consumer_options, declare_publisher, emit, emit_all, make_broker, view_subscriber
 from shared.runtime.deadletters import write_dead_letter
+from shared.runtime.faststream_fence import rewind, seek
 from shared.runtime.logging import bind_message_ids
 from shared.runtime.health import ConsumerWatch, LagWatch
 from shared.runtime.kafka import OffsetProbe, records_to_end
@@ -148,8 +148,8 @@ class ImpactService:
 
     def _seek_view(self) -> None:
         """Start the registry consumer at the snapshot's offsets instead of the beginning."""
-        for partition, offset in (self.resumed_from or {}).items():
-            self._view_subscriber.consumer.seek(ClientPartition(USERS.name, partition), offset)
+        seek(self._view_subscriber, {(USERS.name, partition): offset
+                                     for partition, offset in (self.resumed_from or {}).items()})
 
     async def on_users(self, msg: KafkaMessage) -> None:
         """A batch of registry records: apply the good ones, dead-letter the bad ones, publish deltas."""
@@ -169,7 +169,7 @@ class ImpactService:
                 if every and self._since_snapshot >= every:
                     await self._write_snapshot()
         except Exception:
-            _rewind(msg.consumer, records)  # nothing is committed here: refetch the batch instead of losing it
+            rewind(msg, records)  # nothing is committed here: refetch the batch instead of losing it
             raise
 
     async def _bury(self, letter: Any) -> None:
@@ -280,15 +280,6 @@ def _ids_of(bitmaps: list) -> np.ndarray:
 def _with_view(size: int, ids: np.ndarray) -> np.ndarray:
     """Every row of the view, then the (sorted) ids beyond it: np.union1d takes seconds on millions of ids."""
     return np.concatenate([np.arange(size), ids[ids >= size]])
-
-
-def _rewind(consumer: Any, records: tuple) -> None:
-    earliest: dict[tuple[str, int], int] = {}
-    for record in records:
-        key = (record.topic, record.partition)
-        earliest[key] = min(earliest.get(key, record.offset), record.offset)
-    for (topic, partition), offset in earliest.items():
-        consumer.seek(ClientPartition(topic, partition), offset)
 
 
 def build(settings: ImpactSettings | None = None) -> ImpactService:
