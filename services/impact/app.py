@@ -26,6 +26,7 @@ from shared.contracts.directives import DirectiveEvent, DirectiveIssued, Directi
 from shared.contracts.envelope import utc_now
 from shared.runtime.broker import consumer_options, declare_publisher, emit, emit_all, make_broker, view_subscriber
 from shared.runtime.deadletters import write_dead_letter
+from shared.runtime.dispatch import Dispatch
 from shared.runtime.faststream_fence import rewind, seek
 from shared.runtime.logging import bind_message_ids
 from shared.runtime.health import ConsumerWatch, LagWatch
@@ -183,10 +184,7 @@ class ImpactService:
     async def on_directive(self, event: DirectiveEvent, msg: KafkaMessage) -> None:
         """A directive was issued, amended or lifted."""
         bind_message_ids(event.directive_id, event.event_id)
-        if isinstance(event, DirectiveIssued):
-            await self._issued(event)
-        else:
-            await self._lifted(event)
+        await RULES.handler(event)(self, event)
 
     async def _issued(self, event: DirectiveIssued) -> None:
         if self.directives.is_assessed(event.directive_id, event.revision):
@@ -264,6 +262,9 @@ class ImpactService:
             _fold(replay, record)
         self.directives = replay.directives
         log.info("directives recovered from the impact topic", active=sorted(self.directives.active))
+
+
+RULES = Dispatch({DirectiveIssued: ImpactService._issued, DirectiveLifted: ImpactService._lifted})
 
 
 def _fold(replay: ImpactReplay, record: Any) -> None:

@@ -48,7 +48,22 @@ class Notifier:
         self._conn: sqlite3.Connection | None = None
         self._notifications = declare_publisher(
             self.broker, NOTIFICATIONS, "Notices requested, delivered or failed, one per recipient and action.")
-        _subscribe(self)
+        self._subscribe()
+
+    def _subscribe(self) -> None:
+        options = consumer_options(self.settings.group_id)
+        self.broker.subscriber(IMPACT.name, title=f"{IMPACT.name}:notifier",
+                               description="Affected sets (restricted, or restored for a lift) to notify.",
+                               **options)(self.on_impact)
+        self.broker.subscriber(ENFORCEMENT.name, title=f"{ENFORCEMENT.name}:notifier",
+                               description="DirectiveEnforced: every cluster confirmed; notices may go out.",
+                               **options)(self.on_enforcement)
+
+    async def on_impact(self, event: ImpactEvent) -> None:
+        await self.running().on_impact(event)
+
+    async def on_enforcement(self, event: EnforcementEvent) -> None:
+        await self.running().on_enforcement(event)
 
     async def start(self) -> None:
         self._conn = open_database(self.settings.home / "notifier.db")
@@ -89,22 +104,6 @@ class Notifier:
         if self.handlers is None:
             raise RuntimeError("notifier not started")
         return self.handlers
-
-
-def _subscribe(notifier: Notifier) -> None:
-    options = consumer_options(notifier.settings.group_id)
-
-    @notifier.broker.subscriber(IMPACT.name, title=f"{IMPACT.name}:notifier",
-                                description="Affected sets (restricted, or restored for a lift) to notify.",
-                                **options)
-    async def on_impact(event: ImpactEvent) -> None:
-        await notifier.running().on_impact(event)
-
-    @notifier.broker.subscriber(ENFORCEMENT.name, title=f"{ENFORCEMENT.name}:notifier",
-                                description="DirectiveEnforced: every cluster confirmed; notices may go out.",
-                                **options)
-    async def on_enforcement(event: EnforcementEvent) -> None:
-        await notifier.running().on_enforcement(event)
 
 
 def build(settings: NotifierSettings | None = None) -> Notifier:
