@@ -30,6 +30,7 @@ from shared.contracts.serving import (
     LiftCommand, RestrictCommand,
 )
 from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
+from shared.runtime.dispatch import Dispatch
 from shared.runtime.health import ConsumerWatch, LagWatch
 from shared.runtime.kafka import admin
 from shared.runtime.logging import bind_message_ids
@@ -184,9 +185,11 @@ class Agent:
             # The topic carries every cluster's commands: on the wire another cluster's are not an error.
             self.log.debug("command for another cluster ignored", cluster=command.cluster_id)
             return
-        if isinstance(command, ClusterSynced):
-            await self.on_synced(command, partition, offset)
-            return
+        await RULES.handler(command)(self, command, partition, offset)
+
+    async def _on_command(self, command: RestrictCommand | DeltaCommand | LiftCommand, partition: int,
+                          offset: int) -> None:
+        """A restrict, delta or lift command of this cluster."""
         bind_message_ids(command.directive_id, command.event_id)
         if offset < self.offsets.get(partition, 0):
             # Redelivered after a restart (or replayed after lost group offsets): already in the snapshot.
@@ -210,17 +213,6 @@ class Agent:
         self.readiness.synced = True
         self.log.info("synced with the control plane", marker=marker.event_id, held=len(self.state.held))
         await self._become_ready()
-
-    async def apply(self, command: RestrictCommand | DeltaCommand | LiftCommand) -> Outcome:
-        """The in-process entry for a command (no Kafka offset): applied durably and acknowledged like one
-        consumed; a command addressed to another cluster is refused with a reason and changes nothing."""
-        bind_message_ids(command.directive_id, command.event_id)
-        outcome = on_command(self.state, command, self.settings.cluster_id, self.clock())
-        if outcome.touched or outcome.held_changed:
-            self._persist(command.directive_id, outcome, None, None)
-        for ack in outcome.acks:
-            await emit(self.acks, ACKS, self._ack_message(ack, ack.cause or command.event_id))
-        return outcome
 
     async def _expire_staging(self) -> None:
         """Every second at most: report revisions whose chunks did not all come in time, and fold revisions
@@ -297,6 +289,12 @@ class Agent:
                 "models": list(self.settings.models), "ready": self.checker.ready, "synced": self.readiness.synced,
                 "stale": self.checker.stale(self.clock()), "last_contact": contact.isoformat() if contact else None,
                 "offsets": {str(p): o for p, o in sorted(self.offsets.items())}, **self.state.describe()}
+
+
+RULES = Dispatch({  # what the agent does with each message class on its commands partition
+    RestrictCommand: Agent._on_command, DeltaCommand: Agent._on_command, LiftCommand: Agent._on_command,
+    ClusterSynced: Agent.on_synced,
+})
 
 
 def build(settings: AgentSettings, clock: Callable[[], datetime] = utc_now) -> Agent:
