@@ -38,7 +38,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.report import publish
 from services.impact.affected import AffectedSet, assess
-from services.impact.population import CodedUsers, Population
+from services.impact.user_columns import CodedUsers, Population
 from services.registry import population as registry
 from services.registry.demography import ACCOUNT_TYPES, COUNTRIES, MODELS, ORGANISATIONS, US, organisation_id
 from shared.contracts.bitmaps import decode_bitmap
@@ -235,7 +235,7 @@ async def fresh_broker(name: str):
 def write_view_snapshot(state_dir: Path, users: int) -> tuple[Path, AffectedSet]:
     """Build a view of `users` users straight into the impact service's snapshot under state_dir (offsets 0:
     an empty registry topic is caught up); returns the file and the mission directive's affected set."""
-    from services.impact import snapshot as snapshots
+    from services.impact import view_snapshot as snapshots
 
     view = build_view(users)
     affected = evaluate(view, MISSION)

@@ -17,12 +17,12 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.specification import AsyncAPI
 
 from services.agent.access import AccessChecker
-from services.agent.commands import Applied, Failed, Outcome, expire_staging, on_command
+from services.agent.command_effects import Applied, Failed, Outcome, expire_staging, on_command
 from services.agent.http import access_api, server_config
 from services.agent.readiness import Readiness, behind, committed_offsets, offsets_at_start
+from services.agent.restriction_store import Snapshot
 from services.agent.restrictions import Restrictions
 from services.agent.settings import AgentSettings
-from services.agent.snapshot import Snapshot
 from shared.contracts.catalogue import ACKS, COMMANDS
 from shared.contracts.envelope import envelope, utc_now
 from shared.contracts.serving import (

@@ -17,7 +17,7 @@ from shared.contracts.bitmaps import EMPTY_SCOPE_DIGEST, apply_delta_in_place, d
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, AssessmentKey, ImpactAssessed
 from shared.contracts.serving import AgentHeartbeat, CommandApplied, CommandFailed, HeldDirective
 from services.enforcement.assembly import Assembly
-from services.enforcement.commands import (delta_command, encoded_chunks, expected_digest, lift_command,
+from services.enforcement.cluster_commands import (delta_command, encoded_chunks, expected_digest, lift_command,
                                            restrict_commands, served_scope, synced_marker)
 from services.enforcement.rollout import Rollout
 from services.enforcement.tracking import (Backoff, ClusterTrack, acknowledge, expect, fail, mark_sent,

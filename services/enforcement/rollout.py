@@ -11,7 +11,7 @@ from shared.contracts.directives import DirectiveScope
 from shared.contracts.enforcement import DirectiveEnforced, EnforcementOverdue, EnforcementProgressed
 from shared.contracts.envelope import envelope
 from shared.contracts.impact import Action, AssessmentKey
-from services.enforcement.commands import PRODUCER
+from services.enforcement.cluster_commands import PRODUCER
 from services.enforcement.tracking import ClusterTrack, progress_of
 
 

@@ -11,8 +11,8 @@ from functools import cached_property
 import numpy as np
 from pyroaring import BitMap
 
-from services.impact.population import ACCOUNT_TYPES, COUNTRIES, Columns, Population, consecutive
 from services.impact.selection import BLOCK, blockwise, membership
+from services.impact.user_columns import ACCOUNT_TYPES, COUNTRIES, Columns, Population, consecutive
 from shared.contracts.bitmaps import bitmap_ids, ids_digest, scope_digest, set_digest, union
 from shared.contracts.directives import DirectiveScope
 

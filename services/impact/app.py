@@ -11,15 +11,15 @@ import uvicorn
 from faststream.kafka.annotations import KafkaMessage
 from faststream.specification import AsyncAPI
 
-from services.impact import snapshot as snapshots
+from services.impact import view_snapshot as snapshots
 from services.impact.affected import assess, breakdown
 from services.impact.api import create_api
 from services.impact.directives import Delta, Directives
 from services.impact.messages import Cause, assessment, delta_message
-from services.impact.population import Population
 from services.impact.recovery import ImpactReplay
-from services.impact.registry import RegistryView
+from services.impact.registry_view import RegistryView
 from services.impact.settings import ImpactSettings
+from services.impact.user_columns import Population
 from shared.contracts.bitmaps import bitmap_ids, union
 from shared.contracts.catalogue import DIRECTIVES, IMPACT, USERS, dead_letter_topic
 from shared.contracts.directives import DirectiveEvent, DirectiveIssued, DirectiveLifted

@@ -11,11 +11,11 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
 from services.notifier.delivery import Delivery
+from services.notifier.delivery_ledger import Ledger, open_database
 from services.notifier.directory import UserDirectory
 from services.notifier.handlers import Handlers
-from services.notifier.ledger import Ledger, open_database
 from services.notifier.pending import PendingStore
-from services.notifier.registry import RegistryFeed
+from services.notifier.registry_feed import RegistryFeed
 from services.notifier.settings import NotifierSettings
 from services.notifier.sink import NoticeSink, OutboxSink
 from services.notifier.wording import Wording
@@ -112,6 +112,6 @@ def build(settings: NotifierSettings | None = None) -> Notifier:
 
 
 def specification(settings: NotifierSettings | None = None) -> AsyncAPI:
-    """AsyncAPI document of the notifier (the registry is read by a plain consumer, see registry.py)."""
+    """AsyncAPI document of the notifier (the registry is read by a plain consumer, see registry_feed.py)."""
     return AsyncAPI(build(settings).broker, title="Countermand notifier", version="1",
                     description="Tells customers once, after enforcement is confirmed, that their access changed.")

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import structlog
 
-from services.notifier.ledger import Entry, Ledger
+from services.notifier.delivery_ledger import Entry, Ledger
 from services.notifier.notices import NOTICE_ACTION, Notice, addressed, batches, due, notices_for
 from services.notifier.pairing import Ready
-from services.notifier.registry import RegistryFeed
+from services.notifier.registry_feed import RegistryFeed
 from services.notifier.settings import NotifierSettings
 from services.notifier.sink import Letter, NoticeSink
 from services.notifier.wording import Wording

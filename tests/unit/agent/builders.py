@@ -10,11 +10,11 @@ from pyroaring import BitMap
 
 from services.agent.access import AccessChecker
 from services.agent.app import Agent, build
-from services.agent.commands import on_restrict
+from services.agent.command_effects import on_restrict
 from services.agent.readiness import Readiness
+from services.agent.restriction_store import Snapshot
 from services.agent.restrictions import Restrictions
 from services.agent.settings import AgentSettings
-from services.agent.snapshot import Snapshot
 
 from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
 from shared.contracts.serving import ClusterSynced, DeltaCommand, LiftCommand, RestrictCommand

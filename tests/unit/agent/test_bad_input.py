@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.agent.commands import Failed, on_command, on_delta, on_restrict
+from services.agent.command_effects import Failed, on_command, on_delta, on_restrict
 from services.agent.restrictions import Restrictions
 from tests.unit.agent.builders import CLUSTER, delta, recording_agent, restrict
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyroaring import BitMap
 
-from services.agent.commands import Applied, Failed, on_delta, on_lift, on_restrict
+from services.agent.command_effects import Applied, Failed, on_delta, on_lift, on_restrict
 from services.agent.restrictions import Restrictions
 from shared.contracts.bitmaps import sets_digest
 from tests.unit.agent.builders import delta, lift, restrict

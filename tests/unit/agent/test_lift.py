@@ -8,7 +8,7 @@ from itertools import permutations
 import pytest
 
 from services.agent.access import AccessIndex
-from services.agent.commands import Applied, on_lift, on_restrict
+from services.agent.command_effects import Applied, on_lift, on_restrict
 from services.agent.restrictions import Restrictions
 from shared.contracts.bitmaps import EMPTY_SCOPE_DIGEST, scope_digest
 from tests.unit.agent.builders import lift, restrict

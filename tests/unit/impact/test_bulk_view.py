@@ -11,9 +11,9 @@ from pyroaring import BitMap
 
 from bench.impact import MISSION, THREE_CLAUSES, coded_users
 from services.impact.affected import assess, bitmap_of, rows_bitmap, rows_digest
-from services.impact.population import ACCOUNT_TYPES, COUNTRIES, Population
-from services.impact.registry import RegistryView
+from services.impact.registry_view import RegistryView
 from services.impact.selection import BLOCK, evaluate, membership
+from services.impact.user_columns import ACCOUNT_TYPES, COUNTRIES, Population
 from services.registry import population as registry
 from shared.contracts.bitmaps import bitmap_ids, set_digest
 from tests.unit.impact.population_builder import scope, user

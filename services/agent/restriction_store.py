@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pyroaring import BitMap
 
-from services.agent.commands import Outcome, apply_held_delta
+from services.agent.command_effects import Outcome, apply_held_delta
 from services.agent.restrictions import HeldRestriction, PendingDelta, Restrictions, StagedRevision, Window
 
 SCHEMA = """
