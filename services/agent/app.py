@@ -42,7 +42,7 @@ SERVICE = "agent"
 STOP_TIMEOUT_S = 15.0
 
 
-class Agent:
+class AgentService:
     """One serving cluster's agent: applies commands durably, acknowledges, heartbeats, answers checks."""
 
     def __init__(self, settings: AgentSettings, clock: Callable[[], datetime] = utc_now) -> None:
@@ -292,14 +292,15 @@ class Agent:
 
 
 RULES = Dispatch({  # what the agent does with each message class on its commands partition
-    RestrictCommand: Agent._on_command, DeltaCommand: Agent._on_command, LiftCommand: Agent._on_command,
-    ClusterSynced: Agent.on_synced,
+    RestrictCommand: AgentService._on_command, DeltaCommand: AgentService._on_command,
+    LiftCommand: AgentService._on_command,
+    ClusterSynced: AgentService.on_synced,
 })
 
 
-def build(settings: AgentSettings, clock: Callable[[], datetime] = utc_now) -> Agent:
+def build(settings: AgentSettings, clock: Callable[[], datetime] = utc_now) -> AgentService:
     """The agent for one cluster, with its subscriber and publisher registered; nothing connected yet."""
-    return Agent(settings, clock)
+    return AgentService(settings, clock)
 
 
 def specification(settings: AgentSettings | None = None) -> AsyncAPI:

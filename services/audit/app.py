@@ -39,7 +39,7 @@ def record_of(raw: Any) -> Record:
     return Record(raw.topic, raw.partition, raw.offset, raw.key, raw.value, headers, raw.timestamp)
 
 
-class Audit:
+class AuditService:
     """The running audit: broker, ledger and checkpoint cadence."""
 
     def __init__(self, settings: AuditSettings, ledger: Ledger | None = None) -> None:
@@ -118,9 +118,9 @@ class Audit:
             self.ledger.close()
 
 
-def build(settings: AuditSettings | None = None, ledger: Ledger | None = None) -> Audit:
+def build(settings: AuditSettings | None = None, ledger: Ledger | None = None) -> AuditService:
     """Build the audit service from settings (nothing connects until start)."""
-    return Audit(settings or AuditSettings(), ledger)
+    return AuditService(settings or AuditSettings(), ledger)
 
 
 def specification(settings: AuditSettings | None = None) -> AsyncAPI:

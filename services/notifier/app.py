@@ -32,7 +32,7 @@ from shared.runtime.service import cancel_tasks
 SERVICE = "notifier"
 
 
-class Notifier:
+class NotifierService:
     """The running service; nothing connects until start()."""
 
     def __init__(self, settings: NotifierSettings) -> None:
@@ -106,9 +106,9 @@ class Notifier:
         return self.handlers
 
 
-def build(settings: NotifierSettings | None = None) -> Notifier:
+def build(settings: NotifierSettings | None = None) -> NotifierService:
     """The notifier, wired from settings (environment when none given)."""
-    return Notifier(settings or NotifierSettings())
+    return NotifierService(settings or NotifierSettings())
 
 
 def specification(settings: NotifierSettings | None = None) -> AsyncAPI:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from services.audit.app import RECORDED_TOPICS, Audit, build
+from services.audit.app import RECORDED_TOPICS, AuditService, build
 from services.audit.ledger import Ledger
 from services.audit.settings import AuditSettings
 from shared.runtime.settings import KafkaSettings
@@ -22,7 +22,7 @@ def audit_settings(bootstrap: str, state_dir: Path, group: str, **extra: object)
                          checkpoint_interval_s=0.5, **extra)
 
 
-async def started(settings: AuditSettings, ledger: Ledger | None = None) -> Audit:
+async def started(settings: AuditSettings, ledger: Ledger | None = None) -> AuditService:
     audit = build(settings, ledger)
     await audit.start()
     return audit
