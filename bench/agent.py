@@ -35,7 +35,7 @@ from pyroaring import BitMap
 
 from bench.report import publish
 from services.agent.access import AccessChecker
-from services.agent.commands import on_restrict
+from services.agent.command_effects import on_restrict
 from services.agent.restrictions import Restrictions
 from shared.contracts.bitmaps import chunk_bitmap, encode_bitmap, scope_digest, set_digest
 from shared.contracts.serving import RestrictCommand

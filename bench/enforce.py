@@ -28,7 +28,7 @@ from aiokafka.admin import NewTopic
 from pyroaring import BitMap
 
 from bench.report import publish
-from services.enforcement.commands import split
+from services.enforcement.cluster_commands import split
 from shared.runtime import kafka
 from shared.runtime.settings import KafkaSettings
 from shared.contracts.bitmaps import CHUNK_IDS, encode_bitmap, scope_digest, set_digest

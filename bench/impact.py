@@ -43,7 +43,7 @@ from devtools.registry import population as registry
 from devtools.registry.demography import US
 from devtools.registry.view import coded_users
 from devtools.scenarios import MISSION, THREE_CLAUSES
-from services.impact.population import Population
+from services.impact.user_columns import Population
 from shared.contracts.bitmaps import decode_bitmap
 from shared.contracts.catalogue import DIRECTIVES, IMPACT, USERS
 from shared.contracts.directives import DirectiveIssued, DirectiveScope
@@ -220,7 +220,7 @@ async def fresh_broker(name: str):
 def write_view_snapshot(state_dir: Path, users: int) -> tuple[Path, AffectedSet]:
     """Build a view of `users` users straight into the impact service's snapshot under state_dir (offsets 0:
     an empty registry topic is caught up); returns the file and the mission directive's affected set."""
-    from services.impact import snapshot as snapshots
+    from services.impact import view_snapshot as snapshots
 
     view = build_view(users)
     affected = evaluate(view, MISSION)

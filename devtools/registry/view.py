@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from devtools.registry.demography import ACCOUNT_TYPES, COUNTRIES, MODELS, ORGANISATIONS, organisation_id
 from devtools.registry.population import Population
-from services.impact.population import CodedUsers
+from services.impact.user_columns import CodedUsers
 
 
 def coded_users(pop: Population) -> CodedUsers:

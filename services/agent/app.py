@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,38 +17,32 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.specification import AsyncAPI
 
 from services.agent.access import AccessChecker
-from services.agent.commands import Applied, Failed, Outcome, expire_staging, on_command
+from services.agent.command_effects import Applied, Failed, Outcome, expire_staging, on_command
 from services.agent.http import access_api, server_config
 from services.agent.readiness import Readiness, behind, committed_offsets, offsets_at_start
+from services.agent.restriction_store import Snapshot
 from services.agent.restrictions import Restrictions
 from services.agent.settings import AgentSettings
-from services.agent.snapshot import Snapshot
 from shared.contracts.catalogue import ACKS, COMMANDS
-from shared.contracts.envelope import utc_now
+from shared.contracts.envelope import envelope, utc_now
 from shared.contracts.serving import (
     AgentHeartbeat, ClusterCommand, ClusterSynced, CommandApplied, CommandFailed, DeltaCommand, HeldDirective,
     LiftCommand, RestrictCommand,
 )
 from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
+from shared.runtime.dispatch import Dispatch
 from shared.runtime.health import ConsumerWatch, LagWatch
 from shared.runtime.kafka import admin
 from shared.runtime.logging import bind_message_ids
 from shared.runtime.service import cancel_tasks
 from shared.runtime.topics import partition_for
+from shared.runtime.uvicorn_fence import embedded_server
 
 SERVICE = "agent"
 STOP_TIMEOUT_S = 15.0
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn inside the agent's event loop; the agent, not uvicorn, owns the process's signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
-class Agent:
+class AgentService:
     """One serving cluster's agent: applies commands durably, acknowledges, heartbeats, answers checks."""
 
     def __init__(self, settings: AgentSettings, clock: Callable[[], datetime] = utc_now) -> None:
@@ -66,7 +59,7 @@ class Agent:
         self.http_app = access_api(self.checker, self.describe, clock, self.watch)
         self.http_port: int | None = None
         self._snapshot: Snapshot | None = None
-        self._server: _EmbeddedServer | None = None
+        self._server: uvicorn.Server | None = None
         self._serving: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._command_heard = 0.0  # monotonic time of the last command consumed (housekeeping waits for a lull)
@@ -143,7 +136,7 @@ class Agent:
             self._snapshot = None
 
     async def _serve_http(self) -> None:
-        self._server = _EmbeddedServer(server_config(self.http_app, self.settings.http_host, self.settings.http_port))
+        self._server = embedded_server(server_config(self.http_app, self.settings.http_host, self.settings.http_port))
         serving = asyncio.create_task(self._server.serve(), name="agent-http")
         while not self._server.started:
             if serving.done():
@@ -192,9 +185,11 @@ class Agent:
             # The topic carries every cluster's commands: on the wire another cluster's are not an error.
             self.log.debug("command for another cluster ignored", cluster=command.cluster_id)
             return
-        if isinstance(command, ClusterSynced):
-            await self.on_synced(command, partition, offset)
-            return
+        await RULES.handler(command)(self, command, partition, offset)
+
+    async def _on_command(self, command: RestrictCommand | DeltaCommand | LiftCommand, partition: int,
+                          offset: int) -> None:
+        """A restrict, delta or lift command of this cluster."""
         bind_message_ids(command.directive_id, command.event_id)
         if offset < self.offsets.get(partition, 0):
             # Redelivered after a restart (or replayed after lost group offsets): already in the snapshot.
@@ -218,17 +213,6 @@ class Agent:
         self.readiness.synced = True
         self.log.info("synced with the control plane", marker=marker.event_id, held=len(self.state.held))
         await self._become_ready()
-
-    async def apply(self, command: RestrictCommand | DeltaCommand | LiftCommand) -> Outcome:
-        """The in-process entry for a command (no Kafka offset): applied durably and acknowledged like one
-        consumed; a command addressed to another cluster is refused with a reason and changes nothing."""
-        bind_message_ids(command.directive_id, command.event_id)
-        outcome = on_command(self.state, command, self.settings.cluster_id, self.clock())
-        if outcome.touched or outcome.held_changed:
-            self._persist(command.directive_id, outcome, None, None)
-        for ack in outcome.acks:
-            await emit(self.acks, ACKS, self._ack_message(ack, ack.cause or command.event_id))
-        return outcome
 
     async def _expire_staging(self) -> None:
         """Every second at most: report revisions whose chunks did not all come in time, and fold revisions
@@ -266,7 +250,7 @@ class Agent:
             self.checker.replace(self.state.held)
 
     def _ack_message(self, ack: Applied | Failed, causation: str | None) -> CommandApplied | CommandFailed:
-        common = {"producer": SERVICE, "correlation_id": ack.directive_id, "causation_id": causation,
+        common = {**envelope(SERVICE, correlation_id=ack.directive_id, causation_id=causation),
                   "cluster_id": self.settings.cluster_id, "directive_id": ack.directive_id,
                   "revision": ack.revision}
         if isinstance(ack, Failed):
@@ -287,7 +271,7 @@ class Agent:
     async def _heartbeat(self) -> None:
         held = {d: HeldDirective(revision=h.revision, digest=h.digest) for d, h in self.state.held.items()}
         await emit(self.acks, ACKS, AgentHeartbeat(
-            producer=SERVICE, cluster_id=self.settings.cluster_id, region=self.settings.region,
+            **envelope(SERVICE), cluster_id=self.settings.cluster_id, region=self.settings.region,
             models=list(self.settings.models), held=held, offsets=dict(self.offsets), ready=self.checker.ready))
         if self.consuming:
             # acks=all: the broker answered, and the command consumer is still fetching.
@@ -307,9 +291,16 @@ class Agent:
                 "offsets": {str(p): o for p, o in sorted(self.offsets.items())}, **self.state.describe()}
 
 
-def build(settings: AgentSettings, clock: Callable[[], datetime] = utc_now) -> Agent:
+RULES = Dispatch({  # what the agent does with each message class on its commands partition
+    RestrictCommand: AgentService._on_command, DeltaCommand: AgentService._on_command,
+    LiftCommand: AgentService._on_command,
+    ClusterSynced: AgentService.on_synced,
+})
+
+
+def build(settings: AgentSettings, clock: Callable[[], datetime] = utc_now) -> AgentService:
     """The agent for one cluster, with its subscriber and publisher registered; nothing connected yet."""
-    return Agent(settings, clock)
+    return AgentService(settings, clock)
 
 
 def specification(settings: AgentSettings | None = None) -> AsyncAPI:

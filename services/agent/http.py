@@ -20,11 +20,11 @@ import uvicorn
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from services.agent.access import AccessChecker, Decision, NotReady
 from services.agent.settings import MODEL_PATTERN
 from shared.runtime.health import ConsumerWatch, readiness
+from shared.runtime.uvicorn_fence import STATUS_LINE, HttpToolsProtocol
 
 MAX_USER = 2**32 - 1
 MAX_BATCH = 10_000
@@ -148,6 +148,8 @@ def _pair(query: bytes) -> tuple[int, str] | None:
 
 class AccessProtocol(HttpToolsProtocol):
     """uvicorn's HTTP/1.1 protocol, answering a well-formed `GET /v1/access` in the parser's callbacks.
+
+    It relies on uvicorn internals: those it uses are listed and checked in shared.runtime.uvicorn_fence.
 
     The answer is written as soon as the request is complete: no task, no ASGI round trip, no per-request
     scope. Everything else takes uvicorn's own path to the ASGI app unchanged (keep-alive, pipelining,

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import numpy as np
 from pyroaring import BitMap
 
-from shared.contracts.bitmaps import scope_digest
+from shared.contracts.bitmaps import EMPTY_SCOPE_DIGEST, scope_digest, set_digest
+from shared.contracts.chunks import ChunkedSets
 from shared.contracts.directives import OnStale
 
-EMPTY_DIGEST = scope_digest({})
-SLICE = 1 << 22  # ids per digest slice: at most 16 MiB of ids materialised at a time
 
 
 @dataclass(frozen=True)
@@ -26,27 +23,6 @@ class Window:
     def contains(self, now: datetime) -> bool:
         starts_ok = self.effective_from is None or self.effective_from <= now
         return starts_ok and (self.expires_at is None or now < self.expires_at)
-
-
-def set_digest(users: BitMap) -> str:
-    """The shared set digest (shared.contracts.bitmaps.set_digest), hashed slice by slice of the id space so
-    that a 50M-user set never materialises all its ids at once."""
-    digest = hashlib.sha256()
-    if not users:
-        return digest.hexdigest()
-    window = BitMap()
-    for start in range(users.min() & ~(SLICE - 1), users.max() + 1, SLICE):
-        window.clear()
-        window.add_range(start, start + SLICE)
-        part = users & window
-        if part:
-            digest.update(memoryview(np.frombuffer(part.to_array(), dtype=np.uint32).astype("<u4", copy=False)))
-    return digest.hexdigest()
-
-
-def digest_of(sets: dict[str, BitMap]) -> str:
-    """The scope digest of a directive's held sets (shared definition)."""
-    return scope_digest({model: set_digest(users) for model, users in sets.items()})
 
 
 @dataclass(frozen=True)
@@ -71,31 +47,13 @@ class HeldRestriction:
 
 
 @dataclass
-class StagedRevision:
-    """Chunks of one directive revision received so far; applied only once all have arrived."""
+class StagedRevision(ChunkedSets):
+    """Chunks of one directive revision received so far (its total from the first); applied once all arrived."""
 
-    chunks: int
-    window: Window
-    parts: dict[int, tuple[str, BitMap]] = field(default_factory=dict)
+    window: Window = field(default_factory=Window)
     on_stale: OnStale = "keep"
     started_at: datetime | None = field(default=None, compare=False)  # when this agent began waiting for it
     cause: str = ""  # event id of the first chunk received, the cause of a timeout failure
-
-    @property
-    def complete(self) -> bool:
-        return len(self.parts) == self.chunks
-
-    @property
-    def missing(self) -> list[int]:
-        """Chunk indices not received yet, ascending."""
-        return [i for i in range(self.chunks) if i not in self.parts]
-
-    def sets(self) -> dict[str, BitMap]:
-        """Per model, the union of that model's chunks."""
-        sets: dict[str, BitMap] = {}
-        for model, users in self.parts.values():
-            sets[model] = sets.get(model, BitMap()) | users
-        return sets
 
 
 @dataclass(frozen=True)
@@ -120,7 +78,7 @@ class Restrictions:
     def digest(self, directive_id: str) -> str:
         """What the agent holds for a directive, as a scope digest (empty scope if nothing)."""
         held = self.held.get(directive_id)
-        return held.digest if held else EMPTY_DIGEST
+        return held.digest if held else EMPTY_SCOPE_DIGEST
 
     def staged_of(self, directive_id: str) -> dict[int, StagedRevision]:
         return {rev: staged for (d, rev), staged in self.staging.items() if d == directive_id}

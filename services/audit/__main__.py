@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from services.audit.app import SERVICE, Audit, build
+from services.audit.app import SERVICE, AuditService, build
 from services.audit.settings import AuditSettings
 from shared.runtime.service import run
 
 if __name__ == "__main__":
-    run(SERVICE, build, AuditSettings, http=Audit.http_server, ready_fields=lambda settings, _: {"ledger": str(settings.ledger_path)})
+    run(SERVICE, build, AuditSettings, http=AuditService.http_server, ready_fields=lambda settings, _: {"ledger": str(settings.ledger_path)})

@@ -18,6 +18,7 @@ from services.audit.record import Record
 from services.audit.settings import AuditSettings
 from shared.contracts.audit import AuditCheckpoint
 from shared.contracts.catalogue import AUDIT, BY_NAME, DATA_TOPICS, DEAD_LETTER_TOPICS
+from shared.contracts.envelope import envelope
 from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
 from shared.runtime.deadletters import dead_letter_middleware
 from shared.runtime.health import ConsumerWatch, LagWatch
@@ -38,7 +39,7 @@ def record_of(raw: Any) -> Record:
     return Record(raw.topic, raw.partition, raw.offset, raw.key, raw.value, headers, raw.timestamp)
 
 
-class Audit:
+class AuditService:
     """The running audit: broker, ledger and checkpoint cadence."""
 
     def __init__(self, settings: AuditSettings, ledger: Ledger | None = None) -> None:
@@ -81,8 +82,8 @@ class Audit:
             entries, head = self._head  # committed; never read the store while a batch is being written
             if not self.policy.due(entries, self._reported[0], time.monotonic(), self._reported[1]):
                 return
-            checkpoint = AuditCheckpoint(producer=SERVICE, ledger=LEDGER_ID, entries=entries, head_hash=head,
-                                         causation_id=self._latest_event_id)
+            checkpoint = AuditCheckpoint(**envelope(SERVICE, causation_id=self._latest_event_id), ledger=LEDGER_ID,
+                                         entries=entries, head_hash=head)
             try:
                 await emit(self._checkpoints, AUDIT, checkpoint)
             except Exception as exc:  # the ledger is durable already; the next checkpoint covers it
@@ -117,9 +118,9 @@ class Audit:
             self.ledger.close()
 
 
-def build(settings: AuditSettings | None = None, ledger: Ledger | None = None) -> Audit:
+def build(settings: AuditSettings | None = None, ledger: Ledger | None = None) -> AuditService:
     """Build the audit service from settings (nothing connects until start)."""
-    return Audit(settings or AuditSettings(), ledger)
+    return AuditService(settings or AuditSettings(), ledger)
 
 
 def specification(settings: AuditSettings | None = None) -> AsyncAPI:

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Union
+from typing import Annotated, Union
 
 import structlog
 import uvicorn
@@ -19,6 +19,7 @@ from shared.contracts.envelope import utc_now
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
 from shared.contracts.serving import AgentHeartbeat, CommandApplied, CommandFailed
 from shared.runtime.broker import consumer_options, declare_publisher, make_broker
+from shared.runtime.dispatch import Dispatch
 from shared.runtime.health import ConsumerWatch, LagWatch
 from shared.runtime.http import health_app, http_server
 from shared.runtime.logging import bind_message_ids
@@ -38,10 +39,12 @@ Inbound = Annotated[
     Field(discriminator="type"),
 ]
 IMPACT_TYPES = {"ImpactAssessed", "AffectedSetChunk", "AffectedSetDelta"}
-HANDLERS: dict[str, str] = {
-    "ImpactAssessed": "on_assessed", "AffectedSetChunk": "on_chunk", "AffectedSetDelta": "on_delta",
-    "CommandApplied": "on_applied", "CommandFailed": "on_failed", "AgentHeartbeat": "on_heartbeat",
-}
+
+RULES: Dispatch[Outcome] = Dispatch({  # which rule of the core each inbound message class is for
+    ImpactAssessed: Coordinator.on_assessed, AffectedSetChunk: Coordinator.on_chunk,
+    AffectedSetDelta: Coordinator.on_delta, CommandApplied: Coordinator.on_applied,
+    CommandFailed: Coordinator.on_failed, AgentHeartbeat: Coordinator.on_heartbeat,
+})
 
 
 class EnforcementService:
@@ -65,11 +68,9 @@ class EnforcementService:
         self._in_flight: set[asyncio.Future] = set()  # status events handed to the producer, not yet acknowledged
         self._impact_heard = 0.0  # monotonic time of the last impact message (assessment, chunk or delta)
 
-        @self.broker.subscriber(IMPACT.name, ACKS.name, **consumer_options(GROUP),
-                                title="impact-and-acks:consume",
-                                description="Impact assessments, affected-set chunks and deltas; agent acks and heartbeats.")
-        async def on_message(body: Inbound) -> None:
-            await self.handle(body)
+        self.broker.subscriber(IMPACT.name, ACKS.name, **consumer_options(GROUP), title="impact-and-acks:consume",
+                               description="Impact assessments, affected-set chunks and deltas; agent acks and "
+                                           "heartbeats.")(self.handle)
 
     async def start(self) -> None:
         self.store = EnforcementStore(self.settings.state_dir / SERVICE)
@@ -96,13 +97,13 @@ class EnforcementService:
         """The health endpoints' server (the run loop serves it)."""
         return http_server(self.http, self.settings.http_host, self.settings.http_port)
 
-    async def handle(self, message: Any) -> None:
+    async def handle(self, message: Inbound) -> None:
         """Apply one inbound message: decide, persist with its outbox, publish (then Kafka commits)."""
         bind_message_ids(getattr(message, "directive_id", None), message.event_id)
         if message.type in IMPACT_TYPES:
             self._impact_heard = time.monotonic()
         async with self._lock:
-            await self._commit(getattr(self.core, HANDLERS[message.type])(message, self.clock()))
+            await self._commit(RULES.handler(message)(self.core, message, self.clock()))
 
     async def tick(self) -> None:
         """One pass of the deadline and re-send rules; then write the sets of rollouts started since."""

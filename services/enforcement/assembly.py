@@ -6,14 +6,9 @@ from dataclasses import dataclass, field
 
 from pyroaring import BitMap
 
-from shared.contracts.bitmaps import apply_delta, decode_bitmap, union
+from shared.contracts.bitmaps import apply_delta, decode_bitmap
+from shared.contracts.chunks import ChunkedSets
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
-
-Key = tuple[str, int, str]  # directive id, revision, action
-
-
-def key_of(message: ImpactAssessed | AffectedSetChunk) -> Key:
-    return message.directive_id, message.revision, message.action
 
 
 @dataclass
@@ -21,13 +16,13 @@ class Assembly:
     """The parts of one assessment received so far."""
 
     assessment: ImpactAssessed | None = None
-    chunks: dict[int, AffectedSetChunk] = field(default_factory=dict)
+    chunks: dict[int, AffectedSetChunk] = field(default_factory=dict)  # as received: stored as the parts
     deltas: list[AffectedSetDelta] = field(default_factory=list)
-    decoded: dict[int, BitMap] = field(default_factory=dict)  # chunks' sets, decoded once when they came in
+    received: ChunkedSets = field(default_factory=ChunkedSets)  # chunks' sets, decoded once when they came in
 
     @property
     def complete(self) -> bool:
-        return self.assessment is not None and len(self.chunks) == self.assessment.chunks
+        return self.assessment is not None and self.received.complete
 
     def add_assessment(self, assessment: ImpactAssessed) -> None:
         missing = sorted(set(assessment.scope.models) - set(assessment.model_digests))
@@ -35,25 +30,20 @@ class Assembly:
             raise ValueError(f"model_digests: no digest for {', '.join(missing)} of the scope")
         for chunk in self.chunks.values():
             check_chunk(chunk, assessment)
+        self.received.announce(assessment.chunks)
         self.assessment = assessment
 
     def add_chunk(self, chunk: AffectedSetChunk) -> None:
-        if chunk.chunk >= chunk.chunks:
-            raise ValueError(f"chunk: index {chunk.chunk} is not below chunks={chunk.chunks}")
         users = decode_bitmap(chunk.users)  # reject a corrupt bitmap now, not when the set is complete
         if self.assessment is not None:
             check_chunk(chunk, self.assessment)
-        self.chunks[chunk.chunk] = chunk
-        self.decoded[chunk.chunk] = users
+        if self.received.add(chunk.chunk, chunk.chunks, chunk.model, users):
+            self.chunks[chunk.chunk] = chunk
 
     def sets(self) -> dict[str, BitMap]:
         """Per model, the union of its chunks (every model of the scope present, possibly empty)."""
         assert self.assessment is not None
-        by_model: dict[str, list[BitMap]] = {m: [] for m in self.assessment.scope.models}
-        for index, chunk in self.chunks.items():  # chunks restored from disk were not decoded yet
-            by_model[chunk.model].append(self.decoded.get(index) or decode_bitmap(chunk.users))
-        return {model: union(parts) for model, parts in by_model.items()}
-
+        return self.received.sets(self.assessment.scope.models)
 
     def base_sets(self) -> dict[str, BitMap]:
         """The sets a rollout started with: its chunks, then the deltas that came before it started, in seq

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from shared.contracts.catalogue import ENFORCEMENT
 from shared.contracts.enforcement import ClusterProgress
+from shared.contracts.impact import AssessmentKey
 from shared.runtime.kafka import partitions_of, records_to_end
 from shared.runtime.settings import KafkaSettings, kafka_settings
 
@@ -43,11 +44,11 @@ class RevisionStatus:
         return "enforced" if self.enforced else "pending"
 
 
-def fold(events: list) -> dict[tuple[str, int, str], RevisionStatus]:
+def fold(events: list) -> dict[AssessmentKey, RevisionStatus]:
     """Latest status per directive revision and action, from the topic's events in order."""
-    statuses: dict[tuple[str, int, str], RevisionStatus] = {}
+    statuses: dict[AssessmentKey, RevisionStatus] = {}
     for event in events:
-        key = (event.directive_id, event.revision, event.action)
+        key = AssessmentKey.of(event)
         status = statuses.setdefault(key, RevisionStatus(*key))
         if event.type == "EnforcementProgressed":
             status.clusters, status.deadline = dict(event.clusters), event.deadline
@@ -96,7 +97,7 @@ def revision_table(status: RevisionStatus) -> Table:
     return table
 
 
-def overview_table(statuses: dict[tuple[str, int, str], RevisionStatus]) -> Table:
+def overview_table(statuses: dict[AssessmentKey, RevisionStatus]) -> Table:
     latest: dict[str, RevisionStatus] = {}
     for status in statuses.values():
         latest[status.directive_id] = status  # events arrive in order per directive: the last one wins

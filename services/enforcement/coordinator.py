@@ -13,12 +13,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pyroaring import BitMap
 
-from shared.contracts.bitmaps import apply_delta_in_place, decode_bitmap
-from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
+from shared.contracts.bitmaps import EMPTY_SCOPE_DIGEST, apply_delta_in_place, decode_bitmap
+from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, AssessmentKey, ImpactAssessed
 from shared.contracts.serving import AgentHeartbeat, CommandApplied, CommandFailed, HeldDirective
-from services.enforcement.assembly import Assembly, Key, key_of
-from services.enforcement.commands import (NOTHING_HELD, delta_command, encoded_chunks, expected_digest,
-                                           lift_command, restrict_commands, served_scope, synced_marker)
+from services.enforcement.assembly import Assembly
+from services.enforcement.cluster_commands import (delta_command, encoded_chunks, expected_digest, lift_command,
+                                           restrict_commands, served_scope, synced_marker)
 from services.enforcement.rollout import Rollout
 from services.enforcement.tracking import (Backoff, ClusterTrack, acknowledge, expect, fail, mark_sent,
                                            resend_due, schedule_next)
@@ -42,7 +42,7 @@ class KnownCluster(BaseModel):
 class SetDelta:
     """A delta applied to one model's set of a rollout: what the store appends to that set's log."""
 
-    key: Key
+    key: AssessmentKey
     model: str
     seq: int
     added: BitMap
@@ -56,12 +56,12 @@ class Outcome:
     commands: list[Any] = field(default_factory=list)
     markers: list[Any] = field(default_factory=list)  # ClusterSynced: published once the commands are acknowledged
     events: list[Any] = field(default_factory=list)
-    rollouts: set[Key] = field(default_factory=set)
-    sets: set[Key] = field(default_factory=set)  # every model's set rewritten
+    rollouts: set[AssessmentKey] = field(default_factory=set)
+    sets: set[AssessmentKey] = field(default_factory=set)  # every model's set rewritten
     deltas: list[SetDelta] = field(default_factory=list)  # one model's set changed by a delta (logged, not rewritten)
     clusters: set[str] = field(default_factory=set)
     parts: list[Any] = field(default_factory=list)  # assessment parts to keep until complete
-    assembled: set[Key] = field(default_factory=set)  # assemblies done (their parts can go)
+    assembled: set[AssessmentKey] = field(default_factory=set)  # assemblies done (their parts can go)
     notes: list[str] = field(default_factory=list)  # warnings worth a log line
 
 
@@ -74,15 +74,15 @@ class Coordinator:
     chunk_chars: int = 1_500_000  # base64 characters per RestrictCommand at most
     hold_until: datetime | None = None  # heartbeat grace: complete assessments wait until then
     clusters: dict[str, KnownCluster] = field(default_factory=dict)
-    assemblies: dict[Key, Assembly] = field(default_factory=dict)
-    rollouts: dict[Key, Rollout] = field(default_factory=dict)
-    sets: dict[Key, dict[str, BitMap]] = field(default_factory=dict)
-    encoded: dict[Key, dict[str, list[str]]] = field(default_factory=dict)  # cache of sets as wire chunks
+    assemblies: dict[AssessmentKey, Assembly] = field(default_factory=dict)
+    rollouts: dict[AssessmentKey, Rollout] = field(default_factory=dict)
+    sets: dict[AssessmentKey, dict[str, BitMap]] = field(default_factory=dict)
+    encoded: dict[AssessmentKey, dict[str, list[str]]] = field(default_factory=dict)  # cache of sets as wire chunks
 
     # -- impact ------------------------------------------------------------------------------------
 
     def on_assessed(self, message: ImpactAssessed, now: datetime) -> Outcome:
-        out, key = Outcome(), key_of(message)
+        out, key = Outcome(), AssessmentKey.of(message)
         if key in self.rollouts or self._superseded(message.directive_id, message.revision):
             out.notes.append(f"assessment {key} already enforced or superseded: ignored")
             return out
@@ -95,7 +95,7 @@ class Coordinator:
         return out
 
     def on_chunk(self, message: AffectedSetChunk, now: datetime) -> Outcome:
-        out, key = Outcome(), key_of(message)
+        out, key = Outcome(), AssessmentKey.of(message)
         if message.part != "whole":  # an amendment's difference: clusters are sent the whole set
             return out
         if key in self.rollouts or self._superseded(message.directive_id, message.revision):
@@ -207,7 +207,7 @@ class Coordinator:
 
     # -- rules -------------------------------------------------------------------------------------
 
-    def _try_start(self, key: Key, now: datetime, out: Outcome) -> None:
+    def _try_start(self, key: AssessmentKey, now: datetime, out: Outcome) -> None:
         assembly = self.assemblies.get(key)
         if assembly is None or not assembly.complete or (self.hold_until and now < self.hold_until):
             return
@@ -249,7 +249,7 @@ class Coordinator:
                 self._retire(restrict, out)
         targets |= {c.cluster_id for c in self.clusters.values() if served_scope(c.models, rollout.scope)}
         for cluster_id in sorted(targets):
-            track = ClusterTrack(cluster_id=cluster_id, models=[], expected_digest=NOTHING_HELD,
+            track = ClusterTrack(cluster_id=cluster_id, models=[], expected_digest=EMPTY_SCOPE_DIGEST,
                                  due_at=rollout.deadline)
             rollout.clusters[cluster_id] = track
             self._send(rollout, track, now, rollout.cause, out)
@@ -297,7 +297,7 @@ class Coordinator:
             self._chunks(rollout.key, track.models), track.models, track.expected_digest,
             attempt=track.attempts, now=now, cause=cause))
 
-    def _chunks(self, key: Key, models: list[str]) -> dict[str, list[str]]:
+    def _chunks(self, key: AssessmentKey, models: list[str]) -> dict[str, list[str]]:
         """The models' sets as wire chunks, encoded once and shared by every cluster and re-send."""
         cache = self.encoded.setdefault(key, {})
         for model in models:
@@ -331,7 +331,7 @@ class Coordinator:
 
     def _track_for(self, directive_id: str, revision: int, action: str, cluster_id: str,
                    out: Outcome) -> tuple[ClusterTrack | None, Rollout | None]:
-        rollout = self.rollouts.get((directive_id, revision, action))
+        rollout = self.rollouts.get(AssessmentKey(directive_id, revision, action))
         if rollout is None or not rollout.active or cluster_id not in rollout.clusters:
             out.notes.append(f"ack from {cluster_id} for {directive_id} r{revision} {action} "
                              "matches no active rollout: ignored")

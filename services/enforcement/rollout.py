@@ -6,12 +6,12 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.contracts.bitmaps import scope_digest
+from shared.contracts.bitmaps import EMPTY_SCOPE_DIGEST, scope_digest
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.enforcement import DirectiveEnforced, EnforcementOverdue, EnforcementProgressed
-from shared.contracts.impact import Action
-from services.enforcement.assembly import Key
-from services.enforcement.commands import NOTHING_HELD, PRODUCER
+from shared.contracts.envelope import envelope
+from shared.contracts.impact import Action, AssessmentKey
+from services.enforcement.cluster_commands import PRODUCER
 from services.enforcement.tracking import ClusterTrack, progress_of
 
 
@@ -35,13 +35,13 @@ class Rollout(BaseModel):
     events: int = 0
 
     @property
-    def key(self) -> Key:
-        return self.directive_id, self.revision, self.action
+    def key(self) -> AssessmentKey:
+        return AssessmentKey(self.directive_id, self.revision, self.action)
 
     @property
     def digest(self) -> str:
         """What every cluster holds once enforced (the impact digest, updated by deltas)."""
-        return scope_digest(self.model_digests) if self.action == "restrict" else NOTHING_HELD
+        return scope_digest(self.model_digests) if self.action == "restrict" else EMPTY_SCOPE_DIGEST
 
     @property
     def all_applied(self) -> bool:
@@ -52,10 +52,10 @@ class Rollout(BaseModel):
 
     def _envelope(self, name: str, now: datetime, cause: str | None) -> dict:
         self.events += 1
-        return {"event_id": f"enf:{self.directive_id}:{self.revision}:{self.action}:{name}:{self.events}",
-                "occurred_at": now, "producer": PRODUCER, "correlation_id": self.directive_id,
-                "causation_id": cause, "directive_id": self.directive_id, "revision": self.revision,
-                "action": self.action}
+        return {**envelope(PRODUCER, event_id=f"enf:{self.directive_id}:{self.revision}:{self.action}:{name}:"
+                                              f"{self.events}",
+                           occurred_at=now, correlation_id=self.directive_id, causation_id=cause),
+                "directive_id": self.directive_id, "revision": self.revision, "action": self.action}
 
     def progressed(self, now: datetime, cause: str | None) -> EnforcementProgressed:
         return EnforcementProgressed(

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from shared.contracts.catalogue import COMMANDS, ENFORCEMENT, IMPACT, Topic
-from services.enforcement.assembly import Assembly, Key
+from shared.contracts.impact import AssessmentKey
+from services.enforcement.assembly import Assembly
 from services.enforcement.coordinator import Coordinator, KnownCluster, Outcome
 from services.enforcement.rollout import Rollout
 from services.enforcement.set_store import COMPACT_ROWS, SetStore
@@ -45,8 +46,12 @@ class Queued(NamedTuple):
     body: str | None = None  # published as is, so a message is encoded once
 
 
-def text_key(key: Key) -> str:
+def text_key(key: AssessmentKey) -> str:
     return json.dumps(list(key))
+
+
+def key_of_text(text: str) -> AssessmentKey:
+    return AssessmentKey(*json.loads(text))
 
 
 def part_name(part: Any) -> str:
@@ -100,7 +105,7 @@ class EnforcementStore:
 
     def _write_state(self, outcome: Outcome, core: Coordinator) -> None:
         db = self._db
-        self._sets.repair(lambda key, model: core.sets.get(tuple(json.loads(key)), {}).get(model))
+        self._sets.repair(lambda key, model: core.sets.get(key_of_text(key), {}).get(model))
         for cluster_id in outcome.clusters:
             db.execute("REPLACE INTO clusters VALUES (?, ?)", (cluster_id, core.clusters[cluster_id].model_dump_json()))
         for key in outcome.rollouts:
@@ -118,7 +123,7 @@ class EnforcementStore:
                 self._sets.append(text_key(delta.key), delta.model, delta.seq, delta.added, delta.removed,
                                   core.sets[delta.key][delta.model])
         for part in outcome.parts:
-            key = (part.directive_id, part.revision, getattr(part, "action", "restrict"))
+            key = AssessmentKey.of(part)
             db.execute("REPLACE INTO parts VALUES (?, ?, ?)", (text_key(key), part_name(part), part.model_dump_json()))
         for key in outcome.assembled:
             if text_key(key) not in self._unfolded:
@@ -132,7 +137,7 @@ class EnforcementStore:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             for key in keys:
-                sets = core.sets.get(tuple(json.loads(key)))
+                sets = core.sets.get(key_of_text(key))
                 if sets is not None:
                     self._sets.replace(key, sets)
                 self._db.execute("DELETE FROM parts WHERE key = ?", (key,))
@@ -175,23 +180,23 @@ class EnforcementStore:
         for (body,) in db.execute("SELECT body FROM rollouts"):
             rollout = Rollout.model_validate_json(body)
             core.rollouts[rollout.key] = rollout
-        assemblies: dict[Key, Assembly] = {}
+        assemblies: dict[AssessmentKey, Assembly] = {}
         for key, part, body in db.execute("SELECT key, part, body FROM parts ORDER BY key, part"):
-            self._restore_part(assemblies.setdefault(tuple(json.loads(key)), Assembly()), part, body)
+            self._restore_part(assemblies.setdefault(key_of_text(key), Assembly()), part, body)
         started = {key: assembly for key, assembly in assemblies.items() if key in core.rollouts}
         self._unfolded = {text_key(key) for key in started}
         core.assemblies.update({k: a for k, a in assemblies.items() if k not in started})
         bases = {text_key(key): assembly.base_sets() for key, assembly in started.items()}
         for key, sets in self._sets.load(bases).items():
-            core.sets[tuple(json.loads(key))] = sets
+            core.sets[key_of_text(key)] = sets
         return core
 
     @staticmethod
     def _restore_part(assembly: Assembly, part: str, body: str) -> None:
         message = IMPACT.adapter.validate_json(body)
         if part == "assessment":
-            assembly.assessment = message
+            assembly.add_assessment(message)
         elif part.startswith("chunk:"):
-            assembly.chunks[message.chunk] = message
+            assembly.add_chunk(message)
         else:
             assembly.deltas.append(message)

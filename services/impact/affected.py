@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import array
-import hashlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -11,9 +11,9 @@ from functools import cached_property
 import numpy as np
 from pyroaring import BitMap
 
-from services.impact.population import ACCOUNT_TYPES, COUNTRIES, Columns, Population, consecutive
 from services.impact.selection import BLOCK, blockwise, membership
-from shared.contracts.bitmaps import bitmap_ids, scope_digest, set_digest, union
+from services.impact.user_columns import ACCOUNT_TYPES, COUNTRIES, Columns, Population, consecutive
+from shared.contracts.bitmaps import bitmap_ids, ids_digest, scope_digest, set_digest, union
 from shared.contracts.directives import DirectiveScope
 
 UNKNOWN_COUNTRY = "??"
@@ -99,13 +99,15 @@ def _portable(keys: np.ndarray, cardinality: np.ndarray, bodies: list[bytes]) ->
 
 
 def rows_digest(mask: np.ndarray) -> str:
-    """set_digest of rows_bitmap(mask), hashed block by block straight from the mask."""
-    hasher = hashlib.sha256()
+    """set_digest of rows_bitmap(mask), hashed block by block straight from the mask (the fast variant)."""
+    return ids_digest(_row_blocks(mask))
+
+
+def _row_blocks(mask: np.ndarray) -> Iterator[np.ndarray]:
     for start in range(0, len(mask), 4 * BLOCK):
         ids = np.flatnonzero(mask[start:start + 4 * BLOCK]).astype("<u4")
         ids += np.uint32(start)
-        hasher.update(ids)
-    return hasher.hexdigest()
+        yield ids
 
 
 def assess(population: Population, scope: DirectiveScope) -> AffectedSet:

@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from services.impact.directives import Directives
-from services.impact.population import Population
 from services.impact.preview import NotActive, Preview, preview_directive, preview_lift
+from services.impact.user_columns import Population
 from shared.contracts.directives import DirectiveRequest
 from shared.runtime.health import ConsumerWatch, readiness
 from shared.runtime.http import (Failure, checked_directive_id, document_bodies, failure, install_problem_handlers,

@@ -8,25 +8,26 @@ from typing import Any
 import numpy as np
 import structlog
 import uvicorn
-from aiokafka.structs import TopicPartition as ClientPartition
 from faststream.kafka.annotations import KafkaMessage
 from faststream.specification import AsyncAPI
 
-from services.impact import snapshot as snapshots
+from services.impact import view_snapshot as snapshots
 from services.impact.affected import assess, breakdown
 from services.impact.api import create_api
 from services.impact.directives import Delta, Directives
 from services.impact.messages import Cause, assessment, delta_message
-from services.impact.population import Population
 from services.impact.recovery import ImpactReplay
-from services.impact.registry import RegistryView
+from services.impact.registry_view import RegistryView
 from services.impact.settings import ImpactSettings
+from services.impact.user_columns import Population
 from shared.contracts.bitmaps import bitmap_ids, union
 from shared.contracts.catalogue import DIRECTIVES, IMPACT, USERS, dead_letter_topic
 from shared.contracts.directives import DirectiveEvent, DirectiveIssued, DirectiveLifted
 from shared.contracts.envelope import utc_now
 from shared.runtime.broker import consumer_options, declare_publisher, emit, emit_all, make_broker, view_subscriber
 from shared.runtime.deadletters import write_dead_letter
+from shared.runtime.dispatch import Dispatch
+from shared.runtime.faststream_fence import rewind, seek
 from shared.runtime.logging import bind_message_ids
 from shared.runtime.health import ConsumerWatch, LagWatch
 from shared.runtime.kafka import OffsetProbe, records_to_end
@@ -148,8 +149,8 @@ class ImpactService:
 
     def _seek_view(self) -> None:
         """Start the registry consumer at the snapshot's offsets instead of the beginning."""
-        for partition, offset in (self.resumed_from or {}).items():
-            self._view_subscriber.consumer.seek(ClientPartition(USERS.name, partition), offset)
+        seek(self._view_subscriber, {(USERS.name, partition): offset
+                                     for partition, offset in (self.resumed_from or {}).items()})
 
     async def on_users(self, msg: KafkaMessage) -> None:
         """A batch of registry records: apply the good ones, dead-letter the bad ones, publish deltas."""
@@ -169,7 +170,7 @@ class ImpactService:
                 if every and self._since_snapshot >= every:
                     await self._write_snapshot()
         except Exception:
-            _rewind(msg.consumer, records)  # nothing is committed here: refetch the batch instead of losing it
+            rewind(msg, records)  # nothing is committed here: refetch the batch instead of losing it
             raise
 
     async def _bury(self, letter: Any) -> None:
@@ -183,10 +184,7 @@ class ImpactService:
     async def on_directive(self, event: DirectiveEvent, msg: KafkaMessage) -> None:
         """A directive was issued, amended or lifted."""
         bind_message_ids(event.directive_id, event.event_id)
-        if isinstance(event, DirectiveIssued):
-            await self._issued(event)
-        else:
-            await self._lifted(event)
+        await RULES.handler(event)(self, event)
 
     async def _issued(self, event: DirectiveIssued) -> None:
         if self.directives.is_assessed(event.directive_id, event.revision):
@@ -266,6 +264,9 @@ class ImpactService:
         log.info("directives recovered from the impact topic", active=sorted(self.directives.active))
 
 
+RULES = Dispatch({DirectiveIssued: ImpactService._issued, DirectiveLifted: ImpactService._lifted})
+
+
 def _fold(replay: ImpactReplay, record: Any) -> None:
     try:
         replay.fold(IMPACT.adapter.validate_json(record.value))
@@ -280,15 +281,6 @@ def _ids_of(bitmaps: list) -> np.ndarray:
 def _with_view(size: int, ids: np.ndarray) -> np.ndarray:
     """Every row of the view, then the (sorted) ids beyond it: np.union1d takes seconds on millions of ids."""
     return np.concatenate([np.arange(size), ids[ids >= size]])
-
-
-def _rewind(consumer: Any, records: tuple) -> None:
-    earliest: dict[tuple[str, int], int] = {}
-    for record in records:
-        key = (record.topic, record.partition)
-        earliest[key] = min(earliest.get(key, record.offset), record.offset)
-    for (topic, partition), offset in earliest.items():
-        consumer.seek(ClientPartition(topic, partition), offset)
 
 
 def build(settings: ImpactSettings | None = None) -> ImpactService:

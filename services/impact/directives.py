@@ -8,8 +8,8 @@ import numpy as np
 from pyroaring import BitMap
 
 from services.impact.affected import bitmap_of, id_bitmap
-from services.impact.population import Population, distinct_ids
 from services.impact.selection import membership
+from services.impact.user_columns import Population, distinct_ids
 from shared.contracts.bitmaps import CHUNK_IDS, apply_delta, chunk_bitmap, union
 from shared.contracts.directives import DirectiveScope
 

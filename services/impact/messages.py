@@ -12,6 +12,7 @@ from services.impact.affected import AffectedSet
 from services.impact.directives import Amendment, Delta
 from shared.contracts.bitmaps import chunk_bitmap, encode_bitmap, set_digest
 from shared.contracts.directives import DirectiveScope
+from shared.contracts.envelope import envelope
 from shared.contracts.impact import Action, AffectedSetChunk, AffectedSetDelta, ImpactAssessed, Part
 
 PRODUCER = "impact"
@@ -27,8 +28,8 @@ class Cause:
     now: datetime
 
     def envelope(self, event_id: str) -> dict:
-        return dict(event_id=event_id, occurred_at=self.now, producer=PRODUCER,
-                    correlation_id=self.directive_id, causation_id=self.event_id)
+        return envelope(PRODUCER, event_id=event_id, occurred_at=self.now, correlation_id=self.directive_id,
+                        causation_id=self.event_id)
 
 
 def assessment(cause: Cause, action: Action, scope: DirectiveScope, affected: AffectedSet,

@@ -8,7 +8,7 @@ from pyroaring import BitMap
 
 from services.impact.affected import AffectedSet, assess, breakdown
 from services.impact.directives import Directives
-from services.impact.population import Population
+from services.impact.user_columns import Population
 from shared.contracts.bitmaps import union
 from shared.contracts.directives import DirectiveScope
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from services.impact.affected import assess
-from services.impact.registry import RegistryView
+from services.impact.registry_view import RegistryView
 from shared.contracts.catalogue import USERS
 from shared.contracts.directives import DirectiveScope
 from shared.runtime.kafka import records_to_end

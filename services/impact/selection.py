@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from services.impact.population import ACCOUNT_CODE, COUNTRY_INDEX, NONE, Columns
+from services.impact.user_columns import ACCOUNT_CODE, COUNTRY_INDEX, NONE, Columns
 from shared.contracts.directives import (
     AccountTypeIs, AllOf, AnyOf, DirectiveScope, Entitlement, Everyone, ForeignNational, Nationality, Not,
     Organisation, Residence, Selector,

@@ -11,11 +11,11 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
 from services.notifier.delivery import Delivery
+from services.notifier.delivery_ledger import Ledger, open_database
 from services.notifier.directory import UserDirectory
 from services.notifier.handlers import Handlers
-from services.notifier.ledger import Ledger, open_database
 from services.notifier.pending import PendingStore
-from services.notifier.registry import RegistryFeed
+from services.notifier.registry_feed import RegistryFeed
 from services.notifier.settings import NotifierSettings
 from services.notifier.sink import NoticeSink, OutboxSink
 from services.notifier.wording import Wording
@@ -32,7 +32,7 @@ from shared.runtime.service import cancel_tasks
 SERVICE = "notifier"
 
 
-class Notifier:
+class NotifierService:
     """The running service; nothing connects until start()."""
 
     def __init__(self, settings: NotifierSettings) -> None:
@@ -48,7 +48,22 @@ class Notifier:
         self._conn: sqlite3.Connection | None = None
         self._notifications = declare_publisher(
             self.broker, NOTIFICATIONS, "Notices requested, delivered or failed, one per recipient and action.")
-        _subscribe(self)
+        self._subscribe()
+
+    def _subscribe(self) -> None:
+        options = consumer_options(self.settings.group_id)
+        self.broker.subscriber(IMPACT.name, title=f"{IMPACT.name}:notifier",
+                               description="Affected sets (restricted, or restored for a lift) to notify.",
+                               **options)(self.on_impact)
+        self.broker.subscriber(ENFORCEMENT.name, title=f"{ENFORCEMENT.name}:notifier",
+                               description="DirectiveEnforced: every cluster confirmed; notices may go out.",
+                               **options)(self.on_enforcement)
+
+    async def on_impact(self, event: ImpactEvent) -> None:
+        await self.running().on_impact(event)
+
+    async def on_enforcement(self, event: EnforcementEvent) -> None:
+        await self.running().on_enforcement(event)
 
     async def start(self) -> None:
         self._conn = open_database(self.settings.home / "notifier.db")
@@ -91,28 +106,12 @@ class Notifier:
         return self.handlers
 
 
-def _subscribe(notifier: Notifier) -> None:
-    options = consumer_options(notifier.settings.group_id)
-
-    @notifier.broker.subscriber(IMPACT.name, title=f"{IMPACT.name}:notifier",
-                                description="Affected sets (restricted, or restored for a lift) to notify.",
-                                **options)
-    async def on_impact(event: ImpactEvent) -> None:
-        await notifier.running().on_impact(event)
-
-    @notifier.broker.subscriber(ENFORCEMENT.name, title=f"{ENFORCEMENT.name}:notifier",
-                                description="DirectiveEnforced: every cluster confirmed; notices may go out.",
-                                **options)
-    async def on_enforcement(event: EnforcementEvent) -> None:
-        await notifier.running().on_enforcement(event)
-
-
-def build(settings: NotifierSettings | None = None) -> Notifier:
+def build(settings: NotifierSettings | None = None) -> NotifierService:
     """The notifier, wired from settings (environment when none given)."""
-    return Notifier(settings or NotifierSettings())
+    return NotifierService(settings or NotifierSettings())
 
 
 def specification(settings: NotifierSettings | None = None) -> AsyncAPI:
-    """AsyncAPI document of the notifier (the registry is read by a plain consumer, see registry.py)."""
+    """AsyncAPI document of the notifier (the registry is read by a plain consumer, see registry_feed.py)."""
     return AsyncAPI(build(settings).broker, title="Countermand notifier", version="1",
                     description="Tells customers once, after enforcement is confirmed, that their access changed.")

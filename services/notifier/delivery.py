@@ -8,14 +8,14 @@ from dataclasses import dataclass
 
 import structlog
 
-from services.notifier.ledger import Entry, Ledger
+from services.notifier.delivery_ledger import Entry, Ledger
 from services.notifier.notices import NOTICE_ACTION, Notice, addressed, batches, due, notices_for
 from services.notifier.pairing import Ready
-from services.notifier.registry import RegistryFeed
+from services.notifier.registry_feed import RegistryFeed
 from services.notifier.settings import NotifierSettings
 from services.notifier.sink import Letter, NoticeSink
 from services.notifier.wording import Wording
-from shared.contracts.envelope import Event
+from shared.contracts.envelope import Event, envelope
 from shared.contracts.notifications import NotificationDelivered, NotificationFailed, NotificationRequested
 
 SERVICE = "notifier"
@@ -94,7 +94,7 @@ class Delivery:
             await asyncio.gather(*(self._publish(m) for m in pending[i:i + size]))
 
     def _envelope(self, ready: Ready, notice: Notice) -> dict[str, object]:
-        return {"producer": SERVICE, "correlation_id": notice.directive_id, "causation_id": ready.causation_id,
+        return {**envelope(SERVICE, correlation_id=notice.directive_id, causation_id=ready.causation_id),
                 "notification_id": notice.notification_id, "recipient": notice.recipient,
                 "directive_id": notice.directive_id, "revision": notice.revision, "action": notice.action}
 

@@ -7,11 +7,12 @@ import asyncio
 import structlog
 
 from services.notifier.delivery import Delivery
-from services.notifier.pairing import AssessmentKey, Ready
+from services.notifier.pairing import Ready
 from services.notifier.pending import PendingStore
 from shared.contracts.bitmaps import decode_bitmap
 from shared.contracts.enforcement import DirectiveEnforced, EnforcementOverdue, EnforcementProgressed
-from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
+from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, AssessmentKey, ImpactAssessed
+from shared.runtime.dispatch import Dispatch
 from shared.runtime.logging import bind_message_ids
 
 log = structlog.get_logger(service="notifier")
@@ -27,33 +28,44 @@ class Handlers:
         self._lock = asyncio.Lock()  # one dispatch at a time, so a key is never dispatched twice at once
 
     async def on_impact(self, event: ImpactAssessed | AffectedSetChunk | AffectedSetDelta) -> None:
-        bind_message_ids(event.correlation_id, event.event_id)
-        if isinstance(event, AffectedSetDelta):
-            return  # notices for registry changes after enforcement are not sent yet
-        if getattr(event, "part", "whole") != "whole":
-            return  # an amendment's added/removed chunks: notices are built from the whole set
-        key = AssessmentKey(event.directive_id, event.revision, event.action)
-        if self.pairing.is_done(key):
-            return
-        if isinstance(event, ImpactAssessed):
+        await RULES.handler(event)(self, event)
+
+    async def on_enforcement(self, event: EnforcementProgressed | DirectiveEnforced | EnforcementOverdue) -> None:
+        await RULES.handler(event)(self, event)
+
+    async def on_assessed(self, event: ImpactAssessed) -> None:
+        key = self._fresh(event)
+        if key is not None:
             ready = self.pairing.assessed(key, event.chunks, event.registry_offsets)
             self._store.assessed(key, event.chunks, event.registry_offsets)
-        else:
+            await self._dispatch(ready)
+
+    async def on_chunk(self, event: AffectedSetChunk) -> None:
+        if event.part != "whole":
+            return  # an amendment's added/removed chunks: notices are built from the whole set
+        key = self._fresh(event)
+        if key is not None:
             users = decode_bitmap(event.users)
             ready = self.pairing.chunk(key, event.chunk, event.chunks, event.model, users)
             self._store.chunk(key, event.chunk, event.chunks, event.model, users)
-        await self._dispatch(ready)
+            await self._dispatch(ready)
 
-    async def on_enforcement(self, event: EnforcementProgressed | DirectiveEnforced | EnforcementOverdue) -> None:
-        if not isinstance(event, DirectiveEnforced):
-            return  # progress and overdue reports carry nothing for customers
+    async def on_enforced(self, event: DirectiveEnforced) -> None:
+        key = self._fresh(event)
+        if key is not None:
+            ready = self.pairing.enforced(key, event.event_id)
+            self._store.enforced(key, event.event_id)
+            await self._dispatch(ready)
+
+    async def ignore(self, event: object) -> None:
+        """Deltas (notices for registry changes after enforcement are not sent yet), progress and overdue
+        reports (nothing for customers)."""
+
+    def _fresh(self, event: ImpactAssessed | AffectedSetChunk | DirectiveEnforced) -> AssessmentKey | None:
+        """The event's key, unless its notices were all dispatched already."""
         bind_message_ids(event.correlation_id, event.event_id)
-        key = AssessmentKey(event.directive_id, event.revision, event.action)
-        if self.pairing.is_done(key):
-            return
-        ready = self.pairing.enforced(key, event.event_id)
-        self._store.enforced(key, event.event_id)
-        await self._dispatch(ready)
+        key = AssessmentKey.of(event)
+        return None if self.pairing.is_done(key) else key
 
     async def resume(self) -> None:
         """Dispatch pairs that were complete when the service stopped."""
@@ -69,3 +81,9 @@ class Handlers:
             await self._delivery.dispatch(ready)
             self._store.dispatched(ready.key)
             self.pairing.dispatched(ready.key)
+
+
+RULES = Dispatch({  # what the notifier does with each message class it consumes
+    ImpactAssessed: Handlers.on_assessed, AffectedSetChunk: Handlers.on_chunk, AffectedSetDelta: Handlers.ignore,
+    DirectiveEnforced: Handlers.on_enforced, EnforcementProgressed: Handlers.ignore, EnforcementOverdue: Handlers.ignore,
+})

@@ -8,8 +8,8 @@ from itertools import islice
 
 from pyroaring import BitMap
 
-from services.notifier.pairing import Action, AssessmentKey
 from shared.contracts.bitmaps import union
+from shared.contracts.impact import Action, AssessmentKey
 from shared.contracts.notifications import NoticeAction
 
 NOTICE_ACTION: dict[Action, NoticeAction] = {"restrict": "restricted", "lift": "restored"}

@@ -4,22 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
 from pyroaring import BitMap
 
-from shared.contracts.bitmaps import union
-
-Action = Literal["restrict", "lift"]
-
-
-@dataclass(frozen=True, order=True)
-class AssessmentKey:
-    """One directive revision and action: the unit notices are sent for."""
-
-    directive_id: str
-    revision: int
-    action: Action
+from shared.contracts.chunks import ChunkedSets
+from shared.contracts.impact import AssessmentKey
 
 
 @dataclass(frozen=True)
@@ -33,18 +22,11 @@ class Ready:
 
 
 @dataclass
-class _Pending:
-    chunks: int | None = None
+class _Pending(ChunkedSets):
+    """A key's set (its total announced by the assessment) and the confirmation, as far as they came."""
+
     registry_offsets: dict[int, int] = field(default_factory=dict)
-    parts: dict[int, tuple[str, BitMap]] = field(default_factory=dict)
     enforced_by: str | None = None
-
-    def complete(self) -> bool:
-        return self.chunks is not None and len(self.parts) == self.chunks and self.enforced_by is not None
-
-    def sets(self) -> dict[str, BitMap]:
-        models = sorted({model for model, _ in self.parts.values()})
-        return {m: union(users for model, users in self.parts.values() if model == m) for m in models}
 
 
 class Pairing:
@@ -63,10 +45,10 @@ class Pairing:
         if key in self._done:
             return None
         pending = self._pending.setdefault(key, _Pending())
-        if pending.chunks is not None and pending.chunks != chunks:
-            raise ValueError(f"chunks: assessment of {_name(key)} announced {pending.chunks}, now {chunks}")
-        _check_indices(pending.parts, chunks)
-        pending.chunks = chunks
+        try:
+            pending.announce(chunks)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (assessment of {_name(key)})") from None
         pending.registry_offsets = dict(registry_offsets)
         return self._ready(key)
 
@@ -74,12 +56,12 @@ class Pairing:
         """One AffectedSetChunk arrived; the first copy of a chunk index wins."""
         if key in self._done:
             return None
-        if index >= chunks:
-            raise ValueError(f"chunk: index {index} is outside 0..{chunks - 1}")
-        pending = self._pending.setdefault(key, _Pending())
-        if pending.chunks is not None and pending.chunks != chunks:
-            raise ValueError(f"chunks: chunk says {chunks}, assessment of {_name(key)} said {pending.chunks}")
-        pending.parts.setdefault(index, (model, users))
+        pending = self._pending.get(key, _Pending())
+        try:
+            pending.add(index, chunks, model, users)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (assessment of {_name(key)})") from None
+        self._pending[key] = pending
         return self._ready(key)
 
     def enforced(self, key: AssessmentKey, event_id: str) -> Ready | None:
@@ -104,16 +86,9 @@ class Pairing:
 
     def _ready(self, key: AssessmentKey) -> Ready | None:
         pending = self._pending[key]
-        if not pending.complete():
+        if not pending.complete or pending.enforced_by is None:
             return None
-        assert pending.enforced_by is not None
         return Ready(key, pending.sets(), pending.enforced_by, pending.registry_offsets)
-
-
-def _check_indices(parts: Mapping[int, object], chunks: int) -> None:
-    beyond = [i for i in parts if i >= chunks]
-    if beyond:
-        raise ValueError(f"chunks: {chunks} announced but chunk {min(beyond)} already arrived")
 
 
 def _name(key: AssessmentKey) -> str:

@@ -11,7 +11,8 @@ import sqlite3
 
 from pyroaring import BitMap
 
-from services.notifier.pairing import AssessmentKey, Pairing
+from services.notifier.pairing import Pairing
+from shared.contracts.impact import AssessmentKey
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS assessments (
@@ -30,10 +31,6 @@ CREATE TABLE IF NOT EXISTS dispatched (
 """
 
 
-def _k(key: AssessmentKey) -> tuple[str, int, str]:
-    return (key.directive_id, key.revision, key.action)
-
-
 class PendingStore:
     """Keeps what the Pairing was told, first copy wins, and which keys are fully dispatched."""
 
@@ -44,22 +41,22 @@ class PendingStore:
     def assessed(self, key: AssessmentKey, chunks: int, registry_offsets: dict[int, int]) -> None:
         with self._conn:
             self._conn.execute("INSERT OR IGNORE INTO assessments VALUES (?, ?, ?, ?, ?)",
-                               (*_k(key), chunks, json.dumps(registry_offsets)))
+                               (*key, chunks, json.dumps(registry_offsets)))
 
     def chunk(self, key: AssessmentKey, index: int, chunks: int, model: str, users: BitMap) -> None:
         with self._conn:
             self._conn.execute("INSERT OR IGNORE INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?)",
-                               (*_k(key), index, chunks, model, users.serialize()))
+                               (*key, index, chunks, model, users.serialize()))
 
     def enforced(self, key: AssessmentKey, event_id: str) -> None:
         with self._conn:
-            self._conn.execute("INSERT OR IGNORE INTO confirmations VALUES (?, ?, ?, ?)", (*_k(key), event_id))
+            self._conn.execute("INSERT OR IGNORE INTO confirmations VALUES (?, ?, ?, ?)", (*key, event_id))
 
     def dispatched(self, key: AssessmentKey) -> None:
         """Mark the key done and drop its set: it is never needed again."""
         with self._conn:
-            self._conn.execute("INSERT OR IGNORE INTO dispatched VALUES (?, ?, ?)", _k(key))
-            self._conn.execute("DELETE FROM chunks WHERE directive_id = ? AND revision = ? AND action = ?", _k(key))
+            self._conn.execute("INSERT OR IGNORE INTO dispatched VALUES (?, ?, ?)", key)
+            self._conn.execute("DELETE FROM chunks WHERE directive_id = ? AND revision = ? AND action = ?", key)
 
     def restore(self) -> Pairing:
         """A Pairing holding everything recorded, in the order it may have arrived."""

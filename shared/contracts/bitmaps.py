@@ -4,7 +4,8 @@ The digest of an affected set is defined here, once, for every service and the a
   set digest   = SHA-256 over the ids in ascending order, each as a little-endian uint32.
   scope digest = SHA-256 over the lines "<model>:<set digest hex>\\n" for every model in ascending
                  model-name order.
-Both are lowercase hex strings.
+Both are lowercase hex strings. ids_digest is that definition; set_digest, sets_digest and the
+faster variants services keep (impact hashes a boolean mask directly) feed it and are tested equal.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from pyroaring import BitMap
 
 CHUNK_IDS = 200_000  # ids per chunk; a chunk's serialised bitmap stays far below 1 MiB
+DIGEST_SLICE = 1 << 22  # ids of the id space hashed at a time: at most 16 MiB of ids materialised at once
 
 
 def encode_bitmap(bitmap: BitMap) -> str:
@@ -43,9 +45,35 @@ def bitmap_ids(bitmap: BitMap) -> np.ndarray:
     return np.frombuffer(bitmap.to_array(), dtype=np.uint32) if len(bitmap) else np.empty(0, np.uint32)
 
 
+def ids_digest(blocks: Iterable[np.ndarray]) -> str:
+    """The set digest of ids given as consecutive blocks of ascending ids (see module docstring)."""
+    digest = hashlib.sha256()
+    for block in blocks:
+        digest.update(block.astype("<u4", copy=False))
+    return digest.hexdigest()
+
+
 def set_digest(bitmap: BitMap) -> str:
-    """SHA-256 of the ascending ids as little-endian uint32 (see module docstring)."""
-    return hashlib.sha256(bitmap_ids(bitmap).astype("<u4", copy=False).tobytes()).hexdigest()
+    """SHA-256 of the ascending ids as little-endian uint32; a set larger than DIGEST_SLICE ids is hashed
+    one slice of the id space at a time, so that a 50M-user set never materialises all its ids at once."""
+    return ids_digest([bitmap_ids(bitmap)] if len(bitmap) <= DIGEST_SLICE else _slices(bitmap))
+
+
+def _slices(bitmap: BitMap) -> Iterable[np.ndarray]:
+    if not bitmap:
+        return
+    window = BitMap()
+    for start in range(bitmap.min() & ~(DIGEST_SLICE - 1), bitmap.max() + 1, DIGEST_SLICE):
+        window.clear()
+        window.add_range(start, start + DIGEST_SLICE)
+        part = bitmap & window
+        if part:
+            yield bitmap_ids(part)
+
+
+def sets_digest(sets: Mapping[str, BitMap]) -> str:
+    """The scope digest of per-model sets."""
+    return scope_digest({model: set_digest(users) for model, users in sets.items()})
 
 
 def apply_delta(users: BitMap, added: BitMap, removed: BitMap) -> BitMap:
@@ -66,6 +94,9 @@ def scope_digest(per_model: Mapping[str, str]) -> str:
     """Combine per-model set digests into one digest, in model-name order."""
     lines = "".join(f"{model}:{per_model[model]}\n" for model in sorted(per_model))
     return hashlib.sha256(lines.encode()).hexdigest()
+
+
+EMPTY_SCOPE_DIGEST = scope_digest({})  # what a cluster holds for a directive it holds nothing of
 
 
 def chunk_bitmap(bitmap: BitMap, ids_per_chunk: int = CHUNK_IDS) -> list[BitMap]:

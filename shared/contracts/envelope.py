@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -16,6 +17,21 @@ def new_event_id() -> str:
 def utc_now() -> datetime:
     """The current time, timezone-aware in UTC."""
     return datetime.now(UTC)
+
+
+def envelope(producer: str, *, event_id: str | None = None, occurred_at: datetime | None = None,
+             correlation_id: str | None = None, causation_id: str | None = None) -> dict[str, Any]:
+    """The envelope fields of a message, for its constructor (`Model(**envelope(...), ...)`).
+
+    Without an event_id or occurred_at the message gets a fresh id and the current time (Event's defaults);
+    commands pass deterministic ids so a re-publish is recognised.
+    """
+    fields: dict[str, Any] = {"producer": producer, "correlation_id": correlation_id, "causation_id": causation_id}
+    if event_id is not None:
+        fields["event_id"] = event_id
+    if occurred_at is not None:
+        fields["occurred_at"] = occurred_at
+    return fields
 
 
 class Message(BaseModel):

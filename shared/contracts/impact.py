@@ -11,7 +11,7 @@ every chunk whose part is not "whole".
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, NamedTuple, Union
 
 from pydantic import Field
 
@@ -19,6 +19,19 @@ from shared.contracts.directives import DirectiveId, DirectiveScope, ModelName
 from shared.contracts.envelope import Event
 
 Action = Literal["restrict", "lift"]
+
+
+class AssessmentKey(NamedTuple):
+    """One directive revision and action: the unit an assessment is chunked in, rolled out and noticed for."""
+
+    directive_id: str
+    revision: int
+    action: Action
+
+    @classmethod
+    def of(cls, message: Any) -> AssessmentKey:
+        """The key of a message carrying directive_id, revision and action (a delta's action is restrict)."""
+        return cls(message.directive_id, message.revision, getattr(message, "action", "restrict"))
 Part = Literal["whole", "added", "removed"]
 
 

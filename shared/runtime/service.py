@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from shared.runtime.logging import configure_logging
 from shared.runtime.settings import ServiceSettings, UnknownSetting, refuse_unknown_variables
+from shared.runtime.uvicorn_fence import ignore_signals
 
 
 class Service(Protocol):
@@ -140,7 +141,7 @@ def _signalled() -> asyncio.Task:
 
 
 def _serve(server: uvicorn.Server) -> asyncio.Task:
-    server.capture_signals = contextlib.nullcontext  # this process handles the signals itself
+    ignore_signals(server)  # this process handles the signals itself
     return asyncio.create_task(server.serve())
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from services.audit.app import RECORDED_TOPICS, Audit, build
+from services.audit.app import RECORDED_TOPICS, AuditService, build
 from services.audit.ledger import Ledger
 from services.audit.settings import AuditSettings
 from shared.contracts.catalogue import BY_NAME
@@ -23,7 +23,7 @@ def audit_settings(bootstrap: str, state_dir: Path, group: str, **extra: object)
                          checkpoint_interval_s=0.5, **extra)
 
 
-async def started(settings: AuditSettings, ledger: Ledger | None = None) -> Audit:
+async def started(settings: AuditSettings, ledger: Ledger | None = None) -> AuditService:
     audit = build(settings, ledger)
     await audit.start()
     return audit

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.impact import snapshot as snapshots
+from services.impact import view_snapshot as snapshots
 from services.impact.affected import assess
 from services.impact.app import build
 from services.impact.reproduce import registry_view_at, reproduce

@@ -12,7 +12,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from pyroaring import BitMap
 
-from services.notifier.app import Notifier, build
+from services.notifier.app import NotifierService, build
 from services.notifier.settings import NotifierSettings
 from shared.contracts.bitmaps import encode_bitmap
 from shared.contracts.catalogue import BY_NAME
@@ -36,7 +36,7 @@ def settings_for(bootstrap: str, state: Path, group: str) -> NotifierSettings:
                             registry_wait_s=5.0, batch_size=2, publish_group=3)
 
 
-async def started(settings: NotifierSettings) -> Notifier:
+async def started(settings: NotifierSettings) -> NotifierService:
     notifier = build(settings)
     try:
         await notifier.start()

@@ -9,12 +9,12 @@ from typing import Any
 from pyroaring import BitMap
 
 from services.agent.access import AccessChecker
-from services.agent.app import Agent, build
-from services.agent.commands import on_restrict
+from services.agent.app import AgentService, build
+from services.agent.command_effects import on_restrict
 from services.agent.readiness import Readiness
+from services.agent.restriction_store import Snapshot
 from services.agent.restrictions import Restrictions
 from services.agent.settings import AgentSettings
-from services.agent.snapshot import Snapshot
 
 from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
 from shared.contracts.serving import ClusterSynced, DeltaCommand, LiftCommand, RestrictCommand
@@ -62,7 +62,7 @@ class RecordingPublisher:
         self.sent.append((message, set(durable.held)))
 
 
-def recording_agent(tmp_path: Path) -> Agent:
+def recording_agent(tmp_path: Path) -> AgentService:
     """An agent with its snapshot open and its acks recorded, for driving `handle` without Kafka."""
     agent = build(AgentSettings(cluster_id=CLUSTER, state_dir=tmp_path))
     agent._snapshot = Snapshot(tmp_path / "agent" / f"{CLUSTER}.sqlite3")

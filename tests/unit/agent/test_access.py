@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from services.agent.access import AccessChecker, NotReady
-from services.agent.commands import on_restrict
+from services.agent.command_effects import on_restrict
 from services.agent.restrictions import Restrictions, Window
 from tests.unit.agent.builders import restrict
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.agent.commands import Failed, on_command, on_delta, on_restrict
+from services.agent.command_effects import Failed, on_command, on_delta, on_restrict
 from services.agent.restrictions import Restrictions
 from tests.unit.agent.builders import CLUSTER, delta, recording_agent, restrict
 
@@ -57,16 +57,6 @@ def test_a_command_for_another_cluster_is_refused_through_the_pure_core_naming_t
     reason = _refused(on_command(state, elsewhere, CLUSTER, NOW))
     assert reason.startswith("cluster_id:") and "eu-west" in reason and CLUSTER in reason
     assert _fingerprint(state) == before
-
-
-async def test_a_command_for_another_cluster_is_refused_by_the_in_process_api(tmp_path: Path) -> None:
-    agent = recording_agent(tmp_path)
-    await agent.apply(restrict("D1", 1, "fable-5", [1]))
-    before, durable_before = _fingerprint(agent.state), _fingerprint(agent._snapshot.load()[0])
-    outcome = await agent.apply(restrict("D1", 2, "fable-5", [5]).model_copy(update={"cluster_id": "eu-west"}))
-    assert "eu-west" in _refused(outcome)
-    assert agent.acks.sent[-1][0].type == "CommandFailed" and "eu-west" in agent.acks.sent[-1][0].reason
-    assert _fingerprint(agent.state) == before and _fingerprint(agent._snapshot.load()[0]) == durable_before
 
 
 async def test_a_command_for_another_cluster_on_the_topic_is_ignored_silently(tmp_path: Path) -> None:

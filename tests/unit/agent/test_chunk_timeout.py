@@ -8,9 +8,9 @@ from pathlib import Path
 from pyroaring import BitMap
 
 from services.agent.access import AccessIndex
-from services.agent.commands import Failed, expire_staging, on_restrict
+from services.agent.command_effects import Failed, expire_staging, on_restrict
+from services.agent.restriction_store import Snapshot
 from services.agent.restrictions import Restrictions
-from services.agent.snapshot import Snapshot
 from tests.unit.agent.builders import restrict
 from tests.unit.agent.builders import recording_agent
 

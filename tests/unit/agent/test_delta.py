@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pyroaring import BitMap
 
-from services.agent.commands import Applied, Failed, on_delta, on_lift, on_restrict
-from services.agent.restrictions import Restrictions, digest_of
+from services.agent.command_effects import Applied, Failed, on_delta, on_lift, on_restrict
+from services.agent.restrictions import Restrictions
+from shared.contracts.bitmaps import sets_digest
 from tests.unit.agent.builders import delta, lift, restrict
 
 
@@ -29,14 +30,14 @@ def test_deltas_in_order_add_and_remove_users() -> None:
     assert state.held["D1"].sets == {"fable-5": BitMap([2, 3, 7]), "mythos-5": BitMap([4, 9])}
     assert state.held["D1"].seq == 2
     assert first.acks[0].seq == 1
-    assert second.acks == (Applied("D1", 1, "delta", digest_of(state.held["D1"].sets), 2),)
+    assert second.acks == (Applied("D1", 1, "delta", sets_digest(state.held["D1"].sets), 2),)
 
 
 def test_a_delta_for_a_model_not_sent_to_this_cluster_only_advances_the_sequence() -> None:
     state = _held()
     outcome = on_delta(state, delta("D1", 1, 1, "mythos-5", added=[9]))
     assert state.held["D1"].sets == {"fable-5": BitMap([1, 2, 3])}
-    assert outcome.acks == (Applied("D1", 1, "delta", digest_of({"fable-5": BitMap([1, 2, 3])}), 1),)
+    assert outcome.acks == (Applied("D1", 1, "delta", sets_digest({"fable-5": BitMap([1, 2, 3])}), 1),)
 
 
 def test_deltas_out_of_order_wait_for_their_predecessors() -> None:

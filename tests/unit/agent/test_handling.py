@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.agent.snapshot import Snapshot
+from services.agent.restriction_store import Snapshot
 from tests.unit.agent.builders import CLUSTER, lift, recording_agent, restrict
 
 

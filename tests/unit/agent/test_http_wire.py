@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-import uvicorn
 
 from services.agent.access import AccessChecker
 from services.agent.http import AccessProtocol, access_api, server_config
+from shared.runtime.uvicorn_fence import embedded_server
 from tests.unit.agent.builders import held_checker
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -47,8 +47,7 @@ def get(target: str, extra: str = "") -> str:
 async def serving(ready: bool) -> AsyncIterator[int]:
     """The access API over D1 = {1042 on fable-5}, served as the agent serves it; yields its port."""
     checker, state = held_checker(ready)
-    server = uvicorn.Server(server_config(access_api(checker, state.describe, lambda: NOW), "127.0.0.1", 0))
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    server = embedded_server(server_config(access_api(checker, state.describe, lambda: NOW), "127.0.0.1", 0))
     task = asyncio.create_task(server.serve())
     while not server.started:
         assert not task.done(), "server did not start"

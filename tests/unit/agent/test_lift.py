@@ -8,9 +8,9 @@ from itertools import permutations
 import pytest
 
 from services.agent.access import AccessIndex
-from services.agent.commands import Applied, on_lift, on_restrict
-from services.agent.restrictions import EMPTY_DIGEST, Restrictions
-from shared.contracts.bitmaps import scope_digest
+from services.agent.command_effects import Applied, on_lift, on_restrict
+from services.agent.restrictions import Restrictions
+from shared.contracts.bitmaps import EMPTY_SCOPE_DIGEST, scope_digest
 from tests.unit.agent.builders import lift, restrict
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -57,8 +57,8 @@ def test_lifting_an_older_revision_keeps_the_newer_one() -> None:
 
 def test_lift_is_idempotent_and_acknowledged_even_when_nothing_is_held() -> None:
     state = Restrictions()
-    assert on_lift(state, lift("A", 1)).acks == (Applied("A", 1, "lift", EMPTY_DIGEST, 0),)
-    assert on_lift(state, lift("A", 1)).acks == (Applied("A", 1, "lift", EMPTY_DIGEST, 0),)
+    assert on_lift(state, lift("A", 1)).acks == (Applied("A", 1, "lift", EMPTY_SCOPE_DIGEST, 0),)
+    assert on_lift(state, lift("A", 1)).acks == (Applied("A", 1, "lift", EMPTY_SCOPE_DIGEST, 0),)
 
 
 def test_lift_discards_staged_chunks_of_the_lifted_revision() -> None:

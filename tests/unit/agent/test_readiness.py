@@ -6,18 +6,18 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-from services.agent.app import Agent
+from services.agent.app import AgentService
 from services.agent.readiness import Readiness
 from tests.unit.agent.builders import CLUSTER, recording_agent, restrict, synced
 
 
-async def caught_up(agent: Agent) -> None:
+async def caught_up(agent: AgentService) -> None:
     """What the catch-up watcher does once the group reached the end offsets noted at start."""
     agent.readiness.caught_up = True
     await agent._become_ready()
 
 
-async def closed(agent: Agent) -> None:
+async def closed(agent: AgentService) -> None:
     for task in agent._tasks:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -25,7 +25,7 @@ async def closed(agent: Agent) -> None:
     agent._snapshot.close()
 
 
-def heartbeats(agent: Agent) -> list[bool]:
+def heartbeats(agent: AgentService) -> list[bool]:
     return [message.ready for message, _ in agent.acks.sent if message.type == "AgentHeartbeat"]
 
 

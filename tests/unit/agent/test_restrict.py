@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pyroaring import BitMap
 
 from services.agent.access import AccessIndex
-from services.agent.commands import Applied, Failed, on_delta, on_lift, on_restrict
+from services.agent.command_effects import Applied, Failed, on_delta, on_lift, on_restrict
 from services.agent.restrictions import Restrictions
 from shared.contracts.bitmaps import scope_digest, set_digest
 from tests.unit.agent.builders import delta, lift, restrict

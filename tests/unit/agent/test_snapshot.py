@@ -8,9 +8,9 @@ from pathlib import Path
 
 from pyroaring import BitMap
 
-from services.agent.commands import on_delta, on_lift, on_restrict
+from services.agent.command_effects import on_delta, on_lift, on_restrict
+from services.agent.restriction_store import Snapshot
 from services.agent.restrictions import Restrictions
-from services.agent.snapshot import Snapshot
 from tests.unit.agent.builders import delta, lift, restrict
 
 START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -108,7 +108,7 @@ def test_deltas_are_logged_not_rewritten_and_replayed_on_load(tmp_path: Path) ->
 
 
 def test_a_full_delta_log_is_compacted_into_the_sets(tmp_path: Path) -> None:
-    from services.agent import snapshot as module
+    from services.agent import restriction_store as module
 
     path = tmp_path / "s.sqlite3"
     store = Snapshot(path)

@@ -9,9 +9,9 @@ import numpy as np
 from pyroaring import BitMap
 
 from services.agent.access import AccessChecker
-from services.agent.commands import on_delta, on_restrict
+from services.agent.command_effects import on_delta, on_restrict
+from services.agent.restriction_store import Snapshot
 from services.agent.restrictions import Restrictions
-from services.agent.snapshot import Snapshot
 from tests.unit.agent.builders import delta, restrict
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ import pytest
 from pyroaring import BitMap
 
 from shared.contracts.bitmaps import chunk_bitmap, decode_bitmap, set_digest
-from services.enforcement.commands import encoded_chunks, split
+from services.enforcement.cluster_commands import encoded_chunks, split
 from services.enforcement.settings import EnforcementSettings
 from tests.unit.enforcement.scenario import SETS, applied, assessment, at, core, delta, feed, heartbeat, held_digest, to
 

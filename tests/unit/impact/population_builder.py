@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import TypeAdapter
 
-from services.impact.population import Population
+from services.impact.user_columns import Population
 from shared.contracts.directives import DirectiveScope, Selector
 from shared.contracts.users import UserUpserted
 

@@ -10,9 +10,9 @@ import pytest
 from pyroaring import BitMap
 
 from services.impact.affected import assess, bitmap_of, rows_bitmap, rows_digest
-from services.impact.population import ACCOUNT_TYPES, COUNTRIES, Population
-from services.impact.registry import RegistryView
+from services.impact.registry_view import RegistryView
 from services.impact.selection import BLOCK, evaluate, membership
+from services.impact.user_columns import ACCOUNT_TYPES, COUNTRIES, Population
 from devtools.registry import population as registry
 from devtools.registry.view import coded_users
 from devtools.scenarios import MISSION, THREE_CLAUSES

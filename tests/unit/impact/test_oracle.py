@@ -6,7 +6,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from services.impact.affected import assess
-from services.impact.population import Population
+from services.impact.user_columns import Population
 from shared.contracts.users import UserUpserted
 from tests.unit.impact.population_builder import SELECTOR, scope, user
 

@@ -10,7 +10,7 @@ from pyroaring import BitMap
 
 from services.impact.api import create_api
 from services.impact.directives import Directives
-from services.impact.population import Population
+from services.impact.user_columns import Population
 from shared.runtime.health import ConsumerWatch
 from tests.unit.impact.population_builder import population, scope, user
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.impact.affected import assess
-from services.impact.registry import RegistryView
+from services.impact.registry_view import RegistryView
 from tests.unit.impact.population_builder import scope, user
 
 

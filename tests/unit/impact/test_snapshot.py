@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.impact import snapshot as snapshots
+from services.impact import view_snapshot as snapshots
 from services.impact.affected import assess
 from tests.unit.impact.population_builder import population, scope, user
 

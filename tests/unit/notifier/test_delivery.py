@@ -9,14 +9,15 @@ import pytest
 from pyroaring import BitMap
 
 from services.notifier.delivery import Delivery
+from services.notifier.delivery_ledger import Ledger, open_database
 from services.notifier.directory import UserDirectory
-from services.notifier.ledger import Ledger, open_database
 from services.notifier.notices import Contact
-from services.notifier.pairing import AssessmentKey, Ready
+from services.notifier.pairing import Ready
 from services.notifier.settings import NotifierSettings
 from services.notifier.sink import OutboxSink
 from services.notifier.wording import Wording
 from shared.contracts.envelope import Event
+from shared.contracts.impact import AssessmentKey
 
 KEY = AssessmentKey("EXP-7", 1, "restrict")
 READY = Ready(KEY, {"fable-5": BitMap([1, 2, 3]), "mythos-5": BitMap([3])}, "enforced-1", {})

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pyroaring import BitMap
 
+from services.notifier.delivery_ledger import open_database
 from services.notifier.handlers import Handlers
-from services.notifier.ledger import open_database
 from services.notifier.pairing import Ready
 from services.notifier.pending import PendingStore
 from shared.contracts.bitmaps import encode_bitmap

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from pyroaring import BitMap
 
-from services.notifier.ledger import Ledger, open_database
+from services.notifier.delivery_ledger import Ledger, open_database
 from services.notifier.notices import Contact, notices_for
-from services.notifier.pairing import AssessmentKey
 from services.notifier.sink import Letter, OutboxSink
+from shared.contracts.impact import AssessmentKey
 
 KEY = AssessmentKey("EXP-1", 1, "restrict")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyroaring import BitMap
 
 from services.notifier.notices import Contact, addressed, batches, due, notices_for
-from services.notifier.pairing import AssessmentKey
+from shared.contracts.impact import AssessmentKey
 
 RESTRICT = AssessmentKey("EXP-1", 2, "restrict")
 LIFT = AssessmentKey("EXP-1", 2, "lift")

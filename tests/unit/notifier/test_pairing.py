@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pyroaring import BitMap
 
-from services.notifier.pairing import AssessmentKey, Pairing
+from services.notifier.pairing import Pairing
+from shared.contracts.impact import AssessmentKey
 
 KEY = AssessmentKey("EXP-1", 1, "restrict")
 

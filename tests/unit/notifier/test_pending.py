@@ -6,9 +6,9 @@ from pathlib import Path
 
 from pyroaring import BitMap
 
-from services.notifier.ledger import open_database
-from services.notifier.pairing import AssessmentKey
+from services.notifier.delivery_ledger import open_database
 from services.notifier.pending import PendingStore
+from shared.contracts.impact import AssessmentKey
 
 KEY = AssessmentKey("EXP-1", 1, "lift")
 

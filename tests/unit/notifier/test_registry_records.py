@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from services.notifier.directory import UserDirectory
 from services.notifier.notices import Contact
-from services.notifier.registry import apply_record
+from services.notifier.registry_feed import apply_record
 from shared.contracts.users import UserUpserted
 
 

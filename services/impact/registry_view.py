@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from services.impact.population import Population
+from services.impact.user_columns import Population
 from shared.contracts.users import MAX_USER_ID, UserUpserted
 
 

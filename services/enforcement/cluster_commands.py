@@ -10,11 +10,11 @@ from pyroaring import BitMap
 
 from shared.contracts.bitmaps import chunk_bitmap, encode_bitmap, scope_digest
 from shared.contracts.directives import DirectiveScope
+from shared.contracts.envelope import envelope
 from shared.contracts.impact import AffectedSetDelta
 from shared.contracts.serving import AgentHeartbeat, ClusterSynced, DeltaCommand, LiftCommand, RestrictCommand
 
 PRODUCER = "enforcement"
-NOTHING_HELD = scope_digest({})
 
 
 def served_scope(cluster_models: list[str], scope: DirectiveScope) -> list[str]:
@@ -56,8 +56,8 @@ def restrict_commands(cluster_id: str, directive_id: str, revision: int, scope: 
     parts = [(m, users) for m in models for users in chunks[m]]
     return [
         RestrictCommand(
-            event_id=f"cmd:{cluster_id}:{directive_id}:{revision}:restrict:{index}:{attempt}",
-            occurred_at=now, producer=PRODUCER, correlation_id=directive_id, causation_id=cause,
+            **envelope(PRODUCER, event_id=f"cmd:{cluster_id}:{directive_id}:{revision}:restrict:{index}:{attempt}",
+                       occurred_at=now, correlation_id=directive_id, causation_id=cause),
             cluster_id=cluster_id, directive_id=directive_id, revision=revision, model=model, chunk=index,
             chunks=len(parts), users=users, expected_digest=expected,
             effective_from=scope.effective_from, expires_at=scope.expires_at, on_stale=scope.on_stale,
@@ -69,16 +69,17 @@ def restrict_commands(cluster_id: str, directive_id: str, revision: int, scope: 
 def lift_command(cluster_id: str, directive_id: str, revision: int, *, attempt: int, now: datetime,
                  cause: str | None) -> LiftCommand:
     """Tell a cluster to drop the directive."""
-    return LiftCommand(event_id=f"cmd:{cluster_id}:{directive_id}:{revision}:lift:{attempt}", occurred_at=now,
-                       producer=PRODUCER, correlation_id=directive_id, causation_id=cause,
+    return LiftCommand(**envelope(PRODUCER, event_id=f"cmd:{cluster_id}:{directive_id}:{revision}:lift:{attempt}",
+                                  occurred_at=now, correlation_id=directive_id, causation_id=cause),
                        cluster_id=cluster_id, directive_id=directive_id, revision=revision)
 
 
 def delta_command(cluster_id: str, delta: AffectedSetDelta, now: datetime) -> DeltaCommand:
     """Forward a registry-driven change of one model's set to a cluster serving it."""
     return DeltaCommand(
-        event_id=f"cmd:{cluster_id}:{delta.directive_id}:{delta.revision}:delta:{delta.model}:{delta.seq}",
-        occurred_at=now, producer=PRODUCER, correlation_id=delta.directive_id, causation_id=delta.event_id,
+        **envelope(PRODUCER, event_id=f"cmd:{cluster_id}:{delta.directive_id}:{delta.revision}:delta:{delta.model}:"
+                                      f"{delta.seq}",
+                   occurred_at=now, correlation_id=delta.directive_id, causation_id=delta.event_id),
         cluster_id=cluster_id, directive_id=delta.directive_id, revision=delta.revision, seq=delta.seq,
         model=delta.model, added=delta.added, removed=delta.removed,
     )
@@ -88,5 +89,6 @@ def synced_marker(beat: AgentHeartbeat, now: datetime) -> ClusterSynced:
     """Tell a not-ready cluster that every restriction in force for it was sent before this message."""
     # Deterministic per heartbeat; an unusually long heartbeat id is hashed so the marker's id stays in bounds.
     beat_id = beat.event_id if len(beat.event_id) <= 128 else hashlib.sha256(beat.event_id.encode()).hexdigest()
-    return ClusterSynced(event_id=f"synced:{beat.cluster_id}:{beat_id}", occurred_at=now, producer=PRODUCER,
-                         causation_id=beat.event_id, cluster_id=beat.cluster_id, heartbeat_event_id=beat.event_id)
+    return ClusterSynced(**envelope(PRODUCER, event_id=f"synced:{beat.cluster_id}:{beat_id}", occurred_at=now,
+                                    causation_id=beat.event_id),
+                         cluster_id=beat.cluster_id, heartbeat_event_id=beat.event_id)

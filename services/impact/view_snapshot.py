@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services.impact.population import Columns, Population
+from services.impact.user_columns import Columns, Population
 
 FORMAT = 1
 FILE_NAME = "view.npz"

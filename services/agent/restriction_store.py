@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pyroaring import BitMap
 
-from services.agent.commands import Outcome, apply_held_delta
+from services.agent.command_effects import Outcome, apply_held_delta
 from services.agent.restrictions import HeldRestriction, PendingDelta, Restrictions, StagedRevision, Window
 
 SCHEMA = """
@@ -257,7 +257,7 @@ class Snapshot:
                 continue  # not staging: the held revision
             # The wait for missing chunks starts again in this process (started_at unset).
             staged = state.staging.setdefault((directive, revision), StagedRevision(
-                chunks, Window(_moment(start), _moment(end)), on_stale=on_stale, cause=cause))
+                chunks=chunks, window=Window(_moment(start), _moment(end)), on_stale=on_stale, cause=cause))
             staged.parts[chunk] = (model, BitMap.deserialize(users))
         for directive, revision, seq, model, added, removed in self._db.execute("SELECT * FROM pending"):
             state.pending.setdefault((directive, revision), {})[seq] = PendingDelta(

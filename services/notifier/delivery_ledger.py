@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.notifier.notices import NOTICE_ACTION, Notice
-from services.notifier.pairing import AssessmentKey
 from services.notifier.sink import Letter, NoticeSink
+from shared.contracts.impact import AssessmentKey
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger (

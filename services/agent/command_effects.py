@@ -77,22 +77,18 @@ def on_restrict(state: Restrictions, command: RestrictCommand, now: datetime | N
         return Outcome(acks=(_confirm(state, directive, revision, "restrict"),))
     # A held revision re-sent with other content is the sender's current truth (e.g. after a delta this
     # agent never received): it is staged and replaces the sets like a new revision.
-    if command.chunk >= command.chunks:
-        return _discard(state, directive, revision,
-                        f"chunk {command.chunk} out of range: the revision has {command.chunks} chunks")
     try:
         users = decode_bitmap(command.users)
     except ValueError as exc:
         return _discard(state, directive, revision, f"chunk {command.chunk} ({command.model}): {exc}")
     window = Window(command.effective_from, command.expires_at)
     staged = state.staging.setdefault((directive, revision), StagedRevision(
-        command.chunks, window, on_stale=command.on_stale, started_at=now, cause=command.event_id))
-    if staged.chunks != command.chunks:
-        return _discard(state, directive, revision,
-                        f"chunk {command.chunk} says {command.chunks} chunks, earlier chunks said {staged.chunks}")
-    if command.chunk in staged.parts:
-        return Outcome()
-    staged.parts[command.chunk] = (command.model, users)
+        chunks=command.chunks, window=window, on_stale=command.on_stale, started_at=now, cause=command.event_id))
+    try:
+        if not staged.add(command.chunk, command.chunks, command.model, users):
+            return Outcome()
+    except ValueError as exc:
+        return _discard(state, directive, revision, str(exc))
     if not staged.complete:
         return Outcome(staged_chunk=(revision, command.chunk), touched=True)
     return _apply_revision(state, directive, revision, staged, command.chunk)
