@@ -10,7 +10,7 @@ KAFKA_CONTROLLER_PORT ?= 9093
 TEST_KAFKA_DIR := $(CURDIR)/.run/test-kafka
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv tools kafka-fetch kafka-up kafka-down topics run test bench bench-impact bench-enforce docs clean
+.PHONY: help venv lint format tools kafka-fetch kafka-up kafka-down topics run test bench bench-impact bench-enforce docs clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -23,6 +23,15 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@touch $(STAMP)
 
 venv: $(STAMP) ## Create the virtualenv and install pinned dependencies
+
+lint: venv ## Check formatting, lint rules and the import contracts (ruff, import-linter)
+	@$(VENV)/bin/ruff format --check --quiet . || { echo "make lint: run 'make format' to reformat" >&2; exit 1; }
+	@$(VENV)/bin/ruff check --quiet .
+	@out=$$($(VENV)/bin/lint-imports --no-cache 2>&1) || { echo "$$out" >&2; exit 1; }; echo "$$out" | grep "^Contracts:"
+
+format: venv ## Reformat the code and fix what ruff can fix safely
+	@$(VENV)/bin/ruff format --quiet .
+	@$(VENV)/bin/ruff check --quiet --fix .
 
 tools: ## Install Debian's prometheus (promtool) when missing (apt-get; needs root, as in CI)
 	@command -v promtool >/dev/null || { \

@@ -55,13 +55,26 @@ MEMORY_UNIVERSE = 100_000_000
 
 # --- state through the agent's apply code --------------------------------------------------------
 
+
 def restrict_commands(directive: str, sets: dict[str, BitMap], **window: Any) -> list[RestrictCommand]:
     """A directive revision as the chunked commands enforcement would send."""
     expected = scope_digest({model: set_digest(users) for model, users in sets.items()})
     parts = [(model, chunk) for model, users in sorted(sets.items()) for chunk in chunk_bitmap(users)]
-    return [RestrictCommand(producer="bench", cluster_id="bench", directive_id=directive, revision=1, model=model,
-                            chunk=i, chunks=len(parts), users=encode_bitmap(users), expected_digest=expected,
-                            **window) for i, (model, users) in enumerate(parts)]
+    return [
+        RestrictCommand(
+            producer="bench",
+            cluster_id="bench",
+            directive_id=directive,
+            revision=1,
+            model=model,
+            chunk=i,
+            chunks=len(parts),
+            users=encode_bitmap(users),
+            expected_digest=expected,
+            **window,
+        )
+        for i, (model, users) in enumerate(parts)
+    ]
 
 
 def three_directives() -> Restrictions:
@@ -71,10 +84,13 @@ def three_directives() -> Restrictions:
     def users() -> BitMap:
         ids = np.sort(rng.choice(USER_SPACE, DIRECTIVE_USERS, replace=False).astype(np.uint32))
         return BitMap(array.array("I", ids.tobytes()))
+
     state = Restrictions()
-    for command in [*restrict_commands("D1", {"fable-5": users(), "mythos-5": users()}),
-                    *restrict_commands("D2", {"fable-5": users()}, expires_at=NOW + timedelta(days=1)),
-                    *restrict_commands("D3", {"mythos-5": users()}, effective_from=NOW - timedelta(days=1))]:
+    for command in [
+        *restrict_commands("D1", {"fable-5": users(), "mythos-5": users()}),
+        *restrict_commands("D2", {"fable-5": users()}, expires_at=NOW + timedelta(days=1)),
+        *restrict_commands("D3", {"mythos-5": users()}, effective_from=NOW - timedelta(days=1)),
+    ]:
         on_restrict(state, command, NOW)
     assert len(state.held) == 3 and not state.staging
     return state
@@ -88,6 +104,7 @@ def ready_checker(state: Restrictions) -> AccessChecker:
 
 
 # --- in-process checks -----------------------------------------------------------------------------
+
 
 def _one_core() -> set[int]:
     before = os.sched_getaffinity(0)
@@ -126,6 +143,7 @@ def batch_checks_per_s(checker: AccessChecker) -> float:
 
 # --- HTTP ------------------------------------------------------------------------------------------
 
+
 def serve(port: int) -> None:
     """The agent's access API over the three directives, served the way the agent serves it."""
     import uvicorn
@@ -135,8 +153,7 @@ def serve(port: int) -> None:
     from shared.runtime.service import event_loop_factory, settle_heap
 
     state = three_directives()
-    server = uvicorn.Server(server_config(access_api(ready_checker(state), state.describe, utc_now), "127.0.0.1",
-                                          port))
+    server = uvicorn.Server(server_config(access_api(ready_checker(state), state.describe, utc_now), "127.0.0.1", port))
     settle_heap()
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(server.serve())
@@ -175,8 +192,9 @@ class _Connection:
         head, found, body = self.buffer.partition(b"\r\n\r\n")
         if not found:
             return None
-        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                      if line.lower().startswith(b"content-length"))
+        length = next(
+            int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+        )
         if len(body) < length:
             return None
         if not head.startswith(b"HTTP/1.1 200") or b'"decision"' not in body or len(body) > length:
@@ -211,8 +229,9 @@ def _paced_load(port: int) -> tuple[list[float], list[float], float]:
             connection.sock.close()
 
 
-def _pace(connections: list[_Connection], selector: selectors.BaseSelector, users: list[int],
-          rate: float) -> tuple[list[float], list[float], float]:
+def _pace(
+    connections: list[_Connection], selector: selectors.BaseSelector, users: list[int], rate: float
+) -> tuple[list[float], list[float], float]:
     """One request per user, paced at `rate` from one epoll loop (no task or future per request); returns each
     latency from write to last byte read, the same to the kernel's receipt of that byte, and the achieved rate.
 
@@ -300,6 +319,7 @@ def http_latencies() -> tuple[float, float, float, float, float]:
 
 # --- memory at 100M users --------------------------------------------------------------------------
 
+
 def _rss() -> int:
     gc.collect()
     ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed parsing buffers back, as a long-running agent would
@@ -320,8 +340,11 @@ def hold(commands_file: Path) -> None:
     increase = _rss() - baseline
     peak = max(peak, process.memory_info().rss) - baseline
     users = state.held["D-100M"].sets["fable-5"]
-    print(json.dumps({"rss_increase": increase, "peak_increase": peak, "serialized": len(users.serialize()),
-                      "users": len(users)}))
+    print(
+        json.dumps(
+            {"rss_increase": increase, "peak_increase": peak, "serialized": len(users.serialize()), "users": len(users)}
+        )
+    )
 
 
 def memory_at_100m() -> dict[str, Any]:
@@ -332,14 +355,20 @@ def memory_at_100m() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "commands.jsonl"
         path.write_text("\n".join(c.model_dump_json() for c in restrict_commands("D-100M", {"fable-5": users})))
-        out = subprocess.run([sys.executable, "-m", "bench.agent", "hold", str(path)], check=True,
-                             capture_output=True, text=True, stdin=subprocess.DEVNULL).stdout
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.agent", "hold", str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        ).stdout
     measured = json.loads(out.strip().splitlines()[-1])
     assert measured["users"] == len(users)
     return measured
 
 
 # --- the table ---------------------------------------------------------------------------------------
+
 
 def main() -> None:
     state = three_directives()
@@ -351,37 +380,83 @@ def main() -> None:
     finally:
         os.sched_setaffinity(0, affinity)
     http = http_run()
-    p50, p99, p99_arrived = (float(np.percentile(ms, q)) for ms, q in
-                             ((http.read, 50), (http.read, 99), (http.arrived, 99)))
+    p50, p99, p99_arrived = (
+        float(np.percentile(ms, q)) for ms, q in ((http.read, 50), (http.read, 99), (http.arrived, 99))
+    )
     pressure = "n/a" if http.cpu_pressure is None else f"{http.cpu_pressure:.0%}"
     held = memory_at_100m()
     mb = 2**20
     rows = [
-        {"metric": "check_per_s (single)", "value": round(single), "unit": "checks/s", "target": ">= 2000000",
-         "note": f"AccessChecker.denies(user, model, at) called in a Python loop, one core; 3 active overlapping 1M-user "
-                 f"directives, 2 models; {denied_share:.0%} denied"},
-        {"metric": "check_per_s (batch)", "value": round(batch), "unit": "checks/s", "target": ">= 2000000",
-         "note": f"AccessChecker.denies_many(numpy ids, model, at), {BATCH_IDS:,} ids per call, one core"},
-        {"metric": "http_p50_ms", "value": round(p50, 3), "unit": "ms", "target": "",
-         "note": f"GET /v1/access at {http.rate:,.0f} req/s for {HTTP_SECONDS} s from a second process, "
-                 f"{HTTP_CONNECTIONS} keep-alive connections, loopback; served as the agent serves it (uvloop, "
-                 f"AccessProtocol, heap frozen after start-up)"},
-        {"metric": "http_p99_ms", "value": round(p99, 3), "unit": "ms", "target": "<= 2",
-         "note": f"same run, all {len(http.read):,} samples; max {http.read.max():.1f} ms; latency from request "
-                 f"write to last response byte read by the client (one epoll loop, its cyclic GC off); "
-                 f"{os.cpu_count()} cores shared: some task waited for a CPU {pressure} of the run (PSI)"},
-        {"metric": "http_p99_ms (arrival)", "value": round(p99_arrived, 3), "unit": "ms", "target": "",
-         "note": f"same run and samples, to the kernel's receipt of the last response byte (SO_TIMESTAMPNS): "
-                 f"without the client's own wake-up delay; max {http.arrived.max():.1f} ms"},
-        {"metric": "http_server_cpu_ms", "value": round(http.server_cpu_ms, 3), "unit": "ms/request", "target": "",
-         "note": "CPU (user+sys) the serving process spent per request in that run"},
-        {"metric": "agent_mb_100M", "value": round(held["rss_increase"] / mb, 1), "unit": "MB", "target": "<= 64",
-         "note": f"RSS increase holding a directive over {held['users']:,} random users of 0..100M, applied from "
-                 f"its chunked commands by on_restrict, check view built"},
-        {"metric": "agent_peak_mb_100M", "value": round(held["peak_increase"] / mb, 1), "unit": "MB", "target": "",
-         "note": "highest RSS above the baseline sampled after each command while applying"},
-        {"metric": "agent_mb_100M (serialized)", "value": round(held["serialized"] / mb, 1), "unit": "MB",
-         "target": "<= 64", "note": "the held roaring bitmap as the snapshot stores it"},
+        {
+            "metric": "check_per_s (single)",
+            "value": round(single),
+            "unit": "checks/s",
+            "target": ">= 2000000",
+            "note": "AccessChecker.denies(user, model, at) called in a Python loop, one core; "
+            f"3 active overlapping 1M-user directives, 2 models; {denied_share:.0%} denied",
+        },
+        {
+            "metric": "check_per_s (batch)",
+            "value": round(batch),
+            "unit": "checks/s",
+            "target": ">= 2000000",
+            "note": f"AccessChecker.denies_many(numpy ids, model, at), {BATCH_IDS:,} ids per call, one core",
+        },
+        {
+            "metric": "http_p50_ms",
+            "value": round(p50, 3),
+            "unit": "ms",
+            "target": "",
+            "note": f"GET /v1/access at {http.rate:,.0f} req/s for {HTTP_SECONDS} s from a second process, "
+            f"{HTTP_CONNECTIONS} keep-alive connections, loopback; served as the agent serves it (uvloop, "
+            f"AccessProtocol, heap frozen after start-up)",
+        },
+        {
+            "metric": "http_p99_ms",
+            "value": round(p99, 3),
+            "unit": "ms",
+            "target": "<= 2",
+            "note": f"same run, all {len(http.read):,} samples; max {http.read.max():.1f} ms; latency from request "
+            f"write to last response byte read by the client (one epoll loop, its cyclic GC off); "
+            f"{os.cpu_count()} cores shared: some task waited for a CPU {pressure} of the run (PSI)",
+        },
+        {
+            "metric": "http_p99_ms (arrival)",
+            "value": round(p99_arrived, 3),
+            "unit": "ms",
+            "target": "",
+            "note": f"same run and samples, to the kernel's receipt of the last response byte (SO_TIMESTAMPNS): "
+            f"without the client's own wake-up delay; max {http.arrived.max():.1f} ms",
+        },
+        {
+            "metric": "http_server_cpu_ms",
+            "value": round(http.server_cpu_ms, 3),
+            "unit": "ms/request",
+            "target": "",
+            "note": "CPU (user+sys) the serving process spent per request in that run",
+        },
+        {
+            "metric": "agent_mb_100M",
+            "value": round(held["rss_increase"] / mb, 1),
+            "unit": "MB",
+            "target": "<= 64",
+            "note": f"RSS increase holding a directive over {held['users']:,} random users of 0..100M, applied from "
+            f"its chunked commands by on_restrict, check view built",
+        },
+        {
+            "metric": "agent_peak_mb_100M",
+            "value": round(held["peak_increase"] / mb, 1),
+            "unit": "MB",
+            "target": "",
+            "note": "highest RSS above the baseline sampled after each command while applying",
+        },
+        {
+            "metric": "agent_mb_100M (serialized)",
+            "value": round(held["serialized"] / mb, 1),
+            "unit": "MB",
+            "target": "<= 64",
+            "note": "the held roaring bitmap as the snapshot stores it",
+        },
     ]
     publish("agent", rows, "Agent: checks, HTTP latency, memory")
 

@@ -38,11 +38,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.report import publish
 from devtools.broker import LocalBroker
-from services.impact.affected import AffectedSet, assess
 from devtools.registry import population as registry
 from devtools.registry.demography import US
 from devtools.registry.view import coded_users
 from devtools.scenarios import MISSION, THREE_CLAUSES
+from services.impact.affected import AffectedSet, assess
 from services.impact.user_columns import Population
 from shared.contracts.bitmaps import decode_bitmap
 from shared.contracts.catalogue import DIRECTIVES, IMPACT, USERS
@@ -68,6 +68,7 @@ TIMEOUT_S = 300.0
 
 
 # ---- the view, filled straight from generated registry columns ------------------------------------
+
 
 def build_view(users: int, seed: int = SEED) -> Population:
     """A view of `users` users (ids 1..users), generated CHUNK users at a time (seed + chunk number)."""
@@ -130,10 +131,13 @@ def duckdb_comparison(users: int, ours: AffectedSet, runs: int = 3) -> dict[str,
     from services.impact.affected import bitmap_of
     from shared.contracts.bitmaps import set_digest
 
-    parts = [registry.generate(min(CHUNK, users - start), SEED + number, first_id=start + 1)
-             for number, start in enumerate(range(0, users, CHUNK))]
-    table = {name: np.concatenate([getattr(p, name) for p in parts])
-             for name in ("user_id", "nat1", "nat2", "nat_unknown")}
+    parts = [
+        registry.generate(min(CHUNK, users - start), SEED + number, first_id=start + 1)
+        for number, start in enumerate(range(0, users, CHUNK))
+    ]
+    table = {
+        name: np.concatenate([getattr(p, name) for p in parts]) for name in ("user_id", "nat1", "nat2", "nat_unknown")
+    }
     query = "SELECT user_id FROM users WHERE nat_unknown OR (nat1 <> $us AND nat2 <> $us)"
     connection, times, digest = duckdb.connect(), [], ""
     connection.register("users", table)
@@ -150,8 +154,14 @@ def run_eval_sizes() -> list[dict[str, Any]]:
     results = []
     for users, runs in SIZES.items():
         print(f"evaluating {users:,} users ({runs} runs) in a subprocess ...", flush=True)
-        done = subprocess.run([sys.executable, "-m", "bench.impact", "eval", str(users), str(runs)],
-                              cwd=ROOT, check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.impact", "eval", str(users), str(runs)],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(f"  {json.dumps(results[-1])}", flush=True)
     return results
@@ -164,29 +174,56 @@ def eval_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         users, label = result["users"], _label(result["users"])
         for name, scope in result["scopes"].items():
             runs = len(scope["times"])
-            rows.append({"metric": f"eval_s_{label}_{name}", "value": round(scope["median"], 4), "unit": "s",
-                         "target": targets.get(users, ""),
-                         "note": f"median of {runs} runs (min {min(scope['times']):.3f}, max "
-                                 f"{max(scope['times']):.3f}); assess + digests + user count; "
-                                 f"{scope['affected']:,} affected"})
+            rows.append(
+                {
+                    "metric": f"eval_s_{label}_{name}",
+                    "value": round(scope["median"], 4),
+                    "unit": "s",
+                    "target": targets.get(users, ""),
+                    "note": f"median of {runs} runs (min {min(scope['times']):.3f}, max "
+                    f"{max(scope['times']):.3f}); assess + digests + user count; "
+                    f"{scope['affected']:,} affected",
+                }
+            )
     one = next(r for r in results if r["users"] == 1_000_000)
     loop = one["loop"]
     ours = one["scopes"]["mission"]["median"]
-    rows.append({"metric": "loop_ratio_1M", "value": round(loop["loop_s"] / ours, 1), "unit": "x", "target": "",
-                 "note": f"oracle per-user loop {loop['loop_s']:.2f} s / eval {ours:.4f} s, mission directive, "
-                         f"same 1M users; same set: {'yes' if loop['same_set'] else 'NO'}"})
+    rows.append(
+        {
+            "metric": "loop_ratio_1M",
+            "value": round(loop["loop_s"] / ours, 1),
+            "unit": "x",
+            "target": "",
+            "note": f"oracle per-user loop {loop['loop_s']:.2f} s / eval {ours:.4f} s, mission directive, "
+            f"same 1M users; same set: {'yes' if loop['same_set'] else 'NO'}",
+        }
+    )
     ten = next((r for r in results if r["users"] == 10_000_000 and "duckdb" in r), None)
     if ten:
         duck, ours_10m = ten["duckdb"], ten["scopes"]["mission"]["median"]
-        rows.append({"metric": "duckdb_eval_s_10M", "value": round(duck["median"], 4), "unit": "s", "target": "",
-                     "note": f"the mission selector as DuckDB SQL over the same columns, into the same set and "
-                             f"digest: {duck['median'] / ours_10m:.1f}x the numpy view's "
-                             f"{ours_10m:.3f} s; same set: {'yes' if duck['same_set'] else 'NO'}"})
+        rows.append(
+            {
+                "metric": "duckdb_eval_s_10M",
+                "value": round(duck["median"], 4),
+                "unit": "s",
+                "target": "",
+                "note": f"the mission selector as DuckDB SQL over the same columns, into the same set and "
+                f"digest: {duck['median'] / ours_10m:.1f}x the numpy view's "
+                f"{ours_10m:.3f} s; same set: {'yes' if duck['same_set'] else 'NO'}",
+            }
+        )
     big = next((r for r in results if r["users"] == 100_000_000), None)
     if big:
-        rows.append({"metric": "peak_rss_mb_100M", "value": round(big["peak_rss_mb"]), "unit": "MB",
-                     "target": "<= 3000", "note": f"ru_maxrss of the subprocess that built the view "
-                                                  f"({big['build_s']:.0f} s incl. generation) and evaluated both"})
+        rows.append(
+            {
+                "metric": "peak_rss_mb_100M",
+                "value": round(big["peak_rss_mb"]),
+                "unit": "MB",
+                "target": "<= 3000",
+                "note": f"ru_maxrss of the subprocess that built the view "
+                f"({big['build_s']:.0f} s incl. generation) and evaluated both",
+            }
+        )
     return rows
 
 
@@ -195,6 +232,7 @@ def _label(users: int) -> str:
 
 
 # ---- delta latency on a real broker -----------------------------------------------------------------
+
 
 def broker(name: str) -> LocalBroker:
     return LocalBroker(KAFKA_DATA / name)
@@ -231,16 +269,28 @@ def write_view_snapshot(state_dir: Path, users: int) -> tuple[Path, AffectedSet]
 
 def service_env(state_dir: Path) -> dict[str, str]:
     """The impact service's environment in a benchmark: state under state_dir, any HTTP port, no snapshots."""
-    return {"COUNTERMAND_IMPACT_STATE_DIR": str(state_dir), "COUNTERMAND_IMPACT_HTTP_PORT": "0",
-            "COUNTERMAND_IMPACT_SNAPSHOT_INTERVAL_S": "0", "COUNTERMAND_IMPACT_SNAPSHOT_ON_STOP": "false",
-            "COUNTERMAND_IMPACT_SNAPSHOT_EVERY_RECORDS": "0"}
+    return {
+        "COUNTERMAND_IMPACT_STATE_DIR": str(state_dir),
+        "COUNTERMAND_IMPACT_HTTP_PORT": "0",
+        "COUNTERMAND_IMPACT_SNAPSHOT_INTERVAL_S": "0",
+        "COUNTERMAND_IMPACT_SNAPSHOT_ON_STOP": "false",
+        "COUNTERMAND_IMPACT_SNAPSHOT_EVERY_RECORDS": "0",
+    }
 
 
 def impact_settings(bootstrap: str, state_dir: Path, **overrides: Any):
     from services.impact.settings import ImpactSettings
     from shared.runtime.settings import KafkaSettings
-    return ImpactSettings(kafka=KafkaSettings(bootstrap=bootstrap), state_dir=state_dir, http_port=0,
-                          snapshot_interval_s=0, snapshot_every_records=0, snapshot_on_stop=False, **overrides)
+
+    return ImpactSettings(
+        kafka=KafkaSettings(bootstrap=bootstrap),
+        state_dir=state_dir,
+        http_port=0,
+        snapshot_interval_s=0,
+        snapshot_every_records=0,
+        snapshot_on_stop=False,
+        **overrides,
+    )
 
 
 def directive(directive_id: str, scope: DirectiveScope) -> DirectiveIssued:
@@ -248,8 +298,8 @@ def directive(directive_id: str, scope: DirectiveScope) -> DirectiveIssued:
 
 
 async def delta_latency() -> dict[str, Any]:
-    from services.impact.app import build
     from devtools.registry.loader import load
+    from services.impact.app import build
     from shared.runtime.logging import configure_logging
     from shared.runtime.settings import LogSettings
 
@@ -275,8 +325,9 @@ async def _measure_deltas(bootstrap: str, pop: registry.Population) -> dict[str,
         reader.assign([TopicPartition(IMPACT.name, p) for p in range(IMPACT.partitions)])
         await reader.seek_to_beginning()
         issued = directive("bench-delta-mission", MISSION)
-        await producer.send_and_wait(DIRECTIVES.name, issued.model_dump_json().encode(),
-                                     key=issued.directive_id.encode())
+        await producer.send_and_wait(
+            DIRECTIVES.name, issued.model_dump_json().encode(), key=issued.directive_id.encode()
+        )
         arrivals: dict[int, dict[str, tuple[float, float]]] = {}  # user -> model -> (consumed, produced)
         assessed = asyncio.Event()
         waiting: dict[int, asyncio.Future] = {}
@@ -298,13 +349,21 @@ async def _measure_deltas(bootstrap: str, pop: registry.Population) -> dict[str,
     latencies = [max(arrivals[u][m][0] for m in MISSION.models) - acked[u][1] for u in done]
     from_send = [max(arrivals[u][m][0] for m in MISSION.models) - acked[u][0] for u in done]
     produced = [max(arrivals[u][m][1] for m in MISSION.models) - acked[u][2] for u in done]
-    return {"changes": len(acked), "matched": len(latencies), "p50_ms": _pct(latencies, 50),
-            "p99_ms": _pct(latencies, 99), "max_ms": _pct(latencies, 100), "p99_from_send_ms": _pct(from_send, 99),
-            "p50_to_delta_produced_ms": _pct(produced, 50), "p99_to_delta_produced_ms": _pct(produced, 99)}
+    return {
+        "changes": len(acked),
+        "matched": len(latencies),
+        "p50_ms": _pct(latencies, 50),
+        "p99_ms": _pct(latencies, 99),
+        "max_ms": _pct(latencies, 100),
+        "p99_from_send_ms": _pct(from_send, 99),
+        "p50_to_delta_produced_ms": _pct(produced, 50),
+        "p99_to_delta_produced_ms": _pct(produced, 99),
+    }
 
 
-async def _send_changes(producer: AIOKafkaProducer, pop: registry.Population, waiting: dict[int, asyncio.Future]
-                        ) -> dict[int, tuple[float, float, float]]:
+async def _send_changes(
+    producer: AIOKafkaProducer, pop: registry.Population, waiting: dict[int, asyncio.Future]
+) -> dict[int, tuple[float, float, float]]:
     """Flip DELTA_CHANGES distinct users in or out of the mission's population, one at a time: each change
     waits for its delta (or DELTA_WAIT_S) before the next is sent, and changes are at most DELTA_RATE/s."""
     rng = np.random.default_rng(SEED)
@@ -326,8 +385,13 @@ async def _send_changes(producer: AIOKafkaProducer, pop: registry.Population, wa
     return acked
 
 
-async def _listen(reader: AIOKafkaConsumer, directive_id: str, arrivals: dict[int, dict[str, tuple[float, float]]],
-                  assessed: asyncio.Event, waiting: dict[int, asyncio.Future]) -> None:
+async def _listen(
+    reader: AIOKafkaConsumer,
+    directive_id: str,
+    arrivals: dict[int, dict[str, tuple[float, float]]],
+    assessed: asyncio.Event,
+    waiting: dict[int, asyncio.Future],
+) -> None:
     while True:
         for records in (await reader.getmany(timeout_ms=100)).values():
             now = time.monotonic()
@@ -358,6 +422,7 @@ def _pct(values: list[float], q: float) -> float | None:
 
 # ---- restart from a 10M-user snapshot ---------------------------------------------------------------
 
+
 async def restart_times() -> dict[str, Any]:
     async with fresh_broker("restart") as (bootstrap, state):
         path, _ = write_view_snapshot(state, RESTART_USERS)
@@ -381,10 +446,21 @@ async def restart_times() -> dict[str, Any]:
 
 
 def _start_service(bootstrap: str, state: Path) -> subprocess.Popen:
-    env = {**os.environ, "COUNTERMAND_KAFKA_BOOTSTRAP": bootstrap, "COUNTERMAND_LOG_FORMAT": "json",
-           **service_env(state)}
-    return subprocess.Popen([sys.executable, "-m", "services.impact"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "COUNTERMAND_KAFKA_BOOTSTRAP": bootstrap,
+        "COUNTERMAND_LOG_FORMAT": "json",
+        **service_env(state),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.impact"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 async def _wait_ready(process: subprocess.Popen) -> None:
@@ -393,6 +469,7 @@ async def _wait_ready(process: subprocess.Popen) -> None:
             if "service ready" in line:
                 return
         raise RuntimeError(f"impact exited with {process.wait()} before it was ready")
+
     await asyncio.wait_for(asyncio.to_thread(ready), TIMEOUT_S)
     threading.Thread(target=process.stdout.read, daemon=True).start()  # keep its log pipe from filling up
 
@@ -417,8 +494,9 @@ async def _issue_and_wait(bootstrap: str, issued: DirectiveIssued) -> None:
     try:
         reader.assign([TopicPartition(IMPACT.name, p) for p in range(IMPACT.partitions)])
         await reader.seek_to_beginning()
-        await producer.send_and_wait(DIRECTIVES.name, issued.model_dump_json().encode(),
-                                     key=issued.directive_id.encode())
+        await producer.send_and_wait(
+            DIRECTIVES.name, issued.model_dump_json().encode(), key=issued.directive_id.encode()
+        )
         chunks, expected = 0, None
         deadline = time.monotonic() + TIMEOUT_S
         while expected is None or chunks < expected:
@@ -437,35 +515,52 @@ async def _issue_and_wait(bootstrap: str, issued: DirectiveIssued) -> None:
 
 # ---- all together -------------------------------------------------------------------------------------
 
+
 def delta_row() -> dict[str, Any]:
     delta = asyncio.run(delta_latency())
     print(f"  {delta}", flush=True)
-    return {"metric": "delta_p99_ms", "value": delta["p99_ms"], "unit": "ms", "target": "<= 50",
-            "note": f"{delta['matched']}/{delta['changes']} single-user changes one at a time, {DELTA_USERS:,} "
-                    f"users, producer ack -> delta of both models consumed; p50 {delta['p50_ms']} ms, max "
-                    f"{delta['max_ms']} ms; p99 from send {delta['p99_from_send_ms']} ms; p50/p99 ack -> delta "
-                    f"produced {delta['p50_to_delta_produced_ms']}/{delta['p99_to_delta_produced_ms']} ms"}
+    return {
+        "metric": "delta_p99_ms",
+        "value": delta["p99_ms"],
+        "unit": "ms",
+        "target": "<= 50",
+        "note": f"{delta['matched']}/{delta['changes']} single-user changes one at a time, {DELTA_USERS:,} "
+        f"users, producer ack -> delta of both models consumed; p50 {delta['p50_ms']} ms, max "
+        f"{delta['max_ms']} ms; p99 from send {delta['p99_from_send_ms']} ms; p50/p99 ack -> delta "
+        f"produced {delta['p50_to_delta_produced_ms']}/{delta['p99_to_delta_produced_ms']} ms",
+    }
 
 
 def restart_row() -> dict[str, Any]:
     restart = asyncio.run(restart_times())
     print(f"  {restart}", flush=True)
-    return {"metric": "restart_s_10M", "value": round(restart["median"], 2), "unit": "s", "target": "<= 5",
-            "note": f"median of {RESTARTS} starts of `python -m services.impact` to its 'service ready' line "
-                    f"(runs {', '.join(f'{t:.2f}' for t in restart['times'])}); snapshot "
-                    f"{restart['snapshot_mb']:.0f} MB; one active directive re-evaluated at start"}
+    return {
+        "metric": "restart_s_10M",
+        "value": round(restart["median"], 2),
+        "unit": "s",
+        "target": "<= 5",
+        "note": f"median of {RESTARTS} starts of `python -m services.impact` to its 'service ready' line "
+        f"(runs {', '.join(f'{t:.2f}' for t in restart['times'])}); snapshot "
+        f"{restart['snapshot_mb']:.0f} MB; one active directive re-evaluated at start",
+    }
 
 
 def not_measured(metric: str, unit: str, target: str, error: Exception) -> dict[str, Any]:
-    return {"metric": metric, "value": "not measured", "unit": unit, "target": target,
-            "note": f"failed: {type(error).__name__}: {error}"[:300]}
+    return {
+        "metric": metric,
+        "value": "not measured",
+        "unit": unit,
+        "target": target,
+        "note": f"failed: {type(error).__name__}: {error}"[:300],
+    }
 
 
 def main() -> None:
     rows = eval_rows(run_eval_sizes())
     for title, metric, unit, target, measure in (
-            ("delta latency on a real broker", "delta_p99_ms", "ms", "<= 50", delta_row),
-            ("restart from a 10M-user snapshot", "restart_s_10M", "s", "<= 5", restart_row)):
+        ("delta latency on a real broker", "delta_p99_ms", "ms", "<= 50", delta_row),
+        ("restart from a 10M-user snapshot", "restart_s_10M", "s", "<= 5", restart_row),
+    ):
         print(f"{title} ...", flush=True)
         try:
             rows.append(measure())

@@ -24,19 +24,33 @@ import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 
 from bench.report import publish
+from devtools.broker import LocalBroker
 from shared.contracts.catalogue import USERS
 from shared.runtime.kafka import end_offsets
 from shared.runtime.settings import KafkaSettings
 from shared.runtime.topics import apply_topics
-from devtools.broker import LocalBroker
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / ".run" / "bench-imports"
 KAFKA_DATA = ROOT / ".run" / "bench-kafka-imports"
 ROWS = 10_000_000
 SEED = 2026
-NATIONALITIES = [["US"], ["US"], ["US"], ["IN"], ["CN"], ["GB"], ["DE"], ["US", "IE"], ["MX", "US"], ["BY"],
-                 ["KP"], ["VE", "ES"], None, []]
+NATIONALITIES = [
+    ["US"],
+    ["US"],
+    ["US"],
+    ["IN"],
+    ["CN"],
+    ["GB"],
+    ["DE"],
+    ["US", "IE"],
+    ["MX", "US"],
+    ["BY"],
+    ["KP"],
+    ["VE", "ES"],
+    None,
+    [],
+]
 RESIDENCES = ["US", "US", "US", "IN", "CN", "GB", "DE", "FR", "CU", "SY", None]
 ACCOUNTS = ["consumer", "consumer", "consumer", "enterprise_member", "employee"]
 ENTITLEMENTS = [[], ["fable-5"], ["fable-5", "mythos-5"], ["mythos-5", "saga-3"]]
@@ -57,16 +71,25 @@ def users_file(rows: int = ROWS) -> Path:
 
     nationalities = pick(NATIONALITIES, pa.list_(pa.string()))
     stateless = pc_equal_empty(nationalities)
-    table = pa.table({
-        "user_id": ids,
-        "email": pa.compute.binary_join_element_wise("user", pa.array(ids).cast(pa.string()), "@example.com", ""),
-        "nationalities": nationalities, "residence": pick(RESIDENCES, pa.string()),
-        "account_type": pick(ACCOUNTS, pa.string()),
-        "organisation": pa.compute.if_else(pa.array(rng.random(rows) < 0.3), pa.compute.binary_join_element_wise(
-            "org-", pa.array(rng.integers(0, 5000, rows)).cast(pa.string()), ""), pa.scalar(None, pa.string())),
-        "entitlements": pick(ENTITLEMENTS, pa.list_(pa.string())), "locale": pick(LOCALES, pa.string()),
-        "stateless": stateless,
-    })
+    table = pa.table(
+        {
+            "user_id": ids,
+            "email": pa.compute.binary_join_element_wise("user", pa.array(ids).cast(pa.string()), "@example.com", ""),
+            "nationalities": nationalities,
+            "residence": pick(RESIDENCES, pa.string()),
+            "account_type": pick(ACCOUNTS, pa.string()),
+            "organisation": pa.compute.if_else(
+                pa.array(rng.random(rows) < 0.3),
+                pa.compute.binary_join_element_wise(
+                    "org-", pa.array(rng.integers(0, 5000, rows)).cast(pa.string()), ""
+                ),
+                pa.scalar(None, pa.string()),
+            ),
+            "entitlements": pick(ENTITLEMENTS, pa.list_(pa.string())),
+            "locale": pick(LOCALES, pa.string()),
+            "stateless": stateless,
+        }
+    )
     pq.write_table(table, path.with_suffix(".tmp"), row_group_size=1_000_000)
     path.with_suffix(".tmp").rename(path)
     return path
@@ -84,17 +107,27 @@ def import_rate(rows: int = ROWS) -> dict[str, Any]:
         asyncio.run(apply_topics(settings, (USERS,)))
         command = [sys.executable, "-m", "cli.main", "registry", "import", str(path), "--bootstrap", kafka.bootstrap]
         started = time.perf_counter()
-        done = subprocess.run(command, cwd=ROOT, env={**os.environ, "COLUMNS": "200"}, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            command,
+            cwd=ROOT,
+            env={**os.environ, "COLUMNS": "200"},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+        )
         seconds = time.perf_counter() - started
         if done.returncode != 0:
             raise RuntimeError(f"import exited {done.returncode}: {done.stderr[-500:]}")
         on_topic = sum(asyncio.run(end_offsets(settings, USERS, "bench-imports")).values())
     print(done.stdout.strip(), flush=True)
-    return {"metric": f"import_rows_per_s_{rows // 1_000_000}M", "value": round(rows / seconds), "unit": "rows/s",
-            "target": ">= 200000",
-            "note": f"{rows:,} Parquet rows in {seconds:.1f} s (process start to exit), {on_topic:,} records on "
-                    f"{USERS.name}"}
+    return {
+        "metric": f"import_rows_per_s_{rows // 1_000_000}M",
+        "value": round(rows / seconds),
+        "unit": "rows/s",
+        "target": ">= 200000",
+        "note": f"{rows:,} Parquet rows in {seconds:.1f} s (process start to exit), {on_topic:,} records on "
+        f"{USERS.name}",
+    }
 
 
 def main() -> None:
@@ -103,8 +136,13 @@ def main() -> None:
         row = import_rate()
     except Exception as exc:  # a benchmark reports what it could not measure instead of stopping
         print(f"  failed: {exc!r}", flush=True)
-        row = {"metric": "import_rows_per_s_10M", "value": "not measured", "unit": "rows/s",
-               "target": ">= 200000", "note": f"failed: {type(exc).__name__}: {exc}"[:300]}
+        row = {
+            "metric": "import_rows_per_s_10M",
+            "value": "not measured",
+            "unit": "rows/s",
+            "target": ">= 200000",
+            "note": f"failed: {type(exc).__name__}: {exc}"[:300],
+        }
     publish("imports", [row], "Registry import")
 
 

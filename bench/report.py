@@ -17,8 +17,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
-    return {"cpus": psutil.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": platform.python_version(), "load_1m": round(psutil.getloadavg()[0], 2)}
+    return {
+        "cpus": psutil.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "load_1m": round(psutil.getloadavg()[0], 2),
+    }
 
 
 def publish(name: str, rows: list[dict[str, Any]], title: str) -> Path:
@@ -29,13 +33,23 @@ def publish(name: str, rows: list[dict[str, Any]], title: str) -> Path:
     """
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    document = {"benchmark": name, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "machine": machine(), "results": rows}
+    document = {
+        "benchmark": name,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(),
+        "results": rows,
+    }
     path.write_text(json.dumps(document, indent=2) + "\n")
     table = Table("metric", "value", "unit", "target", "met", "note", title=title)
     for row in rows:
-        table.add_row(row["metric"], _fmt(row["value"]), row.get("unit", ""), row.get("target", ""),
-                      _met(row["value"], row.get("target", "")), row.get("note", ""))
+        table.add_row(
+            row["metric"],
+            _fmt(row["value"]),
+            row.get("unit", ""),
+            row.get("target", ""),
+            _met(row["value"], row.get("target", "")),
+            row.get("note", ""),
+        )
     console = Console()
     console.print(table)
     console.print(f"machine: {document['machine']}  written to {path}")

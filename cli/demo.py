@@ -24,18 +24,18 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from devtools.observe import TopicReader
 from devtools.broker import LocalBroker
-from devtools.scenarios import mission_body
-from devtools.stack import Stack
+from devtools.observe import TopicReader
 from devtools.registry import population as registry_population
 from devtools.registry.demography import COUNTRY_INDEX, EMPLOYEE
 from devtools.registry.loader import load as load_registry
-from shared.runtime.settings import KafkaSettings
+from devtools.scenarios import mission_body
+from devtools.stack import Stack
 from shared.contracts.catalogue import ENFORCEMENT, IMPACT, NOTIFICATIONS
 from shared.contracts.enforcement import DirectiveEnforced
 from shared.contracts.impact import ImpactAssessed
 from shared.contracts.notifications import NotificationDelivered
+from shared.runtime.settings import KafkaSettings
 from shared.runtime.topics import apply_topics
 
 console = Console()
@@ -47,8 +47,13 @@ def _step(text: str) -> None:
 
 async def _load_users(bootstrap: str, users: int, seed: int) -> registry_population.Population:
     population = registry_population.generate(users, seed)
-    with Progress(TextColumn("loading registry"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
-                  TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        TextColumn("loading registry"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task("load", total=users)
         started = time.monotonic()
         await load_registry(bootstrap, population, progress=lambda done, _total: progress.update(task, completed=done))
@@ -63,8 +68,9 @@ def _issue(stack: Stack, body: dict) -> dict:
 
 
 def _lift(stack: Stack, directive_id: str) -> dict:
-    reply = httpx.post(f"{stack.intake.url}/directives/{directive_id}/lift",
-                       json={"reason": "Order revoked"}, timeout=30)
+    reply = httpx.post(
+        f"{stack.intake.url}/directives/{directive_id}/lift", json={"reason": "Order revoked"}, timeout=30
+    )
     reply.raise_for_status()
     return reply.json()
 
@@ -85,10 +91,16 @@ def _summary(assessed: ImpactAssessed, enforced: DirectiveEnforced) -> None:
     console.print(countries, kinds)
     acks = Table("cluster", "state", "ack latency", "digest", title="enforcement acknowledgements")
     for cluster, progress in sorted(enforced.clusters.items()):
-        acks.add_row(cluster, progress.state, f"{enforced.ack_latency_s.get(cluster, 0) * 1000:.0f} ms",
-                     (progress.digest or "")[:16] + "…")
+        acks.add_row(
+            cluster,
+            progress.state,
+            f"{enforced.ack_latency_s.get(cluster, 0) * 1000:.0f} ms",
+            (progress.digest or "")[:16] + "…",
+        )
     console.print(acks)
-    console.print(f"impact digest {assessed.digest[:16]}… computed at registry offsets {dict(assessed.registry_offsets)}")
+    console.print(
+        f"impact digest {assessed.digest[:16]}… computed at registry offsets {dict(assessed.registry_offsets)}"
+    )
 
 
 def _sample_users(population: registry_population.Population) -> list[tuple[str, int]]:
@@ -122,8 +134,11 @@ def _access_table(stack: Stack, samples: list[tuple[str, int]], title: str) -> l
             for model in ("fable-5", "mythos-5", "lyric-4"):
                 if model not in cluster.models:
                     continue
-                reply = httpx.get(f"{stack.agent(cluster.cluster_id).url}/v1/access",
-                                  params={"user": user_id, "model": model}, timeout=5).json()
+                reply = httpx.get(
+                    f"{stack.agent(cluster.cluster_id).url}/v1/access",
+                    params={"user": user_id, "model": model},
+                    timeout=5,
+                ).json()
                 decisions.append(reply["decision"])
                 colour = "red" if reply["decision"] == "deny" else "green"
                 parts.append(f"{model} [{colour}]{reply['decision']}[/{colour}]")
@@ -135,27 +150,43 @@ def _access_table(stack: Stack, samples: list[tuple[str, int]], title: str) -> l
 
 async def _notices(bootstrap: str, directive_id: str, revision: int, action: str, expected: int) -> int:
     async with TopicReader(bootstrap, NOTIFICATIONS) as reader:
+
         def delivered(messages: list) -> int:
-            return sum(1 for m in messages if isinstance(m, NotificationDelivered)
-                       and m.directive_id == directive_id and m.revision == revision and m.action == action)
+            return sum(
+                1
+                for m in messages
+                if isinstance(m, NotificationDelivered)
+                and m.directive_id == directive_id
+                and m.revision == revision
+                and m.action == action
+            )
+
         await reader.drain(lambda ms: delivered(ms) >= expected, 180, f"{expected:,} {action} notices")
         return delivered(reader.messages)
 
 
-async def _await_enforced(bootstrap: str, directive_id: str, revision: int, action: str,
-                          timeout: float) -> tuple[ImpactAssessed, DirectiveEnforced]:
+async def _await_enforced(
+    bootstrap: str, directive_id: str, revision: int, action: str, timeout: float
+) -> tuple[ImpactAssessed, DirectiveEnforced]:
     async with TopicReader(bootstrap, IMPACT) as impact, TopicReader(bootstrap, ENFORCEMENT) as enforcement:
+
         def match(m: object, kind: type) -> bool:
-            return (isinstance(m, kind) and m.directive_id == directive_id and m.revision == revision
-                    and m.action == action)
+            return (
+                isinstance(m, kind) and m.directive_id == directive_id and m.revision == revision and m.action == action
+            )
+
         assessed = await impact.wait_for(lambda m: match(m, ImpactAssessed), timeout, "impact assessment")
         enforced = await enforcement.wait_for(lambda m: match(m, DirectiveEnforced), timeout, "enforcement")
         return assessed, enforced
 
 
 def _cli(*args: str, env_bootstrap: str) -> None:
-    subprocess.run([sys.executable, "-m", "cli.main", *args], check=False, stdin=subprocess.DEVNULL,
-                   env={**os.environ, "COUNTERMAND_KAFKA_BOOTSTRAP": env_bootstrap})
+    subprocess.run(
+        [sys.executable, "-m", "cli.main", *args],
+        check=False,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "COUNTERMAND_KAFKA_BOOTSTRAP": env_bootstrap},
+    )
 
 
 async def mission(stack: Stack, users: int, seed: int) -> None:
@@ -183,8 +214,10 @@ async def mission(stack: Stack, users: int, seed: int) -> None:
     started = time.monotonic()
     _lift(stack, directive_id)
     restored, lifted = await _await_enforced(bootstrap, directive_id, revision, "lift", 180)
-    console.print(f"[bold green]lift enforced {time.monotonic() - started:.2f}s after the request; "
-                  f"{restored.affected_users:,} users get their access back")
+    console.print(
+        f"[bold green]lift enforced {time.monotonic() - started:.2f}s after the request; "
+        f"{restored.affected_users:,} users get their access back"
+    )
     _access_table(stack, samples, "after the lift")
     sent = await _notices(bootstrap, directive_id, revision, "restored", restored.affected_users)
     console.print(f"notices sent: {sent:,} 'restored'")
@@ -224,8 +257,10 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(apply_topics(KafkaSettings(bootstrap=stack.bootstrap)))
         started = time.monotonic()
         stack.start()
-        console.print(f"{len(stack.processes)} service processes ready in {time.monotonic() - started:.1f}s "
-                      f"(logs in {run_dir / 'logs'})")
+        console.print(
+            f"{len(stack.processes)} service processes ready in {time.monotonic() - started:.1f}s "
+            f"(logs in {run_dir / 'logs'})"
+        )
         asyncio.run(mission(stack, args.users, args.seed))
         _step("6/6 done")
         console.print(f"[bold]mission complete in {time.monotonic() - wall:.1f}s")

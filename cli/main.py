@@ -6,17 +6,18 @@ import typer
 
 from cli import topics
 from cli.imports import command as imports
+from devtools.registry import cli as registry_cli
 from services.audit import cli as audit_cli
 from services.enforcement import cli as enforcement_cli
 from services.impact import cli as impact_cli
 from services.intake import cli as intake_cli
-from devtools.registry import cli as registry_cli
 
 app = typer.Typer(help="Countermand: enforce legal directives on AI model serving.", no_args_is_help=True)
 app.add_typer(topics.app, name="topics")
 app.add_typer(intake_cli.app, name="directive", help="Issue, amend, lift and list directives (via intake).")
 intake_cli.app.command("preview", help="Dry run of a directive file against impact's view (publishes nothing).")(
-    impact_cli.preview)
+    impact_cli.preview
+)
 intake_cli.app.command("lift-preview", help="Dry run of lifting an active directive.")(impact_cli.lift_preview)
 app.add_typer(impact_cli.app, name="impact", help="Recompute published impact digests; dry runs.")
 app.add_typer(registry_cli.app, name="registry", help="The synthetic user registry for demos and benchmarks.")

@@ -19,13 +19,15 @@ app = typer.Typer(help="Kafka topics of the contract.", no_args_is_help=True)
 def apply(
     bootstrap: str = typer.Option(None, help="Bootstrap servers (default: COUNTERMAND_KAFKA_BOOTSTRAP)."),
     replication: int = typer.Option(1, min=1, help="Replication factor for topics created."),
-    min_insync_replicas: int = typer.Option(None, min=1, help="Set min.insync.replicas on every topic "
-                                                              "(default: the broker's)."),
+    min_insync_replicas: int = typer.Option(
+        None, min=1, help="Set min.insync.replicas on every topic (default: the broker's)."
+    ),
 ) -> None:
     """Create missing topics and align partitions and configs with the catalogue (idempotent)."""
     if min_insync_replicas is not None and min_insync_replicas > replication:
-        raise typer.BadParameter(f"{min_insync_replicas} exceeds --replication {replication}",
-                                 param_hint="--min-insync-replicas")
+        raise typer.BadParameter(
+            f"{min_insync_replicas} exceeds --replication {replication}", param_hint="--min-insync-replicas"
+        )
     settings = kafka_settings(bootstrap)
     servers = settings.bootstrap
     try:
@@ -58,7 +60,8 @@ def wait(
             Console().print(f"every catalogue topic exists on {servers}")
             return
         if time.monotonic() >= deadline:
-            Console(stderr=True).print(f"[red]error:[/red] still missing on {servers} after {timeout:.0f}s: "
-                                       f"{', '.join(missing)}")
+            Console(stderr=True).print(
+                f"[red]error:[/red] still missing on {servers} after {timeout:.0f}s: {', '.join(missing)}"
+            )
             raise typer.Exit(1)
         time.sleep(interval)

@@ -39,8 +39,9 @@ class LocalBroker:
         self.stop()
         shutil.rmtree(self.data, ignore_errors=True)
         self.data.mkdir(parents=True)
-        _kafkalocal("up", "--data", str(self.data), "--port", str(self.port),
-                    "--controller-port", str(self.controller_port))
+        _kafkalocal(
+            "up", "--data", str(self.data), "--port", str(self.port), "--controller-port", str(self.controller_port)
+        )
 
     def stop(self) -> None:
         """Stop the broker if it runs (SIGTERM, then SIGKILL after 30 s); keeps its data folder."""
@@ -61,5 +62,9 @@ def fetch_jars() -> None:
 
 
 def _kafkalocal(*args: str, check: bool = True, quiet: bool = False) -> None:
-    subprocess.run([sys.executable, str(KAFKALOCAL), *args], check=check, stdin=subprocess.DEVNULL,
-                   stdout=subprocess.DEVNULL if quiet else None)
+    subprocess.run(
+        [sys.executable, str(KAFKALOCAL), *args],
+        check=check,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL if quiet else None,
+    )

@@ -38,7 +38,7 @@ def selector_at_limits() -> dict[str, Any]:
     Every clause but the deepest one is true for whoever the deepest one covers, so the whole selector covers
     exactly the foreign nationals of the US: enforceable, and checkable against a plain selector.
     """
-    countries = sorted(ALPHA_2)[:L.MAX_COUNTRIES]
+    countries = sorted(ALPHA_2)[: L.MAX_COUNTRIES]
     foreign = {"kind": "foreign_national", "home_country": "US"}
     residences = L.SELECTOR_VALUES - len(countries) - L.MAX_ORGANISATIONS - L.MAX_ACCOUNT_TYPES
     clauses = [
@@ -69,8 +69,7 @@ def directive_at_limits(directive_id: str) -> dict[str, Any]:
         "directive_id": directive_id.ljust(L.DIRECTIVE_ID_CHARS, "0"),
         "title": "Limits: " + "t" * (L.TITLE_CHARS - 8),
         "authority": "a" * L.AUTHORITY_CHARS,
-        "scope": {"models": model_names(L.MAX_MODELS), "selector": selector_at_limits(),
-                  "enforcement_deadline_s": 120},
+        "scope": {"models": model_names(L.MAX_MODELS), "selector": selector_at_limits(), "enforcement_deadline_s": 120},
     }
 
 
@@ -80,13 +79,17 @@ def _set(path: tuple, value: Any) -> Callable[[dict], None]:
         for part in path[:-1]:
             target = target[part]
         target[path[-1]] = value
+
     return change
 
 
 def past_each_limit(directive_id: str) -> dict[str, tuple[dict[str, Any], str]]:
     """Per limit, a directive one past it (everything else within the limits) and the name its refusal gives."""
-    base = {"directive_id": directive_id, "title": "one past a limit",
-            "scope": {"models": ["fable-5"], "selector": {"kind": "foreign_national", "home_country": "US"}}}
+    base = {
+        "directive_id": directive_id,
+        "title": "one past a limit",
+        "scope": {"models": ["fable-5"], "selector": {"kind": "foreign_national", "home_country": "US"}},
+    }
 
     def with_(change: Callable[[dict], None]) -> dict[str, Any]:
         body = copy.deepcopy(base)
@@ -100,32 +103,48 @@ def past_each_limit(directive_id: str) -> dict[str, tuple[dict[str, Any], str]]:
     return {
         "MAX_MODELS": (with_(_set(("scope", "models"), model_names(L.MAX_MODELS + 1))), "MAX_MODELS"),
         "MAX_COUNTRIES": (with_(selector({"kind": "nationality", "any_of": countries + ["US"]})), "MAX_COUNTRIES"),
-        "MAX_ORGANISATIONS": (with_(selector({"kind": "organisation",
-                                              "any_of": organisations(L.MAX_ORGANISATIONS + 1)})),
-                              "MAX_ORGANISATIONS"),
-        "MAX_ACCOUNT_TYPES": (with_(selector({"kind": "account_type",
-                                              "any_of": ["consumer", "employee", "consumer", "employee"]})),
-                              "MAX_ACCOUNT_TYPES"),
-        "SELECTOR_DEPTH": (with_(selector(not_chain(L.SELECTOR_DEPTH + 1, {"kind": "everyone"}))),
-                           "SELECTOR_DEPTH"),
-        "SELECTOR_CLAUSES": (with_(selector({"kind": "any_of", "of": [{"kind": "everyone"}] * L.SELECTOR_CLAUSES})),
-                             "SELECTOR_CLAUSES"),
-        "SELECTOR_VALUES": (with_(selector({"kind": "any_of", "of": [
-            {"kind": "organisation", "any_of": organisations(L.MAX_ORGANISATIONS)},
-            {"kind": "organisation", "any_of": organisations(L.SELECTOR_VALUES - L.MAX_ORGANISATIONS)},
-            {"kind": "organisation", "any_of": organisations(1)}]})),
-            "SELECTOR_VALUES"),
+        "MAX_ORGANISATIONS": (
+            with_(selector({"kind": "organisation", "any_of": organisations(L.MAX_ORGANISATIONS + 1)})),
+            "MAX_ORGANISATIONS",
+        ),
+        "MAX_ACCOUNT_TYPES": (
+            with_(selector({"kind": "account_type", "any_of": ["consumer", "employee", "consumer", "employee"]})),
+            "MAX_ACCOUNT_TYPES",
+        ),
+        "SELECTOR_DEPTH": (with_(selector(not_chain(L.SELECTOR_DEPTH + 1, {"kind": "everyone"}))), "SELECTOR_DEPTH"),
+        "SELECTOR_CLAUSES": (
+            with_(selector({"kind": "any_of", "of": [{"kind": "everyone"}] * L.SELECTOR_CLAUSES})),
+            "SELECTOR_CLAUSES",
+        ),
+        "SELECTOR_VALUES": (
+            with_(
+                selector(
+                    {
+                        "kind": "any_of",
+                        "of": [
+                            {"kind": "organisation", "any_of": organisations(L.MAX_ORGANISATIONS)},
+                            {"kind": "organisation", "any_of": organisations(L.SELECTOR_VALUES - L.MAX_ORGANISATIONS)},
+                            {"kind": "organisation", "any_of": organisations(1)},
+                        ],
+                    }
+                )
+            ),
+            "SELECTOR_VALUES",
+        ),
         "DIRECTIVE_ID_CHARS": (with_(_set(("directive_id",), "D" * (L.DIRECTIVE_ID_CHARS + 1))), "128"),
         "MODEL_NAME_CHARS": (with_(_set(("scope", "models"), ["m" * (L.MODEL_NAME_CHARS + 1)])), "64"),
         "TITLE_CHARS": (with_(_set(("title",), "t" * (L.TITLE_CHARS + 1))), str(L.TITLE_CHARS)),
         "AUTHORITY_CHARS": (with_(_set(("authority",), "a" * (L.AUTHORITY_CHARS + 1))), str(L.AUTHORITY_CHARS)),
-        "ORGANISATION_CHARS": (with_(selector({"kind": "organisation", "any_of": ["o" * (L.ORGANISATION_CHARS + 1)]})),
-                               str(L.ORGANISATION_CHARS)),
+        "ORGANISATION_CHARS": (
+            with_(selector({"kind": "organisation", "any_of": ["o" * (L.ORGANISATION_CHARS + 1)]})),
+            str(L.ORGANISATION_CHARS),
+        ),
     }
 
 
 def deep_directive_json(directive_id: str, depth: int) -> bytes:
     """A directive whose selector is `depth` clauses deep, as JSON text (json.dumps would recurse too deep)."""
     selector = '{"kind":"not","of":' * (depth - 1) + '{"kind":"everyone"}' + "}" * (depth - 1)
-    return (f'{{"directive_id":"{directive_id}","title":"deep","scope":{{"models":["fable-5"],'
-            f'"selector":{selector}}}}}').encode()
+    return (
+        f'{{"directive_id":"{directive_id}","title":"deep","scope":{{"models":["fable-5"],"selector":{selector}}}}}'
+    ).encode()

@@ -26,17 +26,31 @@ def mission_scope() -> DirectiveScope:
 
 MISSION = mission_scope()
 # A selector of three clauses (residence, not employees, nationality or entitlement), for evaluation timing.
-THREE_CLAUSES = DirectiveScope(models=["fable-5", "mythos-5"], unknown_attribute="restrict", selector={
-    "kind": "all_of", "of": [
-        {"kind": "residence", "any_of": ["US", "CA", "GB"]},
-        {"kind": "not", "of": {"kind": "account_type", "any_of": ["employee"]}},
-        {"kind": "any_of", "of": [{"kind": "nationality", "any_of": ["CN", "RU", "IR"]},
-                                  {"kind": "entitlement", "any_of": ["mythos-5"]}]},
-    ]})
+THREE_CLAUSES = DirectiveScope(
+    models=["fable-5", "mythos-5"],
+    unknown_attribute="restrict",
+    selector={
+        "kind": "all_of",
+        "of": [
+            {"kind": "residence", "any_of": ["US", "CA", "GB"]},
+            {"kind": "not", "of": {"kind": "account_type", "any_of": ["employee"]}},
+            {
+                "kind": "any_of",
+                "of": [
+                    {"kind": "nationality", "any_of": ["CN", "RU", "IR"]},
+                    {"kind": "entitlement", "any_of": ["mythos-5"]},
+                ],
+            },
+        ],
+    },
+)
 # A second order overlapping the mission (fable-5 for Chinese nationals): a lift of one keeps the other's pairs.
 OVERLAP = {
     "directive_id": "E2E-OVERLAP-CN",
     "title": "Overlapping order: fable-5 for Chinese nationals",
-    "scope": {"models": ["fable-5"], "selector": {"kind": "nationality", "any_of": ["CN"]},
-              "enforcement_deadline_s": 120},
+    "scope": {
+        "models": ["fable-5"],
+        "selector": {"kind": "nationality", "any_of": ["CN"]},
+        "enforcement_deadline_s": 120,
+    },
 }

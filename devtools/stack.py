@@ -106,8 +106,14 @@ class Stack:
     def base_env(self) -> dict[str, str]:
         """What every process gets: this environment without its COUNTERMAND_* settings, then the stack's."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("COUNTERMAND_")}
-        env.update({"COUNTERMAND_KAFKA_BOOTSTRAP": self.bootstrap, "COUNTERMAND_LOG_FORMAT": "json",
-                    "PYTHONUNBUFFERED": "1", **self.extra_env})
+        env.update(
+            {
+                "COUNTERMAND_KAFKA_BOOTSTRAP": self.bootstrap,
+                "COUNTERMAND_LOG_FORMAT": "json",
+                "PYTHONUNBUFFERED": "1",
+                **self.extra_env,
+            }
+        )
         return env
 
     def _env(self, name: str) -> dict[str, str]:
@@ -121,13 +127,15 @@ class Stack:
 
     def _agent_env(self, cluster: Cluster) -> dict[str, str]:
         env = self._env("agent")
-        env.update({
-            "COUNTERMAND_AGENT_STATE_DIR": str(self.state_dir(f"agent-{cluster.cluster_id}")),
-            "COUNTERMAND_AGENT_CLUSTER_ID": cluster.cluster_id,
-            "COUNTERMAND_AGENT_REGION": cluster.region,
-            "COUNTERMAND_AGENT_MODELS": ",".join(cluster.models),
-            "COUNTERMAND_AGENT_HTTP_PORT": str(free_port()),
-        })
+        env.update(
+            {
+                "COUNTERMAND_AGENT_STATE_DIR": str(self.state_dir(f"agent-{cluster.cluster_id}")),
+                "COUNTERMAND_AGENT_CLUSTER_ID": cluster.cluster_id,
+                "COUNTERMAND_AGENT_REGION": cluster.region,
+                "COUNTERMAND_AGENT_MODELS": ",".join(cluster.models),
+                "COUNTERMAND_AGENT_HTTP_PORT": str(free_port()),
+            }
+        )
         return env
 
     def spawn(self, name: str, module: str, env: dict[str, str], *, mode: str = "wb") -> Process:
@@ -136,8 +144,15 @@ class Stack:
         (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
         log = self.run_dir / "logs" / f"{name}.log"
         with open(log, mode) as out:  # the child holds its own copy of the descriptor
-            popen = subprocess.Popen([sys.executable, "-m", f"services.{module}"], cwd=ROOT, env=env, stdout=out,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            popen = subprocess.Popen(
+                [sys.executable, "-m", f"services.{module}"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         port = next((int(v) for k, v in env.items() if k.endswith("_HTTP_PORT") and v != "0"), None)
         self.processes[name] = Process(name, popen, log, port)
         return self.processes[name]

@@ -15,8 +15,9 @@ TIMEOUT_S = 60.0
 INTERVAL_S = 0.1
 
 
-async def eventually(check: Callable[[], Any], what: str = "condition", timeout: float = TIMEOUT_S,
-                     interval: float = INTERVAL_S) -> Any:
+async def eventually(
+    check: Callable[[], Any], what: str = "condition", timeout: float = TIMEOUT_S, interval: float = INTERVAL_S
+) -> Any:
     """Poll check() (sync or async) until it returns something truthy and return it; AssertionError naming
     `what` after `timeout` seconds."""
     loop = asyncio.get_running_loop()
@@ -32,8 +33,9 @@ async def eventually(check: Callable[[], Any], what: str = "condition", timeout:
         await asyncio.sleep(interval)
 
 
-def eventually_blocking(check: Callable[[], Any], what: str = "condition", timeout: float = TIMEOUT_S,
-                        interval: float = INTERVAL_S) -> Any:
+def eventually_blocking(
+    check: Callable[[], Any], what: str = "condition", timeout: float = TIMEOUT_S, interval: float = INTERVAL_S
+) -> Any:
     """eventually() for code without an event loop: sleeps the thread between checks."""
     deadline = time.monotonic() + timeout
     while True:

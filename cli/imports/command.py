@@ -27,22 +27,29 @@ from shared.runtime.settings import kafka_settings
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
-HELP = (f"Import a provider's user base (CSV, JSON Lines or Parquet, from the extension) into {USERS.name}. "
-        "Columns (rename with --map field=column): " + mapping_help() + ". Lists in CSV are separated by ';' "
-        "or '|'. Exit 0: all imported; 1: some rows refused, the rest imported; 2: nothing imported (file "
-        "error); 3: Kafka failed. See docs/registry-import.md.")
+HELP = (
+    f"Import a provider's user base (CSV, JSON Lines or Parquet, from the extension) into {USERS.name}. "
+    "Columns (rename with --map field=column): " + mapping_help() + ". Lists in CSV are separated by ';' "
+    "or '|'. Exit 0: all imported; 1: some rows refused, the rest imported; 2: nothing imported (file "
+    "error); 3: Kafka failed. See docs/registry-import.md."
+)
 
 
 def import_command(
     file: Path = typer.Argument(..., help="The file: .csv, .jsonl/.ndjson or .parquet."),
     map_: list[str] = typer.Option([], "--map", help="field=column, e.g. user_id=id (repeatable)."),
-    snapshot: bool = typer.Option(False, help="The file is the whole user base: tombstone every user on the "
-                                              "topic whose id the file does not have."),
+    snapshot: bool = typer.Option(
+        False,
+        help="The file is the whole user base: tombstone every user on the topic whose id the file does not have.",
+    ),
     dry_run: bool = typer.Option(False, help="Validate and report what would be produced; produce nothing."),
     errors: Path = typer.Option(None, help="Write every refused value to this CSV (line, field, value, why)."),
     show: int = typer.Option(20, min=0, help="Refused values listed on screen."),
-    as_of: datetime = typer.Option(None, help="When the records were true (default: the file's modification "
-                                              "time); part of each record, so the same file gives the same values."),
+    as_of: datetime = typer.Option(
+        None,
+        help="When the records were true (default: the file's modification "
+        "time); part of each record, so the same file gives the same values.",
+    ),
     bootstrap: str = typer.Option(None, help="Bootstrap servers (default: COUNTERMAND_KAFKA_BOOTSTRAP)."),
 ) -> None:
     """Import users from FILE; refused rows are reported and the good ones imported."""
@@ -75,17 +82,20 @@ def _summary(plan: importer.Plan, dry_run: bool, seconds: float) -> None:
     verb = "would produce" if dry_run else "produced"
     rate = f", {plan.rows / seconds:,.0f} rows/s" if not dry_run and seconds > 0 else ""
     snapshot = f", {len(plan.absent):,} tombstones for users absent from the file" if len(plan.absent) else ""
-    out.print(f"{plan.path} ({plan.kind}): {plan.rows:,} rows, {checked.refused_rows:,} refused; {verb} "
-              f"{len(checked.upserts):,} upserts, {len(checked.deletions):,} deletions{snapshot} to {USERS.name}"
-              f" in {seconds:.1f} s{rate}")
+    out.print(
+        f"{plan.path} ({plan.kind}): {plan.rows:,} rows, {checked.refused_rows:,} refused; {verb} "
+        f"{len(checked.upserts):,} upserts, {len(checked.deletions):,} deletions{snapshot} to {USERS.name}"
+        f" in {seconds:.1f} s{rate}"
+    )
 
 
 def _report_errors(errors: list[RowError], show: int, path: Path | None) -> None:
     if not errors:
         return
     if show:
-        table = Table("line", "field", "value", "why", title=f"refused values (first {min(show, len(errors))} "
-                                                              f"of {len(errors):,})")
+        table = Table(
+            "line", "field", "value", "why", title=f"refused values (first {min(show, len(errors))} of {len(errors):,})"
+        )
         for error in errors[:show]:
             table.add_row(str(error.line), error.field, escape(error.value), escape(error.why))
         err.print(table)

@@ -7,8 +7,8 @@ same record imported twice is the same event; `occurred_at` is the import's as-o
 from __future__ import annotations
 
 import hashlib
-from binascii import hexlify
 import uuid
+from binascii import hexlify
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,8 +37,13 @@ class Encoded:
 def envelope_head(occurred_at: datetime) -> tuple[bytes, bytes]:
     """The bytes before and after the event id, up to the body (as the contract's serializer writes them)."""
     at = TypeAdapter(AwareDatetime).dump_json(occurred_at).decode()
-    return (b'{"event_id":"', (f'","schema_version":1,"occurred_at":{at},"producer":"{PRODUCER}",'
-                               '"correlation_id":null,"causation_id":null,').encode())
+    return (
+        b'{"event_id":"',
+        (
+            f'","schema_version":1,"occurred_at":{at},"producer":"{PRODUCER}",'
+            '"correlation_id":null,"causation_id":null,'
+        ).encode(),
+    )
 
 
 def encode(upserts: pa.Table) -> Encoded:
@@ -69,14 +74,25 @@ def event_id(body: bytes) -> str:
 
 def _body(upserts: pa.Table, ids: pa.Array) -> pa.Array:
     column = upserts.column
-    parts = ['"type":"UserUpserted","user_id":', ids,
-             ',"email":', _json_text(column("email")),
-             ',"nationalities":', _json_codes(column("nationalities")),
-             ',"residence":', _json_text(column("residence")),
-             ',"account_type":', _json_text(column("account_type")),
-             ',"organisation":', _json_text(column("organisation")),
-             ',"entitlements":', _json_codes(column("entitlements")),
-             ',"locale":', _json_text(column("locale")), "}"]
+    parts = [
+        '"type":"UserUpserted","user_id":',
+        ids,
+        ',"email":',
+        _json_text(column("email")),
+        ',"nationalities":',
+        _json_codes(column("nationalities")),
+        ',"residence":',
+        _json_text(column("residence")),
+        ',"account_type":',
+        _json_text(column("account_type")),
+        ',"organisation":',
+        _json_text(column("organisation")),
+        ',"entitlements":',
+        _json_codes(column("entitlements")),
+        ',"locale":',
+        _json_text(column("locale")),
+        "}",
+    ]
     return pc.binary_join_element_wise(*parts, "")
 
 

@@ -16,8 +16,7 @@ def format_of(path: Path) -> str:
     """The format the file's extension names, after checking the file exists, is not empty and agrees."""
     kind = EXTENSIONS.get(path.suffix.lower())
     if kind is None:
-        raise ImportFileError(f"{path}: unknown extension {path.suffix!r}; expected one of "
-                              f"{', '.join(EXTENSIONS)}")
+        raise ImportFileError(f"{path}: unknown extension {path.suffix!r}; expected one of {', '.join(EXTENSIONS)}")
     if not path.is_file():
         raise ImportFileError(f"{path}: no such file")
     size = path.stat().st_size
@@ -35,16 +34,19 @@ def _check(path: Path, kind: str, head: bytes, tail: bytes) -> None:
     is_parquet = head.startswith(PARQUET_MAGIC) and tail == PARQUET_MAGIC
     if kind == "Parquet":
         if not is_parquet:
-            raise ImportFileError(f"{path}: not a Parquet file (no PAR1 magic number at its start and end)"
-                                  f"{_looks_like(head)}; expected Parquet")
+            raise ImportFileError(
+                f"{path}: not a Parquet file (no PAR1 magic number at its start and end)"
+                f"{_looks_like(head)}; expected Parquet"
+            )
         return
     if is_parquet or head.startswith(PARQUET_MAGIC):
         raise ImportFileError(f"{path}: this is a Parquet file, not {kind}; rename it to .parquet")
     if b"\x00" in head or not _utf8(head):
         raise ImportFileError(f"{path}: binary data, not UTF-8 text; expected {kind}")
     if kind == "JSON Lines" and not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
-        raise ImportFileError(f"{path}: the first line is not a JSON object; expected JSON Lines "
-                              "(one {...} object per line)")
+        raise ImportFileError(
+            f"{path}: the first line is not a JSON object; expected JSON Lines (one {{...}} object per line)"
+        )
 
 
 def _utf8(head: bytes) -> bool:

@@ -95,12 +95,15 @@ async def _slices(plan: Plan):
     for start in starts:
         current = await ahead if ahead else await asyncio.to_thread(encode, upserts.slice(start, SLICE))
         following = start + SLICE
-        ahead = (asyncio.ensure_future(asyncio.to_thread(encode, upserts.slice(following, SLICE)))
-                 if following < len(upserts) else None)
+        ahead = (
+            asyncio.ensure_future(asyncio.to_thread(encode, upserts.slice(following, SLICE)))
+            if following < len(upserts)
+            else None
+        )
         yield current.keys, current.bodies
     for ids in (plan.checked.deletions, plan.absent):
         for start in range(0, len(ids), SLICE):
-            yield _keys(ids[start:start + SLICE]), None
+            yield _keys(ids[start : start + SLICE]), None
 
 
 def _keys(ids: np.ndarray) -> pa.Array:

@@ -39,8 +39,13 @@ def read_slowly(path: Path, mapping: Mapping[str, str]) -> tuple[pa.Table, np.nd
                 objects.append(parsed)
                 lines.append(number)
     columns = {column for parsed in objects for column in parsed}
-    table = pa.table({column: _column(field, [o.get(column) for o in objects])
-                      for field, column in mapping.items() if column in columns})
+    table = pa.table(
+        {
+            column: _column(field, [o.get(column) for o in objects])
+            for field, column in mapping.items()
+            if column in columns
+        }
+    )
     return table, np.array(lines, dtype=np.int64), errors
 
 
@@ -51,8 +56,7 @@ def _parse(raw: bytes, number: int, errors: list[RowError]) -> dict | None:
         errors.append(RowError(number, "line", raw.decode("utf-8", "replace").strip()[:200], f"not JSON: {exc}"))
         return None
     if not isinstance(parsed, dict):
-        errors.append(RowError(number, "line", raw.decode("utf-8", "replace").strip()[:200],
-                               "not a JSON object"))
+        errors.append(RowError(number, "line", raw.decode("utf-8", "replace").strip()[:200], "not a JSON object"))
         return None
     return parsed
 

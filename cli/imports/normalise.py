@@ -22,8 +22,13 @@ def as_text(values: pa.Array | pa.ChunkedArray, field: str) -> pa.Array:
         return pa.nulls(len(values), pa.string())
     if pa.types.is_boolean(kind):
         text = pc.if_else(values, "true", "false")
-    elif pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind) \
-            or pa.types.is_floating(kind) or pa.types.is_dictionary(kind):
+    elif (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_dictionary(kind)
+    ):
         text = values.cast(pa.string())
     else:
         raise ImportFileError(f"field {field}: the column holds {kind}, expected text")

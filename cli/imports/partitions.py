@@ -12,7 +12,7 @@ M = np.uint32(0x5BD1E995)
 
 def partitions_for(keys: pa.Array, partitions: int) -> np.ndarray:
     """The partition of each key (a binary or string column without nulls), as partition_for computes it."""
-    offsets = np.frombuffer(keys.buffers()[1], dtype=np.int32)[keys.offset:keys.offset + len(keys) + 1]
+    offsets = np.frombuffer(keys.buffers()[1], dtype=np.int32)[keys.offset : keys.offset + len(keys) + 1]
     data = np.frombuffer(keys.buffers()[2], dtype=np.uint8)
     lengths = np.diff(offsets)
     hashes = np.empty(len(keys), dtype=np.uint32)
@@ -27,7 +27,7 @@ def _matrix(data: np.ndarray, offsets: np.ndarray, rows: np.ndarray, length: int
     data when the rows are consecutive (ids exported in order), else gathered."""
     if rows[-1] - rows[0] + 1 == rows.size:
         start = offsets[rows[0]]
-        return data[start:start + rows.size * length].reshape(rows.size, length)
+        return data[start : start + rows.size * length].reshape(rows.size, length)
     return data[offsets[rows][:, None] + np.arange(length)]
 
 

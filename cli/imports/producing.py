@@ -24,13 +24,19 @@ PURPOSE = "registry-import"
 @asynccontextmanager
 async def users_producer(settings: KafkaSettings) -> AsyncIterator[AIOKafkaProducer]:
     """A started producer (the project's delivery rules: idempotent, acks=all) with large batches."""
-    async with producing(settings, PURPOSE, max_batch_size=min(BATCH_BYTES, settings.max_request_bytes),
-                         linger_ms=5) as producer:
+    async with producing(
+        settings, PURPOSE, max_batch_size=min(BATCH_BYTES, settings.max_request_bytes), linger_ms=5
+    ) as producer:
         yield producer
 
 
-async def send(producer: AIOKafkaProducer, keys: pa.Array, bodies: pa.Array | None,
-               value_of: Callable[[bytes], bytes] | None = None, topic: Topic = USERS) -> list[asyncio.Future]:
+async def send(
+    producer: AIOKafkaProducer,
+    keys: pa.Array,
+    bodies: pa.Array | None,
+    value_of: Callable[[bytes], bytes] | None = None,
+    topic: Topic = USERS,
+) -> list[asyncio.Future]:
     """Queue one record per key, its value `value_of(body)` (a tombstone where `bodies` is None); returns the
     batches' delivery futures."""
     partition = partitions_for(keys, topic.partitions)
@@ -38,16 +44,30 @@ async def send(producer: AIOKafkaProducer, keys: pa.Array, bodies: pa.Array | No
     bounds = np.searchsorted(partition[order], np.arange(topic.partitions + 1))
     jobs = []
     for number in range(topic.partitions):
-        rows = pa.array(order[bounds[number]:bounds[number + 1]])
+        rows = pa.array(order[bounds[number] : bounds[number + 1]])
         if len(rows):
             part_bodies = [None] * len(rows) if bodies is None else bodies.take(rows).to_pylist()
-            jobs.append(_send_partition(producer, topic.name, number, keys.take(rows).to_pylist(), part_bodies,
-                                        _tombstone if bodies is None else value_of))
+            jobs.append(
+                _send_partition(
+                    producer,
+                    topic.name,
+                    number,
+                    keys.take(rows).to_pylist(),
+                    part_bodies,
+                    _tombstone if bodies is None else value_of,
+                )
+            )
     return [future for futures in await asyncio.gather(*jobs) for future in futures]
 
 
-async def _send_partition(producer: AIOKafkaProducer, topic: str, partition: int, keys: Sequence[bytes],
-                          bodies: Sequence[bytes | None], value_of: Callable) -> list[asyncio.Future]:
+async def _send_partition(
+    producer: AIOKafkaProducer,
+    topic: str,
+    partition: int,
+    keys: Sequence[bytes],
+    bodies: Sequence[bytes | None],
+    value_of: Callable,
+) -> list[asyncio.Future]:
     futures = []
     batch = producer.create_batch()
     for key, body in zip(keys, bodies, strict=True):

@@ -52,13 +52,16 @@ def by_field(table: pa.Table, mapping: Mapping[str, str], path: Path) -> pa.Tabl
     """The mapped columns of the table, renamed to their fields (ImportFileError naming a missing one)."""
     missing = missing_required(mapping, table.column_names)
     if missing:
-        raise ImportFileError(f"{path}: missing required column(s): {', '.join(missing)}; "
-                              f"the file has: {', '.join(table.column_names) or 'no columns'}")
+        raise ImportFileError(
+            f"{path}: missing required column(s): {', '.join(missing)}; "
+            f"the file has: {', '.join(table.column_names) or 'no columns'}"
+        )
     present = {name: column for name, column in mapping.items() if column in table.column_names}
     return pa.table({name: table.column(column) for name, column in present.items()})
 
 
 # ---- CSV -------------------------------------------------------------------------------------------
+
 
 def _read_csv(path: Path, mapping: Mapping[str, str]) -> RawRows:
     header = _csv_header(path)
@@ -68,8 +71,7 @@ def _read_csv(path: Path, mapping: Mapping[str, str]) -> RawRows:
     if bad:  # Arrow numbers the skipped rows only when reading on one thread: rare, so read again
         table, bad = _csv_table(path, wanted, threads=False)
     lines = _complement(bad, table.num_rows)
-    errors = [RowError(line, "line", text, f"expected {want} fields, found {got}")
-              for line, want, got, text in bad]
+    errors = [RowError(line, "line", text, f"expected {want} fields, found {got}") for line, want, got, text in bad]
     return RawRows(by_field(table, mapping, path), lines, errors)
 
 
@@ -91,11 +93,16 @@ def _csv_table(path: Path, columns: list[str], *, threads: bool) -> tuple[pa.Tab
         return "skip"
 
     table = pa_csv.read_csv(
-        path, read_options=pa_csv.ReadOptions(use_threads=threads, block_size=BLOCK_BYTES),
+        path,
+        read_options=pa_csv.ReadOptions(use_threads=threads, block_size=BLOCK_BYTES),
         parse_options=pa_csv.ParseOptions(invalid_row_handler=skip),
         convert_options=pa_csv.ConvertOptions(
-            include_columns=columns, column_types={name: pa.string() for name in columns},
-            strings_can_be_null=False, quoted_strings_can_be_null=False))
+            include_columns=columns,
+            column_types={name: pa.string() for name in columns},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
     return table, sorted(bad)
 
 
@@ -109,6 +116,7 @@ def _complement(bad: list[tuple], good: int) -> np.ndarray:
 
 # ---- JSON Lines --------------------------------------------------------------------------------------
 
+
 def _read_jsonl(path: Path, mapping: Mapping[str, str]) -> RawRows:
     try:
         table = pa_json.read_json(path, read_options=pa_json.ReadOptions(block_size=BLOCK_BYTES))
@@ -121,6 +129,7 @@ def _read_jsonl(path: Path, mapping: Mapping[str, str]) -> RawRows:
 
 
 # ---- Parquet -------------------------------------------------------------------------------------------
+
 
 def _read_parquet(path: Path, mapping: Mapping[str, str]) -> RawRows:
     names = pq.read_schema(path).names

@@ -60,9 +60,13 @@ def check(raw: RawRows) -> Checked:
     rows.upsert_fields(~deleted)
     good = ~rows.refused
     keep = good & ~deleted
-    return Checked(upserts=rows.upserts(ids, keep), upsert_lines=raw.lines[keep],
-                   deletions=ids[good & deleted], ids_in_file=ids[id_ok],
-                   errors=sorted(raw.errors + rows.errors))
+    return Checked(
+        upserts=rows.upserts(ids, keep),
+        upsert_lines=raw.lines[keep],
+        deletions=ids[good & deleted],
+        ids_in_file=ids[id_ok],
+        errors=sorted(raw.errors + rows.errors),
+    )
 
 
 class _Rows:
@@ -90,8 +94,12 @@ class _Rows:
 
     def ids(self) -> tuple[np.ndarray, np.ndarray]:
         ids, ok = as_ids(self.column("user_id"), "user_id", MAX_USER_ID)
-        self.refuse(~ok, "user_id", lambda: as_text(self.column("user_id"), "user_id"),
-                    f"must be a whole number in 0..{MAX_USER_ID}")
+        self.refuse(
+            ~ok,
+            "user_id",
+            lambda: as_text(self.column("user_id"), "user_id"),
+            f"must be a whole number in 0..{MAX_USER_ID}",
+        )
         return ids, ok
 
     def flag(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -108,8 +116,10 @@ class _Rows:
         repeat = np.concatenate(([False], sorted_ids[1:] == sorted_ids[:-1]))
         run_start = np.maximum.accumulate(np.where(~repeat, np.arange(order.size), 0))
         again, first = order[repeat], order[run_start[repeat]]
-        self.errors += [RowError(int(self.lines[a]), "user_id", str(ids[a]), f"duplicate of line {self.lines[f]}")
-                        for a, f in zip(again, first, strict=True)]
+        self.errors += [
+            RowError(int(self.lines[a]), "user_id", str(ids[a]), f"duplicate of line {self.lines[f]}")
+            for a, f in zip(again, first, strict=True)
+        ]
         self.refused[again] = True
 
     def upsert_fields(self, upsert: np.ndarray) -> None:
@@ -135,8 +145,9 @@ class _Rows:
         self.canonical["nationalities"] = self.nationalities(upsert, nationalities, stateless)
         residence = pc.utf8_upper(as_text(self.column("residence"), "residence"))
         unknown_code = ~pc.is_in(residence, COUNTRIES).to_numpy(zero_copy_only=False)
-        self.refuse(upsert & unknown_code & ~_null(residence), "residence", residence,
-                    "not an ISO 3166-1 alpha-2 country code")
+        self.refuse(
+            upsert & unknown_code & ~_null(residence), "residence", residence, "not an ISO 3166-1 alpha-2 country code"
+        )
         self.canonical["residence"] = residence
 
     def nationalities(self, upsert: np.ndarray, lists: pa.ListArray, stateless: np.ndarray) -> pa.ListArray:
@@ -145,16 +156,27 @@ class _Rows:
         parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
         wrong = upsert[parents] & bad_item
         if wrong.any():
-            self.errors += row_errors(self.lines[parents[wrong]], "nationalities",
-                                      codes.filter(pa.array(wrong)).to_pylist(),
-                                      "not an ISO 3166-1 alpha-2 country code")
+            self.errors += row_errors(
+                self.lines[parents[wrong]],
+                "nationalities",
+                codes.filter(pa.array(wrong)).to_pylist(),
+                "not an ISO 3166-1 alpha-2 country code",
+            )
             self.refused[parents[wrong]] = True
         length = pc.list_value_length(lists).fill_null(-1).to_numpy(zero_copy_only=False)
-        self.refuse(upsert & stateless & (length > 0), "stateless", lambda: as_text(self.column("stateless"), "stateless"),
-                    "stateless (holds no nationality), yet nationalities are listed")
-        self.refuse(upsert & ~stateless & (length == 0), "nationalities", lambda: np.full(self.size, "[]", dtype=object),
-                    "an empty list means 'holds none': set stateless=true for that, or leave the value "
-                    "empty/null when the nationality is unknown")
+        self.refuse(
+            upsert & stateless & (length > 0),
+            "stateless",
+            lambda: as_text(self.column("stateless"), "stateless"),
+            "stateless (holds no nationality), yet nationalities are listed",
+        )
+        self.refuse(
+            upsert & ~stateless & (length == 0),
+            "nationalities",
+            lambda: np.full(self.size, "[]", dtype=object),
+            "an empty list means 'holds none': set stateless=true for that, or leave the value "
+            "empty/null when the nationality is unknown",
+        )
         upper = pa.ListArray.from_arrays(_offsets_of(lists), codes, mask=pc.is_null(lists))
         holds_none = pa.array([], pa.string())
         empty = pa.ListArray.from_arrays(pa.array(np.zeros(self.size + 1, dtype=np.int32)), holds_none)
@@ -163,16 +185,16 @@ class _Rows:
     def account_type(self, upsert: np.ndarray) -> None:
         kind = pc.utf8_lower(as_text(self.column("account_type"), "account_type"))
         unknown = ~pc.is_in(kind, ACCOUNT_TYPES).to_numpy(zero_copy_only=False)
-        self.refuse(upsert & unknown, "account_type", kind,
-                    f"must be one of {', '.join(ACCOUNT_TYPES.to_pylist())}")
+        self.refuse(upsert & unknown, "account_type", kind, f"must be one of {', '.join(ACCOUNT_TYPES.to_pylist())}")
         self.canonical["account_type"] = kind
 
     def organisation(self, upsert: np.ndarray) -> None:
         organisation = as_text(self.column("organisation"), "organisation")
         length = pc.utf8_length(organisation).fill_null(0).to_numpy(zero_copy_only=False)
         self.refuse(upsert & (length > 200), "organisation", organisation, "at most 200 characters")
-        self.refuse(upsert & _matches(organisation, CONTROL), "organisation", organisation,
-                    "contains a control character")
+        self.refuse(
+            upsert & _matches(organisation, CONTROL), "organisation", organisation, "contains a control character"
+        )
         self.canonical["organisation"] = organisation
 
     def entitlements(self, upsert: np.ndarray) -> None:
@@ -181,9 +203,12 @@ class _Rows:
         parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
         wrong = upsert[parents] & ~_matches(names, MODEL_PATTERN)
         if wrong.any():
-            self.errors += row_errors(self.lines[parents[wrong]], "entitlements",
-                                      names.filter(pa.array(wrong)).to_pylist(),
-                                      f"not a model name (pattern {MODEL_PATTERN})")
+            self.errors += row_errors(
+                self.lines[parents[wrong]],
+                "entitlements",
+                names.filter(pa.array(wrong)).to_pylist(),
+                f"not a model name (pattern {MODEL_PATTERN})",
+            )
             self.refused[parents[wrong]] = True
         self.canonical["entitlements"] = lists.fill_null(pa.scalar([], pa.list_(pa.string())))
 
@@ -198,8 +223,7 @@ class _Rows:
         """The rows to upsert, in the contract's field order, canonical: codes upper-cased, blanks null."""
         mask = pa.array(keep)
         columns = {"user_id": pa.array(ids[keep])}
-        for name in ("email", "nationalities", "residence", "account_type", "organisation", "entitlements",
-                     "locale"):
+        for name in ("email", "nationalities", "residence", "account_type", "organisation", "entitlements", "locale"):
             columns[name] = self.canonical[name].filter(mask)
         return pa.table(columns)
 

@@ -99,8 +99,17 @@ def _cluster_id() -> str:
 def _format(data: Path, props: Path) -> None:
     if (data / "log" / "meta.properties").exists():
         return
-    cmd = [_java(), "-cp", f"{LIBS}/*", "kafka.tools.StorageTool", "format", "--standalone",
-           f"--cluster-id={_cluster_id()}", "-c", str(props)]  # '=' form: an id may start with '-'
+    cmd = [
+        _java(),
+        "-cp",
+        f"{LIBS}/*",
+        "kafka.tools.StorageTool",
+        "format",
+        "--standalone",
+        f"--cluster-id={_cluster_id()}",
+        "-c",
+        str(props),
+    ]  # '=' form: an id may start with '-'
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
 
 
@@ -144,12 +153,24 @@ def up(data: Path, port: int, controller_port: int, timeout: float) -> None:
     (data / "log4j2.properties").write_text(_LOG4J)
     _format(data, props)
     started = time.monotonic()
-    cmd = [_java(), "-Xmx1g", "-Xms1g", "-XX:+UseG1GC", "-XX:G1HeapRegionSize=16m", "-Djava.awt.headless=true",
-           f"-Dkafka.logs.dir={data}", f"-Dlog4j2.configurationFile={data / 'log4j2.properties'}",
-           "-cp", f"{LIBS}/*", "kafka.Kafka", str(props)]
+    cmd = [
+        _java(),
+        "-Xmx1g",
+        "-Xms1g",
+        "-XX:+UseG1GC",
+        "-XX:G1HeapRegionSize=16m",
+        "-Djava.awt.headless=true",
+        f"-Dkafka.logs.dir={data}",
+        f"-Dlog4j2.configurationFile={data / 'log4j2.properties'}",
+        "-cp",
+        f"{LIBS}/*",
+        "kafka.Kafka",
+        str(props),
+    ]
     with open(data / "stdout.log", "ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
     pidfile.write_text(str(proc.pid))
     while time.monotonic() - started < timeout:
         if proc.poll() is not None:

@@ -54,4 +54,4 @@ def _by_country(column: np.ndarray) -> dict[str, int]:
 
 
 def _named(counts: np.ndarray, names: tuple[str, ...]) -> dict[str, int]:
-    return {name: int(count) for name, count in zip(names, counts.tolist())}
+    return {name: int(count) for name, count in zip(names, counts.tolist(), strict=True)}

@@ -20,8 +20,9 @@ from shared.contracts.catalogue import USERS
 from shared.contracts.users import MAX_USER_ID, UserUpserted
 from shared.runtime.settings import KafkaSettings
 
-app = typer.Typer(help="Synthetic user registry (identity.users.v1) for demos, tests and benchmarks.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Synthetic user registry (identity.users.v1) for demos, tests and benchmarks.", no_args_is_help=True
+)
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 UNKNOWN_WORDS = ("", "unknown", "null", "none")
@@ -48,8 +49,10 @@ def load(
         started = time.perf_counter()
         done = _on_kafka(servers, loader.load(servers, pop, lambda n, _: bar.update(task, completed=n)))
         elapsed = max(time.perf_counter() - started, 1e-9)
-    out.print(f"loaded {done:,} users (ids {first_id}..{first_id + done - 1}, seed {seed}) to {USERS.name} "
-              f"on {servers} in {elapsed:.1f} s: {done / elapsed:,.0f} users/s")
+    out.print(
+        f"loaded {done:,} users (ids {first_id}..{first_id + done - 1}, seed {seed}) to {USERS.name} "
+        f"on {servers} in {elapsed:.1f} s: {done / elapsed:,.0f} users/s"
+    )
 
 
 @app.command("set", context_settings=ARGS_MAY_START_WITH_DASH)
@@ -65,10 +68,17 @@ def set_user(
     bootstrap: str = BootstrapOption,
 ) -> None:
     """Upsert one user's full record (validated first: nothing is sent on bad input)."""
-    fields = {"producer": PRODUCER, "user_id": user_id, "email": email or f"user{user_id}@example.com",
-              "nationalities": _codes_or_none(nationalities), "residence": _code_or_none(residence),
-              "account_type": account_type, "organisation": organisation or None,
-              "entitlements": _codes(entitlements), "locale": locale}
+    fields = {
+        "producer": PRODUCER,
+        "user_id": user_id,
+        "email": email or f"user{user_id}@example.com",
+        "nationalities": _codes_or_none(nationalities),
+        "residence": _code_or_none(residence),
+        "account_type": account_type,
+        "organisation": organisation or None,
+        "entitlements": _codes(entitlements),
+        "locale": locale,
+    }
     try:
         record = UserUpserted.model_validate(fields)
     except ValidationError as exc:
@@ -107,11 +117,14 @@ def stats(
 def _print_census(c: Census, top: int) -> None:
     summary = Table("measure", "users", "share", title=f"{c.users:,} users")
     rows = [(f"account: {name}", count) for name, count in c.account_types.items()] + [
-        ("dual nationals", c.dual), ("  of which US + another", c.dual_with_us),
-        ("nationality unknown", c.unknown_nationality), ("residence unknown", c.unknown_residence),
+        ("dual nationals", c.dual),
+        ("  of which US + another", c.dual_with_us),
+        ("nationality unknown", c.unknown_nationality),
+        ("residence unknown", c.unknown_residence),
         ("living outside their nationalities", c.living_abroad),
         ("foreign nationals living in the US", c.foreign_nationals_in_us),
-        ("employees without US nationality", c.employees_not_us)]
+        ("employees without US nationality", c.employees_not_us),
+    ]
     for label, count in rows:
         summary.add_row(label, f"{count:,}", _share(count, c.users))
     out.print(summary)

@@ -6,9 +6,8 @@ import asyncio
 import importlib.util
 import uuid
 from collections.abc import Callable
-from datetime import datetime
-
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 
 from aiokafka import AIOKafkaProducer
 
@@ -27,12 +26,24 @@ def _producer(bootstrap: str, purpose: str) -> AbstractAsyncContextManager[AIOKa
     """A started producer from the shared factory, tuned for bulk loading (larger batches, a longer linger)."""
     # lz4 only when its package is present: the registry adds no dependency for it.
     compression = "lz4" if importlib.util.find_spec("lz4") is not None else None
-    return producing(KafkaSettings(bootstrap=bootstrap), purpose, linger_ms=20, max_batch_size=512 * 1024,
-                     max_request_size=1024 * 1024, compression_type=compression)
+    return producing(
+        KafkaSettings(bootstrap=bootstrap),
+        purpose,
+        linger_ms=20,
+        max_batch_size=512 * 1024,
+        max_request_size=1024 * 1024,
+        compression_type=compression,
+    )
 
 
-async def load(bootstrap: str, pop: Population, progress: Progress | None = None, *,
-               batch: int = BATCH, occurred_at: datetime | None = None) -> int:
+async def load(
+    bootstrap: str,
+    pop: Population,
+    progress: Progress | None = None,
+    *,
+    batch: int = BATCH,
+    occurred_at: datetime | None = None,
+) -> int:
     """Produce every user of `pop` as a UserUpserted; returns how many were acknowledged by the broker."""
     at = occurred_at or utc_now()
     prefix = f"registry-{uuid.uuid4().hex[:12]}-"  # event ids unique per load, cheap per record

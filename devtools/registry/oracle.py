@@ -20,8 +20,9 @@ Truth = bool | None  # None = unknown
 _SELECTOR = TypeAdapter(Selector)
 
 
-def affected_users(selector: Any, users: Iterable[Mapping[str, Any] | BaseModel],
-                   unknown_attribute: str = "restrict") -> set[int]:
+def affected_users(
+    selector: Any, users: Iterable[Mapping[str, Any] | BaseModel], unknown_attribute: str = "restrict"
+) -> set[int]:
     """Ids of the users a directive with this selector covers: True, or unknown when it restricts."""
     if unknown_attribute not in ("restrict", "allow"):
         raise ValueError(f"unknown_attribute: must be 'restrict' or 'allow', got {unknown_attribute!r}")

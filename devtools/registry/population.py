@@ -12,8 +12,20 @@ import numpy as np
 import orjson
 
 from devtools.registry.demography import (
-    ACCOUNT_TYPES, COUNTRIES, EMPLOYEE, EMPLOYEE_SHARES, ENTERPRISE_MEMBER, LOCALES, MIGRATION_SHARES, MODELS,
-    NATIONALITY_SHARES, NO_ORGANISATION, ORGANISATIONS, UNKNOWN, US, organisation_id,
+    ACCOUNT_TYPES,
+    COUNTRIES,
+    EMPLOYEE,
+    EMPLOYEE_SHARES,
+    ENTERPRISE_MEMBER,
+    LOCALES,
+    MIGRATION_SHARES,
+    MODELS,
+    NATIONALITY_SHARES,
+    NO_ORGANISATION,
+    ORGANISATIONS,
+    UNKNOWN,
+    US,
+    organisation_id,
 )
 from shared.contracts.users import MAX_USER_ID
 
@@ -29,11 +41,13 @@ LIVING_IN_SECOND_COUNTRY_SHARE = 0.3  # of dual nationals who live in one of the
 EMPLOYEES_IN_US_SHARE = 0.7
 MEMBERS_FROM_ORG_COUNTRY_SHARE = 0.6
 # Probability of each model bit, per account type (rows) and model (columns, in MODELS order).
-ENTITLEMENT_ODDS = np.array([
-    [0.45, 0.40, 0.50, 0.70],  # consumer
-    [0.70, 0.65, 0.60, 0.60],  # enterprise_member
-    [0.95, 0.95, 0.90, 0.90],  # employee
-])
+ENTITLEMENT_ODDS = np.array(
+    [
+        [0.45, 0.40, 0.50, 0.70],  # consumer
+        [0.70, 0.65, 0.60, 0.60],  # enterprise_member
+        [0.95, 0.95, 0.90, 0.90],  # employee
+    ]
+)
 FALLBACK_ENTITLEMENT = 1 << 3  # sonnet-3, so every user is entitled to at least one model
 
 
@@ -56,8 +70,15 @@ class Population:
 
 
 COLUMNS = ("nat1", "nat2", "nat_unknown", "residence", "account_type", "organisation", "entitlements")
-DTYPES = {"nat1": np.int16, "nat2": np.int16, "nat_unknown": np.bool_, "residence": np.int16,
-          "account_type": np.int8, "organisation": np.int32, "entitlements": np.uint8}
+DTYPES = {
+    "nat1": np.int16,
+    "nat2": np.int16,
+    "nat_unknown": np.bool_,
+    "residence": np.int16,
+    "account_type": np.int8,
+    "organisation": np.int32,
+    "entitlements": np.uint8,
+}
 
 
 def generate(n: int, seed: int, first_id: int = 1) -> Population:
@@ -69,7 +90,7 @@ def generate(n: int, seed: int, first_id: int = 1) -> Population:
         stop = min(start + BLOCK, n)
         drawn = _block(np.random.default_rng([seed, 1, block]), BLOCK, org_country)
         for name in COLUMNS:
-            columns[name][start:stop] = drawn[name][:stop - start]
+            columns[name][start:stop] = drawn[name][: stop - start]
     user_id = np.arange(first_id, first_id + n, dtype=np.uint64).astype(np.uint32)
     return Population(seed=seed, user_id=user_id, **columns)
 
@@ -105,9 +126,15 @@ def _block(rng: np.random.Generator, size: int, org_country: np.ndarray) -> dict
     residence = _residences(rng, account, nat1, nat2, unknown)
     nat1[unknown] = UNKNOWN
     nat2[unknown] = UNKNOWN
-    return {"nat1": nat1, "nat2": nat2, "nat_unknown": unknown, "residence": residence,
-            "account_type": account, "organisation": organisation,
-            "entitlements": _entitlements(rng, account)}
+    return {
+        "nat1": nat1,
+        "nat2": nat2,
+        "nat_unknown": unknown,
+        "residence": residence,
+        "account_type": account,
+        "organisation": organisation,
+        "entitlements": _entitlements(rng, account),
+    }
 
 
 def _organisations(rng: np.random.Generator, account: np.ndarray) -> np.ndarray:
@@ -119,8 +146,9 @@ def _organisations(rng: np.random.Generator, account: np.ndarray) -> np.ndarray:
     return organisation
 
 
-def _first_nationalities(rng: np.random.Generator, account: np.ndarray, organisation: np.ndarray,
-                         org_country: np.ndarray) -> np.ndarray:
+def _first_nationalities(
+    rng: np.random.Generator, account: np.ndarray, organisation: np.ndarray, org_country: np.ndarray
+) -> np.ndarray:
     size = len(account)
     nat = _draw(rng, size, NATIONALITY_SHARES)
     staff = _draw(rng, size, EMPLOYEE_SHARES)
@@ -143,8 +171,9 @@ def _second_nationalities(rng: np.random.Generator, nat1: np.ndarray) -> np.ndar
     return np.where(dual, second, np.int16(UNKNOWN)).astype(np.int16)
 
 
-def _residences(rng: np.random.Generator, account: np.ndarray, nat1: np.ndarray, nat2: np.ndarray,
-                unknown_nationality: np.ndarray) -> np.ndarray:
+def _residences(
+    rng: np.random.Generator, account: np.ndarray, nat1: np.ndarray, nat2: np.ndarray, unknown_nationality: np.ndarray
+) -> np.ndarray:
     size = len(nat1)
     home = np.where((nat2 >= 0) & (rng.random(size) < LIVING_IN_SECOND_COUNTRY_SHARE), nat2, nat1)
     home = np.where(unknown_nationality, _draw(rng, size, NATIONALITY_SHARES), home)
@@ -171,12 +200,14 @@ PRODUCER = "registry"
 GENERATED_AT = datetime(2026, 1, 1, tzinfo=UTC)  # default occurred_at: records stay a pure function
 _OR_NONE = COUNTRIES + (None,)  # indexing with -1 (unknown) yields None
 _LOCALE_OR_DEFAULT = LOCALES + ("en",)
-_MODEL_LISTS = tuple(tuple(model for bit, model in enumerate(MODELS) if mask >> bit & 1)
-                     for mask in range(1 << len(MODELS)))
+_MODEL_LISTS = tuple(
+    tuple(model for bit, model in enumerate(MODELS) if mask >> bit & 1) for mask in range(1 << len(MODELS))
+)
 
 
-def records(pop: Population, start: int, stop: int, *, occurred_at: datetime = GENERATED_AT,
-            event_prefix: str | None = None) -> list[dict[str, Any]]:
+def records(
+    pop: Population, start: int, stop: int, *, occurred_at: datetime = GENERATED_AT, event_prefix: str | None = None
+) -> list[dict[str, Any]]:
     """UserUpserted-valid dicts for users [start, stop); event ids are event_prefix + user id."""
     prefix, at = _prefix(pop, event_prefix), occurred_at.isoformat()
     return [_record(prefix, at, *row) for row in _rows(pop, start, stop)]
@@ -187,9 +218,16 @@ def _rows(pop: Population, start: int, stop: int) -> Iterator[tuple[int, ...]]:
     if not 0 <= start <= stop <= len(pop):
         raise ValueError(f"start/stop: need 0 <= start <= stop <= {len(pop)}, got {start}, {stop}")
     window = slice(start, stop)
-    return zip(pop.user_id[window].tolist(), pop.nat1[window].tolist(), pop.nat2[window].tolist(),
-               pop.residence[window].tolist(), pop.account_type[window].tolist(),
-               pop.organisation[window].tolist(), pop.entitlements[window].tolist())
+    return zip(
+        pop.user_id[window].tolist(),
+        pop.nat1[window].tolist(),
+        pop.nat2[window].tolist(),
+        pop.residence[window].tolist(),
+        pop.account_type[window].tolist(),
+        pop.organisation[window].tolist(),
+        pop.entitlements[window].tolist(),
+        strict=True,
+    )
 
 
 def _prefix(pop: Population, event_prefix: str | None) -> str:
@@ -199,14 +237,28 @@ def _prefix(pop: Population, event_prefix: str | None) -> str:
     return prefix
 
 
-def _record(prefix: str, at: str, uid: int, nat1: int, nat2: int, residence: int, account: int,
-            organisation: int, entitlements: int) -> dict[str, Any]:
+def _record(
+    prefix: str,
+    at: str,
+    uid: int,
+    nat1: int,
+    nat2: int,
+    residence: int,
+    account: int,
+    organisation: int,
+    entitlements: int,
+) -> dict[str, Any]:
     return {
-        "event_id": f"{prefix}{uid}", "schema_version": 1, "occurred_at": at, "producer": PRODUCER,
-        "correlation_id": None, "causation_id": None, "type": "UserUpserted",
-        "user_id": uid, "email": f"user{uid}@example.com",
-        "nationalities": None if nat1 < 0 else [COUNTRIES[nat1]] if nat2 < 0
-        else [COUNTRIES[nat1], COUNTRIES[nat2]],
+        "event_id": f"{prefix}{uid}",
+        "schema_version": 1,
+        "occurred_at": at,
+        "producer": PRODUCER,
+        "correlation_id": None,
+        "causation_id": None,
+        "type": "UserUpserted",
+        "user_id": uid,
+        "email": f"user{uid}@example.com",
+        "nationalities": None if nat1 < 0 else [COUNTRIES[nat1]] if nat2 < 0 else [COUNTRIES[nat1], COUNTRIES[nat2]],
         "residence": _OR_NONE[residence],
         "account_type": ACCOUNT_TYPES[account],
         "organisation": organisation_id(organisation),
@@ -215,18 +267,37 @@ def _record(prefix: str, at: str, uid: int, nat1: int, nat2: int, residence: int
     }
 
 
-def encoded(pop: Population, start: int, stop: int, *, occurred_at: datetime = GENERATED_AT,
-            event_prefix: str | None = None) -> list[tuple[bytes, bytes]]:
+def encoded(
+    pop: Population, start: int, stop: int, *, occurred_at: datetime = GENERATED_AT, event_prefix: str | None = None
+) -> list[tuple[bytes, bytes]]:
     """(Kafka key, JSON value) pairs of users [start, stop): the same payloads as `records`, rendered
     from pre-encoded fragments because this is the loader's hot path."""
-    head = (f'{{"event_id":"{_prefix(pop, event_prefix)}%d","schema_version":1,"occurred_at":"{occurred_at.isoformat()}",'
-            f'"producer":"{PRODUCER}","correlation_id":null,"causation_id":null,"type":"UserUpserted",'
-            f'"user_id":%d,"email":"user%d@example.com","nationalities":')
-    return [(b"%d" % uid, (head % (uid, uid, uid) + _NATIONALITY_JSON[n1][n2] + ',"residence":'
-             + _COUNTRY_JSON[res] + ',"account_type":' + _ACCOUNT_JSON[acc] + ',"organisation":'
-             + _organisation_json(org) + ',"entitlements":' + _MODELS_JSON[ent] + ',"locale":'
-             + _LOCALE_JSON[n1 if n1 >= 0 else res] + "}").encode())
-            for uid, n1, n2, res, acc, org, ent in _rows(pop, start, stop)]
+    head = (
+        f'{{"event_id":"{_prefix(pop, event_prefix)}%d","schema_version":1,"occurred_at":"{occurred_at.isoformat()}",'
+        f'"producer":"{PRODUCER}","correlation_id":null,"causation_id":null,"type":"UserUpserted",'
+        f'"user_id":%d,"email":"user%d@example.com","nationalities":'
+    )
+    return [
+        (
+            b"%d" % uid,
+            (
+                head % (uid, uid, uid)
+                + _NATIONALITY_JSON[n1][n2]
+                + ',"residence":'
+                + _COUNTRY_JSON[res]
+                + ',"account_type":'
+                + _ACCOUNT_JSON[acc]
+                + ',"organisation":'
+                + _organisation_json(org)
+                + ',"entitlements":'
+                + _MODELS_JSON[ent]
+                + ',"locale":'
+                + _LOCALE_JSON[n1 if n1 >= 0 else res]
+                + "}"
+            ).encode(),
+        )
+        for uid, n1, n2, res, acc, org, ent in _rows(pop, start, stop)
+    ]
 
 
 def _organisation_json(index: int) -> str:
@@ -236,8 +307,10 @@ def _organisation_json(index: int) -> str:
 _SAFE_PREFIX = re.compile(r"[A-Za-z0-9._:-]*")
 # Pre-encoded JSON fragments; the last entry of each country table is the -1 (unknown) slot.
 _COUNTRY_JSON = [f'"{code}"' for code in COUNTRIES] + ["null"]
-_NATIONALITY_JSON = [[f'["{first}"]' if second is None else f'["{first}","{second}"]'
-                      for second in COUNTRIES + (None,)] for first in COUNTRIES]
+_NATIONALITY_JSON = [
+    [f'["{first}"]' if second is None else f'["{first}","{second}"]' for second in COUNTRIES + (None,)]
+    for first in COUNTRIES
+]
 _NATIONALITY_JSON.append(["null"] * (len(COUNTRIES) + 1))
 _LOCALE_JSON = [f'"{locale}"' for locale in _LOCALE_OR_DEFAULT]
 _ACCOUNT_JSON = [f'"{name}"' for name in ACCOUNT_TYPES]

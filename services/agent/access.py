@@ -87,7 +87,8 @@ class AccessIndex:
             restriction = held[directive]
             for model, users in restriction.sets.items():
                 by_model.setdefault(model, []).append(
-                    Entry(directive, restriction.window, users, restriction.on_stale == "deny_models"))
+                    Entry(directive, restriction.window, users, restriction.on_stale == "deny_models")
+                )
         return cls({model: tuple(entries) for model, entries in by_model.items()})
 
     def check(self, user: int, model: str, now: datetime, stale: bool = False) -> Decision:
@@ -107,8 +108,13 @@ class AccessIndex:
         return View(denied, since, until, stale)
 
     def _span(self, now: datetime) -> tuple[datetime, datetime]:
-        bounds = {b for entries in self.by_model.values() for e in entries
-                  for b in (e.window.effective_from, e.window.expires_at) if b is not None}
+        bounds = {
+            b
+            for entries in self.by_model.values()
+            for e in entries
+            for b in (e.window.effective_from, e.window.expires_at)
+            if b is not None
+        }
         return max((b for b in bounds if b <= now), default=DAWN), min((b for b in bounds if b > now), default=DUSK)
 
 
@@ -152,8 +158,11 @@ class AccessChecker:
 
     def stale(self, now: datetime) -> bool:
         """Whether the agent has heard nothing from the control plane for longer than its bound."""
-        return (self._stale_after is not None and self._last_contact is not None
-                and now - self._last_contact > self._stale_after)
+        return (
+            self._stale_after is not None
+            and self._last_contact is not None
+            and now - self._last_contact > self._stale_after
+        )
 
     def replace(self, held: dict[str, HeldRestriction]) -> None:
         """Swap in a new index built from the held restrictions (one assignment: checks see old or new)."""

@@ -26,8 +26,15 @@ from services.agent.settings import AgentSettings
 from shared.contracts.catalogue import ACKS, COMMANDS
 from shared.contracts.envelope import envelope, utc_now
 from shared.contracts.serving import (
-    AgentHeartbeat, ClusterCommand, ClusterSynced, CommandApplied, CommandFailed, DeltaCommand, HeldDirective,
-    LiftCommand, RestrictCommand,
+    AgentHeartbeat,
+    ClusterCommand,
+    ClusterSynced,
+    CommandApplied,
+    CommandFailed,
+    DeltaCommand,
+    HeldDirective,
+    LiftCommand,
+    RestrictCommand,
 )
 from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
 from shared.runtime.dispatch import Dispatch
@@ -72,10 +79,12 @@ class AgentService:
         # that partition alone (other clusters' commands that share it are skipped in handle()).
         self.partition = partition_for(COMMANDS, self.settings.cluster_id.encode())
         self._commands = self.broker.subscriber(
-            partitions=[TopicPartition(COMMANDS.name, self.partition)], **consumer_options(self.settings.group),
+            partitions=[TopicPartition(COMMANDS.name, self.partition)],
+            **consumer_options(self.settings.group),
             title=f"{COMMANDS.name}:agent",
             description="Restrict, delta and lift commands and sync markers of this cluster's partition; only "
-                        "this cluster's are applied.")
+            "this cluster's are applied.",
+        )
 
         @self._commands
         async def on_command(command: ClusterCommand, message: KafkaMessage) -> None:
@@ -98,20 +107,28 @@ class AgentService:
         await self.broker.connect()
         await self._serve_http()
         self._tasks.append(asyncio.create_task(self._heartbeats(), name="agent-heartbeats"))
-        self.log.info("agent recovered", held=len(self.state.held), staging=len(self.state.staging),
-                      synced=self.readiness.synced)
+        self.log.info(
+            "agent recovered", held=len(self.state.held), staging=len(self.state.staging), synced=self.readiness.synced
+        )
 
     async def consume(self) -> None:
         """Note the commands' end offsets, start consuming; ready once the group reaches them and synced."""
         begin, end = await offsets_at_start(self.settings.kafka, COMMANDS)
         if len(end) != COMMANDS.partitions:
-            raise RuntimeError(f"{COMMANDS.name} has {len(end)} partitions, the catalogue says {COMMANDS.partitions}: "
-                               f"this cluster's commands would not be on partition {self.partition}; restore the "
-                               "catalogue's partition count (`countermand topics apply` creates it so)")
+            raise RuntimeError(
+                f"{COMMANDS.name} has {len(end)} partitions, the catalogue says {COMMANDS.partitions}: "
+                f"this cluster's commands would not be on partition {self.partition}; restore the "
+                "catalogue's partition count (`countermand topics apply` creates it so)"
+            )
         begin, end = {self.partition: begin[self.partition]}, {self.partition: end[self.partition]}
         await self.broker.start()
-        lag = LagWatch(self.settings.kafka, self.settings.group, (COMMANDS,), self.watch,
-                       partitions={COMMANDS.name: [self.partition]})
+        lag = LagWatch(
+            self.settings.kafka,
+            self.settings.group,
+            (COMMANDS,),
+            self.watch,
+            partitions={COMMANDS.name: [self.partition]},
+        )
         self._tasks.append(asyncio.create_task(lag.run(), name="agent-lag-watch"))
         self._tasks.append(asyncio.create_task(self._await_catch_up(begin, end), name="agent-catch-up"))
 
@@ -177,8 +194,9 @@ class AgentService:
 
     # --- commands --------------------------------------------------------------------------------
 
-    async def handle(self, command: RestrictCommand | DeltaCommand | LiftCommand | ClusterSynced, partition: int,
-                     offset: int) -> None:
+    async def handle(
+        self, command: RestrictCommand | DeltaCommand | LiftCommand | ClusterSynced, partition: int, offset: int
+    ) -> None:
         """Apply one command durably (snapshot before the offset commits), then acknowledge it."""
         self._command_heard = time.monotonic()
         if command.cluster_id != self.settings.cluster_id:
@@ -187,8 +205,9 @@ class AgentService:
             return
         await RULES.handler(command)(self, command, partition, offset)
 
-    async def _on_command(self, command: RestrictCommand | DeltaCommand | LiftCommand, partition: int,
-                          offset: int) -> None:
+    async def _on_command(
+        self, command: RestrictCommand | DeltaCommand | LiftCommand, partition: int, offset: int
+    ) -> None:
         """A restrict, delta or lift command of this cluster."""
         bind_message_ids(command.directive_id, command.event_id)
         if offset < self.offsets.get(partition, 0):
@@ -250,9 +269,12 @@ class AgentService:
             self.checker.replace(self.state.held)
 
     def _ack_message(self, ack: Applied | Failed, causation: str | None) -> CommandApplied | CommandFailed:
-        common = {**envelope(SERVICE, correlation_id=ack.directive_id, causation_id=causation),
-                  "cluster_id": self.settings.cluster_id, "directive_id": ack.directive_id,
-                  "revision": ack.revision}
+        common = {
+            **envelope(SERVICE, correlation_id=ack.directive_id, causation_id=causation),
+            "cluster_id": self.settings.cluster_id,
+            "directive_id": ack.directive_id,
+            "revision": ack.revision,
+        }
         if isinstance(ack, Failed):
             self.log.warning("command rejected", reason=ack.reason)
             return CommandFailed(reason=ack.reason, **common)
@@ -270,9 +292,19 @@ class AgentService:
 
     async def _heartbeat(self) -> None:
         held = {d: HeldDirective(revision=h.revision, digest=h.digest) for d, h in self.state.held.items()}
-        await emit(self.acks, ACKS, AgentHeartbeat(
-            **envelope(SERVICE), cluster_id=self.settings.cluster_id, region=self.settings.region,
-            models=list(self.settings.models), held=held, offsets=dict(self.offsets), ready=self.checker.ready))
+        await emit(
+            self.acks,
+            ACKS,
+            AgentHeartbeat(
+                **envelope(SERVICE),
+                cluster_id=self.settings.cluster_id,
+                region=self.settings.region,
+                models=list(self.settings.models),
+                held=held,
+                offsets=dict(self.offsets),
+                ready=self.checker.ready,
+            ),
+        )
         if self.consuming:
             # acks=all: the broker answered, and the command consumer is still fetching.
             self.checker.heard(self.clock())
@@ -285,17 +317,27 @@ class AgentService:
     def describe(self) -> dict[str, Any]:
         """What /v1/state shows."""
         contact = self.checker.last_contact
-        return {"cluster_id": self.settings.cluster_id, "region": self.settings.region,
-                "models": list(self.settings.models), "ready": self.checker.ready, "synced": self.readiness.synced,
-                "stale": self.checker.stale(self.clock()), "last_contact": contact.isoformat() if contact else None,
-                "offsets": {str(p): o for p, o in sorted(self.offsets.items())}, **self.state.describe()}
+        return {
+            "cluster_id": self.settings.cluster_id,
+            "region": self.settings.region,
+            "models": list(self.settings.models),
+            "ready": self.checker.ready,
+            "synced": self.readiness.synced,
+            "stale": self.checker.stale(self.clock()),
+            "last_contact": contact.isoformat() if contact else None,
+            "offsets": {str(p): o for p, o in sorted(self.offsets.items())},
+            **self.state.describe(),
+        }
 
 
-RULES = Dispatch({  # what the agent does with each message class on its commands partition
-    RestrictCommand: AgentService._on_command, DeltaCommand: AgentService._on_command,
-    LiftCommand: AgentService._on_command,
-    ClusterSynced: AgentService.on_synced,
-})
+RULES = Dispatch(
+    {  # what the agent does with each message class on its commands partition
+        RestrictCommand: AgentService._on_command,
+        DeltaCommand: AgentService._on_command,
+        LiftCommand: AgentService._on_command,
+        ClusterSynced: AgentService.on_synced,
+    }
+)
 
 
 def build(settings: AgentSettings, clock: Callable[[], datetime] = utc_now) -> AgentService:
@@ -306,5 +348,9 @@ def build(settings: AgentSettings, clock: Callable[[], datetime] = utc_now) -> A
 def specification(settings: AgentSettings | None = None) -> AsyncAPI:
     """The agent's AsyncAPI document."""
     settings = settings or AgentSettings(cluster_id="example")
-    return AsyncAPI(build(settings).broker, title="Countermand agent", version="1.0.0",
-                    description="Applies its cluster's restrict/delta/lift commands, acks them, answers checks.")
+    return AsyncAPI(
+        build(settings).broker,
+        title="Countermand agent",
+        version="1.0.0",
+        description="Applies its cluster's restrict/delta/lift commands, acks them, answers checks.",
+    )

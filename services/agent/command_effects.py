@@ -49,13 +49,21 @@ class Outcome:
     completed: tuple[int, StagedRevision, int] | None = None  # (revision, its chunks, the last one) now held
 
 
-def on_command(state: Restrictions, command: RestrictCommand | DeltaCommand | LiftCommand, cluster_id: str,
-               now: datetime) -> Outcome:
+def on_command(
+    state: Restrictions, command: RestrictCommand | DeltaCommand | LiftCommand, cluster_id: str, now: datetime
+) -> Outcome:
     """Apply any command addressed to `cluster_id`; one addressed to another cluster is refused, nothing changes."""
     if command.cluster_id != cluster_id:
-        return Outcome(acks=(Failed(command.directive_id, command.revision,
-                                    f"cluster_id: command is addressed to cluster {command.cluster_id!r}, "
-                                    f"this agent enforces {cluster_id!r}"),))
+        return Outcome(
+            acks=(
+                Failed(
+                    command.directive_id,
+                    command.revision,
+                    f"cluster_id: command is addressed to cluster {command.cluster_id!r}, "
+                    f"this agent enforces {cluster_id!r}",
+                ),
+            )
+        )
     if isinstance(command, LiftCommand):
         return on_lift(state, command)
     if isinstance(command, DeltaCommand):
@@ -82,8 +90,12 @@ def on_restrict(state: Restrictions, command: RestrictCommand, now: datetime | N
     except ValueError as exc:
         return _discard(state, directive, revision, f"chunk {command.chunk} ({command.model}): {exc}")
     window = Window(command.effective_from, command.expires_at)
-    staged = state.staging.setdefault((directive, revision), StagedRevision(
-        chunks=command.chunks, window=window, on_stale=command.on_stale, started_at=now, cause=command.event_id))
+    staged = state.staging.setdefault(
+        (directive, revision),
+        StagedRevision(
+            chunks=command.chunks, window=window, on_stale=command.on_stale, started_at=now, cause=command.event_id
+        ),
+    )
     try:
         if not staged.add(command.chunk, command.chunks, command.model, users):
             return Outcome()
@@ -94,15 +106,19 @@ def on_restrict(state: Restrictions, command: RestrictCommand, now: datetime | N
     return _apply_revision(state, directive, revision, staged, command.chunk)
 
 
-def _apply_revision(state: Restrictions, directive: str, revision: int, staged: StagedRevision,
-                    last: int) -> Outcome:
-    state.held[directive] = HeldRestriction.of(revision, staged.window, staged.sets(),
-                                               _seq_reflected(state, directive, revision), on_stale=staged.on_stale)
+def _apply_revision(state: Restrictions, directive: str, revision: int, staged: StagedRevision, last: int) -> Outcome:
+    state.held[directive] = HeldRestriction.of(
+        revision, staged.window, staged.sets(), _seq_reflected(state, directive, revision), on_stale=staged.on_stale
+    )
     _drop_staging(state, directive, through=revision)
     for key in [k for k in state.pending if k[0] == directive]:
         del state.pending[key]
-    return Outcome(acks=(_confirm(state, directive, revision, "restrict"),), held_changed=True, touched=True,
-                   completed=(revision, staged, last))
+    return Outcome(
+        acks=(_confirm(state, directive, revision, "restrict"),),
+        held_changed=True,
+        touched=True,
+        completed=(revision, staged, last),
+    )
 
 
 def _seq_reflected(state: Restrictions, directive: str, revision: int) -> int:
@@ -150,8 +166,16 @@ def on_delta(state: Restrictions, command: DeltaCommand) -> Outcome:
         return Outcome()  # superseded: a late delta of a lifted or replaced revision
     if held is None or held.revision != revision:
         holding = f"revision {held.revision}" if held else "nothing"
-        return Outcome(acks=(Failed(directive, revision, f"revision: delta {command.seq} is for revision {revision}, "
-                                                         f"which this agent does not hold (it holds {holding})"),))
+        return Outcome(
+            acks=(
+                Failed(
+                    directive,
+                    revision,
+                    f"revision: delta {command.seq} is for revision {revision}, "
+                    f"which this agent does not hold (it holds {holding})",
+                ),
+            )
+        )
     if command.seq <= held.seq:
         return Outcome(acks=(_confirm(state, directive, revision, "delta"),))
     buffer = state.pending.setdefault((directive, revision), {})
@@ -189,8 +213,12 @@ def _drain(state: Restrictions, directive: str, held: HeldRestriction, buffer: d
         # Waiting for an earlier delta: say what is held, so a sender that expects more re-sends the revision.
         return Outcome(acks=(_confirm(state, directive, held.revision, "delta"),), touched=True)
     state.held[directive] = HeldRestriction.of(held.revision, held.window, sets, seq, known, held.on_stale)
-    return Outcome(acks=(_confirm(state, directive, held.revision, "delta"),), held_changed=True, touched=True,
-                   deltas=tuple(applied))
+    return Outcome(
+        acks=(_confirm(state, directive, held.revision, "delta"),),
+        held_changed=True,
+        touched=True,
+        deltas=tuple(applied),
+    )
 
 
 def expire_staging(state: Restrictions, now: datetime, timeout: timedelta) -> dict[str, Outcome]:
@@ -205,8 +233,10 @@ def expire_staging(state: Restrictions, now: datetime, timeout: timedelta) -> di
         if now - staged.started_at < timeout:
             continue
         missing = ", ".join(map(str, staged.missing))
-        reason = (f"chunks {missing} of {staged.chunks} missing {timeout.total_seconds():g} s after the first "
-                  f"chunk of revision {revision}: the revision is discarded, nothing of it applied")
+        reason = (
+            f"chunks {missing} of {staged.chunks} missing {timeout.total_seconds():g} s after the first "
+            f"chunk of revision {revision}: the revision is discarded, nothing of it applied"
+        )
         state.staging.pop((directive, revision))
         previous = outcomes.get(directive, Outcome())
         failed = Failed(directive, revision, reason, staged.cause or None)

@@ -49,24 +49,38 @@ class Batch(BaseModel):
 
 
 def _answer(decision: Decision) -> dict[str, Any]:
-    return {"user": decision.user, "model": decision.model, "decision": decision.decision,
-            "directives": list(decision.directives)}
+    return {
+        "user": decision.user,
+        "model": decision.model,
+        "decision": decision.decision,
+        "directives": list(decision.directives),
+    }
 
 
-def access_api(checker: AccessChecker, state: Callable[[], dict[str, Any]],
-               clock: Callable[[], datetime], watch: ConsumerWatch | None = None) -> AccessFront:
+def access_api(
+    checker: AccessChecker,
+    state: Callable[[], dict[str, Any]],
+    clock: Callable[[], datetime],
+    watch: ConsumerWatch | None = None,
+) -> AccessFront:
     """The HTTP API over an AccessChecker; `state` describes what is held, `clock` gives the time, `watch`
     says whether the commands consumer is stuck (readiness)."""
     return AccessFront(_documented_api(checker, state, clock, watch), checker, clock)
 
 
-def _documented_api(checker: AccessChecker, state: Callable[[], dict[str, Any]],
-                    clock: Callable[[], datetime], watch: ConsumerWatch | None = None) -> FastAPI:
+def _documented_api(
+    checker: AccessChecker,
+    state: Callable[[], dict[str, Any]],
+    clock: Callable[[], datetime],
+    watch: ConsumerWatch | None = None,
+) -> FastAPI:
     api = FastAPI(title="Countermand agent", description="Allow/deny checks for one serving cluster.")
 
     @api.get("/v1/access")
-    async def access(user: int = Query(..., ge=0, le=MAX_USER, description="User id."),
-               model: str = Query(..., pattern=MODEL_PATTERN, description="Model name.")) -> Any:
+    async def access(
+        user: int = Query(..., ge=0, le=MAX_USER, description="User id."),
+        model: str = Query(..., pattern=MODEL_PATTERN, description="Model name."),
+    ) -> Any:
         try:
             return _answer(checker.check(user, model, clock()))
         except NotReady:
@@ -118,8 +132,13 @@ class AccessFront:
             pair = _pair(scope["query_string"])
             if pair is not None:
                 status, body = self.answer(*pair)
-                await send({"type": "http.response.start", "status": status,
-                            "headers": [*_JSON, (b"content-length", str(len(body)).encode())]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": status,
+                        "headers": [*_JSON, (b"content-length", str(len(body)).encode())],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.api(scope, receive, send)
@@ -174,8 +193,12 @@ class AccessProtocol(HttpToolsProtocol):
             super().on_headers_complete()
 
     def _hot_check(self) -> tuple[int, str] | None:
-        if self.parser.get_method() != b"GET" or self.parser.should_upgrade() or self.pipeline \
-                or (self.cycle is not None and not self.cycle.response_complete):
+        if (
+            self.parser.get_method() != b"GET"
+            or self.parser.should_upgrade()
+            or self.pipeline
+            or (self.cycle is not None and not self.cycle.response_complete)
+        ):
             return None
         try:
             url = httptools.parse_url(self.url)
@@ -205,8 +228,14 @@ class AccessProtocol(HttpToolsProtocol):
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             head += [name, b": ", value, b"\r\n"]
-        head += [b"content-type: ", _TYPES[status == 500], b"\r\ncontent-length: ", str(len(body)).encode(),
-                 b"\r\n\r\n" if keep_alive else b"\r\nconnection: close\r\n\r\n", body]
+        head += [
+            b"content-type: ",
+            _TYPES[status == 500],
+            b"\r\ncontent-length: ",
+            str(len(body)).encode(),
+            b"\r\n\r\n" if keep_alive else b"\r\nconnection: close\r\n\r\n",
+            body,
+        ]
         self.transport.write(b"".join(head))
         self.server_state.total_requests += 1
         if not keep_alive:
@@ -225,5 +254,6 @@ class AccessProtocol(HttpToolsProtocol):
 
 def server_config(front: AccessFront, host: str, port: int) -> uvicorn.Config:
     """How the agent serves its API: uvicorn with `AccessProtocol`, no lifespan, no access log."""
-    return uvicorn.Config(front, host=host, port=port, http=AccessProtocol, log_level="warning", lifespan="off",
-                          access_log=False)
+    return uvicorn.Config(
+        front, host=host, port=port, http=AccessProtocol, log_level="warning", lifespan="off", access_log=False
+    )

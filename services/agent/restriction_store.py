@@ -33,9 +33,11 @@ CREATE TABLE IF NOT EXISTS synced (one INTEGER PRIMARY KEY CHECK (one = 1), mark
 """
 # Columns added after the first release: snapshots written before them are upgraded in place on open.
 ADDED_COLUMNS = {
-    "held": {"on_stale": "TEXT NOT NULL DEFAULT 'keep'",
-             # Set when the held sets are still the chunks of this staged revision (see Snapshot.fold).
-             "staged_revision": "INTEGER"},
+    "held": {
+        "on_stale": "TEXT NOT NULL DEFAULT 'keep'",
+        # Set when the held sets are still the chunks of this staged revision (see Snapshot.fold).
+        "staged_revision": "INTEGER",
+    },
     "staged": {"on_stale": "TEXT NOT NULL DEFAULT 'keep'", "cause": "TEXT NOT NULL DEFAULT ''"},
 }
 # Deltas on a held revision are appended to its log rather than rewriting its sets (a 10M-user set is
@@ -76,8 +78,14 @@ class Snapshot:
     def close(self) -> None:
         self._db.close()
 
-    def record(self, state: Restrictions, directive: str, outcome: Outcome, partition: int | None = None,
-               offset: int | None = None) -> None:
+    def record(
+        self,
+        state: Restrictions,
+        directive: str,
+        outcome: Outcome,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> None:
         """Persist the directive's part of the state and the offset it reflects (if any), in one transaction.
 
         A transaction that only stages a chunk is not synced to disk on its own: a power loss may drop it
@@ -134,11 +142,17 @@ class Snapshot:
         if not self._log_room(directive, len(outcome.deltas)):
             return False
         held = state.held[directive]
-        if self._db.execute("UPDATE held SET seq = ? WHERE directive = ? AND revision = ?",
-                            (held.seq, directive, held.revision)).rowcount == 0:
+        if (
+            self._db.execute(
+                "UPDATE held SET seq = ? WHERE directive = ? AND revision = ?", (held.seq, directive, held.revision)
+            ).rowcount
+            == 0
+        ):
             return False
-        self._db.executemany("INSERT OR REPLACE INTO held_deltas VALUES (?, ?, ?, ?, ?)",
-                             [(directive, d.seq, d.model, _blob(d.added), _blob(d.removed)) for d in outcome.deltas])
+        self._db.executemany(
+            "INSERT OR REPLACE INTO held_deltas VALUES (?, ?, ?, ?, ?)",
+            [(directive, d.seq, d.model, _blob(d.added), _blob(d.removed)) for d in outcome.deltas],
+        )
         return True
 
     def _backing(self, directive: str) -> int | None:
@@ -161,12 +175,21 @@ class Snapshot:
             self._db.execute("DELETE FROM staged WHERE directive = ? AND revision = ?", (directive, backing))
         # Earlier chunks of this revision are on disk already, unless they were the held revision's own
         # (a held revision sent again in one chunk): then all of them are written.
-        for chunk in (staged.parts if backing == revision else [last]):
+        for chunk in staged.parts if backing == revision else [last]:
             self._write_chunk(directive, revision, chunk, staged)
-        self._db.execute("INSERT OR REPLACE INTO held (directive, revision, seq, effective_from, expires_at, on_stale, "
-                         "staged_revision) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         (directive, held.revision, held.seq, _iso(held.window.effective_from),
-                          _iso(held.window.expires_at), held.on_stale, revision))
+        self._db.execute(
+            "INSERT OR REPLACE INTO held (directive, revision, seq, effective_from, expires_at, on_stale, "
+            "staged_revision) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                directive,
+                held.revision,
+                held.seq,
+                _iso(held.window.effective_from),
+                _iso(held.window.expires_at),
+                held.on_stale,
+                revision,
+            ),
+        )
 
     def fold(self, state: Restrictions) -> int:
         """Write as sets the held revisions still stored as their chunks, and drop those chunks (synced).
@@ -190,12 +213,22 @@ class Snapshot:
         held = state.held.get(directive)
         if held is None:
             return
-        self._db.execute("INSERT INTO held (directive, revision, seq, effective_from, expires_at, on_stale) "
-                         "VALUES (?, ?, ?, ?, ?, ?)", (directive, held.revision, held.seq,
-                                                       _iso(held.window.effective_from), _iso(held.window.expires_at),
-                                                       held.on_stale))
-        self._db.executemany("INSERT INTO held_sets VALUES (?, ?, ?)",
-                             [(directive, model, _blob(users)) for model, users in held.sets.items()])
+        self._db.execute(
+            "INSERT INTO held (directive, revision, seq, effective_from, expires_at, on_stale) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                directive,
+                held.revision,
+                held.seq,
+                _iso(held.window.effective_from),
+                _iso(held.window.expires_at),
+                held.on_stale,
+            ),
+        )
+        self._db.executemany(
+            "INSERT INTO held_sets VALUES (?, ?, ?)",
+            [(directive, model, _blob(users)) for model, users in held.sets.items()],
+        )
 
     def _write_staging(self, state: Restrictions, directive: str, outcome: Outcome) -> None:
         staged = state.staged_of(directive)
@@ -208,15 +241,30 @@ class Snapshot:
 
     def _write_chunk(self, directive: str, revision: int, chunk: int, part: StagedRevision) -> None:
         model, users = part.parts[chunk]
-        self._db.execute("INSERT OR REPLACE INTO staged (directive, revision, chunk, chunks, effective_from, "
-                         "expires_at, model, users, on_stale, cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (
-            directive, revision, chunk, part.chunks, _iso(part.window.effective_from),
-            _iso(part.window.expires_at), model, _blob(users), part.on_stale, part.cause))
+        self._db.execute(
+            "INSERT OR REPLACE INTO staged (directive, revision, chunk, chunks, effective_from, "
+            "expires_at, model, users, on_stale, cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                directive,
+                revision,
+                chunk,
+                part.chunks,
+                _iso(part.window.effective_from),
+                _iso(part.window.expires_at),
+                model,
+                _blob(users),
+                part.on_stale,
+                part.cause,
+            ),
+        )
 
     def _write_pending(self, state: Restrictions, directive: str) -> None:
         self._db.execute("DELETE FROM pending WHERE directive = ?", (directive,))
-        rows = [(directive, rev, d.seq, d.model, _blob(d.added), _blob(d.removed))
-                for rev, deltas in state.pending_of(directive).items() for d in deltas.values()]
+        rows = [
+            (directive, rev, d.seq, d.model, _blob(d.added), _blob(d.removed))
+            for rev, deltas in state.pending_of(directive).items()
+            for d in deltas.values()
+        ]
         self._db.executemany("INSERT INTO pending VALUES (?, ?, ?, ?, ?, ?)", rows)
 
     def record_synced(self, marker: str, partition: int | None = None, offset: int | None = None) -> None:
@@ -234,34 +282,47 @@ class Snapshot:
         sets: dict[str, dict[str, BitMap]] = {}
         for directive, model, users in self._db.execute("SELECT directive, model, users FROM held_sets"):
             sets.setdefault(directive, {})[model] = BitMap.deserialize(users)
-        backing = dict(self._db.execute("SELECT directive, staged_revision FROM held "
-                                        "WHERE staged_revision IS NOT NULL"))
+        backing = dict(
+            self._db.execute("SELECT directive, staged_revision FROM held WHERE staged_revision IS NOT NULL")
+        )
         for directive, revision, model, users in self._db.execute(
-                "SELECT directive, revision, model, users FROM staged ORDER BY directive, revision, chunk"):
+            "SELECT directive, revision, model, users FROM staged ORDER BY directive, revision, chunk"
+        ):
             if backing.get(directive) == revision:  # held sets still stored as the revision's chunks
                 models = sets.setdefault(directive, {})
                 models[model] = models.get(model, BitMap()) | BitMap.deserialize(users)
         for directive, seq, model, added, removed in self._db.execute(
-                "SELECT directive, seq, model, added, removed FROM held_deltas ORDER BY directive, seq"):
-            apply_held_delta(sets.setdefault(directive, {}), PendingDelta(seq, model, BitMap.deserialize(added),
-                                                                          BitMap.deserialize(removed)))
+            "SELECT directive, seq, model, added, removed FROM held_deltas ORDER BY directive, seq"
+        ):
+            apply_held_delta(
+                sets.setdefault(directive, {}),
+                PendingDelta(seq, model, BitMap.deserialize(added), BitMap.deserialize(removed)),
+            )
         for directive, revision, seq, start, end, on_stale in self._db.execute(
-                "SELECT directive, revision, seq, effective_from, expires_at, on_stale FROM held"):
+            "SELECT directive, revision, seq, effective_from, expires_at, on_stale FROM held"
+        ):
             window = Window(_moment(start), _moment(end))
-            state.held[directive] = HeldRestriction.of(revision, window, sets.get(directive, {}), seq,
-                                                       on_stale=on_stale)
+            state.held[directive] = HeldRestriction.of(
+                revision, window, sets.get(directive, {}), seq, on_stale=on_stale
+            )
         for directive, revision, chunk, chunks, start, end, model, users, on_stale, cause in self._db.execute(
-                "SELECT directive, revision, chunk, chunks, effective_from, expires_at, model, users, on_stale, "
-                "cause FROM staged"):
+            "SELECT directive, revision, chunk, chunks, effective_from, expires_at, model, users, on_stale, "
+            "cause FROM staged"
+        ):
             if backing.get(directive) == revision:
                 continue  # not staging: the held revision
             # The wait for missing chunks starts again in this process (started_at unset).
-            staged = state.staging.setdefault((directive, revision), StagedRevision(
-                chunks=chunks, window=Window(_moment(start), _moment(end)), on_stale=on_stale, cause=cause))
+            staged = state.staging.setdefault(
+                (directive, revision),
+                StagedRevision(
+                    chunks=chunks, window=Window(_moment(start), _moment(end)), on_stale=on_stale, cause=cause
+                ),
+            )
             staged.parts[chunk] = (model, BitMap.deserialize(users))
         for directive, revision, seq, model, added, removed in self._db.execute("SELECT * FROM pending"):
             state.pending.setdefault((directive, revision), {})[seq] = PendingDelta(
-                seq, model, BitMap.deserialize(added), BitMap.deserialize(removed))
+                seq, model, BitMap.deserialize(added), BitMap.deserialize(removed)
+            )
         state.lifted = dict(self._db.execute("SELECT directive, revision FROM lifted"))
         offsets = dict(self._db.execute("SELECT partition, next_offset FROM offsets"))
         return state, offsets

@@ -12,7 +12,6 @@ from shared.contracts.chunks import ChunkedSets
 from shared.contracts.directives import OnStale
 
 
-
 @dataclass(frozen=True)
 class Window:
     """When a directive is in force: from effective_from (inclusive) until expires_at (exclusive)."""
@@ -38,8 +37,15 @@ class HeldRestriction:
     on_stale: OnStale = "keep"
 
     @classmethod
-    def of(cls, revision: int, window: Window, sets: dict[str, BitMap], seq: int = 0,
-           known: dict[str, str] | None = None, on_stale: OnStale = "keep") -> HeldRestriction:
+    def of(
+        cls,
+        revision: int,
+        window: Window,
+        sets: dict[str, BitMap],
+        seq: int = 0,
+        known: dict[str, str] | None = None,
+        on_stale: OnStale = "keep",
+    ) -> HeldRestriction:
         """Build it with its digest; `known` set digests of unchanged models are reused, not recomputed."""
         known = known or {}
         per_model = {model: known.get(model) or set_digest(users) for model, users in sets.items()}
@@ -91,7 +97,9 @@ class Restrictions:
         return {
             "directives": {
                 directive: {
-                    "revision": held.revision, "seq": held.seq, "digest": held.digest,
+                    "revision": held.revision,
+                    "seq": held.seq,
+                    "digest": held.digest,
                     "effective_from": held.window.effective_from.isoformat() if held.window.effective_from else None,
                     "expires_at": held.window.expires_at.isoformat() if held.window.expires_at else None,
                     "users": {model: len(users) for model, users in sorted(held.sets.items())},
@@ -99,8 +107,9 @@ class Restrictions:
                 }
                 for directive, held in sorted(self.held.items())
             },
-            "staging": [{"directive": d, "revision": rev, "chunks": s.chunks, "received": len(s.parts),
-                         "missing": s.missing}
-                        for (d, rev), s in sorted(self.staging.items())],
+            "staging": [
+                {"directive": d, "revision": rev, "chunks": s.chunks, "received": len(s.parts), "missing": s.missing}
+                for (d, rev), s in sorted(self.staging.items())
+            ],
             "lifted": dict(sorted(self.lifted.items())),
         }

@@ -22,21 +22,31 @@ class AgentSettings(ServiceSettings):
     cluster_id: str = Field(..., pattern=CLUSTER_PATTERN, description="Serving cluster this agent enforces for.")
     region: str = Field("", max_length=64, description="Region of the cluster, reported in heartbeats.")
     models: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Models the cluster serves (comma-separated in the environment).")
+        default_factory=list, description="Models the cluster serves (comma-separated in the environment)."
+    )
     http_host: str = Field("127.0.0.1", description="Address the access-check HTTP API listens on.")
     http_port: int = Field(8085, ge=0, le=65535, description="Port of the HTTP API (0: any free port).")
     heartbeat_interval_s: float = Field(2.0, gt=0, description="Seconds between heartbeats.")
     readiness_poll_s: float = Field(0.2, gt=0, description="Seconds between catch-up checks while not ready.")
     stale_after_s: float = Field(
-        30.0, gt=0, description="Seconds without hearing from the control plane (a command arriving, or a heartbeat "
-                                "acknowledged by the broker while the command consumer runs) after which the agent "
-                                "is stale and applies each directive's on_stale policy.")
+        30.0,
+        gt=0,
+        description="Seconds without hearing from the control plane (a command arriving, or a heartbeat "
+        "acknowledged by the broker while the command consumer runs) after which the agent "
+        "is stale and applies each directive's on_stale policy.",
+    )
     chunk_timeout_s: float = Field(
-        60.0, gt=0, description="Seconds a directive revision may wait for missing chunks before it is discarded "
-                                "and reported failed (never applied partially).")
+        60.0,
+        gt=0,
+        description="Seconds a directive revision may wait for missing chunks before it is discarded "
+        "and reported failed (never applied partially).",
+    )
     fold_after_quiet_s: float = Field(
-        2.0, ge=0, description="A revision applied from its staged chunks is rewritten as plain sets in the snapshot "
-                               "once no command came for this long (housekeeping kept off busy moments).")
+        2.0,
+        ge=0,
+        description="A revision applied from its staged chunks is rewritten as plain sets in the snapshot "
+        "once no command came for this long (housekeeping kept off busy moments).",
+    )
 
     @field_validator("models", mode="before")
     @classmethod

@@ -7,4 +7,10 @@ from services.audit.settings import AuditSettings
 from shared.runtime.service import run
 
 if __name__ == "__main__":
-    run(SERVICE, build, AuditSettings, http=AuditService.http_server, ready_fields=lambda settings, _: {"ledger": str(settings.ledger_path)})
+    run(
+        SERVICE,
+        build,
+        AuditSettings,
+        http=AuditService.http_server,
+        ready_fields=lambda settings, _: {"ledger": str(settings.ledger_path)},
+    )

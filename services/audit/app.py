@@ -59,9 +59,13 @@ class AuditService:
         self._publishing = asyncio.Lock()
         self._ticker: asyncio.Task | None = None
         self._subscriber = self.broker.subscriber(
-            *RECORDED_TOPICS, batch=True, max_records=settings.batch_max_records,
-            batch_timeout_ms=settings.batch_timeout_ms, decoder=raw_values,
-            title="audit:record", description="Every record of every topic, appended to the ledger.",
+            *RECORDED_TOPICS,
+            batch=True,
+            max_records=settings.batch_max_records,
+            batch_timeout_ms=settings.batch_timeout_ms,
+            decoder=raw_values,
+            title="audit:record",
+            description="Every record of every topic, appended to the ledger.",
             **consumer_options(settings.group),
         )
         self._subscriber(self.on_records)
@@ -82,8 +86,12 @@ class AuditService:
             entries, head = self._head  # committed; never read the store while a batch is being written
             if not self.policy.due(entries, self._reported[0], time.monotonic(), self._reported[1]):
                 return
-            checkpoint = AuditCheckpoint(**envelope(SERVICE, causation_id=self._latest_event_id), ledger=LEDGER_ID,
-                                         entries=entries, head_hash=head)
+            checkpoint = AuditCheckpoint(
+                **envelope(SERVICE, causation_id=self._latest_event_id),
+                ledger=LEDGER_ID,
+                entries=entries,
+                head_hash=head,
+            )
             try:
                 await emit(self._checkpoints, AUDIT, checkpoint)
             except Exception as exc:  # the ledger is durable already; the next checkpoint covers it

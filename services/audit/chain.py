@@ -62,8 +62,13 @@ def _field(data: bytes | None) -> bytes:
 
 def canonical(record: Record) -> bytes:
     """The canonical encoding of a record (see the module docstring)."""
-    parts = [_field(record.topic.encode()), struct.pack(">qq", record.partition, record.offset),
-             _field(record.key), _field(record.value), struct.pack(">I", len(record.headers))]
+    parts = [
+        _field(record.topic.encode()),
+        struct.pack(">qq", record.partition, record.offset),
+        _field(record.key),
+        _field(record.value),
+        struct.pack(">I", len(record.headers)),
+    ]
     for name, value in record.headers:
         parts += [_field(name.encode()), _field(value)]
     return b"".join(parts)

@@ -12,7 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.audit.chain import Entry, verify as verify_chain
+from services.audit.chain import Entry
+from services.audit.chain import verify as verify_chain
 from services.audit.ledger import Ledger, LedgerMissing
 from services.audit.record import parsed
 from services.audit.settings import AuditSettings
@@ -55,8 +56,10 @@ def _directive_entries(ledger: Ledger, directive_id: str) -> list[Entry]:
 
 
 @app.command("report")
-def report(directive_id: str = typer.Argument(..., help="Directive id."),
-           ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP)) -> None:
+def report(
+    directive_id: str = typer.Argument(..., help="Directive id."),
+    ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
+) -> None:
     """The directive's timeline: one line per event, repeated notices aggregated."""
     store = _open(ledger)
     try:
@@ -70,11 +73,13 @@ def report(directive_id: str = typer.Argument(..., help="Directive id."),
 
 
 @app.command("verify")
-def verify(ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
-           checkpoint_entries: int = typer.Option(None, "--checkpoint-entries", min=1,
-                                                  help="entries of a published AuditCheckpoint."),
-           checkpoint_hash: str = typer.Option(None, "--checkpoint-hash",
-                                               help="head_hash of the same AuditCheckpoint.")) -> None:
+def verify(
+    ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
+    checkpoint_entries: int = typer.Option(
+        None, "--checkpoint-entries", min=1, help="entries of a published AuditCheckpoint."
+    ),
+    checkpoint_hash: str = typer.Option(None, "--checkpoint-hash", help="head_hash of the same AuditCheckpoint."),
+) -> None:
     """Recompute the hash chain end to end (optionally against a checkpoint); exit 1 naming the first broken entry."""
     if (checkpoint_entries is None) != (checkpoint_hash is None):
         err().print("[red]error:[/red] --checkpoint-entries and --checkpoint-hash go together")
@@ -86,18 +91,25 @@ def verify(ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
     finally:
         store.close()
     if verdict.intact:
-        out().print(f"ledger intact: {verdict.checked:,} entries checked, head hash {verdict.head_hash}",
-                    highlight=False, soft_wrap=True)
+        out().print(
+            f"ledger intact: {verdict.checked:,} entries checked, head hash {verdict.head_hash}",
+            highlight=False,
+            soft_wrap=True,
+        )
         return
-    err().print(f"[red]ledger broken at seq {verdict.broken_seq}:[/red] {verdict.reason} "
-              f"({verdict.checked:,} entries intact before it)")
+    err().print(
+        f"[red]ledger broken at seq {verdict.broken_seq}:[/red] {verdict.reason} "
+        f"({verdict.checked:,} entries intact before it)"
+    )
     raise typer.Exit(1)
 
 
 @app.command("replay")
-def replay(directive_id: str = typer.Argument(..., help="Directive id."),
-           ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
-           as_json: bool = typer.Option(False, "--json", help="One JSON object per line.")) -> None:
+def replay(
+    directive_id: str = typer.Argument(..., help="Directive id."),
+    ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
     """Print the directive's recorded events in order. Read-only: nothing is published."""
     store = _open(ledger)
     try:
@@ -108,8 +120,11 @@ def replay(directive_id: str = typer.Argument(..., help="Directive id."),
         if as_json:
             typer.echo(json.dumps(_as_json(entry), ensure_ascii=False))
         else:
-            out().print(f"{entry.seq:>8}  {_when(time_of(entry))}  "
-                      f"{entry.record.topic}  {summary(entry)}", highlight=False, soft_wrap=True)
+            out().print(
+                f"{entry.seq:>8}  {_when(time_of(entry))}  {entry.record.topic}  {summary(entry)}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 def _when(moment: datetime | None) -> str:
@@ -122,9 +137,14 @@ def _as_json(entry: Entry) -> dict:
     record = entry.record
     document = parsed(record.value)
     return {
-        "seq": entry.seq, "topic": record.topic, "partition": record.partition, "offset": record.offset,
+        "seq": entry.seq,
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
         "key": None if record.key is None else record.key.decode(errors="replace"),
-        "type": entry.envelope.type, "event_id": entry.envelope.event_id, "hash": entry.hash,
+        "type": entry.envelope.type,
+        "event_id": entry.envelope.event_id,
+        "hash": entry.hash,
         "value": document,  # null for a tombstone or a value that is not JSON (see value_b64)
         "value_b64": None if record.value is None or document is not None else base64.b64encode(record.value).decode(),
     }

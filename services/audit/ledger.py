@@ -33,8 +33,10 @@ CREATE TABLE IF NOT EXISTS entries (
 CREATE INDEX IF NOT EXISTS entries_correlation ON entries (correlation_id);
 CREATE INDEX IF NOT EXISTS entries_key ON entries (key);
 """
-COLUMNS = ("seq, topic, partition, offset, key, value, headers, kafka_timestamp, event_id, type, "
-           "correlation_id, prev_hash, hash")
+COLUMNS = (
+    "seq, topic, partition, offset, key, value, headers, kafka_timestamp, event_id, type, "
+    "correlation_id, prev_hash, hash"
+)
 
 
 class LedgerMissing(FileNotFoundError):
@@ -58,8 +60,21 @@ def headers_of(text: str) -> Headers:
 
 def _row(entry: Entry) -> tuple:
     r, e = entry.record, entry.envelope
-    return (entry.seq, r.topic, r.partition, r.offset, r.key, r.value, headers_json(r.headers),
-            r.kafka_timestamp, e.event_id, e.type, e.correlation_id, entry.prev_hash, entry.hash)
+    return (
+        entry.seq,
+        r.topic,
+        r.partition,
+        r.offset,
+        r.key,
+        r.value,
+        headers_json(r.headers),
+        r.kafka_timestamp,
+        e.event_id,
+        e.type,
+        e.correlation_id,
+        entry.prev_hash,
+        entry.hash,
+    )
 
 
 def _blob(column: object) -> bytes | None:
@@ -103,8 +118,9 @@ class Ledger:
             try:
                 seq, prev = self.head()
                 entries = link(list(fresh(records, self._recorded(records))), prev, seq + 1)
-                self._db.executemany(f"INSERT INTO entries ({COLUMNS}) VALUES ({', '.join('?' * 13)})",
-                                     [_row(e) for e in entries])
+                self._db.executemany(
+                    f"INSERT INTO entries ({COLUMNS}) VALUES ({', '.join('?' * 13)})", [_row(e) for e in entries]
+                )
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -118,8 +134,10 @@ class Ledger:
             spans[(r.topic, r.partition)] = (min(low, r.offset), max(high, r.offset))
         seen: set[tuple[str, int, int]] = set()
         for (topic, partition), (low, high) in spans.items():
-            rows = self._db.execute("SELECT offset FROM entries WHERE topic = ? AND partition = ? "
-                                    "AND offset BETWEEN ? AND ?", (topic, partition, low, high))
+            rows = self._db.execute(
+                "SELECT offset FROM entries WHERE topic = ? AND partition = ? AND offset BETWEEN ? AND ?",
+                (topic, partition, low, high),
+            )
             seen.update((topic, partition, o) for (o,) in rows)
         return seen
 
@@ -130,6 +148,8 @@ class Ledger:
 
     def entries_of(self, directive_id: str) -> list[Entry]:
         """Entries whose correlation id or key is the directive id, in seq order."""
-        rows = self._db.execute(f"SELECT {COLUMNS} FROM entries WHERE correlation_id = ? OR key = ? ORDER BY seq",
-                                (directive_id, directive_id.encode()))
+        rows = self._db.execute(
+            f"SELECT {COLUMNS} FROM entries WHERE correlation_id = ? OR key = ? ORDER BY seq",
+            (directive_id, directive_id.encode()),
+        )
         return [_entry(row) for row in rows]

@@ -117,8 +117,7 @@ def _subproof(leaves: Sequence[bytes], m: int, whole: bool) -> list[bytes]:
     return _subproof(leaves[k:], m - k, False) + [root(leaves[:k])]
 
 
-def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes,
-                       proof: Sequence[bytes]) -> bool:
+def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> bool:
     """RFC 9162 2.1.4.2: does `proof` show the tree (old_size, old_root) is a prefix of (new_size, new_root)?"""
     if not 0 < old_size <= new_size:
         return False

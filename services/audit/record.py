@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import orjson
 from dataclasses import dataclass
+
+import orjson
 
 Headers = tuple[tuple[str, bytes | None], ...]
 
@@ -35,8 +36,7 @@ def envelope_of(value: bytes | None) -> Envelope:
     document = parsed(value)
     if not isinstance(document, dict):
         return Envelope()
-    return Envelope(_text(document.get("event_id")), _text(document.get("type")),
-                    _text(document.get("correlation_id")))
+    return Envelope(_text(document.get("event_id")), _text(document.get("type")), _text(document.get("correlation_id")))
 
 
 def parsed(value: bytes | None) -> object:

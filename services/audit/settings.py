@@ -16,15 +16,20 @@ class AuditSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="COUNTERMAND_AUDIT_", extra="forbid")
 
     http_host: str = Field("127.0.0.1", description="Address of the health endpoints (/healthz, /readyz).")
-    http_port: int = Field(0, ge=0, le=65535, description="Port of the health endpoints (0: any free port, "
-                                                         "logged in the \"service ready\" line).")
+    http_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description='Port of the health endpoints (0: any free port, logged in the "service ready" line).',
+    )
 
     group: str = Field("countermand-audit", min_length=1, description="Consumer group of the ledger.")
     batch_max_records: int = Field(5000, ge=1, description="Most records appended in one transaction.")
     batch_timeout_ms: int = Field(200, ge=1, description="Longest wait to fill a batch.")
     checkpoint_every: int = Field(10_000, ge=1, description="Publish a checkpoint after this many new entries.")
     checkpoint_interval_s: float = Field(
-        10.0, gt=0, description="Publish a checkpoint this long after the last one if entries were added.")
+        10.0, gt=0, description="Publish a checkpoint this long after the last one if entries were added."
+    )
 
     @property
     def ledger_path(self) -> Path:

@@ -10,8 +10,9 @@ from services.audit.chain import Entry
 from services.audit.record import parsed
 
 # Types that come in hundreds or millions per directive: one line with a count instead.
-AGGREGATED = frozenset({"NotificationRequested", "NotificationDelivered", "NotificationFailed",
-                        "AffectedSetChunk", "RestrictCommand"})
+AGGREGATED = frozenset(
+    {"NotificationRequested", "NotificationDelivered", "NotificationFailed", "AffectedSetChunk", "RestrictCommand"}
+)
 
 
 @dataclass(frozen=True)

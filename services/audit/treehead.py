@@ -38,17 +38,31 @@ class TreeHead:
         return signed_note(self.origin, self.size, self.root, self.signed_at)
 
     def to_json(self) -> str:
-        return json.dumps({"origin": self.origin, "size": self.size, "root": self.root.hex(),
-                           "signed_at": self.signed_at.isoformat(), "key_id": self.key_id,
-                           "signature": base64.b64encode(self.signature).decode()}, indent=2)
+        return json.dumps(
+            {
+                "origin": self.origin,
+                "size": self.size,
+                "root": self.root.hex(),
+                "signed_at": self.signed_at.isoformat(),
+                "key_id": self.key_id,
+                "signature": base64.b64encode(self.signature).decode(),
+            },
+            indent=2,
+        )
 
     @classmethod
     def from_json(cls, text: str) -> TreeHead:
         try:
             data = json.loads(text)
             signed_at = datetime.fromisoformat(data["signed_at"])
-            head = cls(int(data["size"]), bytes.fromhex(data["root"]), signed_at, str(data["key_id"]),
-                       base64.b64decode(data["signature"], validate=True), str(data["origin"]))
+            head = cls(
+                int(data["size"]),
+                bytes.fromhex(data["root"]),
+                signed_at,
+                str(data["key_id"]),
+                base64.b64decode(data["signature"], validate=True),
+                str(data["origin"]),
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise HeadRefused(f"not a tree head: {exc}") from exc
         if head.size < 0 or len(head.root) != 32 or signed_at.tzinfo is None:
@@ -57,8 +71,7 @@ class TreeHead:
 
 
 def signed_note(origin: str, size: int, root: bytes, signed_at: datetime) -> bytes:
-    return (f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n"
-            f"{signed_at.astimezone(UTC).isoformat()}\n").encode()
+    return (f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n{signed_at.astimezone(UTC).isoformat()}\n").encode()
 
 
 def sign_head(signer: Signer, size: int, root: bytes, signed_at: datetime) -> TreeHead:

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Union
+from typing import Annotated
 
 import structlog
 import uvicorn
@@ -14,6 +14,10 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from pydantic import Field
 
+from services.enforcement.coordinator import Coordinator, Outcome
+from services.enforcement.settings import EnforcementSettings
+from services.enforcement.store import REGENERATED, EnforcementStore, Queued
+from services.enforcement.tracking import Backoff
 from shared.contracts.catalogue import ACKS, COMMANDS, ENFORCEMENT, IMPACT, key_of
 from shared.contracts.envelope import utc_now
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
@@ -24,10 +28,6 @@ from shared.runtime.health import ConsumerWatch, LagWatch
 from shared.runtime.http import health_app, http_server
 from shared.runtime.logging import bind_message_ids
 from shared.runtime.service import cancel_tasks
-from services.enforcement.coordinator import Coordinator, Outcome
-from services.enforcement.settings import EnforcementSettings
-from services.enforcement.store import REGENERATED, EnforcementStore, Queued
-from services.enforcement.tracking import Backoff
 
 SERVICE = "enforcement"
 GROUP = "countermand-enforcement"
@@ -35,16 +35,21 @@ PUBLISH_WINDOW = 8  # messages handed to the producer before waiting for their a
 JSON = {"content-type": "application/json"}  # what FastStream sets when it encodes a model itself
 
 Inbound = Annotated[
-    Union[ImpactAssessed, AffectedSetChunk, AffectedSetDelta, CommandApplied, CommandFailed, AgentHeartbeat],
+    ImpactAssessed | AffectedSetChunk | AffectedSetDelta | CommandApplied | CommandFailed | AgentHeartbeat,
     Field(discriminator="type"),
 ]
 IMPACT_TYPES = {"ImpactAssessed", "AffectedSetChunk", "AffectedSetDelta"}
 
-RULES: Dispatch[Outcome] = Dispatch({  # which rule of the core each inbound message class is for
-    ImpactAssessed: Coordinator.on_assessed, AffectedSetChunk: Coordinator.on_chunk,
-    AffectedSetDelta: Coordinator.on_delta, CommandApplied: Coordinator.on_applied,
-    CommandFailed: Coordinator.on_failed, AgentHeartbeat: Coordinator.on_heartbeat,
-})
+RULES: Dispatch[Outcome] = Dispatch(
+    {  # which rule of the core each inbound message class is for
+        ImpactAssessed: Coordinator.on_assessed,
+        AffectedSetChunk: Coordinator.on_chunk,
+        AffectedSetDelta: Coordinator.on_delta,
+        CommandApplied: Coordinator.on_applied,
+        CommandFailed: Coordinator.on_failed,
+        AgentHeartbeat: Coordinator.on_heartbeat,
+    }
+)
 
 
 class EnforcementService:
@@ -68,17 +73,25 @@ class EnforcementService:
         self._in_flight: set[asyncio.Future] = set()  # status events handed to the producer, not yet acknowledged
         self._impact_heard = 0.0  # monotonic time of the last impact message (assessment, chunk or delta)
 
-        self.broker.subscriber(IMPACT.name, ACKS.name, **consumer_options(GROUP), title="impact-and-acks:consume",
-                               description="Impact assessments, affected-set chunks and deltas; agent acks and "
-                                           "heartbeats.")(self.handle)
+        self.broker.subscriber(
+            IMPACT.name,
+            ACKS.name,
+            **consumer_options(GROUP),
+            title="impact-and-acks:consume",
+            description="Impact assessments, affected-set chunks and deltas; agent acks and heartbeats.",
+        )(self.handle)
 
     async def start(self) -> None:
         self.store = EnforcementStore(self.settings.state_dir / SERVICE)
         grace = timedelta(seconds=self.settings.heartbeat_grace_s)
-        self.core = self.store.load(Coordinator(
-            backoff=Backoff(base_s=self.settings.resend_backoff_base_s, cap_s=self.settings.resend_backoff_cap_s),
-            ids_per_chunk=self.settings.chunk_ids, chunk_chars=self.settings.chunk_chars,
-            hold_until=self.clock() + grace if grace else None))
+        self.core = self.store.load(
+            Coordinator(
+                backoff=Backoff(base_s=self.settings.resend_backoff_base_s, cap_s=self.settings.resend_backoff_cap_s),
+                ids_per_chunk=self.settings.chunk_ids,
+                chunk_chars=self.settings.chunk_chars,
+                hold_until=self.clock() + grace if grace else None,
+            )
+        )
         await self.broker.start()
         async with self._lock:
             await self._commit(self.core.recover(self.clock()))  # and what the outbox kept from before a crash
@@ -127,14 +140,27 @@ class EnforcementService:
         for note in outcome.notes:
             self.log.warning(note)
         entries: list = []
-        if outcome.commands or outcome.events or outcome.rollouts or outcome.sets or outcome.deltas \
-                or outcome.clusters or outcome.parts or outcome.assembled:
+        if (
+            outcome.commands
+            or outcome.events
+            or outcome.rollouts
+            or outcome.sets
+            or outcome.deltas
+            or outcome.clusters
+            or outcome.parts
+            or outcome.assembled
+        ):
             entries = self.store.save(outcome, self.core)
         if self._backlog:  # an earlier publish failed: its entries go first, read back from the outbox
             entries = self.store.outbox()
         direct = [Queued(None, COMMANDS, c) for c in outcome.commands if c.type in REGENERATED]
-        if entries and not direct and not outcome.markers and not self._backlog \
-                and all(entry.topic is ENFORCEMENT for entry in entries):
+        if (
+            entries
+            and not direct
+            and not outcome.markers
+            and not self._backlog
+            and all(entry.topic is ENFORCEMENT for entry in entries)
+        ):
             await self._publish_events(entries)  # an ack's status change: the next message need not wait
             return
         try:
@@ -168,7 +194,7 @@ class EnforcementService:
         """
         self._backlog = True
         for start in range(0, len(entries), PUBLISH_WINDOW):
-            window = entries[start:start + PUBLISH_WINDOW]
+            window = entries[start : start + PUBLISH_WINDOW]
             await asyncio.gather(*[await self._send(entry) for entry in window])
             self.store.published([entry.id for entry in window if entry.id is not None])
         self._backlog = False
@@ -188,8 +214,10 @@ class EnforcementService:
             self._in_flight.discard(done)
             if done.cancelled() or done.exception() is not None:
                 self._backlog = True
-                self.log.warning("status events not acknowledged by the broker: re-published from the outbox",
-                                 error=repr(None if done.cancelled() else done.exception()))
+                self.log.warning(
+                    "status events not acknowledged by the broker: re-published from the outbox",
+                    error=repr(None if done.cancelled() else done.exception()),
+                )
             else:
                 self.store.published(ids)
 
@@ -200,8 +228,13 @@ class EnforcementService:
         """Hand one message to the producer; an outbox entry goes as the JSON the outbox holds."""
         publisher = self.commands if entry.topic is COMMANDS else self.status
         body, headers = (entry.message, None) if entry.body is None else (entry.body.encode(), JSON)
-        return await publisher.publish(body, key=key_of(entry.topic, entry.message), headers=headers,
-                                       correlation_id=entry.message.event_id, no_confirm=True)
+        return await publisher.publish(
+            body,
+            key=key_of(entry.topic, entry.message),
+            headers=headers,
+            correlation_id=entry.message.event_id,
+            no_confirm=True,
+        )
 
 
 def build(settings: EnforcementSettings | None = None, clock: Callable[[], datetime] = utc_now) -> EnforcementService:
@@ -212,5 +245,9 @@ def build(settings: EnforcementSettings | None = None, clock: Callable[[], datet
 def specification(settings: EnforcementSettings | None = None) -> AsyncAPI:
     """The AsyncAPI document of the enforcement service."""
     service = build(settings)
-    return AsyncAPI(service.broker, title="Countermand enforcement", version="1.0.0",
-                    description="Turns impact assessments into cluster commands and tracks acknowledgements.")
+    return AsyncAPI(
+        service.broker,
+        title="Countermand enforcement",
+        version="1.0.0",
+        description="Turns impact assessments into cluster commands and tracks acknowledgements.",
+    )

@@ -88,12 +88,27 @@ def _latency(status: RevisionStatus, cluster: str, progress: ClusterProgress) ->
 
 def revision_table(status: RevisionStatus) -> Table:
     colour = COLOURS.get(status.state, "white")
-    table = Table("cluster", "state", "attempts", "sent", "acked", "latency", "reason",
-                  title=f"{status.directive_id} r{status.revision} {status.action}: "
-                        f"[{colour}]{status.state}[/{colour}] (deadline {_when(status.deadline)})")
+    table = Table(
+        "cluster",
+        "state",
+        "attempts",
+        "sent",
+        "acked",
+        "latency",
+        "reason",
+        title=f"{status.directive_id} r{status.revision} {status.action}: "
+        f"[{colour}]{status.state}[/{colour}] (deadline {_when(status.deadline)})",
+    )
     for cluster, progress in sorted(status.clusters.items()):
-        table.add_row(cluster, f"[{COLOURS[progress.state]}]{progress.state}[/]", str(progress.attempts),
-                      _when(progress.sent_at), _when(progress.acked_at), _latency(status, cluster, progress), progress.reason or "")
+        table.add_row(
+            cluster,
+            f"[{COLOURS[progress.state]}]{progress.state}[/]",
+            str(progress.attempts),
+            _when(progress.sent_at),
+            _when(progress.acked_at),
+            _latency(status, cluster, progress),
+            progress.reason or "",
+        )
     return table
 
 
@@ -105,8 +120,13 @@ def overview_table(statuses: dict[AssessmentKey, RevisionStatus]) -> Table:
     for directive_id, status in sorted(latest.items()):
         applied = sum(p.state == "applied" for p in status.clusters.values())
         colour = COLOURS.get(status.state, "white")
-        table.add_row(directive_id, str(status.revision), status.action, f"[{colour}]{status.state}[/]",
-                      f"{applied}/{len(status.clusters)}")
+        table.add_row(
+            directive_id,
+            str(status.revision),
+            status.action,
+            f"[{colour}]{status.state}[/]",
+            f"{applied}/{len(status.clusters)}",
+        )
     return table
 
 

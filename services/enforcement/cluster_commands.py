@@ -49,39 +49,81 @@ def _fit(part: BitMap, max_chars: int) -> list[str]:
     return _fit(first, max_chars) + _fit(second, max_chars)
 
 
-def restrict_commands(cluster_id: str, directive_id: str, revision: int, scope: DirectiveScope,
-                      chunks: Mapping[str, list[str]], models: list[str], expected: str, *, attempt: int,
-                      now: datetime, cause: str | None) -> list[RestrictCommand]:
+def restrict_commands(
+    cluster_id: str,
+    directive_id: str,
+    revision: int,
+    scope: DirectiveScope,
+    chunks: Mapping[str, list[str]],
+    models: list[str],
+    expected: str,
+    *,
+    attempt: int,
+    now: datetime,
+    cause: str | None,
+) -> list[RestrictCommand]:
     """The cluster's chunks: every served model of the scope at least one chunk, numbered across models."""
     parts = [(m, users) for m in models for users in chunks[m]]
     return [
         RestrictCommand(
-            **envelope(PRODUCER, event_id=f"cmd:{cluster_id}:{directive_id}:{revision}:restrict:{index}:{attempt}",
-                       occurred_at=now, correlation_id=directive_id, causation_id=cause),
-            cluster_id=cluster_id, directive_id=directive_id, revision=revision, model=model, chunk=index,
-            chunks=len(parts), users=users, expected_digest=expected,
-            effective_from=scope.effective_from, expires_at=scope.expires_at, on_stale=scope.on_stale,
+            **envelope(
+                PRODUCER,
+                event_id=f"cmd:{cluster_id}:{directive_id}:{revision}:restrict:{index}:{attempt}",
+                occurred_at=now,
+                correlation_id=directive_id,
+                causation_id=cause,
+            ),
+            cluster_id=cluster_id,
+            directive_id=directive_id,
+            revision=revision,
+            model=model,
+            chunk=index,
+            chunks=len(parts),
+            users=users,
+            expected_digest=expected,
+            effective_from=scope.effective_from,
+            expires_at=scope.expires_at,
+            on_stale=scope.on_stale,
         )
         for index, (model, users) in enumerate(parts)
     ]
 
 
-def lift_command(cluster_id: str, directive_id: str, revision: int, *, attempt: int, now: datetime,
-                 cause: str | None) -> LiftCommand:
+def lift_command(
+    cluster_id: str, directive_id: str, revision: int, *, attempt: int, now: datetime, cause: str | None
+) -> LiftCommand:
     """Tell a cluster to drop the directive."""
-    return LiftCommand(**envelope(PRODUCER, event_id=f"cmd:{cluster_id}:{directive_id}:{revision}:lift:{attempt}",
-                                  occurred_at=now, correlation_id=directive_id, causation_id=cause),
-                       cluster_id=cluster_id, directive_id=directive_id, revision=revision)
+    return LiftCommand(
+        **envelope(
+            PRODUCER,
+            event_id=f"cmd:{cluster_id}:{directive_id}:{revision}:lift:{attempt}",
+            occurred_at=now,
+            correlation_id=directive_id,
+            causation_id=cause,
+        ),
+        cluster_id=cluster_id,
+        directive_id=directive_id,
+        revision=revision,
+    )
 
 
 def delta_command(cluster_id: str, delta: AffectedSetDelta, now: datetime) -> DeltaCommand:
     """Forward a registry-driven change of one model's set to a cluster serving it."""
     return DeltaCommand(
-        **envelope(PRODUCER, event_id=f"cmd:{cluster_id}:{delta.directive_id}:{delta.revision}:delta:{delta.model}:"
-                                      f"{delta.seq}",
-                   occurred_at=now, correlation_id=delta.directive_id, causation_id=delta.event_id),
-        cluster_id=cluster_id, directive_id=delta.directive_id, revision=delta.revision, seq=delta.seq,
-        model=delta.model, added=delta.added, removed=delta.removed,
+        **envelope(
+            PRODUCER,
+            event_id=f"cmd:{cluster_id}:{delta.directive_id}:{delta.revision}:delta:{delta.model}:{delta.seq}",
+            occurred_at=now,
+            correlation_id=delta.directive_id,
+            causation_id=delta.event_id,
+        ),
+        cluster_id=cluster_id,
+        directive_id=delta.directive_id,
+        revision=delta.revision,
+        seq=delta.seq,
+        model=delta.model,
+        added=delta.added,
+        removed=delta.removed,
     )
 
 
@@ -89,6 +131,10 @@ def synced_marker(beat: AgentHeartbeat, now: datetime) -> ClusterSynced:
     """Tell a not-ready cluster that every restriction in force for it was sent before this message."""
     # Deterministic per heartbeat; an unusually long heartbeat id is hashed so the marker's id stays in bounds.
     beat_id = beat.event_id if len(beat.event_id) <= 128 else hashlib.sha256(beat.event_id.encode()).hexdigest()
-    return ClusterSynced(**envelope(PRODUCER, event_id=f"synced:{beat.cluster_id}:{beat_id}", occurred_at=now,
-                                    causation_id=beat.event_id),
-                         cluster_id=beat.cluster_id, heartbeat_event_id=beat.event_id)
+    return ClusterSynced(
+        **envelope(
+            PRODUCER, event_id=f"synced:{beat.cluster_id}:{beat_id}", occurred_at=now, causation_id=beat.event_id
+        ),
+        cluster_id=beat.cluster_id,
+        heartbeat_event_id=beat.event_id,
+    )

@@ -13,15 +13,30 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pyroaring import BitMap
 
+from services.enforcement.assembly import Assembly
+from services.enforcement.cluster_commands import (
+    delta_command,
+    encoded_chunks,
+    expected_digest,
+    lift_command,
+    restrict_commands,
+    served_scope,
+    synced_marker,
+)
+from services.enforcement.rollout import Rollout
+from services.enforcement.tracking import (
+    Backoff,
+    ClusterTrack,
+    acknowledge,
+    expect,
+    fail,
+    mark_sent,
+    resend_due,
+    schedule_next,
+)
 from shared.contracts.bitmaps import EMPTY_SCOPE_DIGEST, apply_delta_in_place, decode_bitmap
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, AssessmentKey, ImpactAssessed
 from shared.contracts.serving import AgentHeartbeat, CommandApplied, CommandFailed, HeldDirective
-from services.enforcement.assembly import Assembly
-from services.enforcement.cluster_commands import (delta_command, encoded_chunks, expected_digest, lift_command,
-                                           restrict_commands, served_scope, synced_marker)
-from services.enforcement.rollout import Rollout
-from services.enforcement.tracking import (Backoff, ClusterTrack, acknowledge, expect, fail, mark_sent,
-                                           resend_due, schedule_next)
 
 
 class KnownCluster(BaseModel):
@@ -32,10 +47,12 @@ class KnownCluster(BaseModel):
     cluster_id: str
     region: str = ""
     models: list[str]
-    held: dict[str, HeldDirective] = Field(default_factory=dict, description="Directive id -> revision and "
-                                                                              "digest the agent reported holding.")
-    offsets: dict[int, int] = Field(default_factory=dict, description="Commands partition -> next offset the "
-                                                                      "agent reported having applied.")
+    held: dict[str, HeldDirective] = Field(
+        default_factory=dict, description="Directive id -> revision and digest the agent reported holding."
+    )
+    offsets: dict[int, int] = Field(
+        default_factory=dict, description="Commands partition -> next offset the agent reported having applied."
+    )
 
 
 @dataclass(frozen=True)
@@ -141,8 +158,13 @@ class Coordinator:
     def on_heartbeat(self, message: AgentHeartbeat, now: datetime) -> Outcome:
         """Note the cluster, send it what it lacks; a not-ready one also gets a ClusterSynced after that."""
         out = Outcome()
-        known = KnownCluster(cluster_id=message.cluster_id, region=message.region, models=sorted(message.models),
-                             held=dict(message.held), offsets=dict(message.offsets))
+        known = KnownCluster(
+            cluster_id=message.cluster_id,
+            region=message.region,
+            models=sorted(message.models),
+            held=dict(message.held),
+            offsets=dict(message.offsets),
+        )
         if self.clusters.get(message.cluster_id) != known:
             self.clusters[message.cluster_id] = known
             out.clusters.add(message.cluster_id)
@@ -215,10 +237,15 @@ class Coordinator:
         assert assessment is not None
         del self.assemblies[key]
         out.assembled.add(key)
-        rollout = Rollout(directive_id=assessment.directive_id, revision=assessment.revision,
-                          action=assessment.action, scope=assessment.scope,
-                          model_digests=dict(assessment.model_digests), cause=assessment.event_id,
-                          deadline=assessment.occurred_at + timedelta(seconds=assessment.scope.enforcement_deadline_s))
+        rollout = Rollout(
+            directive_id=assessment.directive_id,
+            revision=assessment.revision,
+            action=assessment.action,
+            scope=assessment.scope,
+            model_digests=dict(assessment.model_digests),
+            cause=assessment.event_id,
+            deadline=assessment.occurred_at + timedelta(seconds=assessment.scope.enforcement_deadline_s),
+        )
         self.rollouts[key] = rollout
         out.rollouts.add(key)
         if rollout.action == "restrict":
@@ -249,23 +276,30 @@ class Coordinator:
                 self._retire(restrict, out)
         targets |= {c.cluster_id for c in self.clusters.values() if served_scope(c.models, rollout.scope)}
         for cluster_id in sorted(targets):
-            track = ClusterTrack(cluster_id=cluster_id, models=[], expected_digest=EMPTY_SCOPE_DIGEST,
-                                 due_at=rollout.deadline)
+            track = ClusterTrack(
+                cluster_id=cluster_id, models=[], expected_digest=EMPTY_SCOPE_DIGEST, due_at=rollout.deadline
+            )
             rollout.clusters[cluster_id] = track
             self._send(rollout, track, now, rollout.cause, out)
 
-    def _add_restrict_target(self, rollout: Rollout, cluster: KnownCluster, due_at: datetime, now: datetime,
-                             out: Outcome) -> None:
+    def _add_restrict_target(
+        self, rollout: Rollout, cluster: KnownCluster, due_at: datetime, now: datetime, out: Outcome
+    ) -> None:
         models = served_scope(cluster.models, rollout.scope)
         if not models or cluster.cluster_id in rollout.clusters:
             return
-        track = ClusterTrack(cluster_id=cluster.cluster_id, models=models, due_at=due_at,
-                             expected_digest=expected_digest(models, rollout.model_digests))
+        track = ClusterTrack(
+            cluster_id=cluster.cluster_id,
+            models=models,
+            due_at=due_at,
+            expected_digest=expected_digest(models, rollout.model_digests),
+        )
         rollout.clusters[cluster.cluster_id] = track
         self._send(rollout, track, now, rollout.cause, out)
 
-    def _catch_up(self, rollout: Rollout, cluster: KnownCluster, beat: AgentHeartbeat, now: datetime,
-                  out: Outcome) -> None:
+    def _catch_up(
+        self, rollout: Rollout, cluster: KnownCluster, beat: AgentHeartbeat, now: datetime, out: Outcome
+    ) -> None:
         """A cluster heard of after the directive went out gets it; a held matching digest counts as an ack."""
         track = rollout.clusters.get(cluster.cluster_id)
         if track is None:
@@ -289,21 +323,38 @@ class Coordinator:
     def _send(self, rollout: Rollout, track: ClusterTrack, now: datetime, cause: str | None, out: Outcome) -> None:
         mark_sent(track, now)
         if rollout.action == "lift":
-            out.commands.append(lift_command(track.cluster_id, rollout.directive_id, rollout.revision,
-                                             attempt=track.attempts, now=now, cause=cause))
+            out.commands.append(
+                lift_command(
+                    track.cluster_id,
+                    rollout.directive_id,
+                    rollout.revision,
+                    attempt=track.attempts,
+                    now=now,
+                    cause=cause,
+                )
+            )
             return
-        out.commands.extend(restrict_commands(
-            track.cluster_id, rollout.directive_id, rollout.revision, rollout.scope,
-            self._chunks(rollout.key, track.models), track.models, track.expected_digest,
-            attempt=track.attempts, now=now, cause=cause))
+        out.commands.extend(
+            restrict_commands(
+                track.cluster_id,
+                rollout.directive_id,
+                rollout.revision,
+                rollout.scope,
+                self._chunks(rollout.key, track.models),
+                track.models,
+                track.expected_digest,
+                attempt=track.attempts,
+                now=now,
+                cause=cause,
+            )
+        )
 
     def _chunks(self, key: AssessmentKey, models: list[str]) -> dict[str, list[str]]:
         """The models' sets as wire chunks, encoded once and shared by every cluster and re-send."""
         cache = self.encoded.setdefault(key, {})
         for model in models:
             if model not in cache:
-                cache[model] = encoded_chunks(self.sets[key].get(model, BitMap()), self.ids_per_chunk,
-                                              self.chunk_chars)
+                cache[model] = encoded_chunks(self.sets[key].get(model, BitMap()), self.ids_per_chunk, self.chunk_chars)
         return cache
 
     def _retire(self, rollout: Rollout, out: Outcome) -> None:
@@ -329,12 +380,14 @@ class Coordinator:
             rollout.enforced = True
             out.events.append(rollout.enforced_event(now, cause))
 
-    def _track_for(self, directive_id: str, revision: int, action: str, cluster_id: str,
-                   out: Outcome) -> tuple[ClusterTrack | None, Rollout | None]:
+    def _track_for(
+        self, directive_id: str, revision: int, action: str, cluster_id: str, out: Outcome
+    ) -> tuple[ClusterTrack | None, Rollout | None]:
         rollout = self.rollouts.get(AssessmentKey(directive_id, revision, action))
         if rollout is None or not rollout.active or cluster_id not in rollout.clusters:
-            out.notes.append(f"ack from {cluster_id} for {directive_id} r{revision} {action} "
-                             "matches no active rollout: ignored")
+            out.notes.append(
+                f"ack from {cluster_id} for {directive_id} r{revision} {action} matches no active rollout: ignored"
+            )
             return None, None
         return rollout.clusters[cluster_id], rollout
 

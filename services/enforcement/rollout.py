@@ -6,13 +6,13 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from services.enforcement.cluster_commands import PRODUCER
+from services.enforcement.tracking import ClusterTrack, progress_of
 from shared.contracts.bitmaps import EMPTY_SCOPE_DIGEST, scope_digest
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.enforcement import DirectiveEnforced, EnforcementOverdue, EnforcementProgressed
 from shared.contracts.envelope import envelope
 from shared.contracts.impact import Action, AssessmentKey
-from services.enforcement.cluster_commands import PRODUCER
-from services.enforcement.tracking import ClusterTrack, progress_of
 
 
 class Rollout(BaseModel):
@@ -52,21 +52,34 @@ class Rollout(BaseModel):
 
     def _envelope(self, name: str, now: datetime, cause: str | None) -> dict:
         self.events += 1
-        return {**envelope(PRODUCER, event_id=f"enf:{self.directive_id}:{self.revision}:{self.action}:{name}:"
-                                              f"{self.events}",
-                           occurred_at=now, correlation_id=self.directive_id, causation_id=cause),
-                "directive_id": self.directive_id, "revision": self.revision, "action": self.action}
+        return {
+            **envelope(
+                PRODUCER,
+                event_id=f"enf:{self.directive_id}:{self.revision}:{self.action}:{name}:{self.events}",
+                occurred_at=now,
+                correlation_id=self.directive_id,
+                causation_id=cause,
+            ),
+            "directive_id": self.directive_id,
+            "revision": self.revision,
+            "action": self.action,
+        }
 
     def progressed(self, now: datetime, cause: str | None) -> EnforcementProgressed:
         return EnforcementProgressed(
-            **self._envelope("progress", now, cause), expected_digest=self.digest, deadline=self.deadline,
-            clusters={c: progress_of(t) for c, t in sorted(self.clusters.items())})
+            **self._envelope("progress", now, cause),
+            expected_digest=self.digest,
+            deadline=self.deadline,
+            clusters={c: progress_of(t) for c, t in sorted(self.clusters.items())},
+        )
 
     def enforced_event(self, now: datetime, cause: str | None) -> DirectiveEnforced:
         return DirectiveEnforced(
-            **self._envelope("enforced", now, cause), digest=self.digest,
+            **self._envelope("enforced", now, cause),
+            digest=self.digest,
             clusters={c: progress_of(t) for c, t in sorted(self.clusters.items())},
-            ack_latency_s={c: t.latency_s() for c, t in sorted(self.clusters.items())})
+            ack_latency_s={c: t.latency_s() for c, t in sorted(self.clusters.items())},
+        )
 
     def overdue_event(self, now: datetime, overdue: list[str]) -> EnforcementOverdue:
         return EnforcementOverdue(**self._envelope("overdue", now, self.cause), overdue_clusters=overdue)

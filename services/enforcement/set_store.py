@@ -111,8 +111,11 @@ class SetStore:
             sets.setdefault(key, {})[model] = BitMap.deserialize(blob)
         rows = self._db.execute("SELECT key, model, added, removed FROM set_deltas ORDER BY key, model, seq")
         for key, model, added, removed in rows:
-            apply_delta_in_place(sets.setdefault(key, {}).setdefault(model, BitMap()), BitMap.deserialize(added),
-                                 BitMap.deserialize(removed))
+            apply_delta_in_place(
+                sets.setdefault(key, {}).setdefault(model, BitMap()),
+                BitMap.deserialize(added),
+                BitMap.deserialize(removed),
+            )
         return sets
 
     def _rewrite(self, key: str, model: str, users: BitMap) -> None:
@@ -129,8 +132,11 @@ class SetStore:
         if (key, model) not in self._sizes:
             rows, size = self._db.execute(
                 "SELECT count(*), coalesce(sum(length(added) + length(removed)), 0) FROM set_deltas "
-                "WHERE key = ? AND model = ?", (key, model)).fetchone()
-            base = self._db.execute("SELECT length(bitmap) FROM sets WHERE key = ? AND model = ?",
-                                    (key, model)).fetchone()
+                "WHERE key = ? AND model = ?",
+                (key, model),
+            ).fetchone()
+            base = self._db.execute(
+                "SELECT length(bitmap) FROM sets WHERE key = ? AND model = ?", (key, model)
+            ).fetchone()
             self._sizes[(key, model)] = LogSize(rows=rows, bytes=size, base_bytes=base[0] if base else 0)
         return self._sizes[(key, model)]

@@ -7,7 +7,6 @@ from pydantic_settings import SettingsConfigDict
 
 from shared.runtime.settings import ServiceSettings
 
-
 ENVELOPE_BYTES = 16 * 1024  # a RestrictCommand's fields besides its users, generously
 
 
@@ -17,25 +16,43 @@ class EnforcementSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="COUNTERMAND_ENFORCEMENT_", extra="forbid")
 
     http_host: str = Field("127.0.0.1", description="Address of the health endpoints (/healthz, /readyz).")
-    http_port: int = Field(0, ge=0, le=65535, description="Port of the health endpoints (0: any free port, "
-                                                         "logged in the \"service ready\" line).")
+    http_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description='Port of the health endpoints (0: any free port, logged in the "service ready" line).',
+    )
 
     deadline_check_interval_s: float = Field(1.0, gt=0, description="How often deadlines and re-sends are checked.")
     resend_backoff_base_s: float = Field(1.0, gt=0, description="First delay before a re-send; doubles per attempt.")
     resend_backoff_cap_s: float = Field(60.0, gt=0, description="Longest delay between two re-sends.")
-    heartbeat_grace_s: float = Field(3.0, ge=0, description="After start, how long a complete assessment waits "
-                                                           "for agent heartbeats before its targets are chosen.")
-    fold_after_quiet_s: float = Field(2.0, ge=0, description="Rollouts started from their assessment's parts get "
-                                                            "their sets written once no impact message came for "
-                                                            "this long (housekeeping kept off busy moments).")
+    heartbeat_grace_s: float = Field(
+        3.0,
+        ge=0,
+        description="After start, how long a complete assessment waits "
+        "for agent heartbeats before its targets are chosen.",
+    )
+    fold_after_quiet_s: float = Field(
+        2.0,
+        ge=0,
+        description="Rollouts started from their assessment's parts get "
+        "their sets written once no impact message came for "
+        "this long (housekeeping kept off busy moments).",
+    )
     chunk_ids: int = Field(1_000_000, ge=1, description="User ids per RestrictCommand chunk at most.")
-    chunk_chars: int = Field(1_500_000, ge=1024, description="Base64 characters of users per RestrictCommand at "
-                                                            "most; keep it below the commands topic's "
-                                                            "max.message.bytes and the producer's request size.")
+    chunk_chars: int = Field(
+        1_500_000,
+        ge=1024,
+        description="Base64 characters of users per RestrictCommand at "
+        "most; keep it below the commands topic's "
+        "max.message.bytes and the producer's request size.",
+    )
 
     @model_validator(mode="after")
     def _chunks_fit_a_request(self) -> EnforcementSettings:
         if self.chunk_chars + ENVELOPE_BYTES > self.kafka.max_request_bytes:
-            raise ValueError(f"chunk_chars: {self.chunk_chars} plus the command's envelope does not fit "
-                             f"kafka.max_request_bytes={self.kafka.max_request_bytes}")
+            raise ValueError(
+                f"chunk_chars: {self.chunk_chars} plus the command's envelope does not fit "
+                f"kafka.max_request_bytes={self.kafka.max_request_bytes}"
+            )
         return self

@@ -19,12 +19,12 @@ import sqlite3
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from shared.contracts.catalogue import COMMANDS, ENFORCEMENT, IMPACT, Topic
-from shared.contracts.impact import AssessmentKey
 from services.enforcement.assembly import Assembly
 from services.enforcement.coordinator import Coordinator, KnownCluster, Outcome
 from services.enforcement.rollout import Rollout
 from services.enforcement.set_store import COMPACT_ROWS, SetStore
+from shared.contracts.catalogue import COMMANDS, ENFORCEMENT, IMPACT, Topic
+from shared.contracts.impact import AssessmentKey
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clusters (cluster_id TEXT PRIMARY KEY, body TEXT NOT NULL);
@@ -86,8 +86,9 @@ class EnforcementStore:
             db.execute("BEGIN IMMEDIATE")
             self._write_state(outcome, core)
             self._forget_published()
-            queued = [(COMMANDS, m) for m in outcome.commands if m.type not in REGENERATED] \
-                + [(ENFORCEMENT, m) for m in outcome.events]
+            queued = [(COMMANDS, m) for m in outcome.commands if m.type not in REGENERATED] + [
+                (ENFORCEMENT, m) for m in outcome.events
+            ]
             entries = [self._queue(topic, message) for topic, message in queued]
             db.execute("COMMIT")
             self._sets.committed()
@@ -120,8 +121,14 @@ class EnforcementStore:
                 db.execute("DELETE FROM parts WHERE key = ?", (text_key(key),))
         for delta in outcome.deltas:
             if delta.key not in outcome.sets:  # else the rewritten set already holds it
-                self._sets.append(text_key(delta.key), delta.model, delta.seq, delta.added, delta.removed,
-                                  core.sets[delta.key][delta.model])
+                self._sets.append(
+                    text_key(delta.key),
+                    delta.model,
+                    delta.seq,
+                    delta.added,
+                    delta.removed,
+                    core.sets[delta.key][delta.model],
+                )
         for part in outcome.parts:
             key = AssessmentKey.of(part)
             db.execute("REPLACE INTO parts VALUES (?, ?, ?)", (text_key(key), part_name(part), part.model_dump_json()))

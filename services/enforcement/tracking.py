@@ -75,7 +75,12 @@ def acknowledge(track: ClusterTrack, digest: str, now: datetime, backoff: Backof
         if track.applied and track.digest == digest:
             return False
         track.state, track.acked_at, track.digest, track.reason, track.next_resend_at = (
-            "applied", now, digest, None, None)
+            "applied",
+            now,
+            digest,
+            None,
+            None,
+        )
         return True
     track.state = "overdue" if track.state == "overdue" else "pending"
     track.digest, track.reason = digest, MISMATCH
@@ -95,7 +100,9 @@ def resend_due(track: ClusterTrack, now: datetime) -> bool:
         return False
     if track.state != "overdue" and now >= track.due_at:
         track.state = "overdue"
-        track.reason = MISSED_DEADLINE if track.reason in (None, MISSED_DEADLINE) else f"{MISSED_DEADLINE}; {track.reason}"
+        track.reason = (
+            MISSED_DEADLINE if track.reason in (None, MISSED_DEADLINE) else f"{MISSED_DEADLINE}; {track.reason}"
+        )
         return True
     return track.next_resend_at is not None and now >= track.next_resend_at
 
@@ -107,6 +114,12 @@ def schedule_next(track: ClusterTrack, now: datetime, backoff: Backoff) -> None:
 
 def progress_of(track: ClusterTrack) -> ClusterProgress:
     """The wire view of a track."""
-    return ClusterProgress(state=track.state, sent_at=track.sent_at, acked_at=track.acked_at,
-                           attempts=track.attempts, digest=track.digest, reason=track.reason,
-                           expected_digest=track.expected_digest)
+    return ClusterProgress(
+        state=track.state,
+        sent_at=track.sent_at,
+        acked_at=track.acked_at,
+        attempts=track.attempts,
+        digest=track.digest,
+        reason=track.reason,
+        expected_digest=track.expected_digest,
+    )

@@ -9,10 +9,19 @@ from shared.runtime.service import run
 
 def main() -> None:
     """/healthz answers during the load; /readyz and "service ready" once the view has caught up."""
-    run(SERVICE, build, ImpactSettings, http=ImpactService.http_server, http_during_start=True,
+    run(
+        SERVICE,
+        build,
+        ImpactSettings,
+        http=ImpactService.http_server,
+        http_during_start=True,
         ready_fields=lambda settings, service: {
-            "users": service.view.population.users, "resumed_from": service.resumed_from,
-            "records_read": service.records_read, "http": f"http://{settings.http_host}:{settings.http_port}"})
+            "users": service.view.population.users,
+            "resumed_from": service.resumed_from,
+            "records_read": service.records_read,
+            "http": f"http://{settings.http_host}:{settings.http_port}",
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ class AffectedSet:
         digests: dict[str, str] = {}
         for model, users in self.by_model.items():
             same = self.known_digests.get(model) or next(
-                (digests[m] for m in digests if self.by_model[m] == users), None)
+                (digests[m] for m in digests if self.by_model[m] == users), None
+            )
             digests[model] = same or set_digest(users)
         return digests
 
@@ -82,9 +83,12 @@ def rows_bitmap(mask: np.ndarray) -> BitMap:
     words = packed.view("<u8").reshape(containers, CONTAINER // 64)
     cardinality = np.bitwise_count(words).sum(axis=1, dtype=np.int64)
     keys = np.flatnonzero(cardinality)
-    bodies = [words[key].tobytes() if cardinality[key] > ARRAY_LIMIT
-              else np.flatnonzero(mask[key * CONTAINER:(key + 1) * CONTAINER]).astype("<u2").tobytes()
-              for key in keys.tolist()]
+    bodies = [
+        words[key].tobytes()
+        if cardinality[key] > ARRAY_LIMIT
+        else np.flatnonzero(mask[key * CONTAINER : (key + 1) * CONTAINER]).astype("<u2").tobytes()
+        for key in keys.tolist()
+    ]
     return BitMap.deserialize(_portable(keys, cardinality[keys], bodies))
 
 
@@ -105,7 +109,7 @@ def rows_digest(mask: np.ndarray) -> str:
 
 def _row_blocks(mask: np.ndarray) -> Iterator[np.ndarray]:
     for start in range(0, len(mask), 4 * BLOCK):
-        ids = np.flatnonzero(mask[start:start + 4 * BLOCK]).astype("<u4")
+        ids = np.flatnonzero(mask[start : start + 4 * BLOCK]).astype("<u4")
         ids += np.uint32(start)
         yield ids
 
@@ -120,8 +124,10 @@ def assess(population: Population, scope: DirectiveScope) -> AffectedSet:
         by_country, by_account_type = _tallies(columns, member.affected)
         return AffectedSet(
             by_model={model: BitMap(users) for model in scope.models},
-            unknown_only=int(np.count_nonzero(member.unknown_only)), by_country=by_country,
-            by_account_type=by_account_type, known_digests=dict.fromkeys(scope.models, digest.result()),
+            unknown_only=int(np.count_nonzero(member.unknown_only)),
+            by_country=by_country,
+            by_account_type=by_account_type,
+            known_digests=dict.fromkeys(scope.models, digest.result()),
         )
 
 
@@ -134,12 +140,12 @@ def _tallies(columns: Columns, affected: np.ndarray) -> tuple[dict[str, int], di
     countries, accounts = len(COUNTRIES) + 1, len(ACCOUNT_TYPES)  # + 1: unknown residence (NONE) first
 
     def block_of(start: int) -> np.ndarray:
-        key = columns.residence[start:start + BLOCK].astype(np.int16)
+        key = columns.residence[start : start + BLOCK].astype(np.int16)
         key += 1
         key *= accounts
-        key += columns.account_type[start:start + BLOCK]
+        key += columns.account_type[start : start + BLOCK]
         key <<= 1
-        key |= affected[start:start + BLOCK]
+        key |= affected[start : start + BLOCK]
         return np.bincount(key, minlength=2 * countries * accounts)
 
     counts = np.zeros(2 * countries * accounts, np.int64)

@@ -13,8 +13,15 @@ from services.impact.preview import NotActive, Preview, preview_directive, previ
 from services.impact.user_columns import Population
 from shared.contracts.directives import DirectiveRequest
 from shared.runtime.health import ConsumerWatch, readiness
-from shared.runtime.http import (Failure, checked_directive_id, document_bodies, failure, install_problem_handlers,
-                                 request_body_schema, validated_body)
+from shared.runtime.http import (
+    Failure,
+    checked_directive_id,
+    document_bodies,
+    failure,
+    install_problem_handlers,
+    request_body_schema,
+    validated_body,
+)
 from shared.runtime.request_body import BodyLimit, json_body
 
 
@@ -46,15 +53,27 @@ class PreviewAnswer(BaseModel):
 
 def create_api(state: ImpactState) -> FastAPI:
     """The FastAPI app over the running service's view and directives."""
-    api = FastAPI(title="Countermand impact", version="1",
-                  description="Dry runs of directives and lifts against the current user view.")
+    api = FastAPI(
+        title="Countermand impact",
+        version="1",
+        description="Dry runs of directives and lifts against the current user view.",
+    )
     api.add_middleware(BodyLimit)
     document_bodies(api, DirectiveRequest)
     install_problem_handlers(api)
 
-    @api.post("/directives/preview", response_model=PreviewAnswer, openapi_extra=request_body_schema(DirectiveRequest),
-              responses={400: {"model": Failure}, 413: {"model": Failure}, 415: {"model": Failure},
-                         422: {"model": Failure}, 503: {"model": Failure}})
+    @api.post(
+        "/directives/preview",
+        response_model=PreviewAnswer,
+        openapi_extra=request_body_schema(DirectiveRequest),
+        responses={
+            400: {"model": Failure},
+            413: {"model": Failure},
+            415: {"model": Failure},
+            422: {"model": Failure},
+            503: {"model": Failure},
+        },
+    )
     async def preview(http: Request) -> PreviewAnswer | JSONResponse:
         """What issuing (or amending) this directive would affect now. Publishes nothing.
 
@@ -65,8 +84,11 @@ def create_api(state: ImpactState) -> FastAPI:
         found = preview_directive(state.population, state.directives, request.directive_id, request.scope)
         return _answer(request.directive_id, found)
 
-    @api.post("/directives/{directive_id}/lift/preview", response_model=PreviewAnswer,
-              responses={404: {"model": Failure}, 422: {"model": Failure}, 503: {"model": Failure}})
+    @api.post(
+        "/directives/{directive_id}/lift/preview",
+        response_model=PreviewAnswer,
+        responses={404: {"model": Failure}, 422: {"model": Failure}, 503: {"model": Failure}},
+    )
     async def lift_preview(directive_id: str = Depends(checked_directive_id)) -> PreviewAnswer | JSONResponse:
         """What lifting this active directive would restore, net of the other active ones. Publishes nothing."""
         if not state.loaded:
@@ -81,8 +103,12 @@ def create_api(state: ImpactState) -> FastAPI:
         """The process is up."""
         return {"status": "ok"}
 
-    @api.get("/readyz", responses={503: {"description": "The user view has not caught up yet, or a consumer is "
-                                                        "stuck (named in the body)."}})
+    @api.get(
+        "/readyz",
+        responses={
+            503: {"description": "The user view has not caught up yet, or a consumer is stuck (named in the body)."}
+        },
+    )
     async def readyz() -> JSONResponse:
         """Ready once the user view has caught up with the registry after start, with no consumer stuck."""
         status, body = readiness(state.loaded, state.watch)
@@ -94,7 +120,14 @@ def create_api(state: ImpactState) -> FastAPI:
 def _answer(directive_id: str, found: Preview) -> PreviewAnswer:
     affected = found.affected
     return PreviewAnswer(
-        directive_id=directive_id, affected_by_model={m: len(u) for m, u in affected.by_model.items()},
-        affected_users=affected.users, by_country=affected.by_country, by_account_type=affected.by_account_type,
-        unknown_only=affected.unknown_only, sample=found.sample, amends_revision=found.amends_revision,
-        added_by_model=found.added_by_model, removed_by_model=found.removed_by_model)
+        directive_id=directive_id,
+        affected_by_model={m: len(u) for m, u in affected.by_model.items()},
+        affected_users=affected.users,
+        by_country=affected.by_country,
+        by_account_type=affected.by_account_type,
+        unknown_only=affected.unknown_only,
+        sample=found.sample,
+        amends_revision=found.amends_revision,
+        added_by_model=found.added_by_model,
+        removed_by_model=found.removed_by_model,
+    )

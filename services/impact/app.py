@@ -28,9 +28,9 @@ from shared.runtime.broker import consumer_options, declare_publisher, emit, emi
 from shared.runtime.deadletters import write_dead_letter
 from shared.runtime.dispatch import Dispatch
 from shared.runtime.faststream_fence import rewind, seek
-from shared.runtime.logging import bind_message_ids
 from shared.runtime.health import ConsumerWatch, LagWatch
 from shared.runtime.kafka import OffsetProbe, records_to_end
+from shared.runtime.logging import bind_message_ids
 from shared.runtime.service import cancel_tasks
 
 SERVICE = "impact"
@@ -72,14 +72,23 @@ class ImpactService:
         # consumer group (a group would split the partitions between instances): each instance assigns
         # itself every partition and reads from its snapshot's offsets (or the beginning); nothing is committed.
         self._view_subscriber = view_subscriber(
-            self.broker, USERS, batch=True, max_records=self.settings.registry_batch,
+            self.broker,
+            USERS,
+            batch=True,
+            max_records=self.settings.registry_batch,
             batch_timeout_ms=self.settings.registry_wait_ms,
-            title=f"{USERS.name}:view", description="The user registry, materialised as columns.")
+            title=f"{USERS.name}:view",
+            description="The user registry, materialised as columns.",
+        )
         self._view_subscriber(self.on_users)
         # A plain consumer group: committed offsets mean "assessed and published". What a restarted
         # instance needs of older directives it rebuilds from compliance.impact.v1 (see recovery.py).
-        self.broker.subscriber(DIRECTIVES.name, **consumer_options(GROUP), title=f"{DIRECTIVES.name}:assess",
-                               description="Directives to assess and lift.")(self.on_directive)
+        self.broker.subscriber(
+            DIRECTIVES.name,
+            **consumer_options(GROUP),
+            title=f"{DIRECTIVES.name}:assess",
+            description="Directives to assess and lift.",
+        )(self.on_directive)
 
     async def start(self) -> None:
         """Rebuild directive state from the impact topic, load the view, then reconcile what changed meanwhile."""
@@ -105,8 +114,14 @@ class ImpactService:
 
     def http_server(self) -> uvicorn.Server:
         """A uvicorn server for the HTTP API on the configured address (run it with `await serve()`)."""
-        config = uvicorn.Config(self.http, host=self.settings.http_host, port=self.settings.http_port,
-                                log_config=None, access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            self.http,
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
         return uvicorn.Server(config)
 
     async def snapshot(self) -> None:
@@ -140,8 +155,7 @@ class ImpactService:
             if beyond:
                 raise snapshots.SnapshotUnusable(f"offsets {beyond} are beyond the registry's end {ends}")
         except snapshots.SnapshotUnusable as exc:
-            log.warning("no usable snapshot of the user view; reading the registry from the beginning",
-                        reason=str(exc))
+            log.warning("no usable snapshot of the user view; reading the registry from the beginning", reason=str(exc))
             return
         self.view = RegistryView(found.population, dict(found.offsets))
         self.resumed_from = dict(found.offsets)
@@ -149,8 +163,10 @@ class ImpactService:
 
     def _seek_view(self) -> None:
         """Start the registry consumer at the snapshot's offsets instead of the beginning."""
-        seek(self._view_subscriber, {(USERS.name, partition): offset
-                                     for partition, offset in (self.resumed_from or {}).items()})
+        seek(
+            self._view_subscriber,
+            {(USERS.name, partition): offset for partition, offset in (self.resumed_from or {}).items()},
+        )
 
     async def on_users(self, msg: KafkaMessage) -> None:
         """A batch of registry records: apply the good ones, dead-letter the bad ones, publish deltas."""
@@ -197,18 +213,25 @@ class ImpactService:
             affected = assess(self.view.population, event.scope)
             amendment = self.directives.amendment(event.directive_id, affected.by_model)
             cause = Cause(event.directive_id, event.revision, event.event_id, utc_now())
-            await self._publish(assessment(cause, "restrict", event.scope, affected, self._offsets(),
-                                           amendment=amendment))
+            await self._publish(
+                assessment(cause, "restrict", event.scope, affected, self._offsets(), amendment=amendment)
+            )
             self.directives.activate(event.directive_id, event.revision, event.scope, affected.by_model)
-            log.info("directive assessed", revision=event.revision, users=affected.users, digest=affected.digest,
-                     amended_from=amendment.amended_from if amendment else None)
+            log.info(
+                "directive assessed",
+                revision=event.revision,
+                users=affected.users,
+                digest=affected.digest,
+                amended_from=amendment.amended_from if amendment else None,
+            )
 
     async def _lifted(self, event: DirectiveLifted) -> None:
         async with self._lock:
             active = self.directives.active.get(event.directive_id)
             if active is None or event.revision < active.revision:
-                log.warning("lift of a directive not active (or of an older revision), ignored",
-                            revision=event.revision)
+                log.warning(
+                    "lift of a directive not active (or of an older revision), ignored", revision=event.revision
+                )
                 return
             restored = breakdown(self.view.population, self.directives.restored(event.directive_id))
             cause = Cause(event.directive_id, active.revision, event.event_id, utc_now())
@@ -239,8 +262,9 @@ class ImpactService:
         deadline = asyncio.get_running_loop().time() + self.settings.catch_up_timeout_s
         while not self.view.reached(ends):
             if asyncio.get_running_loop().time() > deadline:
-                log.warning("user view behind the registry after the catch-up timeout", ends=ends,
-                            offsets=self.view.offsets)
+                log.warning(
+                    "user view behind the registry after the catch-up timeout", ends=ends, offsets=self.view.offsets
+                )
                 return
             await asyncio.sleep(0.05)
 
@@ -253,8 +277,14 @@ class ImpactService:
             self._unsent.extend(self.directives.deltas(self.view.population, ids))
             self.loaded = True
             await self._flush_deltas()
-        log.info("user view loaded", users=self.view.population.users, offsets=self.view.offsets,
-                 active=len(self.directives.active), resumed_from=self.resumed_from, records_read=self.records_read)
+        log.info(
+            "user view loaded",
+            users=self.view.population.users,
+            offsets=self.view.offsets,
+            active=len(self.directives.active),
+            resumed_from=self.resumed_from,
+            records_read=self.records_read,
+        )
 
     async def _recover(self) -> None:
         replay = ImpactReplay()
@@ -290,5 +320,9 @@ def build(settings: ImpactSettings | None = None) -> ImpactService:
 
 def specification(settings: ImpactSettings | None = None) -> AsyncAPI:
     """The AsyncAPI document of the impact service."""
-    return AsyncAPI(build(settings).broker, title="Countermand impact", version="1.0.0",
-                    description="Exact affected sets of directives, from a columnar view of the user registry.")
+    return AsyncAPI(
+        build(settings).broker,
+        title="Countermand impact",
+        version="1.0.0",
+        description="Exact affected sets of directives, from a columnar view of the user registry.",
+    )

@@ -25,10 +25,12 @@ DEFAULT_URL = "http://127.0.0.1:8090"
 app = typer.Typer(help="Impact: recompute published digests, dry-run directives and lifts.", no_args_is_help=True)
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
-UrlOption = typer.Option(None, "--impact-url", help="The impact service's base URL (default: COUNTERMAND_IMPACT_URL "
-                                                    f"or {DEFAULT_URL}).")
-BootstrapOption = typer.Option(None, "--bootstrap",
-                               help="Kafka bootstrap servers (default: COUNTERMAND_KAFKA_BOOTSTRAP).")
+UrlOption = typer.Option(
+    None, "--impact-url", help=f"The impact service's base URL (default: COUNTERMAND_IMPACT_URL or {DEFAULT_URL})."
+)
+BootstrapOption = typer.Option(
+    None, "--bootstrap", help="Kafka bootstrap servers (default: COUNTERMAND_KAFKA_BOOTSTRAP)."
+)
 
 
 # --- reproduce -------------------------------------------------------------------------------------------------
@@ -47,7 +49,9 @@ class Reproduction:
         return self.digest == self.published.digest and self.model_digests == self.published.model_digests
 
 
-async def published_assessment(settings: KafkaSettings, directive_id: str, revision: int | None = None) -> ImpactAssessed:
+async def published_assessment(
+    settings: KafkaSettings, directive_id: str, revision: int | None = None
+) -> ImpactAssessed:
     """The restrict assessment of a directive (the latest revision, or the one asked) from compliance.impact.v1."""
     found: dict[int, ImpactAssessed] = {}
     async for record in records_to_end(settings, IMPACT, "impact-reproduce"):
@@ -56,8 +60,11 @@ async def published_assessment(settings: KafkaSettings, directive_id: str, revis
             found.setdefault(head.revision, head)
     wanted = revision if revision is not None else max(found, default=None)
     if wanted not in found:
-        raise LookupError(f"directive_id: no ImpactAssessed (restrict) for {directive_id!r}"
-                          + (f" revision {revision}" if revision is not None else "") + f" on {IMPACT.name}")
+        raise LookupError(
+            f"directive_id: no ImpactAssessed (restrict) for {directive_id!r}"
+            + (f" revision {revision}" if revision is not None else "")
+            + f" on {IMPACT.name}"
+        )
     return found[wanted]
 
 
@@ -79,9 +86,11 @@ async def check(settings: KafkaSettings, directive_id: str, revision: int | None
 
 
 @app.command("reproduce")
-def reproduce_command(directive_id: str = typer.Argument(..., help="Id of the directive."),
-                      revision: int = typer.Option(None, "--revision", help="Revision (default: the latest assessed)."),
-                      bootstrap: str = BootstrapOption) -> None:
+def reproduce_command(
+    directive_id: str = typer.Argument(..., help="Id of the directive."),
+    revision: int = typer.Option(None, "--revision", help="Revision (default: the latest assessed)."),
+    bootstrap: str = BootstrapOption,
+) -> None:
     """Recompute a directive's affected set from the registry at its recorded offsets; exit 1 on a mismatch."""
     try:
         result = asyncio.run(check(kafka_settings(bootstrap), directive_id, revision))
@@ -109,16 +118,19 @@ def _verdict(same: bool) -> str:
 
 
 @app.command("preview")
-def preview(file: Path = typer.Argument(..., help="Directive file (YAML or JSON), as for `directive issue`."),
-            impact_url: str = UrlOption) -> None:
+def preview(
+    file: Path = typer.Argument(..., help="Directive file (YAML or JSON), as for `directive issue`."),
+    impact_url: str = UrlOption,
+) -> None:
     """Dry run: what issuing (or amending) the directive in FILE would affect now. Publishes nothing."""
     request = read_directive(file, "nothing was previewed", err)
     _show(_call(impact_url, "/directives/preview", request.model_dump(mode="json")), "would be denied")
 
 
 @app.command("lift-preview")
-def lift_preview(directive_id: str = typer.Argument(..., help="Id of an active directive."),
-                 impact_url: str = UrlOption) -> None:
+def lift_preview(
+    directive_id: str = typer.Argument(..., help="Id of an active directive."), impact_url: str = UrlOption
+) -> None:
     """Dry run: what lifting an active directive would restore, net of the other active directives."""
     _show(_call(impact_url, f"/directives/{directive_id}/lift/preview", None), "would be restored")
 
@@ -150,10 +162,10 @@ def _call(url: str | None, path: str, body: dict | None) -> dict:
     try:
         response = httpx.post(base + path, json=body, timeout=120.0)
     except httpx.HTTPError as exc:
-        fail(err, f"cannot reach impact at {base} ({exc!r}); is it running? "
-                  "Set --impact-url or COUNTERMAND_IMPACT_URL.")
+        fail(
+            err, f"cannot reach impact at {base} ({exc!r}); is it running? Set --impact-url or COUNTERMAND_IMPACT_URL."
+        )
     if response.is_success:
         return response.json()
     print_refusal(err, "impact", response)
     raise typer.Exit(1)
-

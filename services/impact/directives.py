@@ -73,8 +73,9 @@ class Directives:
         models = sorted(set(current.sets) | set(sets))
         before = {m: current.sets.get(m, BitMap()) for m in models}
         after = {m: sets.get(m, BitMap()) for m in models}
-        return Amendment(current.revision, {m: after[m] - before[m] for m in models},
-                         {m: before[m] - after[m] for m in models})
+        return Amendment(
+            current.revision, {m: after[m] - before[m] for m in models}, {m: before[m] - after[m] for m in models}
+        )
 
     def restored(self, directive_id: str) -> dict[str, BitMap]:
         """Per model: the directive's users that no OTHER active directive covers for that model."""
@@ -116,12 +117,24 @@ def _changes(directive: ActiveDirective, candidates: BitMap, now: BitMap) -> lis
         added, removed = now - before, before - now
         if not added and not removed:
             continue
-        parts = [(added, removed)] if len(added) + len(removed) <= DELTA_IDS else \
-            [(BitMap(), part) for part in chunk_bitmap(removed, DELTA_IDS) if part] \
+        parts = (
+            [(added, removed)]
+            if len(added) + len(removed) <= DELTA_IDS
+            else [(BitMap(), part) for part in chunk_bitmap(removed, DELTA_IDS) if part]
             + [(part, BitMap()) for part in chunk_bitmap(added, DELTA_IDS) if part]
+        )
         for part_added, part_removed in parts:
             directive.sets[model] = apply_delta(directive.sets[model], part_added, part_removed)
             directive.delta_seq += 1
-            changes.append(Delta(directive.directive_id, directive.revision, directive.delta_seq, model,
-                                 part_added, part_removed, directive.sets[model]))
+            changes.append(
+                Delta(
+                    directive.directive_id,
+                    directive.revision,
+                    directive.delta_seq,
+                    model,
+                    part_added,
+                    part_removed,
+                    directive.sets[model],
+                )
+            )
     return changes

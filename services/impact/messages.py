@@ -28,37 +28,71 @@ class Cause:
     now: datetime
 
     def envelope(self, event_id: str) -> dict:
-        return envelope(PRODUCER, event_id=event_id, occurred_at=self.now, correlation_id=self.directive_id,
-                        causation_id=self.event_id)
+        return envelope(
+            PRODUCER,
+            event_id=event_id,
+            occurred_at=self.now,
+            correlation_id=self.directive_id,
+            causation_id=self.event_id,
+        )
 
 
-def assessment(cause: Cause, action: Action, scope: DirectiveScope, affected: AffectedSet,
-               registry_offsets: Mapping[int, int], ids_per_chunk: int | None = None,
-               amendment: Amendment | None = None) -> list[ImpactAssessed | AffectedSetChunk]:
+def assessment(
+    cause: Cause,
+    action: Action,
+    scope: DirectiveScope,
+    affected: AffectedSet,
+    registry_offsets: Mapping[int, int],
+    ids_per_chunk: int | None = None,
+    amendment: Amendment | None = None,
+) -> list[ImpactAssessed | AffectedSetChunk]:
     """ImpactAssessed followed by its chunks, numbered across models in model-name order.
 
     An amendment adds its "added" then "removed" chunks after the whole ones, numbered on from them.
     """
     whole = _pieces("whole", affected.by_model, ids_per_chunk)
-    diff = [] if amendment is None else (_pieces("added", amendment.added, ids_per_chunk)
-                                         + _pieces("removed", amendment.removed, ids_per_chunk))
+    diff = (
+        []
+        if amendment is None
+        else (_pieces("added", amendment.added, ids_per_chunk) + _pieces("removed", amendment.removed, ids_per_chunk))
+    )
     prefix = f"impact:{cause.directive_id}:{cause.revision}:{action}"
     head = ImpactAssessed(
-        **cause.envelope(f"{prefix}:assessed"), directive_id=cause.directive_id, revision=cause.revision,
-        action=action, scope=scope, affected_by_model={m: len(u) for m, u in affected.by_model.items()},
-        affected_users=affected.users, by_country=affected.by_country, by_account_type=affected.by_account_type,
-        unknown_only=affected.unknown_only, model_digests=affected.model_digests, digest=affected.digest,
-        registry_offsets=dict(registry_offsets), chunks=len(whole), diff_chunks=len(diff),
+        **cause.envelope(f"{prefix}:assessed"),
+        directive_id=cause.directive_id,
+        revision=cause.revision,
+        action=action,
+        scope=scope,
+        affected_by_model={m: len(u) for m, u in affected.by_model.items()},
+        affected_users=affected.users,
+        by_country=affected.by_country,
+        by_account_type=affected.by_account_type,
+        unknown_only=affected.unknown_only,
+        model_digests=affected.model_digests,
+        digest=affected.digest,
+        registry_offsets=dict(registry_offsets),
+        chunks=len(whole),
+        diff_chunks=len(diff),
         **_amendment_fields(amendment),
     )
     total = len(whole) + len(diff)
-    return [head, *(
-        AffectedSetChunk(**cause.envelope(f"{prefix}:chunk:{i}" if part == "whole" else f"{prefix}:{part}:chunk:{i}"),
-                         directive_id=cause.directive_id, revision=cause.revision, action=action, model=model,
-                         chunk=i, chunks=len(whole) if part == "whole" else total, users=encode_bitmap(piece),
-                         part=part)
-        for i, (part, model, piece) in enumerate(whole + diff)
-    )]
+    return [
+        head,
+        *(
+            AffectedSetChunk(
+                **cause.envelope(f"{prefix}:chunk:{i}" if part == "whole" else f"{prefix}:{part}:chunk:{i}"),
+                directive_id=cause.directive_id,
+                revision=cause.revision,
+                action=action,
+                model=model,
+                chunk=i,
+                chunks=len(whole) if part == "whole" else total,
+                users=encode_bitmap(piece),
+                part=part,
+            )
+            for i, (part, model, piece) in enumerate(whole + diff)
+        ),
+    ]
 
 
 def _pieces(part: Part, by_model: Mapping[str, BitMap], ids_per_chunk: int | None) -> list[tuple[Part, str, BitMap]]:
@@ -68,9 +102,11 @@ def _pieces(part: Part, by_model: Mapping[str, BitMap], ids_per_chunk: int | Non
 def _amendment_fields(amendment: Amendment | None) -> dict:
     if amendment is None:
         return {}
-    return dict(amended_from=amendment.amended_from,
-                added_by_model={m: len(u) for m, u in amendment.added.items()},
-                removed_by_model={m: len(u) for m, u in amendment.removed.items()})
+    return dict(
+        amended_from=amendment.amended_from,
+        added_by_model={m: len(u) for m, u in amendment.added.items()},
+        removed_by_model={m: len(u) for m, u in amendment.removed.items()},
+    )
 
 
 def delta_message(delta: Delta, causation_id: str | None, now: datetime) -> AffectedSetDelta:
@@ -78,8 +114,13 @@ def delta_message(delta: Delta, causation_id: str | None, now: datetime) -> Affe
     cause = Cause(delta.directive_id, delta.revision, causation_id, now)
     return AffectedSetDelta(
         **cause.envelope(f"impact:{delta.directive_id}:{delta.revision}:delta:{delta.seq}"),
-        directive_id=delta.directive_id, revision=delta.revision, seq=delta.seq, model=delta.model,
-        added=encode_bitmap(delta.added), removed=encode_bitmap(delta.removed), model_digest=set_digest(delta.after),
+        directive_id=delta.directive_id,
+        revision=delta.revision,
+        seq=delta.seq,
+        model=delta.model,
+        added=encode_bitmap(delta.added),
+        removed=encode_bitmap(delta.removed),
+        model_digest=set_digest(delta.after),
     )
 
 

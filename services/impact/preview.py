@@ -30,17 +30,21 @@ class NotActive(Exception):
     """A lift preview of a directive impact does not hold as active."""
 
 
-def preview_directive(population: Population, directives: Directives, directive_id: str,
-                      scope: DirectiveScope) -> Preview:
+def preview_directive(
+    population: Population, directives: Directives, directive_id: str, scope: DirectiveScope
+) -> Preview:
     """What issuing (or amending, if the id is active) this scope would affect."""
     affected = assess(population, scope)
     amendment = directives.amendment(directive_id, affected.by_model)
     if amendment is None:
         return Preview(affected, _sample(affected))
-    return Preview(affected, _sample(affected),
-                   added_by_model={m: len(u) for m, u in amendment.added.items()},
-                   removed_by_model={m: len(u) for m, u in amendment.removed.items()},
-                   amends_revision=amendment.amended_from)
+    return Preview(
+        affected,
+        _sample(affected),
+        added_by_model={m: len(u) for m, u in amendment.added.items()},
+        removed_by_model={m: len(u) for m, u in amendment.removed.items()},
+        amends_revision=amendment.amended_from,
+    )
 
 
 def preview_lift(population: Population, directives: Directives, directive_id: str) -> Preview:

@@ -39,8 +39,9 @@ async def registry_view_at(settings: KafkaSettings, registry_offsets: Mapping[in
     return view
 
 
-async def reproduce(settings: KafkaSettings, registry_offsets: Mapping[int, int],
-                    scope: DirectiveScope) -> tuple[dict[str, str], str]:
+async def reproduce(
+    settings: KafkaSettings, registry_offsets: Mapping[int, int], scope: DirectiveScope
+) -> tuple[dict[str, str], str]:
     """(per-model digests, scope digest) of the scope over the registry as of the offsets."""
     affected = assess((await registry_view_at(settings, registry_offsets)).population, scope)
     return affected.model_digests, affected.digest

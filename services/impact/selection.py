@@ -16,8 +16,18 @@ import numpy as np
 
 from services.impact.user_columns import ACCOUNT_CODE, COUNTRY_INDEX, NONE, Columns
 from shared.contracts.directives import (
-    AccountTypeIs, AllOf, AnyOf, DirectiveScope, Entitlement, Everyone, ForeignNational, Nationality, Not,
-    Organisation, Residence, Selector,
+    AccountTypeIs,
+    AllOf,
+    AnyOf,
+    DirectiveScope,
+    Entitlement,
+    Everyone,
+    ForeignNational,
+    Nationality,
+    Not,
+    Organisation,
+    Residence,
+    Selector,
 )
 
 Masks = tuple[np.ndarray, np.ndarray]  # (true, unknown)
@@ -54,8 +64,8 @@ def membership(columns: Columns, scope: DirectiveScope) -> Membership:
         block = columns.rows(start, start + BLOCK)
         true, unknown = evaluate(scope.selector, block)
         restricted = unknown & block.present if restrict else np.zeros_like(unknown)
-        np.logical_or(true & block.present, restricted, out=affected[start:start + len(block)])
-        unknown_only[start:start + len(block)] = restricted
+        np.logical_or(true & block.present, restricted, out=affected[start : start + len(block)])
+        unknown_only[start : start + len(block)] = restricted
 
     blockwise(len(columns), block_of)
     return Membership(affected=affected, unknown_only=unknown_only)
@@ -151,7 +161,14 @@ def _not(s: Not, c: Columns) -> Masks:
 
 
 _LEAVES: dict[type, Callable[..., Masks]] = {
-    Everyone: _everyone, ForeignNational: _foreign_national, Nationality: _nationality, Residence: _residence,
-    AccountTypeIs: _account_type, Organisation: _organisation, Entitlement: _entitlement, AllOf: _all_of,
-    AnyOf: _any_of, Not: _not,
+    Everyone: _everyone,
+    ForeignNational: _foreign_national,
+    Nationality: _nationality,
+    Residence: _residence,
+    AccountTypeIs: _account_type,
+    Organisation: _organisation,
+    Entitlement: _entitlement,
+    AllOf: _all_of,
+    AnyOf: _any_of,
+    Not: _not,
 }

@@ -23,13 +23,13 @@ NATIONALITY_SLOTS = 2  # starting width; widened when a user holds more
 class Columns:
     """The attribute columns of a set of rows (all users, or a selection), aligned row by row."""
 
-    present: np.ndarray          # bool: the user exists (not deleted, not a gap)
-    nationalities: np.ndarray    # int16 (rows, slots): country indices, NONE for an empty slot; a view of
-                                 # slot-major storage, so nationalities.T[slot] is one contiguous column
+    present: np.ndarray  # bool: the user exists (not deleted, not a gap)
+    nationalities: np.ndarray  # int16 (rows, slots): country indices, NONE for an empty slot; a view of
+    # slot-major storage, so nationalities.T[slot] is one contiguous column
     nationality_unknown: np.ndarray  # bool: nationalities null in the registry
-    residence: np.ndarray        # int16: country index, NONE when unknown
-    account_type: np.ndarray     # int8: index into ACCOUNT_TYPES
-    organisation: np.ndarray     # int32: index into organisations, NONE for no organisation (a known fact)
+    residence: np.ndarray  # int16: country index, NONE when unknown
+    account_type: np.ndarray  # int8: index into ACCOUNT_TYPES
+    organisation: np.ndarray  # int32: index into organisations, NONE for no organisation (a known fact)
     entitled: dict[str, np.ndarray]  # model -> bool column
     organisations: Mapping[str, int]  # organisation id -> index in the organisation column
 
@@ -43,10 +43,14 @@ class Columns:
     def rows(self, start: int, stop: int) -> Columns:
         """Rows start..stop-1 as views (no copy): the unit of blockwise evaluation."""
         return Columns(
-            present=self.present[start:stop], nationalities=self.nationalities[start:stop],
-            nationality_unknown=self.nationality_unknown[start:stop], residence=self.residence[start:stop],
-            account_type=self.account_type[start:stop], organisation=self.organisation[start:stop],
-            entitled={m: c[start:stop] for m, c in self.entitled.items()}, organisations=self.organisations,
+            present=self.present[start:stop],
+            nationalities=self.nationalities[start:stop],
+            nationality_unknown=self.nationality_unknown[start:stop],
+            residence=self.residence[start:stop],
+            account_type=self.account_type[start:stop],
+            organisation=self.organisation[start:stop],
+            entitled={m: c[start:stop] for m, c in self.entitled.items()},
+            organisations=self.organisations,
         )
 
 
@@ -156,9 +160,12 @@ class Population:
 
     def _columns(self, rows: slice | np.ndarray) -> Columns:
         return Columns(
-            present=self._present[rows], nationalities=self._nationalities[:, rows].T,
-            nationality_unknown=self._nationality_unknown[rows], residence=self._residence[rows],
-            account_type=self._account_type[rows], organisation=self._organisation[rows],
+            present=self._present[rows],
+            nationalities=self._nationalities[:, rows].T,
+            nationality_unknown=self._nationality_unknown[rows],
+            residence=self._residence[rows],
+            account_type=self._account_type[rows],
+            organisation=self._organisation[rows],
             entitled={m: c[rows] for m, c in self._entitled.items()},
             organisations=MappingProxyType(self._organisations),  # read-only, not copied: a change evaluates often
         )
@@ -184,7 +191,7 @@ class Population:
     def _load_entitlements(self, ids: np.ndarray | slice, models: Sequence[str], bits: np.ndarray) -> None:
         for model in models:
             self._entitled.setdefault(model, np.zeros(len(self._present), bool))
-        for model, column in self._entitled.items():
+        for column in self._entitled.values():
             column[ids] = False
         for bit, model in enumerate(models):
             column = self._entitled[model]

@@ -46,8 +46,11 @@ def write(path: Path, columns: Columns, offsets: dict[int, int]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {name: getattr(columns, name) for name in _COLUMNS}
     arrays |= {_ENTITLED + model: column for model, column in columns.entitled.items()}
-    meta = {"format": FORMAT, "offsets": {str(p): o for p, o in offsets.items()},
-            "organisations": sorted(columns.organisations, key=columns.organisations.__getitem__)}
+    meta = {
+        "format": FORMAT,
+        "offsets": {str(p): o for p, o in offsets.items()},
+        "organisations": sorted(columns.organisations, key=columns.organisations.__getitem__),
+    }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with temporary.open("wb") as out:

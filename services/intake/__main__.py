@@ -10,9 +10,17 @@ from shared.runtime.service import run
 
 def main() -> None:
     """Start intake, log "service ready" once caught up with the directive topic, stop on SIGTERM/SIGINT."""
-    run(SERVICE, build, IntakeSettings, caught_up=IntakeService.wait_ready, http=IntakeService.http_server,
-        ready_fields=lambda settings, service: {"http": f"http://{settings.http_host}:{settings.http_port}",
-                                                "directives": len(service.desk.book.entries())})
+    run(
+        SERVICE,
+        build,
+        IntakeSettings,
+        caught_up=IntakeService.wait_ready,
+        http=IntakeService.http_server,
+        ready_fields=lambda settings, service: {
+            "http": f"http://{settings.http_host}:{settings.http_port}",
+            "directives": len(service.desk.book.entries()),
+        },
+    )
 
 
 if __name__ == "__main__":

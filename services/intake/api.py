@@ -13,8 +13,16 @@ from services.intake.book import DirectiveAlreadyLifted, DirectiveEntry, Idempot
 from services.intake.desk import Decision, DirectiveDesk, NotReady, PublishFailed
 from services.intake.request import LiftRequest
 from shared.contracts.directives import DirectiveRequest, DirectiveScope
-from shared.runtime.http import (Failure, checked_directive_id, checked_idempotency_key, document_bodies, failure,
-                                 install_problem_handlers, request_body_schema, validated_body)
+from shared.runtime.http import (
+    Failure,
+    checked_directive_id,
+    checked_idempotency_key,
+    document_bodies,
+    failure,
+    install_problem_handlers,
+    request_body_schema,
+    validated_body,
+)
 from shared.runtime.problems import Problem
 from shared.runtime.request_body import BodyLimit, json_body
 
@@ -27,8 +35,11 @@ class Accepted(BaseModel):
     directive_id: str
     revision: int
     event_id: str
-    unchanged: bool = Field(False, description="True when the directive already said exactly this: nothing was "
-                                               "published, the answer names its current revision.")
+    unchanged: bool = Field(
+        False,
+        description="True when the directive already said exactly this: nothing was "
+        "published, the answer names its current revision.",
+    )
 
 
 class DirectiveSummary(BaseModel):
@@ -51,17 +62,30 @@ class DirectiveDetail(DirectiveSummary):
 
 def create_api(desk: DirectiveDesk) -> FastAPI:
     """The FastAPI app over a desk."""
-    api = FastAPI(title="Countermand intake", version="1",
-                  description="Issue, amend and lift directives; each becomes a directive event.")
+    api = FastAPI(
+        title="Countermand intake",
+        version="1",
+        description="Issue, amend and lift directives; each becomes a directive event.",
+    )
     api.add_middleware(BodyLimit)
     document_bodies(api, DirectiveRequest, LiftRequest)
     _add_error_handlers(api)
 
-    @api.post("/directives", status_code=202, response_model=Accepted,
-              openapi_extra=request_body_schema(DirectiveRequest),
-              responses={200: {"model": Accepted, "description": "Nothing to do: the directive already says this."},
-                         400: {"model": Failure}, 409: {"model": Failure}, 413: {"model": Failure},
-                         415: {"model": Failure}, 422: {"model": Failure}, 503: {"model": Failure}})
+    @api.post(
+        "/directives",
+        status_code=202,
+        response_model=Accepted,
+        openapi_extra=request_body_schema(DirectiveRequest),
+        responses={
+            200: {"model": Accepted, "description": "Nothing to do: the directive already says this."},
+            400: {"model": Failure},
+            409: {"model": Failure},
+            413: {"model": Failure},
+            415: {"model": Failure},
+            422: {"model": Failure},
+            503: {"model": Failure},
+        },
+    )
     async def issue_directive(http: Request, key: str | None = Depends(checked_idempotency_key)) -> JSONResponse:
         """Issue a directive (new id: revision 1) or amend an issued one (latest revision + 1).
 
@@ -70,21 +94,43 @@ def create_api(desk: DirectiveDesk) -> FastAPI:
         """
         request = validated_body(DirectiveRequest, await json_body(http))
         decision = await desk.issue(request, key)
-        log.info("directive issued", directive_id=request.directive_id, revision=decision.event.revision,
-                 event_id=decision.event.event_id, outcome=decision.outcome)
+        log.info(
+            "directive issued",
+            directive_id=request.directive_id,
+            revision=decision.event.revision,
+            event_id=decision.event.event_id,
+            outcome=decision.outcome,
+        )
         return _answer(decision)
 
-    @api.post("/directives/{directive_id}/lift", status_code=202, response_model=Accepted,
-              openapi_extra=request_body_schema(LiftRequest, required=False),
-              responses={400: {"model": Failure}, 404: {"model": Failure}, 409: {"model": Failure},
-                         413: {"model": Failure}, 422: {"model": Failure}})
-    async def lift_directive(http: Request, directive_id: str = Depends(checked_directive_id),
-                             key: str | None = Depends(checked_idempotency_key)) -> JSONResponse:
+    @api.post(
+        "/directives/{directive_id}/lift",
+        status_code=202,
+        response_model=Accepted,
+        openapi_extra=request_body_schema(LiftRequest, required=False),
+        responses={
+            400: {"model": Failure},
+            404: {"model": Failure},
+            409: {"model": Failure},
+            413: {"model": Failure},
+            422: {"model": Failure},
+        },
+    )
+    async def lift_directive(
+        http: Request,
+        directive_id: str = Depends(checked_directive_id),
+        key: str | None = Depends(checked_idempotency_key),
+    ) -> JSONResponse:
         """Lift an issued directive at its latest revision (a repeat under the same Idempotency-Key is replayed)."""
         request = validated_body(LiftRequest, await json_body(http, required=False) or {})
         decision = await desk.lift(directive_id, request.reason, key)
-        log.info("directive lifted", directive_id=directive_id, revision=decision.event.revision,
-                 event_id=decision.event.event_id, outcome=decision.outcome)
+        log.info(
+            "directive lifted",
+            directive_id=directive_id,
+            revision=decision.event.revision,
+            event_id=decision.event.event_id,
+            outcome=decision.outcome,
+        )
         return _answer(decision)
 
     @api.get("/directives", response_model=list[DirectiveSummary])
@@ -96,9 +142,13 @@ def create_api(desk: DirectiveDesk) -> FastAPI:
     async def show_directive(directive_id: str = Depends(checked_directive_id)) -> DirectiveDetail:
         """One directive with its latest scope."""
         entry = desk.book.get(directive_id)
-        return DirectiveDetail(**_summary(entry), authority=entry.authority, lift_reason=entry.lift_reason,
-                               scope=entry.issued.scope if entry.issued else None,
-                               issued_event_id=entry.issued.event_id if entry.issued else None)
+        return DirectiveDetail(
+            **_summary(entry),
+            authority=entry.authority,
+            lift_reason=entry.lift_reason,
+            scope=entry.issued.scope if entry.issued else None,
+            issued_event_id=entry.issued.event_id if entry.issued else None,
+        )
 
     @api.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -115,16 +165,19 @@ def create_api(desk: DirectiveDesk) -> FastAPI:
 
 def _answer(decision: Decision) -> JSONResponse:
     event = decision.event
-    body = Accepted(directive_id=event.directive_id, revision=event.revision, event_id=event.event_id,
-                    unchanged=decision.outcome == "unchanged")
+    body = Accepted(
+        directive_id=event.directive_id,
+        revision=event.revision,
+        event_id=event.event_id,
+        unchanged=decision.outcome == "unchanged",
+    )
     status = 200 if decision.outcome == "unchanged" else 202
     headers = {"Idempotent-Replayed": "true"} if decision.outcome == "replayed" else None
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
 def _summary(entry: DirectiveEntry) -> dict[str, Any]:
-    return {"directive_id": entry.directive_id, "revision": entry.revision, "state": entry.state,
-            "title": entry.title}
+    return {"directive_id": entry.directive_id, "revision": entry.revision, "state": entry.state, "title": entry.title}
 
 
 def _add_error_handlers(api: FastAPI) -> None:
@@ -150,4 +203,3 @@ def _add_error_handlers(api: FastAPI) -> None:
     async def not_published(_: Request, exc: PublishFailed) -> JSONResponse:
         log.error("publish failed", error=str(exc))
         return failure(503, str(exc))
-

@@ -30,7 +30,9 @@ class IntakeService:
 
     async def start(self) -> None:
         # End offsets first: the view is ready once it has read at least this far.
-        self.desk.expect(await end_offsets(self.settings.kafka, DIRECTIVES, f"{SERVICE}-{self.settings.instance}-offsets"))
+        self.desk.expect(
+            await end_offsets(self.settings.kafka, DIRECTIVES, f"{SERVICE}-{self.settings.instance}-offsets")
+        )
         await self.broker.start()
 
     async def stop(self) -> None:
@@ -43,8 +45,14 @@ class IntakeService:
 
     def http_server(self) -> uvicorn.Server:
         """A uvicorn server for the HTTP API on the configured address (run it with `await serve()`)."""
-        config = uvicorn.Config(self.http, host=self.settings.http_host, port=self.settings.http_port,
-                                log_config=None, access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            self.http,
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
         return uvicorn.Server(config)
 
 
@@ -65,5 +73,9 @@ def build(settings: IntakeSettings | None = None) -> IntakeService:
 
 def specification(settings: IntakeSettings | None = None) -> AsyncAPI:
     """The AsyncAPI document of intake."""
-    return AsyncAPI(build(settings).broker, title="Countermand intake", version="1",
-                    description="Turns directives submitted over HTTP or the CLI into directive events.")
+    return AsyncAPI(
+        build(settings).broker,
+        title="Countermand intake",
+        version="1",
+        description="Turns directives submitted over HTTP or the CLI into directive events.",
+    )

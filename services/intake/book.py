@@ -25,8 +25,9 @@ class DirectiveAlreadyLifted(Exception):
     """The directive was lifted; a lifted directive is not reissued or lifted again under its id."""
 
     def __init__(self, directive_id: str, revision: int) -> None:
-        super().__init__(f"directive {directive_id!r} was lifted at revision {revision}; "
-                         "issue a new directive id instead")
+        super().__init__(
+            f"directive {directive_id!r} was lifted at revision {revision}; issue a new directive id instead"
+        )
         self.directive_id = directive_id
         self.revision = revision
 
@@ -35,8 +36,10 @@ class IdempotencyKeyReused(Exception):
     """An Idempotency-Key already used for a different request."""
 
     def __init__(self, key: str, directive_id: str) -> None:
-        super().__init__(f"Idempotency-Key {key!r} was already used for a different request (on directive "
-                         f"{directive_id!r}); send a new key with a new request")
+        super().__init__(
+            f"Idempotency-Key {key!r} was already used for a different request (on directive "
+            f"{directive_id!r}); send a new key with a new request"
+        )
         self.key = key
 
 
@@ -74,18 +77,20 @@ class DirectiveBook:
         if current is not None and (current.state == "lifted" or current.revision >= event.revision):
             return
         self._entries[event.directive_id] = DirectiveEntry(
-            event.directive_id, event.revision, "issued", event.title, event.authority, event)
+            event.directive_id, event.revision, "issued", event.title, event.authority, event
+        )
 
     def _apply_lifted(self, event: DirectiveLifted) -> None:
         current = self._entries.get(event.directive_id)
         if current is None:
             self._entries[event.directive_id] = DirectiveEntry(
-                event.directive_id, event.revision, "lifted", "", "", None, event.reason)
+                event.directive_id, event.revision, "lifted", "", "", None, event.reason
+            )
             return
         revision = max(current.revision, event.revision)
         self._entries[event.directive_id] = DirectiveEntry(
-            current.directive_id, revision, "lifted", current.title, current.authority, current.issued,
-            event.reason)
+            current.directive_id, revision, "lifted", current.title, current.authority, current.issued, event.reason
+        )
 
     def answered(self, key: str | None, request_digest: str) -> DirectiveIssued | DirectiveLifted | None:
         """The event a request with this key was answered with before (None if the key is new or absent);

@@ -23,8 +23,7 @@ BACKOFF_S = (0.5, 1.0, 2.0, 4.0)
 app = typer.Typer(help="Directives: issue, amend, lift, list and show (through intake).", no_args_is_help=True)
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
-UrlOption = typer.Option(None, "--url", help="Intake's base URL (default: COUNTERMAND_INTAKE_URL or "
-                                             f"{DEFAULT_URL}).")
+UrlOption = typer.Option(None, "--url", help=f"Intake's base URL (default: COUNTERMAND_INTAKE_URL or {DEFAULT_URL}).")
 
 
 @app.command("issue")
@@ -33,20 +32,28 @@ def issue(file: Path = typer.Argument(..., help="Directive file (YAML or JSON)."
     request = read_directive(file, "nothing was sent", err)
     body = _call("POST", url, "/directives", json=request.model_dump(mode="json"), idempotent=True)
     if body.get("unchanged"):
-        out.print(f"[yellow]unchanged[/yellow] {escape(body['directive_id'])} already says this at revision "
-                  f"{body['revision']} (event {body['event_id']})")
+        out.print(
+            f"[yellow]unchanged[/yellow] {escape(body['directive_id'])} already says this at revision "
+            f"{body['revision']} (event {body['event_id']})"
+        )
         return
-    out.print(f"[green]accepted[/green] {escape(body['directive_id'])} revision {body['revision']} "
-              f"(event {body['event_id']})")
+    out.print(
+        f"[green]accepted[/green] {escape(body['directive_id'])} revision {body['revision']} (event {body['event_id']})"
+    )
 
 
 @app.command("lift")
-def lift(directive_id: str = typer.Argument(..., help="Id of the directive to lift."),
-         reason: str = typer.Option("", "--reason", help="Why it is lifted."), url: str = UrlOption) -> None:
+def lift(
+    directive_id: str = typer.Argument(..., help="Id of the directive to lift."),
+    reason: str = typer.Option("", "--reason", help="Why it is lifted."),
+    url: str = UrlOption,
+) -> None:
     """Lift an issued directive."""
     body = _call("POST", url, f"/directives/{directive_id}/lift", json={"reason": reason}, idempotent=True)
-    out.print(f"[green]lifted[/green] {escape(body['directive_id'])} at revision {body['revision']} "
-              f"(event {body['event_id']})")
+    out.print(
+        f"[green]lifted[/green] {escape(body['directive_id'])} at revision {body['revision']} "
+        f"(event {body['event_id']})"
+    )
 
 
 @app.command("list")
@@ -55,8 +62,12 @@ def list_directives(url: str = UrlOption) -> None:
     table = Table("id", "revision", "state", "title", title="directives")
     for row in _call("GET", url, "/directives"):
         style = "red" if row["state"] == "lifted" else "green"
-        table.add_row(escape(row["directive_id"]), str(row["revision"]), f"[{style}]{row['state']}[/{style}]",
-                      escape(row["title"]))
+        table.add_row(
+            escape(row["directive_id"]),
+            str(row["revision"]),
+            f"[{style}]{row['state']}[/{style}]",
+            escape(row["title"]),
+        )
     out.print(table)
 
 
@@ -94,8 +105,14 @@ def _call(method: str, url: str | None, path: str, idempotent: bool = False, **k
     raise typer.Exit(1)
 
 
-def send_idempotently(client: httpx.Client, method: str, path: str, attempts: int = ATTEMPTS,
-                      sleep: Callable[[float], None] = time.sleep, **kwargs: Any) -> httpx.Response:
+def send_idempotently(
+    client: httpx.Client,
+    method: str,
+    path: str,
+    attempts: int = ATTEMPTS,
+    sleep: Callable[[float], None] = time.sleep,
+    **kwargs: Any,
+) -> httpx.Response:
     """Send a write under one fresh Idempotency-Key, again on a timeout, a lost connection or a 503: intake
     answers a repeat with the first answer, so a retry never issues twice. The last failure is raised."""
     headers = {**kwargs.pop("headers", {}), "Idempotency-Key": uuid.uuid4().hex}
@@ -111,4 +128,3 @@ def send_idempotently(client: httpx.Client, method: str, path: str, attempts: in
                 return response
         sleep(BACKOFF_S[min(attempt - 1, len(BACKOFF_S) - 1)])
     raise AssertionError("unreachable")
-

@@ -80,9 +80,16 @@ class DirectiveDesk:
                 return Decision(current, "unchanged")
             revision = self.book.next_revision(request.directive_id)
             event = DirectiveIssued(
-                producer=SERVICE, correlation_id=request.directive_id, directive_id=request.directive_id,
-                revision=revision, title=request.title, authority=request.authority, scope=request.scope,
-                idempotency_key=key, request_digest=digest if key is not None else None)
+                producer=SERVICE,
+                correlation_id=request.directive_id,
+                directive_id=request.directive_id,
+                revision=revision,
+                title=request.title,
+                authority=request.authority,
+                scope=request.scope,
+                idempotency_key=key,
+                request_digest=digest if key is not None else None,
+            )
             await self._publish_or_fail(event)
             self.book.apply(event)
             return Decision(event, "published")
@@ -96,9 +103,15 @@ class DirectiveDesk:
             if earlier is not None:
                 return Decision(earlier, "replayed")
             revision = self.book.revision_to_lift(directive_id)
-            event = DirectiveLifted(producer=SERVICE, correlation_id=directive_id, directive_id=directive_id,
-                                    revision=revision, reason=reason, idempotency_key=key,
-                                    request_digest=digest if key is not None else None)
+            event = DirectiveLifted(
+                producer=SERVICE,
+                correlation_id=directive_id,
+                directive_id=directive_id,
+                revision=revision,
+                reason=reason,
+                idempotency_key=key,
+                request_digest=digest if key is not None else None,
+            )
             await self._publish_or_fail(event)
             self.book.apply(event)
             return Decision(event, "published")

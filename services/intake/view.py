@@ -9,8 +9,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
-from services.intake.desk import DirectiveDesk
-from services.intake.desk import SERVICE
+from services.intake.desk import SERVICE, DirectiveDesk
 from shared.contracts.catalogue import DIRECTIVES, dead_letter_topic
 from shared.contracts.deadletter import DeadLetter
 from shared.runtime.broker import view_subscriber
@@ -25,12 +24,19 @@ def register_view(broker: KafkaBroker, desk: DirectiveDesk) -> Any:
     Each instance must know every directive to assign revisions, so this is a view (no group, nothing
     committed), not a work-sharing consumer.
     """
-    dead_letters = broker.publisher(dead_letter_topic(SERVICE).name, schema=DeadLetter,
-                                    title=f"{dead_letter_topic(SERVICE).name}:publish",
-                                    description="Directive records the view could not read.")
+    dead_letters = broker.publisher(
+        dead_letter_topic(SERVICE).name,
+        schema=DeadLetter,
+        title=f"{dead_letter_topic(SERVICE).name}:publish",
+        description="Directive records the view could not read.",
+    )
 
-    @view_subscriber(broker, DIRECTIVES, title=f"{DIRECTIVES.name}:view",
-                     description="Every directive event, read into intake's directive view.")
+    @view_subscriber(
+        broker,
+        DIRECTIVES,
+        title=f"{DIRECTIVES.name}:view",
+        description="Every directive event, read into intake's directive view.",
+    )
     async def on_directive_event(message: KafkaMessage) -> None:
         record = message.raw_message
         event, problem = _parse(record)
@@ -47,8 +53,9 @@ def _parse(record: Any) -> tuple[Any, Exception | None]:
     try:
         return DIRECTIVES.adapter.validate_json(record.value or b""), None
     except (ValidationError, ValueError, TypeError) as exc:
-        log.warning("invalid directive record skipped", partition=record.partition, offset=record.offset,
-                    error=str(exc)[:500])
+        log.warning(
+            "invalid directive record skipped", partition=record.partition, offset=record.offset, error=str(exc)[:500]
+        )
         return None, exc
 
 

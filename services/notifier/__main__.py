@@ -7,5 +7,10 @@ from services.notifier.settings import NotifierSettings
 from shared.runtime.service import run
 
 if __name__ == "__main__":
-    run(SERVICE, build, NotifierSettings, http=NotifierService.http_server, ready_fields=lambda settings, _: {
-        "outbox": str(settings.outbox), "group": settings.group_id})
+    run(
+        SERVICE,
+        build,
+        NotifierSettings,
+        http=NotifierService.http_server,
+        ready_fields=lambda settings, _: {"outbox": str(settings.outbox), "group": settings.group_id},
+    )

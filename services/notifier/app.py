@@ -6,7 +6,6 @@ import asyncio
 import sqlite3
 
 import uvicorn
-
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
@@ -47,17 +46,24 @@ class NotifierService:
         self.ledger: Ledger | None = None
         self._conn: sqlite3.Connection | None = None
         self._notifications = declare_publisher(
-            self.broker, NOTIFICATIONS, "Notices requested, delivered or failed, one per recipient and action.")
+            self.broker, NOTIFICATIONS, "Notices requested, delivered or failed, one per recipient and action."
+        )
         self._subscribe()
 
     def _subscribe(self) -> None:
         options = consumer_options(self.settings.group_id)
-        self.broker.subscriber(IMPACT.name, title=f"{IMPACT.name}:notifier",
-                               description="Affected sets (restricted, or restored for a lift) to notify.",
-                               **options)(self.on_impact)
-        self.broker.subscriber(ENFORCEMENT.name, title=f"{ENFORCEMENT.name}:notifier",
-                               description="DirectiveEnforced: every cluster confirmed; notices may go out.",
-                               **options)(self.on_enforcement)
+        self.broker.subscriber(
+            IMPACT.name,
+            title=f"{IMPACT.name}:notifier",
+            description="Affected sets (restricted, or restored for a lift) to notify.",
+            **options,
+        )(self.on_impact)
+        self.broker.subscriber(
+            ENFORCEMENT.name,
+            title=f"{ENFORCEMENT.name}:notifier",
+            description="DirectiveEnforced: every cluster confirmed; notices may go out.",
+            **options,
+        )(self.on_enforcement)
 
     async def on_impact(self, event: ImpactEvent) -> None:
         await self.running().on_impact(event)
@@ -75,8 +81,9 @@ class NotifierService:
         await self.registry.start()
         await self.broker.start()
         await self.handlers.resume()
-        self._lag = asyncio.create_task(LagWatch(self.settings.kafka, self.settings.group_id, (IMPACT, ENFORCEMENT),
-                                                 self.watch).run())
+        self._lag = asyncio.create_task(
+            LagWatch(self.settings.kafka, self.settings.group_id, (IMPACT, ENFORCEMENT), self.watch).run()
+        )
 
     async def stop(self) -> None:
         await cancel_tasks(self._lag)
@@ -113,5 +120,9 @@ def build(settings: NotifierSettings | None = None) -> NotifierService:
 
 def specification(settings: NotifierSettings | None = None) -> AsyncAPI:
     """AsyncAPI document of the notifier (the registry is read by a plain consumer, see registry_feed.py)."""
-    return AsyncAPI(build(settings).broker, title="Countermand notifier", version="1",
-                    description="Tells customers once, after enforcement is confirmed, that their access changed.")
+    return AsyncAPI(
+        build(settings).broker,
+        title="Countermand notifier",
+        version="1",
+        description="Tells customers once, after enforcement is confirmed, that their access changed.",
+    )

@@ -35,8 +35,15 @@ class Tally:
 class Delivery:
     """For each batch: NotificationRequested, then ledger+sink in one step, then Delivered/Failed."""
 
-    def __init__(self, settings: NotifierSettings, registry: RegistryFeed, ledger: Ledger, sink: NoticeSink,
-                 wording: Wording, publish: Publish) -> None:
+    def __init__(
+        self,
+        settings: NotifierSettings,
+        registry: RegistryFeed,
+        ledger: Ledger,
+        sink: NoticeSink,
+        wording: Wording,
+        publish: Publish,
+    ) -> None:
         self._settings = settings
         self._registry = registry
         self._ledger = ledger
@@ -46,8 +53,10 @@ class Delivery:
 
     async def dispatch(self, ready: Ready) -> Tally:
         if not await self._registry.wait_until(ready.registry_offsets, self._settings.registry_wait_s):
-            log.warning("user view behind the assessment's registry offsets; sending with what it has",
-                        wanted=dict(ready.registry_offsets))
+            log.warning(
+                "user view behind the assessment's registry offsets; sending with what it has",
+                wanted=dict(ready.registry_offsets),
+            )
         # A crash after a ledger commit but before its Delivered/Failed went out leaves rows to announce.
         await self._announce_entries(ready, self._ledger.unannounced(ready.key))
         tally = Tally()
@@ -56,8 +65,15 @@ class Delivery:
             tally.skipped += len(batch) - len(fresh)
             if fresh:
                 await self._send(ready, fresh, tally)
-        log.info("notices dispatched", directive_id=ready.key.directive_id, revision=ready.key.revision,
-                 action=ready.key.action, delivered=tally.delivered, failed=tally.failed, skipped=tally.skipped)
+        log.info(
+            "notices dispatched",
+            directive_id=ready.key.directive_id,
+            revision=ready.key.revision,
+            action=ready.key.action,
+            delivered=tally.delivered,
+            failed=tally.failed,
+            skipped=tally.skipped,
+        )
         return tally
 
     async def _send(self, ready: Ready, notices: list[Notice], tally: Tally) -> None:
@@ -79,10 +95,19 @@ class Delivery:
     async def _announce_entries(self, ready: Ready, entries: list[Entry]) -> None:
         outcomes: list[Event] = []
         for entry in entries:
-            notice = Notice(entry.notification_id, entry.recipient, ready.key.directive_id, ready.key.revision,
-                            NOTICE_ACTION[ready.key.action], ())
-            outcomes.append(self._delivered(ready, notice) if entry.status == "delivered"
-                            else self._failed(ready, notice, entry.reason or "unknown"))
+            notice = Notice(
+                entry.notification_id,
+                entry.recipient,
+                ready.key.directive_id,
+                ready.key.revision,
+                NOTICE_ACTION[ready.key.action],
+                (),
+            )
+            outcomes.append(
+                self._delivered(ready, notice)
+                if entry.status == "delivered"
+                else self._failed(ready, notice, entry.reason or "unknown")
+            )
         await self._publish_all(outcomes)
         self._ledger.mark_announced(e.notification_id for e in entries)
 
@@ -91,16 +116,25 @@ class Delivery:
         pending = list(messages)
         size = self._settings.publish_group
         for i in range(0, len(pending), size):
-            await asyncio.gather(*(self._publish(m) for m in pending[i:i + size]))
+            await asyncio.gather(*(self._publish(m) for m in pending[i : i + size]))
 
     def _envelope(self, ready: Ready, notice: Notice) -> dict[str, object]:
-        return {**envelope(SERVICE, correlation_id=notice.directive_id, causation_id=ready.causation_id),
-                "notification_id": notice.notification_id, "recipient": notice.recipient,
-                "directive_id": notice.directive_id, "revision": notice.revision, "action": notice.action}
+        return {
+            **envelope(SERVICE, correlation_id=notice.directive_id, causation_id=ready.causation_id),
+            "notification_id": notice.notification_id,
+            "recipient": notice.recipient,
+            "directive_id": notice.directive_id,
+            "revision": notice.revision,
+            "action": notice.action,
+        }
 
     def _requested(self, ready: Ready, letter: Letter) -> NotificationRequested:
-        return NotificationRequested(**self._envelope(ready, letter.notice), email=letter.contact.email,
-                                     models=list(letter.notice.models), channel=self._sink.channel)
+        return NotificationRequested(
+            **self._envelope(ready, letter.notice),
+            email=letter.contact.email,
+            models=list(letter.notice.models),
+            channel=self._sink.channel,
+        )
 
     def _delivered(self, ready: Ready, notice: Notice) -> NotificationDelivered:
         return NotificationDelivered(**self._envelope(ready, notice), channel=self._sink.channel)

@@ -54,7 +54,7 @@ class Ledger:
         """Which of these notification ids are already in the ledger."""
         found: set[str] = set()
         for i in range(0, len(ids), QUERY_CHUNK):
-            part = ids[i:i + QUERY_CHUNK]
+            part = ids[i : i + QUERY_CHUNK]
             marks = ",".join("?" * len(part))
             rows = self._conn.execute(f"SELECT notification_id FROM ledger WHERE notification_id IN ({marks})", part)
             found.update(row[0] for row in rows)
@@ -77,8 +77,7 @@ class Ledger:
                 self._conn.executemany("INSERT INTO ledger VALUES (?, ?, ?, ?, ?, ?, ?, 0)", rows)
                 if letters:
                     checkpoint = sink.write(letters)
-                    self._conn.execute("INSERT OR REPLACE INTO sink_checkpoints VALUES (?, ?)",
-                                       (sink.name, checkpoint))
+                    self._conn.execute("INSERT OR REPLACE INTO sink_checkpoints VALUES (?, ?)", (sink.name, checkpoint))
         except BaseException:
             sink.recover(self.checkpoint(sink.name))
             raise
@@ -92,20 +91,29 @@ class Ledger:
         rows = self._conn.execute(
             "SELECT notification_id, recipient, status, reason FROM ledger "
             "WHERE directive_id = ? AND revision = ? AND action = ? AND announced = 0",
-            (key.directive_id, key.revision, NOTICE_ACTION[key.action]))
+            (key.directive_id, key.revision, NOTICE_ACTION[key.action]),
+        )
         return [Entry(*row) for row in rows]
 
     def mark_announced(self, ids: Iterable[str]) -> None:
         with self._conn:
-            self._conn.executemany("UPDATE ledger SET announced = 1 WHERE notification_id = ?",
-                                   [(i,) for i in ids])
+            self._conn.executemany("UPDATE ledger SET announced = 1 WHERE notification_id = ?", [(i,) for i in ids])
 
     def count(self, key: AssessmentKey) -> int:
-        row = self._conn.execute("SELECT count(*) FROM ledger WHERE directive_id = ? AND revision = ? AND action = ?",
-                                 (key.directive_id, key.revision, NOTICE_ACTION[key.action])).fetchone()
+        row = self._conn.execute(
+            "SELECT count(*) FROM ledger WHERE directive_id = ? AND revision = ? AND action = ?",
+            (key.directive_id, key.revision, NOTICE_ACTION[key.action]),
+        ).fetchone()
         return int(row[0])
 
 
 def _row(notice: Notice, status: str, reason: str | None) -> tuple[object, ...]:
-    return (notice.notification_id, notice.directive_id, notice.revision, notice.action,
-            notice.recipient, status, reason)
+    return (
+        notice.notification_id,
+        notice.directive_id,
+        notice.revision,
+        notice.action,
+        notice.recipient,
+        status,
+        reason,
+    )

@@ -83,7 +83,13 @@ class Handlers:
             self.pairing.dispatched(ready.key)
 
 
-RULES = Dispatch({  # what the notifier does with each message class it consumes
-    ImpactAssessed: Handlers.on_assessed, AffectedSetChunk: Handlers.on_chunk, AffectedSetDelta: Handlers.ignore,
-    DirectiveEnforced: Handlers.on_enforced, EnforcementProgressed: Handlers.ignore, EnforcementOverdue: Handlers.ignore,
-})
+RULES = Dispatch(
+    {  # what the notifier does with each message class it consumes
+        ImpactAssessed: Handlers.on_assessed,
+        AffectedSetChunk: Handlers.on_chunk,
+        AffectedSetDelta: Handlers.ignore,
+        DirectiveEnforced: Handlers.on_enforced,
+        EnforcementProgressed: Handlers.ignore,
+        EnforcementOverdue: Handlers.ignore,
+    }
+)

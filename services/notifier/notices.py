@@ -45,8 +45,7 @@ def notices_for(key: AssessmentKey, sets: Mapping[str, BitMap]) -> Iterator[Noti
     models = sorted(sets)
     for user in union(sets.values()):
         held = tuple(m for m in models if user in sets[m])
-        yield Notice(notification_id(key, user), user, key.directive_id, key.revision,
-                     NOTICE_ACTION[key.action], held)
+        yield Notice(notification_id(key, user), user, key.directive_id, key.revision, NOTICE_ACTION[key.action], held)
 
 
 def batches(notices: Iterable[Notice], size: int) -> Iterator[list[Notice]]:
@@ -61,8 +60,9 @@ def due(batch: Iterable[Notice], already_sent: Collection[str]) -> list[Notice]:
     return [n for n in batch if n.notification_id not in already_sent]
 
 
-def addressed(batch: Iterable[Notice], contacts: Mapping[int, Contact]
-              ) -> tuple[list[tuple[Notice, Contact]], list[tuple[Notice, str]]]:
+def addressed(
+    batch: Iterable[Notice], contacts: Mapping[int, Contact]
+) -> tuple[list[tuple[Notice, Contact]], list[tuple[Notice, str]]]:
     """Split notices into those with somewhere to go and those failing, with the reason."""
     deliverable: list[tuple[Notice, Contact]] = []
     failed: list[tuple[Notice, str]] = []

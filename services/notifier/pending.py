@@ -40,13 +40,16 @@ class PendingStore:
 
     def assessed(self, key: AssessmentKey, chunks: int, registry_offsets: dict[int, int]) -> None:
         with self._conn:
-            self._conn.execute("INSERT OR IGNORE INTO assessments VALUES (?, ?, ?, ?, ?)",
-                               (*key, chunks, json.dumps(registry_offsets)))
+            self._conn.execute(
+                "INSERT OR IGNORE INTO assessments VALUES (?, ?, ?, ?, ?)", (*key, chunks, json.dumps(registry_offsets))
+            )
 
     def chunk(self, key: AssessmentKey, index: int, chunks: int, model: str, users: BitMap) -> None:
         with self._conn:
-            self._conn.execute("INSERT OR IGNORE INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?)",
-                               (*key, index, chunks, model, users.serialize()))
+            self._conn.execute(
+                "INSERT OR IGNORE INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (*key, index, chunks, model, users.serialize()),
+            )
 
     def enforced(self, key: AssessmentKey, event_id: str) -> None:
         with self._conn:

@@ -53,8 +53,9 @@ def _user_id(key: bytes | None) -> int:
 class RegistryFeed:
     """Batch-consumes the registry into a directory; dead-letters bad records one by one."""
 
-    def __init__(self, settings: NotifierSettings, directory: UserDirectory,
-                 dead_letter: Callable[[DeadLetter], Awaitable[Any]]) -> None:
+    def __init__(
+        self, settings: NotifierSettings, directory: UserDirectory, dead_letter: Callable[[DeadLetter], Awaitable[Any]]
+    ) -> None:
         self._settings = settings
         self.directory = directory
         self._dead_letter = dead_letter
@@ -112,8 +113,11 @@ class RegistryFeed:
                 await asyncio.sleep(1)
             if not self._caught_up.is_set() and self.directory.reached(self._start_target):
                 self._caught_up.set()
-                log.info("user registry loaded", users=len(self.directory.contacts),
-                         seconds=round(time.monotonic() - started, 2))
+                log.info(
+                    "user registry loaded",
+                    users=len(self.directory.contacts),
+                    seconds=round(time.monotonic() - started, 2),
+                )
 
     async def _apply(self, batch: Mapping[TopicPartition, list[Any]]) -> None:
         refused = []
@@ -123,5 +127,4 @@ class RegistryFeed:
                     apply_record(self.directory, record.key, record.value)
                 except (ValueError, ValidationError) as exc:
                     refused.append((record, exc))
-        await asyncio.gather(*(write_dead_letter(self._dead_letter, record, SERVICE, exc)
-                               for record, exc in refused))
+        await asyncio.gather(*(write_dead_letter(self._dead_letter, record, SERVICE, exc) for record, exc in refused))

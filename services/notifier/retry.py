@@ -29,7 +29,7 @@ class Backoff:
     attempts: int = 6
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        ceiling = min(self.cap_s, self.base_s * 2 ** attempt)
+        ceiling = min(self.cap_s, self.base_s * 2**attempt)
         return (rng or random).uniform(0, ceiling)
 
     def gives_up(self, attempt: int) -> bool:

@@ -22,9 +22,18 @@ class Letter:
 
     def as_record(self) -> dict[str, object]:
         n = self.notice
-        return {"notification_id": n.notification_id, "recipient": n.recipient, "email": self.contact.email,
-                "locale": self.contact.locale, "directive_id": n.directive_id, "revision": n.revision,
-                "action": n.action, "models": list(n.models), "subject": self.subject, "body": self.body}
+        return {
+            "notification_id": n.notification_id,
+            "recipient": n.recipient,
+            "email": self.contact.email,
+            "locale": self.contact.locale,
+            "directive_id": n.directive_id,
+            "revision": n.revision,
+            "action": n.action,
+            "models": list(n.models),
+            "subject": self.subject,
+            "body": self.body,
+        }
 
 
 class NoticeSink(Protocol):
@@ -84,5 +93,3 @@ class OutboxSink:
             return []
         with self.path.open(encoding="utf-8") as lines:
             return [json.loads(line) for line in lines if line.strip()]
-
-

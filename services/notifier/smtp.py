@@ -76,12 +76,15 @@ async def send(smtp: aiosmtplib.SMTP, server: SmtpServer, mail: Mail) -> Outcome
     except ValueError as exc:
         return Outcome("permanent", str(exc))
     try:
-        refused, _ = await smtp.send_message(build(mail, server.sender, server.sender_name, server.domain),
-                                             recipients=[to], timeout=server.timeout_s)
+        refused, _ = await smtp.send_message(
+            build(mail, server.sender, server.sender_name, server.domain), recipients=[to], timeout=server.timeout_s
+        )
     except aiosmtplib.SMTPRecipientsRefused as exc:
         codes = [r.code for r in exc.recipients]
-        return Outcome("transient" if all(400 <= c < 500 for c in codes) else "permanent",
-                       "; ".join(f"SMTP {r.code} {r.message}" for r in exc.recipients))
+        return Outcome(
+            "transient" if all(400 <= c < 500 for c in codes) else "permanent",
+            "; ".join(f"SMTP {r.code} {r.message}" for r in exc.recipients),
+        )
     except aiosmtplib.SMTPResponseException as exc:
         return Outcome("transient" if 400 <= exc.code < 500 else "permanent", f"SMTP {exc.code} {exc.message}")
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
@@ -102,6 +105,12 @@ async def send_all(server: SmtpServer, mails: list[Mail]) -> list[Outcome]:
 
 
 def client(server: SmtpServer) -> aiosmtplib.SMTP:
-    return aiosmtplib.SMTP(hostname=server.host, port=server.port, timeout=server.timeout_s,
-                           username=server.username or None, password=server.password or None,
-                           start_tls=server.starttls, use_tls=False)
+    return aiosmtplib.SMTP(
+        hostname=server.host,
+        port=server.port,
+        timeout=server.timeout_s,
+        username=server.username or None,
+        password=server.password or None,
+        start_tls=server.starttls,
+        use_tls=False,
+    )

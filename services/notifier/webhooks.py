@@ -52,15 +52,17 @@ def signed_headers(secrets_: Sequence[str], webhook_id: str, body: bytes, now: f
     if not secrets_:
         raise WebhookRefused("an endpoint needs at least one secret")
     timestamp = int(now if now is not None else time.time())
-    return {"webhook-id": webhook_id, "webhook-timestamp": str(timestamp),
-            "webhook-signature": " ".join(signature(s, webhook_id, timestamp, body) for s in secrets_),
-            "content-type": "application/json"}
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": " ".join(signature(s, webhook_id, timestamp, body) for s in secrets_),
+        "content-type": "application/json",
+    }
 
 
 def verify(secrets_: Iterable[str], headers: Mapping[str, str], body: bytes, now: float | None = None) -> str:
     """What a receiver does: the webhook id when a signature of one of `secrets_` matches and it is fresh."""
-    webhook_id, stamp, signatures = (headers.get(h) for h in ("webhook-id", "webhook-timestamp",
-                                                               "webhook-signature"))
+    webhook_id, stamp, signatures = (headers.get(h) for h in ("webhook-id", "webhook-timestamp", "webhook-signature"))
     if not webhook_id or not stamp or not signatures:
         raise WebhookRefused("missing webhook-id, webhook-timestamp or webhook-signature")
     try:
@@ -102,8 +104,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-async def post(client: httpx.AsyncClient, url: str, secrets_: Sequence[str], webhook_id: str,
-               body: bytes) -> Outcome:
+async def post(client: httpx.AsyncClient, url: str, secrets_: Sequence[str], webhook_id: str, body: bytes) -> Outcome:
     """POST one signed webhook; 2xx delivered, 429/5xx/timeouts/refused connections transient, other 4xx
     permanent (410 Gone included: the endpoint is gone)."""
     try:

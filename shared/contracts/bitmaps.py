@@ -108,8 +108,10 @@ def chunk_bitmap(bitmap: BitMap, ids_per_chunk: int = CHUNK_IDS) -> list[BitMap]
     size = len(bitmap)
     if not size:
         return [BitMap()]
-    return [bitmap & BitMap(range(bitmap[start], bitmap[min(start + ids_per_chunk, size) - 1] + 1))
-            for start in range(0, size, ids_per_chunk)]
+    return [
+        bitmap & BitMap(range(bitmap[start], bitmap[min(start + ids_per_chunk, size) - 1] + 1))
+        for start in range(0, size, ids_per_chunk)
+    ]
 
 
 def union(bitmaps: Iterable[BitMap]) -> BitMap:

@@ -49,13 +49,16 @@ class Topic:
 
     def configs(self) -> dict[str, str]:
         """Broker-side topic configs."""
-        return {"cleanup.policy": self.cleanup, "retention.ms": str(self.retention_ms),
-                "max.message.bytes": str(self.max_message_bytes), **self.extra}
+        return {
+            "cleanup.policy": self.cleanup,
+            "retention.ms": str(self.retention_ms),
+            "max.message.bytes": str(self.max_message_bytes),
+            **self.extra,
+        }
 
 
 DIRECTIVES = Topic("compliance.directives.v1", DirectiveEvent, "directive_id", 3, FOREVER)
-USERS = Topic("identity.users.v1", UserUpserted, "user_id", 6, FOREVER, "compact",
-              {"min.compaction.lag.ms": "0"})
+USERS = Topic("identity.users.v1", UserUpserted, "user_id", 6, FOREVER, "compact", {"min.compaction.lag.ms": "0"})
 IMPACT = Topic("compliance.impact.v1", ImpactEvent, "directive_id", 3, FOREVER)
 COMMANDS = Topic("serving.commands.v1", ClusterCommand, "cluster_id", 6, WEEK_MS)
 ACKS = Topic("serving.acks.v1", AckEvent, "cluster_id", 6, WEEK_MS)

@@ -2,33 +2,68 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BeforeValidator, Field, model_validator
 
 from shared.contracts.countries import CountryCode
 from shared.contracts.envelope import Event, Message
 from shared.contracts.limits import (
-    AUTHORITY_CHARS, DIRECTIVE_ID_CHARS, IDEMPOTENCY_KEY_CHARS, MAX_ACCOUNT_TYPES, MAX_COUNTRIES, MAX_MODELS,
-    MAX_ORGANISATIONS, MODEL_NAME_CHARS, ORGANISATION_CHARS, REASON_CHARS, SELECTOR_CLAUSES, TITLE_CHARS,
-    check_list, check_selector,
+    AUTHORITY_CHARS,
+    DIRECTIVE_ID_CHARS,
+    IDEMPOTENCY_KEY_CHARS,
+    MAX_ACCOUNT_TYPES,
+    MAX_COUNTRIES,
+    MAX_MODELS,
+    MAX_ORGANISATIONS,
+    MODEL_NAME_CHARS,
+    ORGANISATION_CHARS,
+    REASON_CHARS,
+    SELECTOR_CLAUSES,
+    TITLE_CHARS,
+    check_list,
+    check_selector,
 )
 
 AccountType = Literal["consumer", "enterprise_member", "employee"]
 OnStale = Literal["keep", "deny_models"]
 DirectiveId = Annotated[
-    str, Field(max_length=DIRECTIVE_ID_CHARS, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$", examples=["EXP-2026-001"],
-               description="Stable id of the directive, chosen by the issuing team.")
+    str,
+    Field(
+        max_length=DIRECTIVE_ID_CHARS,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+        examples=["EXP-2026-001"],
+        description="Stable id of the directive, chosen by the issuing team.",
+    ),
 ]
 ModelName = Annotated[
-    str, Field(max_length=MODEL_NAME_CHARS, pattern=r"^[a-z0-9][a-z0-9._-]*$", examples=["fable-5"],
-               description="Name of a served model.")
+    str,
+    Field(
+        max_length=MODEL_NAME_CHARS,
+        pattern=r"^[a-z0-9][a-z0-9._-]*$",
+        examples=["fable-5"],
+        description="Name of a served model.",
+    ),
 ]
-OrganisationId = Annotated[str, Field(min_length=1, max_length=ORGANISATION_CHARS, examples=["org-00042"],
-                                      description="Enterprise organisation id, as in the user registry.")]
-IdempotencyKey = Annotated[str, Field(min_length=1, max_length=IDEMPOTENCY_KEY_CHARS, pattern=r"^[!-~]+$",
-                                      examples=["0b7e3f0c-8d4c-4b8e-9d43-2f3c7c1d2a55"],
-                                      description="A client's Idempotency-Key for one request (visible ASCII).")]
+OrganisationId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=ORGANISATION_CHARS,
+        examples=["org-00042"],
+        description="Enterprise organisation id, as in the user registry.",
+    ),
+]
+IdempotencyKey = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=IDEMPOTENCY_KEY_CHARS,
+        pattern=r"^[!-~]+$",
+        examples=["0b7e3f0c-8d4c-4b8e-9d43-2f3c7c1d2a55"],
+        description="A client's Idempotency-Key for one request (visible ASCII).",
+    ),
+]
 
 
 def _bounded(limit: int, name: str) -> BeforeValidator:
@@ -54,7 +89,8 @@ class Nationality(Message):
 
     kind: Literal["nationality"] = "nationality"
     any_of: Annotated[list[CountryCode], _bounded(MAX_COUNTRIES, "MAX_COUNTRIES")] = Field(
-        ..., min_length=1, max_length=MAX_COUNTRIES, description="Nationalities.", examples=[["CN", "RU"]])
+        ..., min_length=1, max_length=MAX_COUNTRIES, description="Nationalities.", examples=[["CN", "RU"]]
+    )
 
 
 class Residence(Message):
@@ -62,7 +98,8 @@ class Residence(Message):
 
     kind: Literal["residence"] = "residence"
     any_of: Annotated[list[CountryCode], _bounded(MAX_COUNTRIES, "MAX_COUNTRIES")] = Field(
-        ..., min_length=1, max_length=MAX_COUNTRIES, description="Countries of residence.", examples=[["US"]])
+        ..., min_length=1, max_length=MAX_COUNTRIES, description="Countries of residence.", examples=[["US"]]
+    )
 
 
 class AccountTypeIs(Message):
@@ -70,7 +107,8 @@ class AccountTypeIs(Message):
 
     kind: Literal["account_type"] = "account_type"
     any_of: Annotated[list[AccountType], _bounded(MAX_ACCOUNT_TYPES, "MAX_ACCOUNT_TYPES")] = Field(
-        ..., min_length=1, max_length=MAX_ACCOUNT_TYPES, description="Account types.", examples=[["employee"]])
+        ..., min_length=1, max_length=MAX_ACCOUNT_TYPES, description="Account types.", examples=[["employee"]]
+    )
 
 
 class Organisation(Message):
@@ -78,7 +116,8 @@ class Organisation(Message):
 
     kind: Literal["organisation"] = "organisation"
     any_of: Annotated[list[OrganisationId], _bounded(MAX_ORGANISATIONS, "MAX_ORGANISATIONS")] = Field(
-        ..., min_length=1, max_length=MAX_ORGANISATIONS, description="Organisation ids.", examples=[["org-00042"]])
+        ..., min_length=1, max_length=MAX_ORGANISATIONS, description="Organisation ids.", examples=[["org-00042"]]
+    )
 
 
 class Entitlement(Message):
@@ -86,7 +125,8 @@ class Entitlement(Message):
 
     kind: Literal["entitlement"] = "entitlement"
     any_of: Annotated[list[ModelName], _bounded(MAX_MODELS, "MAX_MODELS")] = Field(
-        ..., min_length=1, max_length=MAX_MODELS, description="Models.", examples=[["fable-5"]])
+        ..., min_length=1, max_length=MAX_MODELS, description="Models.", examples=[["fable-5"]]
+    )
 
 
 class AllOf(Message):
@@ -94,7 +134,8 @@ class AllOf(Message):
 
     kind: Literal["all_of"] = "all_of"
     of: Annotated[list[Clause], _bounded(SELECTOR_CLAUSES, "SELECTOR_CLAUSES")] = Field(
-        ..., min_length=1, max_length=SELECTOR_CLAUSES, description="Clauses.")
+        ..., min_length=1, max_length=SELECTOR_CLAUSES, description="Clauses."
+    )
 
 
 class AnyOf(Message):
@@ -102,7 +143,8 @@ class AnyOf(Message):
 
     kind: Literal["any_of"] = "any_of"
     of: Annotated[list[Clause], _bounded(SELECTOR_CLAUSES, "SELECTOR_CLAUSES")] = Field(
-        ..., min_length=1, max_length=SELECTOR_CLAUSES, description="Clauses.")
+        ..., min_length=1, max_length=SELECTOR_CLAUSES, description="Clauses."
+    )
 
 
 class Not(Message):
@@ -113,8 +155,16 @@ class Not(Message):
 
 
 Clause = Annotated[
-    Union[Everyone, ForeignNational, Nationality, Residence, AccountTypeIs, Organisation,
-          Entitlement, AllOf, AnyOf, Not],
+    Everyone
+    | ForeignNational
+    | Nationality
+    | Residence
+    | AccountTypeIs
+    | Organisation
+    | Entitlement
+    | AllOf
+    | AnyOf
+    | Not,
     Field(discriminator="kind"),
 ]
 # A whole selector: its depth, clause and value counts are checked on the raw data (limits.check_selector)
@@ -131,16 +181,17 @@ class DirectiveScope(Message):
     """What a directive covers: models, population, unknown-attribute rule and time window."""
 
     models: Annotated[list[ModelName], _bounded(MAX_MODELS, "MAX_MODELS")] = Field(
-        ..., min_length=1, max_length=MAX_MODELS, description="Models the directive stops serving.",
-        examples=[["fable-5", "mythos-5"]]
+        ...,
+        min_length=1,
+        max_length=MAX_MODELS,
+        description="Models the directive stops serving.",
+        examples=[["fable-5", "mythos-5"]],
     )
-    selector: Selector = Field(
-        ..., description="Population the directive covers.", examples=[MISSION_SELECTOR_EXAMPLE]
-    )
+    selector: Selector = Field(..., description="Population the directive covers.", examples=[MISSION_SELECTOR_EXAMPLE])
     unknown_attribute: Literal["restrict", "allow"] = Field(
         "restrict",
         description="What happens to a user whose attribute needed by the selector is unknown "
-                    "(restrict fails closed, the default).",
+        "(restrict fails closed, the default).",
         examples=["restrict"],
     )
     effective_from: AwareDatetime | None = Field(
@@ -150,14 +201,17 @@ class DirectiveScope(Message):
         None, description="When the directive stops applying (never if absent).", examples=[None]
     )
     enforcement_deadline_s: int = Field(
-        300, ge=1, le=7 * 24 * 3600,
-        description="Seconds after issue by which every cluster must have acknowledged.", examples=[300],
+        300,
+        ge=1,
+        le=7 * 24 * 3600,
+        description="Seconds after issue by which every cluster must have acknowledged.",
+        examples=[300],
     )
     on_stale: OnStale = Field(
         "keep",
         description="What a serving cluster's agent does when it has not heard from the control plane within "
-                    "its staleness bound: keep what it holds (the default) or deny the directive's models to "
-                    "every user until it hears again.",
+        "its staleness bound: keep what it holds (the default) or deny the directive's models to "
+        "every user until it hears again.",
         examples=["keep"],
     )
 
@@ -170,12 +224,18 @@ class DirectiveScope(Message):
         return self
 
 
-Title = Annotated[str, Field(min_length=1, max_length=TITLE_CHARS, description="Human title.",
-                             examples=["Export control: frontier models"])]
-Authority = Annotated[str, Field(max_length=AUTHORITY_CHARS, description="Issuing authority or legal basis.",
-                                 examples=["Order 2026/17"])]
-LiftReason = Annotated[str, Field(max_length=REASON_CHARS, description="Why it was lifted.",
-                                  examples=["Order revoked"])]
+Title = Annotated[
+    str,
+    Field(
+        min_length=1, max_length=TITLE_CHARS, description="Human title.", examples=["Export control: frontier models"]
+    ),
+]
+Authority = Annotated[
+    str, Field(max_length=AUTHORITY_CHARS, description="Issuing authority or legal basis.", examples=["Order 2026/17"])
+]
+LiftReason = Annotated[
+    str, Field(max_length=REASON_CHARS, description="Why it was lifted.", examples=["Order revoked"])
+]
 
 
 class DirectiveRequest(Message):
@@ -197,11 +257,17 @@ class DirectiveIssued(Event):
     authority: Authority = ""
     scope: DirectiveScope = Field(..., description="What the directive covers.")
     idempotency_key: IdempotencyKey | None = Field(
-        None, description="The Idempotency-Key of the request that issued this revision, if any (a repeat is "
-                          "answered with this event).", examples=[None])
+        None,
+        description="The Idempotency-Key of the request that issued this revision, if any (a repeat is "
+        "answered with this event).",
+        examples=[None],
+    )
     request_digest: str | None = Field(
-        None, pattern=r"^[0-9a-f]{64}$", description="SHA-256 of that request, to refuse the key's reuse for "
-                                                     "a different one.", examples=[None])
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of that request, to refuse the key's reuse for a different one.",
+        examples=[None],
+    )
 
 
 class DirectiveLifted(Event):
@@ -212,11 +278,16 @@ class DirectiveLifted(Event):
     revision: int = Field(..., ge=1, description="Revision of the directive being lifted.", examples=[1])
     reason: LiftReason = ""
     idempotency_key: IdempotencyKey | None = Field(
-        None, description="The Idempotency-Key of the request that lifted it, if any (a repeat is answered "
-                          "with this event).", examples=[None])
+        None,
+        description="The Idempotency-Key of the request that lifted it, if any (a repeat is answered with this event).",
+        examples=[None],
+    )
     request_digest: str | None = Field(
-        None, pattern=r"^[0-9a-f]{64}$", description="SHA-256 of that request, to refuse the key's reuse for "
-                                                     "a different one.", examples=[None])
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of that request, to refuse the key's reuse for a different one.",
+        examples=[None],
+    )
 
 
-DirectiveEvent = Annotated[Union[DirectiveIssued, DirectiveLifted], Field(discriminator="type")]
+DirectiveEvent = Annotated[DirectiveIssued | DirectiveLifted, Field(discriminator="type")]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field
 
@@ -21,9 +21,11 @@ class ClusterProgress(Message):
     attempts: int = Field(0, ge=0, description="How many times commands were sent.", examples=[1])
     digest: str | None = Field(None, description="Digest the cluster acknowledged.", examples=[None])
     reason: str | None = Field(None, description="Why it failed or is overdue.", examples=[None])
-    expected_digest: str | None = Field(None, description="Digest this cluster must acknowledge "
-                                                          "(scope digest over the models it serves).",
-                                        examples=[None])
+    expected_digest: str | None = Field(
+        None,
+        description="Digest this cluster must acknowledge (scope digest over the models it serves).",
+        examples=[None],
+    )
 
 
 class EnforcementProgressed(Event):
@@ -35,8 +37,9 @@ class EnforcementProgressed(Event):
     action: Literal["restrict", "lift"] = Field(..., description="What is being enforced.", examples=["restrict"])
     expected_digest: str = Field(..., description="Digest every cluster must acknowledge.", examples=["9f86d081..."])
     clusters: dict[str, ClusterProgress] = Field(..., description="Cluster id -> progress.")
-    deadline: AwareDatetime = Field(..., description="When every cluster must have acknowledged.",
-                                    examples=["2026-11-27T09:05:00Z"])
+    deadline: AwareDatetime = Field(
+        ..., description="When every cluster must have acknowledged.", examples=["2026-11-27T09:05:00Z"]
+    )
 
 
 class DirectiveEnforced(Event):
@@ -48,8 +51,9 @@ class DirectiveEnforced(Event):
     action: Literal["restrict", "lift"] = Field(..., description="What was enforced.", examples=["restrict"])
     digest: str = Field(..., description="The digest every cluster holds.", examples=["9f86d081..."])
     clusters: dict[str, ClusterProgress] = Field(..., description="Cluster id -> final progress.")
-    ack_latency_s: dict[str, float] = Field(..., description="Cluster id -> seconds from first send to ack.",
-                                            examples=[{"us-east": 0.21}])
+    ack_latency_s: dict[str, float] = Field(
+        ..., description="Cluster id -> seconds from first send to ack.", examples=[{"us-east": 0.21}]
+    )
 
 
 class EnforcementOverdue(Event):
@@ -59,10 +63,11 @@ class EnforcementOverdue(Event):
     directive_id: DirectiveId
     revision: int = Field(..., ge=1, description="Directive revision.", examples=[1])
     action: Literal["restrict", "lift"] = Field(..., description="What is overdue.", examples=["restrict"])
-    overdue_clusters: list[str] = Field(..., min_length=1, description="Clusters without an ack.",
-                                        examples=[["ap-south"]])
+    overdue_clusters: list[str] = Field(
+        ..., min_length=1, description="Clusters without an ack.", examples=[["ap-south"]]
+    )
 
 
 EnforcementEvent = Annotated[
-    Union[EnforcementProgressed, DirectiveEnforced, EnforcementOverdue], Field(discriminator="type")
+    EnforcementProgressed | DirectiveEnforced | EnforcementOverdue, Field(discriminator="type")
 ]

@@ -19,8 +19,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def envelope(producer: str, *, event_id: str | None = None, occurred_at: datetime | None = None,
-             correlation_id: str | None = None, causation_id: str | None = None) -> dict[str, Any]:
+def envelope(
+    producer: str,
+    *,
+    event_id: str | None = None,
+    occurred_at: datetime | None = None,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+) -> dict[str, Any]:
     """The envelope fields of a message, for its constructor (`Model(**envelope(...), ...)`).
 
     Without an event_id or occurred_at the message gets a fresh id and the current time (Event's defaults);
@@ -57,14 +63,18 @@ class Event(Message):
         examples=["2026-11-27T09:00:00Z"],
     )
     producer: str = Field(
-        ..., min_length=1, description="Service (and instance) that produced the message.",
+        ...,
+        min_length=1,
+        description="Service (and instance) that produced the message.",
         examples=["intake"],
     )
     correlation_id: str | None = Field(
-        None, description="Directive id this message belongs to, where there is one.",
+        None,
+        description="Directive id this message belongs to, where there is one.",
         examples=["EXP-2026-001"],
     )
     causation_id: str | None = Field(
-        None, description="event_id of the message that caused this one.",
+        None,
+        description="event_id of the message that caused this one.",
         examples=["9a1b2c3d4e5f60718293a4b5c6d7e8f9"],
     )

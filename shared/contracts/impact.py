@@ -11,7 +11,7 @@ every chunk whose part is not "whole".
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, NamedTuple, Union
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import Field
 
@@ -32,6 +32,8 @@ class AssessmentKey(NamedTuple):
     def of(cls, message: Any) -> AssessmentKey:
         """The key of a message carrying directive_id, revision and action (a delta's action is restrict)."""
         return cls(message.directive_id, message.revision, getattr(message, "action", "restrict"))
+
+
 Part = Literal["whole", "added", "removed"]
 
 
@@ -41,43 +43,64 @@ class ImpactAssessed(Event):
     type: Literal["ImpactAssessed"] = "ImpactAssessed"
     directive_id: DirectiveId
     revision: int = Field(..., ge=1, description="Directive revision assessed.", examples=[1])
-    action: Action = Field(..., description="restrict: users lose the models; lift: these users get them back.",
-                           examples=["restrict"])
+    action: Action = Field(
+        ..., description="restrict: users lose the models; lift: these users get them back.", examples=["restrict"]
+    )
     scope: DirectiveScope = Field(..., description="Scope of the revision assessed.")
     affected_by_model: dict[str, int] = Field(
-        ..., description="Users affected per model (for a lift: restored, net of other active directives).",
+        ...,
+        description="Users affected per model (for a lift: restored, net of other active directives).",
         examples=[{"fable-5": 61234, "mythos-5": 61234}],
     )
     affected_users: int = Field(..., ge=0, description="Distinct users affected.", examples=[61234])
-    by_country: dict[str, int] = Field(default_factory=dict, description="Affected users by residence (?? unknown).",
-                                       examples=[{"DE": 1200, "??": 30}])
-    by_account_type: dict[str, int] = Field(default_factory=dict, description="Affected users by account type.",
-                                            examples=[{"consumer": 50000, "employee": 40}])
-    unknown_only: int = Field(0, ge=0, description="Users affected only because an attribute is unknown.",
-                              examples=[2100])
-    model_digests: dict[str, str] = Field(..., description="Per-model set digest (see shared.contracts.bitmaps).",
-                                          examples=[{"fable-5": "ab12..."}])
+    by_country: dict[str, int] = Field(
+        default_factory=dict, description="Affected users by residence (?? unknown).", examples=[{"DE": 1200, "??": 30}]
+    )
+    by_account_type: dict[str, int] = Field(
+        default_factory=dict,
+        description="Affected users by account type.",
+        examples=[{"consumer": 50000, "employee": 40}],
+    )
+    unknown_only: int = Field(
+        0, ge=0, description="Users affected only because an attribute is unknown.", examples=[2100]
+    )
+    model_digests: dict[str, str] = Field(
+        ..., description="Per-model set digest (see shared.contracts.bitmaps).", examples=[{"fable-5": "ab12..."}]
+    )
     digest: str = Field(..., description="Scope digest over the model digests.", examples=["9f86d081..."])
     registry_offsets: dict[int, int] = Field(
-        ..., description="identity.users.v1 partition -> next offset the user view reflected.",
+        ...,
+        description="identity.users.v1 partition -> next offset the user view reflected.",
         examples=[{0: 100000}],
     )
-    chunks: int = Field(..., ge=1, description="Number of AffectedSetChunk messages of part \"whole\" that follow.",
-                        examples=[2])
+    chunks: int = Field(
+        ..., ge=1, description='Number of AffectedSetChunk messages of part "whole" that follow.', examples=[2]
+    )
     amended_from: int | None = Field(
-        None, ge=1, description="For an amendment: the revision it replaces (the difference follows as "
-                                "\"added\"/\"removed\" chunks); null for a first assessment or a lift.",
-        examples=[1])
+        None,
+        ge=1,
+        description="For an amendment: the revision it replaces (the difference follows as "
+        '"added"/"removed" chunks); null for a first assessment or a lift.',
+        examples=[1],
+    )
     added_by_model: dict[str, int] | None = Field(
-        None, description="For an amendment: users newly affected per model compared with the set amended_from "
-                          "held when this revision arrived (its assessment plus later deltas).",
-        examples=[{"fable-5": 120, "mythos-5": 0}])
+        None,
+        description="For an amendment: users newly affected per model compared with the set amended_from "
+        "held when this revision arrived (its assessment plus later deltas).",
+        examples=[{"fable-5": 120, "mythos-5": 0}],
+    )
     removed_by_model: dict[str, int] | None = Field(
-        None, description="For an amendment: users no longer affected by this directive per model compared with "
-                          "amended_from (other active directives may still cover them).",
-        examples=[{"fable-5": 30, "mythos-5": 61234}])
-    diff_chunks: int = Field(0, ge=0, description="Number of \"added\"/\"removed\" chunks after the whole ones "
-                                                  "(0 unless an amendment).", examples=[2])
+        None,
+        description="For an amendment: users no longer affected by this directive per model compared with "
+        "amended_from (other active directives may still cover them).",
+        examples=[{"fable-5": 30, "mythos-5": 61234}],
+    )
+    diff_chunks: int = Field(
+        0,
+        ge=0,
+        description='Number of "added"/"removed" chunks after the whole ones (0 unless an amendment).',
+        examples=[2],
+    )
 
 
 class AffectedSetChunk(Event):
@@ -89,11 +112,22 @@ class AffectedSetChunk(Event):
     action: Action = Field(..., description="Action of the assessment.", examples=["restrict"])
     model: ModelName
     chunk: int = Field(..., ge=0, description="Index of this chunk across the assessment.", examples=[0])
-    chunks: int = Field(..., ge=1, description="Chunks in the assessment: the whole chunks for part \"whole\"; whole "
-                                               "plus diff chunks for \"added\"/\"removed\".", examples=[2])
-    users: str = Field(..., description="Base64 portable roaring bitmap of user ids.", examples=["OjAAAAEAAAAAAAEAEAAAAAEAAgA="])
-    part: Part = Field("whole", description="whole: the revision's affected set; added/removed: an amendment's "
-                                            "difference from the revision it replaces.", examples=["whole"])
+    chunks: int = Field(
+        ...,
+        ge=1,
+        description='Chunks in the assessment: the whole chunks for part "whole"; whole '
+        'plus diff chunks for "added"/"removed".',
+        examples=[2],
+    )
+    users: str = Field(
+        ..., description="Base64 portable roaring bitmap of user ids.", examples=["OjAAAAEAAAAAAAEAEAAAAAEAAgA="]
+    )
+    part: Part = Field(
+        "whole",
+        description="whole: the revision's affected set; added/removed: an amendment's "
+        "difference from the revision it replaces.",
+        examples=["whole"],
+    )
 
 
 class AffectedSetDelta(Event):
@@ -104,9 +138,13 @@ class AffectedSetDelta(Event):
     revision: int = Field(..., ge=1, description="Directive revision the delta applies to.", examples=[1])
     seq: int = Field(..., ge=1, description="Delta sequence number per directive revision, from 1.", examples=[1])
     model: ModelName
-    added: str = Field(..., description="Base64 roaring bitmap of users newly affected.", examples=["OjAAAAEAAAAAAAEAEAAAAAEAAgA="])
-    removed: str = Field(..., description="Base64 roaring bitmap of users no longer affected.", examples=["OjAAAAAAAAA="])
+    added: str = Field(
+        ..., description="Base64 roaring bitmap of users newly affected.", examples=["OjAAAAEAAAAAAAEAEAAAAAEAAgA="]
+    )
+    removed: str = Field(
+        ..., description="Base64 roaring bitmap of users no longer affected.", examples=["OjAAAAAAAAA="]
+    )
     model_digest: str = Field(..., description="Set digest for the model after the delta.", examples=["ab12..."])
 
 
-ImpactEvent = Annotated[Union[ImpactAssessed, AffectedSetChunk, AffectedSetDelta], Field(discriminator="type")]
+ImpactEvent = Annotated[ImpactAssessed | AffectedSetChunk | AffectedSetDelta, Field(discriminator="type")]

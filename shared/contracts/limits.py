@@ -57,9 +57,13 @@ def worst_case_event_bytes() -> int:
 assert worst_case_event_bytes() < MAX_MESSAGE_BYTES // 2, "the limits must leave room under MAX_MESSAGE_BYTES"
 assert worst_case_event_bytes() < MAX_BODY_BYTES, "whatever the limits allow must be sendable in one body"
 
-_LIST_LIMITS = {"nationality": (MAX_COUNTRIES, "MAX_COUNTRIES"), "residence": (MAX_COUNTRIES, "MAX_COUNTRIES"),
-                "organisation": (MAX_ORGANISATIONS, "MAX_ORGANISATIONS"), "entitlement": (MAX_MODELS, "MAX_MODELS"),
-                "account_type": (MAX_ACCOUNT_TYPES, "MAX_ACCOUNT_TYPES")}
+_LIST_LIMITS = {
+    "nationality": (MAX_COUNTRIES, "MAX_COUNTRIES"),
+    "residence": (MAX_COUNTRIES, "MAX_COUNTRIES"),
+    "organisation": (MAX_ORGANISATIONS, "MAX_ORGANISATIONS"),
+    "entitlement": (MAX_MODELS, "MAX_MODELS"),
+    "account_type": (MAX_ACCOUNT_TYPES, "MAX_ACCOUNT_TYPES"),
+}
 
 
 _STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
@@ -99,8 +103,7 @@ def check_selector(selector: Any) -> Any:
                 raise LimitExceeded(f"{path}.any_of has {len(any_of)} items; at most {limit} ({name})")
             values += len(any_of)
             if values > SELECTOR_VALUES:
-                raise LimitExceeded(f"the selector lists more than {SELECTOR_VALUES} values in all "
-                                    f"(SELECTOR_VALUES)")
+                raise LimitExceeded(f"the selector lists more than {SELECTOR_VALUES} values in all (SELECTOR_VALUES)")
         if isinstance(of, (list, tuple)):
             if len(of) > SELECTOR_CLAUSES:
                 raise LimitExceeded(f"the selector has more than {SELECTOR_CLAUSES} clauses (SELECTOR_CLAUSES)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -16,7 +16,8 @@ class _Notice(Event):
     """Fields every notification message carries."""
 
     notification_id: str = Field(
-        ..., description="Deterministic id: one per recipient, directive revision and action.",
+        ...,
+        description="Deterministic id: one per recipient, directive revision and action.",
         examples=["EXP-2026-001:1:restricted:1042"],
     )
     recipient: int = Field(..., ge=0, description="User id notified.", examples=[1042])
@@ -49,5 +50,5 @@ class NotificationFailed(_Notice):
 
 
 NotificationEvent = Annotated[
-    Union[NotificationRequested, NotificationDelivered, NotificationFailed], Field(discriminator="type")
+    NotificationRequested | NotificationDelivered | NotificationFailed, Field(discriminator="type")
 ]

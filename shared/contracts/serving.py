@@ -5,15 +5,16 @@ Both topics are keyed by cluster id so each cluster's messages stay in order.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field
 
 from shared.contracts.directives import DirectiveId, ModelName, OnStale
 from shared.contracts.envelope import Event, Message
 
-ClusterId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", examples=["us-east"],
-                                 description="Serving cluster id.")]
+ClusterId = Annotated[
+    str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", examples=["us-east"], description="Serving cluster id.")
+]
 
 
 class RestrictCommand(Event):
@@ -29,15 +30,21 @@ class RestrictCommand(Event):
     model: ModelName
     chunk: int = Field(..., ge=0, description="Index of this chunk across the revision.", examples=[0])
     chunks: int = Field(..., ge=1, description="Chunks in the revision for this cluster.", examples=[2])
-    users: str = Field(..., description="Base64 portable roaring bitmap of user ids.", examples=["OjAAAAEAAAAAAAEAEAAAAAEAAgA="])
-    expected_digest: str = Field(..., description="Scope digest over the models this cluster serves.",
-                                 examples=["9f86d081..."])
+    users: str = Field(
+        ..., description="Base64 portable roaring bitmap of user ids.", examples=["OjAAAAEAAAAAAAEAEAAAAAEAAgA="]
+    )
+    expected_digest: str = Field(
+        ..., description="Scope digest over the models this cluster serves.", examples=["9f86d081..."]
+    )
     effective_from: AwareDatetime | None = Field(None, description="Start of the directive's window.", examples=[None])
     expires_at: AwareDatetime | None = Field(None, description="End of the directive's window.", examples=[None])
-    on_stale: OnStale = Field("keep", description="When the agent has not heard from the control plane within its "
-                                                   "staleness bound: keep the held sets, or deny the directive's "
-                                                   "models to every user (copied from the directive's scope).",
-                              examples=["keep"])
+    on_stale: OnStale = Field(
+        "keep",
+        description="When the agent has not heard from the control plane within its "
+        "staleness bound: keep the held sets, or deny the directive's "
+        "models to every user (copied from the directive's scope).",
+        examples=["keep"],
+    )
 
 
 class DeltaCommand(Event):
@@ -49,7 +56,9 @@ class DeltaCommand(Event):
     revision: int = Field(..., ge=1, description="Directive revision.", examples=[1])
     seq: int = Field(..., ge=1, description="Delta sequence number.", examples=[1])
     model: ModelName
-    added: str = Field(..., description="Base64 roaring bitmap of users to deny.", examples=["OjAAAAEAAAAAAAEAEAAAAAEAAgA="])
+    added: str = Field(
+        ..., description="Base64 roaring bitmap of users to deny.", examples=["OjAAAAEAAAAAAAEAEAAAAAEAAgA="]
+    )
     removed: str = Field(..., description="Base64 roaring bitmap of users to serve again.", examples=["OjAAAAAAAAA="])
 
 
@@ -72,13 +81,16 @@ class ClusterSynced(Event):
 
     type: Literal["ClusterSynced"] = "ClusterSynced"
     cluster_id: ClusterId
-    heartbeat_event_id: str = Field(..., min_length=1, max_length=200,
-                                    description="event_id of the not-ready heartbeat this answers.",
-                                    examples=["5f0c1b0e9d2a4c7e8b1f2a3c4d5e6f70"])
+    heartbeat_event_id: str = Field(
+        ...,
+        min_length=1,
+        max_length=200,
+        description="event_id of the not-ready heartbeat this answers.",
+        examples=["5f0c1b0e9d2a4c7e8b1f2a3c4d5e6f70"],
+    )
 
 
-ClusterCommand = Annotated[Union[RestrictCommand, DeltaCommand, LiftCommand, ClusterSynced],
-                           Field(discriminator="type")]
+ClusterCommand = Annotated[RestrictCommand | DeltaCommand | LiftCommand | ClusterSynced, Field(discriminator="type")]
 
 
 class CommandApplied(Event):
@@ -89,8 +101,11 @@ class CommandApplied(Event):
     directive_id: DirectiveId
     revision: int = Field(..., ge=1, description="Revision applied.", examples=[1])
     action: Literal["restrict", "lift", "delta"] = Field(..., description="What was applied.", examples=["restrict"])
-    digest: str = Field(..., description="Scope digest of what the agent now holds for the directive "
-                                         "(digest of empty sets after a lift).", examples=["9f86d081..."])
+    digest: str = Field(
+        ...,
+        description="Scope digest of what the agent now holds for the directive (digest of empty sets after a lift).",
+        examples=["9f86d081..."],
+    )
     seq: int = Field(0, ge=0, description="Last delta seq applied (0 if none).", examples=[0])
 
 
@@ -119,12 +134,19 @@ class AgentHeartbeat(Event):
     region: str = Field("", max_length=64, description="Region of the cluster.", examples=["us-east-1"])
     models: list[ModelName] = Field(..., description="Models this cluster serves.", examples=[["fable-5"]])
     held: dict[str, HeldDirective] = Field(default_factory=dict, description="Directive id -> what is held.")
-    offsets: dict[int, int] = Field(default_factory=dict, description="Last applied offsets: serving.commands.v1 "
-                                    "partition -> the next offset; what is held reflects every command before it.",
-                                    examples=[{4: 1207}])
-    ready: bool = Field(..., description="Whether the agent answers checks: caught up with its commands and synced "
-                                         "with the control plane (false until then; enforcement answers a "
-                                         "false with ClusterSynced).", examples=[True])
+    offsets: dict[int, int] = Field(
+        default_factory=dict,
+        description="Last applied offsets: serving.commands.v1 "
+        "partition -> the next offset; what is held reflects every command before it.",
+        examples=[{4: 1207}],
+    )
+    ready: bool = Field(
+        ...,
+        description="Whether the agent answers checks: caught up with its commands and synced "
+        "with the control plane (false until then; enforcement answers a "
+        "false with ClusterSynced).",
+        examples=[True],
+    )
 
 
-AckEvent = Annotated[Union[CommandApplied, CommandFailed, AgentHeartbeat], Field(discriminator="type")]
+AckEvent = Annotated[CommandApplied | CommandFailed | AgentHeartbeat, Field(discriminator="type")]

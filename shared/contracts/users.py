@@ -21,18 +21,20 @@ class UserUpserted(Event):
 
     type: Literal["UserUpserted"] = "UserUpserted"
     user_id: int = Field(..., ge=0, le=MAX_USER_ID, description="Numeric account id.", examples=[1042])
-    email: str = Field(..., min_length=3, max_length=320, description="Contact address for notices.",
-                       examples=["ada@example.com"])
+    email: str = Field(
+        ..., min_length=3, max_length=320, description="Contact address for notices.", examples=["ada@example.com"]
+    )
     nationalities: list[CountryCode] | None = Field(
         ..., description="Every nationality the user holds; null when unknown.", examples=[["US", "IE"]]
     )
-    residence: CountryCode | None = Field(..., description="Country of residence; null when unknown.",
-                                          examples=["DE"])
+    residence: CountryCode | None = Field(..., description="Country of residence; null when unknown.", examples=["DE"])
     account_type: AccountType = Field(..., description="Kind of account.", examples=["consumer"])
-    organisation: str | None = Field(None, max_length=200, description="Enterprise organisation id, if any.",
-                                     examples=["org-00042"])
-    entitlements: list[ModelName] = Field(default_factory=list, description="Models the user may use.",
-                                          examples=[["fable-5", "mythos-5"]])
+    organisation: str | None = Field(
+        None, max_length=200, description="Enterprise organisation id, if any.", examples=["org-00042"]
+    )
+    entitlements: list[ModelName] = Field(
+        default_factory=list, description="Models the user may use.", examples=[["fable-5", "mythos-5"]]
+    )
     locale: str = Field("en", max_length=35, description="Language for notices.", examples=["en"])
 
 

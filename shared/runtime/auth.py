@@ -48,15 +48,18 @@ class AuthSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="COUNTERMAND_AUTH_", extra="forbid", populate_by_name=True)
 
-    mode: Literal["on", "off"] = Field("on", validation_alias=AliasChoices("COUNTERMAND_AUTH", "mode"),
-                                       description="on: every request needs a credential; off: local play only, "
-                                                   "announced by a warning at start.")
+    mode: Literal["on", "off"] = Field(
+        "on",
+        validation_alias=AliasChoices("COUNTERMAND_AUTH", "mode"),
+        description="on: every request needs a credential; off: local play only, announced by a warning at start.",
+    )
     jwks_file: Path | None = Field(None, description="JWK set (JSON) of the identity provider's token signing keys.")
     jwks_url: str | None = Field(None, description="URL of the identity provider's JWK set (instead of a file).")
     issuer: str = Field("", description="Required `iss` of every token.")
     audience: str = Field("countermand", min_length=1, description="Required `aud` of every token.")
-    algorithms: list[str] = Field(["EdDSA", "ES256", "RS256"], min_length=1,
-                                  description="Token signature algorithms accepted (asymmetric only).")
+    algorithms: list[str] = Field(
+        ["EdDSA", "ES256", "RS256"], min_length=1, description="Token signature algorithms accepted (asymmetric only)."
+    )
     roles_claim: str = Field("roles", min_length=1, description="Claim holding the caller's roles (a list).")
     leeway_s: float = Field(30.0, ge=0, le=300, description="Clock skew tolerated on exp and nbf.")
     api_keys_file: Path | None = Field(None, description="Hashed API keys (JSON) for gateways and other machines.")
@@ -66,15 +69,18 @@ class AuthSettings(BaseSettings):
     def _asymmetric_only(cls, value: list[str]) -> list[str]:
         refused = [a for a in value if a not in _ASYMMETRIC]
         if refused:
-            raise ValueError(f"algorithms {refused} are not allowed: only asymmetric signatures "
-                             f"({', '.join(sorted(_ASYMMETRIC))})")
+            raise ValueError(
+                f"algorithms {refused} are not allowed: only asymmetric signatures ({', '.join(sorted(_ASYMMETRIC))})"
+            )
         return value
 
     @model_validator(mode="after")
     def _complete(self) -> AuthSettings:
         if self.mode == "on" and self.jwks_file is None and self.jwks_url is None and self.api_keys_file is None:
-            raise ValueError("authentication is on but no COUNTERMAND_AUTH_JWKS_FILE, COUNTERMAND_AUTH_JWKS_URL or "
-                             "COUNTERMAND_AUTH_API_KEYS_FILE is set (COUNTERMAND_AUTH=off for local play only)")
+            raise ValueError(
+                "authentication is on but no COUNTERMAND_AUTH_JWKS_FILE, COUNTERMAND_AUTH_JWKS_URL or "
+                "COUNTERMAND_AUTH_API_KEYS_FILE is set (COUNTERMAND_AUTH=off for local play only)"
+            )
         if self.mode == "on" and (self.jwks_file or self.jwks_url) and not self.issuer:
             raise ValueError("token verification needs COUNTERMAND_AUTH_ISSUER")
         return self
@@ -146,9 +152,15 @@ class TokenVerifier:
         except (KeyError, jwt.PyJWKClientError) as exc:
             raise AuthError(401, f"token signed by an unknown key {kid!r}") from exc
         try:
-            claims = jwt.decode(token, key, algorithms=[algorithm], audience=self._settings.audience,
-                                issuer=self._settings.issuer, leeway=self._settings.leeway_s,
-                                options={"require": ["exp", "iss", "aud", "sub"]})
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=self._settings.audience,
+                issuer=self._settings.issuer,
+                leeway=self._settings.leeway_s,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+            )
         except jwt.ExpiredSignatureError as exc:
             raise AuthError(401, "token expired") from exc
         except jwt.ImmatureSignatureError as exc:
@@ -173,12 +185,18 @@ class ApiKey:
     not_after: datetime | None = None
 
     def entry(self) -> dict[str, Any]:
-        return {"id": self.key_id, "subject": self.subject, "sha256": self.sha256, "roles": sorted(self.roles),
-                "not_after": self.not_after.isoformat() if self.not_after else None}
+        return {
+            "id": self.key_id,
+            "subject": self.subject,
+            "sha256": self.sha256,
+            "roles": sorted(self.roles),
+            "not_after": self.not_after.isoformat() if self.not_after else None,
+        }
 
 
-def new_api_key(key_id: str, subject: str, roles: Iterable[Role],
-                not_after: datetime | None = None) -> tuple[str, ApiKey]:
+def new_api_key(
+    key_id: str, subject: str, roles: Iterable[Role], not_after: datetime | None = None
+) -> tuple[str, ApiKey]:
     """A fresh key: the string the caller presents (`id.secret`, shown once) and what is stored."""
     secret = secrets.token_urlsafe(32)
     stored = ApiKey(key_id, subject, hashlib.sha256(secret.encode()).hexdigest(), frozenset(roles), not_after)
@@ -195,9 +213,16 @@ class ApiKeys:
     def from_file(cls, path: Path) -> ApiKeys:
         try:
             entries = json.loads(path.read_text(encoding="utf-8"))["keys"]
-            return cls(ApiKey(e["id"], e["subject"], e["sha256"], _roles(e["roles"]),
-                              datetime.fromisoformat(e["not_after"]) if e.get("not_after") else None)
-                       for e in entries)
+            return cls(
+                ApiKey(
+                    e["id"],
+                    e["subject"],
+                    e["sha256"],
+                    _roles(e["roles"]),
+                    datetime.fromisoformat(e["not_after"]) if e.get("not_after") else None,
+                )
+                for e in entries
+            )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"COUNTERMAND_AUTH_API_KEYS_FILE {path}: not an API key file: {exc}") from exc
 
@@ -222,11 +247,14 @@ class Guard:
         self.settings = settings
         self.service = service
         self.tokens = TokenVerifier.from_settings(settings) if settings.mode == "on" else None
-        self.api_keys = (ApiKeys.from_file(settings.api_keys_file)
-                         if settings.mode == "on" and settings.api_keys_file else None)
+        self.api_keys = (
+            ApiKeys.from_file(settings.api_keys_file) if settings.mode == "on" and settings.api_keys_file else None
+        )
         if settings.mode == "off":
-            log.warning("authentication is OFF: every caller may do everything (COUNTERMAND_AUTH=off is for local "
-                        "play only)", service=service)
+            log.warning(
+                "authentication is OFF: every caller may do everything (COUNTERMAND_AUTH=off is for local play only)",
+                service=service,
+            )
 
     def authenticate(self, authorization: str | None, api_key: str | None) -> Principal:
         if self.settings.mode == "off":
@@ -238,8 +266,11 @@ class Guard:
             api_key = credential.strip()
         if api_key and self.api_keys is not None:
             return self.api_keys.verify(api_key)
-        raise AuthError(401, "missing credential: send Authorization: Bearer <token>"
-                             + (" or an API key" if self.api_keys is not None else ""))
+        raise AuthError(
+            401,
+            "missing credential: send Authorization: Bearer <token>"
+            + (" or an API key" if self.api_keys is not None else ""),
+        )
 
     def requires(self, *roles: Role) -> Callable[[Request], Principal]:
         """A FastAPI dependency: the caller, authenticated and holding at least one of `roles`."""
@@ -260,13 +291,26 @@ class Guard:
 
         async def refused(request: Request, exc: Exception) -> JSONResponse:
             assert isinstance(exc, AuthError)
-            log.warning("request refused", service=service, status=exc.status, reason=exc.reason,
-                        subject=exc.subject, method=request.method, path=request.url.path)
-            headers = {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{exc.reason}"'} \
-                if exc.status == 401 else {}
+            log.warning(
+                "request refused",
+                service=service,
+                status=exc.status,
+                reason=exc.reason,
+                subject=exc.subject,
+                method=request.method,
+                path=request.url.path,
+            )
+            headers = (
+                {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{exc.reason}"'}
+                if exc.status == 401
+                else {}
+            )
             error = "unauthenticated" if exc.status == 401 else "forbidden"
-            return JSONResponse({"error": error, "problems": [{"field": "authorization", "message": exc.reason}]},
-                                status_code=exc.status, headers=headers)
+            return JSONResponse(
+                {"error": error, "problems": [{"field": "authorization", "message": exc.reason}]},
+                status_code=exc.status,
+                headers=headers,
+            )
 
         api.add_exception_handler(AuthError, refused)
 
@@ -274,8 +318,9 @@ class Guard:
 class LocalIssuer:
     """A token issuer for `make run` and the tests (production uses the organisation's identity provider)."""
 
-    def __init__(self, issuer: str = "https://countermand.local", audience: str = "countermand",
-                 key_id: str = "local-1") -> None:
+    def __init__(
+        self, issuer: str = "https://countermand.local", audience: str = "countermand", key_id: str = "local-1"
+    ) -> None:
         self.issuer = issuer
         self.audience = audience
         self.key_id = key_id
@@ -294,6 +339,13 @@ class LocalIssuer:
 
     def mint(self, subject: str, roles: Iterable[Role | str], ttl_s: float = 3600, **claims: Any) -> str:
         now = int(time.time())
-        payload = {"iss": self.issuer, "aud": self.audience, "sub": subject, "iat": now, "exp": now + int(ttl_s),
-                   "roles": [str(r) for r in roles], **claims}
+        payload = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": subject,
+            "iat": now,
+            "exp": now + int(ttl_s),
+            "roles": [str(r) for r in roles],
+            **claims,
+        }
         return jwt.encode(payload, self._key, algorithm="EdDSA", headers={"kid": self.key_id})

@@ -29,8 +29,14 @@ from shared.runtime.tracing import tracer_provider
 ACK_POLICY = AckPolicy.NACK_ON_ERROR
 
 
-def make_broker(settings: ServiceSettings, service: str, *, dead_letters: bool = True,
-                traces: TracerProvider | None = None, watch: ConsumerWatch | None = None) -> KafkaBroker:
+def make_broker(
+    settings: ServiceSettings,
+    service: str,
+    *,
+    dead_letters: bool = True,
+    traces: TracerProvider | None = None,
+    watch: ConsumerWatch | None = None,
+) -> KafkaBroker:
     """A KafkaBroker for one service with idempotent producers and the dead-letter middleware (which counts
     failures per record on `watch`, for the service's readiness)."""
     middlewares: list[Any] = []
@@ -69,8 +75,11 @@ def view_subscriber(broker: KafkaBroker, topic: Topic, *, title: str, descriptio
     caller seeks where it resumes from, if anywhere.
     """
     partitions = [TopicPartition(topic.name, p, declare=False) for p in range(topic.partitions)]
-    defaults: dict[str, Any] = {"auto_offset_reset": "earliest", "ack_policy": AckPolicy.MANUAL,
-                                "max_partition_fetch_bytes": FETCH_BYTES}
+    defaults: dict[str, Any] = {
+        "auto_offset_reset": "earliest",
+        "ack_policy": AckPolicy.MANUAL,
+        "max_partition_fetch_bytes": FETCH_BYTES,
+    }
     if options.get("batch"):
         defaults["decoder"] = raw_values  # a batch view reads its records itself
     return broker.subscriber(partitions=partitions, title=title, description=description, **{**defaults, **options})
@@ -78,14 +87,17 @@ def view_subscriber(broker: KafkaBroker, topic: Topic, *, title: str, descriptio
 
 def declare_publisher(broker: KafkaBroker, topic: Topic, description: str = "") -> Any:
     """A publisher for a catalogue topic, documented in the service's AsyncAPI with its message schema."""
-    return broker.publisher(topic.name, schema=topic.message, title=f"{topic.name}:publish",
-                            description=description or None)
+    return broker.publisher(
+        topic.name, schema=topic.message, title=f"{topic.name}:publish", description=description or None
+    )
 
 
 async def emit(publisher: Any, topic: Topic, message: Any, *, headers: dict[str, str] | None = None) -> None:
     """Publish a contract message with the catalogue's key; returns once acknowledged (acks=all)."""
     await publisher.publish(
-        message, key=key_of(topic, message), headers=headers,
+        message,
+        key=key_of(topic, message),
+        headers=headers,
         correlation_id=getattr(message, "event_id", None),
     )
 
@@ -98,7 +110,10 @@ async def emit_all(publisher: Any, topic: Topic, messages: list[Any], *, window:
     publish again, and consumers are idempotent on event_id.
     """
     for start in range(0, len(messages), window):
-        futures = [await publisher.publish(message, key=key_of(topic, message), no_confirm=True,
-                                           correlation_id=getattr(message, "event_id", None))
-                   for message in messages[start:start + window]]
+        futures = [
+            await publisher.publish(
+                message, key=key_of(topic, message), no_confirm=True, correlation_id=getattr(message, "event_id", None)
+            )
+            for message in messages[start : start + window]
+        ]
         await asyncio.gather(*futures)

@@ -78,14 +78,28 @@ def dead_letter_of(record: Any, service: str, exc: BaseException, *, copies: boo
     room = COPY_CHARS - len(key_b64 or "") - header_chars
     value_b64, value_ref = _copy_or_refer(record.value, room if copies else -1)
     return DeadLetter(
-        producer=service, consumer=service, topic=record.topic, partition=record.partition,
-        offset=max(record.offset or 0, 0), key_b64=key_b64, headers=headers, value_b64=value_b64,
-        reason=_reason(exc), key_omitted=key_ref, headers_omitted=headers_ref, value_omitted=value_ref,
+        producer=service,
+        consumer=service,
+        topic=record.topic,
+        partition=record.partition,
+        offset=max(record.offset or 0, 0),
+        key_b64=key_b64,
+        headers=headers,
+        value_b64=value_b64,
+        reason=_reason(exc),
+        key_omitted=key_ref,
+        headers_omitted=headers_ref,
+        value_omitted=value_ref,
     )
 
 
-async def write_dead_letter(publish: Callable[[DeadLetter], Awaitable[Any]], record: Any, service: str,
-                            exc: BaseException, watch: ConsumerWatch | None = None) -> bool:
+async def write_dead_letter(
+    publish: Callable[[DeadLetter], Awaitable[Any]],
+    record: Any,
+    service: str,
+    exc: BaseException,
+    watch: ConsumerWatch | None = None,
+) -> bool:
     """Produce the letter of a record (a reference-only letter if the copy is refused); True once written.
 
     False when neither could be written: the failure is logged and counted on the watch, and the caller
@@ -101,15 +115,21 @@ async def write_dead_letter(publish: Callable[[DeadLetter], Awaitable[Any]], rec
         except Exception as error:  # too large after all, authorisation, broker unreachable
             failure = repr(error)
             continue
-        log.warning("message dead-lettered", topic=letter.topic, partition=letter.partition, offset=letter.offset,
-                    reason=letter.reason)
+        log.warning(
+            "message dead-lettered",
+            topic=letter.topic,
+            partition=letter.partition,
+            offset=letter.offset,
+            reason=letter.reason,
+        )
         return True
     (watch or ConsumerWatch(service)).letter_unwritten(record.topic, record.partition, record.offset, failure)
     return False
 
 
-def dead_letter_middleware(service: str, retries: int = 3, backoff_s: float = 0.2, *,
-                           batches: bool = False, watch: ConsumerWatch | None = None) -> type[BaseMiddleware]:
+def dead_letter_middleware(
+    service: str, retries: int = 3, backoff_s: float = 0.2, *, batches: bool = False, watch: ConsumerWatch | None = None
+) -> type[BaseMiddleware]:
     """A broker middleware class that dead-letters what the service's handlers cannot process.
 
     batches: dead-letter a failing batch record by record (the audit, whose batch fails as a whole);
@@ -125,8 +145,9 @@ def dead_letter_middleware(service: str, retries: int = 3, backoff_s: float = 0.
 
         reached_handler = False
 
-        async def after_processed(self, exc_type: Any = None, exc_val: BaseException | None = None,
-                                  exc_tb: Any = None) -> bool:
+        async def after_processed(
+            self, exc_type: Any = None, exc_val: BaseException | None = None, exc_tb: Any = None
+        ) -> bool:
             """A record FastStream could not even parse (it fails before consume_scope) is dead-lettered too;
             True tells FastStream the failure was handled, so the record is acknowledged, not redelivered."""
             if exc_val is None or self.reached_handler or not isinstance(exc_val, Exception):

@@ -29,7 +29,8 @@ _DirectiveLoader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _DirectiveLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 class FileProblem(Exception):
@@ -60,12 +61,14 @@ def load_directive_file(path: Path) -> Any:
     except BadBody as exc:
         raise FileProblem(str(exc)) from exc
     as_json = path.suffix.lower() == ".json" or (
-        path.suffix.lower() not in (".yaml", ".yml") and text.lstrip().startswith("{"))
+        path.suffix.lower() not in (".yaml", ".yml") and text.lstrip().startswith("{")
+    )
     return _parse_json(text, path) if as_json else _parse_yaml(text, path)
 
 
-def validate_directive(data: Any, consequence: str = "nothing was sent", err: Console | None = None
-                       ) -> DirectiveRequest:
+def validate_directive(
+    data: Any, consequence: str = "nothing was sent", err: Console | None = None
+) -> DirectiveRequest:
     """The request model for the file's data, or typer.Exit after printing every problem."""
     err = err or Console(stderr=True, soft_wrap=True)
     if not isinstance(data, dict):
@@ -92,8 +95,9 @@ def print_refusal(err: Console, service: str, response: httpx.Response) -> None:
         body = {"error": response.text[:500]}
     body = body if isinstance(body, dict) else {}
     found = [Problem(**p) for p in body.get("problems", [])]
-    print_problems(err, f"{service} refused ({response.status_code}): {body.get('error') or response.reason_phrase}",
-                   found)
+    print_problems(
+        err, f"{service} refused ({response.status_code}): {body.get('error') or response.reason_phrase}", found
+    )
 
 
 def fail(err: Console, message: str) -> NoReturn:
@@ -108,8 +112,9 @@ def _parse_json(text: str, path: Path) -> Any:
     except BadBody as exc:
         cause = exc.__cause__
         if isinstance(cause, json.JSONDecodeError):
-            raise FileProblem(f"{path} is not valid JSON: {cause.msg} at line {cause.lineno} column {cause.colno}"
-                              ) from exc
+            raise FileProblem(
+                f"{path} is not valid JSON: {cause.msg} at line {cause.lineno} column {cause.colno}"
+            ) from exc
         raise FileProblem(str(exc)) from exc
 
 
@@ -117,8 +122,9 @@ def _parse_yaml(text: str, path: Path) -> Any:
     try:
         return yaml.load(text, Loader=_DirectiveLoader)  # noqa: S506 (a SafeLoader)
     except RecursionError as exc:
-        raise FileProblem(f"{path} is nested too deep to read (a directive nests at most {MAX_JSON_DEPTH} levels, "
-                          "MAX_JSON_DEPTH)") from exc
+        raise FileProblem(
+            f"{path} is nested too deep to read (a directive nests at most {MAX_JSON_DEPTH} levels, MAX_JSON_DEPTH)"
+        ) from exc
     except ValueError as exc:  # e.g. an integer beyond Python's 4300-digit conversion limit
         raise FileProblem(f"{path} holds a value that cannot be read: {exc}") from exc
     except yaml.YAMLError as exc:

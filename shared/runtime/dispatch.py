@@ -36,8 +36,10 @@ class Dispatch(Generic[R]):
         try:
             return self._handlers[type(message)]
         except KeyError:
-            raise LookupError(f"no handler for {type(message).__name__}; known: "
-                              f"{', '.join(sorted(t.__name__ for t in self._handlers))}") from None
+            raise LookupError(
+                f"no handler for {type(message).__name__}; known: "
+                f"{', '.join(sorted(t.__name__ for t in self._handlers))}"
+            ) from None
 
     def __call__(self, message: Any, *args: Any, **kwargs: Any) -> R:
         return self.handler(message)(message, *args, **kwargs)

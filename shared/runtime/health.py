@@ -69,14 +69,20 @@ class ConsumerWatch:
     def letter_unwritten(self, topic: str, partition: int, offset: int, error: str) -> None:
         """A dead letter could not be produced: the record was skipped, recorded here and in the log."""
         self.unwritten_letters += 1
-        self._log.error("dead letter could not be written; the record was skipped and stays on its topic",
-                        topic=topic, partition=partition, offset=offset, error=error[:500])
+        self._log.error(
+            "dead letter could not be written; the record was skipped and stays on its topic",
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            error=error[:500],
+        )
 
     def lag_stalled(self, topic: str, partition: int, offset: int, seconds: float, waiting: int) -> None:
         """A group's committed offset has not moved for `seconds` while `waiting` records are behind it."""
         if (topic, partition) not in self.stuck:
-            self._mark(Stuck(topic, partition, offset, f"no progress for {seconds:.0f}s with {waiting} records "
-                                                       "waiting"))
+            self._mark(
+                Stuck(topic, partition, offset, f"no progress for {seconds:.0f}s with {waiting} records waiting")
+            )
 
     def lag_moved(self, topic: str, partition: int, offset: int) -> None:
         held = self.stuck.get((topic, partition))
@@ -93,8 +99,9 @@ class ConsumerWatch:
 
     def _mark(self, stuck: Stuck) -> None:
         self.stuck[(stuck.topic, stuck.partition)] = stuck
-        self._log.error("consumer stuck", topic=stuck.topic, partition=stuck.partition, offset=stuck.offset,
-                        why=stuck.why)
+        self._log.error(
+            "consumer stuck", topic=stuck.topic, partition=stuck.partition, offset=stuck.offset, why=stuck.why
+        )
 
 
 @dataclass

@@ -46,13 +46,16 @@ def checked_directive_id(directive_id: str) -> str:
     try:
         return _directive_id.validate_python(directive_id)
     except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("path", "directive_id", *e["loc"])} for e in exc.errors()]) from exc
+        raise RequestValidationError([{**e, "loc": ("path", "directive_id", *e["loc"])} for e in exc.errors()]) from exc
 
 
-def checked_idempotency_key(key: str | None = Header(None, alias="Idempotency-Key",
-                                                  description="Makes a retry safe: the same key and request are "
-                                                              "answered as the first time.")) -> str | None:
+def checked_idempotency_key(
+    key: str | None = Header(
+        None,
+        alias="Idempotency-Key",
+        description="Makes a retry safe: the same key and request are answered as the first time.",
+    ),
+) -> str | None:
     """The Idempotency-Key header validated (a FastAPI dependency); a bad one is a 422 naming it."""
     if key is None:
         return None
@@ -60,7 +63,8 @@ def checked_idempotency_key(key: str | None = Header(None, alias="Idempotency-Ke
         return _idempotency_key.validate_python(key)
     except ValidationError as exc:
         raise RequestValidationError(
-            [{**e, "loc": ("header", "Idempotency-Key", *e["loc"])} for e in exc.errors()]) from exc
+            [{**e, "loc": ("header", "Idempotency-Key", *e["loc"])} for e in exc.errors()]
+        ) from exc
 
 
 def validated_body(model: type[M], data: Any) -> M:
@@ -98,8 +102,9 @@ def document_bodies(api: FastAPI, *models: type[BaseModel]) -> None:
 
 
 async def _bad_body(_: Request, exc: Exception) -> JSONResponse:
-    return failure(exc.status if isinstance(exc, BadBody) else 400, str(exc),
-                   [Problem(field="(body)", message=str(exc))])
+    return failure(
+        exc.status if isinstance(exc, BadBody) else 400, str(exc), [Problem(field="(body)", message=str(exc))]
+    )
 
 
 async def _invalid(_: Request, exc: Exception) -> JSONResponse:
@@ -121,8 +126,7 @@ def _json_problem(error: dict[str, Any]) -> Problem:
 
 def http_server(app: Any, host: str, port: int) -> uvicorn.Server:
     """A uvicorn server for a service's app on host:port (run it with `await serve()`; the run loop does)."""
-    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
-                                         lifespan="off"))
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off"))
 
 
 def install_health(api: FastAPI, ready: Callable[[], bool], watch: ConsumerWatch | None = None) -> None:

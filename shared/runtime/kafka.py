@@ -44,8 +44,9 @@ def tls_context(settings: KafkaSettings) -> ssl.SSLContext | None:
         path = getattr(settings, name)
         if path is not None and not path.is_file():
             raise FileNotFoundError(f"COUNTERMAND_KAFKA_{name.upper()}: {path} is not a readable file")
-    context = create_ssl_context(cafile=settings.ssl_cafile, certfile=settings.ssl_certfile,
-                                 keyfile=settings.ssl_keyfile)
+    context = create_ssl_context(
+        cafile=settings.ssl_cafile, certfile=settings.ssl_certfile, keyfile=settings.ssl_keyfile
+    )
     context.check_hostname = settings.ssl_check_hostname
     return context
 
@@ -53,21 +54,30 @@ def tls_context(settings: KafkaSettings) -> ssl.SSLContext | None:
 def connection_options(settings: KafkaSettings, purpose: str) -> dict[str, Any]:
     """What every aiokafka client takes: servers, client id, timeout, and the security of the settings."""
     options: dict[str, Any] = {
-        "bootstrap_servers": settings.bootstrap, "client_id": client_id(settings, purpose),
-        "request_timeout_ms": settings.request_timeout_ms, "security_protocol": settings.security_protocol,
+        "bootstrap_servers": settings.bootstrap,
+        "client_id": client_id(settings, purpose),
+        "request_timeout_ms": settings.request_timeout_ms,
+        "security_protocol": settings.security_protocol,
         "ssl_context": tls_context(settings),
     }
     if settings.security_protocol.startswith("SASL"):
-        options.update(sasl_mechanism=settings.sasl_mechanism, sasl_plain_username=settings.sasl_username,
-                       sasl_plain_password=settings.sasl_password.get_secret_value())
+        options.update(
+            sasl_mechanism=settings.sasl_mechanism,
+            sasl_plain_username=settings.sasl_username,
+            sasl_plain_password=settings.sasl_password.get_secret_value(),
+        )
     return options
 
 
 def producer_options(settings: KafkaSettings) -> dict[str, Any]:
     """The delivery rules of every producer: idempotent, acks=all, requests within the topics' limit."""
-    return {"acks": "all", "enable_idempotence": True, "max_request_size": settings.max_request_bytes,
-            "linger_ms": settings.linger_ms,
-            "compression_type": None if settings.compression == "none" else settings.compression}
+    return {
+        "acks": "all",
+        "enable_idempotence": True,
+        "max_request_size": settings.max_request_bytes,
+        "linger_ms": settings.linger_ms,
+        "compression_type": None if settings.compression == "none" else settings.compression,
+    }
 
 
 def broker_security(settings: KafkaSettings) -> BaseSecurity | None:
@@ -77,15 +87,24 @@ def broker_security(settings: KafkaSettings) -> BaseSecurity | None:
     context = tls_context(settings)
     if settings.security_protocol == "SSL":
         return BaseSecurity(ssl_context=context, use_ssl=True)
-    return _SASL[settings.sasl_mechanism](settings.sasl_username, settings.sasl_password.get_secret_value(),
-                                          ssl_context=context, use_ssl=context is not None)
+    return _SASL[settings.sasl_mechanism](
+        settings.sasl_username,
+        settings.sasl_password.get_secret_value(),
+        ssl_context=context,
+        use_ssl=context is not None,
+    )
 
 
 def broker_options(settings: KafkaSettings, purpose: str) -> dict[str, Any]:
     """Keyword arguments of a FastStream KafkaBroker with the settings' connection and producer rules."""
-    return {"bootstrap_servers": settings.bootstrap, "client_id": client_id(settings, purpose),
-            "request_timeout_ms": settings.request_timeout_ms, "security": broker_security(settings),
-            "allow_auto_create_topics": False, **producer_options(settings)}
+    return {
+        "bootstrap_servers": settings.bootstrap,
+        "client_id": client_id(settings, purpose),
+        "request_timeout_ms": settings.request_timeout_ms,
+        "security": broker_security(settings),
+        "allow_auto_create_topics": False,
+        **producer_options(settings),
+    }
 
 
 def admin_client(settings: KafkaSettings, purpose: str) -> AIOKafkaAdminClient:
@@ -96,8 +115,12 @@ def admin_client(settings: KafkaSettings, purpose: str) -> AIOKafkaAdminClient:
 def consumer(settings: KafkaSettings, purpose: str, *topics: str, **options: Any) -> AIOKafkaConsumer:
     """A consumer (not started): no group and no auto-commit unless asked, from the earliest offset, fetching
     enough per partition for the largest record a topic takes."""
-    defaults: dict[str, Any] = {"group_id": None, "enable_auto_commit": False, "auto_offset_reset": "earliest",
-                                "max_partition_fetch_bytes": FETCH_BYTES}
+    defaults: dict[str, Any] = {
+        "group_id": None,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_partition_fetch_bytes": FETCH_BYTES,
+    }
     return AIOKafkaConsumer(*topics, **connection_options(settings, purpose), **{**defaults, **options})
 
 
@@ -118,8 +141,9 @@ async def admin(settings: KafkaSettings, purpose: str) -> AsyncIterator[AIOKafka
 
 
 @asynccontextmanager
-async def consuming(settings: KafkaSettings, purpose: str, *topics: str, **options: Any
-                    ) -> AsyncIterator[AIOKafkaConsumer]:
+async def consuming(
+    settings: KafkaSettings, purpose: str, *topics: str, **options: Any
+) -> AsyncIterator[AIOKafkaConsumer]:
     """A started consumer (see consumer()), stopped on exit."""
     client = consumer(settings, purpose, *topics, **options)
     await client.start()
@@ -146,8 +170,10 @@ async def partitions_of(settings: KafkaSettings, topic: Topic, purpose: str) -> 
         [described] = await client.describe_topics([topic.name])
     found = sorted(p["partition"] for p in described.get("partitions", []))
     if described.get("error_code") or found != list(range(topic.partitions)):
-        raise TopicMismatch(f"topic {topic.name} has partitions {found} on the broker, the catalogue says "
-                            f"{topic.partitions}: run `countermand topics apply`")
+        raise TopicMismatch(
+            f"topic {topic.name} has partitions {found} on the broker, the catalogue says "
+            f"{topic.partitions}: run `countermand topics apply`"
+        )
     return found
 
 
@@ -174,8 +200,9 @@ class OffsetProbe:
         return {tp.partition: at for tp, at in (await self._consumer.beginning_offsets(wanted)).items()}
 
 
-async def end_offsets(settings: KafkaSettings, topic: Topic, purpose: str, *, attempts: int = 30,
-                      beginning: bool = False) -> dict[int, int]:
+async def end_offsets(
+    settings: KafkaSettings, topic: Topic, purpose: str, *, attempts: int = 30, beginning: bool = False
+) -> dict[int, int]:
     """End offsets (or, with `beginning`, beginning offsets) of every partition of a catalogue topic, now.
 
     Checks first that the broker has the catalogue's partitions (TopicMismatch otherwise); retried while
@@ -196,8 +223,9 @@ async def end_offsets(settings: KafkaSettings, topic: Topic, purpose: str, *, at
     raise AssertionError("unreachable")
 
 
-async def records_to_end(settings: KafkaSettings, topic: Topic, purpose: str, *,
-                         until: Mapping[int, int] | None = None, **options: Any) -> AsyncIterator[ConsumerRecord]:
+async def records_to_end(
+    settings: KafkaSettings, topic: Topic, purpose: str, *, until: Mapping[int, int] | None = None, **options: Any
+) -> AsyncIterator[ConsumerRecord]:
     """Every record of the topic from its beginning, oldest first per partition, up to the end offsets when
     the read began (or, given `until`, below those offsets: partition -> next offset; other partitions skipped).
 
@@ -224,8 +252,9 @@ def _partitions(topic: Topic, partitions: Iterable[int] | None) -> list[TopicPar
 
 
 def _check_within(topic: Topic, until: Mapping[int, int], ends: Mapping[TopicPartition, int]) -> None:
-    beyond = {tp.partition: (int(until[tp.partition]), end) for tp, end in ends.items()
-              if int(until[tp.partition]) > end}
+    beyond = {
+        tp.partition: (int(until[tp.partition]), end) for tp, end in ends.items() if int(until[tp.partition]) > end
+    }
     if beyond:
         raise ValueError(f"offsets beyond the end of {topic.name} (partition: (asked, end)) {beyond}")
 

@@ -14,33 +14,45 @@ ROLLOUT_STATES = ("pending", "applied", "overdue", "drifted", "failed")
 TIME_TO_ENFORCE = Histogram(
     "countermand_time_to_enforce_seconds",
     "From a directive event to every targeted cluster acknowledging it with the right digest.",
-    ["kind"], buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600))
+    ["kind"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600),
+)
 CLUSTER_ROLLOUTS = Gauge(
-    "countermand_cluster_rollouts", "Directive revisions per serving cluster and enforcement state.",
-    ["cluster", "state"])
+    "countermand_cluster_rollouts",
+    "Directive revisions per serving cluster and enforcement state.",
+    ["cluster", "state"],
+)
 DEADLINES_MISSED = Counter(
-    "countermand_deadlines_missed_total", "Clusters that had not acknowledged by a directive's deadline.",
-    ["cluster"])
+    "countermand_deadlines_missed_total", "Clusters that had not acknowledged by a directive's deadline.", ["cluster"]
+)
 AGENT_HEARTBEAT_AGE = Gauge(
-    "countermand_agent_heartbeat_age_seconds", "Seconds since enforcement last heard a cluster's heartbeat.",
-    ["cluster"])
+    "countermand_agent_heartbeat_age_seconds",
+    "Seconds since enforcement last heard a cluster's heartbeat.",
+    ["cluster"],
+)
 AGENT_CONTROL_PLANE_AGE = Gauge(
-    "countermand_agent_control_plane_age_seconds", "Seconds since the agent last heard from the control plane.",
-    ["cluster"])
+    "countermand_agent_control_plane_age_seconds",
+    "Seconds since the agent last heard from the control plane.",
+    ["cluster"],
+)
 AGENT_HELD_DIGEST_AGE = Gauge(
-    "countermand_agent_held_digest_age_seconds", "Age of the oldest digest an agent holds that differs from "
-    "what must be in force (0 when all match).", ["cluster"])
-AFFECTED_USERS = Gauge(
-    "countermand_affected_users", "Users covered by the active directives, per model.", ["model"])
-NOTICES = Counter(
-    "countermand_notices_total", "Notices by channel and outcome.", ["channel", "outcome"])
+    "countermand_agent_held_digest_age_seconds",
+    "Age of the oldest digest an agent holds that differs from what must be in force (0 when all match).",
+    ["cluster"],
+)
+AFFECTED_USERS = Gauge("countermand_affected_users", "Users covered by the active directives, per model.", ["model"])
+NOTICES = Counter("countermand_notices_total", "Notices by channel and outcome.", ["channel", "outcome"])
 DEAD_LETTERS = Counter(
-    "countermand_dead_letters_total", "Records dead-lettered, by consuming service and source topic.",
-    ["service", "topic"])
+    "countermand_dead_letters_total",
+    "Records dead-lettered, by consuming service and source topic.",
+    ["service", "topic"],
+)
 CONSUMER_LAG = Gauge(
-    "countermand_consumer_lag_records", "Records waiting for a consumer group on a topic.", ["group", "topic"])
+    "countermand_consumer_lag_records", "Records waiting for a consumer group on a topic.", ["group", "topic"]
+)
 ACCESS_CHECKS = Counter(
-    "countermand_access_checks_total", "Access checks answered by an agent, by decision.", ["cluster", "decision"])
+    "countermand_access_checks_total", "Access checks answered by an agent, by decision.", ["cluster", "decision"]
+)
 
 
 def metrics_response() -> Response:

@@ -26,8 +26,8 @@ def problems(errors: list[dict[str, Any]], drop_prefix: tuple[str, ...] = ()) ->
     found = []
     for error in errors:
         loc = list(error.get("loc", ()))
-        if tuple(loc[:len(drop_prefix)]) == drop_prefix:
-            loc = loc[len(drop_prefix):]
+        if tuple(loc[: len(drop_prefix)]) == drop_prefix:
+            loc = loc[len(drop_prefix) :]
         found.append(Problem(field=field_path(loc), message=_message(error)))
     return found
 

@@ -94,9 +94,17 @@ def _content_length(scope: dict) -> int | None:
 
 async def _answer(send: Any, status: int, error: str) -> None:
     body = json.dumps({"error": error, "problems": []}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -118,8 +126,9 @@ def decode_utf8(raw: bytes, what: str) -> str:
     try:
         return raw.removeprefix(UTF8_BOM).decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BadBody(400, f"{what} is not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r}); "
-                           "use UTF-8") from exc
+        raise BadBody(
+            400, f"{what} is not valid UTF-8 (byte {exc.start}: {raw[exc.start : exc.start + 1]!r}); use UTF-8"
+        ) from exc
 
 
 def parse_json(text: str, what: str) -> Any:
@@ -129,11 +138,13 @@ def parse_json(text: str, what: str) -> Any:
     try:
         return json.loads(text, parse_int=_number(int), parse_float=_number(float), parse_constant=_no_constant)
     except _NumberTooLong as exc:
-        raise BadBody(400, f"{what} has a number of {exc.chars} characters; at most {MAX_NUMBER_CHARS} "
-                           "(MAX_NUMBER_CHARS)") from exc
+        raise BadBody(
+            400, f"{what} has a number of {exc.chars} characters; at most {MAX_NUMBER_CHARS} (MAX_NUMBER_CHARS)"
+        ) from exc
     except json.JSONDecodeError as exc:
-        raise BadBody(400, f"{what}: malformed JSON at character {exc.pos} (line {exc.lineno} column {exc.colno}): "
-                           f"{exc.msg}") from exc
+        raise BadBody(
+            400, f"{what}: malformed JSON at character {exc.pos} (line {exc.lineno} column {exc.colno}): {exc.msg}"
+        ) from exc
     except (ValueError, RecursionError) as exc:  # NaN/Infinity, or anything the parser still refuses
         raise BadBody(400, f"{what} is not valid JSON: {exc}") from exc
 
@@ -149,6 +160,7 @@ def _number(kind: type) -> Any:
         if len(text) > MAX_NUMBER_CHARS:
             raise _NumberTooLong(len(text))
         return kind(text)
+
     return parse
 
 

@@ -31,10 +31,16 @@ S = TypeVar("S", bound=ServiceSettings)
 T = TypeVar("T", bound=Service)
 
 
-def run(name: str, build: Callable[[S], T], settings_cls: Callable[[], S], *,
-        ready_fields: Callable[[S, T], dict[str, Any]] | None = None,
-        caught_up: Callable[[T], Awaitable[None]] | None = None,
-        http: Callable[[T], uvicorn.Server] | None = None, http_during_start: bool = False) -> None:
+def run(
+    name: str,
+    build: Callable[[S], T],
+    settings_cls: Callable[[], S],
+    *,
+    ready_fields: Callable[[S, T], dict[str, Any]] | None = None,
+    caught_up: Callable[[T], Awaitable[None]] | None = None,
+    http: Callable[[T], uvicorn.Server] | None = None,
+    http_during_start: bool = False,
+) -> None:
     """Run the service in this process until SIGTERM/SIGINT.
 
     `ready_fields` adds fields to the "service ready" line; `caught_up` delays that line until it returns;
@@ -43,8 +49,17 @@ def run(name: str, build: Callable[[S], T], settings_cls: Callable[[], S], *,
     """
     settings = load_settings(name, settings_cls)
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        runner.run(_run(name, build, settings, ready_fields=ready_fields, caught_up=caught_up, http=http,
-                        http_during_start=http_during_start))
+        runner.run(
+            _run(
+                name,
+                build,
+                settings,
+                ready_fields=ready_fields,
+                caught_up=caught_up,
+                http=http,
+                http_during_start=http_during_start,
+            )
+        )
 
 
 def load_settings(name: str, settings_cls: Callable[[], S]) -> S:
@@ -89,10 +104,16 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-async def _run(name: str, build: Callable[[S], T], settings: S, *,
-               ready_fields: Callable[[S, T], dict[str, Any]] | None,
-               caught_up: Callable[[T], Awaitable[None]] | None,
-               http: Callable[[T], uvicorn.Server] | None, http_during_start: bool) -> None:
+async def _run(
+    name: str,
+    build: Callable[[S], T],
+    settings: S,
+    *,
+    ready_fields: Callable[[S, T], dict[str, Any]] | None,
+    caught_up: Callable[[T], Awaitable[None]] | None,
+    http: Callable[[T], uvicorn.Server] | None,
+    http_during_start: bool,
+) -> None:
     log = configure_logging(settings.log, name)
     service = build(settings)
     stop = _signalled()

@@ -20,33 +20,49 @@ class KafkaSettings(BaseSettings):
 
     bootstrap: str = Field("127.0.0.1:9092", min_length=1, description="Comma-separated bootstrap servers.")
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
-        "PLAINTEXT", description="How clients talk to the brokers: SASL_SSL in production.")
+        "PLAINTEXT", description="How clients talk to the brokers: SASL_SSL in production."
+    )
     sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
-        "SCRAM-SHA-512", description="SASL mechanism, when the protocol is SASL_PLAINTEXT or SASL_SSL.")
+        "SCRAM-SHA-512", description="SASL mechanism, when the protocol is SASL_PLAINTEXT or SASL_SSL."
+    )
     sasl_username: str = Field("", description="This process's Kafka principal (SASL user name).")
     sasl_password: SecretStr = Field(SecretStr(""), description="Password of the SASL user.")
-    ssl_cafile: Path | None = Field(None, description="PEM file of the CA that signed the brokers' certificates "
-                                                      "(the system's CAs when absent).")
-    ssl_certfile: Path | None = Field(None, description="PEM client certificate, for brokers that require TLS "
-                                                        "client authentication.")
+    ssl_cafile: Path | None = Field(
+        None, description="PEM file of the CA that signed the brokers' certificates (the system's CAs when absent)."
+    )
+    ssl_certfile: Path | None = Field(
+        None, description="PEM client certificate, for brokers that require TLS client authentication."
+    )
     ssl_keyfile: Path | None = Field(None, description="PEM private key of the client certificate.")
     ssl_check_hostname: bool = Field(True, description="Check that a broker's certificate names its host.")
-    client_id_prefix: str = Field("countermand", min_length=1, max_length=100,
-                                  description="Prefix of every client id (a client id names its service and use).")
+    client_id_prefix: str = Field(
+        "countermand",
+        min_length=1,
+        max_length=100,
+        description="Prefix of every client id (a client id names its service and use).",
+    )
     request_timeout_ms: int = Field(40_000, ge=1000, description="How long a client waits for a broker's answer.")
     compression: Literal["none", "gzip", "lz4", "zstd"] = Field(
-        "none", description="Compression of what producers send (none: sets are compressed roaring bitmaps).")
-    max_request_bytes: int = Field(MAX_MESSAGE_BYTES, ge=1024, le=MAX_MESSAGE_BYTES,
-                                   description="Largest message a producer sends; at most the topics' "
-                                               "max.message.bytes (shared.contracts.catalogue).")
+        "none", description="Compression of what producers send (none: sets are compressed roaring bitmaps)."
+    )
+    max_request_bytes: int = Field(
+        MAX_MESSAGE_BYTES,
+        ge=1024,
+        le=MAX_MESSAGE_BYTES,
+        description="Largest message a producer sends; at most the topics' "
+        "max.message.bytes (shared.contracts.catalogue).",
+    )
     linger_ms: int = Field(2, ge=0, description="Producer batching delay.")
 
     @model_validator(mode="after")
     def _credentials(self) -> KafkaSettings:
-        if self.security_protocol.startswith("SASL") and not (self.sasl_username and
-                                                              self.sasl_password.get_secret_value()):
-            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_username and sasl_password "
-                             "(COUNTERMAND_KAFKA_SASL_USERNAME, COUNTERMAND_KAFKA_SASL_PASSWORD)")
+        if self.security_protocol.startswith("SASL") and not (
+            self.sasl_username and self.sasl_password.get_secret_value()
+        ):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_username and sasl_password "
+                "(COUNTERMAND_KAFKA_SASL_USERNAME, COUNTERMAND_KAFKA_SASL_PASSWORD)"
+            )
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("ssl_certfile and ssl_keyfile go together")
         return self
@@ -71,9 +87,11 @@ class TelemetrySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COUNTERMAND_OTEL_", extra="forbid")
 
     exporter: Literal["none", "console", "memory", "otlp"] | None = Field(
-        None, description="Where spans go; otlp sends them over OTLP/HTTP as the standard OTEL_EXPORTER_OTLP_* "
-                          "variables say. Unset: OTEL_TRACES_EXPORTER decides (otlp, console or none; none when "
-                          "unset too).")
+        None,
+        description="Where spans go; otlp sends them over OTLP/HTTP as the standard OTEL_EXPORTER_OTLP_* "
+        "variables say. Unset: OTEL_TRACES_EXPORTER decides (otlp, console or none; none when "
+        "unset too).",
+    )
 
 
 class ServiceSettings(BaseSettings):
@@ -97,8 +115,10 @@ def kafka_settings(bootstrap: str | None = None) -> KafkaSettings:
 SECTIONS: tuple[type[BaseSettings], ...] = (KafkaSettings, LogSettings, TelemetrySettings)
 # Prefixes of every process that reads COUNTERMAND_* settings: a shared environment (a compose anchor, a
 # ConfigMap) may carry another one's variables, which are that process's to check.
-PROCESS_PREFIXES = tuple(f"COUNTERMAND_{name.upper()}_" for name in
-                         ("intake", "impact", "enforcement", "agent", "notifier", "audit", "console"))
+PROCESS_PREFIXES = tuple(
+    f"COUNTERMAND_{name.upper()}_"
+    for name in ("intake", "impact", "enforcement", "agent", "notifier", "audit", "console")
+)
 CLIENT_VARIABLES: dict[str, str] = {
     "COUNTERMAND_INTAKE_URL": "Base URL of intake for the `countermand directive ...` commands.",
     "COUNTERMAND_IMPACT_URL": "Base URL of the impact service for `countermand directive preview`.",
@@ -140,5 +160,8 @@ def refuse_unknown_variables(settings_cls: type[BaseSettings], environ: Mapping[
     """Raise UnknownSetting naming each unknown COUNTERMAND_* variable and the closest valid one."""
     found = unknown_variables(settings_cls, environ)
     if found:
-        raise UnknownSetting("; ".join(f"unknown setting {name}" + (f" (did you mean {close}?)" if close else "")
-                                       for name, close in found))
+        raise UnknownSetting(
+            "; ".join(
+                f"unknown setting {name}" + (f" (did you mean {close}?)" if close else "") for name, close in found
+            )
+        )

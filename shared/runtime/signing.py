@@ -64,8 +64,9 @@ class Signer:
         return cls(key_id, key)
 
     def pem(self) -> bytes:
-        return self.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption())
+        return self.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
 
     def public(self, retire_at: datetime | None = None) -> VerifyKey:
         return VerifyKey(self.key_id, self.private_key.public_key(), retire_at)
@@ -122,8 +123,14 @@ class KeySet:
     def to_json(self) -> str:
         return json.dumps({"keys": [k.jwk() for k in self._keys.values()]}, indent=2)
 
-    def verify(self, topic: str, key: bytes | None, value: bytes, headers: Mapping[str, bytes | str],
-               now: datetime | None = None) -> str:
+    def verify(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Mapping[str, bytes | str],
+        now: datetime | None = None,
+    ) -> str:
         """The id of the key that signed this record; SignatureRefused naming the reason otherwise."""
         key_id = _text(headers.get(KEY_ID_HEADER))
         signature = _text(headers.get(SIGNATURE_HEADER))

@@ -31,24 +31,31 @@ class TopicChange:
     action: str  # created, updated, unchanged
 
 
-async def apply_topics(settings: KafkaSettings, topics: tuple[Topic, ...] = ALL_TOPICS,
-                       replication: int = 1, min_insync_replicas: int | None = None) -> list[TopicChange]:
+async def apply_topics(
+    settings: KafkaSettings,
+    topics: tuple[Topic, ...] = ALL_TOPICS,
+    replication: int = 1,
+    min_insync_replicas: int | None = None,
+) -> list[TopicChange]:
     """Create missing topics, raise partition counts and align configs with the catalogue.
 
     min_insync_replicas, when given, is set on every topic (min.insync.replicas) so that acks=all
     producers fail rather than write to fewer replicas.
     """
     if min_insync_replicas is not None and min_insync_replicas > replication:
-        raise ValueError(f"min_insync_replicas ({min_insync_replicas}) exceeds replication ({replication}): "
-                         "every acks=all write would fail")
+        raise ValueError(
+            f"min_insync_replicas ({min_insync_replicas}) exceeds replication ({replication}): "
+            "every acks=all write would fail"
+        )
     async with admin(settings, "topics") as client:
         existing = await _partition_counts(client)
         changes = []
         for topic in topics:
             wanted = wanted_configs(topic, min_insync_replicas)
             if topic.name not in existing:
-                response = await client.create_topics([NewTopic(topic.name, topic.partitions, replication,
-                                                                topic_configs=wanted)])
+                response = await client.create_topics(
+                    [NewTopic(topic.name, topic.partitions, replication, topic_configs=wanted)]
+                )
                 _raise_on_error(response, topic.name)
                 changes.append(TopicChange(topic.name, "created"))
                 continue

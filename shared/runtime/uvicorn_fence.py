@@ -18,9 +18,21 @@ CHECKED_AGAINST = "0.54.0"
 # Parser callbacks the agent's protocol overrides and calls through to.
 PROTOCOL_CALLBACKS = ("on_message_begin", "on_headers_complete", "on_body", "on_message_complete", "resume_writing")
 # What it reads or calls on the protocol besides: set in __init__ or connection_made.
-PROTOCOL_ATTRIBUTES = ("parser", "url", "pipeline", "cycle", "transport", "flow", "server_state", "loop", "logger",
-                       "timeout_keep_alive", "timeout_keep_alive_task", "timeout_keep_alive_handler",
-                       "_unset_keepalive_if_required")
+PROTOCOL_ATTRIBUTES = (
+    "parser",
+    "url",
+    "pipeline",
+    "cycle",
+    "transport",
+    "flow",
+    "server_state",
+    "loop",
+    "logger",
+    "timeout_keep_alive",
+    "timeout_keep_alive_task",
+    "timeout_keep_alive_handler",
+    "_unset_keepalive_if_required",
+)
 
 __all__ = ["STATUS_LINE", "HttpToolsProtocol", "embedded_server", "ignore_signals"]
 

@@ -97,8 +97,11 @@ def option(line: list[str], name: str) -> str:
 
 def settings_class(service: str) -> type[ServiceSettings]:
     module = importlib.import_module(f"services.{service}.settings")
-    classes = [c for c in vars(module).values()
-               if isinstance(c, type) and issubclass(c, ServiceSettings) and c is not ServiceSettings]
+    classes = [
+        c
+        for c in vars(module).values()
+        if isinstance(c, type) and issubclass(c, ServiceSettings) and c is not ServiceSettings
+    ]
     assert len(classes) == 1, f"services/{service}/settings.py should define one settings class: {classes}"
     return classes[0]
 
@@ -120,14 +123,18 @@ def load_settings(service: str, env: dict[str, str], monkeypatch: pytest.MonkeyP
 
 # --- the image -----------------------------------------------------------------------------------
 
+
 def test_image_is_python_311_slim_non_root_with_pinned_requirements() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim\s*$", dockerfile, re.M)
     users = re.findall(r"^USER\s+(\S+)", dockerfile, re.M)
     assert users and users[-1].split(":")[0] not in ("root", "0")
     assert dockerfile.index("pip install -r requirements.txt") < dockerfile.index("pip install --no-deps .")
-    requirements = [line for line in (ROOT / "requirements.txt").read_text().splitlines()
-                    if line.strip() and not line.startswith("#")]
+    requirements = [
+        line
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert all("==" in line for line in requirements), "requirements.txt must pin every package"
 
 
@@ -138,14 +145,16 @@ def test_build_context_leaves_out_local_state_and_caches() -> None:
 
 # --- docker-compose.yml --------------------------------------------------------------------------
 
+
 def test_every_compose_service_has_a_healthcheck_except_the_one_shot_topics_job() -> None:
     services = compose_services()
     topics = services["topics"]
     assert argv(topics["command"])[:3] == ["countermand", "topics", "apply"]
     assert topics.get("restart") == "no" and "healthcheck" not in topics
     assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
-    missing = [name for name, spec in services.items()
-               if name != "topics" and not spec.get("healthcheck", {}).get("test")]
+    missing = [
+        name for name, spec in services.items() if name != "topics" and not spec.get("healthcheck", {}).get("test")
+    ]
     assert not missing, f"no healthcheck: {missing}"
 
 
@@ -166,9 +175,12 @@ def test_compose_runs_every_service_and_one_agent_per_demo_cluster() -> None:
 def test_every_service_module_named_in_compose_and_k8s_is_a_runnable_package() -> None:
     named = set(service_modules(compose_commands())) | set(service_modules(k8s_commands()))
     assert named, "no `python -m services.X` found"
-    missing = [m for m in sorted(named)
-               if not (ROOT / "services" / m / "__init__.py").is_file()
-               or not (ROOT / "services" / m / "__main__.py").is_file()]
+    missing = [
+        m
+        for m in sorted(named)
+        if not (ROOT / "services" / m / "__init__.py").is_file()
+        or not (ROOT / "services" / m / "__main__.py").is_file()
+    ]
     assert not missing, f"no package services/<name> with __init__.py and __main__.py: {missing}"
 
 
@@ -214,11 +226,18 @@ def test_kafka_runs_kraft_single_node_without_auto_create() -> None:
     assert str(env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"]).lower() == "false"
     assert set(str(env["KAFKA_PROCESS_ROLES"]).split(",")) == {"broker", "controller"}
     assert str(env["KAFKA_CONTROLLER_QUORUM_VOTERS"]).startswith(f"{env['KAFKA_NODE_ID']}@")
-    for key in ("KAFKA_LISTENERS", "KAFKA_ADVERTISED_LISTENERS", "KAFKA_CONTROLLER_LISTENER_NAMES",
-                "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"):
+    for key in (
+        "KAFKA_LISTENERS",
+        "KAFKA_ADVERTISED_LISTENERS",
+        "KAFKA_CONTROLLER_LISTENER_NAMES",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+    ):
         assert env[key], key
-    for key in ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
-                "KAFKA_DEFAULT_REPLICATION_FACTOR"):
+    for key in (
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+        "KAFKA_DEFAULT_REPLICATION_FACTOR",
+    ):
         assert int(env[key]) == 1, key
     assert int(env["KAFKA_MESSAGE_MAX_BYTES"]) == 2097152
     assert "/opt/kafka/bin/" in " ".join(argv(compose_services()["kafka"]["healthcheck"]["test"]))
@@ -236,8 +255,7 @@ def test_compose_services_reach_kafka_on_its_internal_listener() -> None:
 
 def test_compose_publishes_intake_on_8080_and_agents_on_8101_to_8103() -> None:
     services = compose_services()
-    published = {name: [str(p).rsplit(":", 2)[-2] for p in spec.get("ports", [])]
-                 for name, spec in services.items()}
+    published = {name: [str(p).rsplit(":", 2)[-2] for p in spec.get("ports", [])] for name, spec in services.items()}
     assert published["intake"] == ["8080"]
     assert [published[f"agent-{c}"] for c in DEMO_CLUSTERS] == [["8101"], ["8102"], ["8103"]]
 
@@ -263,6 +281,7 @@ def test_compose_environment_is_what_each_service_reads(monkeypatch: pytest.Monk
 
 # --- deploy/k8s ----------------------------------------------------------------------------------
 
+
 def test_kustomization_lists_every_manifest() -> None:
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     manifests = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
@@ -286,8 +305,9 @@ def test_k8s_runs_every_service_and_one_agent_per_demo_cluster() -> None:
 
 
 def test_k8s_keeps_enforcement_notifier_audit_and_agent_state_on_volumes() -> None:
-    headless = {o["metadata"]["name"] for o in k8s_objects()
-                if o["kind"] == "Service" and o["spec"].get("clusterIP") == "None"}
+    headless = {
+        o["metadata"]["name"] for o in k8s_objects() if o["kind"] == "Service" and o["spec"].get("clusterIP") == "None"
+    }
     stateful = {}
     for workload, main, _ in k8s_services():
         if workload["kind"] == "StatefulSet":

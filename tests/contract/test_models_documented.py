@@ -30,7 +30,8 @@ ALL_MODELS = sorted({m for t in ALL_TOPICS for m in _models(t.message, set())}, 
 def test_model_and_every_field_have_description_and_example(model: type[BaseModel]) -> None:
     assert (model.__doc__ or "").strip(), f"{model.__name__} has no docstring"
     undocumented = [
-        name for name, field in model.model_fields.items()
+        name
+        for name, field in model.model_fields.items()
         if name not in {"type", "kind"} and (not field.description or (field.examples is None and not _nested(field)))
     ]
     assert not undocumented, f"{model.__name__}: fields without description/example: {undocumented}"

@@ -41,8 +41,9 @@ def test_promtool_accepts_the_rules() -> None:
 
 
 def test_every_alert_fires_on_its_series_and_not_before() -> None:
-    done = subprocess.run([promtool(), "test", "rules", "rules_test.yml"], cwd=RULES.parent,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [promtool(), "test", "rules", "rules_test.yml"], cwd=RULES.parent, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout + done.stderr
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools.broker import LocalBroker
+from devtools.limits import directive_at_limits, past_each_limit
 from devtools.observe import TopicReader
 from devtools.registry import population as registry_population
 from devtools.registry.loader import load as load_registry
@@ -25,14 +27,18 @@ from shared.contracts.impact import ImpactAssessed
 from shared.runtime.kafka import records_to_end
 from shared.runtime.settings import KafkaSettings
 from shared.runtime.topics import apply_topics
-from devtools.broker import LocalBroker
-from devtools.limits import directive_at_limits, past_each_limit
 
 pytestmark = pytest.mark.kafka
 TIMEOUT = 180
-PLAIN = {"directive_id": "PLAIN-FN", "title": "Foreign nationals of the US",
-         "scope": {"models": ["fable-5"], "selector": {"kind": "foreign_national", "home_country": "US"},
-                   "enforcement_deadline_s": 120}}
+PLAIN = {
+    "directive_id": "PLAIN-FN",
+    "title": "Foreign nationals of the US",
+    "scope": {
+        "models": ["fable-5"],
+        "selector": {"kind": "foreign_national", "home_country": "US"},
+        "enforcement_deadline_s": 120,
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +54,20 @@ def post(stack: Stack, path: str, body: dict, key: str | None = None) -> httpx.R
 
 async def enforced(settings: KafkaSettings, directive_id: str, action: str) -> DirectiveEnforced:
     async with TopicReader(settings, ENFORCEMENT) as status:
-        return await status.wait_for(lambda m: isinstance(m, DirectiveEnforced) and m.directive_id == directive_id
-                                     and m.action == action, TIMEOUT, f"{action} of {directive_id}")
+        return await status.wait_for(
+            lambda m: isinstance(m, DirectiveEnforced) and m.directive_id == directive_id and m.action == action,
+            TIMEOUT,
+            f"{action} of {directive_id}",
+        )
 
 
 async def assessed(settings: KafkaSettings, directive_id: str, action: str) -> ImpactAssessed:
     async with TopicReader(settings, IMPACT) as impact:
-        return await impact.wait_for(lambda m: isinstance(m, ImpactAssessed) and m.directive_id == directive_id
-                                     and m.action == action, TIMEOUT, f"assessment of {directive_id}")
+        return await impact.wait_for(
+            lambda m: isinstance(m, ImpactAssessed) and m.directive_id == directive_id and m.action == action,
+            TIMEOUT,
+            f"assessment of {directive_id}",
+        )
 
 
 async def dead_letters(settings: KafkaSettings) -> int:
@@ -66,7 +78,8 @@ async def dead_letters(settings: KafkaSettings) -> int:
 
 
 async def test_a_directive_at_every_limit_is_enforced_survives_restarts_and_is_lifted(
-        limits_kafka: LocalBroker, tmp_path_factory: pytest.TempPathFactory) -> None:
+    limits_kafka: LocalBroker, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     settings = KafkaSettings(bootstrap=limits_kafka.bootstrap)
     await apply_topics(settings)
     stack = Stack(limits_kafka.bootstrap, tmp_path_factory.mktemp("limits-stack"))
@@ -99,15 +112,18 @@ async def test_a_directive_at_every_limit_is_enforced_survives_restarts_and_is_l
 
         await asyncio.to_thread(stack.stop)
         await asyncio.to_thread(stack.start)  # every service restarted over the at-limit directive
-        ready = {name: httpx.get(f"{proc.url}/readyz", timeout=5).status_code
-                 for name, proc in stack.processes.items()}
+        ready = {
+            name: (await asyncio.to_thread(httpx.get, f"{proc.url}/readyz", timeout=5)).status_code
+            for name, proc in stack.processes.items()
+        }
         assert set(ready.values()) == {200}, ready
         shown = await asyncio.to_thread(httpx.get, f"{stack.intake.url}/directives/{directive_id}", timeout=30)
         assert shown.status_code == 200 and shown.json()["revision"] == 1
         assert len(shown.json()["scope"]["models"]) == L.MAX_MODELS
 
-        lifted = await asyncio.to_thread(post, stack, f"/directives/{directive_id}/lift", {"reason": "limits"},
-                                         uuid.uuid4().hex)
+        lifted = await asyncio.to_thread(
+            post, stack, f"/directives/{directive_id}/lift", {"reason": "limits"}, uuid.uuid4().hex
+        )
         assert lifted.status_code == 202, lifted.text
         lift = await enforced(settings, directive_id, "lift")
         assert set(lift.clusters) == clusters

@@ -21,20 +21,20 @@ import httpx
 import pytest
 from pyroaring import BitMap
 
-from devtools.observe import TopicReader
 from devtools.broker import LocalBroker
+from devtools.observe import TopicReader
 from devtools.registry import population as registry_population
 from devtools.registry.loader import load as load_registry
 from devtools.registry.oracle import affected_users
 from devtools.scenarios import OVERLAP, mission_body
 from devtools.stack import Stack
-from shared.runtime.settings import KafkaSettings
 from shared.contracts.bitmaps import decode_bitmap, set_digest
 from shared.contracts.catalogue import DATA_TOPICS, ENFORCEMENT, IMPACT, USERS
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.enforcement import DirectiveEnforced
 from shared.contracts.impact import AffectedSetChunk, ImpactAssessed
 from shared.runtime.kafka import records_to_end
+from shared.runtime.settings import KafkaSettings
 from shared.runtime.topics import apply_topics
 
 USERS_N = 4_000
@@ -58,29 +58,47 @@ class Run:
 async def _read_registry(bootstrap: str, offsets: dict[int, int]) -> dict[int, dict | None]:
     """The registry exactly as of the recorded offsets: the last record per user before them."""
     users: dict[int, dict | None] = {}
-    async for record in records_to_end(KafkaSettings(bootstrap=bootstrap), USERS, "tests-e2e-registry",
-                                       until={int(p): o for p, o in offsets.items()}):
+    async for record in records_to_end(
+        KafkaSettings(bootstrap=bootstrap), USERS, "tests-e2e-registry", until={int(p): o for p, o in offsets.items()}
+    ):
         users[int(record.key)] = None if record.value is None else json.loads(record.value)
     return users
 
 
-async def _collect(bootstrap: str, directive_id: str, action: str) -> tuple[ImpactAssessed, dict[str, BitMap],
-                                                                           DirectiveEnforced]:
+async def _collect(
+    bootstrap: str, directive_id: str, action: str
+) -> tuple[ImpactAssessed, dict[str, BitMap], DirectiveEnforced]:
     async with TopicReader(bootstrap, IMPACT) as impact, TopicReader(bootstrap, ENFORCEMENT) as enforcement:
         assessed = await impact.wait_for(
             lambda m: isinstance(m, ImpactAssessed) and m.directive_id == directive_id and m.action == action,
-            TIMEOUT, f"{action} assessment of {directive_id}")
+            TIMEOUT,
+            f"{action} assessment of {directive_id}",
+        )
 
         def chunks(messages: list) -> list[AffectedSetChunk]:
-            return [m for m in messages if isinstance(m, AffectedSetChunk) and m.directive_id == directive_id
-                    and m.revision == assessed.revision and m.action == action]
+            return [
+                m
+                for m in messages
+                if isinstance(m, AffectedSetChunk)
+                and m.directive_id == directive_id
+                and m.revision == assessed.revision
+                and m.action == action
+            ]
+
         await impact.drain(lambda ms: len({c.chunk for c in chunks(ms)}) == assessed.chunks, TIMEOUT, "chunks")
         sets: dict[str, BitMap] = {}
         for chunk in {c.chunk: c for c in chunks(impact.messages)}.values():
             sets[chunk.model] = sets.get(chunk.model, BitMap()) | decode_bitmap(chunk.users)
         enforced = await enforcement.wait_for(
-            lambda m: isinstance(m, DirectiveEnforced) and m.directive_id == directive_id and m.action == action
-            and m.revision == assessed.revision, TIMEOUT, f"{action} enforcement of {directive_id}")
+            lambda m: (
+                isinstance(m, DirectiveEnforced)
+                and m.directive_id == directive_id
+                and m.action == action
+                and m.revision == assessed.revision
+            ),
+            TIMEOUT,
+            f"{action} enforcement of {directive_id}",
+        )
     return assessed, sets, enforced
 
 
@@ -90,11 +108,13 @@ def _denied(stack: Stack, user_ids: list[int]) -> dict[str, set[int]]:
     for cluster in stack.clusters:
         for model in cluster.models:
             checks = [{"user": u, "model": model} for u in user_ids]
-            reply = httpx.post(f"{stack.agent(cluster.cluster_id).url}/v1/access:batch",
-                               json={"checks": checks}, timeout=60)
+            reply = httpx.post(
+                f"{stack.agent(cluster.cluster_id).url}/v1/access:batch", json={"checks": checks}, timeout=60
+            )
             reply.raise_for_status()
             denied[f"{cluster.cluster_id}/{model}"] = {
-                r["user"] for r in reply.json()["results"] if r["decision"] == "deny"}
+                r["user"] for r in reply.json()["results"] if r["decision"] == "deny"
+            }
     return denied
 
 
@@ -103,8 +123,9 @@ def _issue(stack: Stack, body: dict) -> None:
 
 
 def _lift(stack: Stack, directive_id: str) -> None:
-    httpx.post(f"{stack.intake.url}/directives/{directive_id}/lift", json={"reason": "test"},
-               timeout=30).raise_for_status()
+    httpx.post(
+        f"{stack.intake.url}/directives/{directive_id}/lift", json={"reason": "test"}, timeout=30
+    ).raise_for_status()
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +150,9 @@ async def run(e2e_kafka: LocalBroker, tmp_path_factory: pytest.TempPathFactory) 
         for body in (MISSION, OVERLAP):
             key = (body["directive_id"], "restrict")
             result.assessed[key], result.sets[key], result.enforced[key] = await _collect(bootstrap, *key)
-        result.registry = await _read_registry(bootstrap, result.assessed[(MISSION["directive_id"], "restrict")]
-                                               .registry_offsets)
+        result.registry = await _read_registry(
+            bootstrap, result.assessed[(MISSION["directive_id"], "restrict")].registry_offsets
+        )
         result.access_during = await asyncio.to_thread(_denied, stack, user_ids)
         await asyncio.to_thread(_lift, stack, MISSION["directive_id"])
         key = (MISSION["directive_id"], "lift")
@@ -210,11 +232,19 @@ def test_one_notice_per_recipient_and_action(run: Run) -> None:
 
 def test_audit_chain_verifies_and_reports_the_timeline(run: Run) -> None:
     ledger = str(run.stack.ledger)
-    verify = subprocess.run([sys.executable, "-m", "cli.main", "audit", "verify", "--ledger", ledger],
-                            capture_output=True, text=True, timeout=120)
+    verify = subprocess.run(
+        [sys.executable, "-m", "cli.main", "audit", "verify", "--ledger", ledger],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    report = subprocess.run([sys.executable, "-m", "cli.main", "audit", "report", MISSION["directive_id"],
-                             "--ledger", ledger], capture_output=True, text=True, timeout=120)
+    report = subprocess.run(
+        [sys.executable, "-m", "cli.main", "audit", "report", MISSION["directive_id"], "--ledger", ledger],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert report.returncode == 0, report.stdout + report.stderr
     for event in ("DirectiveIssued", "ImpactAssessed", "DirectiveEnforced", "DirectiveLifted"):
         assert event in report.stdout
@@ -230,5 +260,12 @@ async def test_every_message_on_every_topic_parses_with_its_contract(run: Run) -
                 seen += 1
         counts[topic.name] = seen
     produced = {name for name, n in counts.items() if n}
-    assert {IMPACT.name, ENFORCEMENT.name, USERS.name, "compliance.directives.v1", "serving.commands.v1",
-            "serving.acks.v1", "notifications.v1"} <= produced, counts
+    assert {
+        IMPACT.name,
+        ENFORCEMENT.name,
+        USERS.name,
+        "compliance.directives.v1",
+        "serving.commands.v1",
+        "serving.acks.v1",
+        "notifications.v1",
+    } <= produced, counts

@@ -10,19 +10,28 @@ every service becomes ready again and enforces and lifts another directive.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 
-from devtools.observe import TopicReader
 from devtools.broker import LocalBroker
+from devtools.observe import TopicReader
 from devtools.registry import population as registry_population
 from devtools.registry.loader import load as load_registry
 from devtools.stack import Stack
-from shared.contracts.catalogue import (ACKS, COMMANDS, DIRECTIVES, ENFORCEMENT, IMPACT, MAX_MESSAGE_BYTES, USERS,
-                                        Topic, dead_letter_topic)
+from shared.contracts.catalogue import (
+    ACKS,
+    COMMANDS,
+    DIRECTIVES,
+    ENFORCEMENT,
+    IMPACT,
+    MAX_MESSAGE_BYTES,
+    USERS,
+    Topic,
+    dead_letter_topic,
+)
 from shared.contracts.deadletter import DeadLetter
 from shared.contracts.enforcement import DirectiveEnforced
 from shared.runtime.kafka import producing, records_to_end
@@ -32,8 +41,11 @@ from shared.runtime.topics import apply_topics, partition_for
 pytestmark = pytest.mark.kafka
 
 CONSUMERS: dict[str, tuple[Topic, ...]] = {
-    "intake": (DIRECTIVES,), "impact": (DIRECTIVES, USERS), "enforcement": (IMPACT, ACKS),
-    "notifier": (IMPACT, ENFORCEMENT, USERS), "agent": (COMMANDS,),
+    "intake": (DIRECTIVES,),
+    "impact": (DIRECTIVES, USERS),
+    "enforcement": (IMPACT, ACKS),
+    "notifier": (IMPACT, ENFORCEMENT, USERS),
+    "agent": (COMMANDS,),
 }
 TIMEOUT = 180
 
@@ -49,17 +61,30 @@ class Poison:
 
 
 def directive(directive_id: str, nationality: str) -> dict:
-    return {"directive_id": directive_id, "title": f"poison check {directive_id}",
-            "scope": {"models": ["fable-5"], "selector": {"kind": "nationality", "any_of": [nationality]},
-                      "enforcement_deadline_s": 120}}
+    return {
+        "directive_id": directive_id,
+        "title": f"poison check {directive_id}",
+        "scope": {
+            "models": ["fable-5"],
+            "selector": {"kind": "nationality", "any_of": [nationality]},
+            "enforcement_deadline_s": 120,
+        },
+    }
 
 
 async def produce_poison(settings: KafkaSettings, clusters: list[str]) -> list[Poison]:
     """The three poison records on every data topic a service consumes (commands: on each cluster's partition)."""
     placed: list[Poison] = []
     async with producing(settings, "poison", linger_ms=0) as producer:
-        async def send(topic: Topic, kind: str, key: bytes, value: bytes | None, partition: int | None = None,
-                       headers: list | None = None) -> None:
+
+        async def send(
+            topic: Topic,
+            kind: str,
+            key: bytes,
+            value: bytes | None,
+            partition: int | None = None,
+            headers: list | None = None,
+        ) -> None:
             meta = await producer.send_and_wait(topic.name, value, key=key, partition=partition, headers=headers)
             placed.append(Poison(topic.name, meta.partition, meta.offset, kind))
 
@@ -99,8 +124,11 @@ async def dead_lettered_everywhere(settings: KafkaSettings, poison: list[Poison]
 
 async def enforced(stack: Stack, settings: KafkaSettings, directive_id: str, action: str) -> DirectiveEnforced:
     async with TopicReader(settings, ENFORCEMENT) as status:
-        return await status.wait_for(lambda m: isinstance(m, DirectiveEnforced) and m.directive_id == directive_id
-                                     and m.action == action, TIMEOUT, f"{action} of {directive_id}")
+        return await status.wait_for(
+            lambda m: isinstance(m, DirectiveEnforced) and m.directive_id == directive_id and m.action == action,
+            TIMEOUT,
+            f"{action} of {directive_id}",
+        )
 
 
 def every_service_ready(stack: Stack) -> dict[str, int]:
@@ -115,7 +143,8 @@ def poison_kafka(kafka_dir: Path) -> LocalBroker:
 
 
 async def test_poison_on_every_topic_is_dead_lettered_and_nothing_stalls(
-        poison_kafka: LocalBroker, tmp_path_factory: pytest.TempPathFactory) -> None:
+    poison_kafka: LocalBroker, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     settings = KafkaSettings(bootstrap=poison_kafka.bootstrap)
     await apply_topics(settings)
     stack = Stack(poison_kafka.bootstrap, tmp_path_factory.mktemp("poison-stack"))
@@ -125,8 +154,11 @@ async def test_poison_on_every_topic_is_dead_lettered_and_nothing_stalls(
         poison = await produce_poison(settings, [c.cluster_id for c in stack.clusters])
         assert not any((await dead_lettered_everywhere(settings, poison)).values())
 
-        await asyncio.to_thread(lambda: httpx.post(f"{stack.intake.url}/directives", json=directive("POISON-1", "CN"),
-                                                   timeout=30).raise_for_status())
+        await asyncio.to_thread(
+            lambda: httpx.post(
+                f"{stack.intake.url}/directives", json=directive("POISON-1", "CN"), timeout=30
+            ).raise_for_status()
+        )
         first = await enforced(stack, settings, "POISON-1", "restrict")
         assert set(first.clusters) == {c.cluster_id for c in stack.clusters}
         assert set(every_service_ready(stack).values()) == {200}
@@ -135,12 +167,18 @@ async def test_poison_on_every_topic_is_dead_lettered_and_nothing_stalls(
         await asyncio.to_thread(stack.start)  # every service starts over the poison still on its topics
         assert set(every_service_ready(stack).values()) == {200}
 
-        await asyncio.to_thread(lambda: httpx.post(f"{stack.intake.url}/directives", json=directive("POISON-2", "RU"),
-                                                   timeout=30).raise_for_status())
+        await asyncio.to_thread(
+            lambda: httpx.post(
+                f"{stack.intake.url}/directives", json=directive("POISON-2", "RU"), timeout=30
+            ).raise_for_status()
+        )
         second = await enforced(stack, settings, "POISON-2", "restrict")
         assert set(second.clusters) == {c.cluster_id for c in stack.clusters}
-        await asyncio.to_thread(lambda: httpx.post(f"{stack.intake.url}/directives/POISON-2/lift",
-                                                   json={"reason": "done"}, timeout=30).raise_for_status())
+        await asyncio.to_thread(
+            lambda: httpx.post(
+                f"{stack.intake.url}/directives/POISON-2/lift", json={"reason": "done"}, timeout=30
+            ).raise_for_status()
+        )
         lifted = await enforced(stack, settings, "POISON-2", "lift")
         assert {p.state for p in lifted.clusters.values()} == {"applied"}
     finally:

@@ -19,7 +19,6 @@ from devtools.ports import free_port
 from devtools.processes import terminate
 from devtools.stack import ROOT
 from devtools.waiting import eventually
-
 from services.agent.app import AgentService, build
 from services.agent.settings import AgentSettings
 from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
@@ -33,8 +32,15 @@ MODELS = ["fable-5", "mythos-5"]
 
 
 def agent_settings(bootstrap: str, cluster: str, state_dir: Path) -> AgentSettings:
-    return AgentSettings(cluster_id=cluster, models=MODELS, http_port=0, heartbeat_interval_s=0.5,
-                         readiness_poll_s=0.1, state_dir=state_dir, kafka=KafkaSettings(bootstrap=bootstrap))
+    return AgentSettings(
+        cluster_id=cluster,
+        models=MODELS,
+        http_port=0,
+        heartbeat_interval_s=0.5,
+        readiness_poll_s=0.1,
+        state_dir=state_dir,
+        kafka=KafkaSettings(bootstrap=bootstrap),
+    )
 
 
 def new_agent(bootstrap: str, cluster: str, state_dir: Path) -> AgentService:
@@ -47,21 +53,36 @@ def http(agent: AgentService) -> httpx.AsyncClient:
 
 async def wait_ready(agent: AgentService) -> None:
     async with http(agent) as client:
+
         async def ready() -> bool:
             return (await client.get("/readyz")).status_code == 200
+
         await eventually(ready, "agent readiness")
 
 
-def restrict_chunks(cluster: str, directive: str, revision: int, parts: list[tuple[str, list[int]]],
-                    **window: Any) -> list[RestrictCommand]:
+def restrict_chunks(
+    cluster: str, directive: str, revision: int, parts: list[tuple[str, list[int]]], **window: Any
+) -> list[RestrictCommand]:
     sets: dict[str, BitMap] = {}
     for model, users in parts:
         sets[model] = sets.get(model, BitMap()) | BitMap(users)
     expected = scope_digest({model: set_digest(users) for model, users in sets.items()})
-    return [RestrictCommand(producer="enforcement", correlation_id=directive, cluster_id=cluster,
-                            directive_id=directive, revision=revision, model=model, chunk=i, chunks=len(parts),
-                            users=encode_bitmap(BitMap(users)), expected_digest=expected, **window)
-            for i, (model, users) in enumerate(parts)]
+    return [
+        RestrictCommand(
+            producer="enforcement",
+            correlation_id=directive,
+            cluster_id=cluster,
+            directive_id=directive,
+            revision=revision,
+            model=model,
+            chunk=i,
+            chunks=len(parts),
+            users=encode_bitmap(BitMap(users)),
+            expected_digest=expected,
+            **window,
+        )
+        for i, (model, users) in enumerate(parts)
+    ]
 
 
 def synced(cluster: str) -> ClusterSynced:
@@ -70,8 +91,9 @@ def synced(cluster: str) -> ClusterSynced:
 
 
 def lift_command(cluster: str, directive: str, revision: int) -> LiftCommand:
-    return LiftCommand(producer="enforcement", correlation_id=directive, cluster_id=cluster,
-                       directive_id=directive, revision=revision)
+    return LiftCommand(
+        producer="enforcement", correlation_id=directive, cluster_id=cluster, directive_id=directive, revision=revision
+    )
 
 
 class Commands:
@@ -89,8 +111,9 @@ class Commands:
 
     async def send(self, *commands: Any) -> None:
         for command in commands:
-            await self._producer.send_and_wait(COMMANDS.name, command.model_dump_json().encode(),
-                                               key=command.cluster_id.encode())
+            await self._producer.send_and_wait(
+                COMMANDS.name, command.model_dump_json().encode(), key=command.cluster_id.encode()
+            )
 
     async def send_raw(self, cluster: str, value: bytes) -> None:
         await self._producer.send_and_wait(COMMANDS.name, value, key=cluster.encode())
@@ -118,13 +141,15 @@ class TopicReader:
     async def __aexit__(self, *_: Any) -> None:
         await self._consumer.stop()
 
-    async def wait_for(self, predicate: Callable[[dict[str, Any]], bool], what: str,
-                       timeout: float = TIMEOUT_S) -> dict[str, Any]:
+    async def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], what: str, timeout: float = TIMEOUT_S
+    ) -> dict[str, Any]:
         async def probe() -> dict[str, Any] | None:
             batches = await self._consumer.getmany(timeout_ms=200)
             for records in batches.values():
                 self.seen.extend(value for r in records if (value := _json(r.value)) is not None)
             return next((m for m in self.seen if predicate(m)), None)
+
         return await eventually(probe, what, timeout)
 
 
@@ -135,11 +160,19 @@ class AgentProcess:
         self.port = free_port()
         self.logs = logs
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("COUNTERMAND_")}
-        self.env.update({"COUNTERMAND_KAFKA_BOOTSTRAP": bootstrap, "COUNTERMAND_LOG_FORMAT": "json",
-                         "COUNTERMAND_AGENT_CLUSTER_ID": cluster, "COUNTERMAND_AGENT_MODELS": ",".join(MODELS),
-                         "COUNTERMAND_AGENT_HTTP_PORT": str(self.port), "COUNTERMAND_AGENT_STATE_DIR": str(state_dir),
-                         "COUNTERMAND_AGENT_HEARTBEAT_INTERVAL_S": "0.5",
-                         "COUNTERMAND_AGENT_READINESS_POLL_S": "0.1", "PYTHONUNBUFFERED": "1"})
+        self.env.update(
+            {
+                "COUNTERMAND_KAFKA_BOOTSTRAP": bootstrap,
+                "COUNTERMAND_LOG_FORMAT": "json",
+                "COUNTERMAND_AGENT_CLUSTER_ID": cluster,
+                "COUNTERMAND_AGENT_MODELS": ",".join(MODELS),
+                "COUNTERMAND_AGENT_HTTP_PORT": str(self.port),
+                "COUNTERMAND_AGENT_STATE_DIR": str(state_dir),
+                "COUNTERMAND_AGENT_HEARTBEAT_INTERVAL_S": "0.5",
+                "COUNTERMAND_AGENT_READINESS_POLL_S": "0.1",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         self.env.update({f"COUNTERMAND_AGENT_{k.upper()}": str(v) for k, v in settings.items()})
         self.runs: list[subprocess.Popen[bytes]] = []
 
@@ -150,9 +183,15 @@ class AgentProcess:
     def start(self) -> subprocess.Popen[bytes]:
         """Start (or restart, same state dir and port) the agent process."""
         with open(self.logs / f"agent-{len(self.runs) + 1}.log", "ab") as out:
-            process = subprocess.Popen([sys.executable, "-m", "services.agent"], cwd=ROOT, env=self.env,
-                                       stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       start_new_session=True)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "services.agent"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.runs.append(process)
         return process
 

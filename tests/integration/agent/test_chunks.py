@@ -7,27 +7,30 @@ from pathlib import Path
 
 from services.agent.app import build
 from shared.contracts.catalogue import ACKS
-from tests.integration.agent.conftest import agent_settings, Commands, http, restrict_chunks, synced, TopicReader
+from tests.integration.agent.conftest import Commands, TopicReader, agent_settings, http, restrict_chunks, synced
 
 CHUNK_TIMEOUT_S = 1.0
 
 
 async def test_a_revision_missing_a_chunk_fails_once_naming_it_and_the_held_revision_stays(
-        bootstrap: str, unique: str, tmp_path: Path) -> None:
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
     cluster, directive = f"c-{unique}", f"D-{unique}"
-    agent = build(agent_settings(bootstrap, cluster, tmp_path).model_copy(
-        update={"chunk_timeout_s": CHUNK_TIMEOUT_S}))
+    agent = build(agent_settings(bootstrap, cluster, tmp_path).model_copy(update={"chunk_timeout_s": CHUNK_TIMEOUT_S}))
     async with TopicReader(bootstrap, ACKS.name) as acks, Commands(bootstrap) as commands:
         await agent.start()
         try:
             await commands.send(synced(cluster))  # enforcement's answer to the agent's first heartbeat
             await commands.send(*restrict_chunks(cluster, directive, 1, [("fable-5", [4])]))
-            first = await acks.wait_for(lambda m: m["type"] == "CommandApplied" and m["cluster_id"] == cluster,
-                                        "revision 1 applied")
+            first = await acks.wait_for(
+                lambda m: m["type"] == "CommandApplied" and m["cluster_id"] == cluster, "revision 1 applied"
+            )
             chunks = restrict_chunks(cluster, directive, 2, [("fable-5", [9]), ("mythos-5", [9]), ("fable-5", [8])])
             await commands.send(chunks[0], chunks[2])  # chunk 1 never comes
-            failed = await acks.wait_for(lambda m: m["type"] == "CommandFailed" and m["cluster_id"] == cluster,
-                                         "failure of the incomplete revision")
+            failed = await acks.wait_for(
+                lambda m: m["type"] == "CommandFailed" and m["cluster_id"] == cluster,
+                "failure of the incomplete revision",
+            )
             assert failed["revision"] == 2 and "chunks 1 of 3 missing" in failed["reason"]
             assert failed["causation_id"] == chunks[0].event_id and failed["correlation_id"] == directive
             async with http(agent) as client:
@@ -38,8 +41,14 @@ async def test_a_revision_missing_a_chunk_fails_once_naming_it_and_the_held_revi
                 results = (await client.post("/v1/access:batch", json={"checks": checks})).json()["results"]
             assert {(r["user"], r["model"]) for r in results if r["decision"] == "deny"} == {(4, "fable-5")}
             await asyncio.sleep(4 * CHUNK_TIMEOUT_S)
-            await acks.wait_for(lambda m: m["type"] == "AgentHeartbeat" and m["cluster_id"] == cluster
-                                and m["occurred_at"] > failed["occurred_at"], "a later heartbeat")
+            await acks.wait_for(
+                lambda m: (
+                    m["type"] == "AgentHeartbeat"
+                    and m["cluster_id"] == cluster
+                    and m["occurred_at"] > failed["occurred_at"]
+                ),
+                "a later heartbeat",
+            )
             failures = [m for m in acks.seen if m["type"] == "CommandFailed" and m["cluster_id"] == cluster]
             assert len(failures) == 1, "the missing chunk was reported more than once"
         finally:

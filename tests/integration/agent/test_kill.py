@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 
-from shared.contracts.catalogue import ACKS
 from devtools.waiting import eventually
-from tests.integration.agent.conftest import AgentProcess, Commands, restrict_chunks, synced, TopicReader
+from shared.contracts.catalogue import ACKS
+from tests.integration.agent.conftest import AgentProcess, Commands, TopicReader, restrict_chunks, synced
 
 D1_FABLE, D2_MYTHOS, D3_FABLE = [10, 11], [11, 12], [20]
 CONTROL = (13, "fable-5")  # never restricted: must be allowed whenever the agent answers
@@ -45,11 +45,13 @@ class Poller:
     async def until(self, pair: tuple[int, str], answer: object, mark: int = 0) -> None:
         async def seen() -> bool:
             return (*pair, answer) in self.since(mark)
+
         await eventually(seen, f"{answer} for {pair}")
 
 
 async def test_an_agent_killed_with_sigkill_recovers_and_never_allows_a_denied_pair(
-        bootstrap: str, unique: str, tmp_path: Path) -> None:
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
     cluster, d1, d2, d3 = f"c-{unique}", f"D1-{unique}", f"D2-{unique}", f"D3-{unique}"
     agent = AgentProcess(bootstrap, cluster, tmp_path / "state", tmp_path)
     denied = [(u, "fable-5") for u in D1_FABLE] + [(u, "mythos-5") for u in D2_MYTHOS]
@@ -60,11 +62,15 @@ async def test_an_agent_killed_with_sigkill_recovers_and_never_allows_a_denied_p
             await commands.send(synced(cluster))  # enforcement's answer to the agent's first heartbeat
             agent.start()
             await poller.until(CONTROL, "allow")
-            await commands.send(*restrict_chunks(cluster, d1, 1, [("fable-5", D1_FABLE)]),
-                                *restrict_chunks(cluster, d2, 1, [("mythos-5", D2_MYTHOS)]))
+            await commands.send(
+                *restrict_chunks(cluster, d1, 1, [("fable-5", D1_FABLE)]),
+                *restrict_chunks(cluster, d2, 1, [("mythos-5", D2_MYTHOS)]),
+            )
             for directive in (d1, d2):
-                await acks.wait_for(lambda m, d=directive: m["type"] == "CommandApplied"
-                                    and m["directive_id"] == d, f"ack of {directive}")
+                await acks.wait_for(
+                    lambda m, d=directive: m["type"] == "CommandApplied" and m["directive_id"] == d,
+                    f"ack of {directive}",
+                )
             poller.pairs.extend(denied)
             for pair in denied:
                 await poller.until(pair, "deny")

@@ -5,17 +5,23 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from shared.contracts.catalogue import ACKS
 from devtools.waiting import eventually
+from shared.contracts.catalogue import ACKS
 from tests.integration.agent.conftest import (
-    Commands, http, MODELS, new_agent, restrict_chunks, synced, TopicReader, wait_ready,
+    MODELS,
+    Commands,
+    TopicReader,
+    http,
+    new_agent,
+    restrict_chunks,
+    synced,
+    wait_ready,
 )
 
 D1_FABLE, D2_MYTHOS, D3_FABLE = [10, 11], [11, 12], [20]
 
 
-async def _watch(agent, pairs: list[tuple[int, str]], seen: list[tuple[int, str, object]],
-                 stop: asyncio.Event) -> None:
+async def _watch(agent, pairs: list[tuple[int, str]], seen: list[tuple[int, str, object]], stop: asyncio.Event) -> None:
     """Keep asking for the previously denied pairs, recording every answer."""
     async with http(agent) as client:
         while not stop.is_set():
@@ -27,7 +33,8 @@ async def _watch(agent, pairs: list[tuple[int, str]], seen: list[tuple[int, str,
 
 
 async def test_restart_recovers_before_answering_and_never_serves_a_denied_pair(
-        bootstrap: str, unique: str, tmp_path: Path) -> None:
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
     cluster, d1, d2, d3 = f"c-{unique}", f"D1-{unique}", f"D2-{unique}", f"D3-{unique}"
     denied = [(u, "fable-5") for u in D1_FABLE] + [(u, "mythos-5") for u in D2_MYTHOS]
     async with TopicReader(bootstrap, ACKS.name) as acks, Commands(bootstrap) as commands:
@@ -35,11 +42,15 @@ async def test_restart_recovers_before_answering_and_never_serves_a_denied_pair(
         await first.start()
         try:
             await commands.send(synced(cluster))  # recorded: the restarted agent becomes ready without another
-            await commands.send(*restrict_chunks(cluster, d1, 1, [("fable-5", D1_FABLE)]),
-                                *restrict_chunks(cluster, d2, 1, [("mythos-5", D2_MYTHOS)]))
+            await commands.send(
+                *restrict_chunks(cluster, d1, 1, [("fable-5", D1_FABLE)]),
+                *restrict_chunks(cluster, d2, 1, [("mythos-5", D2_MYTHOS)]),
+            )
             for directive in (d1, d2):
-                await acks.wait_for(lambda m, d=directive: m["type"] == "CommandApplied"
-                                    and m["directive_id"] == d, f"ack of {directive}")
+                await acks.wait_for(
+                    lambda m, d=directive: m["type"] == "CommandApplied" and m["directive_id"] == d,
+                    f"ack of {directive}",
+                )
         finally:
             await first.stop()
 
@@ -59,11 +70,19 @@ async def test_restart_recovers_before_answering_and_never_serves_a_denied_pair(
                 assert set(recovered["directives"]) == {d1, d2} and recovered["ready"] is False
             await second.consume()
             await wait_ready(second)
-            await acks.wait_for(lambda m: m["type"] == "CommandApplied" and m["directive_id"] == d3
-                                and m["causation_id"] is not None and m["cluster_id"] == cluster, "ack of d3")
+            await acks.wait_for(
+                lambda m: (
+                    m["type"] == "CommandApplied"
+                    and m["directive_id"] == d3
+                    and m["causation_id"] is not None
+                    and m["cluster_id"] == cluster
+                ),
+                "ack of d3",
+            )
 
             async def all_denied_seen() -> bool:
                 return any(answer == "deny" for *_, answer in seen)
+
             await eventually(all_denied_seen, "a deny answer after catching up")
             stop.set()
             await watcher
@@ -75,9 +94,15 @@ async def test_restart_recovers_before_answering_and_never_serves_a_denied_pair(
                 results = (await client.post("/v1/access:batch", json={"checks": checks})).json()["results"]
             now_denied = {(r["user"], r["model"]) for r in results if r["decision"] == "deny"}
             assert now_denied == set(denied) | {(u, "fable-5") for u in D3_FABLE}
-            not_ready_beat = await acks.wait_for(lambda m: m["type"] == "AgentHeartbeat"
-                                                 and m["cluster_id"] == cluster and not m["ready"]
-                                                 and set(m["held"]) == {d1, d2}, "heartbeat of the recovering agent")
+            not_ready_beat = await acks.wait_for(
+                lambda m: (
+                    m["type"] == "AgentHeartbeat"
+                    and m["cluster_id"] == cluster
+                    and not m["ready"]
+                    and set(m["held"]) == {d1, d2}
+                ),
+                "heartbeat of the recovering agent",
+            )
             assert not_ready_beat["held"][d1]["revision"] == 1
         finally:
             stop.set()

@@ -10,7 +10,15 @@ from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
 from shared.contracts.catalogue import ACKS
 from shared.contracts.serving import DeltaCommand
 from tests.integration.agent.conftest import (
-    Commands, http, lift_command, MODELS, new_agent, restrict_chunks, synced, TopicReader, wait_ready,
+    MODELS,
+    Commands,
+    TopicReader,
+    http,
+    lift_command,
+    new_agent,
+    restrict_chunks,
+    synced,
+    wait_ready,
 )
 
 FABLE, MYTHOS = [1, 2, 3], [2, 5]
@@ -30,7 +38,8 @@ async def _decisions(agent) -> dict[tuple[int, str], str]:
 
 
 async def test_agent_applies_its_commands_acks_the_digest_and_denies_exactly_the_set(
-        bootstrap: str, unique: str, tmp_path: Path) -> None:
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
     cluster, other, directive = f"c-{unique}", f"c-other-{unique}", f"D-{unique}"
     agent = new_agent(bootstrap, cluster, tmp_path)
     async with TopicReader(bootstrap, ACKS.name) as acks, Commands(bootstrap) as commands:
@@ -42,8 +51,10 @@ async def test_agent_applies_its_commands_acks_the_digest_and_denies_exactly_the
             await commands.send(*restrict_chunks(other, directive, 1, [("fable-5", [7, 8])]))
             await commands.send(*chunks)
 
-            applied = await acks.wait_for(lambda m: m["type"] == "CommandApplied" and m["cluster_id"] == cluster
-                                          and m["action"] == "restrict", "restrict ack")
+            applied = await acks.wait_for(
+                lambda m: m["type"] == "CommandApplied" and m["cluster_id"] == cluster and m["action"] == "restrict",
+                "restrict ack",
+            )
             expected = scope_digest({"fable-5": set_digest(BitMap(FABLE)), "mythos-5": set_digest(BitMap(MYTHOS))})
             assert applied["digest"] == expected
             assert (applied["directive_id"], applied["revision"], applied["producer"]) == (directive, 1, "agent")
@@ -55,13 +66,17 @@ async def test_agent_applies_its_commands_acks_the_digest_and_denies_exactly_the
 
             lift = lift_command(cluster, directive, 1)
             await commands.send(lift)
-            lifted = await acks.wait_for(lambda m: m["type"] == "CommandApplied" and m["cluster_id"] == cluster
-                                         and m["action"] == "lift", "lift ack")
+            lifted = await acks.wait_for(
+                lambda m: m["type"] == "CommandApplied" and m["cluster_id"] == cluster and m["action"] == "lift",
+                "lift ack",
+            )
             assert lifted["digest"] == scope_digest({}) and lifted["causation_id"] == lift.event_id
             assert set((await _decisions(agent)).values()) == {"allow"}
 
-            beat = await acks.wait_for(lambda m: m["type"] == "AgentHeartbeat" and m["cluster_id"] == cluster
-                                       and m["ready"], "a ready heartbeat")
+            beat = await acks.wait_for(
+                lambda m: m["type"] == "AgentHeartbeat" and m["cluster_id"] == cluster and m["ready"],
+                "a ready heartbeat",
+            )
             assert beat["models"] == MODELS and beat["producer"] == "agent"
             assert not any(m.get("cluster_id") == other for m in acks.seen), "another cluster's command was acked"
         finally:
@@ -69,7 +84,8 @@ async def test_agent_applies_its_commands_acks_the_digest_and_denies_exactly_the
 
 
 async def test_a_corrupt_chunk_is_refused_with_a_reason_and_changes_nothing(
-        bootstrap: str, unique: str, tmp_path: Path) -> None:
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
     cluster, directive = f"c-{unique}", f"D-{unique}"
     agent = new_agent(bootstrap, cluster, tmp_path)
     async with TopicReader(bootstrap, ACKS.name) as acks, Commands(bootstrap) as commands:
@@ -80,8 +96,9 @@ async def test_a_corrupt_chunk_is_refused_with_a_reason_and_changes_nothing(
             await acks.wait_for(lambda m: m["type"] == "CommandApplied" and m["cluster_id"] == cluster, "first ack")
             good, bad = restrict_chunks(cluster, directive, 2, [("fable-5", [9]), ("mythos-5", [9])])
             await commands.send(good, bad.model_copy(update={"users": "bm90IGEgYml0bWFw"}))
-            failed = await acks.wait_for(lambda m: m["type"] == "CommandFailed" and m["cluster_id"] == cluster,
-                                         "failure ack")
+            failed = await acks.wait_for(
+                lambda m: m["type"] == "CommandFailed" and m["cluster_id"] == cluster, "failure ack"
+            )
             assert failed["revision"] == 2 and "chunk 1" in failed["reason"]
             await wait_ready(agent)
             decisions = await _decisions(agent)
@@ -94,14 +111,22 @@ async def test_a_corrupt_chunk_is_refused_with_a_reason_and_changes_nothing(
 
 
 async def test_resent_revisions_are_reacked_and_deltas_apply_in_seq_order(
-        bootstrap: str, unique: str, tmp_path: Path) -> None:
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
     cluster, directive = f"c-{unique}", f"D-{unique}"
     agent = new_agent(bootstrap, cluster, tmp_path)
 
     def delta(seq: int, added: list[int], removed: list[int]) -> DeltaCommand:
-        return DeltaCommand(producer="enforcement", cluster_id=cluster, directive_id=directive, revision=1,
-                            seq=seq, model="fable-5", added=encode_bitmap(BitMap(added)),
-                            removed=encode_bitmap(BitMap(removed)))
+        return DeltaCommand(
+            producer="enforcement",
+            cluster_id=cluster,
+            directive_id=directive,
+            revision=1,
+            seq=seq,
+            model="fable-5",
+            added=encode_bitmap(BitMap(added)),
+            removed=encode_bitmap(BitMap(removed)),
+        )
 
     def ours(kind: str):
         return lambda m: m["type"] == "CommandApplied" and m["cluster_id"] == cluster and m["action"] == kind
@@ -115,8 +140,10 @@ async def test_resent_revisions_are_reacked_and_deltas_apply_in_seq_order(
             first = await acks.wait_for(ours("restrict"), "restrict ack")
             resent = [c.model_copy(update={"event_id": f"resend-{unique}"}) for c in chunks]
             await commands.send(*resent)
-            again = await acks.wait_for(lambda m: ours("restrict")(m) and m["causation_id"] == resent[0].event_id,
-                                        "re-ack of the resent revision")
+            again = await acks.wait_for(
+                lambda m: ours("restrict")(m) and m["causation_id"] == resent[0].event_id,
+                "re-ack of the resent revision",
+            )
             assert again["digest"] == first["digest"]
 
             await commands.send(delta(2, [9], []), delta(1, [], [1]))
@@ -124,7 +151,9 @@ async def test_resent_revisions_are_reacked_and_deltas_apply_in_seq_order(
             assert applied["digest"] == scope_digest({"fable-5": set_digest(BitMap([2, 9]))})
             await wait_ready(agent)
             decisions = await _decisions(agent)
-            assert {pair for pair, decision in decisions.items() if decision == "deny"} == {(2, "fable-5"),
-                                                                                            (9, "fable-5")}
+            assert {pair for pair, decision in decisions.items() if decision == "deny"} == {
+                (2, "fable-5"),
+                (9, "fable-5"),
+            }
         finally:
             await agent.stop()

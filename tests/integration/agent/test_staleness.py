@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools.broker import LocalBroker
+from devtools.waiting import eventually
 from shared.runtime.settings import KafkaSettings
 from shared.runtime.topics import apply_topics
-from devtools.waiting import eventually
 from tests.integration.agent.conftest import AgentProcess, Commands, restrict_chunks, synced
-from devtools.broker import LocalBroker
 
 pytestmark = pytest.mark.kafka  # a broker of its own, which the test stops
 STALE_AFTER_S = 2.0
@@ -32,8 +32,7 @@ async def _decisions(client: httpx.AsyncClient, pairs: list[tuple[int, str]]) ->
     return {(r["user"], r["model"]): r["decision"] for r in response.json()["results"]}
 
 
-async def test_an_agent_that_loses_the_broker_applies_each_directives_stale_policy(
-        unique: str, tmp_path: Path) -> None:
+async def test_an_agent_that_loses_the_broker_applies_each_directives_stale_policy(unique: str, tmp_path: Path) -> None:
     own = LocalBroker(tmp_path / "kafka")
     await asyncio.to_thread(own.start)
     cluster = f"c-{unique}"
@@ -41,16 +40,21 @@ async def test_an_agent_that_loses_the_broker_applies_each_directives_stale_poli
     try:
         await apply_topics(KafkaSettings(bootstrap=own.bootstrap))
         agent.start()
-        deny_models = [c.model_copy(update={"on_stale": "deny_models"})
-                       for c in restrict_chunks(cluster, f"D1-{unique}", 1, [("fable-5", [1])])]
+        deny_models = [
+            c.model_copy(update={"on_stale": "deny_models"})
+            for c in restrict_chunks(cluster, f"D1-{unique}", 1, [("fable-5", [1])])
+        ]
         async with Commands(own.bootstrap) as commands:
-            await commands.send(synced(cluster), *deny_models,
-                                *restrict_chunks(cluster, f"D2-{unique}", 1, [("mythos-5", [1])]))
+            await commands.send(
+                synced(cluster), *deny_models, *restrict_chunks(cluster, f"D2-{unique}", 1, [("mythos-5", [1])])
+            )
         pairs = [(1, "fable-5"), (5, "fable-5"), (1, "mythos-5"), (5, "mythos-5")]
         held = {(1, "fable-5"): "deny", (5, "fable-5"): "allow", (1, "mythos-5"): "deny", (5, "mythos-5"): "allow"}
         async with httpx.AsyncClient(base_url=agent.base_url, timeout=5.0) as client:
+
             async def applied() -> bool:
                 return await _decisions(client, pairs) == held
+
             await eventually(applied, "both directives applied")
             await asyncio.sleep(2 * STALE_AFTER_S)  # heartbeats keep the agent in contact past the bound
             assert await _decisions(client, pairs) == held
@@ -60,6 +64,7 @@ async def test_an_agent_that_loses_the_broker_applies_each_directives_stale_poli
 
             async def stale() -> bool:
                 return (await _decisions(client, pairs))[(5, "fable-5")] == "deny"
+
             await eventually(stale, "fable-5 denied to everyone once stale")
             assert await _decisions(client, pairs) == {**held, (5, "fable-5"): "deny"}
             state = (await client.get("/v1/state")).json()

@@ -12,15 +12,17 @@ from services.audit.app import RECORDED_TOPICS, AuditService, build
 from services.audit.ledger import Ledger
 from services.audit.settings import AuditSettings
 from shared.contracts.catalogue import BY_NAME
-from shared.runtime.kafka import end_offsets as topic_end_offsets, producing, records_to_end
+from shared.runtime.kafka import end_offsets as topic_end_offsets
+from shared.runtime.kafka import producing, records_to_end
 from shared.runtime.settings import KafkaSettings
 
 Position = tuple[str, int, int]
 
 
 def audit_settings(bootstrap: str, state_dir: Path, group: str, **extra: object) -> AuditSettings:
-    return AuditSettings(kafka=KafkaSettings(bootstrap=bootstrap), state_dir=state_dir, group=group,
-                         checkpoint_interval_s=0.5, **extra)
+    return AuditSettings(
+        kafka=KafkaSettings(bootstrap=bootstrap), state_dir=state_dir, group=group, checkpoint_interval_s=0.5, **extra
+    )
 
 
 async def started(settings: AuditSettings, ledger: Ledger | None = None) -> AuditService:
@@ -46,8 +48,11 @@ def recorded(ledger_path: Path, positions: list[Position]) -> dict[Position, obj
     ledger = Ledger(ledger_path, read_only=True)
     try:
         wanted = set(positions)
-        return {(e.record.topic, e.record.partition, e.record.offset): e for e in ledger.entries()
-                if (e.record.topic, e.record.partition, e.record.offset) in wanted}
+        return {
+            (e.record.topic, e.record.partition, e.record.offset): e
+            for e in ledger.entries()
+            if (e.record.topic, e.record.partition, e.record.offset) in wanted
+        }
     finally:
         ledger.close()
 
@@ -64,8 +69,11 @@ def recorded_all(ledger_path: Path) -> list:
 async def end_offsets(bootstrap: str, topics: tuple[str, ...] = RECORDED_TOPICS) -> dict[TopicPartition, int]:
     """The next offset of every partition of these topics."""
     settings = KafkaSettings(bootstrap=bootstrap)
-    return {TopicPartition(name, p): end for name in topics
-            for p, end in (await topic_end_offsets(settings, BY_NAME[name], "tests")).items()}
+    return {
+        TopicPartition(name, p): end
+        for name in topics
+        for p, end in (await topic_end_offsets(settings, BY_NAME[name], "tests")).items()
+    }
 
 
 async def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord]:

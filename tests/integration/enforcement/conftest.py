@@ -12,15 +12,15 @@ import httpx
 from aiokafka import TopicPartition
 from pyroaring import BitMap
 
+from services.agent.app import build as build_agent
+from services.agent.settings import AgentSettings
+from services.enforcement.app import EnforcementService, build
+from services.enforcement.settings import EnforcementSettings
 from shared.contracts.bitmaps import chunk_bitmap, decode_bitmap, encode_bitmap, scope_digest, set_digest
 from shared.contracts.catalogue import ACKS, COMMANDS, Topic, key_of
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.impact import AffectedSetChunk, ImpactAssessed
 from shared.contracts.serving import AgentHeartbeat, CommandApplied, HeldDirective
-from services.agent.app import build as build_agent
-from services.agent.settings import AgentSettings
-from services.enforcement.app import EnforcementService, build
-from services.enforcement.settings import EnforcementSettings
 from shared.runtime.kafka import consumer, producer, producing
 from shared.runtime.settings import KafkaSettings
 
@@ -28,8 +28,14 @@ WRONG = "0" * 64
 
 
 def settings_for(bootstrap: str, state: Path) -> EnforcementSettings:
-    return EnforcementSettings(kafka={"bootstrap": bootstrap}, state_dir=state, deadline_check_interval_s=0.2,
-                               resend_backoff_base_s=0.5, resend_backoff_cap_s=2.0, heartbeat_grace_s=0)
+    return EnforcementSettings(
+        kafka={"bootstrap": bootstrap},
+        state_dir=state,
+        deadline_check_interval_s=0.2,
+        resend_backoff_base_s=0.5,
+        resend_backoff_cap_s=2.0,
+        heartbeat_grace_s=0,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -42,8 +48,9 @@ async def running(bootstrap: str, state: Path):
         await service.stop()
 
 
-async def publish(bootstrap: str, topic: Topic, *messages: Any, raw: bytes | None = None,
-                  raw_key: bytes = b"poison") -> None:
+async def publish(
+    bootstrap: str, topic: Topic, *messages: Any, raw: bytes | None = None, raw_key: bytes = b"poison"
+) -> None:
     """Publish contract messages (after one raw value if given) with the catalogue's keys."""
     async with producing(KafkaSettings(bootstrap=bootstrap), "tests-publish") as producer:
         if raw is not None:
@@ -52,19 +59,49 @@ async def publish(bootstrap: str, topic: Topic, *messages: Any, raw: bytes | Non
             await producer.send_and_wait(topic.name, message.model_dump_json().encode(), key=key_of(topic, message))
 
 
-def impact(directive: str, sets: dict[str, BitMap], *, action: str = "restrict", revision: int = 1,
-           deadline_s: int = 120, ids_per_chunk: int = 40) -> list[Any]:
+def impact(
+    directive: str,
+    sets: dict[str, BitMap],
+    *,
+    action: str = "restrict",
+    revision: int = 1,
+    deadline_s: int = 120,
+    ids_per_chunk: int = 40,
+) -> list[Any]:
     """An ImpactAssessed and its chunks, as the impact service publishes them."""
     parts = [(m, p) for m in sorted(sets) for p in chunk_bitmap(sets[m], ids_per_chunk)]
     digests = {m: set_digest(b) for m, b in sets.items()}
     assessed = ImpactAssessed(
-        producer="impact", correlation_id=directive, directive_id=directive, revision=revision, action=action,
+        producer="impact",
+        correlation_id=directive,
+        directive_id=directive,
+        revision=revision,
+        action=action,
         scope=DirectiveScope(models=sorted(sets), selector={"kind": "everyone"}, enforcement_deadline_s=deadline_s),
-        affected_by_model={m: len(b) for m, b in sets.items()}, affected_users=len(BitMap.union(*sets.values())),
-        model_digests=digests, digest=scope_digest(digests), registry_offsets={0: 0}, chunks=len(parts))
-    return [assessed, *(AffectedSetChunk(producer="impact", correlation_id=directive, directive_id=directive,
-                                         revision=revision, action=action, model=m, chunk=i, chunks=len(parts),
-                                         users=encode_bitmap(p)) for i, (m, p) in enumerate(parts))]
+        affected_by_model={m: len(b) for m, b in sets.items()},
+        affected_users=len(BitMap.union(*sets.values())),
+        model_digests=digests,
+        digest=scope_digest(digests),
+        registry_offsets={0: 0},
+        chunks=len(parts),
+    )
+    return [
+        assessed,
+        *(
+            AffectedSetChunk(
+                producer="impact",
+                correlation_id=directive,
+                directive_id=directive,
+                revision=revision,
+                action=action,
+                model=m,
+                chunk=i,
+                chunks=len(parts),
+                users=encode_bitmap(p),
+            )
+            for i, (m, p) in enumerate(parts)
+        ),
+    ]
 
 
 class TopicReader:
@@ -158,8 +195,9 @@ class FakeAgent(TopicReader):
         elif command.type == "DeltaCommand":
             revision, sets = self.held[command.directive_id]
             if command.model in sets:  # a model the cluster does not serve only advances the seq
-                sets[command.model] = (sets[command.model] | decode_bitmap(command.added)) \
-                    - decode_bitmap(command.removed)
+                sets[command.model] = (sets[command.model] | decode_bitmap(command.added)) - decode_bitmap(
+                    command.removed
+                )
             self._answer(command, "delta")
         else:
             self.held.pop(command.directive_id, None)
@@ -179,9 +217,16 @@ class FakeAgent(TopicReader):
             return
         self.answers += 1
         digest = self.claim(command.directive_id)
-        ack = CommandApplied(producer=f"agent-{self.cluster}", cluster_id=self.cluster,
-                             directive_id=command.directive_id, revision=command.revision, action=action,
-                             digest=digest, seq=getattr(command, "seq", 0), causation_id=command.event_id)
+        ack = CommandApplied(
+            producer=f"agent-{self.cluster}",
+            cluster_id=self.cluster,
+            directive_id=command.directive_id,
+            revision=command.revision,
+            action=action,
+            digest=digest,
+            seq=getattr(command, "seq", 0),
+            causation_id=command.event_id,
+        )
         asyncio.get_running_loop().create_task(self._send(ack))
 
     async def _send(self, message: Any) -> None:
@@ -189,18 +234,33 @@ class FakeAgent(TopicReader):
 
     async def _beat_forever(self) -> None:
         while True:
-            held = {} if self.mode == "silent" else {
-                d: HeldDirective(revision=r, digest=self.claim(d)) for d, (r, _) in self.held.items()}
-            await self._send(AgentHeartbeat(producer=f"agent-{self.cluster}", cluster_id=self.cluster,
-                                            models=self.models, held=held, ready=True))
+            held = (
+                {}
+                if self.mode == "silent"
+                else {d: HeldDirective(revision=r, digest=self.claim(d)) for d, (r, _) in self.held.items()}
+            )
+            await self._send(
+                AgentHeartbeat(
+                    producer=f"agent-{self.cluster}", cluster_id=self.cluster, models=self.models, held=held, ready=True
+                )
+            )
             await asyncio.sleep(1.0)
 
 
 @contextlib.asynccontextmanager
 async def real_agent(bootstrap: str, cluster: str, models: list[str], state: Path):
     """The real agent (services.agent.app) for one cluster, in-process, its HTTP API on a free port."""
-    agent = build_agent(AgentSettings(cluster_id=cluster, models=models, http_port=0, heartbeat_interval_s=0.3,
-                                      readiness_poll_s=0.05, state_dir=state, kafka={"bootstrap": bootstrap}))
+    agent = build_agent(
+        AgentSettings(
+            cluster_id=cluster,
+            models=models,
+            http_port=0,
+            heartbeat_interval_s=0.3,
+            readiness_poll_s=0.05,
+            state_dir=state,
+            kafka={"bootstrap": bootstrap},
+        )
+    )
     await agent.start()
     try:
         yield agent

@@ -8,11 +8,11 @@ from typing import Any
 
 from pyroaring import BitMap
 
+from devtools.waiting import eventually
 from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
 from shared.contracts.catalogue import COMMANDS, ENFORCEMENT, IMPACT
 from shared.contracts.impact import AffectedSetDelta
-from devtools.waiting import eventually
-from tests.integration.enforcement.conftest import FakeAgent, impact, publish, running, TopicReader
+from tests.integration.enforcement.conftest import FakeAgent, TopicReader, impact, publish, running
 
 
 class HeaderReader(TopicReader):
@@ -32,31 +32,55 @@ def changes(directive: str, sets: dict[str, BitMap], first_seq: int, count: int)
         model = models[seq % 2]
         added, removed = BitMap([1000 + seq, 2000 + seq]), BitMap([sets[model].min()])
         sets[model] = (sets[model] | added) - removed
-        out.append(AffectedSetDelta(producer="impact", correlation_id=directive, directive_id=directive,
-                                    revision=1, seq=seq, model=model, added=encode_bitmap(added),
-                                    removed=encode_bitmap(removed), model_digest=set_digest(sets[model])))
+        out.append(
+            AffectedSetDelta(
+                producer="impact",
+                correlation_id=directive,
+                directive_id=directive,
+                revision=1,
+                seq=seq,
+                model=model,
+                added=encode_bitmap(added),
+                removed=encode_bitmap(removed),
+                model_digest=set_digest(sets[model]),
+            )
+        )
     return out
 
 
 def all_acked(status: TopicReader, directive: str, digest: str) -> list[Any]:
-    return [p for p, _ in status.messages if p.type == "EnforcementProgressed" and p.directive_id == directive
-            and p.expected_digest == digest and {c.state for c in p.clusters.values()} == {"applied"}]
+    return [
+        p
+        for p, _ in status.messages
+        if p.type == "EnforcementProgressed"
+        and p.directive_id == directive
+        and p.expected_digest == digest
+        and {c.state for c in p.clusters.values()} == {"applied"}
+    ]
 
 
 async def test_deltas_reach_every_cluster_are_acked_and_the_sets_survive_a_restart(
-        bootstrap: str, unique: str, tmp_path: Path) -> None:
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
     directive, fable, mythos = f"D-{unique}", f"fable-{unique}", f"mythos-{unique}"
     sets = {fable: BitMap(range(100)), mythos: BitMap(range(50, 70))}
     assessed, *chunks = impact(directive, dict(sets))
     key = (directive, 1, "restrict")
-    async with (HeaderReader(bootstrap, ENFORCEMENT) as status, HeaderReader(bootstrap, COMMANDS) as sent,
-                FakeAgent(bootstrap, f"a-{unique}", [fable]) as a,
-                FakeAgent(bootstrap, f"b-{unique}", [fable, mythos]) as b):
+    async with (
+        HeaderReader(bootstrap, ENFORCEMENT) as status,
+        HeaderReader(bootstrap, COMMANDS) as sent,
+        FakeAgent(bootstrap, f"a-{unique}", [fable]) as a,
+        FakeAgent(bootstrap, f"b-{unique}", [fable, mythos]) as b,
+    ):
         async with running(bootstrap, tmp_path) as service:
             await eventually(lambda: {a.cluster, b.cluster} <= set(service.core.clusters), what="heartbeats")
             await publish(bootstrap, IMPACT, assessed, *chunks)
-            await eventually(lambda: [m for m, _ in status.messages if m.type == "DirectiveEnforced"
-                                      and m.directive_id == directive], what="DirectiveEnforced")
+            await eventually(
+                lambda: [
+                    m for m, _ in status.messages if m.type == "DirectiveEnforced" and m.directive_id == directive
+                ],
+                what="DirectiveEnforced",
+            )
 
             await publish(bootstrap, IMPACT, *changes(directive, sets, 1, 6))
             digest = scope_digest({m: set_digest(s) for m, s in sets.items()})

@@ -12,10 +12,17 @@ from pathlib import Path
 import pytest
 from pyroaring import BitMap
 
-from shared.contracts.catalogue import ENFORCEMENT, IMPACT
 from devtools.waiting import eventually
+from shared.contracts.catalogue import ENFORCEMENT, IMPACT
 from tests.integration.enforcement.conftest import (
-    denials, impact, pairs, publish, ready, real_agent, running, TopicReader,
+    TopicReader,
+    denials,
+    impact,
+    pairs,
+    publish,
+    ready,
+    real_agent,
+    running,
 )
 
 USERS = range(0, 70)
@@ -32,8 +39,7 @@ def overlapping(fable: str, mythos: str) -> dict[str, dict[str, BitMap]]:
 
 def restored(lifted: dict[str, BitMap], remaining: list[dict[str, BitMap]]) -> dict[str, BitMap]:
     """What impact assesses for a lift: the directive's users no remaining directive covers, per model."""
-    return {m: users - BitMap.union(BitMap(), *(d.get(m, BitMap()) for d in remaining))
-            for m, users in lifted.items()}
+    return {m: users - BitMap.union(BitMap(), *(d.get(m, BitMap()) for d in remaining)) for m, users in lifted.items()}
 
 
 async def until_ready(agent, timeout: float = 60.0) -> None:
@@ -49,15 +55,19 @@ def enforced(status: TopicReader, directive: str, action: str) -> list:
 
 @pytest.mark.parametrize("order", list(itertools.permutations("ABC")), ids="-".join)
 async def test_lifting_overlapping_directives_in_any_order_leaves_exactly_the_union_of_the_rest(
-        bootstrap: str, unique: str, tmp_path: Path, order: tuple[str, ...]) -> None:
+    bootstrap: str, unique: str, tmp_path: Path, order: tuple[str, ...]
+) -> None:
     fable, mythos = f"fable-{unique}", f"mythos-{unique}"
     sets = overlapping(fable, mythos)
     ids = {name: f"D{name}-{unique}" for name in sets}
     served = {f"both-{unique}": [fable, mythos], f"fable-{unique}": [fable], f"mythos-{unique}": [mythos]}
-    async with (TopicReader(bootstrap, ENFORCEMENT) as status, running(bootstrap, tmp_path / "enforcement") as service,
-                real_agent(bootstrap, f"both-{unique}", served[f"both-{unique}"], tmp_path) as both,
-                real_agent(bootstrap, f"fable-{unique}", served[f"fable-{unique}"], tmp_path) as fable_only,
-                real_agent(bootstrap, f"mythos-{unique}", served[f"mythos-{unique}"], tmp_path) as mythos_only):
+    async with (
+        TopicReader(bootstrap, ENFORCEMENT) as status,
+        running(bootstrap, tmp_path / "enforcement") as service,
+        real_agent(bootstrap, f"both-{unique}", served[f"both-{unique}"], tmp_path) as both,
+        real_agent(bootstrap, f"fable-{unique}", served[f"fable-{unique}"], tmp_path) as fable_only,
+        real_agent(bootstrap, f"mythos-{unique}", served[f"mythos-{unique}"], tmp_path) as mythos_only,
+    ):
         agents = [both, fable_only, mythos_only]
         await eventually(lambda: set(served) <= set(service.core.clusters), what="heartbeats of the three agents")
 
@@ -81,45 +91,58 @@ async def test_lifting_overlapping_directives_in_any_order_leaves_exactly_the_un
             [lift] = await eventually(lambda name=name: enforced(status, ids[name], "lift"), what=f"{name} lifted")
             assert set(lift.clusters) == {c for c, models in served.items() if set(models) & set(sets[name])}
             await deny_exactly(active)
-        assert not [r for r in service.core.rollouts.values() if r.directive_id in ids.values()
-                    and r.action == "restrict" and r.active]
+        assert not [
+            r
+            for r in service.core.rollouts.values()
+            if r.directive_id in ids.values() and r.action == "restrict" and r.active
+        ]
 
 
 async def test_a_cluster_joining_later_ends_up_holding_every_active_restriction(
-        bootstrap: str, unique: str, tmp_path: Path) -> None:
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
     fable, mythos = f"fable-{unique}", f"mythos-{unique}"
     sets = overlapping(fable, mythos)
     ids = {name: f"D{name}-{unique}" for name in sets}
     models = [fable, mythos]
     late_id = f"late-{unique}"
-    async with (TopicReader(bootstrap, ENFORCEMENT) as status, running(bootstrap, tmp_path / "enforcement") as service,
-                real_agent(bootstrap, f"early-{unique}", models, tmp_path)):
+    async with (
+        TopicReader(bootstrap, ENFORCEMENT) as status,
+        running(bootstrap, tmp_path / "enforcement") as service,
+        real_agent(bootstrap, f"early-{unique}", models, tmp_path),
+    ):
         await eventually(lambda: f"early-{unique}" in service.core.clusters, what="early agent heartbeat")
         for name in ("A", "B", "C"):
             await publish(bootstrap, IMPACT, *impact(ids[name], sets[name], ids_per_chunk=15))
         await eventually(lambda: all(enforced(status, d, "restrict") for d in ids.values()), what="restricted")
-        await publish(bootstrap, IMPACT, *impact(ids["C"], restored(sets["C"], [sets["A"], sets["B"]]),
-                                                 action="lift"))  # C is no longer active when the late one joins
+        await publish(
+            bootstrap, IMPACT, *impact(ids["C"], restored(sets["C"], [sets["A"], sets["B"]]), action="lift")
+        )  # C is no longer active when the late one joins
         await eventually(lambda: enforced(status, ids["C"], "lift"), what="C lifted")
 
         async with real_agent(bootstrap, late_id, models, tmp_path) as late:
             await eventually(lambda: {ids["A"], ids["B"]} <= set(late.state.held), what="late agent holds A and B")
             assert ids["C"] not in late.state.held
             for name in ("A", "B"):
-                track = await eventually(lambda name=name: service.core.rollouts[(ids[name], 1, "restrict")]
-                                         .clusters.get(late_id), what=f"{name} targets the late cluster")
+                track = await eventually(
+                    lambda name=name: service.core.rollouts[(ids[name], 1, "restrict")].clusters.get(late_id),
+                    what=f"{name} targets the late cluster",
+                )
                 await eventually(lambda track=track: track.applied, what=f"late cluster acknowledged {name}")
             await until_ready(late)
             assert await denials(late, USERS, models) == pairs(sets["A"], models) | pairs(sets["B"], models)
 
 
 async def test_a_late_agent_answers_ready_only_once_it_holds_the_active_restrictions(
-        bootstrap: str, unique: str, tmp_path: Path) -> None:
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
     fable = f"fable-{unique}"
     directive, users = f"DA-{unique}", BitMap(range(0, 40))
     async with TopicReader(bootstrap, ENFORCEMENT) as status:
-        async with (running(bootstrap, tmp_path / "enforcement") as service,
-                    real_agent(bootstrap, f"early-{unique}", [fable], tmp_path)):
+        async with (
+            running(bootstrap, tmp_path / "enforcement") as service,
+            real_agent(bootstrap, f"early-{unique}", [fable], tmp_path),
+        ):
             await eventually(lambda: f"early-{unique}" in service.core.clusters, what="early agent heartbeat")
             await publish(bootstrap, IMPACT, *impact(directive, {fable: users}))
             await eventually(lambda: enforced(status, directive, "restrict"), what="restricted")

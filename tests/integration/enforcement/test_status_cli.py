@@ -8,25 +8,35 @@ from pathlib import Path
 from pyroaring import BitMap
 from typer.testing import CliRunner
 
-from shared.contracts.catalogue import ENFORCEMENT, IMPACT
-from services.enforcement.cli import app
 from devtools.waiting import eventually
-from tests.integration.enforcement.conftest import FakeAgent, impact, publish, running, TopicReader
+from services.enforcement.cli import app
+from shared.contracts.catalogue import ENFORCEMENT, IMPACT
+from tests.integration.enforcement.conftest import FakeAgent, TopicReader, impact, publish, running
 
 
 async def test_status_shows_applied_and_overdue_clusters_of_a_directive(
-        bootstrap: str, unique: str, tmp_path: Path) -> None:
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
     directive, fable = f"D-{unique}", f"fable-{unique}"
     assessed, *chunks = impact(directive, {fable: BitMap(range(10))}, deadline_s=1)
-    async with (TopicReader(bootstrap, ENFORCEMENT) as status,
-                FakeAgent(bootstrap, f"ok-{unique}", [fable]) as ok,
-                FakeAgent(bootstrap, f"mute-{unique}", [fable], mode="silent") as mute,
-                running(bootstrap, tmp_path) as service):
+    async with (
+        TopicReader(bootstrap, ENFORCEMENT) as status,
+        FakeAgent(bootstrap, f"ok-{unique}", [fable]) as ok,
+        FakeAgent(bootstrap, f"mute-{unique}", [fable], mode="silent") as mute,
+        running(bootstrap, tmp_path) as service,
+    ):
         await eventually(lambda: {ok.cluster, mute.cluster} <= set(service.core.clusters), what="heartbeats")
         await publish(bootstrap, IMPACT, assessed, *chunks)
-        await eventually(lambda: [p for p in status.where(type="EnforcementProgressed", directive_id=directive)
-                                  if p.clusters.get(ok.cluster) and p.clusters[ok.cluster].state == "applied"
-                                  and p.clusters[mute.cluster].state == "overdue"], what="applied and overdue")
+        await eventually(
+            lambda: [
+                p
+                for p in status.where(type="EnforcementProgressed", directive_id=directive)
+                if p.clusters.get(ok.cluster)
+                and p.clusters[ok.cluster].state == "applied"
+                and p.clusters[mute.cluster].state == "overdue"
+            ],
+            what="applied and overdue",
+        )
 
     runner = CliRunner()
     one = await asyncio.to_thread(runner.invoke, app, [directive, "--bootstrap", bootstrap], env={"COLUMNS": "250"})

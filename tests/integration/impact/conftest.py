@@ -24,7 +24,8 @@ from shared.contracts.bitmaps import decode_bitmap
 from shared.contracts.catalogue import ALL_TOPICS, DIRECTIVES, IMPACT, USERS, dead_letter_topic
 from shared.contracts.directives import DirectiveIssued, DirectiveLifted, DirectiveScope
 from shared.contracts.users import UserUpserted, user_key
-from shared.runtime.kafka import consuming, end_offsets as topic_end_offsets, producing, records_to_end
+from shared.runtime.kafka import consuming, producing, records_to_end
+from shared.runtime.kafka import end_offsets as topic_end_offsets
 from shared.runtime.settings import KafkaSettings
 from tests.unit.impact.population_builder import user
 
@@ -54,9 +55,16 @@ def random_users(base: int, count: int, seed: int) -> list[UserUpserted]:
     people = []
     for i in range(count):
         nationalities = rng.choice([None, [], ["US"], ["US", "IE"], ["DE"], ["CN", "RU"], ["IN"], ["FR", "US", "DE"]])
-        people.append(user(base + i, nationalities, rng.choice([None, "US", "DE", "CN"]),
-                           rng.choice(["consumer", "enterprise_member", "employee"]),
-                           rng.choice([None, "org-1"]), tuple(rng.sample(["fable-5", "mythos-5"], rng.randint(0, 2)))))
+        people.append(
+            user(
+                base + i,
+                nationalities,
+                rng.choice([None, "US", "DE", "CN"]),
+                rng.choice(["consumer", "enterprise_member", "employee"]),
+                rng.choice([None, "org-1"]),
+                tuple(rng.sample(["fable-5", "mythos-5"], rng.randint(0, 2))),
+            )
+        )
     return people
 
 
@@ -70,13 +78,25 @@ async def send_directive(producer: AIOKafkaProducer, event: DirectiveIssued | Di
     await producer.send_and_wait(DIRECTIVES.name, event.model_dump_json().encode(), key=event.directive_id.encode())
 
 
-def issued(directive: str, revision: int, selector: dict, models: list[str], unknown: str = "restrict") -> DirectiveIssued:
-    return DirectiveIssued(producer="test", directive_id=directive, revision=revision, title="Export control",
-                           scope=DirectiveScope(models=models, selector=selector, unknown_attribute=unknown))
+def issued(
+    directive: str, revision: int, selector: dict, models: list[str], unknown: str = "restrict"
+) -> DirectiveIssued:
+    return DirectiveIssued(
+        producer="test",
+        directive_id=directive,
+        revision=revision,
+        title="Export control",
+        scope=DirectiveScope(models=models, selector=selector, unknown_attribute=unknown),
+    )
 
 
-async def read_until(bootstrap: str, topic: str, partitions: int, done: Callable[[list], bool],
-                     decode: Callable = lambda record: json.loads(record.value)) -> list:
+async def read_until(
+    bootstrap: str,
+    topic: str,
+    partitions: int,
+    done: Callable[[list], bool],
+    decode: Callable = lambda record: json.loads(record.value),
+) -> list:
     """Every record of a topic from the beginning (decoded), polled until done(records) or the timeout."""
     async with consuming(KafkaSettings(bootstrap=bootstrap), "tests-impact-read") as consumer:
         consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
@@ -92,12 +112,16 @@ async def read_until(bootstrap: str, topic: str, partitions: int, done: Callable
 
 async def assessment_of(bootstrap: str, directive: str, action: str) -> tuple[dict, dict[str, BitMap]]:
     """The ImpactAssessed of a directive and action, and its chunks folded into per-model sets."""
+
     def mine(events: list) -> list:
         return [e for e in events if e.get("directive_id") == directive and e.get("action") == action]
 
     def complete(events: list) -> bool:
         heads = [e for e in mine(events) if e["type"] == "ImpactAssessed"]
-        return bool(heads) and len({e["chunk"] for e in mine(events) if e["type"] == "AffectedSetChunk"}) == heads[0]["chunks"]
+        return (
+            bool(heads)
+            and len({e["chunk"] for e in mine(events) if e["type"] == "AffectedSetChunk"}) == heads[0]["chunks"]
+        )
 
     events = mine(await read_until(bootstrap, IMPACT.name, IMPACT.partitions, complete))
     head = next(e for e in events if e["type"] == "ImpactAssessed")
@@ -110,8 +134,9 @@ async def assessment_of(bootstrap: str, directive: str, action: str) -> tuple[di
 async def registry_at(bootstrap: str, offsets: dict[str, int]) -> dict[int, UserUpserted]:
     """The oracle's registry: every valid record below the recorded offsets, last one per user, tombstones delete."""
     ends = {int(p): o for p, o in offsets.items()}
-    records = [r async for r in records_to_end(KafkaSettings(bootstrap=bootstrap), USERS, "tests-impact-registry",
-                                                until=ends)]
+    records = [
+        r async for r in records_to_end(KafkaSettings(bootstrap=bootstrap), USERS, "tests-impact-registry", until=ends)
+    ]
     people: dict[int, UserUpserted] = {}
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
         if record.value is None:
@@ -135,8 +160,9 @@ DEAD_LETTERS = dead_letter_topic("impact")
 
 
 def settings_for(bootstrap: str, state_dir: Path, **overrides: object) -> ImpactSettings:
-    return ImpactSettings(kafka=KafkaSettings(bootstrap=bootstrap), state_dir=state_dir, http_port=0,
-                          snapshot_interval_s=0, **overrides)
+    return ImpactSettings(
+        kafka=KafkaSettings(bootstrap=bootstrap), state_dir=state_dir, http_port=0, snapshot_interval_s=0, **overrides
+    )
 
 
 async def end_offsets(bootstrap: str, topics: tuple = ALL_TOPICS) -> dict[tuple[str, int], int]:
@@ -147,8 +173,10 @@ async def end_offsets(bootstrap: str, topics: tuple = ALL_TOPICS) -> dict[tuple[
 
 async def impact_events(bootstrap: str, directive: str, done) -> list[dict]:
     """The impact events of one directive, read until done(events of that directive)."""
+
     def mine(seen: list) -> list:
         return [e for e in seen if e.get("directive_id") == directive]
+
     return mine(await read_until(bootstrap, IMPACT.name, IMPACT.partitions, lambda seen: done(mine(seen))))
 
 
@@ -157,8 +185,9 @@ async def passed_marker(bootstrap: str, producer, unique: str, name: str) -> lis
     marker = f"{unique}-{name}"  # covers no one: directives stay active for the whole session
     nobody = {"kind": "organisation", "any_of": [f"org-{marker}"]}
     await send_directive(producer, issued(marker, 1, nobody, ["fable-5"]))
-    return await read_until(bootstrap, IMPACT.name, IMPACT.partitions,
-                            lambda seen: any(e.get("directive_id") == marker for e in seen))
+    return await read_until(
+        bootstrap, IMPACT.name, IMPACT.partitions, lambda seen: any(e.get("directive_id") == marker for e in seen)
+    )
 
 
 async def lifted(bootstrap: str, producer, directive: str, revision: int = 1) -> None:
@@ -195,5 +224,8 @@ def added_ids(deltas: list[dict]) -> BitMap:
 
 def letters_for(events: list[dict], marker: bytes) -> list[dict]:
     """Dead letters of the registry whose original value contains the marker."""
-    return [e for e in events if e.get("topic") != DIRECTIVES.name and e.get("value_b64")
-            and marker in base64.b64decode(e["value_b64"])]
+    return [
+        e
+        for e in events
+        if e.get("topic") != DIRECTIVES.name and e.get("value_b64") and marker in base64.b64decode(e["value_b64"])
+    ]

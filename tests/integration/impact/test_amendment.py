@@ -19,6 +19,7 @@ def complete(revision: int):
         heads = [e for e in events if e["type"] == "ImpactAssessed" and e["revision"] == revision]
         chunks = {e["chunk"] for e in events if e["type"] == "AffectedSetChunk" and e["revision"] == revision}
         return bool(heads) and len(chunks) == heads[0]["chunks"] + heads[0]["diff_chunks"]
+
     return done
 
 
@@ -31,15 +32,20 @@ def parts(events: list, revision: int) -> dict[tuple[str, str], BitMap]:
 
 
 async def test_an_amendment_narrower_and_wider_publishes_the_whole_set_and_what_it_adds_and_removes(
-        service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str,
-        to_lift: list) -> None:
+    service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str, to_lift: list
+) -> None:
     base = next(_bases) * 100_000
     org = f"org-{unique}"
     french_in_de, french_in_us, chinese, german = base + 1, base + 2, base + 3, base + 4
-    await send_users(producer, [user(french_in_de, ["FR"], "DE", organisation=org),
-                                user(french_in_us, ["FR"], "US", organisation=org),
-                                user(chinese, ["CN"], "US", organisation=org),
-                                user(german, ["DE"], "DE", organisation=org)])
+    await send_users(
+        producer,
+        [
+            user(french_in_de, ["FR"], "DE", organisation=org),
+            user(french_in_us, ["FR"], "US", organisation=org),
+            user(chinese, ["CN"], "US", organisation=org),
+            user(german, ["DE"], "DE", organisation=org),
+        ],
+    )
     in_org = {"kind": "organisation", "any_of": [org]}
     directive = f"{unique}-amended"
     rev1 = {"kind": "all_of", "of": [in_org, {"kind": "nationality", "any_of": ["FR"]}]}
@@ -48,10 +54,22 @@ async def test_an_amendment_narrower_and_wider_publishes_the_whole_set_and_what_
     await impact_events(bootstrap, directive, complete(1))
 
     # narrower (French only if resident in DE) and wider (Chinese too, and a second model)
-    rev2 = {"kind": "all_of", "of": [in_org, {"kind": "any_of", "of": [
-        {"kind": "nationality", "any_of": ["CN"]},
-        {"kind": "all_of", "of": [{"kind": "nationality", "any_of": ["FR"]}, {"kind": "residence", "any_of": ["DE"]}]},
-    ]}]}
+    rev2 = {
+        "kind": "all_of",
+        "of": [
+            in_org,
+            {
+                "kind": "any_of",
+                "of": [
+                    {"kind": "nationality", "any_of": ["CN"]},
+                    {
+                        "kind": "all_of",
+                        "of": [{"kind": "nationality", "any_of": ["FR"]}, {"kind": "residence", "any_of": ["DE"]}],
+                    },
+                ],
+            },
+        ],
+    }
     await send_directive(producer, issued(directive, 2, rev2, ["fable-5", "mythos-5"]))
     events = await impact_events(bootstrap, directive, complete(2))
 
@@ -62,9 +80,12 @@ async def test_an_amendment_narrower_and_wider_publishes_the_whole_set_and_what_
     assert head["removed_by_model"] == {"fable-5": 1, "mythos-5": 0}
     assert head["chunks"] == 2 and head["diff_chunks"] == 4
     assert parts(events, 2) == {
-        ("whole", "fable-5"): now, ("whole", "mythos-5"): now,
-        ("added", "fable-5"): BitMap([chinese]), ("added", "mythos-5"): now,
-        ("removed", "fable-5"): BitMap([french_in_us]), ("removed", "mythos-5"): BitMap(),
+        ("whole", "fable-5"): now,
+        ("whole", "mythos-5"): now,
+        ("added", "fable-5"): BitMap([chinese]),
+        ("added", "mythos-5"): now,
+        ("removed", "fable-5"): BitMap([french_in_us]),
+        ("removed", "mythos-5"): BitMap(),
     }
     chunks = [e for e in events if e["type"] == "AffectedSetChunk" and e["revision"] == 2]
     whole_chunks = [c for c in chunks if c["part"] == "whole"]

@@ -12,7 +12,14 @@ from services.impact.app import ImpactService
 from shared.contracts.catalogue import USERS
 from shared.contracts.users import user_key
 from tests.integration.impact.conftest import (
-    assessment_of, _bases, DEAD_LETTERS, issued, letters_for, read_until, send_directive, send_users,
+    DEAD_LETTERS,
+    _bases,
+    assessment_of,
+    issued,
+    letters_for,
+    read_until,
+    send_directive,
+    send_users,
 )
 from tests.unit.impact.population_builder import user
 
@@ -42,8 +49,8 @@ REASONS = {
 @pytest.mark.kafka
 @pytest.mark.parametrize("case", list(REASONS))
 async def test_an_invalid_registry_record_is_dead_lettered_with_the_reason_and_changes_no_evaluation(
-        service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str, case: str,
-        to_lift: list) -> None:
+    service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str, case: str, to_lift: list
+) -> None:
     base = next(_bases) * 100_000
     org = f"org-{unique}"
     await send_users(producer, [user(base + 1, ["FR"], organisation=org)])
@@ -57,7 +64,9 @@ async def test_an_invalid_registry_record_is_dead_lettered_with_the_reason_and_c
     head, sets = await assessment_of(bootstrap, directive, "restrict")
     assert sets == {"fable-5": BitMap([base + 1, base + 2])}
     assert head["by_account_type"] == {"consumer": 2} and head["by_country"] == {"DE": 2}  # the good record stands
-    (letter,) = letters_for(await read_until(bootstrap, DEAD_LETTERS.name, 1,
-                                             lambda seen: bool(letters_for(seen, org.encode()))), org.encode())
+    (letter,) = letters_for(
+        await read_until(bootstrap, DEAD_LETTERS.name, 1, lambda seen: bool(letters_for(seen, org.encode()))),
+        org.encode(),
+    )
     assert letter["topic"] == USERS.name and REASONS[case] in letter["reason"]
     assert service.view.population.columns().account_type[base + 1] == 0  # still the consumer record

@@ -10,8 +10,18 @@ from services.impact.app import ImpactService
 from shared.contracts.catalogue import USERS
 from shared.contracts.users import user_key
 from tests.integration.impact.conftest import (
-    added_ids, assessment_of, _bases, deltas_of, FOREIGN_TO_US, impact_events, issued, passed_marker,
-    removed_ids, send_directive, send_users, until,
+    FOREIGN_TO_US,
+    _bases,
+    added_ids,
+    assessment_of,
+    deltas_of,
+    impact_events,
+    issued,
+    passed_marker,
+    removed_ids,
+    send_directive,
+    send_users,
+    until,
 )
 from tests.unit.impact.population_builder import user
 
@@ -23,8 +33,8 @@ def in_org(org: str, *clauses: dict) -> dict:
 
 
 async def test_a_new_foreign_signup_becomes_denied(
-        service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str,
-        to_lift: list) -> None:
+    service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str, to_lift: list
+) -> None:
     base = next(_bases) * 100_000
     org = f"org-{unique}"
     await send_users(producer, [user(base + 1, ["US"], organisation=org)])
@@ -43,8 +53,8 @@ async def test_a_new_foreign_signup_becomes_denied(
 
 
 async def test_a_user_gaining_us_nationality_leaves_only_the_directives_that_no_longer_cover_them(
-        service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str,
-        to_lift: list) -> None:
+    service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str, to_lift: list
+) -> None:
     base = next(_bases) * 100_000
     org = f"org-{unique}"
     person = base + 1
@@ -52,8 +62,9 @@ async def test_a_user_gaining_us_nationality_leaves_only_the_directives_that_no_
     foreign, french = f"{unique}-foreign", f"{unique}-french"
     to_lift.extend([(foreign, 1), (french, 1)])
     await send_directive(producer, issued(foreign, 1, in_org(org, FOREIGN_TO_US), ["fable-5"]))
-    await send_directive(producer, issued(french, 1, in_org(org, {"kind": "nationality", "any_of": ["FR"]}),
-                                          ["fable-5"]))
+    await send_directive(
+        producer, issued(french, 1, in_org(org, {"kind": "nationality", "any_of": ["FR"]}), ["fable-5"])
+    )
     assert (await assessment_of(bootstrap, foreign, "restrict"))[1]["fable-5"] == BitMap([person, base + 2])
     assert (await assessment_of(bootstrap, french, "restrict"))[1]["fable-5"] == BitMap([person, base + 2])
 
@@ -68,8 +79,8 @@ async def test_a_user_gaining_us_nationality_leaves_only_the_directives_that_no_
 
 
 async def test_a_deleted_user_leaves_the_affected_set(
-        service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str,
-        to_lift: list) -> None:
+    service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str, to_lift: list
+) -> None:
     base = next(_bases) * 100_000
     org = f"org-{unique}"
     await send_users(producer, [user(base + 1, ["CN"], organisation=org), user(base + 2, ["CN"], organisation=org)])

@@ -15,7 +15,15 @@ from typer.testing import CliRunner
 from services.impact.app import ImpactService
 from services.impact.cli import app as impact_cli
 from tests.integration.impact.conftest import (
-    assessment_of, _bases, end_offsets, FOREIGN_TO_US, issued, oracle, registry_at, send_directive, send_users,
+    FOREIGN_TO_US,
+    _bases,
+    assessment_of,
+    end_offsets,
+    issued,
+    oracle,
+    registry_at,
+    send_directive,
+    send_users,
 )
 from tests.unit.impact.population_builder import user
 
@@ -34,13 +42,18 @@ async def serving(service: ImpactService):
 
 
 async def test_preview_answers_what_the_directive_would_do_and_publishes_nothing(
-        service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str, tmp_path: Path,
-        to_lift: list) -> None:
+    service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str, tmp_path: Path, to_lift: list
+) -> None:
     base = next(_bases) * 100_000
     org = f"org-{unique}"
-    await send_users(producer, [user(base + 1, ["FR"], "DE", organisation=org),
-                                user(base + 2, ["US"], "US", organisation=org),
-                                user(base + 3, None, None, "employee", organisation=org)])
+    await send_users(
+        producer,
+        [
+            user(base + 1, ["FR"], "DE", organisation=org),
+            user(base + 2, ["US"], "US", organisation=org),
+            user(base + 3, None, None, "employee", organisation=org),
+        ],
+    )
     selector = {"kind": "all_of", "of": [{"kind": "organisation", "any_of": [org]}, FOREIGN_TO_US]}
     other = f"{unique}-other"
     to_lift.append((other, 1))
@@ -54,8 +67,11 @@ async def test_preview_answers_what_the_directive_would_do_and_publishes_nothing
         before = await end_offsets(bootstrap)
         async with httpx.AsyncClient(base_url=url) as client:
             assert (await client.get("/readyz")).status_code == 200
-            body = {"directive_id": f"{unique}-dry", "title": "Export control",
-                    "scope": {"models": ["fable-5", "mythos-5"], "selector": selector}}
+            body = {
+                "directive_id": f"{unique}-dry",
+                "title": "Export control",
+                "scope": {"models": ["fable-5", "mythos-5"], "selector": selector},
+            }
             answer = (await client.post("/directives/preview", json=body)).json()
             lift = (await client.post(f"/directives/{other}/lift/preview")).json()
 

@@ -15,17 +15,26 @@ from shared.contracts.catalogue import DIRECTIVES, IMPACT, USERS, dead_letter_to
 from shared.contracts.directives import DirectiveLifted
 from shared.contracts.users import user_key
 from shared.runtime.settings import KafkaSettings
-from tests.unit.impact.population_builder import user
 from tests.integration.impact.conftest import (
-    assessment_of, _bases, FOREIGN_TO_US, issued, oracle, random_users, read_until, registry_at, send_directive,
+    FOREIGN_TO_US,
+    _bases,
+    assessment_of,
+    issued,
+    oracle,
+    random_users,
+    read_until,
+    registry_at,
+    send_directive,
     send_users,
 )
+from tests.unit.impact.population_builder import user
 
 pytestmark = pytest.mark.kafka
 
 
 async def test_assessment_equals_the_oracle_and_lift_restores_only_what_no_other_directive_covers(
-        service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str) -> None:
+    service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str
+) -> None:
     base = next(_bases) * 100_000
     people = random_users(base, 2_000, seed=1)
     await send_users(producer, people)
@@ -62,7 +71,8 @@ async def test_assessment_equals_the_oracle_and_lift_restores_only_what_no_other
 
 
 async def test_a_redelivered_or_older_revision_is_not_assessed_again(
-        service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str) -> None:
+    service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str
+) -> None:
     directive = f"{unique}-again"
     await send_directive(producer, issued(directive, 2, {"kind": "everyone"}, ["fable-5"]))
     await assessment_of(bootstrap, directive, "restrict")
@@ -71,26 +81,33 @@ async def test_a_redelivered_or_older_revision_is_not_assessed_again(
     marker = f"{unique}-marker"
     await send_directive(producer, issued(marker, 1, {"kind": "everyone"}, ["fable-5"]))
     await assessment_of(bootstrap, marker, "restrict")  # processed after the duplicates (same consumer, in order)
-    heads = [e for e in await read_until(bootstrap, IMPACT.name, IMPACT.partitions,
-                                         lambda seen: any(e.get("directive_id") == marker for e in seen))
-             if e.get("directive_id") == directive and e["type"] == "ImpactAssessed"]
+    heads = [
+        e
+        for e in await read_until(
+            bootstrap, IMPACT.name, IMPACT.partitions, lambda seen: any(e.get("directive_id") == marker for e in seen)
+        )
+        if e.get("directive_id") == directive and e["type"] == "ImpactAssessed"
+    ]
     assert [(h["revision"], h["action"]) for h in heads] == [(2, "restrict")]
 
 
 async def test_registry_changes_after_a_directive_are_published_as_deltas(
-        service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str) -> None:
+    service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str
+) -> None:
     base = next(_bases) * 100_000
     organisation = f"org-{unique}"
     selector = {"kind": "all_of", "of": [FOREIGN_TO_US, {"kind": "organisation", "any_of": [organisation]}]}
-    await send_users(producer, [user(base + 1, ["FR"], organisation=organisation),
-                                user(base + 2, ["US"], organisation=organisation)])
+    await send_users(
+        producer, [user(base + 1, ["FR"], organisation=organisation), user(base + 2, ["US"], organisation=organisation)]
+    )
     directive = f"{unique}-delta"
     await send_directive(producer, issued(directive, 1, selector, ["fable-5"]))
     _, sets = await assessment_of(bootstrap, directive, "restrict")
     assert sets == {"fable-5": BitMap([base + 1])}
 
-    await send_users(producer, [user(base + 2, ["IE"], organisation=organisation),
-                                user(base + 3, None, organisation=organisation)])
+    await send_users(
+        producer, [user(base + 2, ["IE"], organisation=organisation), user(base + 3, None, organisation=organisation)]
+    )
     await producer.send_and_wait(USERS.name, None, key=user_key(base + 1))
 
     def deltas(events: list) -> list:
@@ -109,7 +126,8 @@ async def test_registry_changes_after_a_directive_are_published_as_deltas(
 
 
 async def test_poison_directive_and_invalid_user_record_are_dead_lettered_and_consumers_keep_going(
-        service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str) -> None:
+    service: ImpactService, producer: AIOKafkaProducer, bootstrap: str, unique: str
+) -> None:
     base = next(_bases) * 100_000
     organisation = f"org-{unique}"
     poison = f"{unique}-poison".encode()
@@ -118,14 +136,19 @@ async def test_poison_directive_and_invalid_user_record_are_dead_lettered_and_co
     await producer.send_and_wait(USERS.name, bad_user.encode(), key=user_key(base + 1))
     await send_users(producer, [user(base + 2, ["FR"], organisation=organisation)])
     directive = f"{unique}-after-poison"
-    await send_directive(producer, issued(directive, 1, {"kind": "organisation", "any_of": [organisation]}, ["fable-5"]))
+    await send_directive(
+        producer, issued(directive, 1, {"kind": "organisation", "any_of": [organisation]}, ["fable-5"])
+    )
 
     _, sets = await assessment_of(bootstrap, directive, "restrict")
     assert sets == {"fable-5": BitMap([base + 2])}  # the invalid record never entered the view
 
     def letters(events: list) -> list:
-        return [e for e in events if e.get("key_b64") and __import__("base64").b64decode(e["key_b64"])
-                in (poison, user_key(base + 1))]
+        return [
+            e
+            for e in events
+            if e.get("key_b64") and __import__("base64").b64decode(e["key_b64"]) in (poison, user_key(base + 1))
+        ]
 
     found = letters(await read_until(bootstrap, dead_letter_topic("impact").name, 1, lambda s: len(letters(s)) >= 2))
     by_topic = {e["topic"]: e["reason"] for e in found}
@@ -135,7 +158,8 @@ async def test_poison_directive_and_invalid_user_record_are_dead_lettered_and_co
 
 
 async def test_a_restarted_service_recovers_active_directives_and_publishes_what_changed_while_down(
-        bootstrap: str, producer: AIOKafkaProducer, unique: str, tmp_path: Path) -> None:
+    bootstrap: str, producer: AIOKafkaProducer, unique: str, tmp_path: Path
+) -> None:
     base = next(_bases) * 100_000
     organisation = f"org-{unique}"
     selector = {"kind": "all_of", "of": [FOREIGN_TO_US, {"kind": "organisation", "any_of": [organisation]}]}
@@ -155,17 +179,28 @@ async def test_a_restarted_service_recovers_active_directives_and_publishes_what
     await second.start()
     try:
         assert second.directives.active[directive].sets["fable-5"] == BitMap([base + 1, base + 2])
-        events = await read_until(bootstrap, IMPACT.name, IMPACT.partitions, lambda seen: any(
-            e.get("directive_id") == directive and e["type"] == "AffectedSetDelta" for e in seen))
+        events = await read_until(
+            bootstrap,
+            IMPACT.name,
+            IMPACT.partitions,
+            lambda seen: any(e.get("directive_id") == directive and e["type"] == "AffectedSetDelta" for e in seen),
+        )
         (delta,) = [e for e in events if e.get("directive_id") == directive and e["type"] == "AffectedSetDelta"]
         assert decode_bitmap(delta["added"]) == BitMap([base + 2]) and delta["seq"] == 1
         await send_directive(producer, issued(directive, 1, selector, ["fable-5"]))  # redelivered after restart
         marker = f"{unique}-marker"
         await send_directive(producer, issued(marker, 1, {"kind": "everyone"}, ["fable-5"]))
         await assessment_of(bootstrap, marker, "restrict")
-        heads = [e for e in await read_until(bootstrap, IMPACT.name, IMPACT.partitions, lambda seen: any(
-                    e.get("directive_id") == marker for e in seen))
-                 if e.get("directive_id") == directive and e["type"] == "ImpactAssessed"]
+        heads = [
+            e
+            for e in await read_until(
+                bootstrap,
+                IMPACT.name,
+                IMPACT.partitions,
+                lambda seen: any(e.get("directive_id") == marker for e in seen),
+            )
+            if e.get("directive_id") == directive and e["type"] == "ImpactAssessed"
+        ]
         assert len(heads) == 1
     finally:
         await second.stop()

@@ -12,19 +12,28 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from devtools import ROOT
 from services.impact import view_snapshot as snapshots
 from services.impact.affected import assess
 from services.impact.app import build
 from services.impact.reproduce import registry_view_at, reproduce
-from shared.runtime.settings import KafkaSettings
 from shared.contracts.catalogue import USERS
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.users import user_key
+from shared.runtime.settings import KafkaSettings
 from tests.integration.impact.conftest import (
-    assessment_of, _bases, end_offsets, FOREIGN_TO_US, issued, lifted, random_users, send_directive, send_users,
-    settings_for, TIMEOUT_S,
+    FOREIGN_TO_US,
+    TIMEOUT_S,
+    _bases,
+    assessment_of,
+    end_offsets,
+    issued,
+    lifted,
+    random_users,
+    send_directive,
+    send_users,
+    settings_for,
 )
-from devtools import ROOT
 
 pytestmark = pytest.mark.kafka
 
@@ -49,19 +58,33 @@ async def snapshot_reaching(path: Path, ends: dict[int, int], process: subproces
 
 
 async def test_a_killed_service_resumes_from_its_snapshot_and_reaches_the_digest_of_a_full_read(
-        bootstrap: str, producer: AIOKafkaProducer, unique: str, tmp_path: Path) -> None:
+    bootstrap: str, producer: AIOKafkaProducer, unique: str, tmp_path: Path
+) -> None:
     base = next(_bases) * 100_000
     await send_users(producer, random_users(base, 1_000, seed=11))
-    env = {**os.environ, "COUNTERMAND_KAFKA_BOOTSTRAP": bootstrap, "COUNTERMAND_IMPACT_STATE_DIR": str(tmp_path),
-           "COUNTERMAND_IMPACT_HTTP_PORT": "0", "COUNTERMAND_IMPACT_SNAPSHOT_EVERY_RECORDS": "1",
-           "COUNTERMAND_IMPACT_SNAPSHOT_INTERVAL_S": "0", "COUNTERMAND_LOG_FORMAT": "json",
-           "COUNTERMAND_IMPACT_INSTANCE": f"killed-{unique}"}
+    env = {
+        **os.environ,
+        "COUNTERMAND_KAFKA_BOOTSTRAP": bootstrap,
+        "COUNTERMAND_IMPACT_STATE_DIR": str(tmp_path),
+        "COUNTERMAND_IMPACT_HTTP_PORT": "0",
+        "COUNTERMAND_IMPACT_SNAPSHOT_EVERY_RECORDS": "1",
+        "COUNTERMAND_IMPACT_SNAPSHOT_INTERVAL_S": "0",
+        "COUNTERMAND_LOG_FORMAT": "json",
+        "COUNTERMAND_IMPACT_INSTANCE": f"killed-{unique}",
+    }
     with (tmp_path / "impact.log").open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "services.impact"], cwd=ROOT, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.impact"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         try:
-            written = await snapshot_reaching(snapshots.snapshot_path(tmp_path), await registry_ends(bootstrap),
-                                              process)
+            written = await snapshot_reaching(
+                snapshots.snapshot_path(tmp_path), await registry_ends(bootstrap), process
+            )
         finally:
             process.send_signal(signal.SIGKILL)  # no clean shutdown, no final snapshot
             process.wait(timeout=30)
@@ -80,7 +103,9 @@ async def test_a_killed_service_resumes_from_its_snapshot_and_reaches_the_digest
         assert 101 <= service.records_read < sum(ends.values())  # only what came after the snapshot
         assert service.view.offsets == ends
 
-        fresh = await registry_view_at(KafkaSettings(bootstrap=bootstrap), service.view.offsets)  # a full read from the beginning
+        fresh = await registry_view_at(
+            KafkaSettings(bootstrap=bootstrap), service.view.offsets
+        )  # a full read from the beginning
         scope = DirectiveScope(models=["fable-5", "mythos-5"], selector=FOREIGN_TO_US)
         assert assess(service.view.population, scope).digest == assess(fresh.population, scope).digest
         assert service.view.population.users == fresh.population.users
@@ -88,7 +113,9 @@ async def test_a_killed_service_resumes_from_its_snapshot_and_reaches_the_digest
         directive = f"{unique}-resumed"
         await send_directive(producer, issued(directive, 1, FOREIGN_TO_US, ["fable-5", "mythos-5"]))
         head, _ = await assessment_of(bootstrap, directive, "restrict")
-        assert head["digest"] == (await reproduce(KafkaSettings(bootstrap=bootstrap), head["registry_offsets"], scope))[1]
+        assert (
+            head["digest"] == (await reproduce(KafkaSettings(bootstrap=bootstrap), head["registry_offsets"], scope))[1]
+        )
         await lifted(bootstrap, producer, directive)
     finally:
         await service.stop()
@@ -96,7 +123,8 @@ async def test_a_killed_service_resumes_from_its_snapshot_and_reaches_the_digest
 
 @pytest.mark.parametrize("damage", ["missing", "garbage", "beyond the registry"])
 async def test_an_unusable_snapshot_falls_back_to_a_full_read(
-        bootstrap: str, producer: AIOKafkaProducer, tmp_path: Path, damage: str) -> None:
+    bootstrap: str, producer: AIOKafkaProducer, tmp_path: Path, damage: str
+) -> None:
     base = next(_bases) * 100_000
     await send_users(producer, random_users(base, 50, seed=21))
     path = snapshots.snapshot_path(tmp_path)
@@ -122,7 +150,8 @@ async def test_an_unusable_snapshot_falls_back_to_a_full_read(
 
 
 async def test_a_clean_stop_writes_a_snapshot_the_next_start_resumes_from(
-        bootstrap: str, producer: AIOKafkaProducer, tmp_path: Path) -> None:
+    bootstrap: str, producer: AIOKafkaProducer, tmp_path: Path
+) -> None:
     base = next(_bases) * 100_000
     await send_users(producer, random_users(base, 30, seed=31))
     first = build(settings_for(bootstrap, tmp_path, snapshot_every_records=0))

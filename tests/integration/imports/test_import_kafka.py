@@ -25,9 +25,11 @@ AT = datetime(2026, 4, 1, tzinfo=UTC)
 
 
 def users_csv(folder: Path, first: int, *, deleted: int | None = None, count: int = 40) -> Path:
-    rows = [f"{first + n},u{first + n}@example.com,{'US;IE' if n % 3 else 'KP'},{'DE' if n % 2 else ''},"
-            f"{('consumer', 'employee', 'enterprise_member')[n % 3]},org-{n % 4},fable-5|mythos-5,en,,"
-            for n in range(count)]
+    rows = [
+        f"{first + n},u{first + n}@example.com,{'US;IE' if n % 3 else 'KP'},{'DE' if n % 2 else ''},"
+        f"{('consumer', 'employee', 'enterprise_member')[n % 3]},org-{n % 4},fable-5|mythos-5,en,,"
+        for n in range(count)
+    ]
     rows.append(f"{first + count},s@example.com,,US,consumer,,,,true,")  # stateless: holds none
     if deleted is not None:
         rows.append(f"{deleted},,,,,,,,,true")
@@ -61,8 +63,9 @@ async def test_import_twice_then_snapshot(bootstrap: str, unique: str, tmp_path:
     await importer.run(importer.prepare(users_csv(tmp_path, 9_001), parse_mapping([]), AT), settings, topic=topic)
     assert await latest(settings, topic) == before  # the same file again: the same values
 
-    await importer.run(importer.prepare(users_csv(tmp_path, old, count=1), parse_mapping([]), AT),
-                       settings, topic=topic)
+    await importer.run(
+        importer.prepare(users_csv(tmp_path, old, count=1), parse_mapping([]), AT), settings, topic=topic
+    )
     plan = importer.prepare(users_csv(tmp_path, 9_001, deleted=9_041, count=30), parse_mapping([]), AT)
     plan = await importer.with_absent(plan, settings, topic)
     assert sorted(plan.absent.tolist()) == [old, *range(9_032, 9_041)]  # 9_031 is now the stateless row
@@ -75,7 +78,9 @@ async def test_import_twice_then_snapshot(bootstrap: str, unique: str, tmp_path:
 
 async def test_the_command_imports_into_the_users_topic(bootstrap: str, tmp_path: Path) -> None:
     path = users_csv(tmp_path, 7_700_001, deleted=7_700_009, count=5)
-    result = await asyncio.to_thread(CliRunner().invoke, app, ["registry", "import", str(path), "--bootstrap", bootstrap])
+    result = await asyncio.to_thread(
+        CliRunner().invoke, app, ["registry", "import", str(path), "--bootstrap", bootstrap]
+    )
     assert result.exit_code == 0, result.output
     assert "produced 6 upserts, 1 deletions" in " ".join(result.output.split())
     on_topic = await latest(KafkaSettings(bootstrap=bootstrap))

@@ -11,19 +11,20 @@ from typing import Any
 
 import httpx
 
+from devtools.ports import free_port
 from services.intake.app import IntakeService, build
 from services.intake.settings import IntakeSettings
 from shared.contracts.catalogue import DIRECTIVES
 from shared.runtime.kafka import records_to_end
 from shared.runtime.settings import KafkaSettings
-from devtools.ports import free_port
 
 READY_TIMEOUT_S = 60
 
 
 def intake_settings(bootstrap: str, state_dir: Path, instance: str) -> IntakeSettings:
-    return IntakeSettings(kafka=KafkaSettings(bootstrap=bootstrap), state_dir=state_dir, instance=instance,
-                          http_port=free_port())
+    return IntakeSettings(
+        kafka=KafkaSettings(bootstrap=bootstrap), state_dir=state_dir, instance=instance, http_port=free_port()
+    )
 
 
 @contextlib.asynccontextmanager
@@ -63,7 +64,11 @@ def asgi_client(service: IntakeService) -> httpx.AsyncClient:
 async def directive_records(bootstrap: str, directive_id: str) -> list[tuple[bytes | None, bytes | None]]:
     """(key, value) of every record on the directive topic keyed by this id, read to the current end."""
     key = directive_id.encode()
-    return [(r.key, r.value) async for r in records_to_end(KafkaSettings(bootstrap=bootstrap), DIRECTIVES, "tests") if r.key == key]
+    return [
+        (r.key, r.value)
+        async for r in records_to_end(KafkaSettings(bootstrap=bootstrap), DIRECTIVES, "tests")
+        if r.key == key
+    ]
 
 
 async def directive_events(bootstrap: str, directive_id: str) -> list[Any]:

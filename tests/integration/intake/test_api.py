@@ -8,22 +8,31 @@ from typing import Any
 
 import pytest
 
-from services.intake.app import IntakeService
 from devtools.observe import TopicReader
+from devtools.waiting import eventually
+from services.intake.app import IntakeService
 from shared.contracts.catalogue import DIRECTIVES, dead_letter_topic, key_of
 from shared.contracts.directives import DirectiveIssued, DirectiveLifted, DirectiveScope, ForeignNational
-from devtools.waiting import eventually
 from shared.runtime.kafka import producing
 from shared.runtime.settings import KafkaSettings
-from tests.integration.intake.conftest import asgi_client, directive_events, directive_records, intake_settings, running_intake
+from tests.integration.intake.conftest import (
+    asgi_client,
+    directive_events,
+    directive_records,
+    intake_settings,
+    running_intake,
+)
 
 pytestmark = pytest.mark.kafka
 
 
 def directive(directive_id: str, **scope: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"models": ["fable-5", "mythos-5"],
-                            "selector": {"kind": "foreign_national", "home_country": "US"},
-                            "unknown_attribute": "restrict", "enforcement_deadline_s": 120}
+    body: dict[str, Any] = {
+        "models": ["fable-5", "mythos-5"],
+        "selector": {"kind": "foreign_national", "home_country": "US"},
+        "unknown_attribute": "restrict",
+        "enforcement_deadline_s": 120,
+    }
     body.update(scope)
     return {"directive_id": directive_id, "title": "Export control", "authority": "Order 2026/17", "scope": body}
 
@@ -62,7 +71,8 @@ async def test_an_amendment_gets_revision_two(intake: IntakeService, bootstrap: 
 
 
 async def test_lift_publishes_directive_lifted_at_the_latest_revision(
-        intake: IntakeService, bootstrap: str, unique: str) -> None:
+    intake: IntakeService, bootstrap: str, unique: str
+) -> None:
     async with asgi_client(intake) as http:
         await http.post("/directives", json=directive(unique))
         await http.post("/directives", json=directive(unique, models=["fable-5"]))
@@ -76,7 +86,8 @@ async def test_lift_publishes_directive_lifted_at_the_latest_revision(
 
 
 async def test_a_lifted_directive_is_neither_reissued_nor_lifted_again(
-        intake: IntakeService, bootstrap: str, unique: str) -> None:
+    intake: IntakeService, bootstrap: str, unique: str
+) -> None:
     async with asgi_client(intake) as http:
         await http.post("/directives", json=directive(unique))
         await http.post(f"/directives/{unique}/lift", json={})
@@ -88,7 +99,8 @@ async def test_a_lifted_directive_is_neither_reissued_nor_lifted_again(
 
 
 async def test_a_restarted_intake_knows_the_directives_published_before_it(
-        bootstrap: str, tmp_path: Path, unique: str) -> None:
+    bootstrap: str, tmp_path: Path, unique: str
+) -> None:
     amended, lifted = f"{unique}-a", f"{unique}-b"
     async with running_intake(intake_settings(bootstrap, tmp_path, f"{unique}-1")) as first:
         async with asgi_client(first) as http:
@@ -113,10 +125,14 @@ async def test_health_and_readiness_answer(intake: IntakeService) -> None:
 
 
 async def test_a_malformed_json_body_is_refused_and_nothing_published(
-        intake: IntakeService, bootstrap: str, unique: str) -> None:
+    intake: IntakeService, bootstrap: str, unique: str
+) -> None:
     async with asgi_client(intake) as http:
-        response = await http.post("/directives", content=f'{{"directive_id": "{unique}", "title": }}',
-                                   headers={"content-type": "application/json"})
+        response = await http.post(
+            "/directives",
+            content=f'{{"directive_id": "{unique}", "title": }}',
+            headers={"content-type": "application/json"},
+        )
     assert response.status_code == 400
     [problem] = response.json()["problems"]
     assert "malformed JSON" in problem["message"]
@@ -124,18 +140,21 @@ async def test_a_malformed_json_body_is_refused_and_nothing_published(
 
 
 async def test_an_invalid_country_code_is_named_and_nothing_published(
-        intake: IntakeService, bootstrap: str, unique: str) -> None:
+    intake: IntakeService, bootstrap: str, unique: str
+) -> None:
     body = directive(unique, selector={"kind": "foreign_national", "home_country": "XX"})
     async with asgi_client(intake) as http:
         response = await http.post("/directives", json=body)
     assert response.status_code == 422
     assert response.json()["problems"] == [
-        {"field": "scope.selector.home_country", "message": "'XX' is not an ISO 3166-1 alpha-2 country code"}]
+        {"field": "scope.selector.home_country", "message": "'XX' is not an ISO 3166-1 alpha-2 country code"}
+    ]
     assert await directive_records(bootstrap, unique) == []
 
 
 async def test_an_unknown_selector_kind_is_named_and_nothing_published(
-        intake: IntakeService, bootstrap: str, unique: str) -> None:
+    intake: IntakeService, bootstrap: str, unique: str
+) -> None:
     async with asgi_client(intake) as http:
         response = await http.post("/directives", json=directive(unique, selector={"kind": "religion"}))
     assert response.status_code == 422
@@ -145,7 +164,8 @@ async def test_an_unknown_selector_kind_is_named_and_nothing_published(
 
 
 async def test_an_empty_model_list_is_refused_and_nothing_published(
-        intake: IntakeService, bootstrap: str, unique: str) -> None:
+    intake: IntakeService, bootstrap: str, unique: str
+) -> None:
     async with asgi_client(intake) as http:
         response = await http.post("/directives", json=directive(unique, models=[]))
     assert response.status_code == 422
@@ -159,13 +179,13 @@ async def test_every_problem_of_a_request_is_listed(intake: IntakeService, boots
     async with asgi_client(intake) as http:
         response = await http.post("/directives", json=body)
     assert response.status_code == 422
-    assert {p["field"] for p in response.json()["problems"]} == {
-        "title", "scope.models", "scope.selector.any_of[0]"}
+    assert {p["field"] for p in response.json()["problems"]} == {"title", "scope.models", "scope.selector.any_of[0]"}
     assert await directive_records(bootstrap, unique) == []
 
 
 async def test_lifting_an_unknown_directive_is_404_naming_it(
-        intake: IntakeService, bootstrap: str, unique: str) -> None:
+    intake: IntakeService, bootstrap: str, unique: str
+) -> None:
     async with asgi_client(intake) as http:
         response = await http.post(f"/directives/{unique}/lift", json={"reason": "x"})
         shown = await http.get(f"/directives/{unique}")
@@ -182,17 +202,24 @@ async def test_an_invalid_directive_id_in_the_path_is_named(intake: IntakeServic
 
 
 async def test_an_invalid_record_on_the_topic_is_dead_lettered_and_the_view_keeps_going(
-        intake: IntakeService, bootstrap: str, tmp_path: Path, unique: str) -> None:
-    later = DirectiveIssued(producer="test", directive_id=unique, revision=3, title="from elsewhere",
-                            scope=DirectiveScope(models=["fable-5"], selector=ForeignNational(home_country="US")))
+    intake: IntakeService, bootstrap: str, tmp_path: Path, unique: str
+) -> None:
+    later = DirectiveIssued(
+        producer="test",
+        directive_id=unique,
+        revision=3,
+        title="from elsewhere",
+        scope=DirectiveScope(models=["fable-5"], selector=ForeignNational(home_country="US")),
+    )
     async with producing(KafkaSettings(bootstrap=bootstrap), "tests-intake-poison") as producer:
         await producer.send_and_wait(DIRECTIVES.name, b"{not json", key=unique.encode())
         await producer.send_and_wait(DIRECTIVES.name, b'{"type": "DirectiveIssued"}', key=unique.encode())
-        await producer.send_and_wait(DIRECTIVES.name, later.model_dump_json().encode(),
-                                     key=key_of(DIRECTIVES, later))
+        await producer.send_and_wait(DIRECTIVES.name, later.model_dump_json().encode(), key=key_of(DIRECTIVES, later))
     async with asgi_client(intake) as http:
+
         async def known() -> bool:
             return (await http.get(f"/directives/{unique}")).status_code == 200
+
         await eventually(known, f"intake to know {unique}", timeout=30)
         amendment = await http.post("/directives", json=directive(unique))
     assert amendment.json()["revision"] == 4
@@ -201,7 +228,8 @@ async def test_an_invalid_record_on_the_topic_is_dead_lettered_and_the_view_keep
     async with TopicReader(bootstrap, dead_letter_topic("intake")) as letters:
         mine = await letters.drain(
             lambda ms: len({m.event_id for m in ms if m.key_b64 == base64.b64encode(unique.encode()).decode()}) >= 2,
-            30, "two intake dead letters")
+            30,
+            "two intake dead letters",
+        )
     reasons = [m.reason for m in mine if m.key_b64 == base64.b64encode(unique.encode()).decode()]
     assert all(r.startswith("invalid message") or "Invalid JSON" in r or "json" in r.lower() for r in reasons), reasons
-

@@ -13,7 +13,13 @@ from devtools.ports import free_port
 from devtools.scenarios import MISSION_FILE
 from services.intake.cli import app
 from shared.contracts.directives import DirectiveIssued, DirectiveLifted
-from tests.integration.intake.conftest import directive_events, directive_records, intake_settings, running_intake, serving_http
+from tests.integration.intake.conftest import (
+    directive_events,
+    directive_records,
+    intake_settings,
+    running_intake,
+    serving_http,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -34,14 +40,16 @@ def flat(result: Result) -> str:
     return " ".join(result.output.split())
 
 
-def directive_yaml(directive_id: str, selector: str = "{kind: foreign_national, home_country: US}",
-                   models: str = "[fable-5, mythos-5]") -> str:
-    return (f"directive_id: {directive_id}\ntitle: Export control\nauthority: Order 2026/17\n"
-            f"scope:\n  models: {models}\n  selector: {selector}\n  enforcement_deadline_s: 120\n")
+def directive_yaml(
+    directive_id: str, selector: str = "{kind: foreign_national, home_country: US}", models: str = "[fable-5, mythos-5]"
+) -> str:
+    return (
+        f"directive_id: {directive_id}\ntitle: Export control\nauthority: Order 2026/17\n"
+        f"scope:\n  models: {models}\n  selector: {selector}\n  enforcement_deadline_s: 120\n"
+    )
 
 
-async def test_issue_list_show_and_lift_through_the_cli(url: str, bootstrap: str, tmp_path: Path,
-                                                       unique: str) -> None:
+async def test_issue_list_show_and_lift_through_the_cli(url: str, bootstrap: str, tmp_path: Path, unique: str) -> None:
     path, amendment = tmp_path / "directive.yaml", tmp_path / "amendment.yaml"
     path.write_text(directive_yaml(unique))
     amendment.write_text(directive_yaml(unique, models="[fable-5]"))
@@ -69,8 +77,9 @@ async def test_the_mission_file_is_issued_as_written(url: str, bootstrap: str) -
     assert (event.scope.unknown_attribute, event.scope.enforcement_deadline_s) == ("restrict", 120)
 
 
-async def test_a_malformed_yaml_file_is_refused_and_nothing_sent(url: str, bootstrap: str, tmp_path: Path,
-                                                                unique: str) -> None:
+async def test_a_malformed_yaml_file_is_refused_and_nothing_sent(
+    url: str, bootstrap: str, tmp_path: Path, unique: str
+) -> None:
     path = tmp_path / "directive.yaml"
     path.write_text(directive_yaml(unique, models="[fable-5, mythos-5"))
     result = await cli("issue", str(path), "--url", url)
@@ -79,8 +88,9 @@ async def test_a_malformed_yaml_file_is_refused_and_nothing_sent(url: str, boots
     assert await directive_records(bootstrap, unique) == []
 
 
-async def test_a_malformed_json_file_is_refused_and_nothing_sent(url: str, bootstrap: str, tmp_path: Path,
-                                                                unique: str) -> None:
+async def test_a_malformed_json_file_is_refused_and_nothing_sent(
+    url: str, bootstrap: str, tmp_path: Path, unique: str
+) -> None:
     path = tmp_path / "directive.json"
     path.write_text(f'{{"directive_id": "{unique}",\n "title": "Export control",\n "scope": {{"models": }}}}')
     result = await cli("issue", str(path), "--url", url)
@@ -89,11 +99,15 @@ async def test_a_malformed_json_file_is_refused_and_nothing_sent(url: str, boots
     assert await directive_records(bootstrap, unique) == []
 
 
-async def test_an_invalid_file_lists_every_problem_and_nothing_sent(url: str, bootstrap: str, tmp_path: Path,
-                                                                   unique: str) -> None:
+async def test_an_invalid_file_lists_every_problem_and_nothing_sent(
+    url: str, bootstrap: str, tmp_path: Path, unique: str
+) -> None:
     path = tmp_path / "directive.json"
-    body = {"directive_id": unique, "title": "t",
-            "scope": {"models": [], "selector": {"kind": "foreign_national", "home_country": "XX"}}}
+    body = {
+        "directive_id": unique,
+        "title": "t",
+        "scope": {"models": [], "selector": {"kind": "foreign_national", "home_country": "XX"}},
+    }
     path.write_text(json.dumps(body))
     result = await cli("issue", str(path), "--url", url)
     assert result.exit_code != 0
@@ -102,8 +116,9 @@ async def test_an_invalid_file_lists_every_problem_and_nothing_sent(url: str, bo
     assert await directive_records(bootstrap, unique) == []
 
 
-async def test_an_unknown_selector_kind_in_a_file_is_named(url: str, bootstrap: str, tmp_path: Path,
-                                                          unique: str) -> None:
+async def test_an_unknown_selector_kind_in_a_file_is_named(
+    url: str, bootstrap: str, tmp_path: Path, unique: str
+) -> None:
     path = tmp_path / "directive.yaml"
     path.write_text(directive_yaml(unique, selector="{kind: religion}"))
     result = await cli("issue", str(path), "--url", url)
@@ -125,8 +140,9 @@ async def test_an_unreachable_intake_is_explained() -> None:
     assert "cannot reach intake" in flat(result)
 
 
-async def test_a_windows_file_with_a_bom_and_crlf_is_issued_once(url: str, bootstrap: str, tmp_path: Path,
-                                                                 unique: str) -> None:
+async def test_a_windows_file_with_a_bom_and_crlf_is_issued_once(
+    url: str, bootstrap: str, tmp_path: Path, unique: str
+) -> None:
     path = tmp_path / "directive.yaml"
     path.write_bytes(b"\xef\xbb\xbf" + directive_yaml(unique).replace("\n", "\r\n").encode())
     issued = await cli("issue", str(path), "--url", url)
@@ -138,8 +154,9 @@ async def test_a_windows_file_with_a_bom_and_crlf_is_issued_once(url: str, boots
     assert event.title == "Export control" and event.idempotency_key is not None
 
 
-async def test_a_file_one_past_a_limit_is_refused_naming_it(url: str, bootstrap: str, tmp_path: Path,
-                                                            unique: str) -> None:
+async def test_a_file_one_past_a_limit_is_refused_naming_it(
+    url: str, bootstrap: str, tmp_path: Path, unique: str
+) -> None:
     path = tmp_path / "directive.yaml"
     path.write_text(directive_yaml(unique, models="[" + ", ".join(f"m-{i}" for i in range(257)) + "]"))
     result = await cli("issue", str(path), "--url", url)

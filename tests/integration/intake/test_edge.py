@@ -12,12 +12,15 @@ from typing import Any
 import httpx
 import pytest
 
-from services.intake.app import IntakeService
-from shared.contracts.limits import MAX_BODY_BYTES
-from tests.integration.intake.conftest import (
-    directive_events, directive_records, intake_settings, running_intake, serving_http,
-)
 from devtools.limits import deep_directive_json, not_chain
+from services.intake.app import IntakeService
+from tests.integration.intake.conftest import (
+    directive_events,
+    directive_records,
+    intake_settings,
+    running_intake,
+    serving_http,
+)
 
 pytestmark = pytest.mark.kafka
 CHUNK = 64 * 1024
@@ -42,8 +45,9 @@ def stream_until_answered(host: str, port: int, total: int, chunked: bool) -> tu
     sent = 0
     with socket.create_connection((host, port), timeout=10) as conn:
         framing = b"Transfer-Encoding: chunked" if chunked else f"Content-Length: {total}".encode()
-        conn.sendall(b"POST /directives HTTP/1.1\r\nHost: intake\r\nContent-Type: application/json\r\n"
-                     + framing + b"\r\n\r\n")
+        conn.sendall(
+            b"POST /directives HTTP/1.1\r\nHost: intake\r\nContent-Type: application/json\r\n" + framing + b"\r\n\r\n"
+        )
         conn.setblocking(False)
         answer = b""
         while sent < total:
@@ -75,11 +79,13 @@ def stream_until_answered(host: str, port: int, total: int, chunked: bool) -> tu
 
 
 @pytest.mark.parametrize("megabytes, chunked", [(10, False), (100, False), (10, True), (100, True)])
-async def test_a_big_body_is_413_before_it_is_read(served: tuple[IntakeService, str], megabytes: int,
-                                                   chunked: bool) -> None:
+async def test_a_big_body_is_413_before_it_is_read(
+    served: tuple[IntakeService, str], megabytes: int, chunked: bool
+) -> None:
     service = served[0]
-    answer, sent = await asyncio.to_thread(stream_until_answered, service.settings.http_host,
-                                           service.settings.http_port, megabytes * 1024 * 1024, chunked)
+    answer, sent = await asyncio.to_thread(
+        stream_until_answered, service.settings.http_host, service.settings.http_port, megabytes * 1024 * 1024, chunked
+    )
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b"MAX_BODY_BYTES" in answer
     # What was sent past the limit sits in the sockets' kernel buffers: the server stopped reading at the limit
@@ -88,15 +94,24 @@ async def test_a_big_body_is_413_before_it_is_read(served: tuple[IntakeService, 
 
 
 async def test_bad_bodies_are_refused_naming_the_problem_and_nothing_is_published(
-        served: tuple[IntakeService, str], bootstrap: str, unique: str) -> None:
+    served: tuple[IntakeService, str], bootstrap: str, unique: str
+) -> None:
     cases = [
         (b"", "application/json", 400, "empty request body"),
         (json.dumps(directive(unique)).encode("utf-16"), "application/json", 400, "UTF-16"),
-        (json.dumps(directive(unique, models=["caf\u00e9"]), ensure_ascii=False).encode("latin-1"),
-         "application/json", 400, "not valid UTF-8"),
+        (
+            json.dumps(directive(unique, models=["caf\u00e9"]), ensure_ascii=False).encode("latin-1"),
+            "application/json",
+            400,
+            "not valid UTF-8",
+        ),
         (json.dumps(directive(unique)).encode(), "application/json; charset=utf-16", 415, "charset"),
-        (json.dumps(directive(unique))[:-1].encode() + b', "n": ' + b"1" * 10_000 + b"}", "application/json", 400,
-         "MAX_NUMBER_CHARS"),
+        (
+            json.dumps(directive(unique))[:-1].encode() + b', "n": ' + b"1" * 10_000 + b"}",
+            "application/json",
+            400,
+            "MAX_NUMBER_CHARS",
+        ),
         (deep_directive_json(unique, 250), "application/json", 400, "MAX_JSON_DEPTH"),
         (deep_directive_json(unique, 10_000), "application/json", 400, "MAX_JSON_DEPTH"),
     ]
@@ -107,8 +122,9 @@ async def test_bad_bodies_are_refused_naming_the_problem_and_nothing_is_publishe
         within_json = directive(unique, selector=not_chain(60, {"kind": "everyone"}))
         refused = await http.post("/directives", json=within_json)
         models = await http.post("/directives", json=directive(unique, models=["a"] * 100_000))
-        countries = await http.post("/directives", json=directive(
-            unique, selector={"kind": "nationality", "any_of": ["CN"] * 100_000}))
+        countries = await http.post(
+            "/directives", json=directive(unique, selector={"kind": "nationality", "any_of": ["CN"] * 100_000})
+        )
     assert refused.status_code == 422 and "SELECTOR_DEPTH" in refused.json()["problems"][0]["message"]
     assert models.status_code == 422 and "MAX_MODELS" in models.json()["problems"][0]["message"]
     assert countries.status_code == 422 and "MAX_COUNTRIES" in countries.json()["problems"][0]["message"]
@@ -116,7 +132,8 @@ async def test_bad_bodies_are_refused_naming_the_problem_and_nothing_is_publishe
 
 
 async def test_the_same_request_twice_is_one_revision_and_one_event_with_or_without_a_key(
-        served: tuple[IntakeService, str], bootstrap: str, unique: str) -> None:
+    served: tuple[IntakeService, str], bootstrap: str, unique: str
+) -> None:
     keyed, plain = f"{unique}-k", f"{unique}-p"
     async with httpx.AsyncClient(base_url=served[1], timeout=30) as http:
         first = await http.post("/directives", json=directive(keyed), headers={"Idempotency-Key": f"{unique}-1"})
@@ -132,7 +149,8 @@ async def test_the_same_request_twice_is_one_revision_and_one_event_with_or_with
 
 
 async def test_a_key_reused_for_another_request_is_422_even_after_a_restart(
-        bootstrap: str, tmp_path: Path, unique: str) -> None:
+    bootstrap: str, tmp_path: Path, unique: str
+) -> None:
     key = {"Idempotency-Key": f"{unique}-key"}
     lift_key = {"Idempotency-Key": f"{unique}-lift"}
     async with running_intake(intake_settings(bootstrap, tmp_path, f"{unique}-1")) as first:

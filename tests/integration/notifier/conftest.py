@@ -32,8 +32,14 @@ def user_base(unique: str) -> int:
 
 
 def settings_for(bootstrap: str, state: Path, group: str) -> NotifierSettings:
-    return NotifierSettings(kafka=KafkaSettings(bootstrap=bootstrap), state_dir=state, group_id=group,
-                            registry_wait_s=5.0, batch_size=2, publish_group=3)
+    return NotifierSettings(
+        kafka=KafkaSettings(bootstrap=bootstrap),
+        state_dir=state,
+        group_id=group,
+        registry_wait_s=5.0,
+        batch_size=2,
+        publish_group=3,
+    )
 
 
 async def started(settings: NotifierSettings) -> NotifierService:
@@ -58,36 +64,70 @@ def as_record(topic: str, key: str, message: Any) -> tuple[str, bytes, bytes]:
 
 
 def user(user_id: int, email: str) -> tuple[str, bytes, bytes]:
-    message = UserUpserted(producer="test", user_id=user_id, email=email, nationalities=["FR"], residence="FR",
-                           account_type="consumer", locale="fr")
+    message = UserUpserted(
+        producer="test",
+        user_id=user_id,
+        email=email,
+        nationalities=["FR"],
+        residence="FR",
+        account_type="consumer",
+        locale="fr",
+    )
     return "identity.users.v1", user_key(user_id), message.model_dump_json().encode()
 
 
-def assessment(directive: str, revision: int, action: str,
-               sets: dict[str, list[int]]) -> list[tuple[str, bytes, bytes]]:
+def assessment(
+    directive: str, revision: int, action: str, sets: dict[str, list[int]]
+) -> list[tuple[str, bytes, bytes]]:
     """An ImpactAssessed and one chunk per model, as the impact service publishes them."""
     scope = DirectiveScope.model_validate({"models": sorted(sets), "selector": {"kind": "everyone"}})
-    head = ImpactAssessed(producer="test", correlation_id=directive, directive_id=directive, revision=revision,
-                          action=action, scope=scope, affected_by_model={m: len(u) for m, u in sets.items()},
-                          affected_users=len(set().union(*sets.values())), model_digests={m: "x" for m in sets},
-                          digest="x", registry_offsets={}, chunks=len(sets))
+    head = ImpactAssessed(
+        producer="test",
+        correlation_id=directive,
+        directive_id=directive,
+        revision=revision,
+        action=action,
+        scope=scope,
+        affected_by_model={m: len(u) for m, u in sets.items()},
+        affected_users=len(set().union(*sets.values())),
+        model_digests={m: "x" for m in sets},
+        digest="x",
+        registry_offsets={},
+        chunks=len(sets),
+    )
     records = [as_record("compliance.impact.v1", directive, head)]
     for index, model in enumerate(sorted(sets)):
-        chunk = AffectedSetChunk(producer="test", correlation_id=directive, directive_id=directive,
-                                 revision=revision, action=action, model=model, chunk=index, chunks=len(sets),
-                                 users=encode_bitmap(BitMap(sets[model])))
+        chunk = AffectedSetChunk(
+            producer="test",
+            correlation_id=directive,
+            directive_id=directive,
+            revision=revision,
+            action=action,
+            model=model,
+            chunk=index,
+            chunks=len(sets),
+            users=encode_bitmap(BitMap(sets[model])),
+        )
         records.append(as_record("compliance.impact.v1", directive, chunk))
     return records
 
 
 def enforced(directive: str, revision: int, action: str) -> DirectiveEnforced:
-    return DirectiveEnforced(producer="test", correlation_id=directive, directive_id=directive, revision=revision,
-                             action=action, digest="x", clusters={"eu-1": ClusterProgress(state="applied")},
-                             ack_latency_s={"eu-1": 0.1})
+    return DirectiveEnforced(
+        producer="test",
+        correlation_id=directive,
+        directive_id=directive,
+        revision=revision,
+        action=action,
+        digest="x",
+        clusters={"eu-1": ClusterProgress(state="applied")},
+        ack_latency_s={"eu-1": 0.1},
+    )
 
 
-async def read_until(bootstrap: str, topic: str, keep: Callable[[Any], bool],
-                     done: Callable[[list[Any]], bool]) -> list[Any]:
+async def read_until(
+    bootstrap: str, topic: str, keep: Callable[[Any], bool], done: Callable[[list[Any]], bool]
+) -> list[Any]:
     """Read a topic from its beginning, keep matching records (key, json value), until done(kept)."""
     kept: list[Any] = []
     async with consuming(KafkaSettings(bootstrap=bootstrap), f"tests-read-{topic}") as consumer:

@@ -17,8 +17,13 @@ from shared.runtime.settings import KafkaSettings, ServiceSettings
 
 
 def _directive(directive_id: str) -> DirectiveIssued:
-    return DirectiveIssued(producer="test", directive_id=directive_id, revision=1, title="t",
-                           scope={"models": ["fable-5"], "selector": {"kind": "everyone"}})
+    return DirectiveIssued(
+        producer="test",
+        directive_id=directive_id,
+        revision=1,
+        title="t",
+        scope={"models": ["fable-5"], "selector": {"kind": "everyone"}},
+    )
 
 
 def _service(bootstrap: str, group: str, prefix: str, seen: list, attempts: list) -> KafkaBroker:
@@ -57,9 +62,11 @@ async def test_poison_messages_are_dead_lettered_and_the_consumer_goes_on(bootst
     assert attempts == [f"{unique}-crash"] * 3, "a failing handler is retried a bounded number of times"
 
     async with TopicReader(bootstrap, dead_letter_topic("impact")) as reader:
+
         def mine(messages: list) -> list[DeadLetter]:
             keys = {f"{unique}-bad", f"{unique}-reject", f"{unique}-crash"}
             return [m for m in messages if base64.b64decode(m.key_b64 or "").decode() in keys]
+
         letters = await reader.drain(lambda ms: len(mine(ms)) == 3, 30, "three dead letters")
     reasons = {base64.b64decode(m.key_b64).decode(): m.reason for m in mine(letters)}
     assert reasons[f"{unique}-bad"].startswith("invalid message")

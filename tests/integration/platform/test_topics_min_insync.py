@@ -36,6 +36,7 @@ async def test_min_insync_replicas_is_set_on_the_topic_only_when_asked(bootstrap
 async def test_wait_finds_every_catalogue_topic_and_names_a_missing_one(bootstrap: str, unique: str) -> None:
     async def none_missing() -> bool:
         return await missing_topics(KafkaSettings(bootstrap=bootstrap)) == []
+
     await eventually(none_missing, "every catalogue topic")
     absent = dead_letter_topic(f"never-{unique}")
     assert await missing_topics(KafkaSettings(bootstrap=bootstrap), DEAD_LETTER_TOPICS + (absent,)) == [absent.name]

@@ -35,9 +35,17 @@ async def test_a_consumed_message_continues_the_producers_trace(bootstrap: str, 
     async with broker:
         await broker.start()
         publisher = declare_publisher(broker, DIRECTIVES)
-        await emit(publisher, DIRECTIVES, DirectiveIssued(
-            producer="test", directive_id=unique, revision=1, title="t",
-            scope={"models": ["fable-5"], "selector": {"kind": "everyone"}}))
+        await emit(
+            publisher,
+            DIRECTIVES,
+            DirectiveIssued(
+                producer="test",
+                directive_id=unique,
+                revision=1,
+                title="t",
+                scope={"models": ["fable-5"], "selector": {"kind": "everyone"}},
+            ),
+        )
         for _ in range(300):
             if seen:
                 break

@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiokafka.structs import ConsumerRecord
 
 from shared.contracts.catalogue import USERS
-from shared.runtime.kafka import end_offsets as topic_end_offsets, records_to_end
+from shared.runtime.kafka import end_offsets as topic_end_offsets
+from shared.runtime.kafka import records_to_end
 from shared.runtime.settings import KafkaSettings
 
 

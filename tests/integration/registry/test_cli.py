@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
+from devtools import ROOT
 from shared.contracts.users import UserUpserted, user_key
 from tests.integration.registry.conftest import end_offsets, read_since
-from devtools import ROOT
 
 GOOD = ["--nationalities", "US,IE", "--residence", "US", "--account-type", "consumer"]
 
@@ -19,8 +19,15 @@ async def registry(bootstrap: str, *args: str) -> tuple[int, str]:
     """Run the registry CLI in its own process (bootstrap from the environment); exit code and output."""
     env = {**os.environ, "COUNTERMAND_KAFKA_BOOTSTRAP": bootstrap, "COLUMNS": "200"}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from devtools.registry.cli import app; app()", *args,
-        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        sys.executable,
+        "-c",
+        "from devtools.registry.cli import app; app()",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     output, _ = await process.communicate()
     return process.returncode, output.decode()
 
@@ -36,8 +43,18 @@ async def test_load_reports_users_per_second_and_produces_them(bootstrap: str) -
 
 async def test_set_upserts_one_validated_record_and_delete_sends_a_tombstone(bootstrap: str) -> None:
     before = await end_offsets(bootstrap)
-    code, output = await registry(bootstrap, "set", "4000001", *GOOD, "--organisation", "org-00042",
-                                  "--entitlements", "fable-5,mythos-5", "--email", "ada@example.com")
+    code, output = await registry(
+        bootstrap,
+        "set",
+        "4000001",
+        *GOOD,
+        "--organisation",
+        "org-00042",
+        "--entitlements",
+        "fable-5,mythos-5",
+        "--email",
+        "ada@example.com",
+    )
     assert code == 0, output
     code, output = await registry(bootstrap, "delete", "4000001", "--bootstrap", bootstrap)
     assert code == 0, output
@@ -45,21 +62,29 @@ async def test_set_upserts_one_validated_record_and_delete_sends_a_tombstone(boo
     assert len(got) == 2
     user = UserUpserted.model_validate_json(got[0].value)
     assert (user.nationalities, user.residence, user.account_type) == (["US", "IE"], "US", "consumer")
-    assert (user.organisation, user.entitlements, user.email) == ("org-00042", ["fable-5", "mythos-5"],
-                                                                  "ada@example.com")
+    assert (user.organisation, user.entitlements, user.email) == (
+        "org-00042",
+        ["fable-5", "mythos-5"],
+        "ada@example.com",
+    )
     assert user.producer == "registry"
     assert got[1].value is None
 
 
-@pytest.mark.parametrize(("args", "field"), [
-    (["set", "4000002", "--nationalities", "US,XX", "--residence", "US", "--account-type", "consumer"],
-     "nationalities.1"),
-    (["set", "4000002", "--nationalities", "US", "--residence", "XX", "--account-type", "consumer"], "residence"),
-    (["set", "-5", *GOOD], "user_id"),
-    (["set", "4000002", "--nationalities", "US", "--residence", "US", "--account-type", "robot"], "account_type"),
-    (["delete", "-5"], "user_id"),
-    (["load", "--users", "-3"], "users"),
-])
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (
+            ["set", "4000002", "--nationalities", "US,XX", "--residence", "US", "--account-type", "consumer"],
+            "nationalities.1",
+        ),
+        (["set", "4000002", "--nationalities", "US", "--residence", "XX", "--account-type", "consumer"], "residence"),
+        (["set", "-5", *GOOD], "user_id"),
+        (["set", "4000002", "--nationalities", "US", "--residence", "US", "--account-type", "robot"], "account_type"),
+        (["delete", "-5"], "user_id"),
+        (["load", "--users", "-3"], "users"),
+    ],
+)
 async def test_bad_input_exits_non_zero_naming_the_field_and_sends_nothing(bootstrap: str, args, field) -> None:
     before = await end_offsets(bootstrap)
     code, output = await registry(bootstrap, *args)

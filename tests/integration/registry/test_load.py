@@ -31,9 +31,15 @@ async def test_load_produces_every_user_once_keyed_by_id(bootstrap: str) -> None
 
 async def test_a_user_is_partitioned_by_key_so_compaction_keeps_the_last_record(bootstrap: str) -> None:
     before = await end_offsets(bootstrap)
-    first = UserUpserted(producer="registry", user_id=2_000_001, email="ada@example.com",
-                         nationalities=["US", "IE"], residence="IE", account_type="consumer",
-                         entitlements=["fable-5"])
+    first = UserUpserted(
+        producer="registry",
+        user_id=2_000_001,
+        email="ada@example.com",
+        nationalities=["US", "IE"],
+        residence="IE",
+        account_type="consumer",
+        entitlements=["fable-5"],
+    )
     second = first.model_copy(update={"nationalities": ["IE"], "event_id": "second-upsert"})
     await upsert(bootstrap, first)
     await upsert(bootstrap, second)

@@ -15,23 +15,40 @@ from services.agent.readiness import Readiness
 from services.agent.restriction_store import Snapshot
 from services.agent.restrictions import Restrictions
 from services.agent.settings import AgentSettings
-
 from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
 from shared.contracts.serving import ClusterSynced, DeltaCommand, LiftCommand, RestrictCommand
 
 CLUSTER = "c-unit"
 
 
-def restrict(directive: str, revision: int, model: str, users: list[int] | str, chunk: int = 0, chunks: int = 1,
-             effective_from: datetime | None = None, expires_at: datetime | None = None,
-             expected: str | None = None) -> RestrictCommand:
+def restrict(
+    directive: str,
+    revision: int,
+    model: str,
+    users: list[int] | str,
+    chunk: int = 0,
+    chunks: int = 1,
+    effective_from: datetime | None = None,
+    expires_at: datetime | None = None,
+    expected: str | None = None,
+) -> RestrictCommand:
     """One chunk; unless given, the expected digest is that of this chunk alone (right for one-chunk revisions)."""
     encoded = users if isinstance(users, str) else encode_bitmap(BitMap(users))
     if expected is None:
         expected = "x" if isinstance(users, str) else scope_digest({model: set_digest(BitMap(users))})
-    return RestrictCommand(producer="enforcement", cluster_id=CLUSTER, directive_id=directive, revision=revision,
-                           model=model, chunk=chunk, chunks=chunks, users=encoded, expected_digest=expected,
-                           effective_from=effective_from, expires_at=expires_at)
+    return RestrictCommand(
+        producer="enforcement",
+        cluster_id=CLUSTER,
+        directive_id=directive,
+        revision=revision,
+        model=model,
+        chunk=chunk,
+        chunks=chunks,
+        users=encoded,
+        expected_digest=expected,
+        effective_from=effective_from,
+        expires_at=expires_at,
+    )
 
 
 def lift(directive: str, revision: int) -> LiftCommand:
@@ -39,15 +56,25 @@ def lift(directive: str, revision: int) -> LiftCommand:
 
 
 def synced(cluster: str = CLUSTER, beat: str = "beat-1") -> ClusterSynced:
-    return ClusterSynced(event_id=f"synced:{cluster}:{beat}", producer="enforcement", cluster_id=cluster,
-                         heartbeat_event_id=beat)
+    return ClusterSynced(
+        event_id=f"synced:{cluster}:{beat}", producer="enforcement", cluster_id=cluster, heartbeat_event_id=beat
+    )
 
 
-def delta(directive: str, revision: int, seq: int, model: str, added: list[int] | str = (),
-          removed: list[int] = ()) -> DeltaCommand:
+def delta(
+    directive: str, revision: int, seq: int, model: str, added: list[int] | str = (), removed: list[int] = ()
+) -> DeltaCommand:
     encoded = added if isinstance(added, str) else encode_bitmap(BitMap(added))
-    return DeltaCommand(producer="enforcement", cluster_id=CLUSTER, directive_id=directive, revision=revision,
-                        seq=seq, model=model, added=encoded, removed=encode_bitmap(BitMap(removed)))
+    return DeltaCommand(
+        producer="enforcement",
+        cluster_id=CLUSTER,
+        directive_id=directive,
+        revision=revision,
+        seq=seq,
+        model=model,
+        added=encoded,
+        removed=encode_bitmap(BitMap(removed)),
+    )
 
 
 class RecordingPublisher:

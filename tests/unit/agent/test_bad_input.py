@@ -22,9 +22,12 @@ def _held() -> Restrictions:
 
 def _fingerprint(state: Restrictions) -> tuple:
     """Everything observable about what the agent holds: digests, staging, early deltas, lift tombstones."""
-    return (state.describe(), {d: s.digest for d, s in state.held.items()},
-            sorted((key, sorted(staged.parts)) for key, staged in state.staging.items()),
-            sorted((key, sorted(deltas)) for key, deltas in state.pending.items()))
+    return (
+        state.describe(),
+        {d: s.digest for d, s in state.held.items()},
+        sorted((key, sorted(staged.parts)) for key, staged in state.staging.items()),
+        sorted((key, sorted(deltas)) for key, deltas in state.pending.items()),
+    )
 
 
 def _refused(outcome) -> str:

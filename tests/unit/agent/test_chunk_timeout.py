@@ -11,8 +11,7 @@ from services.agent.access import AccessIndex
 from services.agent.command_effects import Failed, expire_staging, on_restrict
 from services.agent.restriction_store import Snapshot
 from services.agent.restrictions import Restrictions
-from tests.unit.agent.builders import restrict
-from tests.unit.agent.builders import recording_agent
+from tests.unit.agent.builders import recording_agent, restrict
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 TIMEOUT = timedelta(seconds=60)

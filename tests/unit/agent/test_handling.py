@@ -44,6 +44,7 @@ async def test_a_failed_snapshot_write_leaves_memory_as_durable_as_the_snapshot(
 
     def broken(*_: Any) -> None:
         raise OSError("disk full")
+
     agent._snapshot.record = broken
     with pytest.raises(OSError):  # propagates, so the command is retried rather than committed
         await agent.handle(lift("D1", 1), partition=0, offset=1)

@@ -33,8 +33,10 @@ async def test_access_denies_held_pairs_and_allows_others() -> None:
         assert denied.json() == {"user": 1042, "model": "fable-5", "decision": "deny", "directives": ["D1"]}
         allowed = await client.get("/v1/access", params={"user": 1043, "model": "fable-5"})
         assert allowed.json()["decision"] == "allow"
-        batch = await client.post("/v1/access:batch", json={"checks": [
-            {"user": 1042, "model": "fable-5"}, {"user": 1042, "model": "mythos-5"}]})
+        batch = await client.post(
+            "/v1/access:batch",
+            json={"checks": [{"user": 1042, "model": "fable-5"}, {"user": 1042, "model": "mythos-5"}]},
+        )
         assert [r["decision"] for r in batch.json()["results"]] == ["deny", "allow"]
         assert (await client.get("/readyz")).status_code == 200
         state = (await client.get("/v1/state")).json()
@@ -43,9 +45,13 @@ async def test_access_denies_held_pairs_and_allows_others() -> None:
 
 async def test_bad_parameters_are_rejected_naming_the_parameter() -> None:
     async with _client(ready=True) as client:
-        for params, name in [({"model": "fable-5"}, "user"), ({"user": -1, "model": "fable-5"}, "user"),
-                             ({"user": "x", "model": "fable-5"}, "user"), ({"user": 1}, "model"),
-                             ({"user": 1, "model": "Fable 5!"}, "model")]:
+        for params, name in [
+            ({"model": "fable-5"}, "user"),
+            ({"user": -1, "model": "fable-5"}, "user"),
+            ({"user": "x", "model": "fable-5"}, "user"),
+            ({"user": 1}, "model"),
+            ({"user": 1, "model": "Fable 5!"}, "model"),
+        ]:
             response = await client.get("/v1/access", params=params)
             assert response.status_code == 422, params
             assert [e["loc"][-1] for e in response.json()["detail"]] == [name], params
@@ -53,8 +59,7 @@ async def test_bad_parameters_are_rejected_naming_the_parameter() -> None:
 
 async def test_a_batch_over_the_limit_is_rejected() -> None:
     async with _client(ready=True) as client:
-        response = await client.post("/v1/access:batch",
-                                     json={"checks": [{"user": 1, "model": "fable-5"}] * 10_001})
+        response = await client.post("/v1/access:batch", json={"checks": [{"user": 1, "model": "fable-5"}] * 10_001})
         assert response.status_code == 422
         assert response.json()["detail"][0]["loc"] == ["body", "checks"]
 
@@ -64,7 +69,13 @@ async def test_the_fast_access_path_answers_exactly_like_the_documented_api() ->
         front = client._transport.app
         documented = httpx.AsyncClient(transport=httpx.ASGITransport(app=front.api), base_url="http://agent")
         async with documented:
-            for query in ["user=1042&model=fable-5", "model=fable-5&user=1042", "user=7&model=mythos-5",
-                          "user=4294967295&model=fable-5", "user=4294967296&model=fable-5", "user=1&model=x&y=2"]:
+            for query in [
+                "user=1042&model=fable-5",
+                "model=fable-5&user=1042",
+                "user=7&model=mythos-5",
+                "user=4294967295&model=fable-5",
+                "user=4294967296&model=fable-5",
+                "user=1&model=x&y=2",
+            ]:
                 fast, slow = await client.get(f"/v1/access?{query}"), await documented.get(f"/v1/access?{query}")
                 assert (fast.status_code, fast.json()) == (slow.status_code, slow.json()), query

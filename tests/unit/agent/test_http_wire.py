@@ -90,8 +90,14 @@ async def test_checks_on_one_keep_alive_connection_get_the_api_answers(wire: Wir
 
 
 async def test_pipelined_requests_are_answered_in_order_whichever_path_answers(wire: Wire) -> None:
-    wire.send(get("/v1/access?user=1042&model=fable-5"), get("/v1/state"), get("/v1/access?user=1&model=fable-5"),
-              get("/v1/access?user=x&model=fable-5"), get("/v1/access?user=1042&model=fable-5"), get("/healthz"))
+    wire.send(
+        get("/v1/access?user=1042&model=fable-5"),
+        get("/v1/state"),
+        get("/v1/access?user=1&model=fable-5"),
+        get("/v1/access?user=x&model=fable-5"),
+        get("/v1/access?user=1042&model=fable-5"),
+        get("/healthz"),
+    )
     answers = [await wire.response() for _ in range(6)]
     assert [status for status, _, _ in answers] == [200, 200, 200, 422, 200, 200]
     bodies = [json.loads(body) for _, _, body in answers]
@@ -111,9 +117,12 @@ async def test_not_ready_is_503_on_the_hot_path() -> None:
 
 
 async def test_malformed_checks_are_named_by_fastapi(wire: Wire) -> None:
-    for target, name in [("/v1/access?user=4294967296&model=fable-5", "user"),
-                         ("/v1/access?user=1&model=Fable%205", "model"), ("/v1/access?user=1", "model"),
-                         ("/v1/access?user=1&model=" + "f" * 8_000, "model")]:
+    for target, name in [
+        ("/v1/access?user=4294967296&model=fable-5", "user"),
+        ("/v1/access?user=1&model=Fable%205", "model"),
+        ("/v1/access?user=1", "model"),
+        ("/v1/access?user=1&model=" + "f" * 8_000, "model"),
+    ]:
         wire.send(get(target))
         status, _, body = await wire.response()
         assert status == 422, target[:60]
@@ -135,8 +144,10 @@ async def test_an_oversized_request_gets_400_and_the_connection_closes(wire: Wir
 
 
 async def test_http_1_0_and_connection_close_are_answered_then_closed(served: int) -> None:
-    for request in ["GET /v1/access?user=1042&model=fable-5 HTTP/1.0\r\n\r\n",
-                    get("/v1/access?user=1042&model=fable-5", "Connection: close\r\n")]:
+    for request in [
+        "GET /v1/access?user=1042&model=fable-5 HTTP/1.0\r\n\r\n",
+        get("/v1/access?user=1042&model=fable-5", "Connection: close\r\n"),
+    ]:
         connection = Wire(*await asyncio.open_connection("127.0.0.1", served))
         connection.send(request)
         status, headers, body = await connection.response()
@@ -156,16 +167,18 @@ async def test_a_client_leaving_mid_request_does_not_disturb_the_others(served: 
 
 
 async def test_a_get_with_a_body_is_answered_and_the_body_skipped(wire: Wire) -> None:
-    wire.send(get("/v1/access?user=1042&model=fable-5", "Content-Length: 5\r\n") + "hello",
-              get("/v1/access?user=1043&model=fable-5"))
+    wire.send(
+        get("/v1/access?user=1042&model=fable-5", "Content-Length: 5\r\n") + "hello",
+        get("/v1/access?user=1043&model=fable-5"),
+    )
     first, second = await wire.response(), await wire.response()
     assert json.loads(first[2]) == DENIED and json.loads(second[2])["decision"] == "allow"
 
 
-async def test_a_failing_check_gets_500_and_the_connection_closes(wire: Wire,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_failing_check_gets_500_and_the_connection_closes(wire: Wire, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*_: object) -> None:
         raise RuntimeError("broken")
+
     monkeypatch.setattr(AccessChecker, "check", broken)
     wire.send(get("/v1/access?user=1042&model=fable-5"))
     status, headers, body = await wire.response()
@@ -174,8 +187,9 @@ async def test_a_failing_check_gets_500_and_the_connection_closes(wire: Wire,
 
 
 async def test_requests_after_a_connection_close_are_not_answered(wire: Wire) -> None:
-    wire.send(get("/v1/access?user=1042&model=fable-5", "Connection: close\r\n"),
-              get("/v1/access?user=1043&model=fable-5"))
+    wire.send(
+        get("/v1/access?user=1042&model=fable-5", "Connection: close\r\n"), get("/v1/access?user=1043&model=fable-5")
+    )
     status, headers, body = await wire.response()
     assert (status, headers[b"connection"], json.loads(body)) == (200, b"close", DENIED)
     assert await wire.closed()

@@ -28,7 +28,8 @@ def test_the_agent_subscribes_to_its_cluster_partition_only(tmp_path: Path) -> N
 
 
 async def test_a_commands_topic_with_another_partition_count_stops_the_agent(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async def offsets(bootstrap: str, topic: str) -> tuple[dict[int, int], dict[int, int]]:
         return {p: 0 for p in range(COMMANDS.partitions + 2)}, {p: 5 for p in range(COMMANDS.partitions + 2)}
 

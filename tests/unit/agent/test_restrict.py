@@ -16,9 +16,11 @@ NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
 
 def _two_models_in_three_chunks() -> list:
-    return [restrict("D1", 1, "fable-5", [1, 2], chunk=0, chunks=3),
-            restrict("D1", 1, "fable-5", [3], chunk=1, chunks=3),
-            restrict("D1", 1, "mythos-5", [2, 9], chunk=2, chunks=3)]
+    return [
+        restrict("D1", 1, "fable-5", [1, 2], chunk=0, chunks=3),
+        restrict("D1", 1, "fable-5", [3], chunk=1, chunks=3),
+        restrict("D1", 1, "mythos-5", [2, 9], chunk=2, chunks=3),
+    ]
 
 
 def test_nothing_is_held_until_every_chunk_has_arrived() -> None:

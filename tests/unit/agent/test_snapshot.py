@@ -27,14 +27,18 @@ def _apply_all(store: Snapshot, state: Restrictions, commands: list) -> None:
 def test_a_reloaded_snapshot_equals_the_state_recorded(tmp_path: Path) -> None:
     store = Snapshot(tmp_path / "agent" / "c.sqlite3")
     state = Restrictions()
-    _apply_all(store, state, [
-        restrict("D1", 1, "fable-5", [1, 2], chunk=0, chunks=2, effective_from=START),
-        restrict("D1", 1, "mythos-5", [3], chunk=1, chunks=2, effective_from=START),
-        delta("D1", 1, 2, "fable-5", added=[9]),
-        restrict("D2", 1, "fable-5", [5], chunk=0, chunks=2),
-        restrict("D3", 1, "fable-5", [6]),
-        lift("D3", 1),
-    ])
+    _apply_all(
+        store,
+        state,
+        [
+            restrict("D1", 1, "fable-5", [1, 2], chunk=0, chunks=2, effective_from=START),
+            restrict("D1", 1, "mythos-5", [3], chunk=1, chunks=2, effective_from=START),
+            delta("D1", 1, 2, "fable-5", added=[9]),
+            restrict("D2", 1, "fable-5", [5], chunk=0, chunks=2),
+            restrict("D3", 1, "fable-5", [6]),
+            lift("D3", 1),
+        ],
+    )
     store.close()
     loaded, offsets = Snapshot(tmp_path / "agent" / "c.sqlite3").load()
     assert loaded.held == state.held
@@ -49,8 +53,11 @@ def test_a_reloaded_snapshot_equals_the_state_recorded(tmp_path: Path) -> None:
 def test_applied_revisions_leave_no_staged_chunks_behind(tmp_path: Path) -> None:
     store = Snapshot(tmp_path / "s.sqlite3")
     state = Restrictions()
-    _apply_all(store, state, [restrict("D1", 1, "fable-5", [1], chunk=0, chunks=2),
-                              restrict("D1", 1, "fable-5", [2], chunk=1, chunks=2)])
+    _apply_all(
+        store,
+        state,
+        [restrict("D1", 1, "fable-5", [1], chunk=0, chunks=2), restrict("D1", 1, "fable-5", [2], chunk=1, chunks=2)],
+    )
     loaded, _ = store.load()
     assert loaded.staging == {} and loaded.held["D1"].sets == {"fable-5": BitMap([1, 2])}
 
@@ -69,8 +76,9 @@ def test_a_snapshot_written_before_the_staleness_policy_existed_is_upgraded(tmp_
         INSERT INTO held VALUES ('D1', 2, 0, NULL, NULL);
     """)
     old.execute("INSERT INTO held_sets VALUES ('D1', 'fable-5', ?)", (bytes(BitMap([4]).serialize()),))
-    old.execute("INSERT INTO staged VALUES ('D2', 1, 0, 2, NULL, NULL, 'fable-5', ?)",
-                (bytes(BitMap([5]).serialize()),))
+    old.execute(
+        "INSERT INTO staged VALUES ('D2', 1, 0, 2, NULL, NULL, 'fable-5', ?)", (bytes(BitMap([5]).serialize()),)
+    )
     old.commit()
     old.close()
     loaded, _ = Snapshot(path).load()
@@ -87,19 +95,25 @@ def test_deltas_are_logged_not_rewritten_and_replayed_on_load(tmp_path: Path) ->
     path = tmp_path / "s.sqlite3"
     store = Snapshot(path)
     state = Restrictions()
-    _apply_all(store, state, [
-        restrict("D1", 1, "fable-5", [1, 2, 3], chunk=0, chunks=2),
-        restrict("D1", 1, "mythos-5", [3, 4], chunk=1, chunks=2),
-        delta("D1", 1, 1, "fable-5", added=[10], removed=[1]),
-        delta("D1", 1, 2, "mythos-5", added=[11], removed=[4]),
-        delta("D1", 1, 3, "fable-5", added=[12, 2], removed=[2]),  # in both: stays denied
-        delta("D1", 1, 4, "gpt-x", added=[13]),  # a model this cluster was not sent: seq only
-    ])
+    _apply_all(
+        store,
+        state,
+        [
+            restrict("D1", 1, "fable-5", [1, 2, 3], chunk=0, chunks=2),
+            restrict("D1", 1, "mythos-5", [3, 4], chunk=1, chunks=2),
+            delta("D1", 1, 1, "fable-5", added=[10], removed=[1]),
+            delta("D1", 1, 2, "mythos-5", added=[11], removed=[4]),
+            delta("D1", 1, 3, "fable-5", added=[12, 2], removed=[2]),  # in both: stays denied
+            delta("D1", 1, 4, "gpt-x", added=[13]),  # a model this cluster was not sent: seq only
+        ],
+    )
     assert _log_rows(path) == 4
     with sqlite3.connect(path) as db:  # the sets on disk are still the revision's chunks as they came in
         rows = db.execute("SELECT model, users FROM staged WHERE directive = 'D1' ORDER BY chunk").fetchall()
-    assert [(model, BitMap.deserialize(blob)) for model, blob in rows] == [("fable-5", BitMap([1, 2, 3])),
-                                                                           ("mythos-5", BitMap([3, 4]))]
+    assert [(model, BitMap.deserialize(blob)) for model, blob in rows] == [
+        ("fable-5", BitMap([1, 2, 3])),
+        ("mythos-5", BitMap([3, 4])),
+    ]
     store.close()
     loaded, _ = Snapshot(path).load()
     assert loaded.held == state.held
@@ -114,9 +128,15 @@ def test_a_full_delta_log_is_compacted_into_the_sets(tmp_path: Path) -> None:
     store = Snapshot(path)
     state = Restrictions()
     limit = module.DELTA_LOG_LIMIT
-    _apply_all(store, state, [restrict("D1", 1, "fable-5", [0])]
-               + [delta("D1", 1, seq, "fable-5", added=[seq], removed=[seq - 1] if seq % 3 == 0 else [])
-                  for seq in range(1, limit + 6)])
+    _apply_all(
+        store,
+        state,
+        [restrict("D1", 1, "fable-5", [0])]
+        + [
+            delta("D1", 1, seq, "fable-5", added=[seq], removed=[seq - 1] if seq % 3 == 0 else [])
+            for seq in range(1, limit + 6)
+        ],
+    )
     assert 0 < _log_rows(path) < limit  # rewritten whole once the log was full, then logging again
     loaded, _ = Snapshot(path).load()
     assert loaded.held == state.held and loaded.held["D1"].seq == limit + 5
@@ -126,8 +146,11 @@ def test_a_new_revision_or_a_lift_empties_the_delta_log(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
     store = Snapshot(path)
     state = Restrictions()
-    _apply_all(store, state, [restrict("D1", 1, "fable-5", [1]), delta("D1", 1, 1, "fable-5", added=[2]),
-                              restrict("D1", 2, "fable-5", [7])])
+    _apply_all(
+        store,
+        state,
+        [restrict("D1", 1, "fable-5", [1]), delta("D1", 1, 1, "fable-5", added=[2]), restrict("D1", 2, "fable-5", [7])],
+    )
     assert _log_rows(path) == 0
     assert store.load()[0].held["D1"].sets == {"fable-5": BitMap([7])}
     _apply_all(store, state, [delta("D1", 2, 1, "fable-5", added=[8]), lift("D1", 2)])
@@ -139,9 +162,15 @@ def test_only_a_chunk_staged_alone_skips_the_disk_sync(tmp_path: Path) -> None:
     statements: list[str] = []
     store._db.set_trace_callback(lambda sql: statements.append(sql) if sql.startswith(("PRAGMA", "COMMIT")) else None)
     state = Restrictions()
-    _apply_all(store, state, [restrict("D1", 1, "fable-5", [1], chunk=0, chunks=2),  # staged only
-                              restrict("D1", 1, "fable-5", [2], chunk=1, chunks=2),  # applies the revision
-                              lift("D1", 1)])
+    _apply_all(
+        store,
+        state,
+        [
+            restrict("D1", 1, "fable-5", [1], chunk=0, chunks=2),  # staged only
+            restrict("D1", 1, "fable-5", [2], chunk=1, chunks=2),  # applies the revision
+            lift("D1", 1),
+        ],
+    )
     # The staging commit runs at synchronous=NORMAL; the held revision and the lift at FULL.
     assert statements == ["PRAGMA synchronous=NORMAL", "COMMIT", "PRAGMA synchronous=FULL", "COMMIT", "COMMIT"]
     assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
@@ -157,10 +186,16 @@ def test_a_revision_is_held_as_its_chunks_until_folded_into_sets(tmp_path: Path)
     path = tmp_path / "s.sqlite3"
     store = Snapshot(path)
     state = Restrictions()
-    _apply_all(store, state, [restrict("D1", 1, "fable-5", [1], chunk=0, chunks=3),
-                              restrict("D1", 1, "fable-5", [2], chunk=1, chunks=3),
-                              restrict("D1", 1, "mythos-5", [3], chunk=2, chunks=3),
-                              delta("D1", 1, 1, "fable-5", added=[7], removed=[1])])
+    _apply_all(
+        store,
+        state,
+        [
+            restrict("D1", 1, "fable-5", [1], chunk=0, chunks=3),
+            restrict("D1", 1, "fable-5", [2], chunk=1, chunks=3),
+            restrict("D1", 1, "mythos-5", [3], chunk=2, chunks=3),
+            delta("D1", 1, 1, "fable-5", added=[7], removed=[1]),
+        ],
+    )
     assert _table(path, "held_sets") == 0 and _table(path, "staged") == 3  # the last chunk written on apply
     reloaded, _ = Snapshot(path).load()
     assert reloaded.held == state.held and reloaded.staging == {}  # held, not staging
@@ -174,9 +209,15 @@ def test_a_held_revision_sent_again_with_other_content_never_mixes_chunks(tmp_pa
     path = tmp_path / "s.sqlite3"
     store = Snapshot(path)
     state = Restrictions()
-    _apply_all(store, state, [restrict("D1", 1, "fable-5", [1], chunk=0, chunks=2),
-                              restrict("D1", 1, "fable-5", [2], chunk=1, chunks=2),
-                              restrict("D1", 1, "fable-5", [5], chunk=0, chunks=2)])  # a re-send, half in
+    _apply_all(
+        store,
+        state,
+        [
+            restrict("D1", 1, "fable-5", [1], chunk=0, chunks=2),
+            restrict("D1", 1, "fable-5", [2], chunk=1, chunks=2),
+            restrict("D1", 1, "fable-5", [5], chunk=0, chunks=2),
+        ],
+    )  # a re-send, half in
     loaded, _ = Snapshot(path).load()
     assert loaded.held["D1"].sets == {"fable-5": BitMap([1, 2])}  # what is held is still the first content
     assert loaded.staging[("D1", 1)].parts == {0: ("fable-5", BitMap([5]))}  # only the re-sent chunk staged
@@ -188,8 +229,16 @@ def test_a_lift_or_newer_revision_drops_the_chunks_that_held_the_older_one(tmp_p
     path = tmp_path / "s.sqlite3"
     store = Snapshot(path)
     state = Restrictions()
-    _apply_all(store, state, [restrict("D1", 1, "fable-5", [1]), restrict("D1", 2, "fable-5", [2]),
-                              restrict("D2", 1, "fable-5", [3]), lift("D2", 1)])
+    _apply_all(
+        store,
+        state,
+        [
+            restrict("D1", 1, "fable-5", [1]),
+            restrict("D1", 2, "fable-5", [2]),
+            restrict("D2", 1, "fable-5", [3]),
+            lift("D2", 1),
+        ],
+    )
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT directive, revision FROM staged").fetchall() == [("D1", 2)]
     loaded, _ = Snapshot(path).load()
@@ -200,8 +249,14 @@ def test_a_held_revision_sent_again_in_fewer_chunks_leaves_none_of_the_old_ones(
     path = tmp_path / "s.sqlite3"
     store = Snapshot(path)
     state = Restrictions()
-    _apply_all(store, state, [restrict("D1", 1, "fable-5", [1], chunk=0, chunks=2),
-                              restrict("D1", 1, "fable-5", [2], chunk=1, chunks=2),
-                              restrict("D1", 1, "fable-5", [9], chunk=0, chunks=1)])
+    _apply_all(
+        store,
+        state,
+        [
+            restrict("D1", 1, "fable-5", [1], chunk=0, chunks=2),
+            restrict("D1", 1, "fable-5", [2], chunk=1, chunks=2),
+            restrict("D1", 1, "fable-5", [9], chunk=0, chunks=1),
+        ],
+    )
     assert state.held["D1"].sets == {"fable-5": BitMap([9])}
     assert Snapshot(path).load()[0].held == state.held

@@ -30,8 +30,10 @@ def _checker(*commands) -> AccessChecker:
 
 
 def _deny_fable_keep_mythos() -> AccessChecker:
-    return _checker(restrict("D1", 1, "fable-5", [1, 2]).model_copy(update={"on_stale": "deny_models"}),
-                    restrict("D2", 1, "mythos-5", [1, 3]))
+    return _checker(
+        restrict("D1", 1, "fable-5", [1, 2]).model_copy(update={"on_stale": "deny_models"}),
+        restrict("D2", 1, "mythos-5", [1, 3]),
+    )
 
 
 def test_the_agent_is_stale_only_after_the_bound_without_contact() -> None:
@@ -72,8 +74,11 @@ def test_hearing_again_restores_the_held_sets() -> None:
 
 
 def test_a_deny_models_directive_outside_its_window_denies_nobody_even_when_stale() -> None:
-    checker = _checker(restrict("D1", 1, "fable-5", [1], effective_from=NOW + timedelta(hours=1))
-                       .model_copy(update={"on_stale": "deny_models"}))
+    checker = _checker(
+        restrict("D1", 1, "fable-5", [1], effective_from=NOW + timedelta(hours=1)).model_copy(
+            update={"on_stale": "deny_models"}
+        )
+    )
     assert not checker.denies(5, "fable-5", (NOW + BOUND + SECOND).timestamp())
     assert checker.denies(5, "fable-5", (NOW + timedelta(hours=1)).timestamp())
 
@@ -88,8 +93,9 @@ def test_the_policy_survives_deltas_and_the_snapshot(tmp_path: Path) -> None:
     state = Restrictions()
     on_restrict(state, restrict("D1", 1, "fable-5", [1]).model_copy(update={"on_stale": "deny_models"}), NOW)
     applied = on_delta(state, delta("D1", 1, 1, "fable-5", added=[5]))
-    staged = on_restrict(state, restrict("D2", 1, "fable-5", [2], chunk=0, chunks=2)
-                         .model_copy(update={"on_stale": "deny_models"}), NOW)
+    staged = on_restrict(
+        state, restrict("D2", 1, "fable-5", [2], chunk=0, chunks=2).model_copy(update={"on_stale": "deny_models"}), NOW
+    )
     assert state.held["D1"].on_stale == "deny_models" and state.held["D1"].sets["fable-5"] == BitMap([1, 5])
     store = Snapshot(tmp_path / "s.sqlite3")
     store.record(state, "D1", applied, 0, 0)

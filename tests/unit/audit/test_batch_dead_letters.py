@@ -48,12 +48,15 @@ async def run(records: tuple, broker: Published, batches: bool = True) -> int:
 
 async def test_a_batch_the_store_rejects_is_retried_then_dead_lettered_record_by_record() -> None:
     broker = Published()
-    calls = await run((consumed("compliance.directives.v1", 4, b"\x00poison"),
-                       consumed("identity.users.v1", 9, None)), broker)
+    calls = await run(
+        (consumed("compliance.directives.v1", 4, b"\x00poison"), consumed("identity.users.v1", 9, None)), broker
+    )
     assert calls == 3
     letters: list[DeadLetter] = [m for m, topic in broker.messages if topic == "dlq.audit.v1"]
     assert [(d.topic, d.offset, d.value_b64) for d in letters] == [
-        ("compliance.directives.v1", 4, "AHBvaXNvbg=="), ("identity.users.v1", 9, None)]
+        ("compliance.directives.v1", 4, "AHBvaXNvbg=="),
+        ("identity.users.v1", 9, None),
+    ]
     assert all("OSError" in d.reason and d.headers == {"h": "/w=="} for d in letters)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from itertools import pairwise
 
 from services.audit.chain import GENESIS, canonical, entry_hash, fresh, link, verify
 from services.audit.record import Record, envelope_of
@@ -23,8 +24,17 @@ def test_hash_is_deterministic_and_depends_on_the_previous_hash() -> None:
 def test_kafka_timestamp_is_not_hashed_but_every_other_field_is() -> None:
     base = Record("t", 0, 7, b"k", b"v", (("h", b"1"),), 123)
     assert entry_hash(GENESIS, base) == entry_hash(GENESIS, dataclasses.replace(base, kafka_timestamp=9))
-    variants = [dict(topic="u"), dict(partition=1), dict(offset=8), dict(key=None), dict(key=b""),
-                dict(value=None), dict(value=b""), dict(headers=()), dict(headers=(("h", None),))]
+    variants = [
+        dict(topic="u"),
+        dict(partition=1),
+        dict(offset=8),
+        dict(key=None),
+        dict(key=b""),
+        dict(value=None),
+        dict(value=b""),
+        dict(headers=()),
+        dict(headers=(("h", None),)),
+    ]
     hashes = {entry_hash(GENESIS, dataclasses.replace(base, **v)) for v in variants}
     assert len(hashes) == len(variants) and entry_hash(GENESIS, base) not in hashes
 
@@ -37,15 +47,22 @@ def test_length_prefixes_keep_field_boundaries_apart() -> None:
 
 def test_canonical_encoding_is_the_documented_layout() -> None:
     encoded = canonical(Record("t", 1, 2, None, b"v", (("h", b"x"),)))
-    assert encoded == (b"\x00\x00\x00\x01t" + (1).to_bytes(8, "big") + (2).to_bytes(8, "big")
-                       + b"\xff\xff\xff\xff" + b"\x00\x00\x00\x01v" + b"\x00\x00\x00\x01"
-                       + b"\x00\x00\x00\x01h" + b"\x00\x00\x00\x01x")
+    assert encoded == (
+        b"\x00\x00\x00\x01t"
+        + (1).to_bytes(8, "big")
+        + (2).to_bytes(8, "big")
+        + b"\xff\xff\xff\xff"
+        + b"\x00\x00\x00\x01v"
+        + b"\x00\x00\x00\x01"
+        + b"\x00\x00\x00\x01h"
+        + b"\x00\x00\x00\x01x"
+    )
 
 
 def test_first_entry_links_to_genesis_and_each_entry_to_its_predecessor() -> None:
     entries = chain()
     assert entries[0].prev_hash == GENESIS and [e.seq for e in entries] == [1, 2, 3, 4, 5]
-    assert all(b.prev_hash == a.hash for a, b in zip(entries, entries[1:]))
+    assert all(b.prev_hash == a.hash for a, b in pairwise(entries))
 
 
 def test_intact_chain_verifies_with_its_head_hash() -> None:

@@ -57,12 +57,18 @@ def test_missing_ledger_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_report_lists_the_timeline(ledger_file: Path) -> None:
-    result = runner.invoke(app, ["report", "EXP-42", "--ledger", str(ledger_file)],
-                           env={"COLUMNS": "200"})
+    result = runner.invoke(app, ["report", "EXP-42", "--ledger", str(ledger_file)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     text = result.output
-    positions = [text.index(s) for s in ("DirectiveIssued rev 1", "ImpactAssessed restrict: 61,234 users",
-                                         "DirectiveEnforced: us-east 0.21s", "NotificationDelivered x 5")]
+    positions = [
+        text.index(s)
+        for s in (
+            "DirectiveIssued rev 1",
+            "ImpactAssessed restrict: 61,234 users",
+            "DirectiveEnforced: us-east 0.21s",
+            "NotificationDelivered x 5",
+        )
+    ]
     assert positions == sorted(positions)
 
 
@@ -75,8 +81,9 @@ def test_replay_prints_every_recorded_event_in_order_as_json(ledger_file: Path) 
     result = runner.invoke(app, ["replay", "EXP-42", "--ledger", str(ledger_file), "--json"])
     assert result.exit_code == 0, result.output
     events = [json.loads(line) for line in result.output.splitlines()]
-    assert [e["type"] for e in events] == ["DirectiveIssued", "ImpactAssessed", "DirectiveEnforced"] + \
-        ["NotificationDelivered"] * 5
+    assert [e["type"] for e in events] == ["DirectiveIssued", "ImpactAssessed", "DirectiveEnforced"] + [
+        "NotificationDelivered"
+    ] * 5
     assert events[0]["value"]["directive_id"] == "EXP-42" and len(events[0]["hash"]) == 64
 
 

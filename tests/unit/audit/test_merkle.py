@@ -21,8 +21,10 @@ from services.audit.merkle import (
 )
 
 # The test vector of Certificate Transparency's reference implementations (RFC 6962 hashing).
-CT_LEAVES = [bytes.fromhex(h) for h in
-             ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"]]
+CT_LEAVES = [
+    bytes.fromhex(h)
+    for h in ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"]
+]
 CT_ROOTS = [
     "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
     "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
@@ -90,7 +92,7 @@ def test_consistency_proofs_hold_between_any_two_sizes(n: int, data: st.DataObje
     proof = consistency_proof(leaves, m)
     assert verify_consistency(m, n, root(leaves[:m]), root(leaves), proof)
     if m < n:
-        assert not verify_consistency(m, n, root(leaves[:m]), root(leaves[:n - 1] + [leaf_hash(b"x")]), proof)
+        assert not verify_consistency(m, n, root(leaves[:m]), root(leaves[: n - 1] + [leaf_hash(b"x")]), proof)
         altered = list(leaves)
         altered[m - 1] = leaf_hash(b"rewritten")
         assert not verify_consistency(m, n, root(altered[:m]), root(leaves), proof)

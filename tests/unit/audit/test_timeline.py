@@ -6,8 +6,8 @@ from services.audit.chain import GENESIS, link
 from services.audit.checkpoints import CheckpointPolicy
 from services.audit.record import Record
 from services.audit.timeline import events_of, timeline
-from tests.unit.audit.records import directive_story, record
 from shared.contracts.users import UserUpserted
+from tests.unit.audit.records import directive_story, record
 
 
 def test_timeline_summarises_each_event_type_in_one_line() -> None:
@@ -24,8 +24,12 @@ def test_timeline_summarises_each_event_type_in_one_line() -> None:
 def test_timeline_orders_by_event_time_whatever_the_ledger_order() -> None:
     story = directive_story("EXP-8", notices=2)
     lines = timeline(link(list(reversed(story)), GENESIS, 1), "EXP-8")
-    assert [line.event for line in lines] == ["DirectiveIssued", "ImpactAssessed", "DirectiveEnforced",
-                                              "NotificationDelivered"]
+    assert [line.event for line in lines] == [
+        "DirectiveIssued",
+        "ImpactAssessed",
+        "DirectiveEnforced",
+        "NotificationDelivered",
+    ]
 
 
 def test_redelivered_notices_are_counted_once() -> None:
@@ -37,9 +41,14 @@ def test_redelivered_notices_are_counted_once() -> None:
 
 def test_only_the_directives_own_events_are_included() -> None:
     mine, other = directive_story("EXP-10"), directive_story("EXP-11")
-    user = record("identity.users.v1", 0, UserUpserted(producer="loader", user_id=5, email="a@b.c",
-                                                       nationalities=None, residence=None,
-                                                       account_type="consumer"), b"5")
+    user = record(
+        "identity.users.v1",
+        0,
+        UserUpserted(
+            producer="loader", user_id=5, email="a@b.c", nationalities=None, residence=None, account_type="consumer"
+        ),
+        b"5",
+    )
     entries = link(mine + other + [user, Record("identity.users.v1", 0, 1, b"5", None)], GENESIS, 1)
     assert {e.envelope.correlation_id for e in events_of(entries, "EXP-10")} == {"EXP-10"}
     assert len(events_of(entries, "EXP-10")) == len(mine)

@@ -46,9 +46,17 @@ def test_a_head_signed_after_its_key_retired_is_refused(signer: Signer) -> None:
         verify_head(sign_head(signer, 2, ROOT, AT), keys)
 
 
-@pytest.mark.parametrize("text", ["", "{}", '{"size": 1}', "not json",
-                                  '{"origin": "o", "size": -1, "root": "00", "signed_at": "2026-01-01T00:00:00+00:00",'
-                                  ' "key_id": "k", "signature": ""}'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "{}",
+        '{"size": 1}',
+        "not json",
+        '{"origin": "o", "size": -1, "root": "00", "signed_at": "2026-01-01T00:00:00+00:00",'
+        ' "key_id": "k", "signature": ""}',
+    ],
+)
 def test_a_file_that_is_not_a_head_is_refused_clearly(text: str) -> None:
     with pytest.raises(HeadRefused, match="not a tree head"):
         TreeHead.from_json(text)

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from pyroaring import BitMap
 
 from shared.contracts.bitmaps import scope_digest, set_digest
 from shared.contracts.serving import HeldDirective
-from tests.unit.enforcement.scenario import (SETS, applied, assessment, at, core, delta, failed, feed, heartbeat,
-                                             held_digest, of_type, to)
+from tests.unit.enforcement.scenario import (
+    SETS,
+    applied,
+    assessment,
+    at,
+    core,
+    delta,
+    failed,
+    feed,
+    heartbeat,
+    held_digest,
+    of_type,
+    to,
+)
 
 
 def started(*clusters: tuple[str, ...]):
@@ -88,7 +102,7 @@ def test_a_silent_cluster_is_overdue_after_the_deadline_then_applied_on_a_late_a
 def test_re_sends_back_off_up_to_the_cap() -> None:
     coordinator, _, _, _ = started(("eu-west", "mythos-5"))
     sent_at = [s for s in range(60, 120) if coordinator.tick(at(s)).commands]
-    gaps = [b - a for a, b in zip(sent_at, sent_at[1:])]
+    gaps = [b - a for a, b in pairwise(sent_at)]
     assert gaps[:4] == [2, 4, 8, 8]
 
 
@@ -96,8 +110,7 @@ def test_acks_for_unknown_or_older_revisions_are_ignored() -> None:
     coordinator = core()
     first, first_chunks = assessment(revision=1)
     second, second_chunks = assessment(revision=2)
-    commands, _ = feed(coordinator, [heartbeat("us-east", "fable-5"), first, *first_chunks,
-                                     second, *second_chunks])
+    commands, _ = feed(coordinator, [heartbeat("us-east", "fable-5"), first, *first_chunks, second, *second_chunks])
     digest = held_digest([c for c in commands if c.revision == 2])
     _, events = feed(coordinator, [applied("us-east", digest, revision=1), applied("us-east", digest, directive="X")])
     assert events == []
@@ -108,8 +121,7 @@ def test_an_older_revision_arriving_late_is_not_enforced() -> None:
     coordinator = core()
     second, second_chunks = assessment(revision=2)
     first, first_chunks = assessment(revision=1)
-    commands, _ = feed(coordinator, [heartbeat("us-east", "fable-5"), second, *second_chunks,
-                                     first, *first_chunks])
+    commands, _ = feed(coordinator, [heartbeat("us-east", "fable-5"), second, *second_chunks, first, *first_chunks])
     assert {c.revision for c in commands} == {2}
 
 
@@ -170,8 +182,16 @@ def test_a_delta_arriving_before_the_set_is_complete_is_folded_into_the_restrict
     coordinator = core()
     assessed, chunks = assessment()
     after = SETS["fable-5"] - BitMap([0])
-    commands, _ = feed(coordinator, [heartbeat("us-east", "fable-5"), assessed, chunks[0],
-                                     delta(1, "fable-5", BitMap(), BitMap([0]), after), *chunks[1:]])
+    commands, _ = feed(
+        coordinator,
+        [
+            heartbeat("us-east", "fable-5"),
+            assessed,
+            chunks[0],
+            delta(1, "fable-5", BitMap(), BitMap([0]), after),
+            *chunks[1:],
+        ],
+    )
     assert held_digest(commands) == scope_digest({"fable-5": set_digest(after)})
     assert {c.expected_digest for c in commands} == {held_digest(commands)}
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from pyroaring import BitMap
 
-from shared.contracts.bitmaps import set_digest
 from services.enforcement.coordinator import Coordinator
 from services.enforcement.store import EnforcementStore, text_key
+from shared.contracts.bitmaps import set_digest
 from tests.unit.enforcement.scenario import SETS, assessment, at, core, delta, heartbeat
 
 KEY = ("D-1", 1, "restrict")
@@ -164,8 +164,10 @@ def test_a_database_from_before_the_delta_log_opens_and_takes_deltas(tmp_path: P
         db.executescript(OLD_SCHEMA)
         db.execute("INSERT INTO clusters VALUES (?, ?)", ("us-east", earlier.clusters["us-east"].model_dump_json()))
         db.execute("INSERT INTO rollouts VALUES (?, ?)", (text_key(KEY), earlier.rollouts[KEY].model_dump_json()))
-        db.executemany("INSERT INTO sets VALUES (?, ?, ?)",
-                       [(text_key(KEY), m, s.serialize()) for m, s in earlier.sets[KEY].items()])
+        db.executemany(
+            "INSERT INTO sets VALUES (?, ?, ?)",
+            [(text_key(KEY), m, s.serialize()) for m, s in earlier.sets[KEY].items()],
+        )
     db.close()
 
     store = EnforcementStore(tmp_path)
@@ -220,11 +222,19 @@ def test_a_delta_that_came_before_the_rollout_started_is_in_the_sets_rebuilt_fro
     coordinator = core()
     assessed, chunks = assessment()
     model = MODELS[0]
-    early = delta(1, model, BitMap([1_500]), BitMap([min(SETS[model])]),
-                  (SETS[model] - BitMap([min(SETS[model])])) | BitMap([1_500]))
+    early = delta(
+        1,
+        model,
+        BitMap([1_500]),
+        BitMap([min(SETS[model])]),
+        (SETS[model] - BitMap([min(SETS[model])])) | BitMap([1_500]),
+    )
     for message in [heartbeat("us-east", *MODELS), assessed, early, *chunks]:
-        handler = {"AgentHeartbeat": "on_heartbeat", "ImpactAssessed": "on_assessed",
-                   "AffectedSetDelta": "on_delta"}.get(message.type, "on_chunk")
+        handler = {
+            "AgentHeartbeat": "on_heartbeat",
+            "ImpactAssessed": "on_assessed",
+            "AffectedSetDelta": "on_delta",
+        }.get(message.type, "on_chunk")
         store.save(getattr(coordinator, handler)(message, at(0)), coordinator)
     assert 1_500 in coordinator.sets[KEY][model]
     store.close()

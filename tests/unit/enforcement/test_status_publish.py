@@ -58,7 +58,8 @@ def _outbox_ids(service: EnforcementService) -> list[str]:
 
 
 async def test_an_acks_status_event_does_not_hold_the_consumer_and_leaves_the_outbox_once_acknowledged(
-        service: EnforcementService) -> None:
+    service: EnforcementService,
+) -> None:
     await service.handle(_ack(service))  # returns with the broker not answered yet
     events = [event for event, _ in service.status.pending]  # its progress and the verdict: one cluster
     assert [e.split(":")[4] for e in events] == ["progress", "enforced"] and _outbox_ids(service) == events
@@ -68,7 +69,8 @@ async def test_an_acks_status_event_does_not_hold_the_consumer_and_leaves_the_ou
 
 
 async def test_a_status_event_the_broker_refused_is_published_again_from_the_outbox(
-        service: EnforcementService) -> None:
+    service: EnforcementService,
+) -> None:
     await service.handle(_ack(service))
     refused = [event for event, _ in service.status.pending]
     service.status.settle(RuntimeError("broker unavailable"))
@@ -78,7 +80,7 @@ async def test_a_status_event_the_broker_refused_is_published_again_from_the_out
     handling = asyncio.create_task(service.handle(heartbeat("us-east", *MODELS)))
     while not service.status.pending:  # the backlog is published first, and this time waited for
         await asyncio.sleep(0.001)
-    assert [event for event, _ in service.status.pending][:len(refused)] == refused and not handling.done()
+    assert [event for event, _ in service.status.pending][: len(refused)] == refused and not handling.done()
     service.status.settle()
     await handling
     assert _outbox_ids(service) == [] and not service._backlog

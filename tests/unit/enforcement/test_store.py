@@ -7,14 +7,17 @@ from pathlib import Path
 from pyroaring import BitMap
 
 from services.enforcement.store import EnforcementStore
-from tests.unit.enforcement.scenario import (SETS, applied, assessment, at, core, delta, heartbeat, held_digest,
-                                             of_type)
+from tests.unit.enforcement.scenario import SETS, applied, assessment, at, core, delta, heartbeat, held_digest, of_type
 
 
 def run(coordinator, store, messages, now) -> tuple[list, list]:
     """Feed messages through the core and the store: (outbox entries, every command produced)."""
-    handlers = {"ImpactAssessed": "on_assessed", "AffectedSetChunk": "on_chunk",
-                "CommandApplied": "on_applied", "AgentHeartbeat": "on_heartbeat"}
+    handlers = {
+        "ImpactAssessed": "on_assessed",
+        "AffectedSetChunk": "on_chunk",
+        "CommandApplied": "on_applied",
+        "AgentHeartbeat": "on_heartbeat",
+    }
     entries, commands = [], []
     for message in messages:
         outcome = getattr(coordinator, handlers[message.type])(message, now)
@@ -76,10 +79,12 @@ def test_a_delta_is_logged_for_its_model_only_and_the_sets_survive_a_restart(tmp
 def test_after_a_restart_every_unapplied_restriction_is_sent_again(tmp_path: Path) -> None:
     store, first = EnforcementStore(tmp_path), core()
     assessed, chunks = assessment()
-    _, sent = run(first, store, [heartbeat("us-east", "fable-5"), heartbeat("eu-west", "mythos-5"), assessed,
-                                 *chunks], at(0))
-    store.save(first.on_applied(applied("us-east", held_digest([c for c in sent if c.cluster_id == "us-east"])),
-                                at(1)), first)
+    _, sent = run(
+        first, store, [heartbeat("us-east", "fable-5"), heartbeat("eu-west", "mythos-5"), assessed, *chunks], at(0)
+    )
+    store.save(
+        first.on_applied(applied("us-east", held_digest([c for c in sent if c.cluster_id == "us-east"])), at(1)), first
+    )
     store.close()
     second = EnforcementStore(tmp_path).load(core())
     outcome = second.recover(at(2))

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from shared.contracts.catalogue import COMMANDS, key_of
-from shared.contracts.serving import HeldDirective
 from services.enforcement.app import PUBLISH_WINDOW, EnforcementService
 from services.enforcement.settings import EnforcementSettings
 from services.enforcement.store import EnforcementStore
+from shared.contracts.catalogue import COMMANDS, key_of
+from shared.contracts.serving import HeldDirective
 from tests.unit.enforcement.scenario import SETS, applied, assessment, at, core, feed, heartbeat, held_digest, to
 
 MODELS = sorted(SETS)
@@ -73,8 +73,9 @@ class SlowBroker:
     def __init__(self, log: list[tuple[str, str]]) -> None:
         self.log, self.count = log, 0
 
-    async def publish(self, message: Any, *, key: bytes, correlation_id: str, no_confirm: bool,
-                      **_: Any) -> asyncio.Future:
+    async def publish(
+        self, message: Any, *, key: bytes, correlation_id: str, no_confirm: bool, **_: Any
+    ) -> asyncio.Future:
         assert no_confirm
         self.count += 1
         self.log.append(("sent", correlation_id))  # the message's event id (outbox entries go as JSON bytes)
@@ -83,6 +84,7 @@ class SlowBroker:
         def ack() -> None:
             self.log.append(("acked", correlation_id))
             done.set_result(None)
+
         asyncio.get_running_loop().call_later(0.03 if self.count % 3 == 0 else 0.001, ack)
         return done
 

@@ -7,15 +7,22 @@ from pyroaring import BitMap
 
 from shared.contracts.bitmaps import decode_bitmap, scope_digest, set_digest
 from shared.contracts.serving import HeldDirective
-from tests.unit.enforcement.scenario import (SETS, T0, assessment, at, core, feed, heartbeat, held_digest, of_type,
-                                             to)
+from tests.unit.enforcement.scenario import SETS, T0, assessment, at, core, feed, heartbeat, held_digest, of_type, to
 
 
 def test_only_clusters_serving_an_affected_model_are_sent_commands() -> None:
     coordinator = core()
     assessed, chunks = assessment()
-    commands, _ = feed(coordinator, [heartbeat("us-east", "fable-5", "other"), heartbeat("eu-west", "mythos-5"),
-                                     heartbeat("ap-south", "other"), assessed, *chunks])
+    commands, _ = feed(
+        coordinator,
+        [
+            heartbeat("us-east", "fable-5", "other"),
+            heartbeat("eu-west", "mythos-5"),
+            heartbeat("ap-south", "other"),
+            assessed,
+            *chunks,
+        ],
+    )
     assert {c.cluster_id for c in commands} == {"us-east", "eu-west"}
     assert {c.model for c in to(commands, "us-east")} == {"fable-5"}
     assert {c.model for c in to(commands, "eu-west")} == {"mythos-5"}
@@ -24,8 +31,9 @@ def test_only_clusters_serving_an_affected_model_are_sent_commands() -> None:
 def test_each_cluster_expects_the_scope_digest_of_the_models_it_serves() -> None:
     coordinator = core()
     assessed, chunks = assessment()
-    commands, _ = feed(coordinator, [heartbeat("us-east", "fable-5"), heartbeat("eu-west", "fable-5", "mythos-5"),
-                                     assessed, *chunks])
+    commands, _ = feed(
+        coordinator, [heartbeat("us-east", "fable-5"), heartbeat("eu-west", "fable-5", "mythos-5"), assessed, *chunks]
+    )
     fable_only = scope_digest({"fable-5": set_digest(SETS["fable-5"])})
     assert {c.expected_digest for c in to(commands, "us-east")} == {fable_only}
     assert {c.expected_digest for c in to(commands, "eu-west")} == {assessed.digest}

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from pyroaring import BitMap
 
-from shared.contracts.bitmaps import chunk_bitmap, decode_bitmap, set_digest
 from services.enforcement.cluster_commands import encoded_chunks, split
 from services.enforcement.settings import EnforcementSettings
+from shared.contracts.bitmaps import chunk_bitmap, decode_bitmap, set_digest
 from tests.unit.enforcement.scenario import SETS, applied, assessment, at, core, delta, feed, heartbeat, held_digest, to
 
 
@@ -29,7 +31,7 @@ def test_chunks_stay_under_the_size_bound_and_cover_the_set_in_order() -> None:
     assert len(texts) > 1 and max(map(len, texts)) <= 8_000
     parts = [decode_bitmap(t) for t in texts]
     assert BitMap.union(*parts) == users and sum(map(len, parts)) == len(users)
-    assert all(a.max() < b.min() for a, b in zip(parts, parts[1:]))
+    assert all(a.max() < b.min() for a, b in pairwise(parts))
 
 
 def test_dense_sets_travel_in_few_chunks() -> None:
@@ -39,8 +41,9 @@ def test_dense_sets_travel_in_few_chunks() -> None:
 def test_every_cluster_gets_the_same_chunks_and_a_re_send_after_a_delta_carries_the_new_set() -> None:
     coordinator = core()
     assessed, chunks = assessment()
-    commands, _ = feed(coordinator, [heartbeat("us-east", "fable-5"), heartbeat("eu-west", "fable-5"), assessed,
-                                     *chunks])
+    commands, _ = feed(
+        coordinator, [heartbeat("us-east", "fable-5"), heartbeat("eu-west", "fable-5"), assessed, *chunks]
+    )
     assert [c.users for c in to(commands, "us-east")] == [c.users for c in to(commands, "eu-west")]
     after = SETS["fable-5"] | BitMap([9000])
     feed(coordinator, [delta(1, "fable-5", BitMap([9000]), BitMap(), after)], now=at(1))
@@ -62,8 +65,9 @@ def test_the_directive_s_stale_rule_travels_with_every_chunk() -> None:
 def test_an_amendment_s_difference_chunks_are_ignored_and_the_whole_set_is_sent() -> None:
     coordinator = core()
     assessed, chunks = assessment()
-    extra = chunks[0].model_copy(update={"chunk": len(chunks), "chunks": len(chunks) + 1, "part": "added",
-                                         "users": chunks[0].users})
+    extra = chunks[0].model_copy(
+        update={"chunk": len(chunks), "chunks": len(chunks) + 1, "part": "added", "users": chunks[0].users}
+    )
     commands, _ = feed(coordinator, [heartbeat("us-east", "fable-5"), assessed, extra, *chunks])
     assert held_digest(commands) == commands[0].expected_digest
     assert coordinator.assemblies == {}

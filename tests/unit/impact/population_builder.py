@@ -11,13 +11,23 @@ from shared.contracts.users import UserUpserted
 SELECTOR = TypeAdapter(Selector)
 
 
-def user(user_id: int, nationalities: list[str] | None = ("DE",), residence: str | None = "DE",
-         account_type: str = "consumer", organisation: str | None = None,
-         entitlements: tuple[str, ...] = ()) -> UserUpserted:
+def user(
+    user_id: int,
+    nationalities: list[str] | None = ("DE",),
+    residence: str | None = "DE",
+    account_type: str = "consumer",
+    organisation: str | None = None,
+    entitlements: tuple[str, ...] = (),
+) -> UserUpserted:
     return UserUpserted(
-        producer="test", user_id=user_id, email=f"u{user_id}@example.com",
-        nationalities=None if nationalities is None else list(nationalities), residence=residence,
-        account_type=account_type, organisation=organisation, entitlements=list(entitlements),
+        producer="test",
+        user_id=user_id,
+        email=f"u{user_id}@example.com",
+        nationalities=None if nationalities is None else list(nationalities),
+        residence=residence,
+        account_type=account_type,
+        organisation=organisation,
+        entitlements=list(entitlements),
     )
 
 

@@ -19,8 +19,15 @@ FOREIGN = {"kind": "foreign_national", "home_country": "US"}
 
 def amended(directives: Directives, sets: dict[str, BitMap], revision: int = 2) -> list:
     amendment = directives.amendment("D1", sets)
-    return assessment(Cause("D1", revision, "cause-2", NOW), "restrict", scope(FOREIGN, tuple(sets)),
-                      AffectedSet(by_model=sets), {0: 10}, ids_per_chunk=2, amendment=amendment)
+    return assessment(
+        Cause("D1", revision, "cause-2", NOW),
+        "restrict",
+        scope(FOREIGN, tuple(sets)),
+        AffectedSet(by_model=sets),
+        {0: 10},
+        ids_per_chunk=2,
+        amendment=amendment,
+    )
 
 
 def active(sets: dict[str, BitMap]) -> Directives:
@@ -43,7 +50,12 @@ def test_diff_chunks_follow_the_whole_ones_numbered_on_with_their_own_ids_and_co
     assert (head.amended_from, head.chunks, head.diff_chunks) == (1, 2, 3)
     assert head.added_by_model == {"fable-5": 3} and head.removed_by_model == {"fable-5": 2}
     assert [(c.part, c.chunk, c.chunks) for c in chunks] == [
-        ("whole", 0, 2), ("whole", 1, 2), ("added", 2, 5), ("added", 3, 5), ("removed", 4, 5)]
+        ("whole", 0, 2),
+        ("whole", 1, 2),
+        ("added", 2, 5),
+        ("added", 3, 5),
+        ("removed", 4, 5),
+    ]
     assert decode_bitmap(chunks[4].users) == BitMap([1, 2])
     assert chunks[2].event_id == "impact:D1:2:restrict:added:chunk:2" and chunks[0].event_id.endswith(":chunk:0")
 

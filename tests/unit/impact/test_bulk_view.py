@@ -9,18 +9,19 @@ import numpy as np
 import pytest
 from pyroaring import BitMap
 
+from devtools.registry import population as registry
+from devtools.registry.view import coded_users
+from devtools.scenarios import MISSION, THREE_CLAUSES
 from services.impact.affected import assess, bitmap_of, rows_bitmap, rows_digest
 from services.impact.registry_view import RegistryView
 from services.impact.selection import BLOCK, evaluate, membership
 from services.impact.user_columns import ACCOUNT_TYPES, COUNTRIES, Population
-from devtools.registry import population as registry
-from devtools.registry.view import coded_users
-from devtools.scenarios import MISSION, THREE_CLAUSES
 from shared.contracts.bitmaps import bitmap_ids, set_digest
 from tests.unit.impact.population_builder import scope, user
 
 SCOPES = [
-    MISSION, THREE_CLAUSES,
+    MISSION,
+    THREE_CLAUSES,
     scope({"kind": "residence", "any_of": ["US", "DE"]}, unknown="allow"),
     scope({"kind": "organisation", "any_of": ["org-countermand", "org-00001", "org-00002", "org-99999"]}),
     scope({"kind": "nationality", "any_of": ["IN", "BR", "GB", "DE", "FR", "JP", "CA", "MX", "ID", "KR"]}),
@@ -94,8 +95,8 @@ def test_sets_built_from_a_mask_hold_exactly_its_rows(length: int, density: floa
 def test_containers_at_the_array_limit_are_built_exactly() -> None:
     mask = np.zeros(3 * 65_536, bool)
     mask[:4096] = True  # an array container at its limit
-    mask[65_536:65_536 + 4097] = True  # the smallest bitset container
-    mask[2 * 65_536 + 1::16] = True  # 4096 spread ids
+    mask[65_536 : 65_536 + 4097] = True  # the smallest bitset container
+    mask[2 * 65_536 + 1 :: 16] = True  # 4096 spread ids
     assert rows_bitmap(mask) == ids_bitmap(np.flatnonzero(mask))
 
 

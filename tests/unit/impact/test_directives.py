@@ -22,11 +22,16 @@ def test_a_revision_already_assessed_or_older_is_recognised() -> None:
 
 def test_lift_restores_only_pairs_no_other_active_directive_covers() -> None:
     book = Directives()
-    book.activate("A", 1, scope(FOREIGN_TO_US, ("fable-5", "mythos-5")),
-                  {"fable-5": BitMap([1, 2, 3]), "mythos-5": BitMap([1, 2, 3])})
+    book.activate(
+        "A",
+        1,
+        scope(FOREIGN_TO_US, ("fable-5", "mythos-5")),
+        {"fable-5": BitMap([1, 2, 3]), "mythos-5": BitMap([1, 2, 3])},
+    )
     book.activate("B", 1, scope(FOREIGN_TO_US, ("fable-5",)), {"fable-5": BitMap([2])})
-    book.activate("C", 1, scope(FOREIGN_TO_US, ("mythos-5", "nova-1")),
-                  {"mythos-5": BitMap([3]), "nova-1": BitMap([1])})
+    book.activate(
+        "C", 1, scope(FOREIGN_TO_US, ("mythos-5", "nova-1")), {"mythos-5": BitMap([3]), "nova-1": BitMap([1])}
+    )
     restored = book.restored("A")
     assert restored == {"fable-5": BitMap([1, 3]), "mythos-5": BitMap([1, 2])}
     book.lift("A")
@@ -64,7 +69,9 @@ def test_a_registry_change_yields_a_delta_per_model_with_increasing_seq() -> Non
     view.upsert([user(2, ["IE"]), user(1, ["US"]), user(9, None)])
     deltas = book.deltas(view, np.array([2, 1, 9]))
     assert [(d.model, d.seq, set(d.added), set(d.removed)) for d in deltas] == [
-        ("fable-5", 1, {2, 9}, {1}), ("mythos-5", 2, {2, 9}, {1})]
+        ("fable-5", 1, {2, 9}, {1}),
+        ("mythos-5", 2, {2, 9}, {1}),
+    ]
     assert book.active["A"].sets["fable-5"] == assess(view, directive_scope).by_model["fable-5"]
     assert book.deltas(view, np.array([1, 2, 9])) == []
 

@@ -20,8 +20,14 @@ FOREIGN_TO_US = {"kind": "foreign_national", "home_country": "US"}
 
 def restrict(directive: str, revision: int, sets: dict[str, BitMap], per_chunk: int = 2) -> list:
     cause = Cause(directive, revision, "cause-1", NOW)
-    return assessment(cause, "restrict", scope(FOREIGN_TO_US, tuple(sets)), AffectedSet(by_model=sets),
-                      {0: 10}, ids_per_chunk=per_chunk)
+    return assessment(
+        cause,
+        "restrict",
+        scope(FOREIGN_TO_US, tuple(sets)),
+        AffectedSet(by_model=sets),
+        {0: 10},
+        ids_per_chunk=per_chunk,
+    )
 
 
 def test_chunks_are_numbered_across_models_in_model_order_and_every_model_has_one() -> None:
@@ -42,8 +48,7 @@ def test_replay_rebuilds_active_sets_with_deltas_and_forgets_lifted_directives()
     delta = Delta("D1", 1, 1, "fable-5", BitMap([4]), BitMap([1]), BitMap([2, 3, 4]))
     replay.fold(delta_message(delta, None, NOW))
     replay.fold(delta_message(delta, None, NOW))  # a duplicate changes nothing
-    lift = assessment(Cause("D2", 2, "c", NOW), "lift", scope(FOREIGN_TO_US), AffectedSet({"fable-5": BitMap([9])}),
-                      {})
+    lift = assessment(Cause("D2", 2, "c", NOW), "lift", scope(FOREIGN_TO_US), AffectedSet({"fable-5": BitMap([9])}), {})
     for message in lift:
         replay.fold(message)
     book = replay.directives

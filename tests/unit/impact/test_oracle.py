@@ -21,22 +21,34 @@ leaves = st.one_of(
     st.builds(lambda c: {"kind": "foreign_national", "home_country": c}, st.sampled_from(COUNTRIES)),
     st.builds(lambda cs: {"kind": "nationality", "any_of": cs}, countries),
     st.builds(lambda cs: {"kind": "residence", "any_of": cs}, countries),
-    st.builds(lambda a: {"kind": "account_type", "any_of": a},
-              st.lists(st.sampled_from(ACCOUNTS), min_size=1, max_size=2, unique=True)),
-    st.builds(lambda o: {"kind": "organisation", "any_of": o},
-              st.lists(st.sampled_from(ORGS + ["org-9"]), min_size=1, max_size=2, unique=True)),
-    st.builds(lambda m: {"kind": "entitlement", "any_of": m},
-              st.lists(st.sampled_from(MODELS), min_size=1, max_size=2, unique=True)),
+    st.builds(
+        lambda a: {"kind": "account_type", "any_of": a},
+        st.lists(st.sampled_from(ACCOUNTS), min_size=1, max_size=2, unique=True),
+    ),
+    st.builds(
+        lambda o: {"kind": "organisation", "any_of": o},
+        st.lists(st.sampled_from(ORGS + ["org-9"]), min_size=1, max_size=2, unique=True),
+    ),
+    st.builds(
+        lambda m: {"kind": "entitlement", "any_of": m},
+        st.lists(st.sampled_from(MODELS), min_size=1, max_size=2, unique=True),
+    ),
 )
-selectors = st.recursive(leaves, lambda inner: st.one_of(
-    st.builds(lambda c: {"kind": "all_of", "of": c}, st.lists(inner, min_size=1, max_size=3)),
-    st.builds(lambda c: {"kind": "any_of", "of": c}, st.lists(inner, min_size=1, max_size=3)),
-    st.builds(lambda c: {"kind": "not", "of": c}, inner),
-), max_leaves=6)
+selectors = st.recursive(
+    leaves,
+    lambda inner: st.one_of(
+        st.builds(lambda c: {"kind": "all_of", "of": c}, st.lists(inner, min_size=1, max_size=3)),
+        st.builds(lambda c: {"kind": "any_of", "of": c}, st.lists(inner, min_size=1, max_size=3)),
+        st.builds(lambda c: {"kind": "not", "of": c}, inner),
+    ),
+    max_leaves=6,
+)
 users = st.builds(
-    user, st.integers(0, 60),
+    user,
+    st.integers(0, 60),
     st.one_of(st.none(), st.lists(st.sampled_from(COUNTRIES), max_size=5, unique=True)),
-    st.one_of(st.none(), st.sampled_from(COUNTRIES)), st.sampled_from(ACCOUNTS),
+    st.one_of(st.none(), st.sampled_from(COUNTRIES)),
+    st.sampled_from(ACCOUNTS),
     st.one_of(st.none(), st.sampled_from(ORGS)),
     st.lists(st.sampled_from(MODELS), max_size=2, unique=True).map(tuple),
 )
@@ -69,12 +81,30 @@ def truth(s, u: UserUpserted) -> bool | None:
 
 
 @settings(max_examples=400, deadline=None)
-@example({"kind": "not", "of": {"kind": "foreign_national", "home_country": "US"}}, [user(1, None), user(2, ["US"])],
-         [], "allow")
-@example({"kind": "any_of", "of": [{"kind": "residence", "any_of": ["US"]}, {"kind": "not", "of": {
-    "kind": "nationality", "any_of": ["CN"]}}]}, [user(1, None, None), user(2, ["CN"], "DE")], [2], "restrict")
-@given(selectors, st.lists(users, max_size=40), st.lists(st.integers(0, 60), max_size=10),
-       st.sampled_from(["restrict", "allow"]))
+@example(
+    {"kind": "not", "of": {"kind": "foreign_national", "home_country": "US"}},
+    [user(1, None), user(2, ["US"])],
+    [],
+    "allow",
+)
+@example(
+    {
+        "kind": "any_of",
+        "of": [
+            {"kind": "residence", "any_of": ["US"]},
+            {"kind": "not", "of": {"kind": "nationality", "any_of": ["CN"]}},
+        ],
+    },
+    [user(1, None, None), user(2, ["CN"], "DE")],
+    [2],
+    "restrict",
+)
+@given(
+    selectors,
+    st.lists(users, max_size=40),
+    st.lists(st.integers(0, 60), max_size=10),
+    st.sampled_from(["restrict", "allow"]),
+)
 def test_vectorised_evaluation_equals_the_per_user_oracle(selector, records, deleted, unknown) -> None:
     directive_scope = scope(selector, unknown=unknown)
     view = Population(capacity=2)
@@ -86,8 +116,9 @@ def test_vectorised_evaluation_equals_the_per_user_oracle(selector, records, del
     for user_id in deleted:
         latest.pop(user_id, None)
     parsed = SELECTOR.validate_python(selector)
-    expected = {i for i, u in latest.items() if truth(parsed, u) is True
-                or (truth(parsed, u) is None and unknown == "restrict")}
+    expected = {
+        i for i, u in latest.items() if truth(parsed, u) is True or (truth(parsed, u) is None and unknown == "restrict")
+    }
     expected_unknown = sum(1 for u in latest.values() if truth(parsed, u) is None and unknown == "restrict")
     result = assess(view, directive_scope)
     assert set(result.by_model["fable-5"]) == expected

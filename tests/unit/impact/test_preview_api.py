@@ -26,13 +26,21 @@ class FakeState:
 
 
 def people() -> Population:
-    return population(user(1, ["FR"], "DE"), user(2, ["US"], "US"), user(3, None, None, "employee"),
-                      user(4, ["CN"], "CN", "enterprise_member"), *(user(10 + i, ["IN"], "IN") for i in range(30)))
+    return population(
+        user(1, ["FR"], "DE"),
+        user(2, ["US"], "US"),
+        user(3, None, None, "employee"),
+        user(4, ["CN"], "CN", "enterprise_member"),
+        *(user(10 + i, ["IN"], "IN") for i in range(30)),
+    )
 
 
 def body(selector: dict, directive_id: str = "EXP-1", models: list[str] | None = None) -> dict:
-    return {"directive_id": directive_id, "title": "Export control",
-            "scope": {"models": models or ["fable-5", "mythos-5"], "selector": selector}}
+    return {
+        "directive_id": directive_id,
+        "title": "Export control",
+        "scope": {"models": models or ["fable-5", "mythos-5"], "selector": selector},
+    }
 
 
 async def post(state: FakeState, path: str, json: dict | None = None) -> httpx.Response:
@@ -55,8 +63,9 @@ async def test_preview_counts_by_model_country_and_account_type_with_a_sample() 
 async def test_preview_of_an_active_directive_shows_the_amendment_difference() -> None:
     state = FakeState(people())
     state.directives.activate("EXP-1", 1, scope(FOREIGN), {"fable-5": BitMap([1, 2])})
-    answer = (await post(state, "/directives/preview",
-                         body({"kind": "nationality", "any_of": ["CN"]}, models=["fable-5"]))).json()
+    answer = (
+        await post(state, "/directives/preview", body({"kind": "nationality", "any_of": ["CN"]}, models=["fable-5"]))
+    ).json()
     assert answer["amends_revision"] == 1
     # added: 3 (nationality unknown, restricted) and 4; removed: 1 and 2
     assert answer["added_by_model"] == {"fable-5": 2} and answer["removed_by_model"] == {"fable-5": 2}
@@ -76,15 +85,23 @@ async def test_lift_preview_of_a_directive_not_active_is_404_naming_it() -> None
     assert reply.status_code == 404 and "'NOPE'" in reply.json()["error"]
 
 
-@pytest.mark.parametrize(("selector", "field", "words"), [
-    ({"kind": "religion", "any_of": ["x"]}, "scope.selector", "unknown selector kind 'religion'"),
-    ({"kind": "nationality", "any_of": ["XX"]}, "scope.selector.any_of[0]", "'XX' is not an ISO 3166-1"),
-    ({"kind": "residence", "any_of": ["US"], "religion": "x"}, "scope.selector.religion", "unknown attribute"),
-    ({"kind": "all_of", "of": [FOREIGN, {"kind": "foreign_national", "home_country": "ZZ"}]},
-     "scope.selector.of[1].home_country", "'ZZ' is not an ISO 3166-1"),
-], ids=["unknown attribute kind", "unknown country", "unknown field", "nested unknown country"])
+@pytest.mark.parametrize(
+    ("selector", "field", "words"),
+    [
+        ({"kind": "religion", "any_of": ["x"]}, "scope.selector", "unknown selector kind 'religion'"),
+        ({"kind": "nationality", "any_of": ["XX"]}, "scope.selector.any_of[0]", "'XX' is not an ISO 3166-1"),
+        ({"kind": "residence", "any_of": ["US"], "religion": "x"}, "scope.selector.religion", "unknown attribute"),
+        (
+            {"kind": "all_of", "of": [FOREIGN, {"kind": "foreign_national", "home_country": "ZZ"}]},
+            "scope.selector.of[1].home_country",
+            "'ZZ' is not an ISO 3166-1",
+        ),
+    ],
+    ids=["unknown attribute kind", "unknown country", "unknown field", "nested unknown country"],
+)
 async def test_preview_with_an_unknown_attribute_or_country_is_422_naming_the_field(
-        selector: dict, field: str, words: str) -> None:
+    selector: dict, field: str, words: str
+) -> None:
     reply = await post(FakeState(people()), "/directives/preview", body(selector))
     assert reply.status_code == 422
     (problem,) = reply.json()["problems"]
@@ -104,5 +121,11 @@ async def test_preview_before_the_view_caught_up_is_503_and_readyz_says_not_read
             state.watch.failed("compliance.directives.v1", 2, 41, "OSError: disk full")
         stuck = await client.get("/readyz")
         assert stuck.status_code == 503
-        assert stuck.json()["stuck"] == [{"topic": "compliance.directives.v1", "partition": 2, "offset": 41,
-                                          "why": "failed 6 times: OSError: disk full"}]
+        assert stuck.json()["stuck"] == [
+            {
+                "topic": "compliance.directives.v1",
+                "partition": 2,
+                "offset": 41,
+                "why": "failed 6 times: OSError: disk full",
+            }
+        ]

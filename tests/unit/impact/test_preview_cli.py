@@ -14,18 +14,26 @@ UNREACHABLE = "http://127.0.0.1:9"  # nothing listens: a test that reached the n
 
 
 def directive(**scope: object) -> dict:
-    return {"directive_id": "EXP-1", "title": "Export control",
-            "scope": {"models": ["fable-5"], "selector": {"kind": "everyone"}, **scope}}
+    return {
+        "directive_id": "EXP-1",
+        "title": "Export control",
+        "scope": {"models": ["fable-5"], "selector": {"kind": "everyone"}, **scope},
+    }
 
 
-@pytest.mark.parametrize(("content", "field"), [
-    (directive(selector={"kind": "nationality", "any_of": ["XX"]}), "scope.selector.any_of[0]"),
-    (directive(selector={"kind": "religion"}), "scope.selector"),
-    (directive(models=[]), "scope.models"),
-    ({"title": "no id", "scope": directive()["scope"]}, "directive_id"),
-], ids=["unknown country", "unknown selector kind", "no model", "missing id"])
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        (directive(selector={"kind": "nationality", "any_of": ["XX"]}), "scope.selector.any_of[0]"),
+        (directive(selector={"kind": "religion"}), "scope.selector"),
+        (directive(models=[]), "scope.models"),
+        ({"title": "no id", "scope": directive()["scope"]}, "directive_id"),
+    ],
+    ids=["unknown country", "unknown selector kind", "no model", "missing id"],
+)
 def test_a_malformed_directive_file_names_the_field_and_exits_non_zero(
-        tmp_path: Path, content: dict, field: str) -> None:
+    tmp_path: Path, content: dict, field: str
+) -> None:
     file = tmp_path / "directive.json"
     file.write_text(json.dumps(content))
     result = CliRunner().invoke(app, ["preview", str(file), "--impact-url", UNREACHABLE])
@@ -42,7 +50,8 @@ def test_a_file_that_is_not_yaml_exits_non_zero_naming_the_problem(tmp_path: Pat
 
 def test_yaml_country_code_no_stays_norway(tmp_path: Path) -> None:
     file = tmp_path / "directive.yaml"
-    file.write_text("directive_id: EXP-1\ntitle: t\nscope:\n  models: [fable-5]\n"
-                    "  selector: {kind: nationality, any_of: [NO]}\n")
+    file.write_text(
+        "directive_id: EXP-1\ntitle: t\nscope:\n  models: [fable-5]\n  selector: {kind: nationality, any_of: [NO]}\n"
+    )
     result = CliRunner().invoke(app, ["preview", str(file), "--impact-url", UNREACHABLE])
     assert result.exit_code == 1 and "cannot reach impact" in result.output  # valid: it got as far as calling

@@ -25,8 +25,9 @@ def upsert(user_id: int, offset: int, **fields) -> Record:
 
 def test_the_last_record_of_a_user_in_a_batch_wins_and_a_tombstone_deletes() -> None:
     view = RegistryView()
-    applied = view.apply([upsert(1, 0, nationalities=["US"]), upsert(2, 1), upsert(1, 2, nationalities=["FR"]),
-                          Record(b"2", None, 3)])
+    applied = view.apply(
+        [upsert(1, 0, nationalities=["US"]), upsert(2, 1), upsert(1, 2, nationalities=["FR"]), Record(b"2", None, 3)]
+    )
     assert sorted(applied.changed.tolist()) == [1, 2] and not applied.rejected
     assert set(assess(view.population, scope({"kind": "everyone"})).by_model["fable-5"]) == {1}
     assert set(assess(view.population, scope({"kind": "nationality", "any_of": ["FR"]})).by_model["fable-5"]) == {1}
@@ -38,10 +39,16 @@ def test_bad_records_are_rejected_with_a_reason_and_change_nothing() -> None:
     view.apply([upsert(5, 0, nationalities=["FR"])])
     bad_country = upsert(5, 1).value.replace(b'"DE"', b'"XX"')
     bad_account = upsert(5, 2).value.replace(b'"consumer"', b'"robot"')
-    applied = view.apply([
-        Record(b"5", bad_country, 1), Record(b"5", bad_account, 2), Record(b"-3", b"{}", 3),
-        Record(None, upsert(6, 4).value, 4), Record(b"7", upsert(6, 5).value, 5), Record(b"8", b"not json", 6),
-    ])
+    applied = view.apply(
+        [
+            Record(b"5", bad_country, 1),
+            Record(b"5", bad_account, 2),
+            Record(b"-3", b"{}", 3),
+            Record(None, upsert(6, 4).value, 4),
+            Record(b"7", upsert(6, 5).value, 5),
+            Record(b"8", b"not json", 6),
+        ]
+    )
     reasons = [str(error) for _, error in applied.rejected]
     assert len(reasons) == 6
     assert "is not an ISO 3166-1 alpha-2 country code" in reasons[0]

@@ -69,8 +69,9 @@ def test_any_of_with_a_true_clause_is_true_even_when_another_is_unknown() -> Non
 
 
 def test_organisation_absence_is_known_and_entitlements_match_models() -> None:
-    view = population(user(1, organisation="org-1", entitlements=("fable-5",)), user(2),
-                      user(3, entitlements=("mythos-5",)))
+    view = population(
+        user(1, organisation="org-1", entitlements=("fable-5",)), user(2), user(3, entitlements=("mythos-5",))
+    )
     assert affected_ids(view, scope({"kind": "organisation", "any_of": ["org-1", "org-9"]})) == {1}
     assert affected_ids(view, scope({"kind": "not", "of": {"kind": "organisation", "any_of": ["org-1"]}})) == {2, 3}
     assert affected_ids(view, scope({"kind": "entitlement", "any_of": ["mythos-5", "nova-1"]})) == {3}

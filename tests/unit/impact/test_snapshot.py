@@ -11,13 +11,20 @@ from services.impact import view_snapshot as snapshots
 from services.impact.affected import assess
 from tests.unit.impact.population_builder import population, scope, user
 
-SELECTORS = [{"kind": "foreign_national", "home_country": "US"}, {"kind": "organisation", "any_of": ["org-2"]},
-             {"kind": "entitlement", "any_of": ["mythos-5"]}, {"kind": "residence", "any_of": ["DE"]}]
+SELECTORS = [
+    {"kind": "foreign_national", "home_country": "US"},
+    {"kind": "organisation", "any_of": ["org-2"]},
+    {"kind": "entitlement", "any_of": ["mythos-5"]},
+    {"kind": "residence", "any_of": ["DE"]},
+]
 
 
 def view():
-    people = population(user(1, ["US", "IE", "FR", "DE", "CN"], "US", "employee", "org-1", ("fable-5",)),
-                        user(4, None, None, "consumer", "org-2", ("mythos-5",)), user(9, ["DE"]))
+    people = population(
+        user(1, ["US", "IE", "FR", "DE", "CN"], "US", "employee", "org-1", ("fable-5",)),
+        user(4, None, None, "consumer", "org-2", ("mythos-5",)),
+        user(9, ["DE"]),
+    )
     people.delete([9])
     return people
 

@@ -29,7 +29,8 @@ def test_refused_rows_exit_1_and_are_written_to_the_errors_file(files, tmp_path)
     assert "1 refused" in result.output
     with report.open() as file:
         assert list(csv.DictReader(file)) == [
-            {"line": "2", "field": "residence", "value": "XX", "why": "not an ISO 3166-1 alpha-2 country code"}]
+            {"line": "2", "field": "residence", "value": "XX", "why": "not an ISO 3166-1 alpha-2 country code"}
+        ]
 
 
 def test_a_file_error_exits_2(tmp_path) -> None:

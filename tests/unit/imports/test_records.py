@@ -18,9 +18,11 @@ from shared.contracts.users import UserUpserted, user_key
 from shared.runtime.topics import partition_for
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-ROWS = ("1,a@example.com,US;IE,DE,consumer,org-1,fable-5|mythos-5,de,,",
-        '2,"x""y\\z@example.com",,,employee,,,,true,',
-        "3,ü@example.de,,US,enterprise_member,,,,,")
+ROWS = (
+    "1,a@example.com,US;IE,DE,consumer,org-1,fable-5|mythos-5,de,,",
+    '2,"x""y\\z@example.com",,,employee,,,,true,',
+    "3,ü@example.de,,US,enterprise_member,,,,,",
+)
 
 
 def values(files, rows=ROWS, at=AT) -> list[bytes]:
@@ -34,7 +36,7 @@ def test_values_are_what_the_contract_serializes(files) -> None:
 
 def test_the_event_id_is_a_digest_of_the_record_body(files) -> None:
     for value in values(files):
-        body = value[value.index(b'"type":'):]
+        body = value[value.index(b'"type":') :]
         assert UserUpserted.model_validate_json(value).event_id == event_id(body)
 
 
@@ -52,8 +54,13 @@ def test_keys_are_the_decimal_ids(files) -> None:
 
 
 def test_partitions_agree_with_the_shared_partitioner() -> None:
-    ids = np.concatenate([np.arange(0, 3000), np.random.default_rng(7).integers(0, 2**32, 5000),
-                          np.random.default_rng(8).permutation(100_000)[:2000]])
+    ids = np.concatenate(
+        [
+            np.arange(0, 3000),
+            np.random.default_rng(7).integers(0, 2**32, 5000),
+            np.random.default_rng(8).permutation(100_000)[:2000],
+        ]
+    )
     keys = pa.array(ids).cast(pa.string()).cast(pa.binary())
     expected = [partition_for(USERS, key) for key in keys.to_pylist()]
     assert partitions_for(keys, USERS.partitions).tolist() == expected

@@ -21,23 +21,43 @@ def test_a_good_row_becomes_a_canonical_upsert(files) -> None:
     result = checked(files.csv(GOOD, "2,b@example.com, us ,,Employee,,,,false,no"))
     assert result.errors == []
     assert result.upserts.to_pylist() == [
-        {"user_id": 1, "email": "a@example.com", "nationalities": ["US", "IE"], "residence": "DE",
-         "account_type": "consumer", "organisation": "org-1", "entitlements": ["fable-5", "mythos-5"],
-         "locale": "de"},
-        {"user_id": 2, "email": "b@example.com", "nationalities": ["US"], "residence": None,
-         "account_type": "employee", "organisation": None, "entitlements": [], "locale": "en"}]
+        {
+            "user_id": 1,
+            "email": "a@example.com",
+            "nationalities": ["US", "IE"],
+            "residence": "DE",
+            "account_type": "consumer",
+            "organisation": "org-1",
+            "entitlements": ["fable-5", "mythos-5"],
+            "locale": "de",
+        },
+        {
+            "user_id": 2,
+            "email": "b@example.com",
+            "nationalities": ["US"],
+            "residence": None,
+            "account_type": "employee",
+            "organisation": None,
+            "entitlements": [],
+            "locale": "en",
+        },
+    ]
 
 
 def test_every_iso_country_is_accepted_including_those_the_synthetic_table_lacked(files) -> None:
-    result = checked(files.csv("1,a@example.com,BY;CU;HT;KP,MM,consumer,,,,,", "2,b@example.com,SY|VE,VE,consumer,,,,,"))
+    result = checked(
+        files.csv("1,a@example.com,BY;CU;HT;KP,MM,consumer,,,,,", "2,b@example.com,SY|VE,VE,consumer,,,,,")
+    )
     assert result.errors == []
     assert result.upserts.column("nationalities").to_pylist() == [["BY", "CU", "HT", "KP"], ["SY", "VE"]]
 
 
 def test_a_bad_country_refuses_only_its_row(files) -> None:
     result = checked(files.csv(GOOD, "2,b@example.com,US;XX,DE,consumer,,,,,", "3,c@example.com,US,ZZ,consumer,,,,,"))
-    assert result.errors == [RowError(2, "nationalities", "XX", "not an ISO 3166-1 alpha-2 country code"),
-                             RowError(3, "residence", "ZZ", "not an ISO 3166-1 alpha-2 country code")]
+    assert result.errors == [
+        RowError(2, "nationalities", "XX", "not an ISO 3166-1 alpha-2 country code"),
+        RowError(3, "residence", "ZZ", "not an ISO 3166-1 alpha-2 country code"),
+    ]
     assert result.upserts.column("user_id").to_pylist() == [1]
 
 
@@ -82,8 +102,13 @@ def test_a_csv_line_with_the_wrong_field_count_is_refused_and_the_rest_kept(file
 
 
 def test_an_invalid_json_line_is_refused_and_the_rest_kept(files) -> None:
-    row = {"user_id": 1, "email": "a@example.com", "nationalities": ["US"], "residence": "US",
-           "account_type": "consumer"}
+    row = {
+        "user_id": 1,
+        "email": "a@example.com",
+        "nationalities": ["US"],
+        "residence": "US",
+        "account_type": "consumer",
+    }
     result = checked(files.jsonl(row, '{"user_id": 2, "email": ', {**row, "user_id": 3}))
     [error] = result.errors
     assert (error.line, error.field) == (2, "line") and error.why.startswith("not JSON")
@@ -102,8 +127,7 @@ def test_stateless_with_nationalities_is_refused(files) -> None:
 
 
 def test_an_empty_list_is_refused_unless_the_row_says_stateless(files) -> None:
-    row = {"user_id": 1, "email": "a@example.com", "nationalities": [], "residence": "US",
-           "account_type": "consumer"}
+    row = {"user_id": 1, "email": "a@example.com", "nationalities": [], "residence": "US", "account_type": "consumer"}
     result = checked(files.jsonl(row, {**row, "user_id": 2, "stateless": True}))
     assert [(e.line, e.field) for e in result.errors] == [(1, "nationalities")]
     assert result.upserts.column("nationalities").to_pylist() == [[]]
@@ -122,9 +146,15 @@ def test_model_names_follow_the_contract(files) -> None:
 
 
 def test_parquet_lists_and_row_indexes(files) -> None:
-    path = files.parquet({"user_id": [10, 11], "email": ["a@example.com", "b@example.com"],
-                          "nationalities": [["US"], ["QQ"]], "residence": ["US", None],
-                          "account_type": ["consumer", "employee"]})
+    path = files.parquet(
+        {
+            "user_id": [10, 11],
+            "email": ["a@example.com", "b@example.com"],
+            "nationalities": [["US"], ["QQ"]],
+            "residence": ["US", None],
+            "account_type": ["consumer", "employee"],
+        }
+    )
     result = checked(path)
     assert [(e.line, e.field, e.value) for e in result.errors] == [(1, "nationalities", "QQ")]
     assert result.upserts.column("user_id").to_pylist() == [10]

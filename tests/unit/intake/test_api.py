@@ -34,8 +34,12 @@ def body(**scope: Any) -> dict[str, Any]:
 async def test_issue_answers_202_with_the_revision(http: httpx.AsyncClient, topic: FakeTopic) -> None:
     response = await http.post("/directives", json=body())
     assert response.status_code == 202
-    assert response.json() == {"directive_id": "EXP-1", "revision": 1, "event_id": topic.events[0].event_id,
-                               "unchanged": False}
+    assert response.json() == {
+        "directive_id": "EXP-1",
+        "revision": 1,
+        "event_id": topic.events[0].event_id,
+        "unchanged": False,
+    }
 
 
 async def test_a_body_that_is_not_an_object_is_422(http: httpx.AsyncClient, topic: FakeTopic) -> None:
@@ -45,8 +49,9 @@ async def test_a_body_that_is_not_an_object_is_422(http: httpx.AsyncClient, topi
 
 
 async def test_truncated_json_is_400_naming_the_position(http: httpx.AsyncClient, topic: FakeTopic) -> None:
-    response = await http.post("/directives", content=b'{"directive_id": "EXP-1"',
-                               headers={"content-type": "application/json"})
+    response = await http.post(
+        "/directives", content=b'{"directive_id": "EXP-1"', headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     assert "malformed JSON at character" in response.json()["problems"][0]["message"]
     assert topic.events == []

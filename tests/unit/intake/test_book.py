@@ -82,8 +82,11 @@ def test_the_same_events_reordered_give_the_same_book() -> None:
         forward.apply(event)
     for event in reversed(events):
         backward.apply(event)
-    assert [(e.directive_id, e.revision, e.state) for e in forward.entries()] == \
-           [(e.directive_id, e.revision, e.state) for e in backward.entries()] == [("EXP-1", 2, "lifted")]
+    assert (
+        [(e.directive_id, e.revision, e.state) for e in forward.entries()]
+        == [(e.directive_id, e.revision, e.state) for e in backward.entries()]
+        == [("EXP-1", 2, "lifted")]
+    )
 
 
 def test_an_issue_after_the_lift_does_not_revive_the_directive() -> None:

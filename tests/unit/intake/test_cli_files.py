@@ -46,12 +46,21 @@ def test_malformed_yaml_is_located(tmp_path: Path) -> None:
         load_directive_file(path)
 
 
-@pytest.mark.parametrize("name, text", [
-    ("d.yaml", "directive_id: EXP-1\ntitle: caf\u00e9\nscope:\n  models: [fable-5]\n"
-               "  selector: {kind: foreign_national, home_country: US}\n"),
-    ("d.json", '{"directive_id": "EXP-1", "title": "caf\u00e9",\n "scope": {"models": ["fable-5"],\n'
-               ' "selector": {"kind": "foreign_national", "home_country": "US"}}}\n'),
-])
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        (
+            "d.yaml",
+            "directive_id: EXP-1\ntitle: caf\u00e9\nscope:\n  models: [fable-5]\n"
+            "  selector: {kind: foreign_national, home_country: US}\n",
+        ),
+        (
+            "d.json",
+            '{"directive_id": "EXP-1", "title": "caf\u00e9",\n "scope": {"models": ["fable-5"],\n'
+            ' "selector": {"kind": "foreign_national", "home_country": "US"}}}\n',
+        ),
+    ],
+)
 def test_a_file_with_a_bom_and_crlf_line_endings_reads_like_a_plain_one(tmp_path: Path, name: str, text: str) -> None:
     plain, windows = tmp_path / f"plain-{name}", tmp_path / f"windows-{name}"
     plain.write_bytes(text.encode())
@@ -60,14 +69,17 @@ def test_a_file_with_a_bom_and_crlf_line_endings_reads_like_a_plain_one(tmp_path
     assert validate_directive(load_directive_file(windows)).title == "caf\u00e9"
 
 
-@pytest.mark.parametrize("content, says", [
-    ("{}".encode("utf-16"), "UTF-16"),
-    ("title: caf\u00e9\n".encode("latin-1"), "not valid UTF-8"),
-    (b"title: [" + b"[" * 10_000 + b"]" * 10_001 + b"\n", "MAX_JSON_DEPTH"),
-    (b'{"title": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", "MAX_JSON_DEPTH"),
-    (b'{"enforcement_deadline_s": ' + b"9" * 10_000 + b"}", "MAX_NUMBER_CHARS"),
-    (b"title: " + b"x" * (1024 * 1024) + b"\n", "MAX_BODY_BYTES"),
-])
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        ("{}".encode("utf-16"), "UTF-16"),
+        ("title: caf\u00e9\n".encode("latin-1"), "not valid UTF-8"),
+        (b"title: [" + b"[" * 10_000 + b"]" * 10_001 + b"\n", "MAX_JSON_DEPTH"),
+        (b'{"title": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", "MAX_JSON_DEPTH"),
+        (b'{"enforcement_deadline_s": ' + b"9" * 10_000 + b"}", "MAX_NUMBER_CHARS"),
+        (b"title: " + b"x" * (1024 * 1024) + b"\n", "MAX_BODY_BYTES"),
+    ],
+)
 def test_a_file_that_cannot_be_read_is_a_problem_saying_why(tmp_path: Path, content: bytes, says: str) -> None:
     path = tmp_path / ("d.json" if content.startswith(b"{") else "d.yaml")
     path.write_bytes(content)

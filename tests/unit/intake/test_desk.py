@@ -13,9 +13,13 @@ from tests.unit.intake.fakes import FakeTopic
 
 
 def request(directive_id: str = "EXP-1", title: str = "t") -> DirectiveRequest:
-    return DirectiveRequest.model_validate({
-        "directive_id": directive_id, "title": title,
-        "scope": {"models": ["fable-5"], "selector": {"kind": "foreign_national", "home_country": "US"}}})
+    return DirectiveRequest.model_validate(
+        {
+            "directive_id": directive_id,
+            "title": title,
+            "scope": {"models": ["fable-5"], "selector": {"kind": "foreign_national", "home_country": "US"}},
+        }
+    )
 
 
 def ready_desk(topic: FakeTopic) -> DirectiveDesk:

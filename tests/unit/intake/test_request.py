@@ -54,7 +54,11 @@ def test_every_problem_is_listed() -> None:
     data["surprise"] = True
     del data["title"]
     assert {p.field for p in problems_for(data)} == {
-        "scope.models", "scope.enforcement_deadline_s", "surprise", "title"}
+        "scope.models",
+        "scope.enforcement_deadline_s",
+        "surprise",
+        "title",
+    }
 
 
 def test_a_bad_directive_id_is_named() -> None:

@@ -45,7 +45,7 @@ class Outlet:
         self.messages.append(message)
 
     def types(self) -> list[str]:
-        return [getattr(m, "type") for m in self.messages]
+        return [m.type for m in self.messages]
 
 
 def _delivery(tmp_path: Path, outlet: Outlet) -> tuple[Delivery, Ledger, OutboxSink]:
@@ -64,10 +64,16 @@ async def test_requested_before_the_sink_and_delivered_or_failed_after(tmp_path:
     assert (tally.delivered, tally.failed) == (2, 1)
     assert [line["recipient"] for line in sink.records()] == [1, 3]
     by_recipient = {(m.recipient, m.type) for m in outlet.messages}  # type: ignore[attr-defined]
-    assert by_recipient == {(1, "NotificationRequested"), (1, "NotificationDelivered"), (2, "NotificationFailed"),
-                            (3, "NotificationRequested"), (3, "NotificationDelivered")}
-    assert {(m.producer, m.correlation_id, m.causation_id) for m in outlet.messages} == \
-        {("notifier", "EXP-7", "enforced-1")}
+    assert by_recipient == {
+        (1, "NotificationRequested"),
+        (1, "NotificationDelivered"),
+        (2, "NotificationFailed"),
+        (3, "NotificationRequested"),
+        (3, "NotificationDelivered"),
+    }
+    assert {(m.producer, m.correlation_id, m.causation_id) for m in outlet.messages} == {
+        ("notifier", "EXP-7", "enforced-1")
+    }
     requested_three = outlet.types().index("NotificationRequested", 2)
     assert requested_three > outlet.types().index("NotificationDelivered")  # batch by batch
 
@@ -92,7 +98,7 @@ async def test_outcomes_lost_in_a_crash_are_announced_on_the_retry_without_resen
     delivery, ledger, sink = _delivery(tmp_path, retry)
     await delivery.dispatch(READY)
     assert [line["recipient"] for line in sink.records()] == [1, 3]
-    outcomes = {(getattr(m, "recipient"), getattr(m, "type")) for m in retry.messages}
+    outcomes = {(m.recipient, m.type) for m in retry.messages}
     assert {r for r, kind in outcomes if kind == "NotificationDelivered"} == {1, 3}
     assert (2, "NotificationFailed") in outcomes and (1, "NotificationRequested") not in outcomes
     assert ledger.unannounced(KEY) == []

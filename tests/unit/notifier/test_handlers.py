@@ -26,13 +26,38 @@ class FakeDelivery:
 
 def _messages(directive: str = "EXP-3") -> tuple[ImpactAssessed, AffectedSetChunk, DirectiveEnforced]:
     scope = DirectiveScope.model_validate({"models": ["fable-5"], "selector": {"kind": "everyone"}})
-    head = ImpactAssessed(producer="impact", directive_id=directive, revision=1, action="restrict", scope=scope,
-                          affected_by_model={"fable-5": 2}, affected_users=2, model_digests={"fable-5": "x"},
-                          digest="x", registry_offsets={0: 3}, chunks=1)
-    chunk = AffectedSetChunk(producer="impact", directive_id=directive, revision=1, action="restrict",
-                             model="fable-5", chunk=0, chunks=1, users=encode_bitmap(BitMap([4, 5])))
-    done = DirectiveEnforced(producer="enforcement", directive_id=directive, revision=1, action="restrict",
-                             digest="x", clusters={"eu": ClusterProgress(state="applied")}, ack_latency_s={})
+    head = ImpactAssessed(
+        producer="impact",
+        directive_id=directive,
+        revision=1,
+        action="restrict",
+        scope=scope,
+        affected_by_model={"fable-5": 2},
+        affected_users=2,
+        model_digests={"fable-5": "x"},
+        digest="x",
+        registry_offsets={0: 3},
+        chunks=1,
+    )
+    chunk = AffectedSetChunk(
+        producer="impact",
+        directive_id=directive,
+        revision=1,
+        action="restrict",
+        model="fable-5",
+        chunk=0,
+        chunks=1,
+        users=encode_bitmap(BitMap([4, 5])),
+    )
+    done = DirectiveEnforced(
+        producer="enforcement",
+        directive_id=directive,
+        revision=1,
+        action="restrict",
+        digest="x",
+        clusters={"eu": ClusterProgress(state="applied")},
+        ack_latency_s={},
+    )
     return head, chunk, done
 
 
@@ -50,8 +75,9 @@ async def test_either_order_dispatches_once_and_duplicates_change_nothing(tmp_pa
                 await handlers.on_enforcement(message)
             else:
                 await handlers.on_impact(message)
-        assert [(r.key.directive_id, list(r.sets["fable-5"]), r.causation_id) for r in delivery.dispatched] == \
-            [("EXP-3", [4, 5], done.event_id)]
+        assert [(r.key.directive_id, list(r.sets["fable-5"]), r.causation_id) for r in delivery.dispatched] == [
+            ("EXP-3", [4, 5], done.event_id)
+        ]
 
 
 async def test_a_restart_remembers_dispatched_keys_and_pending_halves(tmp_path: Path) -> None:

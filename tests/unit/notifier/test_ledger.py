@@ -17,8 +17,10 @@ KEY = AssessmentKey("EXP-1", 1, "restrict")
 
 
 def _letters(users: list[int]) -> list[Letter]:
-    return [Letter(n, Contact(f"u{n.recipient}@example.com", "en"), "s", "b")
-            for n in notices_for(KEY, {"fable-5": BitMap(users)})]
+    return [
+        Letter(n, Contact(f"u{n.recipient}@example.com", "en"), "s", "b")
+        for n in notices_for(KEY, {"fable-5": BitMap(users)})
+    ]
 
 
 def _open(tmp_path: Path) -> tuple[Ledger, OutboxSink]:
@@ -33,12 +35,24 @@ def test_recorded_notices_are_in_the_ledger_and_the_outbox(tmp_path: Path) -> No
     letters = _letters([1, 2])
     failed = [(n, "no record") for n in notices_for(KEY, {"fable-5": BitMap([3])})]
     ledger.record(letters, failed, sink)
-    assert ledger.sent(["EXP-1:1:restricted:1", "EXP-1:1:restricted:3", "EXP-1:1:restricted:4"]) == \
-        {"EXP-1:1:restricted:1", "EXP-1:1:restricted:3"}
+    assert ledger.sent(["EXP-1:1:restricted:1", "EXP-1:1:restricted:3", "EXP-1:1:restricted:4"]) == {
+        "EXP-1:1:restricted:1",
+        "EXP-1:1:restricted:3",
+    }
     lines = sink.records()
     assert [line["recipient"] for line in lines] == [1, 2]
-    assert set(lines[0]) == {"notification_id", "recipient", "email", "locale", "directive_id", "revision",
-                             "action", "models", "subject", "body"}
+    assert set(lines[0]) == {
+        "notification_id",
+        "recipient",
+        "email",
+        "locale",
+        "directive_id",
+        "revision",
+        "action",
+        "models",
+        "subject",
+        "body",
+    }
     assert lines[0]["models"] == ["fable-5"] and lines[0]["action"] == "restricted"
 
 

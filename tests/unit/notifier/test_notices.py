@@ -15,7 +15,10 @@ def test_one_notice_per_user_naming_the_models_whose_set_holds_them() -> None:
     sets = {"mythos-5": BitMap([2, 3]), "fable-5": BitMap([1, 2])}
     notices = list(notices_for(RESTRICT, sets))
     assert [(n.recipient, n.models) for n in notices] == [
-        (1, ("fable-5",)), (2, ("fable-5", "mythos-5")), (3, ("mythos-5",))]
+        (1, ("fable-5",)),
+        (2, ("fable-5", "mythos-5")),
+        (3, ("mythos-5",)),
+    ]
     assert {n.action for n in notices} == {"restricted"}
     assert notices[1].notification_id == "EXP-1:2:restricted:2"
 
@@ -27,8 +30,9 @@ def test_a_lift_gives_restored_notices_with_their_own_ids() -> None:
 
 def test_ids_are_deterministic_across_builds() -> None:
     sets = {"fable-5": BitMap(range(100))}
-    assert [n.notification_id for n in notices_for(RESTRICT, sets)] == \
-        [n.notification_id for n in notices_for(RESTRICT, {"fable-5": BitMap(range(100))})]
+    assert [n.notification_id for n in notices_for(RESTRICT, sets)] == [
+        n.notification_id for n in notices_for(RESTRICT, {"fable-5": BitMap(range(100))})
+    ]
 
 
 def test_an_empty_set_gives_no_notice() -> None:

@@ -12,8 +12,19 @@ from shared.contracts.users import UserUpserted
 
 
 def _user(user_id: int, email: str) -> bytes:
-    return UserUpserted(producer="test", user_id=user_id, email=email, nationalities=["US"], residence="US",
-                        account_type="consumer", locale="de").model_dump_json().encode()
+    return (
+        UserUpserted(
+            producer="test",
+            user_id=user_id,
+            email=email,
+            nationalities=["US"],
+            residence="US",
+            account_type="consumer",
+            locale="de",
+        )
+        .model_dump_json()
+        .encode()
+    )
 
 
 def test_upserts_and_tombstones_maintain_the_contacts() -> None:

@@ -46,8 +46,14 @@ def inbox() -> Iterator[tuple[Inbox, SmtpServer]]:
     controller.stop()
 
 
-MAIL = Mail("d-1:1:restricted:42", "ada@example.com", "fable-5 is no longer available to you",
-            "Because of directive d-1 ...", "<p>Because of directive <b>d-1</b> ...</p>", "de")
+MAIL = Mail(
+    "d-1:1:restricted:42",
+    "ada@example.com",
+    "fable-5 is no longer available to you",
+    "Because of directive d-1 ...",
+    "<p>Because of directive <b>d-1</b> ...</p>",
+    "de",
+)
 
 
 async def test_a_notice_arrives_as_multipart_text_and_html_with_a_stable_message_id(inbox) -> None:
@@ -69,8 +75,9 @@ def test_the_message_id_is_the_same_for_the_same_notice_and_differs_between_noti
     assert message_id("d-1:1:restricted:42", "x") != message_id("d-1:1:restricted:43", "x")
 
 
-@pytest.mark.parametrize("reply, verdict", [("450 4.2.1 Mailbox busy", "transient"),
-                                            ("550 5.1.1 No such user", "permanent")])
+@pytest.mark.parametrize(
+    "reply, verdict", [("450 4.2.1 Mailbox busy", "transient"), ("550 5.1.1 No such user", "permanent")]
+)
 async def test_smtp_replies_are_classified(inbox, reply: str, verdict: str) -> None:
     handler, server = inbox
     handler.reply = reply

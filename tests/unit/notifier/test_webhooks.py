@@ -26,8 +26,15 @@ SECRET = new_secret()
 
 
 def test_the_standard_webhooks_known_answer() -> None:
-    assert signature("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
-                     b'{"test": 2432232314}') == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    assert (
+        signature(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            b'{"test": 2432232314}',
+        )
+        == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    )
 
 
 def test_a_receiver_accepts_a_signature_of_any_active_secret_during_rotation() -> None:
@@ -62,13 +69,16 @@ def test_an_old_webhook_is_refused_as_a_replay() -> None:
         verify([SECRET], headers, b"{}", now=1_000_000 + 301)
 
 
-@pytest.mark.parametrize("url, problem", [
-    ("http://hooks.example.com/x", "must be https"),
-    ("https://evil.example.net/x", "not in the allow-list"),
-    ("https://example.com.evil.net/x", "not in the allow-list"),
-    ("ftp://127.0.0.1/x", "must be https"),
-    ("https:///x", "no host"),
-])
+@pytest.mark.parametrize(
+    "url, problem",
+    [
+        ("http://hooks.example.com/x", "must be https"),
+        ("https://evil.example.net/x", "not in the allow-list"),
+        ("https://example.com.evil.net/x", "not in the allow-list"),
+        ("ftp://127.0.0.1/x", "must be https"),
+        ("https:///x", "no host"),
+    ],
+)
 def test_urls_outside_the_rules_are_refused(url: str, problem: str) -> None:
     with pytest.raises(WebhookRefused, match=problem):
         UrlPolicy(("example.com", "127.0.0.1")).check(url)
@@ -117,8 +127,7 @@ def _free_port() -> int:
 async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
     endpoint = Receiver()
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(endpoint.app, host="127.0.0.1", port=port, log_config=None,
-                                           lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(endpoint.app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
@@ -145,8 +154,9 @@ async def test_a_forged_webhook_is_refused_by_the_receiver(receiver) -> None:
     assert endpoint.received == [] and "no signature matches" in endpoint.refused[0]
 
 
-@pytest.mark.parametrize("status, verdict", [(410, "permanent"), (404, "permanent"), (429, "transient"),
-                                             (503, "transient")])
+@pytest.mark.parametrize(
+    "status, verdict", [(410, "permanent"), (404, "permanent"), (429, "transient"), (503, "transient")]
+)
 async def test_answers_are_classified(receiver, status: int, verdict: str) -> None:
     endpoint, url = receiver
     endpoint.status = status

@@ -13,28 +13,45 @@ from shared.contracts.directives import DirectiveScope, Selector
 from shared.contracts.users import UserUpserted
 
 
-def user(uid: int, nationalities: list[str] | None, residence: str | None = "US", account: str = "consumer",
-         organisation: str | None = None, entitlements: tuple[str, ...] = ("fable-5",)) -> dict:
-    return UserUpserted(producer="test", user_id=uid, email=f"u{uid}@example.com", nationalities=nationalities,
-                        residence=residence, account_type=account, organisation=organisation,
-                        entitlements=list(entitlements)).model_dump()
+def user(
+    uid: int,
+    nationalities: list[str] | None,
+    residence: str | None = "US",
+    account: str = "consumer",
+    organisation: str | None = None,
+    entitlements: tuple[str, ...] = ("fable-5",),
+) -> dict:
+    return UserUpserted(
+        producer="test",
+        user_id=uid,
+        email=f"u{uid}@example.com",
+        nationalities=nationalities,
+        residence=residence,
+        account_type=account,
+        organisation=organisation,
+        entitlements=list(entitlements),
+    ).model_dump()
 
 
 AMERICAN = user(1, ["US"])
 DUAL_US_IE = user(2, ["IE", "US"], residence="IE")
 GERMAN_IN_US = user(3, ["DE"])
 UNKNOWN_NATIONALITY = user(4, None)
-INDIAN_EMPLOYEE = user(5, ["IN"], account="employee", organisation="org-countermand",
-                       entitlements=("fable-5", "mythos-5"))
-UNKNOWN_RESIDENCE = user(6, ["FR"], residence=None, account="enterprise_member", organisation="org-00042",
-                         entitlements=("sonnet-3",))
+INDIAN_EMPLOYEE = user(
+    5, ["IN"], account="employee", organisation="org-countermand", entitlements=("fable-5", "mythos-5")
+)
+UNKNOWN_RESIDENCE = user(
+    6, ["FR"], residence=None, account="enterprise_member", organisation="org-00042", entitlements=("sonnet-3",)
+)
 EVERYONE = [AMERICAN, DUAL_US_IE, GERMAN_IN_US, UNKNOWN_NATIONALITY, INDIAN_EMPLOYEE, UNKNOWN_RESIDENCE]
 FOREIGN = {"kind": "foreign_national", "home_country": "US"}
 
 # Clauses as seen by UNKNOWN_NATIONALITY (a US-resident consumer entitled to fable-5).
-CLAUSE = {"true": {"kind": "residence", "any_of": ["US"]},
-          "false": {"kind": "account_type", "any_of": ["employee"]},
-          "unknown": FOREIGN}
+CLAUSE = {
+    "true": {"kind": "residence", "any_of": ["US"]},
+    "false": {"kind": "account_type", "any_of": ["employee"]},
+    "unknown": FOREIGN,
+}
 
 
 def evaluate_dict(selector: dict, record: dict) -> bool | None:
@@ -83,15 +100,17 @@ def test_not_keeps_unknown_unknown() -> None:
     assert affected_users(not_foreign, EVERYONE, "restrict") == {1, 2, 4}
 
 
-@pytest.mark.parametrize(("clauses", "expected"), [
-    (["true", "unknown"], None), (["false", "unknown"], False), (["true", "true"], True)])
+@pytest.mark.parametrize(
+    ("clauses", "expected"), [(["true", "unknown"], None), (["false", "unknown"], False), (["true", "true"], True)]
+)
 def test_all_of_is_false_on_any_false_else_unknown_on_any_unknown(clauses, expected) -> None:
     selector = {"kind": "all_of", "of": [CLAUSE[c] for c in clauses]}
     assert evaluate_dict(selector, UNKNOWN_NATIONALITY) is expected
 
 
-@pytest.mark.parametrize(("clauses", "expected"), [
-    (["true", "unknown"], True), (["false", "unknown"], None), (["false", "false"], False)])
+@pytest.mark.parametrize(
+    ("clauses", "expected"), [(["true", "unknown"], True), (["false", "unknown"], None), (["false", "false"], False)]
+)
 def test_any_of_is_true_on_any_true_else_unknown_on_any_unknown(clauses, expected) -> None:
     selector = {"kind": "any_of", "of": [CLAUSE[c] for c in clauses]}
     assert evaluate_dict(selector, UNKNOWN_NATIONALITY) is expected
@@ -119,5 +138,6 @@ def test_oracle_agrees_with_the_population_columns() -> None:
     assert affected_users(FOREIGN, users, "restrict") == known_foreign | unknown
     employees = {"kind": "all_of", "of": [FOREIGN, {"kind": "account_type", "any_of": ["employee"]}]}
     assert affected_users(employees, users, "allow") == set(
-        pop.user_id[~pop.nat_unknown & ~us_national & (pop.account_type == 2)].tolist())
+        pop.user_id[~pop.nat_unknown & ~us_national & (pop.account_type == 2)].tolist()
+    )
     assert np.any(pop.account_type[~pop.nat_unknown & ~us_national] == 2)

@@ -43,8 +43,10 @@ def test_ids_are_consecutive_from_first_id() -> None:
     assert pop.user_id.tolist() == list(range(5_000_000, 5_001_000))
 
 
-@pytest.mark.parametrize(("args", "field"), [((-1, 1, 1), "users"), ((10, -1, 1), "seed"),
-                                             ((10, 1, -1), "first_id"), ((10, 1, 2**32 - 5), "first_id")])
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [((-1, 1, 1), "users"), ((10, -1, 1), "seed"), ((10, 1, -1), "first_id"), ((10, 1, 2**32 - 5), "first_id")],
+)
 def test_bad_arguments_are_rejected_naming_the_field(args, field) -> None:
     with pytest.raises(ValueError, match=field):
         generate(*args)

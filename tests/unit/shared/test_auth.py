@@ -36,8 +36,9 @@ def client(issuer: LocalIssuer, tmp_path_factory: pytest.TempPathFactory) -> Tes
     presented, stored = new_api_key("gw-1", "gateway-eu", [Role.GATEWAY])
     _, retired = new_api_key("gw-0", "gateway-old", [Role.GATEWAY], not_after=datetime.now(UTC) - timedelta(1))
     (folder / "api-keys.json").write_text(ApiKeys([stored, retired]).to_json())
-    settings = AuthSettings(mode="on", jwks_file=issuer.write(folder), issuer=issuer.issuer,
-                            api_keys_file=folder / "api-keys.json")
+    settings = AuthSettings(
+        mode="on", jwks_file=issuer.write(folder), issuer=issuer.issuer, api_keys_file=folder / "api-keys.json"
+    )
     guard = Guard(settings, "test")
     api = FastAPI()
     guard.install(api)
@@ -107,6 +108,7 @@ def test_a_token_from_another_issuer_is_refused(client: TestClient, issuer: Loca
 def _unsigned(claims: dict, header: dict) -> str:
     def part(obj: dict) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
     return f"{part(header)}.{part(claims)}."
 
 
@@ -116,17 +118,27 @@ def test_a_token_with_alg_none_is_refused(client: TestClient, issuer: LocalIssue
     assert (answer.status_code, refusal(answer)) == (401, "token algorithm 'none' is not allowed")
 
 
-def test_a_token_signed_with_the_public_key_as_an_hmac_secret_is_refused(client: TestClient,
-                                                                         issuer: LocalIssuer) -> None:
+def test_a_token_signed_with_the_public_key_as_an_hmac_secret_is_refused(
+    client: TestClient, issuer: LocalIssuer
+) -> None:
     public = json.loads(issuer.jwks())["keys"][0]["x"]
-    forged = jwt.encode({"sub": "mallory", "roles": ["proposer"], "iss": issuer.issuer, "aud": issuer.audience,
-                         "exp": int(time.time()) + 60}, public, algorithm="HS256", headers={"kid": issuer.key_id})
+    forged = jwt.encode(
+        {
+            "sub": "mallory",
+            "roles": ["proposer"],
+            "iss": issuer.issuer,
+            "aud": issuer.audience,
+            "exp": int(time.time()) + 60,
+        },
+        public,
+        algorithm="HS256",
+        headers={"kid": issuer.key_id},
+    )
     answer = client.post("/directives", headers=bearer(forged))
     assert (answer.status_code, refusal(answer)) == (401, "token algorithm 'HS256' is not allowed")
 
 
-def test_a_token_signed_by_another_key_under_a_known_key_id_is_refused(client: TestClient,
-                                                                       issuer: LocalIssuer) -> None:
+def test_a_token_signed_by_another_key_under_a_known_key_id_is_refused(client: TestClient, issuer: LocalIssuer) -> None:
     impostor = LocalIssuer(issuer=issuer.issuer, key_id=issuer.key_id)
     answer = client.post("/directives", headers=bearer(impostor.mint("mallory", [Role.PROPOSER])))
     assert answer.status_code == 401
@@ -146,8 +158,7 @@ def test_a_malformed_or_truncated_token_is_refused(client: TestClient, token: st
 
 def test_a_gateway_api_key_is_accepted_and_a_wrong_or_retired_one_refused(client: TestClient) -> None:
     good = client.api_key  # type: ignore[attr-defined]
-    assert client.get("/v1/access", headers={"X-API-Key": good}).json() == {"subject": "gateway-eu",
-                                                                          "via": "api-key"}
+    assert client.get("/v1/access", headers={"X-API-Key": good}).json() == {"subject": "gateway-eu", "via": "api-key"}
     assert client.get("/v1/access", headers={"Authorization": f"ApiKey {good}"}).status_code == 200
     assert client.get("/v1/access", headers={"X-API-Key": good[:-1] + "x"}).status_code == 401
     retired = client.get("/v1/access", headers={"X-API-Key": "gw-0.anything"})

@@ -8,8 +8,7 @@ import struct
 import pytest
 from pyroaring import BitMap
 
-from shared.contracts.bitmaps import (chunk_bitmap, decode_bitmap, encode_bitmap, scope_digest, set_digest,
-                                      union)
+from shared.contracts.bitmaps import chunk_bitmap, decode_bitmap, encode_bitmap, scope_digest, set_digest, union
 
 
 def test_set_digest_is_sha256_of_ascending_little_endian_uint32_ids() -> None:

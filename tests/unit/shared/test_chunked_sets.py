@@ -11,7 +11,9 @@ from shared.contracts.bitmaps import chunk_bitmap
 from shared.contracts.chunks import ChunkedSets
 
 FABLE, MYTHOS = BitMap(range(0, 50)), BitMap(range(40, 70))
-CHUNKS = [("fable-5", part) for part in chunk_bitmap(FABLE, 20)] + [("mythos-5", part) for part in chunk_bitmap(MYTHOS, 20)]
+CHUNKS = [("fable-5", part) for part in chunk_bitmap(FABLE, 20)] + [
+    ("mythos-5", part) for part in chunk_bitmap(MYTHOS, 20)
+]
 
 
 @pytest.mark.parametrize("order", list(permutations(range(len(CHUNKS))))[::7])

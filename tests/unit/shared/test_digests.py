@@ -9,10 +9,14 @@ import pytest
 from pyroaring import BitMap
 
 from services.impact.affected import rows_bitmap, rows_digest
-from shared.contracts.bitmaps import (DIGEST_SLICE, EMPTY_SCOPE_DIGEST, scope_digest, set_digest, sets_digest)
+from shared.contracts.bitmaps import DIGEST_SLICE, EMPTY_SCOPE_DIGEST, scope_digest, set_digest, sets_digest
 
 SPREADS = [
-    [], [0], [2**32 - 1], [0, 2**32 - 1], [DIGEST_SLICE - 1, DIGEST_SLICE, 3 * DIGEST_SLICE + 5],
+    [],
+    [0],
+    [2**32 - 1],
+    [0, 2**32 - 1],
+    [DIGEST_SLICE - 1, DIGEST_SLICE, 3 * DIGEST_SLICE + 5],
     np.random.default_rng(1).integers(0, 2**32, 10_000).tolist(),
     np.random.default_rng(2).choice(5 * DIGEST_SLICE, 200_000, replace=False).tolist(),
 ]

@@ -22,7 +22,12 @@ def test_without_an_event_id_each_message_gets_a_fresh_one_and_the_current_time(
 
 
 def test_a_deterministic_event_id_time_and_causes_are_kept_as_given() -> None:
-    message = _checkpoint(**envelope("audit", event_id="cmd:1", occurred_at=MOMENT, correlation_id="D-1",
-                                     causation_id="e-0"))
+    message = _checkpoint(
+        **envelope("audit", event_id="cmd:1", occurred_at=MOMENT, correlation_id="D-1", causation_id="e-0")
+    )
     assert (message.event_id, message.occurred_at, message.correlation_id, message.causation_id) == (
-        "cmd:1", MOMENT, "D-1", "e-0")
+        "cmd:1",
+        MOMENT,
+        "D-1",
+        "e-0",
+    )

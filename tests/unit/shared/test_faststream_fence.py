@@ -28,7 +28,8 @@ class _Consumer:
 @pytest.mark.parametrize("package", sorted(faststream_fence.CHECKED_AGAINST))
 def test_the_installed_versions_are_the_ones_the_fence_was_checked_against(package: str) -> None:
     assert version(package) == faststream_fence.CHECKED_AGAINST[package], (
-        f"{package} changed: re-check shared/runtime/faststream_fence.py, then update CHECKED_AGAINST")
+        f"{package} changed: re-check shared/runtime/faststream_fence.py, then update CHECKED_AGAINST"
+    )
 
 
 def test_a_subscriber_holds_its_consumer_as_consumer_none_until_started() -> None:

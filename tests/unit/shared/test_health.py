@@ -26,8 +26,7 @@ def test_a_record_failing_more_than_the_bound_is_stuck_until_the_consumer_gets_p
     assert not watch.healthy
     assert readiness(True, watch)[0] == 503
     watch.passed(TOPIC, 1, 7)
-    assert watch.healthy and readiness(True, watch) == (200, {"ready": True, "stuck": [],
-                                                              "unwritten_dead_letters": 0})
+    assert watch.healthy and readiness(True, watch) == (200, {"ready": True, "stuck": [], "unwritten_dead_letters": 0})
 
 
 def test_a_group_whose_committed_offset_does_not_move_while_records_wait_is_stuck() -> None:
@@ -40,7 +39,8 @@ def test_a_group_whose_committed_offset_does_not_move_while_records_wait_is_stuc
     clock.now = 61
     lag.observe({(TOPIC, 0): 5}, {(TOPIC, 0): 9, (TOPIC, 1): 0})
     assert [s.describe() for s in watch.stuck.values()] == [
-        {"topic": TOPIC, "partition": 0, "offset": 5, "why": "no progress for 61s with 4 records waiting"}]
+        {"topic": TOPIC, "partition": 0, "offset": 5, "why": "no progress for 61s with 4 records waiting"}
+    ]
     lag.observe({(TOPIC, 0): 6}, {(TOPIC, 0): 9, (TOPIC, 1): 0})
     assert watch.healthy
 

@@ -9,8 +9,9 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from services.impact.affected import assess
+from devtools.limits import directive_at_limits, not_chain, past_each_limit
 from devtools.registry.oracle import affected_users
+from services.impact.affected import assess
 from shared.contracts import limits as L
 from shared.contracts.bitmaps import set_digest
 from shared.contracts.catalogue import DIRECTIVES, IMPACT
@@ -18,7 +19,6 @@ from shared.contracts.countries import ALPHA_2
 from shared.contracts.directives import DirectiveIssued, DirectiveRequest
 from shared.contracts.impact import ImpactAssessed
 from shared.runtime.problems import problems_of
-from devtools.limits import directive_at_limits, not_chain, past_each_limit
 from tests.unit.impact.population_builder import population, scope, user
 
 FOREIGN = {"kind": "foreign_national", "home_country": "US"}
@@ -26,22 +26,39 @@ FOREIGN = {"kind": "foreign_national", "home_country": "US"}
 
 def issued(request: dict) -> DirectiveIssued:
     parsed = DirectiveRequest.model_validate(request)
-    return DirectiveIssued(producer="intake", directive_id=parsed.directive_id, revision=1, title=parsed.title,
-                           authority=parsed.authority, scope=parsed.scope, idempotency_key="k" * 255,
-                           request_digest="0" * 64)
+    return DirectiveIssued(
+        producer="intake",
+        directive_id=parsed.directive_id,
+        revision=1,
+        title=parsed.title,
+        authority=parsed.authority,
+        scope=parsed.scope,
+        idempotency_key="k" * 255,
+        request_digest="0" * 64,
+    )
 
 
 def assessment(event: DirectiveIssued) -> ImpactAssessed:
     """The largest assessment the directive can get: every per-model map full, an amendment's included."""
     models = event.scope.models
     return ImpactAssessed(
-        producer="impact", directive_id=event.directive_id, revision=2, action="restrict", scope=event.scope,
-        affected_by_model={m: 2**32 - 1 for m in models}, affected_users=2**32 - 1,
+        producer="impact",
+        directive_id=event.directive_id,
+        revision=2,
+        action="restrict",
+        scope=event.scope,
+        affected_by_model={m: 2**32 - 1 for m in models},
+        affected_users=2**32 - 1,
         by_country={c: 2**32 - 1 for c in [*sorted(ALPHA_2), "??"]},
-        model_digests={m: set_digest([]) for m in models}, digest="f" * 64,
+        model_digests={m: set_digest([]) for m in models},
+        digest="f" * 64,
         registry_offsets={p: 2**62 for p in range(64)},
-        chunks=10_000, amended_from=1, added_by_model={m: 2**32 - 1 for m in models},
-        removed_by_model={m: 2**32 - 1 for m in models}, diff_chunks=10_000)
+        chunks=10_000,
+        amended_from=1,
+        added_by_model={m: 2**32 - 1 for m in models},
+        removed_by_model={m: 2**32 - 1 for m in models},
+        diff_chunks=10_000,
+    )
 
 
 def refusal(request: dict) -> str:
@@ -77,8 +94,9 @@ def test_the_worst_case_directive_and_its_assessment_fit_one_record() -> None:
     request["title"], request["authority"] = worst_text(L.TITLE_CHARS), worst_text(L.AUTHORITY_CHARS)
     for clause in request["scope"]["selector"]["of"]:
         if clause["kind"] == "not" and clause["of"]["kind"] == "organisation":
-            clause["of"]["any_of"] = [worst_text(L.ORGANISATION_CHARS - 4) + f"{i:04d}"
-                                      for i in range(L.MAX_ORGANISATIONS)]
+            clause["of"]["any_of"] = [
+                worst_text(L.ORGANISATION_CHARS - 4) + f"{i:04d}" for i in range(L.MAX_ORGANISATIONS)
+            ]
     event = issued(request)
     sizes = [len(event.model_dump_json()), len(assessment(event).model_dump_json())]
     assert max(sizes) <= L.worst_case_event_bytes() < L.MAX_MESSAGE_BYTES // 2, sizes
@@ -93,41 +111,56 @@ def test_one_past_each_limit_is_refused_naming_the_limit(limit: str) -> None:
 
 @pytest.mark.parametrize("depth", [250, 10_000])
 def test_a_deep_selector_is_refused_naming_the_depth_limit_without_recursing(depth: int) -> None:
-    body = {"directive_id": "DEEP", "title": "t", "scope": {"models": ["fable-5"],
-                                                           "selector": not_chain(depth, FOREIGN)}}
+    body = {
+        "directive_id": "DEEP",
+        "title": "t",
+        "scope": {"models": ["fable-5"], "selector": not_chain(depth, FOREIGN)},
+    }
     assert "SELECTOR_DEPTH" in refusal(body)
-    assert "SELECTOR_DEPTH" in refusal({**body, "scope": {**body["scope"], "selector": {
-        "kind": "all_of", "of": [not_chain(depth, FOREIGN)]}}})
+    assert "SELECTOR_DEPTH" in refusal(
+        {**body, "scope": {**body["scope"], "selector": {"kind": "all_of", "of": [not_chain(depth, FOREIGN)]}}}
+    )
 
 
 def test_a_deep_directive_record_on_the_topic_is_a_validation_error_not_a_recursion_error() -> None:
     selector = '{"kind":"not","of":' * 10_000 + '{"kind":"everyone"}' + "}" * 10_000
-    record = ('{"type":"DirectiveIssued","producer":"x","directive_id":"D","revision":1,"title":"t",'
-              f'"scope":{{"models":["fable-5"],"selector":{selector}}}}}')
+    record = (
+        '{"type":"DirectiveIssued","producer":"x","directive_id":"D","revision":1,"title":"t",'
+        f'"scope":{{"models":["fable-5"],"selector":{selector}}}}}'
+    )
     with pytest.raises(ValidationError):
         DIRECTIVES.adapter.validate_json(record)
 
 
 def test_the_selector_depth_limit_reaches_every_reader() -> None:
-    at_limit = {"directive_id": "D", "title": "t",
-                "scope": {"models": ["fable-5"], "selector": not_chain(L.SELECTOR_DEPTH, FOREIGN)}}
+    at_limit = {
+        "directive_id": "D",
+        "title": "t",
+        "scope": {"models": ["fable-5"], "selector": not_chain(L.SELECTOR_DEPTH, FOREIGN)},
+    }
     event = issued(at_limit)
     assert DIRECTIVES.adapter.validate_json(event.model_dump_json()) == event
     assert affected_users(event.scope.selector, [user(1, ["CN"])]) in (set(), {1})
     assert not L.json_depth_exceeds(event.model_dump_json())  # a body at the limit passes the raw check
-    assert "SELECTOR_DEPTH" in refusal({**at_limit, "scope": {
-        "models": ["fable-5"], "selector": not_chain(L.SELECTOR_DEPTH + 1, FOREIGN)}})
+    assert "SELECTOR_DEPTH" in refusal(
+        {**at_limit, "scope": {"models": ["fable-5"], "selector": not_chain(L.SELECTOR_DEPTH + 1, FOREIGN)}}
+    )
 
 
 @pytest.mark.parametrize("where", ["models", "nationality", "organisation", "entitlement", "clauses"])
 def test_a_list_of_100000_elements_is_one_problem_naming_the_limit(where: str) -> None:
     many = 100_000
-    selector = {"nationality": {"kind": "nationality", "any_of": ["CN"] * many},
-                "organisation": {"kind": "organisation", "any_of": ["org"] * many},
-                "entitlement": {"kind": "entitlement", "any_of": ["fable-5"] * many},
-                "clauses": {"kind": "any_of", "of": [FOREIGN] * many}}.get(where, FOREIGN)
-    body = {"directive_id": "MANY", "title": "t",
-            "scope": {"models": ["fable-5"] * (many if where == "models" else 1), "selector": selector}}
+    selector = {
+        "nationality": {"kind": "nationality", "any_of": ["CN"] * many},
+        "organisation": {"kind": "organisation", "any_of": ["org"] * many},
+        "entitlement": {"kind": "entitlement", "any_of": ["fable-5"] * many},
+        "clauses": {"kind": "any_of", "of": [FOREIGN] * many},
+    }.get(where, FOREIGN)
+    body = {
+        "directive_id": "MANY",
+        "title": "t",
+        "scope": {"models": ["fable-5"] * (many if where == "models" else 1), "selector": selector},
+    }
     started = time.perf_counter()
     with pytest.raises(ValidationError) as caught:
         DirectiveRequest.model_validate(body)

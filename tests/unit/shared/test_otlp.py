@@ -42,8 +42,9 @@ def collector() -> Iterator[Collector]:
     server.shutdown()
 
 
-def test_spans_reach_the_collector_named_by_otel_variables(collector: Collector,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_spans_reach_the_collector_named_by_otel_variables(
+    collector: Collector, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{collector.server_address[1]}")
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test")
@@ -53,8 +54,13 @@ def test_spans_reach_the_collector_named_by_otel_variables(collector: Collector,
         pass
     assert provider.force_flush(5000)
     provider.shutdown()
-    spans = [(s.name, r.resource) for q in collector.requests for r in q.resource_spans
-             for ss in r.scope_spans for s in ss.spans]
+    spans = [
+        (s.name, r.resource)
+        for q in collector.requests
+        for r in q.resource_spans
+        for ss in r.scope_spans
+        for s in ss.spans
+    ]
     assert [name for name, _ in spans] == ["assess d-1"]
     attributes = {a.key: a.value.string_value for a in spans[0][1].attributes}
     assert attributes["service.name"] == "countermand-impact"

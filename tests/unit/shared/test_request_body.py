@@ -8,11 +8,11 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.limits import directive_at_limits, not_chain
 from services.intake.api import create_api
 from services.intake.desk import DirectiveDesk
 from shared.contracts.limits import MAX_BODY_BYTES
 from shared.runtime.request_body import BodyLimit
-from devtools.limits import directive_at_limits, not_chain
 from tests.unit.intake.fakes import FakeTopic
 
 CHUNK = 64 * 1024
@@ -32,8 +32,11 @@ async def http(topic: FakeTopic) -> httpx.AsyncClient:
 
 
 def directive(**changes: Any) -> dict[str, Any]:
-    body = {"directive_id": "EXP-1", "title": "t",
-            "scope": {"models": ["fable-5"], "selector": {"kind": "foreign_national", "home_country": "US"}}}
+    body = {
+        "directive_id": "EXP-1",
+        "title": "t",
+        "scope": {"models": ["fable-5"], "selector": {"kind": "foreign_national", "home_country": "US"}},
+    }
     body.update(changes)
     return body
 
@@ -94,21 +97,35 @@ async def test_the_directive_at_every_limit_is_accepted(http: httpx.AsyncClient,
     assert len(topic.events) == 1
 
 
-@pytest.mark.parametrize("content, headers, status, says", [
-    (b"", {"content-type": "application/json"}, 400, "empty request body"),
-    ("{}".encode("utf-16"), {"content-type": "application/json"}, 400, "UTF-16"),
-    (json.dumps(directive(title="caf\u00e9"), ensure_ascii=False).encode("latin-1"),
-     {"content-type": "application/json"}, 400, "not valid UTF-8"),
-    (b"{}", {"content-type": "application/json; charset=iso-8859-1"}, 415, "charset"),
-    (b"{}", {"content-type": "text/plain"}, 415, "application/json"),
-    (b'{"directive_id": ' + b"9" * 10_000 + b"}", {"content-type": "application/json"}, 400, "MAX_NUMBER_CHARS"),
-    (b'{"directive_id": NaN}', {"content-type": "application/json"}, 400, "NaN"),
-    (json.dumps(directive(scope={"models": ["fable-5"], "selector": not_chain(250, {"kind": "everyone"})})).encode(),
-     {"content-type": "application/json"}, 400, "MAX_JSON_DEPTH"),
-    (b"[" * 10_000 + b"]" * 10_000, {"content-type": "application/json"}, 400, "MAX_JSON_DEPTH"),
-])
+@pytest.mark.parametrize(
+    "content, headers, status, says",
+    [
+        (b"", {"content-type": "application/json"}, 400, "empty request body"),
+        ("{}".encode("utf-16"), {"content-type": "application/json"}, 400, "UTF-16"),
+        (
+            json.dumps(directive(title="caf\u00e9"), ensure_ascii=False).encode("latin-1"),
+            {"content-type": "application/json"},
+            400,
+            "not valid UTF-8",
+        ),
+        (b"{}", {"content-type": "application/json; charset=iso-8859-1"}, 415, "charset"),
+        (b"{}", {"content-type": "text/plain"}, 415, "application/json"),
+        (b'{"directive_id": ' + b"9" * 10_000 + b"}", {"content-type": "application/json"}, 400, "MAX_NUMBER_CHARS"),
+        (b'{"directive_id": NaN}', {"content-type": "application/json"}, 400, "NaN"),
+        (
+            json.dumps(
+                directive(scope={"models": ["fable-5"], "selector": not_chain(250, {"kind": "everyone"})})
+            ).encode(),
+            {"content-type": "application/json"},
+            400,
+            "MAX_JSON_DEPTH",
+        ),
+        (b"[" * 10_000 + b"]" * 10_000, {"content-type": "application/json"}, 400, "MAX_JSON_DEPTH"),
+    ],
+)
 async def test_a_body_that_cannot_be_read_is_refused_saying_why(
-        http: httpx.AsyncClient, topic: FakeTopic, content: bytes, headers: dict, status: int, says: str) -> None:
+    http: httpx.AsyncClient, topic: FakeTopic, content: bytes, headers: dict, status: int, says: str
+) -> None:
     response = await http.post("/directives", content=content, headers=headers)
     assert response.status_code == status, response.text
     assert says in response.json()["error"]
@@ -116,18 +133,19 @@ async def test_a_body_that_cannot_be_read_is_refused_saying_why(
 
 
 async def test_a_selector_deeper_than_the_limit_but_within_json_depth_is_422_naming_it(
-        http: httpx.AsyncClient, topic: FakeTopic) -> None:
+    http: httpx.AsyncClient, topic: FakeTopic
+) -> None:
     body = directive(scope={"models": ["fable-5"], "selector": not_chain(60, {"kind": "everyone"})})
     response = await http.post("/directives", json=body)
     assert response.status_code == 422
     assert [(p["field"], "SELECTOR_DEPTH" in p["message"]) for p in response.json()["problems"]] == [
-        ("scope.selector", True)]
+        ("scope.selector", True)
+    ]
     assert topic.events == []
 
 
 async def test_a_list_of_100000_models_is_422_naming_the_limit(http: httpx.AsyncClient, topic: FakeTopic) -> None:
-    body = directive(scope={"models": [f"m-{i}" for i in range(100_000)],
-                            "selector": {"kind": "everyone"}})
+    body = directive(scope={"models": [f"m-{i}" for i in range(100_000)], "selector": {"kind": "everyone"}})
     response = await http.post("/directives", json=body)
     assert response.status_code == 422
     assert [p["field"] for p in response.json()["problems"]] == ["scope.models"]
@@ -136,14 +154,14 @@ async def test_a_list_of_100000_models_is_422_naming_the_limit(http: httpx.Async
 
 async def test_a_utf8_bom_is_accepted(http: httpx.AsyncClient, topic: FakeTopic) -> None:
     body = b"\xef\xbb\xbf" + json.dumps(directive(title="caf\u00e9")).encode()
-    response = await http.post("/directives", content=body,
-                               headers={"content-type": "application/json; charset=utf-8"})
+    response = await http.post("/directives", content=body, headers={"content-type": "application/json; charset=utf-8"})
     assert response.status_code == 202, response.text
     assert topic.events[0].title == "caf\u00e9"
 
 
 async def test_a_lift_without_a_body_is_fine_and_an_idempotency_key_is_checked(
-        http: httpx.AsyncClient, topic: FakeTopic) -> None:
+    http: httpx.AsyncClient, topic: FakeTopic
+) -> None:
     await http.post("/directives", json=directive())
     bad = await http.post("/directives/EXP-1/lift", headers={"Idempotency-Key": "k" * 256})
     lifted = await http.post("/directives/EXP-1/lift", headers={"Idempotency-Key": "lift-1"})
@@ -155,7 +173,8 @@ async def test_a_lift_without_a_body_is_fine_and_an_idempotency_key_is_checked(
 
 
 async def test_the_same_key_with_another_body_is_422_naming_the_conflict(
-        http: httpx.AsyncClient, topic: FakeTopic) -> None:
+    http: httpx.AsyncClient, topic: FakeTopic
+) -> None:
     first = await http.post("/directives", json=directive(), headers={"Idempotency-Key": "k1"})
     other = await http.post("/directives", json=directive(title="other"), headers={"Idempotency-Key": "k1"})
     assert (first.status_code, other.status_code) == (202, 422)
@@ -165,8 +184,9 @@ async def test_the_same_key_with_another_body_is_422_naming_the_conflict(
 
 async def test_an_identical_request_without_a_key_is_200_unchanged(http: httpx.AsyncClient, topic: FakeTopic) -> None:
     first = await http.post("/directives", json=directive())
-    again = await http.post("/directives", content=json.dumps(directive(), indent=4),
-                            headers={"content-type": "application/json"})
+    again = await http.post(
+        "/directives", content=json.dumps(directive(), indent=4), headers={"content-type": "application/json"}
+    )
     assert (first.status_code, again.status_code) == (202, 200)
     assert again.json() == {**first.json(), "unchanged": True}
     assert len(topic.events) == 1

@@ -37,14 +37,16 @@ async def test_apply_refuses_min_insync_above_replication_before_connecting() ->
 
 
 def test_cli_refuses_min_insync_above_replication_naming_the_option() -> None:
-    result = CliRunner().invoke(app, ["topics", "apply", "--bootstrap", UNREACHABLE,
-                                      "--replication", "1", "--min-insync-replicas", "2"])
+    result = CliRunner().invoke(
+        app, ["topics", "apply", "--bootstrap", UNREACHABLE, "--replication", "1", "--min-insync-replicas", "2"]
+    )
     assert result.exit_code == 2
     assert "--min-insync-replicas" in result.output
 
 
 def test_cli_wait_fails_naming_the_broker_when_topics_never_appear() -> None:
-    result = CliRunner().invoke(app, ["topics", "wait", "--bootstrap", UNREACHABLE,
-                                      "--timeout", "0", "--interval", "0.1"])
+    result = CliRunner().invoke(
+        app, ["topics", "wait", "--bootstrap", UNREACHABLE, "--timeout", "0", "--interval", "0.1"]
+    )
     assert result.exit_code == 1
     assert UNREACHABLE in result.output

@@ -15,8 +15,13 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from shared.runtime import uvicorn_fence
-from shared.runtime.uvicorn_fence import (PROTOCOL_ATTRIBUTES, PROTOCOL_CALLBACKS, STATUS_LINE, HttpToolsProtocol,
-                                          embedded_server)
+from shared.runtime.uvicorn_fence import (
+    PROTOCOL_ATTRIBUTES,
+    PROTOCOL_CALLBACKS,
+    STATUS_LINE,
+    HttpToolsProtocol,
+    embedded_server,
+)
 
 
 class _Transport(asyncio.Transport):
@@ -39,7 +44,8 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:  # never called
 def test_the_installed_uvicorn_is_the_one_the_fence_was_checked_against() -> None:
     assert version("uvicorn") == uvicorn_fence.CHECKED_AGAINST, (
         "uvicorn changed: re-check shared/runtime/uvicorn_fence.py and services/agent/http.py, then update "
-        "CHECKED_AGAINST")
+        "CHECKED_AGAINST"
+    )
 
 
 async def test_the_httptools_protocol_still_has_every_callback_and_attribute_the_agent_uses() -> None:
