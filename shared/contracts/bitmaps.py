@@ -1,11 +1,5 @@
-"""Affected sets on the wire: 32-bit roaring bitmaps, portable serialisation, base64 in JSON.
-
-The digest of an affected set is defined here, once, for every service and the audit:
-  set digest   = SHA-256 over the ids in ascending order, each as a little-endian uint32.
-  scope digest = SHA-256 over the lines "<model>:<set digest hex>\\n" for every model in ascending
-                 model-name order.
-Both are lowercase hex strings. ids_digest is that definition; set_digest, sets_digest and the
-faster variants services keep (impact hashes a boolean mask directly) feed it and are tested equal.
+"""Affected sets on the wire (32-bit roaring bitmaps, base64 in JSON) and the one digest definition,
+`ids_digest` (set and scope digests: shared/README.md, Digests).
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""Dead letters: a message a consumer could not process, with the reason (topic dlq.<service>.v1).
-
-A dead letter carries a copy of the record's key, headers and value when they fit; a part that would
-make the letter too large to produce travels as a reference instead (size, SHA-256 and its first bytes),
-so that a record of any size the broker accepted can be dead-lettered. The record itself stays on its
-topic at the partition and offset the letter names.
+"""Dead letters: a message a consumer could not process, with the reason (topic dlq.<service>.v1); a copy of
+the record when it fits, a reference otherwise (see shared/README.md, Dead letters).
 """
 
 from __future__ import annotations

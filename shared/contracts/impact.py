@@ -1,12 +1,5 @@
-"""Impact messages (topic compliance.impact.v1, key = directive id).
-
-An assessment is followed by its affected set in chunks: for each model, the ids travel as roaring
-bitmaps split into AffectedSetChunk messages numbered 0..chunks-1 across the whole assessment.
-
-An amendment (a new revision of an active directive) also carries the difference from the revision
-it replaces: after the "whole" chunks come `diff_chunks` chunks whose `part` is "added" or
-"removed", numbered chunks..chunks+diff_chunks-1. A consumer that only needs the whole set ignores
-every chunk whose part is not "whole".
+"""Impact messages (topic compliance.impact.v1, key = directive id): assessments, their affected sets in
+chunks, and deltas. Chunk numbering and amendment parts: shared/README.md (Assessments on the wire).
 """
 
 from __future__ import annotations

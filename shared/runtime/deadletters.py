@@ -1,13 +1,5 @@
-"""Dead-letter path: a message a handler cannot process goes to the service's dead-letter topic.
-
-Validation errors (bad JSON, wrong schema) go there at once; other errors are retried a few times
-with backoff first. The consumer then moves on: never an infinite retry loop. A letter copies the
-record when it fits and refers to it otherwise (see shared.contracts.deadletter), so a record of any
-size can be dead-lettered; if the letter still cannot be written, the failure is logged and counted
-(ConsumerWatch) and the consumer moves on: the record stays on its topic at the offset logged.
-A failing batch (batch subscriber) is redelivered, unless the middleware was made with
-batches=True: then it is dead-lettered record by record, except a batch holding records of the
-service's own dead-letter topic, which is redelivered: burying those again would loop.
+"""Dead-letter path: a record a handler cannot process goes to the service's dead-letter topic, with its
+reason; the consumer moves on, never retrying forever. The rules are in shared/README.md (Dead letters).
 """
 
 from __future__ import annotations

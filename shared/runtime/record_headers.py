@@ -1,10 +1,5 @@
-"""Records with headers that are not UTF-8 reach the handlers instead of stalling their consumer.
-
-FastStream 0.7.8's AioKafkaParser decodes every header value as UTF-8 (`j.decode()`) before any middleware's
-consume_scope runs, so one record with a binary header would raise on every redelivery. This broker-level
-parser lets FastStream parse a copy whose header values are decoded leniently, and keeps the original record
-as the message's raw_message (what dead letters and the audit copy). Checked against faststream==0.7.8 by
-tests/unit/shared/test_record_headers.py, which fails loudly if an upgrade changes either behaviour.
+"""Records with headers that are not UTF-8 reach the handlers instead of stalling their consumer (why:
+shared/README.md, Record headers). Checked against faststream==0.7.8 by tests/unit/shared/test_record_headers.py.
 """
 
 from __future__ import annotations
