@@ -14,6 +14,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.specification import AsyncAPI
 
+from services.audit.batch_fence import records_of
 from services.audit.checkpoints import CheckpointPolicy
 from services.audit.ledger import Ledger
 from services.audit.record import Record
@@ -74,7 +75,7 @@ class AuditService:
 
     async def on_records(self, message: KafkaMessage) -> None:
         """Append a batch to the ledger; the offsets are committed after the transaction."""
-        records = [record_of(raw) for raw in message.raw_message]
+        records = [record_of(raw) for raw in records_of(message)]
         entries = await asyncio.to_thread(self.ledger.append, records)
         if entries:
             self._head = (entries[-1].seq, entries[-1].hash)
