@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -20,7 +22,7 @@ from services.agent.access import AccessChecker
 from services.agent.command_effects import Applied, Failed, Outcome, expire_staging, on_command
 from services.agent.http import access_api, server_config
 from services.agent.readiness import Readiness, behind, committed_offsets, offsets_at_start
-from services.agent.restriction_store import Snapshot
+from services.agent.restriction_store import RestrictionStore
 from services.agent.restrictions import Restrictions
 from services.agent.settings import AgentSettings
 from shared.contracts.catalogue import ACKS, COMMANDS
@@ -52,8 +54,11 @@ STOP_TIMEOUT_S = 15.0
 class AgentService:
     """One serving cluster's agent: applies commands durably, acknowledges, heartbeats, answers checks."""
 
-    def __init__(self, settings: AgentSettings, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self, settings: AgentSettings, store: RestrictionStore, clock: Callable[[], datetime] = utc_now
+    ) -> None:
         self.settings = settings
+        self.store = store
         self.clock = clock
         self.log = structlog.get_logger(service=SERVICE, cluster_id=settings.cluster_id)
         self.watch = ConsumerWatch(SERVICE)
@@ -65,7 +70,7 @@ class AgentService:
         self.readiness = Readiness(settings.cluster_id)
         self.http_app = access_api(self.checker, self.describe, clock, self.watch)
         self.http_port: int | None = None
-        self._snapshot: Snapshot | None = None
+        self._opened = False
         self._server: uvicorn.Server | None = None
         self._serving: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -99,10 +104,10 @@ class AgentService:
         await self.consume()
 
     async def open(self) -> None:
-        """Load the snapshot, connect the producer, serve HTTP (answering 503) and start heartbeats."""
-        self._snapshot = Snapshot(self.settings.state_dir / SERVICE / f"{self.settings.cluster_id}.sqlite3")
-        self.state, self.offsets = self._snapshot.load()
-        self.readiness = Readiness(self.settings.cluster_id, synced=self._snapshot.synced())
+        """Load the restrictions, connect the producer, serve HTTP (answering 503) and start heartbeats."""
+        self._opened = True
+        self.state, self.offsets = self.store.load()
+        self.readiness = Readiness(self.settings.cluster_id, synced=self.store.synced())
         self.checker.replace(self.state.held)
         await self.broker.connect()
         await self._serve_http()
@@ -133,9 +138,11 @@ class AgentService:
         self._tasks.append(asyncio.create_task(self._await_catch_up(begin, end), name="agent-catch-up"))
 
     async def stop(self) -> None:
-        """Stop consuming, serving and heartbeating; close the snapshot (idempotent)."""
-        if self._snapshot is None:
+        """Stop consuming, serving and heartbeating; close the store (idempotent)."""
+        if not self._opened:
+            self.store.close()
             return
+        self._opened = False
         await cancel_tasks(*self._tasks)
         self._tasks.clear()
         try:
@@ -148,9 +155,7 @@ class AgentService:
             self._server.should_exit = True
             await self._serving
             self._server = self._serving = None
-        if self._snapshot is not None:
-            self._snapshot.close()
-            self._snapshot = None
+        self.store.close()
 
     async def _serve_http(self) -> None:
         self._server = embedded_server(server_config(self.http_app, self.settings.http_host, self.settings.http_port))
@@ -225,8 +230,7 @@ class AgentService:
         bind_message_ids(None, marker.event_id)
         if not self.readiness.syncs(marker.cluster_id):
             return
-        assert self._snapshot is not None, "agent not opened"
-        self._snapshot.record_synced(marker.event_id, partition, offset)  # durable before it counts
+        self.store.record_synced(marker.event_id, partition, offset)  # durable before it counts
         if partition is not None and offset is not None:
             self.offsets[partition] = offset + 1
         self.readiness.synced = True
@@ -242,8 +246,8 @@ class AgentService:
             try:
                 await self.expire_staging(timeout)
                 quiet = time.monotonic() - self._command_heard >= self.settings.fold_after_quiet_s
-                if self._snapshot is not None and quiet:
-                    self._snapshot.fold(self.state)
+                if quiet:
+                    self.store.fold(self.state)
             except Exception as exc:  # a broker or disk hiccup: the next pass tries again
                 self.log.warning("staging housekeeping failed", error=repr(exc))
 
@@ -255,12 +259,11 @@ class AgentService:
                 await emit(self.acks, ACKS, self._ack_message(ack, ack.cause))
 
     def _persist(self, directive: str, outcome: Outcome, partition: int | None, offset: int | None) -> None:
-        assert self._snapshot is not None, "agent not opened"
         try:
-            self._snapshot.record(self.state, directive, outcome, partition, offset)
+            self.store.record(self.state, directive, outcome, partition, offset)
         except Exception:
-            # Memory must never run ahead of the snapshot: fall back to what is durable, let the command retry.
-            self.state, self.offsets = self._snapshot.load()
+            # Memory must never run ahead of the store: fall back to what is durable, let the command retry.
+            self.state, self.offsets = self.store.load()
             self.checker.replace(self.state.held)
             raise
         if partition is not None and offset is not None:
@@ -341,15 +344,20 @@ RULES = Dispatch(
 
 
 def build(settings: AgentSettings, clock: Callable[[], datetime] = utc_now) -> AgentService:
-    """The agent for one cluster, with its subscriber and publisher registered; nothing connected yet."""
-    return AgentService(settings, clock)
+    """The agent for one cluster, its store opened and its subscriber and publisher registered; nothing
+    connected yet."""
+    store = RestrictionStore(settings.state_dir / SERVICE / f"{settings.cluster_id}.sqlite3")
+    return AgentService(settings, store, clock)
 
 
 def specification(settings: AgentSettings | None = None) -> AsyncAPI:
-    """The agent's AsyncAPI document."""
+    """The agent's AsyncAPI document (built over a throwaway store: it writes nothing)."""
     settings = settings or AgentSettings(cluster_id="example")
+    with tempfile.TemporaryDirectory() as scratch:
+        agent = build(settings.model_copy(update={"state_dir": Path(scratch)}))
+        agent.store.close()
     return AsyncAPI(
-        build(settings).broker,
+        agent.broker,
         title="Countermand agent",
         version="1.0.0",
         description="Applies its cluster's restrict/delta/lift commands, acks them, answers checks.",

@@ -11,6 +11,7 @@ from pyroaring import BitMap
 from services.agent.restrictions import HeldRestriction, PendingDelta, Restrictions, StagedRevision, Window
 from shared.contracts.bitmaps import apply_delta, decode_bitmap
 from shared.contracts.serving import DeltaCommand, LiftCommand, RestrictCommand
+from shared.runtime.dispatch import Dispatch
 
 Action = Literal["restrict", "lift", "delta"]
 
@@ -64,11 +65,7 @@ def on_command(
                 ),
             )
         )
-    if isinstance(command, LiftCommand):
-        return on_lift(state, command)
-    if isinstance(command, DeltaCommand):
-        return on_delta(state, command)
-    return on_restrict(state, command, now)
+    return RULES(command, state, now)
 
 
 def on_restrict(state: Restrictions, command: RestrictCommand, now: datetime | None = None) -> Outcome:
@@ -242,3 +239,12 @@ def expire_staging(state: Restrictions, now: datetime, timeout: timedelta) -> di
         failed = Failed(directive, revision, reason, staged.cause or None)
         outcomes[directive] = Outcome(acks=(*previous.acks, failed), touched=True)
     return outcomes
+
+
+RULES: Dispatch[Outcome] = Dispatch(
+    {  # how each command class changes what the agent holds: rule(command, state, now)
+        RestrictCommand: lambda command, state, now: on_restrict(state, command, now),
+        DeltaCommand: lambda command, state, _: on_delta(state, command),
+        LiftCommand: lambda command, state, _: on_lift(state, command),
+    }
+)

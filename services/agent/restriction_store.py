@@ -1,4 +1,8 @@
-"""Durable snapshot of what the agent holds, in SQLite, written before a command's offset is committed."""
+"""What the agent holds, durable in SQLite and written before a command's offset is committed.
+
+The held sets are shared.runtime.set_store's (a stored set per model plus a delta log); until folded, a
+held revision's sets are its staged chunks (see the agent README).
+"""
 
 from __future__ import annotations
 
@@ -10,16 +14,13 @@ from pathlib import Path
 
 from pyroaring import BitMap
 
-from services.agent.command_effects import Outcome, apply_held_delta
+from services.agent.command_effects import Outcome
 from services.agent.restrictions import HeldRestriction, PendingDelta, Restrictions, StagedRevision, Window
+from shared.runtime.set_store import COMPACT_ROWS, SetStore, SetTables
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS held (directive TEXT PRIMARY KEY, revision INTEGER NOT NULL, seq INTEGER NOT NULL,
                                  effective_from TEXT, expires_at TEXT);
-CREATE TABLE IF NOT EXISTS held_sets (directive TEXT NOT NULL, model TEXT NOT NULL, users BLOB NOT NULL,
-                                      PRIMARY KEY (directive, model));
-CREATE TABLE IF NOT EXISTS held_deltas (directive TEXT NOT NULL, seq INTEGER NOT NULL, model TEXT NOT NULL,
-                                        added BLOB NOT NULL, removed BLOB NOT NULL, PRIMARY KEY (directive, seq));
 CREATE TABLE IF NOT EXISTS staged (directive TEXT NOT NULL, revision INTEGER NOT NULL, chunk INTEGER NOT NULL,
                                    chunks INTEGER NOT NULL, effective_from TEXT, expires_at TEXT,
                                    model TEXT NOT NULL, users BLOB NOT NULL,
@@ -35,14 +36,12 @@ CREATE TABLE IF NOT EXISTS synced (one INTEGER PRIMARY KEY CHECK (one = 1), mark
 ADDED_COLUMNS = {
     "held": {
         "on_stale": "TEXT NOT NULL DEFAULT 'keep'",
-        # Set when the held sets are still the chunks of this staged revision (see Snapshot.fold).
+        # Set when the held sets are still the chunks of this staged revision (see RestrictionStore.fold).
         "staged_revision": "INTEGER",
     },
     "staged": {"on_stale": "TEXT NOT NULL DEFAULT 'keep'", "cause": "TEXT NOT NULL DEFAULT ''"},
 }
-# Deltas on a held revision are appended to its log rather than rewriting its sets (a 10M-user set is
-# megabytes); past this many the sets are written whole again and the log is emptied.
-DELTA_LOG_LIMIT = 256
+HELD_SETS = SetTables(sets="held_sets", deltas="held_deltas", key="directive", users="users")
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -57,16 +56,17 @@ def _blob(users: BitMap) -> bytes:
     return bytes(users.serialize())
 
 
-class Snapshot:
+class RestrictionStore:
     """The agent's SQLite store under <state_dir>/agent/<cluster>.sqlite3."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_log_rows: int = COMPACT_ROWS) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
         self._add_columns()
+        self._sets = SetStore(self._db, HELD_SETS, max_rows=max_log_rows)
 
     def _add_columns(self) -> None:
         for table, columns in ADDED_COLUMNS.items():
@@ -123,24 +123,20 @@ class Snapshot:
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
+            self._sets.forget(stale=set())  # the agent reloads its state from disk after a failed write
             raise
+        else:
+            self._sets.committed()
         finally:
             if not synced:
                 self._db.execute("PRAGMA synchronous=FULL")
 
-    def _log_room(self, directive: str, count: int) -> bool:
-        """Whether the directive's delta log may take `count` more rows before its sets are rewritten."""
-        (logged,) = self._db.execute("SELECT count(*) FROM held_deltas WHERE directive = ?", (directive,)).fetchone()
-        return logged + count <= DELTA_LOG_LIMIT
-
     def _append_deltas(self, state: Restrictions, directive: str, outcome: Outcome) -> bool:
-        """Record deltas applied to the held revision: the log rows and the sequence they reach.
+        """Record deltas applied to the held revision: the sequence they reach and a log row per delta of
+        a model held here (the store compacts a model's log at its bound).
 
-        False (nothing written) when the log is full or the revision's sets are not on disk yet: the
-        caller writes the sets whole instead.
+        False (nothing written) when the revision is not on disk yet: the caller writes the sets whole.
         """
-        if not self._log_room(directive, len(outcome.deltas)):
-            return False
         held = state.held[directive]
         if (
             self._db.execute(
@@ -149,10 +145,9 @@ class Snapshot:
             == 0
         ):
             return False
-        self._db.executemany(
-            "INSERT OR REPLACE INTO held_deltas VALUES (?, ?, ?, ?, ?)",
-            [(directive, d.seq, d.model, _blob(d.added), _blob(d.removed)) for d in outcome.deltas],
-        )
+        for delta in outcome.deltas:
+            if delta.model in held.sets:  # another model's delta only advances the sequence
+                self._sets.append(directive, delta.model, delta.seq, delta.added, delta.removed, held.sets[delta.model])
         return True
 
     def _backing(self, directive: str) -> int | None:
@@ -169,8 +164,7 @@ class Snapshot:
         revision, staged, last = completed
         held = state.held[directive]
         backing = self._backing(directive)
-        self._db.execute("DELETE FROM held_sets WHERE directive = ?", (directive,))
-        self._db.execute("DELETE FROM held_deltas WHERE directive = ?", (directive,))
+        self._sets.replace(directive, {})  # the new revision's chunks are its sets until folded
         if backing is not None:  # the chunks of what was held until now
             self._db.execute("DELETE FROM staged WHERE directive = ? AND revision = ?", (directive, backing))
         # Earlier chunks of this revision are on disk already, unless they were the held revision's own
@@ -208,9 +202,8 @@ class Snapshot:
         if backing is not None:
             self._db.execute("DELETE FROM staged WHERE directive = ? AND revision = ?", (directive, backing))
         self._db.execute("DELETE FROM held WHERE directive = ?", (directive,))
-        self._db.execute("DELETE FROM held_sets WHERE directive = ?", (directive,))
-        self._db.execute("DELETE FROM held_deltas WHERE directive = ?", (directive,))
         held = state.held.get(directive)
+        self._sets.replace(directive, held.sets if held is not None else {})
         if held is None:
             return
         self._db.execute(
@@ -224,10 +217,6 @@ class Snapshot:
                 _iso(held.window.expires_at),
                 held.on_stale,
             ),
-        )
-        self._db.executemany(
-            "INSERT INTO held_sets VALUES (?, ?, ?)",
-            [(directive, model, _blob(users)) for model, users in held.sets.items()],
         )
 
     def _write_staging(self, state: Restrictions, directive: str, outcome: Outcome) -> None:
@@ -278,51 +267,59 @@ class Snapshot:
 
     def load(self) -> tuple[Restrictions, dict[int, int]]:
         """The state as last recorded and the next offset per commands partition it reflects."""
-        state = Restrictions()
-        sets: dict[str, dict[str, BitMap]] = {}
-        for directive, model, users in self._db.execute("SELECT directive, model, users FROM held_sets"):
-            sets.setdefault(directive, {})[model] = BitMap.deserialize(users)
-        backing = dict(
-            self._db.execute("SELECT directive, staged_revision FROM held WHERE staged_revision IS NOT NULL")
-        )
-        for directive, revision, model, users in self._db.execute(
-            "SELECT directive, revision, model, users FROM staged ORDER BY directive, revision, chunk"
-        ):
-            if backing.get(directive) == revision:  # held sets still stored as the revision's chunks
-                models = sets.setdefault(directive, {})
-                models[model] = models.get(model, BitMap()) | BitMap.deserialize(users)
-        for directive, seq, model, added, removed in self._db.execute(
-            "SELECT directive, seq, model, added, removed FROM held_deltas ORDER BY directive, seq"
-        ):
-            apply_held_delta(
-                sets.setdefault(directive, {}),
-                PendingDelta(seq, model, BitMap.deserialize(added), BitMap.deserialize(removed)),
-            )
+        backing = self._backings()
+        state = Restrictions(held=self._held(backing), staging=self._staging(backing), pending=self._pending())
+        state.lifted = dict(self._db.execute("SELECT directive, revision FROM lifted"))
+        offsets = dict(self._db.execute("SELECT partition, next_offset FROM offsets"))
+        return state, offsets
+
+    def _backings(self) -> dict[str, int]:
+        """Directive -> the staged revision whose chunks are still its held sets on disk."""
+        return dict(self._db.execute("SELECT directive, staged_revision FROM held WHERE staged_revision IS NOT NULL"))
+
+    def _held(self, backing: dict[str, int]) -> dict[str, HeldRestriction]:
+        sets = self._sets.load(self._chunk_bases(backing), new_models=False)
+        held = {}
         for directive, revision, seq, start, end, on_stale in self._db.execute(
             "SELECT directive, revision, seq, effective_from, expires_at, on_stale FROM held"
         ):
             window = Window(_moment(start), _moment(end))
-            state.held[directive] = HeldRestriction.of(
-                revision, window, sets.get(directive, {}), seq, on_stale=on_stale
-            )
+            held[directive] = HeldRestriction.of(revision, window, sets.get(directive, {}), seq, on_stale=on_stale)
+        return held
+
+    def _chunk_bases(self, backing: dict[str, int]) -> dict[str, dict[str, BitMap]]:
+        """The held sets still stored as their revision's chunks: per directive, the union per model."""
+        bases: dict[str, dict[str, BitMap]] = {}
+        for directive, revision, model, users in self._db.execute(
+            "SELECT directive, revision, model, users FROM staged ORDER BY directive, revision, chunk"
+        ):
+            if backing.get(directive) == revision:
+                models = bases.setdefault(directive, {})
+                models[model] = models.get(model, BitMap()) | BitMap.deserialize(users)
+        return bases
+
+    def _staging(self, backing: dict[str, int]) -> dict[tuple[str, int], StagedRevision]:
+        staging: dict[tuple[str, int], StagedRevision] = {}
         for directive, revision, chunk, chunks, start, end, model, users, on_stale, cause in self._db.execute(
             "SELECT directive, revision, chunk, chunks, effective_from, expires_at, model, users, on_stale, "
             "cause FROM staged"
         ):
             if backing.get(directive) == revision:
-                continue  # not staging: the held revision
+                continue  # not staging: the held revision's sets
             # The wait for missing chunks starts again in this process (started_at unset).
-            staged = state.staging.setdefault(
+            staged = staging.setdefault(
                 (directive, revision),
                 StagedRevision(
                     chunks=chunks, window=Window(_moment(start), _moment(end)), on_stale=on_stale, cause=cause
                 ),
             )
             staged.parts[chunk] = (model, BitMap.deserialize(users))
+        return staging
+
+    def _pending(self) -> dict[tuple[str, int], dict[int, PendingDelta]]:
+        pending: dict[tuple[str, int], dict[int, PendingDelta]] = {}
         for directive, revision, seq, model, added, removed in self._db.execute("SELECT * FROM pending"):
-            state.pending.setdefault((directive, revision), {})[seq] = PendingDelta(
+            pending.setdefault((directive, revision), {})[seq] = PendingDelta(
                 seq, model, BitMap.deserialize(added), BitMap.deserialize(removed)
             )
-        state.lifted = dict(self._db.execute("SELECT directive, revision FROM lifted"))
-        offsets = dict(self._db.execute("SELECT partition, next_offset FROM offsets"))
-        return state, offsets
+        return pending

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -12,6 +14,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.specification import AsyncAPI
 
+from services.audit.batch_fence import records_of
 from services.audit.checkpoints import CheckpointPolicy
 from services.audit.ledger import Ledger
 from services.audit.record import Record
@@ -42,7 +45,7 @@ def record_of(raw: Any) -> Record:
 class AuditService:
     """The running audit: broker, ledger and checkpoint cadence."""
 
-    def __init__(self, settings: AuditSettings, ledger: Ledger | None = None) -> None:
+    def __init__(self, settings: AuditSettings, ledger: Ledger) -> None:
         self.settings = settings
         self.watch = ConsumerWatch(SERVICE)
         self.broker: KafkaBroker = make_broker(settings, SERVICE, dead_letters=False)
@@ -72,7 +75,7 @@ class AuditService:
 
     async def on_records(self, message: KafkaMessage) -> None:
         """Append a batch to the ledger; the offsets are committed after the transaction."""
-        records = [record_of(raw) for raw in message.raw_message]
+        records = [record_of(raw) for raw in records_of(message)]
         entries = await asyncio.to_thread(self.ledger.append, records)
         if entries:
             self._head = (entries[-1].seq, entries[-1].hash)
@@ -106,8 +109,6 @@ class AuditService:
             await self.checkpoint_if_due()
 
     async def start(self) -> None:
-        if self.ledger is None:
-            self.ledger = Ledger(self.settings.ledger_path)
         self._head = self.ledger.head()
         self._reported = (self._head[0], time.monotonic())
         await self.broker.start()
@@ -122,15 +123,19 @@ class AuditService:
     async def stop(self) -> None:
         await cancel_tasks(self._ticker, self._lag)
         await self.broker.stop()
-        if self.ledger is not None:
-            self.ledger.close()
+        self.ledger.close()
 
 
 def build(settings: AuditSettings | None = None, ledger: Ledger | None = None) -> AuditService:
-    """Build the audit service from settings (nothing connects until start)."""
-    return AuditService(settings or AuditSettings(), ledger)
+    """Build the audit service from settings, its ledger opened (or the one given); nothing connects until start."""
+    settings = settings or AuditSettings()
+    return AuditService(settings, ledger if ledger is not None else Ledger(settings.ledger_path))
 
 
 def specification(settings: AuditSettings | None = None) -> AsyncAPI:
-    """The AsyncAPI document of the audit service."""
-    return AsyncAPI(build(settings).broker, title="Countermand audit", version="1.0.0")
+    """The AsyncAPI document of the audit service (built over a throwaway ledger: it writes nothing)."""
+    settings = settings or AuditSettings()
+    with tempfile.TemporaryDirectory() as scratch:
+        service = build(settings.model_copy(update={"state_dir": Path(scratch)}))
+        service.ledger.close()
+    return AsyncAPI(service.broker, title="Countermand audit", version="1.0.0")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import structlog
 import uvicorn
@@ -52,46 +55,35 @@ RULES: Dispatch[Outcome] = Dispatch(
 )
 
 
+@dataclass
 class EnforcementService:
-    """The running service: one consumer on impact and acks, a deadline loop, an outbox publisher."""
+    """The running service: one consumer on impact and acks, a deadline loop, an outbox publisher.
 
-    def __init__(self, settings: EnforcementSettings, clock: Callable[[], datetime] = utc_now) -> None:
-        self.settings, self.clock = settings, clock
-        self.log = structlog.get_logger(service=SERVICE)
-        self.watch = ConsumerWatch(SERVICE)
-        self.broker: KafkaBroker = make_broker(settings, SERVICE, watch=self.watch)
-        self.http = health_app(SERVICE, lambda: self._ticker is not None, self.watch)
-        self.commands = declare_publisher(self.broker, COMMANDS, "Restrict, delta and lift commands per cluster.")
-        self.status = declare_publisher(self.broker, ENFORCEMENT, "Enforcement progress, verdicts and overdue.")
-        self.store: EnforcementStore | None = None
-        self.core: Coordinator | None = None
-        self._lock = asyncio.Lock()
-        self._ticker: asyncio.Task | None = None
-        self._lag: asyncio.Task | None = None
-        self._resend = False  # restrict commands failed to publish: re-send unapplied restrictions
-        self._backlog = True  # the outbox may hold entries not yet published (after a crash or a failed send)
-        self._in_flight: set[asyncio.Future] = set()  # status events handed to the producer, not yet acknowledged
-        self._impact_heard = 0.0  # monotonic time of the last impact message (assessment, chunk or delta)
+    Its parts (broker, publishers, store, core) come from build(); start() loads the core from the store.
+    """
 
-        self.broker.subscriber(
-            IMPACT.name,
-            ACKS.name,
-            **consumer_options(GROUP),
-            title="impact-and-acks:consume",
-            description="Impact assessments, affected-set chunks and deltas; agent acks and heartbeats.",
-        )(self.handle)
+    settings: EnforcementSettings
+    broker: KafkaBroker
+    watch: ConsumerWatch
+    commands: Any
+    status: Any
+    store: EnforcementStore
+    core: Coordinator
+    clock: Callable[[], datetime] = utc_now
+    http: Any = None
+    log: Any = field(default_factory=lambda: structlog.get_logger(service=SERVICE))
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _ticker: asyncio.Task | None = None
+    _lag: asyncio.Task | None = None
+    _resend: bool = False  # restrict commands failed to publish: re-send unapplied restrictions
+    _backlog: bool = True  # the outbox may hold entries not yet published (after a crash or a failed send)
+    _in_flight: set[asyncio.Future] = field(default_factory=set)  # status events handed to the producer, unacked
+    _impact_heard: float = 0.0  # monotonic time of the last impact message (assessment, chunk or delta)
 
     async def start(self) -> None:
-        self.store = EnforcementStore(self.settings.state_dir / SERVICE)
         grace = timedelta(seconds=self.settings.heartbeat_grace_s)
-        self.core = self.store.load(
-            Coordinator(
-                backoff=Backoff(base_s=self.settings.resend_backoff_base_s, cap_s=self.settings.resend_backoff_cap_s),
-                ids_per_chunk=self.settings.chunk_ids,
-                chunk_chars=self.settings.chunk_chars,
-                hold_until=self.clock() + grace if grace else None,
-            )
-        )
+        self.core.hold_until = self.clock() + grace if grace else None
+        self.store.load(self.core)
         await self.broker.start()
         async with self._lock:
             await self._commit(self.core.recover(self.clock()))  # and what the outbox kept from before a crash
@@ -103,8 +95,7 @@ class EnforcementService:
         if self._in_flight:  # what the broker acknowledges now need not be published again after a restart
             await asyncio.wait(list(self._in_flight), timeout=5)
         await self.broker.stop()
-        if self.store is not None:
-            self.store.close()
+        self.store.close()
 
     def http_server(self) -> uvicorn.Server:
         """The health endpoints' server (the run loop serves it)."""
@@ -238,13 +229,47 @@ class EnforcementService:
 
 
 def build(settings: EnforcementSettings | None = None, clock: Callable[[], datetime] = utc_now) -> EnforcementService:
-    """The enforcement service wired from settings; nothing connects until start()."""
-    return EnforcementService(settings or EnforcementSettings(), clock)
+    """The enforcement service wired from settings, its store opened; nothing connects until start()."""
+    settings = settings or EnforcementSettings()
+    watch = ConsumerWatch(SERVICE)
+    broker = make_broker(settings, SERVICE, watch=watch)
+    service = EnforcementService(
+        settings,
+        broker,
+        watch,
+        commands=declare_publisher(broker, COMMANDS, "Restrict, delta and lift commands per cluster."),
+        status=declare_publisher(broker, ENFORCEMENT, "Enforcement progress, verdicts and overdue."),
+        store=EnforcementStore(settings.state_dir / SERVICE),
+        core=Coordinator(
+            backoff=Backoff(base_s=settings.resend_backoff_base_s, cap_s=settings.resend_backoff_cap_s),
+            ids_per_chunk=settings.chunk_ids,
+            chunk_chars=settings.chunk_chars,
+        ),
+        clock=clock,
+    )
+    service.http = health_app(SERVICE, lambda: service._ticker is not None, watch)
+    _subscribe(broker, service)
+    return service
+
+
+def _subscribe(broker: KafkaBroker, service: EnforcementService) -> None:
+    @broker.subscriber(
+        IMPACT.name,
+        ACKS.name,
+        **consumer_options(GROUP),
+        title="impact-and-acks:consume",
+        description="Impact assessments, affected-set chunks and deltas; agent acks and heartbeats.",
+    )
+    async def handle(message: Inbound) -> None:
+        await service.handle(message)
 
 
 def specification(settings: EnforcementSettings | None = None) -> AsyncAPI:
-    """The AsyncAPI document of the enforcement service."""
-    service = build(settings)
+    """The AsyncAPI document of the enforcement service (built over a throwaway store: it writes nothing)."""
+    settings = settings or EnforcementSettings()
+    with tempfile.TemporaryDirectory() as scratch:
+        service = build(settings.model_copy(update={"state_dir": Path(scratch)}))
+        service.store.close()
     return AsyncAPI(
         service.broker,
         title="Countermand enforcement",

@@ -4,7 +4,7 @@ A message's effect (state and the messages it must publish) is committed in one 
 Kafka offset; the outbox is published afterwards and emptied, and re-published after a crash.
 RestrictCommands are the exception: they follow from the saved sets and tracks and are re-sent from
 them after a restart instead of being written to disk once per cluster. A delta to an affected set is
-appended to that set's log rather than rewriting the set (see set_store).
+appended to that set's log rather than rewriting the set (see shared.runtime.set_store).
 
 When an assessment is complete its parts (the chunks as received) already hold its sets: the rollout
 starts without writing them again, and fold() -- run by the deadline loop, off the path from impact to
@@ -22,9 +22,9 @@ from typing import Any, NamedTuple
 from services.enforcement.assembly import Assembly
 from services.enforcement.coordinator import Coordinator, KnownCluster, Outcome
 from services.enforcement.rollout import Rollout
-from services.enforcement.set_store import COMPACT_ROWS, SetStore
 from shared.contracts.catalogue import COMMANDS, ENFORCEMENT, IMPACT, Topic
 from shared.contracts.impact import AssessmentKey
+from shared.runtime.set_store import COMPACT_ROWS, SetStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clusters (cluster_id TEXT PRIMARY KEY, body TEXT NOT NULL);
@@ -71,13 +71,18 @@ class EnforcementStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
-        self._sets = SetStore(self._db, compact_rows)
+        self._sets = SetStore(self._db, max_rows=compact_rows)
         self._published: list[int] = []
         self._unfolded: set[str] = set()  # rollouts whose sets are still only their assessment's parts
+        self._closed = False
 
     def close(self) -> None:
-        self.outbox()  # deletes what was published
+        """Delete what was published and close the database (idempotent)."""
+        if self._closed:
+            return
+        self.outbox()
         self._db.close()
+        self._closed = True
 
     def save(self, outcome: Outcome, core: Coordinator) -> list[Queued]:
         """Commit what changed and queue its messages; returns the outbox entries to publish."""

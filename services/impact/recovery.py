@@ -1,22 +1,40 @@
 """Rebuild the directive state from impact's own output topic (compliance.impact.v1) after a restart.
 
-Why this topic and not the directives topic: the directive consumer commits its group offsets, so a
-restarted instance never sees old directives again; but everything impact needs (scope, revision,
-the affected sets as published, every delta since) is on compliance.impact.v1, in order per
-directive. An assessment counts only once all its chunks are there, so a crash between the head and
-the last chunk leaves the revision unassessed and the redelivered directive re-publishes it with
-the same deterministic event ids.
+Why that topic, and why an assessment counts only once all its chunks are there: see the impact README.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+import structlog
 from pyroaring import BitMap
 
 from services.impact.directives import Directives
 from shared.contracts.bitmaps import apply_delta, decode_bitmap
+from shared.contracts.catalogue import IMPACT
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
+from shared.runtime.kafka import records_to_end
+from shared.runtime.settings import KafkaSettings
+
+log = structlog.get_logger(service="impact")
+
+
+async def recover_directives(kafka: KafkaSettings, instance: str) -> Directives:
+    """The directives as impact last published them, read from the impact topic's beginning to its end."""
+    replay = ImpactReplay()
+    async for record in records_to_end(kafka, IMPACT, f"impact-recovery-{instance}"):
+        _fold(replay, record)
+    log.info("directives recovered from the impact topic", active=sorted(replay.directives.active))
+    return replay.directives
+
+
+def _fold(replay: ImpactReplay, record: Any) -> None:
+    try:
+        replay.fold(IMPACT.adapter.validate_json(record.value))
+    except ValueError as exc:
+        log.warning("unreadable impact record skipped in recovery", offset=record.offset, error=str(exc))
 
 
 @dataclass

@@ -41,6 +41,19 @@ def snapshot_path(state_dir: Path) -> Path:
     return Path(state_dir) / "impact" / FILE_NAME
 
 
+@dataclass(frozen=True)
+class ViewSnapshots:
+    """The snapshot file of one impact instance: what build() hands the view follower."""
+
+    path: Path
+
+    def write(self, columns: Columns, offsets: dict[int, int]) -> None:
+        write(self.path, columns, offsets)
+
+    def load(self) -> Snapshot:
+        return load(self.path)
+
+
 def write(path: Path, columns: Columns, offsets: dict[int, int]) -> None:
     """Write the view's columns and its offsets to a temporary file, fsync it, then rename it over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)

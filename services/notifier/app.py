@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import uvicorn
 from faststream.kafka import KafkaBroker
@@ -31,56 +34,29 @@ from shared.runtime.service import cancel_tasks
 SERVICE = "notifier"
 
 
+@dataclass
 class NotifierService:
-    """The running service; nothing connects until start()."""
+    """The notifier, wired: its stores are open, nothing connects until start()."""
 
-    def __init__(self, settings: NotifierSettings) -> None:
-        self.settings = settings
-        self.watch = ConsumerWatch(SERVICE)
-        self.broker: KafkaBroker = make_broker(settings, SERVICE, watch=self.watch)
-        self.http = health_app(SERVICE, self._ready, self.watch)
-        self._lag: asyncio.Task | None = None
-        self.registry = RegistryFeed(settings, UserDirectory(), self._dead_letter)
-        self.sink: NoticeSink = OutboxSink(settings.outbox)
-        self.handlers: Handlers | None = None
-        self.ledger: Ledger | None = None
-        self._conn: sqlite3.Connection | None = None
-        self._notifications = declare_publisher(
-            self.broker, NOTIFICATIONS, "Notices requested, delivered or failed, one per recipient and action."
-        )
-        self._subscribe()
-
-    def _subscribe(self) -> None:
-        options = consumer_options(self.settings.group_id)
-        self.broker.subscriber(
-            IMPACT.name,
-            title=f"{IMPACT.name}:notifier",
-            description="Affected sets (restricted, or restored for a lift) to notify.",
-            **options,
-        )(self.on_impact)
-        self.broker.subscriber(
-            ENFORCEMENT.name,
-            title=f"{ENFORCEMENT.name}:notifier",
-            description="DirectiveEnforced: every cluster confirmed; notices may go out.",
-            **options,
-        )(self.on_enforcement)
-
-    async def on_impact(self, event: ImpactEvent) -> None:
-        await self.running().on_impact(event)
-
-    async def on_enforcement(self, event: EnforcementEvent) -> None:
-        await self.running().on_enforcement(event)
+    settings: NotifierSettings
+    broker: KafkaBroker
+    watch: ConsumerWatch
+    database: sqlite3.Connection
+    ledger: Ledger
+    sink: NoticeSink
+    registry: RegistryFeed
+    handlers: Handlers
+    http: object = None
+    started: bool = False
+    _lag: asyncio.Task | None = field(default=None, repr=False)
 
     async def start(self) -> None:
-        self._conn = open_database(self.settings.home / "notifier.db")
-        self.ledger = Ledger(self._conn)
         self.sink.recover(self.ledger.checkpoint(self.sink.name))
-        delivery = Delivery(self.settings, self.registry, self.ledger, self.sink, Wording(), self._publish)
-        self.handlers = Handlers(PendingStore(self._conn), delivery)
         await self.broker.connect()
         await self.registry.start()
         await self.broker.start()
         await self.handlers.resume()
+        self.started = True
         self._lag = asyncio.create_task(
             LagWatch(self.settings.kafka, self.settings.group_id, (IMPACT, ENFORCEMENT), self.watch).run()
         )
@@ -89,39 +65,79 @@ class NotifierService:
         await cancel_tasks(self._lag)
         await self.broker.stop()
         await self.registry.stop()
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self.close()
 
-    def _ready(self) -> bool:
-        return self.handlers is not None and self.registry.caught_up
+    def close(self) -> None:
+        """Close the stores (stop() does; idempotent)."""
+        self.database.close()
+
+    def ready(self) -> bool:
+        return self.started and self.registry.caught_up
 
     def http_server(self) -> uvicorn.Server:
         """The health endpoints' server (the run loop serves it)."""
         return http_server(self.http, self.settings.http_host, self.settings.http_port)
 
-    async def _publish(self, message: Event) -> None:
-        await emit(self._notifications, NOTIFICATIONS, message)
-
-    async def _dead_letter(self, letter: DeadLetter) -> None:
-        await self.broker.publish(letter, topic=dead_letter_topic(SERVICE).name, key=SERVICE.encode())
-
-    def running(self) -> Handlers:
-        """The handlers of a started notifier."""
-        if self.handlers is None:
-            raise RuntimeError("notifier not started")
-        return self.handlers
-
 
 def build(settings: NotifierSettings | None = None) -> NotifierService:
-    """The notifier, wired from settings (environment when none given)."""
-    return NotifierService(settings or NotifierSettings())
+    """The notifier wired from settings (environment when none given): its stores opened, nothing connected."""
+    settings = settings or NotifierSettings()
+    watch = ConsumerWatch(SERVICE)
+    broker = make_broker(settings, SERVICE, watch=watch)
+    notifications = declare_publisher(
+        broker, NOTIFICATIONS, "Notices requested, delivered or failed, one per recipient and action."
+    )
+
+    async def publish(message: Event) -> None:
+        await emit(notifications, NOTIFICATIONS, message)
+
+    async def dead_letter(letter: DeadLetter) -> None:
+        await broker.publish(letter, topic=dead_letter_topic(SERVICE).name, key=SERVICE.encode())
+
+    database = open_database(settings.home / "notifier.db")
+    ledger, sink = Ledger(database), OutboxSink(settings.outbox)
+    registry = RegistryFeed(settings, UserDirectory(), dead_letter)
+    delivery = Delivery(settings, registry, ledger, sink, Wording(), publish)
+    handlers = Handlers(PendingStore(database), delivery)
+    _subscribe(broker, settings, handlers)
+    service = NotifierService(settings, broker, watch, database, ledger, sink, registry, handlers)
+    service.http = health_app(SERVICE, service.ready, watch)
+    return service
+
+
+def _subscribe(broker: KafkaBroker, settings: NotifierSettings, handlers: Handlers) -> None:
+    options = consumer_options(settings.group_id)
+
+    @broker.subscriber(
+        IMPACT.name,
+        title=f"{IMPACT.name}:notifier",
+        description="Affected sets (restricted, or restored for a lift) to notify.",
+        **options,
+    )
+    async def on_impact(event: ImpactEvent) -> None:
+        await handlers.on_impact(event)
+
+    @broker.subscriber(
+        ENFORCEMENT.name,
+        title=f"{ENFORCEMENT.name}:notifier",
+        description="DirectiveEnforced: every cluster confirmed; notices may go out.",
+        **options,
+    )
+    async def on_enforcement(event: EnforcementEvent) -> None:
+        await handlers.on_enforcement(event)
 
 
 def specification(settings: NotifierSettings | None = None) -> AsyncAPI:
-    """AsyncAPI document of the notifier (the registry is read by a plain consumer, see registry_feed.py)."""
+    """AsyncAPI document of the notifier (the registry is read by a plain consumer, see registry_feed.py).
+
+    Built with throwaway stores: writing the document leaves nothing in the state folder.
+    """
+    settings = settings or NotifierSettings()
+    with tempfile.TemporaryDirectory() as scratch:
+        service = build(settings.model_copy(update={"state_dir": Path(scratch), "outbox_path": None}))
+        service.close()
     return AsyncAPI(
-        build(settings).broker,
+        service.broker,
         title="Countermand notifier",
         version="1",
         description="Tells customers once, after enforcement is confirmed, that their access changed.",

@@ -12,7 +12,6 @@ from services.agent.access import AccessChecker
 from services.agent.app import AgentService, build
 from services.agent.command_effects import on_restrict
 from services.agent.readiness import Readiness
-from services.agent.restriction_store import Snapshot
 from services.agent.restrictions import Restrictions
 from services.agent.settings import AgentSettings
 from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
@@ -80,7 +79,7 @@ def delta(
 class RecordingPublisher:
     """Stands in for the acks publisher; notes what the snapshot held when each ack went out."""
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Any) -> None:
         self.snapshot = snapshot
         self.sent: list[tuple[Any, set[str]]] = []
 
@@ -90,11 +89,10 @@ class RecordingPublisher:
 
 
 def recording_agent(tmp_path: Path) -> AgentService:
-    """An agent with its snapshot open and its acks recorded, for driving `handle` without Kafka."""
-    agent = build(AgentSettings(cluster_id=CLUSTER, state_dir=tmp_path))
-    agent._snapshot = Snapshot(tmp_path / "agent" / f"{CLUSTER}.sqlite3")
-    agent.readiness = Readiness(CLUSTER, synced=agent._snapshot.synced())  # as open() does
-    agent.acks = RecordingPublisher(agent._snapshot)
+    """An agent with its store open and its acks recorded, for driving `handle` without Kafka."""
+    agent = build(AgentSettings(cluster_id=CLUSTER, state_dir=tmp_path))  # its store under tmp_path/agent
+    agent.readiness = Readiness(CLUSTER, synced=agent.store.synced())  # as open() does
+    agent.acks = RecordingPublisher(agent.store)
     return agent
 
 

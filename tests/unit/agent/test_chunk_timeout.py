@@ -9,7 +9,7 @@ from pyroaring import BitMap
 
 from services.agent.access import AccessIndex
 from services.agent.command_effects import Failed, expire_staging, on_restrict
-from services.agent.restriction_store import Snapshot
+from services.agent.restriction_store import RestrictionStore
 from services.agent.restrictions import Restrictions
 from tests.unit.agent.builders import recording_agent, restrict
 
@@ -55,11 +55,11 @@ def test_a_revision_completed_in_time_is_applied_and_never_expires() -> None:
 
 
 def test_staging_recovered_from_the_snapshot_waits_the_full_timeout_again(tmp_path: Path) -> None:
-    store = Snapshot(tmp_path / "s.sqlite3")
+    store = RestrictionStore(tmp_path / "s.sqlite3")
     state = Restrictions()
     store.record(state, "D1", on_restrict(state, restrict("D1", 1, "fable-5", [1], chunk=0, chunks=2), NOW), 0, 0)
     store.close()
-    loaded, _ = Snapshot(tmp_path / "s.sqlite3").load()
+    loaded, _ = RestrictionStore(tmp_path / "s.sqlite3").load()
     restarted = NOW + 5 * TIMEOUT
     assert expire_staging(loaded, restarted, TIMEOUT) == {}
     assert "chunks 1 of 2" in expire_staging(loaded, restarted + TIMEOUT, TIMEOUT)["D1"].acks[0].reason
@@ -79,5 +79,5 @@ async def test_the_agent_reports_the_timeout_once_and_its_snapshot_drops_the_sta
     failures = [ack for ack, _ in agent.acks.sent if ack.type == "CommandFailed"]
     assert len(failures) == 1 and "chunks 0 of 2 missing" in failures[0].reason
     assert failures[0].causation_id == chunk.event_id and failures[0].revision == 2
-    durable, offsets = agent._snapshot.load()
+    durable, offsets = agent.store.load()
     assert durable.staging == {} and durable.held["D1"].revision == 1 and offsets == {0: 2}

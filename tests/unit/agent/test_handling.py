@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.agent.restriction_store import Snapshot
+from services.agent.restriction_store import RestrictionStore
 from tests.unit.agent.builders import CLUSTER, lift, recording_agent, restrict
 
 
@@ -39,13 +39,13 @@ async def test_a_command_already_in_the_snapshot_is_not_applied_again(tmp_path: 
 async def test_a_failed_snapshot_write_leaves_memory_as_durable_as_the_snapshot(tmp_path: Path) -> None:
     agent = recording_agent(tmp_path)
     await agent.handle(restrict("D1", 1, "fable-5", [1]), partition=0, offset=0)
-    agent._snapshot.close()
-    agent._snapshot = Snapshot(tmp_path / "agent" / f"{CLUSTER}.sqlite3")
+    agent.store.close()
+    agent.store = RestrictionStore(tmp_path / "agent" / f"{CLUSTER}.sqlite3")
 
     def broken(*_: Any) -> None:
         raise OSError("disk full")
 
-    agent._snapshot.record = broken
+    agent.store.record = broken
     with pytest.raises(OSError):  # propagates, so the command is retried rather than committed
         await agent.handle(lift("D1", 1), partition=0, offset=1)
     assert set(agent.state.held) == {"D1"} and agent.acks.sent[-1][0].action == "restrict"

@@ -22,7 +22,7 @@ async def closed(agent: AgentService) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    agent._snapshot.close()
+    agent.store.close()
 
 
 def heartbeats(agent: AgentService) -> list[bool]:
@@ -73,7 +73,7 @@ async def test_a_marker_for_another_cluster_is_ignored(tmp_path: Path) -> None:
     try:
         await caught_up(agent)
         await agent.handle(synced("elsewhere"), partition=0, offset=0)
-        assert not agent.checker.ready and not agent.readiness.synced and not agent._snapshot.synced()
+        assert not agent.checker.ready and not agent.readiness.synced and not agent.store.synced()
         assert agent.acks.sent == []
     finally:
         await closed(agent)

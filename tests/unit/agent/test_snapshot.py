@@ -9,14 +9,15 @@ from pathlib import Path
 from pyroaring import BitMap
 
 from services.agent.command_effects import on_delta, on_lift, on_restrict
-from services.agent.restriction_store import Snapshot
+from services.agent.restriction_store import RestrictionStore
 from services.agent.restrictions import Restrictions
+from shared.runtime.set_store import COMPACT_ROWS
 from tests.unit.agent.builders import delta, lift, restrict
 
 START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
 
-def _apply_all(store: Snapshot, state: Restrictions, commands: list) -> None:
+def _apply_all(store: RestrictionStore, state: Restrictions, commands: list) -> None:
     handlers = {"RestrictCommand": on_restrict, "LiftCommand": on_lift, "DeltaCommand": on_delta}
     for offset, command in enumerate(commands):
         outcome = handlers[command.type](state, command)
@@ -25,7 +26,7 @@ def _apply_all(store: Snapshot, state: Restrictions, commands: list) -> None:
 
 
 def test_a_reloaded_snapshot_equals_the_state_recorded(tmp_path: Path) -> None:
-    store = Snapshot(tmp_path / "agent" / "c.sqlite3")
+    store = RestrictionStore(tmp_path / "agent" / "c.sqlite3")
     state = Restrictions()
     _apply_all(
         store,
@@ -40,7 +41,7 @@ def test_a_reloaded_snapshot_equals_the_state_recorded(tmp_path: Path) -> None:
         ],
     )
     store.close()
-    loaded, offsets = Snapshot(tmp_path / "agent" / "c.sqlite3").load()
+    loaded, offsets = RestrictionStore(tmp_path / "agent" / "c.sqlite3").load()
     assert loaded.held == state.held
     assert loaded.held["D1"].window.effective_from == START
     assert loaded.held["D1"].sets == {"fable-5": BitMap([1, 2]), "mythos-5": BitMap([3])}
@@ -51,7 +52,7 @@ def test_a_reloaded_snapshot_equals_the_state_recorded(tmp_path: Path) -> None:
 
 
 def test_applied_revisions_leave_no_staged_chunks_behind(tmp_path: Path) -> None:
-    store = Snapshot(tmp_path / "s.sqlite3")
+    store = RestrictionStore(tmp_path / "s.sqlite3")
     state = Restrictions()
     _apply_all(
         store,
@@ -81,7 +82,7 @@ def test_a_snapshot_written_before_the_staleness_policy_existed_is_upgraded(tmp_
     )
     old.commit()
     old.close()
-    loaded, _ = Snapshot(path).load()
+    loaded, _ = RestrictionStore(path).load()
     assert loaded.held["D1"].on_stale == "keep" and loaded.held["D1"].sets == {"fable-5": BitMap([4])}
     assert loaded.staging[("D2", 1)].on_stale == "keep" and loaded.staging[("D2", 1)].missing == [1]
 
@@ -93,7 +94,7 @@ def _log_rows(path: Path) -> int:
 
 def test_deltas_are_logged_not_rewritten_and_replayed_on_load(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
-    store = Snapshot(path)
+    store = RestrictionStore(path)
     state = Restrictions()
     _apply_all(
         store,
@@ -107,7 +108,7 @@ def test_deltas_are_logged_not_rewritten_and_replayed_on_load(tmp_path: Path) ->
             delta("D1", 1, 4, "gpt-x", added=[13]),  # a model this cluster was not sent: seq only
         ],
     )
-    assert _log_rows(path) == 4
+    assert _log_rows(path) == 3  # gpt-x's delta only advanced the sequence (held in the held row)
     with sqlite3.connect(path) as db:  # the sets on disk are still the revision's chunks as they came in
         rows = db.execute("SELECT model, users FROM staged WHERE directive = 'D1' ORDER BY chunk").fetchall()
     assert [(model, BitMap.deserialize(blob)) for model, blob in rows] == [
@@ -115,19 +116,17 @@ def test_deltas_are_logged_not_rewritten_and_replayed_on_load(tmp_path: Path) ->
         ("mythos-5", BitMap([3, 4])),
     ]
     store.close()
-    loaded, _ = Snapshot(path).load()
+    loaded, _ = RestrictionStore(path).load()
     assert loaded.held == state.held
     assert loaded.held["D1"].sets == {"fable-5": BitMap([2, 3, 10, 12]), "mythos-5": BitMap([3, 11])}
     assert loaded.held["D1"].seq == 4 and loaded.held["D1"].digest == state.held["D1"].digest
 
 
 def test_a_full_delta_log_is_compacted_into_the_sets(tmp_path: Path) -> None:
-    from services.agent import restriction_store as module
-
     path = tmp_path / "s.sqlite3"
-    store = Snapshot(path)
+    store = RestrictionStore(path)
     state = Restrictions()
-    limit = module.DELTA_LOG_LIMIT
+    limit = COMPACT_ROWS
     _apply_all(
         store,
         state,
@@ -138,13 +137,13 @@ def test_a_full_delta_log_is_compacted_into_the_sets(tmp_path: Path) -> None:
         ],
     )
     assert 0 < _log_rows(path) < limit  # rewritten whole once the log was full, then logging again
-    loaded, _ = Snapshot(path).load()
+    loaded, _ = RestrictionStore(path).load()
     assert loaded.held == state.held and loaded.held["D1"].seq == limit + 5
 
 
 def test_a_new_revision_or_a_lift_empties_the_delta_log(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
-    store = Snapshot(path)
+    store = RestrictionStore(path)
     state = Restrictions()
     _apply_all(
         store,
@@ -158,7 +157,7 @@ def test_a_new_revision_or_a_lift_empties_the_delta_log(tmp_path: Path) -> None:
 
 
 def test_only_a_chunk_staged_alone_skips_the_disk_sync(tmp_path: Path) -> None:
-    store = Snapshot(tmp_path / "s.sqlite3")
+    store = RestrictionStore(tmp_path / "s.sqlite3")
     statements: list[str] = []
     store._db.set_trace_callback(lambda sql: statements.append(sql) if sql.startswith(("PRAGMA", "COMMIT")) else None)
     state = Restrictions()
@@ -184,7 +183,7 @@ def _table(path: Path, table: str) -> int:
 
 def test_a_revision_is_held_as_its_chunks_until_folded_into_sets(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
-    store = Snapshot(path)
+    store = RestrictionStore(path)
     state = Restrictions()
     _apply_all(
         store,
@@ -197,17 +196,17 @@ def test_a_revision_is_held_as_its_chunks_until_folded_into_sets(tmp_path: Path)
         ],
     )
     assert _table(path, "held_sets") == 0 and _table(path, "staged") == 3  # the last chunk written on apply
-    reloaded, _ = Snapshot(path).load()
+    reloaded, _ = RestrictionStore(path).load()
     assert reloaded.held == state.held and reloaded.staging == {}  # held, not staging
     assert store.fold(state) == 1 and store.fold(state) == 0
     assert _table(path, "held_sets") == 2 and _table(path, "staged") == 0 and _log_rows(path) == 0
-    folded, _ = Snapshot(path).load()
+    folded, _ = RestrictionStore(path).load()
     assert folded.held == state.held and folded.held["D1"].sets == {"fable-5": BitMap([2, 7]), "mythos-5": BitMap([3])}
 
 
 def test_a_held_revision_sent_again_with_other_content_never_mixes_chunks(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
-    store = Snapshot(path)
+    store = RestrictionStore(path)
     state = Restrictions()
     _apply_all(
         store,
@@ -218,16 +217,16 @@ def test_a_held_revision_sent_again_with_other_content_never_mixes_chunks(tmp_pa
             restrict("D1", 1, "fable-5", [5], chunk=0, chunks=2),
         ],
     )  # a re-send, half in
-    loaded, _ = Snapshot(path).load()
+    loaded, _ = RestrictionStore(path).load()
     assert loaded.held["D1"].sets == {"fable-5": BitMap([1, 2])}  # what is held is still the first content
     assert loaded.staging[("D1", 1)].parts == {0: ("fable-5", BitMap([5]))}  # only the re-sent chunk staged
     _apply_all(store, state, [restrict("D1", 1, "fable-5", [6], chunk=1, chunks=2)])
-    assert Snapshot(path).load()[0].held["D1"].sets == {"fable-5": BitMap([5, 6])}
+    assert RestrictionStore(path).load()[0].held["D1"].sets == {"fable-5": BitMap([5, 6])}
 
 
 def test_a_lift_or_newer_revision_drops_the_chunks_that_held_the_older_one(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
-    store = Snapshot(path)
+    store = RestrictionStore(path)
     state = Restrictions()
     _apply_all(
         store,
@@ -241,13 +240,13 @@ def test_a_lift_or_newer_revision_drops_the_chunks_that_held_the_older_one(tmp_p
     )
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT directive, revision FROM staged").fetchall() == [("D1", 2)]
-    loaded, _ = Snapshot(path).load()
+    loaded, _ = RestrictionStore(path).load()
     assert loaded.held == state.held and set(loaded.held) == {"D1"} and loaded.staging == {}
 
 
 def test_a_held_revision_sent_again_in_fewer_chunks_leaves_none_of_the_old_ones(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
-    store = Snapshot(path)
+    store = RestrictionStore(path)
     state = Restrictions()
     _apply_all(
         store,
@@ -259,4 +258,42 @@ def test_a_held_revision_sent_again_in_fewer_chunks_leaves_none_of_the_old_ones(
         ],
     )
     assert state.held["D1"].sets == {"fable-5": BitMap([9])}
-    assert Snapshot(path).load()[0].held == state.held
+    assert RestrictionStore(path).load()[0].held == state.held
+
+
+def test_a_user_a_delta_removed_stays_removed_after_a_fold_and_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    store = RestrictionStore(path)
+    state = Restrictions()
+    _apply_all(store, state, [restrict("D1", 1, "fable-5", [1, 2, 3]), delta("D1", 1, 1, "fable-5", removed=[2])])
+    assert store.fold(state) == 1
+    store.close()
+    loaded, _ = RestrictionStore(path).load()
+    assert loaded.held["D1"].sets == {"fable-5": BitMap([1, 3])} and loaded.held == state.held
+
+
+def test_a_compacted_set_replaces_the_chunks_still_stored_for_its_model(tmp_path: Path) -> None:
+    """The log of one model is compacted while the revision's chunks are still its stored sets: on reload the
+    written set wins over that model's chunks (a union would bring back the user the delta removed), and the
+    other model is still its chunks plus its log."""
+    path = tmp_path / "s.sqlite3"
+    store = RestrictionStore(path, max_log_rows=1)
+    state = Restrictions()
+    _apply_all(
+        store,
+        state,
+        [
+            restrict("D1", 1, "fable-5", [1, 2, 3], chunk=0, chunks=2),
+            restrict("D1", 1, "mythos-5", [3, 4], chunk=1, chunks=2),
+            delta("D1", 1, 1, "fable-5", removed=[2]),  # logged
+            delta("D1", 1, 2, "fable-5", added=[9]),  # the log is full: fable-5 written whole
+            delta("D1", 1, 3, "mythos-5", removed=[4]),  # logged
+        ],
+    )
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT model FROM held_sets").fetchall() == [("fable-5",)]
+        assert db.execute("SELECT count(*) FROM staged WHERE directive = 'D1'").fetchone()[0] == 2
+    store.close()
+    loaded, _ = RestrictionStore(path).load()
+    assert loaded.held["D1"].sets == {"fable-5": BitMap([1, 3, 9]), "mythos-5": BitMap([3])}
+    assert loaded.held == state.held

@@ -10,7 +10,7 @@ from pyroaring import BitMap
 
 from services.agent.access import AccessChecker
 from services.agent.command_effects import on_delta, on_restrict
-from services.agent.restriction_store import Snapshot
+from services.agent.restriction_store import RestrictionStore
 from services.agent.restrictions import Restrictions
 from tests.unit.agent.builders import delta, restrict
 
@@ -97,11 +97,11 @@ def test_the_policy_survives_deltas_and_the_snapshot(tmp_path: Path) -> None:
         state, restrict("D2", 1, "fable-5", [2], chunk=0, chunks=2).model_copy(update={"on_stale": "deny_models"}), NOW
     )
     assert state.held["D1"].on_stale == "deny_models" and state.held["D1"].sets["fable-5"] == BitMap([1, 5])
-    store = Snapshot(tmp_path / "s.sqlite3")
+    store = RestrictionStore(tmp_path / "s.sqlite3")
     store.record(state, "D1", applied, 0, 0)
     store.record(state, "D2", staged, 0, 1)
     store.close()
-    loaded, _ = Snapshot(tmp_path / "s.sqlite3").load()
+    loaded, _ = RestrictionStore(tmp_path / "s.sqlite3").load()
     assert loaded.held == state.held and loaded.held["D1"].on_stale == "deny_models"
     assert loaded.staging[("D2", 1)].on_stale == "deny_models"
 

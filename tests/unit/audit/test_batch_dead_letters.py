@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
-from faststream._internal.context.repository import ContextRepo
 
+from services.audit.batch_fence import middleware_for
 from shared.contracts.deadletter import DeadLetter
 from shared.runtime.deadletters import dead_letter_middleware
 
@@ -41,7 +41,7 @@ async def run(records: tuple, broker: Published, batches: bool = True) -> int:
         raise OSError("disk I/O error (simulated)")
 
     middleware_class = dead_letter_middleware("audit", backoff_s=0, batches=batches)
-    middleware = middleware_class(Batch(records), context=ContextRepo({"broker": broker}))
+    middleware = middleware_for(middleware_class, Batch(records), broker)
     await middleware.consume_scope(store_fails, Batch(records))
     return calls
 

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from services.enforcement.app import EnforcementService
+from services.enforcement.app import EnforcementService, build
 from services.enforcement.settings import EnforcementSettings
-from services.enforcement.store import EnforcementStore
 from tests.unit.enforcement.scenario import SETS, applied, assessment, core, feed, heartbeat
 
 MODELS = sorted(SETS)
@@ -37,8 +36,7 @@ class Broker:
 
 @pytest.fixture
 def service(tmp_path: Path):
-    service = EnforcementService(EnforcementSettings(state_dir=tmp_path))
-    service.store = EnforcementStore(tmp_path / "enforcement")
+    service = build(EnforcementSettings(state_dir=tmp_path))  # its store under tmp_path/enforcement
     coordinator = core()
     assessed, chunks = assessment()
     feed(coordinator, [heartbeat("us-east", *MODELS), assessed, *chunks])

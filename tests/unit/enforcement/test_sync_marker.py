@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from services.enforcement.app import PUBLISH_WINDOW, EnforcementService
+from services.enforcement.app import PUBLISH_WINDOW, build
 from services.enforcement.settings import EnforcementSettings
-from services.enforcement.store import EnforcementStore
 from shared.contracts.catalogue import COMMANDS, key_of
 from shared.contracts.serving import HeldDirective
 from tests.unit.enforcement.scenario import SETS, applied, assessment, at, core, feed, heartbeat, held_digest, to
@@ -91,8 +90,7 @@ class SlowBroker:
 
 @pytest.fixture
 def service(tmp_path: Path):
-    service = EnforcementService(EnforcementSettings(state_dir=tmp_path))
-    service.store = EnforcementStore(tmp_path / "enforcement")
+    service = build(EnforcementSettings(state_dir=tmp_path))  # its store under tmp_path/enforcement
     service.core = restricting(ids_per_chunk=20)  # many chunks: several publish windows
     service._backlog = False
     log: list[tuple[str, str]] = []
