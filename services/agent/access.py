@@ -1,22 +1,5 @@
-"""Allow/deny decisions over the held restrictions, and the in-process API a gateway embeds.
-
-A gateway running in the agent's process asks the agent's `AccessChecker` (``agent.checker``):
-
-    checker.denies(user_id, "fable-5", time.time())         -> bool: one check, the hot path
-    checker.denies_many(user_ids, "fable-5", time.time())   -> numpy bool array, one per id (vectorised)
-    checker.check(user_id, "fable-5", now)                  -> Decision naming the denying directives
-
-The hot-path methods take the time as POSIX seconds (a float compares far faster than a datetime);
-`check` takes a timezone-aware datetime. Time is always an argument here, never read. Every call raises
-`NotReady` until the agent has caught up with its commands: a restarted agent never answers "allow" from a
-state older than what it acknowledged. Decisions come from a view of the in-force directives: per model,
-the union of their denied users, rebuilt when the held restrictions change, when a directive's window opens
-or closes, and when the agent becomes stale or hears from the control plane again. A check is therefore
-one dictionary lookup and one bitmap membership test.
-
-Staleness: the agent tells the checker whenever it hears from the control plane (`heard`). Once it has heard
-nothing for `stale_after`, directives whose command said `on_stale="deny_models"` deny their models to every
-user; directives with `on_stale="keep"` keep denying exactly their held users.
+"""Allow/deny decisions over the held restrictions, and the in-process API a gateway embeds
+(`agent.checker`: denies, denies_many, check; see the agent README for the API and its rules).
 """
 
 from __future__ import annotations

@@ -1,15 +1,5 @@
 """SQLite state of the enforcement service: clusters, rollouts, affected sets, pending parts, outbox.
-
-A message's effect (state and the messages it must publish) is committed in one transaction before the
-Kafka offset; the outbox is published afterwards and emptied, and re-published after a crash.
-RestrictCommands are the exception: they follow from the saved sets and tracks and are re-sent from
-them after a restart instead of being written to disk once per cluster. A delta to an affected set is
-appended to that set's log rather than rewriting the set (see shared.runtime.set_store).
-
-When an assessment is complete its parts (the chunks as received) already hold its sets: the rollout
-starts without writing them again, and fold() -- run by the deadline loop, off the path from impact to
-the clusters -- writes the sets and drops the parts later. Until then a restart rebuilds the sets
-from the parts (and the deltas logged since).
+A message's effect commits in one transaction before its Kafka offset (see the enforcement README).
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""Recompute an assessment's digest from the registry as of its recorded offsets, for the audit.
-
-The registry is read from the beginning of identity.users.v1 up to the recorded offsets (exclusive)
-with the same decoding and evaluation code the service uses, so a later registry change cannot alter
-the result. Exact as long as compaction has not removed records below the offsets that a record at
-or beyond them superseded.
+"""Recompute an assessment's digest from the registry as of its recorded offsets, for the audit (exact while
+compaction has kept the records below those offsets; see the impact README).
 """
 
 from __future__ import annotations

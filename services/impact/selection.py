@@ -1,8 +1,5 @@
-"""Selectors compiled to vectorised three-valued (Kleene) logic over the user columns.
-
-Every node yields (true, unknown) boolean masks; false is what is neither. A user whose attribute a
-selector needs is unknown gets UNKNOWN for that leaf, and the directive's unknown_attribute rule
-decides the final answer (restrict: fail closed).
+"""Selectors compiled to vectorised three-valued (Kleene) logic over the user columns: every node yields
+(true, unknown) masks, and the directive's unknown_attribute rule decides the final answer.
 """
 
 from __future__ import annotations

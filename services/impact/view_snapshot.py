@@ -1,9 +1,5 @@
-"""The user view on disk: its columns and the registry offsets they reflect, in one .npz replaced atomically.
-
-A restarted instance loads the snapshot and reads the registry on from the recorded offsets instead
-of from the beginning. The file is written beside its final name and renamed over it, so a crash
-mid-write leaves the previous snapshot whole. Anything unreadable is reported as SnapshotUnusable and
-the caller falls back to a full read.
+"""The user view on disk: its columns and the registry offsets they reflect, in one .npz replaced atomically
+(written beside its final name and renamed; anything unreadable raises SnapshotUnusable).
 """
 
 from __future__ import annotations
