@@ -59,7 +59,7 @@ def _directive_entries(ledger: Ledger, directive_id: str) -> list[Entry]:
     return entries
 
 
-@app.command("report")
+@app.command("timeline")
 def report(
     directive_id: str = typer.Argument(..., help="Directive id."),
     ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),

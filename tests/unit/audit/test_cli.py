@@ -57,7 +57,7 @@ def test_missing_ledger_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_report_lists_the_timeline(ledger_file: Path) -> None:
-    result = runner.invoke(app, ["report", "EXP-42", "--ledger", str(ledger_file)], env={"COLUMNS": "200"})
+    result = runner.invoke(app, ["timeline", "EXP-42", "--ledger", str(ledger_file)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     text = result.output
     positions = [
@@ -73,7 +73,7 @@ def test_report_lists_the_timeline(ledger_file: Path) -> None:
 
 
 def test_report_for_an_unknown_directive_exits_non_zero(ledger_file: Path) -> None:
-    result = runner.invoke(app, ["report", "EXP-NOPE", "--ledger", str(ledger_file)])
+    result = runner.invoke(app, ["timeline", "EXP-NOPE", "--ledger", str(ledger_file)])
     assert result.exit_code == 1 and "EXP-NOPE" in result.output
 
 
@@ -94,5 +94,5 @@ def test_replay_for_an_unknown_directive_exits_non_zero(ledger_file: Path) -> No
 def test_a_file_that_is_not_a_ledger_is_a_clear_error(tmp_path: Path) -> None:
     bogus = tmp_path / "notes.sqlite"
     bogus.write_text("not a database")
-    result = runner.invoke(app, ["report", "EXP-1", "--ledger", str(bogus)])
+    result = runner.invoke(app, ["timeline", "EXP-1", "--ledger", str(bogus)])
     assert result.exit_code == 2 and "not an audit ledger" in " ".join(result.output.split())  # rich may wrap
