@@ -171,12 +171,13 @@ def explain_command(
     as_json: bool = typer.Option(False, "--json", help="The answer as JSON."),
     bootstrap: str = BOOTSTRAP,
 ) -> None:
-    """Was USER allowed MODEL at that moment on each cluster, and on what evidence."""
+    """Was USER allowed MODEL at that moment on each cluster, and on what evidence.
+
+    Every record is read and events are placed by their occurred_at (Kafka timestamps are when a record was
+    written, which a replayed or late record does not share)."""
     when = _time(at, "--at") or datetime.now(UTC)
     try:
-        evidence = asyncio.run(
-            read_evidence(kafka_settings(bootstrap), until=when, focus_user=user, show_progress=not as_json)
-        )
+        evidence = asyncio.run(read_evidence(kafka_settings(bootstrap), focus_user=user, show_progress=not as_json))
         answer = explain(evidence, user, model, when)
     except NothingFound as exc:
         raise _fail(str(exc)) from exc
@@ -214,7 +215,7 @@ def at_command(
     """The directives in force at that moment, each cluster's state and the affected counts."""
     moment_asked = _time(when, "TIME")
     try:
-        evidence = asyncio.run(read_evidence(kafka_settings(bootstrap), until=moment_asked, show_progress=not as_json))
+        evidence = asyncio.run(read_evidence(kafka_settings(bootstrap), show_progress=not as_json))
         answer = at_moment(evidence, moment_asked)
     except NothingFound as exc:
         raise _fail(str(exc)) from exc
