@@ -33,12 +33,14 @@ format: venv ## Reformat the code and fix what ruff can fix safely
 	@$(VENV)/bin/ruff format --quiet .
 	@$(VENV)/bin/ruff check --quiet --fix .
 
-tools: ## Install Debian's prometheus (promtool) when missing (apt-get; needs root, as in CI)
-	@command -v promtool >/dev/null || { \
-	  if [ "$$(id -u)" != 0 ]; then echo "make tools: promtool is missing; run 'sudo make tools' once" >&2; exit 1; fi; \
-	  echo "tools: installing Debian's prometheus package (promtool)..."; \
+tools: ## Install Debian's prometheus (promtool) and chromium (HTML report test) when missing (apt-get; needs root, as in CI)
+	@missing=""; command -v promtool >/dev/null || missing="prometheus"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "make tools: missing$$missing; run 'sudo make tools' once" >&2; exit 1; fi; \
+	  echo "tools: installing Debian's$$missing package(s)..."; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
 kafka-fetch: ## Fetch the Apache Kafka jars from Maven Central (once, cached)
 	@$(PYTHON) deploy/kafka/kafkalocal.py fetch
