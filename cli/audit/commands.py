@@ -134,6 +134,10 @@ def _write(path: Path | None, text: str) -> None:
 
 
 def _summary(r: DirectiveReport) -> None:
+    timeline = Table("time", "topic", "event", "summary", title=f"directive {r.directive_id}: timeline")
+    for line in r.timeline:
+        timeline.add_row(line.at.isoformat(timespec="milliseconds"), line.topic, line.event, line.summary)
+    out.print(timeline)
     table = Table(
         "revision", "action", "affected", "clusters applied", "notices delivered", title=f"directive {r.directive_id}"
     )
