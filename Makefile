@@ -10,7 +10,7 @@ KAFKA_CONTROLLER_PORT ?= 9093
 TEST_KAFKA_DIR := $(CURDIR)/.run/test-kafka
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv lint format tools kafka-fetch kafka-up kafka-down topics run test bench bench-impact bench-enforce docs clean
+.PHONY: help venv lint format tools kafka-fetch kafka-up kafka-down topics run test bench bench-impact bench-enforce bench-audit docs clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -33,12 +33,14 @@ format: venv ## Reformat the code and fix what ruff can fix safely
 	@$(VENV)/bin/ruff format --quiet .
 	@$(VENV)/bin/ruff check --quiet --fix .
 
-tools: ## Install Debian's prometheus (promtool) when missing (apt-get; needs root, as in CI)
-	@command -v promtool >/dev/null || { \
-	  if [ "$$(id -u)" != 0 ]; then echo "make tools: promtool is missing; run 'sudo make tools' once" >&2; exit 1; fi; \
-	  echo "tools: installing Debian's prometheus package (promtool)..."; \
+tools: ## Install Debian's prometheus (promtool) and chromium (HTML report test) when missing (apt-get; needs root, as in CI)
+	@missing=""; command -v promtool >/dev/null || missing="prometheus"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "make tools: missing$$missing; run 'sudo make tools' once" >&2; exit 1; fi; \
+	  echo "tools: installing Debian's$$missing package(s)..."; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
 kafka-fetch: ## Fetch the Apache Kafka jars from Maven Central (once, cached)
 	@$(PYTHON) deploy/kafka/kafkalocal.py fetch
@@ -69,6 +71,9 @@ bench-impact: venv kafka-fetch ## Benchmark impact evaluation and registry impor
 bench-enforce: venv kafka-fetch ## Benchmark enforcement on real Kafka and the agent (bench/results/enforce.json, agent.json)
 	@$(PY) -m bench.enforce
 	@$(PY) -m bench.agent
+
+bench-audit: venv ## Benchmark the audit's replay, report, explain and verify (bench/results/audit.json)
+	@$(PY) -m bench.audit
 
 docs: venv ## Regenerate JSON Schemas and AsyncAPI documents under docs/
 	@$(PY) -m cli.docs

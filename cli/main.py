@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from cli import topics
+from cli.audit import commands as audit_commands
 from cli.imports import command as imports
 from devtools.registry import cli as registry_cli
 from services.audit import cli as audit_cli
@@ -22,6 +23,7 @@ intake_cli.app.command("lift-preview", help="Dry run of lifting an active direct
 app.add_typer(impact_cli.app, name="impact", help="Recompute published impact digests; dry runs.")
 app.add_typer(registry_cli.app, name="registry", help="The synthetic user registry for demos and benchmarks.")
 registry_cli.app.command("import", help=imports.HELP)(imports.import_command)
+audit_commands.register(audit_cli.app)  # report, explain, at: read from Kafka (cli/ may use impact's reproduce)
 app.add_typer(audit_cli.app, name="audit", help="The hash-chained audit ledger: report, verify, replay.")
 app.command("status", help="Enforcement status per directive and cluster.")(enforcement_cli.status)
 

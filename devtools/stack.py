@@ -21,8 +21,10 @@ import httpx
 from devtools import ROOT
 from devtools.ports import free_port
 from devtools.processes import signal_group
+from shared.runtime.signing import KeySet, Signer
 
 CORE_SERVICES = ("intake", "impact", "enforcement", "notifier", "audit")
+AUDIT_KEY_ID = "audit-dev"
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,26 @@ class Stack:
         env[f"{prefix}HTTP_PORT"] = str(free_port())  # every service answers /readyz (health, or its API)
         if name == "notifier":
             env[f"{prefix}OUTBOX_PATH"] = str(self.outbox)
+        if name == "audit":
+            env[f"{prefix}SIGNING_KEY_FILE"] = str(self.audit_key())
+            env[f"{prefix}SIGNING_KEY_ID"] = AUDIT_KEY_ID
         return env
+
+    @property
+    def audit_keys(self) -> Path:
+        """The public JWK set of the audit's tree-head signing key (for `countermand audit ... --keys`)."""
+        return self.run_dir / "keys" / "audit.jwks.json"
+
+    def audit_key(self) -> Path:
+        """The audit's Ed25519 signing key (PEM), made once per run folder, its public JWK set beside it."""
+        path = self.run_dir / "keys" / "audit.pem"
+        if not path.exists():
+            signer = Signer.generate(AUDIT_KEY_ID)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(signer.pem())
+            path.chmod(0o600)
+            self.audit_keys.write_text(KeySet([signer.public()]).to_json())
+        return path
 
     def _agent_env(self, cluster: Cluster) -> dict[str, str]:
         env = self._env("agent")

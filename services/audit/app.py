@@ -19,15 +19,18 @@ from services.audit.checkpoints import CheckpointPolicy
 from services.audit.ledger import Ledger
 from services.audit.record import Record
 from services.audit.settings import AuditSettings
+from services.audit.signing_key import checkpoint_signer
+from services.audit.treehead import sign_head
 from shared.contracts.audit import AuditCheckpoint
 from shared.contracts.catalogue import AUDIT, BY_NAME, DATA_TOPICS, DEAD_LETTER_TOPICS
-from shared.contracts.envelope import envelope
+from shared.contracts.envelope import envelope, utc_now
 from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
 from shared.runtime.deadletters import dead_letter_middleware
 from shared.runtime.health import ConsumerWatch, LagWatch
 from shared.runtime.http import health_app, http_server
 from shared.runtime.record_headers import raw_values
 from shared.runtime.service import cancel_tasks
+from shared.runtime.signing import Signer
 
 SERVICE = "audit"
 LEDGER_ID = "main"
@@ -45,8 +48,9 @@ def record_of(raw: Any) -> Record:
 class AuditService:
     """The running audit: broker, ledger and checkpoint cadence."""
 
-    def __init__(self, settings: AuditSettings, ledger: Ledger) -> None:
+    def __init__(self, settings: AuditSettings, ledger: Ledger, signer: Signer | None = None) -> None:
         self.settings = settings
+        self.signer = signer
         self.watch = ConsumerWatch(SERVICE)
         self.broker: KafkaBroker = make_broker(settings, SERVICE, dead_letters=False)
         # A batch the store cannot take is dead-lettered record by record, then recorded from dlq.audit.v1.
@@ -56,7 +60,7 @@ class AuditService:
         self.ledger = ledger
         self.policy = CheckpointPolicy(settings.checkpoint_every, settings.checkpoint_interval_s)
         self._checkpoints = declare_publisher(self.broker, AUDIT, "Length and head hash of the ledger.")
-        self._head = (0, "")  # (seq, hash) of the newest committed entry
+        self._head = (0, "", 0, b"")  # (seq, hash, tree size, root) of the newest committed entry
         self._reported = (0, time.monotonic())
         self._latest_event_id: str | None = None
         self._publishing = asyncio.Lock()
@@ -78,7 +82,7 @@ class AuditService:
         records = [record_of(raw) for raw in records_of(message)]
         entries = await asyncio.to_thread(self.ledger.append, records)
         if entries:
-            self._head = (entries[-1].seq, entries[-1].hash)
+            self._head = (entries[-1].seq, entries[-1].hash, *self.ledger.tree_head())
             self._latest_event_id = entries[-1].envelope.event_id or self._latest_event_id
             log.debug("ledger appended", entries=len(entries), head_seq=entries[-1].seq)
         await self.checkpoint_if_due()
@@ -86,14 +90,16 @@ class AuditService:
     async def checkpoint_if_due(self) -> None:
         """Publish a checkpoint when the policy says so; a failure is retried at the next batch or tick."""
         async with self._publishing:
-            entries, head = self._head  # committed; never read the store while a batch is being written
+            entries, head, size, root = self._head  # committed; never read the store while a batch is being written
             if not self.policy.due(entries, self._reported[0], time.monotonic(), self._reported[1]):
                 return
+            signed = sign_head(self.signer, size, root, utc_now()) if self.signer else None
             checkpoint = AuditCheckpoint(
                 **envelope(SERVICE, causation_id=self._latest_event_id),
                 ledger=LEDGER_ID,
                 entries=entries,
                 head_hash=head,
+                tree_head=signed.contract() if signed else None,
             )
             try:
                 await emit(self._checkpoints, AUDIT, checkpoint)
@@ -101,7 +107,7 @@ class AuditService:
                 log.warning("checkpoint not published", error=repr(exc))
                 return
             self._reported = (entries, time.monotonic())
-            log.info("checkpoint published", entries=entries, head_hash=head)
+            log.info("checkpoint published", entries=entries, head_hash=head, root=root.hex(), signed=bool(signed))
 
     async def _tick(self) -> None:
         while True:
@@ -109,7 +115,9 @@ class AuditService:
             await self.checkpoint_if_due()
 
     async def start(self) -> None:
-        self._head = self.ledger.head()
+        if self.signer is None:
+            self.signer = checkpoint_signer(self.settings)  # refuses without a key unless in unsigned dev mode
+        self._head = (*self.ledger.head(), *self.ledger.tree_head())
         self._reported = (self._head[0], time.monotonic())
         await self.broker.start()
         recorded = tuple(BY_NAME[name] for name in RECORDED_TOPICS)
@@ -126,10 +134,13 @@ class AuditService:
         self.ledger.close()
 
 
-def build(settings: AuditSettings | None = None, ledger: Ledger | None = None) -> AuditService:
-    """Build the audit service from settings, its ledger opened (or the one given); nothing connects until start."""
+def build(
+    settings: AuditSettings | None = None, ledger: Ledger | None = None, signer: Signer | None = None
+) -> AuditService:
+    """Build the audit service from settings, its ledger opened (or the one given); the signing key is loaded
+    at start unless given. Nothing connects until start()."""
     settings = settings or AuditSettings()
-    return AuditService(settings, ledger if ledger is not None else Ledger(settings.ledger_path))
+    return AuditService(settings, ledger if ledger is not None else Ledger(settings.ledger_path), signer)
 
 
 def specification(settings: AuditSettings | None = None) -> AsyncAPI:

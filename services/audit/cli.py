@@ -12,15 +12,46 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from services.audit import checkpoint_cli
 from services.audit.chain import Entry
-from services.audit.chain import verify as verify_chain
 from services.audit.ledger import Ledger, LedgerMissing
 from services.audit.record import parsed
 from services.audit.settings import AuditSettings
 from services.audit.timeline import events_of, summary, time_of, timeline
+from shared.runtime.signing import KeySet, Signer
 
 app = typer.Typer(help="The audit ledger: directive reports, chain verification, replay.", no_args_is_help=True)
 LEDGER_HELP = "Ledger file (default: COUNTERMAND_AUDIT_STATE_DIR/audit/ledger.sqlite)."
+app.command("checkpoints")(checkpoint_cli.checkpoints)
+app.command("verify")(checkpoint_cli.verify)
+app.command("prove")(checkpoint_cli.prove)
+app.command("consistency")(checkpoint_cli.consistency)
+
+
+@app.command("keygen")
+def keygen(
+    folder: Path = typer.Argument(..., help="Where to write audit.pem (private, 0600) and audit.jwks.json."),
+    key_id: str = typer.Option("audit-1", help="Key id published with each signed tree head."),
+    if_missing: bool = typer.Option(False, "--if-missing", help="Do nothing when audit.pem already exists."),
+) -> None:
+    """Generate the audit's Ed25519 tree-head signing key and its public JWK set."""
+    private, public = folder / "audit.pem", folder / "audit.jwks.json"
+    if private.exists():
+        if if_missing:
+            out().print(f"{private} exists: kept")
+            return
+        err().print(f"[red]error:[/red] {private} exists; refusing to overwrite a signing key")
+        raise typer.Exit(2)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        signer = Signer.generate(key_id)
+        private.touch(mode=0o600)
+        private.write_bytes(signer.pem())
+        public.write_text(KeySet([signer.public()]).to_json())
+    except OSError as exc:
+        err().print(f"[red]error:[/red] cannot write the key to {folder}: {exc}")
+        raise typer.Exit(2) from exc
+    out().print(f"wrote {private} (key id {key_id}) and {public}")
 
 
 def out() -> Console:
@@ -55,7 +86,7 @@ def _directive_entries(ledger: Ledger, directive_id: str) -> list[Entry]:
     return entries
 
 
-@app.command("report")
+@app.command("timeline")
 def report(
     directive_id: str = typer.Argument(..., help="Directive id."),
     ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
@@ -70,38 +101,6 @@ def report(
     for line in lines:
         table.add_row(_when(line.time), line.topic, line.event, line.summary)
     out().print(table)
-
-
-@app.command("verify")
-def verify(
-    ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
-    checkpoint_entries: int = typer.Option(
-        None, "--checkpoint-entries", min=1, help="entries of a published AuditCheckpoint."
-    ),
-    checkpoint_hash: str = typer.Option(None, "--checkpoint-hash", help="head_hash of the same AuditCheckpoint."),
-) -> None:
-    """Recompute the hash chain end to end (optionally against a checkpoint); exit 1 naming the first broken entry."""
-    if (checkpoint_entries is None) != (checkpoint_hash is None):
-        err().print("[red]error:[/red] --checkpoint-entries and --checkpoint-hash go together")
-        raise typer.Exit(2)
-    anchor = None if checkpoint_entries is None else (checkpoint_entries, checkpoint_hash.lower())
-    store = _open(ledger)
-    try:
-        verdict = verify_chain(store.entries(), anchor)
-    finally:
-        store.close()
-    if verdict.intact:
-        out().print(
-            f"ledger intact: {verdict.checked:,} entries checked, head hash {verdict.head_hash}",
-            highlight=False,
-            soft_wrap=True,
-        )
-        return
-    err().print(
-        f"[red]ledger broken at seq {verdict.broken_seq}:[/red] {verdict.reason} "
-        f"({verdict.checked:,} entries intact before it)"
-    )
-    raise typer.Exit(1)
 
 
 @app.command("replay")

@@ -1,4 +1,8 @@
-"""The SQLite ledger: entries appended in hash-chained batches, read back in seq order."""
+"""The SQLite ledger: entries appended in hash-chained batches, read back in seq order.
+
+Beside each entry it stores the entry's Merkle leaf hash (table `leaves`, written in the same transaction)
+and keeps a Frontier in memory, so the tree head after an append costs O(log n), and proofs need no rehash.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from services.audit.chain import GENESIS, Entry, fresh, link
+from services.audit.chain import GENESIS, Entry, canonical, fresh, link
+from services.audit.merkle import Frontier, leaf_hash
 from services.audit.record import Envelope, Headers, Record
 
 SCHEMA = """
@@ -32,6 +37,7 @@ CREATE TABLE IF NOT EXISTS entries (
 );
 CREATE INDEX IF NOT EXISTS entries_correlation ON entries (correlation_id);
 CREATE INDEX IF NOT EXISTS entries_key ON entries (key);
+CREATE TABLE IF NOT EXISTS leaves (seq INTEGER PRIMARY KEY, leaf BLOB NOT NULL);
 """
 COLUMNS = (
     "seq, topic, partition, offset, key, value, headers, kafka_timestamp, event_id, type, "
@@ -56,6 +62,11 @@ def headers_of(text: str) -> Headers:
         return tuple((n, None if v is None else base64.b64decode(v, validate=True)) for n, v in json.loads(text))
     except (ValueError, TypeError, binascii.Error):
         return (("", str(text).encode()),)
+
+
+def leaf_of(entry: Entry) -> bytes:
+    """The entry's Merkle leaf hash: RFC 9162 leaf hash of its record's canonical encoding."""
+    return leaf_hash(canonical(entry.record))
 
 
 def _row(entry: Entry) -> tuple:
@@ -102,6 +113,24 @@ class Ledger:
             self._db.execute("PRAGMA synchronous=FULL")  # durable before the Kafka offset is committed
             self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
+        self.frontier: Frontier | None = None if read_only else self._frontier()
+
+    def _frontier(self) -> Frontier:
+        """The tree of the stored leaves, after storing any an older ledger lacks (one pass at open)."""
+        self._backfill_leaves()
+        frontier = Frontier()
+        for (leaf,) in self._db.execute("SELECT leaf FROM leaves ORDER BY seq"):
+            frontier.append(leaf)
+        return frontier
+
+    def _backfill_leaves(self) -> None:
+        (done,) = self._db.execute("SELECT coalesce(max(seq), 0) FROM leaves").fetchone()
+        rows = self._db.execute(f"SELECT {COLUMNS} FROM entries WHERE seq > ? ORDER BY seq", (done,))
+        missing = [(e.seq, leaf_of(e)) for e in map(_entry, rows.fetchall())]
+        if missing:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT INTO leaves (seq, leaf) VALUES (?, ?)", missing)
+            self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()
@@ -121,11 +150,36 @@ class Ledger:
                 self._db.executemany(
                     f"INSERT INTO entries ({COLUMNS}) VALUES ({', '.join('?' * 13)})", [_row(e) for e in entries]
                 )
+                leaves = [leaf_of(e) for e in entries]
+                self._db.executemany(
+                    "INSERT INTO leaves (seq, leaf) VALUES (?, ?)", zip((e.seq for e in entries), leaves, strict=True)
+                )
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            for leaf in leaves:
+                self.frontier.append(leaf)
         return entries
+
+    def tree_head(self) -> tuple[int, bytes]:
+        """(size, Merkle root) of the committed entries, from the frontier (a writer only)."""
+        return self.frontier.size, self.frontier.root()
+
+    def leaves(self) -> list[bytes]:
+        """The stored leaf hashes in seq order (what proofs are built from; verify recomputes them)."""
+        try:
+            stored = [leaf for (leaf,) in self._db.execute("SELECT leaf FROM leaves ORDER BY seq")]
+        except sqlite3.OperationalError:  # a ledger written before leaves were stored, opened read-only
+            stored = []
+        if len(stored) == self.head()[0]:
+            return stored
+        return [leaf_of(e) for e in self.entries()]
+
+    def entry(self, seq: int) -> Entry | None:
+        """The entry at seq, if any."""
+        row = self._db.execute(f"SELECT {COLUMNS} FROM entries WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else _entry(row)
 
     def _recorded(self, records: Sequence[Record]) -> set[tuple[str, int, int]]:
         spans: dict[tuple[str, int], tuple[int, int]] = {}

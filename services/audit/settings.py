@@ -31,6 +31,23 @@ class AuditSettings(ServiceSettings):
         10.0, gt=0, description="Publish a checkpoint this long after the last one if entries were added."
     )
 
+    signing_key_file: Path | None = Field(
+        None, description="PEM file of the Ed25519 private key that signs tree heads (checkpoints)."
+    )
+    signing_key_id: str = Field(
+        "audit-1", min_length=1, max_length=100, description="Key id published with each signed tree head."
+    )
+    export_dir: Path | None = Field(
+        None,
+        description="Folder of exported signed tree heads (and keys.jwks.json) that `countermand audit verify` "
+        "checks the ledger against by default; keep it outside the audit's host.",
+    )
+    unsigned_dev: bool = Field(
+        False,
+        description="Development only: run without a signing key, publishing unsigned checkpoints "
+        "(without it, a missing key refuses the start).",
+    )
+
     @property
     def ledger_path(self) -> Path:
         """Where the ledger lives: state_dir/audit/ledger.sqlite."""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 
+from shared.contracts.audit import SignedTreeHead
 from shared.runtime.signing import KeySet, Signer
 
 ORIGIN = "countermand.audit/v1"
@@ -49,6 +50,15 @@ class TreeHead:
             },
             indent=2,
         )
+
+    def contract(self) -> SignedTreeHead:
+        """The head as it travels in an AuditCheckpoint."""
+        return SignedTreeHead(**json.loads(self.to_json()))
+
+    @classmethod
+    def of_contract(cls, head: SignedTreeHead) -> TreeHead:
+        """A head read back from an AuditCheckpoint (HeadRefused if malformed)."""
+        return cls.from_json(head.model_dump_json())
 
     @classmethod
     def from_json(cls, text: str) -> TreeHead:

@@ -30,6 +30,11 @@ def compose() -> dict[str, Any]:
     return yaml.safe_load(COMPOSE.read_text())
 
 
+def one_shot_jobs() -> set[str]:
+    """Compose services that run once and exit (restart: "no"): the topics job, the audit key generator."""
+    return {name for name, spec in compose_services().items() if spec.get("restart") == "no"}
+
+
 def compose_services() -> dict[str, dict[str, Any]]:
     return compose()["services"]
 
@@ -153,14 +158,16 @@ def test_every_compose_service_has_a_healthcheck_except_the_one_shot_topics_job(
     assert topics.get("restart") == "no" and "healthcheck" not in topics
     assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
     missing = [
-        name for name, spec in services.items() if name != "topics" and not spec.get("healthcheck", {}).get("test")
+        name
+        for name, spec in services.items()
+        if name not in one_shot_jobs() and not spec.get("healthcheck", {}).get("test")
     ]
     assert not missing, f"no healthcheck: {missing}"
 
 
 def test_compose_services_start_after_the_topics_job_succeeded() -> None:
     for name, spec in compose_services().items():
-        if name in ("kafka", "topics"):
+        if name == "kafka" or name in one_shot_jobs():
             continue
         assert spec["depends_on"]["topics"]["condition"] == "service_completed_successfully", name
 
@@ -191,6 +198,27 @@ def test_kafka_is_the_official_image_pinned_to_a_4x_release() -> None:
     assert re.fullmatch(r"4\.\d+\.\d+", tag), f"pin a 4.x release, not {tag or 'latest'!r}"
 
 
+def test_compose_audit_signs_with_a_key_generated_once_into_its_own_volume() -> None:
+    services = compose_services()
+    keygen = argv(services["audit-keys"]["command"])
+    assert keygen[:3] == ["countermand", "audit", "keygen"] and "--if-missing" in keygen
+    audit = services["audit"]
+    key = audit["environment"]["COUNTERMAND_AUDIT_SIGNING_KEY_FILE"]
+    assert key == f"{keygen[3]}/audit.pem"
+    assert f"audit-keys:{keygen[3]}:ro" in audit["volumes"]
+    assert audit["depends_on"]["audit-keys"]["condition"] == "service_completed_successfully"
+
+
+def test_k8s_audit_signs_with_a_key_from_a_secret() -> None:
+    audit = next((w, m) for w, m, service in k8s_services() if service == "audit")
+    workload, main = audit
+    env = {e["name"]: e.get("value") for e in main["env"]}
+    mounts = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
+    volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
+    assert env["COUNTERMAND_AUDIT_SIGNING_KEY_FILE"].startswith(mounts["signing-key"] + "/")
+    assert volumes["signing-key"]["secret"]["secretName"]
+
+
 def test_compose_runs_the_kafka_version_the_tests_run() -> None:
     pom = (ROOT / "deploy" / "kafka" / "pom.xml").read_text()
     tested = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom).group(1)
@@ -199,7 +227,7 @@ def test_compose_runs_the_kafka_version_the_tests_run() -> None:
 
 def test_every_compose_service_is_healthy_only_when_ready() -> None:
     for name, spec in compose_services().items():
-        if name in ("kafka", "topics"):
+        if name == "kafka" or name in one_shot_jobs():
             continue
         assert "/readyz" in " ".join(spec["healthcheck"]["test"]), name
 
@@ -246,8 +274,8 @@ def test_kafka_runs_kraft_single_node_without_auto_create() -> None:
 def test_compose_services_reach_kafka_on_its_internal_listener() -> None:
     kafka = compose_services()["kafka"]["environment"]
     for name, spec in compose_services().items():
-        if name == "kafka":
-            continue
+        if name == "kafka" or "COUNTERMAND_KAFKA_BOOTSTRAP" not in spec.get("environment", {}):
+            continue  # a job that needs no Kafka (the audit key generator)
         bootstrap = spec["environment"]["COUNTERMAND_KAFKA_BOOTSTRAP"]
         assert f"//{bootstrap}" in kafka["KAFKA_ADVERTISED_LISTENERS"], name
         assert spec["environment"]["COUNTERMAND_LOG_FORMAT"] == "json", name
@@ -262,7 +290,7 @@ def test_compose_publishes_intake_on_8080_and_agents_on_8101_to_8103() -> None:
 
 def test_compose_environment_is_what_each_service_reads(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, spec in compose_services().items():
-        if name in ("kafka", "topics"):
+        if name == "kafka" or name in one_shot_jobs():
             continue
         service = module_of(argv(spec["command"]))
         settings = load_settings(service, spec["environment"], monkeypatch)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -232,18 +233,25 @@ def test_one_notice_per_recipient_and_action(run: Run) -> None:
 
 def test_audit_chain_verifies_and_reports_the_timeline(run: Run) -> None:
     ledger = str(run.stack.ledger)
-    verify = subprocess.run(
-        [sys.executable, "-m", "cli.main", "audit", "verify", "--ledger", ledger],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = {**os.environ, "COUNTERMAND_KAFKA_BOOTSTRAP": run.stack.bootstrap}
+    for _ in range(30):  # verify holds the ledger against the topics: the audit may still be catching up
+        verify = subprocess.run(
+            [sys.executable, "-m", "cli.main", "audit", "verify", "--ledger", ledger],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+        if verify.returncode == 0:
+            break
+        time.sleep(1)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     report = subprocess.run(
         [sys.executable, "-m", "cli.main", "audit", "report", MISSION["directive_id"], "--ledger", ledger],
         capture_output=True,
         text=True,
         timeout=120,
+        env={**env, "COLUMNS": "250"},
     )
     assert report.returncode == 0, report.stdout + report.stderr
     for event in ("DirectiveIssued", "ImpactAssessed", "DirectiveEnforced", "DirectiveLifted"):

@@ -15,14 +15,26 @@ from shared.contracts.catalogue import BY_NAME
 from shared.runtime.kafka import end_offsets as topic_end_offsets
 from shared.runtime.kafka import producing, records_to_end
 from shared.runtime.settings import KafkaSettings
+from shared.runtime.signing import KeySet, Signer
 
 Position = tuple[str, int, int]
 
 
 def audit_settings(bootstrap: str, state_dir: Path, group: str, **extra: object) -> AuditSettings:
+    """Settings of an audit under test, signing with a key of its own (state_dir/audit.pem, key id = group)."""
+    key = state_dir / "audit.pem"
+    if not key.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        key.write_bytes(Signer.generate(group).pem())
+    extra = {"signing_key_file": key, "signing_key_id": group, **extra}
     return AuditSettings(
         kafka=KafkaSettings(bootstrap=bootstrap), state_dir=state_dir, group=group, checkpoint_interval_s=0.5, **extra
     )
+
+
+def public_keys(settings: AuditSettings) -> KeySet:
+    """The JWK set that verifies the heads of an audit under test."""
+    return KeySet([Signer.from_pem(settings.signing_key_id, settings.signing_key_file).public()])
 
 
 async def started(settings: AuditSettings, ledger: Ledger | None = None) -> AuditService:

@@ -1,0 +1,285 @@
+"""A directive's report from the evidence: revisions, approvals, impact, per-cluster enforcement, notices, and
+every discrepancy one by one. Pure: the evidence, the time and the reproduced digests come in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+
+from services.audit.evidence import Evidence, Seen, parse_time
+from services.audit.report_model import (
+    Assessment,
+    CheckpointVerification,
+    ClusterEnforcement,
+    DirectiveReport,
+    Discrepancy,
+    Lift,
+    Notices,
+    Revision,
+    TimelineLine,
+)
+
+DISCREPANCY_LIMIT = 10_000  # listed one by one up to here; the total is always given
+NOTICE_ACTION = {"restrict": "restricted", "lift": "restored"}
+
+
+class NothingFound(LookupError):
+    """No event of the directive (in the window asked): the message says which."""
+
+
+def build_report(
+    evidence: Evidence,
+    directive_id: str,
+    now: datetime,
+    window: tuple[datetime | None, datetime | None] = (None, None),
+    reproduced: Mapping[int, str] | None = None,
+    checkpoint: CheckpointVerification | None = None,
+) -> DirectiveReport:
+    """The report of one directive; NothingFound for an unknown directive or a window without its events."""
+    lines = _timeline(evidence, directive_id, window)
+    if not evidence.issued.get(directive_id):
+        raise NothingFound(f"directive_id: no DirectiveIssued for {directive_id!r} on compliance.directives.v1")
+    if not lines:
+        raise NothingFound(f"no event of {directive_id!r} between {window[0] or 'the start'} and {window[1] or 'now'}")
+    revisions = [_revision(s) for s in sorted(evidence.issued[directive_id], key=lambda s: s.doc["revision"])]
+    assessments = [_assessment(s, (reproduced or {}).get(k[1])) for k, s in _mine(evidence.assessed, directive_id)]
+    clusters = list(_clusters(evidence, directive_id))
+    notices = [_notices(k, t) for k, t in _mine(evidence.notices, directive_id)]
+    found = list(_discrepancies(evidence, directive_id, revisions, assessments, clusters, notices))
+    return DirectiveReport(
+        directive_id=directive_id,
+        generated_at=now,
+        window_from=window[0],
+        window_to=window[1],
+        events=len(lines),
+        revisions=revisions,
+        lifts=[
+            Lift(revision=s.doc["revision"], lifted_at=s.at, reason=s.doc.get("reason", ""))
+            for s in evidence.lifted.get(directive_id, [])
+        ],
+        assessments=assessments,
+        clusters=clusters,
+        notices=notices,
+        discrepancies=found[:DISCREPANCY_LIMIT],
+        discrepancies_total=len(found),
+        timeline=lines,
+        checkpoint=checkpoint,
+    )
+
+
+def _mine(table: Mapping, directive_id: str) -> list:
+    return sorted(((k, v) for k, v in table.items() if k[0] == directive_id), key=lambda kv: kv[0][1:])
+
+
+def _revision(seen: Seen) -> Revision:
+    doc, scope = seen.doc, seen.doc["scope"]
+    return Revision(
+        revision=doc["revision"],
+        issued_at=seen.at,
+        title=doc.get("title", ""),
+        authority=doc.get("authority", ""),
+        models=scope["models"],
+        selector=scope["selector"],
+        unknown_attribute=scope.get("unknown_attribute", "restrict"),
+        enforcement_deadline_s=scope.get("enforcement_deadline_s", 300),
+        proposed_by=_who(doc.get("proposed_by")),
+        approved_by=_who(doc.get("approved_by")),
+        emergency=bool(doc.get("emergency")),
+    )
+
+
+def _who(value: object) -> str | None:
+    """An identity as recorded: a name, or an object with one (the four-eyes fields may carry either)."""
+    if isinstance(value, dict):
+        return str(value.get("subject") or value.get("name") or value.get("id") or value)
+    return None if value is None else str(value)
+
+
+def _assessment(seen: Seen, reproduced: str | None) -> Assessment:
+    doc = seen.doc
+    return Assessment(
+        revision=doc["revision"],
+        action=doc["action"],
+        assessed_at=seen.at,
+        affected_users=doc["affected_users"],
+        affected_by_model=doc["affected_by_model"],
+        by_country=doc.get("by_country", {}),
+        by_account_type=doc.get("by_account_type", {}),
+        digest=doc["digest"],
+        registry_offsets={str(p): o for p, o in doc.get("registry_offsets", {}).items()},
+        reproduced_digest=reproduced if doc["action"] == "restrict" else None,
+    )
+
+
+def _clusters(evidence: Evidence, directive_id: str) -> Iterator[ClusterEnforcement]:
+    issued = {s.doc["revision"]: s.at for s in evidence.issued.get(directive_id, [])}
+    lifted = {s.doc["revision"]: s.at for s in evidence.lifted.get(directive_id, [])}
+    for (_, revision, action), updates in _mine(evidence.progress, directive_id):
+        latest = max(updates, key=lambda s: s.at)
+        final = evidence.enforced.get((directive_id, revision, action))
+        states = (final or latest).doc["clusters"]
+        start = (issued if action == "restrict" else lifted).get(revision)
+        for cluster, progress in sorted(states.items()):
+            acked = parse_time(progress.get("acked_at"))
+            yield ClusterEnforcement(
+                cluster=cluster,
+                revision=revision,
+                action=action,
+                state=progress["state"],
+                sent_at=parse_time(progress.get("sent_at")),
+                acked_at=acked,
+                time_to_enforce_s=round((acked - start).total_seconds(), 3) if acked and start else None,
+                deadline=parse_time(latest.doc.get("deadline")),
+                digest=progress.get("digest"),
+                expected_digest=progress.get("expected_digest") or latest.doc.get("expected_digest"),
+            )
+
+
+def _notices(key: tuple, tally) -> Notices:
+    return Notices(
+        revision=key[1],
+        action=key[2],
+        requested=len(tally.requested),
+        delivered=len(tally.delivered),
+        failed=len(tally.failed),
+        first_at=tally.first_at,
+        last_at=tally.last_at,
+    )
+
+
+def _discrepancies(
+    evidence: Evidence,
+    directive_id: str,
+    revisions: list[Revision],
+    assessments: list[Assessment],
+    clusters: list[ClusterEnforcement],
+    notices: list[Notices],
+) -> Iterator[Discrepancy]:
+    for r in revisions:
+        if r.emergency:
+            yield Discrepancy(
+                kind="emergency_issue",
+                revision=r.revision,
+                at=r.issued_at,
+                detail=f"revision {r.revision} issued under the emergency role (no second approver)",
+            )
+    for a in assessments:
+        if a.reproduced_digest is not None and a.reproduced_digest != a.digest:
+            yield Discrepancy(
+                kind="reproduction_mismatch",
+                revision=a.revision,
+                at=a.assessed_at,
+                detail=f"published digest {a.digest[:12]}…, the registry at the recorded offsets gives "
+                f"{a.reproduced_digest[:12]}…",
+            )
+    for c in clusters:
+        yield from _cluster_discrepancies(c)
+    for (_, revision), acks in _mine(evidence.acks, directive_id):
+        for ack in acks:
+            if ack.doc["type"] == "CommandFailed":
+                yield Discrepancy(
+                    kind="command_failed",
+                    revision=revision,
+                    cluster=ack.doc["cluster_id"],
+                    at=ack.at,
+                    detail=ack.doc.get("reason", ""),
+                )
+    for (_, revision, action), tally in _mine(evidence.notices, directive_id):
+        for user in tally.requested - tally.delivered:
+            if user in tally.failed:
+                yield Discrepancy(
+                    kind="failed_notice",
+                    revision=revision,
+                    user=user,
+                    detail=f"{action} notice failed: {tally.failed[user]}",
+                )
+            else:
+                yield Discrepancy(
+                    kind="missing_notice",
+                    revision=revision,
+                    user=user,
+                    detail=f"{action} notice requested, never delivered",
+                )
+    yield from _uncovered_notices(assessments, notices, evidence, directive_id)
+
+
+def _cluster_discrepancies(c: ClusterEnforcement) -> Iterator[Discrepancy]:
+    if c.state != "applied":
+        yield Discrepancy(
+            kind="missing_ack",
+            revision=c.revision,
+            cluster=c.cluster,
+            detail=f"{c.action}: no digest-checked ack (state {c.state})",
+        )
+    elif c.digest and c.expected_digest and c.digest != c.expected_digest:
+        yield Discrepancy(
+            kind="digest_mismatch",
+            revision=c.revision,
+            cluster=c.cluster,
+            at=c.acked_at,
+            detail=f"acked {c.digest[:12]}…, expected {c.expected_digest[:12]}…",
+        )
+    if c.acked_at and c.deadline and c.acked_at > c.deadline:
+        late = (c.acked_at - c.deadline).total_seconds()
+        yield Discrepancy(
+            kind="enforced_after_deadline",
+            revision=c.revision,
+            cluster=c.cluster,
+            at=c.acked_at,
+            detail=f"{c.action} acknowledged {late:.1f}s after the deadline",
+        )
+
+
+def _uncovered_notices(
+    assessments: list[Assessment], notices: list[Notices], evidence: Evidence, directive_id: str
+) -> Iterator[Discrepancy]:
+    sent = {(n.revision, n.action): n.requested for n in notices}
+    for a in assessments:
+        if (directive_id, a.revision, a.action) not in evidence.enforced:
+            continue  # notices go out once enforcement is confirmed
+        requested = sent.get((a.revision, NOTICE_ACTION.get(a.action, a.action)), 0)
+        if requested < a.affected_users:
+            yield Discrepancy(
+                kind="missing_notice",
+                revision=a.revision,
+                detail=f"{a.action}: {a.affected_users - requested:,} of {a.affected_users:,} affected users "
+                "have no notice requested",
+            )
+
+
+def _timeline(
+    evidence: Evidence, directive_id: str, window: tuple[datetime | None, datetime | None]
+) -> list[TimelineLine]:
+    lines = []
+    start, end = window
+
+    def add(seen: Seen, summary: str) -> None:
+        if (start is None or seen.at >= start) and (end is None or seen.at <= end):
+            lines.append(TimelineLine(at=seen.at, topic=seen.topic, event=seen.doc["type"], summary=summary))
+
+    for s in evidence.issued.get(directive_id, []):
+        add(s, f"revision {s.doc['revision']}: {', '.join(s.doc['scope']['models'])}")
+    for s in evidence.lifted.get(directive_id, []):
+        add(s, f"revision {s.doc['revision']} lifted {s.doc.get('reason', '')}".rstrip())
+    for _, s in _mine(evidence.assessed, directive_id):
+        add(
+            s,
+            f"{s.doc['action']} revision {s.doc['revision']}: {s.doc['affected_users']:,} users, "
+            f"digest {s.doc['digest'][:12]}…",
+        )
+    for _, updates in _mine(evidence.progress, directive_id):
+        for s in updates:
+            applied = sum(1 for p in s.doc["clusters"].values() if p.get("state") == "applied")
+            add(
+                s,
+                f"{s.doc['action']} revision {s.doc['revision']}: {applied}/{len(s.doc['clusters'])} clusters applied",
+            )
+    for _, s in _mine(evidence.enforced, directive_id):
+        add(s, f"{s.doc['action']} revision {s.doc['revision']} enforced on every cluster")
+    for _, updates in _mine(evidence.overdue, directive_id):
+        for s in updates:
+            add(s, f"overdue: {', '.join(s.doc['overdue_clusters'])}")
+    for _, acks in _mine(evidence.acks, directive_id):
+        for s in acks:
+            add(s, f"{s.doc['cluster_id']} {s.doc.get('action', 'failed')} revision {s.doc['revision']}")
+    return sorted(lines, key=lambda line: line.at)

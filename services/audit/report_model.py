@@ -1,0 +1,156 @@
+"""The directive report an auditor takes away: its JSON shape, published as a JSON Schema (docs/schemas)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DiscrepancyKind = Literal[
+    "missing_ack",
+    "digest_mismatch",
+    "enforced_after_deadline",
+    "missing_notice",
+    "failed_notice",
+    "emergency_issue",
+    "reproduction_mismatch",
+    "command_failed",
+]
+
+
+class Part(BaseModel):
+    """Base of every part of the report: unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Revision(Part):
+    """One revision of the directive as issued, with who proposed and approved it where recorded."""
+
+    revision: int
+    issued_at: datetime
+    title: str
+    authority: str = ""
+    models: list[str]
+    selector: dict
+    unknown_attribute: str
+    enforcement_deadline_s: int
+    proposed_by: str | None = None
+    approved_by: str | None = None
+    emergency: bool = False
+
+
+class Lift(Part):
+    """The directive was lifted."""
+
+    revision: int
+    lifted_at: datetime
+    reason: str = ""
+
+
+class Assessment(Part):
+    """Who the revision affects, as impact computed it, and whether the registry at its offsets gives it again."""
+
+    revision: int
+    action: str
+    assessed_at: datetime
+    affected_users: int
+    affected_by_model: dict[str, int]
+    by_country: dict[str, int]
+    by_account_type: dict[str, int]
+    digest: str
+    registry_offsets: dict[str, int]
+    reproduced_digest: str | None = Field(None, description="Digest recomputed from the registry (null: not run).")
+
+
+class ClusterEnforcement(Part):
+    """One cluster's enforcement of one revision and action."""
+
+    cluster: str
+    revision: int
+    action: str
+    state: str
+    sent_at: datetime | None = None
+    acked_at: datetime | None = None
+    time_to_enforce_s: float | None = Field(None, description="Seconds from the directive's issue to the ack.")
+    deadline: datetime | None = None
+    digest: str | None = None
+    expected_digest: str | None = None
+
+
+class Notices(Part):
+    """Notices of one revision and action."""
+
+    revision: int
+    action: str
+    requested: int
+    delivered: int
+    failed: int
+    first_at: datetime | None = None
+    last_at: datetime | None = None
+
+
+class Discrepancy(Part):
+    """One thing that does not add up, named so it can be followed up one by one."""
+
+    kind: DiscrepancyKind
+    revision: int | None = None
+    cluster: str | None = None
+    user: int | None = None
+    at: datetime | None = None
+    detail: str
+
+
+class TimelineLine(Part):
+    """One line of the directive's timeline."""
+
+    at: datetime
+    topic: str
+    event: str
+    summary: str
+
+
+class CheckpointVerification(Part):
+    """The ledger checked against the latest signed tree head (when a ledger and heads were given)."""
+
+    chain_intact: bool
+    entries: int
+    root: str
+    signed_head_size: int | None = None
+    signed_head_key: str | None = None
+    signed_head_at: datetime | None = None
+    problems: list[str] = Field(default_factory=list)
+
+
+class DirectiveReport(Part):
+    """Everything the topics say about one directive, in one document."""
+
+    directive_id: str
+    generated_at: datetime
+    window_from: datetime | None = None
+    window_to: datetime | None = None
+    events: int = Field(..., description="Events of the directive read in the window.")
+    revisions: list[Revision]
+    lifts: list[Lift]
+    assessments: list[Assessment]
+    clusters: list[ClusterEnforcement]
+    notices: list[Notices]
+    discrepancies: list[Discrepancy]
+    discrepancies_total: int = Field(..., description="All discrepancies (the list stops at a limit).")
+    timeline: list[TimelineLine]
+    checkpoint: CheckpointVerification | None = None
+
+
+def report_schema() -> dict:
+    """The JSON Schema of the report (docs/schemas/audit-report.json)."""
+    schema = DirectiveReport.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://countermand.example/schemas/audit-report.json"
+    return schema
+
+
+if __name__ == "__main__":  # python -m services.audit.report_model > docs/schemas/audit-report.json
+    import json
+
+    print(json.dumps(report_schema(), indent=2, sort_keys=True))
