@@ -5,7 +5,8 @@ Usage:
     python deploy/kafka/kafkalocal.py up   --data DIR [--port 9092] [--controller-port 9093]
                                            [--secrets DIR/secrets] [--user NAME ...]
     python deploy/kafka/kafkalocal.py down --data DIR
-    python deploy/kafka/kafkalocal.py secrets --secrets DIR [--user NAME ...]   (only make what is missing)
+    python deploy/kafka/kafkalocal.py secrets --secrets DIR [--user NAME ...] [--compose]
+                                           (only makes what is missing; --compose: docker-compose.yml's too)
 
 `up` makes the TLS material and passwords that are missing (kafkasecurity.py), formats the data folder
 on first use with one SCRAM user per principal, starts the broker in the background, waits until it
@@ -32,7 +33,7 @@ import time
 import uuid
 from pathlib import Path
 
-from kafkasecurity import DEMO_USERS, Secrets
+from kafkasecurity import DEMO_USERS, Secrets, write_compose
 
 HERE = Path(__file__).resolve().parent
 LIBS = HERE / "libs"
@@ -230,12 +231,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--user", action="append", default=[], help="a SCRAM user besides admin (repeat; default: the demo's)"
     )
+    parser.add_argument("--compose", action="store_true", help="secrets: also write what docker-compose.yml reads")
     args = parser.parse_args(argv)
     args.user = args.user or list(DEMO_USERS)
     if args.action == "fetch":
         fetch()
     elif args.action == "secrets":
-        Secrets((args.secrets or args.data / "secrets").resolve()).ensure(args.user)
+        secrets = Secrets((args.secrets or args.data / "secrets").resolve())
+        secrets.ensure(args.user)
+        if args.compose:
+            write_compose(secrets)
     elif args.action == "up":
         data = args.data.resolve()
         secrets = (args.secrets or data / "secrets").resolve()
