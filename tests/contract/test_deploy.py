@@ -225,9 +225,10 @@ def test_k8s_keeps_impact_snapshot_on_a_persistent_volume() -> None:
     assert state["persistentVolumeClaim"]["claimName"] in claims
 
 
-def compose_kafka_properties(tmp_path: Path) -> dict[str, str]:
-    """The server.properties `make compose-secrets` makes for the compose broker (into tmp_path)."""
-    folder = tmp_path / "compose-secrets"
+@pytest.fixture(scope="module")
+def compose_secrets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `make compose-secrets` makes, made once into a temporary folder."""
+    folder = tmp_path_factory.mktemp("compose") / "compose-secrets"
     subprocess.run(
         [
             sys.executable,
@@ -239,12 +240,17 @@ def compose_kafka_properties(tmp_path: Path) -> dict[str, str]:
         ],
         check=True,
     )
+    return folder
+
+
+def compose_kafka_properties(folder: Path) -> dict[str, str]:
+    """The server.properties of the compose broker."""
     lines = (folder / "compose" / "server.properties").read_text().replace("\\\n", "").splitlines()
     return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
 
 
-def test_compose_kafka_runs_kraft_single_node_secured_without_auto_create(tmp_path: Path) -> None:
-    props = compose_kafka_properties(tmp_path)
+def test_compose_kafka_runs_kraft_single_node_secured_without_auto_create(compose_secrets: Path) -> None:
+    props = compose_kafka_properties(compose_secrets)
     assert props["auto.create.topics.enable"] == "false"
     assert set(props["process.roles"].split(",")) == {"broker", "controller"}
     assert props["controller.quorum.voters"].startswith(f"{props['node.id']}@")
@@ -265,9 +271,8 @@ def test_compose_kafka_runs_kraft_single_node_secured_without_auto_create(tmp_pa
     assert {"kafka-start", "kafka-server-properties", "kafka-keystore", "kafka-ca"} <= set(kafka["secrets"])
 
 
-def test_compose_holds_no_kafka_password_and_every_client_its_own_principal(tmp_path: Path) -> None:
+def test_compose_holds_no_kafka_password_and_every_client_its_own_principal(compose_secrets: Path) -> None:
     assert "PASSWORD" not in COMPOSE.read_text()
-    compose_kafka_properties(tmp_path)
     for name, spec in compose_services().items():
         if name == "kafka":
             continue
@@ -275,8 +280,7 @@ def test_compose_holds_no_kafka_password_and_every_client_its_own_principal(tmp_
         assert spec["env_file"] == [f".run/compose-secrets/compose/{principal}.env"], name
         assert "kafka-ca" in spec["secrets"], name
         env = dict(
-            line.split("=", 1)
-            for line in (tmp_path / "compose-secrets" / "compose" / f"{principal}.env").read_text().split()
+            line.split("=", 1) for line in (compose_secrets / "compose" / f"{principal}.env").read_text().split()
         )
         assert env["COUNTERMAND_KAFKA_SASL_USERNAME"] == principal
         assert env["COUNTERMAND_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
@@ -289,8 +293,8 @@ def test_compose_applies_acls_as_admin_before_the_topics_job() -> None:
     assert services["topics"]["depends_on"]["acls"]["condition"] == "service_completed_successfully"
 
 
-def test_compose_services_reach_kafka_on_its_internal_listener(tmp_path: Path) -> None:
-    advertised = compose_kafka_properties(tmp_path)["advertised.listeners"]
+def test_compose_services_reach_kafka_on_its_internal_listener(compose_secrets: Path) -> None:
+    advertised = compose_kafka_properties(compose_secrets)["advertised.listeners"]
     for name, spec in compose_services().items():
         if name == "kafka":
             continue
@@ -306,13 +310,12 @@ def test_compose_publishes_intake_on_8080_and_agents_on_8101_to_8103() -> None:
     assert [published[f"agent-{c}"] for c in DEMO_CLUSTERS] == [["8101"], ["8102"], ["8103"]]
 
 
-def test_compose_environment_is_what_each_service_reads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    compose_kafka_properties(tmp_path)  # the env files
+def test_compose_environment_is_what_each_service_reads(monkeypatch: pytest.MonkeyPatch, compose_secrets: Path) -> None:
     for name, spec in compose_services().items():
         if name in ("kafka", "topics", "acls"):
             continue
         service = module_of(argv(spec["command"]))
-        env_file = tmp_path / "compose-secrets" / spec["env_file"][0].removeprefix(".run/compose-secrets/")
+        env_file = compose_secrets / spec["env_file"][0].removeprefix(".run/compose-secrets/")
         env = {**dict(line.split("=", 1) for line in env_file.read_text().split()), **spec["environment"]}
         settings = load_settings(service, env, monkeypatch)
         assert settings.kafka.sasl_username == name
