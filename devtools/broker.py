@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -54,6 +55,11 @@ class KafkaAccess:
             "COUNTERMAND_KAFKA_SASL_PASSWORD": self.passwords[principal],
             "COUNTERMAND_KAFKA_SSL_CAFILE": str(self.ca_file),
         }
+
+    def export(self, principal: str = TOOLING) -> None:
+        """Log this process (and the processes it starts with its environment) in as `principal`: its
+        COUNTERMAND_KAFKA_* login, without the bootstrap (a script's own code names that)."""
+        os.environ.update({k: v for k, v in self.env(principal).items() if k != "COUNTERMAND_KAFKA_BOOTSTRAP"})
 
     def settings(self, principal: str = TOOLING, **overrides: Any) -> KafkaSettings:
         """Client settings of `principal` (other settings from the environment, as for any process)."""
