@@ -10,7 +10,7 @@ KAFKA_CONTROLLER_PORT ?= 9093
 TEST_KAFKA_DIR := $(CURDIR)/.run/test-kafka
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv lint format tools kafka-fetch kafka-up kafka-down topics run test bench bench-impact bench-enforce bench-audit docs clean
+.PHONY: help venv lint format tools kafka-fetch kafka-up kafka-down topics compose-secrets run test bench bench-impact bench-enforce bench-audit docs clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -51,8 +51,14 @@ kafka-up: kafka-fetch ## Start a local single-node Kafka (KRaft) on 127.0.0.1:$(
 kafka-down: ## Stop the local Kafka
 	@$(PYTHON) deploy/kafka/kafkalocal.py down --data $(KAFKA_DIR)
 
-topics: venv ## Create or update the topics from the catalogue
-	@COUNTERMAND_KAFKA_BOOTSTRAP=127.0.0.1:$(KAFKA_PORT) $(VENV)/bin/countermand topics apply
+topics: venv ## Apply the ACLs (as admin), then create or update the topics (as tooling) on the local Kafka
+	@set -a; . $(KAFKA_DIR)/secrets/env/admin.env; set +a; \
+	  COUNTERMAND_KAFKA_BOOTSTRAP=127.0.0.1:$(KAFKA_PORT) $(VENV)/bin/countermand acls apply
+	@set -a; . $(KAFKA_DIR)/secrets/env/tooling.env; set +a; \
+	  COUNTERMAND_KAFKA_BOOTSTRAP=127.0.0.1:$(KAFKA_PORT) $(VENV)/bin/countermand topics apply
+
+compose-secrets: ## Make docker-compose.yml's Kafka secrets (CA, certificate, passwords) under .run/compose-secrets
+	@$(PYTHON) deploy/kafka/kafkalocal.py secrets --secrets .run/compose-secrets --compose
 
 run: venv kafka-fetch ## Install, start Kafka and every service, run the mission end to end, stop
 	@$(PY) -m cli.demo --kafka-dir .run/demo-kafka

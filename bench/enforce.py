@@ -189,12 +189,14 @@ class Bench:
     everything stopped on exit whatever happens."""
 
     def __init__(self) -> None:
-        self.kafka = LocalBroker(KAFKA_DATA)
+        self.kafka = LocalBroker(KAFKA_DATA, agents=CLUSTERS)
         self.stack = Stack(self.kafka.bootstrap, RUN, clusters=(), extra_env={"COUNTERMAND_LOG_LEVEL": "WARNING"})
 
     def __enter__(self) -> Bench:
         RUN.mkdir(parents=True, exist_ok=True)
         self.kafka.start()
+        self.stack.access = self.kafka.access  # each service on its own principal, this process as tooling
+        self.kafka.access.export()
         return self
 
     def __exit__(self, *_: Any) -> None:
@@ -203,15 +205,17 @@ class Bench:
         finally:
             self.kafka.stop()
 
-    def spawn(self, name: str, module: str, env: dict[str, str]) -> Path:
-        """Start `python -m services.<module>` with its output in RUN/logs/<name>.log; returns that path."""
-        return self.stack.spawn(name, module, {**self.stack.base_env(), **env}).log
+    def spawn(self, name: str, module: str, env: dict[str, str], principal: str) -> Path:
+        """Start `python -m services.<module>` logged in to Kafka as `principal`, with its output in
+        RUN/logs/<name>.log; returns that path."""
+        return self.stack.spawn(name, module, {**self.stack.base_env(principal), **env}).log
 
     def start_services(self, state: Path) -> None:
         self.spawn(
             "enforcement",
             "enforcement",
             {"COUNTERMAND_ENFORCEMENT_STATE_DIR": str(state), "COUNTERMAND_ENFORCEMENT_HEARTBEAT_GRACE_S": "0"},
+            "enforcement",
         )
         for cluster in CLUSTERS:
             self.spawn(
@@ -224,6 +228,7 @@ class Bench:
                     "COUNTERMAND_AGENT_HEARTBEAT_INTERVAL_S": "1",
                     "COUNTERMAND_AGENT_STATE_DIR": str(state),
                 },
+                f"agent-{cluster}",
             )
 
 
@@ -344,7 +349,7 @@ async def directive_runs(
 
     _, mission = write_view_snapshot(state, registry_users)
     affected = mission.users
-    log = bench.spawn("impact", "impact", {**service_env(state), "COUNTERMAND_LOG_LEVEL": "INFO"})
+    log = bench.spawn("impact", "impact", {**service_env(state), "COUNTERMAND_LOG_LEVEL": "INFO"}, "impact")
     deadline = time.time() + TIMEOUT_S
     while "service ready" not in log.read_text():
         bench.stack.check_alive()

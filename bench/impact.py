@@ -249,6 +249,7 @@ async def fresh_broker(name: str):
     shutil.rmtree(state, ignore_errors=True)
     try:
         kafka.start()
+        kafka.access.export()  # this process and the services it starts log in as tooling
         await apply_topics(KafkaSettings(bootstrap=kafka.bootstrap))
         yield kafka.bootstrap, state
     finally:

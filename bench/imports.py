@@ -103,6 +103,7 @@ def pc_equal_empty(lists: pa.Array) -> pa.Array:
 def import_rate(rows: int = ROWS) -> dict[str, Any]:
     path = users_file(rows)
     with LocalBroker(KAFKA_DATA) as kafka:
+        kafka.access.export()  # this process and the import it starts log in as tooling
         settings = KafkaSettings(bootstrap=kafka.bootstrap)
         asyncio.run(apply_topics(settings, (USERS,)))
         command = [sys.executable, "-m", "cli.main", "registry", "import", str(path), "--bootstrap", kafka.bootstrap]

@@ -253,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         _step("starting Kafka and every service")
         started = time.monotonic()
         kafka.start()
-        console.print(f"Kafka ready in {time.monotonic() - started:.1f}s")
+        stack.access = kafka.access  # each service logs in as its own principal; the demo's own calls as tooling
+        kafka.access.export()
+        console.print(f"Kafka ready in {time.monotonic() - started:.1f}s (SASL_SSL, one principal per service)")
         asyncio.run(apply_topics(KafkaSettings(bootstrap=stack.bootstrap)))
         started = time.monotonic()
         stack.start()

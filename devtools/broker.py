@@ -1,52 +1,122 @@
-"""A local single-node Kafka (KRaft) broker for tests, the demo and benchmarks.
+"""A local single-node Kafka (KRaft) broker for tests, the demo and benchmarks, secured as production is.
 
 Wraps deploy/kafka/kafkalocal.py, which stays standard-library only so that `make kafka-up` works on a
-fresh clone before any virtualenv exists; this is the one way Python code starts and stops a broker.
+fresh clone before any virtualenv exists; this is the one way Python code starts and stops a broker. The
+broker takes SASL_SSL (SCRAM-SHA-512) only; `start()` also applies the ACLs of shared.runtime.acls, so each
+principal can do exactly what its role needs. `access` hands out each principal's client settings.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Coroutine, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from devtools import ROOT
 from devtools.ports import free_port
+from shared.runtime.acl_requests import apply_acls
+from shared.runtime.acls import ADMIN, TOOLING, bindings, principals
+from shared.runtime.settings import KafkaSettings
 
 KAFKALOCAL = ROOT / "deploy" / "kafka" / "kafkalocal.py"
+DEMO_AGENTS = ("us-east", "eu-west", "ap-south")  # devtools.stack.DEMO_CLUSTERS (a test keeps them equal)
+
+
+@dataclass(frozen=True)
+class KafkaAccess:
+    """How a client reaches a local broker: its bootstrap, the CA to trust and every principal's password."""
+
+    bootstrap: str
+    ca_file: Path
+    passwords: Mapping[str, str]
+
+    @classmethod
+    def load(cls, secrets: Path, bootstrap: str) -> KafkaAccess:
+        users = json.loads((secrets / "credentials.json").read_text())["users"]
+        return cls(bootstrap, secrets / "ca.pem", users)
+
+    def env(self, principal: str = TOOLING) -> dict[str, str]:
+        """The COUNTERMAND_KAFKA_* variables of a process logging in as `principal`."""
+        if principal not in self.passwords:
+            raise KeyError(f"no Kafka principal {principal!r} on this broker (it has {sorted(self.passwords)})")
+        return {
+            "COUNTERMAND_KAFKA_BOOTSTRAP": self.bootstrap,
+            "COUNTERMAND_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "COUNTERMAND_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "COUNTERMAND_KAFKA_SASL_USERNAME": principal,
+            "COUNTERMAND_KAFKA_SASL_PASSWORD": self.passwords[principal],
+            "COUNTERMAND_KAFKA_SSL_CAFILE": str(self.ca_file),
+        }
+
+    def export(self, principal: str = TOOLING) -> None:
+        """Log this process (and the processes it starts with its environment) in as `principal`: its
+        COUNTERMAND_KAFKA_* login, without the bootstrap (a script's own code names that)."""
+        os.environ.update({k: v for k, v in self.env(principal).items() if k != "COUNTERMAND_KAFKA_BOOTSTRAP"})
+
+    def settings(self, principal: str = TOOLING, **overrides: Any) -> KafkaSettings:
+        """Client settings of `principal` (other settings from the environment, as for any process)."""
+        env = self.env(principal)
+        fields = {k.removeprefix("COUNTERMAND_KAFKA_").lower(): v for k, v in env.items()}
+        return KafkaSettings(**{**fields, **overrides})
 
 
 class LocalBroker:
     """A broker in its own data folder on its own loopback ports (free ones unless given).
 
     `start()` begins from an empty data folder; `stop()` is safe to call when nothing runs. Also a context
-    manager: started on entry, stopped on exit whatever happens.
+    manager: started on entry, stopped on exit whatever happens. TLS material and passwords live in `secrets`
+    (default: inside the data folder, so made anew at each start); brokers given one folder share them.
+    `agents`: the clusters whose agents get a principal (default: the demo's).
     """
 
-    def __init__(self, data: Path, port: int | None = None, controller_port: int | None = None) -> None:
+    def __init__(
+        self,
+        data: Path,
+        port: int | None = None,
+        controller_port: int | None = None,
+        *,
+        secrets: Path | None = None,
+        agents: Iterable[str] = DEMO_AGENTS,
+    ) -> None:
         self.data = Path(data).resolve()
         self.port = port or free_port()
         self.controller_port = controller_port or free_port()
+        self.secrets = Path(secrets).resolve() if secrets else self.data / "secrets"
+        self.agents = tuple(agents)
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def access(self) -> KafkaAccess:
+        return KafkaAccess.load(self.secrets, self.bootstrap)
+
     def start(self) -> None:
-        """Start a fresh broker (any previous one in this folder is stopped and its data removed); returns
-        once it answers a metadata request."""
+        """Start a fresh broker (any previous one in this folder is stopped and its data removed), with every
+        principal's ACLs applied; returns once it answers."""
         self.stop()
         shutil.rmtree(self.data, ignore_errors=True)
         self.data.mkdir(parents=True)
-        _kafkalocal(
-            "up", "--data", str(self.data), "--port", str(self.port), "--controller-port", str(self.controller_port)
-        )
+        ports = ("--port", str(self.port), "--controller-port", str(self.controller_port))
+        _kafkalocal("up", "--data", str(self.data), *ports, "--secrets", str(self.secrets), *self._users())
+        _run(apply_acls(self.access.settings(ADMIN), bindings(self.agents), principals(self.agents)))
 
     def stop(self) -> None:
         """Stop the broker if it runs (SIGTERM, then SIGKILL after 30 s); keeps its data folder."""
         if (self.data / "kafka.pid").exists():
             _kafkalocal("down", "--data", str(self.data), check=False, quiet=True)
+
+    def _users(self) -> list[str]:
+        return [f"--user={name}" for name in principals(self.agents) if name != ADMIN]
 
     def __enter__(self) -> LocalBroker:
         self.start()
@@ -56,9 +126,35 @@ class LocalBroker:
         self.stop()
 
 
+def make_secrets(folder: Path, agents: Iterable[str] = DEMO_AGENTS) -> KafkaAccess:
+    """TLS material and passwords in `folder` for brokers started with `secrets=folder` (what is there is kept);
+    the access has no bootstrap yet (each broker has its own)."""
+    users = [f"--user={name}" for name in principals(agents) if name != ADMIN]
+    _kafkalocal("secrets", "--secrets", str(folder), *users, quiet=True)
+    return KafkaAccess.load(Path(folder).resolve(), "")
+
+
 def fetch_jars() -> None:
     """Download the broker jars from Maven Central once (cached under deploy/kafka/libs)."""
     _kafkalocal("fetch")
+
+
+def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine to the end from sync code, also when the caller's thread runs an event loop."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(coroutine)
+        except BaseException as exc:  # re-raised in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="local-broker-acls")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
 
 
 def _kafkalocal(*args: str, check: bool = True, quiet: bool = False) -> None:

@@ -1,8 +1,9 @@
 """Start and stop Countermand's services as separate processes (demo, end-to-end tests, benchmarks).
 
 Each service runs as `python -m services.<name>` in its own process group, logs JSON to its own
-file and keeps its state in its own folder, exactly as it would be deployed. `start()` runs the whole
-stack; `spawn()` runs one process of a partial stack (a benchmark's enforcement and agents).
+file and keeps its state in its own folder, exactly as it would be deployed: given the broker's access,
+each logs in to Kafka as its own principal (agents: agent-<cluster>). `start()` runs the whole stack;
+`spawn()` runs one process of a partial stack (a benchmark's enforcement and agents).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from devtools import ROOT
+from devtools.broker import KafkaAccess
 from devtools.ports import free_port
 from devtools.processes import signal_group
 from shared.runtime.signing import KeySet, Signer
@@ -66,6 +68,7 @@ class Stack:
     clusters: tuple[Cluster, ...] = DEMO_CLUSTERS
     extra_env: dict[str, str] = field(default_factory=dict)  # for every process (e.g. a log level)
     processes: dict[str, Process] = field(default_factory=dict)
+    access: KafkaAccess | None = None  # the broker's principals (None: a PLAINTEXT broker, no identities)
 
     def state_dir(self, name: str) -> Path:
         return self.run_dir / "state" / name
@@ -105,9 +108,12 @@ class Stack:
             self.stop()  # a stack that failed to start leaves nothing running
             raise
 
-    def base_env(self) -> dict[str, str]:
-        """What every process gets: this environment without its COUNTERMAND_* settings, then the stack's."""
+    def base_env(self, principal: str = "tooling") -> dict[str, str]:
+        """What every process gets: this environment without its COUNTERMAND_* settings, then the stack's, with
+        the Kafka login of `principal` (a service's name, agent-<cluster> for an agent)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("COUNTERMAND_")}
+        if self.access is not None:
+            env.update(self.access.env(principal))
         env.update(
             {
                 "COUNTERMAND_KAFKA_BOOTSTRAP": self.bootstrap,
@@ -118,8 +124,8 @@ class Stack:
         )
         return env
 
-    def _env(self, name: str) -> dict[str, str]:
-        env = self.base_env()
+    def _env(self, name: str, principal: str | None = None) -> dict[str, str]:
+        env = self.base_env(principal or name)
         prefix = f"COUNTERMAND_{name.upper()}_"
         env[f"{prefix}STATE_DIR"] = str(self.state_dir(name))
         env[f"{prefix}HTTP_PORT"] = str(free_port())  # every service answers /readyz (health, or its API)
@@ -147,7 +153,7 @@ class Stack:
         return path
 
     def _agent_env(self, cluster: Cluster) -> dict[str, str]:
-        env = self._env("agent")
+        env = self._env("agent", f"agent-{cluster.cluster_id}")
         env.update(
             {
                 "COUNTERMAND_AGENT_STATE_DIR": str(self.state_dir(f"agent-{cluster.cluster_id}")),

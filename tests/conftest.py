@@ -2,22 +2,29 @@
 
 Every test that uses the broker (the `kafka` or `bootstrap` fixture, or a broker of its own under
 tests/e2e) is marked `kafka`, so `pytest -m "not kafka"` starts no broker.
+
+The brokers take SASL_SSL only. Every broker of the session shares one secrets folder (`kafka_secrets`: a CA,
+the broker certificate, one password per principal), and the session's environment logs test code in as the
+tooling principal, so `KafkaSettings(bootstrap=...)` reaches any of them; processes a test starts through
+devtools.Stack log in as their own service's principal.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from devtools.broker import ROOT, LocalBroker
+from devtools.broker import ROOT, KafkaAccess, LocalBroker, make_secrets
+from shared.runtime.acls import TOOLING
 from shared.runtime.settings import KafkaSettings
 from shared.runtime.topics import apply_topics
 
-BROKER_FIXTURES = {"kafka", "bootstrap"}
+BROKER_FIXTURES = {"kafka", "bootstrap", "kafka_secrets"}
 BROKER_FOLDERS = (Path(__file__).parent / "e2e",)  # each module there starts a broker of its own
 _ids = itertools.count(1)
 
@@ -39,10 +46,30 @@ def kafka_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def kafka(kafka_dir: Path) -> Iterator[LocalBroker]:
+def kafka_secrets(kafka_dir: Path) -> Iterator[Path]:
+    """The secrets folder every broker of the session is started with (made once, at the session's start); sets
+    the session's COUNTERMAND_KAFKA_* login to the tooling principal (not the bootstrap), restored at the end."""
+    folder = kafka_dir.with_name(f"{kafka_dir.name}-secrets")
+    shutil.rmtree(folder, ignore_errors=True)
+    access = make_secrets(folder)
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in access.env(TOOLING).items():
+            if name != "COUNTERMAND_KAFKA_BOOTSTRAP":
+                env.setenv(name, value)
+        yield folder
+
+
+@pytest.fixture(scope="session")
+def kafka(kafka_dir: Path, kafka_secrets: Path) -> Iterator[LocalBroker]:
     """The session's own broker, started once and stopped at the end (also when tests fail)."""
-    with LocalBroker(kafka_dir) as broker:
+    with LocalBroker(kafka_dir, secrets=kafka_secrets) as broker:
         yield broker
+
+
+@pytest.fixture(scope="session")
+def kafka_access(kafka: LocalBroker) -> KafkaAccess:
+    """Every principal's login to the session broker."""
+    return kafka.access
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,18 @@
 Usage:
     python deploy/kafka/kafkalocal.py fetch
     python deploy/kafka/kafkalocal.py up   --data DIR [--port 9092] [--controller-port 9093]
+                                           [--secrets DIR/secrets] [--user NAME ...]
     python deploy/kafka/kafkalocal.py down --data DIR
+    python deploy/kafka/kafkalocal.py secrets --secrets DIR [--user NAME ...] [--compose]
+                                           (only makes what is missing; --compose: docker-compose.yml's too)
 
-`up` formats the data folder on first use, starts the broker in the background, waits until it
-answers a metadata request, and writes its pid to DIR/kafka.pid. `down` stops it with SIGTERM and
-waits. Jars come from Maven Central through deploy/kafka/pom.xml into deploy/kafka/libs (cached).
-Only the standard library is used, so this runs before any virtualenv exists.
+`up` makes the TLS material and passwords that are missing (kafkasecurity.py), formats the data folder
+on first use with one SCRAM user per principal, starts the broker in the background, waits until it
+answers an ApiVersions request over TLS, and writes its pid to DIR/kafka.pid. Clients connect with
+SASL_SSL (SCRAM-SHA-512); the KRaft StandardAuthorizer allows nothing without an ACL (`countermand acls
+apply`). `down` stops it with SIGTERM and waits. Jars come from Maven Central through
+deploy/kafka/pom.xml into deploy/kafka/libs (cached). Only the standard library is used, so this runs
+before any virtualenv exists.
 """
 
 from __future__ import annotations
@@ -19,12 +25,15 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
+
+from kafkasecurity import DEMO_USERS, Secrets, write_compose
 
 HERE = Path(__file__).resolve().parent
 LIBS = HERE / "libs"
@@ -52,16 +61,14 @@ def _java() -> str:
     return str(java)
 
 
-def _properties(data: Path, port: int, controller_port: int) -> str:
+def _properties(data: Path, port: int, controller_port: int, secrets: Secrets) -> str:
     return f"""process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+listeners=CLIENTS://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=CLIENTS://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs={data / "log"}
+{secrets.server_properties()}log.dirs={data / "log"}
 num.partitions=1
 offsets.topic.replication.factor=1
 offsets.topic.num.partitions=6
@@ -96,9 +103,9 @@ def _cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def _format(data: Path, props: Path) -> None:
+def _format(data: Path, props: Path, secrets: Secrets) -> None:
     if (data / "log" / "meta.properties").exists():
-        return
+        return  # users are created at format time only: a reused data folder keeps the ones it has
     cmd = [
         _java(),
         "-cp",
@@ -109,14 +116,20 @@ def _format(data: Path, props: Path) -> None:
         f"--cluster-id={_cluster_id()}",
         "-c",
         str(props),
+        *secrets.format_options(),
     ]  # '=' form: an id may start with '-'
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
 
 
-def _metadata_ok(port: int) -> bool:
-    """Send a Kafka ApiVersions request (v0) and check for a well-formed answer."""
+def _metadata_ok(port: int, ca_file: Path) -> bool:
+    """Send a Kafka ApiVersions request (v0, answered before SASL authentication) over TLS, checking the broker's
+    certificate against the CA, and check for a well-formed answer."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+        context = ssl.create_default_context(cafile=str(ca_file))
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=1) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as sock,
+        ):
             client = b"probe"
             body = struct.pack(">hhih", 18, 0, 1, len(client)) + client
             sock.sendall(struct.pack(">i", len(body)) + body)
@@ -141,17 +154,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def up(data: Path, port: int, controller_port: int, timeout: float) -> None:
+def up(data: Path, port: int, controller_port: int, timeout: float, secrets_dir: Path, users: list[str]) -> None:
     fetch()
     data.mkdir(parents=True, exist_ok=True)
+    secrets = Secrets(secrets_dir)
     pidfile = data / "kafka.pid"
-    if pidfile.exists() and _alive(int(pidfile.read_text())) and _metadata_ok(port):
+    if pidfile.exists() and _alive(int(pidfile.read_text())) and _metadata_ok(port, secrets.ca_file):
         print(f"kafka: already running on 127.0.0.1:{port}")
         return
+    secrets.ensure(users)
     props = data / "server.properties"
-    props.write_text(_properties(data, port, controller_port))
+    props.write_text(_properties(data, port, controller_port, secrets))
+    os.chmod(props, 0o600)  # it holds the admin password and the keystore's
     (data / "log4j2.properties").write_text(_LOG4J)
-    _format(data, props)
+    _format(data, props, secrets)
     started = time.monotonic()
     cmd = [
         _java(),
@@ -175,8 +191,12 @@ def up(data: Path, port: int, controller_port: int, timeout: float) -> None:
     while time.monotonic() - started < timeout:
         if proc.poll() is not None:
             sys.exit(f"kafka: broker exited with {proc.returncode}; see {data / 'server.log'}")
-        if _metadata_ok(port):
-            print(f"kafka: ready on 127.0.0.1:{port} in {time.monotonic() - started:.1f}s", flush=True)
+        if _metadata_ok(port, secrets.ca_file):
+            print(
+                f"kafka: ready on 127.0.0.1:{port} (SASL_SSL) in {time.monotonic() - started:.1f}s; "
+                f"client settings in {secrets.folder / 'env'}",
+                flush=True,
+            )
             return
         time.sleep(0.2)
     down(data)
@@ -202,16 +222,29 @@ def down(data: Path, timeout: float = 30.0) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["fetch", "up", "down"])
+    parser.add_argument("action", choices=["fetch", "up", "down", "secrets"])
     parser.add_argument("--data", type=Path, default=Path(".run/kafka"))
     parser.add_argument("--port", type=int, default=9092)
     parser.add_argument("--controller-port", type=int, default=9093)
     parser.add_argument("--timeout", type=float, default=90.0)
+    parser.add_argument("--secrets", type=Path, default=None, help="TLS material and passwords (default DATA/secrets)")
+    parser.add_argument(
+        "--user", action="append", default=[], help="a SCRAM user besides admin (repeat; default: the demo's)"
+    )
+    parser.add_argument("--compose", action="store_true", help="secrets: also write what docker-compose.yml reads")
     args = parser.parse_args(argv)
+    args.user = args.user or list(DEMO_USERS)
     if args.action == "fetch":
         fetch()
+    elif args.action == "secrets":
+        secrets = Secrets((args.secrets or args.data / "secrets").resolve())
+        secrets.ensure(args.user)
+        if args.compose:
+            write_compose(secrets)
     elif args.action == "up":
-        up(args.data.resolve(), args.port, args.controller_port, args.timeout)
+        data = args.data.resolve()
+        secrets = (args.secrets or data / "secrets").resolve()
+        up(data, args.port, args.controller_port, args.timeout, secrets, args.user)
     else:
         down(args.data.resolve())
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -151,12 +153,12 @@ def test_build_context_leaves_out_local_state_and_caches() -> None:
 # --- docker-compose.yml --------------------------------------------------------------------------
 
 
-def test_every_compose_service_has_a_healthcheck_except_the_one_shot_topics_job() -> None:
+def test_every_compose_service_has_a_healthcheck_except_the_one_shot_jobs() -> None:
     services = compose_services()
-    topics = services["topics"]
-    assert argv(topics["command"])[:3] == ["countermand", "topics", "apply"]
-    assert topics.get("restart") == "no" and "healthcheck" not in topics
-    assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
+    for job in ("topics", "acls"):
+        assert services[job].get("restart") == "no" and "healthcheck" not in services[job]
+        assert services[job]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert argv(services["topics"]["command"])[:3] == ["countermand", "topics", "apply"]
     missing = [
         name
         for name, spec in services.items()
@@ -249,35 +251,81 @@ def test_k8s_keeps_impact_snapshot_on_a_persistent_volume() -> None:
     assert state["persistentVolumeClaim"]["claimName"] in claims
 
 
-def test_kafka_runs_kraft_single_node_without_auto_create() -> None:
-    env = compose_services()["kafka"]["environment"]
-    assert str(env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"]).lower() == "false"
-    assert set(str(env["KAFKA_PROCESS_ROLES"]).split(",")) == {"broker", "controller"}
-    assert str(env["KAFKA_CONTROLLER_QUORUM_VOTERS"]).startswith(f"{env['KAFKA_NODE_ID']}@")
-    for key in (
-        "KAFKA_LISTENERS",
-        "KAFKA_ADVERTISED_LISTENERS",
-        "KAFKA_CONTROLLER_LISTENER_NAMES",
-        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
-    ):
-        assert env[key], key
-    for key in (
-        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
-        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
-        "KAFKA_DEFAULT_REPLICATION_FACTOR",
-    ):
-        assert int(env[key]) == 1, key
-    assert int(env["KAFKA_MESSAGE_MAX_BYTES"]) == 2097152
-    assert "/opt/kafka/bin/" in " ".join(argv(compose_services()["kafka"]["healthcheck"]["test"]))
+@pytest.fixture(scope="module")
+def compose_secrets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `make compose-secrets` makes, made once into a temporary folder."""
+    folder = tmp_path_factory.mktemp("compose") / "compose-secrets"
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "deploy" / "kafka" / "kafkalocal.py"),
+            "secrets",
+            "--secrets",
+            str(folder),
+            "--compose",
+        ],
+        check=True,
+    )
+    return folder
 
 
-def test_compose_services_reach_kafka_on_its_internal_listener() -> None:
-    kafka = compose_services()["kafka"]["environment"]
+def compose_kafka_properties(folder: Path) -> dict[str, str]:
+    """The server.properties of the compose broker."""
+    lines = (folder / "compose" / "server.properties").read_text().replace("\\\n", "").splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
+def test_compose_kafka_runs_kraft_single_node_secured_without_auto_create(compose_secrets: Path) -> None:
+    props = compose_kafka_properties(compose_secrets)
+    assert props["auto.create.topics.enable"] == "false"
+    assert set(props["process.roles"].split(",")) == {"broker", "controller"}
+    assert props["controller.quorum.voters"].startswith(f"{props['node.id']}@")
+    for key in (
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "default.replication.factor",
+    ):
+        assert int(props[key]) == 1, key
+    assert int(props["message.max.bytes"]) == 2097152
+    assert props["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert props["allow.everyone.if.no.acl.found"] == "false" and props["super.users"] == "User:admin"
+    protocols = dict(pair.split(":") for pair in props["listener.security.protocol.map"].split(","))
+    assert protocols.pop("CONTROLLER") == "SASL_PLAINTEXT"  # PLAIN, as admin; never anonymous
+    assert set(protocols.values()) == {"SASL_SSL"}
+    kafka = compose_services()["kafka"]
+    assert "/opt/kafka/bin/" in " ".join(argv(kafka["healthcheck"]["test"]))
+    assert {"kafka-start", "kafka-server-properties", "kafka-keystore", "kafka-ca"} <= set(kafka["secrets"])
+
+
+def test_compose_holds_no_kafka_password_and_every_client_its_own_principal(compose_secrets: Path) -> None:
+    assert "PASSWORD" not in COMPOSE.read_text()
+    for name, spec in compose_services().items():
+        if name == "kafka" or "COUNTERMAND_KAFKA_BOOTSTRAP" not in spec.get("environment", {}):
+            continue  # a job that needs no Kafka (the audit key generator)
+        principal = {"acls": "admin", "topics": "tooling"}.get(name, name)
+        assert spec["env_file"] == [f".run/compose-secrets/compose/{principal}.env"], name
+        assert "kafka-ca" in spec["secrets"], name
+        env = dict(
+            line.split("=", 1) for line in (compose_secrets / "compose" / f"{principal}.env").read_text().split()
+        )
+        assert env["COUNTERMAND_KAFKA_SASL_USERNAME"] == principal
+        assert env["COUNTERMAND_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert env["COUNTERMAND_KAFKA_SSL_CAFILE"] == "/run/secrets/kafka-ca"
+
+
+def test_compose_applies_acls_as_admin_before_the_topics_job() -> None:
+    services = compose_services()
+    assert argv(services["acls"]["command"])[:3] == ["countermand", "acls", "apply"]
+    assert services["topics"]["depends_on"]["acls"]["condition"] == "service_completed_successfully"
+
+
+def test_compose_services_reach_kafka_on_its_internal_listener(compose_secrets: Path) -> None:
+    advertised = compose_kafka_properties(compose_secrets)["advertised.listeners"]
     for name, spec in compose_services().items():
         if name == "kafka" or "COUNTERMAND_KAFKA_BOOTSTRAP" not in spec.get("environment", {}):
             continue  # a job that needs no Kafka (the audit key generator)
         bootstrap = spec["environment"]["COUNTERMAND_KAFKA_BOOTSTRAP"]
-        assert f"//{bootstrap}" in kafka["KAFKA_ADVERTISED_LISTENERS"], name
+        assert f"//{bootstrap}" in advertised, name
         assert spec["environment"]["COUNTERMAND_LOG_FORMAT"] == "json", name
 
 
@@ -288,12 +336,15 @@ def test_compose_publishes_intake_on_8080_and_agents_on_8101_to_8103() -> None:
     assert [published[f"agent-{c}"] for c in DEMO_CLUSTERS] == [["8101"], ["8102"], ["8103"]]
 
 
-def test_compose_environment_is_what_each_service_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compose_environment_is_what_each_service_reads(monkeypatch: pytest.MonkeyPatch, compose_secrets: Path) -> None:
     for name, spec in compose_services().items():
         if name == "kafka" or name in one_shot_jobs():
             continue
         service = module_of(argv(spec["command"]))
-        settings = load_settings(service, spec["environment"], monkeypatch)
+        env_file = compose_secrets / spec["env_file"][0].removeprefix(".run/compose-secrets/")
+        env = {**dict(line.split("=", 1) for line in env_file.read_text().split()), **spec["environment"]}
+        settings = load_settings(service, env, monkeypatch)
+        assert settings.kafka.sasl_username == name
         assert settings.kafka.bootstrap == "kafka:19092"
         assert str(settings.state_dir) == STATE_DIR, name
         if service in ("intake", "agent"):
@@ -318,7 +369,7 @@ def test_kustomization_lists_every_manifest() -> None:
 
 
 def test_k8s_topics_job_applies_replication_3_and_min_insync_2() -> None:
-    jobs = [o for o in k8s_objects() if o["kind"] == "Job"]
+    jobs = [o for o in k8s_objects() if o["kind"] == "Job" and o["metadata"]["name"] == "countermand-topics"]
     assert len(jobs) == 1
     line = argv(containers(jobs[0])[0]["command"]) + argv(containers(jobs[0])[0].get("args"))
     assert line[:3] == ["countermand", "topics", "apply"]
@@ -380,6 +431,7 @@ def test_k8s_environment_is_what_each_service_reads(monkeypatch: pytest.MonkeyPa
     for _, main, service in k8s_services():
         env = dict(shared)
         env.update({e["name"]: e.get("value", "pod-0") for e in main.get("env", [])})
+        env.update(COUNTERMAND_KAFKA_SASL_USERNAME="from-secret", COUNTERMAND_KAFKA_SASL_PASSWORD="from-secret")
         settings = load_settings(service, env, monkeypatch)
         assert str(settings.state_dir) == STATE_DIR
         if service in ("intake", "agent"):
@@ -389,3 +441,31 @@ def test_k8s_environment_is_what_each_service_reads(monkeypatch: pytest.MonkeyPa
             assert (settings.region, set(settings.models)) == (region, models)
             clusters.add(settings.cluster_id)
     assert clusters == set(DEMO_CLUSTERS)
+
+
+def k8s_principal(workload: dict[str, Any]) -> str:
+    name = workload["metadata"]["name"]
+    return {"countermand-topics": "tooling", "countermand-acls": "admin"}.get(name, name)
+
+
+def test_every_k8s_container_logs_in_to_kafka_as_its_workloads_principal_over_tls() -> None:
+    shared = next(o for o in k8s_objects() if o["kind"] == "ConfigMap")["data"]
+    assert shared["COUNTERMAND_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert shared["COUNTERMAND_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    assert not [k for k in shared if "PASSWORD" in k]
+    for workload in k8s_workloads():
+        volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["kafka-ca"]["secret"]["secretName"] == "countermand-kafka-ca"
+        for container in containers(workload):
+            secrets = [e["secretRef"]["name"] for e in container["envFrom"] if "secretRef" in e]
+            assert secrets == [f"countermand-kafka-{k8s_principal(workload)}"], workload["metadata"]["name"]
+            mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+            assert shared["COUNTERMAND_KAFKA_SSL_CAFILE"].startswith(mounts["kafka-ca"] + "/")
+
+
+def test_k8s_acls_job_covers_every_deployed_agent() -> None:
+    job = next(o for o in k8s_objects() if o["kind"] == "Job" and o["metadata"]["name"] == "countermand-acls")
+    line = argv(containers(job)[0]["command"])
+    assert line[:3] == ["countermand", "acls", "apply"]
+    agents = {line[i + 1] for i, part in enumerate(line) if part == "--agent"}
+    assert agents == set(DEMO_CLUSTERS)

@@ -42,8 +42,8 @@ PLAIN = {
 
 
 @pytest.fixture(scope="module")
-def limits_kafka(kafka_dir: Path) -> LocalBroker:
-    with LocalBroker(kafka_dir.with_name("limits-kafka")) as broker:
+def limits_kafka(kafka_dir: Path, kafka_secrets: Path) -> LocalBroker:
+    with LocalBroker(kafka_dir.with_name("limits-kafka"), secrets=kafka_secrets) as broker:
         yield broker
 
 
@@ -82,7 +82,7 @@ async def test_a_directive_at_every_limit_is_enforced_survives_restarts_and_is_l
 ) -> None:
     settings = KafkaSettings(bootstrap=limits_kafka.bootstrap)
     await apply_topics(settings)
-    stack = Stack(limits_kafka.bootstrap, tmp_path_factory.mktemp("limits-stack"))
+    stack = Stack(limits_kafka.bootstrap, tmp_path_factory.mktemp("limits-stack"), access=limits_kafka.access)
     await load_registry(limits_kafka.bootstrap, registry_population.generate(600, seed=23))
     await asyncio.to_thread(stack.start)
     body = directive_at_limits("LIMITS")

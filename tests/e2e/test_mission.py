@@ -130,9 +130,9 @@ def _lift(stack: Stack, directive_id: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def e2e_kafka(kafka_dir: Path) -> LocalBroker:
+def e2e_kafka(kafka_dir: Path, kafka_secrets: Path) -> LocalBroker:
     """A broker of its own, so the registry holds exactly this scenario's users."""
-    with LocalBroker(kafka_dir.with_name("e2e-kafka")) as broker:
+    with LocalBroker(kafka_dir.with_name("e2e-kafka"), secrets=kafka_secrets) as broker:
         yield broker
 
 
@@ -140,7 +140,7 @@ def e2e_kafka(kafka_dir: Path) -> LocalBroker:
 async def run(e2e_kafka: LocalBroker, tmp_path_factory: pytest.TempPathFactory) -> Run:
     bootstrap = e2e_kafka.bootstrap
     await apply_topics(KafkaSettings(bootstrap=bootstrap))
-    stack = Stack(bootstrap, tmp_path_factory.mktemp("stack"))
+    stack = Stack(bootstrap, tmp_path_factory.mktemp("stack"), access=e2e_kafka.access)
     await asyncio.to_thread(stack.start)
     try:
         result = Run(stack)

@@ -136,9 +136,9 @@ def every_service_ready(stack: Stack) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def poison_kafka(kafka_dir: Path) -> LocalBroker:
+def poison_kafka(kafka_dir: Path, kafka_secrets: Path) -> LocalBroker:
     """A broker of its own: the poison stays on every topic, for this test alone."""
-    with LocalBroker(kafka_dir.with_name("poison-kafka")) as broker:
+    with LocalBroker(kafka_dir.with_name("poison-kafka"), secrets=kafka_secrets) as broker:
         yield broker
 
 
@@ -147,7 +147,7 @@ async def test_poison_on_every_topic_is_dead_lettered_and_nothing_stalls(
 ) -> None:
     settings = KafkaSettings(bootstrap=poison_kafka.bootstrap)
     await apply_topics(settings)
-    stack = Stack(poison_kafka.bootstrap, tmp_path_factory.mktemp("poison-stack"))
+    stack = Stack(poison_kafka.bootstrap, tmp_path_factory.mktemp("poison-stack"), access=poison_kafka.access)
     await load_registry(poison_kafka.bootstrap, registry_population.generate(500, seed=5))
     await asyncio.to_thread(stack.start)
     try:

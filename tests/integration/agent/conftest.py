@@ -159,7 +159,12 @@ class AgentProcess:
     def __init__(self, bootstrap: str, cluster: str, state_dir: Path, logs: Path, **settings: object) -> None:
         self.port = free_port()
         self.logs = logs
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("COUNTERMAND_")}
+        # The session's Kafka login (COUNTERMAND_KAFKA_*) is kept: a test's own cluster id has no principal.
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if k.startswith("COUNTERMAND_KAFKA_") or not k.startswith("COUNTERMAND_")
+        }
         self.env.update(
             {
                 "COUNTERMAND_KAFKA_BOOTSTRAP": bootstrap,

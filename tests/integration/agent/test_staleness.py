@@ -32,8 +32,10 @@ async def _decisions(client: httpx.AsyncClient, pairs: list[tuple[int, str]]) ->
     return {(r["user"], r["model"]): r["decision"] for r in response.json()["results"]}
 
 
-async def test_an_agent_that_loses_the_broker_applies_each_directives_stale_policy(unique: str, tmp_path: Path) -> None:
-    own = LocalBroker(tmp_path / "kafka")
+async def test_an_agent_that_loses_the_broker_applies_each_directives_stale_policy(
+    unique: str, tmp_path: Path, kafka_secrets: Path
+) -> None:
+    own = LocalBroker(tmp_path / "kafka", secrets=kafka_secrets)
     await asyncio.to_thread(own.start)
     cluster = f"c-{unique}"
     agent = AgentProcess(own.bootstrap, cluster, tmp_path / "state", tmp_path, stale_after_s=STALE_AFTER_S)

@@ -1,0 +1,123 @@
+"""Who may do what on Kafka: one principal per role and exactly the ACLs it needs, derived from the topic catalogue.
+
+Pure data (no I/O): `bindings(agents)` is what `countermand acls apply` puts on the broker (through
+shared.runtime.acl_requests) and `countermand acls show` prints. Each service reads and writes the topics its
+app.py subscribes and publishes to, uses its own consumer group, and writes its own dead-letter topic; an agent
+reads the commands topic (its partition) in its cluster's group and writes acks, and can touch no other group.
+Read and Write imply Describe (metadata, offsets of the topic, a group's committed offsets); a producer's
+idempotence needs Write on a topic, not IdempotentWrite on the cluster (KIP-679).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from shared.contracts.catalogue import (
+    ACKS,
+    AUDIT,
+    COMMANDS,
+    DATA_TOPICS,
+    DEAD_LETTER_TOPICS,
+    DIRECTIVES,
+    ENFORCEMENT,
+    IMPACT,
+    NOTIFICATIONS,
+    USERS,
+    Topic,
+    dead_letter_topic,
+)
+
+ADMIN = "admin"  # super user of the broker (super.users): applies ACLs; no ACL of its own
+TOOLING = "tooling"  # the operator's CLI, the topics job, the registry loader and the tests: no ACL changes
+CORE = ("intake", "impact", "enforcement", "notifier", "audit")
+WILDCARD = "*"
+
+
+@dataclass(frozen=True, order=True)
+class AclBinding:
+    """One ALLOW rule: the principal may do `operation` on the resource (a literal name, or `*` for every one)."""
+
+    principal: str  # a SCRAM user name; Kafka's principal is User:<name>
+    resource: str  # TOPIC, GROUP, CLUSTER
+    name: str
+    operation: str  # READ, WRITE, DESCRIBE, CREATE, ALTER, ALTER_CONFIGS, DESCRIBE_CONFIGS, IDEMPOTENT_WRITE, ALL
+
+    def __str__(self) -> str:
+        return f"User:{self.principal} {self.operation} {self.resource}:{self.name}"
+
+
+@dataclass(frozen=True)
+class Role:
+    """What one principal reads, writes and which consumer groups it uses."""
+
+    principal: str
+    reads: tuple[Topic, ...] = ()
+    writes: tuple[Topic, ...] = ()
+    groups: tuple[str, ...] = ()
+
+    def bindings(self) -> list[AclBinding]:
+        found = [AclBinding(self.principal, "TOPIC", t.name, "READ") for t in self.reads]
+        found += [AclBinding(self.principal, "TOPIC", t.name, "WRITE") for t in self.writes]
+        found += [AclBinding(self.principal, "GROUP", g, "READ") for g in self.groups]
+        return found
+
+
+def group_of(service: str) -> str:
+    """The consumer group of a core service (its settings' default; a service's tests check they agree)."""
+    return f"countermand-{service}"
+
+
+def agent_principal(cluster_id: str) -> str:
+    return f"agent-{cluster_id}"
+
+
+def agent_group(cluster_id: str) -> str:
+    """The consumer group of one cluster's agent (services.agent.settings.AgentSettings.group)."""
+    return f"countermand-agent-{cluster_id}"
+
+
+def recorded_topics() -> tuple[Topic, ...]:
+    """What the audit records: every topic but its own checkpoints."""
+    return tuple(t for t in DATA_TOPICS + DEAD_LETTER_TOPICS if t is not AUDIT)
+
+
+def service_roles() -> list[Role]:
+    """The core services, each with its dead-letter topic and (but intake) its group."""
+    dlq = dead_letter_topic
+    return [
+        Role("intake", reads=(DIRECTIVES,), writes=(DIRECTIVES, dlq("intake"))),
+        Role("impact", (DIRECTIVES, USERS, IMPACT), (IMPACT, dlq("impact")), (group_of("impact"),)),
+        Role("enforcement", (IMPACT, ACKS), (COMMANDS, ENFORCEMENT, dlq("enforcement")), (group_of("enforcement"),)),
+        Role("notifier", (IMPACT, ENFORCEMENT, USERS), (NOTIFICATIONS, dlq("notifier")), (group_of("notifier"),)),
+        Role("audit", recorded_topics(), (AUDIT, dlq("audit")), (group_of("audit"),)),
+    ]
+
+
+def agent_role(cluster_id: str) -> Role:
+    """One cluster's agent: its commands (the topic; it assigns its own partition), acks, its group only."""
+    return Role(
+        agent_principal(cluster_id), (COMMANDS,), (ACKS, dead_letter_topic("agent")), (agent_group(cluster_id),)
+    )
+
+
+def tooling_bindings() -> list[AclBinding]:
+    """Create and align topics, read and write any topic and group (loaders, status, tests); never ACLs."""
+    on_topics = ("ALL",)
+    on_cluster = ("CREATE", "DESCRIBE", "DESCRIBE_CONFIGS")
+    return (
+        [AclBinding(TOOLING, "TOPIC", WILDCARD, op) for op in on_topics]
+        + [AclBinding(TOOLING, "GROUP", WILDCARD, "ALL")]
+        + [AclBinding(TOOLING, "CLUSTER", "kafka-cluster", op) for op in on_cluster]
+    )
+
+
+def principals(agents: Iterable[str]) -> list[str]:
+    """Every SCRAM user a broker needs for these agent clusters, admin first."""
+    return [ADMIN, TOOLING, *CORE, *(agent_principal(c) for c in agents)]
+
+
+def bindings(agents: Iterable[str]) -> list[AclBinding]:
+    """Every ACL of the roles, sorted: the services', one agent role per cluster id, and tooling's."""
+    roles = service_roles() + [agent_role(c) for c in agents]
+    return sorted({b for role in roles for b in role.bindings()} | set(tooling_bindings()))
