@@ -22,11 +22,12 @@ from services.impact.settings import ImpactSettings
 from services.impact.user_columns import Population
 from shared.contracts.bitmaps import bitmap_ids, union
 from shared.contracts.catalogue import DIRECTIVES, IMPACT, USERS, dead_letter_topic
-from shared.contracts.directives import DirectiveEvent, DirectiveIssued, DirectiveLifted
+from shared.contracts.directives import PROPOSAL_EVENTS, DirectiveEvent, DirectiveIssued, DirectiveLifted
 from shared.contracts.envelope import utc_now
+from shared.runtime.auth import AuthSettings, Guard
 from shared.runtime.broker import consumer_options, declare_publisher, emit, emit_all, make_broker, view_subscriber
 from shared.runtime.deadletters import write_dead_letter
-from shared.runtime.dispatch import Dispatch
+from shared.runtime.dispatch import Dispatch, ignored
 from shared.runtime.faststream_fence import rewind, seek
 from shared.runtime.health import ConsumerWatch, LagWatch
 from shared.runtime.kafka import OffsetProbe, records_to_end
@@ -61,7 +62,7 @@ class ImpactService:
         self._impact = declare_publisher(self.broker, IMPACT, "Assessments, affected-set chunks and deltas.")
         self._dead = declare_publisher(self.broker, DEAD_LETTERS, "Registry records impact refused.")
         self._subscribe()
-        self.http = create_api(self)
+        self.http = create_api(self, Guard(settings.auth, SERVICE))
 
     @property
     def population(self) -> Population:
@@ -294,7 +295,13 @@ class ImpactService:
         log.info("directives recovered from the impact topic", active=sorted(self.directives.active))
 
 
-RULES = Dispatch({DirectiveIssued: ImpactService._issued, DirectiveLifted: ImpactService._lifted})
+RULES = Dispatch(
+    {
+        DirectiveIssued: ImpactService._issued,
+        DirectiveLifted: ImpactService._lifted,
+        **dict.fromkeys(PROPOSAL_EVENTS, ignored),  # proposals and approvals: nothing is in force until issued
+    }
+)
 
 
 def _fold(replay: ImpactReplay, record: Any) -> None:
@@ -321,7 +328,7 @@ def build(settings: ImpactSettings | None = None) -> ImpactService:
 def specification(settings: ImpactSettings | None = None) -> AsyncAPI:
     """The AsyncAPI document of the impact service."""
     return AsyncAPI(
-        build(settings).broker,
+        build(settings or ImpactSettings(auth=AuthSettings(mode="off"))).broker,  # the Kafka side only
         title="Countermand impact",
         version="1.0.0",
         description="Exact affected sets of directives, from a columnar view of the user registry.",
