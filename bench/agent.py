@@ -144,8 +144,25 @@ def batch_checks_per_s(checker: AccessChecker) -> float:
 # --- HTTP ------------------------------------------------------------------------------------------
 
 
+# The gateway's API key the paced client presents (a benchmark's own; only its hash is given to the server).
+BENCH_KEY_ID, BENCH_SECRET = "bench-1", "bench-secret-for-the-benchmark-only"
+
+
+def _gateway_guard(folder: Path) -> Any:
+    """A guard holding only the benchmark gateway's hashed key, as a deployed agent holds its gateways' keys."""
+    import hashlib
+
+    from shared.runtime.auth import ApiKey, ApiKeys, AuthSettings, Guard, Role
+
+    stored = ApiKey(
+        BENCH_KEY_ID, "bench-gateway", hashlib.sha256(BENCH_SECRET.encode()).hexdigest(), frozenset([Role.GATEWAY])
+    )
+    (folder / "api-keys.json").write_text(ApiKeys([stored]).to_json())
+    return Guard(AuthSettings(mode="on", api_keys_file=folder / "api-keys.json"), "agent")
+
+
 def serve(port: int) -> None:
-    """The agent's access API over the three directives, served the way the agent serves it."""
+    """The agent's access API over the three directives, served the way the agent serves it (gateway API keys)."""
     import uvicorn
 
     from services.agent.http import access_api, server_config
@@ -153,7 +170,9 @@ def serve(port: int) -> None:
     from shared.runtime.service import event_loop_factory, settle_heap
 
     state = three_directives()
-    server = uvicorn.Server(server_config(access_api(ready_checker(state), state.describe, utc_now), "127.0.0.1", port))
+    guard = _gateway_guard(Path(tempfile.mkdtemp(prefix="bench-agent-")))
+    api = access_api(ready_checker(state), state.describe, utc_now, None, guard)
+    server = uvicorn.Server(server_config(api, "127.0.0.1", port))
     settle_heap()
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(server.serve())
@@ -177,7 +196,10 @@ class _Connection:
 
     def send(self, user: int, model: str) -> None:
         self.sent, self.arrived = (time.perf_counter(), time.time()), 0.0
-        self.sock.sendall(f"GET /v1/access?user={user}&model={model} HTTP/1.1\r\nHost: agent\r\n\r\n".encode())
+        self.sock.sendall(
+            f"GET /v1/access?user={user}&model={model} HTTP/1.1\r\nHost: agent\r\n"
+            f"X-API-Key: {BENCH_KEY_ID}.{BENCH_SECRET}\r\n\r\n".encode()
+        )
 
     def receive(self) -> tuple[float, float] | None:
         """(latency to the last byte read, latency to the kernel's receipt of it) once the answer is whole."""

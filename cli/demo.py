@@ -1,7 +1,8 @@
 """`make run`: the mission end to end on a real Kafka broker, with a readable summary.
 
-Starts Kafka and every service, loads a synthetic registry, issues the mission's directive (models
-fable-5 and mythos-5, every foreign national of the US, employees included), waits for enforcement,
+Starts Kafka and every service (with a token issuer of its own: every API call names its caller), loads a
+synthetic registry, has one person propose the mission's directive (models fable-5 and mythos-5, every
+foreign national of the US, employees included) and another approve it, waits for enforcement,
 prints who is affected, per-cluster acknowledgement latency, notices and access checks; then lifts
 the directive, shows access restored, prints the audit timeline and verification, and stops all.
 """
@@ -61,18 +62,15 @@ async def _load_users(bootstrap: str, users: int, seed: int) -> registry_populat
     return population
 
 
-def _issue(stack: Stack, body: dict) -> dict:
-    reply = httpx.post(f"{stack.intake.url}/directives", json=body, timeout=30)
-    reply.raise_for_status()
-    return reply.json()
+PROPOSER, APPROVER = "alice@compliance.example", "bob@legal.example"
 
 
-def _lift(stack: Stack, directive_id: str) -> dict:
-    reply = httpx.post(
-        f"{stack.intake.url}/directives/{directive_id}/lift", json={"reason": "Order revoked"}, timeout=30
+def _four_eyes(proposed: dict, approved: dict) -> None:
+    console.print(
+        f"proposed by [bold]{proposed['proposed_by']}[/bold] as {proposed['proposal_id']}; "
+        f"approved by [bold]{', '.join(approved['approved_by'])}[/bold] -> {approved['state']} "
+        f"{approved['directive_id']} revision {approved['revision']}"
     )
-    reply.raise_for_status()
-    return reply.json()
 
 
 def _summary(assessed: ImpactAssessed, enforced: DirectiveEnforced) -> None:
@@ -137,6 +135,7 @@ def _access_table(stack: Stack, samples: list[tuple[str, int]], title: str) -> l
                 reply = httpx.get(
                     f"{stack.agent(cluster.cluster_id).url}/v1/access",
                     params={"user": user_id, "model": model},
+                    headers=stack.gateway,  # a gateway's API key
                     timeout=5,
                 ).json()
                 decisions.append(reply["decision"])
@@ -195,11 +194,12 @@ async def mission(stack: Stack, users: int, seed: int) -> None:
     population = await _load_users(bootstrap, users, seed)
     samples = _sample_users(population)
 
-    _step("2/6 issuing the mission directive")
+    _step("2/6 the mission directive: proposed by one person, approved by another")
     body = mission_body()
     started = time.monotonic()
-    issued = _issue(stack, body)
+    proposed, issued = await asyncio.to_thread(stack.issue, body, PROPOSER, APPROVER)
     directive_id, revision = issued["directive_id"], issued["revision"]
+    _four_eyes(proposed, issued)
     console.print(f"issued {directive_id} revision {revision}: {body['title']}")
     assessed, enforced = await _await_enforced(bootstrap, directive_id, revision, "restrict", 180)
     console.print(f"[bold green]enforced on every cluster {time.monotonic() - started:.2f}s after issue")
@@ -210,9 +210,9 @@ async def mission(stack: Stack, users: int, seed: int) -> None:
     sent = await _notices(bootstrap, directive_id, revision, "restricted", assessed.affected_users)
     console.print(f"notices sent: {sent:,} 'restricted' (outbox {stack.outbox})")
 
-    _step("4/6 lifting the directive")
+    _step("4/6 lifting the directive (proposed and approved too)")
     started = time.monotonic()
-    _lift(stack, directive_id)
+    _four_eyes(*await asyncio.to_thread(stack.lift, directive_id, "Order revoked", PROPOSER, APPROVER))
     restored, lifted = await _await_enforced(bootstrap, directive_id, revision, "lift", 180)
     console.print(
         f"[bold green]lift enforced {time.monotonic() - started:.2f}s after the request; "

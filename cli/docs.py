@@ -52,6 +52,7 @@ def _default_settings() -> Iterator[None]:
 
 def settings_table() -> str:
     """docs/settings.md: every environment variable of every process, with its default and meaning."""
+    from pydantic import AliasChoices
     from pydantic_settings import BaseSettings
 
     from shared.runtime.settings import CLIENT_VARIABLES, SECTIONS, ServiceSettings
@@ -81,7 +82,9 @@ def settings_table() -> str:
                 continue
             default = "(required)" if field.is_required() else _default(field)
             text = (field.description or "").replace("|", "\\|")
-            lines.append(f"| `{prefix.upper()}{name.upper()}` | {default} | {text} |")
+            alias = field.validation_alias
+            variable = (alias.choices[0] if isinstance(alias, AliasChoices) else alias) or f"{prefix}{name}"
+            lines.append(f"| `{str(variable).upper()}` | {default} | {text} |")
         lines.append("")
 
     for section in SECTIONS:

@@ -23,6 +23,7 @@ from devtools import ROOT
 from devtools.broker import KafkaAccess
 from devtools.ports import free_port
 from devtools.processes import signal_group
+from shared.runtime.auth import API_KEY_HEADER, LocalIssuer, Role, create_local_identities, local_environment
 from shared.runtime.signing import KeySet, Signer
 
 CORE_SERVICES = ("intake", "impact", "enforcement", "notifier", "audit")
@@ -69,6 +70,50 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)  # for every process (e.g. a log level)
     processes: dict[str, Process] = field(default_factory=dict)
     access: KafkaAccess | None = None  # the broker's principals (None: a PLAINTEXT broker, no identities)
+    _identities: tuple[LocalIssuer, str] | None = None
+
+    @property
+    def auth_dir(self) -> Path:
+        return self.run_dir / "auth"
+
+    @property
+    def issuer(self) -> LocalIssuer:
+        """The stack's own token issuer: every service trusts it (and only it)."""
+        if self._identities is None:
+            self._identities = create_local_identities(self.auth_dir)
+        return self._identities[0]
+
+    def token(self, subject: str, *roles: Role) -> dict[str, str]:
+        """Headers calling a service as `subject` with these roles."""
+        return {"Authorization": f"Bearer {self.issuer.mint(subject, roles)}"}
+
+    @property
+    def gateway(self) -> dict[str, str]:
+        """Headers calling an agent's access checks as a gateway (its API key)."""
+        self.issuer  # noqa: B018 (creates the identities on first use)
+        assert self._identities is not None
+        return {API_KEY_HEADER: self._identities[1]}
+
+    def issue(self, body: dict, proposer: str = "alice", approver: str = "bob") -> tuple[dict, dict]:
+        """Four eyes through intake's API: `proposer` proposes the directive (or amendment), `approver` approves
+        it; (the proposal's answer, the approval's answer: the directive issued)."""
+        proposed = self._intake("POST", "/directives", self.token(proposer, Role.PROPOSER), json=body)
+        return proposed, self.approve(proposed["proposal_id"], approver)
+
+    def lift(self, directive_id: str, reason: str, proposer: str = "alice", approver: str = "bob") -> tuple[dict, dict]:
+        """Four eyes for a lift: proposed by `proposer`, approved by `approver`; both answers."""
+        path = f"/directives/{directive_id}/lift"
+        proposed = self._intake("POST", path, self.token(proposer, Role.PROPOSER), json={"reason": reason})
+        return proposed, self.approve(proposed["proposal_id"], approver)
+
+    def approve(self, proposal_id: str, approver: str) -> dict:
+        return self._intake("POST", f"/proposals/{proposal_id}/approve", self.token(approver, Role.APPROVER), json={})
+
+    def _intake(self, method: str, path: str, headers: dict[str, str], **kwargs: object) -> dict:
+        reply = httpx.request(method, f"{self.intake.url}{path}", headers=headers, timeout=60, **kwargs)  # type: ignore[arg-type]
+        if reply.is_error:
+            raise RuntimeError(f"intake refused {method} {path}: {reply.status_code} {reply.text[:500]}")
+        return reply.json()
 
     def state_dir(self, name: str) -> Path:
         return self.run_dir / "state" / name
@@ -119,6 +164,7 @@ class Stack:
                 "COUNTERMAND_KAFKA_BOOTSTRAP": self.bootstrap,
                 "COUNTERMAND_LOG_FORMAT": "json",
                 "PYTHONUNBUFFERED": "1",
+                **local_environment(self.auth_dir, self.issuer),
                 **self.extra_env,
             }
         )

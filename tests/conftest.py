@@ -24,6 +24,9 @@ from shared.runtime.acls import TOOLING
 from shared.runtime.settings import KafkaSettings
 from shared.runtime.topics import apply_topics
 
+# Services built in a test process have no identity provider: authentication is off for them unless a test
+# passes its own AuthSettings (the stack and tests of authentication mint their own keys and tokens).
+os.environ.setdefault("COUNTERMAND_AUTH", "off")
 BROKER_FIXTURES = {"kafka", "bootstrap", "kafka_secrets"}
 BROKER_FOLDERS = (Path(__file__).parent / "e2e",)  # each module there starts a broker of its own
 _ids = itertools.count(1)

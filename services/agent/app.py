@@ -38,6 +38,7 @@ from shared.contracts.serving import (
     LiftCommand,
     RestrictCommand,
 )
+from shared.runtime.auth import AuthSettings, Guard
 from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
 from shared.runtime.dispatch import Dispatch
 from shared.runtime.health import ConsumerWatch, LagWatch
@@ -68,7 +69,7 @@ class AgentService:
         self.state = Restrictions()
         self.offsets: dict[int, int] = {}
         self.readiness = Readiness(settings.cluster_id)
-        self.http_app = access_api(self.checker, self.describe, clock, self.watch)
+        self.http_app = access_api(self.checker, self.describe, clock, self.watch, Guard(settings.auth, SERVICE))
         self.http_port: int | None = None
         self._opened = False
         self._server: uvicorn.Server | None = None
@@ -352,7 +353,7 @@ def build(settings: AgentSettings, clock: Callable[[], datetime] = utc_now) -> A
 
 def specification(settings: AgentSettings | None = None) -> AsyncAPI:
     """The agent's AsyncAPI document (built over a throwaway store: it writes nothing)."""
-    settings = settings or AgentSettings(cluster_id="example")
+    settings = settings or AgentSettings(cluster_id="example", auth=AuthSettings(mode="off"))
     with tempfile.TemporaryDirectory() as scratch:
         agent = build(settings.model_copy(update={"state_dir": Path(scratch)}))
         agent.store.close()

@@ -1,10 +1,11 @@
 """The access-check HTTP API (FastAPI): single and batch checks, readiness, health and held state.
 
-`GET /v1/access` is the gateways' hot path: a well-formed request is answered without FastAPI's routing,
-validation and serialisation (same JSON, same status codes), by the HTTP protocol itself as soon as the
-request is parsed (`AccessProtocol`), or by a thin ASGI front when it comes through ASGI; anything else,
-including every malformed request, goes to the FastAPI app, which documents the API and names the bad
-parameter in its 422 answer.
+`GET /v1/access` is the gateways' hot path: a well-formed request with a valid gateway API key is answered
+without FastAPI's routing, validation and serialisation (same JSON, same status codes), by the HTTP protocol
+itself as soon as the request is parsed (`AccessProtocol`), or by a thin ASGI front when it comes through ASGI;
+the key is checked against a precomputed dict of hashes (FastKeys), no token work. Anything else, including
+every malformed request and every missing or bad credential, goes to the FastAPI app, which documents the API,
+names the bad parameter in its 422 answer and refuses a caller with 401/403 (logged with the subject).
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from typing import Any
 
 import httptools
 import uvicorn
-from fastapi import FastAPI, Query
+from fastapi import Depends, FastAPI, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.agent.access import AccessChecker, Decision, NotReady
 from services.agent.settings import MODEL_PATTERN
+from shared.runtime.auth import API_KEY_HEADER, FastKeys, Guard, Principal, Role
 from shared.runtime.health import ConsumerWatch, readiness
 from shared.runtime.uvicorn_fence import STATUS_LINE, HttpToolsProtocol
 
@@ -61,23 +63,29 @@ def access_api(
     checker: AccessChecker,
     state: Callable[[], dict[str, Any]],
     clock: Callable[[], datetime],
-    watch: ConsumerWatch | None = None,
+    watch: ConsumerWatch | None,
+    guard: Guard,
 ) -> AccessFront:
     """The HTTP API over an AccessChecker; `state` describes what is held, `clock` gives the time, `watch`
-    says whether the commands consumer is stuck (readiness)."""
-    return AccessFront(_documented_api(checker, state, clock, watch), checker, clock)
+    says whether the commands consumer is stuck (readiness), `guard` who may call (gateways, by API key)."""
+    api = _documented_api(checker, state, clock, watch, guard)
+    return AccessFront(api, checker, clock, FastKeys(guard, Role.GATEWAY))
 
 
 def _documented_api(
     checker: AccessChecker,
     state: Callable[[], dict[str, Any]],
     clock: Callable[[], datetime],
-    watch: ConsumerWatch | None = None,
+    watch: ConsumerWatch | None,
+    guard: Guard,
 ) -> FastAPI:
     api = FastAPI(title="Countermand agent", description="Allow/deny checks for one serving cluster.")
+    guard.install(api)
+    gateway = Depends(guard.requires(Role.GATEWAY))
 
     @api.get("/v1/access")
     async def access(
+        _: Principal = gateway,
         user: int = Query(..., ge=0, le=MAX_USER, description="User id."),
         model: str = Query(..., pattern=MODEL_PATTERN, description="Model name."),
     ) -> Any:
@@ -87,7 +95,7 @@ def _documented_api(
             return JSONResponse(NOT_READY, status_code=503)
 
     @api.post("/v1/access:batch")
-    async def access_batch(batch: Batch) -> Any:
+    async def access_batch(batch: Batch, _: Principal = gateway) -> Any:
         now = clock()
         try:
             return {"results": [_answer(checker.check(c.user, c.model, now)) for c in batch.checks]}
@@ -104,7 +112,9 @@ def _documented_api(
         return {"status": "ok"}
 
     @api.get("/v1/state")
-    async def held_state() -> dict[str, Any]:
+    async def held_state(
+        _: Principal = Depends(guard.requires(Role.GATEWAY, Role.VIEWER, Role.AUDITOR)),
+    ) -> dict[str, Any]:
         return state()
 
     return api
@@ -122,13 +132,19 @@ _TYPES = (b"application/json", b"text/plain; charset=utf-8")  # an answer, an un
 class AccessFront:
     """ASGI app: answers well-formed `GET /v1/access` directly, hands everything else to the FastAPI app."""
 
-    def __init__(self, api: FastAPI, checker: AccessChecker, clock: Callable[[], datetime]) -> None:
+    def __init__(self, api: FastAPI, checker: AccessChecker, clock: Callable[[], datetime], keys: FastKeys) -> None:
         self.api = api
+        self.keys = keys
         self._checker = checker
         self._clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/v1/access" and scope["method"] == "GET":
+        if (
+            scope["type"] == "http"
+            and scope["path"] == "/v1/access"
+            and scope["method"] == "GET"
+            and self.keys.allows(_api_key(scope["headers"]))
+        ):
             pair = _pair(scope["query_string"])
             if pair is not None:
                 status, body = self.answer(*pair)
@@ -151,6 +167,17 @@ class AccessFront:
         except NotReady:
             content, status = NOT_READY, 503
         return status, json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+_API_KEY = API_KEY_HEADER.encode()
+
+
+def _api_key(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The X-API-Key header's value (names are lower-case, as both uvicorn and ASGI give them)."""
+    for name, value in headers:
+        if name == _API_KEY:
+            return value
+    return None
 
 
 def _pair(query: bytes) -> tuple[int, str] | None:
@@ -198,6 +225,7 @@ class AccessProtocol(HttpToolsProtocol):
             or self.parser.should_upgrade()
             or self.pipeline
             or (self.cycle is not None and not self.cycle.response_complete)
+            or not self.front.keys.allows(_api_key(self.headers))
         ):
             return None
         try:

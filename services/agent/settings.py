@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from shared.runtime.auth import AuthSettings
 from shared.runtime.settings import ServiceSettings
 
 CLUSTER_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -26,6 +27,7 @@ class AgentSettings(ServiceSettings):
     )
     http_host: str = Field("127.0.0.1", description="Address the access-check HTTP API listens on.")
     http_port: int = Field(8085, ge=0, le=65535, description="Port of the HTTP API (0: any free port).")
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     heartbeat_interval_s: float = Field(2.0, gt=0, description="Seconds between heartbeats.")
     readiness_poll_s: float = Field(0.2, gt=0, description="Seconds between catch-up checks while not ready.")
     stale_after_s: float = Field(

@@ -1,4 +1,7 @@
-"""HTTP API of the impact service: dry runs of directives and lifts over the live view, health and readiness."""
+"""HTTP API of the impact service: dry runs of directives and lifts over the live view, health and readiness.
+
+Dry runs reveal user ids and counts per country: proposers, approvers and viewers only (Guard); health is open.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from services.impact.directives import Directives
 from services.impact.preview import NotActive, Preview, preview_directive, preview_lift
 from services.impact.user_columns import Population
 from shared.contracts.directives import DirectiveRequest
+from shared.runtime.auth import Guard, Principal, Role
 from shared.runtime.health import ConsumerWatch, readiness
 from shared.runtime.http import (
     Failure,
@@ -51,8 +55,12 @@ class PreviewAnswer(BaseModel):
     removed_by_model: dict[str, int] | None = None
 
 
-def create_api(state: ImpactState) -> FastAPI:
-    """The FastAPI app over the running service's view and directives."""
+DRY_RUNNERS = (Role.PROPOSER, Role.APPROVER, Role.VIEWER)
+REFUSALS: dict[int | str, dict] = {401: {"model": Failure}, 403: {"model": Failure}}
+
+
+def create_api(state: ImpactState, guard: Guard) -> FastAPI:
+    """The FastAPI app over the running service's view and directives, behind a guard."""
     api = FastAPI(
         title="Countermand impact",
         version="1",
@@ -61,12 +69,15 @@ def create_api(state: ImpactState) -> FastAPI:
     api.add_middleware(BodyLimit)
     document_bodies(api, DirectiveRequest)
     install_problem_handlers(api)
+    guard.install(api)
+    dry_runner = Depends(guard.requires(*DRY_RUNNERS))
 
     @api.post(
         "/directives/preview",
         response_model=PreviewAnswer,
         openapi_extra=request_body_schema(DirectiveRequest),
         responses={
+            **REFUSALS,
             400: {"model": Failure},
             413: {"model": Failure},
             415: {"model": Failure},
@@ -74,7 +85,7 @@ def create_api(state: ImpactState) -> FastAPI:
             503: {"model": Failure},
         },
     )
-    async def preview(http: Request) -> PreviewAnswer | JSONResponse:
+    async def preview(http: Request, _: Principal = dry_runner) -> PreviewAnswer | JSONResponse:
         """What issuing (or amending) this directive would affect now. Publishes nothing.
 
         The body is read within the same limits as intake's (size, encoding, depth), then validated."""
@@ -87,9 +98,11 @@ def create_api(state: ImpactState) -> FastAPI:
     @api.post(
         "/directives/{directive_id}/lift/preview",
         response_model=PreviewAnswer,
-        responses={404: {"model": Failure}, 422: {"model": Failure}, 503: {"model": Failure}},
+        responses={**REFUSALS, 404: {"model": Failure}, 422: {"model": Failure}, 503: {"model": Failure}},
     )
-    async def lift_preview(directive_id: str = Depends(checked_directive_id)) -> PreviewAnswer | JSONResponse:
+    async def lift_preview(
+        _: Principal = dry_runner, directive_id: str = Depends(checked_directive_id)
+    ) -> PreviewAnswer | JSONResponse:
         """What lifting this active directive would restore, net of the other active ones. Publishes nothing."""
         if not state.loaded:
             return failure(503, "the user view has not caught up with the registry yet")

@@ -23,6 +23,7 @@ from services.impact.view_follower import ViewFollower
 from services.impact.view_snapshot import ViewSnapshots, snapshot_path
 from shared.contracts.catalogue import DIRECTIVES, IMPACT, USERS, dead_letter_topic
 from shared.contracts.directives import DirectiveEvent
+from shared.runtime.auth import AuthSettings, Guard
 from shared.runtime.broker import consumer_options, declare_publisher, emit, emit_all, make_broker, view_subscriber
 from shared.runtime.deadletters import write_dead_letter
 from shared.runtime.health import ConsumerWatch, LagWatch
@@ -138,7 +139,7 @@ def build(settings: ImpactSettings | None = None) -> ImpactService:
     service = ImpactService(
         settings, broker, watch, follower, assessor, _subscribe(broker, settings, follower, assessor)
     )
-    service.http = create_api(service)
+    service.http = create_api(service, Guard(settings.auth, SERVICE))
     return service
 
 
@@ -177,7 +178,7 @@ def _subscribe(broker: KafkaBroker, settings: ImpactSettings, follower: ViewFoll
 def specification(settings: ImpactSettings | None = None) -> AsyncAPI:
     """The AsyncAPI document of the impact service."""
     return AsyncAPI(
-        build(settings).broker,
+        build(settings or ImpactSettings(auth=AuthSettings(mode="off"))).broker,  # the Kafka side only
         title="Countermand impact",
         version="1.0.0",
         description="Exact affected sets of directives, from a columnar view of the user registry.",

@@ -18,9 +18,9 @@ from services.impact.directives import Delta, Directives
 from services.impact.messages import Cause, assessment, delta_message
 from services.impact.view_follower import ViewFollower
 from shared.contracts.bitmaps import bitmap_ids, union
-from shared.contracts.directives import DirectiveEvent, DirectiveIssued, DirectiveLifted
+from shared.contracts.directives import PROPOSAL_EVENTS, DirectiveEvent, DirectiveIssued, DirectiveLifted
 from shared.contracts.envelope import utc_now
-from shared.runtime.dispatch import Dispatch
+from shared.runtime.dispatch import Dispatch, ignored
 
 log = structlog.get_logger(service="impact")
 
@@ -113,7 +113,13 @@ class Assessor:
         )
 
 
-RULES = Dispatch({DirectiveIssued: Assessor.on_issued, DirectiveLifted: Assessor.on_lifted})
+RULES = Dispatch(
+    {
+        DirectiveIssued: Assessor.on_issued,
+        DirectiveLifted: Assessor.on_lifted,
+        **dict.fromkeys(PROPOSAL_EVENTS, ignored),  # proposals and approvals: nothing is in force until issued
+    }
+)
 
 
 def _ids_of(bitmaps: list) -> np.ndarray:

@@ -160,7 +160,9 @@ def _show(body: dict, verb: str) -> None:
 def _call(url: str | None, path: str, body: dict | None) -> dict:
     base = (url or os.environ.get("COUNTERMAND_IMPACT_URL") or DEFAULT_URL).rstrip("/")
     try:
-        response = httpx.post(base + path, json=body, timeout=120.0)
+        token = os.environ.get("COUNTERMAND_TOKEN")
+        headers = {"Authorization": f"Bearer {token.strip()}"} if token else None
+        response = httpx.post(base + path, json=body, headers=headers, timeout=120.0)
     except httpx.HTTPError as exc:
         fail(
             err, f"cannot reach impact at {base} ({exc!r}); is it running? Set --impact-url or COUNTERMAND_IMPACT_URL."

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from shared.runtime.auth import AuthSettings
 from shared.runtime.settings import ServiceSettings
 
 
@@ -25,6 +26,7 @@ class ImpactSettings(ServiceSettings):
     )
     http_host: str = Field("127.0.0.1", description="Address the HTTP API (dry runs, health) listens on.")
     http_port: int = Field(8090, ge=0, le=65535, description="Port of the HTTP API (0: any free port).")
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     snapshot_interval_s: float = Field(
         300.0, ge=0, description="Seconds between snapshots of the user view (0: no timed snapshots)."
     )

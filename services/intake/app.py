@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import timedelta
 
 import uvicorn
 from fastapi import FastAPI
@@ -15,6 +16,7 @@ from services.intake.desk import SERVICE, DirectiveDesk, DirectiveEvent
 from services.intake.settings import IntakeSettings
 from services.intake.view import register_view
 from shared.contracts.catalogue import DIRECTIVES
+from shared.runtime.auth import AuthSettings, Guard
 from shared.runtime.broker import declare_publisher, emit, make_broker
 from shared.runtime.kafka import end_offsets
 
@@ -59,22 +61,33 @@ class IntakeService:
 def build(settings: IntakeSettings | None = None) -> IntakeService:
     """Build intake from settings; nothing connects until start()."""
     settings = settings or IntakeSettings()
+    broker, desk = _wired(settings)
+    return IntakeService(settings, broker, create_api(desk, Guard(settings.auth, SERVICE)), desk)
+
+
+def _wired(settings: IntakeSettings) -> tuple[KafkaBroker, DirectiveDesk]:
     # Intake consumes only its own view of the directive topic (see view.py): no dead-letter topic.
     broker = make_broker(settings, SERVICE, dead_letters=False)
-    publisher = declare_publisher(broker, DIRECTIVES, "Directives issued, amended and lifted.")
+    publisher = declare_publisher(
+        broker, DIRECTIVES, "Directives proposed, approved, rejected, issued, amended and lifted."
+    )
 
     async def publish(event: DirectiveEvent) -> None:
         await emit(publisher, DIRECTIVES, event)
 
-    desk = DirectiveDesk(publish)
+    desk = DirectiveDesk(
+        publish,
+        approvals_needed=settings.approvals_needed,
+        proposal_ttl=timedelta(seconds=settings.proposal_ttl_s),
+    )
     register_view(broker, desk)
-    return IntakeService(settings, broker, create_api(desk), desk)
+    return broker, desk
 
 
 def specification(settings: IntakeSettings | None = None) -> AsyncAPI:
-    """The AsyncAPI document of intake."""
+    """The AsyncAPI document of intake (its Kafka side: no HTTP API, so no credentials needed)."""
     return AsyncAPI(
-        build(settings).broker,
+        _wired(settings or IntakeSettings(auth=AuthSettings(mode="off")))[0],
         title="Countermand intake",
         version="1",
         description="Turns directives submitted over HTTP or the CLI into directive events.",

@@ -8,9 +8,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from shared.contracts.directives import DirectiveIssued, DirectiveLifted, DirectiveRequest
+from shared.contracts.directives import (
+    DirectiveIssued,
+    DirectiveLifted,
+    DirectiveProposed,
+    DirectiveRequest,
+    ProposalApproved,
+    ProposalRejected,
+)
 
 State = Literal["issued", "lifted"]
+AnyDirectiveEvent = DirectiveIssued | DirectiveLifted | DirectiveProposed | ProposalApproved | ProposalRejected
 
 
 class UnknownDirective(LookupError):
@@ -61,15 +69,16 @@ class DirectiveBook:
 
     def __init__(self) -> None:
         self._entries: dict[str, DirectiveEntry] = {}
-        self._keyed: dict[str, DirectiveIssued | DirectiveLifted] = {}
+        self._keyed: dict[str, AnyDirectiveEvent] = {}
 
-    def apply(self, event: DirectiveIssued | DirectiveLifted) -> None:
-        """Record an event; replays and late older revisions change nothing (but a key they carry is kept)."""
+    def apply(self, event: AnyDirectiveEvent) -> None:
+        """Record an event; replays and late older revisions change nothing (but a key they carry is kept).
+        Proposals, approvals and rejections change no directive: only their keys are kept here."""
         if event.idempotency_key is not None:
             self._keyed.setdefault(event.idempotency_key, event)
         if isinstance(event, DirectiveIssued):
             self._apply_issued(event)
-        else:
+        elif isinstance(event, DirectiveLifted):
             self._apply_lifted(event)
 
     def _apply_issued(self, event: DirectiveIssued) -> None:
@@ -92,7 +101,7 @@ class DirectiveBook:
             current.directive_id, revision, "lifted", current.title, current.authority, current.issued, event.reason
         )
 
-    def answered(self, key: str | None, request_digest: str) -> DirectiveIssued | DirectiveLifted | None:
+    def answered(self, key: str | None, request_digest: str) -> AnyDirectiveEvent | None:
         """The event a request with this key was answered with before (None if the key is new or absent);
         IdempotencyKeyReused when the key came with a different request."""
         event = self._keyed.get(key) if key is not None else None
@@ -117,6 +126,15 @@ class DirectiveBook:
         if current.state == "lifted":
             raise DirectiveAlreadyLifted(directive_id, current.revision)
         return current.revision + 1
+
+    def revision_now(self, directive_id: str) -> int:
+        """The directive's latest revision (0 when it is new); DirectiveAlreadyLifted when it was lifted."""
+        current = self._entries.get(directive_id)
+        if current is None:
+            return 0
+        if current.state == "lifted":
+            raise DirectiveAlreadyLifted(directive_id, current.revision)
+        return current.revision
 
     def revision_to_lift(self, directive_id: str) -> int:
         """Revision a lift of this id names: the latest issued one."""

@@ -1,21 +1,36 @@
-"""The intake desk: issues and lifts directives against the book, one decision at a time."""
+"""The intake desk: proposes, approves, rejects, issues and lifts directives against the book, one decision at a
+time. Four eyes: a directive, an amendment or a lift is proposed by one subject and takes effect once approved
+by enough others; the emergency role may act alone, with a reason on record.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from services.intake.book import CatchUp, DirectiveBook
-from shared.contracts.directives import DirectiveIssued, DirectiveLifted, DirectiveRequest
+from services.intake.book import AnyDirectiveEvent, CatchUp, DirectiveBook
+from services.intake.proposals import Proposal, Proposals, Refused, check_emergency_reason
+from shared.contracts.directives import (
+    DirectiveIssued,
+    DirectiveLifted,
+    DirectiveProposed,
+    DirectiveRequest,
+    ProposalApproved,
+    ProposalRejected,
+)
+from shared.contracts.envelope import utc_now
 
 SERVICE = "intake"
-DirectiveEvent = DirectiveIssued | DirectiveLifted
+DirectiveEvent = AnyDirectiveEvent
 Publish = Callable[[DirectiveEvent], Awaitable[None]]
 Outcome = Literal["published", "replayed", "unchanged"]
+DEFAULT_TTL = timedelta(hours=24)
 
 
 class NotReady(Exception):
@@ -24,6 +39,12 @@ class NotReady(Exception):
 
 class PublishFailed(Exception):
     """The broker did not acknowledge the directive event; the book is unchanged."""
+
+
+class NotYours(Refused):
+    """Only an approver, or the proposer withdrawing it, may reject a proposal."""
+
+    status = 403
 
 
 @dataclass(frozen=True)
@@ -35,17 +56,53 @@ class Decision:
     outcome: Outcome
 
 
+@dataclass(frozen=True)
+class Mandate:
+    """Who a directive event is issued or lifted on behalf of (see shared.contracts.directives.Accountable)."""
+
+    proposed_by: str
+    approved_by: tuple[str, ...] = ()
+    proposal: DirectiveProposed | None = None
+    emergency_reason: str = ""
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "proposal_id": self.proposal.proposal_id if self.proposal else None,
+            "proposed_by": self.proposed_by,
+            "proposed_at": self.proposal.occurred_at if self.proposal else None,
+            "approved_by": list(self.approved_by),
+            "emergency": bool(self.emergency_reason),
+            "emergency_reason": self.emergency_reason,
+        }
+
+
 def request_digest(action: str, request: dict[str, Any]) -> str:
     """SHA-256 of a request as validated (so formatting and defaults make no difference), per action."""
     canonical = json.dumps({"action": action, "request": request}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class DirectiveDesk:
-    """Assigns revisions from the book, publishes, and records what it published."""
+def new_proposal_id() -> str:
+    """A fresh proposal id, short enough to type (`countermand directive approve p-...`)."""
+    return f"p-{uuid.uuid4().hex[:12]}"
 
-    def __init__(self, publish: Publish) -> None:
+
+class DirectiveDesk:
+    """Assigns revisions from the book, keeps the four-eyes rules, publishes, and records what it published."""
+
+    def __init__(
+        self,
+        publish: Publish,
+        *,
+        approvals_needed: int = 1,
+        proposal_ttl: timedelta = DEFAULT_TTL,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self.book = DirectiveBook()
+        self.proposals = Proposals()
+        self.approvals_needed = approvals_needed
+        self.proposal_ttl = proposal_ttl
+        self._clock = clock
         self._publish = publish
         self._catch_up: CatchUp | None = None
         # Revision assignment and its publish form one step per process, so two requests for the same
@@ -60,68 +117,218 @@ class DirectiveDesk:
     def ready(self) -> bool:
         return self._catch_up is not None and self._catch_up.caught_up
 
+    def now(self) -> datetime:
+        return self._clock()
+
     def record(self, event: DirectiveEvent | None, partition: int, offset: int) -> None:
         """A record read from the directive topic (None when it was not a valid directive event)."""
         if event is not None:
-            self.book.apply(event)
+            self._apply(event)
         if self._catch_up is not None:
             self._catch_up.saw(partition, offset)
 
-    async def issue(self, request: DirectiveRequest, key: str | None = None) -> Decision:
-        """Issue a new directive or amend an issued one; a repeat is answered as before, not issued again."""
-        digest = request_digest("issue", request.model_dump(mode="json"))
+    def _apply(self, event: DirectiveEvent) -> None:
+        self.book.apply(event)
+        self.proposals.apply(event)
+
+    # --- proposals -------------------------------------------------------------------------------------------
+
+    async def propose(self, request: DirectiveRequest, by: str, key: str | None = None) -> Decision:
+        """Propose a new directive or an amendment; nothing is in force until someone else approves it."""
+        digest = request_digest("propose", {"request": request.model_dump(mode="json"), "by": by})
         async with self._lock:
-            self._check_ready()
-            earlier = self.book.answered(key, digest)
+            earlier = self._earlier(key, digest)
             if earlier is not None:
-                return Decision(earlier, "replayed")
+                return earlier
             current = self.book.current_issue_if_same(request)
             if current is not None:
                 return Decision(current, "unchanged")
-            revision = self.book.next_revision(request.directive_id)
-            event = DirectiveIssued(
-                producer=SERVICE,
-                correlation_id=request.directive_id,
-                directive_id=request.directive_id,
-                revision=revision,
-                title=request.title,
-                authority=request.authority,
-                scope=request.scope,
-                idempotency_key=key,
-                request_digest=digest if key is not None else None,
-            )
-            await self._publish_or_fail(event)
-            self.book.apply(event)
-            return Decision(event, "published")
+            base = self.book.revision_now(request.directive_id)
+            fields = {"title": request.title, "authority": request.authority, "scope": request.scope}
+            return await self._proposed(request.directive_id, "issue", base, by, key, digest, fields)
 
-    async def lift(self, directive_id: str, reason: str, key: str | None = None) -> Decision:
-        """Lift an issued directive at its latest revision; a repeat under the same key is answered as before."""
-        digest = request_digest("lift", {"directive_id": directive_id, "reason": reason})
+    async def propose_lift(self, directive_id: str, reason: str, by: str, key: str | None = None) -> Decision:
+        """Propose lifting an issued directive at its latest revision."""
+        digest = request_digest("propose-lift", {"directive_id": directive_id, "reason": reason, "by": by})
         async with self._lock:
-            self._check_ready()
-            earlier = self.book.answered(key, digest)
+            earlier = self._earlier(key, digest)
             if earlier is not None:
-                return Decision(earlier, "replayed")
-            revision = self.book.revision_to_lift(directive_id)
-            event = DirectiveLifted(
-                producer=SERVICE,
-                correlation_id=directive_id,
-                directive_id=directive_id,
-                revision=revision,
-                reason=reason,
-                idempotency_key=key,
-                request_digest=digest if key is not None else None,
-            )
-            await self._publish_or_fail(event)
-            self.book.apply(event)
-            return Decision(event, "published")
+                return earlier
+            base = self.book.revision_to_lift(directive_id)
+            return await self._proposed(directive_id, "lift", base, by, key, digest, {"reason": reason})
 
-    async def _publish_or_fail(self, event: DirectiveEvent) -> None:
+    async def _proposed(
+        self,
+        directive_id: str,
+        action: Literal["issue", "lift"],
+        base: int,
+        by: str,
+        key: str | None,
+        digest: str,
+        fields: dict[str, Any],
+    ) -> Decision:
+        now = self.now()
+        event = DirectiveProposed(
+            producer=SERVICE,
+            occurred_at=now,
+            correlation_id=directive_id,
+            proposal_id=new_proposal_id(),
+            directive_id=directive_id,
+            action=action,
+            base_revision=base,
+            proposed_by=by,
+            expires_at=now + self.proposal_ttl,
+            approvals_needed=self.approvals_needed,
+            idempotency_key=key,
+            request_digest=digest if key is not None else None,
+            **fields,
+        )
+        same = self.proposals.same_or_none(event, now)  # one open proposal per directive
+        return Decision(same, "unchanged") if same is not None else await self._published(event)
+
+    async def approve(self, proposal_id: str, by: str, reason: str = "", key: str | None = None) -> Decision:
+        """Approve a proposal; the last approval it needs issues or lifts the directive."""
+        digest = request_digest("approve", {"proposal_id": proposal_id, "reason": reason, "by": by})
+        async with self._lock:
+            earlier = self._earlier(key, digest)
+            if earlier is not None:
+                return earlier
+            proposed = self.proposals.get(proposal_id).proposed
+            revision = self.book.revision_now(proposed.directive_id)
+            proposal = self.proposals.check_approval(proposal_id, by, self.now(), revision)
+            approvers = (*proposal.approvers, by)
+            if len(approvers) < proposed.approvals_needed:
+                return await self._published(
+                    ProposalApproved(
+                        producer=SERVICE,
+                        occurred_at=self.now(),
+                        correlation_id=proposed.directive_id,
+                        causation_id=proposed.event_id,
+                        proposal_id=proposal_id,
+                        directive_id=proposed.directive_id,
+                        approved_by=by,
+                        reason=reason,
+                        idempotency_key=key,
+                        request_digest=digest if key is not None else None,
+                    )
+                )
+            return await self._enact(proposal, Mandate(proposed.proposed_by, approvers, proposed), key, digest)
+
+    async def reject(
+        self, proposal_id: str, by: str, reason: str, key: str | None = None, *, as_approver: bool = True
+    ) -> Decision:
+        """Reject a proposal (an approver), or withdraw it (its proposer); it can no longer be approved."""
+        digest = request_digest("reject", {"proposal_id": proposal_id, "reason": reason, "by": by})
+        async with self._lock:
+            earlier = self._earlier(key, digest)
+            if earlier is not None:
+                return earlier
+            proposed = self.proposals.check_rejection(proposal_id, self.now()).proposed
+            if not as_approver and by != proposed.proposed_by:
+                raise NotYours(f"only an approver or its proposer ({proposed.proposed_by}) may reject {proposal_id}")
+            return await self._published(
+                ProposalRejected(
+                    producer=SERVICE,
+                    occurred_at=self.now(),
+                    correlation_id=proposed.directive_id,
+                    causation_id=proposed.event_id,
+                    proposal_id=proposal_id,
+                    directive_id=proposed.directive_id,
+                    rejected_by=by,
+                    reason=reason,
+                    idempotency_key=key,
+                    request_digest=digest if key is not None else None,
+                )
+            )
+
+    def pending(self) -> list[Proposal]:
+        """Proposals awaiting approval now."""
+        return self.proposals.pending(self.now())
+
+    # --- emergency: the emergency role acting alone ----------------------------------------------------------
+
+    async def issue(self, request: DirectiveRequest, mandate: Mandate, key: str | None = None) -> Decision:
+        """Issue or amend a directive at once on this mandate (the emergency role's, with its reason)."""
+        check_emergency_reason(mandate.emergency_reason)
+        payload = {"request": request.model_dump(mode="json"), "by": mandate.proposed_by}
+        digest = request_digest("issue", {**payload, "emergency_reason": mandate.emergency_reason})
+        async with self._lock:
+            earlier = self._earlier(key, digest)
+            if earlier is not None:
+                return earlier
+            current = self.book.current_issue_if_same(request)
+            if current is not None:
+                return Decision(current, "unchanged")
+            return await self._published(self._issued(request, mandate, key, digest))
+
+    async def lift(self, directive_id: str, reason: str, mandate: Mandate, key: str | None = None) -> Decision:
+        """Lift an issued directive at once on this mandate (the emergency role's, with its reason)."""
+        check_emergency_reason(mandate.emergency_reason)
+        payload = {"directive_id": directive_id, "reason": reason, "by": mandate.proposed_by}
+        digest = request_digest("lift", {**payload, "emergency_reason": mandate.emergency_reason})
+        async with self._lock:
+            earlier = self._earlier(key, digest)
+            if earlier is not None:
+                return earlier
+            return await self._published(self._lifted(directive_id, reason, mandate, key, digest))
+
+    # --- the events that put a directive in force or lift it --------------------------------------------------
+
+    async def _enact(self, proposal: Proposal, mandate: Mandate, key: str | None, digest: str) -> Decision:
+        proposed = proposal.proposed
+        if proposed.action == "lift":
+            return await self._published(self._lifted(proposed.directive_id, proposed.reason, mandate, key, digest))
+        assert proposed.title is not None and proposed.scope is not None  # DirectiveProposed checks it
+        request = DirectiveRequest(
+            directive_id=proposed.directive_id, title=proposed.title, authority=proposed.authority, scope=proposed.scope
+        )
+        return await self._published(self._issued(request, mandate, key, digest))
+
+    def _issued(self, request: DirectiveRequest, mandate: Mandate, key: str | None, digest: str) -> DirectiveIssued:
+        return DirectiveIssued(
+            producer=SERVICE,
+            occurred_at=self.now(),
+            correlation_id=request.directive_id,
+            causation_id=mandate.proposal.event_id if mandate.proposal else None,
+            directive_id=request.directive_id,
+            revision=self.book.next_revision(request.directive_id),
+            title=request.title,
+            authority=request.authority,
+            scope=request.scope,
+            idempotency_key=key,
+            request_digest=digest if key is not None else None,
+            **mandate.fields(),
+        )
+
+    def _lifted(
+        self, directive_id: str, reason: str, mandate: Mandate, key: str | None, digest: str
+    ) -> DirectiveLifted:
+        return DirectiveLifted(
+            producer=SERVICE,
+            occurred_at=self.now(),
+            correlation_id=directive_id,
+            causation_id=mandate.proposal.event_id if mandate.proposal else None,
+            directive_id=directive_id,
+            revision=self.book.revision_to_lift(directive_id),
+            reason=reason,
+            idempotency_key=key,
+            request_digest=digest if key is not None else None,
+            **mandate.fields(),
+        )
+
+    # --- one step: replay, publish, record ---------------------------------------------------------------------
+
+    def _earlier(self, key: str | None, digest: str) -> Decision | None:
+        """Checks readiness, then the earlier answer to a request under this key (None: a new request)."""
+        if not self.ready:
+            raise NotReady("intake is still reading the directives issued so far; retry shortly")
+        earlier = self.book.answered(key, digest)
+        return Decision(earlier, "replayed") if earlier is not None else None
+
+    async def _published(self, event: DirectiveEvent) -> Decision:
         try:
             await self._publish(event)
         except Exception as exc:  # timeout, broker down, authorisation: the caller may retry
             raise PublishFailed(f"could not publish {event.type} for {event.directive_id!r}: {exc!r}") from exc
-
-    def _check_ready(self) -> None:
-        if not self.ready:
-            raise NotReady("intake is still reading the directives issued so far; retry shortly")
+        self._apply(event)
+        return Decision(event, "published")

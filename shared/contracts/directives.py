@@ -13,6 +13,7 @@ from shared.contracts.limits import (
     DIRECTIVE_ID_CHARS,
     IDEMPOTENCY_KEY_CHARS,
     MAX_ACCOUNT_TYPES,
+    MAX_APPROVERS,
     MAX_COUNTRIES,
     MAX_MODELS,
     MAX_ORGANISATIONS,
@@ -20,6 +21,7 @@ from shared.contracts.limits import (
     ORGANISATION_CHARS,
     REASON_CHARS,
     SELECTOR_CLAUSES,
+    SUBJECT_CHARS,
     TITLE_CHARS,
     check_list,
     check_selector,
@@ -64,6 +66,24 @@ IdempotencyKey = Annotated[
         description="A client's Idempotency-Key for one request (visible ASCII).",
     ),
 ]
+Subject = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=SUBJECT_CHARS,
+        examples=["alice@example.com"],
+        description="An authenticated caller: the `sub` of their token (or an API key's subject).",
+    ),
+]
+ProposalId = Annotated[
+    str,
+    Field(
+        pattern=r"^p-[0-9a-f]{12}$",
+        examples=["p-3f9a0c1d2e4b"],
+        description="Id of a proposal (a directive, an amendment or a lift awaiting approval).",
+    ),
+]
+Reason = Annotated[str, Field(max_length=REASON_CHARS, description="Why, in words.", examples=["Scope too wide"])]
 
 
 def _bounded(limit: int, name: str) -> BeforeValidator:
@@ -247,7 +267,43 @@ class DirectiveRequest(Message):
     scope: DirectiveScope = Field(..., description="What the directive covers.")
 
 
-class DirectiveIssued(Event):
+class Accountable(Message):
+    """Who caused a directive event: its proposer and approvers (four eyes), or an emergency issuer acting alone.
+
+    Every field is optional, so directive events published before four eyes existed still parse."""
+
+    proposal_id: ProposalId | None = Field(
+        None,
+        description="The proposal this event enacts (None: an emergency action or an older event).",
+        examples=["p-3f9a0c1d2e4b"],
+    )
+    proposed_by: Subject | None = Field(
+        None, description="Who proposed it (or, in an emergency, who acted alone).", examples=["alice@example.com"]
+    )
+    proposed_at: AwareDatetime | None = Field(
+        None, description="When it was proposed.", examples=["2026-11-27T08:55:00Z"]
+    )
+    approved_by: list[Subject] = Field(
+        default_factory=list,
+        max_length=MAX_APPROVERS,
+        description="Who approved it, in order; none other than the proposer.",
+        examples=[["bob@example.com"]],
+    )
+    emergency: bool = Field(
+        False, description="True when the emergency role acted alone, without an approval.", examples=[False]
+    )
+    emergency_reason: Reason = Field(
+        "", description="Why the emergency role acted alone (required when emergency).", examples=[""]
+    )
+
+    @model_validator(mode="after")
+    def _emergency_reason(self) -> Accountable:
+        if self.emergency and not self.emergency_reason.strip():
+            raise ValueError("an emergency action needs an emergency_reason")
+        return self
+
+
+class DirectiveIssued(Event, Accountable):
     """A directive was issued or amended; a later revision replaces the scope."""
 
     type: Literal["DirectiveIssued"] = "DirectiveIssued"
@@ -270,7 +326,7 @@ class DirectiveIssued(Event):
     )
 
 
-class DirectiveLifted(Event):
+class DirectiveLifted(Event, Accountable):
     """A directive was lifted: access it took comes back unless another directive covers it."""
 
     type: Literal["DirectiveLifted"] = "DirectiveLifted"
@@ -290,4 +346,95 @@ class DirectiveLifted(Event):
     )
 
 
-DirectiveEvent = Annotated[DirectiveIssued | DirectiveLifted, Field(discriminator="type")]
+class DirectiveProposed(Event):
+    """A directive, an amendment or a lift was proposed; it takes effect once approved by someone else."""
+
+    type: Literal["DirectiveProposed"] = "DirectiveProposed"
+    proposal_id: ProposalId
+    directive_id: DirectiveId
+    action: Literal["issue", "lift"] = Field(
+        ..., description="Issue (or amend) the directive, or lift it.", examples=["issue"]
+    )
+    base_revision: int = Field(
+        ...,
+        ge=0,
+        description="The directive's revision when proposed (0: new); approval is refused once it moved.",
+        examples=[0],
+    )
+    title: Title | None = Field(None, description="Title of the directive (action issue).", examples=["Export control"])
+    authority: Authority = ""
+    scope: DirectiveScope | None = Field(None, description="What the directive would cover (action issue).")
+    reason: LiftReason = ""
+    proposed_by: Subject
+    expires_at: AwareDatetime = Field(
+        ..., description="When the proposal lapses unless approved.", examples=["2026-11-28T08:55:00Z"]
+    )
+    approvals_needed: int = Field(
+        ...,
+        ge=1,
+        le=MAX_APPROVERS,
+        description="Approvals by distinct subjects other than the proposer it takes.",
+        examples=[1],
+    )
+    idempotency_key: IdempotencyKey | None = Field(
+        None, description="The Idempotency-Key of the request that proposed it, if any.", examples=[None]
+    )
+    request_digest: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of that request, to refuse the key's reuse.",
+        examples=[None],
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> DirectiveProposed:
+        if self.action == "issue" and (self.title is None or self.scope is None):
+            raise ValueError("a proposal to issue names the title and the scope")
+        return self
+
+
+class ProposalApproved(Event):
+    """Someone other than the proposer approved a proposal (the last approval is the enacting directive event)."""
+
+    type: Literal["ProposalApproved"] = "ProposalApproved"
+    proposal_id: ProposalId
+    directive_id: DirectiveId
+    approved_by: Subject
+    reason: Reason = ""
+    idempotency_key: IdempotencyKey | None = Field(
+        None, description="The Idempotency-Key of the approving request, if any.", examples=[None]
+    )
+    request_digest: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of that request, to refuse the key's reuse.",
+        examples=[None],
+    )
+
+
+class ProposalRejected(Event):
+    """A proposal was rejected (or withdrawn by its proposer); it can no longer be approved."""
+
+    type: Literal["ProposalRejected"] = "ProposalRejected"
+    proposal_id: ProposalId
+    directive_id: DirectiveId
+    rejected_by: Subject
+    reason: Reason = Field(..., min_length=1, description="Why it was rejected.", examples=["Scope too wide"])
+    idempotency_key: IdempotencyKey | None = Field(
+        None, description="The Idempotency-Key of the rejecting request, if any.", examples=[None]
+    )
+    request_digest: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of that request, to refuse the key's reuse.",
+        examples=[None],
+    )
+
+
+ProposalEvent = DirectiveProposed | ProposalApproved | ProposalRejected
+# Four eyes at work: every consumer of the directive topic but intake ignores these (nothing is in force yet).
+PROPOSAL_EVENTS: tuple[type, ...] = (DirectiveProposed, ProposalApproved, ProposalRejected)
+DirectiveEvent = Annotated[
+    DirectiveIssued | DirectiveLifted | DirectiveProposed | ProposalApproved | ProposalRejected,
+    Field(discriminator="type"),
+]

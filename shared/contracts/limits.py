@@ -21,6 +21,8 @@ AUTHORITY_CHARS = 500
 REASON_CHARS = 1000
 ORGANISATION_CHARS = 200  # as in the user registry's organisation field
 IDEMPOTENCY_KEY_CHARS = 255
+SUBJECT_CHARS = 255  # an authenticated caller's subject (a token's `sub`, an API key's subject)
+MAX_APPROVERS = 9  # approvals a proposal can ask for (four eyes: 1 by default)
 
 # Lists.
 MAX_MODELS = 256  # a directive's models, and an entitlement clause's
@@ -49,7 +51,10 @@ _PER_MODEL_BYTES = 4 * (MODEL_NAME_CHARS + 6) + 64 + 3 * 24  # model in scope, f
 def worst_case_event_bytes() -> int:
     """An upper bound on the JSON of the largest directive event or impact assessment these limits allow."""
     selector = SELECTOR_CLAUSES * _CLAUSE_BYTES + SELECTOR_VALUES * (ORGANISATION_CHARS * _JSON_CHAR_BYTES + 3)
-    text = (TITLE_CHARS + AUTHORITY_CHARS + REASON_CHARS + 2 * DIRECTIVE_ID_CHARS) * _JSON_CHAR_BYTES
+    # title, authority, lift or emergency reason, ids, and who proposed and approved it
+    text = (
+        TITLE_CHARS + AUTHORITY_CHARS + 2 * REASON_CHARS + 2 * DIRECTIVE_ID_CHARS + (1 + MAX_APPROVERS) * SUBJECT_CHARS
+    ) * _JSON_CHAR_BYTES
     by_country = 250 * 24  # an assessment's breakdown by residence: every country and "??"
     return selector + MAX_MODELS * _PER_MODEL_BYTES + text + by_country + 4096  # + the envelope and scalars
 

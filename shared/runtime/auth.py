@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import jwt
 import structlog
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -50,7 +51,7 @@ class AuthSettings(BaseSettings):
 
     mode: Literal["on", "off"] = Field(
         "on",
-        validation_alias=AliasChoices("COUNTERMAND_AUTH", "mode"),
+        validation_alias=AliasChoices("COUNTERMAND_AUTH"),  # not "mode": an env var MODE would turn it off
         description="on: every request needs a credential; off: local play only, announced by a warning at start.",
     )
     jwks_file: Path | None = Field(None, description="JWK set (JSON) of the identity provider's token signing keys.")
@@ -229,6 +230,10 @@ class ApiKeys:
     def to_json(self) -> str:
         return json.dumps({"keys": [k.entry() for k in self._keys.values()]}, indent=2)
 
+    def stored(self) -> list[ApiKey]:
+        """Every stored key."""
+        return list(self._keys.values())
+
     def verify(self, presented: str, now: datetime | None = None) -> Principal:
         key_id, _, secret = presented.partition(".")
         stored = self._keys.get(key_id)
@@ -238,6 +243,32 @@ class ApiKeys:
         if stored.not_after is not None and (now or datetime.now(UTC)) >= stored.not_after:
             raise AuthError(401, f"API key {key_id!r} is retired", stored.subject)
         return Principal(stored.subject, stored.roles, "api-key")
+
+
+class FastKeys:
+    """The API keys holding one role as a precomputed dict, for a hot path: per request one SHA-256 and one dict
+    lookup, no token work. A request it does not allow is left to the Guard, which refuses it and logs why."""
+
+    def __init__(self, guard: Guard, role: Role) -> None:
+        self.open = guard.settings.mode == "off"
+        stored = guard.api_keys.stored() if guard.api_keys is not None else []
+        self._keys = {
+            k.key_id.encode(): (bytes.fromhex(k.sha256), k.not_after.timestamp() if k.not_after else float("inf"))
+            for k in stored
+            if role in k.roles
+        }
+
+    def allows(self, presented: bytes | None) -> bool:
+        """Whether `presented` (the X-API-Key header's value) is a live key holding the role."""
+        if self.open:
+            return True
+        if not presented:
+            return False
+        key_id, _, secret = presented.partition(b".")
+        entry = self._keys.get(key_id)
+        if entry is None or not secret:
+            return False
+        return hmac.compare_digest(hashlib.sha256(secret).digest(), entry[0]) and time.time() < entry[1]
 
 
 class Guard:
@@ -319,12 +350,39 @@ class LocalIssuer:
     """A token issuer for `make run` and the tests (production uses the organisation's identity provider)."""
 
     def __init__(
-        self, issuer: str = "https://countermand.local", audience: str = "countermand", key_id: str = "local-1"
+        self,
+        issuer: str = "https://countermand.local",
+        audience: str = "countermand",
+        key_id: str = "local-1",
+        key: Ed25519PrivateKey | None = None,
     ) -> None:
         self.issuer = issuer
         self.audience = audience
         self.key_id = key_id
-        self._key = Ed25519PrivateKey.generate()
+        self._key = key or Ed25519PrivateKey.generate()
+
+    def save(self, folder: Path) -> Path:
+        """Keep the issuer in `folder` (its private key readable by the owner only) so that later commands
+        (`countermand auth token`) mint tokens the services accept; returns the JWK set's path."""
+        folder.mkdir(parents=True, exist_ok=True)
+        pem = self._key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        key_path = folder / "issuer-key.pem"
+        key_path.touch(mode=0o600)
+        key_path.write_bytes(pem)
+        about = {"issuer": self.issuer, "audience": self.audience, "key_id": self.key_id}
+        (folder / "issuer.json").write_text(json.dumps(about, indent=2), encoding="utf-8")
+        return self.write(folder)
+
+    @classmethod
+    def load(cls, folder: Path) -> LocalIssuer:
+        """The issuer saved in `folder`."""
+        about = json.loads((folder / "issuer.json").read_text(encoding="utf-8"))
+        key = serialization.load_pem_private_key((folder / "issuer-key.pem").read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"{folder / 'issuer-key.pem'} is not an Ed25519 key")
+        return cls(about["issuer"], about["audience"], about["key_id"], key)
 
     def jwks(self) -> str:
         jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(self._key.public_key()))
@@ -349,3 +407,23 @@ class LocalIssuer:
             **claims,
         }
         return jwt.encode(payload, self._key, algorithm="EdDSA", headers={"kid": self.key_id})
+
+
+def create_local_identities(folder: Path) -> tuple[LocalIssuer, str]:
+    """A new local issuer and one gateway API key saved in `folder` (development and tests only): the issuer,
+    and the key as a gateway presents it (shown once; only its hash is stored)."""
+    issuer = LocalIssuer()
+    issuer.save(folder)
+    presented, stored = new_api_key("gateway-1", "gateway", [Role.GATEWAY])
+    (folder / "api-keys.json").write_text(ApiKeys([stored]).to_json(), encoding="utf-8")
+    return issuer, presented
+
+
+def local_environment(folder: Path, issuer: LocalIssuer) -> dict[str, str]:
+    """The COUNTERMAND_AUTH_* settings that make a service trust the issuer and API keys saved in `folder`."""
+    return {
+        "COUNTERMAND_AUTH_JWKS_FILE": str((folder / "jwks.json").resolve()),
+        "COUNTERMAND_AUTH_ISSUER": issuer.issuer,
+        "COUNTERMAND_AUTH_AUDIENCE": issuer.audience,
+        "COUNTERMAND_AUTH_API_KEYS_FILE": str((folder / "api-keys.json").resolve()),
+    }

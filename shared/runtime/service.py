@@ -78,10 +78,17 @@ def load_settings(name: str, settings_cls: Callable[[], S]) -> S:
 
 def _variable(prefix: str, loc: tuple) -> str:
     """The environment variable a settings error location names (a section's own prefix for kafka/log/otel)."""
-    sections = {"kafka": "COUNTERMAND_KAFKA_", "log": "COUNTERMAND_LOG_", "telemetry": "COUNTERMAND_OTEL_"}
+    sections = {
+        "kafka": "COUNTERMAND_KAFKA_",
+        "log": "COUNTERMAND_LOG_",
+        "telemetry": "COUNTERMAND_OTEL_",
+        "auth": "COUNTERMAND_AUTH_",
+    }
     parts = [str(p) for p in loc]
     if not parts:
         return "settings"
+    if parts[0] in sections and len(parts) == 1:
+        return sections[parts[0]].rstrip("_")  # the section as a whole (a check across its variables)
     if parts[0] in sections:
         return (sections[parts[0]] + "_".join(parts[1:])).upper()
     return (prefix + "_".join(parts)).upper()

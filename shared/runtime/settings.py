@@ -7,10 +7,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.contracts.catalogue import MAX_MESSAGE_BYTES
+from shared.runtime.auth import AuthSettings
 
 
 class KafkaSettings(BaseSettings):
@@ -112,7 +113,9 @@ def kafka_settings(bootstrap: str | None = None) -> KafkaSettings:
     return settings.model_copy(update={"bootstrap": bootstrap}) if bootstrap else settings
 
 
-SECTIONS: tuple[type[BaseSettings], ...] = (KafkaSettings, LogSettings, TelemetrySettings)
+# AuthSettings is a section of the services with an API (intake, impact, agent); the others accept its
+# variables too, so one environment can carry them for every process.
+SECTIONS: tuple[type[BaseSettings], ...] = (KafkaSettings, LogSettings, TelemetrySettings, AuthSettings)
 # Prefixes of every process that reads COUNTERMAND_* settings: a shared environment (a compose anchor, a
 # ConfigMap) may carry another one's variables, which are that process's to check.
 PROCESS_PREFIXES = tuple(
@@ -123,6 +126,7 @@ CLIENT_VARIABLES: dict[str, str] = {
     "COUNTERMAND_INTAKE_URL": "Base URL of intake for the `countermand directive ...` commands.",
     "COUNTERMAND_IMPACT_URL": "Base URL of the impact service for `countermand directive preview`.",
     "COUNTERMAND_TEST_KAFKA_DIR": "Data folder of the broker the test session starts (`make test` sets it).",
+    "COUNTERMAND_TOKEN": "Bearer token the `countermand` commands send to intake and impact (or pass --token).",
 }
 
 
@@ -133,8 +137,18 @@ class UnknownSetting(ValueError):
 def variable_names(settings_cls: type[BaseSettings]) -> set[str]:
     """The environment variables a settings class reads (nested sections excluded: they have their own prefix)."""
     prefix = settings_cls.model_config.get("env_prefix", "")
-    sections = {name for name, field in settings_cls.model_fields.items() if field.annotation in SECTIONS}
-    return {f"{prefix}{name}".upper() for name in settings_cls.model_fields if name not in sections}
+    names = set()
+    for name, field in settings_cls.model_fields.items():
+        if field.annotation in SECTIONS:
+            continue
+        alias = field.validation_alias
+        if isinstance(alias, str):
+            names.add(alias.upper())  # an alias is the whole variable name, without the prefix
+        elif isinstance(alias, AliasChoices):
+            names.update(c.upper() for c in alias.choices if isinstance(c, str))
+        else:
+            names.add(f"{prefix}{name}".upper())
+    return names
 
 
 def unknown_variables(settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> list[tuple[str, str | None]]:

@@ -21,6 +21,7 @@ PROTOCOL_CALLBACKS = ("on_message_begin", "on_headers_complete", "on_body", "on_
 PROTOCOL_ATTRIBUTES = (
     "parser",
     "url",
+    "headers",
     "pipeline",
     "cycle",
     "transport",

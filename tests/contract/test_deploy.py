@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.runtime.settings import KafkaSettings, LogSettings, ServiceSettings, TelemetrySettings
+from shared.runtime.settings import SECTIONS, ServiceSettings, variable_names
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -117,8 +117,8 @@ def load_settings(service: str, env: dict[str, str], monkeypatch: pytest.MonkeyP
     """The service's settings as the deployed environment gives them; every COUNTERMAND_<NAME>_ name must be a field."""
     cls = settings_class(service)
     known = {cls.model_config["env_prefix"] + name.upper() for name in cls.model_fields}
-    for nested in (KafkaSettings, LogSettings, TelemetrySettings):
-        known |= {nested.model_config["env_prefix"] + name.upper() for name in nested.model_fields}
+    for nested in SECTIONS:
+        known |= variable_names(nested)
     unknown = [k for k in env if k.startswith("COUNTERMAND_") and k not in known]
     assert not unknown, f"{service}: no such setting {unknown}"
     for key in [k for k in os.environ if k.startswith("COUNTERMAND_")]:

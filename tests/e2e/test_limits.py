@@ -24,6 +24,7 @@ from shared.contracts import limits as L
 from shared.contracts.catalogue import DIRECTIVES, ENFORCEMENT, IMPACT, SERVICES, dead_letter_topic
 from shared.contracts.enforcement import DirectiveEnforced
 from shared.contracts.impact import ImpactAssessed
+from shared.runtime.auth import Role
 from shared.runtime.kafka import records_to_end
 from shared.runtime.settings import KafkaSettings
 from shared.runtime.topics import apply_topics
@@ -48,8 +49,10 @@ def limits_kafka(kafka_dir: Path, kafka_secrets: Path) -> LocalBroker:
 
 
 def post(stack: Stack, path: str, body: dict, key: str | None = None) -> httpx.Response:
-    headers = {"Idempotency-Key": key} if key else {}
-    return httpx.post(f"{stack.intake.url}{path}", json=body, headers=headers, timeout=60)
+    """As the emergency role acting alone (these limits are not about four eyes: test_mission is)."""
+    headers = {**stack.token("erin", Role.EMERGENCY), **({"Idempotency-Key": key} if key else {})}
+    params = {"emergency_reason": "limits test"}
+    return httpx.post(f"{stack.intake.url}{path}", json=body, headers=headers, params=params, timeout=60)
 
 
 async def enforced(settings: KafkaSettings, directive_id: str, action: str) -> DirectiveEnforced:
@@ -117,7 +120,12 @@ async def test_a_directive_at_every_limit_is_enforced_survives_restarts_and_is_l
             for name, proc in stack.processes.items()
         }
         assert set(ready.values()) == {200}, ready
-        shown = await asyncio.to_thread(httpx.get, f"{stack.intake.url}/directives/{directive_id}", timeout=30)
+        shown = await asyncio.to_thread(
+            httpx.get,
+            f"{stack.intake.url}/directives/{directive_id}",
+            headers=stack.token("vic", Role.VIEWER),
+            timeout=30,
+        )
         assert shown.status_code == 200 and shown.json()["revision"] == 1
         assert len(shown.json()["scope"]["models"]) == L.MAX_MODELS
 

@@ -3,7 +3,8 @@
 Checks against an oracle written here, independently of the services: the affected set equals a
 brute-force evaluation of the registry as recorded; every cluster acknowledges; agents deny exactly
 the affected pairs; one notice per recipient; a lift restores exactly (a second, overlapping
-directive keeps its own users denied); the audit chain verifies; every message every service put on
+directive keeps its own users denied); every directive and lift is proposed by one person and approved by
+another, and the events name both; the audit chain verifies; every message every service put on
 every topic parses with the contract.
 """
 
@@ -30,8 +31,8 @@ from devtools.registry.oracle import affected_users
 from devtools.scenarios import OVERLAP, mission_body
 from devtools.stack import Stack
 from shared.contracts.bitmaps import decode_bitmap, set_digest
-from shared.contracts.catalogue import DATA_TOPICS, ENFORCEMENT, IMPACT, USERS
-from shared.contracts.directives import DirectiveScope
+from shared.contracts.catalogue import DATA_TOPICS, DIRECTIVES, ENFORCEMENT, IMPACT, USERS
+from shared.contracts.directives import DirectiveIssued, DirectiveLifted, DirectiveProposed, DirectiveScope
 from shared.contracts.enforcement import DirectiveEnforced
 from shared.contracts.impact import AffectedSetChunk, ImpactAssessed
 from shared.runtime.kafka import records_to_end
@@ -103,14 +104,17 @@ async def _collect(
     return assessed, sets, enforced
 
 
-def _denied(stack: Stack, user_ids: list[int]) -> dict[str, set[int]]:
+def _denied(stack: Stack, user_ids: list[int]) -> dict[str, set[int]]:  # asked as a gateway, by API key
     """(cluster, model) -> users the agent denies, asked through the batch access endpoint."""
     denied: dict[str, set[int]] = {}
     for cluster in stack.clusters:
         for model in cluster.models:
             checks = [{"user": u, "model": model} for u in user_ids]
             reply = httpx.post(
-                f"{stack.agent(cluster.cluster_id).url}/v1/access:batch", json={"checks": checks}, timeout=60
+                f"{stack.agent(cluster.cluster_id).url}/v1/access:batch",
+                json={"checks": checks},
+                headers=stack.gateway,
+                timeout=60,
             )
             reply.raise_for_status()
             denied[f"{cluster.cluster_id}/{model}"] = {
@@ -120,13 +124,11 @@ def _denied(stack: Stack, user_ids: list[int]) -> dict[str, set[int]]:
 
 
 def _issue(stack: Stack, body: dict) -> None:
-    httpx.post(f"{stack.intake.url}/directives", json=body, timeout=30).raise_for_status()
+    stack.issue(body, proposer="alice", approver="bob")  # four eyes: nothing is issued on one person's word
 
 
 def _lift(stack: Stack, directive_id: str) -> None:
-    httpx.post(
-        f"{stack.intake.url}/directives/{directive_id}/lift", json={"reason": "test"}, timeout=30
-    ).raise_for_status()
+    stack.lift(directive_id, "test", proposer="carol", approver="bob")
 
 
 @pytest.fixture(scope="module")
@@ -254,8 +256,21 @@ def test_audit_chain_verifies_and_reports_the_timeline(run: Run) -> None:
         env={**env, "COLUMNS": "250"},
     )
     assert report.returncode == 0, report.stdout + report.stderr
-    for event in ("DirectiveIssued", "ImpactAssessed", "DirectiveEnforced", "DirectiveLifted"):
+    for event in ("DirectiveProposed", "DirectiveIssued", "ImpactAssessed", "DirectiveEnforced", "DirectiveLifted"):
         assert event in report.stdout
+
+
+async def test_the_directive_events_name_who_proposed_and_who_approved(run: Run) -> None:
+    events = [
+        DIRECTIVES.adapter.validate_json(r.value)
+        async for r in records_to_end(KafkaSettings(bootstrap=run.stack.bootstrap), DIRECTIVES, "e2e-accountability")
+        if r.key == MISSION["directive_id"].encode()
+    ]
+    issued = next(e for e in events if isinstance(e, DirectiveIssued))
+    lifted = next(e for e in events if isinstance(e, DirectiveLifted))
+    assert (issued.proposed_by, issued.approved_by, issued.emergency) == ("alice", ["bob"], False)
+    assert (lifted.proposed_by, lifted.approved_by, lifted.reason) == ("carol", ["bob"], "test")
+    assert [e.type for e in events if isinstance(e, DirectiveProposed)] == ["DirectiveProposed"] * 2
 
 
 async def test_every_message_on_every_topic_parses_with_its_contract(run: Run) -> None:

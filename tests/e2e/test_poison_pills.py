@@ -154,11 +154,7 @@ async def test_poison_on_every_topic_is_dead_lettered_and_nothing_stalls(
         poison = await produce_poison(settings, [c.cluster_id for c in stack.clusters])
         assert not any((await dead_lettered_everywhere(settings, poison)).values())
 
-        await asyncio.to_thread(
-            lambda: httpx.post(
-                f"{stack.intake.url}/directives", json=directive("POISON-1", "CN"), timeout=30
-            ).raise_for_status()
-        )
+        await asyncio.to_thread(stack.issue, directive("POISON-1", "CN"))
         first = await enforced(stack, settings, "POISON-1", "restrict")
         assert set(first.clusters) == {c.cluster_id for c in stack.clusters}
         assert set(every_service_ready(stack).values()) == {200}
@@ -167,18 +163,10 @@ async def test_poison_on_every_topic_is_dead_lettered_and_nothing_stalls(
         await asyncio.to_thread(stack.start)  # every service starts over the poison still on its topics
         assert set(every_service_ready(stack).values()) == {200}
 
-        await asyncio.to_thread(
-            lambda: httpx.post(
-                f"{stack.intake.url}/directives", json=directive("POISON-2", "RU"), timeout=30
-            ).raise_for_status()
-        )
+        await asyncio.to_thread(stack.issue, directive("POISON-2", "RU"))
         second = await enforced(stack, settings, "POISON-2", "restrict")
         assert set(second.clusters) == {c.cluster_id for c in stack.clusters}
-        await asyncio.to_thread(
-            lambda: httpx.post(
-                f"{stack.intake.url}/directives/POISON-2/lift", json={"reason": "done"}, timeout=30
-            ).raise_for_status()
-        )
+        await asyncio.to_thread(stack.lift, "POISON-2", "done")
         lifted = await enforced(stack, settings, "POISON-2", "lift")
         assert {p.state for p in lifted.clusters.values()} == {"applied"}
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,15 +16,40 @@ from devtools.ports import free_port
 from services.intake.app import IntakeService, build
 from services.intake.settings import IntakeSettings
 from shared.contracts.catalogue import DIRECTIVES
+from shared.runtime.auth import AuthSettings, LocalIssuer, Role
 from shared.runtime.kafka import records_to_end
 from shared.runtime.settings import KafkaSettings
 
 READY_TIMEOUT_S = 60
+# One token issuer for the intake tests; every intake they start trusts it.
+ISSUER = LocalIssuer()
+_JWKS = ISSUER.write(Path(tempfile.mkdtemp(prefix="countermand-intake-auth-")))
+# Tests about something else than four eyes issue and lift at once, as the emergency role acting alone.
+ALONE = {"emergency_reason": "integration test"}
 
 
-def intake_settings(bootstrap: str, state_dir: Path, instance: str) -> IntakeSettings:
+def auth_settings() -> AuthSettings:
+    return AuthSettings(mode="on", jwks_file=_JWKS, issuer=ISSUER.issuer)
+
+
+def bearer(subject: str, *roles: Role) -> dict[str, str]:
+    """Headers calling as `subject` with these roles."""
+    return {"Authorization": f"Bearer {ISSUER.mint(subject, roles)}"}
+
+
+def as_tester() -> dict[str, str]:
+    """Headers of a tester who may do everything (four eyes still apply to them)."""
+    return bearer("tester", *Role)
+
+
+def intake_settings(bootstrap: str, state_dir: Path, instance: str, **settings: Any) -> IntakeSettings:
     return IntakeSettings(
-        kafka=KafkaSettings(bootstrap=bootstrap), state_dir=state_dir, instance=instance, http_port=free_port()
+        kafka=KafkaSettings(bootstrap=bootstrap),
+        state_dir=state_dir,
+        instance=instance,
+        http_port=free_port(),
+        auth=auth_settings(),
+        **settings,
     )
 
 
@@ -56,9 +82,19 @@ async def serving_http(service: IntakeService) -> AsyncIterator[str]:
         await task
 
 
-def asgi_client(service: IntakeService) -> httpx.AsyncClient:
-    """An HTTP client calling the service's FastAPI app directly."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=service.http), base_url="http://intake")
+def asgi_client(service: IntakeService, alone: bool = True) -> httpx.AsyncClient:
+    """An HTTP client calling the service's FastAPI app directly as the tester (acting alone unless told not to)."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=service.http),
+        base_url="http://intake",
+        headers=as_tester(),
+        params=ALONE if alone else None,
+    )
+
+
+def http_client(base_url: str, alone: bool = True) -> httpx.AsyncClient:
+    """An HTTP client calling intake served over HTTP as the tester (acting alone unless told not to)."""
+    return httpx.AsyncClient(base_url=base_url, timeout=30, headers=as_tester(), params=ALONE if alone else None)
 
 
 async def directive_records(bootstrap: str, directive_id: str) -> list[tuple[bytes | None, bytes | None]]:

@@ -9,14 +9,15 @@ import socket
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from devtools.limits import deep_directive_json, not_chain
 from services.intake.app import IntakeService
 from tests.integration.intake.conftest import (
+    as_tester,
     directive_events,
     directive_records,
+    http_client,
     intake_settings,
     running_intake,
     serving_http,
@@ -46,7 +47,10 @@ def stream_until_answered(host: str, port: int, total: int, chunked: bool) -> tu
     with socket.create_connection((host, port), timeout=10) as conn:
         framing = b"Transfer-Encoding: chunked" if chunked else f"Content-Length: {total}".encode()
         conn.sendall(
-            b"POST /directives HTTP/1.1\r\nHost: intake\r\nContent-Type: application/json\r\n" + framing + b"\r\n\r\n"
+            b"POST /directives HTTP/1.1\r\nHost: intake\r\nContent-Type: application/json\r\n"
+            + f"Authorization: {as_tester()['Authorization']}\r\n".encode()
+            + framing
+            + b"\r\n\r\n"
         )
         conn.setblocking(False)
         answer = b""
@@ -115,7 +119,7 @@ async def test_bad_bodies_are_refused_naming_the_problem_and_nothing_is_publishe
         (deep_directive_json(unique, 250), "application/json", 400, "MAX_JSON_DEPTH"),
         (deep_directive_json(unique, 10_000), "application/json", 400, "MAX_JSON_DEPTH"),
     ]
-    async with httpx.AsyncClient(base_url=served[1], timeout=30) as http:
+    async with http_client(served[1]) as http:
         for content, content_type, status, says in cases:
             response = await http.post("/directives", content=content, headers={"content-type": content_type})
             assert (response.status_code, says in response.json()["error"]) == (status, True), response.text[:300]
@@ -135,7 +139,7 @@ async def test_the_same_request_twice_is_one_revision_and_one_event_with_or_with
     served: tuple[IntakeService, str], bootstrap: str, unique: str
 ) -> None:
     keyed, plain = f"{unique}-k", f"{unique}-p"
-    async with httpx.AsyncClient(base_url=served[1], timeout=30) as http:
+    async with http_client(served[1]) as http:
         first = await http.post("/directives", json=directive(keyed), headers={"Idempotency-Key": f"{unique}-1"})
         retry = await http.post("/directives", json=directive(keyed), headers={"Idempotency-Key": f"{unique}-1"})
         once = await http.post("/directives", json=directive(plain))
@@ -154,11 +158,11 @@ async def test_a_key_reused_for_another_request_is_422_even_after_a_restart(
     key = {"Idempotency-Key": f"{unique}-key"}
     lift_key = {"Idempotency-Key": f"{unique}-lift"}
     async with running_intake(intake_settings(bootstrap, tmp_path, f"{unique}-1")) as first:
-        async with serving_http(first) as base, httpx.AsyncClient(base_url=base, timeout=30) as http:
+        async with serving_http(first) as base, http_client(base) as http:
             issued = await http.post("/directives", json=directive(unique), headers=key)
             lifted = await http.post(f"/directives/{unique}/lift", json={"reason": "done"}, headers=lift_key)
     async with running_intake(intake_settings(bootstrap, tmp_path, f"{unique}-2")) as second:
-        async with serving_http(second) as base, httpx.AsyncClient(base_url=base, timeout=30) as http:
+        async with serving_http(second) as base, http_client(base) as http:
             replayed = await http.post("/directives", json=directive(unique), headers=key)
             lift_replayed = await http.post(f"/directives/{unique}/lift", json={"reason": "done"}, headers=lift_key)
             conflict = await http.post("/directives", json=directive(unique, models=["mythos-5"]), headers=key)

@@ -7,14 +7,16 @@ from datetime import UTC, datetime
 import httpx
 
 from services.agent.http import access_api
+from shared.runtime.auth import AuthSettings, Guard
 from tests.unit.agent.builders import held_checker
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+OPEN = Guard(AuthSettings(mode="off"), "agent")  # who may call: tests/unit/agent/test_http_auth.py
 
 
 def _client(ready: bool) -> httpx.AsyncClient:
     checker, state = held_checker(ready)
-    api = access_api(checker, state.describe, lambda: NOW)
+    api = access_api(checker, state.describe, lambda: NOW, None, OPEN)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://agent")
 
 

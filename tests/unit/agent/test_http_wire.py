@@ -12,10 +12,12 @@ import pytest
 
 from services.agent.access import AccessChecker
 from services.agent.http import AccessProtocol, access_api, server_config
+from shared.runtime.auth import AuthSettings, Guard
 from shared.runtime.uvicorn_fence import embedded_server
 from tests.unit.agent.builders import held_checker
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+OPEN = Guard(AuthSettings(mode="off"), "agent")  # who may call: tests/unit/agent/test_http_auth.py
 DENIED = {"user": 1042, "model": "fable-5", "decision": "deny", "directives": ["D1"]}
 
 
@@ -47,7 +49,9 @@ def get(target: str, extra: str = "") -> str:
 async def serving(ready: bool) -> AsyncIterator[int]:
     """The access API over D1 = {1042 on fable-5}, served as the agent serves it; yields its port."""
     checker, state = held_checker(ready)
-    server = embedded_server(server_config(access_api(checker, state.describe, lambda: NOW), "127.0.0.1", 0))
+    server = embedded_server(
+        server_config(access_api(checker, state.describe, lambda: NOW, None, OPEN), "127.0.0.1", 0)
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         assert not task.done(), "server did not start"
@@ -73,7 +77,7 @@ async def wire(served: int) -> AsyncIterator[Wire]:
 
 
 def test_the_agent_serves_with_the_access_protocol() -> None:
-    config = server_config(access_api(AccessChecker(), dict, lambda: NOW), "127.0.0.1", 0)
+    config = server_config(access_api(AccessChecker(), dict, lambda: NOW, None, OPEN), "127.0.0.1", 0)
     config.load()
     assert config.http_protocol_class is AccessProtocol
 

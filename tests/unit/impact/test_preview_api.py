@@ -11,9 +11,11 @@ from pyroaring import BitMap
 from services.impact.api import create_api
 from services.impact.directives import Directives
 from services.impact.user_columns import Population
+from shared.runtime.auth import AuthSettings, Guard
 from shared.runtime.health import ConsumerWatch
 from tests.unit.impact.population_builder import population, scope, user
 
+OPEN = Guard(AuthSettings(mode="off"), "impact")  # who may dry-run: test_preview_auth
 FOREIGN = {"kind": "foreign_national", "home_country": "US"}
 
 
@@ -44,7 +46,7 @@ def body(selector: dict, directive_id: str = "EXP-1", models: list[str] | None =
 
 
 async def post(state: FakeState, path: str, json: dict | None = None) -> httpx.Response:
-    transport = httpx.ASGITransport(app=create_api(state))
+    transport = httpx.ASGITransport(app=create_api(state, OPEN))
     async with httpx.AsyncClient(transport=transport, base_url="http://impact") as client:
         return await client.post(path, json=json)
 
@@ -111,7 +113,7 @@ async def test_preview_with_an_unknown_attribute_or_country_is_422_naming_the_fi
 async def test_preview_before_the_view_caught_up_is_503_and_readyz_says_not_ready() -> None:
     state = FakeState(people(), loaded=False)
     assert (await post(state, "/directives/preview", body(FOREIGN))).status_code == 503
-    transport = httpx.ASGITransport(app=create_api(state))
+    transport = httpx.ASGITransport(app=create_api(state, OPEN))
     async with httpx.AsyncClient(transport=transport, base_url="http://impact") as client:
         assert (await client.get("/readyz")).status_code == 503
         assert (await client.get("/healthz")).json() == {"status": "ok"}

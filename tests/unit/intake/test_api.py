@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -9,7 +10,8 @@ import pytest
 
 from services.intake.api import create_api
 from services.intake.desk import DirectiveDesk
-from tests.unit.intake.fakes import FakeTopic
+from shared.runtime.auth import Role
+from tests.unit.intake.fakes import Callers, FakeTopic
 
 
 @pytest.fixture
@@ -18,10 +20,20 @@ def topic() -> FakeTopic:
 
 
 @pytest.fixture
-async def http(topic: FakeTopic) -> httpx.AsyncClient:
+def callers(tmp_path: Path) -> Callers:
+    return Callers(tmp_path)
+
+
+@pytest.fixture
+async def http(topic: FakeTopic, callers: Callers) -> httpx.AsyncClient:
+    """A client calling as alice, a proposer."""
     desk = DirectiveDesk(topic.publish)
     desk.expect({})
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_api(desk)), base_url="http://t") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_api(desk, callers.guard)),
+        base_url="http://t",
+        headers=callers.headers("alice", Role.PROPOSER),
+    ) as client:
         yield client
 
 
@@ -31,14 +43,24 @@ def body(**scope: Any) -> dict[str, Any]:
     return {"directive_id": "EXP-1", "title": "t", "scope": values}
 
 
-async def test_issue_answers_202_with_the_revision(http: httpx.AsyncClient, topic: FakeTopic) -> None:
+async def test_a_proposal_answers_202_with_the_revision_it_would_become(
+    http: httpx.AsyncClient, topic: FakeTopic
+) -> None:
     response = await http.post("/directives", json=body())
     assert response.status_code == 202
+    [proposed] = topic.events
     assert response.json() == {
         "directive_id": "EXP-1",
         "revision": 1,
-        "event_id": topic.events[0].event_id,
+        "event_id": proposed.event_id,
+        "state": "proposed",
         "unchanged": False,
+        "proposal_id": proposed.proposal_id,
+        "proposed_by": "alice",
+        "approved_by": [],
+        "approvals_needed": 1,
+        "expires_at": proposed.expires_at.isoformat(),
+        "emergency": False,
     }
 
 
@@ -69,7 +91,7 @@ async def test_a_lift_reason_of_the_wrong_type_is_named(http: httpx.AsyncClient,
     response = await http.post("/directives/EXP-1/lift", json={"reason": ["x"]})
     assert response.status_code == 422
     assert [p["field"] for p in response.json()["problems"]] == ["reason"]
-    assert [e.type for e in topic.events] == ["DirectiveIssued"]
+    assert [e.type for e in topic.events] == ["DirectiveProposed"]
 
 
 async def test_a_failed_publish_is_503(http: httpx.AsyncClient, topic: FakeTopic) -> None:
@@ -78,9 +100,13 @@ async def test_a_failed_publish_is_503(http: httpx.AsyncClient, topic: FakeTopic
     assert response.status_code == 503 and "could not publish" in response.json()["error"]
 
 
-async def test_not_ready_is_503_and_readyz_says_so(topic: FakeTopic) -> None:
+async def test_not_ready_is_503_and_readyz_says_so(topic: FakeTopic, callers: Callers) -> None:
     desk = DirectiveDesk(topic.publish)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_api(desk)), base_url="http://t") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_api(desk, callers.guard)),
+        base_url="http://t",
+        headers=callers.headers("alice", Role.PROPOSER),
+    ) as http:
         assert (await http.get("/readyz")).status_code == 503
         assert (await http.post("/directives", json=body())).status_code == 503
     assert topic.events == []

@@ -43,3 +43,27 @@ def test_the_service_process_exits_2_naming_the_variable() -> None:
     )
     assert done.returncode == 2
     assert "unknown setting COUNTERMAND_KAFKA_BOOTSTRAPS (did you mean COUNTERMAND_KAFKA_BOOTSTRAP?)" in done.stderr
+
+
+def test_the_auth_variables_are_known_to_every_service_and_the_mode_by_its_own_name() -> None:
+    auth = {
+        "COUNTERMAND_AUTH": "off",
+        "COUNTERMAND_AUTH_JWKS_FILE": "/x",
+        "COUNTERMAND_AUTH_ISSUER": "https://idp",
+        "COUNTERMAND_AUTH_API_KEYS_FILE": "/y",
+    }
+    assert unknown_variables(ImpactSettings, auth) == []
+    assert [name for name, _ in unknown_variables(AgentSettings, {"COUNTERMAND_AUTH_MODE": "off"})] == [
+        "COUNTERMAND_AUTH_MODE"  # the switch is COUNTERMAND_AUTH itself
+    ]
+
+
+@pytest.mark.parametrize("service", ["intake", "impact", "agent"])
+def test_a_service_with_an_api_refuses_to_start_without_an_auth_config(service: str) -> None:
+    env = {"PATH": "/usr/bin:/bin", "COUNTERMAND_AGENT_CLUSTER_ID": "us-east", "COUNTERMAND_AGENT_MODELS": "fable-5"}
+    done = subprocess.run(
+        [sys.executable, "-m", f"services.{service}"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"{service}: cannot start:" in done.stderr and "authentication is on but no" in done.stderr
+    assert "COUNTERMAND_AUTH=off for local play only" in done.stderr
