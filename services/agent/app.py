@@ -69,7 +69,9 @@ class AgentService:
         self.state = Restrictions()
         self.offsets: dict[int, int] = {}
         self.readiness = Readiness(settings.cluster_id)
-        self.http_app = access_api(self.checker, self.describe, clock, self.watch, Guard(settings.auth, SERVICE))
+        self.http_app = access_api(
+            self.checker, self.describe, clock, self.watch, Guard(settings.auth, SERVICE), settings.cluster_id
+        )
         self.http_port: int | None = None
         self._opened = False
         self._server: uvicorn.Server | None = None

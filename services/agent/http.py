@@ -26,6 +26,7 @@ from services.agent.access import AccessChecker, Decision, NotReady
 from services.agent.settings import MODEL_PATTERN
 from shared.runtime.auth import API_KEY_HEADER, FastKeys, Guard, Principal, Role
 from shared.runtime.health import ConsumerWatch, readiness
+from shared.runtime.metrics import ACCESS_CHECKS, AGENT_CONTROL_PLANE_AGE, install_metrics
 from shared.runtime.uvicorn_fence import STATUS_LINE, HttpToolsProtocol
 
 MAX_USER = 2**32 - 1
@@ -59,17 +60,50 @@ def _answer(decision: Decision) -> dict[str, Any]:
     }
 
 
+class CheckCounts:
+    """Access checks answered since the last scrape, as plain ints: the hot path pays one increment, and
+    /metrics adds them to the access-checks counter in one batch (no metric call per request)."""
+
+    __slots__ = ("allow", "deny", "not_ready")
+
+    def __init__(self) -> None:
+        self.allow = self.deny = self.not_ready = 0
+
+    def count(self, decision: Decision) -> None:
+        if decision.decision == "allow":
+            self.allow += 1
+        else:
+            self.deny += 1
+
+    def export(self, cluster: str) -> None:
+        """Move the counts into the Prometheus counter (the event loop's thread: no check runs meanwhile)."""
+        counts = {"allow": self.allow, "deny": self.deny, "not_ready": self.not_ready}
+        self.allow = self.deny = self.not_ready = 0
+        for decision, checks in counts.items():
+            ACCESS_CHECKS.labels(cluster, decision).inc(checks)
+
+
 def access_api(
     checker: AccessChecker,
     state: Callable[[], dict[str, Any]],
     clock: Callable[[], datetime],
     watch: ConsumerWatch | None,
     guard: Guard,
+    cluster: str = "",
 ) -> AccessFront:
     """The HTTP API over an AccessChecker; `state` describes what is held, `clock` gives the time, `watch`
-    says whether the commands consumer is stuck (readiness), `guard` who may call (gateways, by API key)."""
-    api = _documented_api(checker, state, clock, watch, guard)
-    return AccessFront(api, checker, clock, FastKeys(guard, Role.GATEWAY))
+    says whether the commands consumer is stuck (readiness), `guard` who may call (gateways, by API key),
+    `cluster` labels its metrics."""
+    counts = CheckCounts()
+
+    def refresh() -> None:
+        counts.export(cluster)
+        if checker.last_contact is not None:
+            AGENT_CONTROL_PLANE_AGE.labels(cluster).set((clock() - checker.last_contact).total_seconds())
+
+    api = _documented_api(checker, state, clock, watch, guard, counts)
+    install_metrics(api, refresh)
+    return AccessFront(api, checker, clock, FastKeys(guard, Role.GATEWAY), counts)
 
 
 def _documented_api(
@@ -78,6 +112,7 @@ def _documented_api(
     clock: Callable[[], datetime],
     watch: ConsumerWatch | None,
     guard: Guard,
+    counts: CheckCounts,
 ) -> FastAPI:
     api = FastAPI(title="Countermand agent", description="Allow/deny checks for one serving cluster.")
     guard.install(api)
@@ -90,17 +125,24 @@ def _documented_api(
         model: str = Query(..., pattern=MODEL_PATTERN, description="Model name."),
     ) -> Any:
         try:
-            return _answer(checker.check(user, model, clock()))
+            decision = checker.check(user, model, clock())
         except NotReady:
+            counts.not_ready += 1
             return JSONResponse(NOT_READY, status_code=503)
+        counts.count(decision)
+        return _answer(decision)
 
     @api.post("/v1/access:batch")
     async def access_batch(batch: Batch, _: Principal = gateway) -> Any:
         now = clock()
         try:
-            return {"results": [_answer(checker.check(c.user, c.model, now)) for c in batch.checks]}
+            decisions = [checker.check(c.user, c.model, now) for c in batch.checks]
         except NotReady:
+            counts.not_ready += len(batch.checks)
             return JSONResponse(NOT_READY, status_code=503)
+        for decision in decisions:
+            counts.count(decision)
+        return {"results": [_answer(decision) for decision in decisions]}
 
     @api.get("/readyz")
     async def readyz() -> Any:
@@ -132,9 +174,17 @@ _TYPES = (b"application/json", b"text/plain; charset=utf-8")  # an answer, an un
 class AccessFront:
     """ASGI app: answers well-formed `GET /v1/access` directly, hands everything else to the FastAPI app."""
 
-    def __init__(self, api: FastAPI, checker: AccessChecker, clock: Callable[[], datetime], keys: FastKeys) -> None:
+    def __init__(
+        self,
+        api: FastAPI,
+        checker: AccessChecker,
+        clock: Callable[[], datetime],
+        keys: FastKeys,
+        counts: CheckCounts | None = None,
+    ) -> None:
         self.api = api
         self.keys = keys
+        self.counts = counts or CheckCounts()
         self._checker = checker
         self._clock = clock
 
@@ -162,10 +212,14 @@ class AccessFront:
     def answer(self, user: int, model: str) -> tuple[int, bytes]:
         """(status, JSON body) of the check of `user` for `model` now."""
         try:
-            content: Any = _answer(self._checker.check(user, model, self._clock()))
-            status = 200
+            decision = self._checker.check(user, model, self._clock())
         except NotReady:
-            content, status = NOT_READY, 503
+            self.counts.not_ready += 1
+            content: Any = NOT_READY
+            status = 503
+        else:
+            self.counts.count(decision)
+            content, status = _answer(decision), 200
         return status, json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
 
 

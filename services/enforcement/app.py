@@ -18,6 +18,7 @@ from faststream.specification import AsyncAPI
 from pydantic import Field
 
 from services.enforcement.coordinator import Coordinator, Outcome
+from services.enforcement.measures import export_state, observe_outcome
 from services.enforcement.settings import EnforcementSettings
 from services.enforcement.store import REGENERATED, EnforcementStore, Queued
 from services.enforcement.tracking import Backoff
@@ -79,6 +80,7 @@ class EnforcementService:
     _backlog: bool = True  # the outbox may hold entries not yet published (after a crash or a failed send)
     _in_flight: set[asyncio.Future] = field(default_factory=set)  # status events handed to the producer, unacked
     _impact_heard: float = 0.0  # monotonic time of the last impact message (assessment, chunk or delta)
+    heartbeats: dict[str, float] = field(default_factory=dict)  # cluster -> monotonic time of its last heartbeat
 
     async def start(self) -> None:
         grace = timedelta(seconds=self.settings.heartbeat_grace_s)
@@ -106,6 +108,8 @@ class EnforcementService:
         bind_message_ids(getattr(message, "directive_id", None), message.event_id)
         if message.type in IMPACT_TYPES:
             self._impact_heard = time.monotonic()
+        elif isinstance(message, AgentHeartbeat):
+            self.heartbeats[message.cluster_id] = time.monotonic()
         async with self._lock:
             await self._commit(RULES.handler(message)(self.core, message, self.clock()))
 
@@ -142,6 +146,7 @@ class EnforcementService:
             or outcome.assembled
         ):
             entries = self.store.save(outcome, self.core)
+            observe_outcome(outcome, self.core)
         if self._backlog:  # an earlier publish failed: its entries go first, read back from the outbox
             entries = self.store.outbox()
         direct = [Queued(None, COMMANDS, c) for c in outcome.commands if c.type in REGENERATED]
@@ -247,7 +252,12 @@ def build(settings: EnforcementSettings | None = None, clock: Callable[[], datet
         ),
         clock=clock,
     )
-    service.http = health_app(SERVICE, lambda: service._ticker is not None, watch)
+    service.http = health_app(
+        SERVICE,
+        lambda: service._ticker is not None,
+        watch,
+        refresh=lambda: export_state(service.core, service.heartbeats, time.monotonic()),
+    )
     _subscribe(broker, service)
     return service
 

@@ -26,6 +26,7 @@ from shared.runtime.http import (
     request_body_schema,
     validated_body,
 )
+from shared.runtime.metrics import AFFECTED_USERS, install_metrics
 from shared.runtime.request_body import BodyLimit, json_body
 
 
@@ -127,7 +128,15 @@ def create_api(state: ImpactState, guard: Guard) -> FastAPI:
         status, body = readiness(state.loaded, state.watch)
         return JSONResponse(body, status_code=status)
 
+    install_metrics(api, lambda: _export_affected(state.directives))
     return api
+
+
+def _export_affected(directives: Directives) -> None:
+    covered = directives.covered_by_model()
+    AFFECTED_USERS.clear()  # a model no longer restricted disappears rather than keep its last count
+    for model, users in covered.items():
+        AFFECTED_USERS.labels(model).set(users)
 
 
 def _answer(directive_id: str, found: Preview) -> PreviewAnswer:

@@ -86,6 +86,11 @@ class Directives:
             for model, users in lifting.sets.items()
         }
 
+    def covered_by_model(self) -> dict[str, int]:
+        """Per model, the users at least one active directive covers (each counted once)."""
+        models = {model for d in self.active.values() for model in d.sets}
+        return {m: len(union(d.sets[m] for d in self.active.values() if m in d.sets)) for m in sorted(models)}
+
     def lift(self, directive_id: str) -> ActiveDirective | None:
         """Remove a directive from the active ones; None if it is not active."""
         return self.active.pop(directive_id, None)

@@ -31,6 +31,7 @@ from shared.runtime.http import (
     request_body_schema,
     validated_body,
 )
+from shared.runtime.metrics import install_metrics
 from shared.runtime.problems import Problem
 from shared.runtime.request_body import BodyLimit, json_body
 
@@ -198,6 +199,7 @@ def create_api(desk: DirectiveDesk, guard: Guard) -> FastAPI:
         """Ready once the directive view has read the topic up to where it ended at startup."""
         return JSONResponse({"ready": desk.ready}, status_code=200 if desk.ready else 503)
 
+    install_metrics(api)
     return api
 
 

@@ -17,6 +17,7 @@ from services.notifier.sink import Letter, NoticeSink
 from services.notifier.wording import Wording
 from shared.contracts.envelope import Event, envelope
 from shared.contracts.notifications import NotificationDelivered, NotificationFailed, NotificationRequested
+from shared.runtime.metrics import NOTICES
 
 SERVICE = "notifier"
 log = structlog.get_logger(service=SERVICE)
@@ -81,6 +82,8 @@ class Delivery:
         letters = [Letter(n, c, *self._wording.render(n)) for n, c in deliverable]
         await self._publish_all(self._requested(ready, letter) for letter in letters)
         self._ledger.record(letters, failed, self._sink)
+        NOTICES.labels(self._sink.channel, "delivered").inc(len(letters))
+        NOTICES.labels(self._sink.channel, "failed").inc(len(failed))
         outcomes: list[Event] = [self._delivered(ready, letter.notice) for letter in letters]
         outcomes += [self._failed(ready, notice, reason) for notice, reason in failed]
         await self._publish_all(outcomes)

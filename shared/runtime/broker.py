@@ -14,7 +14,9 @@ import structlog
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, TopicPartition
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import REGISTRY
 
 from shared.contracts.catalogue import FETCH_BYTES, Topic, key_of
 from shared.runtime.deadletters import dead_letter_middleware
@@ -37,12 +39,14 @@ def make_broker(
     traces: TracerProvider | None = None,
     watch: ConsumerWatch | None = None,
 ) -> KafkaBroker:
-    """A KafkaBroker for one service with idempotent producers and the dead-letter middleware (which counts
-    failures per record on `watch`, for the service's readiness)."""
+    """A KafkaBroker for one service with idempotent producers, traces, FastStream's Prometheus metrics (messages
+    received, processed and published, their sizes and durations, on the process registry that /metrics serves)
+    and the dead-letter middleware (which counts failures per record on `watch`, for the service's readiness)."""
     middlewares: list[Any] = []
     provider = traces or tracer_provider(settings.telemetry, service)
     if provider is not None:
         middlewares.append(KafkaTelemetryMiddleware(tracer_provider=provider))
+    middlewares.append(KafkaPrometheusMiddleware(registry=REGISTRY, app_name=service))
     if dead_letters:
         middlewares.append(dead_letter_middleware(service, watch=watch))
     return KafkaBroker(

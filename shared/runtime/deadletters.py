@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from shared.contracts.catalogue import dead_letter_topic
 from shared.contracts.deadletter import DeadLetter, OmittedBytes
 from shared.runtime.health import ConsumerWatch
+from shared.runtime.metrics import DEAD_LETTERS
 
 # What a letter may carry as copies, in base64 characters: well under the dead-letter topic's max.message.bytes
 # (the envelope, reason and JSON quoting come on top), so producing a letter never fails for its size.
@@ -107,6 +108,7 @@ async def write_dead_letter(
         except Exception as error:  # too large after all, authorisation, broker unreachable
             failure = repr(error)
             continue
+        DEAD_LETTERS.labels(service, letter.topic).inc()
         log.warning(
             "message dead-lettered",
             topic=letter.topic,

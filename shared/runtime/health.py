@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaError
 
 from shared.contracts.catalogue import Topic
 from shared.runtime.kafka import OffsetProbe, admin
+from shared.runtime.metrics import observe_lag
 from shared.runtime.settings import KafkaSettings
 
 Position = tuple[str, int]  # (topic, partition)
@@ -149,7 +150,9 @@ class LagWatch:
 
     async def sample(self, client: Any, probe: OffsetProbe) -> None:
         """Read the group's committed offsets and the end offsets now, and observe them."""
-        self.observe(await self._committed(client), await self._ends(probe))
+        committed, ends = await self._committed(client), await self._ends(probe)
+        self.observe(committed, ends)
+        observe_lag(self.group, committed, ends)
 
     async def _committed(self, client: Any) -> dict[Position, int]:
         offsets = await client.list_consumer_group_offsets(self.group)

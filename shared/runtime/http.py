@@ -14,6 +14,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from shared.contracts.directives import DirectiveId, IdempotencyKey
 from shared.runtime.health import ConsumerWatch, readiness
+from shared.runtime.metrics import Refresh, install_metrics
 from shared.runtime.problems import Problem, problems
 from shared.runtime.request_body import BadBody
 
@@ -144,8 +145,11 @@ def install_health(api: FastAPI, ready: Callable[[], bool], watch: ConsumerWatch
         return JSONResponse(body, status_code=status)
 
 
-def health_app(service: str, ready: Callable[[], bool], watch: ConsumerWatch | None = None) -> FastAPI:
-    """The HTTP app of a service that has no API of its own: health and readiness only."""
+def health_app(
+    service: str, ready: Callable[[], bool], watch: ConsumerWatch | None = None, refresh: Refresh | None = None
+) -> FastAPI:
+    """The HTTP app of a service that has no API of its own: health, readiness and metrics only."""
     api = FastAPI(title=f"Countermand {service}", version="1", description=f"Health of the {service} service.")
     install_health(api, ready, watch)
+    install_metrics(api, refresh)
     return api

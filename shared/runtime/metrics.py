@@ -6,6 +6,8 @@ cluster, model, directive kind, state, channel, outcome, topic, group. Never a u
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 
@@ -55,14 +57,32 @@ ACCESS_CHECKS = Counter(
 )
 
 
+Refresh = Callable[[], None]
+
+
 def metrics_response() -> Response:
     """The process's metrics in the Prometheus text format."""
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
-def install_metrics(api: FastAPI) -> None:
-    """GET /metrics on a service's HTTP app."""
+def install_metrics(api: FastAPI, refresh: Refresh | None = None) -> None:
+    """GET /metrics on a service's HTTP app, open like /healthz (no credential: it holds no user data).
+
+    `refresh` brings gauges read from the service's memory (ages, counts kept as plain ints) up to date just
+    before the exposition; it must not do I/O, so a scrape answers at once even with the broker down.
+    """
 
     @api.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
+        if refresh is not None:
+            refresh()
         return metrics_response()
+
+
+def observe_lag(group: str, committed: Mapping[tuple[str, int], int], ends: Mapping[tuple[str, int], int]) -> None:
+    """Set a group's lag per topic: records between its committed offsets and the ends (no commit: from 0)."""
+    lag: dict[str, int] = {}
+    for (topic, partition), end in ends.items():
+        lag[topic] = lag.get(topic, 0) + max(end - committed.get((topic, partition), 0), 0)
+    for topic, records in lag.items():
+        CONSUMER_LAG.labels(group, topic).set(records)
