@@ -131,3 +131,17 @@ async def test_preview_before_the_view_caught_up_is_503_and_readyz_says_not_read
                 "why": "failed 6 times: OSError: disk full",
             }
         ]
+
+
+async def test_metrics_show_the_users_active_directives_cover_per_model_each_counted_once() -> None:
+    state = FakeState(people())
+    state.directives.activate("EXP-1", 1, scope(FOREIGN), {"fable-5": BitMap([1, 3, 4]), "mythos-5": BitMap([1])})
+    state.directives.activate("EXP-2", 1, scope(FOREIGN), {"fable-5": BitMap([4, 10])})
+    transport = httpx.ASGITransport(app=create_api(state, OPEN))
+    async with httpx.AsyncClient(transport=transport, base_url="http://impact") as client:
+        text = (await client.get("/metrics")).text
+        assert 'countermand_affected_users{model="fable-5"} 4.0' in text
+        assert 'countermand_affected_users{model="mythos-5"} 1.0' in text
+        state.directives.lift("EXP-1")
+        text = (await client.get("/metrics")).text
+    assert 'countermand_affected_users{model="fable-5"} 2.0' in text and 'model="mythos-5"' not in text

@@ -42,3 +42,4 @@ async def test_a_dry_run_needs_a_proposer_approver_or_viewer(
 
 async def test_health_needs_no_credential(issuer: LocalIssuer, tmp_path: Path) -> None:
     assert (await call(issuer, tmp_path, "/healthz", None)).status_code == 200
+    assert (await call(issuer, tmp_path, "/metrics", None)).status_code == 200  # counts per model, no user id

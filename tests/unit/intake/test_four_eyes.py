@@ -281,7 +281,7 @@ async def test_every_endpoint_but_health_needs_a_credential(intake: Intake) -> N
         ("POST", "/proposals/p-000000000000/reject"),
     ]:
         assert (await intake.call(method, path, None)).status_code == 401, path
-    for path in ("/healthz", "/readyz"):
+    for path in ("/healthz", "/readyz", "/metrics"):
         assert (await intake.call("GET", path, None)).status_code == 200, path
 
 
