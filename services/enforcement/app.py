@@ -81,6 +81,7 @@ class EnforcementService:
     _in_flight: set[asyncio.Future] = field(default_factory=set)  # status events handed to the producer, unacked
     _impact_heard: float = 0.0  # monotonic time of the last impact message (assessment, chunk or delta)
     heartbeats: dict[str, float] = field(default_factory=dict)  # cluster -> monotonic time of its last heartbeat
+    drifted_since: dict[str, float] = field(default_factory=dict)  # cluster -> when /metrics first saw it drifted
 
     async def start(self) -> None:
         grace = timedelta(seconds=self.settings.heartbeat_grace_s)
@@ -256,7 +257,7 @@ def build(settings: EnforcementSettings | None = None, clock: Callable[[], datet
         SERVICE,
         lambda: service._ticker is not None,
         watch,
-        refresh=lambda: export_state(service.core, service.heartbeats, time.monotonic()),
+        refresh=lambda: export_state(service.core, service.heartbeats, time.monotonic(), service.drifted_since),
     )
     _subscribe(broker, service)
     return service

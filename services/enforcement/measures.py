@@ -4,7 +4,7 @@ outcome carries, per-cluster rollout states and heartbeat ages read from the coo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from datetime import timedelta
 
 import structlog
@@ -15,6 +15,7 @@ from services.enforcement.tracking import ClusterTrack
 from shared.contracts.enforcement import DirectiveEnforced, EnforcementOverdue
 from shared.runtime.metrics import (
     AGENT_HEARTBEAT_AGE,
+    AGENT_HELD_DIGEST_AGE,
     CLUSTER_ROLLOUTS,
     DEADLINES_MISSED,
     ROLLOUT_STATES,
@@ -62,10 +63,17 @@ def state_of(rollout: Rollout, track: ClusterTrack, known: KnownCluster | None) 
     return "applied"
 
 
-def export_state(core: Coordinator, heard: Mapping[str, float], now: float) -> None:
-    """Set the rollout-state gauges of every known cluster (0 for states none is in) and heartbeat ages.
+def export_state(
+    core: Coordinator,
+    heard: Mapping[str, float],
+    now: float,
+    drifted_since: MutableMapping[str, float] | None = None,
+) -> None:
+    """Set the rollout-state gauges of every known cluster (0 for states none is in), heartbeat ages and how
+    long each cluster's held digests have differed from what must be in force.
 
-    `heard`: monotonic time of each cluster's last heartbeat; `now`: the monotonic time now.
+    `heard`: monotonic time of each cluster's last heartbeat; `now`: the monotonic time now; `drifted_since`:
+    when each cluster was first seen drifted (kept by the caller between scrapes, so to a scrape's resolution).
     """
     counts = {(cluster, state): 0 for cluster in core.clusters for state in ROLLOUT_STATES}
     for rollout in core.rollouts.values():
@@ -77,3 +85,10 @@ def export_state(core: Coordinator, heard: Mapping[str, float], now: float) -> N
         CLUSTER_ROLLOUTS.labels(cluster, state).set(revisions)
     for cluster, at in heard.items():
         AGENT_HEARTBEAT_AGE.labels(cluster).set(max(now - at, 0.0))
+    if drifted_since is not None:
+        drifted = {cluster for (cluster, state), revisions in counts.items() if state == "drifted" and revisions}
+        for cluster in set(drifted_since) - drifted:
+            del drifted_since[cluster]
+        for cluster in core.clusters:
+            since = drifted_since.setdefault(cluster, now) if cluster in drifted else now
+            AGENT_HELD_DIGEST_AGE.labels(cluster).set(now - since)

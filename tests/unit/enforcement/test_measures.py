@@ -66,3 +66,19 @@ def test_rollout_states_per_cluster_pending_applied_then_drifted_when_a_heartbea
 def test_heartbeat_age_is_the_time_since_the_last_heartbeat() -> None:
     export_state(core(), {"h-east": 10.0}, 12.5)
     assert sample("countermand_agent_heartbeat_age_seconds", cluster="h-east") == 2.5
+
+
+def test_held_digest_age_counts_from_when_a_cluster_was_first_seen_drifted_and_resets_when_it_matches() -> None:
+    coordinator, commands = started("g-east")
+    held = {"D-1": HeldDirective(revision=1, digest=held_digest(commands))}
+    feed(coordinator, [heartbeat("g-east", "fable-5", held=held)], now=at(1))
+    since: dict[str, float] = {}
+    export_state(coordinator, {}, 100.0, since)
+    assert sample("countermand_agent_held_digest_age_seconds", cluster="g-east") == 0
+    feed(coordinator, [heartbeat("g-east", "fable-5", held={})], now=at(2))
+    export_state(coordinator, {}, 101.0, since)
+    export_state(coordinator, {}, 104.0, since)
+    assert sample("countermand_agent_held_digest_age_seconds", cluster="g-east") == 3
+    feed(coordinator, [heartbeat("g-east", "fable-5", held=held)], now=at(3))
+    export_state(coordinator, {}, 105.0, since)
+    assert sample("countermand_agent_held_digest_age_seconds", cluster="g-east") == 0 and since == {}
