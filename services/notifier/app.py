@@ -1,4 +1,4 @@
-"""Composition root of the notifier: broker, subscribers, publishers, stores and sink from settings."""
+"""Composition root of the notifier: broker, subscribers, publishers, stores and channels from settings."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import uvicorn
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
+from services.notifier.channels import channels_of
 from services.notifier.delivery import Delivery
 from services.notifier.delivery_ledger import Ledger, open_database
 from services.notifier.directory import UserDirectory
@@ -16,7 +17,6 @@ from services.notifier.handlers import Handlers
 from services.notifier.pending import PendingStore
 from services.notifier.registry_feed import RegistryFeed
 from services.notifier.settings import NotifierSettings
-from services.notifier.sink import NoticeSink, OutboxSink
 from services.notifier.wording import Wording
 from shared.contracts.catalogue import ENFORCEMENT, IMPACT, NOTIFICATIONS, dead_letter_topic
 from shared.contracts.deadletter import DeadLetter
@@ -41,7 +41,7 @@ class NotifierService:
         self.http = health_app(SERVICE, self._ready, self.watch)
         self._lag: asyncio.Task | None = None
         self.registry = RegistryFeed(settings, UserDirectory(), self._dead_letter)
-        self.sink: NoticeSink = OutboxSink(settings.outbox)
+        self.channels = channels_of(settings)
         self.handlers: Handlers | None = None
         self.ledger: Ledger | None = None
         self._conn: sqlite3.Connection | None = None
@@ -74,8 +74,9 @@ class NotifierService:
     async def start(self) -> None:
         self._conn = open_database(self.settings.home / "notifier.db")
         self.ledger = Ledger(self._conn)
-        self.sink.recover(self.ledger.checkpoint(self.sink.name))
-        delivery = Delivery(self.settings, self.registry, self.ledger, self.sink, Wording(), self._publish)
+        delivery = Delivery(
+            self.settings, self.registry, self.ledger, self.channels, Wording(), self._publish, self._dead_letter
+        )
         self.handlers = Handlers(PendingStore(self._conn), delivery)
         await self.broker.connect()
         await self.registry.start()
@@ -89,6 +90,7 @@ class NotifierService:
         await cancel_tasks(self._lag)
         await self.broker.stop()
         await self.registry.stop()
+        await self.channels.close()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
