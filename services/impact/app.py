@@ -15,6 +15,7 @@ from services.impact import view_snapshot as snapshots
 from services.impact.affected import assess, breakdown
 from services.impact.api import create_api
 from services.impact.directives import Delta, Directives
+from services.impact.losing import losing_by_model
 from services.impact.messages import Cause, assessment, delta_message
 from services.impact.recovery import ImpactReplay
 from services.impact.registry_view import RegistryView
@@ -214,7 +215,15 @@ class ImpactService:
             amendment = self.directives.amendment(event.directive_id, affected.by_model)
             cause = Cause(event.directive_id, event.revision, event.event_id, utc_now())
             await self._publish(
-                assessment(cause, "restrict", event.scope, affected, self._offsets(), amendment=amendment)
+                assessment(
+                    cause,
+                    "restrict",
+                    event.scope,
+                    affected,
+                    self._offsets(),
+                    amendment=amendment,
+                    losing=losing_by_model(self.population, affected.by_model),
+                )
             )
             self.directives.activate(event.directive_id, event.revision, event.scope, affected.by_model)
             log.info(
@@ -235,7 +244,8 @@ class ImpactService:
                 return
             restored = breakdown(self.view.population, self.directives.restored(event.directive_id))
             cause = Cause(event.directive_id, active.revision, event.event_id, utc_now())
-            await self._publish(assessment(cause, "lift", active.scope, restored, self._offsets()))
+            losing = losing_by_model(self.population, restored.by_model)  # here: who regains a model they hold
+            await self._publish(assessment(cause, "lift", active.scope, restored, self._offsets(), losing=losing))
             self.directives.lift(event.directive_id)
             log.info("directive lifted", restored=restored.users, digest=restored.digest)
 
