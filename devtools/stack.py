@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from devtools import ROOT
+from devtools.mailbox import Mailbox
 from devtools.ports import free_port
 from devtools.processes import signal_group
 
@@ -64,6 +65,7 @@ class Stack:
     clusters: tuple[Cluster, ...] = DEMO_CLUSTERS
     extra_env: dict[str, str] = field(default_factory=dict)  # for every process (e.g. a log level)
     processes: dict[str, Process] = field(default_factory=dict)
+    mailbox: Mailbox | None = None  # the SMTP server the notifier sends to (started with the stack)
 
     def state_dir(self, name: str) -> Path:
         return self.run_dir / "state" / name
@@ -84,8 +86,9 @@ class Stack:
         return self.processes[name]
 
     @property
-    def outbox(self) -> Path:
-        return self.state_dir("notifier") / "outbox.jsonl"
+    def mail_log(self) -> Path:
+        """Every message the stack's SMTP server received, one JSON line each."""
+        return self.run_dir / "mailbox.jsonl"
 
     @property
     def ledger(self) -> Path:
@@ -93,6 +96,8 @@ class Stack:
 
     def start(self, timeout: float = 90.0) -> None:
         (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self.mailbox = self.mailbox or Mailbox(self.mail_log)
+        self.mailbox.start()
         for name in CORE_SERVICES:
             self.spawn(name, name, self._env(name), mode="ab")
         for cluster in self.clusters:
@@ -121,8 +126,11 @@ class Stack:
         prefix = f"COUNTERMAND_{name.upper()}_"
         env[f"{prefix}STATE_DIR"] = str(self.state_dir(name))
         env[f"{prefix}HTTP_PORT"] = str(free_port())  # every service answers /readyz (health, or its API)
-        if name == "notifier":
-            env[f"{prefix}OUTBOX_PATH"] = str(self.outbox)
+        if name == "notifier" and self.mailbox is not None:
+            env[f"{prefix}EMAIL_CHANNEL"] = "smtp"
+            env[f"{prefix}SMTP_HOST"] = "127.0.0.1"
+            env[f"{prefix}SMTP_PORT"] = str(self.mailbox.port)
+            env[f"{prefix}SMTP_SENDER"] = "notices@countermand.test"
         return env
 
     def _agent_env(self, cluster: Cluster) -> dict[str, str]:
@@ -207,6 +215,8 @@ class Stack:
                 signal_group(proc.popen, signal.SIGKILL)
                 proc.popen.wait()
         self.processes.clear()
+        if self.mailbox is not None:
+            self.mailbox.stop()
 
 
 def _is_ready_line(line: str) -> bool:

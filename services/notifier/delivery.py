@@ -110,7 +110,8 @@ class Delivery:
         letters = []
         for notice, contact in split.deliverable:
             try:
-                letters.append(Letter(notice, contact, *self._wording.render(notice, contact.locale)))
+                rendered = self._wording.render(notice, contact.locale)
+                letters.append(Letter(notice, contact, *rendered, self._wording.locale_for(contact.locale)))
             except Unrenderable as exc:
                 failed.append(Recorded(notice, "failed", None, str(exc)))
         return letters, failed

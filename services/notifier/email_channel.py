@@ -34,7 +34,7 @@ def mail_of(letter: Letter) -> Mail:
         letter.subject,
         letter.body,
         letter.html,
-        letter.contact.locale,
+        letter.language,
     )
 
 

@@ -21,6 +21,7 @@ class Letter:
     subject: str
     body: str
     html: str = ""
+    language: str = "en"  # of the templates used (the contact's locale, its language, or the fallback)
 
     def as_record(self) -> dict[str, object]:
         n = self.notice

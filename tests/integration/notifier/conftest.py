@@ -39,6 +39,7 @@ def settings_for(bootstrap: str, state: Path, group: str) -> NotifierSettings:
         registry_wait_s=5.0,
         batch_size=2,
         publish_group=3,
+        email_channel="outbox",  # these tests read the development channel; test_smtp_crash.py uses SMTP
     )
 
 
