@@ -10,7 +10,7 @@ KAFKA_CONTROLLER_PORT ?= 9093
 TEST_KAFKA_DIR := $(CURDIR)/.run/test-kafka
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv lint format tools kafka-fetch kafka-up kafka-down topics run test bench bench-impact bench-enforce docs clean
+.PHONY: help venv lint format tools kafka-fetch kafka-up kafka-down topics run test bench bench-impact bench-enforce bench-notify docs clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ bench-impact: venv kafka-fetch ## Benchmark impact evaluation and registry impor
 bench-enforce: venv kafka-fetch ## Benchmark enforcement on real Kafka and the agent (bench/results/enforce.json, agent.json)
 	@$(PY) -m bench.enforce
 	@$(PY) -m bench.agent
+
+bench-notify: venv ## Benchmark the notifier's channels to local aiosmtpd and a webhook receiver (bench/results/notify.json)
+	@$(PY) -m bench.notify
 
 docs: venv ## Regenerate JSON Schemas and AsyncAPI documents under docs/
 	@$(PY) -m cli.docs
