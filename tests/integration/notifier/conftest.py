@@ -72,6 +72,7 @@ def user(user_id: int, email: str) -> tuple[str, bytes, bytes]:
         nationalities=["FR"],
         residence="FR",
         account_type="consumer",
+        entitlements=["fable-5", "mythos-5"],  # a notice names only models the recipient holds
         locale="fr",
     )
     return "identity.users.v1", user_key(user_id), message.model_dump_json().encode()
