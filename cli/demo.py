@@ -74,9 +74,11 @@ def _four_eyes(proposed: dict, approved: dict) -> None:
 
 
 def _summary(assessed: ImpactAssessed, enforced: DirectiveEnforced) -> None:
-    table = Table("model", "users denied", title=f"{assessed.directive_id} rev {assessed.revision}: affected")
+    title = f"{assessed.directive_id} rev {assessed.revision}: affected"
+    table = Table("model", "users covered (denied)", "users losing access (entitled)", title=title)
+    losing = assessed.losing_by_model or {}
     for model, count in sorted(assessed.affected_by_model.items()):
-        table.add_row(model, f"{count:,}")
+        table.add_row(model, f"{count:,}", f"{losing[model]:,}" if model in losing else "n/a")
     table.add_row("[bold]distinct users", f"[bold]{assessed.affected_users:,}")
     table.add_row("only because nationality/residence unknown", f"{assessed.unknown_only:,}")
     console.print(table)
@@ -208,7 +210,8 @@ async def mission(stack: Stack, users: int, seed: int) -> None:
     _step("3/6 access checks through the agents")
     _access_table(stack, samples, "while the directive is in force")
     sent = await _notices(bootstrap, directive_id, revision, "restricted", assessed.affected_users)
-    console.print(f"notices sent: {sent:,} 'restricted' (outbox {stack.outbox})")
+    mails = len(stack.mailbox.unique()) if stack.mailbox else 0
+    console.print(f"notices sent: {sent:,} 'restricted'; the local SMTP server holds {mails:,} (log {stack.mail_log})")
 
     _step("4/6 lifting the directive (proposed and approved too)")
     started = time.monotonic()
