@@ -181,8 +181,6 @@ class Stack:
         prefix = f"COUNTERMAND_{name.upper()}_"
         env[f"{prefix}STATE_DIR"] = str(self.state_dir(name))
         env[f"{prefix}HTTP_PORT"] = str(free_port())  # every service answers /readyz (health, or its API)
-        if name == "notifier":
-            env[f"{prefix}OUTBOX_PATH"] = str(self.outbox)
         if name == "audit":
             env[f"{prefix}SIGNING_KEY_FILE"] = str(self.audit_key())
             env[f"{prefix}SIGNING_KEY_ID"] = AUDIT_KEY_ID
