@@ -10,6 +10,7 @@ import zlib
 from collections import Counter
 from pathlib import Path
 
+from devtools.broker import KafkaAccess
 from devtools.mailbox import Mailbox
 from devtools.processes import signal_group
 from devtools.stack import Stack
@@ -58,11 +59,11 @@ def _spawn(stack: Stack, state: Path, box: Mailbox, group: str):
 
 
 async def test_kill_9_mid_batch_then_restart_leaves_exactly_one_notice_per_recipient(
-    bootstrap: str, unique: str, tmp_path: Path
+    bootstrap: str, unique: str, tmp_path: Path, kafka_access: KafkaAccess
 ) -> None:
     directive, base = f"CRASH-{unique}", 3_000_000_000 + zlib.crc32(unique.encode()) % 40_000 * 25_000  # 20,001 ids
     await _load_registry(bootstrap, base)
-    stack = Stack(bootstrap, tmp_path)
+    stack = Stack(bootstrap, tmp_path, access=kafka_access)  # the notifier process logs in to the broker
     with Mailbox(tmp_path / "mailbox.jsonl") as box:
         first = _spawn(stack, tmp_path / "state", box, f"notifier-{unique}")
         try:
