@@ -64,9 +64,13 @@ class Stack:
     clusters: tuple[Cluster, ...] = DEMO_CLUSTERS
     extra_env: dict[str, str] = field(default_factory=dict)  # for every process (e.g. a log level)
     processes: dict[str, Process] = field(default_factory=dict)
+    # One state folder for every service, as their defaults share `.run/state` (each keeps a subfolder of
+    # its own): what `make run` and `make up` use, so the CLI's defaults (the audit ledger) find their state.
+    # None: a folder per process under run_dir/state (tests, benchmarks).
+    state_root: Path | None = None
 
     def state_dir(self, name: str) -> Path:
-        return self.run_dir / "state" / name
+        return self.state_root if self.state_root is not None else self.run_dir / "state" / name
 
     @property
     def intake(self) -> Process:
@@ -85,7 +89,7 @@ class Stack:
 
     @property
     def outbox(self) -> Path:
-        return self.state_dir("notifier") / "outbox.jsonl"
+        return self.state_dir("notifier") / "notifier" / "outbox.jsonl"  # where the notifier's default puts it
 
     @property
     def ledger(self) -> Path:
