@@ -4,7 +4,7 @@ then tombstones, encoding the next slice in a worker thread while the current on
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from cli.imports import producing
-from cli.imports.encoding import Encoded, encode, value_of
+from cli.imports.encoding import encode
 from cli.imports.reader import read
 from cli.imports.validation import Checked, check
 from shared.contracts.catalogue import USERS, Topic
@@ -74,9 +74,9 @@ async def run(plan: Plan, settings: KafkaSettings, progress: Progress | None = N
 
     async with producing.users_producer(settings) as producer:
         pending: list[tuple[list[asyncio.Future], int]] = []
-        value = value_of(plan.occurred_at)
-        async for keys, bodies in _slices(plan):
-            pending.append((await producing.send(producer, keys, bodies, value, topic), len(keys)))
+        async for records in _slices(plan, topic, producing.batch_bytes(settings)):
+            count = sum(len(part.keys) for part in records)
+            pending.append((await producing.send(producer, records, topic), count))
             while len(pending) > 1:  # wait for a slice only once the next one is queued
                 futures, count = pending.pop(0)
                 await asyncio.gather(*futures)
@@ -87,23 +87,25 @@ async def run(plan: Plan, settings: KafkaSettings, progress: Progress | None = N
     return done
 
 
-async def _slices(plan: Plan):
-    """(keys, bodies or None for tombstones) in slices: upserts (encoded one slice ahead), then deletions."""
-    upserts = plan.checked.upserts
-    starts = range(0, len(upserts), SLICE)
-    ahead: asyncio.Future[Encoded] | None = None
+async def _slices(plan: Plan, topic: Topic, batch_size: int) -> AsyncIterator[list[producing.PartitionRecords]]:
+    """Each slice's records by partition: upserts (the next slice encoded in a worker thread while this one is
+    sent), then deletions and snapshot tombstones."""
+
+    def upserts(start: int) -> list[producing.PartitionRecords]:
+        encoded = encode(plan.checked.upserts.slice(start, SLICE))
+        return producing.by_partition(encoded.keys, encoded.bodies, plan.occurred_at, topic.partitions, batch_size)
+
+    starts = range(0, len(plan.checked.upserts), SLICE)
+    ahead: asyncio.Future | None = None
     for start in starts:
-        current = await ahead if ahead else await asyncio.to_thread(encode, upserts.slice(start, SLICE))
+        current = await (ahead or asyncio.to_thread(upserts, start))
         following = start + SLICE
-        ahead = (
-            asyncio.ensure_future(asyncio.to_thread(encode, upserts.slice(following, SLICE)))
-            if following < len(upserts)
-            else None
-        )
-        yield current.keys, current.bodies
+        ahead = asyncio.ensure_future(asyncio.to_thread(upserts, following)) if following < starts.stop else None
+        yield current
     for ids in (plan.checked.deletions, plan.absent):
         for start in range(0, len(ids), SLICE):
-            yield _keys(ids[start : start + SLICE]), None
+            keys = _keys(ids[start : start + SLICE])
+            yield producing.by_partition(keys, None, plan.occurred_at, topic.partitions, batch_size)
 
 
 def _keys(ids: np.ndarray) -> pa.Array:
