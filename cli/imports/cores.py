@@ -13,6 +13,7 @@ import asyncio
 import multiprocessing
 import os
 import queue
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -25,8 +26,9 @@ DONE = "done"
 
 
 def processes_for(upserts: int) -> int:
-    """How many producer processes an import of this many upserts uses (1 or 2)."""
-    return 2 if upserts >= PARALLEL_FROM and (os.cpu_count() or 1) >= 2 else 1
+    """How many producer processes an import of this many upserts uses (1 or 2): 2 only on Linux, where forking
+    after Arrow's threads have run is safe (macOS's system libraries are not fork-safe)."""
+    return 2 if upserts >= PARALLEL_FROM and (os.cpu_count() or 1) >= 2 and sys.platform == "linux" else 1
 
 
 def halves(upserts: pa.Table, partitions: int) -> tuple[pa.Table, pa.Table]:
