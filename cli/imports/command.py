@@ -52,7 +52,7 @@ def import_command(
     ),
     bootstrap: str = typer.Option(None, help="Bootstrap servers (default: COUNTERMAND_KAFKA_BOOTSTRAP)."),
     processes: int = typer.Option(
-        None, min=1, max=2, help="Producer processes (default: 2 from 400,000 upserts on 2+ cores, else 1)."
+        None, min=1, max=2, help="Producer processes (default: 2 from 400,000 upserts on Linux with 2+ cores, else 1)."
     ),
 ) -> None:
     """Import users from FILE; refused rows are reported and the good ones imported."""
