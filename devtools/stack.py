@@ -118,8 +118,13 @@ class Stack:
 
     mailbox: Mailbox | None = None  # the SMTP server the notifier sends to (started with the stack)
 
+    # One state folder for every service, as their defaults share `.run/state` (each keeps a subfolder of
+    # its own): what `make run` and `make up` use, so the CLI's defaults (the audit ledger) find their state.
+    # None: a folder per process under run_dir/state (tests, benchmarks).
+    state_root: Path | None = None
+
     def state_dir(self, name: str) -> Path:
-        return self.run_dir / "state" / name
+        return self.state_root if self.state_root is not None else self.run_dir / "state" / name
 
     @property
     def intake(self) -> Process:
