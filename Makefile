@@ -10,7 +10,7 @@ KAFKA_CONTROLLER_PORT ?= 9093
 TEST_KAFKA_DIR := $(CURDIR)/.run/test-kafka
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv lint format tools kafka-fetch kafka-up kafka-down topics compose-secrets run test bench bench-impact bench-enforce bench-audit docs clean
+.PHONY: help venv lint format tools kafka-fetch kafka-up kafka-down topics compose-secrets run up down test bench bench-impact bench-enforce bench-audit bench-notify docs clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -63,6 +63,12 @@ compose-secrets: ## Make docker-compose.yml's Kafka secrets (CA, certificate, pa
 run: venv kafka-fetch ## Install, start Kafka and every service, run the mission end to end, stop
 	@$(PY) -m cli.demo --kafka-dir .run/demo-kafka
 
+up: venv kafka-fetch ## Start Kafka and every service in the background, load a registry, print the endpoints
+	@$(PY) -m cli.local_stack up
+
+down: ## Stop exactly what `make up` started (safe to run twice)
+	@if [ -x $(PY) ]; then $(PY) -m cli.local_stack down; else echo "nothing to stop (no $(VENV))"; fi
+
 test: venv kafka-fetch tools ## Run the whole test suite on a real Kafka the session starts
 	@trap '$(PYTHON) deploy/kafka/kafkalocal.py down --data $(TEST_KAFKA_DIR) >/dev/null 2>&1' EXIT; \
 	COUNTERMAND_TEST_KAFKA_DIR=$(TEST_KAFKA_DIR) $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
@@ -80,6 +86,9 @@ bench-enforce: venv kafka-fetch ## Benchmark enforcement on real Kafka and the a
 
 bench-audit: venv ## Benchmark the audit's replay, report, explain and verify (bench/results/audit.json)
 	@$(PY) -m bench.audit
+
+bench-notify: venv ## Benchmark the notifier's channels to local aiosmtpd and a webhook receiver (bench/results/notify.json)
+	@$(PY) -m bench.notify
 
 docs: venv ## Regenerate JSON Schemas and AsyncAPI documents under docs/
 	@$(PY) -m cli.docs

@@ -25,6 +25,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli.local_stack import RUN_DIR as UP_RUN_DIR
+from cli.local_stack import STATE_DIR
+from cli.stack_record import StackRecord
+from devtools import ROOT
 from devtools.broker import LocalBroker
 from devtools.observe import TopicReader
 from devtools.registry import population as registry_population
@@ -74,9 +78,11 @@ def _four_eyes(proposed: dict, approved: dict) -> None:
 
 
 def _summary(assessed: ImpactAssessed, enforced: DirectiveEnforced) -> None:
-    table = Table("model", "users denied", title=f"{assessed.directive_id} rev {assessed.revision}: affected")
+    title = f"{assessed.directive_id} rev {assessed.revision}: affected"
+    table = Table("model", "users covered (denied)", "users losing access (entitled)", title=title)
+    losing = assessed.losing_by_model or {}
     for model, count in sorted(assessed.affected_by_model.items()):
-        table.add_row(model, f"{count:,}")
+        table.add_row(model, f"{count:,}", f"{losing[model]:,}" if model in losing else "n/a")
     table.add_row("[bold]distinct users", f"[bold]{assessed.affected_users:,}")
     table.add_row("only because nationality/residence unknown", f"{assessed.unknown_only:,}")
     console.print(table)
@@ -179,13 +185,20 @@ async def _await_enforced(
         return assessed, enforced
 
 
-def _cli(*args: str, env_bootstrap: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
-        check=False,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "COUNTERMAND_KAFKA_BOOTSTRAP": env_bootstrap},
-    )
+def _cli(stack: Stack, *args: str) -> None:
+    """A `countermand` command as a user types it after `make run`: from the repository, with no setting but
+    the broker's address (which `make run` picks); the audit's state only when not in the default place."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COUNTERMAND_")}
+    env["COUNTERMAND_KAFKA_BOOTSTRAP"] = stack.bootstrap
+    if stack.state_root != STATE_DIR:
+        env["COUNTERMAND_AUDIT_STATE_DIR"] = str(stack.state_root)
+    subprocess.run([sys.executable, "-m", "cli.main", *args], check=False, cwd=ROOT, stdin=subprocess.DEVNULL, env=env)
+
+
+def demo_stack(bootstrap: str, run_dir: Path, state_dir: Path = STATE_DIR) -> Stack:
+    """The demo's stack: logs under run_dir, state in the services' default layout (what `countermand audit
+    report` and the other commands read without options after `make run`)."""
+    return Stack(bootstrap, run_dir, state_root=state_dir)
 
 
 async def mission(stack: Stack, users: int, seed: int) -> None:
@@ -208,7 +221,8 @@ async def mission(stack: Stack, users: int, seed: int) -> None:
     _step("3/6 access checks through the agents")
     _access_table(stack, samples, "while the directive is in force")
     sent = await _notices(bootstrap, directive_id, revision, "restricted", assessed.affected_users)
-    console.print(f"notices sent: {sent:,} 'restricted' (outbox {stack.outbox})")
+    mails = len(stack.mailbox.unique()) if stack.mailbox else 0
+    console.print(f"notices sent: {sent:,} 'restricted'; the local SMTP server holds {mails:,} (log {stack.mail_log})")
 
     _step("4/6 lifting the directive (proposed and approved too)")
     started = time.monotonic()
@@ -224,9 +238,10 @@ async def mission(stack: Stack, users: int, seed: int) -> None:
 
     _step("5/6 audit timeline and verification")
     await asyncio.sleep(2)  # let the audit consume the last events
-    _cli("audit", "report", directive_id, "--ledger", str(stack.ledger), env_bootstrap=bootstrap)
-    _cli("audit", "verify", "--ledger", str(stack.ledger), env_bootstrap=bootstrap)
-    _cli("status", directive_id, env_bootstrap=bootstrap)
+    # As the README shows them: the ledger is where the audit CLI looks by default (the stack's state_root).
+    _cli(stack, "audit", "report", directive_id)
+    _cli(stack, "audit", "verify")
+    _cli(stack, "status", directive_id)
 
 
 def _interrupt(signum: int, _frame: object) -> None:
@@ -236,7 +251,8 @@ def _interrupt(signum: int, _frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kafka-dir", type=Path, default=Path(".run/demo-kafka"))
-    parser.add_argument("--run-dir", type=Path, default=Path(".run/demo"))
+    parser.add_argument("--run-dir", type=Path, default=Path(".run/demo"), help="the services' logs")
+    parser.add_argument("--state-dir", type=Path, default=STATE_DIR, help="every service's state (emptied first)")
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
@@ -245,10 +261,15 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     wall = time.monotonic()
+    state_dir = args.state_dir.resolve()
+    if (up := StackRecord.load(UP_RUN_DIR)) is not None and up.alive() and Path(up.state_dir) == state_dir:
+        console.print(f"[red]`make up` runs a stack on {state_dir}[/red]: `make down` first, or pass --state-dir")
+        return 1
     run_dir = args.run_dir.resolve()
-    shutil.rmtree(run_dir, ignore_errors=True)
+    for folder in (run_dir, state_dir):
+        shutil.rmtree(folder, ignore_errors=True)
     kafka = LocalBroker(args.kafka_dir)
-    stack = Stack(kafka.bootstrap, run_dir)
+    stack = demo_stack(kafka.bootstrap, run_dir, state_dir)
     try:
         _step("starting Kafka and every service")
         started = time.monotonic()
@@ -266,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(mission(stack, args.users, args.seed))
         _step("6/6 done")
         console.print(f"[bold]mission complete in {time.monotonic() - wall:.1f}s")
+        console.print(
+            f"the audit ledger stays in {state_dir}: `countermand audit report EXP-2026-001` and "
+            "`countermand audit verify` work after this run; `make up` runs a stack that stays up"
+        )
         return 0
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: stopping everything")

@@ -21,6 +21,7 @@ import httpx
 
 from devtools import ROOT
 from devtools.broker import KafkaAccess
+from devtools.mailbox import Mailbox
 from devtools.ports import free_port
 from devtools.processes import signal_group
 from shared.runtime.auth import API_KEY_HEADER, LocalIssuer, Role, create_local_identities, local_environment
@@ -115,8 +116,15 @@ class Stack:
             raise RuntimeError(f"intake refused {method} {path}: {reply.status_code} {reply.text[:500]}")
         return reply.json()
 
+    mailbox: Mailbox | None = None  # the SMTP server the notifier sends to (started with the stack)
+
+    # One state folder for every service, as their defaults share `.run/state` (each keeps a subfolder of
+    # its own): what `make run` and `make up` use, so the CLI's defaults (the audit ledger) find their state.
+    # None: a folder per process under run_dir/state (tests, benchmarks).
+    state_root: Path | None = None
+
     def state_dir(self, name: str) -> Path:
-        return self.run_dir / "state" / name
+        return self.state_root if self.state_root is not None else self.run_dir / "state" / name
 
     @property
     def intake(self) -> Process:
@@ -134,8 +142,9 @@ class Stack:
         return self.processes[name]
 
     @property
-    def outbox(self) -> Path:
-        return self.state_dir("notifier") / "outbox.jsonl"
+    def mail_log(self) -> Path:
+        """Every message the stack's SMTP server received, one JSON line each."""
+        return self.run_dir / "mailbox.jsonl"
 
     @property
     def ledger(self) -> Path:
@@ -143,6 +152,8 @@ class Stack:
 
     def start(self, timeout: float = 90.0) -> None:
         (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self.mailbox = self.mailbox or Mailbox(self.mail_log)
+        self.mailbox.start()
         for name in CORE_SERVICES:
             self.spawn(name, name, self._env(name), mode="ab")
         for cluster in self.clusters:
@@ -175,11 +186,14 @@ class Stack:
         prefix = f"COUNTERMAND_{name.upper()}_"
         env[f"{prefix}STATE_DIR"] = str(self.state_dir(name))
         env[f"{prefix}HTTP_PORT"] = str(free_port())  # every service answers /readyz (health, or its API)
-        if name == "notifier":
-            env[f"{prefix}OUTBOX_PATH"] = str(self.outbox)
         if name == "audit":
             env[f"{prefix}SIGNING_KEY_FILE"] = str(self.audit_key())
             env[f"{prefix}SIGNING_KEY_ID"] = AUDIT_KEY_ID
+        if name == "notifier" and self.mailbox is not None:
+            env[f"{prefix}EMAIL_CHANNEL"] = "smtp"
+            env[f"{prefix}SMTP_HOST"] = "127.0.0.1"
+            env[f"{prefix}SMTP_PORT"] = str(self.mailbox.port)
+            env[f"{prefix}SMTP_SENDER"] = "notices@countermand.test"
         return env
 
     @property
@@ -280,6 +294,8 @@ class Stack:
                 signal_group(proc.popen, signal.SIGKILL)
                 proc.popen.wait()
         self.processes.clear()
+        if self.mailbox is not None:
+            self.mailbox.stop()
 
 
 def _is_ready_line(line: str) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from binascii import hexlify
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,9 +29,8 @@ class Encoded:
     bodies: pa.Array  # binary: every field after the envelope, '"type":"UserUpserted",...}'
 
     def values(self, occurred_at: datetime) -> list[bytes]:
-        """Every record's value (the producer builds them one by one, as it appends them to a batch)."""
-        value = value_of(occurred_at)
-        return [value(body) for body in self.bodies.to_pylist()]
+        """Every record's value, in order."""
+        return values_of(self.bodies.to_pylist(), occurred_at)
 
 
 def envelope_head(occurred_at: datetime) -> tuple[bytes, bytes]:
@@ -44,6 +43,12 @@ def envelope_head(occurred_at: datetime) -> tuple[bytes, bytes]:
             '"correlation_id":null,"causation_id":null,'
         ).encode(),
     )
+
+
+def envelope_bytes(occurred_at: datetime) -> int:
+    """How many bytes a value has besides its body: the envelope and the event id's 32 hex digits."""
+    before, after = envelope_head(occurred_at)
+    return len(before) + 32 + len(after)
 
 
 def encode(upserts: pa.Table) -> Encoded:
@@ -64,6 +69,16 @@ def value_of(occurred_at: datetime) -> Callable[[bytes], bytes]:
         return before + hexlify(sha1(prefix + body).digest()[:16]) + after + body
 
     return value
+
+
+def values_of(bodies: Sequence[bytes], occurred_at: datetime) -> list[bytes]:
+    """[value_of(occurred_at)(body) for body in bodies], byte for byte (a unit test holds them equal), with
+    the least Python per record: SHA-1 has no Arrow kernel; the hex and the concatenation run in C."""
+    before, after = envelope_head(occurred_at)
+    template = before.replace(b"%", b"%%") + b"%s" + after.replace(b"%", b"%%") + b"%s"
+    prefix, sha1 = NAMESPACE.bytes, hashlib.sha1
+    ids = map(hexlify, [sha1(prefix + body).digest()[:16] for body in bodies])
+    return list(map(template.__mod__, zip(ids, bodies, strict=True)))
 
 
 def event_id(body: bytes) -> str:

@@ -1,10 +1,11 @@
 """One import from start to end: read and validate the whole file, then (unless a dry run) produce upserts,
-then tombstones, encoding the next slice in a worker thread while the current one is sent."""
+then tombstones, encoding the next slice in a worker thread while the current one is sent; a large import's
+upserts are shared with a second process (cores)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from cli.imports import producing
-from cli.imports.encoding import Encoded, encode, value_of
+from cli.imports import cores, producing
+from cli.imports.encoding import encode
 from cli.imports.reader import read
 from cli.imports.validation import Checked, check
 from shared.contracts.catalogue import USERS, Topic
@@ -62,21 +63,57 @@ async def with_absent(plan: Plan, settings: KafkaSettings, topic: Topic = USERS)
     return plan
 
 
-async def run(plan: Plan, settings: KafkaSettings, progress: Progress | None = None, topic: Topic = USERS) -> int:
-    """Produce the plan's upserts, deletions and snapshot tombstones; returns the records acknowledged."""
+async def run(
+    plan: Plan,
+    settings: KafkaSettings,
+    progress: Progress | None = None,
+    topic: Topic = USERS,
+    processes: int | None = None,
+) -> int:
+    """Produce the plan's upserts, deletions and snapshot tombstones; returns the records acknowledged.
+    `processes`: 1 or 2 producer processes (default: 2 for a large import, see cores)."""
     done = 0
+    second: cores.SecondProducer | None = None
 
     def acknowledged(count: int) -> None:
         nonlocal done
-        done += count
+        done += count + (second.acknowledged() if second else 0)
         if progress:
             progress(done)
 
+    upserts, tombstones = plan.checked.upserts, (plan.checked.deletions, plan.absent)
+    if (processes or cores.processes_for(len(upserts))) > 1:
+        upserts, theirs = cores.halves(upserts, topic.partitions)
+        second = cores.SecondProducer(lambda report: _produce(theirs, (), plan.occurred_at, settings, topic, report))
+        second.start()
+    try:
+        if second is None:
+            await _produce(upserts, tombstones, plan.occurred_at, settings, topic, acknowledged)
+        else:  # tombstones once every upsert is in, as with one process
+            await _produce(upserts, (), plan.occurred_at, settings, topic, acknowledged)
+            acknowledged(await second.finish())
+            if any(len(ids) for ids in tombstones):
+                await _produce(upserts.slice(0, 0), tombstones, plan.occurred_at, settings, topic, acknowledged)
+    finally:
+        if second:
+            second.stop()
+    return done
+
+
+async def _produce(
+    upserts: pa.Table,
+    tombstones: Sequence[np.ndarray],
+    occurred_at: datetime,
+    settings: KafkaSettings,
+    topic: Topic,
+    acknowledged: Progress,
+) -> None:
     async with producing.users_producer(settings) as producer:
         pending: list[tuple[list[asyncio.Future], int]] = []
-        value = value_of(plan.occurred_at)
-        async for keys, bodies in _slices(plan):
-            pending.append((await producing.send(producer, keys, bodies, value, topic), len(keys)))
+        batch_size = producing.batch_bytes(settings)
+        async for records in _slices(upserts, tombstones, occurred_at, topic.partitions, batch_size):
+            count = sum(len(part.keys) for part in records)
+            pending.append((await producing.send(producer, records, topic), count))
             while len(pending) > 1:  # wait for a slice only once the next one is queued
                 futures, count = pending.pop(0)
                 await asyncio.gather(*futures)
@@ -84,26 +121,28 @@ async def run(plan: Plan, settings: KafkaSettings, progress: Progress | None = N
         for futures, count in pending:
             await asyncio.gather(*futures)
             acknowledged(count)
-    return done
 
 
-async def _slices(plan: Plan):
-    """(keys, bodies or None for tombstones) in slices: upserts (encoded one slice ahead), then deletions."""
-    upserts = plan.checked.upserts
+async def _slices(
+    upserts: pa.Table, tombstones: Sequence[np.ndarray], occurred_at: datetime, partitions: int, batch_size: int
+) -> AsyncIterator[list[producing.PartitionRecords]]:
+    """Each slice's records by partition: upserts (the next slice encoded in a worker thread while this one is
+    sent), then tombstones."""
+
+    def encoded(start: int) -> list[producing.PartitionRecords]:
+        slice_ = encode(upserts.slice(start, SLICE))
+        return producing.by_partition(slice_.keys, slice_.bodies, occurred_at, partitions, batch_size)
+
     starts = range(0, len(upserts), SLICE)
-    ahead: asyncio.Future[Encoded] | None = None
+    ahead: asyncio.Future | None = None
     for start in starts:
-        current = await ahead if ahead else await asyncio.to_thread(encode, upserts.slice(start, SLICE))
+        current = await (ahead or asyncio.to_thread(encoded, start))
         following = start + SLICE
-        ahead = (
-            asyncio.ensure_future(asyncio.to_thread(encode, upserts.slice(following, SLICE)))
-            if following < len(upserts)
-            else None
-        )
-        yield current.keys, current.bodies
-    for ids in (plan.checked.deletions, plan.absent):
+        ahead = asyncio.ensure_future(asyncio.to_thread(encoded, following)) if following < starts.stop else None
+        yield current
+    for ids in tombstones:
         for start in range(0, len(ids), SLICE):
-            yield _keys(ids[start : start + SLICE]), None
+            yield producing.by_partition(_keys(ids[start : start + SLICE]), None, occurred_at, partitions, batch_size)
 
 
 def _keys(ids: np.ndarray) -> pa.Array:

@@ -177,6 +177,13 @@ def verify(
     keys: Path = typer.Option(None, "--keys", help=KEYS_HELP),
     kafka: bool = typer.Option(True, "--kafka/--no-kafka", help="Also hold the ledger against the topics."),
     bootstrap: str = typer.Option(None, "--bootstrap", help=BOOTSTRAP_HELP),
+    grace: float = typer.Option(
+        30.0,
+        "--grace",
+        min=0,
+        help="Seconds: a record Kafka received this recently that the ledger lacks is in flight (a running audit "
+        "records it a moment later), not missing. 0 when the audit is stopped.",
+    ),
 ) -> None:
     """Verify the hash chain, the Merkle root under every exported signed head, and the ledger against the topics'
     records: exit 1 naming what does not match."""
@@ -190,7 +197,7 @@ def verify(
             result = checked(store, heads, key_set)
         finally:
             store.close()
-        offsets = asyncio.run(_offsets(bootstrap, result)) if kafka else None
+        offsets = asyncio.run(_offsets(bootstrap, result, grace)) if kafka else None
     except Refused as exc:
         raise fail(exc) from exc
     _print_verdict(result, offsets, folder)
@@ -198,9 +205,9 @@ def verify(
         raise typer.Exit(1)
 
 
-async def _offsets(bootstrap: str | None, result: LedgerCheck) -> OffsetsCheck:
+async def _offsets(bootstrap: str | None, result: LedgerCheck, grace_s: float) -> OffsetsCheck:
     try:
-        return await check_offsets(kafka_settings(bootstrap), RECORDED_TOPICS, result.leaves)
+        return await check_offsets(kafka_settings(bootstrap), RECORDED_TOPICS, result.leaves, grace_s)
     except Exception as exc:  # noqa: BLE001 - an unreachable broker is a clear error, not a traceback
         raise Refused(f"cannot read the topics to compare ({exc!r}); --no-kafka skips this check") from exc
 
@@ -242,6 +249,7 @@ def _print_offsets(offsets: OffsetsCheck, out: Console, err: Console) -> None:
         notes = [
             f"{offsets.compacted:,} compacted away" if offsets.compacted else "",
             f"{offsets.expired:,} expired" if offsets.expired else "",
+            f"{offsets.in_flight:,} written in the last seconds, not recorded yet" if offsets.in_flight else "",
         ]
         extra = "; ".join(n for n in notes if n)
         out.print("ledger matches the topics: no record missing, none extra" + (f" ({extra})" if extra else ""))

@@ -15,6 +15,7 @@ import structlog
 
 from services.impact.affected import assess, breakdown
 from services.impact.directives import Delta, Directives
+from services.impact.losing import losing_by_model
 from services.impact.messages import Cause, assessment, delta_message
 from services.impact.view_follower import ViewFollower
 from shared.contracts.bitmaps import bitmap_ids, union
@@ -57,7 +58,10 @@ class Assessor:
         amendment = self.directives.amendment(event.directive_id, affected.by_model)
         cause = Cause(event.directive_id, event.revision, event.event_id, utc_now())
         offsets = self.follower.offsets()
-        await self.publish_all(assessment(cause, "restrict", event.scope, affected, offsets, amendment=amendment))
+        losing = losing_by_model(self.follower.view.population, affected.by_model)
+        await self.publish_all(
+            assessment(cause, "restrict", event.scope, affected, offsets, amendment=amendment, losing=losing)
+        )
         self.directives.activate(event.directive_id, event.revision, event.scope, affected.by_model)
         log.info(
             "directive assessed",
@@ -77,7 +81,10 @@ class Assessor:
                 return
             restored = breakdown(self.follower.view.population, self.directives.restored(event.directive_id))
             cause = Cause(event.directive_id, active.revision, event.event_id, utc_now())
-            await self.publish_all(assessment(cause, "lift", active.scope, restored, self.follower.offsets()))
+            losing = losing_by_model(self.follower.view.population, restored.by_model)  # who regains a model they hold
+            await self.publish_all(
+                assessment(cause, "lift", active.scope, restored, self.follower.offsets(), losing=losing)
+            )
             self.directives.lift(event.directive_id)
             log.info("directive lifted", restored=restored.users, digest=restored.digest)
 

@@ -45,6 +45,7 @@ def assessment(
     registry_offsets: Mapping[int, int],
     ids_per_chunk: int | None = None,
     amendment: Amendment | None = None,
+    losing: Mapping[str, int] | None = None,
 ) -> list[ImpactAssessed | AffectedSetChunk]:
     """ImpactAssessed followed by its chunks, numbered across models in model-name order.
 
@@ -65,6 +66,7 @@ def assessment(
         scope=scope,
         affected_by_model={m: len(u) for m, u in affected.by_model.items()},
         affected_users=affected.users,
+        losing_by_model=None if losing is None else dict(losing),
         by_country=affected.by_country,
         by_account_type=affected.by_account_type,
         unknown_only=affected.unknown_only,

@@ -12,5 +12,10 @@ if __name__ == "__main__":
         build,
         NotifierSettings,
         http=NotifierService.http_server,
-        ready_fields=lambda settings, _: {"outbox": str(settings.outbox), "group": settings.group_id},
+        ready_fields=lambda settings, _: {
+            "email": settings.email_channel,
+            "smtp": f"{settings.smtp_host}:{settings.smtp_port}",
+            "webhook_endpoints": len(settings.webhooks),
+            "group": settings.group_id,
+        },
     )

@@ -1,4 +1,4 @@
-"""Composition root of the notifier: broker, subscribers, publishers, stores and sink from settings."""
+"""Composition root of the notifier: broker, subscribers, publishers, stores and channels from settings."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import uvicorn
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
+from services.notifier.channels import Channels, channels_of
 from services.notifier.delivery import Delivery
 from services.notifier.delivery_ledger import Ledger, open_database
 from services.notifier.directory import UserDirectory
@@ -19,7 +20,6 @@ from services.notifier.handlers import Handlers
 from services.notifier.pending import PendingStore
 from services.notifier.registry_feed import RegistryFeed
 from services.notifier.settings import NotifierSettings
-from services.notifier.sink import NoticeSink, OutboxSink
 from services.notifier.wording import Wording
 from shared.contracts.catalogue import ENFORCEMENT, IMPACT, NOTIFICATIONS, dead_letter_topic
 from shared.contracts.deadletter import DeadLetter
@@ -43,7 +43,7 @@ class NotifierService:
     watch: ConsumerWatch
     database: sqlite3.Connection
     ledger: Ledger
-    sink: NoticeSink
+    channels: Channels
     registry: RegistryFeed
     handlers: Handlers
     http: object = None
@@ -51,7 +51,6 @@ class NotifierService:
     _lag: asyncio.Task | None = field(default=None, repr=False)
 
     async def start(self) -> None:
-        self.sink.recover(self.ledger.checkpoint(self.sink.name))
         await self.broker.connect()
         await self.registry.start()
         await self.broker.start()
@@ -65,6 +64,7 @@ class NotifierService:
         await cancel_tasks(self._lag)
         await self.broker.stop()
         await self.registry.stop()
+        await self.channels.close()
         self.close()
 
     def close(self) -> None:
@@ -95,12 +95,12 @@ def build(settings: NotifierSettings | None = None) -> NotifierService:
         await broker.publish(letter, topic=dead_letter_topic(SERVICE).name, key=SERVICE.encode())
 
     database = open_database(settings.home / "notifier.db")
-    ledger, sink = Ledger(database), OutboxSink(settings.outbox)
+    ledger, channels = Ledger(database), channels_of(settings)
     registry = RegistryFeed(settings, UserDirectory(), dead_letter)
-    delivery = Delivery(settings, registry, ledger, sink, Wording(), publish)
+    delivery = Delivery(settings, registry, ledger, channels, Wording(), publish, dead_letter)
     handlers = Handlers(PendingStore(database), delivery)
     _subscribe(broker, settings, handlers)
-    service = NotifierService(settings, broker, watch, database, ledger, sink, registry, handlers)
+    service = NotifierService(settings, broker, watch, database, ledger, channels, registry, handlers)
     service.http = health_app(SERVICE, service.ready, watch)
     return service
 

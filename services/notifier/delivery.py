@@ -1,20 +1,25 @@
-"""Sends the notices of a confirmed set: ledger-checked, announced, written to the sink, in batches."""
+"""Sends the notices of a confirmed set in batches: ledger-checked, announced, sent on each recipient's channel,
+then recorded with the outcome; failures published with their reason and dead-lettered."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import structlog
 
-from services.notifier.delivery_ledger import Entry, Ledger
-from services.notifier.notices import NOTICE_ACTION, Notice, addressed, batches, due, notices_for
+from services.notifier.channels import Channels
+from services.notifier.delivery_ledger import Entry, Ledger, Recorded
+from services.notifier.notices import NOTICE_ACTION, Addressed, Notice, addressed, batches, due, notices_for
 from services.notifier.pairing import Ready
 from services.notifier.registry_feed import RegistryFeed
 from services.notifier.settings import NotifierSettings
-from services.notifier.sink import Letter, NoticeSink
-from services.notifier.wording import Wording
+from services.notifier.sink import Letter
+from services.notifier.wording import Unrenderable, Wording
+from shared.contracts.catalogue import NOTIFICATIONS
+from shared.contracts.deadletter import DeadLetter
 from shared.contracts.envelope import Event, envelope
 from shared.contracts.notifications import NotificationDelivered, NotificationFailed, NotificationRequested
 from shared.runtime.metrics import NOTICES
@@ -30,27 +35,30 @@ class Tally:
 
     delivered: int = 0
     failed: int = 0
-    skipped: int = 0
+    skipped: int = 0  # already in the ledger
+    unaffected: int = 0  # covered, but entitled to none of the models
 
 
 class Delivery:
-    """For each batch: NotificationRequested, then ledger+sink in one step, then Delivered/Failed."""
+    """For each batch: NotificationRequested, the sends, the ledger, then Delivered/Failed (and dead letters)."""
 
     def __init__(
         self,
         settings: NotifierSettings,
         registry: RegistryFeed,
         ledger: Ledger,
-        sink: NoticeSink,
+        channels: Channels,
         wording: Wording,
         publish: Publish,
+        dead_letter: Callable[[DeadLetter], Awaitable[object]],
     ) -> None:
         self._settings = settings
         self._registry = registry
         self._ledger = ledger
-        self._sink = sink
+        self._channels = channels
         self._wording = wording
         self._publish = publish
+        self._dead_letter = dead_letter
 
     async def dispatch(self, ready: Ready) -> Tally:
         if not await self._registry.wait_until(ready.registry_offsets, self._settings.registry_wait_s):
@@ -74,45 +82,76 @@ class Delivery:
             delivered=tally.delivered,
             failed=tally.failed,
             skipped=tally.skipped,
+            unaffected=tally.unaffected,
         )
         return tally
 
     async def _send(self, ready: Ready, notices: list[Notice], tally: Tally) -> None:
-        deliverable, failed = addressed(notices, self._registry.directory.contacts)
-        letters = [Letter(n, c, *self._wording.render(n)) for n, c in deliverable]
+        split = addressed(notices, self._registry.directory.contacts)
+        letters, recorded = self._letters(split)
         await self._publish_all(self._requested(ready, letter) for letter in letters)
-        self._ledger.record(letters, failed, self._sink)
-        NOTICES.labels(self._sink.channel, "delivered").inc(len(letters))
-        NOTICES.labels(self._sink.channel, "failed").inc(len(failed))
-        outcomes: list[Event] = [self._delivered(ready, letter.notice) for letter in letters]
-        outcomes += [self._failed(ready, notice, reason) for notice, reason in failed]
-        await self._publish_all(outcomes)
-        self._ledger.mark_announced(n.notification_id for n in notices)
+        for letter, (channel, outcome) in zip(letters, await self._channels.deliver(letters), strict=True):
+            delivered = outcome.verdict == "delivered"
+            reason = None if delivered else f"{channel}: {outcome.verdict}: {outcome.reason}"
+            recorded.append(Recorded(letter.notice, "delivered" if delivered else "failed", channel, reason))
+        self._ledger.record(recorded)
+        for r in recorded:  # bounded labels: the channel (none: failed before one was chosen) and the outcome
+            NOTICES.labels(r.channel or "none", r.status).inc()
+        await self._announce(ready, [(r.notice, r.status, r.channel, r.reason) for r in recorded])
+        delivered = sum(r.status == "delivered" for r in recorded)
         before = tally.delivered + tally.failed
-        tally.delivered += len(letters)
-        tally.failed += len(failed)
+        tally.delivered += delivered
+        tally.failed += len(recorded) - delivered
+        tally.unaffected += split.unaffected
         every = self._settings.progress_every
         if (tally.delivered + tally.failed) // every > before // every:
             log.info("notices progress", directive_id=ready.key.directive_id, sent=tally.delivered + tally.failed)
 
+    def _letters(self, split: Addressed) -> tuple[list[Letter], list[Recorded]]:
+        """Rendered letters, and the notices that failed before any channel (no address, a broken template)."""
+        failed = [Recorded(notice, "failed", None, reason) for notice, reason in split.failed]
+        letters = []
+        for notice, contact in split.deliverable:
+            try:
+                rendered = self._wording.render(notice, contact.locale)
+                letters.append(Letter(notice, contact, *rendered, self._wording.locale_for(contact.locale)))
+            except Unrenderable as exc:
+                failed.append(Recorded(notice, "failed", None, str(exc)))
+        return letters, failed
+
+    async def _announce(self, ready: Ready, outcomes: list[tuple[Notice, str, str | None, str | None]]) -> None:
+        """Delivered/Failed for recorded outcomes, and a dead letter for each failure; then marked announced."""
+        events: list[Event] = []
+        for notice, status, channel, reason in outcomes:
+            if status == "delivered":
+                events.append(self._delivered(ready, notice, channel or "email"))
+            else:
+                events.append(self._failed(ready, notice, reason or "unknown"))
+        await self._publish_all(events)
+        letters = [self._letter_of(e) for e in events if isinstance(e, NotificationFailed)]
+        await asyncio.gather(*(self._dead_letter(letter) for letter in letters))
+        self._ledger.mark_announced(notice.notification_id for notice, *_ in outcomes)
+
+    def _letter_of(self, failed: NotificationFailed) -> DeadLetter:
+        """A failed notice set aside on the dead-letter topic: the NotificationFailed itself, with its reason."""
+        return DeadLetter(
+            **envelope(SERVICE, correlation_id=failed.correlation_id, causation_id=failed.event_id),
+            consumer=self._settings.group_id,
+            topic=NOTIFICATIONS.name,
+            partition=0,  # not read from a record: the notice failed on its channel
+            offset=0,
+            key_b64=base64.b64encode(str(failed.recipient).encode()).decode(),
+            value_b64=base64.b64encode(failed.model_dump_json().encode()).decode(),
+            reason=failed.reason,
+        )
+
     async def _announce_entries(self, ready: Ready, entries: list[Entry]) -> None:
-        outcomes: list[Event] = []
-        for entry in entries:
-            notice = Notice(
-                entry.notification_id,
-                entry.recipient,
-                ready.key.directive_id,
-                ready.key.revision,
-                NOTICE_ACTION[ready.key.action],
-                (),
-            )
-            outcomes.append(
-                self._delivered(ready, notice)
-                if entry.status == "delivered"
-                else self._failed(ready, notice, entry.reason or "unknown")
-            )
-        await self._publish_all(outcomes)
-        self._ledger.mark_announced(e.notification_id for e in entries)
+        action = NOTICE_ACTION[ready.key.action]
+        notices = [
+            (Notice(e.notification_id, e.recipient, ready.key.directive_id, ready.key.revision, action, ()), e)
+            for e in entries
+        ]
+        await self._announce(ready, [(n, e.status, e.channel, e.reason) for n, e in notices])
 
     async def _publish_all(self, messages: Iterable[Event]) -> None:
         """Publish concurrently in groups; each group is awaited (acks=all) before the next starts."""
@@ -136,11 +175,11 @@ class Delivery:
             **self._envelope(ready, letter.notice),
             email=letter.contact.email,
             models=list(letter.notice.models),
-            channel=self._sink.channel,
+            channel=self._channels.channel_for(letter).name,
         )
 
-    def _delivered(self, ready: Ready, notice: Notice) -> NotificationDelivered:
-        return NotificationDelivered(**self._envelope(ready, notice), channel=self._sink.channel)
+    def _delivered(self, ready: Ready, notice: Notice, channel: str) -> NotificationDelivered:
+        return NotificationDelivered(**self._envelope(ready, notice), channel=channel)
 
     def _failed(self, ready: Ready, notice: Notice, reason: str) -> NotificationFailed:
         return NotificationFailed(**self._envelope(ready, notice), reason=reason)

@@ -1,4 +1,8 @@
-"""The delivery ledger (SQLite): every notice sent or failed, recorded atomically with the sink write."""
+"""The delivery ledger (SQLite): every notice sent or failed, with its channel, recorded after the send.
+
+Channels cannot take a send back, so the order is send, then record: a crash in between sends again with
+the same idempotency key (Message-ID for email, webhook-id for webhooks), which the receiver drops.
+Recording first would lose the notice on a crash."""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.notifier.notices import NOTICE_ACTION, Notice
-from services.notifier.sink import Letter, NoticeSink
 from shared.contracts.impact import AssessmentKey
 
 SCHEMA = """
@@ -16,10 +19,9 @@ CREATE TABLE IF NOT EXISTS ledger (
     notification_id TEXT PRIMARY KEY,
     directive_id TEXT NOT NULL, revision INTEGER NOT NULL, action TEXT NOT NULL,
     recipient INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT,
-    announced INTEGER NOT NULL DEFAULT 0
+    announced INTEGER NOT NULL DEFAULT 0, channel TEXT
 );
 CREATE INDEX IF NOT EXISTS ledger_unannounced ON ledger (directive_id, revision, action) WHERE announced = 0;
-CREATE TABLE IF NOT EXISTS sink_checkpoints (sink TEXT PRIMARY KEY, checkpoint TEXT NOT NULL);
 """
 QUERY_CHUNK = 500  # stays under SQLite's bound-parameter limit
 
@@ -41,6 +43,17 @@ class Entry:
     recipient: int
     status: str  # delivered | failed
     reason: str | None
+    channel: str | None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """The outcome of one notice, to record."""
+
+    notice: Notice
+    status: str  # delivered | failed
+    channel: str | None
+    reason: str | None = None
 
 
 class Ledger:
@@ -49,6 +62,9 @@ class Ledger:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         conn.executescript(SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
+        if "channel" not in columns:  # a ledger written before channels were recorded
+            conn.execute("ALTER TABLE ledger ADD COLUMN channel TEXT")
 
     def sent(self, ids: list[str]) -> set[str]:
         """Which of these notification ids are already in the ledger."""
@@ -60,36 +76,20 @@ class Ledger:
             found.update(row[0] for row in rows)
         return found
 
-    def record(self, letters: list[Letter], failed: list[tuple[Notice, str]], sink: NoticeSink) -> None:
-        """Ledger rows and the sink append as one step.
-
-        Order: stage the rows in an open transaction (a conflict aborts before anything leaves),
-        write and fsync the sink, then commit the rows together with the sink's new checkpoint. A
-        crash before the commit leaves neither the rows nor the checkpoint, and at start-up the sink
-        cuts back to the last committed checkpoint, so the notices are sent again exactly once; a
-        crash after the commit leaves both. Committing first would lose notices on a crash; writing
-        the sink outside the transaction would duplicate them.
-        """
-        rows = [_row(letter.notice, "delivered", None) for letter in letters]
-        rows += [_row(notice, "failed", reason) for notice, reason in failed]
-        try:
-            with self._conn:
-                self._conn.executemany("INSERT INTO ledger VALUES (?, ?, ?, ?, ?, ?, ?, 0)", rows)
-                if letters:
-                    checkpoint = sink.write(letters)
-                    self._conn.execute("INSERT OR REPLACE INTO sink_checkpoints VALUES (?, ?)", (sink.name, checkpoint))
-        except BaseException:
-            sink.recover(self.checkpoint(sink.name))
-            raise
-
-    def checkpoint(self, sink: str) -> str | None:
-        row = self._conn.execute("SELECT checkpoint FROM sink_checkpoints WHERE sink = ?", (sink,)).fetchone()
-        return None if row is None else row[0]
+    def record(self, outcomes: list[Recorded]) -> None:
+        """The outcomes of sends that already happened, in one transaction."""
+        rows = [(*_row(r.notice, r.status, r.reason), r.channel) for r in outcomes]
+        with self._conn:
+            self._conn.executemany(
+                "INSERT INTO ledger (notification_id, directive_id, revision, action, recipient, status, reason, "
+                "announced, channel) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                rows,
+            )
 
     def unannounced(self, key: AssessmentKey) -> list[Entry]:
         """Rows committed whose Delivered/Failed message was not confirmed published (crash in between)."""
         rows = self._conn.execute(
-            "SELECT notification_id, recipient, status, reason FROM ledger "
+            "SELECT notification_id, recipient, status, reason, channel FROM ledger "
             "WHERE directive_id = ? AND revision = ? AND action = ? AND announced = 0",
             (key.directive_id, key.revision, NOTICE_ACTION[key.action]),
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 
 from pyroaring import BitMap
@@ -29,10 +29,13 @@ class Notice:
 
 @dataclass(frozen=True)
 class Contact:
-    """Where and in which language a user is told."""
+    """Where and in which language a user is told, and what the user is entitled to (from the registry)."""
 
     email: str
     locale: str
+    entitlements: frozenset[str] | None = None  # None: not known, every covered model counts as lost
+    organisation: str | None = None
+    account_type: str = "consumer"
 
 
 def notification_id(key: AssessmentKey, user: int) -> str:
@@ -60,18 +63,34 @@ def due(batch: Iterable[Notice], already_sent: Collection[str]) -> list[Notice]:
     return [n for n in batch if n.notification_id not in already_sent]
 
 
-def addressed(
-    batch: Iterable[Notice], contacts: Mapping[int, Contact]
-) -> tuple[list[tuple[Notice, Contact]], list[tuple[Notice, str]]]:
-    """Split notices into those with somewhere to go and those failing, with the reason."""
-    deliverable: list[tuple[Notice, Contact]] = []
-    failed: list[tuple[Notice, str]] = []
+def lost(notice: Notice, contact: Contact) -> Notice | None:
+    """The notice naming only the models the recipient held (covered AND entitled); None when that is none."""
+    if contact.entitlements is None:
+        return notice
+    models = tuple(m for m in notice.models if m in contact.entitlements)
+    return replace(notice, models=models) if models else None
+
+
+@dataclass
+class Addressed:
+    """A batch split: notices with somewhere to go, failures with their reason, and how many lost nothing."""
+
+    deliverable: list[tuple[Notice, Contact]]
+    failed: list[tuple[Notice, str]]
+    unaffected: int = 0
+
+
+def addressed(batch: Iterable[Notice], contacts: Mapping[int, Contact]) -> Addressed:
+    """Split notices into those to send (narrowed to what each recipient lost), failing ones, and the rest."""
+    split = Addressed([], [])
     for notice in batch:
         contact = contacts.get(notice.recipient)
         if contact is None:
-            failed.append((notice, "recipient has no record in the user registry"))
+            split.failed.append((notice, "recipient has no record in the user registry"))
         elif not contact.email:
-            failed.append((notice, "recipient has no email address"))
+            split.failed.append((notice, "recipient has no email address"))
+        elif (narrowed := lost(notice, contact)) is None:
+            split.unaffected += 1  # covered, but entitled to none of the models: nothing to tell
         else:
-            deliverable.append((notice, contact))
-    return deliverable, failed
+            split.deliverable.append((narrowed, contact))
+    return split

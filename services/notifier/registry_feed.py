@@ -40,7 +40,10 @@ def apply_record(directory: UserDirectory, key: bytes | None, value: bytes | Non
         directory.remove(_user_id(key))
         return
     user = _USER.validate_json(value)
-    directory.upsert(user.user_id, Contact(user.email, user.locale))
+    directory.upsert(
+        user.user_id,
+        Contact(user.email, user.locale, frozenset(user.entitlements), user.organisation, user.account_type),
+    )
 
 
 def _user_id(key: bytes | None) -> int:

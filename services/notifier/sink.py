@@ -1,4 +1,4 @@
-"""Where notices go. The sink is an interface: the local outbox now, SMTP or webhooks later."""
+"""A rendered notice (Letter), the channel interface, and the development outbox channel (a local JSONL file)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 from services.notifier.notices import Contact, Notice
+from services.notifier.retry import DELIVERED, Outcome
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class Letter:
     contact: Contact
     subject: str
     body: str
+    html: str = ""
+    language: str = "en"  # of the templates used (the contact's locale, its language, or the fallback)
 
     def as_record(self) -> dict[str, object]:
         n = self.notice
@@ -36,56 +39,39 @@ class Letter:
         }
 
 
-class NoticeSink(Protocol):
-    """A delivery channel written inside the ledger's transaction (see Ledger.record).
+class Channel(Protocol):
+    """Where notices leave the service: an outcome per letter, in order; never raises for one recipient.
 
-    write() returns a checkpoint the ledger commits together with the notices' rows; recover() is
-    given the last committed checkpoint at start-up and after a failed transaction, so the sink can
-    drop whatever it wrote that the ledger did not commit. A sink that cannot take writes back
-    (SMTP, webhooks) returns "" and passes notification_id as the provider's idempotency key.
+    Channels are at-least-once: the ledger records the outcome after the send, so a crash in between sends
+    again with the same idempotency key (Message-ID, webhook-id, notification_id) for the receiver to drop.
     """
 
     name: str
-    channel: str
 
-    def write(self, letters: list[Letter]) -> str: ...
+    async def deliver(self, letters: list[Letter]) -> list[Outcome]: ...
 
-    def recover(self, checkpoint: str | None) -> None: ...
+    async def close(self) -> None: ...
 
 
 class OutboxSink:
-    """Appends one JSON line per notice to a local file; the checkpoint is the committed file size."""
+    """Development channel: one JSON line per notice appended to a local file (readers dedupe on notification_id)."""
 
     name = "outbox"
-    channel = "email"
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def write(self, letters: list[Letter]) -> str:
+    async def deliver(self, letters: list[Letter]) -> list[Outcome]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         data = "".join(json.dumps(letter.as_record(), ensure_ascii=False) + "\n" for letter in letters)
         with self.path.open("ab") as out:
-            start = out.tell()
-            try:
-                out.write(data.encode())
-                out.flush()
-                os.fsync(out.fileno())
-            except BaseException:
-                out.truncate(start)
-                raise
-            return str(out.tell())
+            out.write(data.encode())
+            out.flush()
+            os.fsync(out.fileno())
+        return [DELIVERED] * len(letters)
 
-    def recover(self, checkpoint: str | None) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.touch(exist_ok=True)
-        # Without a checkpoint the ledger never committed an outbox write: nothing to cut.
-        if checkpoint is None:
-            return
-        committed = int(checkpoint)
-        if self.path.stat().st_size > committed:
-            with self.path.open("r+b") as out:
-                out.truncate(committed)
-                os.fsync(out.fileno())
+    async def close(self) -> None:
+        """A file opened per batch: nothing to close."""
 
     def records(self) -> list[dict[str, object]]:
         """Every line of the outbox (for tests and inspection)."""

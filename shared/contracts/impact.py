@@ -46,6 +46,12 @@ class ImpactAssessed(Event):
         examples=[{"fable-5": 61234, "mythos-5": 61234}],
     )
     affected_users: int = Field(..., ge=0, description="Distinct users affected.", examples=[61234])
+    losing_by_model: dict[str, int] | None = Field(
+        None,
+        description="Per model, the covered users who are also entitled to it at evaluation time: those who "
+        "actually lose it (for a lift: regain it). Null in assessments from before this field.",
+        examples=[{"fable-5": 20811, "mythos-5": 9402}],
+    )
     by_country: dict[str, int] = Field(
         default_factory=dict, description="Affected users by residence (?? unknown).", examples=[{"DE": 1200, "??": 30}]
     )

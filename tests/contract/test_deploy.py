@@ -5,15 +5,19 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from cli.imports.columns import parse_mapping
+from cli.imports.importer import prepare
 from shared.runtime.settings import SECTIONS, ServiceSettings, variable_names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +30,9 @@ DEMO_CLUSTERS = {
     "ap-south": ("ap-south-1", {"fable-5", "lyric-4"}),
 }
 STATE_DIR = "/var/lib/countermand"
+ONE_SHOT_JOBS = ("acls", "topics", "registry", "audit-keys")  # run to completion, then the services start
+NOT_OURS = ("kafka", "prometheus")  # official images, not Countermand's
+PROMETHEUS = ROOT / "deploy" / "prometheus"
 
 
 def compose() -> dict[str, Any]:
@@ -39,6 +46,11 @@ def one_shot_jobs() -> set[str]:
 
 def compose_services() -> dict[str, dict[str, Any]]:
     return compose()["services"]
+
+
+def countermand_services() -> dict[str, dict[str, Any]]:
+    """The compose services that run a Countermand service (`python -m services.X`)."""
+    return {name: spec for name, spec in compose_services().items() if name not in (*ONE_SHOT_JOBS, *NOT_OURS)}
 
 
 def k8s_objects() -> list[dict[str, Any]]:
@@ -169,9 +181,69 @@ def test_every_compose_service_has_a_healthcheck_except_the_one_shot_jobs() -> N
 
 def test_compose_services_start_after_the_topics_job_succeeded() -> None:
     for name, spec in compose_services().items():
-        if name == "kafka" or name in one_shot_jobs():
+        if name in NOT_OURS or name in one_shot_jobs():
             continue
         assert spec["depends_on"]["topics"]["condition"] == "service_completed_successfully", name
+
+
+def test_compose_imports_the_sample_registry_before_intake_takes_directives() -> None:
+    services = compose_services()
+    job = services["registry"]
+    line = argv(job["command"])
+    assert line[:3] == ["countermand", "registry", "import"]
+    assert option(line, "--as-of"), "a fixed --as-of: the same records every time the job runs"
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in job["volumes"]}
+    file = Path(line[3])
+    host = ROOT / mounts[str(file.parent)] / file.name
+    assert host.is_file() and host.is_relative_to(ROOT / "deploy"), host
+    assert services["intake"]["depends_on"]["registry"]["condition"] == "service_completed_successfully"
+    assert job["environment"]["COUNTERMAND_KAFKA_BOOTSTRAP"] == "kafka:19092"
+
+
+def test_the_sample_registry_imports_every_row() -> None:
+    line = argv(compose_services()["registry"]["command"])
+    plan = prepare(ROOT / "deploy" / "registry" / Path(line[3]).name, parse_mapping([]), datetime.now(UTC))
+    assert plan.checked.errors == [] and len(plan.checked.upserts) == plan.rows >= 100
+
+
+def test_prometheus_scrapes_every_compose_service_on_its_http_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    targets = {
+        target
+        for job in config["scrape_configs"]
+        if job.get("metrics_path", "/metrics") == "/metrics"
+        for static in job["static_configs"]
+        for target in static["targets"]
+    }
+    expected = set()
+    for name, spec in countermand_services().items():
+        settings = load_settings(module_of(argv(spec["command"])), spec["environment"], monkeypatch)
+        expected.add(f"{name}:{settings.http_port}")
+    assert targets == expected
+    for job in config["scrape_configs"]:  # the services' own labels must not be renamed exported_*
+        assert not {"service", "cluster"} & {k for s in job["static_configs"] for k in s.get("labels", {})}
+
+
+def test_compose_prometheus_is_pinned_and_loads_the_rules() -> None:
+    prometheus = compose_services()["prometheus"]
+    name, _, tag = prometheus["image"].partition(":")
+    assert name == "prom/prometheus" and re.fullmatch(r"v\d+\.\d+\.\d+", tag)
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in prometheus["volumes"]}
+    config_file = next(a.split("=", 1)[1] for a in argv(prometheus["command"]) if a.startswith("--config.file="))
+    assert (ROOT / mounts[config_file]).resolve() == PROMETHEUS / "prometheus.yml"
+    rules_dir = Path(config_file).parent
+    for rule_file in yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())["rule_files"]:
+        assert (ROOT / mounts[str(rules_dir / rule_file)]).resolve() == PROMETHEUS / rule_file
+    assert prometheus["ports"] == ["127.0.0.1:9090:9090"]
+
+
+def test_promtool_accepts_the_prometheus_config() -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: `make tools` installs Debian's prometheus package (make test does)"
+    done = subprocess.run(
+        [promtool, "check", "config", str(PROMETHEUS / "prometheus.yml")], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_compose_runs_every_service_and_one_agent_per_demo_cluster() -> None:
@@ -229,9 +301,10 @@ def test_compose_runs_the_kafka_version_the_tests_run() -> None:
 
 def test_every_compose_service_is_healthy_only_when_ready() -> None:
     for name, spec in compose_services().items():
-        if name == "kafka" or name in one_shot_jobs():
+        if name in NOT_OURS or name in one_shot_jobs():
             continue
         assert "/readyz" in " ".join(spec["healthcheck"]["test"]), name
+    assert "/-/ready" in " ".join(compose_services()["prometheus"]["healthcheck"]["test"])
 
 
 def test_every_k8s_service_has_readiness_and_liveness_probes() -> None:
@@ -300,9 +373,9 @@ def test_compose_kafka_runs_kraft_single_node_secured_without_auto_create(compos
 def test_compose_holds_no_kafka_password_and_every_client_its_own_principal(compose_secrets: Path) -> None:
     assert "PASSWORD" not in COMPOSE.read_text()
     for name, spec in compose_services().items():
-        if name == "kafka" or "COUNTERMAND_KAFKA_BOOTSTRAP" not in spec.get("environment", {}):
+        if name in NOT_OURS or "COUNTERMAND_KAFKA_BOOTSTRAP" not in spec.get("environment", {}):
             continue  # a job that needs no Kafka (the audit key generator)
-        principal = {"acls": "admin", "topics": "tooling"}.get(name, name)
+        principal = {"acls": "admin", "topics": "tooling", "registry": "tooling"}.get(name, name)
         assert spec["env_file"] == [f".run/compose-secrets/compose/{principal}.env"], name
         assert "kafka-ca" in spec["secrets"], name
         env = dict(
@@ -322,7 +395,7 @@ def test_compose_applies_acls_as_admin_before_the_topics_job() -> None:
 def test_compose_services_reach_kafka_on_its_internal_listener(compose_secrets: Path) -> None:
     advertised = compose_kafka_properties(compose_secrets)["advertised.listeners"]
     for name, spec in compose_services().items():
-        if name == "kafka" or "COUNTERMAND_KAFKA_BOOTSTRAP" not in spec.get("environment", {}):
+        if name in NOT_OURS or "COUNTERMAND_KAFKA_BOOTSTRAP" not in spec.get("environment", {}):
             continue  # a job that needs no Kafka (the audit key generator)
         bootstrap = spec["environment"]["COUNTERMAND_KAFKA_BOOTSTRAP"]
         assert f"//{bootstrap}" in advertised, name
@@ -338,7 +411,7 @@ def test_compose_publishes_intake_on_8080_and_agents_on_8101_to_8103() -> None:
 
 def test_compose_environment_is_what_each_service_reads(monkeypatch: pytest.MonkeyPatch, compose_secrets: Path) -> None:
     for name, spec in compose_services().items():
-        if name == "kafka" or name in one_shot_jobs():
+        if name in NOT_OURS or name in one_shot_jobs():
             continue
         service = module_of(argv(spec["command"]))
         env_file = compose_secrets / spec["env_file"][0].removeprefix(".run/compose-secrets/")

@@ -213,15 +213,17 @@ def test_lift_restores_exactly_and_keeps_the_overlapping_directive(run: Run) -> 
     assert set(restored["mythos-5"]) == mission
 
 
-def test_one_notice_per_recipient_and_action(run: Run) -> None:
+def test_one_notice_per_recipient_and_action_naming_only_what_they_lost(run: Run) -> None:
     mission, overlap = _oracle(run, MISSION), _oracle(run, OVERLAP)
-    expected = {("restricted", u) for u in mission} | {("restored", u) for u in mission}
+    held = {u: set(record["entitlements"]) for u, record in run.registry.items() if record is not None}
+    models = set(MISSION["scope"]["models"])
+    expected = {("restricted", u) for u in mission if held[u] & models}
+    expected |= {("restored", u) for u in mission if held[u] & (models - {"fable-5"} if u in overlap else models)}
+    assert run.stack.mailbox is not None
 
     def seen() -> list[tuple[str, int]]:
-        if not run.stack.outbox.exists():
-            return []
-        lines = [json.loads(line) for line in run.stack.outbox.read_text().splitlines()]
-        return [(n["action"], n["recipient"]) for n in lines if n["directive_id"] == MISSION["directive_id"]]
+        keys = [m.notice.split(":") for m in run.stack.mailbox.unique().values()]  # type: ignore[union-attr]
+        return [(k[2], int(k[3])) for k in keys if k[0] == MISSION["directive_id"]]
 
     for _ in range(600):
         if len(seen()) >= len(expected):
@@ -230,7 +232,7 @@ def test_one_notice_per_recipient_and_action(run: Run) -> None:
     notices = seen()
     assert len(notices) == len(set(notices)), "a recipient was notified twice"
     assert set(notices) == expected
-    assert overlap  # users of the overlapping directive got their mythos-5 back, and a notice saying so
+    assert len(expected) < 2 * len(mission)  # some covered users held none of the models: no notice for them
 
 
 def test_audit_chain_verifies_and_reports_the_timeline(run: Run) -> None:

@@ -45,7 +45,7 @@ async def test_signed_heads_are_exported_and_the_ledger_verifies_against_them_an
     finally:
         await audit.stop()
     env = {"COUNTERMAND_KAFKA_BOOTSTRAP": bootstrap, "COLUMNS": "300"}
-    args = ["verify", "--ledger", str(settings.ledger_path), "--against", str(exported)]
+    args = ["verify", "--ledger", str(settings.ledger_path), "--against", str(exported), "--grace", "0"]
 
     result = await asyncio.to_thread(runner.invoke, audit_cli, args, env=env)
     assert result.exit_code == 0, result.output

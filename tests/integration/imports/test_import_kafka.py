@@ -88,3 +88,27 @@ async def test_the_command_imports_into_the_users_topic(bootstrap: str, tmp_path
     user = UserUpserted.model_validate_json(on_topic[user_key(7_700_003)][1])
     assert (user.user_id, user.account_type, user.organisation) == (7_700_003, "enterprise_member", "org-2")
     assert on_topic[user_key(7_700_003)][0] == partition_for(USERS, user_key(7_700_003))
+
+
+async def _records(settings: KafkaSettings, topic) -> dict[int, list[tuple[bytes, bytes | None]]]:
+    """Partition -> its (key, value) records in offset order."""
+    found: dict[int, list] = {}
+    async for record in records_to_end(settings, topic, "test-imports"):
+        found.setdefault(record.partition, []).append((record.key, record.value))
+    return found
+
+
+async def test_two_producer_processes_write_what_one_writes_partition_by_partition(
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    settings = KafkaSettings(bootstrap=bootstrap)
+    plan = importer.prepare(users_csv(tmp_path, 50_001, deleted=60_000, count=3000), parse_mapping([]), AT)
+    written = []
+    for processes in (1, 2):
+        topic = dataclasses.replace(USERS, name=f"identity.users.v1.{unique}-{processes}")
+        await apply_topics(settings, (topic,))
+        seen: list[int] = []
+        assert await importer.run(plan, settings, seen.append, topic=topic, processes=processes) == 3002
+        assert seen[-1] == 3002 and seen == sorted(seen)
+        written.append(await _records(settings, topic))
+    assert written[0] == written[1] and len(written[0]) == USERS.partitions

@@ -39,6 +39,7 @@ def settings_for(bootstrap: str, state: Path, group: str) -> NotifierSettings:
         registry_wait_s=5.0,
         batch_size=2,
         publish_group=3,
+        email_channel="outbox",  # these tests read the development channel; test_smtp_crash.py uses SMTP
     )
 
 
@@ -71,6 +72,7 @@ def user(user_id: int, email: str) -> tuple[str, bytes, bytes]:
         nationalities=["FR"],
         residence="FR",
         account_type="consumer",
+        entitlements=["fable-5", "mythos-5"],  # a notice names only models the recipient holds
         locale="fr",
     )
     return "identity.users.v1", user_key(user_id), message.model_dump_json().encode()

@@ -6,7 +6,6 @@ import base64
 from pathlib import Path
 
 from devtools.waiting import eventually
-from services.notifier.notices import Contact
 from services.notifier.sink import OutboxSink
 from tests.integration.notifier.conftest import (
     as_record,
@@ -99,7 +98,12 @@ async def test_bad_registry_records_are_dead_lettered_one_by_one_and_the_view_ke
     notifier = await started(settings_for(bootstrap, tmp_path, f"notifier-{unique}"))
     try:
         directory = notifier.registry.directory
-        await eventually(lambda: directory.contacts.get(base) == Contact("first@example.com", "fr"))
+
+        def first_contact() -> bool:
+            found = directory.contacts.get(base)
+            return found is not None and (found.email, found.locale) == ("first@example.com", "fr")
+
+        await eventually(first_contact)
         letters = await _dead_letters(bootstrap, bad_key, 2)
         assert [d["topic"] for d in letters] == ["identity.users.v1"] * 2
         assert "invalid message" in letters[0]["reason"] and "key" in letters[1]["reason"]

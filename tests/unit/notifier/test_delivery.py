@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pyroaring import BitMap
 
+from services.notifier.channels import Channels
 from services.notifier.delivery import Delivery
 from services.notifier.delivery_ledger import Ledger, open_database
 from services.notifier.directory import UserDirectory
@@ -15,6 +16,8 @@ from services.notifier.notices import Contact
 from services.notifier.pairing import Ready
 from services.notifier.settings import NotifierSettings
 from services.notifier.sink import OutboxSink
+from services.notifier.webhook_channel import WebhookChannel
+from services.notifier.webhooks import UrlPolicy
 from services.notifier.wording import Wording
 from shared.contracts.envelope import Event
 from shared.contracts.impact import AssessmentKey
@@ -37,6 +40,7 @@ class Outlet:
 
     def __init__(self, fail_on_type: str | None = None) -> None:
         self.messages: list[Event] = []
+        self.dead_letters: list[Event] = []
         self.fail_on_type = fail_on_type
 
     async def __call__(self, message: Event) -> None:
@@ -44,20 +48,24 @@ class Outlet:
             raise ConnectionError("broker unavailable")
         self.messages.append(message)
 
+    async def dead(self, letter: Event) -> None:
+        self.dead_letters.append(letter)
+
     def types(self) -> list[str]:
         return [m.type for m in self.messages]
 
 
 def _delivery(tmp_path: Path, outlet: Outlet) -> tuple[Delivery, Ledger, OutboxSink]:
-    settings = NotifierSettings(state_dir=tmp_path, batch_size=2, publish_group=2)
+    settings = NotifierSettings(state_dir=tmp_path, batch_size=2, publish_group=2, email_channel="outbox")
     ledger = Ledger(open_database(settings.home / "notifier.db"))
     sink = OutboxSink(settings.outbox)
-    sink.recover(ledger.checkpoint(sink.name))
+    channels = Channels(sink, WebhookChannel({}, UrlPolicy(), settings.webhook))
     registry = FakeRegistry({1: Contact("one@example.com", "en"), 3: Contact("three@example.com", "en")})
-    return Delivery(settings, registry, ledger, sink, Wording(), outlet), ledger, sink  # type: ignore[arg-type]
+    delivery = Delivery(settings, registry, ledger, channels, Wording(), outlet, outlet.dead)  # type: ignore[arg-type]
+    return delivery, ledger, sink
 
 
-async def test_requested_before_the_sink_and_delivered_or_failed_after(tmp_path: Path) -> None:
+async def test_requested_before_the_channel_and_delivered_or_failed_after(tmp_path: Path) -> None:
     outlet = Outlet()
     delivery, _, sink = _delivery(tmp_path, outlet)
     tally = await delivery.dispatch(READY)
@@ -76,6 +84,9 @@ async def test_requested_before_the_sink_and_delivered_or_failed_after(tmp_path:
     }
     requested_three = outlet.types().index("NotificationRequested", 2)
     assert requested_three > outlet.types().index("NotificationDelivered")  # batch by batch
+    assert {m.channel for m in outlet.messages if m.type != "NotificationFailed"} == {"outbox"}  # type: ignore[attr-defined]
+    [letter] = outlet.dead_letters
+    assert letter.topic == "notifications.v1" and "no record" in letter.reason  # type: ignore[attr-defined]
 
 
 async def test_a_second_dispatch_sends_and_publishes_nothing(tmp_path: Path) -> None:
@@ -93,7 +104,7 @@ async def test_outcomes_lost_in_a_crash_are_announced_on_the_retry_without_resen
     delivery, ledger, sink = _delivery(tmp_path, failing)
     with pytest.raises(ConnectionError):
         await delivery.dispatch(READY)
-    assert [line["recipient"] for line in sink.records()] == [1]  # first batch committed, not announced
+    assert [line["recipient"] for line in sink.records()] == [1]  # first batch sent and recorded, not announced
     retry = Outlet()
     delivery, ledger, sink = _delivery(tmp_path, retry)
     await delivery.dispatch(READY)

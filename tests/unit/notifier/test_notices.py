@@ -54,6 +54,18 @@ def test_batches_cover_every_notice_once() -> None:
 
 def test_recipients_without_a_registry_record_fail_with_a_reason() -> None:
     notices = list(notices_for(RESTRICT, {"fable-5": BitMap([1, 2])}))
-    deliverable, failed = addressed(notices, {1: Contact("a@example.com", "en")})
-    assert [(n.recipient, c.email) for n, c in deliverable] == [(1, "a@example.com")]
-    assert [(n.recipient, "no record" in reason) for n, reason in failed] == [(2, True)]
+    split = addressed(notices, {1: Contact("a@example.com", "en")})
+    assert [(n.recipient, c.email) for n, c in split.deliverable] == [(1, "a@example.com")]
+    assert [(n.recipient, "no record" in reason) for n, reason in split.failed] == [(2, True)]
+
+
+def test_a_notice_names_only_the_models_the_recipient_is_entitled_to() -> None:
+    notices = list(notices_for(RESTRICT, {"fable-5": BitMap([1, 2, 3]), "mythos-5": BitMap([1, 2, 3])}))
+    contacts = {
+        1: Contact("a@example.com", "en", frozenset({"fable-5", "lyric-4"})),
+        2: Contact("b@example.com", "en", frozenset({"fable-5", "mythos-5"})),
+        3: Contact("c@example.com", "en", frozenset({"lyric-4"})),
+    }
+    split = addressed(notices, contacts)
+    assert [(n.recipient, n.models) for n, _ in split.deliverable] == [(1, ("fable-5",)), (2, ("fable-5", "mythos-5"))]
+    assert split.failed == [] and split.unaffected == 1  # user 3 is covered but lost nothing: no notice

@@ -33,7 +33,7 @@ def test_upserts_and_tombstones_maintain_the_contacts() -> None:
     apply_record(directory, b"1", _user(1, "new@example.com"))
     apply_record(directory, b"2", _user(2, "two@example.com"))
     apply_record(directory, b"2", None)
-    assert directory.contacts == {1: Contact("new@example.com", "de")}
+    assert directory.contacts == {1: Contact("new@example.com", "de", frozenset(), None, "consumer")}
 
 
 def test_a_tombstone_without_a_numeric_key_is_rejected() -> None:

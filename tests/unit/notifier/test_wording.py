@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from services.notifier.notices import Notice
 from services.notifier.wording import Wording
 
@@ -11,15 +13,45 @@ def _notice(action: str, models: tuple[str, ...]) -> Notice:
 
 
 def test_restricted_notice_names_models_and_directive() -> None:
-    subject, body = Wording().render(_notice("restricted", ("fable-5", "mythos-5")))
+    subject, body, html = Wording().render(_notice("restricted", ("fable-5", "mythos-5")))
     assert subject == "Access to fable-5, mythos-5 has been restricted"
     assert "EXP-9" in body and "revision 3" in body
     assert "  - fable-5\n  - mythos-5\n" in body
     assert "no longer has access" in body
+    assert "<li><code>fable-5</code></li>" in html and 'lang="en"' in html
+
+
+def test_a_french_recipient_reads_french_and_a_regional_locale_uses_its_language() -> None:
+    for locale in ("fr", "fr-CA", "fr_BE"):
+        subject, body, html = Wording().render(_notice("restricted", ("fable-5",)), locale)
+        assert subject == "L'accès à fable-5 a été restreint", locale
+        assert "au modèle suivant" in body and 'lang="fr"' in html
+
+
+def test_an_unknown_locale_falls_back_to_english() -> None:
+    wording = Wording()
+    assert wording.locale_for("tlh") == "en" and wording.locale_for("") == "en"
+    subject, _, _ = wording.render(_notice("restored", ("fable-5",)), "tlh-KX")
+    assert subject == "Access to fable-5 has been restored"
+
+
+def test_a_template_that_fails_to_render_names_the_locale_and_action(tmp_path) -> None:
+    import shutil
+
+    from services.notifier.wording import TEMPLATES, Unrenderable
+
+    shutil.copytree(TEMPLATES, tmp_path / "t")
+    (tmp_path / "t" / "de").mkdir()
+    for part in ("subject", "body"):
+        (tmp_path / "t" / "de" / f"restricted.{part}.j2").write_text("{{ no_such_value }}")
+    wording = Wording(tmp_path / "t")
+    with pytest.raises(Unrenderable, match="de/restricted"):
+        wording.render(_notice("restricted", ("fable-5",)), "de")
+    assert wording.render(_notice("restricted", ("fable-5",)), "en")[0].startswith("Access")
 
 
 def test_restored_notice_says_access_is_back() -> None:
-    subject, body = Wording().render(_notice("restored", ("fable-5",)))
+    subject, body, _ = Wording().render(_notice("restored", ("fable-5",)))
     assert subject == "Access to fable-5 has been restored"
     assert "EXP-9" in body and "has been lifted" in body
     assert "following model:" in body

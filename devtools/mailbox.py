@@ -1,0 +1,116 @@
+"""A local SMTP server (aiosmtpd on loopback) that keeps what it receives: the mail server of tests, `make run`
+and benchmarks. Receivers deduplicate by Message-ID; `unique()` is that view, `received` every copy."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict, dataclass, field
+from email.parser import BytesHeaderParser
+from email.policy import default
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+from devtools.ports import free_port
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message as the server got it (headers only: what deduplication and assertions need)."""
+
+    message_id: str
+    to: str
+    subject: str
+    notice: str  # X-Countermand-Notice: the idempotency key
+    language: str
+    content_type: str
+
+
+@dataclass
+class Mailbox:
+    """aiosmtpd on 127.0.0.1; `refuse` answers RCPT for an address with a reply (e.g. "550 5.1.1 No such user"),
+    `busy_once` answers 450 to an address's first attempt only."""
+
+    path: Path | None = None
+    refuse: dict[str, str] = field(default_factory=dict)
+    busy_once: set[str] = field(default_factory=set)
+    received: list[Received] = field(default_factory=list)
+    port: int = 0
+    _controller: Controller | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> Mailbox:
+        self.port = self.port or free_port()
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, data_size_limit=1 << 20)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> Mailbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def settings(self) -> dict[str, Any]:
+        """Notifier settings pointing at this server."""
+        return {"email_channel": "smtp", "smtp_host": "127.0.0.1", "smtp_port": self.port}
+
+    def keep(self, message: Received) -> None:
+        with self._lock:
+            self.received.append(message)
+            if self.path is not None:
+                with self.path.open("a", encoding="utf-8") as out:
+                    out.write(json.dumps(asdict(message), ensure_ascii=False) + "\n")
+
+    def unique(self) -> dict[str, Received]:
+        """What a receiver keeps: one message per Message-ID (the first copy)."""
+        with self._lock:
+            kept: dict[str, Received] = {}
+            for message in self.received:
+                kept.setdefault(message.message_id, message)
+            return kept
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.received)
+
+
+class _Handler:
+    """aiosmtpd's handler hooks."""
+
+    def __init__(self, box: Mailbox) -> None:
+        self._box = box
+        self._tried: set[str] = set()
+        self._parser = BytesHeaderParser(policy=default)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 (aiosmtpd API)
+        if address in self._box.refuse:
+            return self._box.refuse[address]
+        if address in self._box.busy_once and address not in self._tried:
+            self._tried.add(address)
+            return "450 4.2.1 Mailbox busy, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
+        headers = self._parser.parsebytes(envelope.content)
+        self._box.keep(
+            Received(
+                message_id=str(headers.get("Message-ID", "")),
+                to=str(headers.get("To", "")),
+                subject=str(headers.get("Subject", "")),
+                notice=str(headers.get("X-Countermand-Notice", "")),
+                language=str(headers.get("Content-Language", "")),
+                content_type=headers.get_content_type(),
+            )
+        )
+        return "250 Message accepted for delivery"

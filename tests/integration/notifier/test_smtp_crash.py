@@ -1,0 +1,96 @@
+"""On real Kafka and a real SMTP server (aiosmtpd): kill -9 the notifier in the middle of a large batch and
+restart it. The ledger records after the send, so the crash window re-sends; the receiver deduplicates by
+Message-ID (derived from the idempotency key), and then every recipient holds exactly one notice."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import zlib
+from collections import Counter
+from pathlib import Path
+
+from devtools.broker import KafkaAccess
+from devtools.mailbox import Mailbox
+from devtools.processes import signal_group
+from devtools.stack import Stack
+from devtools.waiting import eventually
+from services.notifier.smtp import message_id
+from shared.contracts.users import UserUpserted, user_key
+from shared.runtime.kafka import producing
+from shared.runtime.settings import KafkaSettings
+from tests.integration.notifier.conftest import as_record, assessment, enforced, produce
+
+USERS = 20_000
+SENDER = "notices@provider.example"
+
+
+async def _load_registry(bootstrap: str, base: int) -> None:
+    async with producing(KafkaSettings(bootstrap=bootstrap), "tests-notifier-crash") as producer:
+        sent = []
+        for i in range(USERS + 1):
+            entitled = ["fable-5"] if i < USERS else ["lyric-4"]  # the last one is covered but holds nothing lost
+            record = UserUpserted(
+                producer="test",
+                user_id=base + i,
+                email=f"u{i}@example.com",
+                nationalities=["FR"],
+                residence="FR",
+                account_type="consumer",
+                entitlements=entitled,
+            )
+            sent.append(await producer.send("identity.users.v1", record.model_dump_json().encode(), user_key(base + i)))
+        await asyncio.gather(*sent)
+
+
+def _spawn(stack: Stack, state: Path, box: Mailbox, group: str):
+    env = stack.base_env()
+    env.update(
+        {
+            "COUNTERMAND_NOTIFIER_STATE_DIR": str(state),
+            "COUNTERMAND_NOTIFIER_GROUP_ID": group,
+            "COUNTERMAND_NOTIFIER_SMTP_PORT": str(box.port),
+            "COUNTERMAND_NOTIFIER_SMTP_SENDER": SENDER,
+            "COUNTERMAND_NOTIFIER_BATCH_SIZE": "500",
+            "COUNTERMAND_NOTIFIER_PROGRESS_EVERY": "5000",
+        }
+    )
+    return stack.spawn("notifier", "notifier", env, mode="ab")
+
+
+async def test_kill_9_mid_batch_then_restart_leaves_exactly_one_notice_per_recipient(
+    bootstrap: str, unique: str, tmp_path: Path, kafka_access: KafkaAccess
+) -> None:
+    directive, base = f"CRASH-{unique}", 3_000_000_000 + zlib.crc32(unique.encode()) % 40_000 * 25_000  # 20,001 ids
+    await _load_registry(bootstrap, base)
+    stack = Stack(bootstrap, tmp_path, access=kafka_access)  # the notifier process logs in to the broker
+    with Mailbox(tmp_path / "mailbox.jsonl") as box:
+        first = _spawn(stack, tmp_path / "state", box, f"notifier-{unique}")
+        try:
+            covered = {"fable-5": list(range(base, base + USERS + 1))}
+            await produce(bootstrap, assessment(directive, 1, "restrict", covered))
+            confirmed = enforced(directive, 1, "restrict")
+            await produce(bootstrap, [as_record("compliance.enforcement.v1", directive, confirmed)])
+            await eventually(lambda: box.count() >= USERS // 4, timeout=240)
+        finally:
+            signal_group(first.popen, signal.SIGKILL)  # no goodbye: whatever was in flight is lost
+            first.popen.wait()
+        at_kill = box.count()
+        others = len({m.message_id for m in box.received if not m.notice.startswith(f"{directive}:")})
+        assert at_kill < USERS, "the batch finished before the kill: nothing was interrupted"
+
+        _spawn(stack, tmp_path / "state", box, f"notifier-{unique}")  # same state and group: it resumes
+        try:
+            await eventually(lambda: len(box.unique()) >= USERS + others, timeout=300)
+            await asyncio.sleep(2)  # anything still on its way would show up as a second recipient copy
+        finally:
+            stack.stop()
+
+    # A fresh group reads the impact topic from its beginning: other tests' directives may arrive here too.
+    kept = {k: m for k, m in box.unique().items() if m.notice.startswith(f"{directive}:")}
+    per_address = Counter(m.to for m in kept.values())
+    assert set(per_address) == {f"u{i}@example.com" for i in range(USERS)}  # none missing, nothing for u20000
+    assert set(per_address.values()) == {1}  # exactly one per recipient after deduplicating by Message-ID
+    assert set(kept) == {message_id(f"{directive}:1:restricted:{base + i}", "provider.example") for i in range(USERS)}
+    resent = sum(m.notice.startswith(f"{directive}:") for m in box.received) - len(kept)
+    print(f"killed after {at_kill} messages; {resent} re-sent in the crash window, dropped by Message-ID")
