@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
 import shutil
 import signal
 import sys
@@ -23,6 +24,7 @@ from devtools.broker import LocalBroker
 from devtools.registry import population
 from devtools.registry.loader import load as load_registry
 from devtools.stack import Stack
+from shared.runtime.auth import Role
 from shared.runtime.settings import KafkaSettings
 from shared.runtime.topics import apply_topics
 
@@ -51,6 +53,8 @@ def up(run_dir: Path, state_dir: Path, users: int, seed: int, timeout_s: float) 
         started = time.monotonic()
         record.save()  # before anything runs: `make down` finds the broker even if this is interrupted
         kafka.start()
+        stack.access = kafka.access  # each service logs in as its own principal; this process as tooling
+        kafka.access.export()
         asyncio.run(apply_topics(KafkaSettings(bootstrap=kafka.bootstrap)))
         stack.start(timeout_s)
         record.processes = [_started(stack, name) for name in stack.processes]
@@ -65,7 +69,7 @@ def up(run_dir: Path, state_dir: Path, users: int, seed: int, timeout_s: float) 
         kafka.stop()
         record.forget()
         raise
-    write_env(record)
+    write_env(record, stack)
     show(record)
     return 0
 
@@ -102,9 +106,22 @@ def env_lines(record: StackRecord) -> list[str]:
     ]
 
 
-def write_env(record: StackRecord) -> Path:
+def write_env(record: StackRecord, stack: Stack | None = None) -> Path:
+    """The CLI's environment for this stack: its URLs, the Kafka login of the tooling principal, and tokens of
+    the local identity provider (alice proposes and views, bob approves; each valid 12 hours)."""
+    lines = env_lines(record)
+    if stack is not None and stack.access is not None:
+        login = stack.access.env()
+        lines += [f"export {k}={shlex.quote(v)}" for k, v in login.items() if k != "COUNTERMAND_KAFKA_BOOTSTRAP"]
+        alice = stack.issuer.mint("alice@example.com", [Role.PROPOSER, Role.VIEWER], ttl_s=12 * 3600)
+        bob = stack.issuer.mint("bob@example.com", [Role.APPROVER, Role.VIEWER], ttl_s=12 * 3600)
+        lines += [
+            f"export COUNTERMAND_TOKEN={alice}  # alice@example.com: proposer, viewer",
+            f"export APPROVER_TOKEN={bob}  # bob@example.com: approver (countermand directive approve --token ...)",
+        ]
     path = record.run_dir / "env"
-    path.write_text("\n".join(env_lines(record)) + "\n")
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
     return path
 
 

@@ -74,12 +74,19 @@ def _issue(file: Path, url: str | None, token: str | None, emergency: str | None
 
 @app.command("approve")
 def approve(
-    proposal_id: str = typer.Argument(..., help="Id of the proposal (see `countermand directive pending`)."),
+    proposal_id: str = typer.Argument(
+        ..., help="Id of the proposal (see `countermand directive pending`), or of a directive with one open proposal."
+    ),
     reason: str = typer.Option("", "--reason", help="A note recorded with the approval."),
     url: str = UrlOption,
     token: str = TokenOption,
 ) -> None:
     """Approve someone else's proposal; the last approval it needs issues (or lifts) the directive."""
+    open_for = [
+        row["proposal_id"] for row in _call("GET", url, "/proposals", token) if row["directive_id"] == proposal_id
+    ]
+    if len(open_for) == 1:  # a directive id: its one open proposal (a directive has at most one at a time)
+        proposal_id = open_for[0]
     body = _call("POST", url, f"/proposals/{proposal_id}/approve", token, json={"reason": reason}, idempotent=True)
     _print_outcome(body)
 

@@ -143,7 +143,7 @@ def test_the_readme_tour_runs_as_written_against_the_stack(up: Up) -> None:
             enforced = lambda c=command: "enforced" in getattr(succeeds(c), "stdout", "")  # noqa: E731
             eventually_blocking(enforced, f"{command} to show it enforced", timeout=90, interval=1)
         if command.startswith("countermand directive lift"):
-            assert "lifted EXP-2026-001" in done.stdout
+            assert "proposed" in done.stdout  # four eyes: the next line's approval lifts it
 
 
 def test_down_stops_every_process_up_started_and_is_safe_twice(up: Up) -> None:
@@ -172,4 +172,4 @@ def test_the_readme_audit_commands_work_as_written_once_the_stack_has_stopped(up
             timeout=120,
         )
         assert done.returncode == 0, f"{line}: {done.stdout}{done.stderr}"
-        assert any(word in done.stdout for word in ("EXP-2026-001", "DirectiveIssued", "ledger intact")), line
+        assert any(word in done.stdout for word in ("EXP-2026-001", "DirectiveIssued", "chain intact")), line
