@@ -36,7 +36,7 @@ from services.enforcement.tracking import (
 )
 from shared.contracts.bitmaps import EMPTY_SCOPE_DIGEST, apply_delta_in_place, decode_bitmap
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, AssessmentKey, ImpactAssessed
-from shared.contracts.serving import AgentHeartbeat, CommandApplied, CommandFailed, HeldDirective
+from shared.contracts.serving import REFUSED, AgentHeartbeat, CommandApplied, CommandFailed, HeldDirective
 
 
 class KnownCluster(BaseModel):
@@ -184,6 +184,14 @@ class Coordinator:
 
     def on_failed(self, message: CommandFailed, now: datetime) -> Outcome:
         out = Outcome()
+        if message.reason.startswith(REFUSED):
+            # The agent refused a command it was sent that enforcement may never have signed (forged, replayed,
+            # expired): on record, nothing to re-send for it; what the cluster holds is checked by heartbeats.
+            out.notes.append(
+                f"cluster {message.cluster_id} refused a command for {message.directive_id} "
+                f"revision {message.revision}: {message.reason}"
+            )
+            return out
         lift = self.rollouts.get((message.directive_id, message.revision, "lift"))
         action = "lift" if lift is not None and lift.active else "restrict"
         track, rollout = self._track_for(message.directive_id, message.revision, action, message.cluster_id, out)
