@@ -28,6 +28,7 @@ from services.enforcement.tracking import (
     Backoff,
     ClusterTrack,
     acknowledge,
+    drift,
     expect,
     fail,
     mark_sent,
@@ -318,6 +319,7 @@ class Coordinator:
             return
         held = beat.held.get(rollout.directive_id)
         holds_it = held is not None and held.revision == rollout.revision and held.digest == track.expected_digest
+        newer = held is not None and held.revision > rollout.revision  # this rollout is being superseded
         if not track.applied and holds_it:
             acknowledge(track, held.digest, now, self.backoff)
             self._changed(rollout, now, beat.event_id, out)
@@ -325,6 +327,17 @@ class Coordinator:
             # An agent that lost its state (a wiped disk under a known cluster id) must get the
             # restriction again before the ClusterSynced that follows lets it answer checks.
             expect(track, track.expected_digest, self._due(rollout, now))
+            self._send(rollout, track, now, beat.event_id, out)
+            self._changed(rollout, now, beat.event_id, out)
+        elif track.applied and not holds_it and track.models and _beat_after_ack(beat, track) and not newer:
+            # Drift: it acknowledged this digest, and a heartbeat sent since shows something else (a forged
+            # command, lost state, a bug). On record, and re-sent now rather than at a deadline.
+            drift(
+                track,
+                held.digest if held is not None and held.revision == rollout.revision else None,
+                self._due(rollout, now),
+            )
+            out.notes.append(f"cluster {cluster.cluster_id} drifted from {rollout.key}: {track.reason}")
             self._send(rollout, track, now, beat.event_id, out)
             self._changed(rollout, now, beat.event_id, out)
 
@@ -410,3 +423,9 @@ class Coordinator:
 
     def _superseded(self, directive_id: str, revision: int) -> bool:
         return any(r.revision > revision for r in self._of_directive(directive_id))
+
+
+def _beat_after_ack(beat: AgentHeartbeat, track: ClusterTrack) -> bool:
+    """Whether the agent sent this heartbeat after the ack that made the track applied (an earlier one may
+    predate what it applied)."""
+    return track.acked_at is not None and beat.occurred_at > track.acked_at
