@@ -179,7 +179,9 @@ class Coordinator:
         out = Outcome()
         action = "lift" if message.action == "lift" else "restrict"
         track, rollout = self._track_for(message.directive_id, message.revision, action, message.cluster_id, out)
-        if track is not None and acknowledge(track, message.digest, now, self.backoff):
+        if track is not None and track.applied and action == "restrict" and message.digest != track.expected_digest:
+            self._drifted(rollout, track, message.digest, now, message.event_id, out)  # it held the right one
+        elif track is not None and acknowledge(track, message.digest, now, self.backoff):
             self._changed(rollout, now, message.event_id, out)
         return out
 
@@ -330,16 +332,19 @@ class Coordinator:
             self._send(rollout, track, now, beat.event_id, out)
             self._changed(rollout, now, beat.event_id, out)
         elif track.applied and not holds_it and track.models and _beat_after_ack(beat, track) and not newer:
-            # Drift: it acknowledged this digest, and a heartbeat sent since shows something else (a forged
-            # command, lost state, a bug). On record, and re-sent now rather than at a deadline.
-            drift(
-                track,
-                held.digest if held is not None and held.revision == rollout.revision else None,
-                self._due(rollout, now),
-            )
-            out.notes.append(f"cluster {cluster.cluster_id} drifted from {rollout.key}: {track.reason}")
-            self._send(rollout, track, now, beat.event_id, out)
-            self._changed(rollout, now, beat.event_id, out)
+            # Drift: it acknowledged this digest, and a heartbeat sent since shows something else.
+            holding = held.digest if held is not None and held.revision == rollout.revision else None
+            self._drifted(rollout, track, holding, now, beat.event_id, out)
+
+    def _drifted(
+        self, rollout: Rollout, track: ClusterTrack, holding: str | None, now: datetime, cause: str, out: Outcome
+    ) -> None:
+        """A cluster that held the right state holds another (a forged command, lost state, a bug): on record,
+        and re-sent now rather than at a deadline."""
+        drift(track, holding, self._due(rollout, now))
+        out.notes.append(f"cluster {track.cluster_id} drifted from {rollout.key}: {track.reason}")
+        self._send(rollout, track, now, cause, out)
+        self._changed(rollout, now, cause, out)
 
     def _send(self, rollout: Rollout, track: ClusterTrack, now: datetime, cause: str | None, out: Outcome) -> None:
         mark_sent(track, now)

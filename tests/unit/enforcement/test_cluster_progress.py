@@ -223,3 +223,12 @@ def test_a_heartbeat_sent_before_the_ack_is_not_drift() -> None:
     earlier = heartbeat("us-east", "fable-5").model_copy(update={"occurred_at": at(4)})
     resent, _ = feed(coordinator, [earlier], now=at(6))
     assert resent == [] and state(coordinator, "us-east") == "applied"
+
+
+def test_an_applied_cluster_acknowledging_another_digest_has_drifted_and_is_re_sent_at_once() -> None:
+    coordinator, _, commands, _ = started(("us-east", "fable-5"))
+    expected = held_digest(to(commands, "us-east"))
+    feed(coordinator, [applied("us-east", expected)], now=at(1))
+    resent, events = feed(coordinator, [applied("us-east", "a-wrong-set")], now=at(2))  # a validly signed wrong one
+    assert state(coordinator, "us-east") == "drifted" and held_digest(to(resent, "us-east")) == expected
+    assert of_type(events, "EnforcementProgressed")[-1].clusters["us-east"].reason.startswith("drift: holds a-wrong")
