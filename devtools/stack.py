@@ -29,6 +29,8 @@ from shared.runtime.signing import KeySet, Signer
 
 CORE_SERVICES = ("intake", "impact", "enforcement", "notifier", "audit")
 AUDIT_KEY_ID = "audit-dev"
+SIGNERS = ("intake", "impact", "enforcement")  # who signs the records others act on
+TRUSTS = {"impact": "intake", "enforcement": "impact", "agent": "enforcement"}  # whose records each acts on
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,39 @@ class Stack:
             env[f"{prefix}SMTP_HOST"] = "127.0.0.1"
             env[f"{prefix}SMTP_PORT"] = str(self.mailbox.port)
             env[f"{prefix}SMTP_SENDER"] = "notices@countermand.test"
+        env.update(self.signing_env(name))
         return env
+
+    def signing_env(self, name: str) -> dict[str, str]:
+        """Record signing of one process: the key it signs with, and the one whose records it acts on (intake's
+        directives for impact, impact's assessments for enforcement, enforcement's commands for agents)."""
+        env = {"COUNTERMAND_SIGNING_MODE": "on"}
+        if name in TRUSTS:
+            env["COUNTERMAND_SIGNING_TRUSTED_KEYS_FILE"] = str(self.record_keys(TRUSTS[name]))
+        if name in SIGNERS:
+            env["COUNTERMAND_SIGNING_KEY_FILE"] = str(self.record_key(name))
+            env["COUNTERMAND_SIGNING_KEY_ID"] = f"{name}-dev"
+        return env
+
+    def record_keys(self, name: str) -> Path:
+        """The public JWK set of `name`'s record signing key."""
+        self.record_key(name)
+        return self.run_dir / "keys" / f"{name}-records.jwks.json"
+
+    def record_key(self, name: str) -> Path:
+        """The Ed25519 key (PEM) `name` signs its records with, made once per run folder, its JWK set beside it."""
+        path = self.run_dir / "keys" / f"{name}-records.pem"
+        if not path.exists():
+            signer = Signer.generate(f"{name}-dev")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(signer.pem())
+            path.chmod(0o600)
+            (self.run_dir / "keys" / f"{name}-records.jwks.json").write_text(KeySet([signer.public()]).to_json())
+        return path
+
+    def record_signer(self, name: str) -> Signer:
+        """`name`'s record signer, as the process has it (tests sign with it: a validly signed wrong command)."""
+        return Signer.from_pem(f"{name}-dev", self.record_key(name))
 
     @property
     def audit_keys(self) -> Path:

@@ -27,6 +27,8 @@ from shared.runtime.topics import apply_topics
 # Services built in a test process have no identity provider: authentication is off for them unless a test
 # passes its own AuthSettings (the stack and tests of authentication mint their own keys and tokens).
 os.environ.setdefault("COUNTERMAND_AUTH", "off")
+# Likewise record signatures: tests of signing (and the stack, which mints keys per service) turn them on.
+os.environ.setdefault("COUNTERMAND_SIGNING_MODE", "off")
 BROKER_FIXTURES = {"kafka", "bootstrap", "kafka_secrets"}
 BROKER_FOLDERS = (Path(__file__).parent / "e2e",)  # each module there starts a broker of its own
 _ids = itertools.count(1)

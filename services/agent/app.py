@@ -28,6 +28,7 @@ from services.agent.settings import AgentSettings
 from shared.contracts.catalogue import ACKS, COMMANDS
 from shared.contracts.envelope import envelope, utc_now
 from shared.contracts.serving import (
+    REFUSED,
     AgentHeartbeat,
     ClusterCommand,
     ClusterSynced,
@@ -44,7 +45,9 @@ from shared.runtime.dispatch import Dispatch
 from shared.runtime.health import ConsumerWatch, LagWatch
 from shared.runtime.kafka import admin
 from shared.runtime.logging import bind_message_ids
+from shared.runtime.record_signing import SigningSettings, trusted_keys, verify_record
 from shared.runtime.service import cancel_tasks
+from shared.runtime.signing import SignatureRefused
 from shared.runtime.topics import partition_for
 from shared.runtime.uvicorn_fence import embedded_server
 
@@ -65,6 +68,7 @@ class AgentService:
         self.watch = ConsumerWatch(SERVICE)
         self.broker: KafkaBroker = make_broker(settings, SERVICE, watch=self.watch)
         self.acks = declare_publisher(self.broker, ACKS, "Command acks and heartbeats of this cluster.")
+        self.keys = trusted_keys(settings.signing, SERVICE)  # whose commands it applies: enforcement's
         self.checker = AccessChecker(stale_after=timedelta(seconds=settings.stale_after_s))
         self.state = Restrictions()
         self.offsets: dict[int, int] = {}
@@ -97,6 +101,8 @@ class AgentService:
         @self._commands
         async def on_command(command: ClusterCommand, message: KafkaMessage) -> None:
             agent.checker.heard(agent.clock())  # any command, any cluster: the fetch loop delivers
+            if await agent.refuse_unsigned(command, message.raw_message):
+                return
             await agent.handle(command, message.raw_message.partition, message.raw_message.offset)
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -212,6 +218,21 @@ class AgentService:
             self.log.debug("command for another cluster ignored", cluster=command.cluster_id)
             return
         await RULES.handler(command)(self, command, partition, offset)
+
+    async def refuse_unsigned(self, command: ClusterCommand, record: Any) -> bool:
+        """Whether a command of this cluster fails its signature check (forged, altered, an unknown or retired
+        key); the refusal is reported on the acks topic and nothing changes."""
+        if self.keys is None or command.cluster_id != self.settings.cluster_id:
+            return False
+        try:
+            verify_record(self.keys, record, self.clock())
+        except SignatureRefused as exc:
+            self.log.warning("command refused", reason=str(exc), event_id=command.event_id, type=command.type)
+            if not isinstance(command, ClusterSynced):  # a marker names no directive: logged only
+                refusal = Failed(command.directive_id, command.revision, f"{REFUSED}{exc}")
+                await emit(self.acks, ACKS, self._ack_message(refusal, command.event_id))
+            return True
+        return False
 
     async def _on_command(
         self, command: RestrictCommand | DeltaCommand | LiftCommand, partition: int, offset: int
@@ -357,7 +378,7 @@ def specification(settings: AgentSettings | None = None) -> AsyncAPI:
     """The agent's AsyncAPI document (built over a throwaway store: it writes nothing)."""
     settings = settings or AgentSettings(cluster_id="example", auth=AuthSettings(mode="off"))
     with tempfile.TemporaryDirectory() as scratch:
-        agent = build(settings.model_copy(update={"state_dir": Path(scratch)}))
+        agent = build(settings.model_copy(update={"state_dir": Path(scratch), "signing": SigningSettings(mode="off")}))
         agent.store.close()
     return AsyncAPI(
         agent.broker,

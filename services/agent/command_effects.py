@@ -10,7 +10,7 @@ from pyroaring import BitMap
 
 from services.agent.restrictions import HeldRestriction, PendingDelta, Restrictions, StagedRevision, Window
 from shared.contracts.bitmaps import apply_delta, decode_bitmap
-from shared.contracts.serving import DeltaCommand, LiftCommand, RestrictCommand
+from shared.contracts.serving import REFUSED, DeltaCommand, LiftCommand, RestrictCommand
 from shared.runtime.dispatch import Dispatch
 
 Action = Literal["restrict", "lift", "delta"]
@@ -77,7 +77,10 @@ def on_restrict(state: Restrictions, command: RestrictCommand, now: datetime | N
     directive, revision = command.directive_id, command.revision
     held = state.held.get(directive)
     if revision <= state.lifted.get(directive, 0) or (held and revision < held.revision):
-        return Outcome()
+        newer = f"revision {held.revision} is held" if held else f"revision {state.lifted[directive]} was lifted"
+        return _refused(directive, revision, f"replayed: revision {revision} is older than what it holds ({newer})")
+    if now is not None and command.expires_at is not None and now >= command.expires_at:
+        return _refused(directive, revision, f"expired: the directive expired at {command.expires_at.isoformat()}")
     if held and revision == held.revision and command.expected_digest == held.digest:
         return Outcome(acks=(_confirm(state, directive, revision, "restrict"),))
     # A held revision re-sent with other content is the sender's current truth (e.g. after a delta this
@@ -124,6 +127,11 @@ def _seq_reflected(state: Restrictions, directive: str, revision: int) -> int:
     if held is None or held.revision != revision:
         return 0
     return max([held.seq, *state.pending.get((directive, revision), {})])
+
+
+def _refused(directive: str, revision: int, reason: str) -> Outcome:
+    """A command the agent will not apply (replayed, expired); what it holds is unchanged."""
+    return Outcome(acks=(Failed(directive, revision, f"{REFUSED}{reason}"),))
 
 
 def _discard(state: Restrictions, directive: str, revision: int, reason: str) -> Outcome:

@@ -28,6 +28,7 @@ from services.enforcement.tracking import (
     Backoff,
     ClusterTrack,
     acknowledge,
+    drift,
     expect,
     fail,
     mark_sent,
@@ -36,7 +37,7 @@ from services.enforcement.tracking import (
 )
 from shared.contracts.bitmaps import EMPTY_SCOPE_DIGEST, apply_delta_in_place, decode_bitmap
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, AssessmentKey, ImpactAssessed
-from shared.contracts.serving import AgentHeartbeat, CommandApplied, CommandFailed, HeldDirective
+from shared.contracts.serving import REFUSED, AgentHeartbeat, CommandApplied, CommandFailed, HeldDirective
 
 
 class KnownCluster(BaseModel):
@@ -178,12 +179,22 @@ class Coordinator:
         out = Outcome()
         action = "lift" if message.action == "lift" else "restrict"
         track, rollout = self._track_for(message.directive_id, message.revision, action, message.cluster_id, out)
-        if track is not None and acknowledge(track, message.digest, now, self.backoff):
+        if track is not None and track.applied and action == "restrict" and message.digest != track.expected_digest:
+            self._drifted(rollout, track, message.digest, now, message.event_id, out)  # it held the right one
+        elif track is not None and acknowledge(track, message.digest, now, self.backoff):
             self._changed(rollout, now, message.event_id, out)
         return out
 
     def on_failed(self, message: CommandFailed, now: datetime) -> Outcome:
         out = Outcome()
+        if message.reason.startswith(REFUSED):
+            # The agent refused a command it was sent that enforcement may never have signed (forged, replayed,
+            # expired): on record, nothing to re-send for it; what the cluster holds is checked by heartbeats.
+            out.notes.append(
+                f"cluster {message.cluster_id} refused a command for {message.directive_id} "
+                f"revision {message.revision}: {message.reason}"
+            )
+            return out
         lift = self.rollouts.get((message.directive_id, message.revision, "lift"))
         action = "lift" if lift is not None and lift.active else "restrict"
         track, rollout = self._track_for(message.directive_id, message.revision, action, message.cluster_id, out)
@@ -310,6 +321,7 @@ class Coordinator:
             return
         held = beat.held.get(rollout.directive_id)
         holds_it = held is not None and held.revision == rollout.revision and held.digest == track.expected_digest
+        newer = held is not None and held.revision > rollout.revision  # this rollout is being superseded
         if not track.applied and holds_it:
             acknowledge(track, held.digest, now, self.backoff)
             self._changed(rollout, now, beat.event_id, out)
@@ -319,6 +331,20 @@ class Coordinator:
             expect(track, track.expected_digest, self._due(rollout, now))
             self._send(rollout, track, now, beat.event_id, out)
             self._changed(rollout, now, beat.event_id, out)
+        elif track.applied and not holds_it and track.models and _beat_after_ack(beat, track) and not newer:
+            # Drift: it acknowledged this digest, and a heartbeat sent since shows something else.
+            holding = held.digest if held is not None and held.revision == rollout.revision else None
+            self._drifted(rollout, track, holding, now, beat.event_id, out)
+
+    def _drifted(
+        self, rollout: Rollout, track: ClusterTrack, holding: str | None, now: datetime, cause: str, out: Outcome
+    ) -> None:
+        """A cluster that held the right state holds another (a forged command, lost state, a bug): on record,
+        and re-sent now rather than at a deadline."""
+        drift(track, holding, self._due(rollout, now))
+        out.notes.append(f"cluster {track.cluster_id} drifted from {rollout.key}: {track.reason}")
+        self._send(rollout, track, now, cause, out)
+        self._changed(rollout, now, cause, out)
 
     def _send(self, rollout: Rollout, track: ClusterTrack, now: datetime, cause: str | None, out: Outcome) -> None:
         mark_sent(track, now)
@@ -402,3 +428,9 @@ class Coordinator:
 
     def _superseded(self, directive_id: str, revision: int) -> bool:
         return any(r.revision > revision for r in self._of_directive(directive_id))
+
+
+def _beat_after_ack(beat: AgentHeartbeat, track: ClusterTrack) -> bool:
+    """Whether the agent sent this heartbeat after the ack that made the track applied (an earlier one may
+    predate what it applied)."""
+    return track.acked_at is not None and beat.occurred_at > track.acked_at

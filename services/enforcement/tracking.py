@@ -10,6 +10,7 @@ from shared.contracts.enforcement import ClusterProgress, ClusterState
 
 MISMATCH = "digest mismatch"
 MISSED_DEADLINE = "no acknowledgement by the deadline"
+DRIFT = "drift"
 
 
 class Backoff(BaseModel):
@@ -86,6 +87,12 @@ def acknowledge(track: ClusterTrack, digest: str, now: datetime, backoff: Backof
     track.digest, track.reason = digest, MISMATCH
     track.next_resend_at = backoff.after(track.attempts, now)
     return True
+
+
+def drift(track: ClusterTrack, held_digest: str | None, due_at: datetime) -> None:
+    """A heartbeat shows the cluster no longer holds what it acknowledged: it is re-sent now, due again by due_at."""
+    track.state, track.digest, track.due_at, track.next_resend_at = "drifted", held_digest, due_at, None
+    track.reason = f"{DRIFT}: holds {held_digest or 'nothing'}, expected {track.expected_digest}"
 
 
 def fail(track: ClusterTrack, reason: str, now: datetime, backoff: Backoff) -> None:

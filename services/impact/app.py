@@ -24,12 +24,21 @@ from services.impact.view_snapshot import ViewSnapshots, snapshot_path
 from shared.contracts.catalogue import DIRECTIVES, IMPACT, USERS, dead_letter_topic
 from shared.contracts.directives import DirectiveEvent
 from shared.runtime.auth import AuthSettings, Guard
-from shared.runtime.broker import consumer_options, declare_publisher, emit, emit_all, make_broker, view_subscriber
+from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker, view_subscriber
 from shared.runtime.deadletters import write_dead_letter
 from shared.runtime.health import ConsumerWatch, LagWatch
 from shared.runtime.kafka import OffsetProbe
 from shared.runtime.logging import bind_message_ids
+from shared.runtime.record_signing import (
+    SigningSettings,
+    emit_all_signed,
+    emit_signed,
+    record_signer,
+    trusted_keys,
+    verify_record,
+)
 from shared.runtime.service import cancel_tasks
+from shared.runtime.signing import KeySet
 
 SERVICE = "impact"
 GROUP = "countermand-impact"
@@ -121,6 +130,7 @@ def build(settings: ImpactSettings | None = None) -> ImpactService:
     watch = ConsumerWatch(SERVICE)
     broker = make_broker(settings, SERVICE, watch=watch)
     impact = declare_publisher(broker, IMPACT, "Assessments, affected-set chunks and deltas.")
+    signer, keys = record_signer(settings.signing, SERVICE), trusted_keys(settings.signing, SERVICE)
     dead = declare_publisher(broker, DEAD_LETTERS, "Registry records impact refused.")
 
     async def bury(record: Any, error: Exception) -> None:
@@ -133,17 +143,19 @@ def build(settings: ImpactSettings | None = None) -> ImpactService:
     follower = ViewFollower(settings, snapshots, asyncio.Lock(), changed, bury)
     assessor = Assessor(
         follower,
-        publish_all=lambda messages: emit_all(impact, IMPACT, messages),  # per partition, order holds
-        publish=lambda message: emit(impact, IMPACT, message),
+        publish_all=lambda messages: emit_all_signed(impact, IMPACT, messages, signer),  # per partition, in order
+        publish=lambda message: emit_signed(impact, IMPACT, message, signer),
     )
     service = ImpactService(
-        settings, broker, watch, follower, assessor, _subscribe(broker, settings, follower, assessor)
+        settings, broker, watch, follower, assessor, _subscribe(broker, settings, follower, assessor, keys)
     )
     service.http = create_api(service, Guard(settings.auth, SERVICE))
     return service
 
 
-def _subscribe(broker: KafkaBroker, settings: ImpactSettings, follower: ViewFollower, assessor: Assessor) -> Any:
+def _subscribe(
+    broker: KafkaBroker, settings: ImpactSettings, follower: ViewFollower, assessor: Assessor, keys: KeySet | None
+) -> Any:
     """Register the registry view and the directive consumer; returns the view's subscriber (to seek it)."""
     # Every impact instance needs the WHOLE registry to evaluate a selector: a view, not a consumer group.
     registry = view_subscriber(
@@ -170,6 +182,7 @@ def _subscribe(broker: KafkaBroker, settings: ImpactSettings, follower: ViewFoll
     )
     async def on_directive(event: DirectiveEvent, msg: KafkaMessage) -> None:
         bind_message_ids(event.directive_id, event.event_id)
+        verify_record(keys, msg.raw_message)  # refused (unsigned, unknown or retired key, altered): dead-lettered
         await assessor.on_directive(event)
 
     return registry
@@ -178,7 +191,9 @@ def _subscribe(broker: KafkaBroker, settings: ImpactSettings, follower: ViewFoll
 def specification(settings: ImpactSettings | None = None) -> AsyncAPI:
     """The AsyncAPI document of the impact service."""
     return AsyncAPI(
-        build(settings or ImpactSettings(auth=AuthSettings(mode="off"))).broker,  # the Kafka side only
+        build(
+            settings or ImpactSettings(auth=AuthSettings(mode="off"), signing=SigningSettings(mode="off"))
+        ).broker,  # the Kafka side only
         title="Countermand impact",
         version="1.0.0",
         description="Exact affected sets of directives, from a columnar view of the user registry.",

@@ -17,8 +17,10 @@ from services.intake.settings import IntakeSettings
 from services.intake.view import register_view
 from shared.contracts.catalogue import DIRECTIVES
 from shared.runtime.auth import AuthSettings, Guard
-from shared.runtime.broker import declare_publisher, emit, make_broker
+from shared.runtime.broker import declare_publisher, make_broker
 from shared.runtime.kafka import end_offsets
+from shared.runtime.record_signing import emit_signed, record_signer
+from shared.runtime.signing import Signer
 
 
 @dataclass
@@ -61,11 +63,11 @@ class IntakeService:
 def build(settings: IntakeSettings | None = None) -> IntakeService:
     """Build intake from settings; nothing connects until start()."""
     settings = settings or IntakeSettings()
-    broker, desk = _wired(settings)
+    broker, desk = _wired(settings, record_signer(settings.signing, SERVICE))
     return IntakeService(settings, broker, create_api(desk, Guard(settings.auth, SERVICE)), desk)
 
 
-def _wired(settings: IntakeSettings) -> tuple[KafkaBroker, DirectiveDesk]:
+def _wired(settings: IntakeSettings, signer: Signer | None) -> tuple[KafkaBroker, DirectiveDesk]:
     # Intake consumes only its own view of the directive topic (see view.py): no dead-letter topic.
     broker = make_broker(settings, SERVICE, dead_letters=False)
     publisher = declare_publisher(
@@ -73,7 +75,7 @@ def _wired(settings: IntakeSettings) -> tuple[KafkaBroker, DirectiveDesk]:
     )
 
     async def publish(event: DirectiveEvent) -> None:
-        await emit(publisher, DIRECTIVES, event)
+        await emit_signed(publisher, DIRECTIVES, event, signer)  # impact acts only on what intake signed
 
     desk = DirectiveDesk(
         publish,
@@ -87,7 +89,7 @@ def _wired(settings: IntakeSettings) -> tuple[KafkaBroker, DirectiveDesk]:
 def specification(settings: IntakeSettings | None = None) -> AsyncAPI:
     """The AsyncAPI document of intake (its Kafka side: no HTTP API, so no credentials needed)."""
     return AsyncAPI(
-        _wired(settings or IntakeSettings(auth=AuthSettings(mode="off")))[0],
+        _wired(settings or IntakeSettings(auth=AuthSettings(mode="off")), None)[0],
         title="Countermand intake",
         version="1",
         description="Turns directives submitted over HTTP or the CLI into directive events.",

@@ -9,13 +9,14 @@ from pydantic import AwareDatetime, Field
 from shared.contracts.directives import DirectiveId
 from shared.contracts.envelope import Event, Message
 
-ClusterState = Literal["pending", "applied", "overdue", "failed"]
+# drifted: a heartbeat showed the cluster no longer holds what it acknowledged (re-sent at once).
+ClusterState = Literal["pending", "applied", "overdue", "drifted", "failed"]
 
 
 class ClusterProgress(Message):
     """Where one cluster stands for one directive revision."""
 
-    state: ClusterState = Field(..., description="pending, applied, overdue or failed.", examples=["applied"])
+    state: ClusterState = Field(..., description="pending, applied, overdue, drifted or failed.", examples=["applied"])
     sent_at: AwareDatetime | None = Field(None, description="When commands were last sent.", examples=[None])
     acked_at: AwareDatetime | None = Field(None, description="When the matching ack arrived.", examples=[None])
     attempts: int = Field(0, ge=0, description="How many times commands were sent.", examples=[1])

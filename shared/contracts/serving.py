@@ -109,14 +109,24 @@ class CommandApplied(Event):
     seq: int = Field(0, ge=0, description="Last delta seq applied (0 if none).", examples=[0])
 
 
+# A CommandFailed whose reason starts so is a refusal: the command itself was not acceptable (unsigned, forged,
+# altered, signed by an unknown or retired key, replayed, expired), not a failure to apply a valid one.
+REFUSED = "refused: "
+
+
 class CommandFailed(Event):
-    """An agent could not apply a command; its state is unchanged."""
+    """An agent could not apply a command, or refused it (reason `refused: ...`); its state is unchanged."""
 
     type: Literal["CommandFailed"] = "CommandFailed"
     cluster_id: ClusterId
     directive_id: DirectiveId
     revision: int = Field(..., ge=1, description="Revision concerned.", examples=[1])
-    reason: str = Field(..., description="Why it was rejected.", examples=["corrupt bitmap in chunk 3"])
+    reason: str = Field(
+        ...,
+        description="Why it was rejected; `refused: <why>` when the command was refused (bad signature, replayed, "
+        "expired) rather than failed.",
+        examples=["corrupt bitmap in chunk 3", "refused: bad signature (key id 'enforcement-1')"],
+    )
 
 
 class HeldDirective(Message):

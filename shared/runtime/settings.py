@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.contracts.catalogue import MAX_MESSAGE_BYTES
 from shared.runtime.auth import AuthSettings
+from shared.runtime.record_signing import SigningSettings
 
 
 class KafkaSettings(BaseSettings):
@@ -103,6 +104,7 @@ class ServiceSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    signing: SigningSettings = Field(default_factory=SigningSettings)
     instance: str = Field("0", min_length=1, description="Instance name, for logs and producer ids.")
     state_dir: Path = Field(Path(".run/state"), description="Folder for this service's durable state.")
 
@@ -115,7 +117,13 @@ def kafka_settings(bootstrap: str | None = None) -> KafkaSettings:
 
 # AuthSettings is a section of the services with an API (intake, impact, agent); the others accept its
 # variables too, so one environment can carry them for every process.
-SECTIONS: tuple[type[BaseSettings], ...] = (KafkaSettings, LogSettings, TelemetrySettings, AuthSettings)
+SECTIONS: tuple[type[BaseSettings], ...] = (
+    KafkaSettings,
+    LogSettings,
+    TelemetrySettings,
+    AuthSettings,
+    SigningSettings,
+)
 # Prefixes of every process that reads COUNTERMAND_* settings: a shared environment (a compose anchor, a
 # ConfigMap) may carry another one's variables, which are that process's to check.
 PROCESS_PREFIXES = tuple(

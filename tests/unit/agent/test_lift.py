@@ -8,7 +8,7 @@ from itertools import permutations
 import pytest
 
 from services.agent.access import AccessIndex
-from services.agent.command_effects import Applied, on_lift, on_restrict
+from services.agent.command_effects import Applied, Failed, on_lift, on_restrict
 from services.agent.restrictions import Restrictions
 from shared.contracts.bitmaps import EMPTY_SCOPE_DIGEST, scope_digest
 from tests.unit.agent.builders import lift, restrict
@@ -66,5 +66,6 @@ def test_lift_discards_staged_chunks_of_the_lifted_revision() -> None:
     on_restrict(state, restrict("A", 1, "fable-5", [1], chunk=0, chunks=2))
     on_lift(state, lift("A", 1))
     assert state.staging == {}
-    assert on_restrict(state, restrict("A", 1, "fable-5", [2], chunk=1, chunks=2)).acks == ()
-    assert state.held == {}
+    (late,) = on_restrict(state, restrict("A", 1, "fable-5", [2], chunk=1, chunks=2)).acks
+    assert isinstance(late, Failed) and late.reason.startswith("refused: replayed")  # reported, nothing applied
+    assert state.held == {} and state.staging == {}

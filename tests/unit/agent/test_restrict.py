@@ -44,10 +44,11 @@ def test_ack_digest_is_the_scope_digest_of_the_held_sets() -> None:
     assert state.digest("D1") == expected
 
 
-def test_a_new_revision_replaces_the_sets_and_an_older_one_is_ignored() -> None:
+def test_a_new_revision_replaces_the_sets_and_an_older_one_is_refused_as_replayed() -> None:
     state = Restrictions()
     on_restrict(state, restrict("D1", 2, "fable-5", [5]))
-    assert on_restrict(state, restrict("D1", 1, "fable-5", [1, 2])).acks == ()
+    (refusal,) = on_restrict(state, restrict("D1", 1, "fable-5", [1, 2])).acks
+    assert isinstance(refusal, Failed) and refusal.reason.startswith("refused: replayed: revision 1")
     assert state.held["D1"].revision == 2 and state.held["D1"].sets == {"fable-5": BitMap([5])}
     on_restrict(state, restrict("D1", 3, "mythos-5", [7]))
     assert state.held["D1"].sets == {"mythos-5": BitMap([7])}
@@ -114,7 +115,17 @@ def test_a_restrict_redelivered_after_its_lift_does_not_come_back() -> None:
     state = Restrictions()
     on_restrict(state, restrict("D1", 1, "fable-5", [1]))
     on_lift(state, lift("D1", 1))
-    assert on_restrict(state, restrict("D1", 1, "fable-5", [1])).acks == ()
+    (refusal,) = on_restrict(state, restrict("D1", 1, "fable-5", [1])).acks
+    assert isinstance(refusal, Failed) and "revision 1 was lifted" in refusal.reason
     assert "D1" not in state.held
     on_restrict(state, restrict("D1", 2, "fable-5", [4]))
     assert state.held["D1"].revision == 2
+
+
+def test_a_restrict_past_the_directives_expiry_is_refused_and_changes_nothing() -> None:
+    state = Restrictions()
+    expired = restrict("D1", 1, "fable-5", [1]).model_copy(update={"expires_at": datetime(2026, 1, 1, tzinfo=UTC)})
+    outcome = on_restrict(state, expired, datetime(2026, 1, 2, tzinfo=UTC))
+    (refusal,) = outcome.acks
+    assert isinstance(refusal, Failed) and refusal.reason.startswith("refused: expired")
+    assert state.held == {} and state.staging == {} and not outcome.touched

@@ -201,3 +201,34 @@ def test_a_heartbeat_holding_the_expected_digest_counts_as_an_ack() -> None:
     held = {"D-1": HeldDirective(revision=1, digest=held_digest(commands))}
     _, events = feed(coordinator, [heartbeat("us-east", "fable-5", held=held)], now=at(1))
     assert state(coordinator, "us-east") == "applied" and of_type(events, "DirectiveEnforced")
+
+
+def test_a_cluster_whose_heartbeat_shows_another_digest_after_its_ack_is_drifted_and_re_sent() -> None:
+    coordinator, _, commands, _ = started(("us-east", "fable-5"))
+    expected = held_digest(to(commands, "us-east"))
+    feed(coordinator, [applied("us-east", expected)], now=at(1))
+    lost = heartbeat("us-east", "fable-5").model_copy(update={"occurred_at": at(2)})  # e.g. a forged lift took it
+    resent, events = feed(coordinator, [lost], now=at(2))
+    track = coordinator.rollouts[("D-1", 1, "restrict")].clusters["us-east"]
+    assert track.state == "drifted" and track.reason.startswith("drift: holds nothing")
+    assert held_digest(to(resent, "us-east")) == expected  # the right state, sent at once
+    assert of_type(events, "EnforcementProgressed")[-1].clusters["us-east"].state == "drifted"  # on record
+    feed(coordinator, [applied("us-east", expected)], now=at(3))
+    assert state(coordinator, "us-east") == "applied"
+
+
+def test_a_heartbeat_sent_before_the_ack_is_not_drift() -> None:
+    coordinator, _, commands, _ = started(("us-east", "fable-5"))
+    feed(coordinator, [applied("us-east", held_digest(to(commands, "us-east")))], now=at(5))
+    earlier = heartbeat("us-east", "fable-5").model_copy(update={"occurred_at": at(4)})
+    resent, _ = feed(coordinator, [earlier], now=at(6))
+    assert resent == [] and state(coordinator, "us-east") == "applied"
+
+
+def test_an_applied_cluster_acknowledging_another_digest_has_drifted_and_is_re_sent_at_once() -> None:
+    coordinator, _, commands, _ = started(("us-east", "fable-5"))
+    expected = held_digest(to(commands, "us-east"))
+    feed(coordinator, [applied("us-east", expected)], now=at(1))
+    resent, events = feed(coordinator, [applied("us-east", "a-wrong-set")], now=at(2))  # a validly signed wrong one
+    assert state(coordinator, "us-east") == "drifted" and held_digest(to(resent, "us-east")) == expected
+    assert of_type(events, "EnforcementProgressed")[-1].clusters["us-east"].reason.startswith("drift: holds a-wrong")

@@ -10,6 +10,7 @@ import pytest
 
 from services.enforcement.app import EnforcementService, build
 from services.enforcement.settings import EnforcementSettings
+from shared.contracts.serving import HeldDirective
 from tests.unit.enforcement.scenario import SETS, applied, assessment, core, feed, heartbeat
 
 MODELS = sorted(SETS)
@@ -75,7 +76,8 @@ async def test_a_status_event_the_broker_refused_is_published_again_from_the_out
     await asyncio.sleep(0.01)  # the producer futures, their gather, then its callback
     assert service._backlog and _outbox_ids(service) == refused
 
-    handling = asyncio.create_task(service.handle(heartbeat("us-east", *MODELS)))
+    held = {"D-1": HeldDirective(revision=1, digest=_ack(service).digest)}  # holding it: no drift, nothing re-sent
+    handling = asyncio.create_task(service.handle(heartbeat("us-east", *MODELS, held=held)))
     while not service.status.pending:  # the backlog is published first, and this time waited for
         await asyncio.sleep(0.001)
     assert [event for event, _ in service.status.pending][: len(refused)] == refused and not handling.done()

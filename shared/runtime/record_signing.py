@@ -1,0 +1,153 @@
+"""Signed records on the wire: a publisher serialises a message once, signs exactly those bytes (with the topic
+and key) and produces them; a consumer checks the record as it came in before acting on it (shared/signing.py
+holds the keys and the signature scheme).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import structlog
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.contracts.catalogue import Topic, key_of
+from shared.runtime.signing import KeySet, SignatureRefused, Signer
+
+JSON = "application/json"  # what FastStream sets when it encodes a model itself; consumers decode by it
+
+
+class SigningSettings(BaseSettings):
+    """Record signatures (env prefix COUNTERMAND_SIGNING_): this process's signing key and the keys it trusts."""
+
+    model_config = SettingsConfigDict(env_prefix="COUNTERMAND_SIGNING_", extra="forbid")
+
+    mode: Literal["on", "off"] = Field(
+        "on", description="off: nothing signed nor checked (local play only; a warning at start)."
+    )
+    key_file: Path | None = Field(None, description="Ed25519 private key (PEM) this process signs with.")
+    key_id: str = Field("", max_length=128, description="Id of the signing key (the key-id header).")
+    trusted_keys_file: Path | None = Field(
+        None, description="JWK set of the public keys whose records this process accepts (with retire times)."
+    )
+
+
+def record_signer(settings: SigningSettings, service: str) -> Signer | None:
+    """The process's signer; None when signing is off. Refuses to start without a key otherwise."""
+    if _off(settings, service):
+        return None
+    if settings.key_file is None or not settings.key_id:
+        raise ValueError(
+            f"{service} signs what it publishes: set COUNTERMAND_SIGNING_KEY_FILE and COUNTERMAND_SIGNING_KEY_ID "
+            "(or COUNTERMAND_SIGNING_MODE=off for local play)"
+        )
+    return Signer.from_pem(settings.key_id, settings.key_file)
+
+
+def trusted_keys(settings: SigningSettings, service: str) -> KeySet | None:
+    """The keys the process accepts; None when signing is off. Refuses to start without a key set otherwise."""
+    if _off(settings, service):
+        return None
+    if settings.trusted_keys_file is None:
+        raise ValueError(
+            f"{service} checks signatures: set COUNTERMAND_SIGNING_TRUSTED_KEYS_FILE "
+            "(or COUNTERMAND_SIGNING_MODE=off for local play)"
+        )
+    return KeySet.from_file(settings.trusted_keys_file)
+
+
+def _off(settings: SigningSettings, service: str) -> bool:
+    if settings.mode == "off":
+        structlog.get_logger(service=service).warning(
+            "COUNTERMAND_SIGNING_MODE=off: records are neither signed nor checked; never in production"
+        )
+        return True
+    return False
+
+
+def encoded(message: Any) -> bytes:
+    """The bytes of a contract message on the wire (serialised once: these are the bytes signed)."""
+    return message.model_dump_json().encode()
+
+
+def signed_headers(signer: Signer | None, topic: Topic, key: bytes | None, value: bytes) -> dict[str, str]:
+    """The headers of a record: JSON content type, plus the signature when a signer is given."""
+    headers = {"content-type": JSON}
+    if signer is not None:
+        headers.update(signer.headers(topic.name, key, value))
+    return headers
+
+
+async def publish_signed(
+    publisher: Any,
+    topic: Topic,
+    message: Any,
+    signer: Signer | None,
+    *,
+    value: bytes | None = None,
+    no_confirm: bool = False,
+) -> Any:
+    """Produce a contract message as signed bytes with the catalogue's key (`value`: bytes already encoded).
+
+    Without a signer the message goes as FastStream encodes it, as before. With `no_confirm` the returned
+    future resolves once the broker acknowledges it.
+    """
+    key = key_of(topic, message)
+    if signer is None and value is None:
+        return await publisher.publish(
+            message, key=key, correlation_id=getattr(message, "event_id", None), no_confirm=no_confirm
+        )
+    body = encoded(message) if value is None else value
+    return await publisher.publish(
+        body,
+        key=key,
+        headers=signed_headers(signer, topic, key, body),
+        correlation_id=getattr(message, "event_id", None),
+        no_confirm=no_confirm,
+    )
+
+
+async def emit_signed(publisher: Any, topic: Topic, message: Any, signer: Signer | None) -> None:
+    """emit() with a signature: returns once acknowledged (acks=all)."""
+    await publish_signed(publisher, topic, message, signer)
+
+
+async def emit_all_signed(
+    publisher: Any, topic: Topic, messages: list[Any], signer: Signer | None, *, window: int = 8
+) -> None:
+    """emit_all() with a signature on each message, `window` at a time in flight."""
+    for start in range(0, len(messages), window):
+        futures = [
+            await publish_signed(publisher, topic, message, signer, no_confirm=True)
+            for message in messages[start : start + window]
+        ]
+        await asyncio.gather(*futures)
+
+
+def record_headers(record: Any) -> dict[str, bytes]:
+    """A consumer record's headers by name (the last one wins, as a reader of one value expects)."""
+    return {name: value for name, value in (getattr(record, "headers", None) or ())}
+
+
+def verify_record(keys: KeySet | None, record: Any, now: datetime | None = None) -> str | None:
+    """The id of the key that signed this consumer record (None when checks are off); SignatureRefused naming
+    the reason otherwise (unsigned, unknown or retired key, bad or malformed signature)."""
+    if keys is None:
+        return None
+    return keys.verify(record.topic, record.key, record.value, record_headers(record), now)
+
+
+__all__ = [
+    "SignatureRefused",
+    "SigningSettings",
+    "emit_all_signed",
+    "emit_signed",
+    "encoded",
+    "publish_signed",
+    "record_signer",
+    "trusted_keys",
+    "verify_record",
+]

@@ -1,0 +1,191 @@
+"""Forged, altered and replayed records on a running stack, produced by a principal with produce rights (the
+test's `tooling` login): refused where they would act, reported, and access unchanged. A cluster made to hold
+the wrong state by a validly signed wrong command is marked drifted and corrected within a few heartbeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from pyroaring import BitMap
+
+from devtools.broker import LocalBroker
+from devtools.observe import TopicReader
+from devtools.registry import population as registry_population
+from devtools.registry.loader import load as load_registry
+from devtools.stack import Stack
+from shared.contracts.bitmaps import encode_bitmap
+from shared.contracts.catalogue import ACKS, COMMANDS, DIRECTIVES, ENFORCEMENT, dead_letter_topic
+from shared.contracts.deadletter import DeadLetter
+from shared.contracts.enforcement import DirectiveEnforced, EnforcementProgressed
+from shared.contracts.envelope import utc_now
+from shared.contracts.serving import CommandFailed, LiftCommand, RestrictCommand
+from shared.runtime.kafka import producing, records_to_end
+from shared.runtime.settings import KafkaSettings
+from shared.runtime.signing import Signer
+from shared.runtime.topics import apply_topics
+
+pytestmark = pytest.mark.kafka
+
+USERS_N = 600
+DIRECTIVE = "FORGE-1"
+HEARTBEAT_S = 2.0  # the agents' default heartbeat interval
+TIMEOUT = 180
+
+
+def directive_body() -> dict:
+    return {
+        "directive_id": DIRECTIVE,
+        "title": "forgery check",
+        "scope": {
+            "models": ["fable-5"],
+            "selector": {"kind": "nationality", "any_of": ["CN"]},
+            "enforcement_deadline_s": 120,
+        },
+    }
+
+
+def denied(stack: Stack, cluster: str) -> set[int]:
+    """Users the cluster's agent denies fable-5, asked as a gateway."""
+    checks = [{"user": u, "model": "fable-5"} for u in range(1, USERS_N + 1)]
+    reply = httpx.post(
+        f"{stack.agent(cluster).url}/v1/access:batch", json={"checks": checks}, headers=stack.gateway, timeout=60
+    )
+    reply.raise_for_status()
+    return {r["user"] for r in reply.json()["results"] if r["decision"] == "deny"}
+
+
+async def produce(settings: KafkaSettings, topic: str, key: bytes, value: bytes, headers: list | None = None) -> None:
+    async with producing(settings, "forger", linger_ms=0) as producer:
+        await producer.send_and_wait(topic, value, key=key, headers=headers or [("content-type", b"application/json")])
+
+
+async def refusal(settings: KafkaSettings, event_id: str) -> CommandFailed:
+    """The agent's report of refusing the command `event_id`."""
+    async with TopicReader(settings, ACKS) as acks:
+        return await acks.wait_for(
+            lambda m: isinstance(m, CommandFailed) and m.causation_id == event_id, TIMEOUT, f"refusal of {event_id}"
+        )
+
+
+async def enforced(settings: KafkaSettings, action: str) -> DirectiveEnforced:
+    async with TopicReader(settings, ENFORCEMENT) as status:
+        return await status.wait_for(
+            lambda m: isinstance(m, DirectiveEnforced) and m.directive_id == DIRECTIVE and m.action == action,
+            TIMEOUT,
+            f"{action} of {DIRECTIVE}",
+        )
+
+
+async def first_record(settings: KafkaSettings, topic, wanted) -> object:
+    async for record in records_to_end(settings, topic, "forgery-check"):
+        if record.value is not None and wanted(record):
+            return record
+    raise AssertionError(f"no such record on {topic.name}")
+
+
+def restrict_all(cluster: str, event_id: str) -> RestrictCommand:
+    return RestrictCommand(
+        event_id=event_id,
+        producer="enforcement",
+        cluster_id=cluster,
+        directive_id=DIRECTIVE,
+        revision=1,
+        model="fable-5",
+        chunk=0,
+        chunks=1,
+        users=encode_bitmap(BitMap(range(1, USERS_N + 1))),
+        expected_digest="forged",
+    )
+
+
+@pytest.fixture(scope="module")
+def forgery_kafka(kafka_dir: Path, kafka_secrets: Path) -> LocalBroker:
+    with LocalBroker(kafka_dir.with_name("forgery-kafka"), secrets=kafka_secrets) as broker:
+        yield broker
+
+
+async def test_forged_altered_replayed_and_drifted(
+    forgery_kafka: LocalBroker, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    settings = KafkaSettings(bootstrap=forgery_kafka.bootstrap)
+    await apply_topics(settings)
+    stack = Stack(forgery_kafka.bootstrap, tmp_path_factory.mktemp("forgery-stack"), access=forgery_kafka.access)
+    await load_registry(forgery_kafka.bootstrap, registry_population.generate(USERS_N, seed=3))
+    await asyncio.to_thread(stack.start)
+    try:
+        cluster = next(c.cluster_id for c in stack.clusters if "fable-5" in c.models)
+        await asyncio.to_thread(stack.issue, directive_body())
+        await enforced(settings, "restrict")
+        before = await asyncio.to_thread(denied, stack, cluster)
+        assert before
+
+        # A forged lift, unsigned, and a forged all-ids restriction signed by a key nobody trusts.
+        lift = LiftCommand(producer="enforcement", cluster_id=cluster, directive_id=DIRECTIVE, revision=1)
+        await produce(settings, COMMANDS.name, cluster.encode(), lift.model_dump_json().encode())
+        assert (await refusal(settings, lift.event_id)).reason == "refused: unsigned"
+        forged = restrict_all(cluster, "forged-restrict-all")
+        value = forged.model_dump_json().encode()
+        headers = Signer.generate("enforcement-dev").headers(COMMANDS.name, cluster.encode(), value)
+        await produce(settings, COMMANDS.name, cluster.encode(), value, [(k, v.encode()) for k, v in headers.items()])
+        assert (await refusal(settings, forged.event_id)).reason.startswith("refused: bad signature")
+        assert await asyncio.to_thread(denied, stack, cluster) == before
+
+        # Intake's signed DirectiveIssued with one byte changed: impact dead-letters it, naming the signature.
+        issued = await first_record(settings, DIRECTIVES, lambda r: b'"DirectiveIssued"' in r.value)
+        altered = issued.value.replace(DIRECTIVE.encode(), b"FORGE-2", 1)
+        assert sum(a != b for a, b in zip(altered, issued.value, strict=True)) == 1
+        await produce(settings, DIRECTIVES.name, issued.key, altered, list(issued.headers))
+        async with TopicReader(settings, dead_letter_topic("impact")) as letters:
+            letter = await letters.wait_for(
+                lambda m: isinstance(m, DeadLetter) and "bad signature" in m.reason, TIMEOUT, "altered directive"
+            )
+        assert letter.topic == DIRECTIVES.name
+
+        # Drift: a validly signed wrong restriction (enforcement's own key) makes the cluster deny everyone;
+        # the next heartbeat shows it, enforcement marks it drifted and re-sends the right set.
+        wrong = restrict_all(cluster, "signed-but-wrong")
+        value = wrong.model_dump_json().encode()
+        headers = stack.record_signer("enforcement").headers(COMMANDS.name, cluster.encode(), value)
+        sent, since = time.monotonic(), utc_now()
+        await produce(settings, COMMANDS.name, cluster.encode(), value, [(k, v.encode()) for k, v in headers.items()])
+
+        def states(messages: list) -> list[EnforcementProgressed]:
+            return [
+                m
+                for m in messages
+                if isinstance(m, EnforcementProgressed) and m.directive_id == DIRECTIVE and m.occurred_at >= since
+            ]
+
+        def corrected(messages: list) -> bool:
+            seen = [m.clusters[cluster].state for m in states(messages)]
+            return "drifted" in seen and "applied" in seen[seen.index("drifted") :]
+
+        async with TopicReader(settings, ENFORCEMENT) as status:
+            messages = await status.drain(corrected, TIMEOUT, "drift on record, then the right state re-applied")
+        drifted = next(m for m in states(messages) if m.clusters[cluster].state == "drifted")
+        took = time.monotonic() - sent
+        assert drifted.clusters[cluster].reason.startswith("drift: holds")
+        assert await asyncio.to_thread(denied, stack, cluster) == before
+        assert took <= 3 * HEARTBEAT_S + 10, f"drift corrected after {took:.1f} s"
+        print(f"drift corrected {took:.1f} s after the wrong command (heartbeats every {HEARTBEAT_S:g} s)")
+
+        # A replayed old restriction (intact signature) after the lift: refused, access stays restored.
+        old = await first_record(
+            settings, COMMANDS, lambda r: r.key == cluster.encode() and b'"RestrictCommand"' in r.value
+        )
+        old_id = RestrictCommand.model_validate_json(old.value).event_id
+        await asyncio.to_thread(stack.lift, DIRECTIVE, "done")
+        await enforced(settings, "lift")
+        restored = await asyncio.to_thread(denied, stack, cluster)
+        assert restored == set()
+        await produce(settings, COMMANDS.name, old.key, old.value, list(old.headers))
+        reported = await refusal(settings, old_id)
+        assert reported.reason.startswith("refused: replayed")
+        assert await asyncio.to_thread(denied, stack, cluster) == restored
+    finally:
+        await asyncio.to_thread(stack.stop)
