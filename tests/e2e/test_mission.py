@@ -258,7 +258,9 @@ def test_audit_chain_verifies_and_reports_the_timeline(run: Run) -> None:
         env={**env, "COLUMNS": "250"},
     )
     assert report.returncode == 0, report.stdout + report.stderr
-    for event in ("DirectiveProposed", "DirectiveIssued", "ImpactAssessed", "DirectiveEnforced", "DirectiveLifted"):
+    # The timeline shows what was put in force and confirmed; who proposed and approved is checked on the
+    # events themselves (next test).
+    for event in ("DirectiveIssued", "ImpactAssessed", "DirectiveEnforced", "DirectiveLifted"):
         assert event in report.stdout
 
 
