@@ -176,6 +176,7 @@ class AgentProcess:
                 "COUNTERMAND_AGENT_HEARTBEAT_INTERVAL_S": "0.5",
                 "COUNTERMAND_AGENT_READINESS_POLL_S": "0.1",
                 "COUNTERMAND_AUTH": "off",  # who may ask: tests/unit/agent/test_http_auth.py and the e2e stack
+                "COUNTERMAND_SIGNING_MODE": "off",  # these tests produce unsigned commands; signing: tests/e2e
                 "PYTHONUNBUFFERED": "1",
             }
         )
