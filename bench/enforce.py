@@ -37,6 +37,7 @@ from shared.contracts.directives import DirectiveScope
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
 from shared.runtime import kafka
 from shared.runtime.settings import KafkaSettings
+from shared.runtime.signing import Signer
 from shared.runtime.topics import apply_topics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,9 +104,23 @@ def impact_messages(directive: str, users: BitMap) -> tuple[str, list[tuple[byte
     return digest, [(key_of(IMPACT, m), m.model_dump_json().encode()) for m in (assessed, *chunks)]
 
 
+# Who signs what the bench produces in a service's place: impact's assessments and deltas, intake's directives
+# (their keys are the stack's, so enforcement and impact accept them as they would the real producers').
+SIGNERS: dict[str, Signer] = {}
+
+
+def signed(author: str, topic: str, key: bytes, value: bytes) -> list[tuple[str, bytes]]:
+    """The signature headers of a record the bench produces as `author` (none before the bench has keys)."""
+    signer = SIGNERS.get(author)
+    return [(k, v.encode()) for k, v in signer.headers(topic, key, value).items()] if signer else []
+
+
 async def send_all(producer: AIOKafkaProducer, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-    """Hand every record to the producer, then wait for all broker acks."""
-    futures = [await producer.send(topic, value, key=key) for key, value in records]
+    """Hand every record to the producer (signed as impact), then wait for all broker acks."""
+    futures = [
+        await producer.send(topic, value, key=key, headers=signed("impact", topic, key, value))
+        for key, value in records
+    ]
     await asyncio.gather(*futures)
 
 
@@ -197,6 +212,7 @@ class Bench:
         self.kafka.start()
         self.stack.access = self.kafka.access  # each service on its own principal, this process as tooling
         self.kafka.access.export()
+        SIGNERS.update({name: self.stack.record_signer(name) for name in ("impact", "intake")})
         return self
 
     def __exit__(self, *_: Any) -> None:
@@ -214,7 +230,11 @@ class Bench:
         self.spawn(
             "enforcement",
             "enforcement",
-            {"COUNTERMAND_ENFORCEMENT_STATE_DIR": str(state), "COUNTERMAND_ENFORCEMENT_HEARTBEAT_GRACE_S": "0"},
+            {
+                "COUNTERMAND_ENFORCEMENT_STATE_DIR": str(state),
+                "COUNTERMAND_ENFORCEMENT_HEARTBEAT_GRACE_S": "0",
+                **self.stack.signing_env("enforcement"),  # checks impact's signatures, signs every command
+            },
             "enforcement",
         )
         for cluster in CLUSTERS:
@@ -227,6 +247,7 @@ class Bench:
                     "COUNTERMAND_AGENT_HTTP_PORT": "0",
                     "COUNTERMAND_AGENT_HEARTBEAT_INTERVAL_S": "1",
                     "COUNTERMAND_AGENT_STATE_DIR": str(state),
+                    **self.stack.signing_env("agent"),  # applies only what enforcement signed
                 },
                 f"agent-{cluster}",
             )
@@ -327,7 +348,8 @@ async def delta_runs(
             model_digest=fable_digest,
         )
         started = time.time()
-        await producer.send_and_wait(IMPACT.name, delta.model_dump_json().encode(), key=key_of(IMPACT, delta))
+        value, key = delta.model_dump_json().encode(), key_of(IMPACT, delta)
+        await producer.send_and_wait(IMPACT.name, value, key=key, headers=signed("impact", IMPACT.name, key, value))
         done, seen = await watch.until(
             lambda d=directive, g=digest: watch.all_acked(d, g), f"delta {seq} of {directive}"
         )
@@ -349,7 +371,8 @@ async def directive_runs(
 
     _, mission = write_view_snapshot(state, registry_users)
     affected = mission.users
-    log = bench.spawn("impact", "impact", {**service_env(state), "COUNTERMAND_LOG_LEVEL": "INFO"}, "impact")
+    env = {**service_env(state), **bench.stack.signing_env("impact"), "COUNTERMAND_LOG_LEVEL": "INFO"}
+    log = bench.spawn("impact", "impact", env, "impact")
     deadline = time.time() + TIMEOUT_S
     while "service ready" not in log.read_text():
         bench.stack.check_alive()
@@ -361,7 +384,10 @@ async def directive_runs(
     for run in range(-E2E_DISCARDED, runs):
         issued = directive(f"E2E-{registry_users}-{run}-{uuid.uuid4().hex[:6]}", MISSION)
         started = time.time()
-        await producer.send_and_wait(DIRECTIVES.name, issued.model_dump_json().encode(), key=key_of(DIRECTIVES, issued))
+        value, key = issued.model_dump_json().encode(), key_of(DIRECTIVES, issued)
+        await producer.send_and_wait(
+            DIRECTIVES.name, value, key=key, headers=signed("intake", DIRECTIVES.name, key, value)
+        )
         digest = await watch.until(
             lambda i=issued.directive_id: watch.enforced_digest.get(i), f"DirectiveEnforced of {issued.directive_id}"
         )

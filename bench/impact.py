@@ -277,17 +277,20 @@ def service_env(state_dir: Path) -> dict[str, str]:
         "COUNTERMAND_IMPACT_SNAPSHOT_ON_STOP": "false",
         "COUNTERMAND_IMPACT_SNAPSHOT_EVERY_RECORDS": "0",
         "COUNTERMAND_SIGNING_MODE": "off",  # the bench produces its directives itself, unsigned
+        "COUNTERMAND_AUTH": "off",  # nothing here calls impact's HTTP API: no identity provider needed
     }
 
 
 def impact_settings(bootstrap: str, state_dir: Path, **overrides: Any):
     from services.impact.settings import ImpactSettings
+    from shared.runtime.auth import AuthSettings
     from shared.runtime.record_signing import SigningSettings
     from shared.runtime.settings import KafkaSettings
 
     return ImpactSettings(
         kafka=KafkaSettings(bootstrap=bootstrap),
         signing=SigningSettings(mode="off"),  # the bench produces its directives itself, unsigned
+        auth=AuthSettings(mode="off"),  # nothing here calls impact's HTTP API
         state_dir=state_dir,
         http_port=0,
         snapshot_interval_s=0,
