@@ -134,11 +134,6 @@ def make_secrets(folder: Path, agents: Iterable[str] = DEMO_AGENTS) -> KafkaAcce
     return KafkaAccess.load(Path(folder).resolve(), "")
 
 
-def fetch_jars() -> None:
-    """Download the broker jars from Maven Central once (cached under deploy/kafka/libs)."""
-    _kafkalocal("fetch")
-
-
 def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
     """Run a coroutine to the end from sync code, also when the caller's thread runs an event loop."""
     outcome: dict[str, Any] = {}

@@ -27,8 +27,3 @@ def fill(batch: BatchBuilder, keys: Sequence[bytes], values: Sequence[bytes | No
     if None in appended:
         raise ValueError(f"{appended.count(None)} of {len(keys)} records did not fit the batch")
     batch._relative_offset = len(keys)
-
-
-def record_bytes(key_length: int, value_length: int) -> int:
-    """The most bytes a record without headers takes in a batch."""
-    return key_length + value_length + RECORD_OVERHEAD_BYTES

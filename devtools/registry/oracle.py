@@ -14,8 +14,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from shared.contracts.directives import Selector
-
-Truth = bool | None  # None = unknown
+from shared.contracts.kleene import Truth, all_of, any_of, negate
 
 _SELECTOR = TypeAdapter(Selector)
 
@@ -54,11 +53,11 @@ def evaluate(selector: Any, user: Mapping[str, Any]) -> Truth:
     if kind == "entitlement":
         return _overlap(user.get("entitlements") or [], selector.any_of)
     if kind == "all_of":
-        return _all([evaluate(clause, user) for clause in selector.of])
+        return all_of([evaluate(clause, user) for clause in selector.of])
     if kind == "any_of":
-        return _any([evaluate(clause, user) for clause in selector.of])
+        return any_of([evaluate(clause, user) for clause in selector.of])
     if kind == "not":
-        return _not(evaluate(selector.of, user))
+        return negate(evaluate(selector.of, user))
     raise ValueError(f"selector.kind: unsupported {kind!r}")
 
 
@@ -68,19 +67,3 @@ def _unknown_or(value: Any, test: Any) -> Truth:
 
 def _overlap(held: Iterable[str], wanted: Iterable[str]) -> bool:
     return any(item in wanted for item in held)
-
-
-def _not(truth: Truth) -> Truth:
-    return None if truth is None else not truth
-
-
-def _all(truths: list[Truth]) -> Truth:
-    if False in truths:
-        return False
-    return None if None in truths else True
-
-
-def _any(truths: list[Truth]) -> Truth:
-    if True in truths:
-        return True
-    return None if None in truths else False

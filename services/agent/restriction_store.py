@@ -171,19 +171,7 @@ class RestrictionStore:
         # (a held revision sent again in one chunk): then all of them are written.
         for chunk in staged.parts if backing == revision else [last]:
             self._write_chunk(directive, revision, chunk, staged)
-        self._db.execute(
-            "INSERT OR REPLACE INTO held (directive, revision, seq, effective_from, expires_at, on_stale, "
-            "staged_revision) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                directive,
-                held.revision,
-                held.seq,
-                _iso(held.window.effective_from),
-                _iso(held.window.expires_at),
-                held.on_stale,
-                revision,
-            ),
-        )
+        self._put_held(directive, held, staged_revision=revision)
 
     def fold(self, state: Restrictions) -> int:
         """Write as sets the held revisions still stored as their chunks, and drop those chunks (synced).
@@ -206,9 +194,13 @@ class RestrictionStore:
         self._sets.replace(directive, held.sets if held is not None else {})
         if held is None:
             return
+        self._put_held(directive, held)
+
+    def _put_held(self, directive: str, held: HeldRestriction, staged_revision: int | None = None) -> None:
+        """The held row of a directive; `staged_revision`: its sets are still that revision's chunks (unfolded)."""
         self._db.execute(
-            "INSERT INTO held (directive, revision, seq, effective_from, expires_at, on_stale) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO held (directive, revision, seq, effective_from, expires_at, on_stale, "
+            "staged_revision) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 directive,
                 held.revision,
@@ -216,6 +208,7 @@ class RestrictionStore:
                 _iso(held.window.effective_from),
                 _iso(held.window.expires_at),
                 held.on_stale,
+                staged_revision,
             ),
         )
 

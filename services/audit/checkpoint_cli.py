@@ -166,6 +166,12 @@ def checkpoints(
     )
 
 
+def heads_and_keys(folder: Path | None, keys: Path | None) -> tuple[list[TreeHead], KeySet | None]:
+    """The exported signed heads in `folder` (none without one) and the keys to check them with."""
+    heads = exported_heads(folder) if folder is not None else []
+    return heads, public_keys(keys, folder, AuditSettings()) if heads else None
+
+
 # --- verify ------------------------------------------------------------------------------------------------------
 
 
@@ -187,11 +193,9 @@ def verify(
 ) -> None:
     """Verify the hash chain, the Merkle root under every exported signed head, and the ledger against the topics'
     records: exit 1 naming what does not match."""
-    settings = AuditSettings()
-    folder = against or settings.export_dir
+    folder = against or AuditSettings().export_dir
     try:
-        heads = exported_heads(folder) if folder is not None else []
-        key_set = public_keys(keys, folder, settings) if heads else None
+        heads, key_set = heads_and_keys(folder, keys)
         store = open_ledger(ledger)
         try:
             result = checked(store, heads, key_set)
@@ -268,11 +272,9 @@ def prove(
 ) -> None:
     """Prove the entry's inclusion under the latest exported signed head (else the ledger's own root) and
     verify the proof; prints it as JSON, exit 1 if it does not verify."""
-    settings = AuditSettings()
-    folder = against or settings.export_dir
+    folder = against or AuditSettings().export_dir
     try:
-        heads = exported_heads(folder) if folder is not None else []
-        key_set = public_keys(keys, folder, settings) if heads else None
+        heads, key_set = heads_and_keys(folder, keys)
         store = open_ledger(ledger)
         try:
             entry, leaves = store.entry(seq), store.leaves()

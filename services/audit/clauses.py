@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-Truth = bool | None
+from shared.contracts.kleene import Truth, all_of, any_of, negate
 
 
 def explain_selector(clause: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
@@ -15,13 +15,13 @@ def explain_selector(clause: dict[str, Any], user: dict[str, Any]) -> dict[str, 
     if kind in ("all_of", "any_of"):
         parts = [explain_selector(c, user) for c in clause["of"]]
         truths = [p["truth"] for p in parts]
-        truth = _all(truths) if kind == "all_of" else _any(truths)
+        truth = all_of(truths) if kind == "all_of" else any_of(truths)
         return {"kind": kind, "truth": truth, "why": f"{kind.replace('_', ' ')} of {len(parts)} clauses", "of": parts}
     if kind == "not":
         inner = explain_selector(clause["of"], user)
         return {
             "kind": kind,
-            "truth": None if inner["truth"] is None else not inner["truth"],
+            "truth": negate(inner["truth"]),
             "why": "not",
             "of": [inner],
         }
@@ -63,15 +63,3 @@ def _leaf(kind: str | None, clause: dict, user: dict) -> tuple[Truth, str]:
         held = user.get("entitlements") or []
         return any(m in clause["any_of"] for m in held), f"entitlements {held} vs {clause['any_of']}"
     raise ValueError(f"selector.kind: unsupported {kind!r}")
-
-
-def _all(truths: list[Truth]) -> Truth:
-    if False in truths:
-        return False
-    return None if None in truths else True
-
-
-def _any(truths: list[Truth]) -> Truth:
-    if True in truths:
-        return True
-    return None if None in truths else False

@@ -9,9 +9,8 @@ from datetime import timedelta
 
 import structlog
 
-from services.enforcement.coordinator import Coordinator, KnownCluster, Outcome
+from services.enforcement.coordinator import Coordinator, Outcome
 from services.enforcement.rollout import Rollout
-from services.enforcement.tracking import ClusterTrack
 from shared.contracts.enforcement import DirectiveEnforced, EnforcementOverdue
 from shared.runtime.metrics import (
     AGENT_HEARTBEAT_AGE,
@@ -51,18 +50,6 @@ def observe_outcome(outcome: Outcome, core: Coordinator) -> None:
             )
 
 
-def state_of(rollout: Rollout, track: ClusterTrack, known: KnownCluster | None) -> str:
-    """A track's state, or drifted: applied, but the cluster's last heartbeat holds something else."""
-    if not track.applied or known is None:
-        return track.state
-    held = known.held.get(rollout.directive_id)
-    if rollout.action == "lift":
-        return "drifted" if held is not None else "applied"
-    if held is None or held.revision != rollout.revision or held.digest != track.expected_digest:
-        return "drifted"
-    return "applied"
-
-
 def export_state(
     core: Coordinator,
     heard: Mapping[str, float],
@@ -79,8 +66,9 @@ def export_state(
     for rollout in core.rollouts.values():
         if rollout.active:
             for cluster, track in rollout.clusters.items():
-                state = state_of(rollout, track, core.clusters.get(cluster))
-                counts[(cluster, state)] = counts.get((cluster, state), 0) + 1
+                # the coordinator's own state: drift is decided there (a heartbeat after the ack that
+                # holds something else), so the gauge and the status events say the same
+                counts[(cluster, track.state)] = counts.get((cluster, track.state), 0) + 1
     for (cluster, state), revisions in counts.items():
         CLUSTER_ROLLOUTS.labels(cluster, state).set(revisions)
     for cluster, at in heard.items():

@@ -24,15 +24,14 @@ from services.impact.view_snapshot import ViewSnapshots, snapshot_path
 from shared.contracts.catalogue import DIRECTIVES, IMPACT, USERS, dead_letter_topic
 from shared.contracts.directives import DirectiveEvent
 from shared.runtime.auth import AuthSettings, Guard
-from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker, view_subscriber
+from shared.runtime.broker import consumer_options, declare_publisher, emit, emit_all, make_broker, view_subscriber
 from shared.runtime.deadletters import write_dead_letter
 from shared.runtime.health import ConsumerWatch, LagWatch
+from shared.runtime.http import http_server
 from shared.runtime.kafka import OffsetProbe
 from shared.runtime.logging import bind_message_ids
 from shared.runtime.record_signing import (
     SigningSettings,
-    emit_all_signed,
-    emit_signed,
     record_signer,
     trusted_keys,
     verify_record,
@@ -113,15 +112,7 @@ class ImpactService:
 
     def http_server(self) -> uvicorn.Server:
         """A uvicorn server for the HTTP API on the configured address (run it with `await serve()`)."""
-        config = uvicorn.Config(
-            self.http,
-            host=self.settings.http_host,
-            port=self.settings.http_port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-        )
-        return uvicorn.Server(config)
+        return http_server(self.http, self.settings.http_host, self.settings.http_port)
 
 
 def build(settings: ImpactSettings | None = None) -> ImpactService:
@@ -143,8 +134,8 @@ def build(settings: ImpactSettings | None = None) -> ImpactService:
     follower = ViewFollower(settings, snapshots, asyncio.Lock(), changed, bury)
     assessor = Assessor(
         follower,
-        publish_all=lambda messages: emit_all_signed(impact, IMPACT, messages, signer),  # per partition, in order
-        publish=lambda message: emit_signed(impact, IMPACT, message, signer),
+        publish_all=lambda messages: emit_all(impact, IMPACT, messages, signer=signer),  # per partition, in order
+        publish=lambda message: emit(impact, IMPACT, message, signer=signer),
     )
     service = ImpactService(
         settings, broker, watch, follower, assessor, _subscribe(broker, settings, follower, assessor, keys)

@@ -17,9 +17,10 @@ from services.intake.settings import IntakeSettings
 from services.intake.view import register_view
 from shared.contracts.catalogue import DIRECTIVES
 from shared.runtime.auth import AuthSettings, Guard
-from shared.runtime.broker import declare_publisher, make_broker
+from shared.runtime.broker import declare_publisher, emit, make_broker
+from shared.runtime.http import http_server
 from shared.runtime.kafka import end_offsets
-from shared.runtime.record_signing import emit_signed, record_signer
+from shared.runtime.record_signing import record_signer
 from shared.runtime.signing import Signer
 
 
@@ -49,15 +50,7 @@ class IntakeService:
 
     def http_server(self) -> uvicorn.Server:
         """A uvicorn server for the HTTP API on the configured address (run it with `await serve()`)."""
-        config = uvicorn.Config(
-            self.http,
-            host=self.settings.http_host,
-            port=self.settings.http_port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-        )
-        return uvicorn.Server(config)
+        return http_server(self.http, self.settings.http_host, self.settings.http_port)
 
 
 def build(settings: IntakeSettings | None = None) -> IntakeService:
@@ -75,7 +68,7 @@ def _wired(settings: IntakeSettings, signer: Signer | None) -> tuple[KafkaBroker
     )
 
     async def publish(event: DirectiveEvent) -> None:
-        await emit_signed(publisher, DIRECTIVES, event, signer)  # impact acts only on what intake signed
+        await emit(publisher, DIRECTIVES, event, signer=signer)  # impact acts only on what intake signed
 
     desk = DirectiveDesk(
         publish,

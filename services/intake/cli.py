@@ -6,6 +6,7 @@ Each call carries a bearer token (--token, or COUNTERMAND_TOKEN); `countermand a
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from shared.contracts.directives import PROPOSAL_ID_PATTERN
 from shared.runtime.directive_files import fail, print_refusal, read_directive
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -82,11 +84,10 @@ def approve(
     token: str = TokenOption,
 ) -> None:
     """Approve someone else's proposal; the last approval it needs issues (or lifts) the directive."""
-    open_for = [
-        row["proposal_id"] for row in _call("GET", url, "/proposals", token) if row["directive_id"] == proposal_id
-    ]
-    if len(open_for) == 1:  # a directive id: its one open proposal (a directive has at most one at a time)
-        proposal_id = open_for[0]
+    if not re.fullmatch(PROPOSAL_ID_PATTERN, proposal_id):  # a directive id: its one open proposal (at most one)
+        rows = _call("GET", url, "/proposals", token)
+        open_for = [row["proposal_id"] for row in rows if row["directive_id"] == proposal_id]
+        proposal_id = open_for[0] if len(open_for) == 1 else proposal_id
     body = _call("POST", url, f"/proposals/{proposal_id}/approve", token, json={"reason": reason}, idempotent=True)
     _print_outcome(body)
 

@@ -24,7 +24,7 @@ from shared.contracts.directives import (
     ProposalApproved,
     ProposalRejected,
 )
-from shared.contracts.envelope import utc_now
+from shared.contracts.envelope import envelope, utc_now
 
 SERVICE = "intake"
 DirectiveEvent = AnyDirectiveEvent
@@ -64,6 +64,11 @@ class Mandate:
     approved_by: tuple[str, ...] = ()
     proposal: DirectiveProposed | None = None
     emergency_reason: str = ""
+
+    @property
+    def cause(self) -> str | None:
+        """The event that caused the directive event: the proposal, when there was one."""
+        return self.proposal.event_id if self.proposal else None
 
     def fields(self) -> dict[str, Any]:
         return {
@@ -169,9 +174,7 @@ class DirectiveDesk:
     ) -> Decision:
         now = self.now()
         event = DirectiveProposed(
-            producer=SERVICE,
-            occurred_at=now,
-            correlation_id=directive_id,
+            **self._stamp(directive_id, None, key, digest, now),
             proposal_id=new_proposal_id(),
             directive_id=directive_id,
             action=action,
@@ -179,8 +182,6 @@ class DirectiveDesk:
             proposed_by=by,
             expires_at=now + self.proposal_ttl,
             approvals_needed=self.approvals_needed,
-            idempotency_key=key,
-            request_digest=digest if key is not None else None,
             **fields,
         )
         same = self.proposals.same_or_none(event, now)  # one open proposal per directive
@@ -200,16 +201,11 @@ class DirectiveDesk:
             if len(approvers) < proposed.approvals_needed:
                 return await self._published(
                     ProposalApproved(
-                        producer=SERVICE,
-                        occurred_at=self.now(),
-                        correlation_id=proposed.directive_id,
-                        causation_id=proposed.event_id,
+                        **self._stamp(proposed.directive_id, proposed.event_id, key, digest),
                         proposal_id=proposal_id,
                         directive_id=proposed.directive_id,
                         approved_by=by,
                         reason=reason,
-                        idempotency_key=key,
-                        request_digest=digest if key is not None else None,
                     )
                 )
             return await self._enact(proposal, Mandate(proposed.proposed_by, approvers, proposed), key, digest)
@@ -228,16 +224,11 @@ class DirectiveDesk:
                 raise NotYours(f"only an approver or its proposer ({proposed.proposed_by}) may reject {proposal_id}")
             return await self._published(
                 ProposalRejected(
-                    producer=SERVICE,
-                    occurred_at=self.now(),
-                    correlation_id=proposed.directive_id,
-                    causation_id=proposed.event_id,
+                    **self._stamp(proposed.directive_id, proposed.event_id, key, digest),
                     proposal_id=proposal_id,
                     directive_id=proposed.directive_id,
                     rejected_by=by,
                     reason=reason,
-                    idempotency_key=key,
-                    request_digest=digest if key is not None else None,
                 )
             )
 
@@ -286,17 +277,12 @@ class DirectiveDesk:
 
     def _issued(self, request: DirectiveRequest, mandate: Mandate, key: str | None, digest: str) -> DirectiveIssued:
         return DirectiveIssued(
-            producer=SERVICE,
-            occurred_at=self.now(),
-            correlation_id=request.directive_id,
-            causation_id=mandate.proposal.event_id if mandate.proposal else None,
+            **self._stamp(request.directive_id, mandate.cause, key, digest),
             directive_id=request.directive_id,
             revision=self.book.next_revision(request.directive_id),
             title=request.title,
             authority=request.authority,
             scope=request.scope,
-            idempotency_key=key,
-            request_digest=digest if key is not None else None,
             **mandate.fields(),
         )
 
@@ -304,17 +290,22 @@ class DirectiveDesk:
         self, directive_id: str, reason: str, mandate: Mandate, key: str | None, digest: str
     ) -> DirectiveLifted:
         return DirectiveLifted(
-            producer=SERVICE,
-            occurred_at=self.now(),
-            correlation_id=directive_id,
-            causation_id=mandate.proposal.event_id if mandate.proposal else None,
+            **self._stamp(directive_id, mandate.cause, key, digest),
             directive_id=directive_id,
             revision=self.book.revision_to_lift(directive_id),
             reason=reason,
-            idempotency_key=key,
-            request_digest=digest if key is not None else None,
             **mandate.fields(),
         )
+
+    def _stamp(
+        self, directive_id: str, cause: str | None, key: str | None, digest: str, at: datetime | None = None
+    ) -> dict[str, Any]:
+        """The envelope and idempotency fields of an event intake publishes for one request."""
+        return {
+            **envelope(SERVICE, occurred_at=at or self.now(), correlation_id=directive_id, causation_id=cause),
+            "idempotency_key": key,
+            "request_digest": digest if key is not None else None,
+        }
 
     # --- one step: replay, publish, record ---------------------------------------------------------------------
 

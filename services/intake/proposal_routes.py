@@ -11,12 +11,13 @@ from fastapi.responses import JSONResponse
 from services.intake.answers import Accepted, ProposalView, answer_of, proposal_view, subject_of
 from services.intake.desk import DirectiveDesk
 from services.intake.request import ApprovalRequest, RejectionRequest
+from shared.contracts.directives import PROPOSAL_ID_PATTERN
 from shared.runtime.auth import Guard, Principal, Role
 from shared.runtime.http import Failure, checked_idempotency_key, request_body_schema, validated_body
 from shared.runtime.request_body import json_body
 
 log = structlog.get_logger(service="intake")
-ProposalIdPath = Path(..., pattern=r"^p-[0-9a-f]{12}$", description="Id of the proposal.")
+ProposalIdPath = Path(..., pattern=PROPOSAL_ID_PATTERN, description="Id of the proposal.")
 
 
 def add_proposal_routes(

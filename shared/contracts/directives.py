@@ -75,10 +75,11 @@ Subject = Annotated[
         description="An authenticated caller: the `sub` of their token (or an API key's subject).",
     ),
 ]
+PROPOSAL_ID_PATTERN = r"^p-[0-9a-f]{12}$"
 ProposalId = Annotated[
     str,
     Field(
-        pattern=r"^p-[0-9a-f]{12}$",
+        pattern=PROPOSAL_ID_PATTERN,
         examples=["p-3f9a0c1d2e4b"],
         description="Id of a proposal (a directive, an amendment or a lift awaiting approval).",
     ),

@@ -23,7 +23,9 @@ from shared.runtime.deadletters import dead_letter_middleware
 from shared.runtime.health import ConsumerWatch
 from shared.runtime.kafka import broker_options
 from shared.runtime.record_headers import raw_values, tolerant_parser
+from shared.runtime.record_signing import publish_signed
 from shared.runtime.settings import ServiceSettings
+from shared.runtime.signing import Signer
 from shared.runtime.tracing import tracer_provider
 
 # Commit after the handler returns; on an unexpected error (including a failed dead-letter write)
@@ -96,8 +98,14 @@ def declare_publisher(broker: KafkaBroker, topic: Topic, description: str = "") 
     )
 
 
-async def emit(publisher: Any, topic: Topic, message: Any, *, headers: dict[str, str] | None = None) -> None:
-    """Publish a contract message with the catalogue's key; returns once acknowledged (acks=all)."""
+async def emit(
+    publisher: Any, topic: Topic, message: Any, *, headers: dict[str, str] | None = None, signer: Signer | None = None
+) -> None:
+    """Publish a contract message with the catalogue's key (signed when a signer is given: the bytes signed are
+    the bytes sent); returns once acknowledged (acks=all)."""
+    if signer is not None:
+        await publish_signed(publisher, topic, message, signer)
+        return
     await publisher.publish(
         message,
         key=key_of(topic, message),
@@ -106,7 +114,9 @@ async def emit(publisher: Any, topic: Topic, message: Any, *, headers: dict[str,
     )
 
 
-async def emit_all(publisher: Any, topic: Topic, messages: list[Any], *, window: int = 8) -> None:
+async def emit_all(
+    publisher: Any, topic: Topic, messages: list[Any], *, window: int = 8, signer: Signer | None = None
+) -> None:
     """Publish several contract messages, `window` at a time in flight; returns once all are acknowledged.
 
     One broker round trip per window instead of one per message (an assessment's chunks); per partition
@@ -115,9 +125,7 @@ async def emit_all(publisher: Any, topic: Topic, messages: list[Any], *, window:
     """
     for start in range(0, len(messages), window):
         futures = [
-            await publisher.publish(
-                message, key=key_of(topic, message), no_confirm=True, correlation_id=getattr(message, "event_id", None)
-            )
+            await publish_signed(publisher, topic, message, signer, no_confirm=True)
             for message in messages[start : start + window]
         ]
         await asyncio.gather(*futures)

@@ -5,7 +5,6 @@ holds the keys and the signature scheme).
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -110,23 +109,6 @@ async def publish_signed(
     )
 
 
-async def emit_signed(publisher: Any, topic: Topic, message: Any, signer: Signer | None) -> None:
-    """emit() with a signature: returns once acknowledged (acks=all)."""
-    await publish_signed(publisher, topic, message, signer)
-
-
-async def emit_all_signed(
-    publisher: Any, topic: Topic, messages: list[Any], signer: Signer | None, *, window: int = 8
-) -> None:
-    """emit_all() with a signature on each message, `window` at a time in flight."""
-    for start in range(0, len(messages), window):
-        futures = [
-            await publish_signed(publisher, topic, message, signer, no_confirm=True)
-            for message in messages[start : start + window]
-        ]
-        await asyncio.gather(*futures)
-
-
 def record_headers(record: Any) -> dict[str, bytes]:
     """A consumer record's headers by name (the last one wins, as a reader of one value expects)."""
     return {name: value for name, value in (getattr(record, "headers", None) or ())}
@@ -143,8 +125,6 @@ def verify_record(keys: KeySet | None, record: Any, now: datetime | None = None)
 __all__ = [
     "SignatureRefused",
     "SigningSettings",
-    "emit_all_signed",
-    "emit_signed",
     "encoded",
     "publish_signed",
     "record_signer",

@@ -10,9 +10,9 @@ import pytest
 
 from shared.contracts.catalogue import COMMANDS
 from shared.contracts.serving import LiftCommand
+from shared.runtime.broker import emit
 from shared.runtime.record_signing import (
     SigningSettings,
-    emit_signed,
     publish_signed,
     record_signer,
     trusted_keys,
@@ -51,7 +51,7 @@ LIFT = LiftCommand(producer="enforcement", cluster_id="us-east", directive_id="E
 
 async def produced(signer: Signer) -> Record:
     publisher = FakePublisher(COMMANDS.name)
-    await emit_signed(publisher, COMMANDS, LIFT, signer)
+    await emit(publisher, COMMANDS, LIFT, signer=signer)
     return publisher.records[0]
 
 
