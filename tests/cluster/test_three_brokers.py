@@ -15,8 +15,9 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from devtools.broker import ROOT, LocalCluster
 from shared.contracts.catalogue import DATA_TOPICS, DIRECTIVES
+from shared.runtime.broker import make_broker
 from shared.runtime.kafka import admin, producing, records_to_end
-from shared.runtime.settings import KafkaSettings
+from shared.runtime.settings import KafkaSettings, ServiceSettings
 from shared.runtime.topics import apply_topics
 
 pytestmark = [pytest.mark.cluster, pytest.mark.kafka]
@@ -145,3 +146,18 @@ def test_the_active_controller_killed_mid_write(cluster: LocalCluster, settings:
 def test_a_node_number_outside_the_cluster_is_refused(cluster: LocalCluster) -> None:
     with pytest.raises(ValueError, match="no node 4: the cluster has nodes 1 to 3"):
         cluster.kill(4)
+
+
+def test_a_service_broker_reaches_the_cluster_through_a_comma_separated_bootstrap(settings: KafkaSettings) -> None:
+    assert "," in settings.bootstrap
+
+    async def scenario() -> list[int]:
+        broker = make_broker(ServiceSettings(kafka=settings), "cluster-test", dead_letters=False)
+        await broker.start()
+        try:
+            await broker.publish(b'{"mark": 30000}', TOPIC.name, key=b"d-faststream")
+        finally:
+            await broker.stop()
+        return await _marks(settings)
+
+    _exactly(asyncio.run(scenario()), range(30_000, 30_001))
