@@ -13,8 +13,9 @@ directive during which the fault is injected right after the directive is publis
 Per scenario: `<scenario>_recovery_s` (fault -> every cluster acked the digest enforcement verified),
 `<scenario>_lost` (agents whose heartbeats after recovery hold nothing for the directive: an acknowledged write
 lost shows here) and `<scenario>_wrong_answers` (agents whose latest heartbeat holds another digest than the one
-enforcement verified: an agent answering checks for a different set). Notices are not in this bench (no notifier runs), so
-`<scenario>_duplicate_notices` is not reported. The faulted node is brought back after each scenario.
+enforcement verified: an agent answering checks for a different set). Notices are not in this bench (no
+notifier runs), so `<scenario>_duplicate_notices` is not reported. The faulted node is brought back after
+each scenario.
 """
 
 from __future__ import annotations
