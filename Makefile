@@ -10,7 +10,7 @@ KAFKA_CONTROLLER_PORT ?= 9093
 TEST_KAFKA_DIR := $(CURDIR)/.run/test-kafka
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv lint format tools kafka-fetch kafka-up kafka-down topics compose-secrets run up down test bench bench-impact bench-enforce bench-audit bench-notify docs clean
+.PHONY: help venv lint format tools kafka-fetch kafka-up kafka-down topics compose-secrets run up down test test-cluster bench bench-impact bench-enforce bench-faults bench-audit bench-notify docs clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -71,8 +71,13 @@ down: ## Stop exactly what `make up` started (safe to run twice)
 
 test: venv kafka-fetch tools ## Run the whole test suite on a real Kafka the session starts
 	@trap '$(PYTHON) deploy/kafka/kafkalocal.py down --data $(TEST_KAFKA_DIR) >/dev/null 2>&1' EXIT; \
-	COUNTERMAND_TEST_KAFKA_DIR=$(TEST_KAFKA_DIR) $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	COUNTERMAND_TEST_KAFKA_DIR=$(TEST_KAFKA_DIR) $(PY) -m pytest -m "not cluster" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$rc
+
+test-cluster: venv kafka-fetch ## Run the resilience suite on a three-node Kafka cluster it starts and stops
+	@trap '$(PYTHON) deploy/kafka/kafkalocal.py down --data $(TEST_KAFKA_DIR)-cluster >/dev/null 2>&1' EXIT; \
+	COUNTERMAND_TEST_KAFKA_DIR=$(TEST_KAFKA_DIR) $(PY) -m pytest -m cluster tests/cluster $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test-cluster: no tests were collected" >&2; exit 1; fi; exit $$rc
 
 bench: bench-impact bench-enforce ## Run every benchmark and print result tables
 
@@ -83,6 +88,9 @@ bench-impact: venv kafka-fetch ## Benchmark impact evaluation and registry impor
 bench-enforce: venv kafka-fetch ## Benchmark enforcement on real Kafka and the agent (bench/results/enforce.json, agent.json)
 	@$(PY) -m bench.enforce
 	@$(PY) -m bench.agent
+
+bench-faults: venv kafka-fetch ## Benchmark enforcement on a three-node Kafka cluster and its recovery from broker faults (bench/results/faults.json)
+	@$(PY) -m bench.faults
 
 bench-audit: venv ## Benchmark the audit's replay, report, explain and verify (bench/results/audit.json)
 	@$(PY) -m bench.audit

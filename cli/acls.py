@@ -27,6 +27,15 @@ def show(agents: list[str] = AgentsOption) -> None:
     Console().print(table)
 
 
+@app.command("strimzi")
+def strimzi(agents: list[str] = AgentsOption) -> None:
+    """Print Strimzi resources for Kafka inside Kubernetes: a three-node KRaft cluster, the catalogue's topics and
+    one SCRAM KafkaUser per principal with its ACLs (deploy/k8s/strimzi/kafka.yaml is this output)."""
+    from cli.strimzi import render
+
+    typer.echo(render(agents), nl=False)
+
+
 @app.command("apply")
 def apply(
     agents: list[str] = AgentsOption,

@@ -1,4 +1,4 @@
-"""A local single-node Kafka (KRaft) broker for tests, the demo and benchmarks, secured as production is.
+"""Local Kafka (KRaft) for tests, the demo and benchmarks, secured as production is: one node or a cluster.
 
 Wraps deploy/kafka/kafkalocal.py, which stays standard-library only so that `make kafka-up` works on a
 fresh clone before any virtualenv exists; this is the one way Python code starts and stops a broker. The
@@ -106,9 +106,12 @@ class LocalBroker:
         self.stop()
         shutil.rmtree(self.data, ignore_errors=True)
         self.data.mkdir(parents=True)
-        ports = ("--port", str(self.port), "--controller-port", str(self.controller_port))
+        ports = self._port_options()
         _kafkalocal("up", "--data", str(self.data), *ports, "--secrets", str(self.secrets), *self._users())
         _run(apply_acls(self.access.settings(ADMIN), bindings(self.agents), principals(self.agents)))
+
+    def _port_options(self) -> tuple[str, ...]:
+        return ("--port", str(self.port), "--controller-port", str(self.controller_port))
 
     def stop(self) -> None:
         """Stop the broker if it runs (SIGTERM, then SIGKILL after 30 s); keeps its data folder."""
@@ -124,6 +127,80 @@ class LocalBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class LocalCluster(LocalBroker):
+    """Several combined broker+controller nodes (KRaft, static quorum) on loopback, in DATA/node-N.
+
+    Started and secured as LocalBroker is; the nodes default to replication `nodes` and min.insync.replicas
+    `nodes - 1`, so acks=all survives one node lost. Faults are injected per node (1-based): `kill` (SIGKILL),
+    `pause`/`resume` (SIGSTOP/SIGCONT) and `restart` (on its own data, after a kill or stop).
+    """
+
+    def __init__(
+        self, data: Path, nodes: int = 3, *, secrets: Path | None = None, agents: Iterable[str] = DEMO_AGENTS
+    ) -> None:
+        if nodes < 2:
+            raise ValueError(f"a cluster has at least 2 nodes, not {nodes} (use LocalBroker for one)")
+        super().__init__(data, secrets=secrets, agents=agents)
+        self.ports = tuple(free_port() for _ in range(nodes))
+        self.controller_ports = tuple(free_port() for _ in range(nodes))
+        self.port, self.controller_port = self.ports[0], self.controller_ports[0]
+
+    @property
+    def nodes(self) -> int:
+        return len(self.ports)
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(f"127.0.0.1:{port}" for port in self.ports)
+
+    def _port_options(self) -> tuple[str, ...]:
+        return (
+            "--port",
+            ",".join(map(str, self.ports)),
+            "--controller-port",
+            ",".join(map(str, self.controller_ports)),
+        )
+
+    def stop(self) -> None:
+        if any((self.data / f"node-{n}" / "kafka.pid").exists() for n in range(1, self.nodes + 1)):
+            _kafkalocal("down", "--data", str(self.data), check=False, quiet=True)
+
+    def kill(self, node: int) -> None:
+        """SIGKILL node `node` (its data is kept; `restart` brings it back)."""
+        self._node(node, "kill")
+
+    def pause(self, node: int) -> None:
+        """SIGSTOP node `node`: it holds its sockets but answers nothing until `resume`."""
+        self._node(node, "pause")
+
+    def resume(self, node: int) -> None:
+        self._node(node, "resume")
+
+    def restart(self, node: int) -> None:
+        """Start node `node` again on its own data and ports; returns once it answers."""
+        self._node(node, "start")
+
+    def active_controller(self) -> int:
+        """The node id of the active controller (the KRaft quorum leader) now."""
+        out = subprocess.run(
+            [sys.executable, str(KAFKALOCAL), "leader", "--data", str(self.data)],
+            check=True,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        return int(out.stdout.strip().splitlines()[-1])
+
+    def pid(self, node: int) -> int | None:
+        pidfile = self.data / f"node-{node}" / "kafka.pid"
+        return int(pidfile.read_text()) if pidfile.exists() else None
+
+    def _node(self, node: int, action: str) -> None:
+        if not 1 <= node <= self.nodes:
+            raise ValueError(f"no node {node}: the cluster has nodes 1 to {self.nodes}")
+        _kafkalocal("node", "--data", str(self.data), f"--node={node}", f"--do={action}", quiet=True)
 
 
 def make_secrets(folder: Path, agents: Iterable[str] = DEMO_AGENTS) -> KafkaAccess:

@@ -54,7 +54,7 @@ def tls_context(settings: KafkaSettings) -> ssl.SSLContext | None:
 def connection_options(settings: KafkaSettings, purpose: str) -> dict[str, Any]:
     """What every aiokafka client takes: servers, client id, timeout, and the security of the settings."""
     options: dict[str, Any] = {
-        "bootstrap_servers": settings.bootstrap,
+        "bootstrap_servers": settings.servers,
         "client_id": client_id(settings, purpose),
         "request_timeout_ms": settings.request_timeout_ms,
         "security_protocol": settings.security_protocol,
@@ -98,7 +98,7 @@ def broker_security(settings: KafkaSettings) -> BaseSecurity | None:
 def broker_options(settings: KafkaSettings, purpose: str) -> dict[str, Any]:
     """Keyword arguments of a FastStream KafkaBroker with the settings' connection and producer rules."""
     return {
-        "bootstrap_servers": settings.bootstrap,
+        "bootstrap_servers": settings.servers,
         "client_id": client_id(settings, purpose),
         "request_timeout_ms": settings.request_timeout_ms,
         "security": broker_security(settings),

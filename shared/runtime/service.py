@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar
 import uvicorn
 from pydantic import ValidationError
 
+from shared.runtime import producer_watch
 from shared.runtime.logging import configure_logging
 from shared.runtime.settings import ServiceSettings, UnknownSetting, refuse_unknown_variables
 from shared.runtime.uvicorn_fence import ignore_signals
@@ -60,6 +61,8 @@ def run(
                 http_during_start=http_during_start,
             )
         )
+    if producer_watch.failures():
+        raise SystemExit(producer_watch.EXIT_CODE)  # stopped because a producer failed for good: restart me
 
 
 def load_settings(name: str, settings_cls: Callable[[], S]) -> S:
@@ -128,6 +131,7 @@ async def _run(
     serving = _serve(server) if server and http_during_start else None
     try:
         await service.start()
+        _watch_producers(service, name)
         if server and serving is None:
             serving = _serve(server)
         watched = {stop, serving} - {None}
@@ -147,6 +151,14 @@ async def _run(
             await serving
         await service.stop()
         log.info("service stopped")
+
+
+def _watch_producers(service: Any, name: str) -> None:
+    """Stop the process if the producer of the service's broker fails for good (see producer_watch)."""
+    broker = getattr(service, "broker", None)
+    producer = producer_watch.broker_producer(broker) if broker is not None else None
+    if producer is not None:
+        producer_watch.watch(producer, f"{name} broker", producer_watch.stop_process)
 
 
 async def _bound(server: uvicorn.Server, timeout_s: float = 5.0) -> str | None:

@@ -67,7 +67,15 @@ class KafkaSettings(BaseSettings):
             )
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("ssl_certfile and ssl_keyfile go together")
+        if not self.servers:
+            raise ValueError(f"bootstrap names no server: {self.bootstrap!r} (host:port, comma-separated)")
         return self
+
+    @property
+    def servers(self) -> list[str]:
+        """The bootstrap servers one by one (every client takes the list: FastStream would take the whole
+        comma-separated text for one host name)."""
+        return [server.strip() for server in self.bootstrap.split(",") if server.strip()]
 
     @property
     def uses_tls(self) -> bool:
