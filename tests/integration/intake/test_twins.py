@@ -27,14 +27,6 @@ from shared.runtime.kafka import end_offsets
 from shared.runtime.settings import KafkaSettings
 from tests.integration.intake.conftest import ALONE, READY_TIMEOUT_S, bearer, intake_settings
 
-TRANSPORTS = ["memory", pytest.param("kafka", marks=pytest.mark.kafka)]
-
-
-@pytest.fixture(params=TRANSPORTS)
-def kafka_settings(request: pytest.FixtureRequest) -> KafkaSettings | None:
-    """None in memory; the session broker's settings on the real one (its fixture only started then)."""
-    return KafkaSettings(bootstrap=request.getfixturevalue("bootstrap")) if request.param == "kafka" else None
-
 
 @dataclass
 class Wired:
@@ -72,9 +64,9 @@ class Wired:
 
 
 @pytest.fixture
-async def wired(kafka_settings: KafkaSettings | None, tmp_path: Path, unique: str) -> AsyncIterator[Wired]:
-    real = kafka_settings is not None
-    settings = intake_settings(kafka_settings.bootstrap if real else "127.0.0.1:9", tmp_path, f"twin-{unique}")
+async def wired(twin_kafka: KafkaSettings | None, tmp_path: Path, unique: str) -> AsyncIterator[Wired]:
+    real = twin_kafka is not None
+    settings = intake_settings(twin_kafka.bootstrap if real else "127.0.0.1:9", tmp_path, f"twin-{unique}")
     intake = build(settings)
     # As start() does, the view is ready once it has read the topic as far as it went now (in memory: empty).
     ends = await end_offsets(settings.kafka, DIRECTIVES, f"{SERVICE}-{settings.instance}-offsets") if real else {}

@@ -24,16 +24,9 @@ from shared.contracts.catalogue import ENFORCEMENT, NOTIFICATIONS, USERS
 from shared.runtime.settings import KafkaSettings
 from tests.integration.notifier.conftest import as_record, assessment, enforced, settings_for, user, user_base
 
-TRANSPORTS = ["memory", pytest.param("kafka", marks=pytest.mark.kafka)]
 JSON = {"content-type": "application/json"}  # as the services produce their records
 
 Record = tuple[str, bytes, bytes]  # (topic, key, value)
-
-
-@pytest.fixture(params=TRANSPORTS)
-def kafka_settings(request: pytest.FixtureRequest) -> KafkaSettings | None:
-    """None in memory; the session broker's settings on the real one (its fixture only started then)."""
-    return KafkaSettings(bootstrap=request.getfixturevalue("bootstrap")) if request.param == "kafka" else None
 
 
 @dataclass
@@ -72,9 +65,9 @@ class Wired:
 
 
 @pytest.fixture
-async def wired(kafka_settings: KafkaSettings | None, tmp_path: Path, unique: str) -> AsyncIterator[Wired]:
-    real = kafka_settings is not None
-    settings = settings_for(kafka_settings.bootstrap if real else "127.0.0.1:9", tmp_path, f"notifier-twin-{unique}")
+async def wired(twin_kafka: KafkaSettings | None, tmp_path: Path, unique: str) -> AsyncIterator[Wired]:
+    real = twin_kafka is not None
+    settings = settings_for(twin_kafka.bootstrap if real else "127.0.0.1:9", tmp_path, f"notifier-twin-{unique}")
     notifier = build(settings.model_copy(update={"registry_wait_s": 30.0}))
     try:
         async with TestKafkaBroker(notifier.broker, with_real=real) as broker:
