@@ -88,3 +88,10 @@ async def bootstrap(kafka: LocalBroker) -> str:
 def unique() -> str:
     """A short token unique in this session, for directive ids and consumer groups."""
     return f"t{os.getpid()}-{next(_ids)}"
+
+
+@pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.kafka)])
+def twin_kafka(request: pytest.FixtureRequest) -> KafkaSettings | None:
+    """A twin test's transport: None in memory (TestKafkaBroker alone); the session broker's settings on the real
+    one (the broker is started only then), so one test body runs on both."""
+    return KafkaSettings(bootstrap=request.getfixturevalue("bootstrap")) if request.param == "kafka" else None

@@ -18,10 +18,17 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.specification import AsyncAPI
 from pydantic import Field
 
-from services.enforcement.coordinator import Coordinator, Outcome
+from services.enforcement.acknowledgements import Acknowledgements
+from services.enforcement.command_sender import CommandSender
+from services.enforcement.coordinator import Coordinator
+from services.enforcement.deadlines import Deadlines
+from services.enforcement.deltas import Deltas
 from services.enforcement.measures import export_state, observe_outcome
+from services.enforcement.outcome import Outcome
 from services.enforcement.settings import EnforcementSettings
+from services.enforcement.state import EnforcementState
 from services.enforcement.store import REGENERATED, EnforcementStore, Queued
+from services.enforcement.targeting import Targeting
 from services.enforcement.tracking import Backoff
 from shared.contracts.catalogue import ACKS, COMMANDS, ENFORCEMENT, IMPACT
 from shared.contracts.envelope import utc_now
@@ -246,8 +253,8 @@ def build(settings: EnforcementSettings | None = None, clock: Callable[[], datet
         commands=declare_publisher(broker, COMMANDS, "Restrict, delta and lift commands per cluster."),
         status=declare_publisher(broker, ENFORCEMENT, "Enforcement progress, verdicts and overdue."),
         store=EnforcementStore(settings.state_dir / SERVICE),
-        core=Coordinator(
-            backoff=Backoff(base_s=settings.resend_backoff_base_s, cap_s=settings.resend_backoff_cap_s),
+        core=build_core(
+            Backoff(base_s=settings.resend_backoff_base_s, cap_s=settings.resend_backoff_cap_s),
             ids_per_chunk=settings.chunk_ids,
             chunk_chars=settings.chunk_chars,
         ),
@@ -263,6 +270,27 @@ def build(settings: EnforcementSettings | None = None, clock: Callable[[], datet
     )
     _subscribe(broker, service)
     return service
+
+
+def build_core(
+    backoff: Backoff,
+    *,
+    ids_per_chunk: int = 200_000,
+    chunk_chars: int = 1_500_000,
+    hold_until: datetime | None = None,
+) -> Coordinator:
+    """The pure core wired from its parts over one state; every part sends commands through one sender."""
+    state = EnforcementState()
+    sender = CommandSender(state, ids_per_chunk=ids_per_chunk, chunk_chars=chunk_chars)
+    deltas = Deltas(state, sender)
+    targeting = Targeting(state, sender, deltas, hold_until=hold_until)
+    return Coordinator(
+        state=state,
+        targeting=targeting,
+        deltas=deltas,
+        acks=Acknowledgements(state, targeting, sender, backoff),
+        deadlines=Deadlines(state, targeting, sender, backoff),
+    )
 
 
 def _subscribe(broker: KafkaBroker, service: EnforcementService) -> None:

@@ -47,7 +47,7 @@ class Assembly:
 
     def base_sets(self) -> dict[str, BitMap]:
         """The sets a rollout started with: its chunks, then the deltas that came before it started, in seq
-        order (as Coordinator._start_restrict applies them)."""
+        order (as Targeting applies them when it starts the rollout)."""
         sets = self.sets()
         for delta in sorted(self.deltas, key=lambda d: d.seq):
             if delta.model in sets:

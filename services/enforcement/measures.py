@@ -9,7 +9,8 @@ from datetime import timedelta
 
 import structlog
 
-from services.enforcement.coordinator import Coordinator, Outcome
+from services.enforcement.coordinator import Coordinator
+from services.enforcement.outcome import Outcome
 from services.enforcement.rollout import Rollout
 from shared.contracts.enforcement import DirectiveEnforced, EnforcementOverdue
 from shared.runtime.metrics import (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -46,6 +46,10 @@ class Rollout(BaseModel):
     @property
     def all_applied(self) -> bool:
         return all(track.applied for track in self.clusters.values())
+
+    def due(self, now: datetime) -> datetime:
+        """When a cluster asked now to hold something new must acknowledge it: never before the deadline."""
+        return max(self.deadline, now + timedelta(seconds=self.scope.enforcement_deadline_s))
 
     def overdue(self) -> list[str]:
         return sorted(c for c, track in self.clusters.items() if track.state == "overdue")

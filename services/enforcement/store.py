@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from services.enforcement.assembly import Assembly
-from services.enforcement.coordinator import Coordinator, KnownCluster, Outcome
+from services.enforcement.coordinator import Coordinator
+from services.enforcement.outcome import Outcome
 from services.enforcement.rollout import Rollout
+from services.enforcement.state import KnownCluster
 from shared.contracts.catalogue import COMMANDS, ENFORCEMENT, IMPACT, Topic
 from shared.contracts.impact import AssessmentKey
 from shared.runtime.set_store import COMPACT_ROWS, SetStore
@@ -24,7 +26,7 @@ CREATE TABLE IF NOT EXISTS parts (key TEXT NOT NULL, part TEXT NOT NULL, body TE
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, body TEXT NOT NULL);
 """
 TOPICS = {COMMANDS.name: COMMANDS, ENFORCEMENT.name: ENFORCEMENT}
-REGENERATED = {"RestrictCommand"}  # rebuilt from sets and tracks after a restart (Coordinator.recover), not queued
+REGENERATED = {"RestrictCommand"}  # rebuilt from sets and tracks after a restart (Deadlines.recover), not queued
 
 
 class Queued(NamedTuple):

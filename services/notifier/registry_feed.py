@@ -66,6 +66,7 @@ class RegistryFeed:
         self._task: asyncio.Task[None] | None = None
         self._caught_up = asyncio.Event()
         self._start_target: dict[int, int] = {}
+        self._started = time.monotonic()
 
     async def start(self) -> None:
         consumer = kafka.consumer(self._settings.kafka, f"notifier-registry-{self._settings.instance}")
@@ -100,27 +101,35 @@ class RegistryFeed:
             await asyncio.sleep(0.05)
         return True
 
+    async def take(self, batch: Mapping[TopicPartition, list[Any]], positions: Mapping[int, int]) -> None:
+        """Apply a batch of registry records read up to these positions (partition -> next offset)."""
+        await self._apply(batch)
+        for partition, next_offset in positions.items():
+            self.directory.advance(partition, next_offset)
+        self._note_caught_up()
+
+    def _note_caught_up(self) -> None:
+        if not self._caught_up.is_set() and self.directory.reached(self._start_target):
+            self._caught_up.set()
+            log.info(
+                "user registry loaded",
+                users=len(self.directory.contacts),
+                seconds=round(time.monotonic() - self._started, 2),
+            )
+
     async def _follow(self, partitions: list[TopicPartition]) -> None:
         assert self._consumer is not None
-        started = time.monotonic()
+        self._started = time.monotonic()
         while True:
             try:
                 batch = await self._consumer.getmany(timeout_ms=500, max_records=self._settings.registry_fetch)
-                await self._apply(batch)
-                for tp in partitions:
-                    self.directory.advance(tp.partition, await self._consumer.position(tp))
+                await self.take(batch, {tp.partition: await self._consumer.position(tp) for tp in partitions})
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # keep the view alive; the failed batch is logged, not retried
                 log.error("registry batch failed", error=repr(exc))
                 await asyncio.sleep(1)
-            if not self._caught_up.is_set() and self.directory.reached(self._start_target):
-                self._caught_up.set()
-                log.info(
-                    "user registry loaded",
-                    users=len(self.directory.contacts),
-                    seconds=round(time.monotonic() - started, 2),
-                )
+            self._note_caught_up()
 
     async def _apply(self, batch: Mapping[TopicPartition, list[Any]]) -> None:
         refused = []

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from pyroaring import BitMap
 
+from services.enforcement.app import build_core
 from services.enforcement.coordinator import Coordinator
 from services.enforcement.tracking import Backoff
 from shared.contracts.bitmaps import chunk_bitmap, decode_bitmap, encode_bitmap, scope_digest, set_digest
@@ -22,9 +23,7 @@ def at(seconds: float) -> datetime:
 
 
 def core(**overrides) -> Coordinator:
-    return Coordinator(
-        backoff=Backoff(base_s=1, cap_s=8), ids_per_chunk=overrides.pop("ids_per_chunk", 100), **overrides
-    )
+    return build_core(Backoff(base_s=1, cap_s=8), ids_per_chunk=overrides.pop("ids_per_chunk", 100), **overrides)
 
 
 def assessment(
