@@ -244,7 +244,7 @@ class AgentService:
             self.log.info("command already reflected in the snapshot: skipped", partition=partition, offset=offset)
             return
         outcome = on_command(self.state, command, self.settings.cluster_id, self.clock())
-        if outcome.touched or outcome.held_changed:
+        if outcome.touched or outcome.held_changed or outcome.received:
             self._persist(command.directive_id, outcome, partition, offset)
         for ack in outcome.acks:
             await emit(self.acks, ACKS, self._ack_message(ack, ack.cause or command.event_id))

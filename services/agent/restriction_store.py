@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS pending (directive TEXT NOT NULL, revision INTEGER NO
 CREATE TABLE IF NOT EXISTS lifted (directive TEXT PRIMARY KEY, revision INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS offsets (partition INTEGER PRIMARY KEY, next_offset INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS synced (one INTEGER PRIMARY KEY CHECK (one = 1), marker TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS received (directive TEXT NOT NULL, revision INTEGER NOT NULL, command TEXT NOT NULL,
+                                     PRIMARY KEY (directive, revision, command));
 """
 # Columns added after the first release: snapshots written before them are upgraded in place on open.
 ADDED_COLUMNS = {
@@ -103,6 +105,7 @@ class RestrictionStore:
                 self._write_held(state, directive)
             self._write_staging(state, directive, outcome)
             self._write_pending(state, directive)
+            self._write_received(state, directive, outcome)
             if directive in state.lifted:
                 self._db.execute("INSERT OR REPLACE INTO lifted VALUES (?, ?)", (directive, state.lifted[directive]))
 
@@ -249,6 +252,14 @@ class RestrictionStore:
         ]
         self._db.executemany("INSERT INTO pending VALUES (?, ?, ?, ?, ?, ?)", rows)
 
+    def _write_received(self, state: Restrictions, directive: str, outcome: Outcome) -> None:
+        """The restrict command ids seen for the directive's revisions still current (replays are refused)."""
+        if outcome.received is not None:
+            revision, command = outcome.received
+            self._db.execute("INSERT OR IGNORE INTO received VALUES (?, ?, ?)", (directive, revision, command))
+        kept = ",".join(str(int(rev)) for (d, rev) in state.received if d == directive) or "-1"
+        self._db.execute(f"DELETE FROM received WHERE directive = ? AND revision NOT IN ({kept})", (directive,))
+
     def record_synced(self, marker: str, partition: int | None = None, offset: int | None = None) -> None:
         """Persist that the control plane said this cluster was sent everything in force (marker event id)."""
         with self._transaction(partition, offset):
@@ -263,6 +274,8 @@ class RestrictionStore:
         backing = self._backings()
         state = Restrictions(held=self._held(backing), staging=self._staging(backing), pending=self._pending())
         state.lifted = dict(self._db.execute("SELECT directive, revision FROM lifted"))
+        for directive, revision, command in self._db.execute("SELECT directive, revision, command FROM received"):
+            state.received.setdefault((directive, revision), set()).add(command)
         offsets = dict(self._db.execute("SELECT partition, next_offset FROM offsets"))
         return state, offsets
 
