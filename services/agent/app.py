@@ -45,7 +45,7 @@ from shared.runtime.dispatch import Dispatch
 from shared.runtime.health import ConsumerWatch, LagWatch
 from shared.runtime.kafka import admin
 from shared.runtime.logging import bind_message_ids
-from shared.runtime.record_signing import SigningSettings, trusted_keys, verify_record
+from shared.runtime.record_signing import SigningSettings, record_signer, trusted_keys, verify_record
 from shared.runtime.service import cancel_tasks
 from shared.runtime.signing import SignatureRefused
 from shared.runtime.topics import partition_for
@@ -69,6 +69,7 @@ class AgentService:
         self.broker: KafkaBroker = make_broker(settings, SERVICE, watch=self.watch)
         self.acks = declare_publisher(self.broker, ACKS, "Command acks and heartbeats of this cluster.")
         self.keys = trusted_keys(settings.signing, SERVICE)  # whose commands it applies: enforcement's
+        self.signer = record_signer(settings.signing, SERVICE)  # its cluster's key: acks and heartbeats count
         self.checker = AccessChecker(stale_after=timedelta(seconds=settings.stale_after_s))
         self.state = Restrictions()
         self.offsets: dict[int, int] = {}
@@ -230,7 +231,7 @@ class AgentService:
             self.log.warning("command refused", reason=str(exc), event_id=command.event_id, type=command.type)
             if not isinstance(command, ClusterSynced):  # a marker names no directive: logged only
                 refusal = Failed(command.directive_id, command.revision, f"{REFUSED}{exc}")
-                await emit(self.acks, ACKS, self._ack_message(refusal, command.event_id))
+                await emit(self.acks, ACKS, self._ack_message(refusal, command.event_id), signer=self.signer)
             return True
         return False
 
@@ -247,7 +248,7 @@ class AgentService:
         if outcome.touched or outcome.held_changed or outcome.received:
             self._persist(command.directive_id, outcome, partition, offset)
         for ack in outcome.acks:
-            await emit(self.acks, ACKS, self._ack_message(ack, ack.cause or command.event_id))
+            await emit(self.acks, ACKS, self._ack_message(ack, ack.cause or command.event_id), signer=self.signer)
 
     async def on_synced(self, marker: ClusterSynced, partition: int | None, offset: int | None) -> None:
         """Everything in force for this cluster was sent before the marker, so it is applied: record that."""
@@ -280,7 +281,7 @@ class AgentService:
         for directive, outcome in expire_staging(self.state, self.clock(), timeout).items():
             self._persist(directive, outcome, None, None)
             for ack in outcome.acks:
-                await emit(self.acks, ACKS, self._ack_message(ack, ack.cause))
+                await emit(self.acks, ACKS, self._ack_message(ack, ack.cause), signer=self.signer)
 
     def _persist(self, directive: str, outcome: Outcome, partition: int | None, offset: int | None) -> None:
         try:
@@ -331,6 +332,7 @@ class AgentService:
                 offsets=dict(self.offsets),
                 ready=self.checker.ready,
             ),
+            signer=self.signer,
         )
         if self.consuming:
             # acks=all: the broker answered, and the command consumer is still fetching.
