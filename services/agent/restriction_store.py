@@ -1,81 +1,29 @@
 """What the agent holds, durable in SQLite and written before a command's offset is committed.
 
 The held sets are shared.runtime.set_store's (a stored set per model plus a delta log); until folded, a
-held revision's sets are its staged chunks (see the agent README).
+held revision's sets are its staged chunks (see the agent README). The file: restriction_schema.py; reading it
+back: restriction_load.py.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 
-from pyroaring import BitMap
-
 from services.agent.command_effects import Outcome
-from services.agent.restrictions import HeldRestriction, PendingDelta, Restrictions, StagedRevision, Window
-from shared.runtime.set_store import COMPACT_ROWS, SetStore, SetTables
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS held (directive TEXT PRIMARY KEY, revision INTEGER NOT NULL, seq INTEGER NOT NULL,
-                                 effective_from TEXT, expires_at TEXT);
-CREATE TABLE IF NOT EXISTS staged (directive TEXT NOT NULL, revision INTEGER NOT NULL, chunk INTEGER NOT NULL,
-                                   chunks INTEGER NOT NULL, effective_from TEXT, expires_at TEXT,
-                                   model TEXT NOT NULL, users BLOB NOT NULL,
-                                   PRIMARY KEY (directive, revision, chunk));
-CREATE TABLE IF NOT EXISTS pending (directive TEXT NOT NULL, revision INTEGER NOT NULL, seq INTEGER NOT NULL,
-                                    model TEXT NOT NULL, added BLOB NOT NULL, removed BLOB NOT NULL,
-                                    PRIMARY KEY (directive, revision, seq));
-CREATE TABLE IF NOT EXISTS lifted (directive TEXT PRIMARY KEY, revision INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS offsets (partition INTEGER PRIMARY KEY, next_offset INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS synced (one INTEGER PRIMARY KEY CHECK (one = 1), marker TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS received (directive TEXT NOT NULL, revision INTEGER NOT NULL, command TEXT NOT NULL,
-                                     PRIMARY KEY (directive, revision, command));
-"""
-# Columns added after the first release: snapshots written before them are upgraded in place on open.
-ADDED_COLUMNS = {
-    "held": {
-        "on_stale": "TEXT NOT NULL DEFAULT 'keep'",
-        # Set when the held sets are still the chunks of this staged revision (see RestrictionStore.fold).
-        "staged_revision": "INTEGER",
-    },
-    "staged": {"on_stale": "TEXT NOT NULL DEFAULT 'keep'", "cause": "TEXT NOT NULL DEFAULT ''"},
-}
-HELD_SETS = SetTables(sets="held_sets", deltas="held_deltas", key="directive", users="users")
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
-def _moment(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
-
-
-def _blob(users: BitMap) -> bytes:
-    return bytes(users.serialize())
+from services.agent.restriction_load import load_restrictions
+from services.agent.restriction_schema import HELD_SETS, blob, iso, open_database
+from services.agent.restrictions import HeldRestriction, Restrictions, StagedRevision
+from shared.runtime.set_store import COMPACT_ROWS, SetStore
 
 
 class RestrictionStore:
     """The agent's SQLite store under <state_dir>/agent/<cluster>.sqlite3."""
 
     def __init__(self, path: Path, max_log_rows: int = COMPACT_ROWS) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
-        self._add_columns()
+        self._db = open_database(path)
         self._sets = SetStore(self._db, HELD_SETS, max_rows=max_log_rows)
-
-    def _add_columns(self) -> None:
-        for table, columns in ADDED_COLUMNS.items():
-            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-            for name, definition in columns.items():
-                if name not in present:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
 
     def close(self) -> None:
         self._db.close()
@@ -208,8 +156,8 @@ class RestrictionStore:
                 directive,
                 held.revision,
                 held.seq,
-                _iso(held.window.effective_from),
-                _iso(held.window.expires_at),
+                iso(held.window.effective_from),
+                iso(held.window.expires_at),
                 held.on_stale,
                 staged_revision,
             ),
@@ -234,10 +182,10 @@ class RestrictionStore:
                 revision,
                 chunk,
                 part.chunks,
-                _iso(part.window.effective_from),
-                _iso(part.window.expires_at),
+                iso(part.window.effective_from),
+                iso(part.window.expires_at),
                 model,
-                _blob(users),
+                blob(users),
                 part.on_stale,
                 part.cause,
             ),
@@ -246,7 +194,7 @@ class RestrictionStore:
     def _write_pending(self, state: Restrictions, directive: str) -> None:
         self._db.execute("DELETE FROM pending WHERE directive = ?", (directive,))
         rows = [
-            (directive, rev, d.seq, d.model, _blob(d.added), _blob(d.removed))
+            (directive, rev, d.seq, d.model, blob(d.added), blob(d.removed))
             for rev, deltas in state.pending_of(directive).items()
             for d in deltas.values()
         ]
@@ -271,61 +219,4 @@ class RestrictionStore:
 
     def load(self) -> tuple[Restrictions, dict[int, int]]:
         """The state as last recorded and the next offset per commands partition it reflects."""
-        backing = self._backings()
-        state = Restrictions(held=self._held(backing), staging=self._staging(backing), pending=self._pending())
-        state.lifted = dict(self._db.execute("SELECT directive, revision FROM lifted"))
-        for directive, revision, command in self._db.execute("SELECT directive, revision, command FROM received"):
-            state.received.setdefault((directive, revision), set()).add(command)
-        offsets = dict(self._db.execute("SELECT partition, next_offset FROM offsets"))
-        return state, offsets
-
-    def _backings(self) -> dict[str, int]:
-        """Directive -> the staged revision whose chunks are still its held sets on disk."""
-        return dict(self._db.execute("SELECT directive, staged_revision FROM held WHERE staged_revision IS NOT NULL"))
-
-    def _held(self, backing: dict[str, int]) -> dict[str, HeldRestriction]:
-        sets = self._sets.load(self._chunk_bases(backing), new_models=False)
-        held = {}
-        for directive, revision, seq, start, end, on_stale in self._db.execute(
-            "SELECT directive, revision, seq, effective_from, expires_at, on_stale FROM held"
-        ):
-            window = Window(_moment(start), _moment(end))
-            held[directive] = HeldRestriction.of(revision, window, sets.get(directive, {}), seq, on_stale=on_stale)
-        return held
-
-    def _chunk_bases(self, backing: dict[str, int]) -> dict[str, dict[str, BitMap]]:
-        """The held sets still stored as their revision's chunks: per directive, the union per model."""
-        bases: dict[str, dict[str, BitMap]] = {}
-        for directive, revision, model, users in self._db.execute(
-            "SELECT directive, revision, model, users FROM staged ORDER BY directive, revision, chunk"
-        ):
-            if backing.get(directive) == revision:
-                models = bases.setdefault(directive, {})
-                models[model] = models.get(model, BitMap()) | BitMap.deserialize(users)
-        return bases
-
-    def _staging(self, backing: dict[str, int]) -> dict[tuple[str, int], StagedRevision]:
-        staging: dict[tuple[str, int], StagedRevision] = {}
-        for directive, revision, chunk, chunks, start, end, model, users, on_stale, cause in self._db.execute(
-            "SELECT directive, revision, chunk, chunks, effective_from, expires_at, model, users, on_stale, "
-            "cause FROM staged"
-        ):
-            if backing.get(directive) == revision:
-                continue  # not staging: the held revision's sets
-            # The wait for missing chunks starts again in this process (started_at unset).
-            staged = staging.setdefault(
-                (directive, revision),
-                StagedRevision(
-                    chunks=chunks, window=Window(_moment(start), _moment(end)), on_stale=on_stale, cause=cause
-                ),
-            )
-            staged.parts[chunk] = (model, BitMap.deserialize(users))
-        return staging
-
-    def _pending(self) -> dict[tuple[str, int], dict[int, PendingDelta]]:
-        pending: dict[tuple[str, int], dict[int, PendingDelta]] = {}
-        for directive, revision, seq, model, added, removed in self._db.execute("SELECT * FROM pending"):
-            pending.setdefault((directive, revision), {})[seq] = PendingDelta(
-                seq, model, BitMap.deserialize(added), BitMap.deserialize(removed)
-            )
-        return pending
+        return load_restrictions(self._db, self._sets)

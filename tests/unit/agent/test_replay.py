@@ -95,10 +95,10 @@ async def test_a_replay_is_reported_on_the_acks_topic_and_changes_nothing(tmp_pa
     await agent.handle(restrict("D1", 2, "fable-5", [5]), partition=0, offset=2)
     second = restrict("D1", 2, "fable-5", [5])  # a re-send of the held revision under a fresh id: confirmed
     await agent.handle(second, partition=0, offset=3)
-    assert agent.acks.sent[-1][0].type == "CommandApplied"
-    before = agent.store.load()[0].held
+    assert agent.reports.publisher.sent[-1][0].type == "CommandApplied"
+    before = agent.holding.store.load()[0].held
     await agent.handle(second, partition=0, offset=4)  # the same record produced again
-    refusal = agent.acks.sent[-1][0]
+    refusal = agent.reports.publisher.sent[-1][0]
     assert refusal.type == "CommandFailed" and refusal.cluster_id == CLUSTER
     assert refusal.reason.startswith("refused: replayed: command") and refusal.causation_id == second.event_id
-    assert agent.store.load()[0].held == before == agent.state.held
+    assert agent.holding.store.load()[0].held == before == agent.holding.state.held

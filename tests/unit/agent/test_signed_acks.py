@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from services.agent.app import build
-from services.agent.readiness import Readiness
 from services.agent.settings import AgentSettings
 from shared.contracts.catalogue import ACKS
 from shared.contracts.serving import AgentHeartbeat, CommandApplied
@@ -49,17 +48,16 @@ def signed_agent(tmp_path: Path):
         trusted_keys_file=tmp_path / "enforcement.json",
     )
     agent = build(AgentSettings(cluster_id=CLUSTER, state_dir=tmp_path, signing=signing))
-    agent.readiness = Readiness(CLUSTER, synced=agent.store.synced())
-    agent.acks = Produced()
+    agent.reports.publisher = Produced()
     yield agent, KeySet([agent_key.public(subject=CLUSTER)])
-    agent.store.close()
+    agent.holding.store.close()
 
 
 async def test_acks_and_heartbeats_verify_as_signed_by_the_clusters_key(signed_agent) -> None:
     agent, keys = signed_agent
     await agent.handle(restrict("D1", 1, "fable-5", [1]), partition=0, offset=0)
-    await agent._heartbeat()
-    ack, beat = agent.acks.records
+    await agent.heartbeat()
+    ack, beat = agent.reports.publisher.records
     assert verify_record(keys, ack, subject=CLUSTER) == verify_record(keys, beat, subject=CLUSTER) == f"agent-{CLUSTER}"
     assert CommandApplied.model_validate_json(ack.value).directive_id == "D1"
     assert AgentHeartbeat.model_validate_json(beat.value).held["D1"].revision == 1
@@ -68,7 +66,7 @@ async def test_acks_and_heartbeats_verify_as_signed_by_the_clusters_key(signed_a
 async def test_an_ack_altered_after_signing_is_refused(signed_agent) -> None:
     agent, keys = signed_agent
     await agent.handle(restrict("D1", 1, "fable-5", [1]), partition=0, offset=0)
-    (ack,) = agent.acks.records
+    (ack,) = agent.reports.publisher.records
     ack.value = ack.value.replace(b'"revision":1', b'"revision":2')
     with pytest.raises(SignatureRefused, match="bad signature"):
         verify_record(keys, ack, subject=CLUSTER)
