@@ -13,8 +13,9 @@ from pathlib import Path
 
 from services.agent.command_effects import Outcome
 from services.agent.restriction_load import load_restrictions
-from services.agent.restriction_schema import HELD_SETS, blob, iso, open_database
-from services.agent.restrictions import HeldRestriction, Restrictions, StagedRevision
+from services.agent.restriction_rows import backing_revision, put_chunk, put_held, put_pending, put_received
+from services.agent.restriction_schema import HELD_SETS, open_database
+from services.agent.restrictions import Restrictions, StagedRevision
 from shared.runtime.set_store import COMPACT_ROWS, SetStore
 
 
@@ -45,15 +46,15 @@ class RestrictionStore:
         """
         staging_only = outcome.staged_chunk is not None and not outcome.held_changed and not outcome.acks
         with self._transaction(partition, offset, synced=not staging_only):
-            if outcome.staged_chunk is not None and outcome.staged_chunk[0] == self._backing(directive):
+            if outcome.staged_chunk is not None and outcome.staged_chunk[0] == backing_revision(self._db, directive):
                 self._write_held(state, directive)  # a held revision re-sent: its chunks must not mix
             if outcome.completed is not None:
                 self._write_applied(state, directive, outcome.completed)
             elif outcome.held_changed and not (outcome.deltas and self._append_deltas(state, directive, outcome)):
                 self._write_held(state, directive)
             self._write_staging(state, directive, outcome)
-            self._write_pending(state, directive)
-            self._write_received(state, directive, outcome)
+            put_pending(self._db, state, directive)
+            put_received(self._db, state, directive, outcome)
             if directive in state.lifted:
                 self._db.execute("INSERT OR REPLACE INTO lifted VALUES (?, ?)", (directive, state.lifted[directive]))
 
@@ -101,11 +102,6 @@ class RestrictionStore:
                 self._sets.append(directive, delta.model, delta.seq, delta.added, delta.removed, held.sets[delta.model])
         return True
 
-    def _backing(self, directive: str) -> int | None:
-        """The staged revision whose chunks are the directive's held sets on disk, if they are."""
-        row = self._db.execute("SELECT staged_revision FROM held WHERE directive = ?", (directive,)).fetchone()
-        return row[0] if row else None
-
     def _write_applied(self, state: Restrictions, directive: str, completed: tuple[int, StagedRevision, int]) -> None:
         """A revision whose chunks all came in is held: its staged rows become the held sets as they are.
 
@@ -114,15 +110,15 @@ class RestrictionStore:
         """
         revision, staged, last = completed
         held = state.held[directive]
-        backing = self._backing(directive)
+        backing = backing_revision(self._db, directive)
         self._sets.replace(directive, {})  # the new revision's chunks are its sets until folded
         if backing is not None:  # the chunks of what was held until now
             self._db.execute("DELETE FROM staged WHERE directive = ? AND revision = ?", (directive, backing))
         # Earlier chunks of this revision are on disk already, unless they were the held revision's own
         # (a held revision sent again in one chunk): then all of them are written.
         for chunk in staged.parts if backing == revision else [last]:
-            self._write_chunk(directive, revision, chunk, staged)
-        self._put_held(directive, held, staged_revision=revision)
+            put_chunk(self._db, directive, revision, chunk, staged)
+        put_held(self._db, directive, held, staged_revision=revision)
 
     def fold(self, state: Restrictions) -> int:
         """Write as sets the held revisions still stored as their chunks, and drop those chunks (synced).
@@ -137,7 +133,7 @@ class RestrictionStore:
         return len(directives)
 
     def _write_held(self, state: Restrictions, directive: str) -> None:
-        backing = self._backing(directive)
+        backing = backing_revision(self._db, directive)
         if backing is not None:
             self._db.execute("DELETE FROM staged WHERE directive = ? AND revision = ?", (directive, backing))
         self._db.execute("DELETE FROM held WHERE directive = ?", (directive,))
@@ -145,68 +141,16 @@ class RestrictionStore:
         self._sets.replace(directive, held.sets if held is not None else {})
         if held is None:
             return
-        self._put_held(directive, held)
-
-    def _put_held(self, directive: str, held: HeldRestriction, staged_revision: int | None = None) -> None:
-        """The held row of a directive; `staged_revision`: its sets are still that revision's chunks (unfolded)."""
-        self._db.execute(
-            "INSERT OR REPLACE INTO held (directive, revision, seq, effective_from, expires_at, on_stale, "
-            "staged_revision) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                directive,
-                held.revision,
-                held.seq,
-                iso(held.window.effective_from),
-                iso(held.window.expires_at),
-                held.on_stale,
-                staged_revision,
-            ),
-        )
+        put_held(self._db, directive, held)
 
     def _write_staging(self, state: Restrictions, directive: str, outcome: Outcome) -> None:
         staged = state.staged_of(directive)
-        kept = ",".join(str(int(rev)) for rev in [*staged, self._backing(directive) or -1])
+        kept = ",".join(str(int(rev)) for rev in [*staged, backing_revision(self._db, directive) or -1])
         self._db.execute(f"DELETE FROM staged WHERE directive = ? AND revision NOT IN ({kept})", (directive,))
         if outcome.staged_chunk is None:
             return
         revision, chunk = outcome.staged_chunk
-        self._write_chunk(directive, revision, chunk, staged[revision])
-
-    def _write_chunk(self, directive: str, revision: int, chunk: int, part: StagedRevision) -> None:
-        model, users = part.parts[chunk]
-        self._db.execute(
-            "INSERT OR REPLACE INTO staged (directive, revision, chunk, chunks, effective_from, "
-            "expires_at, model, users, on_stale, cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                directive,
-                revision,
-                chunk,
-                part.chunks,
-                iso(part.window.effective_from),
-                iso(part.window.expires_at),
-                model,
-                blob(users),
-                part.on_stale,
-                part.cause,
-            ),
-        )
-
-    def _write_pending(self, state: Restrictions, directive: str) -> None:
-        self._db.execute("DELETE FROM pending WHERE directive = ?", (directive,))
-        rows = [
-            (directive, rev, d.seq, d.model, blob(d.added), blob(d.removed))
-            for rev, deltas in state.pending_of(directive).items()
-            for d in deltas.values()
-        ]
-        self._db.executemany("INSERT INTO pending VALUES (?, ?, ?, ?, ?, ?)", rows)
-
-    def _write_received(self, state: Restrictions, directive: str, outcome: Outcome) -> None:
-        """The restrict command ids seen for the directive's revisions still current (replays are refused)."""
-        if outcome.received is not None:
-            revision, command = outcome.received
-            self._db.execute("INSERT OR IGNORE INTO received VALUES (?, ?, ?)", (directive, revision, command))
-        kept = ",".join(str(int(rev)) for (d, rev) in state.received if d == directive) or "-1"
-        self._db.execute(f"DELETE FROM received WHERE directive = ? AND revision NOT IN ({kept})", (directive,))
+        put_chunk(self._db, directive, revision, chunk, staged[revision])
 
     def record_synced(self, marker: str, partition: int | None = None, offset: int | None = None) -> None:
         """Persist that the control plane said this cluster was sent everything in force (marker event id)."""
