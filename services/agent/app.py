@@ -57,8 +57,8 @@ class Agent:
     handling: CommandHandling
     readiness: Readiness
     clock: Callable[[], datetime] = utc_now
-    http: EmbeddedHttp | None = None
-    log: Any = None
+    http: EmbeddedHttp | None = None  # set by build(): its API describes this agent
+    log: Any = field(default_factory=lambda: structlog.get_logger(service=SERVICE))
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _opened: bool = False
 
