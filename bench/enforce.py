@@ -233,7 +233,7 @@ class Bench:
             {
                 "COUNTERMAND_ENFORCEMENT_STATE_DIR": str(state),
                 "COUNTERMAND_ENFORCEMENT_HEARTBEAT_GRACE_S": "0",
-                **self.stack.signing_env("enforcement"),  # checks impact's signatures, signs every command
+                **self.stack.signing_env("enforcement", clusters=CLUSTERS),  # checks impact's and agents' signatures
             },
             "enforcement",
         )
@@ -247,7 +247,7 @@ class Bench:
                     "COUNTERMAND_AGENT_HTTP_PORT": "0",
                     "COUNTERMAND_AGENT_HEARTBEAT_INTERVAL_S": "1",
                     "COUNTERMAND_AGENT_STATE_DIR": str(state),
-                    **self.stack.signing_env("agent"),  # applies only what enforcement signed
+                    **self.stack.signing_env("agent", cluster=cluster),  # applies only what enforcement signed
                 },
                 f"agent-{cluster}",
             )

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,7 +184,7 @@ class Stack:
         )
         return env
 
-    def _env(self, name: str, principal: str | None = None) -> dict[str, str]:
+    def _env(self, name: str, principal: str | None = None, cluster: str | None = None) -> dict[str, str]:
         env = self.base_env(principal or name)
         prefix = f"COUNTERMAND_{name.upper()}_"
         env[f"{prefix}STATE_DIR"] = str(self.state_dir(name))
@@ -196,19 +197,37 @@ class Stack:
             env[f"{prefix}SMTP_HOST"] = "127.0.0.1"
             env[f"{prefix}SMTP_PORT"] = str(self.mailbox.port)
             env[f"{prefix}SMTP_SENDER"] = "notices@countermand.test"
-        env.update(self.signing_env(name))
+        env.update(self.signing_env(name, cluster=cluster))
         return env
 
-    def signing_env(self, name: str) -> dict[str, str]:
+    def signing_env(
+        self, name: str, *, cluster: str | None = None, clusters: Iterable[str] | None = None
+    ) -> dict[str, str]:
         """Record signing of one process: the key it signs with, and the one whose records it acts on (intake's
-        directives for impact, impact's assessments for enforcement, enforcement's commands for agents)."""
+        directives for impact, impact's assessments for enforcement, enforcement's commands for agents). An
+        agent signs its acks and heartbeats with its `cluster`'s key; enforcement trusts those of `clusters`
+        (default: the stack's)."""
         env = {"COUNTERMAND_SIGNING_MODE": "on"}
         if name in TRUSTS:
             env["COUNTERMAND_SIGNING_TRUSTED_KEYS_FILE"] = str(self.record_keys(TRUSTS[name]))
-        if name in SIGNERS:
-            env["COUNTERMAND_SIGNING_KEY_FILE"] = str(self.record_key(name))
-            env["COUNTERMAND_SIGNING_KEY_ID"] = f"{name}-dev"
+        signs_as = name if name in SIGNERS else f"agent-{cluster}" if name == "agent" else None
+        if name == "agent" and cluster is None:
+            raise ValueError("an agent signs as its cluster: pass cluster=")
+        if signs_as is not None:
+            env["COUNTERMAND_SIGNING_KEY_FILE"] = str(self.record_key(signs_as))
+            env["COUNTERMAND_SIGNING_KEY_ID"] = f"{signs_as}-dev"
+        if name == "enforcement":
+            ids = [c.cluster_id for c in self.clusters] if clusters is None else list(clusters)
+            env["COUNTERMAND_ENFORCEMENT_AGENT_KEYS_FILE"] = str(self.agent_keys(ids))
         return env
+
+    def agent_keys(self, clusters: Iterable[str]) -> Path:
+        """The public JWK set of these clusters' agent keys, each naming its cluster (`sub`)."""
+        path = self.run_dir / "keys" / "agents-records.jwks.json"
+        keys = [self.record_signer(f"agent-{c}").public(subject=c) for c in clusters]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(KeySet(keys).to_json())
+        return path
 
     def record_keys(self, name: str) -> Path:
         """The public JWK set of `name`'s record signing key."""
@@ -247,7 +266,7 @@ class Stack:
         return path
 
     def _agent_env(self, cluster: Cluster) -> dict[str, str]:
-        env = self._env("agent", f"agent-{cluster.cluster_id}")
+        env = self._env("agent", f"agent-{cluster.cluster_id}", cluster.cluster_id)
         env.update(
             {
                 "COUNTERMAND_AGENT_STATE_DIR": str(self.state_dir(f"agent-{cluster.cluster_id}")),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -48,6 +48,7 @@ class Outcome:
     touched: bool = False  # staging, early deltas or lift tombstones changed
     deltas: tuple[PendingDelta, ...] = ()  # when held changed only by these deltas, applied in this order
     completed: tuple[int, StagedRevision, int] | None = None  # (revision, its chunks, the last one) now held
+    received: tuple[int, str] | None = None  # (revision, command id) of a restrict command newly received
 
 
 def on_command(
@@ -81,6 +82,15 @@ def on_restrict(state: Restrictions, command: RestrictCommand, now: datetime | N
         return _refused(directive, revision, f"replayed: revision {revision} is older than what it holds ({newer})")
     if now is not None and command.expires_at is not None and now >= command.expires_at:
         return _refused(directive, revision, f"expired: the directive expired at {command.expires_at.isoformat()}")
+    if not state.receive(directive, revision, command.event_id):
+        return _refused(directive, revision, f"replayed: command {command.event_id!r} was received already")
+    outcome = _stage(state, command, now)
+    return replace(outcome, received=(revision, command.event_id))
+
+
+def _stage(state: Restrictions, command: RestrictCommand, now: datetime | None) -> Outcome:
+    directive, revision = command.directive_id, command.revision
+    held = state.held.get(directive)
     if held and revision == held.revision and command.expected_digest == held.digest:
         return Outcome(acks=(_confirm(state, directive, revision, "restrict"),))
     # A held revision re-sent with other content is the sender's current truth (e.g. after a delta this
@@ -111,6 +121,7 @@ def _apply_revision(state: Restrictions, directive: str, revision: int, staged: 
         revision, staged.window, staged.sets(), _seq_reflected(state, directive, revision), on_stale=staged.on_stale
     )
     _drop_staging(state, directive, through=revision)
+    state.forget_received(directive, below=revision)
     for key in [k for k in state.pending if k[0] == directive]:
         del state.pending[key]
     return Outcome(
@@ -158,6 +169,7 @@ def on_lift(state: Restrictions, command: LiftCommand) -> Outcome:
     if dropped:
         del state.held[directive]
     _drop_staging(state, directive, through=revision)
+    state.forget_received(directive, below=state.lifted[directive] + 1)
     for key in [k for k in state.pending if k[0] == directive and k[1] <= revision]:
         del state.pending[key]
     return Outcome(acks=(_confirm(state, directive, revision, "lift"),), held_changed=dropped, touched=True)

@@ -1,79 +1,30 @@
 """What the agent holds, durable in SQLite and written before a command's offset is committed.
 
 The held sets are shared.runtime.set_store's (a stored set per model plus a delta log); until folded, a
-held revision's sets are its staged chunks (see the agent README).
+held revision's sets are its staged chunks (see the agent README). The file: restriction_schema.py; reading it
+back: restriction_load.py.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 
-from pyroaring import BitMap
-
 from services.agent.command_effects import Outcome
-from services.agent.restrictions import HeldRestriction, PendingDelta, Restrictions, StagedRevision, Window
-from shared.runtime.set_store import COMPACT_ROWS, SetStore, SetTables
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS held (directive TEXT PRIMARY KEY, revision INTEGER NOT NULL, seq INTEGER NOT NULL,
-                                 effective_from TEXT, expires_at TEXT);
-CREATE TABLE IF NOT EXISTS staged (directive TEXT NOT NULL, revision INTEGER NOT NULL, chunk INTEGER NOT NULL,
-                                   chunks INTEGER NOT NULL, effective_from TEXT, expires_at TEXT,
-                                   model TEXT NOT NULL, users BLOB NOT NULL,
-                                   PRIMARY KEY (directive, revision, chunk));
-CREATE TABLE IF NOT EXISTS pending (directive TEXT NOT NULL, revision INTEGER NOT NULL, seq INTEGER NOT NULL,
-                                    model TEXT NOT NULL, added BLOB NOT NULL, removed BLOB NOT NULL,
-                                    PRIMARY KEY (directive, revision, seq));
-CREATE TABLE IF NOT EXISTS lifted (directive TEXT PRIMARY KEY, revision INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS offsets (partition INTEGER PRIMARY KEY, next_offset INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS synced (one INTEGER PRIMARY KEY CHECK (one = 1), marker TEXT NOT NULL);
-"""
-# Columns added after the first release: snapshots written before them are upgraded in place on open.
-ADDED_COLUMNS = {
-    "held": {
-        "on_stale": "TEXT NOT NULL DEFAULT 'keep'",
-        # Set when the held sets are still the chunks of this staged revision (see RestrictionStore.fold).
-        "staged_revision": "INTEGER",
-    },
-    "staged": {"on_stale": "TEXT NOT NULL DEFAULT 'keep'", "cause": "TEXT NOT NULL DEFAULT ''"},
-}
-HELD_SETS = SetTables(sets="held_sets", deltas="held_deltas", key="directive", users="users")
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
-def _moment(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
-
-
-def _blob(users: BitMap) -> bytes:
-    return bytes(users.serialize())
+from services.agent.restriction_load import load_restrictions
+from services.agent.restriction_rows import backing_revision, put_chunk, put_held, put_pending, put_received
+from services.agent.restriction_schema import HELD_SETS, open_database
+from services.agent.restrictions import Restrictions, StagedRevision
+from shared.runtime.set_store import COMPACT_ROWS, SetStore
 
 
 class RestrictionStore:
     """The agent's SQLite store under <state_dir>/agent/<cluster>.sqlite3."""
 
     def __init__(self, path: Path, max_log_rows: int = COMPACT_ROWS) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
-        self._add_columns()
+        self._db = open_database(path)
         self._sets = SetStore(self._db, HELD_SETS, max_rows=max_log_rows)
-
-    def _add_columns(self) -> None:
-        for table, columns in ADDED_COLUMNS.items():
-            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-            for name, definition in columns.items():
-                if name not in present:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
 
     def close(self) -> None:
         self._db.close()
@@ -95,14 +46,15 @@ class RestrictionStore:
         """
         staging_only = outcome.staged_chunk is not None and not outcome.held_changed and not outcome.acks
         with self._transaction(partition, offset, synced=not staging_only):
-            if outcome.staged_chunk is not None and outcome.staged_chunk[0] == self._backing(directive):
+            if outcome.staged_chunk is not None and outcome.staged_chunk[0] == backing_revision(self._db, directive):
                 self._write_held(state, directive)  # a held revision re-sent: its chunks must not mix
             if outcome.completed is not None:
                 self._write_applied(state, directive, outcome.completed)
             elif outcome.held_changed and not (outcome.deltas and self._append_deltas(state, directive, outcome)):
                 self._write_held(state, directive)
             self._write_staging(state, directive, outcome)
-            self._write_pending(state, directive)
+            put_pending(self._db, state, directive)
+            put_received(self._db, state, directive, outcome)
             if directive in state.lifted:
                 self._db.execute("INSERT OR REPLACE INTO lifted VALUES (?, ?)", (directive, state.lifted[directive]))
 
@@ -150,11 +102,6 @@ class RestrictionStore:
                 self._sets.append(directive, delta.model, delta.seq, delta.added, delta.removed, held.sets[delta.model])
         return True
 
-    def _backing(self, directive: str) -> int | None:
-        """The staged revision whose chunks are the directive's held sets on disk, if they are."""
-        row = self._db.execute("SELECT staged_revision FROM held WHERE directive = ?", (directive,)).fetchone()
-        return row[0] if row else None
-
     def _write_applied(self, state: Restrictions, directive: str, completed: tuple[int, StagedRevision, int]) -> None:
         """A revision whose chunks all came in is held: its staged rows become the held sets as they are.
 
@@ -163,15 +110,15 @@ class RestrictionStore:
         """
         revision, staged, last = completed
         held = state.held[directive]
-        backing = self._backing(directive)
+        backing = backing_revision(self._db, directive)
         self._sets.replace(directive, {})  # the new revision's chunks are its sets until folded
         if backing is not None:  # the chunks of what was held until now
             self._db.execute("DELETE FROM staged WHERE directive = ? AND revision = ?", (directive, backing))
         # Earlier chunks of this revision are on disk already, unless they were the held revision's own
         # (a held revision sent again in one chunk): then all of them are written.
         for chunk in staged.parts if backing == revision else [last]:
-            self._write_chunk(directive, revision, chunk, staged)
-        self._put_held(directive, held, staged_revision=revision)
+            put_chunk(self._db, directive, revision, chunk, staged)
+        put_held(self._db, directive, held, staged_revision=revision)
 
     def fold(self, state: Restrictions) -> int:
         """Write as sets the held revisions still stored as their chunks, and drop those chunks (synced).
@@ -186,7 +133,7 @@ class RestrictionStore:
         return len(directives)
 
     def _write_held(self, state: Restrictions, directive: str) -> None:
-        backing = self._backing(directive)
+        backing = backing_revision(self._db, directive)
         if backing is not None:
             self._db.execute("DELETE FROM staged WHERE directive = ? AND revision = ?", (directive, backing))
         self._db.execute("DELETE FROM held WHERE directive = ?", (directive,))
@@ -194,60 +141,16 @@ class RestrictionStore:
         self._sets.replace(directive, held.sets if held is not None else {})
         if held is None:
             return
-        self._put_held(directive, held)
-
-    def _put_held(self, directive: str, held: HeldRestriction, staged_revision: int | None = None) -> None:
-        """The held row of a directive; `staged_revision`: its sets are still that revision's chunks (unfolded)."""
-        self._db.execute(
-            "INSERT OR REPLACE INTO held (directive, revision, seq, effective_from, expires_at, on_stale, "
-            "staged_revision) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                directive,
-                held.revision,
-                held.seq,
-                _iso(held.window.effective_from),
-                _iso(held.window.expires_at),
-                held.on_stale,
-                staged_revision,
-            ),
-        )
+        put_held(self._db, directive, held)
 
     def _write_staging(self, state: Restrictions, directive: str, outcome: Outcome) -> None:
         staged = state.staged_of(directive)
-        kept = ",".join(str(int(rev)) for rev in [*staged, self._backing(directive) or -1])
+        kept = ",".join(str(int(rev)) for rev in [*staged, backing_revision(self._db, directive) or -1])
         self._db.execute(f"DELETE FROM staged WHERE directive = ? AND revision NOT IN ({kept})", (directive,))
         if outcome.staged_chunk is None:
             return
         revision, chunk = outcome.staged_chunk
-        self._write_chunk(directive, revision, chunk, staged[revision])
-
-    def _write_chunk(self, directive: str, revision: int, chunk: int, part: StagedRevision) -> None:
-        model, users = part.parts[chunk]
-        self._db.execute(
-            "INSERT OR REPLACE INTO staged (directive, revision, chunk, chunks, effective_from, "
-            "expires_at, model, users, on_stale, cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                directive,
-                revision,
-                chunk,
-                part.chunks,
-                _iso(part.window.effective_from),
-                _iso(part.window.expires_at),
-                model,
-                _blob(users),
-                part.on_stale,
-                part.cause,
-            ),
-        )
-
-    def _write_pending(self, state: Restrictions, directive: str) -> None:
-        self._db.execute("DELETE FROM pending WHERE directive = ?", (directive,))
-        rows = [
-            (directive, rev, d.seq, d.model, _blob(d.added), _blob(d.removed))
-            for rev, deltas in state.pending_of(directive).items()
-            for d in deltas.values()
-        ]
-        self._db.executemany("INSERT INTO pending VALUES (?, ?, ?, ?, ?, ?)", rows)
+        put_chunk(self._db, directive, revision, chunk, staged[revision])
 
     def record_synced(self, marker: str, partition: int | None = None, offset: int | None = None) -> None:
         """Persist that the control plane said this cluster was sent everything in force (marker event id)."""
@@ -260,59 +163,4 @@ class RestrictionStore:
 
     def load(self) -> tuple[Restrictions, dict[int, int]]:
         """The state as last recorded and the next offset per commands partition it reflects."""
-        backing = self._backings()
-        state = Restrictions(held=self._held(backing), staging=self._staging(backing), pending=self._pending())
-        state.lifted = dict(self._db.execute("SELECT directive, revision FROM lifted"))
-        offsets = dict(self._db.execute("SELECT partition, next_offset FROM offsets"))
-        return state, offsets
-
-    def _backings(self) -> dict[str, int]:
-        """Directive -> the staged revision whose chunks are still its held sets on disk."""
-        return dict(self._db.execute("SELECT directive, staged_revision FROM held WHERE staged_revision IS NOT NULL"))
-
-    def _held(self, backing: dict[str, int]) -> dict[str, HeldRestriction]:
-        sets = self._sets.load(self._chunk_bases(backing), new_models=False)
-        held = {}
-        for directive, revision, seq, start, end, on_stale in self._db.execute(
-            "SELECT directive, revision, seq, effective_from, expires_at, on_stale FROM held"
-        ):
-            window = Window(_moment(start), _moment(end))
-            held[directive] = HeldRestriction.of(revision, window, sets.get(directive, {}), seq, on_stale=on_stale)
-        return held
-
-    def _chunk_bases(self, backing: dict[str, int]) -> dict[str, dict[str, BitMap]]:
-        """The held sets still stored as their revision's chunks: per directive, the union per model."""
-        bases: dict[str, dict[str, BitMap]] = {}
-        for directive, revision, model, users in self._db.execute(
-            "SELECT directive, revision, model, users FROM staged ORDER BY directive, revision, chunk"
-        ):
-            if backing.get(directive) == revision:
-                models = bases.setdefault(directive, {})
-                models[model] = models.get(model, BitMap()) | BitMap.deserialize(users)
-        return bases
-
-    def _staging(self, backing: dict[str, int]) -> dict[tuple[str, int], StagedRevision]:
-        staging: dict[tuple[str, int], StagedRevision] = {}
-        for directive, revision, chunk, chunks, start, end, model, users, on_stale, cause in self._db.execute(
-            "SELECT directive, revision, chunk, chunks, effective_from, expires_at, model, users, on_stale, "
-            "cause FROM staged"
-        ):
-            if backing.get(directive) == revision:
-                continue  # not staging: the held revision's sets
-            # The wait for missing chunks starts again in this process (started_at unset).
-            staged = staging.setdefault(
-                (directive, revision),
-                StagedRevision(
-                    chunks=chunks, window=Window(_moment(start), _moment(end)), on_stale=on_stale, cause=cause
-                ),
-            )
-            staged.parts[chunk] = (model, BitMap.deserialize(users))
-        return staging
-
-    def _pending(self) -> dict[tuple[str, int], dict[int, PendingDelta]]:
-        pending: dict[tuple[str, int], dict[int, PendingDelta]] = {}
-        for directive, revision, seq, model, added, removed in self._db.execute("SELECT * FROM pending"):
-            pending.setdefault((directive, revision), {})[seq] = PendingDelta(
-                seq, model, BitMap.deserialize(added), BitMap.deserialize(removed)
-            )
-        return pending
+        return load_restrictions(self._db, self._sets)

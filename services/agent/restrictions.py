@@ -80,6 +80,22 @@ class Restrictions:
     staging: dict[tuple[str, int], StagedRevision] = field(default_factory=dict)
     pending: dict[tuple[str, int], dict[int, PendingDelta]] = field(default_factory=dict)
     lifted: dict[str, int] = field(default_factory=dict)
+    # Ids of the restrict commands received per (directive, revision) not yet superseded: enforcement sends
+    # every restriction under a fresh id (its attempt counter), so an id seen again is a replay.
+    received: dict[tuple[str, int], set[str]] = field(default_factory=dict)
+
+    def receive(self, directive_id: str, revision: int, command_id: str) -> bool:
+        """Note a restrict command's id; False when it was received already (a replay)."""
+        ids = self.received.setdefault((directive_id, revision), set())
+        if command_id in ids:
+            return False
+        ids.add(command_id)
+        return True
+
+    def forget_received(self, directive_id: str, below: int) -> None:
+        """Drop the ids of revisions older than `below`: those revisions are refused as older anyway."""
+        for key in [k for k in self.received if k[0] == directive_id and k[1] < below]:
+            del self.received[key]
 
     def digest(self, directive_id: str) -> str:
         """What the agent holds for a directive, as a scope digest (empty scope if nothing)."""

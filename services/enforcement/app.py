@@ -39,7 +39,14 @@ from shared.runtime.dispatch import Dispatch
 from shared.runtime.health import ConsumerWatch, LagWatch
 from shared.runtime.http import health_app, http_server
 from shared.runtime.logging import bind_message_ids
-from shared.runtime.record_signing import SigningSettings, publish_signed, record_signer, trusted_keys, verify_record
+from shared.runtime.record_signing import (
+    SigningSettings,
+    publish_signed,
+    record_signer,
+    sender_keys,
+    trusted_keys,
+    verify_record,
+)
 from shared.runtime.service import cancel_tasks
 from shared.runtime.signing import KeySet, Signer
 
@@ -83,6 +90,7 @@ class EnforcementService:
     http: Any = None
     signer: Signer | None = None  # signs every command (agents apply only what enforcement signed)
     keys: KeySet | None = None  # whose assessments enforcement acts on (impact's)
+    agent_keys: KeySet | None = None  # whose acks and heartbeats it counts: each cluster's agent's, by `sub`
     log: Any = field(default_factory=lambda: structlog.get_logger(service=SERVICE))
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _ticker: asyncio.Task | None = None
@@ -261,6 +269,7 @@ def build(settings: EnforcementSettings | None = None, clock: Callable[[], datet
         clock=clock,
         signer=record_signer(settings.signing, SERVICE),
         keys=trusted_keys(settings.signing, SERVICE),
+        agent_keys=sender_keys(settings.signing, settings.agent_keys_file, "COUNTERMAND_ENFORCEMENT_AGENT_KEYS_FILE"),
     )
     service.http = health_app(
         SERVICE,
@@ -302,8 +311,11 @@ def _subscribe(broker: KafkaBroker, service: EnforcementService) -> None:
         description="Impact assessments, affected-set chunks and deltas; agent acks and heartbeats.",
     )
     async def handle(message: Inbound, msg: KafkaMessage) -> None:
-        if msg.raw_message.topic == IMPACT.name:  # refused (unsigned, unknown or retired key, altered): dead-lettered
+        # Refused (unsigned, unknown or retired key, altered, another cluster's key): dead-lettered, nothing counts.
+        if msg.raw_message.topic == IMPACT.name:
             verify_record(service.keys, msg.raw_message)
+        else:  # an agent's ack or heartbeat: signed by the key of the cluster it speaks for
+            verify_record(service.agent_keys, msg.raw_message, subject=message.cluster_id)
         await service.handle(message)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -23,6 +25,11 @@ class EnforcementSettings(ServiceSettings):
         description='Port of the health endpoints (0: any free port, logged in the "service ready" line).',
     )
 
+    agent_keys_file: Path | None = Field(
+        None,
+        description="JWK set of the agents' public record keys, each key's `sub` naming its cluster: acks and "
+        "heartbeats count only when signed by their cluster's key (required unless COUNTERMAND_SIGNING_MODE=off).",
+    )
     deadline_check_interval_s: float = Field(1.0, gt=0, description="How often deadlines and re-sends are checked.")
     resend_backoff_base_s: float = Field(1.0, gt=0, description="First delay before a re-send; doubles per attempt.")
     resend_backoff_cap_s: float = Field(60.0, gt=0, description="Longest delay between two re-sends.")

@@ -58,6 +58,16 @@ def trusted_keys(settings: SigningSettings, service: str) -> KeySet | None:
     return KeySet.from_file(settings.trusted_keys_file)
 
 
+def sender_keys(settings: SigningSettings, path: Path | None, variable: str) -> KeySet | None:
+    """A second trusted set, for records of other senders (e.g. enforcement's of the agents); None when signing
+    is off. Refuses to start without it otherwise."""
+    if settings.mode == "off":
+        return None
+    if path is None:
+        raise ValueError(f"set {variable} (or COUNTERMAND_SIGNING_MODE=off for local play)")
+    return KeySet.from_file(path)
+
+
 def _off(settings: SigningSettings, service: str) -> bool:
     if settings.mode == "off":
         structlog.get_logger(service=service).warning(
@@ -114,12 +124,21 @@ def record_headers(record: Any) -> dict[str, bytes]:
     return {name: value for name, value in (getattr(record, "headers", None) or ())}
 
 
-def verify_record(keys: KeySet | None, record: Any, now: datetime | None = None) -> str | None:
+def verify_record(
+    keys: KeySet | None, record: Any, now: datetime | None = None, *, subject: str | None = None
+) -> str | None:
     """The id of the key that signed this consumer record (None when checks are off); SignatureRefused naming
-    the reason otherwise (unsigned, unknown or retired key, bad or malformed signature)."""
+    the reason otherwise (unsigned, unknown or retired key, bad or malformed signature). With `subject`, the
+    key must also be the one that speaks for it (its JWK `sub`): one agent cannot sign for another cluster."""
     if keys is None:
         return None
-    return keys.verify(record.topic, record.key, record.value, record_headers(record), now)
+    key_id = keys.verify(record.topic, record.key, record.value, record_headers(record), now)
+    if subject is not None:
+        speaks_for = keys.get(key_id).subject  # type: ignore[union-attr]  (verify found it)
+        if speaks_for != subject:
+            who = f"the key of {speaks_for!r}" if speaks_for else "a key that names no sender"
+            raise SignatureRefused(f"signed by {who}, not by the key of {subject!r}", key_id)
+    return key_id
 
 
 __all__ = [
@@ -128,6 +147,7 @@ __all__ = [
     "encoded",
     "publish_signed",
     "record_signer",
+    "sender_keys",
     "trusted_keys",
     "verify_record",
 ]

@@ -68,8 +68,8 @@ class Signer:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
 
-    def public(self, retire_at: datetime | None = None) -> VerifyKey:
-        return VerifyKey(self.key_id, self.private_key.public_key(), retire_at)
+    def public(self, retire_at: datetime | None = None, subject: str | None = None) -> VerifyKey:
+        return VerifyKey(self.key_id, self.private_key.public_key(), retire_at, subject)
 
     def headers(self, topic: str, key: bytes | None, value: bytes) -> dict[str, str]:
         """The signature headers for one record."""
@@ -84,12 +84,15 @@ class VerifyKey:
     key_id: str
     public_key: Ed25519PublicKey
     retire_at: datetime | None = None
+    subject: str | None = None  # whom the key speaks for when a verifier needs to know (an agent's cluster)
 
     def jwk(self) -> dict[str, str]:
         raw = self.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         entry = {"kty": "OKP", "crv": "Ed25519", "kid": self.key_id, "x": _b64(raw)}
         if self.retire_at is not None:
             entry["retire_at"] = self.retire_at.isoformat()
+        if self.subject is not None:
+            entry["sub"] = self.subject
         return entry
 
 
@@ -174,4 +177,7 @@ def _verify_key(entry: Mapping[str, str]) -> VerifyKey:
     retire_at = datetime.fromisoformat(retire) if retire else None
     if retire_at is not None and retire_at.tzinfo is None:
         raise ValueError(f"key {kid!r}: retire_at needs a time zone")
-    return VerifyKey(kid, public, retire_at)
+    subject = entry.get("sub")
+    if subject is not None and (not isinstance(subject, str) or not subject):
+        raise ValueError(f"key {kid!r}: sub must be a non-empty string")
+    return VerifyKey(kid, public, retire_at, subject)

@@ -1,11 +1,13 @@
 """Forged, altered and replayed records on a running stack, produced by a principal with produce rights (the
 test's `tooling` login): refused where they would act, reported, and access unchanged. A cluster made to hold
 the wrong state by a validly signed wrong command is marked drifted and corrected within a few heartbeats.
+Forged acks and heartbeats never make a cluster count as applied.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from pathlib import Path
 
@@ -19,12 +21,20 @@ from devtools.registry import population as registry_population
 from devtools.registry.loader import load as load_registry
 from devtools.stack import Stack
 from shared.contracts.bitmaps import encode_bitmap
-from shared.contracts.catalogue import ACKS, COMMANDS, DIRECTIVES, ENFORCEMENT, dead_letter_topic
+from shared.contracts.catalogue import ACKS, COMMANDS, DIRECTIVES, ENFORCEMENT, dead_letter_topic, key_of
 from shared.contracts.deadletter import DeadLetter
 from shared.contracts.enforcement import DirectiveEnforced, EnforcementProgressed
 from shared.contracts.envelope import utc_now
-from shared.contracts.serving import CommandFailed, LiftCommand, RestrictCommand
+from shared.contracts.serving import (
+    AgentHeartbeat,
+    CommandApplied,
+    CommandFailed,
+    HeldDirective,
+    LiftCommand,
+    RestrictCommand,
+)
 from shared.runtime.kafka import producing, records_to_end
+from shared.runtime.record_signing import encoded, signed_headers
 from shared.runtime.settings import KafkaSettings
 from shared.runtime.signing import Signer
 from shared.runtime.topics import apply_topics
@@ -33,13 +43,15 @@ pytestmark = pytest.mark.kafka
 
 USERS_N = 600
 DIRECTIVE = "FORGE-1"
+REPLAYED = "FORGE-REPLAY"
+ACKED = "FORGE-ACK"
 HEARTBEAT_S = 2.0  # the agents' default heartbeat interval
 TIMEOUT = 180
 
 
-def directive_body() -> dict:
+def directive_body(directive_id: str = DIRECTIVE) -> dict:
     return {
-        "directive_id": DIRECTIVE,
+        "directive_id": directive_id,
         "title": "forgery check",
         "scope": {
             "models": ["fable-5"],
@@ -187,5 +199,93 @@ async def test_forged_altered_replayed_and_drifted(
         reported = await refusal(settings, old_id)
         assert reported.reason.startswith("refused: replayed")
         assert await asyncio.to_thread(denied, stack, cluster) == restored
+
+        # The same record again (same command id, intact signature): refused, nothing changes.
+        await asyncio.to_thread(stack.issue, directive_body(REPLAYED))
+        async with TopicReader(settings, COMMANDS) as commands:
+            sent = await commands.wait_for(
+                lambda m: isinstance(m, RestrictCommand) and m.directive_id == REPLAYED and m.cluster_id == cluster,
+                TIMEOUT,
+                f"{REPLAYED} sent to {cluster}",
+            )
+        record = await first_record(settings, COMMANDS, lambda r: sent.event_id.encode() in r.value)
+        async with TopicReader(settings, ENFORCEMENT) as status:
+            await status.wait_for(
+                lambda m: isinstance(m, DirectiveEnforced) and m.directive_id == REPLAYED, TIMEOUT, f"{REPLAYED} on"
+            )
+        holding = await asyncio.to_thread(denied, stack, cluster)
+        await produce(settings, COMMANDS.name, record.key, record.value, list(record.headers))
+        again = await refusal(settings, sent.event_id)
+        assert again.reason == f"refused: replayed: command {sent.event_id!r} was received already"
+        assert await asyncio.to_thread(denied, stack, cluster) == holding
+
+        await forged_acks_never_count(stack, settings, cluster)
     finally:
         await asyncio.to_thread(stack.stop)
+
+
+async def forged_acks_never_count(stack: Stack, settings: KafkaSettings, cluster: str) -> None:
+    """With the cluster's agent stopped, a directive's commands to it wait unapplied. An "applied" ack and a
+    heartbeat claiming the expected digest, unsigned or signed by another cluster's agent, are dead-lettered by
+    enforcement and the cluster is not applied; an ack signed with the cluster's own key is what makes it so."""
+    await asyncio.to_thread(stack.stop_one, f"agent-{cluster}")
+    await asyncio.to_thread(stack.issue, directive_body(ACKED))
+    async with TopicReader(settings, COMMANDS) as commands:
+        sent = await commands.wait_for(
+            lambda m: isinstance(m, RestrictCommand) and m.directive_id == ACKED and m.cluster_id == cluster,
+            TIMEOUT,
+            f"{ACKED} sent to {cluster}",
+        )
+    ack = CommandApplied(
+        producer="agent",
+        cluster_id=cluster,
+        directive_id=ACKED,
+        revision=sent.revision,
+        action="restrict",
+        digest=sent.expected_digest,
+    )
+    beat = AgentHeartbeat(
+        producer="agent",
+        cluster_id=cluster,
+        models=["fable-5"],
+        held={ACKED: HeldDirective(revision=sent.revision, digest=sent.expected_digest)},
+        ready=True,
+    )
+    other = stack.record_signer(f"agent-{next(c.cluster_id for c in stack.clusters if c.cluster_id != cluster)}")
+    forged = [(ack, None), (ack, other), (beat, None), (beat, other)]
+    for message, signer in forged:
+        value, key = encoded(message), key_of(ACKS, message)
+        headers = signed_headers(signer, ACKS, key, value)
+        await produce(settings, ACKS.name, key, value, [(k, v.encode()) for k, v in headers.items()])
+    forged_ids = {ack.event_id, beat.event_id}
+
+    def buried(letters: list) -> bool:
+        ours = [m for m in letters if isinstance(m, DeadLetter) and m.topic == ACKS.name]
+        return sum(any(i in _decoded(m.value_b64 or "") for i in forged_ids) for m in ours) >= len(forged)
+
+    async with TopicReader(settings, dead_letter_topic("enforcement")) as letters:
+        seen = await letters.drain(buried, TIMEOUT, "the forged acks and heartbeats dead-lettered")
+    reasons = {m.reason for m in seen if isinstance(m, DeadLetter) and m.topic == ACKS.name}
+    assert "SignatureRefused: unsigned" in reasons
+    assert any("signed by the key of" in r and f"not by the key of {cluster!r}" in r for r in reasons)
+
+    genuine = ack.model_copy(update={"event_id": f"genuine-{ack.event_id}"})
+    value, key = encoded(genuine), key_of(ACKS, genuine)
+    headers = signed_headers(stack.record_signer(f"agent-{cluster}"), ACKS, key, value)
+    await produce(settings, ACKS.name, key, value, [(k, v.encode()) for k, v in headers.items()])
+    async with TopicReader(settings, ENFORCEMENT) as status:
+        first_applied = await status.wait_for(
+            lambda m: (
+                isinstance(m, EnforcementProgressed)
+                and m.directive_id == ACKED
+                and cluster in m.clusters
+                and m.clusters[cluster].state == "applied"
+            ),
+            TIMEOUT,
+            f"{cluster} applied",
+        )
+    assert first_applied.causation_id == genuine.event_id  # no forged record made it applied before
+
+
+def _decoded(value_b64: str) -> str:
+    return base64.b64decode(value_b64).decode(errors="replace")

@@ -19,7 +19,7 @@ from devtools.ports import free_port
 from devtools.processes import terminate
 from devtools.stack import ROOT
 from devtools.waiting import eventually
-from services.agent.app import AgentService, build
+from services.agent.app import Agent, build
 from services.agent.settings import AgentSettings
 from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
 from shared.contracts.catalogue import COMMANDS
@@ -43,15 +43,15 @@ def agent_settings(bootstrap: str, cluster: str, state_dir: Path) -> AgentSettin
     )
 
 
-def new_agent(bootstrap: str, cluster: str, state_dir: Path) -> AgentService:
+def new_agent(bootstrap: str, cluster: str, state_dir: Path) -> Agent:
     return build(agent_settings(bootstrap, cluster, state_dir))
 
 
-def http(agent: AgentService) -> httpx.AsyncClient:
+def http(agent: Agent) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=f"http://127.0.0.1:{agent.http_port}", timeout=10.0)
 
 
-async def wait_ready(agent: AgentService) -> None:
+async def wait_ready(agent: Agent) -> None:
     async with http(agent) as client:
 
         async def ready() -> bool:

@@ -121,8 +121,10 @@ async def test_a_cluster_joining_later_ends_up_holding_every_active_restriction(
         await eventually(lambda: enforced(status, ids["C"], "lift"), what="C lifted")
 
         async with real_agent(bootstrap, late_id, models, tmp_path) as late:
-            await eventually(lambda: {ids["A"], ids["B"]} <= set(late.state.held), what="late agent holds A and B")
-            assert ids["C"] not in late.state.held
+            await eventually(
+                lambda: {ids["A"], ids["B"]} <= set(late.holding.state.held), what="late agent holds A and B"
+            )
+            assert ids["C"] not in late.holding.state.held
             for name in ("A", "B"):
                 track = await eventually(
                     lambda name=name: service.core.rollouts[(ids[name], 1, "restrict")].clusters.get(late_id),
@@ -152,7 +154,7 @@ async def test_a_late_agent_answers_ready_only_once_it_holds_the_active_restrict
             samples: list[tuple[bool, bool]] = []  # (answers ready, holds the directive)
 
             async def sample() -> None:
-                samples.append((await ready(late), directive in late.state.held))
+                samples.append((await ready(late), directive in late.holding.state.held))
 
             for _ in range(60):
                 await sample()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -9,12 +10,12 @@ from typing import Any
 from pyroaring import BitMap
 
 from services.agent.access import AccessChecker
-from services.agent.app import AgentService, build
+from services.agent.app import Agent, build
 from services.agent.command_effects import on_restrict
-from services.agent.readiness import Readiness
 from services.agent.restrictions import Restrictions
 from services.agent.settings import AgentSettings
 from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
+from shared.contracts.envelope import utc_now
 from shared.contracts.serving import ClusterSynced, DeltaCommand, LiftCommand, RestrictCommand
 
 CLUSTER = "c-unit"
@@ -88,11 +89,10 @@ class RecordingPublisher:
         self.sent.append((message, set(durable.held)))
 
 
-def recording_agent(tmp_path: Path) -> AgentService:
+def recording_agent(tmp_path: Path, clock: Callable[[], datetime] = utc_now) -> Agent:
     """An agent with its store open and its acks recorded, for driving `handle` without Kafka."""
-    agent = build(AgentSettings(cluster_id=CLUSTER, state_dir=tmp_path))  # its store under tmp_path/agent
-    agent.readiness = Readiness(CLUSTER, synced=agent.store.synced())  # as open() does
-    agent.acks = RecordingPublisher(agent.store)
+    agent = build(AgentSettings(cluster_id=CLUSTER, state_dir=tmp_path), clock)  # its store under tmp_path/agent
+    agent.reports.publisher = RecordingPublisher(agent.holding.store)
     return agent
 
 

@@ -65,6 +65,10 @@ def test_a_command_for_another_cluster_is_refused_through_the_pure_core_naming_t
 async def test_a_command_for_another_cluster_on_the_topic_is_ignored_silently(tmp_path: Path) -> None:
     agent = recording_agent(tmp_path)
     await agent.handle(restrict("D1", 1, "fable-5", [1]), 0, 0)
-    before = _fingerprint(agent.state)
+    before = _fingerprint(agent.holding.state)
     await agent.handle(restrict("D1", 2, "fable-5", [5]).model_copy(update={"cluster_id": "eu-west"}), 0, 1)
-    assert len(agent.acks.sent) == 1 and _fingerprint(agent.state) == before and agent.offsets == {0: 1}
+    assert (
+        len(agent.reports.publisher.sent) == 1
+        and _fingerprint(agent.holding.state) == before
+        and agent.holding.offsets == {0: 1}
+    )

@@ -67,17 +67,16 @@ def test_staging_recovered_from_the_snapshot_waits_the_full_timeout_again(tmp_pa
 
 async def test_the_agent_reports_the_timeout_once_and_its_snapshot_drops_the_staging(tmp_path: Path) -> None:
     clock = [NOW]
-    agent = recording_agent(tmp_path)
-    agent.clock = lambda: clock[0]
+    agent = recording_agent(tmp_path, clock=lambda: clock[0])
     await agent.handle(restrict("D1", 1, "fable-5", [1]), partition=0, offset=0)
     chunk = restrict("D1", 2, "fable-5", [2], chunk=1, chunks=2)
     await agent.handle(chunk, partition=0, offset=1)
-    await agent.expire_staging(TIMEOUT)
+    await agent.handling.expire_staging(TIMEOUT)
     clock[0] = NOW + TIMEOUT
-    await agent.expire_staging(TIMEOUT)
-    await agent.expire_staging(TIMEOUT)
-    failures = [ack for ack, _ in agent.acks.sent if ack.type == "CommandFailed"]
+    await agent.handling.expire_staging(TIMEOUT)
+    await agent.handling.expire_staging(TIMEOUT)
+    failures = [ack for ack, _ in agent.reports.publisher.sent if ack.type == "CommandFailed"]
     assert len(failures) == 1 and "chunks 0 of 2 missing" in failures[0].reason
     assert failures[0].causation_id == chunk.event_id and failures[0].revision == 2
-    durable, offsets = agent.store.load()
+    durable, offsets = agent.holding.store.load()
     assert durable.staging == {} and durable.held["D1"].revision == 1 and offsets == {0: 2}

@@ -15,16 +15,16 @@ from tests.unit.agent.builders import CLUSTER, lift, recording_agent, restrict
 async def test_a_restriction_is_durable_before_it_is_acknowledged(tmp_path: Path) -> None:
     agent = recording_agent(tmp_path)
     await agent.handle(restrict("D1", 1, "fable-5", [1]), partition=3, offset=10)
-    [(ack, durable)] = agent.acks.sent
+    [(ack, durable)] = agent.reports.publisher.sent
     assert ack.type == "CommandApplied" and ack.producer == "agent" and ack.correlation_id == "D1"
     assert durable == {"D1"}
-    assert agent.offsets == {3: 11}
+    assert agent.holding.offsets == {3: 11}
 
 
 async def test_commands_for_another_cluster_are_ignored(tmp_path: Path) -> None:
     agent = recording_agent(tmp_path)
     await agent.handle(restrict("D1", 1, "fable-5", [1]).model_copy(update={"cluster_id": "elsewhere"}), 0, 0)
-    assert agent.acks.sent == [] and agent.state.held == {}
+    assert agent.reports.publisher.sent == [] and agent.holding.state.held == {}
 
 
 async def test_a_command_already_in_the_snapshot_is_not_applied_again(tmp_path: Path) -> None:
@@ -32,22 +32,22 @@ async def test_a_command_already_in_the_snapshot_is_not_applied_again(tmp_path: 
     await agent.handle(restrict("D1", 1, "fable-5", [1]), partition=0, offset=5)
     await agent.handle(lift("D1", 1), partition=0, offset=6)
     await agent.handle(restrict("D1", 1, "fable-5", [1]), partition=0, offset=5)  # replayed
-    assert agent.state.held == {}
-    assert [ack.action for ack, _ in agent.acks.sent] == ["restrict", "lift"]
+    assert agent.holding.state.held == {}
+    assert [ack.action for ack, _ in agent.reports.publisher.sent] == ["restrict", "lift"]
 
 
 async def test_a_failed_snapshot_write_leaves_memory_as_durable_as_the_snapshot(tmp_path: Path) -> None:
     agent = recording_agent(tmp_path)
     await agent.handle(restrict("D1", 1, "fable-5", [1]), partition=0, offset=0)
-    agent.store.close()
-    agent.store = RestrictionStore(tmp_path / "agent" / f"{CLUSTER}.sqlite3")
+    agent.holding.store.close()
+    agent.holding.store = RestrictionStore(tmp_path / "agent" / f"{CLUSTER}.sqlite3")
 
     def broken(*_: Any) -> None:
         raise OSError("disk full")
 
-    agent.store.record = broken
+    agent.holding.store.record = broken
     with pytest.raises(OSError):  # propagates, so the command is retried rather than committed
         await agent.handle(lift("D1", 1), partition=0, offset=1)
-    assert set(agent.state.held) == {"D1"} and agent.acks.sent[-1][0].action == "restrict"
+    assert set(agent.holding.state.held) == {"D1"} and agent.reports.publisher.sent[-1][0].action == "restrict"
     agent.checker.mark_ready()
     assert agent.checker.check(1, "fable-5", datetime.now(UTC)).decision == "deny"

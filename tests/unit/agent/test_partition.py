@@ -23,7 +23,7 @@ def test_the_partition_is_the_one_producers_write_the_cluster_key_to(cluster: st
 
 def test_the_agent_subscribes_to_its_cluster_partition_only(tmp_path: Path) -> None:
     agent = build(AgentSettings(cluster_id="eu-west", state_dir=tmp_path))
-    assigned = [(p.topic, p.partition) for p in agent._commands.partitions]
+    assigned = [(p.topic, p.partition) for p in agent.subscriber.partitions]
     assert assigned == [(COMMANDS.name, partition_for(COMMANDS, b"eu-west"))]
 
 
@@ -37,4 +37,4 @@ async def test_a_commands_topic_with_another_partition_count_stops_the_agent(
     agent = build(AgentSettings(cluster_id="eu-west", state_dir=tmp_path))
     with pytest.raises(RuntimeError, match=rf"has {COMMANDS.partitions + 2} partitions, the catalogue says"):
         await agent.consume()
-    assert not agent._commands.running
+    assert not agent.subscriber.running

@@ -6,27 +6,27 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-from services.agent.app import AgentService
+from services.agent.app import Agent
 from services.agent.readiness import Readiness
 from tests.unit.agent.builders import CLUSTER, recording_agent, restrict, synced
 
 
-async def caught_up(agent: AgentService) -> None:
+async def caught_up(agent: Agent) -> None:
     """What the catch-up watcher does once the group reached the end offsets noted at start."""
     agent.readiness.caught_up = True
-    await agent._become_ready()
+    await agent.become_ready()
 
 
-async def closed(agent: AgentService) -> None:
-    for task in agent._tasks:
+async def closed(agent: Agent) -> None:
+    for task in agent.tasks:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    agent.store.close()
+    agent.holding.store.close()
 
 
-def heartbeats(agent: AgentService) -> list[bool]:
-    return [message.ready for message, _ in agent.acks.sent if message.type == "AgentHeartbeat"]
+def heartbeats(agent: Agent) -> list[bool]:
+    return [message.ready for message, _ in agent.reports.publisher.sent if message.type == "AgentHeartbeat"]
 
 
 def test_ready_needs_both_catch_up_and_sync() -> None:
@@ -51,7 +51,7 @@ async def test_a_new_agent_caught_up_is_not_ready_until_its_sync_marker(tmp_path
         assert not agent.checker.ready and heartbeats(agent) == []
         await agent.handle(synced(), partition=0, offset=1)
         assert agent.checker.ready and agent.readiness.synced and heartbeats(agent) == [True]
-        assert agent.offsets == {0: 2}
+        assert agent.holding.offsets == {0: 2}
         assert agent.checker.check(1, "fable-5", agent.clock()).decision == "deny"
     finally:
         await closed(agent)
@@ -73,8 +73,8 @@ async def test_a_marker_for_another_cluster_is_ignored(tmp_path: Path) -> None:
     try:
         await caught_up(agent)
         await agent.handle(synced("elsewhere"), partition=0, offset=0)
-        assert not agent.checker.ready and not agent.readiness.synced and not agent.store.synced()
-        assert agent.acks.sent == []
+        assert not agent.checker.ready and not agent.readiness.synced and not agent.holding.store.synced()
+        assert agent.reports.publisher.sent == []
     finally:
         await closed(agent)
 
@@ -110,8 +110,8 @@ async def test_heartbeats_carry_the_last_applied_offsets(tmp_path: Path) -> None
     agent = recording_agent(tmp_path)
     try:
         await agent.handle(restrict("D1", 1, "fable-5", [7]), partition=4, offset=1206)
-        await agent._heartbeat()
-        [beat] = [message for message, _ in agent.acks.sent if message.type == "AgentHeartbeat"]
+        await agent.heartbeat()
+        [beat] = [message for message, _ in agent.reports.publisher.sent if message.type == "AgentHeartbeat"]
         assert beat.offsets == {4: 1207} and beat.held["D1"].revision == 1
     finally:
         await closed(agent)

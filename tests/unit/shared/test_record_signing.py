@@ -126,3 +126,25 @@ def test_signing_on_needs_a_key_and_a_key_set_off_needs_neither(tmp_path: Any) -
     )
     assert record_signer(on, "enforcement").key_id == "enforcement-1"
     assert "enforcement-1" in trusted_keys(on, "agent")
+
+
+async def test_a_record_must_be_signed_by_the_key_that_speaks_for_its_subject() -> None:
+    east, west = Signer.generate("agent-us-east"), Signer.generate("agent-eu-west")
+    keys = KeySet([east.public(subject="us-east"), west.public(subject="eu-west")])
+    record = await produced(east)
+    assert verify_record(keys, record, NOW, subject="us-east") == "agent-us-east"
+    with pytest.raises(SignatureRefused, match="signed by the key of 'us-east', not by the key of 'eu-west'"):
+        verify_record(keys, record, NOW, subject="eu-west")
+
+
+async def test_a_key_naming_no_subject_speaks_for_none() -> None:
+    anyone = Signer.generate("anyone")
+    with pytest.raises(SignatureRefused, match="signed by a key that names no sender, not by the key of 'us-east'"):
+        verify_record(KeySet([anyone.public()]), await produced(anyone), NOW, subject="us-east")
+
+
+def test_a_key_subject_travels_in_the_jwk_set() -> None:
+    key = Signer.generate("agent-us-east").public(subject="us-east")
+    assert KeySet.from_json(KeySet([key]).to_json()).get("agent-us-east").subject == "us-east"
+    with pytest.raises(ValueError, match="sub must be a non-empty string"):
+        KeySet.from_json('{"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k", "x": "' + "A" * 43 + '", "sub": ""}]}')

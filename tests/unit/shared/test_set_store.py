@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pyroaring import BitMap
 
-from services.agent.restriction_store import HELD_SETS
+from services.agent.restriction_schema import HELD_SETS
 from shared.contracts.bitmaps import apply_delta_in_place
 from shared.runtime.set_store import SetStore, SetTables
 
