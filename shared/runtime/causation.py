@@ -12,20 +12,22 @@ from typing import Any
 from faststream import BaseMiddleware
 from opentelemetry import context, trace
 from opentelemetry.context import Context
+from opentelemetry.trace import NonRecordingSpan, SpanContext
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
 class TraceBook:
-    """Recent trace contexts by event id and by directive id (bounded: the oldest are forgotten first)."""
+    """Recent span contexts (ids only: no span is kept alive) by event id and by directive id; bounded, the oldest
+    forgotten first."""
 
-    def __init__(self, limit: int = 20_000) -> None:
+    def __init__(self, limit: int = 10_000) -> None:
         self.limit = limit
-        self._contexts: OrderedDict[str, Context] = OrderedDict()
+        self._contexts: OrderedDict[str, SpanContext] = OrderedDict()
 
-    def remember(self, key: str | None, found: Context) -> None:
-        if not key:
+    def remember(self, key: str | None, found: SpanContext) -> None:
+        if not key or not found.is_valid:
             return
         self._contexts[key] = found
         self._contexts.move_to_end(key)
@@ -33,10 +35,10 @@ class TraceBook:
             self._contexts.popitem(last=False)
 
     def recall(self, *keys: str | None) -> Context | None:
-        """The context of the first key known."""
+        """A context whose parent is the span of the first key known."""
         for key in keys:
             if key and (found := self._contexts.get(key)) is not None:
-                return found
+                return trace.set_span_in_context(NonRecordingSpan(found))
         return None
 
     def __len__(self) -> int:
@@ -69,7 +71,7 @@ def producing(message: Any, book: TraceBook = BOOK) -> Iterator[None]:
     event = _event(getattr(message, "event_id", None))
     directive = _directive(getattr(message, "correlation_id", None))
     if live():
-        current = context.get_current()
+        current = trace.get_current_span().get_span_context()
         book.remember(event, current)
         book.remember(directive, current)
         yield
@@ -78,7 +80,7 @@ def producing(message: Any, book: TraceBook = BOOK) -> Iterator[None]:
     if found is None:
         yield
         return
-    book.remember(event, found)
+    book.remember(event, trace.get_current_span(found).get_span_context())
     token = context.attach(found)
     try:
         yield
@@ -96,12 +98,11 @@ def causation_middleware(book: TraceBook = BOOK) -> Any:
     class CausationMiddleware(BaseMiddleware):
         async def consume_scope(self, call_next: Any, msg: Any) -> Any:
             if not msg.batch_headers:
-                book.remember(_event(msg.correlation_id), context.get_current())
+                book.remember(_event(msg.correlation_id), trace.get_current_span().get_span_context())
                 return await call_next(msg)
             for headers in msg.batch_headers:
-                remote = _PROPAGATOR.extract(headers)
-                if len(remote):
-                    book.remember(_event(headers.get("correlation_id")), remote)
+                remote = trace.get_current_span(_PROPAGATOR.extract(headers)).get_span_context()
+                book.remember(_event(headers.get("correlation_id")), remote)
             token = context.attach(Context())
             try:
                 return await call_next(msg)
