@@ -123,6 +123,7 @@ class MetricsBridge:
         self.registry = registry
         self.interval_s = interval_s if interval_s is not None else export_interval_s()
         self.started_ns = time.time_ns()
+        self.failures = 0  # exports the collector did not take (each logged)
         self.log = structlog.get_logger("countermand.metrics")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="otlp-metrics", daemon=True)
@@ -136,9 +137,11 @@ class MetricsBridge:
         try:
             done = self.exporter.export(metrics_data(self.registry, self.resource, self.started_ns))
         except Exception as exc:  # the exporter reports failures itself; a surprise must not end the thread
+            self.failures += 1
             self.log.warning("metrics export failed", error=repr(exc))
             return False
         if done is not MetricExportResult.SUCCESS:
+            self.failures += 1
             self.log.warning("metrics export not accepted by the collector")
             return False
         return True
