@@ -1,4 +1,5 @@
-"""Benchmark the agent: in-process checks per second, HTTP access latency at 1,000 requests/s, memory at 100M users.
+"""Benchmark the agent: in-process checks per second, HTTP access latency at 1,000 requests/s with metrics off and
+on (counted, scraped each second, exported over OTLP each second), memory at 100M users.
 
 Run: .venv/bin/python -m bench.agent   (writes bench/results/agent.json)
 
@@ -161,21 +162,62 @@ def _gateway_guard(folder: Path) -> Any:
     return Guard(AuthSettings(mode="on", api_keys_file=folder / "api-keys.json"), "agent")
 
 
-def serve(port: int) -> None:
-    """The agent's access API over the three directives, served the way the agent serves it (gateway API keys)."""
+class _Uncounted:
+    """Checks counted nowhere: the access API with its metrics taken out (the "metrics off" run)."""
+
+    not_ready = 0
+
+    def count(self, decision: Any) -> None:
+        pass
+
+    def export(self, cluster: str) -> None:
+        pass
+
+
+def serve(port: int, metrics: bool = True) -> None:
+    """The agent's access API over the three directives, served the way the agent serves it (gateway API keys).
+
+    With `metrics`, as deployed: checks counted, /metrics served, and the registry exported over OTLP as the
+    OTEL_* variables say (the run loop's bridge); without, no check is counted and nothing exported."""
     import uvicorn
 
     from services.agent.http import access_api, server_config
     from shared.contracts.envelope import utc_now
+    from shared.runtime.metrics_export import metrics_bridge
     from shared.runtime.service import event_loop_factory, settle_heap
 
     state = three_directives()
     guard = _gateway_guard(Path(tempfile.mkdtemp(prefix="bench-agent-")))
-    api = access_api(ready_checker(state), state.describe, utc_now, None, guard)
+    api = access_api(ready_checker(state), state.describe, utc_now, None, guard, cluster="bench")
+    bridge = metrics_bridge("agent") if metrics else None
+    if not metrics:
+        api.counts = _Uncounted()  # type: ignore[assignment]
     server = uvicorn.Server(server_config(api, "127.0.0.1", port))
     settle_heap()
-    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        runner.run(server.serve())
+    try:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(server.serve())
+    finally:
+        if bridge is not None:
+            bridge.stop()
+
+
+def observe(port: int, collector_port: int, report: Path) -> None:
+    """Prometheus's part and a collector's in the "metrics on" run: scrape /metrics every second and receive the
+    OTLP exports; the counts go to `report` after each scrape."""
+    import httpx
+
+    from devtools.collector import Collector
+
+    scrapes = 0
+    with Collector(collector_port) as collector, httpx.Client(timeout=5) as client:
+        while True:
+            try:
+                scrapes += client.get(f"http://127.0.0.1:{port}/metrics").status_code == 200
+            except httpx.TransportError:
+                pass  # not serving yet
+            report.write_text(json.dumps({"scrapes": scrapes, "exports": len(collector.metrics)}))
+            time.sleep(1.0)
 
 
 SO_TIMESTAMPNS = 35  # Linux: the kernel's receive time of the data comes with each read
@@ -302,6 +344,12 @@ class HttpRun:
     rate: float
     server_cpu_ms: float
     cpu_pressure: float | None
+    scrapes: int = 0  # /metrics scrapes during the run (metrics on)
+    exports: int = 0  # OTLP metric exports the collector received (metrics on)
+
+    @property
+    def p99(self) -> float:
+        return float(np.percentile(self.read, 99))
 
 
 def _cpu_stall_us() -> int | None:
@@ -311,24 +359,58 @@ def _cpu_stall_us() -> int | None:
         return None
 
 
-def http_run() -> HttpRun:
-    """GET /v1/access at HTTP_RATE for HTTP_SECONDS against the agent's access API served by a second process."""
+def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "bench.agent", "serve", str(port)], stdin=subprocess.DEVNULL)
+        return sock.getsockname()[1]
+
+
+def http_run(metrics: bool = True) -> HttpRun:
+    """GET /v1/access at HTTP_RATE for HTTP_SECONDS against the agent's access API served by a second process;
+    with `metrics`, a third process scrapes /metrics every second and receives its OTLP exports every second."""
+    port, collector_port = _free_port(), _free_port()
+    env = dict(os.environ)
+    env.update(
+        OTEL_METRICS_EXPORTER="otlp" if metrics else "none",
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{collector_port}",
+        OTEL_METRIC_EXPORT_INTERVAL="1000",
+    )
+    report = Path(tempfile.mkdtemp(prefix="bench-agent-observe-")) / "observed.json"
+    observer = None
+    if metrics:  # the collector first: the server's first export finds it
+        observer = subprocess.Popen(
+            [sys.executable, "-m", "bench.agent", "observe", str(port), str(collector_port), str(report)],
+            stdin=subprocess.DEVNULL,
+        )
+    mode = "on" if metrics else "off"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bench.agent", "serve", str(port), mode], stdin=subprocess.DEVNULL, env=env
+    )
     try:
         _wait_listening(port, server)
+        while metrics and not (report.exists() and json.loads(report.read_text() or "{}").get("exports")):
+            time.sleep(0.2)  # observed from the start: scraped, and exporting to the collector
         cpu = psutil.Process(server.pid)
         before, stalled, started = sum(cpu.cpu_times()[:2]), _cpu_stall_us(), time.perf_counter()
         read, arrived, rate = _paced_load(port)
         cpu_ms = (sum(cpu.cpu_times()[:2]) - before) * 1000 / (len(read) + HTTP_WARMUP)
         stalled_now, elapsed = _cpu_stall_us(), time.perf_counter() - started
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for process in (observer, server):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)
+    observed = json.loads(report.read_text()) if report.exists() else {}
     pressure = None if stalled is None or stalled_now is None else (stalled_now - stalled) / 1e6 / elapsed
-    return HttpRun(np.array(read) * 1000, np.array(arrived) * 1000, rate, cpu_ms, pressure)
+    return HttpRun(
+        np.array(read) * 1000,
+        np.array(arrived) * 1000,
+        rate,
+        cpu_ms,
+        pressure,
+        observed.get("scrapes", 0),
+        observed.get("exports", 0),
+    )
 
 
 def http_latencies() -> tuple[float, float, float, float, float]:
@@ -401,7 +483,10 @@ def main() -> None:
         batch = batch_checks_per_s(checker)
     finally:
         os.sched_setaffinity(0, affinity)
-    http = http_run()
+    unmetered = http_run(metrics=False)  # before: no check counted, nothing scraped or exported
+    http = http_run(metrics=True)  # after: as deployed, scraped and exported every second
+    if not (http.scrapes and http.exports):
+        raise RuntimeError(f"the metrics-on run was not observed: {http.scrapes} scrapes, {http.exports} exports")
     p50, p99, p99_arrived = (
         float(np.percentile(ms, q)) for ms, q in ((http.read, 50), (http.read, 99), (http.arrived, 99))
     )
@@ -440,7 +525,25 @@ def main() -> None:
             "target": "<= 2",
             "note": f"same run, all {len(http.read):,} samples; max {http.read.max():.1f} ms; latency from request "
             f"write to last response byte read by the client (one epoll loop, its cyclic GC off); "
-            f"{os.cpu_count()} cores shared: some task waited for a CPU {pressure} of the run (PSI)",
+            f"{os.cpu_count()} cores shared: some task waited for a CPU {pressure} of the run (PSI); metrics on as "
+            f"deployed: every check counted, /metrics scraped {http.scrapes} times and {http.exports} OTLP exports "
+            f"received during the run (each every second)",
+        },
+        {
+            "metric": "http_p99_ms (metrics off)",
+            "value": round(unmetered.p99, 3),
+            "unit": "ms",
+            "target": "<= 2",
+            "note": f"the run before, same load at {unmetered.rate:,.0f} req/s, with the metrics taken out (no check "
+            f"counted, no scrape, no OTLP export); max {unmetered.read.max():.1f} ms",
+        },
+        {
+            "metric": "http_p99_metrics_cost_ms",
+            "value": round(p99 - unmetered.p99, 3),
+            "unit": "ms",
+            "target": "",
+            "note": "http_p99_ms (metrics on) minus http_p99_ms (metrics off), consecutive runs on a shared machine: "
+            "differences within run-to-run noise are not a cost",
         },
         {
             "metric": "http_p99_ms (arrival)",
@@ -455,7 +558,15 @@ def main() -> None:
             "value": round(http.server_cpu_ms, 3),
             "unit": "ms/request",
             "target": "",
-            "note": "CPU (user+sys) the serving process spent per request in that run",
+            "note": "CPU (user+sys) the serving process spent per request in that run (metrics on)",
+        },
+        {
+            "metric": "http_server_cpu_ms (metrics off)",
+            "value": round(unmetered.server_cpu_ms, 3),
+            "unit": "ms/request",
+            "target": "",
+            "note": "the same in the run with the metrics taken out: the metrics' own CPU cost per request is the "
+            "difference (less sensitive to a busy machine than the latency percentiles)",
         },
         {
             "metric": "agent_mb_100M",
@@ -485,7 +596,9 @@ def main() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
-        serve(int(sys.argv[2]))
+        serve(int(sys.argv[2]), metrics=sys.argv[3:4] != ["off"])
+    elif sys.argv[1:2] == ["observe"]:
+        observe(int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))
     elif sys.argv[1:2] == ["hold"]:
         hold(Path(sys.argv[2]))
     else:

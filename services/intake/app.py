@@ -10,6 +10,7 @@ import uvicorn
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
+from opentelemetry.sdk.trace import TracerProvider
 
 from services.intake.api import create_api
 from services.intake.desk import SERVICE, DirectiveDesk, DirectiveEvent
@@ -22,6 +23,7 @@ from shared.runtime.http import http_server
 from shared.runtime.kafka import end_offsets
 from shared.runtime.record_signing import record_signer
 from shared.runtime.signing import Signer
+from shared.runtime.tracing import traced_http, tracer_provider
 
 
 @dataclass
@@ -32,6 +34,7 @@ class IntakeService:
     broker: KafkaBroker
     http: FastAPI
     desk: DirectiveDesk
+    traces: TracerProvider | None = None  # a SERVER span per request, parent of the directive's trace
 
     async def start(self) -> None:
         # End offsets first: the view is ready once it has read at least this far.
@@ -50,19 +53,22 @@ class IntakeService:
 
     def http_server(self) -> uvicorn.Server:
         """A uvicorn server for the HTTP API on the configured address (run it with `await serve()`)."""
-        return http_server(self.http, self.settings.http_host, self.settings.http_port)
+        return http_server(traced_http(self.http, self.traces), self.settings.http_host, self.settings.http_port)
 
 
 def build(settings: IntakeSettings | None = None) -> IntakeService:
     """Build intake from settings; nothing connects until start()."""
     settings = settings or IntakeSettings()
-    broker, desk = _wired(settings, record_signer(settings.signing, SERVICE))
-    return IntakeService(settings, broker, create_api(desk, Guard(settings.auth, SERVICE)), desk)
+    traces = tracer_provider(settings.telemetry, SERVICE)
+    broker, desk = _wired(settings, record_signer(settings.signing, SERVICE), traces)
+    return IntakeService(settings, broker, create_api(desk, Guard(settings.auth, SERVICE)), desk, traces)
 
 
-def _wired(settings: IntakeSettings, signer: Signer | None) -> tuple[KafkaBroker, DirectiveDesk]:
+def _wired(
+    settings: IntakeSettings, signer: Signer | None, traces: TracerProvider | None = None
+) -> tuple[KafkaBroker, DirectiveDesk]:
     # Intake consumes only its own view of the directive topic (see view.py): no dead-letter topic.
-    broker = make_broker(settings, SERVICE, dead_letters=False)
+    broker = make_broker(settings, SERVICE, dead_letters=False, traces=traces)
     publisher = declare_publisher(
         broker, DIRECTIVES, "Directives proposed, approved, rejected, issued, amended and lifted."
     )

@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import REGISTRY
 
 from shared.contracts.catalogue import FETCH_BYTES, Topic, key_of
+from shared.runtime.causation import causation_middleware, producing
 from shared.runtime.deadletters import dead_letter_middleware
 from shared.runtime.health import ConsumerWatch
 from shared.runtime.kafka import broker_options
@@ -48,6 +49,7 @@ def make_broker(
     provider = traces or tracer_provider(settings.telemetry, service)
     if provider is not None:
         middlewares.append(KafkaTelemetryMiddleware(tracer_provider=provider))
+        middlewares.append(causation_middleware())  # inside the telemetry middleware: sees each record's span
     middlewares.append(KafkaPrometheusMiddleware(registry=REGISTRY, app_name=service))
     if dead_letters:
         middlewares.append(dead_letter_middleware(service, watch=watch))
@@ -102,16 +104,17 @@ async def emit(
     publisher: Any, topic: Topic, message: Any, *, headers: dict[str, str] | None = None, signer: Signer | None = None
 ) -> None:
     """Publish a contract message with the catalogue's key (signed when a signer is given: the bytes signed are
-    the bytes sent); returns once acknowledged (acks=all)."""
+    the bytes sent), in the trace it belongs to (see causation.py); returns once acknowledged (acks=all)."""
     if signer is not None:
         await publish_signed(publisher, topic, message, signer)
         return
-    await publisher.publish(
-        message,
-        key=key_of(topic, message),
-        headers=headers,
-        correlation_id=getattr(message, "event_id", None),
-    )
+    with producing(message):
+        await publisher.publish(
+            message,
+            key=key_of(topic, message),
+            headers=headers,
+            correlation_id=getattr(message, "event_id", None),
+        )
 
 
 async def emit_all(

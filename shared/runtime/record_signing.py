@@ -14,6 +14,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.contracts.catalogue import Topic, key_of
+from shared.runtime.causation import producing
 from shared.runtime.signing import KeySet, SignatureRefused, Signer
 
 JSON = "application/json"  # what FastStream sets when it encodes a model itself; consumers decode by it
@@ -105,18 +106,19 @@ async def publish_signed(
     future resolves once the broker acknowledges it.
     """
     key = key_of(topic, message)
-    if signer is None and value is None:
+    with producing(message):  # in the trace of the request or record it answers, else of its cause
+        if signer is None and value is None:
+            return await publisher.publish(
+                message, key=key, correlation_id=getattr(message, "event_id", None), no_confirm=no_confirm
+            )
+        body = encoded(message) if value is None else value
         return await publisher.publish(
-            message, key=key, correlation_id=getattr(message, "event_id", None), no_confirm=no_confirm
+            body,
+            key=key,
+            headers=signed_headers(signer, topic, key, body),
+            correlation_id=getattr(message, "event_id", None),
+            no_confirm=no_confirm,
         )
-    body = encoded(message) if value is None else value
-    return await publisher.publish(
-        body,
-        key=key,
-        headers=signed_headers(signer, topic, key, body),
-        correlation_id=getattr(message, "event_id", None),
-        no_confirm=no_confirm,
-    )
 
 
 def record_headers(record: Any) -> dict[str, bytes]:

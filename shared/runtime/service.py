@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from shared.runtime import producer_watch
 from shared.runtime.logging import configure_logging
+from shared.runtime.metrics_export import export_interval_s, metrics_bridge, metrics_exporter_kind
 from shared.runtime.settings import ServiceSettings, UnknownSetting, refuse_unknown_variables
 from shared.runtime.uvicorn_fence import ignore_signals
 
@@ -69,12 +70,17 @@ def load_settings(name: str, settings_cls: Callable[[], S]) -> S:
     """The service's settings from the environment; exit 2 naming every unknown or invalid variable."""
     try:
         refuse_unknown_variables(settings_cls, os.environ)  # type: ignore[arg-type]
-        return settings_cls()
+        settings = settings_cls()
+        if metrics_exporter_kind() != "none":
+            export_interval_s()
+        return settings
     except UnknownSetting as exc:
         problem = str(exc)
     except ValidationError as exc:
         prefix = getattr(settings_cls, "model_config", {}).get("env_prefix", "")
         problem = "; ".join(f"{_variable(prefix, e['loc'])}: {e['msg']}" for e in exc.errors())
+    except ValueError as exc:  # a standard OTEL_* variable this process cannot honour
+        problem = str(exc)
     sys.stderr.write(f"{name}: cannot start: {problem}\n")
     raise SystemExit(2)
 
@@ -125,6 +131,7 @@ async def _run(
     http_during_start: bool,
 ) -> None:
     log = configure_logging(settings.log, name)
+    metrics = metrics_bridge(name)  # OTLP beside /metrics when OTEL_METRICS_EXPORTER=otlp
     service = build(settings)
     stop = _signalled()
     server = http(service) if http else None
@@ -150,6 +157,8 @@ async def _run(
         if serving:
             await serving
         await service.stop()
+        if metrics is not None:
+            await asyncio.to_thread(metrics.stop)
         log.info("service stopped")
 
 

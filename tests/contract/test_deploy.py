@@ -33,6 +33,7 @@ STATE_DIR = "/var/lib/countermand"
 ONE_SHOT_JOBS = ("acls", "topics", "registry", "audit-keys")  # run to completion, then the services start
 NOT_OURS = ("kafka", "prometheus")  # official images, not Countermand's
 PROMETHEUS = ROOT / "deploy" / "prometheus"
+GENERATED = ("../prometheus", "../registry")  # kustomizations beside deploy/k8s that make ConfigMaps from files
 
 
 def compose() -> dict[str, Any]:
@@ -65,10 +66,15 @@ def k8s_workloads() -> list[dict[str, Any]]:
     return [o for o in k8s_objects() if o["kind"] in ("Deployment", "StatefulSet", "Job")]
 
 
+def ours(workload: dict[str, Any]) -> bool:
+    """Whether a workload runs Countermand's image (Prometheus runs its official one)."""
+    return all(c["image"] == "countermand" for c in containers(workload))
+
+
 def k8s_services() -> Iterator[tuple[dict[str, Any], dict[str, Any], str]]:
-    """(workload, its main container, the service it runs) for every Deployment and StatefulSet."""
+    """(workload, its main container, the service it runs) for every Countermand Deployment and StatefulSet."""
     for workload in k8s_workloads():
-        if workload["kind"] != "Job":
+        if workload["kind"] != "Job" and ours(workload):
             main = workload["spec"]["template"]["spec"]["containers"][0]
             yield workload, main, module_of(argv(main["command"]))
 
@@ -437,7 +443,7 @@ def test_compose_environment_is_what_each_service_reads(monkeypatch: pytest.Monk
 def test_kustomization_lists_every_manifest() -> None:
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     manifests = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
-    assert set(kustomization["resources"]) == manifests
+    assert set(kustomization["resources"]) == manifests | set(GENERATED)
     assert kustomization["namespace"] == "countermand"
 
 
@@ -518,7 +524,9 @@ def test_k8s_environment_is_what_each_service_reads(monkeypatch: pytest.MonkeyPa
 
 def k8s_principal(workload: dict[str, Any]) -> str:
     name = workload["metadata"]["name"]
-    return {"countermand-topics": "tooling", "countermand-acls": "admin"}.get(name, name)
+    return {"countermand-topics": "tooling", "countermand-registry": "tooling", "countermand-acls": "admin"}.get(
+        name, name
+    )
 
 
 def test_every_k8s_container_logs_in_to_kafka_as_its_workloads_principal_over_tls() -> None:
@@ -526,7 +534,7 @@ def test_every_k8s_container_logs_in_to_kafka_as_its_workloads_principal_over_tl
     assert shared["COUNTERMAND_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
     assert shared["COUNTERMAND_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
     assert not [k for k in shared if "PASSWORD" in k]
-    for workload in k8s_workloads():
+    for workload in filter(ours, k8s_workloads()):
         volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
         assert volumes["kafka-ca"]["secret"]["secretName"] == "countermand-kafka-ca"
         for container in containers(workload):
@@ -542,3 +550,107 @@ def test_k8s_acls_job_covers_every_deployed_agent() -> None:
     assert line[:3] == ["countermand", "acls", "apply"]
     agents = {line[i + 1] for i, part in enumerate(line) if part == "--agent"}
     assert agents == set(DEMO_CLUSTERS)
+
+
+# --- Kubernetes: the registry import job and Prometheus -------------------------------------------
+
+
+def generated_config_maps() -> dict[str, dict[str, Path]]:
+    """ConfigMaps the kustomizations in GENERATED make: name -> {key: the file it holds}."""
+    made = {}
+    for folder in GENERATED:
+        root = (K8S / folder).resolve()
+        kustomization = yaml.safe_load((root / "kustomization.yaml").read_text())
+        assert kustomization["generatorOptions"]["disableNameSuffixHash"], "the manifests refer to the plain names"
+        for generator in kustomization["configMapGenerator"]:
+            files = {}
+            for entry in generator["files"]:
+                key, _, file = entry.rpartition("=")
+                files[key or Path(file).name] = root / file
+            made[generator["name"]] = files
+    return made
+
+
+def workload_named(name: str) -> dict[str, Any]:
+    return next(o for o in k8s_workloads() if o["metadata"]["name"] == name)
+
+
+def mounted_file(workload: dict[str, Any], container: dict[str, Any], path: str) -> Path:
+    """The repository file a container sees at `path`, through a ConfigMap generated from it."""
+    volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
+    for mount in container["volumeMounts"]:
+        inside = Path(mount["mountPath"])
+        if Path(path) == inside or Path(path).parent == inside:
+            config_map = volumes[mount["name"]]["configMap"]["name"]
+            key = mount.get("subPath") or Path(path).name
+            return generated_config_maps()[config_map][key]
+    raise AssertionError(f"nothing mounted at {path} in {workload['metadata']['name']}")
+
+
+def test_k8s_imports_the_sample_registry_as_compose_does() -> None:
+    job = workload_named("countermand-registry")
+    assert job["kind"] == "Job" and job["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure"
+    (container,) = containers(job)
+    line = argv(container["command"])
+    compose_line = argv(compose_services()["registry"]["command"])
+    assert line[:3] == compose_line[:3] == ["countermand", "registry", "import"]
+    assert option(line, "--as-of") == option(compose_line, "--as-of"), "the same records as compose imports"
+    file = mounted_file(job, container, line[3])
+    assert file == ROOT / "deploy" / "registry" / Path(compose_line[3]).name and file.is_file()
+    plan = prepare(file, parse_mapping([]), datetime.now(UTC))
+    assert plan.checked.errors == [] and len(plan.checked.upserts) == plan.rows >= 100
+
+
+def test_k8s_prometheus_scrapes_every_pod_of_every_service_on_its_http_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    prometheus = workload_named("prometheus")
+    (container,) = containers(prometheus)
+    config_file = next(a.split("=", 1)[1] for a in argv(container["args"]) if a.startswith("--config.file="))
+    config = yaml.safe_load(mounted_file(prometheus, container, config_file).read_text())
+    discovered = {
+        (name, sd["port"]): job["job_name"]
+        for job in config["scrape_configs"]
+        for sd in job["dns_sd_configs"]
+        for name in sd["names"]
+    }
+    headless = {
+        o["metadata"]["name"]: o["spec"]["selector"]
+        for o in k8s_objects()
+        if o["kind"] == "Service" and o["spec"].get("clusterIP") == "None"
+    }
+    shared = next(o for o in k8s_objects() if o["kind"] == "ConfigMap")["data"]
+    scraped = set()
+    for workload, main, service in k8s_services():
+        pod_labels = workload["spec"]["template"]["metadata"]["labels"]
+        env = {**shared, **{e["name"]: e.get("value", "pod-0") for e in main.get("env", [])}}
+        env.update(COUNTERMAND_KAFKA_SASL_USERNAME="from-secret", COUNTERMAND_KAFKA_SASL_PASSWORD="from-secret")
+        port = load_settings(service, env, monkeypatch).http_port
+        names = [n for n, selector in headless.items() if selector.items() <= pod_labels.items()]
+        jobs = {discovered.get((n, port)) for n in names} - {None}
+        assert jobs == {service}, f"{workload['metadata']['name']}: scraped by {jobs or 'no job'} on port {port}"
+        scraped.add(workload["metadata"]["name"])
+    assert {name for name, _ in discovered} <= set(headless), "every discovered name is a headless Service"
+    for job in config["scrape_configs"]:  # the services' own labels must not be renamed exported_*
+        assert not job.get("relabel_configs") and not job.get("static_configs")
+
+
+def test_k8s_prometheus_loads_the_rules_file_from_a_config_map_and_runs_composes_image() -> None:
+    prometheus = workload_named("prometheus")
+    (container,) = containers(prometheus)
+    assert container["image"] == compose_services()["prometheus"]["image"]
+    config_file = next(a.split("=", 1)[1] for a in argv(container["args"]) if a.startswith("--config.file="))
+    config = yaml.safe_load(mounted_file(prometheus, container, config_file).read_text())
+    for rule_file in config["rule_files"]:
+        assert mounted_file(prometheus, container, str(Path(config_file).parent / rule_file)) == PROMETHEUS / rule_file
+    assert container["readinessProbe"]["httpGet"]["path"] == "/-/ready"
+
+
+def test_promtool_accepts_the_k8s_prometheus_config() -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: `make tools` installs Debian's prometheus package (make test does)"
+    done = subprocess.run(
+        [promtool, "check", "config", str(PROMETHEUS / "prometheus-k8s.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -67,3 +67,15 @@ def test_a_service_with_an_api_refuses_to_start_without_an_auth_config(service: 
     assert done.returncode == 2, done.stderr
     assert f"{service}: cannot start:" in done.stderr and "authentication is on but no" in done.stderr
     assert "COUNTERMAND_AUTH=off for local play only" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("OTEL_METRICS_EXPORTER", "prometheus"), ("OTEL_METRIC_EXPORT_INTERVAL", "soon")]
+)
+def test_a_standard_otel_variable_the_process_cannot_honour_stops_it_at_start(variable: str, value: str) -> None:
+    env = {"PATH": "/usr/bin:/bin", "OTEL_METRICS_EXPORTER": "otlp", variable: value}
+    done = subprocess.run(
+        [sys.executable, "-m", "services.enforcement"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"enforcement: cannot start: {variable}={value!r}" in done.stderr
