@@ -110,6 +110,12 @@ class LocalBroker:
         _kafkalocal("up", "--data", str(self.data), *ports, "--secrets", str(self.secrets), *self._users())
         _run(apply_acls(self.access.settings(ADMIN), bindings(self.agents), principals(self.agents)))
 
+    def resume(self) -> None:
+        """Start the broker again on the data folder and ports it had (after stop()): its topics, offsets, users
+        and ACLs are still there; returns once it answers."""
+        ports = ("--port", str(self.port), "--controller-port", str(self.controller_port))
+        _kafkalocal("up", "--data", str(self.data), *ports, "--secrets", str(self.secrets), *self._users())
+
     def stop(self) -> None:
         """Stop the broker if it runs (SIGTERM, then SIGKILL after 30 s); keeps its data folder."""
         if (self.data / "kafka.pid").exists():

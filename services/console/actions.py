@@ -20,7 +20,7 @@ READERS = (Role.VIEWER, Role.AUDITOR, Role.PROPOSER, Role.APPROVER, Role.EMERGEN
 
 
 def add_actions(app: FastAPI, intake: Upstream, impact: Upstream, audit: Upstream) -> None:
-    """GET/POST /approvals, GET/POST /draft, GET /lookup."""
+    """GET/POST /approvals, POST /directives/{id}/lift, GET/POST /draft, GET /lookup."""
     session = app.state.session
 
     async def approvals_page(request: Request, who: Session, status: int = 200, **notice: Any) -> HTMLResponse:
@@ -53,6 +53,17 @@ def add_actions(app: FastAPI, intake: Upstream, impact: Upstream, audit: Upstrea
         return await approvals_page(
             request, who, status, failed=f"Intake refused to {decision} {proposal_id}: {problems}"
         )
+
+    @app.post("/directives/{directive_id}/lift", response_class=HTMLResponse)
+    async def propose_lift(request: Request, directive_id: str) -> HTMLResponse:
+        who = session(request)
+        requires(who, Role.PROPOSER)
+        reason = (await form_of(request)).get("reason", "").strip()
+        reply = await intake.call("POST", f"/directives/{directive_id}/lift", who.headers, json={"reason": reason})
+        if reply.ok:
+            return await approvals_page(request, who, done=f"Proposed the lift of {directive_id}: {_proposal(reply)}.")
+        problems = "; ".join(f"{p.get('field')}: {p.get('message')}" for p in reply.problems) or reply.error
+        return await approvals_page(request, who, _status(reply), failed=f"Intake refused the lift: {problems}")
 
     @app.get("/draft", response_class=HTMLResponse)
     async def draft_form(request: Request) -> HTMLResponse:
@@ -132,6 +143,11 @@ def preview_view(answer: dict[str, Any]) -> dict[str, Any]:
 def _problems(reply: Any) -> list[dict[str, str]]:
     found = reply.problems
     return found or [{"field": "(request)", "message": reply.error}]
+
+
+def _proposal(reply: Any) -> str:
+    body = reply.body if isinstance(reply.body, dict) else {}
+    return f"proposal {body.get('proposal_id')} awaits approval by someone else"
 
 
 def _status(reply: Any) -> int:

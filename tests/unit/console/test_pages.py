@@ -296,3 +296,18 @@ def _proposal_id(page: str) -> str:
     marker = 'data-testid="proposal-id">'
     assert marker in page, page[-2000:]
     return page.split(marker, 1)[1].split("<", 1)[0]
+
+
+async def test_a_lift_proposed_from_the_directive_page_waits_for_another_approver(console: Console) -> None:
+    alice = await console.signed_in("alice", P)
+    proposal_id = _proposal_id((await alice.post("/draft", data={"directive": MISSION_YAML, "action": "propose"})).text)
+    bob = await console.signed_in("bob", A)
+    await bob.post(f"/approvals/{proposal_id}/approve", data={})
+    console.fold(TOPICS["directives"], console.directives.events[-1])
+    assert "Propose a lift" in (await alice.get("/directives/EXP-9")).text
+    assert "Propose a lift" not in (await bob.get("/directives/EXP-9")).text  # not a proposer
+    proposed = await alice.post("/directives/EXP-9/lift", data={"reason": "order withdrawn"})
+    assert proposed.status_code == 200 and "Proposed the lift of EXP-9" in proposed.text
+    assert console.directives.events[-1].type == "DirectiveProposed" and console.directives.events[-1].action == "lift"
+    unknown = await alice.post("/directives/NOPE-1/lift", data={"reason": "x"})
+    assert unknown.status_code == 404 and "Intake refused the lift" in unknown.text
