@@ -134,7 +134,7 @@ class Feed:
 
     async def _check_once(self, probe: OffsetProbe) -> None:
         try:
-            await asyncio.wait_for(probe.end_offsets(ACKS, [0]), timeout=max(1.0, self.check_interval_s))
+            await asyncio.wait_for(probe.end_offsets(ACKS, [0]), timeout=max(3.0, 3 * self.check_interval_s))
             ok = True
         except Exception:  # any failure to answer in time is the broker being away, as far as the page goes
             ok = False

@@ -19,7 +19,7 @@ class ConsoleSettings(ServiceSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     intake_url: str = Field("http://127.0.0.1:8080", description="Base URL of intake (proposals, approvals).")
     impact_url: str = Field("http://127.0.0.1:8090", description="Base URL of impact (dry runs of drafts).")
-    audit_url: str = Field("http://127.0.0.1:8085", description="Base URL of the audit service (customer lookup).")
+    audit_url: str = Field("http://127.0.0.1:8088", description="Base URL of the audit service (customer lookup).")
     upstream_timeout_s: float = Field(30.0, gt=0, le=300, description="How long a call to another service may take.")
     secure_cookie: bool = Field(
         False, description="Mark the session cookie Secure (on whenever the console is served over HTTPS)."

@@ -231,7 +231,8 @@ async def test_a_proposer_approving_their_own_proposal_is_refused(browser: Brows
     dave = await sign_in(browser, stack, "dave", P, A)
     proposal_id = await propose(dave, small_order("E2E-OWN-1"))
     page = await decide(dave, proposal_id, "Approve")
-    await expect(page.locator("#outcome")).to_contain_text("own proposal")
+    await expect(page.locator("#outcome")).to_contain_text("dave proposed")
+    await expect(page.locator("#outcome")).to_contain_text("cannot approve it")
     [proposal] = [p for p in intake_proposals(stack) if p["proposal_id"] == proposal_id]
     assert proposal["state"] == "pending"
 
