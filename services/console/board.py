@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shared.contracts.audit import AuditCheckpoint
 from shared.contracts.directives import DirectiveIssued, DirectiveLifted
 from shared.contracts.enforcement import DirectiveEnforced, EnforcementOverdue, EnforcementProgressed
 from shared.contracts.serving import AgentHeartbeat, CommandApplied, CommandFailed
@@ -80,6 +81,8 @@ class ClusterRecord:
 
 
 ACKS_KEPT = 10
+TIMELINE_KEPT = 2000
+CHECKPOINTS_KEPT = 50
 
 
 class Board:
@@ -88,6 +91,15 @@ class Board:
     def __init__(self) -> None:
         self.directives: dict[str, DirectiveRecord] = {}
         self.clusters: dict[str, ClusterRecord] = {}
+        self.timeline: list[dict[str, Any]] = []  # directive and enforcement milestones, oldest first
+        self.checkpoints: list[AuditCheckpoint] = []  # newest last
+
+    def _note(self, at: datetime, directive_id: str, what: str, event_id: str) -> None:
+        if any(entry["event_id"] == event_id for entry in self.timeline[-50:]):
+            return
+        self.timeline.append({"at": at.isoformat(), "directive_id": directive_id, "what": what, "event_id": event_id})
+        self.timeline.sort(key=lambda entry: entry["at"])
+        del self.timeline[:-TIMELINE_KEPT]
 
     def apply(self, message: Any) -> list[str]:
         """Fold a message in (every rule is idempotent: a redelivery changes nothing); the keys of what changed
@@ -116,11 +128,17 @@ class Board:
             return []  # an older revision arriving late is ignored
         record.revisions.append(Revision(event))
         record.lifted = None
+        approvals = ", ".join(event.approved_by) or "nobody"
+        who = "emergency role alone" if event.emergency else f"proposed by {event.proposed_by}, approved by {approvals}"
+        self._note(event.occurred_at, event.directive_id, f"revision {event.revision} issued ({who})", event.event_id)
         return [f"directive:{event.directive_id}"]
 
     def on_lifted(self, event: DirectiveLifted) -> list[str]:
         record = self._record(event.directive_id)
         record.lifted = event
+        self._note(
+            event.occurred_at, event.directive_id, f"lifted: {event.reason or 'no reason given'}", event.event_id
+        )
         return [f"directive:{event.directive_id}"]
 
     def on_progressed(self, event: EnforcementProgressed) -> list[str]:
@@ -146,6 +164,8 @@ class Board:
         rollout.clusters = {cid: p.model_dump(mode="json") for cid, p in event.clusters.items()}
         rollout.enforced_at = event.occurred_at
         rollout.ack_latency_s = dict(event.ack_latency_s)
+        what = f"{event.action} of revision {event.revision} enforced on {len(event.clusters)} clusters"
+        self._note(event.occurred_at, event.directive_id, what, event.event_id)
         return [f"directive:{event.directive_id}"]
 
     def on_overdue(self, event: EnforcementOverdue) -> list[str]:
@@ -153,6 +173,8 @@ class Board:
         if rollout is None or (rollout.revision, rollout.action) != (event.revision, event.action):
             return []
         rollout.overdue = list(event.overdue_clusters)
+        what = f"{event.action} of revision {event.revision} overdue on {', '.join(event.overdue_clusters)}"
+        self._note(event.occurred_at, event.directive_id, what, event.event_id)
         for cluster_id in event.overdue_clusters:
             rollout.clusters.setdefault(cluster_id, {})["state"] = "overdue"
         return [f"directive:{event.directive_id}"]
@@ -186,7 +208,15 @@ class Board:
         return [f"cluster:{ack.cluster_id}"]
 
 
+def on_checkpoint(board: Board, checkpoint: AuditCheckpoint) -> list[str]:
+    if any(c.event_id == checkpoint.event_id for c in board.checkpoints):
+        return []
+    board.checkpoints = sorted([*board.checkpoints, checkpoint], key=lambda c: c.entries)[-CHECKPOINTS_KEPT:]
+    return ["audit:checkpoint"]
+
+
 _RULES: dict[type, Any] = {
+    AuditCheckpoint: on_checkpoint,
     DirectiveIssued: Board.on_issued,
     DirectiveLifted: Board.on_lifted,
     EnforcementProgressed: Board.on_progressed,

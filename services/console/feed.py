@@ -17,12 +17,12 @@ from aiokafka.structs import TopicPartition
 from pydantic import ValidationError
 
 from services.console.board import Board
-from shared.contracts.catalogue import ACKS, BY_NAME, DIRECTIVES, ENFORCEMENT, Topic
+from shared.contracts.catalogue import ACKS, AUDIT, BY_NAME, DIRECTIVES, ENFORCEMENT, Topic
 from shared.runtime.kafka import OffsetProbe, consumer
 from shared.runtime.settings import KafkaSettings
 
 SERVICE = "console"
-TOPICS: tuple[Topic, ...] = (DIRECTIVES, ENFORCEMENT, ACKS)
+TOPICS: tuple[Topic, ...] = (DIRECTIVES, ENFORCEMENT, ACKS, AUDIT)
 log = structlog.get_logger(service=SERVICE)
 
 

@@ -27,7 +27,7 @@ from services.console.session import (
     same_origin,
     session_of,
 )
-from services.console.views import cluster_view, directive_detail, directive_summary
+from services.console.views import checkpoint_status, cluster_view, directive_detail, directive_summary
 from shared.runtime.auth import AuthError, Guard
 from shared.runtime.http import install_health
 from shared.runtime.metrics import install_metrics
@@ -109,6 +109,31 @@ def create_app(board: Board, feed: Feed, hub: Hub, guard: Guard, *, secure_cooki
         now = datetime.now(UTC)
         rows = [cluster_view(c, now) for _, c in sorted(board.clusters.items())]
         return page(request, "clusters.html", session(request), rows=rows, broker=feed.broker.as_json())
+
+    @app.get("/audit", response_class=HTMLResponse)
+    async def audit(request: Request, directive: str = "") -> HTMLResponse:
+        who = session(request)
+        timeline = [e for e in board.timeline if not directive or e["directive_id"] == directive]
+        return page(
+            request,
+            "audit.html",
+            who,
+            timeline=list(reversed(timeline)),
+            directive=directive,
+            checkpoints=checkpoint_status(board),
+            broker=feed.broker.as_json(),
+        )
+
+    @app.get("/audit/report.json")
+    async def audit_report(request: Request, directive: str = "") -> JSONResponse:
+        """The timeline and the checkpoints as the console read them, as a file to keep."""
+        session(request)
+        timeline = [e for e in board.timeline if not directive or e["directive_id"] == directive]
+        name = f"countermand-timeline{'-' + directive if directive else ''}.json"
+        return JSONResponse(
+            {"directive": directive or None, "timeline": timeline, "checkpoints": checkpoint_status(board)},
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
     @app.get("/api/board")
     async def board_json(request: Request) -> JSONResponse:

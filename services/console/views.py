@@ -105,12 +105,44 @@ def cluster_view(cluster: ClusterRecord, now: datetime) -> dict[str, Any]:
     }
 
 
+def checkpoint_status(board: Board) -> dict[str, Any]:
+    """The audit's checkpoints as published: whether each is signed, and whether the ledger only ever grew (a
+    checkpoint with fewer entries than an earlier one, or the same size with another head, is flagged)."""
+    rows, problems = [], []
+    previous = None
+    for checkpoint in board.checkpoints:
+        head = checkpoint.tree_head
+        if (
+            previous is not None
+            and checkpoint.entries == previous.entries
+            and checkpoint.head_hash != previous.head_hash
+        ):
+            problems.append(f"two heads for {checkpoint.entries} entries")
+        rows.append(
+            {
+                "at": _iso(checkpoint.occurred_at),
+                "entries": checkpoint.entries,
+                "head_hash": checkpoint.head_hash,
+                "signed": head is not None,
+                "key_id": head.key_id if head else None,
+                "root": head.root if head else None,
+            }
+        )
+        previous = checkpoint
+    unsigned = sum(not row["signed"] for row in rows)
+    if unsigned:
+        problems.append(f"{unsigned} checkpoint(s) without a signed tree head")
+    return {"rows": list(reversed(rows)), "problems": problems, "consistent": not problems}
+
+
 def render_key(board: Board, key: str, now: datetime) -> dict[str, Any] | None:
     """The event data for a changed key of the board (see Board.apply)."""
     kind, _, ident = key.partition(":")
     if kind == "directive":
         record = board.directive(ident)
         return None if record is None else directive_summary(record)
+    if kind == "audit":
+        return {"checkpoints": len(board.checkpoints)}
     if kind == "cluster" and ident in board.clusters:
         return cluster_view(board.clusters[ident], now)
     return None

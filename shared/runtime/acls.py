@@ -96,9 +96,10 @@ def service_roles() -> list[Role]:
 
 
 def console_role() -> Role:
-    """The console: a group-less reader of the directives, enforcement status and acks/heartbeats it shows (it acts
-    only through the other services' HTTP APIs, so it writes no topic and has no dead-letter topic)."""
-    return Role(CONSOLE, reads=(DIRECTIVES, ENFORCEMENT, ACKS))
+    """The console: a group-less reader of the directives, enforcement status, acks/heartbeats and audit checkpoints
+    it shows (it acts only through the other services' HTTP APIs, so it writes no topic and has no dead-letter
+    topic)."""
+    return Role(CONSOLE, reads=(DIRECTIVES, ENFORCEMENT, ACKS, AUDIT))
 
 
 def agent_role(cluster_id: str) -> Role:

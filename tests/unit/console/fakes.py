@@ -19,7 +19,8 @@ from services.console.upstream import Upstream
 from services.console.views import render_key
 from services.intake.api import create_api
 from services.intake.desk import DirectiveDesk
-from shared.contracts.catalogue import ACKS, DIRECTIVES, ENFORCEMENT, Topic
+from shared.contracts.audit import AuditCheckpoint, SignedTreeHead
+from shared.contracts.catalogue import ACKS, AUDIT, DIRECTIVES, ENFORCEMENT, Topic
 from shared.contracts.directives import DirectiveIssued
 from shared.contracts.enforcement import ClusterProgress, DirectiveEnforced, EnforcementProgressed
 from shared.contracts.envelope import envelope
@@ -203,4 +204,16 @@ def applied(cluster_id: str = "us-east") -> CommandApplied:
     )
 
 
-TOPICS = {"directives": DIRECTIVES, "enforcement": ENFORCEMENT, "acks": ACKS}
+def checkpoint(entries: int, head: str, *, signed: bool) -> AuditCheckpoint:
+    tree_head = (
+        SignedTreeHead(size=entries, root=head, signed_at=T0, key_id="audit-dev", signature="c2ln") if signed else None
+    )
+    return AuditCheckpoint(
+        **envelope("audit", occurred_at=T0 + timedelta(seconds=entries)),
+        entries=entries,
+        head_hash=head,
+        tree_head=tree_head,
+    )
+
+
+TOPICS = {"directives": DIRECTIVES, "enforcement": ENFORCEMENT, "acks": ACKS, "audit": AUDIT}

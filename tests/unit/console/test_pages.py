@@ -16,6 +16,7 @@ from tests.unit.console.fakes import (
     TOPICS,
     Console,
     applied,
+    checkpoint,
     enforced,
     heartbeat,
     issued,
@@ -311,3 +312,21 @@ async def test_a_lift_proposed_from_the_directive_page_waits_for_another_approve
     assert console.directives.events[-1].type == "DirectiveProposed" and console.directives.events[-1].action == "lift"
     unknown = await alice.post("/directives/NOPE-1/lift", data={"reason": "x"})
     assert unknown.status_code == 404 and "Intake refused the lift" in unknown.text
+
+
+async def test_audit_page_shows_the_timeline_checkpoints_and_offers_the_report(console: Console) -> None:
+    console.fold(TOPICS["directives"], issued())
+    console.fold(TOPICS["enforcement"], enforced("EXP-1", "us-east"))
+    console.fold(TOPICS["audit"], checkpoint(10, "a" * 64, signed=True))
+    console.fold(TOPICS["audit"], checkpoint(25, "b" * 64, signed=True))
+    carol = await console.signed_in("carol", AU)
+    page = (await carol.get("/audit")).text
+    assert "revision 1 issued (proposed by alice, approved by bob)" in page
+    assert "restrict of revision 1 enforced on 1 clusters" in page
+    assert "Every checkpoint is signed and the ledger only grew (25 entries" in page
+    report = await carol.get("/audit/report.json", params={"directive": "EXP-1"})
+    assert "attachment" in report.headers["content-disposition"]
+    assert [e["directive_id"] for e in report.json()["timeline"]] == ["EXP-1", "EXP-1"]
+    console.fold(TOPICS["audit"], checkpoint(25, "c" * 64, signed=False))  # another head for the same size
+    flagged = (await carol.get("/audit")).text
+    assert "two heads for 25 entries" in flagged and "without a signed tree head" in flagged
