@@ -78,6 +78,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="screenshots-") as folder:
         broker = LocalBroker(Path(folder) / "kafka")
         broker.start()
+        broker.access.export()  # this process (registry loader, topic reader) logs in as tooling
         stack = Stack(broker.bootstrap, Path(folder) / "stack", access=broker.access, console=True)
         try:
             await apply_topics(broker.access.settings())

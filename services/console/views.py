@@ -37,12 +37,17 @@ def rollout_view(rollout: Any) -> dict[str, Any]:
         "enforced": rollout.enforced_at is not None,
         "time_to_enforce_s": rollout.time_to_enforce_s(),
         "counts": {state: rollout.counts().get(state, 0) for state in STATES},
-        "clusters": {cid: _progress(p) for cid, p in sorted(rollout.clusters.items())},
+        "clusters": {cid: _progress(p, rollout.expected_digest) for cid, p in sorted(rollout.clusters.items())},
     }
 
 
-def _progress(progress: dict[str, Any]) -> dict[str, Any]:
+def _progress(progress: dict[str, Any], expected: str) -> dict[str, Any]:
+    # A cluster serving only some of the models holds (and is expected to hold) a digest of its own.
+    wanted = progress.get("expected_digest") or expected
+    held = progress.get("digest")
     return {
+        "expected_digest": wanted,
+        "digest_matches": None if held is None else held == wanted,
         "state": progress.get("state", "pending"),
         "acked_at": progress.get("acked_at"),
         "digest": progress.get("digest"),

@@ -46,14 +46,16 @@
     } else {
       meta.append("deadline ", el("span", { class: "countdown", "data-deadline": r.deadline || "" }, r.deadline || "none"));
     }
-    meta.append(" · expected digest ", short(r.expected_digest));
+    meta.append(" · expected digest ", short(r.expected_digest), " (per cluster where it serves fewer models)");
     section.append(meta);
     const body = el("tbody");
     for (const [cid, p] of Object.entries(r.clusters)) {
       const state = el("td", { "data-field": "state" }, el("span", { class: "state " + p.state }, p.state));
       if (p.reason) state.append(" ", el("span", { class: "help" }, p.reason));
+      const digest = el("td", { "data-field": "digest" }, short(p.digest));
+      if (p.digest) digest.append(p.digest_matches ? " (as expected)" : ` (expected ${(p.expected_digest || "").slice(0, 12)})`);
       body.append(el("tr", { "data-cluster": cid }, el("th", { scope: "row" }, cid), state,
-        el("td", {}, p.acked_at || "—"), el("td", {}, short(p.digest)), el("td", {}, p.attempts)));
+        el("td", {}, p.acked_at || "—"), digest, el("td", {}, p.attempts)));
     }
     const head = el("thead", {}, el("tr", {}, ...["Cluster", "State", "Acknowledged", "Digest held", "Attempts"]
       .map((h) => el("th", { scope: "col" }, h))));

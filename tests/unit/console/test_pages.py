@@ -127,6 +127,7 @@ async def test_live_page_shows_each_cluster_state_deadline_and_time_to_enforce(c
     console.fold(TOPICS["enforcement"], enforced("EXP-1", "us-east", "eu-west", "ap-south"))
     live = (await browser.get("/live")).text
     assert "<strong>enforced</strong>" in live and "2.50 s" in live  # the slowest cluster's ack latency
+    assert live.count("(as expected)") == 3
     assert "pending" not in live.split("Live enforcement", 1)[1].split("</table>")[0].split("<tbody>")[1]
 
 
@@ -330,3 +331,14 @@ async def test_audit_page_shows_the_timeline_checkpoints_and_offers_the_report(c
     console.fold(TOPICS["audit"], checkpoint(25, "c" * 64, signed=False))  # another head for the same size
     flagged = (await carol.get("/audit")).text
     assert "two heads for 25 entries" in flagged and "without a signed tree head" in flagged
+
+
+async def test_a_digest_other_than_the_one_expected_is_shown_as_such(console: Console) -> None:
+    from shared.contracts.enforcement import ClusterProgress
+
+    event = progressed(**{"us-east": "drifted"})
+    event.clusters["us-east"] = ClusterProgress(state="drifted", attempts=2, digest="0" * 64)
+    console.fold(TOPICS["directives"], issued())
+    console.fold(TOPICS["enforcement"], event)
+    live = (await (await console.signed_in("carol", V)).get("/live")).text
+    assert "000000000000</code> (expected dddddddddddd)" in live
