@@ -99,7 +99,12 @@ class Feed:
         pending = {tp: end for tp, end in ends.items() if end > 0}
         self.caught_up = not pending
         while True:
-            batches = await self._consumer.getmany(timeout_ms=500, max_records=500)
+            try:
+                batches = await self._consumer.getmany(timeout_ms=500, max_records=500)
+            except Exception:  # the client reconnects by itself; a fetch error must not end the board's updates
+                log.exception("fetch failed; retrying")
+                await asyncio.sleep(1)
+                continue
             for partition, records in batches.items():
                 for record in records:
                     self.fold(BY_NAME[partition.topic], record.value)
