@@ -191,11 +191,11 @@ async def scenarios(bench: ClusterBench, watch: AckWatch, producer: Any, state: 
 
     def pause() -> None:
         paused_at.append(time.time())
-        cluster.pause(paused)
+        cluster.freeze(paused)
 
     def resume() -> None:  # not before the session timeout has fenced it, however fast the rest recovered
         time.sleep(max(0.0, paused_at[0] + PAUSE_S - time.time()))
-        cluster.resume(paused)
+        cluster.thaw(paused)
 
     rows += await fault_run(bench, watch, producer, "broker_pause", pause, resume)
     bench.stack.stop_one("impact")

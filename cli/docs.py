@@ -19,6 +19,7 @@ from shared.contracts.catalogue import ALL_TOPICS
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 SERVICES = ("intake", "impact", "enforcement", "agent", "notifier", "audit")
+WEB = ("console",)  # a web app with no FastStream app of its own: settings, no AsyncAPI document
 
 
 def topic_schemas() -> dict[str, dict[str, Any]]:
@@ -89,7 +90,7 @@ def settings_table() -> str:
 
     for section in SECTIONS:
         table(f"Every process: {section.model_config['env_prefix']}*", section)
-    for name in SERVICES:
+    for name in SERVICES + WEB:
         module = importlib.import_module(f"services.{name}.settings")
         [found] = [
             v

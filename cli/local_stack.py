@@ -30,7 +30,12 @@ from shared.runtime.topics import apply_topics
 
 RUN_DIR = ROOT / ".run" / "up"
 STATE_DIR = ROOT / ".run" / "state"  # every service's default state_dir: the CLI's defaults find it
-APIS = {"intake": "/directives", "impact": "/directives/preview", "agent": "/v1/access?user=1&model=fable-5"}
+APIS = {
+    "console": "/ (web console)",
+    "intake": "/directives",
+    "impact": "/directives/preview",
+    "agent": "/v1/access?user=1&model=fable-5",
+}
 console = Console(highlight=False, soft_wrap=True)
 
 
@@ -47,7 +52,7 @@ def up(run_dir: Path, state_dir: Path, users: int, seed: int, timeout_s: float) 
         shutil.rmtree(folder, ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     kafka = LocalBroker(run_dir / "kafka")
-    stack = Stack(kafka.bootstrap, run_dir, state_root=state_dir)
+    stack = Stack(kafka.bootstrap, run_dir, state_root=state_dir, console=True)
     record = StackRecord(run_dir, kafka.bootstrap, str(kafka.data), str(state_dir))
     try:
         started = time.monotonic()

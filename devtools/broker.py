@@ -113,6 +113,12 @@ class LocalBroker:
     def _port_options(self) -> tuple[str, ...]:
         return ("--port", str(self.port), "--controller-port", str(self.controller_port))
 
+    def resume(self) -> None:
+        """Start the broker again on the data folder and ports it had (after stop()): its topics, offsets, users
+        and ACLs are still there; returns once it answers."""
+        ports = self._port_options()
+        _kafkalocal("up", "--data", str(self.data), *ports, "--secrets", str(self.secrets), *self._users())
+
     def stop(self) -> None:
         """Stop the broker if it runs (SIGTERM, then SIGKILL after 30 s); keeps its data folder."""
         if (self.data / "kafka.pid").exists():
@@ -134,7 +140,7 @@ class LocalCluster(LocalBroker):
 
     Started and secured as LocalBroker is; the nodes default to replication `nodes` and min.insync.replicas
     `nodes - 1`, so acks=all survives one node lost. Faults are injected per node (1-based): `kill` (SIGKILL),
-    `pause`/`resume` (SIGSTOP/SIGCONT) and `restart` (on its own data, after a kill or stop).
+    `freeze`/`thaw` (SIGSTOP/SIGCONT) and `restart` (on its own data, after a kill or stop).
     """
 
     def __init__(
@@ -171,11 +177,12 @@ class LocalCluster(LocalBroker):
         """SIGKILL node `node` (its data is kept; `restart` brings it back)."""
         self._node(node, "kill")
 
-    def pause(self, node: int) -> None:
-        """SIGSTOP node `node`: it holds its sockets but answers nothing until `resume`."""
+    def freeze(self, node: int) -> None:
+        """SIGSTOP node `node`: it holds its sockets but answers nothing until `thaw`."""
         self._node(node, "pause")
 
-    def resume(self, node: int) -> None:
+    def thaw(self, node: int) -> None:
+        """SIGCONT node `node` after `freeze`."""
         self._node(node, "resume")
 
     def restart(self, node: int) -> None:

@@ -72,6 +72,7 @@ class Stack:
     run_dir: Path
     clusters: tuple[Cluster, ...] = DEMO_CLUSTERS
     extra_env: dict[str, str] = field(default_factory=dict)  # for every process (e.g. a log level)
+    console: bool = False  # also run the web console (after the services it calls)
     processes: dict[str, Process] = field(default_factory=dict)
     access: KafkaAccess | None = None  # the broker's principals (None: a PLAINTEXT broker, no identities)
     _identities: tuple[LocalIssuer, str] | None = None
@@ -161,6 +162,8 @@ class Stack:
             self.spawn(name, name, self._env(name), mode="ab")
         for cluster in self.clusters:
             self.spawn(f"agent-{cluster.cluster_id}", "agent", self._agent_env(cluster), mode="ab")
+        if self.console:
+            self.spawn("console", "console", self.console_env(), mode="ab")
         try:
             self.wait_ready(timeout)
         except BaseException:
@@ -264,6 +267,15 @@ class Stack:
             path.chmod(0o600)
             self.audit_keys.write_text(KeySet([signer.public()]).to_json())
         return path
+
+    def console_env(self) -> dict[str, str]:
+        """The console's environment: its own Kafka principal, and the intake, impact and audit it calls."""
+        env = self._env("console")
+        env["COUNTERMAND_CONSOLE_INTAKE_URL"] = self.intake.url
+        env["COUNTERMAND_CONSOLE_IMPACT_URL"] = self.impact.url
+        env["COUNTERMAND_CONSOLE_AUDIT_URL"] = self.service("audit").url
+        env["COUNTERMAND_CONSOLE_BROKER_CHECK_INTERVAL_S"] = "1"
+        return env
 
     def _agent_env(self, cluster: Cluster) -> dict[str, str]:
         env = self._env("agent", f"agent-{cluster.cluster_id}", cluster.cluster_id)

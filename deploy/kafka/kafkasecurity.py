@@ -28,6 +28,7 @@ DEMO_USERS = (
     "enforcement",
     "notifier",
     "audit",
+    "console",
     "agent-us-east",
     "agent-eu-west",
     "agent-ap-south",

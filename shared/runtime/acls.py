@@ -31,6 +31,7 @@ from shared.contracts.catalogue import (
 ADMIN = "admin"  # super user of the broker (super.users): applies ACLs; no ACL of its own
 TOOLING = "tooling"  # the operator's CLI, the topics job, the registry loader and the tests: no ACL changes
 CORE = ("intake", "impact", "enforcement", "notifier", "audit")
+CONSOLE = "console"  # the web console: reads what it shows, writes nothing, uses no group
 WILDCARD = "*"
 
 
@@ -94,6 +95,13 @@ def service_roles() -> list[Role]:
     ]
 
 
+def console_role() -> Role:
+    """The console: a group-less reader of the directives, enforcement status, acks/heartbeats and audit checkpoints
+    it shows (it acts only through the other services' HTTP APIs, so it writes no topic and has no dead-letter
+    topic)."""
+    return Role(CONSOLE, reads=(DIRECTIVES, ENFORCEMENT, ACKS, AUDIT))
+
+
 def agent_role(cluster_id: str) -> Role:
     """One cluster's agent: its commands (the topic; it assigns its own partition), acks, its group only."""
     return Role(
@@ -114,10 +122,10 @@ def tooling_bindings() -> list[AclBinding]:
 
 def principals(agents: Iterable[str]) -> list[str]:
     """Every SCRAM user a broker needs for these agent clusters, admin first."""
-    return [ADMIN, TOOLING, *CORE, *(agent_principal(c) for c in agents)]
+    return [ADMIN, TOOLING, *CORE, CONSOLE, *(agent_principal(c) for c in agents)]
 
 
 def bindings(agents: Iterable[str]) -> list[AclBinding]:
-    """Every ACL of the roles, sorted: the services', one agent role per cluster id, and tooling's."""
-    roles = service_roles() + [agent_role(c) for c in agents]
+    """Every ACL of the roles, sorted: the services', the console's, one agent role per cluster id, and tooling's."""
+    roles = service_roles() + [console_role()] + [agent_role(c) for c in agents]
     return sorted({b for role in roles for b in role.bindings()} | set(tooling_bindings()))

@@ -112,12 +112,12 @@ def test_a_node_killed_mid_write_loses_and_duplicates_nothing(cluster: LocalClus
 
 def test_a_node_paused_past_its_session_timeout_then_resumed(cluster: LocalCluster, settings: KafkaSettings) -> None:
     marks = range(10_000, 11_000)
-    cluster.pause(3)
+    cluster.freeze(3)
     try:
         # The controller fences the paused node after broker.session.timeout.ms (9 s); writes go on with two.
         asyncio.run(_write(settings, marks))
     finally:
-        cluster.resume(3)
+        cluster.thaw(3)
     _exactly(asyncio.run(_marks(settings)), marks)
 
 

@@ -23,7 +23,7 @@ from shared.runtime.settings import SECTIONS, ServiceSettings, variable_names
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 K8S = ROOT / "deploy" / "k8s"
-SERVICES = ("intake", "impact", "enforcement", "notifier", "audit", "agent")
+SERVICES = ("intake", "impact", "enforcement", "notifier", "audit", "console", "agent")
 DEMO_CLUSTERS = {
     "us-east": ("us-east-1", {"fable-5", "mythos-5", "lyric-4"}),
     "eu-west": ("eu-west-1", {"fable-5", "mythos-5"}),

@@ -97,7 +97,7 @@ def _gone(pid: int) -> bool:
 def test_up_starts_every_service_ready_and_prints_their_urls(up: Up) -> None:
     record = up.record
     names = {process["name"] for process in record["processes"]}
-    assert names == {"intake", "impact", "enforcement", "notifier", "audit"} | {
+    assert names == {"intake", "impact", "enforcement", "notifier", "audit", "console"} | {
         f"agent-{c}" for c in ("us-east", "eu-west", "ap-south")
     }
     for process in record["processes"]:

@@ -82,3 +82,13 @@ def test_the_local_broker_creates_a_user_for_every_principal_of_the_demo() -> No
     spec.loader.exec_module(module)
     assert [module.ADMIN, *module.DEMO_USERS] == principals(DEMO_AGENTS)
     assert tuple(c.cluster_id for c in DEMO_CLUSTERS) == DEMO_AGENTS
+
+
+def test_the_console_reads_what_it_shows_and_writes_nothing() -> None:
+    assert allowed("console", "READ") == {
+        DIRECTIVES.name,
+        "compliance.enforcement.v1",
+        "serving.acks.v1",
+        AUDIT.name,
+    }
+    assert allowed("console", "WRITE") == set() and allowed("console", "READ", "GROUP") == set()
