@@ -4,7 +4,8 @@
 enforcement service and three agents as subprocesses (`python -m services.enforcement`,
 `python -m services.agent`, as in production). First the whole path: the impact service (a process,
 its registry view written straight to its snapshot) gets DirectiveIssued messages as intake publishes
-them, for registries where the mission directive affects 1M and 10M users. Then a stress case in which
+them, for registries where the mission directive affects 1M and 10M users; at 1M once with record signing
+off in every process, then signed as deployed (what signing costs). Then a stress case in which
 the bench plays the impact service: it publishes ImpactAssessed + AffectedSetChunk messages for ids
 scattered at random over 100M (later AffectedSetDelta messages) and times how long until all three
 agents acknowledged with the matching digest. Everything is stopped in `finally`.
@@ -109,9 +110,10 @@ def impact_messages(directive: str, users: BitMap) -> tuple[str, list[tuple[byte
 SIGNERS: dict[str, Signer] = {}
 
 
-def signed(author: str, topic: str, key: bytes, value: bytes) -> list[tuple[str, bytes]]:
-    """The signature headers of a record the bench produces as `author` (none before the bench has keys)."""
-    signer = SIGNERS.get(author)
+def signed(author: str, topic: str, key: bytes, value: bytes, signing: bool = True) -> list[tuple[str, bytes]]:
+    """The signature headers of a record the bench produces as `author` (none before the bench has keys, nor
+    when the services run with signing off)."""
+    signer = SIGNERS.get(author) if signing else None
     return [(k, v.encode()) for k, v in signer.headers(topic, key, value).items()] if signer else []
 
 
@@ -226,14 +228,18 @@ class Bench:
         RUN/logs/<name>.log; returns that path."""
         return self.stack.spawn(name, module, {**self.stack.base_env(principal), **env}).log
 
-    def start_services(self, state: Path) -> None:
+    def signing_env(self, name: str, signing: bool) -> dict[str, str]:
+        """A service's signing settings: as deployed (its key, the keys it trusts), or off."""
+        return self.stack.signing_env(name) if signing else {"COUNTERMAND_SIGNING_MODE": "off"}
+
+    def start_services(self, state: Path, signing: bool = True) -> None:
         self.spawn(
             "enforcement",
             "enforcement",
             {
                 "COUNTERMAND_ENFORCEMENT_STATE_DIR": str(state),
                 "COUNTERMAND_ENFORCEMENT_HEARTBEAT_GRACE_S": "0",
-                **self.stack.signing_env("enforcement"),  # checks impact's signatures, signs every command
+                **self.signing_env("enforcement", signing),  # checks impact's signatures, signs every command
             },
             "enforcement",
         )
@@ -247,10 +253,14 @@ class Bench:
                     "COUNTERMAND_AGENT_HTTP_PORT": "0",
                     "COUNTERMAND_AGENT_HEARTBEAT_INTERVAL_S": "1",
                     "COUNTERMAND_AGENT_STATE_DIR": str(state),
-                    **self.stack.signing_env("agent"),  # applies only what enforcement signed
+                    **self.signing_env("agent", signing),  # applies only what enforcement signed
                 },
                 f"agent-{cluster}",
             )
+
+    def stop_services(self) -> None:
+        for name in ("enforcement", *CLUSTERS):
+            self.stack.stop_one(name)
 
 
 async def enforce_runs(
@@ -361,7 +371,13 @@ async def delta_runs(
 
 
 async def directive_runs(
-    bench: Bench, watch: AckWatch, producer: AIOKafkaProducer, state: Path, registry_users: int, runs: int
+    bench: Bench,
+    watch: AckWatch,
+    producer: AIOKafkaProducer,
+    state: Path,
+    registry_users: int,
+    runs: int,
+    signing: bool = True,
 ) -> tuple[list[float], int]:
     """The whole path with the impact service in it: a DirectiveIssued published on compliance.directives.v1
     (as intake does) -> impact evaluates its registry and publishes the assessment and chunks ->
@@ -371,7 +387,7 @@ async def directive_runs(
 
     _, mission = write_view_snapshot(state, registry_users)
     affected = mission.users
-    env = {**service_env(state), **bench.stack.signing_env("impact"), "COUNTERMAND_LOG_LEVEL": "INFO"}
+    env = {**service_env(state), **bench.signing_env("impact", signing), "COUNTERMAND_LOG_LEVEL": "INFO"}
     log = bench.spawn("impact", "impact", env, "impact")
     deadline = time.time() + TIMEOUT_S
     while "service ready" not in log.read_text():
@@ -386,7 +402,7 @@ async def directive_runs(
         started = time.time()
         value, key = issued.model_dump_json().encode(), key_of(DIRECTIVES, issued)
         await producer.send_and_wait(
-            DIRECTIVES.name, value, key=key, headers=signed("intake", DIRECTIVES.name, key, value)
+            DIRECTIVES.name, value, key=key, headers=signed("intake", DIRECTIVES.name, key, value, signing)
         )
         digest = await watch.until(
             lambda i=issued.directive_id: watch.enforced_digest.get(i), f"DirectiveEnforced of {issued.directive_id}"
@@ -403,6 +419,48 @@ async def directive_runs(
     return totals, affected
 
 
+UNSIGNED_LABEL = "1M"  # the size also measured with signing off
+
+
+async def unsigned_runs(bench: Bench, watch: AckWatch, producer: AIOKafkaProducer, state: Path) -> list[float]:
+    """The whole path at 1M with record signing off in impact, enforcement and the agents (and the directive
+    published unsigned): the baseline of what signing costs. First on the fresh broker, so the signed runs
+    that follow do not start from a cleaner state than it had. Leaves enforcement and the agents stopped."""
+    bench.start_services(state, signing=False)
+    await watch.until(lambda: all(watch.heartbeats.get(c) for c in CLUSTERS), "three ready agents (unsigned)", 90)
+    registry_users = E2E_REGISTRIES[UNSIGNED_LABEL]
+    print(f"signing off: directive published -> acked, {registry_users:,}-user registry", flush=True)
+    totals, _ = await directive_runs(bench, watch, producer, state, registry_users, E2E_RUNS, signing=False)
+    bench.stop_services()
+    watch.heartbeats.clear()  # the signed processes that replace them announce themselves afresh
+    return totals
+
+
+def signing_cost(unsigned: list[float], signed_totals: list[float]) -> list[dict[str, Any]]:
+    """The unsigned figure beside the signed one, and their ratio."""
+    label = UNSIGNED_LABEL
+    before, after = statistics.median(unsigned), statistics.median(signed_totals)
+    return [
+        {
+            "metric": f"enforce_p50_s_{label}_unsigned",
+            "value": round(before, 4),
+            "unit": "s",
+            "target": "",
+            "note": f"enforce_p50_s_{label} with COUNTERMAND_SIGNING_MODE=off in impact, enforcement and the 3 "
+            f"agents and the directive published unsigned ({E2E_RUNS} runs after {E2E_DISCARDED} discarded, on "
+            f"the fresh broker before the signed runs); p95 {percentile(unsigned, 95):.3f} s",
+        },
+        {
+            "metric": f"signing_cost_ratio_{label}",
+            "value": round(after / before, 3),
+            "unit": "x",
+            "target": "",
+            "note": f"enforce_p50_s_{label} (signed: directive, assessment, chunks and commands signed and "
+            f"verified) / enforce_p50_s_{label}_unsigned: {after:.3f} s / {before:.3f} s",
+        },
+    ]
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
@@ -414,13 +472,14 @@ async def measure(bench: Bench) -> list[dict[str, Any]]:
     shutil.rmtree(state, ignore_errors=True)
     rows: list[dict[str, Any]] = []
     async with AckWatch(bootstrap) as watch:
-        bench.start_services(state)
-        await watch.until(lambda: all(watch.heartbeats.get(c) for c in CLUSTERS), "three ready agents", 90)
         producer = kafka.producer(
             KafkaSettings(bootstrap=bootstrap), "bench-impact", linger_ms=2, max_request_size=4 * 1024 * 1024
         )
         await producer.start()
         try:
+            unsigned = await unsigned_runs(bench, watch, producer, state)
+            bench.start_services(state)
+            await watch.until(lambda: all(watch.heartbeats.get(c) for c in CLUSTERS), "three ready agents", 90)
             for label, registry_users in E2E_REGISTRIES.items():
                 print(f"directive published -> acked, impact in the loop, {registry_users:,}-user registry", flush=True)
                 totals, affected = await directive_runs(bench, watch, producer, state, registry_users, E2E_RUNS)
@@ -446,6 +505,8 @@ async def measure(bench: Bench) -> list[dict[str, Any]]:
                         "note": f"max {max(totals):.3f} s",
                     }
                 )
+                if label == UNSIGNED_LABEL:
+                    rows.extend(signing_cost(unsigned, totals))
             print("warm-up (discarded)", flush=True)
             for users, runs in WARM_UP:
                 await enforce_runs(bootstrap, watch, producer, users, runs, seed=99)
