@@ -59,6 +59,7 @@ DELTA_TIME_BOUND_S = 240.0
 NAIVE_PROBE = 100_000
 NAIVE_DIRECT_IF_UNDER_S = 10.0  # measure 1M naive directly when 100k took less than this
 TIMEOUT_S = 180.0
+IMPACT_READY_S = 900.0  # a restarted impact first re-evaluates every directive in force over its registry
 
 
 def affected_users(count: int, seed: int) -> BitMap:
@@ -389,7 +390,7 @@ async def directive_runs(
     affected = mission.users
     env = {**service_env(state), **bench.signing_env("impact", signing), "COUNTERMAND_LOG_LEVEL": "INFO"}
     log = bench.spawn("impact", "impact", env, "impact")
-    deadline = time.time() + TIMEOUT_S
+    deadline = time.time() + IMPACT_READY_S
     while "service ready" not in log.read_text():
         bench.stack.check_alive()
         if time.time() > deadline:
