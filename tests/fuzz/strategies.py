@@ -30,9 +30,9 @@ VALID: dict[str, Any] = {
         "models": ["fable-5", "mythos-5"],
         "selector": {
             "kind": "all_of",
-            "clauses": [
+            "of": [
                 {"kind": "foreign_national", "home_country": "US"},
-                {"kind": "not", "clause": {"kind": "account_type", "any_of": ["employee"]}},
+                {"kind": "not", "of": {"kind": "account_type", "any_of": ["employee"]}},
             ],
         },
         "unknown_attribute": "restrict",
