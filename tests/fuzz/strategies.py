@@ -52,14 +52,11 @@ def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
     return found
 
 
-PATHS = _paths(VALID)
-
-
 @st.composite
-def near_valid_directives(draw: st.DrawFn) -> Any:
-    """The valid directive with one value replaced, removed or given an extra field."""
-    body = copy.deepcopy(VALID)
-    path = draw(st.sampled_from(PATHS))
+def near_valid(draw: st.DrawFn, seed: Any) -> Any:
+    """`seed` with one value replaced, removed or given an extra field."""
+    body = copy.deepcopy(seed)
+    path = draw(st.sampled_from(_paths(seed)))
     if not path:
         return draw(json_values)
     parent = body
@@ -75,4 +72,4 @@ def near_valid_directives(draw: st.DrawFn) -> Any:
     return body
 
 
-directive_bodies = near_valid_directives() | json_values
+directive_bodies = near_valid(VALID) | json_values

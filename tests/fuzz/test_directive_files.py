@@ -56,6 +56,7 @@ def test_any_directive_shaped_yaml_is_a_request_or_a_named_problem(body, suffix:
 
 
 @given(directive_bodies, SUFFIXES)
+@example({**VALID, "scope": {**VALID["scope"], "selector": {"kind": [], "any_of": ["x"]}}}, ".json")  # TypeError
 def test_any_directive_shaped_json_is_a_request_or_a_named_problem(body, suffix: str) -> None:
     read(json.dumps(body).encode(), suffix)
 

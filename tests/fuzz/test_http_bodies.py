@@ -79,6 +79,13 @@ def intake() -> tuple[Any, DirectiveDesk]:
 @given(bodies, CONTENT_TYPES, st.sampled_from(list(CALLERS)), st.none() | header_values, st.booleans())
 @example(b"\xef\xbb\xbf" + json.dumps(VALID).encode(), "application/json", "alice", None, False)
 @example(b"[" * 100_000, "application/json", "alice", None, False)
+@example(
+    json.dumps({**VALID, "scope": {**VALID["scope"], "selector": {"kind": [], "any_of": []}}}).encode(),
+    "application/json",
+    "alice",
+    None,
+    False,
+)  # was a TypeError in the selector limits: a 500
 @example(b'{"n": ' + b"1" * 5000 + b"}", "application/json", "alice", None, False)
 async def test_a_proposal_body_is_accepted_or_refused_by_name(
     body: bytes, content_type: str, caller: str, key: str | None, emergency: bool
