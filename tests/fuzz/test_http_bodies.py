@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import tempfile
 import uuid
-from urllib.parse import quote
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from hypothesis import example, given

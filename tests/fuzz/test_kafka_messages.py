@@ -20,7 +20,7 @@ from shared.contracts.catalogue import DATA_TOPICS, Topic, dead_letter_topic
 from shared.contracts.chunks import ChunkedSets
 from shared.runtime.deadletters import dead_letter_of
 from shared.runtime.record_headers import readable
-from tests.fuzz.strategies import VALID, json_values, near_valid
+from tests.fuzz.strategies import VALID, near_valid
 
 
 def _classes(topic: Topic) -> tuple[type, ...]:
