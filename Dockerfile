@@ -27,11 +27,13 @@ COPY devtools ./devtools
 # files next to the code (templates) are found as they are in the source tree.
 RUN pip install --no-deps . \
  && rm -rf build ./*.egg-info \
- && mkdir -p /var/lib/countermand \
- && chown countermand:countermand /var/lib/countermand
+ && mkdir -p /var/lib/countermand /var/lib/countermand-keys \
+    /var/lib/countermand-signing/intake /var/lib/countermand-signing/impact \
+    /var/lib/countermand-signing/enforcement /var/lib/countermand-signing/agent /var/lib/countermand-signing/public \
+ && chown -R countermand:countermand /var/lib/countermand /var/lib/countermand-keys /var/lib/countermand-signing
 
-# Services keep their state under here (COUNTERMAND_<NAME>_STATE_DIR); a named volume mounted on it
-# inherits the non-root owner.
+# Services keep their state under /var/lib/countermand (COUNTERMAND_<NAME>_STATE_DIR); the key jobs write under
+# countermand-keys and countermand-signing/<service>: a named volume mounted on any of them inherits the non-root owner.
 USER 10001:10001
 ENV COUNTERMAND_LOG_FORMAT=json
 EXPOSE 8080

@@ -4,7 +4,8 @@
 enforcement service and three agents as subprocesses (`python -m services.enforcement`,
 `python -m services.agent`, as in production). First the whole path: the impact service (a process,
 its registry view written straight to its snapshot) gets DirectiveIssued messages as intake publishes
-them, for registries where the mission directive affects 1M and 10M users. Then a stress case in which
+them, for registries where the mission directive affects 1M and 10M users; at 1M once with record signing
+off in every process, then signed as deployed (what signing costs). Then a stress case in which
 the bench plays the impact service: it publishes ImpactAssessed + AffectedSetChunk messages for ids
 scattered at random over 100M (later AffectedSetDelta messages) and times how long until all three
 agents acknowledged with the matching digest. Everything is stopped in `finally`.
@@ -58,6 +59,7 @@ DELTA_TIME_BOUND_S = 240.0
 NAIVE_PROBE = 100_000
 NAIVE_DIRECT_IF_UNDER_S = 10.0  # measure 1M naive directly when 100k took less than this
 TIMEOUT_S = 180.0
+IMPACT_READY_S = 900.0  # a restarted impact first re-evaluates every directive in force over its registry
 
 
 def affected_users(count: int, seed: int) -> BitMap:
@@ -109,9 +111,10 @@ def impact_messages(directive: str, users: BitMap) -> tuple[str, list[tuple[byte
 SIGNERS: dict[str, Signer] = {}
 
 
-def signed(author: str, topic: str, key: bytes, value: bytes) -> list[tuple[str, bytes]]:
-    """The signature headers of a record the bench produces as `author` (none before the bench has keys)."""
-    signer = SIGNERS.get(author)
+def signed(author: str, topic: str, key: bytes, value: bytes, signing: bool = True) -> list[tuple[str, bytes]]:
+    """The signature headers of a record the bench produces as `author` (none before the bench has keys, nor
+    when the services run with signing off)."""
+    signer = SIGNERS.get(author) if signing else None
     return [(k, v.encode()) for k, v in signer.headers(topic, key, value).items()] if signer else []
 
 
@@ -226,14 +229,20 @@ class Bench:
         RUN/logs/<name>.log; returns that path."""
         return self.stack.spawn(name, module, {**self.stack.base_env(principal), **env}).log
 
-    def start_services(self, state: Path) -> None:
+    def signing_env(self, name: str, signing: bool, **who: Any) -> dict[str, str]:
+        """A service's signing settings: as deployed (its key, the keys it trusts; `who`: an agent's cluster,
+        the clusters enforcement trusts), or off."""
+        return self.stack.signing_env(name, **who) if signing else {"COUNTERMAND_SIGNING_MODE": "off"}
+
+    def start_services(self, state: Path, signing: bool = True) -> None:
         self.spawn(
             "enforcement",
             "enforcement",
             {
                 "COUNTERMAND_ENFORCEMENT_STATE_DIR": str(state),
                 "COUNTERMAND_ENFORCEMENT_HEARTBEAT_GRACE_S": "0",
-                **self.stack.signing_env("enforcement", clusters=CLUSTERS),  # checks impact's and agents' signatures
+                # checks impact's and agents' signatures, signs every command
+                **self.signing_env("enforcement", signing, clusters=CLUSTERS),
             },
             "enforcement",
         )
@@ -247,10 +256,14 @@ class Bench:
                     "COUNTERMAND_AGENT_HTTP_PORT": "0",
                     "COUNTERMAND_AGENT_HEARTBEAT_INTERVAL_S": "1",
                     "COUNTERMAND_AGENT_STATE_DIR": str(state),
-                    **self.stack.signing_env("agent", cluster=cluster),  # applies only what enforcement signed
+                    **self.signing_env("agent", signing, cluster=cluster),  # applies only what enforcement signed
                 },
                 f"agent-{cluster}",
             )
+
+    def stop_services(self) -> None:
+        for name in ("enforcement", *CLUSTERS):
+            self.stack.stop_one(name)
 
 
 async def enforce_runs(
@@ -361,7 +374,13 @@ async def delta_runs(
 
 
 async def directive_runs(
-    bench: Bench, watch: AckWatch, producer: AIOKafkaProducer, state: Path, registry_users: int, runs: int
+    bench: Bench,
+    watch: AckWatch,
+    producer: AIOKafkaProducer,
+    state: Path,
+    registry_users: int,
+    runs: int,
+    signing: bool = True,
 ) -> tuple[list[float], int]:
     """The whole path with the impact service in it: a DirectiveIssued published on compliance.directives.v1
     (as intake does) -> impact evaluates its registry and publishes the assessment and chunks ->
@@ -371,9 +390,9 @@ async def directive_runs(
 
     _, mission = write_view_snapshot(state, registry_users)
     affected = mission.users
-    env = {**service_env(state), **bench.stack.signing_env("impact"), "COUNTERMAND_LOG_LEVEL": "INFO"}
+    env = {**service_env(state), **bench.signing_env("impact", signing), "COUNTERMAND_LOG_LEVEL": "INFO"}
     log = bench.spawn("impact", "impact", env, "impact")
-    deadline = time.time() + TIMEOUT_S
+    deadline = time.time() + IMPACT_READY_S
     while "service ready" not in log.read_text():
         bench.stack.check_alive()
         if time.time() > deadline:
@@ -386,7 +405,7 @@ async def directive_runs(
         started = time.time()
         value, key = issued.model_dump_json().encode(), key_of(DIRECTIVES, issued)
         await producer.send_and_wait(
-            DIRECTIVES.name, value, key=key, headers=signed("intake", DIRECTIVES.name, key, value)
+            DIRECTIVES.name, value, key=key, headers=signed("intake", DIRECTIVES.name, key, value, signing)
         )
         digest = await watch.until(
             lambda i=issued.directive_id: watch.enforced_digest.get(i), f"DirectiveEnforced of {issued.directive_id}"
@@ -403,6 +422,53 @@ async def directive_runs(
     return totals, affected
 
 
+UNSIGNED_LABEL = "1M"  # the size also measured with signing off
+
+
+async def unsigned_runs(bench: Bench, watch: AckWatch, producer: AIOKafkaProducer, state: Path) -> list[float]:
+    """The whole path at 1M with record signing off in impact, enforcement and the agents (and the directive
+    published unsigned): the baseline of what signing costs, run right after the signed runs at the same size
+    (a warm broker: if anything this favours the unsigned figure). Enforcement and the agents are restarted
+    unsigned, then signed again for what follows."""
+    bench.stop_services()
+    watch.heartbeats.clear()  # the processes that replace them announce themselves afresh
+    bench.start_services(state, signing=False)
+    await watch.until(lambda: all(watch.heartbeats.get(c) for c in CLUSTERS), "three ready agents (unsigned)", 90)
+    registry_users = E2E_REGISTRIES[UNSIGNED_LABEL]
+    print(f"signing off: directive published -> acked, {registry_users:,}-user registry", flush=True)
+    totals, _ = await directive_runs(bench, watch, producer, state, registry_users, E2E_RUNS, signing=False)
+    bench.stop_services()
+    watch.heartbeats.clear()
+    bench.start_services(state)
+    await watch.until(lambda: all(watch.heartbeats.get(c) for c in CLUSTERS), "three ready agents (signed)", 90)
+    return totals
+
+
+def signing_cost(unsigned: list[float], signed_totals: list[float]) -> list[dict[str, Any]]:
+    """The unsigned figure beside the signed one, and their ratio."""
+    label = UNSIGNED_LABEL
+    before, after = statistics.median(unsigned), statistics.median(signed_totals)
+    return [
+        {
+            "metric": f"enforce_p50_s_{label}_unsigned",
+            "value": round(before, 4),
+            "unit": "s",
+            "target": "",
+            "note": f"enforce_p50_s_{label} with COUNTERMAND_SIGNING_MODE=off in impact, enforcement and the 3 "
+            f"agents and the directive published unsigned ({E2E_RUNS} runs after {E2E_DISCARDED} discarded, "
+            f"right after the signed runs at {label}); p95 {percentile(unsigned, 95):.3f} s",
+        },
+        {
+            "metric": f"signing_cost_ratio_{label}",
+            "value": round(after / before, 3),
+            "unit": "x",
+            "target": "",
+            "note": f"enforce_p50_s_{label} (signed: directive, assessment, chunks and commands signed and "
+            f"verified) / enforce_p50_s_{label}_unsigned: {after:.3f} s / {before:.3f} s",
+        },
+    ]
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
@@ -414,13 +480,13 @@ async def measure(bench: Bench) -> list[dict[str, Any]]:
     shutil.rmtree(state, ignore_errors=True)
     rows: list[dict[str, Any]] = []
     async with AckWatch(bootstrap) as watch:
-        bench.start_services(state)
-        await watch.until(lambda: all(watch.heartbeats.get(c) for c in CLUSTERS), "three ready agents", 90)
         producer = kafka.producer(
             KafkaSettings(bootstrap=bootstrap), "bench-impact", linger_ms=2, max_request_size=4 * 1024 * 1024
         )
         await producer.start()
         try:
+            bench.start_services(state)
+            await watch.until(lambda: all(watch.heartbeats.get(c) for c in CLUSTERS), "three ready agents", 90)
             for label, registry_users in E2E_REGISTRIES.items():
                 print(f"directive published -> acked, impact in the loop, {registry_users:,}-user registry", flush=True)
                 totals, affected = await directive_runs(bench, watch, producer, state, registry_users, E2E_RUNS)
@@ -446,6 +512,9 @@ async def measure(bench: Bench) -> list[dict[str, Any]]:
                         "note": f"max {max(totals):.3f} s",
                     }
                 )
+                if label == UNSIGNED_LABEL:
+                    unsigned = await unsigned_runs(bench, watch, producer, state)
+                    rows.extend(signing_cost(unsigned, totals))
             print("warm-up (discarded)", flush=True)
             for users, runs in WARM_UP:
                 await enforce_runs(bootstrap, watch, producer, users, runs, seed=99)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import acls, auth, topics
+from cli import acls, auth, signing, topics
 from cli.audit import commands as audit_commands
 from cli.imports import command as imports
 from devtools.registry import cli as registry_cli
@@ -17,6 +17,7 @@ app = typer.Typer(help="Countermand: enforce legal directives on AI model servin
 app.add_typer(topics.app, name="topics")
 app.add_typer(acls.app, name="acls")
 app.add_typer(auth.app, name="auth")
+app.add_typer(signing.app, name="signing")
 app.add_typer(intake_cli.app, name="directive", help="Propose, approve, reject, lift and list directives (via intake).")
 intake_cli.app.command("preview", help="Dry run of a directive file against impact's view (publishes nothing).")(
     impact_cli.preview

@@ -26,12 +26,13 @@ from devtools.mailbox import Mailbox
 from devtools.ports import free_port
 from devtools.processes import signal_group
 from shared.runtime.auth import API_KEY_HEADER, LocalIssuer, Role, create_local_identities, local_environment
+from shared.runtime.record_signing import RECORD_SIGNERS, TRUSTED_SIGNERS, key_files, make_record_key
 from shared.runtime.signing import KeySet, Signer
 
 CORE_SERVICES = ("intake", "impact", "enforcement", "notifier", "audit")
 AUDIT_KEY_ID = "audit-dev"
-SIGNERS = ("intake", "impact", "enforcement")  # who signs the records others act on
-TRUSTS = {"impact": "intake", "enforcement": "impact", "agent": "enforcement"}  # whose records each acts on
+SIGNERS = RECORD_SIGNERS  # who signs the records others act on
+TRUSTS = TRUSTED_SIGNERS  # whose records each acts on
 
 
 @dataclass(frozen=True)
@@ -235,18 +236,13 @@ class Stack:
     def record_keys(self, name: str) -> Path:
         """The public JWK set of `name`'s record signing key."""
         self.record_key(name)
-        return self.run_dir / "keys" / f"{name}-records.jwks.json"
+        return key_files(self.run_dir / "keys", name)[1]
 
     def record_key(self, name: str) -> Path:
-        """The Ed25519 key (PEM) `name` signs its records with, made once per run folder, its JWK set beside it."""
-        path = self.run_dir / "keys" / f"{name}-records.pem"
-        if not path.exists():
-            signer = Signer.generate(f"{name}-dev")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(signer.pem())
-            path.chmod(0o600)
-            (self.run_dir / "keys" / f"{name}-records.jwks.json").write_text(KeySet([signer.public()]).to_json())
-        return path
+        """The Ed25519 key (PEM) `name` signs its records with, made once per run folder (as `countermand signing
+        keygen` makes them for compose and Kubernetes), its JWK set beside it."""
+        make_record_key(self.run_dir / "keys", name, f"{name}-dev")
+        return key_files(self.run_dir / "keys", name)[0]
 
     def record_signer(self, name: str) -> Signer:
         """`name`'s record signer, as the process has it (tests sign with it: a validly signed wrong command)."""

@@ -103,7 +103,8 @@ def check_selector(selector: Any) -> Any:
             raise LimitExceeded(f"the selector has more than {SELECTOR_CLAUSES} clauses (SELECTOR_CLAUSES)")
         kind, any_of, of = _parts(node)
         if isinstance(any_of, (list, tuple)):
-            limit, name = _LIST_LIMITS.get(kind, (MAX_ORGANISATIONS, "MAX_ORGANISATIONS"))
+            default = (MAX_ORGANISATIONS, "MAX_ORGANISATIONS")  # a kind of any type: pydantic names it later
+            limit, name = _LIST_LIMITS.get(kind, default) if isinstance(kind, str) else default
             if len(any_of) > limit:
                 raise LimitExceeded(f"{path}.any_of has {len(any_of)} items; at most {limit} ({name})")
             values += len(any_of)

@@ -111,7 +111,7 @@ def _roles(values: Any) -> frozenset[Role]:
         values = values.split()
     if not isinstance(values, list):
         return frozenset()
-    return frozenset(Role(v) for v in values if v in Role._value2member_map_)
+    return frozenset(Role(v) for v in values if isinstance(v, str) and v in Role._value2member_map_)
 
 
 class TokenVerifier:
@@ -172,6 +172,8 @@ class TokenVerifier:
             raise AuthError(401, "token from another issuer") from exc
         except jwt.InvalidTokenError as exc:
             raise AuthError(401, f"invalid token: {exc}") from exc
+        except (jwt.InvalidKeyError, TypeError) as exc:  # PyJWT's word for a key of another type than the alg's
+            raise AuthError(401, f"token algorithm {algorithm!r} does not match key {kid!r}") from exc
         return Principal(str(claims["sub"]), _roles(claims.get(self._settings.roles_claim)), "token")
 
 

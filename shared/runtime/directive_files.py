@@ -21,7 +21,24 @@ from shared.runtime.request_body import BadBody, decode_utf8, parse_json
 
 
 class _DirectiveLoader(yaml.SafeLoader):
-    """YAML 1.1 without yes/no/on/off booleans: country code NO (Norway) must stay a string."""
+    """YAML 1.1 without yes/no/on/off booleans: country code NO (Norway) must stay a string; nested at most
+    MAX_JSON_DEPTH levels, refused as soon as a deeper node opens (deep nesting is slow to compose, not only
+    too deep to read)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_JSON_DEPTH:
+                raise _TooDeep
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+class _TooDeep(Exception):
+    """A YAML document nested deeper than a directive may be."""
 
 
 _DirectiveLoader.yaml_implicit_resolvers = {
@@ -118,10 +135,41 @@ def _parse_json(text: str, path: Path) -> Any:
         raise FileProblem(str(exc)) from exc
 
 
+def flow_depth(text: str) -> int:
+    """The deepest nesting of YAML flow collections (`[`, `{`) outside quotes and comments, in one pass.
+
+    PyYAML's scanner takes time quadratic in the number of open flow collections before it yields a node, so
+    this bound is checked first: a megabyte of `[` would otherwise keep it busy for hours.
+    """
+    depth = deepest = 0
+    quote = ""
+    comment = False
+    previous = "\n"
+    for char in text:
+        if comment:
+            comment = char != "\n"
+        elif quote:
+            if char == quote and not (quote == '"' and previous == "\\"):
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and previous in " \t\n":
+            comment = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+        previous = "" if previous == "\\" and char == "\\" else char
+    return deepest
+
+
 def _parse_yaml(text: str, path: Path) -> Any:
     try:
+        if flow_depth(text) > MAX_JSON_DEPTH:
+            raise _TooDeep
         return yaml.load(text, Loader=_DirectiveLoader)  # noqa: S506 (a SafeLoader)
-    except RecursionError as exc:
+    except (RecursionError, _TooDeep) as exc:
         raise FileProblem(
             f"{path} is nested too deep to read (a directive nests at most {MAX_JSON_DEPTH} levels, MAX_JSON_DEPTH)"
         ) from exc

@@ -19,6 +19,32 @@ from shared.runtime.signing import KeySet, SignatureRefused, Signer
 
 JSON = "application/json"  # what FastStream sets when it encodes a model itself; consumers decode by it
 
+# Who signs the records others act on, and whose key set each verifier trusts (every deployment provisions keys
+# from these: the local stack, `countermand signing keygen` for compose and Kubernetes, the deploy tests).
+RECORD_SIGNERS: tuple[str, ...] = ("intake", "impact", "enforcement")
+TRUSTED_SIGNERS: dict[str, str] = {"impact": "intake", "enforcement": "impact", "agent": "enforcement"}
+
+
+def key_files(folder: Path, service: str) -> tuple[Path, Path]:
+    """Where `service`'s record signing key lives under `folder`: its private key (PEM, a folder of its own, so
+    that a deployment can hand each signer its key alone) and its public JWK set (`public/`, for verifiers)."""
+    return folder / service / "records.pem", folder / "public" / f"{service}-records.jwks.json"
+
+
+def make_record_key(folder: Path, service: str, key_id: str) -> bool:
+    """Generate `service`'s Ed25519 record signing key and its public JWK set under `folder` unless the private
+    key exists (never overwritten); True when generated. The private key is readable by its owner only."""
+    private, public = key_files(folder, service)
+    if private.exists():
+        return False
+    signer = Signer.generate(key_id)
+    private.parent.mkdir(parents=True, exist_ok=True)
+    public.parent.mkdir(parents=True, exist_ok=True)
+    private.touch(mode=0o600)
+    private.write_bytes(signer.pem())
+    public.write_text(KeySet([signer.public()]).to_json(), encoding="utf-8")
+    return True
+
 
 class SigningSettings(BaseSettings):
     """Record signatures (env prefix COUNTERMAND_SIGNING_): this process's signing key and the keys it trusts."""
@@ -144,9 +170,13 @@ def verify_record(
 
 
 __all__ = [
+    "RECORD_SIGNERS",
+    "TRUSTED_SIGNERS",
     "SignatureRefused",
     "SigningSettings",
     "encoded",
+    "key_files",
+    "make_record_key",
     "publish_signed",
     "record_signer",
     "sender_keys",

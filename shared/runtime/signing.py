@@ -166,14 +166,19 @@ def _text(value: bytes | str | None) -> str | None:
     return value
 
 
-def _verify_key(entry: Mapping[str, str]) -> VerifyKey:
+def _verify_key(entry: object) -> VerifyKey:
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"a key entry must be an object, not {type(entry).__name__}")
     if entry.get("kty") != "OKP" or entry.get("crv") != "Ed25519":
         raise ValueError(f"key {entry.get('kid')!r} is not an Ed25519 OKP key")
-    kid = entry["kid"]
+    kid, x, retire = entry.get("kid"), entry.get("x"), entry.get("retire_at")
     if not isinstance(kid, str) or not kid:
         raise ValueError("a key without an id")
-    public = Ed25519PublicKey.from_public_bytes(_unb64(entry["x"]))
-    retire = entry.get("retire_at")
+    if not isinstance(x, str):
+        raise ValueError(f"key {kid!r}: x must be the base64url public key")
+    public = Ed25519PublicKey.from_public_bytes(_unb64(x))
+    if retire is not None and not isinstance(retire, str):
+        raise ValueError(f"key {kid!r}: retire_at must be an ISO 8601 time")
     retire_at = datetime.fromisoformat(retire) if retire else None
     if retire_at is not None and retire_at.tzinfo is None:
         raise ValueError(f"key {kid!r}: retire_at needs a time zone")

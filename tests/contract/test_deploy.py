@@ -18,7 +18,9 @@ import yaml
 
 from cli.imports.columns import parse_mapping
 from cli.imports.importer import prepare
+from shared.runtime.record_signing import RECORD_SIGNERS, TRUSTED_SIGNERS, key_files
 from shared.runtime.settings import SECTIONS, ServiceSettings, variable_names
+from shared.runtime.signing import KeySet, Signer
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -30,7 +32,13 @@ DEMO_CLUSTERS = {
     "ap-south": ("ap-south-1", {"fable-5", "lyric-4"}),
 }
 STATE_DIR = "/var/lib/countermand"
-ONE_SHOT_JOBS = ("acls", "topics", "registry", "audit-keys")  # run to completion, then the services start
+ONE_SHOT_JOBS = (
+    "acls",
+    "topics",
+    "registry",
+    "audit-keys",
+    "signing-keys",
+)  # run to completion, then the services start
 NOT_OURS = ("kafka", "prometheus")  # official images, not Countermand's
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 GENERATED = ("../prometheus", "../registry")  # kustomizations beside deploy/k8s that make ConfigMaps from files
@@ -654,3 +662,114 @@ def test_promtool_accepts_the_k8s_prometheus_config() -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- record signing keys ---------------------------------------------------------------------------
+
+
+def _signing_mode_settings() -> list[tuple[str, Any]]:
+    """Every COUNTERMAND_SIGNING_MODE any manifest sets: (where, value)."""
+    found = [("x-countermand-env", compose()["x-countermand-env"].get("COUNTERMAND_SIGNING_MODE"))]
+    for name, spec in compose_services().items():
+        env = spec.get("environment") or {}
+        if isinstance(env, dict) and "COUNTERMAND_SIGNING_MODE" in env:
+            found.append((f"compose {name}", env["COUNTERMAND_SIGNING_MODE"]))
+    for obj in k8s_objects():
+        if obj["kind"] == "ConfigMap" and "COUNTERMAND_SIGNING_MODE" in obj.get("data", {}):
+            found.append((f"k8s {obj['metadata']['name']}", obj["data"]["COUNTERMAND_SIGNING_MODE"]))
+    for workload in k8s_workloads():
+        for container in containers(workload):
+            for e in container.get("env", []):
+                if e["name"] == "COUNTERMAND_SIGNING_MODE":
+                    found.append((f"k8s {workload['metadata']['name']}", e.get("value")))
+    return found
+
+
+def test_no_manifest_turns_record_signing_off() -> None:
+    found = _signing_mode_settings()
+    assert found and all(value == "on" for _, value in found), found
+
+
+def _volume_mounts(spec: dict[str, Any]) -> dict[str, str]:
+    """A compose service's named volumes by their mount path."""
+    mounts = {}
+    for line in spec.get("volumes", []):
+        source, target, *_ = line.split(":")
+        mounts[target] = source
+    return mounts
+
+
+def test_compose_gives_every_signer_its_key_and_every_verifier_the_key_set_it_trusts() -> None:
+    job = compose_services()["signing-keys"]
+    line = argv(job["command"])
+    assert line[:3] == ["countermand", "signing", "keygen"] and "--if-missing" in line
+    made_for = [line[i + 1] for i, part in enumerate(line) if part == "--service"] or list(RECORD_SIGNERS)
+    assert set(RECORD_SIGNERS) <= set(made_for)
+    job_volumes = {target: source for target, source in _volume_mounts(job).items()}
+    folder = Path(line[3])
+    seen_signers, seen_verifiers = set(), set()
+    for name, spec in countermand_services().items():
+        service = module_of(argv(spec["command"]))
+        env = {**compose()["x-countermand-env"], **spec["environment"]}
+        mounts = _volume_mounts(spec)
+        if service in RECORD_SIGNERS:
+            private, _ = key_files(folder, service)
+            volume = job_volumes[str(private.parent)]
+            assert volume == f"signing-{service}", name  # a volume of its own: no other service mounts it
+            mount = next(target for target, source in mounts.items() if source == volume)
+            assert env["COUNTERMAND_SIGNING_KEY_FILE"] == f"{mount}/{private.name}", name
+            assert env["COUNTERMAND_SIGNING_KEY_ID"] == f"{service}-1", name
+            seen_signers.add(service)
+        else:
+            assert "COUNTERMAND_SIGNING_KEY_FILE" not in env, name
+        for source in mounts.values():
+            if source.startswith("signing-") and source != "signing-public":
+                assert source == f"signing-{service}", f"{name} mounts another service's private key ({source})"
+        if service in TRUSTED_SIGNERS:
+            _, public = key_files(folder, TRUSTED_SIGNERS[service])
+            volume = job_volumes[str(public.parent)]
+            mount = next(target for target, source in mounts.items() if source == volume)
+            assert env["COUNTERMAND_SIGNING_TRUSTED_KEYS_FILE"] == f"{mount}/{public.name}", name
+            seen_verifiers.add(service)
+        assert spec.get("depends_on", {}).get("signing-keys", {}).get("condition") == "service_completed_successfully"
+    assert seen_signers == set(RECORD_SIGNERS) and seen_verifiers == set(TRUSTED_SIGNERS)
+
+
+def test_k8s_gives_every_signer_its_key_secret_and_every_verifier_the_public_key_sets() -> None:
+    seen_signers, seen_verifiers = set(), set()
+    for workload, main, service in k8s_services():
+        env = {e["name"]: e.get("value") for e in main.get("env", [])}
+        mounts = {m["name"]: m["mountPath"] for m in main.get("volumeMounts", [])}
+        volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
+        name = workload["metadata"]["name"]
+        if service in RECORD_SIGNERS:
+            secret = volumes["record-signing-key"]["secret"]
+            assert secret["secretName"] == f"countermand-signing-{service}", name
+            assert env["COUNTERMAND_SIGNING_KEY_FILE"] == f"{mounts['record-signing-key']}/records.pem", name
+            assert env["COUNTERMAND_SIGNING_KEY_ID"], name
+            seen_signers.add(service)
+        else:
+            assert "record-signing-key" not in volumes and "COUNTERMAND_SIGNING_KEY_FILE" not in env, name
+        if service in TRUSTED_SIGNERS:
+            assert volumes["record-signing-public"]["configMap"]["name"] == "countermand-signing-public", name
+            _, public = key_files(Path(mounts["record-signing-public"]), TRUSTED_SIGNERS[service])
+            assert env["COUNTERMAND_SIGNING_TRUSTED_KEYS_FILE"] == f"{mounts['record-signing-public']}/{public.name}"
+            seen_verifiers.add(service)
+    assert seen_signers == set(RECORD_SIGNERS) and seen_verifiers == set(TRUSTED_SIGNERS)
+
+
+def test_keygen_writes_what_the_manifests_mount(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    done = CliRunner().invoke(app, ["signing", "keygen", str(tmp_path)])
+    assert done.exit_code == 0, done.output
+    for service in RECORD_SIGNERS:
+        private, public = key_files(tmp_path, service)
+        signer = Signer.from_pem(f"{service}-1", private)
+        assert private.stat().st_mode & 0o077 == 0
+        assert KeySet.from_file(public).get(f"{service}-1").jwk() == signer.public().jwk()
+    again = CliRunner().invoke(app, ["signing", "keygen", str(tmp_path)])
+    assert again.exit_code == 2 and "refusing to overwrite" in again.output
+    assert CliRunner().invoke(app, ["signing", "keygen", str(tmp_path), "--if-missing"]).exit_code == 0
