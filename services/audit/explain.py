@@ -34,7 +34,24 @@ def explain(evidence: Evidence, user: int, model: str, at: datetime) -> dict[str
         "clusters": verdicts,
         "registry_record": record,
         "directives": covering,
+        "forged_records_ignored": _forgeries(evidence, user),
     }
+
+
+def _forgeries(evidence: Evidence, user: int) -> list[dict[str, Any]]:
+    """Forged records about a directive or this user: listed so an auditor sees them, never used above."""
+    return [
+        {
+            "topic": f.seen.topic,
+            "partition": f.seen.partition,
+            "offset": f.seen.offset,
+            "type": f.seen.doc.get("type"),
+            "at": f.seen.at.isoformat(),
+            "reason": f.reason,
+        }
+        for f in evidence.forgeries
+        if f.directive_id is not None or f.seen.doc.get("recipient") == user or f.seen.doc.get("user_id") == user
+    ]
 
 
 def _check_time(evidence: Evidence, at: datetime) -> None:
