@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.audit.reading import read_evidence
+from services.audit.answers import answer_json, explain_from_ledger
 from services.audit.checkpoint_cli import Refused, exported_heads, open_ledger, public_keys
 from services.audit.cli import record_signatures
 from services.audit.evidence import Evidence
@@ -184,28 +185,39 @@ def explain_command(
     model: str = typer.Argument(..., help="Model name."),
     at: str = typer.Option(None, "--at", help="The moment asked about (ISO 8601; default: now)."),
     as_json: bool = typer.Option(False, "--json", help="The answer as JSON."),
+    ledger: Path = typer.Option(
+        None, "--ledger", help="Answer from this audit ledger's lookup index instead of reading the topics."
+    ),
     record_keys: list[str] = RECORD_KEYS,
     bootstrap: str = BOOTSTRAP,
 ) -> None:
     """Was USER allowed MODEL at that moment on each cluster, and on what evidence.
 
-    Every record is read and events are placed by their occurred_at (Kafka timestamps are when a record was
-    written, which a replayed or late record does not share)."""
+    From the topics (default: every record is read, nothing of any service's state is used) or from the audit's
+    ledger (--ledger: only the user's and the directives' entries, through its index). Events are placed by
+    their occurred_at (Kafka timestamps are when a record was written, which a replayed record does not share)."""
     when = _time(at, "--at") or datetime.now(UTC)
+    signatures = record_signatures(record_keys)
     try:
-        evidence = asyncio.run(
-            read_evidence(
-                kafka_settings(bootstrap),
-                focus_user=user,
-                show_progress=not as_json,
-                signatures=record_signatures(record_keys),
+        if ledger is not None:
+            store = open_ledger(ledger)
+            try:
+                answer = explain_from_ledger(store, user, model, when, signatures)
+            finally:
+                store.close()
+        else:
+            evidence = asyncio.run(
+                read_evidence(
+                    kafka_settings(bootstrap), focus_user=user, show_progress=not as_json, signatures=signatures
+                )
             )
-        )
-        answer = explain(evidence, user, model, when)
+            answer = explain(evidence, user, model, when)
     except NothingFound as exc:
         raise _fail(str(exc)) from exc
+    except Refused as exc:
+        raise _fail(str(exc), exc.code) from exc
     if as_json:
-        typer.echo(json.dumps(answer, indent=2, default=str))
+        typer.echo(answer_json(answer))
         return
     out.print(f"user {user}, model {model}, at {answer['at']}")
     for cluster, verdict in answer["clusters"].items():

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.contracts.catalogue import BY_NAME
+from shared.runtime.auth import AuthSettings
 from shared.runtime.settings import ServiceSettings
 
 
@@ -22,6 +23,12 @@ class AuditSettings(ServiceSettings):
         ge=0,
         le=65535,
         description='Port of the health endpoints (0: any free port, logged in the "service ready" line).',
+    )
+
+    auth: AuthSettings | None = Field(
+        None,
+        description="Who may call /v1/explain (role auditor); unset: read from COUNTERMAND_AUTH_* when the "
+        "service is built (the read-only CLI needs none).",
     )
 
     group: str = Field("countermand-audit", min_length=1, description="Consumer group of the ledger.")
