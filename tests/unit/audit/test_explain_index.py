@@ -3,9 +3,8 @@ Merkle frontier are kept in each append's transaction, so a reopened ledger need
 
 from __future__ import annotations
 
-import functools
 import sqlite3
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -17,23 +16,8 @@ from services.audit.ledger import Ledger
 from services.audit.merkle import Frontier, root
 from services.audit.record import Record
 from services.audit.report import NothingFound
-from tests.unit.audit.evidence_story import at, story
-
-TS = int(datetime(2026, 3, 3, 13, tzinfo=UTC).timestamp() * 1000)
-
-
-@functools.cache
-def records(directives: tuple[str, ...] = ("EXP-9", "EXP-10")) -> list[Record]:
-    """Two directives' stories, their records spread over partitions as a consumer would see them (made once:
-    the story's event ids are random)."""
-    out, offsets = [], {}
-    for directive_id in directives:
-        for topic, key, value in story(directive_id):
-            partition = hash(key) % 3
-            offset = offsets.get((topic, partition), 0)
-            offsets[(topic, partition)] = offset + 1
-            out.append(Record(topic, partition, offset, key, value, (), TS))
-    return out
+from tests.unit.audit.evidence_story import at
+from tests.unit.audit.evidence_story import ledger_records as records
 
 
 def full_explain(recs: list[Record], user: int, model: str, when: datetime) -> dict:

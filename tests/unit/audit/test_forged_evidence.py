@@ -4,7 +4,7 @@ its HTML, the timelines and explain's answer, and never used as evidence. A drif
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import orjson
 import pytest
