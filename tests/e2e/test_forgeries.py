@@ -132,14 +132,18 @@ async def audit_flags_the_forgeries(
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(report_json.read_text())
     forged = {(f["event"], f["reason"].split(" (")[0]) for f in report["forgeries"]}
-    assert forged == {("LiftCommand", "unsigned"), ("RestrictCommand", "bad signature")}, report["forgeries"]
-    assert sum(d["kind"] == "forged_record" for d in report["discrepancies"]) == 2
+    assert forged == {
+        ("LiftCommand", "unsigned"),
+        ("RestrictCommand", "bad signature"),
+        ("DirectiveIssued", "bad signature"),  # intake's record with one byte changed
+    }, report["forgeries"]
+    assert sum(d["kind"] == "forged_record" for d in report["discrepancies"]) == 3
     assert any(line["forged"] and line["event"] == "LiftCommand" for line in report["timeline"])
     assert "forged records" in done.stderr
     healed = [d for d in report["discrepancies"] if d["kind"] == "drift_healed"]
     assert healed and healed[0]["detail"].startswith("restrict: drift: holds")
     page = report_html.read_text()
-    assert 'data-testid="forgeries" class="bad">2<' in page and page.count('data-testid="forged-line"') == 2
+    assert 'data-testid="forgeries" class="bad">3<' in page and page.count('data-testid="forged-line"') == 3
 
     def verified() -> subprocess.CompletedProcess | None:
         done = countermand(stack, "verify", "--ledger", str(stack.ledger), "--no-kafka")
@@ -148,7 +152,7 @@ async def audit_flags_the_forgeries(
     checked = await eventually(lambda: asyncio.to_thread(verified), what="verify listing the forged records")
     forged_lines = [line for line in checked.stderr.splitlines() if line.startswith("  seq ")]
     reasons = sorted(line.rsplit(": ", 1)[1].split(" (")[0] for line in forged_lines)
-    assert reasons == ["bad signature", "bad signature", "unsigned"], checked.stderr  # with the altered directive
+    assert reasons == ["bad signature", "bad signature", "unsigned"], checked.stderr
     assert any("compliance.directives.v1" in line for line in forged_lines)
 
     user = min(denied_before)
@@ -165,6 +169,7 @@ async def audit_flags_the_forgeries(
 
     answer = await eventually(explained, what="the audit's explain naming the forgeries")
     assert {f["reason"].split(" (")[0] for f in answer["forged_records_ignored"]} == {"unsigned", "bad signature"}
+    assert [d["revision"] for d in answer["directives"]] == [1]  # the genuine revision, not the altered copy
     # After the forged lift and before the real one the user was denied, on the signed evidence alone.
     assert answer["clusters"][cluster]["decision"] == "denied" and answer["clusters"][cluster]["by"] == [DIRECTIVE]
     lift = next(f for f in answer["forged_records_ignored"] if f["type"] == "LiftCommand")
