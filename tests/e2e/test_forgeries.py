@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
@@ -111,8 +110,7 @@ def restrict_all(cluster: str, event_id: str) -> RestrictCommand:
 
 def countermand(stack: Stack, *args: str) -> subprocess.CompletedProcess:
     env = {
-        **os.environ,
-        "COUNTERMAND_KAFKA_BOOTSTRAP": stack.bootstrap,
+        **stack.base_env(),
         "COUNTERMAND_AUDIT_RECORD_KEYS": json.dumps(stack.record_key_sets()),
         "COLUMNS": "250",
     }

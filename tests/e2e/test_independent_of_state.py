@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -46,8 +45,7 @@ def body() -> dict:
 
 def audit(stack: Stack, *args: str) -> str:
     env = {
-        **os.environ,
-        "COUNTERMAND_KAFKA_BOOTSTRAP": stack.bootstrap,
+        **stack.base_env(),
         "COUNTERMAND_AUDIT_RECORD_KEYS": json.dumps(stack.record_key_sets()),
         "COUNTERMAND_AUDIT_STATE_DIR": str(stack.state_dir("audit")),
     }
