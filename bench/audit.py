@@ -13,11 +13,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
 import statistics
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -299,8 +299,9 @@ def explain_ledger(folder: Path, users: int) -> tuple[Path, int]:
     return path, size
 
 
-def measure_explain(users: int) -> tuple[float, int, float]:
-    """p99 ms of GET /v1/explain over HTTP, as an auditor calls it; the ledger's size; its reopening in s."""
+def measure_explain(users: int) -> tuple[float, float, int, float]:
+    """p99 and median ms of GET /v1/explain over HTTP, as an auditor calls it; the ledger's size; its
+    reopening in s."""
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         path, size = explain_ledger(folder, users)
@@ -308,20 +309,17 @@ def measure_explain(users: int) -> tuple[float, int, float]:
         Ledger(path).close()  # what a restarted audit does: the stored frontier, no pass over the entries
         reopen_s = time.perf_counter() - begin
         issuer = LocalIssuer()
-        auth = AuthSettings(mode="on", jwks_file=issuer.write(folder / "auth"), issuer=issuer.issuer)
-        api = create_api(
-            "audit", lambda: Ledger(path, read_only=True), Signatures({}), Guard(auth, "audit"), lambda: True
-        )
+        jwks = issuer.write(folder / "auth")
         port = free_port()
-        server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
+        server = multiprocessing.get_context("fork").Process(
+            target=_serve, args=(path, jwks, issuer.issuer, port), daemon=True
+        )
+        server.start()
         try:
-            while not server.started:
-                time.sleep(0.05)
             headers = {"Authorization": f"Bearer {issuer.mint('bench-auditor', [Role.AUDITOR])}"}
             samples = []
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30) as client:
+                _wait_up(client)
                 for n, user in enumerate(random.Random(7).sample(range(1, users + 1), EXPLAIN_CALLS + 20)):
                     begin = time.perf_counter()
                     answer = client.get("/v1/explain", params={"user": user, "model": "fable-5", "at": _iso(100)})
@@ -331,9 +329,27 @@ def measure_explain(users: int) -> tuple[float, int, float]:
                     if n >= 20:  # the first calls warm the page cache
                         samples.append(elapsed)
         finally:
-            server.should_exit = True
-            thread.join(10)
-    return statistics.quantiles(samples, n=100)[98], size, reopen_s
+            server.terminate()
+            server.join(10)
+    return statistics.quantiles(samples, n=100)[98], statistics.median(samples), size, reopen_s
+
+
+def _serve(path: Path, jwks: Path, issuer: str, port: int) -> None:
+    """The audit's HTTP API over the ledger, in a process of its own as deployed (JWT auth on)."""
+    auth = AuthSettings(mode="on", jwks_file=jwks, issuer=issuer)
+    api = create_api("audit", lambda: Ledger(path, read_only=True), Signatures({}), Guard(auth, "audit"), lambda: True)
+    uvicorn.run(api, host="127.0.0.1", port=port, log_level="warning")
+
+
+def _wait_up(client: httpx.Client) -> None:
+    for _ in range(600):
+        try:
+            if client.get("/healthz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the audit API did not come up")
 
 
 def measure_verify(entries: int) -> float:
@@ -367,7 +383,7 @@ def measure_verify(entries: int) -> float:
 
 def main() -> None:
     replay, report_s, events = measure_replay_and_report(USERS)
-    explain_p99, explain_entries, reopen_s = measure_explain(EXPLAIN_USERS)
+    explain_p99, explain_median, explain_entries, reopen_s = measure_explain(EXPLAIN_USERS)
     verify = measure_verify(LEDGER_ENTRIES)
     rows = [
         {
@@ -389,8 +405,8 @@ def main() -> None:
             "value": round(explain_p99, 3),
             "unit": "ms p99",
             "target": "<= 50",
-            "note": f"GET /v1/explain over HTTP (JWT, uvicorn), {EXPLAIN_CALLS} random users, "
-            f"ledger of {explain_entries:,} entries (reopened in {reopen_s:.2f} s)",
+            "note": f"GET /v1/explain over HTTP (JWT, uvicorn in its own process), {EXPLAIN_CALLS} random users, "
+            f"median {explain_median:.1f} ms; ledger of {explain_entries:,} entries (reopened in {reopen_s:.2f} s)",
         },
         {
             "metric": "verify_events_per_s",
