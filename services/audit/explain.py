@@ -54,7 +54,7 @@ def _forgeries(evidence: Evidence, user: int) -> list[dict[str, Any]]:
             "at": f.seen.at.isoformat(),
             "reason": f.reason,
         }
-        for f in evidence.forgeries
+        for f in sorted(evidence.forgeries, key=lambda f: (f.seen.topic, f.seen.partition, f.seen.offset))
         if f.directive_id is not None or f.seen.doc.get("recipient") == user or f.seen.doc.get("user_id") == user
     ]
 
@@ -146,7 +146,7 @@ def _cluster_evidence(evidence: Evidence, directive_id: str, revision: int, at: 
             digest_matches=matches,
         )
         entry["enforced"] = entry.get("enforced", False) or matches
-    return found
+    return dict(sorted(found.items()))  # the same order however the partitions were interleaved
 
 
 def _expected_digests(evidence: Evidence, directive_id: str, revision: int) -> dict[str, str]:

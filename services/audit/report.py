@@ -86,8 +86,9 @@ def _within(at: datetime, window: tuple[datetime | None, datetime | None]) -> bo
     return (window[0] is None or at >= window[0]) and (window[1] is None or at <= window[1])
 
 
-def _line_order(line: TimelineLine) -> datetime:
-    return line.at
+def _line_order(line: TimelineLine) -> tuple:
+    """Time, then what the line says: the same order however the topics' partitions were interleaved."""
+    return (line.at, line.topic, line.event, line.summary)
 
 
 def _forged_line(forged: Forged) -> TimelineLine:
@@ -224,7 +225,7 @@ def _discrepancies(
     for (_, revision, action), updates in _mine(evidence.progress, directive_id):
         yield from _healed_drift(revision, action, updates)
     for (_, revision), acks in _mine(evidence.acks, directive_id):
-        for ack in acks:
+        for ack in sorted(acks, key=lambda s: (s.at, s.doc.get("cluster_id", ""), s.offset)):
             if ack.doc["type"] == "CommandFailed":
                 yield Discrepancy(
                     kind="command_failed",
@@ -354,4 +355,4 @@ def _timeline(
     for _, acks in _mine(evidence.acks, directive_id):
         for s in acks:
             add(s, f"{s.doc['cluster_id']} {s.doc.get('action', 'failed')} revision {s.doc['revision']}")
-    return sorted(lines, key=lambda line: line.at)
+    return sorted(lines, key=_line_order)
