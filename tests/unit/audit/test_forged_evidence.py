@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 import pytest
+from typer.testing import CliRunner
 
 from services.audit.chain import link
+from services.audit.cli import app as cli_app
 from services.audit.evidence import Evidence
 from services.audit.explain import explain
 from services.audit.forgery import Signatures
 from services.audit.html import render_html
+from services.audit.ledger import Ledger
 from services.audit.record import Record
 from services.audit.report import build_report
 from services.audit.timeline import timeline
@@ -181,3 +185,60 @@ def test_a_drift_found_then_healed_with_the_right_digest_is_listed(after, healed
         assert found[0].cluster == "us-east" and found[0].at == at(204) and "4.0s later" in found[0].detail
         assert "drift: holds 9 users" in found[0].detail
     assert json.loads(report.model_dump_json())  # the new kinds fit the schema's enum
+
+
+def forged_ledger(tmp_path: Path) -> tuple[Path, list[str]]:
+    """A ledger of the signed story and the three forgeries; the --record-keys options that check it."""
+    path = tmp_path / "audit" / "ledger.sqlite"
+    ledger = Ledger(path)
+    ledger.append(
+        [
+            Record(topic, 0, n, key, value, tuple(headers), TS)
+            for n, (topic, key, value, headers) in enumerate(honest() + forged_records())
+        ]
+    )
+    ledger.close()
+    options = []
+    for topic, keys_of_topic in keys().keys.items():
+        file = tmp_path / f"{topic}.jwks.json"
+        file.write_text(keys_of_topic.to_json())
+        options += ["--record-keys", f"{topic}={file}"]
+    return path, options
+
+
+def test_verify_lists_every_forged_entry_with_its_reason(tmp_path: Path) -> None:
+    path, options = forged_ledger(tmp_path)
+    result = CliRunner().invoke(cli_app, ["verify", "--no-kafka", "--ledger", str(path), *options])
+    assert result.exit_code == 0, result.output  # the ledger is intact: it recorded the forgeries faithfully
+    assert "3 forged records" in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("  seq ")]
+    assert sorted(line.split(": ", 1)[1] for line in lines) == [
+        "bad signature (key id 'enf-1')",
+        "bad signature (key id 'impact-1')",
+        "unsigned",
+    ]
+    clean = CliRunner().invoke(cli_app, ["verify", "--no-kafka", "--ledger", str(path)])
+    assert "record signatures not checked" in clean.output
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("no-equals-sign", "is not TOPIC=FILE"),
+        ("no.such.topic=/tmp/x.json", "is not TOPIC=FILE with a known topic"),
+        ("compliance.directives.v1=/nonexistent/keys.json", "cannot read /nonexistent/keys.json"),
+    ],
+)
+def test_a_bad_record_keys_option_is_refused_clearly(tmp_path: Path, option: str, message: str) -> None:
+    path, _ = forged_ledger(tmp_path)
+    result = CliRunner().invoke(cli_app, ["verify", "--no-kafka", "--ledger", str(path), "--record-keys", option])
+    assert result.exit_code == 2 and message in " ".join(result.output.split())
+
+
+def test_the_timeline_command_marks_forged_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, options = forged_ledger(tmp_path)
+    files = dict(option.split("=", 1) for option in options[1::2])
+    monkeypatch.setenv("COUNTERMAND_AUDIT_RECORD_KEYS", json.dumps(files))
+    result = CliRunner().invoke(cli_app, ["timeline", "EXP-9", "--ledger", str(path)], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert result.output.count("FORGED") == 3
