@@ -29,7 +29,7 @@ def keys_of(record: Record) -> tuple[list[str], str | None]:
     if record.topic in KEYED_BY_USER:
         return ([user_key(int(key))] if key and key.isdigit() else []), None
     if record.topic in KEYED_BY_DIRECTIVE:
-        return ([f"directive:{key}"] if key else []), None
+        return [f"directive:{key or ''}"], None  # a record without its key is still found with the directives
     if record.topic in (COMMANDS.name, ACKS.name):
         doc = _doc(record.value)
         if doc.get("type") == "AgentHeartbeat" and isinstance(doc.get("cluster_id"), str):

@@ -23,7 +23,7 @@ async def cli_explain(bootstrap: str, user: int, moment: str) -> str:
     args = ["audit", "explain", str(user), "fable-5", "--at", moment, "--json"]
     result = await asyncio.to_thread(runner.invoke, app, args, env=env)
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.output[result.output.index('{\n  "user"') :]  # the running audit logs to the same stdout
 
 
 async def http_explain(audit, user: int, moment: str) -> httpx.Response:
