@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from services.audit.report_model import report_schema
 from shared.contracts.catalogue import ALL_TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,6 +123,7 @@ def render(document: dict[str, Any]) -> str:
 def expected_documents() -> dict[str, str]:
     """Every generated document's text, keyed by path under docs/."""
     documents = {path: render(doc) for path, doc in {**topic_schemas(), **asyncapi_documents()}.items()}
+    documents["schemas/audit-report.json"] = render(report_schema())
     with _default_settings():
         documents["settings.md"] = settings_table()
     return documents

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from shared.contracts.catalogue import AUDIT_HORIZON_DAYS
 from shared.runtime.settings import kafka_settings
 from shared.runtime.topics import apply_topics, missing_topics
 
@@ -22,6 +23,12 @@ def apply(
     min_insync_replicas: int = typer.Option(
         None, min=1, help="Set min.insync.replicas on every topic (default: the broker's)."
     ),
+    audit_horizon_days: int = typer.Option(
+        AUDIT_HORIZON_DAYS,
+        min=1,
+        help="Days after an assessment during which the registry keeps every record it was computed from "
+        "(min.compaction.lag.ms and delete.retention.ms of the compacted registry topic).",
+    ),
 ) -> None:
     """Create missing topics and align partitions and configs with the catalogue (idempotent)."""
     if min_insync_replicas is not None and min_insync_replicas > replication:
@@ -31,7 +38,14 @@ def apply(
     settings = kafka_settings(bootstrap)
     servers = settings.bootstrap
     try:
-        changes = asyncio.run(apply_topics(settings, replication=replication, min_insync_replicas=min_insync_replicas))
+        changes = asyncio.run(
+            apply_topics(
+                settings,
+                replication=replication,
+                min_insync_replicas=min_insync_replicas,
+                audit_horizon_days=audit_horizon_days,
+            )
+        )
     except Exception as exc:  # connection refused, authorisation, ...
         Console(stderr=True).print(f"[red]error:[/red] could not apply topics on {servers}: {exc}")
         raise typer.Exit(1) from exc

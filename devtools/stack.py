@@ -25,6 +25,7 @@ from devtools.broker import KafkaAccess
 from devtools.mailbox import Mailbox
 from devtools.ports import free_port
 from devtools.processes import signal_group
+from shared.contracts.catalogue import COMMANDS, DIRECTIVES, IMPACT
 from shared.runtime.auth import API_KEY_HEADER, LocalIssuer, Role, create_local_identities, local_environment
 from shared.runtime.record_signing import RECORD_SIGNERS, TRUSTED_SIGNERS, key_files, make_record_key
 from shared.runtime.signing import KeySet, Signer
@@ -33,6 +34,7 @@ CORE_SERVICES = ("intake", "impact", "enforcement", "notifier", "audit")
 AUDIT_KEY_ID = "audit-dev"
 SIGNERS = RECORD_SIGNERS  # who signs the records others act on
 TRUSTS = TRUSTED_SIGNERS  # whose records each acts on
+SIGNED_TOPICS = {DIRECTIVES.name: "intake", IMPACT.name: "impact", COMMANDS.name: "enforcement"}  # checked by the audit
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,7 @@ class Stack:
         if name == "audit":
             env[f"{prefix}SIGNING_KEY_FILE"] = str(self.audit_key())
             env[f"{prefix}SIGNING_KEY_ID"] = AUDIT_KEY_ID
+            env[f"{prefix}RECORD_KEYS"] = json.dumps(self.record_key_sets())
         if name == "notifier" and self.mailbox is not None:
             env[f"{prefix}EMAIL_CHANNEL"] = "smtp"
             env[f"{prefix}SMTP_HOST"] = "127.0.0.1"
@@ -232,6 +235,10 @@ class Stack:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(KeySet(keys).to_json())
         return path
+
+    def record_key_sets(self) -> dict[str, str]:
+        """The audit's record signature checks: each signed topic and the JWK set of the service that signs it."""
+        return {topic: str(self.record_keys(name)) for topic, name in SIGNED_TOPICS.items()}
 
     def record_keys(self, name: str) -> Path:
         """The public JWK set of `name`'s record signing key."""

@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.audit.reading import read_evidence
+from services.audit.answers import answer_json, explain_from_ledger
 from services.audit.checkpoint_cli import Refused, exported_heads, open_ledger, public_keys
+from services.audit.cli import record_signatures
 from services.audit.evidence import Evidence
 from services.audit.explain import at_moment, explain, moment
 from services.audit.html import render_html
@@ -27,6 +29,12 @@ from shared.runtime.settings import KafkaSettings, kafka_settings
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 BOOTSTRAP = typer.Option(None, "--bootstrap", help="Kafka bootstrap servers (default: COUNTERMAND_KAFKA_BOOTSTRAP).")
+RECORD_KEYS = typer.Option(
+    None,
+    "--record-keys",
+    help="TOPIC=JWKS: check that topic's records against these keys (repeatable; adds to "
+    "COUNTERMAND_AUDIT_RECORD_KEYS). A record that fails is a forgery: reported, never used as evidence.",
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -67,6 +75,7 @@ def report(
     check_digests: bool = typer.Option(
         True, "--reproduce/--no-reproduce", help="Recompute each digest from the registry."
     ),
+    record_keys: list[str] = RECORD_KEYS,
     bootstrap: str = BOOTSTRAP,
 ) -> None:
     """A directive's report from the topics: timeline, approvals, impact, enforcement per cluster, notices and every
@@ -75,8 +84,9 @@ def report(
     if window[0] and window[1] and window[1] < window[0]:
         raise _fail("--to is before --from", 2)
     settings = kafka_settings(bootstrap)
+    signatures = record_signatures(record_keys)
     try:
-        evidence = asyncio.run(read_evidence(settings, since=window[0], until=window[1]))
+        evidence = asyncio.run(read_evidence(settings, since=window[0], until=window[1], signatures=signatures))
         reproduced = asyncio.run(_reproduced(settings, evidence, directive_id)) if check_digests else {}
         checkpoint = _checkpoint(ledger, against, keys)
         result = build_report(evidence, directive_id, datetime.now(UTC), window, reproduced, checkpoint)
@@ -158,6 +168,8 @@ def _summary(r: DirectiveReport) -> None:
             f"[red]{d.kind}[/red] rev {d.revision or '-'} {d.cluster or ''} "
             f"{d.user if d.user is not None else ''}: {d.detail}"
         )
+    if r.forgeries:
+        err.print(f"[red]{len(r.forgeries)} forged records[/red] (failed signature verification; not used as evidence)")
     verdict = "no discrepancy" if not r.discrepancies_total else f"{r.discrepancies_total:,} discrepancies"
     out.print(
         f"{r.events} events, {verdict}"
@@ -173,20 +185,39 @@ def explain_command(
     model: str = typer.Argument(..., help="Model name."),
     at: str = typer.Option(None, "--at", help="The moment asked about (ISO 8601; default: now)."),
     as_json: bool = typer.Option(False, "--json", help="The answer as JSON."),
+    ledger: Path = typer.Option(
+        None, "--ledger", help="Answer from this audit ledger's lookup index instead of reading the topics."
+    ),
+    record_keys: list[str] = RECORD_KEYS,
     bootstrap: str = BOOTSTRAP,
 ) -> None:
     """Was USER allowed MODEL at that moment on each cluster, and on what evidence.
 
-    Every record is read and events are placed by their occurred_at (Kafka timestamps are when a record was
-    written, which a replayed or late record does not share)."""
+    From the topics (default: every record is read, nothing of any service's state is used) or from the audit's
+    ledger (--ledger: only the user's and the directives' entries, through its index). Events are placed by
+    their occurred_at (Kafka timestamps are when a record was written, which a replayed record does not share)."""
     when = _time(at, "--at") or datetime.now(UTC)
+    signatures = record_signatures(record_keys)
     try:
-        evidence = asyncio.run(read_evidence(kafka_settings(bootstrap), focus_user=user, show_progress=not as_json))
-        answer = explain(evidence, user, model, when)
+        if ledger is not None:
+            store = open_ledger(ledger)
+            try:
+                answer = explain_from_ledger(store, user, model, when, signatures)
+            finally:
+                store.close()
+        else:
+            evidence = asyncio.run(
+                read_evidence(
+                    kafka_settings(bootstrap), focus_user=user, show_progress=not as_json, signatures=signatures
+                )
+            )
+            answer = explain(evidence, user, model, when)
     except NothingFound as exc:
         raise _fail(str(exc)) from exc
+    except Refused as exc:
+        raise _fail(str(exc), exc.code) from exc
     if as_json:
-        typer.echo(json.dumps(answer, indent=2, default=str))
+        typer.echo(answer_json(answer))
         return
     out.print(f"user {user}, model {model}, at {answer['at']}")
     for cluster, verdict in answer["clusters"].items():
@@ -214,12 +245,17 @@ def explain_command(
 def at_command(
     when: str = typer.Argument(..., help="The moment (ISO 8601)."),
     as_json: bool = typer.Option(False, "--json", help="The answer as JSON."),
+    record_keys: list[str] = RECORD_KEYS,
     bootstrap: str = BOOTSTRAP,
 ) -> None:
     """The directives in force at that moment, each cluster's state and the affected counts."""
     moment_asked = _time(when, "TIME")
     try:
-        evidence = asyncio.run(read_evidence(kafka_settings(bootstrap), show_progress=not as_json))
+        evidence = asyncio.run(
+            read_evidence(
+                kafka_settings(bootstrap), show_progress=not as_json, signatures=record_signatures(record_keys)
+            )
+        )
         answer = at_moment(evidence, moment_asked)
     except NothingFound as exc:
         raise _fail(str(exc)) from exc

@@ -11,6 +11,7 @@ from aiokafka.structs import TopicPartition
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from services.audit.evidence import Evidence
+from services.audit.forgery import NO_CHECK, Signatures
 from shared.contracts.catalogue import ACKS, COMMANDS, DIRECTIVES, ENFORCEMENT, IMPACT, NOTIFICATIONS, USERS, Topic
 from shared.runtime.kafka import consuming
 from shared.runtime.settings import KafkaSettings
@@ -33,10 +34,12 @@ async def read_evidence(
     focus_user: int | None = None,
     topics: Iterable[Topic] = WINDOWED,
     show_progress: bool = True,
+    signatures: Signatures = NO_CHECK,
 ) -> Evidence:
     """The evidence on the topics: directives and impact whole, the others from `since` (by timestamp) to
-    `until`; the focus user's registry records from their partition."""
-    evidence = Evidence(focus_user=focus_user)
+    `until`; the focus user's registry records from their partition. Records failing `signatures` are kept
+    aside as forgeries."""
+    evidence = Evidence(focus_user=focus_user, signatures=signatures)
     async with consuming(settings, "audit-evidence") as reader:
         spans = await _spans(reader, list(topics), since, until, focus_user)
         wanted = [tp for tp, (low, high) in spans.items() if high > low]
@@ -87,7 +90,7 @@ async def _drain(reader, evidence: Evidence, stops: dict[TopicPartition, int], t
                 stop = pending.get(tp)
                 for r in records:
                     if stop is not None and r.offset < stop:
-                        evidence.add(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
+                        evidence.add(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp, r.headers)
                 progress.advance(task, len(records))
             for tp in list(pending):
                 if await reader.position(tp) >= pending[tp]:

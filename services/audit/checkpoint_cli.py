@@ -13,15 +13,17 @@ from rich.console import Console
 from rich.table import Table
 
 from services.audit.app import RECORDED_TOPICS
+from services.audit.forgery import Signatures
 from services.audit.kafka_check import OffsetsCheck, check_offsets
 from services.audit.ledger import Ledger
 from services.audit.merkle import root
 from services.audit.proofs import LedgerCheck, check_ledger, prove_consistency, prove_inclusion
 from services.audit.settings import AuditSettings
 from services.audit.signing_key import SigningKeyMissing, checkpoint_signer
+from services.audit.timeline import forgery
 from services.audit.treehead import HeadRefused, TreeHead, export_head, verify_head
 from shared.contracts.audit import AuditCheckpoint
-from shared.contracts.catalogue import AUDIT
+from shared.contracts.catalogue import AUDIT, BY_NAME
 from shared.runtime.kafka import records_to_end
 from shared.runtime.settings import kafka_settings
 from shared.runtime.signing import KeySet
@@ -183,6 +185,12 @@ def verify(
     keys: Path = typer.Option(None, "--keys", help=KEYS_HELP),
     kafka: bool = typer.Option(True, "--kafka/--no-kafka", help="Also hold the ledger against the topics."),
     bootstrap: str = typer.Option(None, "--bootstrap", help=BOOTSTRAP_HELP),
+    record_keys: list[str] = typer.Option(
+        None,
+        "--record-keys",
+        help="TOPIC=JWKS: check that topic's records against these keys (repeatable; adds to "
+        "COUNTERMAND_AUDIT_RECORD_KEYS); forged records are listed.",
+    ),
     grace: float = typer.Option(
         30.0,
         "--grace",
@@ -196,17 +204,50 @@ def verify(
     folder = against or AuditSettings().export_dir
     try:
         heads, key_set = heads_and_keys(folder, keys)
+        signatures = record_signatures(record_keys)
         store = open_ledger(ledger)
         try:
             result = checked(store, heads, key_set)
+            forged = [(e, why) for e in store.entries() if (why := forgery(e, signatures)) is not None]
         finally:
             store.close()
         offsets = asyncio.run(_offsets(bootstrap, result, grace)) if kafka else None
     except Refused as exc:
         raise fail(exc) from exc
     _print_verdict(result, offsets, folder)
+    _print_forgeries(forged, signatures)
     if not result.intact or (offsets is not None and not offsets.intact):
         raise typer.Exit(1)
+
+
+def record_signatures(options: list[str] | None) -> Signatures:
+    """The key sets records are checked against: COUNTERMAND_AUDIT_RECORD_KEYS, then TOPIC=FILE options."""
+    chosen: dict[str, Path] = dict(AuditSettings().record_keys)
+    for option in options or []:
+        topic, sep, path = option.partition("=")
+        if not sep or topic not in BY_NAME or not path:
+            raise Refused(f"--record-keys: {option!r} is not TOPIC=FILE with a known topic")
+        chosen[topic] = Path(path)
+    try:
+        return Signatures.from_files(chosen)
+    except ValueError as exc:
+        raise Refused(str(exc)) from exc
+
+
+def _print_forgeries(forged: list, signatures: Signatures) -> None:
+    out, err = Console(highlight=False, soft_wrap=True), Console(stderr=True, highlight=False, soft_wrap=True)
+    if not signatures.topics:
+        out.print("record signatures not checked (no record key sets: COUNTERMAND_AUDIT_RECORD_KEYS)")
+        return
+    if not forged:
+        out.print(f"no forged record: every record on {', '.join(signatures.topics)} is signed by a current key")
+        return
+    err.print(f"[red]{len(forged):,} forged records[/red] (failed signature verification):")
+    for entry, why in forged[:20]:
+        r = entry.record
+        err.print(f"  seq {entry.seq} {r.topic}/{r.partition}@{r.offset} {entry.envelope.type or '-'}: {why}")
+    if len(forged) > 20:
+        err.print(f"  … and {len(forged) - 20:,} more")
 
 
 async def _offsets(bootstrap: str | None, result: LedgerCheck, grace_s: float) -> OffsetsCheck:

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from services.audit import checkpoint_cli
 from services.audit.chain import Entry
+from services.audit.forgery import Signatures
 from services.audit.ledger import Ledger, LedgerMissing
 from services.audit.record import parsed
 from services.audit.settings import AuditSettings
@@ -52,6 +53,14 @@ def keygen(
         err().print(f"[red]error:[/red] cannot write the key to {folder}: {exc}")
         raise typer.Exit(2) from exc
     out().print(f"wrote {private} (key id {key_id}) and {public}")
+
+
+def record_signatures(options: list[str] | None = None) -> Signatures:
+    """The key sets records are checked against (settings, then TOPIC=FILE options); exit 2 on a bad one."""
+    try:
+        return checkpoint_cli.record_signatures(options)
+    except checkpoint_cli.Refused as exc:
+        raise checkpoint_cli.fail(exc) from exc
 
 
 def out() -> Console:
@@ -94,7 +103,7 @@ def report(
     """The directive's timeline: one line per event, repeated notices aggregated."""
     store = _open(ledger)
     try:
-        lines = timeline(_directive_entries(store, directive_id), directive_id)
+        lines = timeline(_directive_entries(store, directive_id), directive_id, record_signatures())
     finally:
         store.close()
     table = Table("time", "topic", "event", "summary", title=f"directive {directive_id}")

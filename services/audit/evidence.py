@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from pyroaring import BitMap
 
+from services.audit.forgery import NO_CHECK, Signatures
 from shared.contracts.bitmaps import decode_bitmap
 
 RevKey = tuple[str, int]  # directive id, revision
@@ -31,6 +32,19 @@ class Seen:
     partition: int
     offset: int
     doc: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Forged:
+    """A record that fails its topic's signature check: kept aside, never used as evidence."""
+
+    seen: Seen
+    reason: str
+
+    @property
+    def directive_id(self) -> str | None:
+        value = self.seen.doc.get("directive_id")
+        return value if isinstance(value, str) else None
 
 
 @dataclass
@@ -49,6 +63,8 @@ class Evidence:
     """Every directive's story as the topics tell it."""
 
     focus_user: int | None = None
+    signatures: Signatures = NO_CHECK
+    forgeries: list[Forged] = field(default_factory=list)
     issued: dict[str, list[Seen]] = field(default_factory=lambda: defaultdict(list))
     lifted: dict[str, list[Seen]] = field(default_factory=lambda: defaultdict(list))
     assessed: dict[ActKey, Seen] = field(default_factory=dict)
@@ -68,8 +84,25 @@ class Evidence:
     first_at: datetime | None = None
     last_at: datetime | None = None
 
-    def add(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, ts: int) -> None:
-        """Fold one record in (records of one partition in offset order; partitions in any interleaving)."""
+    def add(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        ts: int,
+        headers: object = None,
+    ) -> None:
+        """Fold one record in (records of one partition in offset order; partitions in any interleaving). A record
+        that fails its topic's signature check is set aside as a forgery, and nothing is taken from it."""
+        forged = self.signatures.problem(topic, key, value, headers, ts) if self.signatures.keys else None
+        if forged is not None:
+            doc = _document(value) or {"type": "unparsable"}
+            self.forgeries.append(
+                Forged(Seen(_time(doc.get("occurred_at"), ts), topic, partition, offset, doc), forged)
+            )
+            return
         if topic == "identity.users.v1":
             self._user(partition, offset, key, value, ts)
             return

@@ -11,11 +11,16 @@ from services.audit.evidence import Evidence, Seen, parse_time
 from services.audit.report import NothingFound
 
 
+class BeforeFirstEvent(NothingFound):
+    """The moment asked about precedes every recorded event."""
+
+
 def explain(evidence: Evidence, user: int, model: str, at: datetime) -> dict[str, Any]:
     """Allowed or denied per cluster at `at`, with the chain of evidence; NothingFound for a user never in the
     registry or a time before any event."""
     _check_time(evidence, at)
     record = _record_at(evidence, user, at)
+    _check_model(evidence, model)
     covering = [c for c in (_covering(evidence, d, user, model, at, record) for d in sorted(evidence.issued)) if c]
     clusters = sorted(set(_serving(evidence, model)) | {c for d in covering for c in d["clusters"]})
     verdicts = {}
@@ -34,16 +39,39 @@ def explain(evidence: Evidence, user: int, model: str, at: datetime) -> dict[str
         "clusters": verdicts,
         "registry_record": record,
         "directives": covering,
+        "forged_records_ignored": _forgeries(evidence, user),
     }
+
+
+def _forgeries(evidence: Evidence, user: int) -> list[dict[str, Any]]:
+    """Forged records about a directive or this user: listed so an auditor sees them, never used above."""
+    return [
+        {
+            "topic": f.seen.topic,
+            "partition": f.seen.partition,
+            "offset": f.seen.offset,
+            "type": f.seen.doc.get("type"),
+            "at": f.seen.at.isoformat(),
+            "reason": f.reason,
+        }
+        for f in sorted(evidence.forgeries, key=lambda f: (f.seen.topic, f.seen.partition, f.seen.offset))
+        if f.directive_id is not None or f.seen.doc.get("recipient") == user or f.seen.doc.get("user_id") == user
+    ]
 
 
 def _check_time(evidence: Evidence, at: datetime) -> None:
     if evidence.first_at is None:
         raise NothingFound("no event recorded on the topics")
     if at < evidence.first_at:
-        raise NothingFound(
-            f"--at: {at.isoformat()} is before any recorded event (the first is {evidence.first_at.isoformat()})"
+        raise BeforeFirstEvent(
+            f"at: {at.isoformat()} is before any recorded event (the first is {evidence.first_at.isoformat()})"
         )
+
+
+def _check_model(evidence: Evidence, model: str) -> None:
+    named = {m for seen in evidence.issued.values() for s in seen for m in s.doc["scope"]["models"]}
+    if model not in named and not any(model in models for models in evidence.cluster_models.values()):
+        raise NothingFound(f"model: {model!r} is served by no cluster and named by no directive")
 
 
 def _record_at(evidence: Evidence, user: int, at: datetime) -> dict[str, Any] | None:
@@ -118,7 +146,7 @@ def _cluster_evidence(evidence: Evidence, directive_id: str, revision: int, at: 
             digest_matches=matches,
         )
         entry["enforced"] = entry.get("enforced", False) or matches
-    return found
+    return dict(sorted(found.items()))  # the same order however the partitions were interleaved
 
 
 def _expected_digests(evidence: Evidence, directive_id: str, revision: int) -> dict[str, str]:

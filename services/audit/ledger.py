@@ -1,7 +1,7 @@
 """The SQLite ledger: entries appended in hash-chained batches, read back in seq order.
 
-Beside each entry it stores the entry's Merkle leaf hash (table `leaves`, written in the same transaction)
-and keeps a Frontier in memory, so the tree head after an append costs O(log n), and proofs need no rehash.
+In the same transaction as each batch it stores the entries' Merkle leaf hashes, the Merkle frontier (so a
+restart reopens in O(log n)) and the lookup index that explain reads (see lookup.py and the README).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from services.audit.chain import GENESIS, Entry, canonical, fresh, link
+from services.audit.lookup import DIRECTIVE_RANGE, earliest, keys_of, user_key
 from services.audit.merkle import Frontier, leaf_hash
 from services.audit.record import Envelope, Headers, Record
 
@@ -38,6 +39,10 @@ CREATE TABLE IF NOT EXISTS entries (
 CREATE INDEX IF NOT EXISTS entries_correlation ON entries (correlation_id);
 CREATE INDEX IF NOT EXISTS entries_key ON entries (key);
 CREATE TABLE IF NOT EXISTS leaves (seq INTEGER PRIMARY KEY, leaf BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS frontier (id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER NOT NULL, nodes BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS lookup (k TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (k, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS latest (k TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS facts (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 COLUMNS = (
     "seq, topic, partition, offset, key, value, headers, kafka_timestamp, event_id, type, "
@@ -102,6 +107,7 @@ class Ledger:
     """The audit's hash-chained ledger in one SQLite file (one writer)."""
 
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        self.path = path
         if read_only and not path.exists():
             raise LedgerMissing(f"no audit ledger at {path}")
         if read_only:
@@ -116,12 +122,61 @@ class Ledger:
         self.frontier: Frontier | None = None if read_only else self._frontier()
 
     def _frontier(self) -> Frontier:
-        """The tree of the stored leaves, after storing any an older ledger lacks (one pass at open)."""
+        """The tree of the stored leaves: the stored frontier plus any leaf after it (none after a clean stop);
+        a ledger written before frontiers and indexes were stored gets them in one pass, once."""
         self._backfill_leaves()
         frontier = Frontier()
-        for (leaf,) in self._db.execute("SELECT leaf FROM leaves ORDER BY seq"):
+        row = self._db.execute("SELECT size, nodes FROM frontier WHERE id = 1").fetchone()
+        if row is not None:
+            try:
+                frontier = Frontier.restore(row[0], row[1])
+            except ValueError:
+                frontier = Frontier()
+        for (leaf,) in self._db.execute("SELECT leaf FROM leaves WHERE seq > ? ORDER BY seq", (frontier.size,)):
             frontier.append(leaf)
+        self._db.execute("BEGIN IMMEDIATE")
+        self._index(list(self._unindexed()))
+        self._store_frontier(frontier)
+        self._db.execute("COMMIT")
         return frontier
+
+    def _store_frontier(self, frontier: Frontier) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO frontier (id, size, nodes) VALUES (1, ?, ?)", (frontier.size, frontier.state())
+        )
+
+    def _fact(self, name: str) -> int | None:
+        try:
+            row = self._db.execute("SELECT value FROM facts WHERE name = ?", (name,)).fetchone()
+        except sqlite3.OperationalError:  # a ledger from before the index, opened read-only
+            return None
+        return None if row is None else row[0]
+
+    def _unindexed(self) -> Iterator[Entry]:
+        rows = self._db.execute(f"SELECT {COLUMNS} FROM entries WHERE seq > ? ORDER BY seq", (self._indexed(),))
+        for row in rows.fetchall():
+            yield _entry(row)
+
+    def _indexed(self) -> int:
+        return self._fact("indexed_seq") or 0
+
+    def _index(self, entries: Sequence[Entry]) -> None:
+        """Index entries (inside the caller's transaction): lookup keys, latest slots, the first event's time."""
+        if not entries:
+            return
+        found, newest = [], {}
+        for entry in entries:
+            keys, slot = keys_of(entry.record)
+            found.extend((k, entry.seq) for k in keys)
+            if slot is not None:
+                newest[slot] = entry.seq
+        self._db.executemany("INSERT OR IGNORE INTO lookup (k, seq) VALUES (?, ?)", found)
+        self._db.executemany("INSERT OR REPLACE INTO latest (k, seq) VALUES (?, ?)", newest.items())
+        first = earliest(e.record for e in entries)
+        known = self._fact("first_event_us")
+        if first is not None and (known is None or first < known):
+            self._db.execute("INSERT OR REPLACE INTO facts (name, value) VALUES ('first_event_us', ?)", (first,))
+        self._db.execute("INSERT OR REPLACE INTO facts (name, value) VALUES ('indexed_seq', ?)", (entries[-1].seq,))
 
     def _backfill_leaves(self) -> None:
         (done,) = self._db.execute("SELECT coalesce(max(seq), 0) FROM leaves").fetchone()
@@ -154,12 +209,16 @@ class Ledger:
                 self._db.executemany(
                     "INSERT INTO leaves (seq, leaf) VALUES (?, ?)", zip((e.seq for e in entries), leaves, strict=True)
                 )
+                frontier = Frontier.restore(self.frontier.size, self.frontier.state())
+                for leaf in leaves:
+                    frontier.append(leaf)
+                self._store_frontier(frontier)
+                self._index(entries)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
-            for leaf in leaves:
-                self.frontier.append(leaf)
+            self.frontier = frontier
         return entries
 
     def tree_head(self) -> tuple[int, bytes]:
@@ -199,6 +258,29 @@ class Ledger:
         """Every entry in seq order."""
         for row in self._db.execute(f"SELECT {COLUMNS} FROM entries ORDER BY seq"):
             yield _entry(row)
+
+    def about_user(self, user: int) -> tuple[list[Entry], int | None]:
+        """What one user's question needs, in seq order: the user's registry records and notices, every
+        directive's events, the newest heartbeat of each cluster, and any entry not indexed yet; with the time
+        of the first recorded event (microseconds), None when unknown."""
+        rows = self._db.execute(
+            f"SELECT {COLUMNS} FROM entries WHERE seq IN ("
+            "SELECT seq FROM lookup WHERE k = ? "
+            "UNION SELECT seq FROM lookup WHERE k >= ? AND k < ? "
+            "UNION SELECT seq FROM latest "
+            "UNION SELECT seq FROM entries WHERE seq > ?) ORDER BY seq",
+            (user_key(user), *DIRECTIVE_RANGE, self._indexed()),
+        )
+        entries = [_entry(row) for row in rows]
+        return entries, self._fact("first_event_us")
+
+    def indexed(self) -> bool:
+        """Whether this ledger has the lookup index (a ledger from an older audit gets it when the audit opens it)."""
+        try:
+            self._db.execute("SELECT 1 FROM lookup LIMIT 1")
+        except sqlite3.OperationalError:
+            return False
+        return True
 
     def entries_of(self, directive_id: str) -> list[Entry]:
         """Entries whose correlation id or key is the directive id, in seq order."""

@@ -53,6 +53,19 @@ class Frontier:
         self._stack.append(node)
         self.size += 1
 
+    def state(self) -> bytes:
+        """The frontier as bytes (its subtree roots, 32 bytes each): what a ledger stores to reopen in O(log n)."""
+        return b"".join(self._stack)
+
+    @classmethod
+    def restore(cls, size: int, state: bytes) -> Frontier:
+        """A frontier from `state()` of a tree of `size` leaves; ValueError when they do not fit together."""
+        if len(state) % 32 or len(state) // 32 != size.bit_count():
+            raise ValueError(f"a frontier of {len(state)} bytes does not fit a tree of {size} leaves")
+        frontier = cls()
+        frontier.size, frontier._stack = size, [state[i : i + 32] for i in range(0, len(state), 32)]
+        return frontier
+
     def root(self) -> bytes:
         if not self._stack:
             return EMPTY_ROOT

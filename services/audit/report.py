@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 
-from services.audit.evidence import Evidence, Seen, parse_time
+from services.audit.evidence import Evidence, Forged, Seen, parse_time
 from services.audit.report_model import (
     Assessment,
     CheckpointVerification,
     ClusterEnforcement,
     DirectiveReport,
     Discrepancy,
+    ForgedRecord,
     Lift,
     Notices,
     Revision,
@@ -36,7 +37,8 @@ def build_report(
     checkpoint: CheckpointVerification | None = None,
 ) -> DirectiveReport:
     """The report of one directive; NothingFound for an unknown directive or a window without its events."""
-    lines = _timeline(evidence, directive_id, window)
+    forged = [f for f in evidence.forgeries if f.directive_id == directive_id and _within(f.seen.at, window)]
+    lines = sorted(_timeline(evidence, directive_id, window) + [_forged_line(f) for f in forged], key=_line_order)
     if not evidence.issued.get(directive_id):
         raise NothingFound(f"directive_id: no DirectiveIssued for {directive_id!r} on compliance.directives.v1")
     if not lines:
@@ -45,7 +47,8 @@ def build_report(
     assessments = [_assessment(s, (reproduced or {}).get(k[1])) for k, s in _mine(evidence.assessed, directive_id)]
     clusters = list(_clusters(evidence, directive_id))
     notices = [_notices(k, t) for k, t in _mine(evidence.notices, directive_id)]
-    found = list(_discrepancies(evidence, directive_id, revisions, assessments, clusters, notices))
+    found = [_forgery_discrepancy(f) for f in forged]
+    found += _discrepancies(evidence, directive_id, revisions, assessments, clusters, notices)
     return DirectiveReport(
         directive_id=directive_id,
         generated_at=now,
@@ -63,7 +66,52 @@ def build_report(
         discrepancies=found[:DISCREPANCY_LIMIT],
         discrepancies_total=len(found),
         timeline=lines,
+        forgeries=[
+            ForgedRecord(
+                topic=f.seen.topic,
+                partition=f.seen.partition,
+                offset=f.seen.offset,
+                at=f.seen.at,
+                event=str(f.seen.doc.get("type")),
+                reason=f.reason,
+            )
+            for f in forged
+        ],
+        signed_topics=list(evidence.signatures.topics),
         checkpoint=checkpoint,
+    )
+
+
+def _within(at: datetime, window: tuple[datetime | None, datetime | None]) -> bool:
+    return (window[0] is None or at >= window[0]) and (window[1] is None or at <= window[1])
+
+
+def _line_order(line: TimelineLine) -> tuple:
+    """Time, then what the line says: the same order however the topics' partitions were interleaved."""
+    return (line.at, line.topic, line.event, line.summary)
+
+
+def _forged_line(forged: Forged) -> TimelineLine:
+    seen = forged.seen
+    return TimelineLine(
+        at=seen.at,
+        topic=seen.topic,
+        event=str(seen.doc.get("type")),
+        summary=f"FORGED ({forged.reason}): partition {seen.partition} offset {seen.offset}, not used as evidence",
+        forged=True,
+    )
+
+
+def _forgery_discrepancy(forged: Forged) -> Discrepancy:
+    seen = forged.seen
+    revision = seen.doc.get("revision")
+    return Discrepancy(
+        kind="forged_record",
+        revision=revision if isinstance(revision, int) else None,
+        cluster=seen.doc.get("cluster_id") if isinstance(seen.doc.get("cluster_id"), str) else None,
+        at=seen.at,
+        detail=f"{seen.doc.get('type')} on {seen.topic} partition {seen.partition} offset {seen.offset}: "
+        f"{forged.reason}",
     )
 
 
@@ -174,8 +222,10 @@ def _discrepancies(
             )
     for c in clusters:
         yield from _cluster_discrepancies(c)
+    for (_, revision, action), updates in _mine(evidence.progress, directive_id):
+        yield from _healed_drift(revision, action, updates)
     for (_, revision), acks in _mine(evidence.acks, directive_id):
-        for ack in acks:
+        for ack in sorted(acks, key=lambda s: (s.at, s.doc.get("cluster_id", ""), s.offset)):
             if ack.doc["type"] == "CommandFailed":
                 yield Discrepancy(
                     kind="command_failed",
@@ -201,6 +251,29 @@ def _discrepancies(
                     detail=f"{action} notice requested, never delivered",
                 )
     yield from _uncovered_notices(assessments, notices, evidence, directive_id)
+
+
+def _healed_drift(revision: int, action: str, updates: list[Seen]) -> Iterator[Discrepancy]:
+    """A cluster marked drifted, then applied again with the expected digest: one discrepancy per episode."""
+    drifted: dict[str, Seen] = {}
+    for update in sorted(updates, key=lambda s: (s.at, s.offset)):
+        for cluster, progress in sorted(update.doc["clusters"].items()):
+            state = progress.get("state")
+            if state == "drifted":
+                drifted.setdefault(cluster, update)
+                continue
+            expected = progress.get("expected_digest") or update.doc.get("expected_digest")
+            if cluster in drifted and state == "applied" and progress.get("digest") in (None, expected):
+                found = drifted.pop(cluster)
+                reason = found.doc["clusters"][cluster].get("reason") or "drifted"
+                yield Discrepancy(
+                    kind="drift_healed",
+                    revision=revision,
+                    cluster=cluster,
+                    at=update.at,
+                    detail=f"{action}: {reason} at {found.at.isoformat()}; the expected digest applied again "
+                    f"{(update.at - found.at).total_seconds():.1f}s later",
+                )
 
 
 def _cluster_discrepancies(c: ClusterEnforcement) -> Iterator[Discrepancy]:
@@ -282,4 +355,4 @@ def _timeline(
     for _, acks in _mine(evidence.acks, directive_id):
         for s in acks:
             add(s, f"{s.doc['cluster_id']} {s.doc.get('action', 'failed')} revision {s.doc['revision']}")
-    return sorted(lines, key=lambda line: line.at)
+    return sorted(lines, key=_line_order)

@@ -16,6 +16,8 @@ DiscrepancyKind = Literal[
     "emergency_issue",
     "reproduction_mismatch",
     "command_failed",
+    "drift_healed",
+    "forged_record",
 ]
 
 
@@ -109,6 +111,18 @@ class TimelineLine(Part):
     topic: str
     event: str
     summary: str
+    forged: bool = Field(False, description="A record that failed its signature check: shown, never used.")
+
+
+class ForgedRecord(Part):
+    """A record on a signed topic that is unsigned, altered, or signed by an unknown or retired key."""
+
+    topic: str
+    partition: int
+    offset: int
+    at: datetime
+    event: str
+    reason: str
 
 
 class CheckpointVerification(Part):
@@ -139,6 +153,12 @@ class DirectiveReport(Part):
     discrepancies: list[Discrepancy]
     discrepancies_total: int = Field(..., description="All discrepancies (the list stops at a limit).")
     timeline: list[TimelineLine]
+    forgeries: list[ForgedRecord] = Field(
+        default_factory=list, description="Records of the directive that failed signature verification."
+    )
+    signed_topics: list[str] = Field(
+        default_factory=list, description="Topics whose records were checked against their key sets."
+    )
     checkpoint: CheckpointVerification | None = None
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.contracts.catalogue import BY_NAME
+from shared.runtime.auth import AuthSettings
 from shared.runtime.settings import ServiceSettings
 
 
@@ -21,6 +23,12 @@ class AuditSettings(ServiceSettings):
         ge=0,
         le=65535,
         description='Port of the health endpoints (0: any free port, logged in the "service ready" line).',
+    )
+
+    auth: AuthSettings | None = Field(
+        None,
+        description="Who may call /v1/explain (role auditor); unset: read from COUNTERMAND_AUTH_* when the "
+        "service is built (the read-only CLI needs none).",
     )
 
     group: str = Field("countermand-audit", min_length=1, description="Consumer group of the ledger.")
@@ -47,6 +55,21 @@ class AuditSettings(ServiceSettings):
         description="Development only: run without a signing key, publishing unsigned checkpoints "
         "(without it, a missing key refuses the start).",
     )
+
+    record_keys: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Record signature checks: JSON map of topic to the JWK set of the keys that sign it, e.g. "
+        '{"compliance.directives.v1": "intake.jwks.json"}. Every record on a listed topic that is unsigned, altered, '
+        "or signed by an unknown or retired key is reported as a forgery and never used as evidence.",
+    )
+
+    @field_validator("record_keys")
+    @classmethod
+    def _known_topics(cls, value: dict[str, Path]) -> dict[str, Path]:
+        unknown = sorted(set(value) - set(BY_NAME))
+        if unknown:
+            raise ValueError(f"record_keys: unknown topics {', '.join(unknown)}")
+        return value
 
     @property
     def ledger_path(self) -> Path:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from services.audit.chain import Entry
+from services.audit.forgery import NO_CHECK, Signatures
 from services.audit.record import parsed
 
 # Types that come in hundreds or millions per directive: one line with a count instead.
@@ -37,12 +38,25 @@ def events_of(entries: Iterable[Entry], directive_id: str) -> list[Entry]:
     return sorted(mine, key=lambda e: (_sortable(time_of(e)), e.seq))
 
 
-def timeline(entries: Iterable[Entry], directive_id: str) -> list[Line]:
-    """The directive's timeline; aggregated types collapse into one line at their first occurrence."""
+def forgery(entry: Entry, signatures: Signatures) -> str | None:
+    """Why the entry's record fails its topic's signature check, None when it passes (or is not checked)."""
+    r = entry.record
+    return signatures.problem(r.topic, r.key, r.value, r.headers, r.kafka_timestamp)
+
+
+def timeline(entries: Iterable[Entry], directive_id: str, signatures: Signatures = NO_CHECK) -> list[Line]:
+    """The directive's timeline; aggregated types collapse into one line at their first occurrence; a forged
+    record gets a line of its own, marked FORGED."""
     lines: list[Line] = []
     counts: dict[str, tuple[int, set[str]]] = {}
     for entry in events_of(entries, directive_id):
         event = entry.envelope.type or _untyped(entry)
+        forged = forgery(entry, signatures)
+        if forged is not None:
+            lines.append(
+                Line(time_of(entry), entry.record.topic, f"FORGED {event}", f"{forged}: {summary(entry)}", entry.seq)
+            )
+            continue
         if event in AGGREGATED:
             if event not in counts:
                 counts[event] = (len(lines), set())

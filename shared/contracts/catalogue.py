@@ -27,6 +27,12 @@ WEEK_MS = 7 * 24 * 3600 * 1000
 # send at most this much and consumers fetch at least twice this much per partition, so a record the broker
 # accepted can always be fetched, and a dead letter about any record can always be written (see DeadLetter).
 FETCH_BYTES = 2 * MAX_MESSAGE_BYTES
+# The audit horizon: how long after an assessment the registry still holds every record it was computed from.
+# A record is compacted away only once a later record of its user is older than min.compaction.lag.ms, so the
+# registry at an assessment's offsets is reproducible for this long after it; deleted users' tombstones are
+# kept as long (delete.retention.ms). `countermand topics apply --audit-horizon-days N` sets another horizon.
+DAY_MS = 24 * 3600 * 1000
+AUDIT_HORIZON_DAYS = 400
 SERVICES = ("intake", "impact", "enforcement", "agent", "notifier", "audit")
 
 
@@ -47,18 +53,38 @@ class Topic:
     def adapter(self) -> TypeAdapter:
         return _adapter(self.name)
 
-    def configs(self) -> dict[str, str]:
-        """Broker-side topic configs."""
-        return {
+    def configs(self, audit_horizon_days: int | None = None) -> dict[str, str]:
+        """Broker-side topic configs; `audit_horizon_days` replaces the catalogue's horizon where it applies."""
+        configs = {
             "cleanup.policy": self.cleanup,
             "retention.ms": str(self.retention_ms),
             "max.message.bytes": str(self.max_message_bytes),
             **self.extra,
         }
+        if audit_horizon_days is not None:
+            if audit_horizon_days < 1:
+                raise ValueError(f"the audit horizon must be at least 1 day, got {audit_horizon_days}")
+            for name in HORIZON_CONFIGS:
+                if name in configs:
+                    configs[name] = str(audit_horizon_days * DAY_MS)
+        return configs
 
 
 DIRECTIVES = Topic("compliance.directives.v1", DirectiveEvent, "directive_id", 3, FOREVER)
-USERS = Topic("identity.users.v1", UserUpserted, "user_id", 6, FOREVER, "compact", {"min.compaction.lag.ms": "0"})
+USERS = Topic(
+    "identity.users.v1",
+    UserUpserted,
+    "user_id",
+    6,
+    FOREVER,
+    "compact",
+    {
+        "min.compaction.lag.ms": str(AUDIT_HORIZON_DAYS * DAY_MS),
+        "delete.retention.ms": str(AUDIT_HORIZON_DAYS * DAY_MS),
+    },
+)
+# The configs that keep what an audit horizon needs (set from the horizon given to `topics apply`).
+HORIZON_CONFIGS = ("min.compaction.lag.ms", "delete.retention.ms")
 IMPACT = Topic("compliance.impact.v1", ImpactEvent, "directive_id", 3, FOREVER)
 COMMANDS = Topic("serving.commands.v1", ClusterCommand, "cluster_id", 6, WEEK_MS)
 ACKS = Topic("serving.acks.v1", AckEvent, "cluster_id", 6, WEEK_MS)

@@ -36,11 +36,13 @@ async def apply_topics(
     topics: tuple[Topic, ...] = ALL_TOPICS,
     replication: int = 1,
     min_insync_replicas: int | None = None,
+    audit_horizon_days: int | None = None,
 ) -> list[TopicChange]:
     """Create missing topics, raise partition counts and align configs with the catalogue.
 
     min_insync_replicas, when given, is set on every topic (min.insync.replicas) so that acks=all
-    producers fail rather than write to fewer replicas.
+    producers fail rather than write to fewer replicas; audit_horizon_days replaces the catalogue's
+    AUDIT_HORIZON_DAYS on the compacted registry.
     """
     if min_insync_replicas is not None and min_insync_replicas > replication:
         raise ValueError(
@@ -51,7 +53,7 @@ async def apply_topics(
         existing = await _partition_counts(client)
         changes = []
         for topic in topics:
-            wanted = wanted_configs(topic, min_insync_replicas)
+            wanted = wanted_configs(topic, min_insync_replicas, audit_horizon_days)
             if topic.name not in existing:
                 response = await client.create_topics(
                     [NewTopic(topic.name, topic.partitions, replication, topic_configs=wanted)]
@@ -64,13 +66,17 @@ async def apply_topics(
         return changes
 
 
-def wanted_configs(topic: Topic, min_insync_replicas: int | None = None) -> dict[str, str]:
-    """The broker-side configs a topic should have: the catalogue's, plus min.insync.replicas when given."""
+def wanted_configs(
+    topic: Topic, min_insync_replicas: int | None = None, audit_horizon_days: int | None = None
+) -> dict[str, str]:
+    """The broker-side configs a topic should have: the catalogue's (with the audit horizon given), plus
+    min.insync.replicas when given."""
+    configs = topic.configs(audit_horizon_days)
     if min_insync_replicas is None:
-        return topic.configs()
+        return configs
     if min_insync_replicas < 1:
         raise ValueError(f"min_insync_replicas must be at least 1, got {min_insync_replicas}")
-    return {**topic.configs(), "min.insync.replicas": str(min_insync_replicas)}
+    return {**configs, "min.insync.replicas": str(min_insync_replicas)}
 
 
 async def missing_topics(settings: KafkaSettings, topics: tuple[Topic, ...] = ALL_TOPICS) -> list[str]:

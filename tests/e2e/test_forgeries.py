@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from devtools.observe import TopicReader
 from devtools.registry import population as registry_population
 from devtools.registry.loader import load as load_registry
 from devtools.stack import Stack
+from devtools.waiting import eventually
 from shared.contracts.bitmaps import encode_bitmap
 from shared.contracts.catalogue import ACKS, COMMANDS, DIRECTIVES, ENFORCEMENT, dead_letter_topic, key_of
 from shared.contracts.deadletter import DeadLetter
@@ -33,6 +37,7 @@ from shared.contracts.serving import (
     LiftCommand,
     RestrictCommand,
 )
+from shared.runtime.auth import Role
 from shared.runtime.kafka import producing, records_to_end
 from shared.runtime.record_signing import encoded, signed_headers
 from shared.runtime.settings import KafkaSettings
@@ -113,6 +118,72 @@ def restrict_all(cluster: str, event_id: str) -> RestrictCommand:
         users=encode_bitmap(BitMap(range(1, USERS_N + 1))),
         expected_digest="forged",
     )
+
+
+def countermand(stack: Stack, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        **stack.base_env(),
+        "COUNTERMAND_AUDIT_RECORD_KEYS": json.dumps(stack.record_key_sets()),
+        "COLUMNS": "250",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", "audit", *args], capture_output=True, text=True, timeout=300, env=env
+    )
+
+
+async def audit_flags_the_forgeries(
+    stack: Stack, folder: Path, cluster: str, when: str, denied_before: set[int]
+) -> None:
+    """The report (JSON, HTML, timeline), verify and explain over HTTP each show the forged records."""
+    report_json, report_html = folder / "report.json", folder / "report.html"
+    done = await asyncio.to_thread(
+        countermand, stack, "report", DIRECTIVE, "--json", str(report_json), "--html", str(report_html)
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(report_json.read_text())
+    forged = {(f["event"], f["reason"].split(" (")[0]) for f in report["forgeries"]}
+    assert forged == {
+        ("LiftCommand", "unsigned"),
+        ("RestrictCommand", "bad signature"),
+        ("DirectiveIssued", "bad signature"),  # intake's record with one byte changed
+    }, report["forgeries"]
+    assert sum(d["kind"] == "forged_record" for d in report["discrepancies"]) == 3
+    assert any(line["forged"] and line["event"] == "LiftCommand" for line in report["timeline"])
+    assert "forged records" in done.stderr
+    healed = [d for d in report["discrepancies"] if d["kind"] == "drift_healed"]
+    assert healed and healed[0]["detail"].startswith("restrict: drift: holds")
+    page = report_html.read_text()
+    assert 'data-testid="forgeries" class="bad">3<' in page and page.count('data-testid="forged-line"') == 3
+
+    def verified() -> subprocess.CompletedProcess | None:
+        done = countermand(stack, "verify", "--ledger", str(stack.ledger), "--no-kafka")
+        return done if done.stderr.count("\n  seq ") >= 3 else None
+
+    checked = await eventually(lambda: asyncio.to_thread(verified), what="verify listing the forged records")
+    forged_lines = [line for line in checked.stderr.splitlines() if line.startswith("  seq ")]
+    reasons = sorted(line.rsplit(": ", 1)[1].split(" (")[0] for line in forged_lines)
+    assert reasons == ["bad signature", "bad signature", "unsigned"], checked.stderr
+    assert any("compliance.directives.v1" in line for line in forged_lines)
+
+    user = min(denied_before)
+    auditor = stack.token("auditor", Role.AUDITOR)
+
+    async def explained() -> dict | None:
+        async with httpx.AsyncClient(base_url=stack.service("audit").url, timeout=30) as client:
+            question = {"user": user, "model": "fable-5", "at": when}
+            assert (await client.get("/v1/explain", params=question)).status_code == 401
+            answer = await client.get("/v1/explain", params=question, headers=auditor)
+        assert answer.status_code == 200, answer.text
+        document = answer.json()
+        return document if len(document["forged_records_ignored"]) >= 3 else None
+
+    answer = await eventually(explained, what="the audit's explain naming the forgeries")
+    assert {f["reason"].split(" (")[0] for f in answer["forged_records_ignored"]} == {"unsigned", "bad signature"}
+    assert [d["revision"] for d in answer["directives"]] == [1]  # the genuine revision, not the altered copy
+    # After the forged lift and before the real one the user was denied, on the signed evidence alone.
+    assert answer["clusters"][cluster]["decision"] == "denied" and answer["clusters"][cluster]["by"] == [DIRECTIVE]
+    lift = next(f for f in answer["forged_records_ignored"] if f["type"] == "LiftCommand")
+    assert lift["topic"] == COMMANDS.name and lift["reason"] == "unsigned"
 
 
 @pytest.fixture(scope="module")
@@ -218,6 +289,10 @@ async def test_forged_altered_replayed_and_drifted(
         again = await refusal(settings, sent.event_id)
         assert again.reason == f"refused: replayed: command {sent.event_id!r} was received already"
         assert await asyncio.to_thread(denied, stack, cluster) == holding
+
+        # The audit flags each forgery (never the replay: its signature is intact) and lists the drift healed.
+        folder = tmp_path_factory.mktemp("forgery-report")
+        await audit_flags_the_forgeries(stack, folder, cluster, since.isoformat(), before)
 
         await forged_acks_never_count(stack, settings, cluster)
     finally:

@@ -12,6 +12,7 @@ from services.audit.app import RECORDED_TOPICS, AuditService, build
 from services.audit.ledger import Ledger
 from services.audit.settings import AuditSettings
 from shared.contracts.catalogue import BY_NAME
+from shared.runtime.auth import AuthSettings
 from shared.runtime.kafka import end_offsets as topic_end_offsets
 from shared.runtime.kafka import producing, records_to_end
 from shared.runtime.settings import KafkaSettings
@@ -26,7 +27,7 @@ def audit_settings(bootstrap: str, state_dir: Path, group: str, **extra: object)
     if not key.exists():
         state_dir.mkdir(parents=True, exist_ok=True)
         key.write_bytes(Signer.generate(group).pem())
-    extra = {"signing_key_file": key, "signing_key_id": group, **extra}
+    extra = {"signing_key_file": key, "signing_key_id": group, "auth": AuthSettings(mode="off"), **extra}
     return AuditSettings(
         kafka=KafkaSettings(bootstrap=bootstrap), state_dir=state_dir, group=group, checkpoint_interval_s=0.5, **extra
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime, timedelta
 
 from pyroaring import BitMap
 
+from services.audit.record import Record
 from shared.contracts.bitmaps import encode_bitmap, sets_digest
 from shared.contracts.directives import DirectiveScope, ForeignNational
 from shared.contracts.enforcement import ClusterProgress, EnforcementProgressed
@@ -173,3 +175,17 @@ def story(directive_id: str, emergency: bool = True) -> list[tuple[str, bytes, b
 
 def _json(document: dict) -> bytes:
     return json.dumps(document).encode()
+
+
+@functools.cache
+def ledger_records(directives: tuple[str, ...] = ("EXP-9", "EXP-10")) -> list[Record]:
+    """Two directives' stories, their records spread over partitions as a consumer would see them (made once:
+    the story's event ids are random)."""
+    out, offsets = [], {}
+    for directive_id in directives:
+        for topic, key, value in story(directive_id):
+            partition = hash(key) % 3
+            offset = offsets.get((topic, partition), 0)
+            offsets[(topic, partition)] = offset + 1
+            out.append(Record(topic, partition, offset, key, value, (), int(T0.timestamp() * 1000)))
+    return out
