@@ -5,6 +5,8 @@ holds the keys and the signature scheme).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -44,6 +46,28 @@ def make_record_key(folder: Path, service: str, key_id: str) -> bool:
     private.write_bytes(signer.pem())
     public.write_text(KeySet([signer.public()]).to_json(), encoding="utf-8")
     return True
+
+
+def agent_signer(cluster_id: str) -> str:
+    """The signer name of one cluster's agent (its acks and heartbeats): its key folder and key id prefix."""
+    return f"agent-{cluster_id}"
+
+
+def agent_key_set_file(folder: Path) -> Path:
+    """The public JWK set of every agent's key, each naming its cluster (COUNTERMAND_ENFORCEMENT_AGENT_KEYS_FILE)."""
+    return folder / "public" / "agents-records.jwks.json"
+
+
+def make_agent_keys(folder: Path, clusters: Iterable[str], key_id_suffix: str) -> list[str]:
+    """Each cluster's agent key (unless it exists: never overwritten), then the agents' public set rebuilt from every
+    agent key under `folder`, each entry's `sub` naming its cluster; returns the clusters whose key was made."""
+    made = [c for c in clusters if make_record_key(folder, agent_signer(c), f"{agent_signer(c)}-{key_id_suffix}")]
+    keys = []
+    for public in sorted((folder / "public").glob("agent-*-records.jwks.json")):
+        cluster = public.name.removeprefix("agent-").removesuffix("-records.jwks.json")
+        keys += [replace(key, subject=cluster) for key in KeySet.from_file(public).keys()]
+    agent_key_set_file(folder).write_text(KeySet(keys).to_json(), encoding="utf-8")
+    return made
 
 
 class SigningSettings(BaseSettings):
@@ -175,7 +199,10 @@ __all__ = [
     "SignatureRefused",
     "SigningSettings",
     "encoded",
+    "agent_key_set_file",
+    "agent_signer",
     "key_files",
+    "make_agent_keys",
     "make_record_key",
     "publish_signed",
     "record_signer",

@@ -102,6 +102,9 @@ class KeySet:
     def __init__(self, keys: Iterable[VerifyKey]) -> None:
         self._keys = {k.key_id: k for k in keys}
 
+    def keys(self) -> list[VerifyKey]:
+        return list(self._keys.values())
+
     def __contains__(self, key_id: str) -> bool:
         return key_id in self._keys
 

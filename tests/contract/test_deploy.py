@@ -18,7 +18,13 @@ import yaml
 
 from cli.imports.columns import parse_mapping
 from cli.imports.importer import prepare
-from shared.runtime.record_signing import RECORD_SIGNERS, TRUSTED_SIGNERS, key_files
+from shared.runtime.record_signing import (
+    RECORD_SIGNERS,
+    TRUSTED_SIGNERS,
+    agent_key_set_file,
+    agent_signer,
+    key_files,
+)
 from shared.runtime.settings import SECTIONS, ServiceSettings, variable_names
 from shared.runtime.signing import KeySet, Signer
 
@@ -705,6 +711,7 @@ def test_compose_gives_every_signer_its_key_and_every_verifier_the_key_set_it_tr
     assert line[:3] == ["countermand", "signing", "keygen"] and "--if-missing" in line
     made_for = [line[i + 1] for i, part in enumerate(line) if part == "--service"] or list(RECORD_SIGNERS)
     assert set(RECORD_SIGNERS) <= set(made_for)
+    agents_made = {line[i + 1] for i, part in enumerate(line) if part == "--agent"}
     job_volumes = {target: source for target, source in _volume_mounts(job).items()}
     folder = Path(line[3])
     seen_signers, seen_verifiers = set(), set()
@@ -712,19 +719,26 @@ def test_compose_gives_every_signer_its_key_and_every_verifier_the_key_set_it_tr
         service = module_of(argv(spec["command"]))
         env = {**compose()["x-countermand-env"], **spec["environment"]}
         mounts = _volume_mounts(spec)
-        if service in RECORD_SIGNERS:
-            private, _ = key_files(folder, service)
+        signer = agent_signer(env["COUNTERMAND_AGENT_CLUSTER_ID"]) if service == "agent" else service
+        if service == "agent":
+            assert env["COUNTERMAND_AGENT_CLUSTER_ID"] in agents_made, f"{name}: the job makes no key for it"
+        if service in RECORD_SIGNERS or service == "agent":
+            private, _ = key_files(folder, signer)
             volume = job_volumes[str(private.parent)]
-            assert volume == f"signing-{service}", name  # a volume of its own: no other service mounts it
+            assert volume == f"signing-{signer}", name  # a volume of its own: no other service mounts it
             mount = next(target for target, source in mounts.items() if source == volume)
             assert env["COUNTERMAND_SIGNING_KEY_FILE"] == f"{mount}/{private.name}", name
-            assert env["COUNTERMAND_SIGNING_KEY_ID"] == f"{service}-1", name
+            assert env["COUNTERMAND_SIGNING_KEY_ID"] == f"{signer}-1", name
             seen_signers.add(service)
         else:
             assert "COUNTERMAND_SIGNING_KEY_FILE" not in env, name
         for source in mounts.values():
             if source.startswith("signing-") and source != "signing-public":
-                assert source == f"signing-{service}", f"{name} mounts another service's private key ({source})"
+                assert source == f"signing-{signer}", f"{name} mounts another service's private key ({source})"
+        if service == "enforcement":
+            public_mount = next(target for target, source in mounts.items() if source == "signing-public")
+            agents = agent_key_set_file(Path(public_mount).parent)
+            assert env["COUNTERMAND_ENFORCEMENT_AGENT_KEYS_FILE"] == f"{public_mount}/{agents.name}", name
         if service in TRUSTED_SIGNERS:
             _, public = key_files(folder, TRUSTED_SIGNERS[service])
             volume = job_volumes[str(public.parent)]
@@ -732,7 +746,7 @@ def test_compose_gives_every_signer_its_key_and_every_verifier_the_key_set_it_tr
             assert env["COUNTERMAND_SIGNING_TRUSTED_KEYS_FILE"] == f"{mount}/{public.name}", name
             seen_verifiers.add(service)
         assert spec.get("depends_on", {}).get("signing-keys", {}).get("condition") == "service_completed_successfully"
-    assert seen_signers == set(RECORD_SIGNERS) and seen_verifiers == set(TRUSTED_SIGNERS)
+    assert seen_signers == {*RECORD_SIGNERS, "agent"} and seen_verifiers == set(TRUSTED_SIGNERS)
 
 
 def test_k8s_gives_every_signer_its_key_secret_and_every_verifier_the_public_key_sets() -> None:
@@ -742,20 +756,24 @@ def test_k8s_gives_every_signer_its_key_secret_and_every_verifier_the_public_key
         mounts = {m["name"]: m["mountPath"] for m in main.get("volumeMounts", [])}
         volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
         name = workload["metadata"]["name"]
-        if service in RECORD_SIGNERS:
+        if service in RECORD_SIGNERS or service == "agent":
+            signer = agent_signer(env["COUNTERMAND_AGENT_CLUSTER_ID"]) if service == "agent" else service
             secret = volumes["record-signing-key"]["secret"]
-            assert secret["secretName"] == f"countermand-signing-{service}", name
+            assert secret["secretName"] == f"countermand-signing-{signer}", name
             assert env["COUNTERMAND_SIGNING_KEY_FILE"] == f"{mounts['record-signing-key']}/records.pem", name
-            assert env["COUNTERMAND_SIGNING_KEY_ID"], name
+            assert env["COUNTERMAND_SIGNING_KEY_ID"] == f"{signer}-1", name
             seen_signers.add(service)
         else:
             assert "record-signing-key" not in volumes and "COUNTERMAND_SIGNING_KEY_FILE" not in env, name
+        if service == "enforcement":
+            agents = agent_key_set_file(Path(mounts["record-signing-public"]).parent)
+            assert env["COUNTERMAND_ENFORCEMENT_AGENT_KEYS_FILE"] == f"{mounts['record-signing-public']}/{agents.name}"
         if service in TRUSTED_SIGNERS:
             assert volumes["record-signing-public"]["configMap"]["name"] == "countermand-signing-public", name
             _, public = key_files(Path(mounts["record-signing-public"]), TRUSTED_SIGNERS[service])
             assert env["COUNTERMAND_SIGNING_TRUSTED_KEYS_FILE"] == f"{mounts['record-signing-public']}/{public.name}"
             seen_verifiers.add(service)
-    assert seen_signers == set(RECORD_SIGNERS) and seen_verifiers == set(TRUSTED_SIGNERS)
+    assert seen_signers == {*RECORD_SIGNERS, "agent"} and seen_verifiers == set(TRUSTED_SIGNERS)
 
 
 def test_keygen_writes_what_the_manifests_mount(tmp_path: Path) -> None:
@@ -763,8 +781,15 @@ def test_keygen_writes_what_the_manifests_mount(tmp_path: Path) -> None:
 
     from cli.main import app
 
-    done = CliRunner().invoke(app, ["signing", "keygen", str(tmp_path)])
+    clusters = sorted(DEMO_CLUSTERS)
+    done = CliRunner().invoke(app, ["signing", "keygen", str(tmp_path), *(f"--agent={c}" for c in clusters)])
     assert done.exit_code == 0, done.output
+    agents = KeySet.from_file(agent_key_set_file(tmp_path))
+    for cluster in clusters:
+        private, _ = key_files(tmp_path, agent_signer(cluster))
+        key = agents.get(f"{agent_signer(cluster)}-1")
+        assert key.subject == cluster  # enforcement takes a key's acks for its own cluster only
+        assert key.jwk()["x"] == Signer.from_pem("k", private).public().jwk()["x"]
     for service in RECORD_SIGNERS:
         private, public = key_files(tmp_path, service)
         signer = Signer.from_pem(f"{service}-1", private)
