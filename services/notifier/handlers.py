@@ -36,19 +36,23 @@ class Handlers:
     async def on_assessed(self, event: ImpactAssessed) -> None:
         key = self._fresh(event)
         if key is not None:
-            ready = self.pairing.assessed(key, event.chunks, event.registry_offsets)
-            self._store.assessed(key, event.chunks, event.registry_offsets)
+            diff = (event.chunks, event.registry_offsets, event.diff_chunks, event.amended_from)
+            ready = self.pairing.assessed(key, *diff)
+            self._store.assessed(key, *diff)
             await self._dispatch(ready)
 
     async def on_chunk(self, event: AffectedSetChunk) -> None:
-        if event.part != "whole":
-            return  # an amendment's added/removed chunks: notices are built from the whole set
         key = self._fresh(event)
-        if key is not None:
-            users = decode_bitmap(event.users)
+        if key is None:
+            return
+        users = decode_bitmap(event.users)
+        if event.part == "whole":
             ready = self.pairing.chunk(key, event.chunk, event.chunks, event.model, users)
             self._store.chunk(key, event.chunk, event.chunks, event.model, users)
-            await self._dispatch(ready)
+        else:  # an amendment's difference: who gains or loses access between the revisions
+            ready = self.pairing.diff_chunk(key, event.chunk, event.chunks, event.part, event.model, users)
+            self._store.diff_chunk(key, event.chunk, event.chunks, event.part, event.model, users)
+        await self._dispatch(ready)
 
     async def on_enforced(self, event: DirectiveEnforced) -> None:
         key = self._fresh(event)

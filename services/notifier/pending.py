@@ -12,7 +12,7 @@ import sqlite3
 from pyroaring import BitMap
 
 from services.notifier.pairing import Pairing
-from shared.contracts.impact import AssessmentKey
+from shared.contracts.impact import AssessmentKey, Part
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS assessments (
@@ -25,6 +25,13 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE TABLE IF NOT EXISTS confirmations (
     directive_id TEXT, revision INTEGER, action TEXT, event_id TEXT NOT NULL,
     PRIMARY KEY (directive_id, revision, action));
+CREATE TABLE IF NOT EXISTS amendments (
+    directive_id TEXT, revision INTEGER, action TEXT, amended_from INTEGER NOT NULL, diff_chunks INTEGER NOT NULL,
+    PRIMARY KEY (directive_id, revision, action));
+CREATE TABLE IF NOT EXISTS diff_chunks (
+    directive_id TEXT, revision INTEGER, action TEXT, chunk INTEGER, chunks INTEGER NOT NULL,
+    part TEXT NOT NULL, model TEXT NOT NULL, users BLOB NOT NULL,
+    PRIMARY KEY (directive_id, revision, action, chunk));
 CREATE TABLE IF NOT EXISTS dispatched (
     directive_id TEXT, revision INTEGER, action TEXT,
     PRIMARY KEY (directive_id, revision, action));
@@ -38,10 +45,28 @@ class PendingStore:
         self._conn = conn
         conn.executescript(SCHEMA)
 
-    def assessed(self, key: AssessmentKey, chunks: int, registry_offsets: dict[int, int]) -> None:
+    def assessed(
+        self,
+        key: AssessmentKey,
+        chunks: int,
+        registry_offsets: dict[int, int],
+        diff_chunks: int = 0,
+        amended_from: int | None = None,
+    ) -> None:
         with self._conn:
             self._conn.execute(
                 "INSERT OR IGNORE INTO assessments VALUES (?, ?, ?, ?, ?)", (*key, chunks, json.dumps(registry_offsets))
+            )
+            if amended_from is not None:
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO amendments VALUES (?, ?, ?, ?, ?)", (*key, amended_from, diff_chunks)
+                )
+
+    def diff_chunk(self, key: AssessmentKey, index: int, chunks: int, part: Part, model: str, users: BitMap) -> None:
+        with self._conn:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO diff_chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (*key, index, chunks, part, model, users.serialize()),
             )
 
     def chunk(self, key: AssessmentKey, index: int, chunks: int, model: str, users: BitMap) -> None:
@@ -60,16 +85,22 @@ class PendingStore:
         with self._conn:
             self._conn.execute("INSERT OR IGNORE INTO dispatched VALUES (?, ?, ?)", key)
             self._conn.execute("DELETE FROM chunks WHERE directive_id = ? AND revision = ? AND action = ?", key)
+            self._conn.execute("DELETE FROM diff_chunks WHERE directive_id = ? AND revision = ? AND action = ?", key)
 
     def restore(self) -> Pairing:
         """A Pairing holding everything recorded, in the order it may have arrived."""
         pairing = Pairing()
         for row in self._conn.execute("SELECT * FROM dispatched"):
             pairing.dispatched(AssessmentKey(*row))
+        amended = {AssessmentKey(d, r, a): (f, n) for d, r, a, f, n in self._conn.execute("SELECT * FROM amendments")}
         for *key, chunks, offsets in self._conn.execute("SELECT * FROM assessments"):
-            pairing.assessed(AssessmentKey(*key), chunks, {int(p): o for p, o in json.loads(offsets).items()})
+            amended_from, diff_chunks = amended.get(AssessmentKey(*key), (None, 0))
+            offsets = {int(p): o for p, o in json.loads(offsets).items()}
+            pairing.assessed(AssessmentKey(*key), chunks, offsets, diff_chunks, amended_from)
         for *key, index, chunks, model, users in self._conn.execute("SELECT * FROM chunks"):
             pairing.chunk(AssessmentKey(*key), index, chunks, model, BitMap.deserialize(users))
+        for *key, index, chunks, part, model, users in self._conn.execute("SELECT * FROM diff_chunks"):
+            pairing.diff_chunk(AssessmentKey(*key), index, chunks, part, model, BitMap.deserialize(users))
         for *key, event_id in self._conn.execute("SELECT * FROM confirmations"):
             pairing.enforced(AssessmentKey(*key), event_id)
         return pairing

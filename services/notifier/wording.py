@@ -57,6 +57,7 @@ class Wording:
             "revision": notice.revision,
             "models": list(notice.models),
             "recipient": notice.recipient,
+            "occasion": notice.occasion,
         }
         try:
             subject = self._template(chosen, notice.action, "subject").render(values).strip()

@@ -14,7 +14,7 @@ from pyroaring import BitMap
 
 from services.notifier.app import NotifierService, build
 from services.notifier.settings import NotifierSettings
-from shared.contracts.bitmaps import encode_bitmap
+from shared.contracts.bitmaps import encode_bitmap, scope_digest
 from shared.contracts.catalogue import BY_NAME
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.enforcement import ClusterProgress, DirectiveEnforced
@@ -79,9 +79,20 @@ def user(user_id: int, email: str) -> tuple[str, bytes, bytes]:
 
 
 def assessment(
-    directive: str, revision: int, action: str, sets: dict[str, list[int]]
+    directive: str,
+    revision: int,
+    action: str,
+    sets: dict[str, list[int]],
+    *,
+    amended_from: int | None = None,
+    added: dict[str, list[int]] | None = None,
+    removed: dict[str, list[int]] | None = None,
+    model_digests: dict[str, str] | None = None,
 ) -> list[tuple[str, bytes, bytes]]:
-    """An ImpactAssessed and one chunk per model, as the impact service publishes them."""
+    """An ImpactAssessed and one chunk per model, as the impact service publishes them; an amendment's
+    "added" then "removed" chunks (one per model) follow the whole ones."""
+    diff = [("added", m, u) for m, u in sorted((added or {}).items())]
+    diff += [("removed", m, u) for m, u in sorted((removed or {}).items())]
     scope = DirectiveScope.model_validate({"models": sorted(sets), "selector": {"kind": "everyone"}})
     head = ImpactAssessed(
         producer="test",
@@ -92,10 +103,12 @@ def assessment(
         scope=scope,
         affected_by_model={m: len(u) for m, u in sets.items()},
         affected_users=len(set().union(*sets.values())),
-        model_digests={m: "x" for m in sets},
-        digest="x",
+        model_digests=model_digests or {m: "x" for m in sets},
+        digest=scope_digest(model_digests) if model_digests else "x",
         registry_offsets={},
         chunks=len(sets),
+        amended_from=amended_from,
+        diff_chunks=len(diff),
     )
     records = [as_record("compliance.impact.v1", directive, head)]
     for index, model in enumerate(sorted(sets)):
@@ -109,6 +122,20 @@ def assessment(
             chunk=index,
             chunks=len(sets),
             users=encode_bitmap(BitMap(sets[model])),
+        )
+        records.append(as_record("compliance.impact.v1", directive, chunk))
+    for index, (part, model, users) in enumerate(diff, start=len(sets)):
+        chunk = AffectedSetChunk(
+            producer="test",
+            correlation_id=directive,
+            directive_id=directive,
+            revision=revision,
+            action=action,
+            model=model,
+            chunk=index,
+            chunks=len(sets) + len(diff),
+            users=encode_bitmap(BitMap(users)),
+            part=part,
         )
         records.append(as_record("compliance.impact.v1", directive, chunk))
     return records
