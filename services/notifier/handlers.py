@@ -1,4 +1,5 @@
-"""Message handlers: decode, tell the Pairing, persist the half, dispatch when a pair is complete."""
+"""Message handlers: decode, tell the Pairing (assessments) or the DeltaPairing (registry deltas), persist the
+half, dispatch when a pair is complete."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import asyncio
 import structlog
 
 from services.notifier.delivery import Delivery
+from services.notifier.delta_pairing import Delta
 from services.notifier.pairing import Ready
-from services.notifier.pending import PendingStore
+from services.notifier.pending import DeltaStore, PendingStore
 from shared.contracts.bitmaps import decode_bitmap
 from shared.contracts.enforcement import DirectiveEnforced, EnforcementOverdue, EnforcementProgressed
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, AssessmentKey, ImpactAssessed
@@ -21,10 +23,12 @@ log = structlog.get_logger(service="notifier")
 class Handlers:
     """The notifier's reactions to impact and enforcement events; idempotent under redelivery."""
 
-    def __init__(self, store: PendingStore, delivery: Delivery) -> None:
+    def __init__(self, store: PendingStore, delivery: Delivery, deltas: DeltaStore | None = None) -> None:
         self._store = store
         self._delivery = delivery
         self.pairing = store.restore()
+        self._deltas = deltas or DeltaStore(store.connection)
+        self.delta_pairing = self._deltas.restore()
         self._lock = asyncio.Lock()  # one dispatch at a time, so a key is never dispatched twice at once
 
     async def on_impact(self, event: ImpactAssessed | AffectedSetChunk | AffectedSetDelta) -> None:
@@ -34,6 +38,9 @@ class Handlers:
         await RULES.handler(event)(self, event)
 
     async def on_assessed(self, event: ImpactAssessed) -> None:
+        if event.action == "restrict":  # the state registry deltas of this revision start from
+            self._deltas.assessed(AssessmentKey.of(event), event.model_digests)
+            await self._tell_deltas(self.delta_pairing.assessed(AssessmentKey.of(event), event.model_digests))
         key = self._fresh(event)
         if key is not None:
             diff = (event.chunks, event.registry_offsets, event.diff_chunks, event.amended_from)
@@ -54,7 +61,27 @@ class Handlers:
             self._store.diff_chunk(key, event.chunk, event.chunks, event.part, event.model, users)
         await self._dispatch(ready)
 
+    async def on_delta(self, event: AffectedSetDelta) -> None:
+        """A registry change: told once every cluster holds the state after it."""
+        bind_message_ids(event.correlation_id, event.event_id)
+        key = AssessmentKey.of(event)
+        added, removed = decode_bitmap(event.added), decode_bitmap(event.removed)
+        delta = Delta(event.seq, event.model, event.model_digest, added, removed)
+        self._deltas.delta(key, delta)
+        await self._tell_deltas(self.delta_pairing.delta(key, delta))
+
+    async def on_progress(self, event: EnforcementProgressed) -> None:
+        """Every cluster applied: the state with this digest is confirmed (a delta's, or the revision's)."""
+        if event.action == "restrict" and all(p.state == "applied" for p in event.clusters.values()):
+            await self._confirmed(AssessmentKey.of(event), event.expected_digest, event.event_id)
+
+    async def _confirmed(self, key: AssessmentKey, digest: str, event_id: str) -> None:
+        self._deltas.confirmed(key, digest, event_id)
+        await self._tell_deltas(self.delta_pairing.confirmed(key, digest, event_id))
+
     async def on_enforced(self, event: DirectiveEnforced) -> None:
+        if event.action == "restrict":
+            await self._confirmed(AssessmentKey.of(event), event.digest, event.event_id)
         key = self._fresh(event)
         if key is not None:
             ready = self.pairing.enforced(key, event.event_id)
@@ -62,8 +89,7 @@ class Handlers:
             await self._dispatch(ready)
 
     async def ignore(self, event: object) -> None:
-        """Deltas (notices for registry changes after enforcement are not sent yet), progress and overdue
-        reports (nothing for customers)."""
+        """Overdue reports: nothing for customers."""
 
     def _fresh(self, event: ImpactAssessed | AffectedSetChunk | DirectiveEnforced) -> AssessmentKey | None:
         """The event's key, unless its notices were all dispatched already."""
@@ -75,6 +101,14 @@ class Handlers:
         """Dispatch pairs that were complete when the service stopped."""
         for ready in self.pairing.ready():
             await self._dispatch(ready)
+        await self._tell_deltas(self.delta_pairing.ready())
+
+    async def _tell_deltas(self, due: list[tuple[int, Ready]]) -> None:
+        for seq, ready in due:
+            async with self._lock:
+                await self._delivery.dispatch(ready)  # the ledger skips what a crash left sent
+                self._deltas.sent(ready.key, seq)
+                self.delta_pairing.sent(ready.key, seq)
 
     async def _dispatch(self, ready: Ready | None) -> None:
         if ready is None:
@@ -91,9 +125,9 @@ RULES = Dispatch(
     {  # what the notifier does with each message class it consumes
         ImpactAssessed: Handlers.on_assessed,
         AffectedSetChunk: Handlers.on_chunk,
-        AffectedSetDelta: Handlers.ignore,
+        AffectedSetDelta: Handlers.on_delta,
         DirectiveEnforced: Handlers.on_enforced,
-        EnforcementProgressed: Handlers.ignore,
+        EnforcementProgressed: Handlers.on_progress,
         EnforcementOverdue: Handlers.ignore,
     }
 )

@@ -11,6 +11,7 @@ import sqlite3
 
 from pyroaring import BitMap
 
+from services.notifier.delta_pairing import Delta, DeltaPairing
 from services.notifier.pairing import Pairing
 from shared.contracts.impact import AssessmentKey, Part
 
@@ -44,6 +45,10 @@ class PendingStore:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         conn.executescript(SCHEMA)
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._conn
 
     def assessed(
         self,
@@ -103,4 +108,63 @@ class PendingStore:
             pairing.diff_chunk(AssessmentKey(*key), index, chunks, part, model, BitMap.deserialize(users))
         for *key, event_id in self._conn.execute("SELECT * FROM confirmations"):
             pairing.enforced(AssessmentKey(*key), event_id)
+        return pairing
+
+
+DELTA_SCHEMA = """
+CREATE TABLE IF NOT EXISTS delta_bases (
+    directive_id TEXT, revision INTEGER, model_digests TEXT NOT NULL, PRIMARY KEY (directive_id, revision));
+CREATE TABLE IF NOT EXISTS deltas (
+    directive_id TEXT, revision INTEGER, seq INTEGER, model TEXT NOT NULL, model_digest TEXT NOT NULL,
+    added BLOB, removed BLOB, sent INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (directive_id, revision, seq));
+CREATE TABLE IF NOT EXISTS confirmed_digests (
+    directive_id TEXT, revision INTEGER, digest TEXT, event_id TEXT NOT NULL,
+    PRIMARY KEY (directive_id, revision, digest));
+"""
+
+
+class DeltaStore:
+    """Keeps what the DeltaPairing was told (first copy wins); a delta's sets are dropped once it is told."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        conn.executescript(DELTA_SCHEMA)
+
+    def assessed(self, key: AssessmentKey, model_digests: dict[str, str]) -> None:
+        with self._conn:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO delta_bases VALUES (?, ?, ?)", (*key[:2], json.dumps(model_digests))
+            )
+
+    def delta(self, key: AssessmentKey, delta: Delta) -> None:
+        row = (*key[:2], delta.seq, delta.model, delta.model_digest, delta.added.serialize(), delta.removed.serialize())
+        with self._conn:
+            self._conn.execute("INSERT OR IGNORE INTO deltas VALUES (?, ?, ?, ?, ?, ?, ?, 0)", row)
+
+    def confirmed(self, key: AssessmentKey, digest: str, event_id: str) -> None:
+        with self._conn:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO confirmed_digests VALUES (?, ?, ?, ?)", (*key[:2], digest, event_id)
+            )
+
+    def sent(self, key: AssessmentKey, seq: int) -> None:
+        with self._conn:
+            self._conn.execute(
+                "UPDATE deltas SET sent = 1, added = NULL, removed = NULL "
+                "WHERE directive_id = ? AND revision = ? AND seq = ?",
+                (*key[:2], seq),
+            )
+
+    def restore(self) -> DeltaPairing:
+        pairing = DeltaPairing()
+        for directive, revision, digests in self._conn.execute("SELECT * FROM delta_bases"):
+            pairing.assessed(AssessmentKey(directive, revision, "restrict"), json.loads(digests))
+        for directive, revision, seq, model, digest, added, removed, sent in self._conn.execute("SELECT * FROM deltas"):
+            key = AssessmentKey(directive, revision, "restrict")
+            sets = (BitMap(), BitMap()) if sent else (BitMap.deserialize(added), BitMap.deserialize(removed))
+            pairing.delta(key, Delta(seq, model, digest, *sets))
+            if sent:
+                pairing.sent(key, seq)
+        for directive, revision, digest, event_id in self._conn.execute("SELECT * FROM confirmed_digests"):
+            pairing.confirmed(AssessmentKey(directive, revision, "restrict"), digest, event_id)
         return pairing

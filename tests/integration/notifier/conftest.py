@@ -141,14 +141,14 @@ def assessment(
     return records
 
 
-def enforced(directive: str, revision: int, action: str) -> DirectiveEnforced:
+def enforced(directive: str, revision: int, action: str, digest: str = "x") -> DirectiveEnforced:
     return DirectiveEnforced(
         producer="test",
         correlation_id=directive,
         directive_id=directive,
         revision=revision,
         action=action,
-        digest="x",
+        digest=digest,
         clusters={"eu-1": ClusterProgress(state="applied")},
         ack_latency_s={"eu-1": 0.1},
     )

@@ -3,10 +3,16 @@ users whose access changed, once each, and only after every cluster confirmed th
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+
+from pyroaring import BitMap
 
 from devtools.mailbox import Mailbox
 from devtools.waiting import eventually
+from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
+from shared.contracts.enforcement import ClusterProgress, EnforcementProgressed
+from shared.contracts.impact import AffectedSetDelta, AssessmentKey
 from tests.integration.notifier.conftest import (
     as_record,
     assessment,
@@ -70,3 +76,83 @@ async def test_an_amendment_tells_only_who_lost_or_regained_access_once_confirme
     assert box.count() == len(told)  # not even a duplicate for the receiver to drop
     restored = next(m for m in box.unique().values() if m.notice == f"{directive}:2:restored:{b}")
     assert restored.language == "fr" and "fable-5" in restored.subject
+
+
+def _progress(directive: str, digest: str, states: dict[str, str]) -> tuple[str, bytes, bytes]:
+    event = EnforcementProgressed(
+        producer="test",
+        correlation_id=directive,
+        directive_id=directive,
+        revision=1,
+        action="restrict",
+        expected_digest=digest,
+        clusters={c: ClusterProgress(state=s) for c, s in states.items()},
+        deadline=datetime.now(UTC),
+    )
+    return as_record("compliance.enforcement.v1", directive, event)
+
+
+def _delta(directive: str, seq: int, model: str, added: list[int], removed: list[int], after: BitMap):
+    event = AffectedSetDelta(
+        producer="test",
+        correlation_id=directive,
+        directive_id=directive,
+        revision=1,
+        seq=seq,
+        model=model,
+        added=encode_bitmap(BitMap(added)),
+        removed=encode_bitmap(BitMap(removed)),
+        model_digest=set_digest(after),
+    )
+    return as_record("compliance.impact.v1", directive, event)
+
+
+async def test_a_registry_delta_is_told_once_every_cluster_holds_it(
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    directive, b = f"DELTA-{unique}", user_base(unique)
+    key = AssessmentKey(directive, 1, "restrict")
+    await produce(bootstrap, [user(b + i, f"user{i}@example.com") for i in range(4)])
+    first = BitMap([b, b + 1])
+    digests = {"fable-5": set_digest(first), "mythos-5": set_digest(BitMap())}
+    after = BitMap([b + 1, b + 2])  # b+2 became covered (a changed nationality), b stopped being covered
+    confirmed = scope_digest({**digests, "fable-5": set_digest(after)})
+    with Mailbox() as box:
+        settings = settings_for(bootstrap, tmp_path, f"notifier-{unique}").model_copy(update=box.settings())
+        notifier = await started(settings)
+        try:
+            head = assessment(directive, 1, "restrict", {"fable-5": list(first), "mythos-5": []}, model_digests=digests)
+            verdict = enforced(directive, 1, "restrict", scope_digest(digests))
+            await produce(bootstrap, [*head, as_record("compliance.enforcement.v1", directive, verdict)])
+            await eventually(lambda: len(_told(box, directive)) >= 2, what="revision 1 notices")
+            await produce(bootstrap, [_delta(directive, 1, "fable-5", [b + 2], [b], after)])
+            # One cluster still pending: not confirmed. The marker after it shows the notifier read past it.
+            await produce(bootstrap, [_progress(directive, confirmed, {"eu-1": "applied", "us-1": "pending"})])
+            await produce(bootstrap, [_progress(directive, "marker", {"eu-1": "applied", "us-1": "applied"})])
+            await eventually(lambda: "marker" in notifier.handlers.delta_pairing.confirmed_digests(key), what="marker")
+            assert set(_told(box, directive)) == {f"{directive}:1:restricted:{b}", f"{directive}:1:restricted:{b + 1}"}
+            await produce(bootstrap, [_progress(directive, confirmed, {"eu-1": "applied", "us-1": "applied"})])
+            await eventually(lambda: len(_told(box, directive)) >= 4, what="delta notices")
+        finally:
+            await notifier.stop()
+        again = await started(settings.model_copy(update={"group_id": f"notifier-{unique}-replay"}))
+        try:
+            await eventually(
+                lambda: (
+                    confirmed in again.handlers.delta_pairing.confirmed_digests(key)
+                    and again.handlers.delta_pairing.ready() == []
+                ),
+                what="replayed",
+            )
+        finally:
+            await again.stop()
+        told = _told(box, directive)
+    assert told == {
+        f"{directive}:1:restricted:{b}": "user0@example.com",
+        f"{directive}:1:restricted:{b + 1}": "user1@example.com",
+        f"{directive}:1:restricted:{b + 2}:delta-1": "user2@example.com",  # became covered
+        f"{directive}:1:restored:{b}:delta-1": "user0@example.com",  # stopped being covered
+    }
+    assert box.count() == len(told)
+    restored = next(m for m in box.unique().values() if m.notice == f"{directive}:1:restored:{b}:delta-1")
+    assert "fable-5" in restored.subject and restored.language == "fr"
