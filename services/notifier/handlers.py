@@ -4,13 +4,17 @@ half, dispatch when a pair is complete."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import structlog
+from pyroaring import BitMap
 
+from services.notifier.coverage_store import CoverageStore
 from services.notifier.delivery import Delivery
 from services.notifier.delta_pairing import Delta
 from services.notifier.pairing import Ready
 from services.notifier.pending import DeltaStore, PendingStore
+from services.notifier.registry_feed import Grant
 from shared.contracts.bitmaps import decode_bitmap
 from shared.contracts.enforcement import DirectiveEnforced, EnforcementOverdue, EnforcementProgressed
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, AssessmentKey, ImpactAssessed
@@ -23,12 +27,13 @@ log = structlog.get_logger(service="notifier")
 class Handlers:
     """The notifier's reactions to impact and enforcement events; idempotent under redelivery."""
 
-    def __init__(self, store: PendingStore, delivery: Delivery, deltas: DeltaStore | None = None) -> None:
+    def __init__(self, store: PendingStore, delivery: Delivery) -> None:
         self._store = store
         self._delivery = delivery
         self.pairing = store.restore()
-        self._deltas = deltas or DeltaStore(store.connection)
+        self._deltas = DeltaStore(store.connection)
         self.delta_pairing = self._deltas.restore()
+        self.coverage = CoverageStore(store.connection)
         self._lock = asyncio.Lock()  # one dispatch at a time, so a key is never dispatched twice at once
 
     async def on_impact(self, event: ImpactAssessed | AffectedSetChunk | AffectedSetDelta) -> None:
@@ -104,9 +109,15 @@ class Handlers:
         await self._tell_deltas(self.delta_pairing.ready())
 
     async def _tell_deltas(self, due: list[tuple[int, Ready]]) -> None:
+        """Deltas of a revision are told after the revision itself (so the coverage they change is in place)."""
         for seq, ready in due:
+            if not self.pairing.is_done(ready.key):
+                continue  # offered again once the revision is dispatched
             async with self._lock:
-                await self._delivery.dispatch(ready)  # the ledger skips what a crash left sent
+                await self._delivery.dispatch(self._net(ready))  # the ledger skips what a crash left sent
+                for model in {*ready.added, *ready.removed}:
+                    added, removed = ready.added.get(model, BitMap()), ready.removed.get(model, BitMap())
+                    self.coverage.delta(ready.key.directive_id, ready.key.revision, model, added, removed)
                 self._deltas.sent(ready.key, seq)
                 self.delta_pairing.sent(ready.key, seq)
 
@@ -116,9 +127,61 @@ class Handlers:
         async with self._lock:
             if self.pairing.is_done(ready.key):
                 return
-            await self._delivery.dispatch(ready)
+            await self._delivery.dispatch(self._net(ready))
+            if ready.key.action == "lift":
+                self.coverage.lifted(ready.key.directive_id)
+            else:
+                self.coverage.enforced(ready.key.directive_id, ready.key.revision, ready.sets)
             self._store.dispatched(ready.key)
             self.pairing.dispatched(ready.key)
+        await self._tell_deltas(self.delta_pairing.ready())
+
+    def _net(self, ready: Ready) -> Ready:
+        """Access comes back only where no other directive still covers it (a lift's set is net already)."""
+        if not ready.removed:
+            return ready
+        others = self.coverage.coverage.elsewhere
+        removed = {m: u - others(ready.key.directive_id, m) for m, u in ready.removed.items()}
+        return replace(ready, removed={m: u for m, u in removed.items() if u})
+
+    async def tell_grants(self, grants: list[Grant], checked: dict[int, int]) -> None:
+        """Entitlements granted to users already covered: "not available to you because of ..." once each."""
+        for grant in grants:
+            for ready in self._granted(grant):
+                async with self._lock:
+                    await self._delivery.dispatch(ready)
+        for partition, next_offset in checked.items():
+            self.coverage.check_grants(partition, next_offset)
+
+    def _granted(self, grant: Grant) -> list[Ready]:
+        by_directive: dict[tuple[str, int], dict[str, BitMap]] = {}
+        for model in grant.models:
+            for directive in self.coverage.coverage.covering(grant.user, model):
+                by_directive.setdefault(directive, {})[model] = BitMap([grant.user])
+        return [
+            Ready(
+                AssessmentKey(directive_id, revision, "restrict"),
+                {},
+                grant.event_id,
+                {},
+                added=models,
+                occasion="entitled",
+                suffix=f":entitled-{grant.partition}-{grant.offset}",
+            )
+            for (directive_id, revision), models in sorted(by_directive.items())
+        ]
+
+    async def follow_grants(self, queue: asyncio.Queue[tuple[list[Grant], dict[int, int]]]) -> None:
+        """Tell grants as the registry feed finds them (runs until cancelled)."""
+        while True:
+            grants, checked = await queue.get()
+            while True:
+                try:
+                    await self.tell_grants(grants, checked)
+                    break
+                except Exception as exc:  # a broker or disk hiccup: the same grants again (the ledger dedupes)
+                    log.error("telling entitlement grants failed; retrying", error=repr(exc))
+                    await asyncio.sleep(1)
 
 
 RULES = Dispatch(

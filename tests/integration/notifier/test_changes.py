@@ -13,6 +13,7 @@ from devtools.waiting import eventually
 from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
 from shared.contracts.enforcement import ClusterProgress, EnforcementProgressed
 from shared.contracts.impact import AffectedSetDelta, AssessmentKey
+from shared.contracts.users import UserUpserted, user_key
 from tests.integration.notifier.conftest import (
     as_record,
     assessment,
@@ -156,3 +157,69 @@ async def test_a_registry_delta_is_told_once_every_cluster_holds_it(
     assert box.count() == len(told)
     restored = next(m for m in box.unique().values() if m.notice == f"{directive}:1:restored:{b}:delta-1")
     assert "fable-5" in restored.subject and restored.language == "fr"
+
+
+def _entitled(user_id: int, email: str, models: list[str]) -> tuple[str, bytes, bytes]:
+    record = UserUpserted(
+        producer="test",
+        user_id=user_id,
+        email=email,
+        nationalities=["FR"],
+        residence="FR",
+        account_type="consumer",
+        entitlements=models,
+    )
+    return "identity.users.v1", user_key(user_id), record.model_dump_json().encode()
+
+
+def _confirmed(directive: str, revision: int) -> tuple[str, bytes, bytes]:
+    return as_record("compliance.enforcement.v1", directive, enforced(directive, revision, "restrict"))
+
+
+async def test_a_later_entitlement_is_told_and_restored_access_skips_users_another_directive_covers(
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    a, b_directive, b = f"GRANT-A-{unique}", f"GRANT-B-{unique}", user_base(unique)
+    both = ["fable-5", "mythos-5"]
+    await produce(bootstrap, [_entitled(b, "ada@example.com", ["fable-5"]), _entitled(b + 1, "bo@example.com", both)])
+    with Mailbox() as box:
+        settings = settings_for(bootstrap, tmp_path, f"notifier-{unique}").model_copy(update=box.settings())
+        notifier = await started(settings)
+        try:
+            await produce(bootstrap, [*assessment(a, 1, "restrict", {m: [b, b + 1] for m in both}), _confirmed(a, 1)])
+            await produce(
+                bootstrap, [*assessment(b_directive, 1, "restrict", {"fable-5": [b + 1]}), _confirmed(b_directive, 1)]
+            )
+            await eventually(
+                lambda: len(_told(box, a)) == 2 and len(_told(box, b_directive)) == 1, what="first notices"
+            )
+            # ada is granted mythos-5, which A denies her; bo loses mythos-5 (a revocation needs no notice).
+            await produce(
+                bootstrap, [_entitled(b, "ada@example.com", both), _entitled(b + 1, "bo@example.com", ["fable-5"])]
+            )
+            await eventually(lambda: len(_told(box, a)) == 3, what="the grant's notice")
+            # A's revision 2 drops fable-5: ada regains it; bo does not (B still covers him), so he is not told.
+            amended = assessment(
+                a, 2, "restrict", {"mythos-5": [b, b + 1]}, amended_from=1, removed={"fable-5": [b, b + 1]}
+            )
+            await produce(bootstrap, [*amended, _confirmed(a, 2)])
+            await eventually(lambda: len(_told(box, a)) == 4, what="the amendment's notice")
+        finally:
+            await notifier.stop()
+        again = await started(settings.model_copy(update={"group_id": f"notifier-{unique}-replay"}))
+        try:
+            await eventually(
+                lambda: again.handlers.pairing.is_done((a, 2, "restrict")) and again.ready(), what="replay"
+            )
+        finally:
+            await again.stop()
+        told = _told(box, a)
+        granted = [m for m in box.unique().values() if m.notice.startswith(f"{a}:1:restricted:{b}:entitled-")]
+    assert {k for k in told if ":entitled-" not in k} == {
+        f"{a}:1:restricted:{b}",
+        f"{a}:1:restricted:{b + 1}",
+        f"{a}:2:restored:{b}",
+    }
+    [grant] = granted
+    assert grant.to == "ada@example.com" and "mythos-5" in grant.subject and "fable-5" not in grant.subject
+    assert box.count() == len(box.unique())  # nothing sent twice, replay included
