@@ -14,6 +14,7 @@ from services.notifier.channels import Channels
 from services.notifier.delivery_ledger import Entry, Ledger, Recorded
 from services.notifier.notices import Addressed, Notice, addressed, batches, due
 from services.notifier.pairing import Ready
+from services.notifier.recipients import routed
 from services.notifier.registry_feed import RegistryFeed
 from services.notifier.settings import NotifierSettings
 from services.notifier.sink import Letter
@@ -69,7 +70,8 @@ class Delivery:
         # A crash after a ledger commit but before its Delivered/Failed went out leaves rows to announce.
         await self._announce_entries(ready, self._ledger.unannounced(ready.key))
         tally = Tally()
-        for batch in batches(ready.notices(), self._settings.batch_size):
+        directory = self._registry.directory
+        for batch in batches(routed(ready.notices(), directory.contacts, directory.admins), self._settings.batch_size):
             fresh = due(batch, self._ledger.sent([n.notification_id for n in batch]))
             tally.skipped += len(batch) - len(fresh)
             if fresh:

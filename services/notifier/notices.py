@@ -30,6 +30,7 @@ class Notice:
     action: NoticeAction
     models: tuple[str, ...]
     occasion: Occasion = "assessment"
+    members: tuple[tuple[int, tuple[str, ...]], ...] = ()  # an organisation digest: (member, models lost) each
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Contact:
     entitlements: frozenset[str] | None = None  # None: not known, every covered model counts as lost
     organisation: str | None = None
     account_type: str = "consumer"
+    org_admin: bool = False
 
 
 def notification_id(key: AssessmentKey, user: int, action: NoticeAction | None = None, suffix: str = "") -> str:
@@ -92,7 +94,7 @@ def due(batch: Iterable[Notice], already_sent: Collection[str]) -> list[Notice]:
 
 def lost(notice: Notice, contact: Contact) -> Notice | None:
     """The notice naming only the models the recipient held (covered AND entitled); None when that is none."""
-    if contact.entitlements is None:
+    if contact.entitlements is None or notice.members:  # a digest was narrowed member by member
         return notice
     models = tuple(m for m in notice.models if m in contact.entitlements)
     return replace(notice, models=models) if models else None

@@ -56,7 +56,9 @@ def apply_record(
         return None
     user = _USER.validate_json(value)
     before = directory.contacts.get(user.user_id)
-    contact = Contact(user.email, user.locale, frozenset(user.entitlements), user.organisation, user.account_type)
+    contact = Contact(
+        user.email, user.locale, frozenset(user.entitlements), user.organisation, user.account_type, user.org_admin
+    )
     directory.upsert(user.user_id, contact)
     gained = contact.entitlements - (before.entitlements or frozenset()) if before is not None else frozenset()
     return (user.user_id, user.event_id, gained) if gained else None
