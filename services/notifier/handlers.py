@@ -127,14 +127,24 @@ class Handlers:
         async with self._lock:
             if self.pairing.is_done(ready.key):
                 return
-            await self._delivery.dispatch(self._net(ready))
+            await self._delivery.dispatch(self._net(self._whole_unless_told(ready)))
             if ready.key.action == "lift":
                 self.coverage.lifted(ready.key.directive_id)
             else:
                 self.coverage.enforced(ready.key.directive_id, ready.key.revision, ready.sets)
-            self._store.dispatched(ready.key)
-            self.pairing.dispatched(ready.key)
+            # An older revision not told yet never will be: this one says where its users stand now.
+            for key in [*(self.pairing.older(ready.key) if ready.key.action == "restrict" else []), ready.key]:
+                self._store.dispatched(key)
+                self.pairing.dispatched(key)
         await self._tell_deltas(self.delta_pairing.ready())
+
+    def _whole_unless_told(self, ready: Ready) -> Ready:
+        """An amendment of a revision whose notices never went out (amended before it was confirmed) is told
+        whole: nobody heard of the revision it changes."""
+        if ready.occasion != "amendment" or ready.amended_from is None:
+            return ready
+        amended = AssessmentKey(ready.key.directive_id, ready.amended_from, "restrict")
+        return ready if self.pairing.is_done(amended) else replace(ready, occasion="assessment", removed={})
 
     def _net(self, ready: Ready) -> Ready:
         """Access comes back only where no other directive still covers it (a lift's set is net already)."""

@@ -136,6 +136,12 @@ class Pairing:
         self._pending.pop(key, None)
         self._done.add(key)
 
+    def older(self, key: AssessmentKey) -> list[AssessmentKey]:
+        """Restrict revisions of the key's directive before it, not dispatched yet: superseded once it is."""
+        return sorted(
+            k for k in self._pending if k.directive_id == key.directive_id and k.action == "restrict" and k < key
+        )
+
     def is_done(self, key: AssessmentKey) -> bool:
         return key in self._done
 
