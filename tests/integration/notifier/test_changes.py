@@ -26,6 +26,12 @@ from tests.integration.notifier.conftest import (
 )
 
 
+def _copies(box: Mailbox, directive: str) -> int:
+    """Every message of the directive the server received, copies included (a fresh consumer group replays
+    other tests' directives too: they are not counted)."""
+    return sum(m.notice.startswith(f"{directive}:") for m in box.received)
+
+
 def _told(box: Mailbox, directive: str) -> dict[str, str]:
     """Idempotency key -> recipient address, of every notice of the directive the receiver kept."""
     return {m.notice: m.to for m in box.unique().values() if m.notice.startswith(f"{directive}:")}
@@ -74,7 +80,7 @@ async def test_an_amendment_tells_only_who_lost_or_regained_access_once_confirme
         f"{directive}:2:restricted:{b + 3}": "user3@example.com",  # newly covered by the amendment
         f"{directive}:2:restored:{b}": "user0@example.com",  # no longer covered
     }
-    assert box.count() == len(told)  # not even a duplicate for the receiver to drop
+    assert _copies(box, directive) == len(told)  # not even a duplicate for the receiver to drop
     restored = next(m for m in box.unique().values() if m.notice == f"{directive}:2:restored:{b}")
     assert restored.language == "fr" and "fable-5" in restored.subject
 
@@ -154,7 +160,7 @@ async def test_a_registry_delta_is_told_once_every_cluster_holds_it(
         f"{directive}:1:restricted:{b + 2}:delta-1": "user2@example.com",  # became covered
         f"{directive}:1:restored:{b}:delta-1": "user0@example.com",  # stopped being covered
     }
-    assert box.count() == len(told)
+    assert _copies(box, directive) == len(told)
     restored = next(m for m in box.unique().values() if m.notice == f"{directive}:1:restored:{b}:delta-1")
     assert "fable-5" in restored.subject and restored.language == "fr"
 
@@ -222,4 +228,4 @@ async def test_a_later_entitlement_is_told_and_restored_access_skips_users_anoth
     }
     [grant] = granted
     assert grant.to == "ada@example.com" and "mythos-5" in grant.subject and "fable-5" not in grant.subject
-    assert box.count() == len(box.unique())  # nothing sent twice, replay included
+    assert _copies(box, a) == len(told)  # nothing sent twice, replay included
