@@ -18,9 +18,11 @@ from tests.integration.notifier.conftest import (
     as_record,
     assessment,
     enforced,
+    group_starts_at,
     produce,
     settings_for,
     started,
+    topics_now,
     user,
     user_base,
 )
@@ -44,6 +46,9 @@ async def test_an_amendment_tells_only_who_lost_or_regained_access_once_confirme
     await produce(bootstrap, [user(b + i, f"user{i}@example.com") for i in range(4)])
     with Mailbox() as box:
         settings = settings_for(bootstrap, tmp_path, f"notifier-{unique}").model_copy(update=box.settings())
+        since = await topics_now(bootstrap)
+        for group in (settings.group_id, f"{settings.group_id}-replay"):
+            await group_starts_at(bootstrap, group, since)
         notifier = await started(settings)
         try:
             await produce(bootstrap, assessment(directive, 1, "restrict", {"fable-5": [b, b + 1, b + 2]}))
@@ -126,6 +131,9 @@ async def test_a_registry_delta_is_told_once_every_cluster_holds_it(
     confirmed = scope_digest({**digests, "fable-5": set_digest(after)})
     with Mailbox() as box:
         settings = settings_for(bootstrap, tmp_path, f"notifier-{unique}").model_copy(update=box.settings())
+        since = await topics_now(bootstrap)
+        for group in (settings.group_id, f"{settings.group_id}-replay"):
+            await group_starts_at(bootstrap, group, since)
         notifier = await started(settings)
         try:
             head = assessment(directive, 1, "restrict", {"fable-5": list(first), "mythos-5": []}, model_digests=digests)
@@ -190,6 +198,9 @@ async def test_a_later_entitlement_is_told_and_restored_access_skips_users_anoth
     await produce(bootstrap, [_entitled(b, "ada@example.com", ["fable-5"]), _entitled(b + 1, "bo@example.com", both)])
     with Mailbox() as box:
         settings = settings_for(bootstrap, tmp_path, f"notifier-{unique}").model_copy(update=box.settings())
+        since = await topics_now(bootstrap)
+        for group in (settings.group_id, f"{settings.group_id}-replay"):
+            await group_starts_at(bootstrap, group, since)
         notifier = await started(settings)
         try:
             await produce(bootstrap, [*assessment(a, 1, "restrict", {m: [b, b + 1] for m in both}), _confirmed(a, 1)])

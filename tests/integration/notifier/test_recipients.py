@@ -12,9 +12,11 @@ from tests.integration.notifier.conftest import (
     as_record,
     assessment,
     enforced,
+    group_starts_at,
     produce,
     settings_for,
     started,
+    topics_now,
     user_base,
 )
 
@@ -50,6 +52,9 @@ async def test_an_organisation_administrator_gets_one_digest_for_its_members(
     )
     with Mailbox() as box:
         settings = settings_for(bootstrap, tmp_path, f"notifier-{unique}").model_copy(update=box.settings())
+        since = await topics_now(bootstrap)
+        for group in (settings.group_id, f"{settings.group_id}-replay"):
+            await group_starts_at(bootstrap, group, since)
         notifier = await started(settings)
         try:
             sets = {"fable-5": [b, b + 1, b + 2, b + 3], "mythos-5": [b + 3]}
