@@ -106,7 +106,7 @@ def _body(upserts: pa.Table, ids: pa.Array) -> pa.Array:
         _json_codes(column("entitlements")),
         ',"locale":',
         _json_text(column("locale")),
-        "}",
+        ',"org_admin":false}',  # organisation administrators are not imported from files yet
     ]
     return pc.binary_join_element_wise(*parts, "")
 

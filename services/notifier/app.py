@@ -49,9 +49,12 @@ class NotifierService:
     http: object = None
     started: bool = False
     _lag: asyncio.Task | None = field(default=None, repr=False)
+    _grants: asyncio.Task | None = field(default=None, repr=False)
 
     async def start(self) -> None:
         await self.broker.connect()
+        self.registry.grants, self.registry.grants_checked = asyncio.Queue(), self.handlers.coverage.grants_checked()
+        self._grants = asyncio.create_task(self.handlers.follow_grants(self.registry.grants), name="notifier-grants")
         await self.registry.start()
         await self.broker.start()
         await self.handlers.resume()
@@ -61,7 +64,7 @@ class NotifierService:
         )
 
     async def stop(self) -> None:
-        await cancel_tasks(self._lag)
+        await cancel_tasks(self._lag, self._grants)
         await self.broker.stop()
         await self.registry.stop()
         await self.channels.close()

@@ -12,8 +12,9 @@ import structlog
 
 from services.notifier.channels import Channels
 from services.notifier.delivery_ledger import Entry, Ledger, Recorded
-from services.notifier.notices import NOTICE_ACTION, Addressed, Notice, addressed, batches, due, notices_for
+from services.notifier.notices import Addressed, Notice, addressed, batches, due
 from services.notifier.pairing import Ready
+from services.notifier.recipients import routed
 from services.notifier.registry_feed import RegistryFeed
 from services.notifier.settings import NotifierSettings
 from services.notifier.sink import Letter
@@ -69,7 +70,8 @@ class Delivery:
         # A crash after a ledger commit but before its Delivered/Failed went out leaves rows to announce.
         await self._announce_entries(ready, self._ledger.unannounced(ready.key))
         tally = Tally()
-        for batch in batches(notices_for(ready.key, ready.sets), self._settings.batch_size):
+        directory = self._registry.directory
+        for batch in batches(routed(ready.notices(), directory.contacts, directory.admins), self._settings.batch_size):
             fresh = due(batch, self._ledger.sent([n.notification_id for n in batch]))
             tally.skipped += len(batch) - len(fresh)
             if fresh:
@@ -146,9 +148,8 @@ class Delivery:
         )
 
     async def _announce_entries(self, ready: Ready, entries: list[Entry]) -> None:
-        action = NOTICE_ACTION[ready.key.action]
         notices = [
-            (Notice(e.notification_id, e.recipient, ready.key.directive_id, ready.key.revision, action, ()), e)
+            (Notice(e.notification_id, e.recipient, ready.key.directive_id, ready.key.revision, e.action, ()), e)
             for e in entries
         ]
         await self._announce(ready, [(n, e.status, e.channel, e.reason) for n, e in notices])

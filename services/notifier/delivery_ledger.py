@@ -44,6 +44,7 @@ class Entry:
     status: str  # delivered | failed
     reason: str | None
     channel: str | None
+    action: str = "restricted"  # restricted | restored
 
 
 @dataclass(frozen=True)
@@ -87,11 +88,12 @@ class Ledger:
             )
 
     def unannounced(self, key: AssessmentKey) -> list[Entry]:
-        """Rows committed whose Delivered/Failed message was not confirmed published (crash in between)."""
+        """Rows of the key's directive revision (either action: an amendment or a delta sends both) committed
+        whose Delivered/Failed message was not confirmed published (crash in between)."""
         rows = self._conn.execute(
-            "SELECT notification_id, recipient, status, reason, channel FROM ledger "
-            "WHERE directive_id = ? AND revision = ? AND action = ? AND announced = 0",
-            (key.directive_id, key.revision, NOTICE_ACTION[key.action]),
+            "SELECT notification_id, recipient, status, reason, channel, action FROM ledger "
+            "WHERE directive_id = ? AND revision = ? AND announced = 0",
+            (key.directive_id, key.revision),
         )
         return [Entry(*row) for row in rows]
 

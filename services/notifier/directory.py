@@ -13,12 +13,18 @@ class UserDirectory:
     def __init__(self) -> None:
         self.contacts: dict[int, Contact] = {}
         self.positions: dict[int, int] = {}
+        self.admins: dict[str, set[int]] = {}  # organisation -> its administrators
 
     def upsert(self, user_id: int, contact: Contact) -> None:
+        self.remove(user_id)
         self.contacts[user_id] = contact
+        if contact.org_admin and contact.organisation:
+            self.admins.setdefault(contact.organisation, set()).add(user_id)
 
     def remove(self, user_id: int) -> None:
-        self.contacts.pop(user_id, None)
+        before = self.contacts.pop(user_id, None)
+        if before is not None and before.org_admin and before.organisation:
+            self.admins.get(before.organisation, set()).discard(user_id)
 
     def advance(self, partition: int, next_offset: int) -> None:
         self.positions[partition] = max(next_offset, self.positions.get(partition, 0))

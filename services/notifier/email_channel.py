@@ -35,6 +35,7 @@ def mail_of(letter: Letter) -> Mail:
         letter.body,
         letter.html,
         letter.language,
+        letter.attachment,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from itertools import islice
+from typing import Literal
 
 from pyroaring import BitMap
 
@@ -13,6 +14,9 @@ from shared.contracts.impact import Action, AssessmentKey
 from shared.contracts.notifications import NoticeAction
 
 NOTICE_ACTION: dict[Action, NoticeAction] = {"restrict": "restricted", "lift": "restored"}
+# Why a notice is sent, which the wording follows: a revision enforced or lifted, an amendment's difference,
+# a registry change (delta) confirmed, an entitlement granted to a user already covered.
+Occasion = Literal["assessment", "amendment", "delta", "entitled"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,8 @@ class Notice:
     revision: int
     action: NoticeAction
     models: tuple[str, ...]
+    occasion: Occasion = "assessment"
+    members: tuple[tuple[int, tuple[str, ...]], ...] = ()  # an organisation digest: (member, models lost) each
 
 
 @dataclass(frozen=True)
@@ -36,19 +42,42 @@ class Contact:
     entitlements: frozenset[str] | None = None  # None: not known, every covered model counts as lost
     organisation: str | None = None
     account_type: str = "consumer"
+    org_admin: bool = False
 
 
-def notification_id(key: AssessmentKey, user: int) -> str:
-    """Deterministic: the same recipient, revision and action always give the same id."""
-    return f"{key.directive_id}:{key.revision}:{NOTICE_ACTION[key.action]}:{user}"
+def notification_id(key: AssessmentKey, user: int, action: NoticeAction | None = None, suffix: str = "") -> str:
+    """Deterministic: the same recipient, revision and action (and occasion within the revision: a delta's
+    sequence number, an entitlement's registry record) always give the same id."""
+    return f"{key.directive_id}:{key.revision}:{action or NOTICE_ACTION[key.action]}:{user}{suffix}"
 
 
-def notices_for(key: AssessmentKey, sets: Mapping[str, BitMap]) -> Iterator[Notice]:
+def notices_for(
+    key: AssessmentKey,
+    sets: Mapping[str, BitMap],
+    action: NoticeAction | None = None,
+    occasion: Occasion = "assessment",
+    suffix: str = "",
+) -> Iterator[Notice]:
     """One notice per user in the union of the model sets, naming the models whose set holds them."""
     models = sorted(sets)
+    action = action or NOTICE_ACTION[key.action]
     for user in union(sets.values()):
         held = tuple(m for m in models if user in sets[m])
-        yield Notice(notification_id(key, user), user, key.directive_id, key.revision, NOTICE_ACTION[key.action], held)
+        nid = notification_id(key, user, action, suffix)
+        yield Notice(nid, user, key.directive_id, key.revision, action, held, occasion)
+
+
+def changed_notices(
+    key: AssessmentKey,
+    added: Mapping[str, BitMap],
+    removed: Mapping[str, BitMap],
+    occasion: Occasion,
+    suffix: str = "",
+) -> Iterator[Notice]:
+    """Only who changed is told: restricted for what the directive now covers, restored for what it no longer
+    covers (an amendment's difference, or a registry delta)."""
+    yield from notices_for(key, added, "restricted", occasion, suffix)
+    yield from notices_for(key, removed, "restored", occasion, suffix)
 
 
 def batches(notices: Iterable[Notice], size: int) -> Iterator[list[Notice]]:
@@ -65,7 +94,7 @@ def due(batch: Iterable[Notice], already_sent: Collection[str]) -> list[Notice]:
 
 def lost(notice: Notice, contact: Contact) -> Notice | None:
     """The notice naming only the models the recipient held (covered AND entitled); None when that is none."""
-    if contact.entitlements is None:
+    if contact.entitlements is None or notice.members:  # a digest was narrowed member by member
         return notice
     models = tuple(m for m in notice.models if m in contact.entitlements)
     return replace(notice, models=models) if models else None

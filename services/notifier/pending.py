@@ -11,8 +11,9 @@ import sqlite3
 
 from pyroaring import BitMap
 
+from services.notifier.delta_pairing import Delta, DeltaPairing
 from services.notifier.pairing import Pairing
-from shared.contracts.impact import AssessmentKey
+from shared.contracts.impact import AssessmentKey, Part
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS assessments (
@@ -25,6 +26,13 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE TABLE IF NOT EXISTS confirmations (
     directive_id TEXT, revision INTEGER, action TEXT, event_id TEXT NOT NULL,
     PRIMARY KEY (directive_id, revision, action));
+CREATE TABLE IF NOT EXISTS amendments (
+    directive_id TEXT, revision INTEGER, action TEXT, amended_from INTEGER NOT NULL, diff_chunks INTEGER NOT NULL,
+    PRIMARY KEY (directive_id, revision, action));
+CREATE TABLE IF NOT EXISTS diff_chunks (
+    directive_id TEXT, revision INTEGER, action TEXT, chunk INTEGER, chunks INTEGER NOT NULL,
+    part TEXT NOT NULL, model TEXT NOT NULL, users BLOB NOT NULL,
+    PRIMARY KEY (directive_id, revision, action, chunk));
 CREATE TABLE IF NOT EXISTS dispatched (
     directive_id TEXT, revision INTEGER, action TEXT,
     PRIMARY KEY (directive_id, revision, action));
@@ -38,10 +46,32 @@ class PendingStore:
         self._conn = conn
         conn.executescript(SCHEMA)
 
-    def assessed(self, key: AssessmentKey, chunks: int, registry_offsets: dict[int, int]) -> None:
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._conn
+
+    def assessed(
+        self,
+        key: AssessmentKey,
+        chunks: int,
+        registry_offsets: dict[int, int],
+        diff_chunks: int = 0,
+        amended_from: int | None = None,
+    ) -> None:
         with self._conn:
             self._conn.execute(
                 "INSERT OR IGNORE INTO assessments VALUES (?, ?, ?, ?, ?)", (*key, chunks, json.dumps(registry_offsets))
+            )
+            if amended_from is not None:
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO amendments VALUES (?, ?, ?, ?, ?)", (*key, amended_from, diff_chunks)
+                )
+
+    def diff_chunk(self, key: AssessmentKey, index: int, chunks: int, part: Part, model: str, users: BitMap) -> None:
+        with self._conn:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO diff_chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (*key, index, chunks, part, model, users.serialize()),
             )
 
     def chunk(self, key: AssessmentKey, index: int, chunks: int, model: str, users: BitMap) -> None:
@@ -60,16 +90,81 @@ class PendingStore:
         with self._conn:
             self._conn.execute("INSERT OR IGNORE INTO dispatched VALUES (?, ?, ?)", key)
             self._conn.execute("DELETE FROM chunks WHERE directive_id = ? AND revision = ? AND action = ?", key)
+            self._conn.execute("DELETE FROM diff_chunks WHERE directive_id = ? AND revision = ? AND action = ?", key)
 
     def restore(self) -> Pairing:
         """A Pairing holding everything recorded, in the order it may have arrived."""
         pairing = Pairing()
         for row in self._conn.execute("SELECT * FROM dispatched"):
             pairing.dispatched(AssessmentKey(*row))
+        amended = {AssessmentKey(d, r, a): (f, n) for d, r, a, f, n in self._conn.execute("SELECT * FROM amendments")}
         for *key, chunks, offsets in self._conn.execute("SELECT * FROM assessments"):
-            pairing.assessed(AssessmentKey(*key), chunks, {int(p): o for p, o in json.loads(offsets).items()})
+            amended_from, diff_chunks = amended.get(AssessmentKey(*key), (None, 0))
+            offsets = {int(p): o for p, o in json.loads(offsets).items()}
+            pairing.assessed(AssessmentKey(*key), chunks, offsets, diff_chunks, amended_from)
         for *key, index, chunks, model, users in self._conn.execute("SELECT * FROM chunks"):
             pairing.chunk(AssessmentKey(*key), index, chunks, model, BitMap.deserialize(users))
+        for *key, index, chunks, part, model, users in self._conn.execute("SELECT * FROM diff_chunks"):
+            pairing.diff_chunk(AssessmentKey(*key), index, chunks, part, model, BitMap.deserialize(users))
         for *key, event_id in self._conn.execute("SELECT * FROM confirmations"):
             pairing.enforced(AssessmentKey(*key), event_id)
+        return pairing
+
+
+DELTA_SCHEMA = """
+CREATE TABLE IF NOT EXISTS delta_bases (
+    directive_id TEXT, revision INTEGER, model_digests TEXT NOT NULL, PRIMARY KEY (directive_id, revision));
+CREATE TABLE IF NOT EXISTS deltas (
+    directive_id TEXT, revision INTEGER, seq INTEGER, model TEXT NOT NULL, model_digest TEXT NOT NULL,
+    added BLOB, removed BLOB, sent INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (directive_id, revision, seq));
+CREATE TABLE IF NOT EXISTS confirmed_digests (
+    directive_id TEXT, revision INTEGER, digest TEXT, event_id TEXT NOT NULL,
+    PRIMARY KEY (directive_id, revision, digest));
+"""
+
+
+class DeltaStore:
+    """Keeps what the DeltaPairing was told (first copy wins); a delta's sets are dropped once it is told."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        conn.executescript(DELTA_SCHEMA)
+
+    def assessed(self, key: AssessmentKey, model_digests: dict[str, str]) -> None:
+        with self._conn:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO delta_bases VALUES (?, ?, ?)", (*key[:2], json.dumps(model_digests))
+            )
+
+    def delta(self, key: AssessmentKey, delta: Delta) -> None:
+        row = (*key[:2], delta.seq, delta.model, delta.model_digest, delta.added.serialize(), delta.removed.serialize())
+        with self._conn:
+            self._conn.execute("INSERT OR IGNORE INTO deltas VALUES (?, ?, ?, ?, ?, ?, ?, 0)", row)
+
+    def confirmed(self, key: AssessmentKey, digest: str, event_id: str) -> None:
+        with self._conn:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO confirmed_digests VALUES (?, ?, ?, ?)", (*key[:2], digest, event_id)
+            )
+
+    def sent(self, key: AssessmentKey, seq: int) -> None:
+        with self._conn:
+            self._conn.execute(
+                "UPDATE deltas SET sent = 1, added = NULL, removed = NULL "
+                "WHERE directive_id = ? AND revision = ? AND seq = ?",
+                (*key[:2], seq),
+            )
+
+    def restore(self) -> DeltaPairing:
+        pairing = DeltaPairing()
+        for directive, revision, digests in self._conn.execute("SELECT * FROM delta_bases"):
+            pairing.assessed(AssessmentKey(directive, revision, "restrict"), json.loads(digests))
+        for directive, revision, seq, model, digest, added, removed, sent in self._conn.execute("SELECT * FROM deltas"):
+            key = AssessmentKey(directive, revision, "restrict")
+            sets = (BitMap(), BitMap()) if sent else (BitMap.deserialize(added), BitMap.deserialize(removed))
+            pairing.delta(key, Delta(seq, model, digest, *sets))
+            if sent:
+                pairing.sent(key, seq)
+        for directive, revision, digest, event_id in self._conn.execute("SELECT * FROM confirmed_digests"):
+            pairing.confirmed(AssessmentKey(directive, revision, "restrict"), digest, event_id)
         return pairing

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -34,16 +35,33 @@ _USER = TypeAdapter(UserUpserted)
 log = structlog.get_logger(service=SERVICE)
 
 
-def apply_record(directory: UserDirectory, key: bytes | None, value: bytes | None) -> None:
-    """Apply one registry record; raises ValueError/ValidationError naming what is wrong."""
+@dataclass(frozen=True)
+class Grant:
+    """A registry record gave a known user models it did not hold before."""
+
+    user: int
+    models: tuple[str, ...]
+    partition: int
+    offset: int
+    event_id: str
+
+
+def apply_record(
+    directory: UserDirectory, key: bytes | None, value: bytes | None
+) -> tuple[int, str, frozenset[str]] | None:
+    """Apply one registry record; raises ValueError/ValidationError naming what is wrong. Returns (user, event id,
+    models gained) when a user already in the directory was given new entitlements."""
     if value is None:
         directory.remove(_user_id(key))
-        return
+        return None
     user = _USER.validate_json(value)
-    directory.upsert(
-        user.user_id,
-        Contact(user.email, user.locale, frozenset(user.entitlements), user.organisation, user.account_type),
+    before = directory.contacts.get(user.user_id)
+    contact = Contact(
+        user.email, user.locale, frozenset(user.entitlements), user.organisation, user.account_type, user.org_admin
     )
+    directory.upsert(user.user_id, contact)
+    gained = contact.entitlements - (before.entitlements or frozenset()) if before is not None else frozenset()
+    return (user.user_id, user.event_id, gained) if gained else None
 
 
 def _user_id(key: bytes | None) -> int:
@@ -59,6 +77,10 @@ class RegistryFeed:
     def __init__(
         self, settings: NotifierSettings, directory: UserDirectory, dead_letter: Callable[[DeadLetter], Awaitable[Any]]
     ) -> None:
+        # (grants, next offset per partition) per batch, for whoever tells entitlements granted later; the
+        # positions say up to where grants were looked at, so a restart looks again only past them.
+        self.grants: asyncio.Queue[tuple[list[Grant], dict[int, int]]] | None = None
+        self.grants_checked: dict[int, int] = {}
         self._settings = settings
         self.directory = directory
         self._dead_letter = dead_letter
@@ -102,10 +124,14 @@ class RegistryFeed:
         return True
 
     async def take(self, batch: Mapping[TopicPartition, list[Any]], positions: Mapping[int, int]) -> None:
-        """Apply a batch of registry records read up to these positions (partition -> next offset)."""
-        await self._apply(batch)
+        """Apply a batch of registry records read up to these positions (partition -> next offset); entitlements
+        granted in it go to the grants queue with the offsets they were read up to."""
+        grants = await self._apply(batch)
         for partition, next_offset in positions.items():
             self.directory.advance(partition, next_offset)
+        if self.grants is not None and batch:
+            ends = {tp.partition: records[-1].offset + 1 for tp, records in batch.items() if records}
+            self.grants.put_nowait((grants, ends))
         self._note_caught_up()
 
     def _note_caught_up(self) -> None:
@@ -131,12 +157,17 @@ class RegistryFeed:
                 await asyncio.sleep(1)
             self._note_caught_up()
 
-    async def _apply(self, batch: Mapping[TopicPartition, list[Any]]) -> None:
-        refused = []
+    async def _apply(self, batch: Mapping[TopicPartition, list[Any]]) -> list[Grant]:
+        refused, grants = [], []
         for records in batch.values():
             for record in records:
                 try:
-                    apply_record(self.directory, record.key, record.value)
+                    gained = apply_record(self.directory, record.key, record.value)
                 except (ValueError, ValidationError) as exc:
                     refused.append((record, exc))
+                    continue
+                if gained is not None and record.offset >= self.grants_checked.get(record.partition, 0):
+                    user, event_id, models = gained
+                    grants.append(Grant(user, tuple(sorted(models)), record.partition, record.offset, event_id))
         await asyncio.gather(*(write_dead_letter(self._dead_letter, record, SERVICE, exc) for record, exc in refused))
+        return grants

@@ -69,6 +69,11 @@ class NotifierSettings(ServiceSettings):
         default_factory=dict,
         description="Webhook endpoint per organisation id: its members' notices go there instead of email.",
     )
+    internal_webhook: WebhookEndpoint | None = Field(
+        None,
+        description="The internal channel: employees' notices are POSTed (signed) to this endpoint of the provider's "
+        "own instead of emailed; none: employees are emailed like everyone else.",
+    )
     webhook_allowed_hosts: list[str] = Field(
         default_factory=list, description="Host names (and their subdomains) webhooks may be sent to."
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 from services.notifier.notices import Contact, Notice
+from services.notifier.recipients import member_list
 from services.notifier.retry import DELIVERED, Outcome
 
 
@@ -23,6 +24,12 @@ class Letter:
     html: str = ""
     language: str = "en"  # of the templates used (the contact's locale, its language, or the fallback)
 
+    @property
+    def attachment(self) -> tuple[str, str] | None:
+        """(file name, CSV text) of an organisation digest's member list; None for a personal notice."""
+        n = self.notice
+        return (f"members-{n.directive_id}-r{n.revision}-{n.action}.csv", member_list(n)) if n.members else None
+
     def as_record(self) -> dict[str, object]:
         n = self.notice
         return {
@@ -36,6 +43,7 @@ class Letter:
             "models": list(n.models),
             "subject": self.subject,
             "body": self.body,
+            **({"members": [{"user_id": u, "models": list(m)} for u, m in n.members]} if n.members else {}),
         }
 
 

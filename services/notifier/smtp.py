@@ -24,6 +24,7 @@ class Mail:
     text: str
     html: str
     locale: str = "en"
+    attachment: tuple[str, str] | None = None  # (file name, CSV text)
 
 
 def checked_address(address: str) -> str:
@@ -49,6 +50,8 @@ def build(mail: Mail, sender: str, sender_name: str, domain: str) -> EmailMessag
     message["X-Countermand-Notice"] = mail.idempotency_key
     message.set_content(mail.text)
     message.add_alternative(mail.html, subtype="html")
+    if mail.attachment is not None:
+        message.add_attachment(mail.attachment[1], subtype="csv", filename=mail.attachment[0])
     message["Content-Language"] = mail.locale  # after the content: set_content clears Content-* headers
     return message
 

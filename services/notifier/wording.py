@@ -8,6 +8,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateError
 
 from services.notifier.notices import Notice
+from services.notifier.recipients import counts
 
 TEMPLATES = Path(__file__).parent / "templates"
 FALLBACK = "en"
@@ -57,13 +58,17 @@ class Wording:
             "revision": notice.revision,
             "models": list(notice.models),
             "recipient": notice.recipient,
+            "occasion": notice.occasion,
+            "counts": counts(notice),
+            "members": len(notice.members),
         }
+        name = f"{notice.action}_digest" if notice.members else notice.action
         try:
-            subject = self._template(chosen, notice.action, "subject").render(values).strip()
-            text = self._template(chosen, notice.action, "body").render(values).strip() + "\n"
+            subject = self._template(chosen, name, "subject").render(values).strip()
+            text = self._template(chosen, name, "body").render(values).strip() + "\n"
             html = self._html.render(locale=chosen, subject=subject, blocks=_blocks(text))
         except TemplateError as exc:
-            raise Unrenderable(f"template {chosen}/{notice.action} failed to render: {exc}") from exc
+            raise Unrenderable(f"template {chosen}/{name} failed to render: {exc}") from exc
         return subject, text, html
 
     def _template(self, locale: str, action: str, part: str) -> Template:

@@ -36,6 +36,12 @@ class UserUpserted(Event):
         default_factory=list, description="Models the user may use.", examples=[["fable-5", "mythos-5"]]
     )
     locale: str = Field("en", max_length=35, description="Language for notices.", examples=["en"])
+    org_admin: bool = Field(
+        False,
+        description="Administers its organisation: gets one notice per directive change summing up the "
+        "organisation's enterprise members (who are then not told one by one).",
+        examples=[False],
+    )
 
 
 def user_key(user_id: int) -> bytes:

@@ -19,6 +19,7 @@ async def test_status_shows_applied_and_overdue_clusters_of_a_directive(
 ) -> None:
     directive, fable = f"D-{unique}", f"fable-{unique}"
     assessed, *chunks = impact(directive, {fable: BitMap(range(10))}, deadline_s=1)
+    assessed = assessed.model_copy(update={"losing_by_model": {fable: 7}})
     async with (
         TopicReader(bootstrap, ENFORCEMENT) as status,
         FakeAgent(bootstrap, f"ok-{unique}", [fable]) as ok,
@@ -44,11 +45,12 @@ async def test_status_shows_applied_and_overdue_clusters_of_a_directive(
     rows = {line.split("│")[1].strip(): line for line in one.output.splitlines() if line.count("│") > 3}
     assert "applied" in rows[ok.cluster] and "overdue" in rows[mute.cluster]
     assert f"{directive} r1 restrict" in one.output and "overdue" in one.output.splitlines()[0] + one.output
+    assert [c.strip() for c in rows[fable].split("│")[1:-1]] == [fable, "10", "7"]  # covered, losing access
 
     every = await asyncio.to_thread(runner.invoke, app, ["--bootstrap", bootstrap], env={"COLUMNS": "250"})
     assert every.exit_code == 0, every.output
     [line] = [row for row in every.output.splitlines() if directive in row]
-    assert "overdue" in line and "1/2" in line
+    assert "overdue" in line and "1/2" in line and f"{fable} 10/7" in line
 
     missing = await asyncio.to_thread(runner.invoke, app, ["NOPE-" + unique, "--bootstrap", bootstrap])
     assert missing.exit_code == 1 and "directive_id" in missing.output

@@ -14,13 +14,13 @@ from pyroaring import BitMap
 
 from services.notifier.app import NotifierService, build
 from services.notifier.settings import NotifierSettings
-from shared.contracts.bitmaps import encode_bitmap
+from shared.contracts.bitmaps import encode_bitmap, scope_digest
 from shared.contracts.catalogue import BY_NAME
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.enforcement import ClusterProgress, DirectiveEnforced
 from shared.contracts.impact import AffectedSetChunk, ImpactAssessed
 from shared.contracts.users import UserUpserted, user_key
-from shared.runtime.kafka import consuming, producing, records_to_end
+from shared.runtime.kafka import consuming, end_offsets, producing, records_to_end
 from shared.runtime.settings import KafkaSettings
 
 TIMEOUT_S = 60.0
@@ -41,6 +41,24 @@ def settings_for(bootstrap: str, state: Path, group: str) -> NotifierSettings:
         publish_group=3,
         email_channel="outbox",  # these tests read the development channel; test_smtp_crash.py uses SMTP
     )
+
+
+async def topics_now(bootstrap: str) -> dict[TopicPartition, int]:
+    """The end offsets of the topics the notifier's group reads: where a test's own messages will begin."""
+    settings = KafkaSettings(bootstrap=bootstrap)
+    ends: dict[TopicPartition, int] = {}
+    for topic in (BY_NAME["compliance.impact.v1"], BY_NAME["compliance.enforcement.v1"]):
+        for partition, offset in (await end_offsets(settings, topic, "tests-notifier-start")).items():
+            ends[TopicPartition(topic.name, partition)] = offset
+    return ends
+
+
+async def group_starts_at(bootstrap: str, group: str, offsets: dict[TopicPartition, int]) -> None:
+    """Commit these offsets for a group not started yet: it skips what earlier tests left on the topics
+    (a fresh group otherwise replays every directive of the session, and has to tell all of them first)."""
+    async with consuming(KafkaSettings(bootstrap=bootstrap), "tests-notifier-group", group_id=group) as consumer:
+        consumer.assign(list(offsets))
+        await consumer.commit(offsets)
 
 
 async def started(settings: NotifierSettings) -> NotifierService:
@@ -79,9 +97,20 @@ def user(user_id: int, email: str) -> tuple[str, bytes, bytes]:
 
 
 def assessment(
-    directive: str, revision: int, action: str, sets: dict[str, list[int]]
+    directive: str,
+    revision: int,
+    action: str,
+    sets: dict[str, list[int]],
+    *,
+    amended_from: int | None = None,
+    added: dict[str, list[int]] | None = None,
+    removed: dict[str, list[int]] | None = None,
+    model_digests: dict[str, str] | None = None,
 ) -> list[tuple[str, bytes, bytes]]:
-    """An ImpactAssessed and one chunk per model, as the impact service publishes them."""
+    """An ImpactAssessed and one chunk per model, as the impact service publishes them; an amendment's
+    "added" then "removed" chunks (one per model) follow the whole ones."""
+    diff = [("added", m, u) for m, u in sorted((added or {}).items())]
+    diff += [("removed", m, u) for m, u in sorted((removed or {}).items())]
     scope = DirectiveScope.model_validate({"models": sorted(sets), "selector": {"kind": "everyone"}})
     head = ImpactAssessed(
         producer="test",
@@ -92,10 +121,12 @@ def assessment(
         scope=scope,
         affected_by_model={m: len(u) for m, u in sets.items()},
         affected_users=len(set().union(*sets.values())),
-        model_digests={m: "x" for m in sets},
-        digest="x",
+        model_digests=model_digests or {m: "x" for m in sets},
+        digest=scope_digest(model_digests) if model_digests else "x",
         registry_offsets={},
         chunks=len(sets),
+        amended_from=amended_from,
+        diff_chunks=len(diff),
     )
     records = [as_record("compliance.impact.v1", directive, head)]
     for index, model in enumerate(sorted(sets)):
@@ -111,17 +142,31 @@ def assessment(
             users=encode_bitmap(BitMap(sets[model])),
         )
         records.append(as_record("compliance.impact.v1", directive, chunk))
+    for index, (part, model, users) in enumerate(diff, start=len(sets)):
+        chunk = AffectedSetChunk(
+            producer="test",
+            correlation_id=directive,
+            directive_id=directive,
+            revision=revision,
+            action=action,
+            model=model,
+            chunk=index,
+            chunks=len(sets) + len(diff),
+            users=encode_bitmap(BitMap(users)),
+            part=part,
+        )
+        records.append(as_record("compliance.impact.v1", directive, chunk))
     return records
 
 
-def enforced(directive: str, revision: int, action: str) -> DirectiveEnforced:
+def enforced(directive: str, revision: int, action: str, digest: str = "x") -> DirectiveEnforced:
     return DirectiveEnforced(
         producer="test",
         correlation_id=directive,
         directive_id=directive,
         revision=revision,
         action=action,
-        digest="x",
+        digest=digest,
         clusters={"eu-1": ClusterProgress(state="applied")},
         ack_latency_s={"eu-1": 0.1},
     )

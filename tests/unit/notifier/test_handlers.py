@@ -99,12 +99,56 @@ async def test_a_restart_remembers_dispatched_keys_and_pending_halves(tmp_path: 
     assert again.dispatched == []
 
 
-async def test_amendment_difference_chunks_are_ignored(tmp_path: Path) -> None:
+async def test_an_amendment_notifies_only_who_changed_between_revisions(tmp_path: Path) -> None:
     head, chunk, done = _messages()
-    extra = chunk.model_copy(update={"chunk": 1, "chunks": 2, "part": "added", "users": encode_bitmap(BitMap([9]))})
+    head = head.model_copy(update={"revision": 2, "amended_from": 1, "diff_chunks": 2})
+    chunk, done = chunk.model_copy(update={"revision": 2}), done.model_copy(update={"revision": 2})
+    added = chunk.model_copy(update={"chunk": 1, "chunks": 3, "part": "added", "users": encode_bitmap(BitMap([5]))})
+    removed = added.model_copy(update={"chunk": 2, "part": "removed", "users": encode_bitmap(BitMap([9]))})
     delivery = FakeDelivery()
     handlers = _handlers(tmp_path, delivery)
-    for message in (head, extra, chunk):
+    for message in _messages():  # revision 1, told
+        await (handlers.on_enforcement if message.type == "DirectiveEnforced" else handlers.on_impact)(message)
+    for message in (head, added, chunk):
         await handlers.on_impact(message)
     await handlers.on_enforcement(done)
-    assert [list(r.sets["fable-5"]) for r in delivery.dispatched] == [[4, 5]]
+    assert len(delivery.dispatched) == 1  # the difference is not complete yet: the removed chunk is missing
+    await handlers.on_impact(removed)
+    ready = delivery.dispatched[-1]
+    told = {(n.recipient, n.action, n.models, n.occasion) for n in ready.notices()}
+    assert told == {(5, "restricted", ("fable-5",), "amendment"), (9, "restored", ("fable-5",), "amendment")}
+
+
+async def test_an_amendment_half_survives_a_restart(tmp_path: Path) -> None:
+    head, chunk, done = _messages()
+    head = head.model_copy(update={"revision": 2, "amended_from": 1, "diff_chunks": 1})
+    chunk, done = chunk.model_copy(update={"revision": 2}), done.model_copy(update={"revision": 2})
+    removed = chunk.model_copy(update={"chunk": 1, "chunks": 2, "part": "removed", "users": encode_bitmap(BitMap([9]))})
+    first = _handlers(tmp_path, FakeDelivery())
+    for message in _messages():  # revision 1, told
+        await (first.on_enforcement if message.type == "DirectiveEnforced" else first.on_impact)(message)
+    for message in (head, chunk, removed):
+        await first.on_impact(message)
+    delivery = FakeDelivery()
+    again = _handlers(tmp_path, delivery)
+    await again.on_enforcement(done)
+    [ready] = delivery.dispatched
+    assert [(n.recipient, n.action) for n in ready.notices()] == [(9, "restored")]
+
+
+async def test_an_amendment_of_a_revision_never_told_is_told_whole_and_the_older_revision_never(
+    tmp_path: Path,
+) -> None:
+    head, chunk, done = _messages()
+    head2 = head.model_copy(update={"revision": 2, "amended_from": 1, "diff_chunks": 1})
+    chunk2, done2 = chunk.model_copy(update={"revision": 2}), done.model_copy(update={"revision": 2})
+    added = chunk2.model_copy(update={"chunk": 1, "chunks": 2, "part": "added", "users": encode_bitmap(BitMap([5]))})
+    delivery = FakeDelivery()
+    handlers = _handlers(tmp_path, delivery)
+    for message in (head, chunk, head2, chunk2, added):  # revision 1 is amended before it was confirmed
+        await handlers.on_impact(message)
+    await handlers.on_enforcement(done2)
+    await handlers.on_enforcement(done)  # a late confirmation of the superseded revision
+    [ready] = delivery.dispatched
+    assert ready.key.revision == 2
+    assert sorted((n.recipient, n.action) for n in ready.notices()) == [(4, "restricted"), (5, "restricted")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
@@ -54,3 +56,14 @@ def test_the_view_knows_which_offsets_it_reflects() -> None:
     assert directory.reached({0: 10}) and not directory.reached({0: 10, 1: 1})
     directory.advance(0, 3)  # never moves back
     assert directory.reached({0: 10})
+
+
+def test_a_known_user_given_new_entitlements_is_reported_as_a_grant() -> None:
+    directory = UserDirectory()
+    assert apply_record(directory, b"1", _user(1, "a@example.com")) is None  # a first record is no grant
+    more = json.loads(_user(1, "a@example.com"))
+    more["entitlements"] = sorted({*more["entitlements"], "lyric-9"})
+    user, _, gained = apply_record(directory, b"1", json.dumps(more).encode())
+    assert user == 1 and gained == {"lyric-9"}
+    fewer = {**more, "entitlements": []}
+    assert apply_record(directory, b"1", json.dumps(fewer).encode()) is None  # a revocation needs no notice

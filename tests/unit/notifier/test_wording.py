@@ -56,3 +56,19 @@ def test_restored_notice_says_access_is_back() -> None:
     assert "EXP-9" in body and "has been lifted" in body
     assert "following model:" in body
     assert "restricted" not in subject
+
+
+def test_a_restored_notice_of_an_amendment_or_delta_says_the_directive_no_longer_restricts() -> None:
+    changed = Notice("EXP-9:3:restored:5:d4", 5, "EXP-9", 3, "restored", ("fable-5",), "delta")
+    _, body, _ = Wording().render(changed)
+    assert "no longer restricts your account" in body and "has been lifted" not in body
+    _, corps, _ = Wording().render(changed, "fr")
+    assert "ne restreint plus votre compte" in corps
+
+
+def test_an_entitlement_granted_later_is_told_it_is_not_available_because_of_the_directive() -> None:
+    granted = Notice("EXP-9:3:restricted:5:e", 5, "EXP-9", 3, "restricted", ("fable-5",), "entitled")
+    _, body, _ = Wording().render(granted)
+    assert "is not available to you because of directive EXP-9" in body and "  - fable-5\n" in body
+    _, corps, _ = Wording().render(granted, "fr")
+    assert "qui ne vous est pas disponible" in corps and "EXP-9" in corps

@@ -1,0 +1,242 @@
+"""On real Kafka and a real SMTP server: amendments, registry deltas and later entitlements tell exactly the
+users whose access changed, once each, and only after every cluster confirmed the change."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pyroaring import BitMap
+
+from devtools.mailbox import Mailbox
+from devtools.waiting import eventually
+from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
+from shared.contracts.enforcement import ClusterProgress, EnforcementProgressed
+from shared.contracts.impact import AffectedSetDelta, AssessmentKey
+from shared.contracts.users import UserUpserted, user_key
+from tests.integration.notifier.conftest import (
+    as_record,
+    assessment,
+    enforced,
+    group_starts_at,
+    produce,
+    settings_for,
+    started,
+    topics_now,
+    user,
+    user_base,
+)
+
+
+def _copies(box: Mailbox, directive: str) -> int:
+    """Every message of the directive the server received, copies included (a fresh consumer group replays
+    other tests' directives too: they are not counted)."""
+    return sum(m.notice.startswith(f"{directive}:") for m in box.received)
+
+
+def _told(box: Mailbox, directive: str) -> dict[str, str]:
+    """Idempotency key -> recipient address, of every notice of the directive the receiver kept."""
+    return {m.notice: m.to for m in box.unique().values() if m.notice.startswith(f"{directive}:")}
+
+
+async def test_an_amendment_tells_only_who_lost_or_regained_access_once_confirmed(
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    directive, b = f"AMEND-{unique}", user_base(unique)
+    await produce(bootstrap, [user(b + i, f"user{i}@example.com") for i in range(4)])
+    with Mailbox() as box:
+        settings = settings_for(bootstrap, tmp_path, f"notifier-{unique}").model_copy(update=box.settings())
+        since = await topics_now(bootstrap)
+        for group in (settings.group_id, f"{settings.group_id}-replay"):
+            await group_starts_at(bootstrap, group, since)
+        notifier = await started(settings)
+        try:
+            await produce(bootstrap, assessment(directive, 1, "restrict", {"fable-5": [b, b + 1, b + 2]}))
+            await produce(
+                bootstrap, [as_record("compliance.enforcement.v1", directive, enforced(directive, 1, "restrict"))]
+            )
+            await eventually(lambda: len(_told(box, directive)) >= 3, what="revision 1 notices")
+            # Revision 2 covers b+1, b+2 (unchanged), b+3 (new); b is no longer covered.
+            amended = assessment(
+                directive,
+                2,
+                "restrict",
+                {"fable-5": [b + 1, b + 2, b + 3]},
+                amended_from=1,
+                added={"fable-5": [b + 3]},
+                removed={"fable-5": [b]},
+            )
+            await produce(bootstrap, amended)
+            confirmation = as_record("compliance.enforcement.v1", directive, enforced(directive, 2, "restrict"))
+            assert set(_told(box, directive)) == {f"{directive}:1:restricted:{b + i}" for i in range(3)}
+            await produce(bootstrap, [confirmation])
+            await eventually(lambda: len(_told(box, directive)) >= 5, what="amendment notices")
+        finally:
+            await notifier.stop()
+        # A replay of everything by a fresh consumer group on the same ledger sends nothing again.
+        again = await started(settings.model_copy(update={"group_id": f"notifier-{unique}-replay"}))
+        try:
+            await eventually(lambda: again.handlers.pairing.is_done((directive, 2, "restrict")), what="replayed")
+        finally:
+            await again.stop()
+        told = _told(box, directive)
+    assert told == {
+        **{f"{directive}:1:restricted:{b + i}": f"user{i}@example.com" for i in range(3)},
+        f"{directive}:2:restricted:{b + 3}": "user3@example.com",  # newly covered by the amendment
+        f"{directive}:2:restored:{b}": "user0@example.com",  # no longer covered
+    }
+    assert _copies(box, directive) == len(told)  # not even a duplicate for the receiver to drop
+    restored = next(m for m in box.unique().values() if m.notice == f"{directive}:2:restored:{b}")
+    assert restored.language == "fr" and "fable-5" in restored.subject
+
+
+def _progress(directive: str, digest: str, states: dict[str, str]) -> tuple[str, bytes, bytes]:
+    event = EnforcementProgressed(
+        producer="test",
+        correlation_id=directive,
+        directive_id=directive,
+        revision=1,
+        action="restrict",
+        expected_digest=digest,
+        clusters={c: ClusterProgress(state=s) for c, s in states.items()},
+        deadline=datetime.now(UTC),
+    )
+    return as_record("compliance.enforcement.v1", directive, event)
+
+
+def _delta(directive: str, seq: int, model: str, added: list[int], removed: list[int], after: BitMap):
+    event = AffectedSetDelta(
+        producer="test",
+        correlation_id=directive,
+        directive_id=directive,
+        revision=1,
+        seq=seq,
+        model=model,
+        added=encode_bitmap(BitMap(added)),
+        removed=encode_bitmap(BitMap(removed)),
+        model_digest=set_digest(after),
+    )
+    return as_record("compliance.impact.v1", directive, event)
+
+
+async def test_a_registry_delta_is_told_once_every_cluster_holds_it(
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    directive, b = f"DELTA-{unique}", user_base(unique)
+    key = AssessmentKey(directive, 1, "restrict")
+    await produce(bootstrap, [user(b + i, f"user{i}@example.com") for i in range(4)])
+    first = BitMap([b, b + 1])
+    digests = {"fable-5": set_digest(first), "mythos-5": set_digest(BitMap())}
+    after = BitMap([b + 1, b + 2])  # b+2 became covered (a changed nationality), b stopped being covered
+    confirmed = scope_digest({**digests, "fable-5": set_digest(after)})
+    with Mailbox() as box:
+        settings = settings_for(bootstrap, tmp_path, f"notifier-{unique}").model_copy(update=box.settings())
+        since = await topics_now(bootstrap)
+        for group in (settings.group_id, f"{settings.group_id}-replay"):
+            await group_starts_at(bootstrap, group, since)
+        notifier = await started(settings)
+        try:
+            head = assessment(directive, 1, "restrict", {"fable-5": list(first), "mythos-5": []}, model_digests=digests)
+            verdict = enforced(directive, 1, "restrict", scope_digest(digests))
+            await produce(bootstrap, [*head, as_record("compliance.enforcement.v1", directive, verdict)])
+            await eventually(lambda: len(_told(box, directive)) >= 2, what="revision 1 notices")
+            await produce(bootstrap, [_delta(directive, 1, "fable-5", [b + 2], [b], after)])
+            # One cluster still pending: not confirmed. The marker after it shows the notifier read past it.
+            await produce(bootstrap, [_progress(directive, confirmed, {"eu-1": "applied", "us-1": "pending"})])
+            await produce(bootstrap, [_progress(directive, "marker", {"eu-1": "applied", "us-1": "applied"})])
+            await eventually(lambda: "marker" in notifier.handlers.delta_pairing.confirmed_digests(key), what="marker")
+            assert set(_told(box, directive)) == {f"{directive}:1:restricted:{b}", f"{directive}:1:restricted:{b + 1}"}
+            await produce(bootstrap, [_progress(directive, confirmed, {"eu-1": "applied", "us-1": "applied"})])
+            await eventually(lambda: len(_told(box, directive)) >= 4, what="delta notices")
+        finally:
+            await notifier.stop()
+        again = await started(settings.model_copy(update={"group_id": f"notifier-{unique}-replay"}))
+        try:
+            await eventually(
+                lambda: (
+                    confirmed in again.handlers.delta_pairing.confirmed_digests(key)
+                    and again.handlers.delta_pairing.ready() == []
+                ),
+                what="replayed",
+            )
+        finally:
+            await again.stop()
+        told = _told(box, directive)
+    assert told == {
+        f"{directive}:1:restricted:{b}": "user0@example.com",
+        f"{directive}:1:restricted:{b + 1}": "user1@example.com",
+        f"{directive}:1:restricted:{b + 2}:delta-1": "user2@example.com",  # became covered
+        f"{directive}:1:restored:{b}:delta-1": "user0@example.com",  # stopped being covered
+    }
+    assert _copies(box, directive) == len(told)
+    restored = next(m for m in box.unique().values() if m.notice == f"{directive}:1:restored:{b}:delta-1")
+    assert "fable-5" in restored.subject and restored.language == "fr"
+
+
+def _entitled(user_id: int, email: str, models: list[str]) -> tuple[str, bytes, bytes]:
+    record = UserUpserted(
+        producer="test",
+        user_id=user_id,
+        email=email,
+        nationalities=["FR"],
+        residence="FR",
+        account_type="consumer",
+        entitlements=models,
+    )
+    return "identity.users.v1", user_key(user_id), record.model_dump_json().encode()
+
+
+def _confirmed(directive: str, revision: int) -> tuple[str, bytes, bytes]:
+    return as_record("compliance.enforcement.v1", directive, enforced(directive, revision, "restrict"))
+
+
+async def test_a_later_entitlement_is_told_and_restored_access_skips_users_another_directive_covers(
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    a, b_directive, b = f"GRANT-A-{unique}", f"GRANT-B-{unique}", user_base(unique)
+    both = ["fable-5", "mythos-5"]
+    await produce(bootstrap, [_entitled(b, "ada@example.com", ["fable-5"]), _entitled(b + 1, "bo@example.com", both)])
+    with Mailbox() as box:
+        settings = settings_for(bootstrap, tmp_path, f"notifier-{unique}").model_copy(update=box.settings())
+        since = await topics_now(bootstrap)
+        for group in (settings.group_id, f"{settings.group_id}-replay"):
+            await group_starts_at(bootstrap, group, since)
+        notifier = await started(settings)
+        try:
+            await produce(bootstrap, [*assessment(a, 1, "restrict", {m: [b, b + 1] for m in both}), _confirmed(a, 1)])
+            await produce(
+                bootstrap, [*assessment(b_directive, 1, "restrict", {"fable-5": [b + 1]}), _confirmed(b_directive, 1)]
+            )
+            await eventually(
+                lambda: len(_told(box, a)) == 2 and len(_told(box, b_directive)) == 1, what="first notices"
+            )
+            # ada is granted mythos-5, which A denies her; bo loses mythos-5 (a revocation needs no notice).
+            await produce(
+                bootstrap, [_entitled(b, "ada@example.com", both), _entitled(b + 1, "bo@example.com", ["fable-5"])]
+            )
+            await eventually(lambda: len(_told(box, a)) == 3, what="the grant's notice")
+            # A's revision 2 drops fable-5: ada regains it; bo does not (B still covers him), so he is not told.
+            amended = assessment(
+                a, 2, "restrict", {"mythos-5": [b, b + 1]}, amended_from=1, removed={"fable-5": [b, b + 1]}
+            )
+            await produce(bootstrap, [*amended, _confirmed(a, 2)])
+            await eventually(lambda: len(_told(box, a)) == 4, what="the amendment's notice")
+        finally:
+            await notifier.stop()
+        again = await started(settings.model_copy(update={"group_id": f"notifier-{unique}-replay"}))
+        try:
+            await eventually(
+                lambda: again.handlers.pairing.is_done((a, 2, "restrict")) and again.ready(), what="replay"
+            )
+        finally:
+            await again.stop()
+        told = _told(box, a)
+        granted = [m for m in box.unique().values() if m.notice.startswith(f"{a}:1:restricted:{b}:entitled-")]
+    assert {k for k in told if ":entitled-" not in k} == {
+        f"{a}:1:restricted:{b}",
+        f"{a}:1:restricted:{b + 1}",
+        f"{a}:2:restored:{b}",
+    }
+    [grant] = granted
+    assert grant.to == "ada@example.com" and "mythos-5" in grant.subject and "fable-5" not in grant.subject
+    assert _copies(box, a) == len(told)  # nothing sent twice, replay included
