@@ -1,5 +1,5 @@
 """The email channel: notices sent over SMTP (smtp.py) on a pool of persistent connections, each opened on first
-use, kept across batches while healthy, and replaced after a failure; the Message-ID derives from the idempotency key."""
+use, kept across batches while healthy, replaced after a failure; the Message-ID derives from the idempotency key."""
 
 from __future__ import annotations
 

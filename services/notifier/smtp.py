@@ -83,8 +83,9 @@ def _quoted_printable(text: str) -> str:
 
 
 def render(mail: Mail, sender: str, sender_name: str, domain: str) -> bytes | None:
-    """The message as bytes, written directly (what build() makes, without the cost of the email package's
-    header registry, which capped a sender at a few hundred messages a second), or None when the address is not ASCII (build() and SMTPUTF8 take those).
+    """The message as bytes, written directly: what build() makes, without the cost of the email package's
+    header registry (which capped a sender at a few hundred messages a second). None when the address is not
+    ASCII: build() and SMTPUTF8 take those.
 
     The boundary starts with "=_": quoted-printable writes every "=" as "=3D" or a soft break, so no line
     of either part can be mistaken for it."""
