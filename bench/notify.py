@@ -52,7 +52,7 @@ KAFKA_DATA = ROOT / ".run" / "bench-kafka-notify"
 SENDER = "notices@bench.example"
 MODEL = "fable-5"
 CLUSTERS = ("bench-us-east", "bench-eu-west", "bench-ap-south")
-BASE = 7_000_000_000  # user ids of the end-to-end run
+BASE = 3_500_000_000  # user ids of the end-to-end run
 TIMEOUT_S = 900.0
 
 
