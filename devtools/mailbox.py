@@ -7,6 +7,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
@@ -34,11 +35,13 @@ class Received:
 @dataclass
 class Mailbox:
     """aiosmtpd on 127.0.0.1; `refuse` answers RCPT for an address with a reply (e.g. "550 5.1.1 No such user"),
-    `busy_once` answers 450 to an address's first attempt only."""
+    `busy_once` answers 450 to an address's first attempt only. `on_count` (n, action): `action()` runs in the
+    server the moment the n-th message is kept, before its reply goes out (a test kills the sender there)."""
 
     path: Path | None = None
     refuse: dict[str, str] = field(default_factory=dict)
     busy_once: set[str] = field(default_factory=set)
+    on_count: tuple[int, Callable[[], object]] | None = None
     received: list[Received] = field(default_factory=list)
     port: int = 0
     _controller: Controller | None = None
@@ -70,6 +73,8 @@ class Mailbox:
     def keep(self, message: Received) -> None:
         with self._lock:
             self.received.append(message)
+            if self.on_count is not None and len(self.received) == self.on_count[0]:
+                self.on_count[1]()
             if self.path is not None:
                 with self.path.open("a", encoding="utf-8") as out:
                     out.write(json.dumps(asdict(message), ensure_ascii=False) + "\n")
