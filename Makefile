@@ -87,7 +87,7 @@ bench-enforce: venv kafka-fetch ## Benchmark enforcement on real Kafka and the a
 bench-audit: venv ## Benchmark the audit's replay, report, explain and verify (bench/results/audit.json)
 	@$(PY) -m bench.audit
 
-bench-notify: venv ## Benchmark the notifier's channels to local aiosmtpd and a webhook receiver (bench/results/notify.json)
+bench-notify: venv kafka-fetch ## Benchmark the notifier: channels to aiosmtpd and a webhook receiver, confirmed -> delivered on Kafka (bench/results/notify.json)
 	@$(PY) -m bench.notify
 
 docs: venv ## Regenerate JSON Schemas and AsyncAPI documents under docs/
