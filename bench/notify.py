@@ -337,9 +337,9 @@ def main() -> None:
         )
     else:
         where = (
-            f"{args.notices:,} notices: DirectiveEnforced produced on Kafka -> each accepted by aiosmtpd (own process); "
-            f"the notifier as a process with its default settings; p50 {e2e['p50']:.1f} s, first {e2e['first']:.1f} s, "
-            f"last {e2e['last']:.1f} s"
+            f"{args.notices:,} notices: DirectiveEnforced produced on Kafka -> each accepted by aiosmtpd "
+            f"(own process); the notifier as a process with its default settings; p50 {e2e['p50']:.1f} s, "
+            f"first {e2e['first']:.1f} s, last {e2e['last']:.1f} s"
         )
         rows += [
             {
