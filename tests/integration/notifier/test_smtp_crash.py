@@ -14,6 +14,8 @@ import zlib
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from devtools.broker import KafkaAccess
 from devtools.mailbox import Mailbox
 from devtools.processes import signal_group
@@ -64,6 +66,7 @@ def _spawn(stack: Stack, state: Path, box: Mailbox, group: str):
     return stack.spawn("notifier", "notifier", env, mode="ab")
 
 
+@pytest.mark.timeout(max(1800, USERS // 10))  # a hang guard (two notifier runs, 20,000+ notices), not a timing
 async def test_kill_9_mid_batch_then_restart_leaves_exactly_one_notice_per_recipient(
     bootstrap: str, unique: str, tmp_path: Path, kafka_access: KafkaAccess
 ) -> None:
