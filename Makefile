@@ -87,8 +87,8 @@ bench-enforce: venv kafka-fetch ## Benchmark enforcement on real Kafka and the a
 bench-audit: venv ## Benchmark the audit's replay, report, explain and verify (bench/results/audit.json)
 	@$(PY) -m bench.audit
 
-bench-notify: venv kafka-fetch ## Benchmark the notifier: channels to aiosmtpd and a webhook receiver, confirmed -> delivered on Kafka (bench/results/notify.json)
-	@$(PY) -m bench.notify
+bench-notify: venv kafka-fetch ## Benchmark the notifier: channels to aiosmtpd and a webhook receiver, confirmed -> delivered on Kafka (NOTICES=100000; bench/results/notify.json)
+	@$(PY) -m bench.notify $(if $(NOTICES),--notices $(NOTICES))
 
 docs: venv ## Regenerate JSON Schemas and AsyncAPI documents under docs/
 	@$(PY) -m cli.docs

@@ -309,7 +309,9 @@ def main() -> None:
     batch = defaults.batch_size
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:  # the services' event loop
         smtp = runner.run(smtp_per_s(args.notices, defaults.smtp, batch))
+        print(f"smtp_per_s {smtp:.1f}", flush=True)  # each figure as soon as it is measured (a long run)
         hooks = runner.run(webhook_per_s(args.notices, defaults.webhook, batch))
+        print(f"webhook_per_s {hooks:.1f}", flush=True)
         e2e = None if args.skip_kafka else runner.run(confirm_to_delivered(args.notices, {}))
     channels = (
         f"{args.notices:,} notices in batches of {batch}, the default limits (SMTP {defaults.smtp.concurrency} "
