@@ -24,10 +24,12 @@ from shared.contracts.deadletter import DeadLetter
 from shared.contracts.envelope import Event, envelope
 from shared.contracts.notifications import NotificationDelivered, NotificationFailed, NotificationRequested
 from shared.runtime.metrics import NOTICES
+from shared.runtime.service import cancel_tasks
 
 SERVICE = "notifier"
 log = structlog.get_logger(service=SERVICE)
 Publish = Callable[[Event], Awaitable[None]]
+Announcement = tuple[Notice, str, str | None, str | None]  # notice, status, channel, reason
 
 
 @dataclass
@@ -70,12 +72,24 @@ class Delivery:
         # A crash after a ledger commit but before its Delivered/Failed went out leaves rows to announce.
         await self._announce_entries(ready, self._ledger.unannounced(ready.key))
         tally = Tally()
+        # A batch's Delivered/Failed go out while the next batch is sent (one announcement in flight at most):
+        # both wait mostly on the network. Its outcomes are in the ledger first, so a crash loses none of them.
+        announcing: asyncio.Task[None] | None = None
         directory = self._registry.directory
-        for batch in batches(routed(ready.notices(), directory.contacts, directory.admins), self._settings.batch_size):
-            fresh = due(batch, self._ledger.sent([n.notification_id for n in batch]))
-            tally.skipped += len(batch) - len(fresh)
-            if fresh:
-                await self._send(ready, fresh, tally)
+        try:
+            notices = routed(ready.notices(), directory.contacts, directory.admins)
+            for batch in batches(notices, self._settings.batch_size):
+                fresh = due(batch, self._ledger.sent([n.notification_id for n in batch]))
+                tally.skipped += len(batch) - len(fresh)
+                if fresh:
+                    outcomes = await self._send(ready, fresh, tally)
+                    if announcing is not None:
+                        await announcing
+                    announcing = asyncio.create_task(self._announce(ready, outcomes))
+            if announcing is not None:
+                await announcing
+        finally:
+            await cancel_tasks(announcing)  # only when a batch failed: its rows stay unannounced for the retry
         log.info(
             "notices dispatched",
             directive_id=ready.key.directive_id,
@@ -88,7 +102,8 @@ class Delivery:
         )
         return tally
 
-    async def _send(self, ready: Ready, notices: list[Notice], tally: Tally) -> None:
+    async def _send(self, ready: Ready, notices: list[Notice], tally: Tally) -> list[Announcement]:
+        """Requested, the sends, the ledger; returns the outcomes to announce."""
         split = addressed(notices, self._registry.directory.contacts)
         letters, recorded = self._letters(split)
         await self._publish_all(self._requested(ready, letter) for letter in letters)
@@ -99,7 +114,6 @@ class Delivery:
         self._ledger.record(recorded)
         for r in recorded:  # bounded labels: the channel (none: failed before one was chosen) and the outcome
             NOTICES.labels(r.channel or "none", r.status).inc()
-        await self._announce(ready, [(r.notice, r.status, r.channel, r.reason) for r in recorded])
         delivered = sum(r.status == "delivered" for r in recorded)
         before = tally.delivered + tally.failed
         tally.delivered += delivered
@@ -108,6 +122,7 @@ class Delivery:
         every = self._settings.progress_every
         if (tally.delivered + tally.failed) // every > before // every:
             log.info("notices progress", directive_id=ready.key.directive_id, sent=tally.delivered + tally.failed)
+        return [(r.notice, r.status, r.channel, r.reason) for r in recorded]
 
     def _letters(self, split: Addressed) -> tuple[list[Letter], list[Recorded]]:
         """Rendered letters, and the notices that failed before any channel (no address, a broken template)."""
@@ -121,7 +136,7 @@ class Delivery:
                 failed.append(Recorded(notice, "failed", None, str(exc)))
         return letters, failed
 
-    async def _announce(self, ready: Ready, outcomes: list[tuple[Notice, str, str | None, str | None]]) -> None:
+    async def _announce(self, ready: Ready, outcomes: list[Announcement]) -> None:
         """Delivered/Failed for recorded outcomes, and a dead letter for each failure; then marked announced."""
         events: list[Event] = []
         for notice, status, channel, reason in outcomes:

@@ -1,9 +1,10 @@
-"""The email channel: notices sent over SMTP (smtp.py) on a few connections, each opened on first use and
-again after a failure; the Message-ID derives from the notice's idempotency key."""
+"""The email channel: notices sent over SMTP (smtp.py) on a pool of persistent connections, each opened on first
+use, kept across batches while healthy, replaced after a failure; the Message-ID derives from the idempotency key."""
 
 from __future__ import annotations
 
 import contextlib
+import time
 from types import TracebackType
 
 import aiosmtplib
@@ -39,8 +40,15 @@ def mail_of(letter: Letter) -> Mail:
     )
 
 
+IDLE_S = 30.0  # a pooled connection unused this long is closed rather than reused (servers drop idle sessions)
+
+
 class EmailChannel:
-    """Email to the configured SMTP server; `concurrency` connections, `rate_per_s` messages a second."""
+    """Email to the configured SMTP server; `concurrency` connections, `rate_per_s` messages a second.
+
+    Connections outlive a batch: each worker takes one from the pool (or opens one on its first send) and gives
+    it back when the batch is done, so a stream of batches pays the TCP, greeting, EHLO (and STARTTLS, AUTH)
+    round trips once per connection rather than once per batch."""
 
     name = "email"
 
@@ -48,30 +56,57 @@ class EmailChannel:
         self._server = server
         self._limits = limits
         self._throttle = Throttle(limits.rate_per_s)
+        self._idle: list[tuple[float, aiosmtplib.SMTP]] = []  # (given back at, connection)
 
     async def deliver(self, letters: list[Letter]) -> list[Outcome]:
         mails = [mail_of(letter) for letter in letters]
-        return await settle_all(len(mails), lambda: _Connection(self._server, mails), self._limits, self._throttle)
+        return await settle_all(len(mails), lambda: _Connection(self, mails), self._limits, self._throttle)
+
+    def _take(self) -> aiosmtplib.SMTP | None:
+        while self._idle:
+            since, smtp = self._idle.pop()
+            if smtp.is_connected and time.monotonic() - since < IDLE_S:
+                return smtp
+            smtp.close()
+        return None
+
+    def _give_back(self, smtp: aiosmtplib.SMTP) -> None:
+        if smtp.is_connected and len(self._idle) < self._limits.concurrency:
+            self._idle.append((time.monotonic(), smtp))
+        else:
+            smtp.close()
 
     async def close(self) -> None:
-        """Nothing stays open between batches."""
+        """QUIT every pooled connection."""
+        idle, self._idle = self._idle, []
+        for _, smtp in idle:
+            await _quit(smtp)
 
 
 class _Connection:
-    """One worker's SMTP session."""
+    """One worker's SMTP session: a pooled connection, or a new one on its first send."""
 
-    def __init__(self, server: SmtpServer, mails: list[Mail]) -> None:
-        self._server = server
+    def __init__(self, channel: EmailChannel, mails: list[Mail]) -> None:
+        self._channel = channel
+        self._server = channel._server
         self._mails = mails
         self._smtp: aiosmtplib.SMTP | None = None
+        self._sending = False
 
     async def __aenter__(self) -> Attempt:
+        self._smtp = self._channel._take()
         return self.attempt
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._close()
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        if self._sending:  # cancelled mid-transaction (the service stops): the session's state is unknown
+            smtp.close()
+        else:  # the batch is done (its idle workers are cancelled between two sends): reusable
+            self._channel._give_back(smtp)
 
     async def attempt(self, index: int) -> Outcome:
         if self._smtp is None:
@@ -81,14 +116,21 @@ class _Connection:
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 return Outcome("transient", f"SMTP connection: {type(exc).__name__}: {exc}")
             self._smtp = smtp
+        self._sending = True
         outcome = await send(self._smtp, self._server, self._mails[index])
+        self._sending = False
         if outcome.verdict == "transient":
             await self._close()  # a fresh connection for the next try: this one may be broken
         return outcome
 
     async def _close(self) -> None:
         smtp, self._smtp = self._smtp, None
-        if smtp is not None and smtp.is_connected:
-            with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
-                await smtp.quit()
-            smtp.close()
+        if smtp is not None:
+            await _quit(smtp)
+
+
+async def _quit(smtp: aiosmtplib.SMTP) -> None:
+    if smtp.is_connected:
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+            await smtp.quit()
+    smtp.close()

@@ -84,7 +84,9 @@ class WebhookChannel:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            limits = httpx.Limits(max_connections=self._limits.concurrency * max(1, len(self._endpoints)))
+            most = self._limits.concurrency * max(1, len(self._endpoints))
+            # Every connection kept alive between requests and batches (httpx keeps 20 by default).
+            limits = httpx.Limits(max_connections=most, max_keepalive_connections=most)
             self._client = httpx.AsyncClient(timeout=self._limits.timeout_s, limits=limits)
         return self._client
 

@@ -1,14 +1,20 @@
 """On real Kafka and a real SMTP server (aiosmtpd): kill -9 the notifier in the middle of a large batch and
 restart it. The ledger records after the send, so the crash window re-sends; the receiver deduplicates by
-Message-ID (derived from the idempotency key), and then every recipient holds exactly one notice."""
+Message-ID (derived from the idempotency key), and then every recipient holds exactly one notice.
+
+The kill is deterministic: the SMTP server itself sends SIGKILL the moment it has the KILL_AT-th message,
+before it answers, half-way through a ledger batch: that batch's sends are on the server, none recorded."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import zlib
 from collections import Counter
 from pathlib import Path
+
+import pytest
 
 from devtools.broker import KafkaAccess
 from devtools.mailbox import Mailbox
@@ -21,7 +27,9 @@ from shared.runtime.kafka import producing
 from shared.runtime.settings import KafkaSettings
 from tests.integration.notifier.conftest import as_record, assessment, enforced, produce
 
-USERS = 20_000
+USERS = int(os.environ.get("COUNTERMAND_TEST_CRASH_NOTICES", "20000"))  # the issue's 100,000: set it so
+BATCH = 500
+KILL_AT = (USERS // 4 // BATCH) * BATCH + BATCH // 2  # the middle of the batch a quarter of the way through
 SENDER = "notices@provider.example"
 
 
@@ -51,37 +59,46 @@ def _spawn(stack: Stack, state: Path, box: Mailbox, group: str):
             "COUNTERMAND_NOTIFIER_GROUP_ID": group,
             "COUNTERMAND_NOTIFIER_SMTP_PORT": str(box.port),
             "COUNTERMAND_NOTIFIER_SMTP_SENDER": SENDER,
-            "COUNTERMAND_NOTIFIER_BATCH_SIZE": "500",
+            "COUNTERMAND_NOTIFIER_BATCH_SIZE": str(BATCH),
             "COUNTERMAND_NOTIFIER_PROGRESS_EVERY": "5000",
         }
     )
     return stack.spawn("notifier", "notifier", env, mode="ab")
 
 
+@pytest.mark.timeout(max(1800, USERS // 10))  # a hang guard (two notifier runs, 20,000+ notices), not a timing
 async def test_kill_9_mid_batch_then_restart_leaves_exactly_one_notice_per_recipient(
     bootstrap: str, unique: str, tmp_path: Path, kafka_access: KafkaAccess
 ) -> None:
     directive, base = f"CRASH-{unique}", 3_000_000_000 + zlib.crc32(unique.encode()) % 40_000 * 25_000  # 20,001 ids
     await _load_registry(bootstrap, base)
     stack = Stack(bootstrap, tmp_path, access=kafka_access)  # the notifier process logs in to the broker
-    with Mailbox(tmp_path / "mailbox.jsonl") as box:
-        first = _spawn(stack, tmp_path / "state", box, f"notifier-{unique}")
+    killed = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    processes = []
+
+    def kill() -> None:  # in the SMTP server's thread, before it answers the KILL_AT-th message
+        signal_group(processes[0].popen, signal.SIGKILL)  # no goodbye: whatever was in flight is lost
+        loop.call_soon_threadsafe(killed.set)
+
+    with Mailbox(tmp_path / "mailbox.jsonl", on_count=(KILL_AT, kill)) as box:
+        processes.append(_spawn(stack, tmp_path / "state", box, f"notifier-{unique}"))
         try:
             covered = {"fable-5": list(range(base, base + USERS + 1))}
             await produce(bootstrap, assessment(directive, 1, "restrict", covered))
             confirmed = enforced(directive, 1, "restrict")
             await produce(bootstrap, [as_record("compliance.enforcement.v1", directive, confirmed)])
-            await eventually(lambda: box.count() >= USERS // 4, timeout=240)
+            await asyncio.wait_for(killed.wait(), timeout=600)
         finally:
-            signal_group(first.popen, signal.SIGKILL)  # no goodbye: whatever was in flight is lost
-            first.popen.wait()
+            signal_group(processes[0].popen, signal.SIGKILL)
+            processes[0].popen.wait()
         at_kill = box.count()
         others = len({m.message_id for m in box.received if not m.notice.startswith(f"{directive}:")})
-        assert at_kill < USERS, "the batch finished before the kill: nothing was interrupted"
+        assert KILL_AT <= at_kill < USERS, "the batch finished before the kill: nothing was interrupted"
 
         _spawn(stack, tmp_path / "state", box, f"notifier-{unique}")  # same state and group: it resumes
         try:
-            await eventually(lambda: len(box.unique()) >= USERS + others, timeout=300)
+            await eventually(lambda: len(box.unique()) >= USERS + others, timeout=max(300, USERS / 20))
             await asyncio.sleep(2)  # anything still on its way would show up as a second recipient copy
         finally:
             stack.stop()
@@ -93,4 +110,5 @@ async def test_kill_9_mid_batch_then_restart_leaves_exactly_one_notice_per_recip
     assert set(per_address.values()) == {1}  # exactly one per recipient after deduplicating by Message-ID
     assert set(kept) == {message_id(f"{directive}:1:restricted:{base + i}", "provider.example") for i in range(USERS)}
     resent = sum(m.notice.startswith(f"{directive}:") for m in box.received) - len(kept)
+    assert resent > 0, "nothing was sent twice: the kill missed the window between send and record"
     print(f"killed after {at_kill} messages; {resent} re-sent in the crash window, dropped by Message-ID")

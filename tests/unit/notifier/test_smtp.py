@@ -9,8 +9,24 @@ from collections.abc import Iterator
 
 import pytest
 from aiosmtpd.controller import Controller
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from services.notifier.smtp import Mail, SmtpServer, checked_address, client, message_id, send, send_all
+from services.notifier.email_channel import EmailChannel
+from services.notifier.notices import Contact, Notice
+from services.notifier.settings import ChannelLimits
+from services.notifier.sink import Letter
+from services.notifier.smtp import (
+    Mail,
+    SmtpServer,
+    build,
+    checked_address,
+    client,
+    message_id,
+    render,
+    send,
+    send_all,
+)
 
 
 class Inbox:
@@ -19,6 +35,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[email.message.EmailMessage] = []
         self.reply: str | None = None
+        self.peers: set[object] = set()  # one (address, port) per client connection
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 (aiosmtpd API)
         if self.reply:
@@ -27,6 +44,7 @@ class Inbox:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
+        self.peers.add(session.peer)
         self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
         return "250 Message accepted for delivery"
 
@@ -113,3 +131,81 @@ async def test_send_all_delivers_on_one_connection(inbox) -> None:
     other = Mail("d-1:1:restricted:43", "bob@example.com", "s", "t", "<p>t</p>")
     assert [o.verdict for o in await send_all(server, [MAIL, other])] == ["delivered", "delivered"]
     assert [m["To"] for m in handler.messages] == ["ada@example.com", "bob@example.com"]
+
+
+# Text as templates can make it: any printable character (accents, CJK, emoji), lines of any length, lines that
+# start with "." or "--" or "From ", "=" signs, trailing spaces. Carriage returns are line breaks like "\n".
+TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")) | st.sampled_from("\n.-= \t"))
+LINE = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=200)
+
+
+def _parsed(raw: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+@settings(max_examples=300, deadline=None)
+@given(subject=LINE, text=TEXT, html=TEXT, locale=st.sampled_from(["en", "fr", "fr-CA", "de"]))
+@example(subject="Accès à fable-5 restreint " * 6, text="=_ --=_x\n.\n..\nFrom me\n" + "é" * 200, html="", locale="fr")
+def test_a_rendered_message_reads_back_as_the_email_package_reads_build(
+    subject: str, text: str, html: str, locale: str
+) -> None:
+    mail = Mail("d-1:1:restricted:42", "ada@example.com", subject, text, html, locale)
+    raw = render(mail, "notices@provider.example", "Countermand Notices", "provider.example")
+    assert raw is not None and max(len(line) for line in raw.split(b"\r\n")) <= 998  # RFC 5322 line limit
+    assert b"\n" not in raw.replace(b"\r\n", b"")  # CRLF lines only
+    ours, theirs = (
+        _parsed(raw),
+        _parsed(build(mail, "notices@provider.example", "Countermand Notices", "provider.example").as_bytes()),
+    )
+    for name in ("From", "To", "Subject", "Message-ID", "Auto-Submitted", "X-Countermand-Notice", "Content-Language"):
+        assert " ".join(str(ours[name]).split()) == " ".join(str(theirs[name]).split()), name
+    assert ours.get_content_type() == theirs.get_content_type() == "multipart/alternative"
+    assert not ours.defects and all(not part.defects for part in ours.walk())
+    for subtype in ("plain", "html"):
+        mine, reference = (m.get_body((subtype,)).get_content().replace("\r\n", "\n") for m in (ours, theirs))
+        assert mine == reference.replace("\r", "\n"), subtype
+
+
+def test_an_internationalised_address_is_left_to_the_email_package() -> None:
+    assert render(Mail("k", "añа@example.com", "s", "t", "h"), "n@p.example", "C", "p.example") is None
+
+
+def test_a_digest_with_its_member_list_attached_is_left_to_the_email_package() -> None:
+    members = ("members.csv", "user_id,models\n7,fable-5\n")
+    mail = Mail("k", "admin@example.com", "s", "t", "h", attachment=members)
+    assert render(mail, "n@p.example", "C", "p.example") is None
+    built = build(mail, "n@p.example", "C", "p.example")
+    (attached,) = list(built.iter_attachments())
+    assert attached.get_filename() == "members.csv" and "7,fable-5" in attached.get_content()
+
+
+def _letters(first: int, count: int) -> list[Letter]:
+    return [
+        Letter(
+            Notice(f"d-1:1:restricted:{u}", u, "d-1", 1, "restricted", ("fable-5",)),
+            Contact(f"u{u}@example.com", "en", None, None),
+            "subject",
+            "text",
+            "<p>html</p>",
+        )
+        for u in range(first, first + count)
+    ]
+
+
+async def test_connections_are_kept_across_batches_and_replaced_once_the_server_dropped_them(inbox) -> None:
+    handler, server = inbox
+    channel = EmailChannel(server, ChannelLimits(concurrency=2, backoff_base_s=0.01, backoff_cap_s=0.05))
+    try:
+        for batch in range(3):
+            outcomes = await channel.deliver(_letters(batch * 10, 10))
+            assert {o.verdict for o in outcomes} == {"delivered"}
+        assert len(handler.messages) == 30
+        assert len(handler.peers) <= 2  # three batches, at most `concurrency` sessions opened
+        for smtp in [smtp for _, smtp in channel._idle]:
+            smtp.close()  # as a server closing idle sessions would
+        outcomes = await channel.deliver(_letters(30, 10))
+        assert {o.verdict for o in outcomes} == {"delivered"} and len(handler.messages) == 40
+        assert 2 < len(handler.peers) <= 4
+    finally:
+        await channel.close()
+    assert channel._idle == []

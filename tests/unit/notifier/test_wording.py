@@ -72,3 +72,27 @@ def test_an_entitlement_granted_later_is_told_it_is_not_available_because_of_the
     assert "is not available to you because of directive EXP-9" in body and "  - fable-5\n" in body
     _, corps, _ = Wording().render(granted, "fr")
     assert "qui ne vous est pas disponible" in corps and "EXP-9" in corps
+
+
+def test_recipients_of_one_notice_share_its_words_unless_a_template_names_the_recipient(tmp_path) -> None:
+    import shutil
+
+    from services.notifier.wording import TEMPLATES
+
+    def for_user(user: int) -> Notice:
+        return Notice(f"EXP-9:3:restricted:{user}", user, "EXP-9", 3, "restricted", ("fable-5",))
+
+    wording = Wording()
+    assert wording.render(for_user(1)) is wording.render(for_user(2))  # rendered once for the batch
+    assert wording.render(for_user(1), "fr") != wording.render(for_user(1))  # per locale
+    other = Notice("EXP-9:3:restricted:1", 1, "EXP-9", 3, "restricted", ("mythos-5",))
+    assert "mythos-5" in wording.render(other)[0]  # per set of models
+    lifted = Notice("EXP-9:3:restored:1", 1, "EXP-9", 3, "restored", ("fable-5",))
+    no_longer = Notice("EXP-9:3:restored:2:d4", 2, "EXP-9", 3, "restored", ("fable-5",), "delta")
+    assert wording.render(lifted)[1] != wording.render(no_longer)[1]  # per occasion (a lift, a delta)
+
+    shutil.copytree(TEMPLATES, tmp_path / "t")
+    (tmp_path / "t" / "en" / "restricted.body.j2").write_text("Account {{ recipient }}: {{ models | join(', ') }}")
+    personal = Wording(tmp_path / "t")
+    assert personal.render(for_user(1))[1] == "Account 1: fable-5\n"
+    assert personal.render(for_user(2))[1] == "Account 2: fable-5\n"
