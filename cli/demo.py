@@ -3,7 +3,8 @@
 Starts Kafka and every service (with a token issuer of its own: every API call names its caller), loads a
 synthetic registry, has one person propose the mission's directive (models fable-5 and mythos-5, every
 foreign national of the US, employees included) and another approve it, waits for enforcement,
-prints who is affected, per-cluster acknowledgement latency, notices and access checks; then lifts
+prints who is affected, per-cluster acknowledgement latency, notices and access checks; shows a forged lift
+sent straight to the commands topic refused by the agent with access unchanged; then lifts
 the directive, shows access restored, prints the audit timeline and verification, and stops all.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -34,12 +36,15 @@ from devtools.observe import TopicReader
 from devtools.registry import population as registry_population
 from devtools.registry.demography import COUNTRY_INDEX, EMPLOYEE
 from devtools.registry.loader import load as load_registry
-from devtools.scenarios import mission_body
+from devtools.registry.oracle import affected_users
+from devtools.scenarios import mission_body, mission_scope
 from devtools.stack import Stack
-from shared.contracts.catalogue import ENFORCEMENT, IMPACT, NOTIFICATIONS
+from shared.contracts.catalogue import ACKS, COMMANDS, ENFORCEMENT, IMPACT, NOTIFICATIONS
 from shared.contracts.enforcement import DirectiveEnforced
 from shared.contracts.impact import ImpactAssessed
 from shared.contracts.notifications import NotificationDelivered
+from shared.contracts.serving import CommandFailed, LiftCommand
+from shared.runtime.kafka import producing
 from shared.runtime.settings import KafkaSettings
 from shared.runtime.topics import apply_topics
 
@@ -186,10 +191,13 @@ async def _await_enforced(
 
 
 def _cli(stack: Stack, *args: str) -> None:
-    """A `countermand` command as a user types it after `make run`: from the repository, with no setting but
-    the broker's address (which `make run` picks); the audit's state only when not in the default place."""
+    """A `countermand` command as an operator types it: from the repository, with no setting but the broker's
+    address (which `make run` picks), the operator's Kafka login (the tooling principal, as the demo itself) and
+    the signers' public keys; the audit's state only when not in the default place."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COUNTERMAND_")}
+    env.update(stack.access.env() if stack.access is not None else {})
     env["COUNTERMAND_KAFKA_BOOTSTRAP"] = stack.bootstrap
+    env["COUNTERMAND_AUDIT_RECORD_KEYS"] = json.dumps(stack.record_key_sets())  # forgeries are flagged
     if stack.state_root != STATE_DIR:
         env["COUNTERMAND_AUDIT_STATE_DIR"] = str(stack.state_root)
     subprocess.run([sys.executable, "-m", "cli.main", *args], check=False, cwd=ROOT, stdin=subprocess.DEVNULL, env=env)
@@ -219,10 +227,16 @@ async def mission(stack: Stack, users: int, seed: int) -> None:
     _summary(assessed, enforced)
 
     _step("3/6 access checks through the agents")
-    _access_table(stack, samples, "while the directive is in force")
-    sent = await _notices(bootstrap, directive_id, revision, "restricted", assessed.affected_users)
+    in_force = _access_table(stack, samples, "while the directive is in force")
+    told = _losing(population)
+    console.print(
+        f"{assessed.affected_users:,} users covered, {told:,} of them entitled to a model the directive names: "
+        "those are told (the others lose nothing)"
+    )
+    sent = await _notices(bootstrap, directive_id, revision, "restricted", told)
     mails = len(stack.mailbox.unique()) if stack.mailbox else 0
     console.print(f"notices sent: {sent:,} 'restricted'; the local SMTP server holds {mails:,} (log {stack.mail_log})")
+    await _forged_lift(stack, directive_id, revision, samples, in_force)
 
     _step("4/6 lifting the directive (proposed and approved too)")
     started = time.monotonic()
@@ -233,7 +247,7 @@ async def mission(stack: Stack, users: int, seed: int) -> None:
         f"{restored.affected_users:,} users get their access back"
     )
     _access_table(stack, samples, "after the lift")
-    sent = await _notices(bootstrap, directive_id, revision, "restored", restored.affected_users)
+    sent = await _notices(bootstrap, directive_id, revision, "restored", told)
     console.print(f"notices sent: {sent:,} 'restored'")
 
     _step("5/6 audit timeline and verification")
@@ -242,6 +256,36 @@ async def mission(stack: Stack, users: int, seed: int) -> None:
     _cli(stack, "audit", "report", directive_id)
     _cli(stack, "audit", "verify")
     _cli(stack, "status", directive_id)
+
+
+def _losing(population: registry_population.Population) -> int:
+    """Users the mission covers who hold at least one of its models: the ones told. Worked out by the brute-force
+    oracle, one user at a time, independently of impact and the notifier."""
+    scope = mission_scope()
+    users = registry_population.records(population, 0, len(population))
+    covered = affected_users(scope.selector, users, scope.unknown_attribute)
+    models = set(scope.models)
+    return sum(1 for user in users if user["user_id"] in covered and models & set(user["entitlements"]))
+
+
+async def _forged_lift(
+    stack: Stack, directive_id: str, revision: int, samples: list[tuple[str, int]], in_force: list[str]
+) -> None:
+    """An attacker with produce rights on the commands topic (this process's principal has them) sends an unsigned
+    LiftCommand to one cluster: its agent refuses it, reports why on the acks topic, and access is unchanged."""
+    cluster = stack.clusters[0].cluster_id
+    forged = LiftCommand(producer="enforcement", cluster_id=cluster, directive_id=directive_id, revision=revision)
+    console.print(f"a forged LiftCommand for {directive_id} sent straight to {COMMANDS.name} (cluster {cluster})")
+    settings = KafkaSettings(bootstrap=stack.bootstrap)
+    async with TopicReader(settings, ACKS) as acks:
+        async with producing(settings, "demo-forger", linger_ms=0) as producer:
+            await producer.send_and_wait(COMMANDS.name, forged.model_dump_json().encode(), key=cluster.encode())
+        refused = await acks.wait_for(
+            lambda m: isinstance(m, CommandFailed) and m.causation_id == forged.event_id, 60, "the agent's refusal"
+        )
+    after = await asyncio.to_thread(_access_table, stack, samples, f"after the forged lift on {cluster}")
+    unchanged = "[green]access unchanged[/green]" if after == in_force else "[red]ACCESS CHANGED[/red]"
+    console.print(f"agent {cluster}: [bold]{refused.reason}[/bold]; {unchanged}")
 
 
 def _interrupt(signum: int, _frame: object) -> None:
