@@ -19,7 +19,7 @@ from services.audit.evidence import Evidence
 from services.audit.explain import at_moment, explain, moment
 from services.audit.html import render_html
 from services.audit.proofs import check_ledger
-from services.audit.report import NothingFound, build_report
+from services.audit.report import NOTICE_ACTION, NothingFound, build_report
 from services.audit.report_model import CheckpointVerification, DirectiveReport
 from services.audit.settings import AuditSettings
 from services.impact.reproduce import reproduce
@@ -153,7 +153,7 @@ def _summary(r: DirectiveReport) -> None:
     )
     for a in r.assessments:
         clusters = [c for c in r.clusters if c.revision == a.revision and c.action == a.action]
-        notices = [n for n in r.notices if n.revision == a.revision]
+        notices = [n for n in r.notices if n.revision == a.revision and n.action == NOTICE_ACTION.get(a.action)]
         applied = sum(c.state == "applied" for c in clusters)
         table.add_row(
             str(a.revision),

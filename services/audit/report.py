@@ -151,6 +151,7 @@ def _assessment(seen: Seen, reproduced: str | None) -> Assessment:
         assessed_at=seen.at,
         affected_users=doc["affected_users"],
         affected_by_model=doc["affected_by_model"],
+        losing_by_model=doc.get("losing_by_model"),
         by_country=doc.get("by_country", {}),
         by_account_type=doc.get("by_account_type", {}),
         digest=doc["digest"],
@@ -311,13 +312,23 @@ def _uncovered_notices(
         if (directive_id, a.revision, a.action) not in evidence.enforced:
             continue  # notices go out once enforcement is confirmed
         requested = sent.get((a.revision, NOTICE_ACTION.get(a.action, a.action)), 0)
-        if requested < a.affected_users:
+        told, who = _told_at_least(a)
+        if requested < told:
             yield Discrepancy(
                 kind="missing_notice",
                 revision=a.revision,
-                detail=f"{a.action}: {a.affected_users - requested:,} of {a.affected_users:,} affected users "
-                "have no notice requested",
+                detail=f"{a.action}: {requested:,} notices requested, fewer than the {told:,} {who}",
             )
+
+
+def _told_at_least(a: Assessment) -> tuple[int, str]:
+    """How many notices an assessment calls for at least, and who they are. Only users who lose (regain) a model
+    are told: with the per-model losing counts that is at least the largest of them (a user losing two models
+    is told once); an assessment from before those counts calls for one per affected user."""
+    if a.losing_by_model is None:
+        return a.affected_users, "affected users"
+    model, losing = max(a.losing_by_model.items(), key=lambda item: (item[1], item[0]), default=("", 0))
+    return losing, f"users losing {model}" if a.action == "restrict" else f"users regaining {model}"
 
 
 def _timeline(

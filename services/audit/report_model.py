@@ -59,6 +59,9 @@ class Assessment(Part):
     assessed_at: datetime
     affected_users: int
     affected_by_model: dict[str, int]
+    losing_by_model: dict[str, int] | None = Field(
+        None, description="Per model, the covered users entitled to it: those who lose (regain) it and are told."
+    )
     by_country: dict[str, int]
     by_account_type: dict[str, int]
     digest: str

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -14,8 +15,8 @@ from services.audit.clauses import explain_selector
 from services.audit.evidence import Evidence
 from services.audit.explain import at_moment, explain
 from services.audit.html import render_html
-from services.audit.report import NothingFound, build_report
-from services.audit.report_model import report_schema
+from services.audit.report import NothingFound, _uncovered_notices, build_report
+from services.audit.report_model import Assessment, Notices, report_schema
 from shared.contracts.directives import AllOf, AnyOf, DirectiveScope, ForeignNational, Not, Residence
 from tests.unit.audit.evidence_story import DIGEST, at, story
 
@@ -143,3 +144,36 @@ def test_the_html_report_is_self_contained_and_shows_the_numbers(report) -> None
     assert "<script" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
     assert 'data-testid="affected-users">3<' in page and 'data-testid="discrepancies" class="bad">4<' in page
     assert "90.00 s" in page and "alice" in page
+
+
+def _assessment(losing: dict[str, int] | None, action: str = "restrict") -> Assessment:
+    return Assessment(
+        revision=1,
+        action=action,
+        assessed_at=NOW,
+        affected_users=10,
+        affected_by_model={"fable-5": 10, "mythos-5": 10},
+        losing_by_model=losing,
+        by_country={},
+        by_account_type={},
+        digest=DIGEST,
+        registry_offsets={},
+    )
+
+
+def _requested(count: int, action: str = "restricted") -> Notices:
+    return Notices(revision=1, action=action, requested=count, delivered=count, failed=0, first_at=NOW, last_at=NOW)
+
+
+@pytest.mark.parametrize(
+    ("losing", "requested", "missing"),
+    [
+        ({"fable-5": 6, "mythos-5": 4}, 6, None),  # users covered but entitled to neither model are not told
+        ({"fable-5": 6, "mythos-5": 4}, 5, "5 notices requested, fewer than the 6 users losing fable-5"),
+        (None, 9, "9 notices requested, fewer than the 10 affected users"),  # an assessment without the counts
+    ],
+)
+def test_notices_are_owed_to_the_users_who_lose_a_model_not_to_every_covered_user(losing, requested, missing) -> None:
+    evidence = SimpleNamespace(enforced={("EXP-9", 1, "restrict")})
+    found = list(_uncovered_notices([_assessment(losing)], [_requested(requested)], evidence, "EXP-9"))
+    assert [d.detail for d in found] == ([] if missing is None else [f"restrict: {missing}"])
