@@ -20,7 +20,7 @@ from services.audit.explain import at_moment, explain, moment
 from services.audit.html import render_html
 from services.audit.proofs import check_ledger
 from services.audit.report import NOTICE_ACTION, NothingFound, build_report
-from services.audit.report_model import CheckpointVerification, DirectiveReport
+from services.audit.report_model import CheckpointVerification, DirectiveReport, Lift, Revision
 from services.audit.settings import AuditSettings
 from services.impact.reproduce import reproduce
 from shared.contracts.directives import DirectiveScope
@@ -143,6 +143,12 @@ def _write(path: Path | None, text: str) -> None:
         raise _fail(f"cannot write {path} ({exc.strerror or exc})", 2) from exc
 
 
+def _mandate(event: Revision | Lift) -> str:
+    """Who put a revision in force or lifted it: proposer, approvers, emergency use."""
+    who = f"proposed by {event.proposed_by or 'not recorded'}, approved by {event.approved_by or 'no one'}"
+    return who + (" [red](emergency, issued alone)[/red]" if event.emergency else "")
+
+
 def _summary(r: DirectiveReport) -> None:
     timeline = Table("time", "topic", "event", "summary", title=f"directive {r.directive_id}: timeline")
     for line in r.timeline:
@@ -163,6 +169,10 @@ def _summary(r: DirectiveReport) -> None:
             f"{sum(n.delivered for n in notices):,}",
         )
     out.print(table)
+    for rev in r.revisions:
+        out.print(f"revision {rev.revision} issued {rev.issued_at:%Y-%m-%d %H:%M:%S}: {_mandate(rev)}")
+    for lift in r.lifts:
+        out.print(f"lifted at revision {lift.revision} {lift.lifted_at:%Y-%m-%d %H:%M:%S}: {_mandate(lift)}")
     for d in r.discrepancies[:20]:
         err.print(
             f"[red]{d.kind}[/red] rev {d.revision or '-'} {d.cluster or ''} "

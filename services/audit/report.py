@@ -57,7 +57,14 @@ def build_report(
         events=len(lines),
         revisions=revisions,
         lifts=[
-            Lift(revision=s.doc["revision"], lifted_at=s.at, reason=s.doc.get("reason", ""))
+            Lift(
+                revision=s.doc["revision"],
+                lifted_at=s.at,
+                reason=s.doc.get("reason", ""),
+                proposed_by=_who(s.doc.get("proposed_by")),
+                approved_by=_who(s.doc.get("approved_by")),
+                emergency=bool(s.doc.get("emergency")),
+            )
             for s in evidence.lifted.get(directive_id, [])
         ],
         assessments=assessments,
@@ -137,9 +144,12 @@ def _revision(seen: Seen) -> Revision:
 
 
 def _who(value: object) -> str | None:
-    """An identity as recorded: a name, or an object with one (the four-eyes fields may carry either)."""
+    """An identity as recorded: a name, an object with one, or a list of them (the four-eyes fields may carry
+    any)."""
     if isinstance(value, dict):
         return str(value.get("subject") or value.get("name") or value.get("id") or value)
+    if isinstance(value, list):  # approvers: everyone who approved, in order
+        return ", ".join(name for name in map(_who, value) if name) or None
     return None if value is None else str(value)
 
 

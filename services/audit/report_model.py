@@ -49,6 +49,9 @@ class Lift(Part):
     revision: int
     lifted_at: datetime
     reason: str = ""
+    proposed_by: str | None = None
+    approved_by: str | None = None
+    emergency: bool = False
 
 
 class Assessment(Part):

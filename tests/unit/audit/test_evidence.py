@@ -177,3 +177,27 @@ def test_notices_are_owed_to_the_users_who_lose_a_model_not_to_every_covered_use
     evidence = SimpleNamespace(enforced={("EXP-9", 1, "restrict")})
     found = list(_uncovered_notices([_assessment(losing)], [_requested(requested)], evidence, "EXP-9"))
     assert [d.detail for d in found] == ([] if missing is None else [f"restrict: {missing}"])
+
+
+def test_a_lift_names_who_proposed_and_who_approved_it() -> None:
+    lifted = {
+        "type": "DirectiveLifted",
+        "event_id": "lift-1",
+        "occurred_at": at(40).isoformat(),
+        "directive_id": "EXP-9",
+        "revision": 1,
+        "reason": "Order revoked",
+        "correlation_id": "EXP-9",
+        "proposed_by": "alice",
+        "approved_by": ["bob", "carol"],
+        "emergency": False,
+    }
+    records = [*story("EXP-9"), ("compliance.directives.v1", b"EXP-9", json.dumps(lifted).encode())]
+    report = build_report(evidence_of(records), "EXP-9", NOW, reproduced={1: DIGEST})
+    (lift,) = report.lifts
+    assert (lift.proposed_by, lift.approved_by, lift.emergency, lift.reason) == (
+        "alice",
+        "bob, carol",
+        False,
+        "Order revoked",
+    )
