@@ -7,6 +7,7 @@ import asyncio
 from contextvars import Context
 from typing import Any
 
+from aiokafka.structs import TopicPartition
 from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -15,6 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from shared.contracts.catalogue import DIRECTIVES
 from shared.contracts.directives import DirectiveEvent, DirectiveIssued, DirectiveLifted
 from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
+from shared.runtime.kafka import consuming, end_offsets
 from shared.runtime.settings import KafkaSettings, ServiceSettings, TelemetrySettings
 from shared.runtime.tracing import tracer_provider
 
@@ -31,7 +33,7 @@ async def test_a_consumed_message_continues_the_producers_trace(bootstrap: str, 
     broker = make_broker(settings, "impact", traces=traces)
     seen: list[str] = []
 
-    @broker.subscriber(DIRECTIVES.name, **consumer_options(f"trace-{unique}"))
+    @broker.subscriber(DIRECTIVES.name, **await _from_now(bootstrap, f"trace-{unique}"))
     async def on_directive(body: DirectiveEvent) -> None:
         if body.directive_id == unique:
             seen.append(body.directive_id)
@@ -61,6 +63,18 @@ async def test_a_consumed_message_continues_the_producers_trace(bootstrap: str, 
     producer_traces = {s.context.trace_id for s in finished if s.kind.name == "PRODUCER"}
     consumer_traces = {s.context.trace_id for s in finished if s.kind.name == "CONSUMER"}
     assert producer_traces & consumer_traces, "the consumer span must join the producer's trace"
+
+
+async def _from_now(bootstrap: str, group: str) -> dict[str, Any]:
+    """Consumer options of a group that starts at the directive topic's end: it reads this test's records only,
+    not what earlier tests left there (some of it not valid directive events)."""
+    settings = KafkaSettings(bootstrap=bootstrap)
+    ends = await end_offsets(settings, DIRECTIVES, "tests-trace-start")
+    offsets = {TopicPartition(DIRECTIVES.name, partition): offset for partition, offset in ends.items()}
+    async with consuming(settings, "tests-trace-group", group_id=group) as consumer:
+        consumer.assign(list(offsets))
+        await consumer.commit(offsets)
+    return consumer_options(group)
 
 
 def _traced_broker(bootstrap: str) -> tuple[KafkaBroker, InMemorySpanExporter]:
@@ -114,7 +128,7 @@ async def test_a_record_produced_after_the_handler_returned_continues_its_causes
     broker, spans = _traced_broker(bootstrap)
     consumed: list[DirectiveIssued] = []
 
-    @broker.subscriber(DIRECTIVES.name, **consumer_options(f"trace-bg-{unique}"))
+    @broker.subscriber(DIRECTIVES.name, **await _from_now(bootstrap, f"trace-bg-{unique}"))
     async def on_directive(body: DirectiveEvent) -> None:
         if body.directive_id == unique and isinstance(body, DirectiveIssued):
             consumed.append(body)
@@ -143,7 +157,7 @@ async def test_a_batch_handler_produces_in_the_trace_of_each_records_cause(boots
     broker, spans = _traced_broker(bootstrap)
     lifted: list[DirectiveLifted] = []
 
-    @broker.subscriber(DIRECTIVES.name, batch=True, **consumer_options(f"trace-batch-{unique}"))
+    @broker.subscriber(DIRECTIVES.name, batch=True, **await _from_now(bootstrap, f"trace-batch-{unique}"))
     async def on_directives(bodies: list[DirectiveEvent]) -> None:
         for body in bodies:
             if body.directive_id == unique and isinstance(body, DirectiveIssued):
