@@ -264,6 +264,7 @@ def _record(
         "organisation": organisation_id(organisation),
         "entitlements": list(_MODEL_LISTS[entitlements]),
         "locale": _LOCALE_OR_DEFAULT[nat1 if nat1 >= 0 else residence],
+        "org_admin": False,
     }
 
 
@@ -293,7 +294,7 @@ def encoded(
                 + _MODELS_JSON[ent]
                 + ',"locale":'
                 + _LOCALE_JSON[n1 if n1 >= 0 else res]
-                + "}"
+                + ',"org_admin":false}'  # the generator makes no organisation administrators
             ).encode(),
         )
         for uid, n1, n2, res, acc, org, ent in _rows(pop, start, stop)
