@@ -373,6 +373,22 @@ async def delta_runs(
     return latencies, seen_latencies, False
 
 
+async def start_impact(bench: Bench, state: Path, signing: bool = True) -> None:
+    """Start the impact service on the registry view written in `state`; returns once it is ready and what it
+    reconciled at start (directives already in force) has settled."""
+    from bench.impact import service_env
+
+    env = {**service_env(state), **bench.signing_env("impact", signing), "COUNTERMAND_LOG_LEVEL": "INFO"}
+    log = bench.spawn("impact", "impact", env, "impact")
+    deadline = time.time() + IMPACT_READY_S
+    while "service ready" not in log.read_text():
+        bench.stack.check_alive()
+        if time.time() > deadline:
+            raise TimeoutError(f"impact not ready (log: {log})")
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(5)
+
+
 async def directive_runs(
     bench: Bench,
     watch: AckWatch,
@@ -386,19 +402,11 @@ async def directive_runs(
     (as intake does) -> impact evaluates its registry and publishes the assessment and chunks ->
     enforcement -> all three agents acked with the digest enforcement verified. Returns seconds per run
     to the last ack's create time, and the users affected."""
-    from bench.impact import MISSION, directive, service_env, write_view_snapshot
+    from bench.impact import MISSION, directive, write_view_snapshot
 
     _, mission = write_view_snapshot(state, registry_users)
     affected = mission.users
-    env = {**service_env(state), **bench.signing_env("impact", signing), "COUNTERMAND_LOG_LEVEL": "INFO"}
-    log = bench.spawn("impact", "impact", env, "impact")
-    deadline = time.time() + IMPACT_READY_S
-    while "service ready" not in log.read_text():
-        bench.stack.check_alive()
-        if time.time() > deadline:
-            raise TimeoutError(f"impact not ready (log: {log})")
-        await asyncio.sleep(0.2)
-    await asyncio.sleep(5)  # what a restarted impact reconciled (earlier sizes' directives) settles first
+    await start_impact(bench, state, signing)
     totals = []
     for run in range(-E2E_DISCARDED, runs):
         issued = directive(f"E2E-{registry_users}-{run}-{uuid.uuid4().hex[:6]}", MISSION)

@@ -39,6 +39,7 @@ from bench.enforce import (
     directive_runs,
     percentile,
     signed,
+    start_impact,
 )
 from bench.report import publish
 from devtools.broker import LocalCluster
@@ -164,18 +165,8 @@ async def measure(bench: ClusterBench) -> list[dict[str, Any]]:
 
 
 async def scenarios(bench: ClusterBench, watch: AckWatch, producer: Any, state: Path) -> list[dict[str, Any]]:
-    from bench.impact import service_env
-
     cluster = bench.kafka
-    env = {**service_env(state), **bench.stack.signing_env("impact"), "COUNTERMAND_LOG_LEVEL": "INFO"}
-    log = bench.spawn("impact", "impact", env, "impact")
-    deadline = time.time() + SCENARIO_TIMEOUT_S * 5
-    while "service ready" not in log.read_text():
-        bench.stack.check_alive()
-        if time.time() > deadline:
-            raise TimeoutError(f"impact not ready (log: {log})")
-        await asyncio.sleep(0.2)
-    await asyncio.sleep(5)
+    await start_impact(bench, state)
     rows: list[dict[str, Any]] = []
     leader = cluster.active_controller()
     follower = next(n for n in range(1, cluster.nodes + 1) if n != leader)
