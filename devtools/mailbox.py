@@ -129,7 +129,7 @@ class _Handler:
 def _text(value: object) -> str:
     """A header's value unfolded, its RFC 2047 encoded-words decoded (the email package's header registry does
     this too, at a cost that made the server the slowest part of a benchmark)."""
-    unfolded = _FOLD.sub("", str(value))
+    unfolded = _FOLD.sub("", str(value)).strip()  # a value too long for its line starts on the next one
     return str(make_header(decode_header(unfolded))) if "=?" in unfolded else unfolded
 
 

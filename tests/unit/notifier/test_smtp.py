@@ -12,6 +12,7 @@ from aiosmtpd.controller import Controller
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from devtools.mailbox import Mailbox
 from services.notifier.email_channel import EmailChannel
 from services.notifier.notices import Contact, Notice
 from services.notifier.settings import ChannelLimits
@@ -177,6 +178,17 @@ def test_a_digest_with_its_member_list_attached_is_left_to_the_email_package() -
     built = build(mail, "n@p.example", "C", "p.example")
     (attached,) = list(built.iter_attachments())
     assert attached.get_filename() == "members.csv" and "7,fable-5" in attached.get_content()
+
+
+async def test_a_notice_id_too_long_for_one_header_line_is_read_back_whole() -> None:
+    """The email package starts such a value on a continuation line; a receiver (here the test mailbox) unfolds
+    it to the id itself, without the folding whitespace."""
+    key = "ORG-t26763-102:1:restricted:999999999:org-acme-t26763-102"
+    mail = Mail(key, "admin@example.com", "s", "t", "h", attachment=("members.csv", "user_id\n7\n"))
+    assert "X-Countermand-Notice:\n " in build(mail, "n@p.example", "C", "p.example").as_string()
+    with Mailbox() as box:
+        outcomes = await send_all(SmtpServer("127.0.0.1", box.port, "n@p.example"), [mail])
+    assert [o.verdict for o in outcomes] == ["delivered"] and [m.notice for m in box.received] == [key]
 
 
 def _letters(first: int, count: int) -> list[Letter]:
