@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +15,11 @@ from shared.runtime.signing import (
     Signer,
     signed_bytes,
 )
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
 
 TOPIC = "serving.commands.v1"
 KEY = b"us-east"
@@ -87,6 +93,21 @@ def test_a_malformed_or_truncated_signature_is_refused(signer: Signer, keys: Key
 def test_the_signed_bytes_are_unambiguous() -> None:
     assert signed_bytes("ab", b"c", b"") != signed_bytes("a", b"bc", b"")
     assert signed_bytes("t", None, b"v") == signed_bytes("t", b"", b"v")
+
+
+def test_the_signed_bytes_stay_small_whatever_the_value_and_bind_every_byte_of_it() -> None:
+    big = bytes(5_000_000)
+    assert len(signed_bytes(TOPIC, KEY, big)) == len(signed_bytes(TOPIC, KEY, b""))
+    assert signed_bytes(TOPIC, KEY, big) != signed_bytes(TOPIC, KEY, big[:-1] + b"\x01")
+
+
+def test_a_record_signed_over_its_whole_value_before_hashing_first_still_verifies(signer: Signer, keys: KeySet) -> None:
+    """Records signed the earlier way (value bytes signed directly) stay verifiable in ledgers and topics."""
+    framed = b"countermand-record-v1\n" + b"".join(len(p).to_bytes(8, "big") + p for p in (TOPIC.encode(), KEY, VALUE))
+    old = {KEY_ID_HEADER: signer.key_id, SIGNATURE_HEADER: _b64(signer.private_key.sign(framed))}
+    assert keys.verify(TOPIC, KEY, VALUE, old, NOW) == signer.key_id
+    with pytest.raises(SignatureRefused, match="bad signature"):
+        keys.verify(TOPIC, KEY, VALUE + b" ", old, NOW)
 
 
 def test_a_key_set_file_that_is_not_ed25519_is_refused_clearly(tmp_path) -> None:
