@@ -10,7 +10,7 @@ KAFKA_CONTROLLER_PORT ?= 9093
 TEST_KAFKA_DIR := $(CURDIR)/.run/test-kafka
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv lint format tools kafka-fetch kafka-up kafka-down topics compose-secrets run up down test test-cluster bench bench-impact bench-enforce bench-faults bench-audit bench-notify bench-console screenshots docs clean
+.PHONY: help venv lint format tools kafka-fetch kafka-up kafka-down topics compose-secrets run up down test test-cluster bench bench-impact bench-enforce bench-faults bench-audit bench-notify bench-console bench-scale screenshots docs clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -97,6 +97,9 @@ bench-audit: venv ## Benchmark the audit's replay, report, explain and verify (b
 
 bench-console: venv kafka-fetch ## Benchmark the console in headless Chromium: first paint, ack to browser (bench/results/console.json)
 	@$(PY) -m bench.console
+
+bench-scale: venv ## Per-unit costs (bytes and CPU per affected user) and the scale model of docs/scaling.md (bench/results/scale.json)
+	@$(PY) -m bench.scale
 
 screenshots: venv kafka-fetch tools ## A PNG of each console page from headless Chromium into docs/screenshots/
 	@$(PY) -m devtools.screenshots
