@@ -173,6 +173,12 @@ def _summary(r: DirectiveReport) -> None:
         out.print(f"revision {rev.revision} issued {rev.issued_at:%Y-%m-%d %H:%M:%S}: {_mandate(rev)}")
     for lift in r.lifts:
         out.print(f"lifted at revision {lift.revision} {lift.lifted_at:%Y-%m-%d %H:%M:%S}: {_mandate(lift)}")
+    for group in r.commands:
+        out.print(
+            f"{group.action} commands of revision {group.revision} to {', '.join(group.clusters)}: "
+            f"{group.caused_by or 'no cause named'}",
+            highlight=False,
+        )
     for d in r.discrepancies[:20]:
         err.print(
             f"[red]{d.kind}[/red] rev {d.revision or '-'} {d.cluster or ''} "

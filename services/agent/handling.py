@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.agent.command_effects import Failed, expire_staging, on_command
+from services.agent.command_effects import Applied, Failed, expire_staging, on_command
 from services.agent.holding import Holding
 from services.agent.readiness import Readiness
 from services.agent.reports import Reports
@@ -52,7 +52,13 @@ class CommandHandling:
         try:
             verify_record(self.keys, record, self.clock())
         except SignatureRefused as exc:
-            self.log.warning("command refused", reason=str(exc), event_id=command.event_id, type=command.type)
+            self.log.warning(
+                "command refused",
+                reason=str(exc),
+                event_id=command.event_id,
+                type=command.type,
+                claimed_caused_by=_cause(command),  # unverified: what the refused command claims
+            )
             if not isinstance(command, ClusterSynced):  # a marker names no directive: logged only
                 await self.reports.ack(
                     Failed(command.directive_id, command.revision, f"{REFUSED}{exc}"), command.event_id
@@ -72,6 +78,12 @@ class CommandHandling:
         if outcome.touched or outcome.held_changed or outcome.received:
             self.holding.persist(command.directive_id, outcome, partition, offset)
         for ack in outcome.acks:
+            self.log.info(
+                "command applied" if isinstance(ack, Applied) else "command not applied",
+                revision=ack.revision,
+                reason=getattr(ack, "reason", None),
+                caused_by=_cause(command),
+            )
             await self.reports.ack(ack, ack.cause or command.event_id)
 
     async def on_synced(self, marker: ClusterSynced, partition: int | None, offset: int | None) -> None:
@@ -89,6 +101,12 @@ class CommandHandling:
             self.holding.persist(directive, outcome, None, None)
             for ack in outcome.acks:
                 await self.reports.ack(ack, ack.cause)
+
+
+def _cause(command: ClusterCommand) -> dict | None:
+    """Who caused a command, as it says, for the log (the agent acts on the command, not on this)."""
+    caused_by = getattr(command, "caused_by", None)
+    return None if caused_by is None else caused_by.model_dump(exclude_defaults=True, mode="json")
 
 
 RULES = Dispatch(

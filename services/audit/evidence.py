@@ -58,6 +58,17 @@ class NoticeTally:
     last_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class CommandCause:
+    """Who a command sent to a cluster says caused it (its `caused_by`, None when it names no one): each distinct
+    one kept once per directive revision, action and cluster."""
+
+    at: datetime
+    cluster: str
+    event: str
+    cause: dict | None
+
+
 @dataclass
 class Evidence:
     """Every directive's story as the topics tell it."""
@@ -75,6 +86,7 @@ class Evidence:
     overdue: dict[ActKey, list[Seen]] = field(default_factory=lambda: defaultdict(list))
     acks: dict[RevKey, list[Seen]] = field(default_factory=lambda: defaultdict(list))
     commands: dict[tuple[str, int, str], list[datetime]] = field(default_factory=lambda: defaultdict(list))
+    command_causes: dict[ActKey, dict[tuple, CommandCause]] = field(default_factory=lambda: defaultdict(dict))
     cluster_models: dict[str, list[str]] = field(default_factory=dict)
     notices: dict[ActKey, NoticeTally] = field(default_factory=lambda: defaultdict(NoticeTally))
     user_notices: list[Seen] = field(default_factory=list)
@@ -161,9 +173,20 @@ class Evidence:
         self.acks[(doc["directive_id"], doc["revision"])].append(seen)
 
     def on_command(self, seen: Seen, doc: dict) -> None:
+        self._command_cause(seen, doc)
         if doc.get("type") == "RestrictCommand" and doc.get("chunk", 0) != 0:
             return  # one send per revision and cluster is what is timed
         self.commands[(doc["directive_id"], doc["revision"], doc["cluster_id"])].append(seen.at)
+
+    def _command_cause(self, seen: Seen, doc: dict) -> None:
+        action = _COMMAND_ACTIONS.get(doc.get("type"))
+        if action is None:
+            return
+        cause = doc.get("caused_by") if isinstance(doc.get("caused_by"), dict) else None
+        key = (doc["cluster_id"], doc["type"], orjson.dumps(cause, option=orjson.OPT_SORT_KEYS))
+        causes = self.command_causes[(doc["directive_id"], doc["revision"], action)]
+        if key not in causes:
+            causes[key] = CommandCause(seen.at, doc["cluster_id"], doc["type"], cause)
 
     def on_heartbeat(self, seen: Seen, doc: dict) -> None:
         self.cluster_models[doc["cluster_id"]] = list(doc.get("models", []))
@@ -226,6 +249,9 @@ class Evidence:
             if delta_model == model and when <= at:
                 covered = (covered and user not in removed) or user in added
         return covered
+
+
+_COMMAND_ACTIONS = {"RestrictCommand": "restrict", "LiftCommand": "lift", "DeltaCommand": "delta"}
 
 
 def _document(value: bytes | None) -> dict | None:

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 
-from services.audit.evidence import Evidence, Forged, Seen, parse_time
+from services.audit.evidence import CommandCause, Evidence, Forged, Seen, parse_time
 from services.audit.report_model import (
     Assessment,
     CheckpointVerification,
     ClusterEnforcement,
+    CommandGroup,
     DirectiveReport,
     Discrepancy,
     ForgedRecord,
@@ -69,6 +70,7 @@ def build_report(
         ],
         assessments=assessments,
         clusters=clusters,
+        commands=list(_command_groups(evidence, directive_id)),
         notices=notices,
         discrepancies=found[:DISCREPANCY_LIMIT],
         discrepancies_total=len(found),
@@ -194,6 +196,67 @@ def _clusters(evidence: Evidence, directive_id: str) -> Iterator[ClusterEnforcem
             )
 
 
+def _command_groups(evidence: Evidence, directive_id: str) -> Iterator[CommandGroup]:
+    for (_, revision, action), causes in _mine(evidence.command_causes, directive_id):
+        groups: dict[str | None, list[CommandCause]] = {}
+        for command in causes.values():
+            groups.setdefault(cause_text(command.cause), []).append(command)
+        for text, commands in sorted(groups.items(), key=lambda g: min(c.at for c in g[1])):
+            yield CommandGroup(
+                revision=revision,
+                action=action,
+                clusters=sorted({c.cluster for c in commands}),
+                first_at=min(c.at for c in commands),
+                caused_by=text,
+            )
+
+
+def cause_text(cause: Mapping | None) -> str | None:
+    """A cause in words: who proposed and approved, an emergency issuer and the reason, or a registry's producers."""
+    if not cause or not any(cause.get(k) for k in ("proposed_by", "approved_by", "registry_producers")):
+        return None
+    if cause.get("registry_producers"):
+        return f"registry records by {', '.join(map(str, cause['registry_producers']))}"
+    who = f"proposed by {cause.get('proposed_by') or 'not recorded'}"
+    if cause.get("emergency"):
+        return f"{who} (emergency, acting alone: {cause.get('emergency_reason', '')})"
+    return f"{who}, approved by {_who(cause.get('approved_by')) or 'no one'}"
+
+
+def _mandate_of(doc: Mapping) -> tuple:
+    """What a directive event and a command's cause must agree on."""
+    approvers = doc.get("approved_by") or []
+    return (
+        doc.get("proposal_id"),
+        doc.get("proposed_by"),
+        list(approvers) if isinstance(approvers, list) else [approvers],
+        bool(doc.get("emergency")),
+    )
+
+
+def _cause_mismatches(evidence: Evidence, directive_id: str) -> Iterator[Discrepancy]:
+    """A restrict or lift command whose cause is not the one its directive revision records (a delta's cause is
+    the registry's, not the directive's). A command naming no cause is checked only when the revision names one."""
+    events = {"restrict": evidence.issued.get(directive_id, []), "lift": evidence.lifted.get(directive_id, [])}
+    for (_, revision, action), causes in _mine(evidence.command_causes, directive_id):
+        mandates = [s.doc for s in events.get(action, []) if s.doc.get("revision") == revision]
+        if not mandates:
+            continue
+        expected = _mandate_of(mandates[-1])
+        for command in sorted(causes.values(), key=lambda c: (c.at, c.cluster)):
+            named = _mandate_of(command.cause or {})
+            if named != expected and (command.cause is not None or expected != _mandate_of({})):
+                yield Discrepancy(
+                    kind="cause_mismatch",
+                    revision=revision,
+                    cluster=command.cluster,
+                    at=command.at,
+                    detail=f"{command.event} names {cause_text(command.cause) or 'no cause'}; revision {revision} "
+                    f"{'was issued' if action == 'restrict' else 'was lifted'} "
+                    f"{cause_text(mandates[-1]) or 'with no cause recorded'}",
+                )
+
+
 def _notices(key: tuple, tally) -> Notices:
     return Notices(
         revision=key[1],
@@ -233,6 +296,7 @@ def _discrepancies(
             )
     for c in clusters:
         yield from _cluster_discrepancies(c)
+    yield from _cause_mismatches(evidence, directive_id)
     for (_, revision, action), updates in _mine(evidence.progress, directive_id):
         yield from _healed_drift(revision, action, updates)
     for (_, revision), acks in _mine(evidence.acks, directive_id):

@@ -18,6 +18,7 @@ DiscrepancyKind = Literal[
     "command_failed",
     "drift_healed",
     "forged_record",
+    "cause_mismatch",
 ]
 
 
@@ -85,6 +86,16 @@ class ClusterEnforcement(Part):
     deadline: datetime | None = None
     digest: str | None = None
     expected_digest: str | None = None
+
+
+class CommandGroup(Part):
+    """Commands of one revision and action (restrict, lift or registry delta) that name the same cause."""
+
+    revision: int
+    action: str
+    clusters: list[str]
+    first_at: datetime
+    caused_by: str | None = Field(None, description="Who the commands say caused them (null: they name no one).")
 
 
 class Notices(Part):
@@ -155,6 +166,9 @@ class DirectiveReport(Part):
     lifts: list[Lift]
     assessments: list[Assessment]
     clusters: list[ClusterEnforcement]
+    commands: list[CommandGroup] = Field(
+        default_factory=list, description="The commands sent, grouped by revision, action and the cause they name."
+    )
     notices: list[Notices]
     discrepancies: list[Discrepancy]
     discrepancies_total: int = Field(..., description="All discrepancies (the list stops at a limit).")

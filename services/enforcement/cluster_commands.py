@@ -9,7 +9,7 @@ from datetime import datetime
 from pyroaring import BitMap
 
 from shared.contracts.bitmaps import chunk_bitmap, encode_bitmap, scope_digest
-from shared.contracts.directives import DirectiveScope
+from shared.contracts.directives import CausedBy, DirectiveScope
 from shared.contracts.envelope import envelope
 from shared.contracts.impact import AffectedSetDelta
 from shared.contracts.serving import AgentHeartbeat, ClusterSynced, DeltaCommand, LiftCommand, RestrictCommand
@@ -61,8 +61,10 @@ def restrict_commands(
     attempt: int,
     now: datetime,
     cause: str | None,
+    caused_by: CausedBy | None = None,
 ) -> list[RestrictCommand]:
-    """The cluster's chunks: every served model of the scope at least one chunk, numbered across models."""
+    """The cluster's chunks: every served model of the scope at least one chunk, numbered across models; each
+    carries who caused the revision (the same small object, serialised with each chunk)."""
     parts = [(m, users) for m in models for users in chunks[m]]
     return [
         RestrictCommand(
@@ -84,13 +86,21 @@ def restrict_commands(
             effective_from=scope.effective_from,
             expires_at=scope.expires_at,
             on_stale=scope.on_stale,
+            caused_by=caused_by,
         )
         for index, (model, users) in enumerate(parts)
     ]
 
 
 def lift_command(
-    cluster_id: str, directive_id: str, revision: int, *, attempt: int, now: datetime, cause: str | None
+    cluster_id: str,
+    directive_id: str,
+    revision: int,
+    *,
+    attempt: int,
+    now: datetime,
+    cause: str | None,
+    caused_by: CausedBy | None = None,
 ) -> LiftCommand:
     """Tell a cluster to drop the directive."""
     return LiftCommand(
@@ -104,6 +114,7 @@ def lift_command(
         cluster_id=cluster_id,
         directive_id=directive_id,
         revision=revision,
+        caused_by=caused_by,
     )
 
 
@@ -124,6 +135,7 @@ def delta_command(cluster_id: str, delta: AffectedSetDelta, now: datetime) -> De
         model=delta.model,
         added=delta.added,
         removed=delta.removed,
+        caused_by=delta.caused_by,
     )
 
 

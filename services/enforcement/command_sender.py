@@ -35,6 +35,7 @@ class CommandSender:
                     attempt=track.attempts,
                     now=now,
                     cause=cause,
+                    caused_by=rollout.caused_by,
                 )
             )
             return
@@ -50,6 +51,7 @@ class CommandSender:
                 attempt=track.attempts,
                 now=now,
                 cause=cause,
+                caused_by=rollout.caused_by,
             )
         )
 

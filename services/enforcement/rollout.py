@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from services.enforcement.cluster_commands import PRODUCER
 from services.enforcement.tracking import ClusterTrack, progress_of
 from shared.contracts.bitmaps import EMPTY_SCOPE_DIGEST, scope_digest
-from shared.contracts.directives import DirectiveScope
+from shared.contracts.directives import CausedBy, DirectiveScope
 from shared.contracts.enforcement import DirectiveEnforced, EnforcementOverdue, EnforcementProgressed
 from shared.contracts.envelope import envelope
 from shared.contracts.impact import Action, AssessmentKey
@@ -27,6 +27,7 @@ class Rollout(BaseModel):
     model_digests: dict[str, str]
     deadline: AwareDatetime
     cause: str = Field(description="event_id of the assessment.")
+    caused_by: CausedBy | None = Field(None, description="Who caused the revision or lift, from its assessment.")
     clusters: dict[str, ClusterTrack] = Field(default_factory=dict)
     active: bool = True
     enforced: bool = False

@@ -92,6 +92,7 @@ class Targeting:
             scope=assessment.scope,
             model_digests=dict(assessment.model_digests),
             cause=assessment.event_id,
+            caused_by=assessment.caused_by,
             deadline=assessment.occurred_at + timedelta(seconds=assessment.scope.enforcement_deadline_s),
         )
         self.state.rollouts[key] = rollout

@@ -127,8 +127,8 @@ def build(settings: ImpactSettings | None = None) -> ImpactService:
     async def bury(record: Any, error: Exception) -> None:
         await write_dead_letter(lambda letter: emit(dead, DEAD_LETTERS, letter), record, SERVICE, error, watch)
 
-    async def changed(ids: Any) -> None:
-        await assessor.changed(ids)  # the assessor is built next, around the follower
+    async def changed(ids: Any, producers: frozenset[str]) -> None:
+        await assessor.changed(ids, producers)  # the assessor is built next, around the follower
 
     snapshots = ViewSnapshots(snapshot_path(settings.state_dir))
     follower = ViewFollower(settings, snapshots, asyncio.Lock(), changed, bury)

@@ -6,7 +6,7 @@ Holds the active directives; registry changes come in as user ids and go out as 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,13 @@ from services.impact.losing import losing_by_model
 from services.impact.messages import Cause, assessment, delta_message
 from services.impact.view_follower import ViewFollower
 from shared.contracts.bitmaps import bitmap_ids, union
-from shared.contracts.directives import PROPOSAL_EVENTS, DirectiveEvent, DirectiveIssued, DirectiveLifted
+from shared.contracts.directives import (
+    PROPOSAL_EVENTS,
+    CausedBy,
+    DirectiveEvent,
+    DirectiveIssued,
+    DirectiveLifted,
+)
 from shared.contracts.envelope import utc_now
 from shared.runtime.dispatch import Dispatch, ignored
 
@@ -35,7 +41,7 @@ class Assessor:
     publish: Callable[[Any], Awaitable[None]]
     directives: Directives = field(default_factory=Directives)
     loaded: bool = False  # deltas start once the view has caught up after start (see reconcile)
-    _unsent: list[Delta] = field(default_factory=list)
+    _unsent: list[tuple[Delta, CausedBy | None]] = field(default_factory=list)
 
     @property
     def lock(self) -> asyncio.Lock:
@@ -56,7 +62,7 @@ class Assessor:
     async def _assess(self, event: DirectiveIssued) -> None:
         affected = assess(self.follower.view.population, event.scope)
         amendment = self.directives.amendment(event.directive_id, affected.by_model)
-        cause = Cause(event.directive_id, event.revision, event.event_id, utc_now())
+        cause = Cause(event.directive_id, event.revision, event.event_id, utc_now(), CausedBy.of(event))
         offsets = self.follower.offsets()
         losing = losing_by_model(self.follower.view.population, affected.by_model)
         await self.publish_all(
@@ -80,7 +86,7 @@ class Assessor:
                 )
                 return
             restored = breakdown(self.follower.view.population, self.directives.restored(event.directive_id))
-            cause = Cause(event.directive_id, active.revision, event.event_id, utc_now())
+            cause = Cause(event.directive_id, active.revision, event.event_id, utc_now(), CausedBy.of(event))
             losing = losing_by_model(self.follower.view.population, restored.by_model)  # who regains a model they hold
             await self.publish_all(
                 assessment(cause, "lift", active.scope, restored, self.follower.offsets(), losing=losing)
@@ -88,17 +94,20 @@ class Assessor:
             self.directives.lift(event.directive_id)
             log.info("directive lifted", restored=restored.users, digest=restored.digest)
 
-    async def changed(self, ids: np.ndarray) -> None:
-        """Users whose registry record changed (the caller holds the lock): publish the deltas they cause."""
+    async def changed(self, ids: np.ndarray, producers: Iterable[str] = ()) -> None:
+        """Users whose registry record changed (the caller holds the lock), and the producers of those records:
+        publish the deltas they cause."""
         if self.loaded:
-            self._unsent.extend(self.directives.deltas(self.follower.view.population, ids))
+            cause = CausedBy.registry(producers)
+            self._unsent.extend((d, cause) for d in self.directives.deltas(self.follower.view.population, ids))
         await self._flush_deltas()
 
     async def _flush_deltas(self) -> None:
         # Deltas are queued before the first publish so a failed publish is retried, never recomputed away.
         now = utc_now()
         while self._unsent:
-            await self.publish(delta_message(self._unsent[0], None, now))
+            delta, cause = self._unsent[0]
+            await self.publish(delta_message(delta, None, now, cause))
             self._unsent.pop(0)
 
     async def reconcile(self) -> None:
@@ -107,7 +116,8 @@ class Assessor:
         async with self.lock:
             held = [d.sets[m] for d in self.directives.active.values() for m in d.sets]
             ids = _with_view(self.follower.view.population.size, _ids_of(held))
-            self._unsent.extend(self.directives.deltas(self.follower.view.population, ids))
+            # Records changed while impact was down: their producers are not known here.
+            self._unsent.extend((d, None) for d in self.directives.deltas(self.follower.view.population, ids))
             self.loaded = True
             await self._flush_deltas()
         log.info(

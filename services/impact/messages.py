@@ -11,7 +11,7 @@ from pyroaring import BitMap
 from services.impact.affected import AffectedSet
 from services.impact.directives import Amendment, Delta
 from shared.contracts.bitmaps import chunk_bitmap, encode_bitmap, set_digest
-from shared.contracts.directives import DirectiveScope
+from shared.contracts.directives import CausedBy, DirectiveScope
 from shared.contracts.envelope import envelope
 from shared.contracts.impact import Action, AffectedSetChunk, AffectedSetDelta, ImpactAssessed, Part
 
@@ -26,6 +26,7 @@ class Cause:
     revision: int
     event_id: str | None
     now: datetime
+    caused_by: CausedBy | None = None  # who caused the directive event, carried to every consumer
 
     def envelope(self, event_id: str) -> dict:
         return envelope(
@@ -75,6 +76,7 @@ def assessment(
         registry_offsets=dict(registry_offsets),
         chunks=len(whole),
         diff_chunks=len(diff),
+        caused_by=cause.caused_by,
         **_amendment_fields(amendment),
     )
     total = len(whole) + len(diff)
@@ -111,7 +113,9 @@ def _amendment_fields(amendment: Amendment | None) -> dict:
     )
 
 
-def delta_message(delta: Delta, causation_id: str | None, now: datetime) -> AffectedSetDelta:
+def delta_message(
+    delta: Delta, causation_id: str | None, now: datetime, caused_by: CausedBy | None = None
+) -> AffectedSetDelta:
     """An AffectedSetDelta for one model of one directive revision."""
     cause = Cause(delta.directive_id, delta.revision, causation_id, now)
     return AffectedSetDelta(
@@ -123,6 +127,7 @@ def delta_message(delta: Delta, causation_id: str | None, now: datetime) -> Affe
         added=encode_bitmap(delta.added),
         removed=encode_bitmap(delta.removed),
         model_digest=set_digest(delta.after),
+        caused_by=caused_by,
     )
 
 

@@ -22,6 +22,7 @@ class Applied:
 
     changed: np.ndarray
     rejected: list[tuple[Any, Exception]]
+    producers: frozenset[str] = frozenset()  # who produced the applied upserts (tombstones name no one)
 
 
 def user_id_of(key: bytes | None) -> int:
@@ -54,6 +55,7 @@ class RegistryView:
         """Apply good records in offset order (last record of a user wins); set bad ones aside untouched."""
         latest: dict[int, UserUpserted | None] = {}
         rejected: list[tuple[Any, Exception]] = []
+        producers: set[str] = set()
         for record in records:
             self.offsets[record.partition] = max(self.offsets.get(record.partition, 0), record.offset + 1)
             try:
@@ -61,12 +63,16 @@ class RegistryView:
             except ValueError as exc:  # pydantic's ValidationError is a ValueError
                 rejected.append((record, exc))
                 continue
-            user_id = change if isinstance(change, int) else change.user_id
+            if isinstance(change, int):
+                user_id = change
+            else:
+                user_id = change.user_id
+                producers.add(change.producer)
             latest.pop(user_id, None)  # keep the dict in arrival order of each user's last record
             latest[user_id] = None if isinstance(change, int) else change
         self.population.delete(i for i, u in latest.items() if u is None)
         self.population.upsert([u for u in latest.values() if u is not None])
-        return Applied(np.fromiter(latest, np.int64, len(latest)), rejected)
+        return Applied(np.fromiter(latest, np.int64, len(latest)), rejected, frozenset(producers))
 
     def reached(self, end_offsets: Mapping[int, int]) -> bool:
         """True when the view reflects every record before these end offsets."""

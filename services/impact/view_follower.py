@@ -31,7 +31,8 @@ class ViewFollower:
     settings: ImpactSettings
     snapshots: ViewSnapshots
     lock: asyncio.Lock  # one writer at a time: view updates, assessments, deltas
-    changed: Callable[[np.ndarray], Awaitable[None]]  # user ids whose record changed, under the lock
+    changed: Callable[[np.ndarray, frozenset[str]], Awaitable[None]]  # user ids whose record changed and the
+    # producers of those records, under the lock
     bury: Callable[[Any, Exception], Awaitable[None]]  # a record the view refused
     view: RegistryView = field(default_factory=RegistryView)
     probe: OffsetProbe | None = None
@@ -65,7 +66,7 @@ class ViewFollower:
         try:
             async with self.lock:
                 applied = self._apply(records)
-                await self.changed(applied.changed)
+                await self.changed(applied.changed, applied.producers)
                 for record, error in applied.rejected:
                     await self.bury(record, error)
                 every = self.settings.snapshot_every_records

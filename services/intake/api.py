@@ -241,8 +241,16 @@ def _add_error_handlers(api: FastAPI) -> None:
         return failure(503, str(exc))
 
     @api.exception_handler(Refused)
-    async def refused(_: Request, exc: Refused) -> JSONResponse:
-        log.warning("request refused", status=exc.status, reason=str(exc))
+    async def refused(request: Request, exc: Refused) -> JSONResponse:
+        caller = getattr(request.state, "principal", None)  # set by the guard once the caller is known
+        log.warning(
+            "request refused",
+            status=exc.status,
+            reason=str(exc),
+            subject=caller.subject if caller else None,
+            method=request.method,
+            path=request.url.path,
+        )
         field = "emergency_reason" if exc.status == 422 else "proposal"
         return failure(exc.status, str(exc), [Problem(field=field, message=str(exc))])
 

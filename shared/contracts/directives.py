@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BeforeValidator, Field, model_validator
@@ -302,6 +303,46 @@ class Accountable(Message):
         if self.emergency and not self.emergency_reason.strip():
             raise ValueError("an emergency action needs an emergency_reason")
         return self
+
+
+MAX_REGISTRY_PRODUCERS = 4  # producers named in one registry-driven delta's cause (the first in name order)
+
+
+class CausedBy(Accountable):
+    """Who caused an assessment or a command: copied from its directive event (proposer, approvers, emergency), or
+    for a registry-driven delta the producers of the registry records that changed. Signed with the message."""
+
+    registry_producers: list[Subject] = Field(
+        default_factory=list,
+        max_length=MAX_REGISTRY_PRODUCERS,
+        description="For a registry-driven delta: the producers of the user records whose change caused it "
+        "(empty otherwise, and after a restart's re-evaluation, where no record is known).",
+        examples=[["identity-sync"]],
+    )
+
+    @classmethod
+    def of(cls, event: Accountable) -> CausedBy | None:
+        """The cause a directive event records; None when it records none (an event from before four eyes)."""
+        fields = {name: getattr(event, name) for name in Accountable.model_fields}
+        cause = cls(**fields)
+        return cause if cause.proposed_by or cause.approved_by or cause.proposal_id else None
+
+    @classmethod
+    def registry(cls, producers: Iterable[str]) -> CausedBy | None:
+        """The cause of a registry-driven delta: the records' producers (None when none is known)."""
+        names = sorted({p[:SUBJECT_CHARS] for p in producers if p})[:MAX_REGISTRY_PRODUCERS]
+        return cls(registry_producers=names) if names else None
+
+
+CAUSED_BY_EXAMPLE = {
+    "proposal_id": "p-3f9a0c1d2e4b",
+    "proposed_by": "alice@example.com",
+    "proposed_at": "2026-11-27T08:55:00Z",
+    "approved_by": ["bob@example.com"],
+    "emergency": False,
+    "emergency_reason": "",
+    "registry_producers": [],
+}
 
 
 class DirectiveIssued(Event, Accountable):

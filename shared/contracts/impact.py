@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import Field
 
-from shared.contracts.directives import DirectiveId, DirectiveScope, ModelName
+from shared.contracts.directives import CAUSED_BY_EXAMPLE, CausedBy, DirectiveId, DirectiveScope, ModelName
 from shared.contracts.envelope import Event
 
 Action = Literal["restrict", "lift"]
@@ -100,6 +100,11 @@ class ImpactAssessed(Event):
         description='Number of "added"/"removed" chunks after the whole ones (0 unless an amendment).',
         examples=[2],
     )
+    caused_by: CausedBy | None = Field(
+        None,
+        description="Who caused the revision or lift assessed, copied from its directive event (null: none recorded).",
+        examples=[CAUSED_BY_EXAMPLE],
+    )
 
 
 class AffectedSetChunk(Event):
@@ -144,6 +149,12 @@ class AffectedSetDelta(Event):
         ..., description="Base64 roaring bitmap of users no longer affected.", examples=["OjAAAAAAAAA="]
     )
     model_digest: str = Field(..., description="Set digest for the model after the delta.", examples=["ab12..."])
+    caused_by: CausedBy | None = Field(
+        None,
+        description="What caused the delta: the producers of the registry records that changed (null: not "
+        "known, as after a restart's re-evaluation).",
+        examples=[CAUSED_BY_EXAMPLE],
+    )
 
 
 ImpactEvent = Annotated[ImpactAssessed | AffectedSetChunk | AffectedSetDelta, Field(discriminator="type")]

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field
 
-from shared.contracts.directives import DirectiveId, ModelName, OnStale
+from shared.contracts.directives import CAUSED_BY_EXAMPLE, CausedBy, DirectiveId, ModelName, OnStale
 from shared.contracts.envelope import Event, Message
 
 ClusterId = Annotated[
@@ -45,6 +45,11 @@ class RestrictCommand(Event):
         "models to every user (copied from the directive's scope).",
         examples=["keep"],
     )
+    caused_by: CausedBy | None = Field(
+        None,
+        description="Who caused the revision, as its assessment records it (null: none recorded).",
+        examples=[CAUSED_BY_EXAMPLE],
+    )
 
 
 class DeltaCommand(Event):
@@ -60,6 +65,11 @@ class DeltaCommand(Event):
         ..., description="Base64 roaring bitmap of users to deny.", examples=["OjAAAAEAAAAAAAEAEAAAAAEAAgA="]
     )
     removed: str = Field(..., description="Base64 roaring bitmap of users to serve again.", examples=["OjAAAAAAAAA="])
+    caused_by: CausedBy | None = Field(
+        None,
+        description="What caused the delta, as impact's delta records it (null: not known).",
+        examples=[CAUSED_BY_EXAMPLE],
+    )
 
 
 class LiftCommand(Event):
@@ -69,6 +79,11 @@ class LiftCommand(Event):
     cluster_id: ClusterId
     directive_id: DirectiveId
     revision: int = Field(..., ge=1, description="Revision lifted.", examples=[1])
+    caused_by: CausedBy | None = Field(
+        None,
+        description="Who caused the lift, as its assessment records it (null: none recorded).",
+        examples=[CAUSED_BY_EXAMPLE],
+    )
 
 
 class ClusterSynced(Event):

@@ -31,7 +31,7 @@ from devtools.registry.oracle import affected_users
 from devtools.scenarios import OVERLAP, mission_body
 from devtools.stack import Stack
 from shared.contracts.bitmaps import decode_bitmap, set_digest
-from shared.contracts.catalogue import DATA_TOPICS, DIRECTIVES, ENFORCEMENT, IMPACT, USERS
+from shared.contracts.catalogue import COMMANDS, DATA_TOPICS, DIRECTIVES, ENFORCEMENT, IMPACT, USERS
 from shared.contracts.directives import DirectiveIssued, DirectiveLifted, DirectiveProposed, DirectiveScope
 from shared.contracts.enforcement import DirectiveEnforced
 from shared.contracts.impact import AffectedSetChunk, ImpactAssessed
@@ -275,6 +275,41 @@ async def test_the_directive_events_name_who_proposed_and_who_approved(run: Run)
     assert (issued.proposed_by, issued.approved_by, issued.emergency) == ("alice", ["bob"], False)
     assert (lifted.proposed_by, lifted.approved_by, lifted.reason) == ("carol", ["bob"], "test")
     assert [e.type for e in events if isinstance(e, DirectiveProposed)] == ["DirectiveProposed"] * 2
+
+
+async def test_assessments_and_commands_name_who_caused_them_and_the_audit_agrees(run: Run) -> None:
+    settings, directive = KafkaSettings(bootstrap=run.stack.bootstrap), MISSION["directive_id"]
+    causes: dict[tuple[str, str], set] = {}
+    for topic in (IMPACT, COMMANDS):
+        async for record in records_to_end(settings, topic, "e2e-caused-by"):
+            if record.value is None:
+                continue
+            message = topic.adapter.validate_json(record.value)
+            if getattr(message, "directive_id", None) == directive and hasattr(message, "caused_by"):
+                action = "lift" if message.type == "LiftCommand" else getattr(message, "action", "restrict")
+                if message.type in ("ImpactAssessed", "RestrictCommand", "LiftCommand"):
+                    who = message.caused_by
+                    causes.setdefault((message.type, action), set()).add(
+                        (who.proposed_by, tuple(who.approved_by), who.emergency) if who else None
+                    )
+    assert (
+        causes[("ImpactAssessed", "restrict")]
+        == causes[("RestrictCommand", "restrict")]
+        == {("alice", ("bob",), False)}
+    )
+    assert causes[("ImpactAssessed", "lift")] == causes[("LiftCommand", "lift")] == {("carol", ("bob",), False)}
+    report = subprocess.run(
+        [sys.executable, "-m", "cli.main", "audit", "report", directive, "--ledger", str(run.stack.ledger)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COUNTERMAND_KAFKA_BOOTSTRAP": run.stack.bootstrap, "COLUMNS": "250"},
+    )
+    assert report.returncode == 0, report.stdout + report.stderr
+    groups = [line for line in report.stdout.splitlines() if " commands of revision " in line]
+    assert any(g.startswith("restrict ") and g.endswith(": proposed by alice, approved by bob") for g in groups)
+    assert any(g.startswith("lift ") and g.endswith(": proposed by carol, approved by bob") for g in groups)
+    assert "cause_mismatch" not in report.stderr
 
 
 async def test_every_message_on_every_topic_parses_with_its_contract(run: Run) -> None:

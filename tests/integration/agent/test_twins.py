@@ -20,6 +20,7 @@ from services.agent.app import Agent, build
 from services.agent.settings import AgentSettings
 from shared.contracts.bitmaps import scope_digest, set_digest
 from shared.contracts.catalogue import COMMANDS
+from shared.contracts.directives import CausedBy
 from shared.runtime.record_signing import SigningSettings, encoded, signed_headers
 from shared.runtime.settings import KafkaSettings
 from shared.runtime.signing import KeySet, Signer
@@ -36,19 +37,20 @@ class Wired:
     broker: Any
     enforcement: Signer  # the key the agent trusts
 
-    async def send(self, command: Any, signer: Signer | None = None) -> None:
-        """Produce a command as enforcement does: the exact bytes signed, keyed by cluster."""
+    async def send(self, command: Any, signer: Signer | None = None, *, unsigned: bool = False) -> None:
+        """Produce a command as enforcement does: the exact bytes signed, keyed by cluster (or not signed)."""
         body, key = encoded(command), command.cluster_id.encode()
-        headers = signed_headers(signer or self.enforcement, COMMANDS, key, body)
+        headers = signed_headers(None if unsigned else signer or self.enforcement, COMMANDS, key, body)
         await self.broker.publish(body, topic=COMMANDS.name, key=key, partition=self.agent.partition, headers=headers)
 
-    async def ack_of(self, command: Any) -> dict:
-        """The agent's ack caused by `command` (on the real broker, once it came)."""
+    async def ack_of(self, command: Any, nth: int = 1) -> dict:
+        """The agent's `nth` ack caused by `command` (on the real broker, once it came)."""
         deadline = asyncio.get_running_loop().time() + TIMEOUT_S
         while True:
-            for call in self.agent.reports.publisher.mock.call_args_list:
-                if call.args[0].get("causation_id") == command.event_id:
-                    return call.args[0]
+            calls = self.agent.reports.publisher.mock.call_args_list
+            acks = [c.args[0] for c in calls if c.args[0].get("causation_id") == command.event_id]
+            if len(acks) >= nth:
+                return acks[nth - 1]
             assert asyncio.get_running_loop().time() < deadline, f"no ack of {command.event_id}"
             await asyncio.sleep(0.05)
 
@@ -119,3 +121,46 @@ async def test_a_command_signed_by_another_key_is_refused_and_changes_nothing(wi
     refusal = await wired.ack_of(forged)
     assert refusal["type"] == "CommandFailed" and refusal["reason"].startswith("refused: bad signature")
     assert wired.agent.holding.state.held == {}
+
+
+async def test_forged_lifts_and_restrictions_and_a_replayed_old_one_are_refused_and_change_nothing(
+    wired: Wired,
+) -> None:
+    cluster = wired.agent.settings.cluster_id
+    cause = CausedBy(proposal_id="p-0123456789ab", proposed_by="alice@example.com", approved_by=["bob@example.com"])
+    (old,) = restrict_chunks(cluster, "TWIN-3", 1, [("fable-5", [1, 2])])
+    (current,) = restrict_chunks(cluster, "TWIN-3", 2, [("fable-5", [1, 2, 3])])
+    old, current = (c.model_copy(update={"caused_by": cause}) for c in (old, current))
+    for genuine in (old, current):  # what enforcement sent, naming who caused it: applied
+        await wired.send(genuine)
+        assert (await wired.ack_of(genuine))["type"] == "CommandApplied"
+    held, stored = wired.agent.holding.state.digest("TWIN-3"), wired.agent.holding.store.load()[0].held["TWIN-3"]
+
+    lift = lift_command(cluster, "TWIN-3", 2).model_copy(update={"caused_by": cause})
+    (everyone,) = restrict_chunks(cluster, "TWIN-3", 3, [("fable-5", list(range(1, 1000)))])
+    forgeries = [
+        (lift, {"unsigned": True}, "refused: unsigned"),
+        (
+            lift.model_copy(update={"event_id": "forged-lift-2"}),
+            {"signer": Signer.generate("enforcement-twin")},
+            "refused: bad signature (key id 'enforcement-twin')",
+        ),
+        (everyone, {"unsigned": True}, "refused: unsigned"),
+        (
+            everyone.model_copy(update={"event_id": "forged-all-2"}),
+            {"signer": Signer.generate("stranger")},
+            "refused: unknown signing key (key id 'stranger')",
+        ),
+    ]
+    for command, how, reason in forgeries:
+        await wired.send(command, **how)
+        refused = await wired.ack_of(command)
+        assert (refused["type"], refused["reason"]) == ("CommandFailed", reason)
+    # The old restriction replayed as it was sent (same bytes, signature intact): refused as older than what is held.
+    await wired.send(old)
+    refused = await wired.ack_of(old, nth=2)
+    assert refused["type"] == "CommandFailed" and refused["reason"].startswith("refused: replayed: revision 1 is older")
+    # Nothing changed: the same revision and digest held, in memory and on disk.
+    assert wired.agent.holding.state.held["TWIN-3"].revision == 2
+    assert wired.agent.holding.state.digest("TWIN-3") == held
+    assert wired.agent.holding.store.load()[0].held["TWIN-3"] == stored

@@ -10,7 +10,7 @@ from pyroaring import BitMap
 
 from services.audit.record import Record
 from shared.contracts.bitmaps import encode_bitmap, sets_digest
-from shared.contracts.directives import DirectiveScope, ForeignNational
+from shared.contracts.directives import CausedBy, DirectiveScope, ForeignNational
 from shared.contracts.enforcement import ClusterProgress, EnforcementProgressed
 from shared.contracts.impact import AffectedSetChunk, ImpactAssessed
 from shared.contracts.notifications import NotificationDelivered, NotificationRequested
@@ -33,9 +33,15 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def story(directive_id: str, emergency: bool = True) -> list[tuple[str, bytes, bytes | None]]:
-    """(topic, key, value): users, the directive (issued under the emergency role), impact, commands, acks
-    (eu-west late, ap-south with a wrong digest), enforcement, notices (user 9's never delivered)."""
+AS_ISSUED = "as issued"
+
+
+def story(
+    directive_id: str, emergency: bool = True, command_cause: CausedBy | None | str = AS_ISSUED
+) -> list[tuple[str, bytes, bytes | None]]:
+    """(topic, key, value): users, the directive (issued under the emergency role), impact, commands naming the
+    directive's cause (or `command_cause`), acks (eu-west late, ap-south with a wrong digest), enforcement,
+    notices (user 9's never delivered)."""
     key = directive_id.encode()
     env = {"correlation_id": directive_id}
     records: list[tuple[str, bytes, bytes | None]] = []
@@ -65,8 +71,16 @@ def story(directive_id: str, emergency: bool = True) -> list[tuple[str, bytes, b
         "proposed_by": "alice",
         "approved_by": None if emergency else "bob",
         "emergency": emergency,
+        "emergency_reason": "court order" if emergency else "",
         **env,
     }
+    if command_cause == AS_ISSUED:
+        command_cause = CausedBy(
+            proposed_by="alice",
+            approved_by=[] if emergency else ["bob"],
+            emergency=emergency,
+            emergency_reason="court order" if emergency else "",
+        )
     records.append(("compliance.directives.v1", key, _json(issued)))
     assessed = ImpactAssessed(
         producer="impact",
@@ -114,6 +128,7 @@ def story(directive_id: str, emergency: bool = True) -> list[tuple[str, bytes, b
             chunks=1,
             users=encode_bitmap(AFFECTED),
             expected_digest=DIGEST,
+            caused_by=command_cause,
             occurred_at=at(2),
             **env,
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,9 @@ class Wired:
         body, key = encoded(message), key_of(topic, message)
         await self.broker.publish(body, topic=topic.name, key=key, headers=signed_headers(signer, topic, key, body))
 
-    async def refused(self, message: Any, signer: Signer | None) -> str:
+    async def refused(self, message: Any, signer: Signer | None, topic=ACKS) -> str:
         before = len(self.letters)
-        await self.send(message, signer)
+        await self.send(message, signer, topic)
         for _ in range(100):
             if len(self.letters) > before:
                 return self.letters[-1].reason
@@ -52,7 +53,7 @@ def _write(path: Path, *keys: Any) -> Path:
 
 @pytest.fixture
 async def wired(tmp_path: Path) -> AsyncIterator[Wired]:
-    signers = {name: Signer.generate(f"{name}-k") for name in ("impact", "enforcement", EAST, WEST)}
+    signers = {name: Signer.generate(f"{name}-k") for name in ("impact", "impact-old", "enforcement", EAST, WEST)}
     (tmp_path / "enforcement.pem").write_bytes(signers["enforcement"].pem())
     settings = EnforcementSettings(
         state_dir=tmp_path,
@@ -62,7 +63,11 @@ async def wired(tmp_path: Path) -> AsyncIterator[Wired]:
             mode="on",
             key_file=tmp_path / "enforcement.pem",
             key_id="enforcement-k",
-            trusted_keys_file=_write(tmp_path / "impact.json", signers["impact"].public()),
+            trusted_keys_file=_write(
+                tmp_path / "impact.json",
+                signers["impact"].public(),
+                signers["impact-old"].public(datetime.now(UTC) - timedelta(hours=1)),  # retired
+            ),
         ),
     )
     service = build(settings)
@@ -127,3 +132,25 @@ async def test_a_forged_applied_ack_or_heartbeat_never_makes_a_cluster_applied(w
     assert not wired.service.core.rollouts[("D-1", 1, "restrict")].clusters[EAST].applied
     await wired.send(applied(EAST, digest), wired.signers[EAST])  # the agent's own ack does count
     assert wired.service.core.rollouts[("D-1", 1, "restrict")].clusters[EAST].applied
+
+
+@pytest.mark.parametrize(
+    ("signed_by", "reason"),
+    [
+        ("impact-old", "SignatureRefused: retired signing key (key id 'impact-old-k')"),
+        ("stranger", "SignatureRefused: unknown signing key (key id 'stranger-k')"),
+    ],
+)
+async def test_an_assessment_signed_by_a_retired_or_unknown_impact_key_is_dead_lettered_and_sends_nothing(
+    wired: Wired, signed_by: str, reason: str
+) -> None:
+    await wired.send(heartbeat(EAST, *sorted(SETS)), wired.signers[EAST])
+    signer = wired.signers.get(signed_by) or Signer.generate(f"{signed_by}-k")
+    assessed, chunks = assessment()
+    for message in [assessed, *chunks]:
+        assert await wired.refused(message, signer, topic=IMPACT) == reason
+    core = wired.service.core
+    assert not core.rollouts and not core.assemblies and not core.sets
+    for message in [assessed, *chunks]:  # the same assessment signed by the current key is acted on
+        await wired.send(message, wired.signers["impact"], topic=IMPACT)
+    assert core.rollouts[("D-1", 1, "restrict")].clusters[EAST].attempts == 1

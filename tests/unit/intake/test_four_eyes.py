@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from structlog.testing import capture_logs
 
 from services.intake.api import create_api
 from services.intake.desk import DirectiveDesk
@@ -65,6 +66,11 @@ def refusal(answer: httpx.Response) -> str:
     return data["problems"][0]["message"] if data.get("problems") else data["error"]
 
 
+def refusals_logged(logs: list[dict]) -> list[tuple[int, str | None, str]]:
+    """(status, subject, reason) of each refusal intake logged."""
+    return [(e["status"], e.get("subject"), e["reason"]) for e in logs if e["event"] == "request refused"]
+
+
 @pytest.fixture
 def intake(tmp_path: Path) -> Intake:
     return Intake(tmp_path)
@@ -94,10 +100,13 @@ async def test_a_proposal_approved_by_another_person_issues_the_directive_naming
 
 async def test_a_proposer_cannot_approve_their_own_proposal(intake: Intake) -> None:
     proposal_id = await intake.propose("alice")
-    answer = await intake.call("POST", f"/proposals/{proposal_id}/approve", ("alice", (P, A)))
+    with capture_logs() as logs:
+        answer = await intake.call("POST", f"/proposals/{proposal_id}/approve", ("alice", (P, A)))
     assert answer.status_code == 403
     assert "alice proposed" in refusal(answer) and "another person must" in refusal(answer)
     assert [e.type for e in intake.topic.events] == ["DirectiveProposed"]
+    assert refusals_logged(logs) == [(403, "alice", refusal(answer))]
+    assert (await intake.call("GET", "/proposals", ("vic", (V,)))).json()[0]["approved_by"] == []
 
 
 async def test_approvals_must_come_from_distinct_people(tmp_path: Path) -> None:
@@ -116,9 +125,11 @@ async def test_approvals_must_come_from_distinct_people(tmp_path: Path) -> None:
 async def test_an_approval_after_the_proposal_expired_is_refused(intake: Intake) -> None:
     proposal_id = await intake.propose("alice")
     intake.clock.now += timedelta(hours=24)
-    answer = await intake.call("POST", f"/proposals/{proposal_id}/approve", ("bob", (A,)))
+    with capture_logs() as logs:
+        answer = await intake.call("POST", f"/proposals/{proposal_id}/approve", ("bob", (A,)))
     assert answer.status_code == 409 and "expired at 2026-11-28T09:00:00+00:00" in refusal(answer)
     assert [e.type for e in intake.topic.events] == ["DirectiveProposed"]
+    assert refusals_logged(logs) == [(409, "bob", refusal(answer))]
     assert (await intake.call("GET", "/proposals", ("vic", (V,)))).json() == []
     # an expired proposal no longer blocks a new one for the same directive
     assert await intake.propose("alice") != proposal_id

@@ -13,6 +13,7 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
+from structlog.testing import capture_logs
 
 from shared.runtime.auth import (
     ApiKeys,
@@ -43,8 +44,11 @@ def client(issuer: LocalIssuer, tmp_path_factory: pytest.TempPathFactory) -> Tes
     api = FastAPI()
     guard.install(api)
 
+    proposals: list[str] = []  # what a request that got through did
+
     @api.post("/directives")
     def propose(caller: Principal = Depends(guard.requires(Role.PROPOSER))) -> dict:
+        proposals.append(caller.subject)
         return {"subject": caller.subject, "via": caller.via}
 
     @api.get("/v1/access")
@@ -53,6 +57,7 @@ def client(issuer: LocalIssuer, tmp_path_factory: pytest.TempPathFactory) -> Tes
 
     test_client = TestClient(api)
     test_client.api_key = presented  # type: ignore[attr-defined]
+    test_client.proposals = proposals  # type: ignore[attr-defined]
     return test_client
 
 
@@ -149,6 +154,39 @@ def test_a_token_with_an_unknown_key_id_is_refused(client: TestClient, issuer: L
     stranger = LocalIssuer(issuer=issuer.issuer, key_id="someone-else")
     answer = client.post("/directives", headers=bearer(stranger.mint("mallory", [Role.PROPOSER])))
     assert (answer.status_code, refusal(answer)) == (401, "token signed by an unknown key 'someone-else'")
+
+
+def _alg_none(issuer: LocalIssuer) -> str:
+    claims = jwt.decode(issuer.mint("mallory", [Role.PROPOSER]), options={"verify_signature": False})
+    return _unsigned(claims, {"alg": "none", "kid": issuer.key_id})
+
+
+BAD_TOKENS = {
+    "expired": (lambda i: i.mint("alice", [Role.PROPOSER], ttl_s=-120), "token expired"),
+    "not yet valid": (
+        lambda i: i.mint("alice", [Role.PROPOSER], nbf=int(time.time()) + 600),
+        "token not valid yet (nbf)",
+    ),
+    "another audience": (
+        lambda i: i.mint("alice", [Role.PROPOSER], aud="billing"),
+        "token is for another audience (expected 'countermand')",
+    ),
+    "alg none": (_alg_none, "token algorithm 'none' is not allowed"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TOKENS))
+def test_a_bad_token_is_refused_logged_and_reaches_no_handler(
+    client: TestClient, issuer: LocalIssuer, case: str
+) -> None:
+    mint, reason = BAD_TOKENS[case]
+    before = list(client.proposals)  # type: ignore[attr-defined]
+    with capture_logs() as logs:
+        answer = client.post("/directives", headers=bearer(mint(issuer)))
+    assert (answer.status_code, refusal(answer)) == (401, reason)
+    logged = [e for e in logs if e["event"] == "request refused"]
+    assert [(e["status"], e["reason"], e["path"]) for e in logged] == [(401, reason, "/directives")]
+    assert client.proposals == before  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("token", ["", "abc", "a.b.c", "x" * 5000, "eyJhbGciOiJFZERTQSJ9.e30"])
