@@ -131,13 +131,33 @@ def parse_directive(text: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
 
 
 def preview_view(answer: dict[str, Any]) -> dict[str, Any]:
-    """Impact's dry-run answer with its charts."""
-    return {
-        **answer,
-        "country_chart": bar_chart(answer.get("by_country", {}), "Users affected by country of residence"),
-        "account_chart": bar_chart(answer.get("by_account_type", {}), "Users affected by account type"),
-        "model_chart": bar_chart(answer.get("affected_by_model", {}), "Users covered per model"),
-    }
+    """Impact's dry-run answer with its charts: users covered, and users losing access (covered and entitled to the
+    model), per model, by country of residence and by account type; per model, the amendment's difference."""
+    losing = answer.get("losing_by_model")
+    models = sorted(set(answer.get("affected_by_model", {})) | set(losing or {}))
+    columns = ("added_by_model", "removed_by_model", "losing_added_by_model", "losing_removed_by_model")
+    rows = [
+        {
+            "model": m,
+            "covered": answer.get("affected_by_model", {}).get(m, 0),
+            "losing": None if losing is None else losing.get(m, 0),
+            **{c: (answer.get(c) or {}).get(m, 0) for c in columns},
+        }
+        for m in models
+    ]
+    views = (
+        ("model", "Model", "affected_by_model", "losing_by_model"),
+        ("country", "Country of residence", "by_country", "losing_by_country"),
+        ("account", "Account type", "by_account_type", "losing_by_account_type"),
+    )
+    charts = []
+    for cid, label, covered_key, losing_key in views:
+        what = "per model" if cid == "model" else f"by {label.lower()}"
+        charts.append((f"by-{cid}", label, bar_chart(answer.get(covered_key) or {}, f"Users covered {what}")))
+        if losing is not None:
+            chart = bar_chart(answer.get(losing_key) or {}, f"Users losing access {what}")
+            charts.append((f"losing-by-{cid}", label, chart))
+    return {**answer, "models": rows, "charts": charts}
 
 
 def _problems(reply: Any) -> list[dict[str, str]]:

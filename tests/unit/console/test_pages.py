@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,20 @@ scope:
   models: [fable-5, mythos-5]
   selector: {kind: foreign_national, home_country: US}
 """
+
+
+def chart_counts(html: str, chart: str) -> dict[str, str]:
+    """The data table of one chart on a page: label -> count."""
+    table = re.search(rf'<table[^>]*data-chart="{chart}".*?</table>', html, re.S)
+    assert table, f"no chart {chart!r} on the page"
+    return dict(re.findall(r'data-count="([^"]+)">([^<]*)<', table.group(0)))
+
+
+def model_row(html: str, model: str) -> dict[str, str]:
+    """The cells of one model's row of the dry run's per-model table: field -> text."""
+    row = re.search(rf'<tr data-model="{model}">.*?</tr>', html, re.S)
+    assert row, f"no row for {model!r}"
+    return dict(re.findall(r'<td data-field="([^"]+)">([^<]*)<', row.group(0)))
 
 
 @pytest.fixture
@@ -234,9 +249,35 @@ async def test_a_dry_run_shows_counts_charts_and_samples_and_forwards_the_users_
     assert 'data-testid="affected-users">415<' in reply.text and 'data-count="fable-5">412<' in reply.text
     assert 'data-count="DE">120<' in reply.text and 'data-count="employee">15<' in reply.text
     assert "<svg" in reply.text and "3, 8, 13" in reply.text
+    assert 'data-testid="losing-users">171<' in reply.text
+    losing = {
+        cid: chart_counts(reply.text, cid) for cid in ("losing-by-model", "losing-by-country", "losing-by-account")
+    }
+    assert losing == {
+        "losing-by-model": {"fable-5": "157", "mythos-5": "61"},
+        "losing-by-country": {"US": "90", "DE": "51", "IN": "30"},
+        "losing-by-account": {"consumer": "140", "employee": "9", "enterprise_member": "22"},
+    }
+    assert model_row(reply.text, "mythos-5") == {"covered": "398", "losing": "61"}
+    assert 'id="amends"' not in reply.text  # a new directive amends nothing
     [call] = console.impact.calls
     assert call["body"]["scope"] == SCOPE and call["authorization"].startswith("Bearer ")
     assert console.directives.events == []  # a dry run proposes nothing
+
+
+async def test_a_dry_run_of_an_amendment_shows_the_difference_from_the_revision_in_force(console: Console) -> None:
+    alice = await console.signed_in("alice", P)
+    amended = MISSION_YAML.replace("EXP-9", "EXP-1")
+    text = (await alice.post("/draft", data={"directive": amended, "action": "preview"})).text
+    assert 'data-testid="amends-revision">1<' in text
+    assert model_row(text, "fable-5") == {
+        "covered": "412",
+        "losing": "157",
+        "added": "12",
+        "losing-added": "7",
+        "removed": "33",
+        "losing-removed": "19",
+    }
 
 
 async def test_a_draft_with_errors_shows_each_field_inline_and_proposes_nothing(console: Console) -> None:
