@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from services.console.charts import bar_chart
 from services.console.pages import page
@@ -20,7 +21,7 @@ READERS = (Role.VIEWER, Role.AUDITOR, Role.PROPOSER, Role.APPROVER, Role.EMERGEN
 
 
 def add_actions(app: FastAPI, intake: Upstream, impact: Upstream, audit: Upstream) -> None:
-    """GET/POST /approvals, POST /directives/{id}/lift, GET/POST /draft, GET /lookup."""
+    """GET/POST /approvals, POST /directives/{id}/lift, GET/POST /draft, GET /lookup, GET /audit/reports/{id}."""
     session = app.state.session
 
     async def approvals_page(request: Request, who: Session, status: int = 200, **notice: Any) -> HTMLResponse:
@@ -111,6 +112,27 @@ def add_actions(app: FastAPI, intake: Upstream, impact: Upstream, audit: Upstrea
                 request, "lookup.html", who, _status(reply), asked=asked, problems=_problems(reply), answer=None
             )
         return page(request, "lookup.html", who, asked=asked, problems=[], answer=reply.body)
+
+    @app.get("/audit/reports/{directive_id}")
+    async def audit_report(request: Request, directive_id: str, format: str = "json") -> Response:
+        """The audit's report of a directive (JSON or HTML) as the audit service renders it, as a download."""
+        who = session(request)
+        requires(who, Role.AUDITOR)
+        if format not in ("json", "html"):
+            return page(request, "missing.html", who, 422, what=f"format: {format!r} is not json or html.")
+        reply = await audit.call(
+            "GET", f"/v1/reports/{quote(directive_id, safe='')}", who.headers, params={"format": format}
+        )
+        if not reply.ok:
+            problems = "; ".join(f"{p.get('field')}: {p.get('message')}" for p in reply.problems) or reply.error
+            what = f"The audit has no report of {directive_id!r}: {problems}."
+            return page(request, "missing.html", who, _status(reply), what=what)
+        name = f"countermand-report-{directive_id}.{format}"
+        return Response(
+            reply.raw,
+            media_type=reply.content_type or "application/octet-stream",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
 
 def parse_directive(text: str) -> tuple[dict[str, Any], list[dict[str, str]]]:

@@ -115,8 +115,15 @@ class StubAudit:
 class Console:
     """The console's app with a board the test fills, real intake behind it, stub impact and audit."""
 
-    def __init__(self, folder: Path, *, unreachable: bool = False) -> None:
-        self.issuer = LocalIssuer()
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        unreachable: bool = False,
+        audit: FastAPI | None = None,
+        issuer: LocalIssuer | None = None,
+    ) -> None:
+        self.issuer = issuer or LocalIssuer()
         settings = AuthSettings(mode="on", jwks_file=self.issuer.write(folder), issuer=self.issuer.issuer)
         self.directives = PublishedDirectives()
         self.desk = DirectiveDesk(self.directives.publish, approvals_needed=1)
@@ -134,7 +141,7 @@ class Console:
                 self.app,
                 self._upstream("intake", self.intake),
                 self._upstream("impact", self.impact.app),
-                self._upstream("audit", self.audit.app),
+                self._upstream("audit", audit or self.audit.app),
             )
 
     @staticmethod

@@ -10,8 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from services.audit.api import create_api as create_audit_api
+from services.audit.forgery import NO_CHECK
+from services.audit.ledger import Ledger
+from services.audit.report_model import DirectiveReport
 from services.console.feed import Hub
-from shared.runtime.auth import Role
+from shared.runtime.auth import AuthSettings, Guard, LocalIssuer, Role
+from tests.unit.audit.evidence_story import ledger_records
 from tests.unit.console.fakes import (
     SCOPE,
     TOPICS,
@@ -383,3 +388,32 @@ async def test_a_digest_other_than_the_one_expected_is_shown_as_such(console: Co
     console.fold(TOPICS["enforcement"], event)
     live = (await (await console.signed_in("carol", V)).get("/live")).text
     assert "000000000000</code> (expected dddddddddddd)" in live
+
+
+async def test_the_audit_page_downloads_the_audits_own_json_and_html_report_of_a_directive(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger.append(ledger_records())
+    ledger.close()
+    issuer = LocalIssuer()
+    guard = Guard(AuthSettings(mode="on", jwks_file=issuer.write(tmp_path), issuer=issuer.issuer), "audit")
+    audit = create_audit_api("audit", lambda: Ledger(tmp_path / "ledger.sqlite", read_only=True), NO_CHECK, guard, bool)
+    console = Console(tmp_path, audit=audit, issuer=issuer)
+    auditor = await console.signed_in("ann", AU)
+    page = await auditor.get("/audit", params={"directive": "EXP-9"})
+    assert (
+        'href="/audit/reports/EXP-9?format=html"' in page.text
+        and 'href="/audit/reports/EXP-9?format=json"' in page.text
+    )
+    as_json = await auditor.get("/audit/reports/EXP-9", params={"format": "json"})
+    assert as_json.status_code == 200
+    assert as_json.headers["content-disposition"] == 'attachment; filename="countermand-report-EXP-9.json"'
+    report = DirectiveReport.model_validate(as_json.json())
+    assert report.directive_id == "EXP-9" and {c.cluster for c in report.clusters} == {"us-east", "eu-west", "ap-south"}
+    as_html = await auditor.get("/audit/reports/EXP-9", params={"format": "html"})
+    assert as_html.status_code == 200 and as_html.headers["content-type"].startswith("text/html")
+    assert "<title>Directive EXP-9: audit report</title>" in as_html.text
+    missing = await auditor.get("/audit/reports/EXP-404")
+    assert missing.status_code == 404 and "no DirectiveIssued for &#39;EXP-404&#39;" in missing.text
+    viewer = await console.signed_in("carol", V)
+    assert "report needs the auditor role" in (await viewer.get("/audit", params={"directive": "EXP-9"})).text
+    assert (await viewer.get("/audit/reports/EXP-9")).status_code == 403
