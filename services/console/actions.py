@@ -13,10 +13,11 @@ from fastapi.responses import HTMLResponse, Response
 
 from services.console.charts import bar_chart
 from services.console.pages import page
-from services.console.session import Session, form_of, requires
+from services.console.session import BadForm, Session, form_of, requires
 from services.console.upstream import Upstream
 from shared.runtime.auth import Role
 
+UPLOAD = "directive_file"
 READERS = (Role.VIEWER, Role.AUDITOR, Role.PROPOSER, Role.APPROVER, Role.EMERGENCY)
 
 
@@ -76,8 +77,13 @@ def add_actions(app: FastAPI, intake: Upstream, impact: Upstream, audit: Upstrea
     async def draft(request: Request) -> HTMLResponse:
         who = session(request)
         requires(who, Role.PROPOSER, Role.APPROVER, Role.VIEWER)
-        form = await form_of(request)
-        text, action = form.get("directive", ""), form.get("action", "preview")
+        try:
+            form = await form_of(request)
+        except BadForm as exc:
+            problems = [{"field": exc.field, "message": exc.message}]
+            return page(request, "draft.html", who, exc.status, text="", problems=problems, preview=None)
+        # An uploaded file (sent as a multipart form, with or without script) stands for the pasted text.
+        text, action = form.get(UPLOAD) or form.get("directive", ""), form.get("action", "preview")
         body, problems = parse_directive(text)
         if problems:
             return page(request, "draft.html", who, 422, text=text, problems=problems, preview=None)

@@ -18,6 +18,7 @@ from services.console.board import Board
 from services.console.feed import Feed, Hub
 from services.console.session import (
     COOKIE,
+    BadForm,
     Forbidden,
     LoginNeeded,
     Session,
@@ -201,6 +202,12 @@ def _install_refusals(app: FastAPI) -> None:
         who = session_of_or_none(app, request)
         return page(request, "missing.html", who, 403, what=f"Not allowed: {exc}.")
 
+    async def bad_form(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, BadForm)
+        who = session_of_or_none(app, request)
+        return page(request, "missing.html", who, exc.status, what=f"The form was not read: {exc}.")
+
+    app.add_exception_handler(BadForm, bad_form)
     app.add_exception_handler(LoginNeeded, to_login)
     app.add_exception_handler(Forbidden, forbidden)
 

@@ -299,6 +299,36 @@ async def test_a_draft_with_errors_shows_each_field_inline_and_proposes_nothing(
     assert console.directives.events == []
 
 
+async def test_an_uploaded_file_is_dry_run_and_proposed_as_a_plain_multipart_form_without_script(
+    console: Console,
+) -> None:
+    alice = await console.signed_in("alice", P)
+    upload = {"directive_file": ("order.yaml", MISSION_YAML.encode(), "application/x-yaml")}
+    previewed = await alice.post("/draft", data={"directive": "", "action": "preview"}, files=upload)
+    assert previewed.status_code == 200 and 'data-testid="affected-users">415<' in previewed.text
+    assert "directive_id: EXP-9" in previewed.text  # the file's text is shown back to edit
+    [call] = console.impact.calls
+    assert call["body"]["directive_id"] == "EXP-9" and call["body"]["scope"] == SCOPE
+    proposed = await alice.post("/draft", data={"action": "propose"}, files=upload)
+    assert proposed.status_code == 200 and _proposal_id(proposed.text)
+    assert [e.directive_id for e in console.directives.events] == ["EXP-9"]
+    empty_file = {"directive_file": ("", b"", "application/octet-stream")}  # no file chosen: the text is used
+    typed = await alice.post("/draft", data={"directive": MISSION_YAML, "action": "preview"}, files=empty_file)
+    assert typed.status_code == 200 and len(console.impact.calls) == 2
+
+
+async def test_an_upload_that_is_not_text_is_named_and_nothing_is_asked_or_proposed(console: Console) -> None:
+    alice = await console.signed_in("alice", P)
+    binary = {"directive_file": ("order.pdf", b"%PDF-1.7\n\xff\xfe\x00", "application/pdf")}
+    refused = await alice.post("/draft", data={"action": "propose"}, files=binary)
+    assert refused.status_code == 422 and 'data-field="directive_file"' in refused.text
+    assert "is not UTF-8 text" in refused.text and "Nothing was proposed" in refused.text
+    huge = {"directive_file": ("order.yaml", b"#" * (300 * 1024), "application/x-yaml")}
+    too_large = await alice.post("/draft", data={"action": "propose"}, files=huge)
+    assert too_large.status_code == 413 and "larger than 256 KiB" in too_large.text
+    assert console.impact.calls == [] and console.directives.events == []
+
+
 async def test_a_viewer_may_dry_run_but_not_propose(console: Console) -> None:
     carol = await console.signed_in("carol", V)
     assert (await carol.post("/draft", data={"directive": MISSION_YAML, "action": "preview"})).status_code == 200
