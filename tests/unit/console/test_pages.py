@@ -341,7 +341,8 @@ async def test_customer_lookup_shows_the_audits_explanation_per_cluster(console:
     auditor = await console.signed_in("ivy", AU)
     page = await auditor.get("/lookup", params={"user": "42", "model": "fable-5", "at": "2026-12-07T05:00:00Z"})
     assert page.status_code == 200 and 'data-testid="verdict">denied everywhere<' in page.text
-    assert "us-east" in page.text and "EXP-1 revision 1: covers this user" in page.text
+    assert '<tr data-cluster="us-east"><th scope="row">us-east</th><td data-field="decision">denied<' in page.text
+    assert 'EXP-1 revision 1: <span data-field="covered">covers</span> this user' in page.text
     assert console.audit.calls == [{"user": "42", "model": "fable-5", "at": "2026-12-07T05:00:00Z"}]
 
 
@@ -447,3 +448,35 @@ async def test_the_audit_page_downloads_the_audits_own_json_and_html_report_of_a
     viewer = await console.signed_in("carol", V)
     assert "report needs the auditor role" in (await viewer.get("/audit", params={"directive": "EXP-9"})).text
     assert (await viewer.get("/audit/reports/EXP-9")).status_code == 403
+
+
+async def test_customer_lookup_shows_the_real_audits_answer_for_a_covered_and_an_uncovered_user(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger.append(ledger_records())
+    ledger.close()
+    issuer = LocalIssuer()
+    guard = Guard(AuthSettings(mode="on", jwks_file=issuer.write(tmp_path), issuer=issuer.issuer), "audit")
+    audit = create_audit_api("audit", lambda: Ledger(tmp_path / "ledger.sqlite", read_only=True), NO_CHECK, guard, bool)
+    auditor = await Console(tmp_path, audit=audit, issuer=issuer).signed_in("ivy", AU)
+    at = "2026-03-03T13:01:40Z"  # eu-west acknowledged, ap-south holds a wrong digest, notices sent
+    covered = (await auditor.get("/lookup", params={"user": "8", "model": "fable-5", "at": at})).text
+    assert 'data-testid="verdict">denied on some clusters only<' in covered
+    assert decisions(covered) == {
+        "ap-south": "allowed, but should have been denied (not yet enforced)",
+        "eu-west": "denied",
+        "us-east": "denied",
+    }
+    assert 'EXP-9 revision 1: <span data-field="covered">covers</span>' in covered
+    assert '<span data-field="requested">yes</span>, delivered: <span data-field="delivered">yes</span>' in covered
+    assert "<td>NotificationDelivered</td>" in covered
+    uncovered = (await auditor.get("/lookup", params={"user": "10", "model": "fable-5", "at": at})).text
+    assert 'data-testid="verdict">allowed everywhere<' in uncovered
+    assert set(decisions(uncovered).values()) == {"allowed"}
+    assert 'EXP-9 revision 1: <span data-field="covered">does not cover</span>' in uncovered
+    assert '<span data-field="requested">no</span>' in uncovered
+
+
+def decisions(html: str) -> dict[str, str]:
+    return dict(
+        re.findall(r'<tr data-cluster="([^"]+)"><th scope="row">[^<]*</th><td data-field="decision">([^<]*)<', html)
+    )
