@@ -60,7 +60,9 @@ def preview_lift(population: Population, directives: Directives, directive_id: s
     if directive_id not in directives.active:
         raise NotActive(f"directive_id: {directive_id!r} is not an active directive")
     restored = breakdown(population, directives.restored(directive_id))
-    return Preview(restored, _sample(restored), losing=breakdown(population, losing_sets(population, restored.by_model)))
+    return Preview(
+        restored, _sample(restored), losing=breakdown(population, losing_sets(population, restored.by_model))
+    )
 
 
 def _sample(affected: AffectedSet) -> list[int]:
