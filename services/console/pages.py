@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from services.console.board import Board
 from services.console.feed import Feed, Hub
@@ -35,12 +38,37 @@ from shared.runtime.metrics import install_metrics
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.trim_blocks = templates.env.lstrip_blocks = True  # no template indentation sent with every row
 KEEPALIVE_S = 15.0
+CHUNK = 16 * 1024  # characters of a page per chunk sent
+# The stylesheet is inlined in every page (no request before the first paint) and allowed by its hash alone.
+STYLE = (HERE / "static" / "console.css").read_text()
+STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
+templates.env.globals["inline_style"] = Markup(STYLE)
+CSP = f"default-src 'self'; img-src 'self' data:; style-src 'self' '{STYLE_HASH}'; frame-ancestors 'none'"
 
 
-def page(request: Request, name: str, session: Session | None, status: int = 200, **context: Any) -> HTMLResponse:
-    """A rendered page; every page knows who is signed in (for the header) and whether the broker answers."""
-    return templates.TemplateResponse(request, name, {"session": session, **context}, status_code=status)
+def page(request: Request, name: str, session: Session | None, status: int = 200, **context: Any) -> Response:
+    """A rendered page; every page knows who is signed in (for the header) and whether the broker answers.
+
+    Sent as it renders, in chunks: the browser paints the head and the top of a long page (the live board) while
+    the rest is still on its way. The context is computed before the first byte, so nothing changes under it."""
+    template = templates.get_template(name)
+    parts = template.generate({"request": request, "session": session, **context})
+    return StreamingResponse(_chunks(parts), status_code=status, media_type="text/html; charset=utf-8")
+
+
+async def _chunks(parts: Iterator[str]) -> AsyncIterator[bytes]:
+    buffer: list[str] = []
+    size = 0
+    for part in parts:
+        buffer.append(part)
+        size += len(part)
+        if size >= CHUNK:
+            yield "".join(buffer).encode()
+            buffer, size = [], 0
+    if buffer:
+        yield "".join(buffer).encode()
 
 
 def create_app(board: Board, feed: Feed, hub: Hub, guard: Guard, *, secure_cookie: bool = False) -> FastAPI:
@@ -218,10 +246,7 @@ def _install_refusals(app: FastAPI) -> None:
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'",
-        )
+        response.headers.setdefault("Content-Security-Policy", CSP)
         return response
 
 

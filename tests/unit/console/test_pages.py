@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -480,3 +482,14 @@ def decisions(html: str) -> dict[str, str]:
     return dict(
         re.findall(r'<tr data-cluster="([^"]+)"><th scope="row">[^<]*</th><td data-field="decision">([^<]*)<', html)
     )
+
+
+async def test_pages_inline_their_style_allowed_by_its_hash_and_defer_their_only_script(console: Console) -> None:
+    carol = await console.signed_in("carol", V)
+    reply = await carol.get("/live")
+    style = re.search(r"<style>(.*?)</style>", reply.text, re.S)
+    assert style and ":focus-visible" in style.group(1)  # the stylesheet itself, nothing to fetch before painting
+    digest = base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode()
+    assert f"style-src 'self' 'sha256-{digest}'" in reply.headers["content-security-policy"]
+    assert 'rel="stylesheet"' not in reply.text
+    assert re.findall(r"<script[^>]*>", reply.text) == ['<script src="/static/console.js" defer>']
