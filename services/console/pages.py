@@ -6,11 +6,13 @@ import asyncio
 import base64
 import hashlib
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import jwt
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -193,8 +195,9 @@ def create_app(board: Board, feed: Feed, hub: Hub, guard: Guard, *, secure_cooki
             session(request)
         except LoginNeeded as exc:
             return JSONResponse({"error": exc.message}, status_code=401)
+        ends = _token_end(request.cookies.get(COOKIE), guard.settings.leeway_s)
         return StreamingResponse(
-            _stream(hub, request, lambda: feed.broker.as_json()),
+            _stream(hub, request, lambda: feed.broker.as_json(), ends),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
@@ -202,14 +205,30 @@ def create_app(board: Board, feed: Feed, hub: Hub, guard: Guard, *, secure_cooki
     return app
 
 
-async def _stream(hub: Hub, request: Request, broker: Callable[[], dict[str, Any]]) -> AsyncIterator[str]:
+def _token_end(token: str | None, leeway_s: float) -> float | None:
+    """When the session's token stops being accepted (its exp plus the tolerated skew), as a Unix time; None for
+    no token (authentication off). The token was verified just before: its claims are only read here."""
+    if not token:
+        return None
+    exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
+    return None if exp is None else float(exp) + leeway_s
+
+
+async def _stream(
+    hub: Hub, request: Request, broker: Callable[[], dict[str, Any]], ends: float | None = None
+) -> AsyncIterator[str]:
+    """The events for one open page, until it goes away or its session expires (the page's script then finds
+    /api/session refusing it and goes to the login page)."""
     stream = hub.open()
     try:
         yield "retry: 1000\n\n"
         yield f"event: broker\ndata: {json.dumps(broker())}\n\n"  # the state now: the page may be older
         while stream in hub.streams and not await request.is_disconnected():
+            left = KEEPALIVE_S if ends is None else min(KEEPALIVE_S, ends - time.time())
+            if left <= 0:
+                return
             try:
-                item = await asyncio.wait_for(stream.get(), KEEPALIVE_S)
+                item = await asyncio.wait_for(stream.get(), left)
             except TimeoutError:
                 yield ": keepalive\n\n"
                 continue

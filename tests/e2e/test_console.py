@@ -344,6 +344,15 @@ async def test_an_expired_session_is_sent_back_to_login_with_a_message(browser: 
     assert page.url.startswith(base + "/login")
 
 
+async def test_a_live_page_left_open_goes_to_login_when_its_session_expires(browser: Browser, stack: Stack) -> None:
+    # expired 10 s ago: accepted for the 30 s of clock skew every service tolerates, then refused
+    carol = await sign_in(browser, stack, "carol", V, ttl_s=-10)
+    live = await carol.goto("/live")
+    await expect(live.locator("#broker")).to_have_attribute("data-ok", "true", timeout=WAIT_MS)
+    await expect(live.locator("#login-message")).to_contain_text("Your session expired", timeout=WAIT_MS)
+    assert live.url.startswith(carol.base + "/login")
+
+
 async def test_a_viewer_trying_to_approve_is_refused_and_the_proposal_stays_pending(
     browser: Browser, stack: Stack
 ) -> None:

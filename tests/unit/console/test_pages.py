@@ -493,3 +493,12 @@ async def test_pages_inline_their_style_allowed_by_its_hash_and_defer_their_only
     assert f"style-src 'self' 'sha256-{digest}'" in reply.headers["content-security-policy"]
     assert 'rel="stylesheet"' not in reply.text
     assert re.findall(r"<script[^>]*>", reply.text) == ['<script src="/static/console.js" defer>']
+
+
+async def test_an_open_event_stream_ends_when_its_session_expires(console: Console) -> None:
+    browser = console.browser()
+    # expired a moment ago, still inside the 30 s of clock skew every service tolerates: accepted for about a second
+    browser.cookies.set("countermand_session", console.issuer.mint("carol", [V], ttl_s=-29))
+    stream = await asyncio.wait_for(browser.get("/events"), 60)  # returns only once the server ends the stream
+    assert stream.status_code == 200 and stream.text.startswith("retry: 1000")
+    assert (await browser.get("/api/session")).status_code == 401  # what the page's script then finds
