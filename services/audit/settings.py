@@ -27,7 +27,7 @@ class AuditSettings(ServiceSettings):
 
     auth: AuthSettings | None = Field(
         None,
-        description="Who may call /v1/explain (role auditor); unset: read from COUNTERMAND_AUTH_* when the "
+        description="Who may call /v1/explain and /v1/reports (role auditor); unset: read from COUNTERMAND_AUTH_* when the "
         "service is built (the read-only CLI needs none).",
     )
 
