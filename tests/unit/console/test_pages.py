@@ -497,8 +497,8 @@ async def test_pages_inline_their_style_allowed_by_its_hash_and_defer_their_only
 
 async def test_an_open_event_stream_ends_when_its_session_expires(console: Console) -> None:
     browser = console.browser()
-    # expired a moment ago, still inside the 30 s of clock skew every service tolerates: accepted for about a second
-    browser.cookies.set("countermand_session", console.issuer.mint("carol", [V], ttl_s=-29))
+    # expired a moment ago, still inside the 30 s of clock skew every service tolerates: accepted for about five seconds
+    browser.cookies.set("countermand_session", console.issuer.mint("carol", [V], ttl_s=-25))
     stream = await asyncio.wait_for(browser.get("/events"), 60)  # returns only once the server ends the stream
     assert stream.status_code == 200 and stream.text.startswith("retry: 1000")
     assert (await browser.get("/api/session")).status_code == 401  # what the page's script then finds
