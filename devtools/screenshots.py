@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from playwright.async_api import Page, async_playwright
 
@@ -27,9 +29,21 @@ CHROMIUM = "/usr/bin/chromium"
 MISSION = mission_body()
 
 
+REGISTRY = population.generate(2000, seed=7)
+
+
+def covered_user() -> int:
+    """A user the mission takes fable-5 from: a foreign national of the US entitled to it."""
+    return next(
+        u["user_id"]
+        for u in population.records(REGISTRY, 0, len(REGISTRY))
+        if u["nationalities"] and "US" not in u["nationalities"] and "fable-5" in u["entitlements"]
+    )
+
+
 async def prepare(stack: Stack) -> None:
     """The mission issued and enforced; a second order proposed and left for an approver."""
-    await load_registry(stack.bootstrap, population.generate(2000, seed=7))
+    await load_registry(stack.bootstrap, REGISTRY)
     await asyncio.to_thread(stack.issue, MISSION)
     async with TopicReader(KafkaSettings(bootstrap=stack.bootstrap), ENFORCEMENT) as topic:
         await topic.wait_for(lambda m: isinstance(m, DirectiveEnforced), 180, "the mission enforced")
@@ -56,8 +70,8 @@ async def pages(base: str, token: str) -> list[Path]:
             ("/live", "live"),
             ("/approvals", "approvals"),
             ("/clusters", "clusters"),
-            ("/audit", "audit"),
-            ("/lookup", "lookup"),
+            (f"/audit?directive={MISSION['directive_id']}", "audit"),
+            (f"/lookup?user={covered_user()}&model=fable-5&at={quote(datetime.now(UTC).isoformat())}", "lookup"),
         ):
             taken.append(await shoot(page, base, path, name))
         await page.goto(base + "/draft")

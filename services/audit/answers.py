@@ -34,6 +34,16 @@ def user_evidence(ledger: Ledger, user: int, signatures: Signatures = NO_CHECK) 
     return evidence
 
 
+def directive_evidence(ledger: Ledger, directive_id: str, signatures: Signatures = NO_CHECK) -> Evidence:
+    """The evidence of one directive's report, from the ledger: the entries its id keys or correlates."""
+    evidence = Evidence(signatures=signatures)
+    for entry in ledger.entries_of(directive_id):
+        r = entry.record
+        if r.topic in EVIDENCE_TOPICS:
+            evidence.add(r.topic, r.partition, r.offset, r.key, r.value, r.kafka_timestamp or 0, r.headers)
+    return evidence
+
+
 def explain_from_ledger(
     ledger: Ledger, user: int, model: str, at: datetime, signatures: Signatures = NO_CHECK
 ) -> dict[str, Any]:

@@ -27,8 +27,8 @@ class AuditSettings(ServiceSettings):
 
     auth: AuthSettings | None = Field(
         None,
-        description="Who may call /v1/explain (role auditor); unset: read from COUNTERMAND_AUTH_* when the "
-        "service is built (the read-only CLI needs none).",
+        description="Who may call /v1/explain and /v1/reports (role auditor); unset: read from COUNTERMAND_AUTH_* "
+        "when the service is built (the read-only CLI needs none).",
     )
 
     group: str = Field("countermand-audit", min_length=1, description="Consumer group of the ledger.")

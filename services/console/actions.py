@@ -5,22 +5,24 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from services.console.charts import bar_chart
 from services.console.pages import page
-from services.console.session import Session, form_of, requires
+from services.console.session import BadForm, Session, form_of, requires
 from services.console.upstream import Upstream
 from shared.runtime.auth import Role
 
+UPLOAD = "directive_file"
 READERS = (Role.VIEWER, Role.AUDITOR, Role.PROPOSER, Role.APPROVER, Role.EMERGENCY)
 
 
 def add_actions(app: FastAPI, intake: Upstream, impact: Upstream, audit: Upstream) -> None:
-    """GET/POST /approvals, POST /directives/{id}/lift, GET/POST /draft, GET /lookup."""
+    """GET/POST /approvals, POST /directives/{id}/lift, GET/POST /draft, GET /lookup, GET /audit/reports/{id}."""
     session = app.state.session
 
     async def approvals_page(request: Request, who: Session, status: int = 200, **notice: Any) -> HTMLResponse:
@@ -75,8 +77,13 @@ def add_actions(app: FastAPI, intake: Upstream, impact: Upstream, audit: Upstrea
     async def draft(request: Request) -> HTMLResponse:
         who = session(request)
         requires(who, Role.PROPOSER, Role.APPROVER, Role.VIEWER)
-        form = await form_of(request)
-        text, action = form.get("directive", ""), form.get("action", "preview")
+        try:
+            form = await form_of(request)
+        except BadForm as exc:
+            problems = [{"field": exc.field, "message": exc.message}]
+            return page(request, "draft.html", who, exc.status, text="", problems=problems, preview=None)
+        # An uploaded file (sent as a multipart form, with or without script) stands for the pasted text.
+        text, action = form.get(UPLOAD) or form.get("directive", ""), form.get("action", "preview")
         body, problems = parse_directive(text)
         if problems:
             return page(request, "draft.html", who, 422, text=text, problems=problems, preview=None)
@@ -112,6 +119,27 @@ def add_actions(app: FastAPI, intake: Upstream, impact: Upstream, audit: Upstrea
             )
         return page(request, "lookup.html", who, asked=asked, problems=[], answer=reply.body)
 
+    @app.get("/audit/reports/{directive_id}")
+    async def audit_report(request: Request, directive_id: str, format: str = "json") -> Response:
+        """The audit's report of a directive (JSON or HTML) as the audit service renders it, as a download."""
+        who = session(request)
+        requires(who, Role.AUDITOR)
+        if format not in ("json", "html"):
+            return page(request, "missing.html", who, 422, what=f"format: {format!r} is not json or html.")
+        reply = await audit.call(
+            "GET", f"/v1/reports/{quote(directive_id, safe='')}", who.headers, params={"format": format}
+        )
+        if not reply.ok:
+            problems = "; ".join(f"{p.get('field')}: {p.get('message')}" for p in reply.problems) or reply.error
+            what = f"The audit has no report of {directive_id!r}: {problems}."
+            return page(request, "missing.html", who, _status(reply), what=what)
+        name = f"countermand-report-{directive_id}.{format}"
+        return Response(
+            reply.raw,
+            media_type=reply.content_type or "application/octet-stream",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
 
 def parse_directive(text: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """A pasted directive (YAML or JSON) as the request body; problems naming what is wrong with the text."""
@@ -131,13 +159,33 @@ def parse_directive(text: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
 
 
 def preview_view(answer: dict[str, Any]) -> dict[str, Any]:
-    """Impact's dry-run answer with its charts."""
-    return {
-        **answer,
-        "country_chart": bar_chart(answer.get("by_country", {}), "Users affected by country of residence"),
-        "account_chart": bar_chart(answer.get("by_account_type", {}), "Users affected by account type"),
-        "model_chart": bar_chart(answer.get("affected_by_model", {}), "Users covered per model"),
-    }
+    """Impact's dry-run answer with its charts: users covered, and users losing access (covered and entitled to the
+    model), per model, by country of residence and by account type; per model, the amendment's difference."""
+    losing = answer.get("losing_by_model")
+    models = sorted(set(answer.get("affected_by_model", {})) | set(losing or {}))
+    columns = ("added_by_model", "removed_by_model", "losing_added_by_model", "losing_removed_by_model")
+    rows = [
+        {
+            "model": m,
+            "covered": answer.get("affected_by_model", {}).get(m, 0),
+            "losing": None if losing is None else losing.get(m, 0),
+            **{c: (answer.get(c) or {}).get(m, 0) for c in columns},
+        }
+        for m in models
+    ]
+    views = (
+        ("model", "Model", "affected_by_model", "losing_by_model"),
+        ("country", "Country of residence", "by_country", "losing_by_country"),
+        ("account", "Account type", "by_account_type", "losing_by_account_type"),
+    )
+    charts = []
+    for cid, label, covered_key, losing_key in views:
+        what = "per model" if cid == "model" else f"by {label.lower()}"
+        charts.append((f"by-{cid}", label, bar_chart(answer.get(covered_key) or {}, f"Users covered {what}")))
+        if losing is not None:
+            chart = bar_chart(answer.get(losing_key) or {}, f"Users losing access {what}")
+            charts.append((f"losing-by-{cid}", label, chart))
+    return {**answer, "models": rows, "charts": charts}
 
 
 def _problems(reply: Any) -> list[dict[str, str]]:

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import jwt
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from services.console.board import Board
 from services.console.feed import Feed, Hub
 from services.console.session import (
     COOKIE,
+    BadForm,
     Forbidden,
     LoginNeeded,
     Session,
@@ -34,12 +40,37 @@ from shared.runtime.metrics import install_metrics
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.trim_blocks = templates.env.lstrip_blocks = True  # no template indentation sent with every row
 KEEPALIVE_S = 15.0
+CHUNK = 16 * 1024  # characters of a page per chunk sent
+# The stylesheet is inlined in every page (no request before the first paint) and allowed by its hash alone.
+STYLE = (HERE / "static" / "console.css").read_text()
+STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
+templates.env.globals["inline_style"] = Markup(STYLE)
+CSP = f"default-src 'self'; img-src 'self' data:; style-src 'self' '{STYLE_HASH}'; frame-ancestors 'none'"
 
 
-def page(request: Request, name: str, session: Session | None, status: int = 200, **context: Any) -> HTMLResponse:
-    """A rendered page; every page knows who is signed in (for the header) and whether the broker answers."""
-    return templates.TemplateResponse(request, name, {"session": session, **context}, status_code=status)
+def page(request: Request, name: str, session: Session | None, status: int = 200, **context: Any) -> Response:
+    """A rendered page; every page knows who is signed in (for the header) and whether the broker answers.
+
+    Sent as it renders, in chunks: the browser paints the head and the top of a long page (the live board) while
+    the rest is still on its way. The context is computed before the first byte, so nothing changes under it."""
+    template = templates.get_template(name)
+    parts = template.generate({"request": request, "session": session, **context})
+    return StreamingResponse(_chunks(parts), status_code=status, media_type="text/html; charset=utf-8")
+
+
+async def _chunks(parts: Iterator[str]) -> AsyncIterator[bytes]:
+    buffer: list[str] = []
+    size = 0
+    for part in parts:
+        buffer.append(part)
+        size += len(part)
+        if size >= CHUNK:
+            yield "".join(buffer).encode()
+            buffer, size = [], 0
+    if buffer:
+        yield "".join(buffer).encode()
 
 
 def create_app(board: Board, feed: Feed, hub: Hub, guard: Guard, *, secure_cookie: bool = False) -> FastAPI:
@@ -164,8 +195,9 @@ def create_app(board: Board, feed: Feed, hub: Hub, guard: Guard, *, secure_cooki
             session(request)
         except LoginNeeded as exc:
             return JSONResponse({"error": exc.message}, status_code=401)
+        ends = _token_end(request.cookies.get(COOKIE), guard.settings.leeway_s)
         return StreamingResponse(
-            _stream(hub, request, lambda: feed.broker.as_json()),
+            _stream(hub, request, lambda: feed.broker.as_json(), ends),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
@@ -173,14 +205,30 @@ def create_app(board: Board, feed: Feed, hub: Hub, guard: Guard, *, secure_cooki
     return app
 
 
-async def _stream(hub: Hub, request: Request, broker: Callable[[], dict[str, Any]]) -> AsyncIterator[str]:
+def _token_end(token: str | None, leeway_s: float) -> float | None:
+    """When the session's token stops being accepted (its exp plus the tolerated skew), as a Unix time; None for
+    no token (authentication off). The token was verified just before: its claims are only read here."""
+    if not token:
+        return None
+    exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
+    return None if exp is None else float(exp) + leeway_s
+
+
+async def _stream(
+    hub: Hub, request: Request, broker: Callable[[], dict[str, Any]], ends: float | None = None
+) -> AsyncIterator[str]:
+    """The events for one open page, until it goes away or its session expires (the page's script then finds
+    /api/session refusing it and goes to the login page)."""
     stream = hub.open()
     try:
         yield "retry: 1000\n\n"
         yield f"event: broker\ndata: {json.dumps(broker())}\n\n"  # the state now: the page may be older
         while stream in hub.streams and not await request.is_disconnected():
+            left = KEEPALIVE_S if ends is None else min(KEEPALIVE_S, ends - time.time())
+            if left <= 0:
+                return
             try:
-                item = await asyncio.wait_for(stream.get(), KEEPALIVE_S)
+                item = await asyncio.wait_for(stream.get(), left)
             except TimeoutError:
                 yield ": keepalive\n\n"
                 continue
@@ -201,6 +249,12 @@ def _install_refusals(app: FastAPI) -> None:
         who = session_of_or_none(app, request)
         return page(request, "missing.html", who, 403, what=f"Not allowed: {exc}.")
 
+    async def bad_form(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, BadForm)
+        who = session_of_or_none(app, request)
+        return page(request, "missing.html", who, exc.status, what=f"The form was not read: {exc}.")
+
+    app.add_exception_handler(BadForm, bad_form)
     app.add_exception_handler(LoginNeeded, to_login)
     app.add_exception_handler(Forbidden, forbidden)
 
@@ -211,10 +265,7 @@ def _install_refusals(app: FastAPI) -> None:
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'",
-        )
+        response.headers.setdefault("Content-Security-Policy", CSP)
         return response
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import Request
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from shared.runtime.auth import AuthError, Guard, Principal, Role
 
@@ -67,12 +69,48 @@ def requires(session: Session, *roles: Role) -> None:
         raise Forbidden(f"this needs the role {' or '.join(sorted(roles))}; you are signed in as {session.subject}")
 
 
+class BadForm(Exception):
+    """A form the console cannot read (too large, an upload that is not text): `field` names what is wrong."""
+
+    def __init__(self, field: str, message: str, status: int = 422) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.message, self.status = field, message, status
+
+
 async def form_of(request: Request) -> dict[str, str]:
-    """An application/x-www-form-urlencoded body as field -> value (the first of each), bounded in size."""
+    """A form body as field -> value (the first of each), bounded in size: URL-encoded, or multipart (a browser
+    without script uploading a file), where a non-empty file field's value is the file's text."""
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
-        raise ValueError(f"the form is larger than {MAX_FORM_BYTES // 1024} KiB")
+        raise BadForm("(form)", f"the form is larger than {MAX_FORM_BYTES // 1024} KiB", 413)
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return await _multipart(request)
     return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+
+
+async def _multipart(request: Request) -> dict[str, str]:
+    try:
+        form = await request.form(max_files=4, max_fields=16, max_part_size=MAX_FORM_BYTES)
+    except (HTTPException, ValueError) as exc:
+        raise BadForm("(form)", f"not a readable multipart form ({getattr(exc, 'detail', exc)})") from exc
+    fields: dict[str, str] = {}
+    try:
+        for name, value in form.multi_items():
+            if name in fields:
+                continue
+            if isinstance(value, UploadFile):
+                data = await value.read()
+                if not data:  # a file field left empty
+                    continue
+                try:
+                    fields[name] = data.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise BadForm(name, f"the uploaded file {value.filename!r} is not UTF-8 text") from exc
+            else:
+                fields[name] = value
+    finally:
+        await form.close()
+    return fields
 
 
 def same_origin(request: Request) -> bool:

@@ -11,10 +11,12 @@ import httpx
 
 @dataclass(frozen=True)
 class Reply:
-    """A service's answer, or why there was none (status 0: not reached)."""
+    """A service's answer, or why there was none (status 0: not reached); `raw` keeps a file's bytes."""
 
     status: int
     body: Any
+    raw: bytes = b""
+    content_type: str = ""
 
     @property
     def ok(self) -> bool:
@@ -51,4 +53,4 @@ class Upstream:
             body: Any = reply.json()
         except ValueError:
             body = reply.text[:500]
-        return Reply(reply.status_code, body)
+        return Reply(reply.status_code, body, reply.content, reply.headers.get("content-type", ""))

@@ -36,9 +36,13 @@ def rollout_view(rollout: Any) -> dict[str, Any]:
         "deadline": _iso(rollout.deadline),
         "enforced": rollout.enforced_at is not None,
         "time_to_enforce_s": rollout.time_to_enforce_s(),
-        "counts": {state: rollout.counts().get(state, 0) for state in STATES},
+        "counts": _counts(rollout.counts()),
         "clusters": {cid: _progress(p, rollout.expected_digest) for cid, p in sorted(rollout.clusters.items())},
     }
+
+
+def _counts(found: dict[str, int]) -> dict[str, int]:
+    return {state: found.get(state, 0) for state in STATES}
 
 
 def _progress(progress: dict[str, Any], expected: str) -> dict[str, Any]:
@@ -101,12 +105,12 @@ def cluster_view(cluster: ClusterRecord, now: datetime) -> dict[str, Any]:
     return {
         "cluster_id": cluster.cluster_id,
         "region": cluster.region,
-        "models": cluster.models,
+        "models": list(cluster.models),
         "ready": cluster.ready,
-        "held": cluster.held,
+        "held": dict(cluster.held),  # copies: a page is sent while the feed goes on changing the board
         "last_heartbeat": _iso(cluster.last_heartbeat),
         "staleness_s": None if staleness is None else round(staleness, 1),
-        "acks": cluster.acks,
+        "acks": list(cluster.acks),
     }
 
 

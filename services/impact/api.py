@@ -54,6 +54,18 @@ class PreviewAnswer(BaseModel):
     amends_revision: int | None = Field(None, description="The active revision this would amend, if any.")
     added_by_model: dict[str, int] | None = None
     removed_by_model: dict[str, int] | None = None
+    losing_by_model: dict[str, int] | None = Field(
+        None, description="Per model, the covered users entitled to it now: who actually lose it (a lift: regain it)."
+    )
+    losing_users: int | None = Field(None, description="Distinct users losing (a lift: regaining) at least one model.")
+    losing_by_country: dict[str, int] | None = Field(None, description="Users losing access by residence (?? unknown).")
+    losing_by_account_type: dict[str, int] | None = Field(None, description="Users losing access by account type.")
+    losing_added_by_model: dict[str, int] | None = Field(
+        None, description="An amendment: per model, users it newly covers who are entitled to the model."
+    )
+    losing_removed_by_model: dict[str, int] | None = Field(
+        None, description="An amendment: per model, users it no longer covers who are entitled to the model."
+    )
 
 
 DRY_RUNNERS = (Role.PROPOSER, Role.APPROVER, Role.VIEWER)
@@ -140,7 +152,7 @@ def _export_affected(directives: Directives) -> None:
 
 
 def _answer(directive_id: str, found: Preview) -> PreviewAnswer:
-    affected = found.affected
+    affected, losing = found.affected, found.losing
     return PreviewAnswer(
         directive_id=directive_id,
         affected_by_model={m: len(u) for m, u in affected.by_model.items()},
@@ -152,4 +164,10 @@ def _answer(directive_id: str, found: Preview) -> PreviewAnswer:
         amends_revision=found.amends_revision,
         added_by_model=found.added_by_model,
         removed_by_model=found.removed_by_model,
+        losing_by_model=None if losing is None else {m: len(u) for m, u in losing.by_model.items()},
+        losing_users=None if losing is None else losing.users,
+        losing_by_country=None if losing is None else losing.by_country,
+        losing_by_account_type=None if losing is None else losing.by_account_type,
+        losing_added_by_model=found.losing_added_by_model,
+        losing_removed_by_model=found.losing_removed_by_model,
     )

@@ -8,7 +8,8 @@
   if (upload) {
     upload.addEventListener("change", () => {
       const file = upload.files[0];
-      if (file) file.text().then((text) => { document.getElementById("directive").value = text; });
+      // Shown in the text area to read and edit; the file field is cleared so that the text is what is sent.
+      if (file) file.text().then((text) => { document.getElementById("directive").value = text; upload.value = ""; });
     });
   }
   if (!live || !window.EventSource) return;

@@ -57,17 +57,28 @@ class StubImpact:
             if scope.get("selector", {}).get("home_country") == "XX":
                 problems = [{"field": "scope.selector.home_country", "message": "'XX' is not a country code"}]
                 return JSONResponse({"error": "invalid request", "problems": problems}, status_code=422)
-            return JSONResponse(
-                {
-                    "directive_id": body["directive_id"],
-                    "affected_by_model": {"fable-5": 412, "mythos-5": 398},
-                    "affected_users": 415,
-                    "by_country": {"US": 200, "DE": 120, "IN": 95},
-                    "by_account_type": {"consumer": 300, "employee": 15, "enterprise_member": 100},
-                    "unknown_only": 17,
-                    "sample": [3, 8, 13],
+            answer = {
+                "directive_id": body["directive_id"],
+                "affected_by_model": {"fable-5": 412, "mythos-5": 398},
+                "affected_users": 415,
+                "by_country": {"US": 200, "DE": 120, "IN": 95},
+                "by_account_type": {"consumer": 300, "employee": 15, "enterprise_member": 100},
+                "unknown_only": 17,
+                "sample": [3, 8, 13],
+                "losing_by_model": {"fable-5": 157, "mythos-5": 61},
+                "losing_users": 171,
+                "losing_by_country": {"US": 90, "DE": 51, "IN": 30},
+                "losing_by_account_type": {"consumer": 140, "employee": 9, "enterprise_member": 22},
+            }
+            if body["directive_id"] == "EXP-1":  # in force: the draft amends it
+                answer |= {
+                    "amends_revision": 1,
+                    "added_by_model": {"fable-5": 12, "mythos-5": 0},
+                    "removed_by_model": {"fable-5": 33, "mythos-5": 4},
+                    "losing_added_by_model": {"fable-5": 7, "mythos-5": 0},
+                    "losing_removed_by_model": {"fable-5": 19, "mythos-5": 2},
                 }
-            )
+            return JSONResponse(answer)
 
 
 class StubAudit:
@@ -104,8 +115,15 @@ class StubAudit:
 class Console:
     """The console's app with a board the test fills, real intake behind it, stub impact and audit."""
 
-    def __init__(self, folder: Path, *, unreachable: bool = False) -> None:
-        self.issuer = LocalIssuer()
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        unreachable: bool = False,
+        audit: FastAPI | None = None,
+        issuer: LocalIssuer | None = None,
+    ) -> None:
+        self.issuer = issuer or LocalIssuer()
         settings = AuthSettings(mode="on", jwks_file=self.issuer.write(folder), issuer=self.issuer.issuer)
         self.directives = PublishedDirectives()
         self.desk = DirectiveDesk(self.directives.publish, approvals_needed=1)
@@ -123,7 +141,7 @@ class Console:
                 self.app,
                 self._upstream("intake", self.intake),
                 self._upstream("impact", self.impact.app),
-                self._upstream("audit", self.audit.app),
+                self._upstream("audit", audit or self.audit.app),
             )
 
     @staticmethod

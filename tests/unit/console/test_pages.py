@@ -4,13 +4,21 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
 
+from services.audit.api import create_api as create_audit_api
+from services.audit.forgery import NO_CHECK
+from services.audit.ledger import Ledger
+from services.audit.report_model import DirectiveReport
 from services.console.feed import Hub
-from shared.runtime.auth import Role
+from shared.runtime.auth import AuthSettings, Guard, LocalIssuer, Role
+from tests.unit.audit.evidence_story import ledger_records
 from tests.unit.console.fakes import (
     SCOPE,
     TOPICS,
@@ -32,6 +40,20 @@ scope:
   models: [fable-5, mythos-5]
   selector: {kind: foreign_national, home_country: US}
 """
+
+
+def chart_counts(html: str, chart: str) -> dict[str, str]:
+    """The data table of one chart on a page: label -> count."""
+    table = re.search(rf'<table[^>]*data-chart="{chart}".*?</table>', html, re.S)
+    assert table, f"no chart {chart!r} on the page"
+    return dict(re.findall(r'data-count="([^"]+)">([^<]*)<', table.group(0)))
+
+
+def model_row(html: str, model: str) -> dict[str, str]:
+    """The cells of one model's row of the dry run's per-model table: field -> text."""
+    row = re.search(rf'<tr data-model="{model}">.*?</tr>', html, re.S)
+    assert row, f"no row for {model!r}"
+    return dict(re.findall(r'<td data-field="([^"]+)">([^<]*)<', row.group(0)))
 
 
 @pytest.fixture
@@ -234,9 +256,35 @@ async def test_a_dry_run_shows_counts_charts_and_samples_and_forwards_the_users_
     assert 'data-testid="affected-users">415<' in reply.text and 'data-count="fable-5">412<' in reply.text
     assert 'data-count="DE">120<' in reply.text and 'data-count="employee">15<' in reply.text
     assert "<svg" in reply.text and "3, 8, 13" in reply.text
+    assert 'data-testid="losing-users">171<' in reply.text
+    losing = {
+        cid: chart_counts(reply.text, cid) for cid in ("losing-by-model", "losing-by-country", "losing-by-account")
+    }
+    assert losing == {
+        "losing-by-model": {"fable-5": "157", "mythos-5": "61"},
+        "losing-by-country": {"US": "90", "DE": "51", "IN": "30"},
+        "losing-by-account": {"consumer": "140", "employee": "9", "enterprise_member": "22"},
+    }
+    assert model_row(reply.text, "mythos-5") == {"covered": "398", "losing": "61"}
+    assert 'id="amends"' not in reply.text  # a new directive amends nothing
     [call] = console.impact.calls
     assert call["body"]["scope"] == SCOPE and call["authorization"].startswith("Bearer ")
     assert console.directives.events == []  # a dry run proposes nothing
+
+
+async def test_a_dry_run_of_an_amendment_shows_the_difference_from_the_revision_in_force(console: Console) -> None:
+    alice = await console.signed_in("alice", P)
+    amended = MISSION_YAML.replace("EXP-9", "EXP-1")
+    text = (await alice.post("/draft", data={"directive": amended, "action": "preview"})).text
+    assert 'data-testid="amends-revision">1<' in text
+    assert model_row(text, "fable-5") == {
+        "covered": "412",
+        "losing": "157",
+        "added": "12",
+        "losing-added": "7",
+        "removed": "33",
+        "losing-removed": "19",
+    }
 
 
 async def test_a_draft_with_errors_shows_each_field_inline_and_proposes_nothing(console: Console) -> None:
@@ -253,6 +301,36 @@ async def test_a_draft_with_errors_shows_each_field_inline_and_proposes_nothing(
     assert console.directives.events == []
 
 
+async def test_an_uploaded_file_is_dry_run_and_proposed_as_a_plain_multipart_form_without_script(
+    console: Console,
+) -> None:
+    alice = await console.signed_in("alice", P)
+    upload = {"directive_file": ("order.yaml", MISSION_YAML.encode(), "application/x-yaml")}
+    previewed = await alice.post("/draft", data={"directive": "", "action": "preview"}, files=upload)
+    assert previewed.status_code == 200 and 'data-testid="affected-users">415<' in previewed.text
+    assert "directive_id: EXP-9" in previewed.text  # the file's text is shown back to edit
+    [call] = console.impact.calls
+    assert call["body"]["directive_id"] == "EXP-9" and call["body"]["scope"] == SCOPE
+    proposed = await alice.post("/draft", data={"action": "propose"}, files=upload)
+    assert proposed.status_code == 200 and _proposal_id(proposed.text)
+    assert [e.directive_id for e in console.directives.events] == ["EXP-9"]
+    empty_file = {"directive_file": ("", b"", "application/octet-stream")}  # no file chosen: the text is used
+    typed = await alice.post("/draft", data={"directive": MISSION_YAML, "action": "preview"}, files=empty_file)
+    assert typed.status_code == 200 and len(console.impact.calls) == 2
+
+
+async def test_an_upload_that_is_not_text_is_named_and_nothing_is_asked_or_proposed(console: Console) -> None:
+    alice = await console.signed_in("alice", P)
+    binary = {"directive_file": ("order.pdf", b"%PDF-1.7\n\xff\xfe\x00", "application/pdf")}
+    refused = await alice.post("/draft", data={"action": "propose"}, files=binary)
+    assert refused.status_code == 422 and 'data-field="directive_file"' in refused.text
+    assert "is not UTF-8 text" in refused.text and "Nothing was proposed" in refused.text
+    huge = {"directive_file": ("order.yaml", b"#" * (300 * 1024), "application/x-yaml")}
+    too_large = await alice.post("/draft", data={"action": "propose"}, files=huge)
+    assert too_large.status_code == 413 and "larger than 256 KiB" in too_large.text
+    assert console.impact.calls == [] and console.directives.events == []
+
+
 async def test_a_viewer_may_dry_run_but_not_propose(console: Console) -> None:
     carol = await console.signed_in("carol", V)
     assert (await carol.post("/draft", data={"directive": MISSION_YAML, "action": "preview"})).status_code == 200
@@ -265,7 +343,8 @@ async def test_customer_lookup_shows_the_audits_explanation_per_cluster(console:
     auditor = await console.signed_in("ivy", AU)
     page = await auditor.get("/lookup", params={"user": "42", "model": "fable-5", "at": "2026-12-07T05:00:00Z"})
     assert page.status_code == 200 and 'data-testid="verdict">denied everywhere<' in page.text
-    assert "us-east" in page.text and "EXP-1 revision 1: covers this user" in page.text
+    assert '<tr data-cluster="us-east"><th scope="row">us-east</th><td data-field="decision">denied<' in page.text
+    assert 'EXP-1 revision 1: <span data-field="covered">covers</span> this user' in page.text
     assert console.audit.calls == [{"user": "42", "model": "fable-5", "at": "2026-12-07T05:00:00Z"}]
 
 
@@ -342,3 +421,84 @@ async def test_a_digest_other_than_the_one_expected_is_shown_as_such(console: Co
     console.fold(TOPICS["enforcement"], event)
     live = (await (await console.signed_in("carol", V)).get("/live")).text
     assert "000000000000</code> (expected dddddddddddd)" in live
+
+
+async def test_the_audit_page_downloads_the_audits_own_json_and_html_report_of_a_directive(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger.append(ledger_records())
+    ledger.close()
+    issuer = LocalIssuer()
+    guard = Guard(AuthSettings(mode="on", jwks_file=issuer.write(tmp_path), issuer=issuer.issuer), "audit")
+    audit = create_audit_api("audit", lambda: Ledger(tmp_path / "ledger.sqlite", read_only=True), NO_CHECK, guard, bool)
+    console = Console(tmp_path, audit=audit, issuer=issuer)
+    auditor = await console.signed_in("ann", AU)
+    page = await auditor.get("/audit", params={"directive": "EXP-9"})
+    assert (
+        'href="/audit/reports/EXP-9?format=html"' in page.text
+        and 'href="/audit/reports/EXP-9?format=json"' in page.text
+    )
+    as_json = await auditor.get("/audit/reports/EXP-9", params={"format": "json"})
+    assert as_json.status_code == 200
+    assert as_json.headers["content-disposition"] == 'attachment; filename="countermand-report-EXP-9.json"'
+    report = DirectiveReport.model_validate(as_json.json())
+    assert report.directive_id == "EXP-9" and {c.cluster for c in report.clusters} == {"us-east", "eu-west", "ap-south"}
+    as_html = await auditor.get("/audit/reports/EXP-9", params={"format": "html"})
+    assert as_html.status_code == 200 and as_html.headers["content-type"].startswith("text/html")
+    assert "<title>Directive EXP-9: audit report</title>" in as_html.text
+    missing = await auditor.get("/audit/reports/EXP-404")
+    assert missing.status_code == 404 and "no DirectiveIssued for &#39;EXP-404&#39;" in missing.text
+    viewer = await console.signed_in("carol", V)
+    assert "report needs the auditor role" in (await viewer.get("/audit", params={"directive": "EXP-9"})).text
+    assert (await viewer.get("/audit/reports/EXP-9")).status_code == 403
+
+
+async def test_customer_lookup_shows_the_real_audits_answer_for_a_covered_and_an_uncovered_user(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger.append(ledger_records())
+    ledger.close()
+    issuer = LocalIssuer()
+    guard = Guard(AuthSettings(mode="on", jwks_file=issuer.write(tmp_path), issuer=issuer.issuer), "audit")
+    audit = create_audit_api("audit", lambda: Ledger(tmp_path / "ledger.sqlite", read_only=True), NO_CHECK, guard, bool)
+    auditor = await Console(tmp_path, audit=audit, issuer=issuer).signed_in("ivy", AU)
+    at = "2026-03-03T13:01:40Z"  # eu-west acknowledged, ap-south holds a wrong digest, notices sent
+    covered = (await auditor.get("/lookup", params={"user": "8", "model": "fable-5", "at": at})).text
+    assert 'data-testid="verdict">denied on some clusters only<' in covered
+    assert decisions(covered) == {
+        "ap-south": "allowed, but should have been denied (not yet enforced)",
+        "eu-west": "denied",
+        "us-east": "denied",
+    }
+    assert 'EXP-9 revision 1: <span data-field="covered">covers</span>' in covered
+    assert '<span data-field="requested">yes</span>, delivered: <span data-field="delivered">yes</span>' in covered
+    assert "<td>NotificationDelivered</td>" in covered
+    uncovered = (await auditor.get("/lookup", params={"user": "10", "model": "fable-5", "at": at})).text
+    assert 'data-testid="verdict">allowed everywhere<' in uncovered
+    assert set(decisions(uncovered).values()) == {"allowed"}
+    assert 'EXP-9 revision 1: <span data-field="covered">does not cover</span>' in uncovered
+    assert '<span data-field="requested">no</span>' in uncovered
+
+
+def decisions(html: str) -> dict[str, str]:
+    return dict(
+        re.findall(r'<tr data-cluster="([^"]+)"><th scope="row">[^<]*</th><td data-field="decision">([^<]*)<', html)
+    )
+
+
+async def test_pages_inline_their_style_allowed_by_its_hash_and_defer_their_only_script(console: Console) -> None:
+    carol = await console.signed_in("carol", V)
+    reply = await carol.get("/live")
+    style = re.search(r"<style>(.*?)</style>", reply.text, re.S)
+    assert style and ":focus-visible" in style.group(1)  # the stylesheet itself, nothing to fetch before painting
+    digest = base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode()
+    assert f"style-src 'self' 'sha256-{digest}'" in reply.headers["content-security-policy"]
+    assert 'rel="stylesheet"' not in reply.text
+    assert re.findall(r"<script[^>]*>", reply.text) == ['<script src="/static/console.js" defer>']
+
+
+async def test_an_open_event_stream_ends_when_its_session_expires(console: Console) -> None:
+    browser = console.browser()
+    # expired a moment ago, still inside the 30 s of clock skew every service tolerates: accepted for about five seconds
+    browser.cookies.set("countermand_session", console.issuer.mint("carol", [V], ttl_s=-25))
+    stream = await asyncio.wait_for(browser.get("/events"), 60)  # returns only once the server ends the stream
+    assert stream.status_code == 200 and stream.text.startswith("retry: 1000")
+    assert (await browser.get("/api/session")).status_code == 401  # what the page's script then finds

@@ -145,3 +145,32 @@ async def test_metrics_show_the_users_active_directives_cover_per_model_each_cou
         state.directives.lift("EXP-1")
         text = (await client.get("/metrics")).text
     assert 'countermand_affected_users{model="fable-5"} 2.0' in text and 'model="mythos-5"' not in text
+
+
+def holders() -> Population:
+    return population(
+        user(1, ["FR"], "DE", entitlements=("fable-5",)),
+        user(2, ["CN"], "CN", "enterprise_member", entitlements=("fable-5", "mythos-5")),
+        user(3, ["IN"], "IN"),  # covered, holds nothing: loses nothing
+        user(4, ["US"], "US", entitlements=("fable-5",)),  # not covered
+    )
+
+
+async def test_preview_counts_who_loses_access_covered_and_entitled_by_model_country_and_account_type() -> None:
+    answer = (await post(FakeState(holders()), "/directives/preview", body(FOREIGN))).json()
+    assert answer["affected_by_model"] == {"fable-5": 3, "mythos-5": 3}
+    assert answer["losing_by_model"] == {"fable-5": 2, "mythos-5": 1} and answer["losing_users"] == 2
+    assert answer["losing_by_country"] == {"DE": 1, "CN": 1}
+    assert answer["losing_by_account_type"] == {"consumer": 1, "enterprise_member": 1}
+    assert answer["losing_added_by_model"] is None
+
+
+async def test_preview_of_an_amendment_counts_who_newly_loses_and_who_gets_access_back() -> None:
+    state = FakeState(holders())
+    state.directives.activate("EXP-1", 1, scope(FOREIGN), {"fable-5": BitMap([1, 2, 3])})
+    amended = body({"kind": "nationality", "any_of": ["CN", "US"]}, models=["fable-5"])
+    answer = (await post(state, "/directives/preview", amended)).json()
+    # added: 4 (entitled); removed: 1 (entitled) and 3 (not)
+    assert answer["added_by_model"] == {"fable-5": 1} and answer["removed_by_model"] == {"fable-5": 2}
+    assert answer["losing_added_by_model"] == {"fable-5": 1} and answer["losing_removed_by_model"] == {"fable-5": 1}
+    assert answer["losing_by_model"] == {"fable-5": 2}
