@@ -136,10 +136,20 @@ def lift_preview(
 
 
 def _show(body: dict, verb: str) -> None:
-    models = Table("model", "users", title=f"{escape(body['directive_id'])}: {verb}")
+    losing = body.get("losing_by_model")  # covered and entitled: who actually loses (or regains) the model
+    title = f"{escape(body['directive_id'])}: {verb}"
+    models = Table(
+        "model",
+        "users covered",
+        *(["users losing it" if "denied" in verb else "users regaining it"] if losing is not None else []),
+        title=title,
+    )
     for model, count in sorted(body["affected_by_model"].items()):
-        models.add_row(model, f"{count:,}")
-    models.add_row("[bold]distinct users", f"[bold]{body['affected_users']:,}")
+        models.add_row(model, f"{count:,}", *([f"{losing.get(model, 0):,}"] if losing is not None else []))
+    distinct = (
+        [f"[bold]{body['losing_users']:,}"] if losing is not None and body.get("losing_users") is not None else []
+    )
+    models.add_row("[bold]distinct users", f"[bold]{body['affected_users']:,}", *distinct)
     models.add_row("only because an attribute is unknown", f"{body['unknown_only']:,}")
     out.print(models)
     if body.get("amends_revision") is not None:
