@@ -25,7 +25,7 @@ from devtools.broker import KafkaAccess
 from devtools.mailbox import Mailbox
 from devtools.ports import free_port
 from devtools.processes import signal_group
-from shared.contracts.catalogue import COMMANDS, DIRECTIVES, IMPACT
+from shared.contracts.catalogue import ACKS, COMMANDS, DIRECTIVES, IMPACT
 from shared.runtime.auth import API_KEY_HEADER, LocalIssuer, Role, create_local_identities, local_environment
 from shared.runtime.record_signing import RECORD_SIGNERS, TRUSTED_SIGNERS, key_files, make_record_key
 from shared.runtime.signing import KeySet, Signer
@@ -237,8 +237,11 @@ class Stack:
         return path
 
     def record_key_sets(self) -> dict[str, str]:
-        """The audit's record signature checks: each signed topic and the JWK set of the service that signs it."""
-        return {topic: str(self.record_keys(name)) for topic, name in SIGNED_TOPICS.items()}
+        """The audit's record signature checks: each signed topic and the JWK set of the service that signs it;
+        acks and heartbeats, the agents' set enforcement trusts (each key naming its cluster)."""
+        sets = {topic: str(self.record_keys(name)) for topic, name in SIGNED_TOPICS.items()}
+        sets[ACKS.name] = str(self.agent_keys(c.cluster_id for c in self.clusters))
+        return sets
 
     def record_keys(self, name: str) -> Path:
         """The public JWK set of `name`'s record signing key."""

@@ -10,6 +10,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from services.audit.batch_fold import fold
 from services.audit.evidence import Evidence
 from services.audit.forgery import NO_CHECK, Signatures
 from shared.contracts.catalogue import ACKS, COMMANDS, DIRECTIVES, ENFORCEMENT, IMPACT, NOTIFICATIONS, USERS, Topic
@@ -88,9 +89,12 @@ async def _drain(reader, evidence: Evidence, stops: dict[TopicPartition, int], t
             batches = await reader.getmany(*pending, timeout_ms=500)
             for tp, records in batches.items():
                 stop = pending.get(tp)
-                for r in records:
-                    if stop is not None and r.offset < stop:
-                        evidence.add(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp, r.headers)
+                if stop is not None:
+                    wanted = (r for r in records if r.offset < stop)
+                    fold(
+                        evidence,
+                        [(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp, r.headers) for r in wanted],
+                    )
                 progress.advance(task, len(records))
             for tp in list(pending):
                 if await reader.position(tp) >= pending[tp]:

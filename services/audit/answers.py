@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from services.audit.batch_fold import fold
 from services.audit.evidence import Evidence
 from services.audit.explain import explain
 from services.audit.forgery import NO_CHECK, Signatures
@@ -24,10 +25,10 @@ def user_evidence(ledger: Ledger, user: int, signatures: Signatures = NO_CHECK) 
     else:
         entries, first_us = list(ledger.entries()), None
     evidence = Evidence(focus_user=user, signatures=signatures)
-    for entry in entries:
-        r = entry.record
-        if r.topic in EVIDENCE_TOPICS:
-            evidence.add(r.topic, r.partition, r.offset, r.key, r.value, r.kafka_timestamp or 0, r.headers)
+    wanted = (entry.record for entry in entries if entry.record.topic in EVIDENCE_TOPICS)
+    fold(
+        evidence, [(r.topic, r.partition, r.offset, r.key, r.value, r.kafka_timestamp or 0, r.headers) for r in wanted]
+    )
     if first_us is not None:
         first = datetime.fromtimestamp(first_us / 1_000_000, UTC)
         evidence.first_at = first if evidence.first_at is None else min(first, evidence.first_at)

@@ -129,7 +129,7 @@ class Evidence:
         if handler is not None:
             try:
                 handler(self, seen, doc)
-            except (KeyError, TypeError, ValueError):  # a value that does not fit its type: the dead letters tell
+            except (KeyError, TypeError, ValueError, OverflowError):  # a value that does not fit its type
                 pass
 
     def _user(self, partition: int, offset: int, key: bytes | None, value: bytes | None, ts: int) -> None:

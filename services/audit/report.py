@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import datetime
+from itertools import islice
 
 from services.audit.evidence import CommandCause, Evidence, Forged, Seen, parse_time
 from services.audit.report_model import (
@@ -49,7 +50,10 @@ def build_report(
     clusters = list(_clusters(evidence, directive_id))
     notices = [_notices(k, t) for k, t in _mine(evidence.notices, directive_id)]
     found = [_forgery_discrepancy(f) for f in forged]
-    found += _discrepancies(evidence, directive_id, revisions, assessments, clusters, notices)
+    found += _discrepancies(evidence, directive_id, revisions, assessments, clusters)
+    listed, unlisted = _undelivered_notices(evidence, directive_id, DISCREPANCY_LIMIT - len(found))
+    found += listed
+    found += _uncovered_notices(assessments, notices, evidence, directive_id)
     return DirectiveReport(
         directive_id=directive_id,
         generated_at=now,
@@ -73,7 +77,7 @@ def build_report(
         commands=list(_command_groups(evidence, directive_id)),
         notices=notices,
         discrepancies=found[:DISCREPANCY_LIMIT],
-        discrepancies_total=len(found),
+        discrepancies_total=len(found) + unlisted,
         timeline=lines,
         forgeries=[
             ForgedRecord(
@@ -275,7 +279,6 @@ def _discrepancies(
     revisions: list[Revision],
     assessments: list[Assessment],
     clusters: list[ClusterEnforcement],
-    notices: list[Notices],
 ) -> Iterator[Discrepancy]:
     for r in revisions:
         if r.emergency:
@@ -309,23 +312,34 @@ def _discrepancies(
                     at=ack.at,
                     detail=ack.doc.get("reason", ""),
                 )
+
+
+def _undelivered_notices(evidence: Evidence, directive_id: str, room: int) -> tuple[list[Discrepancy], int]:
+    """Each notice requested and never delivered (failed, or missing), listed while there is `room` in the report;
+    how many more there are (counted on the bitmaps: a million undelivered notices are not a million objects)."""
+    listed: list[Discrepancy] = []
+    unlisted = 0
     for (_, revision, action), tally in _mine(evidence.notices, directive_id):
-        for user in tally.requested - tally.delivered:
-            if user in tally.failed:
-                yield Discrepancy(
-                    kind="failed_notice",
-                    revision=revision,
-                    user=user,
-                    detail=f"{action} notice failed: {tally.failed[user]}",
-                )
-            else:
-                yield Discrepancy(
-                    kind="missing_notice",
-                    revision=revision,
-                    user=user,
-                    detail=f"{action} notice requested, never delivered",
-                )
-    yield from _uncovered_notices(assessments, notices, evidence, directive_id)
+        undelivered = tally.requested - tally.delivered
+        shown = list(islice(undelivered, max(room - len(listed), 0)))
+        unlisted += len(undelivered) - len(shown)
+        listed += [
+            Discrepancy(
+                kind="failed_notice",
+                revision=revision,
+                user=user,
+                detail=f"{action} notice failed: {tally.failed[user]}",
+            )
+            if user in tally.failed
+            else Discrepancy(
+                kind="missing_notice",
+                revision=revision,
+                user=user,
+                detail=f"{action} notice requested, never delivered",
+            )
+            for user in shown
+        ]
+    return listed, unlisted
 
 
 def _healed_drift(revision: int, action: str, updates: list[Seen]) -> Iterator[Discrepancy]:

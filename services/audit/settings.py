@@ -60,7 +60,9 @@ class AuditSettings(ServiceSettings):
         default_factory=dict,
         description="Record signature checks: JSON map of topic to the JWK set of the keys that sign it, e.g. "
         '{"compliance.directives.v1": "intake.jwks.json"}. Every record on a listed topic that is unsigned, altered, '
-        "or signed by an unknown or retired key is reported as a forgery and never used as evidence.",
+        "or signed by an unknown or retired key is reported as a forgery and never used as evidence; on "
+        "serving.acks.v1 (the agents' set, each key's `sub` naming its cluster) also one signed by another "
+        "cluster's key.",
     )
 
     @field_validator("record_keys")

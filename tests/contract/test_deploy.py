@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 import shutil
@@ -18,6 +19,8 @@ import yaml
 
 from cli.imports.columns import parse_mapping
 from cli.imports.importer import prepare
+from devtools.stack import SIGNED_TOPICS
+from shared.contracts.catalogue import ACKS
 from shared.runtime.record_signing import (
     RECORD_SIGNERS,
     TRUSTED_SIGNERS,
@@ -311,6 +314,33 @@ def test_k8s_audit_signs_with_a_key_from_a_secret() -> None:
     volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
     assert env["COUNTERMAND_AUDIT_SIGNING_KEY_FILE"].startswith(mounts["signing-key"] + "/")
     assert volumes["signing-key"]["secret"]["secretName"]
+
+
+def audited_key_sets(public_mount: str) -> dict[str, str]:
+    """What the audit should check each signed topic against, under the mounted public key sets: the signer's set
+    (as the local stack gives it), and for acks and heartbeats the agents' set enforcement trusts."""
+    sets = {topic: f"{public_mount}/{key_files(ROOT, signer)[1].name}" for topic, signer in SIGNED_TOPICS.items()}
+    return {**sets, ACKS.name: f"{public_mount}/{agent_key_set_file(ROOT).name}"}
+
+
+def test_compose_audit_checks_every_signed_topic_acks_included() -> None:
+    audit = compose_services()["audit"]
+    public_mount = next(target for target, source in _volume_mounts(audit).items() if source == "signing-public")
+    assert f"signing-public:{public_mount}:ro" in audit["volumes"]
+    keys = json.loads(audit["environment"]["COUNTERMAND_AUDIT_RECORD_KEYS"])
+    assert keys == audited_key_sets(public_mount)
+    assert audit["depends_on"]["signing-keys"]["condition"] == "service_completed_successfully"
+
+
+def test_k8s_audit_checks_every_signed_topic_acks_included() -> None:
+    workload, main = next((w, m) for w, m, service in k8s_services() if service == "audit")
+    env = {e["name"]: e.get("value") for e in main["env"]}
+    mounts = {m["name"]: m for m in main["volumeMounts"]}
+    volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["record-signing-public"]["configMap"]["name"] == "countermand-signing-public"
+    assert mounts["record-signing-public"]["readOnly"] is True
+    keys = json.loads(env["COUNTERMAND_AUDIT_RECORD_KEYS"])
+    assert keys == audited_key_sets(mounts["record-signing-public"]["mountPath"])
 
 
 def test_compose_runs_the_kafka_version_the_tests_run() -> None:

@@ -1,7 +1,7 @@
 """Forged, altered and replayed records on a running stack, produced by a principal with produce rights (the
 test's `tooling` login): refused where they would act, reported, and access unchanged. A cluster made to hold
 the wrong state by a validly signed wrong command is marked drifted and corrected within a few heartbeats.
-Forged acks and heartbeats never make a cluster count as applied.
+Forged acks and heartbeats never make a cluster count as applied, and the audit reports them as forgeries.
 """
 
 from __future__ import annotations
@@ -295,6 +295,7 @@ async def test_forged_altered_replayed_and_drifted(
         await audit_flags_the_forgeries(stack, folder, cluster, since.isoformat(), before)
 
         await forged_acks_never_count(stack, settings, cluster)
+        await audit_flags_the_forged_acks(stack, folder, cluster)
     finally:
         await asyncio.to_thread(stack.stop)
 
@@ -360,6 +361,41 @@ async def forged_acks_never_count(stack: Stack, settings: KafkaSettings, cluster
             f"{cluster} applied",
         )
     assert first_applied.causation_id == genuine.event_id  # no forged record made it applied before
+
+
+async def audit_flags_the_forged_acks(stack: Stack, folder: Path, cluster: str) -> None:
+    """The forged ack and heartbeat records (unsigned, or signed by another cluster's agent) are forgeries in the
+    report of their directive and in verify's list; the genuine ack, signed by the cluster's own agent, is not."""
+    report_json = folder / "acked.json"
+    done = await asyncio.to_thread(countermand, stack, "report", ACKED, "--json", str(report_json))
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(report_json.read_text())
+    assert ACKS.name in report["signed_topics"]
+    forged = sorted((f["event"], f["topic"], f["reason"].split(" (key id")[0]) for f in report["forgeries"])
+    other = next(c.cluster_id for c in stack.clusters if c.cluster_id != cluster)
+    assert forged == [
+        ("CommandApplied", ACKS.name, f"signed by the key of {other!r}, not by the key of {cluster!r}"),
+        ("CommandApplied", ACKS.name, "unsigned"),
+    ], report["forgeries"]
+    flagged = [d for d in report["discrepancies"] if d["kind"] == "forged_record"]
+    assert len(flagged) == 2 and {d["cluster"] for d in flagged} == {cluster}
+    applied = [c for c in report["clusters"] if c["cluster"] == cluster]
+    assert applied and applied[-1]["state"] == "applied"  # by the genuine ack alone
+
+    def verified() -> list[str] | None:
+        done = countermand(stack, "verify", "--ledger", str(stack.ledger), "--no-kafka")
+        lines = [line for line in done.stderr.splitlines() if line.startswith("  seq ") and ACKS.name in line]
+        return lines if len(lines) >= 4 else None
+
+    lines = await eventually(lambda: asyncio.to_thread(verified), what="verify listing the forged acks")
+    kinds = sorted((line.split()[3].rstrip(":"), line.rsplit(": ", 1)[1].split(" (key id")[0]) for line in lines)
+    refused = f"signed by the key of {other!r}, not by the key of {cluster!r}"
+    assert kinds == [
+        ("AgentHeartbeat", refused),
+        ("AgentHeartbeat", "unsigned"),
+        ("CommandApplied", refused),
+        ("CommandApplied", "unsigned"),
+    ], lines
 
 
 def _decoded(value_b64: str) -> str:

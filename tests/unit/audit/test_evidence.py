@@ -15,7 +15,7 @@ from services.audit.clauses import explain_selector
 from services.audit.evidence import Evidence
 from services.audit.explain import at_moment, explain
 from services.audit.html import render_html
-from services.audit.report import NothingFound, _uncovered_notices, build_report
+from services.audit.report import DISCREPANCY_LIMIT, NothingFound, _uncovered_notices, build_report
 from services.audit.report_model import Assessment, Notices, report_schema
 from shared.contracts.directives import AllOf, AnyOf, DirectiveScope, ForeignNational, Not, Residence
 from tests.unit.audit.evidence_story import DIGEST, at, story
@@ -67,6 +67,24 @@ def test_a_digest_that_does_not_reproduce_is_a_discrepancy() -> None:
 def test_the_report_is_the_same_whatever_order_partitions_interleave_in(report) -> None:
     again = build_report(evidence_of(story("EXP-9"), reverse=True), "EXP-9", NOW, reproduced={1: DIGEST})
     assert again.model_dump(exclude={"timeline"}) == report.model_dump(exclude={"timeline"})
+
+
+def test_undelivered_notices_past_the_listing_limit_are_counted_not_listed() -> None:
+    evidence = evidence_of(story("EXP-9"))
+    tally = evidence.notices[("EXP-9", 1, "restricted")]
+    tally.requested.update(range(1_000, 1_000 + DISCREPANCY_LIMIT + 5_000))  # never delivered
+    tally.failed[1_000] = "mailbox full"
+    found = build_report(evidence, "EXP-9", NOW, reproduced={1: DIGEST})
+    assert found.discrepancies_total == 4 + DISCREPANCY_LIMIT + 5_000  # the story's four, then every notice
+    assert len(found.discrepancies) == DISCREPANCY_LIMIT
+    assert [d.kind for d in found.discrepancies[:5]] == [
+        "emergency_issue",
+        "missing_ack",
+        "enforced_after_deadline",
+        "missing_notice",  # user 9's
+        "failed_notice",
+    ]
+    assert found.discrepancies[4].user == 1_000 and found.discrepancies[-1].user == 1_000 + DISCREPANCY_LIMIT - 5
 
 
 def test_an_unknown_directive_or_an_empty_window_is_refused() -> None:
