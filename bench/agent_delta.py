@@ -161,7 +161,8 @@ def measure() -> list[dict[str, Any]]:
                         "value": _ms(seen, 50),
                         "unit": "ms",
                         "target": "<= 1",
-                        "note": f"LiftCommand until a denied user is allowed by AccessChecker.denies; median of {LIFTS}",
+                        "note": f"LiftCommand until a denied user is allowed by AccessChecker.denies; median of "
+                        f"{LIFTS}",
                     },
                     {
                         "metric": "agent_lift_durable_ms_10M",
