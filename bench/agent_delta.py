@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import array
 import gc
+import hashlib
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,8 @@ from services.agent.command_effects import Outcome, on_command
 from services.agent.holding import Holding
 from services.agent.restriction_store import RestrictionStore
 from services.agent.restrictions import HeldRestriction, Window
-from shared.contracts.bitmaps import encode_bitmap
+from services.impact.affected import rows_digest
+from shared.contracts.bitmaps import DIGEST_SLICE, bitmap_ids, encode_bitmap, set_digest
 from shared.contracts.serving import DeltaCommand, LiftCommand
 
 NOW = datetime.now(UTC)
@@ -119,6 +121,67 @@ def lifts(folder: Path, users: BitMap) -> tuple[list[float], list[float]]:
     return visible, durable
 
 
+def previous_digest(users: BitMap) -> str:
+    """The set digest as defined before ranges: SHA-256 over every id ascending as little-endian uint32, read
+    in the same slices of the id space (kept here only to compare its cost)."""
+    digest = hashlib.sha256()
+    window = BitMap()
+    for start in range(users.min() & ~(DIGEST_SLICE - 1), users.max() + 1, DIGEST_SLICE):
+        window.clear()
+        window.add_range(start, start + DIGEST_SLICE)
+        digest.update(bitmap_ids(users & window).astype("<u4", copy=False))
+    return digest.hexdigest()
+
+
+def previous_rows_digest(mask: np.ndarray) -> str:
+    """Impact's mask variant of the previous definition: row numbers hashed block by block as uint32."""
+    digest = hashlib.sha256()
+    for start in range(0, len(mask), 1 << 20):
+        ids = np.flatnonzero(mask[start : start + (1 << 20)]).astype("<u4")
+        ids += np.uint32(start)
+        digest.update(ids)
+    return digest.hexdigest()
+
+
+def _cpu_pair(first: Any, second: Any, arg: Any, rounds: int = 9) -> tuple[float, float]:
+    """Least CPU time of each of two computations over rounds run alternately (a shared machine's load
+    slows both alike; CPU time does not count the waits)."""
+    best = [float("inf"), float("inf")]
+    for _ in range(rounds):
+        for i, run in enumerate((first, second)):
+            started = time.process_time()
+            run(arg)
+            best[i] = min(best[i], time.process_time() - started)
+    return best[0], best[1]
+
+
+def digest_costs(users: BitMap) -> list[dict[str, Any]]:
+    """The per-range digest from scratch against the previous definition, in one run, alternately."""
+    mask = np.zeros(users.max() + 1, bool)
+    mask[bitmap_ids(users)] = True
+    ours, before = _cpu_pair(set_digest, previous_digest, users)
+    ours_mask, before_mask = _cpu_pair(rows_digest, previous_rows_digest, mask)
+    common = f"{len(users):,} users of 0..{len(mask):,}; least CPU time of 9 runs alternating with the previous"
+    return [
+        {
+            "metric": "digest_ms_10M",
+            "value": round(ours * 1000, 1),
+            "unit": "ms",
+            "target": f"<= {before * 1000:.1f}",
+            "note": f"set_digest from scratch (range digests combined), {common}; previous definition (one SHA-256 "
+            f"over the uint32 ids) {before * 1000:.1f} ms in the same run: ratio {ours / before:.2f}",
+        },
+        {
+            "metric": "digest_mask_ms_10M",
+            "value": round(ours_mask * 1000, 1),
+            "unit": "ms",
+            "target": f"<= {before_mask * 1000:.1f}",
+            "note": f"impact's rows_digest from the boolean mask, {common}; previous definition from the same mask "
+            f"{before_mask * 1000:.1f} ms in the same run: ratio {ours_mask / before_mask:.2f}",
+        },
+    ]
+
+
 def _ms(samples: list[float], q: float) -> float:
     return round(float(np.percentile(samples, q)) * 1000, 3)
 
@@ -154,6 +217,7 @@ def measure() -> list[dict[str, Any]]:
                 },
             ]
             if label == "10M":
+                rows += digest_costs(users)
                 seen, done = lifts(folder, users)
                 rows += [
                     {

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -58,11 +57,13 @@ def range_digests(blocks: Iterable[np.ndarray]) -> dict[int, bytes]:
     for block in blocks:
         if not len(block):
             continue
-        keys = (block >> RANGE_BITS).astype(np.int64, copy=False)
+        first, last = int(block[0]) >> RANGE_BITS, int(block[-1]) >> RANGE_BITS
+        starts = (np.arange(first + 1, last + 1, dtype=np.uint64) << RANGE_BITS).astype(block.dtype)
+        bounds = np.searchsorted(block, starts).tolist()  # the same dtype: no copy of the block to compare
         low = block.astype("<u2")  # the low 16 bits: a narrowing cast keeps them
-        cuts = [0, *(np.flatnonzero(keys[1:] != keys[:-1]) + 1).tolist(), len(block)]
-        for start, end in itertools.pairwise(cuts):
-            key = int(keys[start])
+        for key, start, end in zip(range(first, last + 1), [0, *bounds], [*bounds, len(block)], strict=True):
+            if start == end:
+                continue
             if key != current:
                 if current >= 0:
                     digests[current] = hashed.digest()
