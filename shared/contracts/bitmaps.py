@@ -90,7 +90,11 @@ def _combine(entries: Iterable[tuple[int, bytes]]) -> bytes:
 def set_digest(bitmap: BitMap) -> str:
     """The set digest of a bitmap; a set larger than DIGEST_SLICE ids is read one slice of the id space at a
     time, so that a 50M-user set never materialises all its ids at once."""
-    return ids_digest([bitmap_ids(bitmap)] if len(bitmap) <= DIGEST_SLICE else _slices(bitmap))
+    return ids_digest(_id_blocks(bitmap))
+
+
+def _id_blocks(bitmap: BitMap) -> Iterable[np.ndarray]:
+    return [bitmap_ids(bitmap)] if len(bitmap) <= DIGEST_SLICE else _slices(bitmap)
 
 
 @dataclass
@@ -103,7 +107,7 @@ class SetDigest:
 
     @classmethod
     def of(cls, bitmap: BitMap) -> SetDigest:
-        ranges = range_digests([bitmap_ids(bitmap)] if len(bitmap) <= DIGEST_SLICE else _slices(bitmap))
+        ranges = range_digests(_id_blocks(bitmap))
         made = cls(ranges)
         made._regroup({key >> GROUP_RANGE_BITS for key in ranges})
         return made
@@ -133,8 +137,8 @@ class SetDigest:
                 self.groups.pop(group, None)
 
 
-def _range_keys(bitmap: BitMap) -> np.ndarray:
-    return np.unique(bitmap_ids(bitmap) >> RANGE_BITS)
+def _range_keys(bitmap: BitMap) -> list[int]:
+    return np.unique(bitmap_ids(bitmap) >> RANGE_BITS).tolist()  # Python ints: key << 16 must not wrap
 
 
 def _slices(bitmap: BitMap) -> Iterable[np.ndarray]:

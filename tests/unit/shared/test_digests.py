@@ -92,9 +92,10 @@ def test_a_digest_updated_by_random_adds_and_removes_equals_the_digest_from_scra
 
 def test_an_update_touching_many_ranges_equals_the_digest_from_scratch() -> None:
     rng = np.random.default_rng(4)
-    users = BitMap(rng.integers(0, 2**26, 50_000).tolist())
+    users = BitMap([*rng.integers(0, 2**26, 50_000).tolist(), 2**32 - 2, 2**32 - 1])
     kept = SetDigest.of(users)
-    changed = BitMap(rng.integers(0, 2**26, 500).tolist())  # more than the per-id path takes
+    # more ids than the per-id path takes, up to the last range of the id space
+    changed = BitMap([*rng.integers(0, 2**26, 500).tolist(), 2**32 - 1, 2**32 - 70_000])
     users ^= changed
     kept.update(users, changed)
     assert kept.hexdigest() == set_digest(users)
