@@ -10,7 +10,7 @@ KAFKA_CONTROLLER_PORT ?= 9093
 TEST_KAFKA_DIR := $(CURDIR)/.run/test-kafka
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv lint format tools kafka-fetch kafka-up kafka-down topics compose-secrets run up down test test-cluster bench bench-impact bench-enforce bench-faults bench-audit bench-notify bench-console bench-scale screenshots docs clean
+.PHONY: help venv lint format tools kafka-fetch kafka-up kafka-down topics compose-secrets run up down test test-cluster bench bench-impact bench-enforce bench-agent bench-faults bench-audit bench-notify bench-console bench-scale screenshots docs clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -87,6 +87,9 @@ bench-impact: venv kafka-fetch ## Benchmark impact evaluation and registry impor
 
 bench-enforce: venv kafka-fetch ## Benchmark enforcement on real Kafka and the agent (bench/results/enforce.json, agent.json)
 	@$(PY) -m bench.enforce
+	@$(PY) -m bench.agent
+
+bench-agent: venv ## Benchmark the agent alone: checks, HTTP latency, memory, a one-user delta and a lift at 1M/10M/50M held (bench/results/agent.json)
 	@$(PY) -m bench.agent
 
 bench-faults: venv kafka-fetch ## Benchmark enforcement on a three-node Kafka cluster and its recovery from broker faults (bench/results/faults.json)

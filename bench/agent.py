@@ -1,5 +1,6 @@
 """Benchmark the agent: in-process checks per second, HTTP access latency at 1,000 requests/s with metrics off and
-on (counted, scraped each second, exported over OTLP each second), memory at 100M users.
+on (counted, scraped each second, exported over OTLP each second), memory at 100M users, and the smallest
+changes (bench.agent_delta: a one-user delta and a lift at 1M / 10M / 50M held).
 
 Run: .venv/bin/python -m bench.agent   (writes bench/results/agent.json)
 
@@ -34,6 +35,7 @@ import numpy as np
 import psutil
 from pyroaring import BitMap
 
+from bench.agent_delta import measure as small_changes
 from bench.report import publish
 from services.agent.access import AccessChecker
 from services.agent.command_effects import on_restrict
@@ -492,6 +494,7 @@ def main() -> None:
     )
     pressure = "n/a" if http.cpu_pressure is None else f"{http.cpu_pressure:.0%}"
     held = memory_at_100m()
+    changes = small_changes()
     mb = 2**20
     rows = [
         {
@@ -590,8 +593,9 @@ def main() -> None:
             "target": "<= 64",
             "note": "the held roaring bitmap as the snapshot stores it",
         },
+        *changes,
     ]
-    publish("agent", rows, "Agent: checks, HTTP latency, memory")
+    publish("agent", rows, "Agent: checks, HTTP latency, memory, one-user delta and lift")
 
 
 if __name__ == "__main__":

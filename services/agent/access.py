@@ -5,7 +5,8 @@
 from __future__ import annotations
 
 import array
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from math import inf, nextafter
 from typing import Literal
@@ -13,7 +14,7 @@ from typing import Literal
 import numpy as np
 from pyroaring import BitMap, FrozenBitMap
 
-from services.agent.restrictions import HeldRestriction, Window
+from services.agent.restrictions import HeldRestriction, PendingDelta, Window
 
 EVERYONE = FrozenBitMap(range(0, 2**32))  # every 32-bit user id: a model denied outright while stale
 NOBODY = FrozenBitMap()
@@ -55,6 +56,21 @@ class View:
     since: datetime
     until: datetime
     stale: bool
+    unions: dict[str, tuple[Entry, ...]] = field(default_factory=dict)  # models whose set is a union of these
+
+
+def fold_deltas(view: dict[str, BitMap], unions: dict[str, tuple[Entry, ...]], deltas: Iterable[PendingDelta]) -> None:
+    """Deltas already applied in place to a directive's held sets, folded into a view's unions (a model
+    denied by one directive shares that directive's set: nothing to do). A removed user stays denied when
+    another in-force directive holds it. Costs what the deltas touch."""
+    for delta in deltas:
+        entries, denied = unions.get(delta.model), view.get(delta.model)
+        if entries is None or denied is None:
+            continue
+        denied |= delta.added
+        if delta.removed:
+            kept = BitMap.union(BitMap(), *(e.users & delta.removed for e in entries))
+            denied -= delta.removed - kept
 
 
 @dataclass(frozen=True)
@@ -81,14 +97,17 @@ class AccessIndex:
     def view(self, now: datetime, stale: bool = False) -> View:
         """The union per model of the directives in force at `now`, and how long that holds."""
         denied: dict[str, BitMap] = {}
+        unions: dict[str, tuple[Entry, ...]] = {}
         for model, entries in self.by_model.items():
             active = [e for e in entries if e.window.contains(now)]
             if stale and any(e.deny_when_stale for e in active):
                 denied[model] = EVERYONE
+            elif len(active) > 1:
+                denied[model], unions[model] = BitMap.union(*(e.users for e in active)), tuple(active)
             elif active:
-                denied[model] = BitMap.union(*(e.users for e in active)) if len(active) > 1 else active[0].users
+                denied[model] = active[0].users
         since, until = self._span(now)
-        return View(denied, since, until, stale)
+        return View(denied, since, until, stale, unions)
 
     def _span(self, now: datetime) -> tuple[datetime, datetime]:
         bounds = {
@@ -117,6 +136,7 @@ class AccessChecker:
         # (valid from, valid until, denied per model) as POSIX seconds: read with one attribute load, so a
         # gateway thread sees one consistent view. The empty span sends every check to the slow path.
         self._view: tuple[float, float, dict[str, BitMap]] = (inf, -inf, {})
+        self._unions: dict[str, tuple[Entry, ...]] = {}  # of the current view: where deltas must be folded in
 
     @property
     def ready(self) -> bool:
@@ -137,7 +157,7 @@ class AccessChecker:
         if self._last_contact is None or now > self._last_contact:
             self._last_contact = now
         if self._stale_view:
-            self._view = (inf, -inf, {})
+            self._view, self._unions = (inf, -inf, {}), {}
 
     def stale(self, now: datetime) -> bool:
         """Whether the agent has heard nothing from the control plane for longer than its bound."""
@@ -150,7 +170,12 @@ class AccessChecker:
     def replace(self, held: dict[str, HeldRestriction]) -> None:
         """Swap in a new index built from the held restrictions (one assignment: checks see old or new)."""
         self._index = AccessIndex.of(held)
-        self._view = (inf, -inf, {})
+        self._view, self._unions = (inf, -inf, {}), {}
+
+    def apply_deltas(self, deltas: Iterable[PendingDelta]) -> None:
+        """Deltas were applied in place to held sets the index shares: bring the check view's unions along
+        (the index itself needs nothing). Costs what the deltas touch, not the size of the sets."""
+        fold_deltas(self._view[2], self._unions, deltas)
 
     def denies(self, user: int, model: str, at: float) -> bool:
         """Whether (user, model) is denied at `at` (POSIX seconds, e.g. time.time()); raises NotReady before
@@ -195,6 +220,7 @@ class AccessChecker:
             just_after = nextafter(deadline, inf)
             since, until = (max(since, just_after), until) if stale else (since, min(until, just_after))
         self._stale_view = stale
+        self._unions = view.unions
         self._view = (since, until, view.denied)
         return self._view
 

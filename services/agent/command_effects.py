@@ -6,10 +6,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pyroaring import BitMap
-
 from services.agent.restrictions import HeldRestriction, PendingDelta, Restrictions, StagedRevision, Window
-from shared.contracts.bitmaps import apply_delta, decode_bitmap
+from shared.contracts.bitmaps import decode_bitmap
 from shared.contracts.serving import REFUSED, DeltaCommand, LiftCommand, RestrictCommand
 from shared.runtime.dispatch import Dispatch
 
@@ -208,28 +206,17 @@ def on_delta(state: Restrictions, command: DeltaCommand) -> Outcome:
     return _drain(state, directive, held, buffer)
 
 
-def apply_held_delta(sets: dict[str, BitMap], delta: PendingDelta) -> None:
-    """One delta on a revision's sets (also how a snapshot replays its delta log): a user both added and
-    removed stays denied (shared apply_delta). A model the directive's revision did not send this cluster
-    is not served here: its deltas only advance the sequence."""
-    if delta.model in sets:
-        sets[delta.model] = apply_delta(sets[delta.model], delta.added, delta.removed)
-
-
 def _drain(state: Restrictions, directive: str, held: HeldRestriction, buffer: dict[int, PendingDelta]) -> Outcome:
-    sets, seq, known, applied = dict(held.sets), held.seq, dict(held.set_digests), []
+    seq, applied = held.seq, []
     while seq + 1 in buffer:
-        delta = buffer.pop(seq + 1)
-        apply_held_delta(sets, delta)
-        known.pop(delta.model, None)
-        applied.append(delta)
+        applied.append(buffer.pop(seq + 1))
         seq += 1
     if not buffer:
         del state.pending[(directive, held.revision)]
     if seq == held.seq:
         # Waiting for an earlier delta: say what is held, so a sender that expects more re-sends the revision.
         return Outcome(acks=(_confirm(state, directive, held.revision, "delta"),), touched=True)
-    state.held[directive] = HeldRestriction.of(held.revision, held.window, sets, seq, known, held.on_stale)
+    state.held[directive] = held.with_deltas(applied, seq)
     return Outcome(
         acks=(_confirm(state, directive, held.revision, "delta"),),
         held_changed=True,

@@ -36,7 +36,7 @@ class CommandHandling:
     async def handle(
         self, command: RestrictCommand | DeltaCommand | LiftCommand | ClusterSynced, partition: int, offset: int
     ) -> None:
-        """Apply one command durably (snapshot before the offset commits), then acknowledge it."""
+        """Apply one command (seen by checks at once, durable before the offset commits), then acknowledge it."""
         self.heard_at = time.monotonic()
         if command.cluster_id != self.cluster_id:
             # The topic carries every cluster's commands: on the wire another cluster's are not an error.
@@ -75,6 +75,7 @@ class CommandHandling:
             self.log.info("command already reflected in the snapshot: skipped", partition=partition, offset=offset)
             return
         outcome = on_command(self.holding.state, command, self.cluster_id, self.clock())
+        self.holding.show(outcome)
         if outcome.touched or outcome.held_changed or outcome.received:
             self.holding.persist(command.directive_id, outcome, partition, offset)
         for ack in outcome.acks:

@@ -30,17 +30,25 @@ class Holding:
         group offsets)."""
         return offset < self.offsets.get(partition, 0)
 
+    def show(self, outcome: Outcome) -> None:
+        """Let checks see what a command changed, ahead of its write: deltas (already applied in place to the
+        held sets the index shares) are folded into the check view; any other change rebuilds the index.
+        Never an answer the agent could not give again after a crash: it answers no check after a restart
+        until it has caught up with its commands, this one (its offset not committed yet) included."""
+        if outcome.deltas:
+            self.checker.apply_deltas(outcome.deltas)
+        elif outcome.held_changed:
+            self.checker.replace(self.state.held)
+
     def persist(self, directive: str, outcome: Outcome, partition: int | None, offset: int | None) -> None:
         """Write the directive's part of the state (and the offset it reflects); on a failed write fall back to
         what is durable and raise, so the command is retried rather than committed."""
         try:
             self.store.record(self.state, directive, outcome, partition, offset)
         except Exception:
-            self.load()  # memory must never run ahead of the store
+            self.load()  # memory must never run ahead of the store for long: the command is redelivered
             raise
         self._advance(partition, offset)
-        if outcome.held_changed:
-            self.checker.replace(self.state.held)
 
     def record_synced(self, marker: str, partition: int | None, offset: int | None) -> None:
         """The control plane's sync marker, durable before it counts."""

@@ -121,26 +121,38 @@ class RestrictionStore:
         put_held(self._db, directive, held, staged_revision=revision)
 
     def fold(self, state: Restrictions) -> int:
-        """Write as sets the held revisions still stored as their chunks, and drop those chunks (synced).
-
-        Run off the command path (the agent does it every second); returns how many were folded.
-        """
+        """Write as sets the held revisions still stored as their chunks, and drop those chunks; drop the sets
+        of directives no longer held (synced). Run off the command path (the agent does it every second);
+        returns how many held revisions were folded."""
         directives = [d for (d,) in self._db.execute("SELECT directive FROM held WHERE staged_revision IS NOT NULL")]
-        if directives:
+        t = HELD_SETS
+        released = [
+            d
+            for (d,) in self._db.execute(
+                f"SELECT directive FROM {t.sets} UNION SELECT directive FROM {t.deltas} "
+                "EXCEPT SELECT directive FROM held"
+            )
+        ]
+        if directives or released:
             with self._transaction(None, None):
                 for directive in directives:
                     self._write_held(state, directive)
+                for directive in released:
+                    self._sets.replace(directive, {})
         return len(directives)
 
     def _write_held(self, state: Restrictions, directive: str) -> None:
+        """The directive's held row and sets as memory holds them. Dropped (lifted or replaced by nothing):
+        only its held row goes, which is what load() reads; its sets, megabytes to free, are left to fold()."""
+        held = state.held.get(directive)
+        if held is None:
+            self._db.execute("DELETE FROM held WHERE directive = ?", (directive,))
+            return
         backing = backing_revision(self._db, directive)
         if backing is not None:
             self._db.execute("DELETE FROM staged WHERE directive = ? AND revision = ?", (directive, backing))
         self._db.execute("DELETE FROM held WHERE directive = ?", (directive,))
-        held = state.held.get(directive)
-        self._sets.replace(directive, held.sets if held is not None else {})
-        if held is None:
-            return
+        self._sets.replace(directive, held.sets)
         put_held(self._db, directive, held)
 
     def _write_staging(self, state: Restrictions, directive: str, outcome: Outcome) -> None:

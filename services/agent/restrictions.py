@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from pyroaring import BitMap
 
-from shared.contracts.bitmaps import EMPTY_SCOPE_DIGEST, scope_digest, set_digest
+from shared.contracts.bitmaps import EMPTY_SCOPE_DIGEST, SetDigest, apply_delta_in_place, scope_digest
 from shared.contracts.chunks import ChunkedSets
 from shared.contracts.directives import OnStale
 
@@ -26,14 +27,17 @@ class Window:
 
 @dataclass(frozen=True)
 class HeldRestriction:
-    """One directive revision applied in full: per-model denied users, its window and last delta seq."""
+    """One directive revision applied in full: per-model denied users, its window and last delta seq.
+
+    Its sets change in place by deltas (`with_deltas`): the access index and the check view share them.
+    """
 
     revision: int
     window: Window
     sets: dict[str, BitMap]
     seq: int = 0
     digest: str = ""
-    set_digests: dict[str, str] = field(default_factory=dict, compare=False)
+    set_digests: dict[str, SetDigest] = field(default_factory=dict, compare=False)
     on_stale: OnStale = "keep"
 
     @classmethod
@@ -43,13 +47,26 @@ class HeldRestriction:
         window: Window,
         sets: dict[str, BitMap],
         seq: int = 0,
-        known: dict[str, str] | None = None,
         on_stale: OnStale = "keep",
     ) -> HeldRestriction:
-        """Build it with its digest; `known` set digests of unchanged models are reused, not recomputed."""
-        known = known or {}
-        per_model = {model: known.get(model) or set_digest(users) for model, users in sets.items()}
-        return cls(revision, window, sets, seq, scope_digest(per_model), per_model, on_stale)
+        """Build it with its digest, computed per range so later deltas re-hash only the ranges they touch."""
+        per_model = {model: SetDigest.of(users) for model, users in sets.items()}
+        return cls(revision, window, sets, seq, _scope(per_model), per_model, on_stale)
+
+    def with_deltas(self, deltas: Iterable[PendingDelta], seq: int) -> HeldRestriction:
+        """Apply deltas in order to the held sets IN PLACE (a user both added and removed stays denied); a
+        model the revision did not send this cluster is not served here, its deltas only advance `seq`.
+        Costs what the deltas touch, not the size of the sets."""
+        for delta in deltas:
+            users = self.sets.get(delta.model)
+            if users is not None:
+                apply_delta_in_place(users, delta.added, delta.removed)
+                self.set_digests[delta.model].update(users, delta.added | delta.removed)
+        return replace(self, seq=seq, digest=_scope(self.set_digests))
+
+
+def _scope(per_model: dict[str, SetDigest]) -> str:
+    return scope_digest({model: digest.hexdigest() for model, digest in per_model.items()})
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Affected sets on the wire (32-bit roaring bitmaps, base64 in JSON) and the one digest definition,
-`ids_digest` (set and scope digests: shared/README.md, Digests).
+`ids_digest` (set digests per id range combined, and scope digests: shared/README.md, Digests).
 """
 
 from __future__ import annotations
@@ -7,12 +7,15 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 from pyroaring import BitMap
 
 CHUNK_IDS = 200_000  # ids per chunk; a chunk's serialised bitmap stays far below 1 MiB
 DIGEST_SLICE = 1 << 22  # ids of the id space hashed at a time: at most 16 MiB of ids materialised at once
+RANGE_BITS = 16  # a range: the 2^16 ids sharing their high 16 bits (one roaring container)
+GROUP_RANGE_BITS = 8  # a group: the 256 ranges sharing their id's high byte
 
 
 def encode_bitmap(bitmap: BitMap) -> str:
@@ -40,17 +43,102 @@ def bitmap_ids(bitmap: BitMap) -> np.ndarray:
 
 
 def ids_digest(blocks: Iterable[np.ndarray]) -> str:
-    """The set digest of ids given as consecutive blocks of ascending ids (see module docstring)."""
-    digest = hashlib.sha256()
+    """The set digest of ids given as consecutive blocks of ascending ids (shared/README.md, Digests)."""
+    return combine_ranges(range_digests(blocks))
+
+
+def range_digests(blocks: Iterable[np.ndarray]) -> dict[int, bytes]:
+    """Per non-empty range (id >> 16), SHA-256 of its ids' low 16 bits ascending, each a little-endian uint16.
+
+    The blocks are consecutive and ascending; a range may continue from one block into the next.
+    """
+    digests: dict[int, bytes] = {}
+    current, hashed = -1, hashlib.sha256()
     for block in blocks:
-        digest.update(block.astype("<u4", copy=False))
-    return digest.hexdigest()
+        if not len(block):
+            continue
+        first, last = int(block[0]) >> RANGE_BITS, int(block[-1]) >> RANGE_BITS
+        starts = (np.arange(first + 1, last + 1, dtype=np.uint64) << RANGE_BITS).astype(block.dtype)
+        bounds = np.searchsorted(block, starts).tolist()  # the same dtype: no copy of the block to compare
+        low = block.astype("<u2")  # the low 16 bits: a narrowing cast keeps them
+        for key, start, end in zip(range(first, last + 1), [0, *bounds], [*bounds, len(block)], strict=True):
+            if start == end:
+                continue
+            if key != current:
+                if current >= 0:
+                    digests[current] = hashed.digest()
+                current, hashed = key, hashlib.sha256()
+            hashed.update(low[start:end])
+    if current >= 0:
+        digests[current] = hashed.digest()
+    return digests
+
+
+def combine_ranges(ranges: Mapping[int, bytes]) -> str:
+    """The set digest from its non-empty ranges' digests (range number -> range digest)."""
+    groups: dict[int, list[tuple[int, bytes]]] = {}
+    for key in sorted(ranges):
+        groups.setdefault(key >> GROUP_RANGE_BITS, []).append((key, ranges[key]))
+    return _combine((group, _combine(members)) for group, members in groups.items()).hex()
+
+
+def _combine(entries: Iterable[tuple[int, bytes]]) -> bytes:
+    """SHA-256 over each entry's number's low byte followed by its digest, entries in ascending order."""
+    return hashlib.sha256(b"".join(bytes((number & 0xFF,)) + digest for number, digest in entries)).digest()
 
 
 def set_digest(bitmap: BitMap) -> str:
-    """SHA-256 of the ascending ids as little-endian uint32; a set larger than DIGEST_SLICE ids is hashed
-    one slice of the id space at a time, so that a 50M-user set never materialises all its ids at once."""
-    return ids_digest([bitmap_ids(bitmap)] if len(bitmap) <= DIGEST_SLICE else _slices(bitmap))
+    """The set digest of a bitmap; a set larger than DIGEST_SLICE ids is read one slice of the id space at a
+    time, so that a 50M-user set never materialises all its ids at once."""
+    return ids_digest(_id_blocks(bitmap))
+
+
+def _id_blocks(bitmap: BitMap) -> Iterable[np.ndarray]:
+    return [bitmap_ids(bitmap)] if len(bitmap) <= DIGEST_SLICE else _slices(bitmap)
+
+
+@dataclass
+class SetDigest:
+    """A set's digest kept per range, so a change re-hashes only the ranges it touched and the two small
+    combining levels above them; always equal to set_digest of the set (a test holds it to that)."""
+
+    ranges: dict[int, bytes]
+    groups: dict[int, bytes] = field(default_factory=dict)  # group digest per non-empty group
+
+    @classmethod
+    def of(cls, bitmap: BitMap) -> SetDigest:
+        ranges = range_digests(_id_blocks(bitmap))
+        made = cls(ranges)
+        made._regroup({key >> GROUP_RANGE_BITS for key in ranges})
+        return made
+
+    def update(self, bitmap: BitMap, changed: BitMap) -> None:
+        """`bitmap` was changed at the ids of `changed` (added or removed): re-hash the ranges they fall in."""
+        touched = {user >> RANGE_BITS for user in changed} if len(changed) <= 64 else set(_range_keys(changed))
+        for key in touched:
+            start = key << RANGE_BITS
+            part = bitmap & BitMap(range(start, start + (1 << RANGE_BITS)))
+            if part:
+                self.ranges[key] = hashlib.sha256(bitmap_ids(part).astype("<u2")).digest()
+            else:
+                self.ranges.pop(key, None)
+        self._regroup({key >> GROUP_RANGE_BITS for key in touched})
+
+    def hexdigest(self) -> str:
+        return _combine(sorted(self.groups.items())).hex()
+
+    def _regroup(self, groups: set[int]) -> None:
+        for group in groups:
+            first = group << GROUP_RANGE_BITS
+            members = [(k, self.ranges[k]) for k in range(first, first + (1 << GROUP_RANGE_BITS)) if k in self.ranges]
+            if members:
+                self.groups[group] = _combine(members)
+            else:
+                self.groups.pop(group, None)
+
+
+def _range_keys(bitmap: BitMap) -> list[int]:
+    return np.unique(bitmap_ids(bitmap) >> RANGE_BITS).tolist()  # Python ints: key << 16 must not wrap
 
 
 def _slices(bitmap: BitMap) -> Iterable[np.ndarray]:

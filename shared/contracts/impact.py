@@ -64,7 +64,10 @@ class ImpactAssessed(Event):
         0, ge=0, description="Users affected only because an attribute is unknown.", examples=[2100]
     )
     model_digests: dict[str, str] = Field(
-        ..., description="Per-model set digest (see shared.contracts.bitmaps).", examples=[{"fable-5": "ab12..."}]
+        ...,
+        description="Per-model set digest: SHA-256 of each 2^16-id range's ids, combined per 256 ranges, then "
+        "over those groups (shared/README.md, Digests).",
+        examples=[{"fable-5": "ab12..."}],
     )
     digest: str = Field(..., description="Scope digest over the model digests.", examples=["9f86d081..."])
     registry_offsets: dict[int, int] = Field(
@@ -148,7 +151,9 @@ class AffectedSetDelta(Event):
     removed: str = Field(
         ..., description="Base64 roaring bitmap of users no longer affected.", examples=["OjAAAAAAAAA="]
     )
-    model_digest: str = Field(..., description="Set digest for the model after the delta.", examples=["ab12..."])
+    model_digest: str = Field(
+        ..., description="Set digest for the model after the delta (per-range, as model_digests).", examples=["ab12..."]
+    )
     caused_by: CausedBy | None = Field(
         None,
         description="What caused the delta: the producers of the registry records that changed (null: not "

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from services.agent.access import AccessChecker, NotReady
-from services.agent.command_effects import on_restrict
+from services.agent.command_effects import on_delta, on_restrict
 from services.agent.restrictions import Restrictions, Window
-from tests.unit.agent.builders import restrict
+from tests.unit.agent.builders import delta, restrict
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -103,3 +103,33 @@ def test_the_batch_check_refuses_to_answer_before_ready_and_handles_empty_input(
     with pytest.raises(NotReady):
         AccessChecker().denies_many(np.array([1]), "fable-5", NOW.timestamp())
     assert _checker().denies_many(np.array([], dtype=np.uint32), "fable-5", NOW.timestamp()).tolist() == []
+
+
+def test_deltas_folded_into_the_built_view_answer_as_a_view_built_afresh() -> None:
+    state = Restrictions()
+    on_restrict(state, restrict("D1", 1, "fable-5", [1, 2, 3]))
+    on_restrict(state, restrict("D2", 1, "fable-5", [3, 4]))
+    on_restrict(state, restrict("D3", 1, "mythos-5", [5]))
+    checker = AccessChecker()
+    checker.replace(state.held)
+    checker.mark_ready()
+    at = NOW.timestamp()
+    assert checker.denies(1, "fable-5", at)  # the view is built: fable-5 a union of two directives
+    outcomes = [
+        on_delta(state, delta("D1", 1, 1, "fable-5", added=[9], removed=[1, 3])),
+        on_delta(state, delta("D3", 1, 1, "mythos-5", added=[6], removed=[5])),
+        on_delta(state, delta("D2", 1, 1, "fable-5", added=[1], removed=[4])),
+    ]
+    for outcome in outcomes:
+        checker.apply_deltas(outcome.deltas)
+    fresh = AccessChecker()
+    fresh.replace(state.held)
+    fresh.mark_ready()
+    for model in ("fable-5", "mythos-5"):
+        answers = [checker.denies(user, model, at) for user in range(12)]
+        assert answers == [fresh.denies(user, model, at) for user in range(12)]
+    assert checker.denies(3, "fable-5", at)  # removed by D1, still held by D2
+    assert (
+        not checker.denies(4, "fable-5", at) and checker.denies(9, "fable-5", at) and checker.denies(1, "fable-5", at)
+    )
+    assert checker.denies(6, "mythos-5", at) and not checker.denies(5, "mythos-5", at)

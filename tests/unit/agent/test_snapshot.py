@@ -92,6 +92,11 @@ def _log_rows(path: Path) -> int:
         return db.execute("SELECT count(*) FROM held_deltas").fetchone()[0]
 
 
+def _set_rows(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT count(*) FROM held_sets").fetchone()[0]
+
+
 def test_deltas_are_logged_not_rewritten_and_replayed_on_load(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
     store = RestrictionStore(path)
@@ -141,7 +146,7 @@ def test_a_full_delta_log_is_compacted_into_the_sets(tmp_path: Path) -> None:
     assert loaded.held == state.held and loaded.held["D1"].seq == limit + 5
 
 
-def test_a_new_revision_or_a_lift_empties_the_delta_log(tmp_path: Path) -> None:
+def test_a_new_revision_empties_the_delta_log_and_a_lift_leaves_it_to_the_fold(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
     store = RestrictionStore(path)
     state = Restrictions()
@@ -153,7 +158,10 @@ def test_a_new_revision_or_a_lift_empties_the_delta_log(tmp_path: Path) -> None:
     assert _log_rows(path) == 0
     assert store.load()[0].held["D1"].sets == {"fable-5": BitMap([7])}
     _apply_all(store, state, [delta("D1", 2, 1, "fable-5", added=[8]), lift("D1", 2)])
-    assert _log_rows(path) == 0 and "D1" not in store.load()[0].held
+    assert "D1" not in store.load()[0].held and "D1" not in RestrictionStore(path).load()[0].held
+    assert _log_rows(path) == 1  # the lift wrote only its tombstone: the sets go off the command path
+    store.fold(state)
+    assert _log_rows(path) == 0 and _set_rows(path) == 0 and "D1" not in RestrictionStore(path).load()[0].held
 
 
 def test_only_a_chunk_staged_alone_skips_the_disk_sync(tmp_path: Path) -> None:

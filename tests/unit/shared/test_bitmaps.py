@@ -11,9 +11,19 @@ from pyroaring import BitMap
 from shared.contracts.bitmaps import chunk_bitmap, decode_bitmap, encode_bitmap, scope_digest, set_digest, union
 
 
-def test_set_digest_is_sha256_of_ascending_little_endian_uint32_ids() -> None:
-    ids = [7, 3, 2**32 - 1, 0]
-    expected = hashlib.sha256(b"".join(struct.pack("<I", i) for i in sorted(ids))).hexdigest()
+def _sha(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def test_set_digest_combines_range_digests_in_groups_of_256_ranges() -> None:
+    # id 7, 3 and 0: group 0, range 0; 70,000: group 0, range 1; 2^32 - 1: group 255, range 255 of it
+    ids = [7, 3, 70_000, 2**32 - 1, 0]
+    range_0 = _sha(struct.pack("<HHH", 0, 3, 7))
+    range_1 = _sha(struct.pack("<H", 70_000 - 65_536))
+    range_last = _sha(struct.pack("<H", 0xFFFF))
+    group_0 = _sha(b"\x00" + range_0 + b"\x01" + range_1)
+    group_255 = _sha(b"\xff" + range_last)
+    expected = hashlib.sha256(b"\x00" + group_0 + b"\xff" + group_255).hexdigest()
     assert set_digest(BitMap(ids)) == expected
 
 
