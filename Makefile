@@ -104,7 +104,7 @@ bench-console: venv kafka-fetch ## Benchmark the console in headless Chromium: f
 bench-scale: venv ## Per-unit costs (bytes and CPU per affected user) and the scale model of docs/scaling.md (bench/results/scale.json)
 	@$(PY) -m bench.scale
 
-peers-opa: ## Build Open Policy Agent $(OPA_VERSION) from the Go module proxy into .run/peers/go/bin (skipped without Go)
+peers-opa: ## Build Open Policy Agent v1.22.4 from the Go module proxy into .run/peers/go/bin (skipped without Go)
 	@if ! command -v go >/dev/null 2>&1; then echo "make peers-opa: Go is not installed; the OPA peer is skipped" >&2; exit 0; fi; \
 	if [ -x $(OPA_BIN) ] && $(OPA_BIN) version 2>/dev/null | grep -q "^Version: $(OPA_VERSION:v%=%)$$"; then exit 0; fi; \
 	echo "building opa $(OPA_VERSION) with $$(go version) (a few minutes)"; \
