@@ -5,12 +5,15 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 KAFKA_DIR := .run/kafka
+OPA_VERSION := v1.22.4
+PEERS_GOPATH := $(CURDIR)/.run/peers/go
+OPA_BIN := $(PEERS_GOPATH)/bin/opa
 KAFKA_PORT ?= 9092
 KAFKA_CONTROLLER_PORT ?= 9093
 TEST_KAFKA_DIR := $(CURDIR)/.run/test-kafka
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv lint format tools kafka-fetch kafka-up kafka-down topics compose-secrets run up down test test-cluster bench bench-impact bench-enforce bench-agent bench-faults bench-audit bench-notify bench-console bench-scale screenshots docs clean
+.PHONY: help venv lint format tools kafka-fetch kafka-up kafka-down topics compose-secrets run up down test test-cluster bench bench-impact bench-enforce bench-agent bench-faults bench-audit bench-notify bench-console bench-scale bench-peers peers-opa screenshots docs clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -103,6 +106,16 @@ bench-console: venv kafka-fetch ## Benchmark the console in headless Chromium: f
 
 bench-scale: venv ## Per-unit costs (bytes and CPU per affected user) and the scale model of docs/scaling.md (bench/results/scale.json)
 	@$(PY) -m bench.scale
+
+peers-opa: ## Build Open Policy Agent v1.22.4 from the Go module proxy into .run/peers/go/bin (skipped without Go)
+	@if ! command -v go >/dev/null 2>&1; then echo "make peers-opa: Go is not installed; the OPA peer is skipped" >&2; exit 0; fi; \
+	if [ -x $(OPA_BIN) ] && $(OPA_BIN) version 2>/dev/null | grep -q "^Version: $(OPA_VERSION:v%=%)$$"; then exit 0; fi; \
+	echo "building opa $(OPA_VERSION) with $$(go version) (a few minutes)"; \
+	GOPATH=$(PEERS_GOPATH) GOBIN=$(PEERS_GOPATH)/bin GOMODCACHE=$(PEERS_GOPATH)/pkg/mod GOCACHE=$(CURDIR)/.run/peers/gocache \
+	GOFLAGS="-mod=mod -modcacherw" go install github.com/open-policy-agent/opa@$(OPA_VERSION)
+
+bench-peers: venv kafka-fetch peers-opa ## Countermand side by side with Open Policy Agent: load, memory, check p99, change, lift (USERS=1000000,10000000; bench/results/peers.json)
+	@$(PY) -m bench.peers --opa $(OPA_BIN) $(if $(USERS),--users $(USERS))
 
 screenshots: venv kafka-fetch tools ## A PNG of each console page from headless Chromium into docs/screenshots/
 	@$(PY) -m devtools.screenshots

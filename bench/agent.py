@@ -238,12 +238,19 @@ class _Connection:
         self.buffer = b""
         self.arrived = 0.0
 
-    def send(self, user: int, model: str) -> None:
-        self.sent, self.arrived = (time.perf_counter(), time.time()), 0.0
-        self.sock.sendall(
+    expect = b'"decision"'  # what every answer's body holds
+
+    def request(self, user: int, model: str) -> bytes:
+        """The bytes of one check (another server's client overrides this and `expect`)."""
+        return (
             f"GET /v1/access?user={user}&model={model} HTTP/1.1\r\nHost: agent\r\n"
             f"X-API-Key: {BENCH_KEY_ID}.{BENCH_SECRET}\r\n\r\n".encode()
         )
+
+    def send(self, user: int, model: str) -> None:
+        request = self.request(user, model)
+        self.sent, self.arrived = (time.perf_counter(), time.time()), 0.0
+        self.sock.sendall(request)
 
     def receive(self) -> tuple[float, float] | None:
         """(latency to the last byte read, latency to the kernel's receipt of it) once the answer is whole."""
@@ -263,7 +270,7 @@ class _Connection:
         )
         if len(body) < length:
             return None
-        if not head.startswith(b"HTTP/1.1 200") or b'"decision"' not in body or len(body) > length:
+        if not head.startswith(b"HTTP/1.1 200") or self.expect not in body or len(body) > length:
             raise RuntimeError(f"unexpected answer: {head[:40]!r} {body[:80]!r}")
         if self.sent is None or not self.arrived:
             raise RuntimeError("an answer without a request or without the kernel's receive time")
