@@ -69,20 +69,24 @@ def affected_users(count: int, seed: int) -> BitMap:
     return BitMap(rng.permutation(ids)[:count])
 
 
-def impact_messages(directive: str, users: BitMap) -> tuple[str, list[tuple[bytes, bytes]]]:
-    """What impact publishes for a restriction of `users` on every model: (digest, [(key, value)])."""
-    pieces = [(m, encode_bitmap(p)) for m in MODELS for p in split(users, CHUNK_IDS)]
-    digests = {m: set_digest(users) for m in MODELS}
+def impact_messages(
+    directive: str, users: BitMap | dict[str, BitMap], action: str = "restrict"
+) -> tuple[str, list[tuple[bytes, bytes]]]:
+    """What impact publishes for a restriction of `users` on every model (or per model, a dict), or for a lift
+    that restores them: (digest, [(key, value)])."""
+    sets = users if isinstance(users, dict) else dict.fromkeys(MODELS, users)
+    pieces = [(m, encode_bitmap(p)) for m in MODELS for p in split(sets[m], CHUNK_IDS)]
+    digests = {m: set_digest(sets[m]) for m in MODELS}
     digest = scope_digest(digests)
     assessed = ImpactAssessed(
         producer="impact",
         correlation_id=directive,
         directive_id=directive,
         revision=1,
-        action="restrict",
+        action=action,
         scope=DirectiveScope(models=list(MODELS), selector={"kind": "foreign_national", "home_country": "US"}),
-        affected_by_model={m: len(users) for m in MODELS},
-        affected_users=len(users),
+        affected_by_model={m: len(sets[m]) for m in MODELS},
+        affected_users=len(users) if isinstance(users, BitMap) else len(BitMap.union(*sets.values())),
         model_digests=digests,
         digest=digest,
         registry_offsets={0: 0},
@@ -95,7 +99,7 @@ def impact_messages(directive: str, users: BitMap) -> tuple[str, list[tuple[byte
             causation_id=assessed.event_id,
             directive_id=directive,
             revision=1,
-            action="restrict",
+            action=action,
             model=m,
             chunk=i,
             chunks=len(pieces),

@@ -42,10 +42,8 @@ from bench.enforce import (
 )
 from bench.report import publish
 from devtools.ports import free_port
-from shared.contracts.bitmaps import CHUNK_IDS, encode_bitmap, scope_digest, set_digest
-from shared.contracts.catalogue import IMPACT, key_of
-from shared.contracts.directives import DirectiveScope
-from shared.contracts.impact import AffectedSetChunk, ImpactAssessed
+from shared.contracts.bitmaps import scope_digest
+from shared.contracts.catalogue import IMPACT
 from shared.runtime import kafka
 from shared.runtime.auth import API_KEY_HEADER
 from shared.runtime.settings import KafkaSettings
@@ -167,44 +165,7 @@ class Side:
 
 def lift_messages(directive: str, sets: dict[str, BitMap]) -> list[tuple[bytes, bytes]]:
     """What impact publishes when the directive is lifted and no other covers its users: the restored sets."""
-    parts = [(m, encode_bitmap(p)) for m in MODELS for p in _split(sets[m])]
-    digests = {m: set_digest(sets[m]) for m in MODELS}
-    assessed = ImpactAssessed(
-        producer="impact",
-        correlation_id=directive,
-        directive_id=directive,
-        revision=1,
-        action="lift",
-        scope=DirectiveScope(models=list(MODELS), selector={"kind": "foreign_national", "home_country": "US"}),
-        affected_by_model={m: len(sets[m]) for m in MODELS},
-        affected_users=len(BitMap.union(*sets.values())),
-        model_digests=digests,
-        digest=scope_digest(digests),
-        registry_offsets={0: 0},
-        chunks=len(parts),
-    )
-    chunks = [
-        AffectedSetChunk(
-            producer="impact",
-            correlation_id=directive,
-            causation_id=assessed.event_id,
-            directive_id=directive,
-            revision=1,
-            action="lift",
-            model=m,
-            chunk=i,
-            chunks=len(parts),
-            users=text,
-        )
-        for i, (m, text) in enumerate(parts)
-    ]
-    return [(key_of(IMPACT, m), m.model_dump_json().encode()) for m in (assessed, *chunks)]
-
-
-def _split(users: BitMap) -> list[BitMap]:
-    from services.enforcement.cluster_commands import split
-
-    return split(users, CHUNK_IDS)
+    return impact_messages(directive, sets, action="lift")[1]
 
 
 def after_changes(users: BitMap, count: int) -> BitMap:
