@@ -279,10 +279,16 @@ class _Connection:
 
 
 def _paced_load(port: int) -> tuple[list[float], list[float], float]:
-    """HTTP_WARMUP requests, then HTTP_SECONDS of requests paced at HTTP_RATE with the client's cyclic GC off
-    (a client pause would be counted as server latency), over the same keep-alive connections."""
+    """HTTP_WARMUP requests, then HTTP_SECONDS of requests paced at HTTP_RATE (see paced)."""
     users = np.random.default_rng(13).integers(0, USER_SPACE, HTTP_WARMUP + HTTP_RATE * HTTP_SECONDS).tolist()
-    connections = [_Connection(port) for _ in range(HTTP_CONNECTIONS)]
+    return paced(_Connection, port, users)
+
+
+def paced(kind: type[_Connection], port: int, users: list[int]) -> tuple[list[float], list[float], float]:
+    """The first HTTP_WARMUP of `users` checked as a warm-up, the rest paced at HTTP_RATE with the client's cyclic
+    GC off (a client pause would be counted as server latency), over the same HTTP_CONNECTIONS keep-alive
+    connections of `kind` (a subclass speaks another server's request); what _pace returns."""
+    connections = [kind(port) for _ in range(HTTP_CONNECTIONS)]
     selector = selectors.EpollSelector()
     for connection in connections:
         selector.register(connection.sock, selectors.EVENT_READ, connection)

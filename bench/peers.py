@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import http.client
 import io
 import json
-import selectors
 import shutil
 import subprocess
 import tarfile
@@ -27,7 +25,7 @@ import numpy as np
 import psutil
 from pyroaring import BitMap
 
-from bench.agent import HTTP_CONNECTIONS, HTTP_RATE, HTTP_SECONDS, HTTP_WARMUP, _Connection, _pace
+from bench.agent import HTTP_CONNECTIONS, HTTP_RATE, HTTP_SECONDS, HTTP_WARMUP, _Connection, paced
 from bench.enforce import (
     CLUSTERS,
     MODELS,
@@ -107,26 +105,8 @@ def check_users(users: BitMap, seed: int) -> list[int]:
 
 
 def paced_checks(kind: type[_Connection], port: int, users: list[int]) -> tuple[np.ndarray, float]:
-    """bench.agent's paced client: HTTP_WARMUP checks, then HTTP_RATE/s for HTTP_SECONDS over HTTP_CONNECTIONS
-    keep-alive connections; (latencies in ms, achieved rate)."""
-    connections = [kind(port) for _ in range(HTTP_CONNECTIONS)]
-    selector = selectors.EpollSelector()
-    for connection in connections:
-        selector.register(connection.sock, selectors.EVENT_READ, connection)
-    try:
-        _pace(connections, selector, users[:HTTP_WARMUP], HTTP_RATE)
-        gc.collect()
-        gc.freeze()
-        gc.disable()
-        try:
-            read, _, rate = _pace(connections, selector, users[HTTP_WARMUP:], HTTP_RATE)
-        finally:
-            gc.enable()
-            gc.unfreeze()
-    finally:
-        selector.close()
-        for connection in connections:
-            connection.sock.close()
+    """bench.agent's paced client over keep-alive connections of `kind`: (latencies in ms, achieved rate)."""
+    read, _, rate = paced(kind, port, users)
     return np.array(read) * 1000, rate
 
 
