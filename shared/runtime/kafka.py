@@ -24,6 +24,9 @@ from shared.contracts.catalogue import FETCH_BYTES, Topic
 from shared.runtime.settings import KafkaSettings
 
 POLL_MS = 500
+# Every consumer reads committed records only: a record of an aborted transaction (intake's conditional publish of
+# directive events) was never published; end offsets are then the last stable offsets.
+ISOLATION = "read_committed"
 _SASL = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
 
 
@@ -114,12 +117,13 @@ def admin_client(settings: KafkaSettings, purpose: str) -> AIOKafkaAdminClient:
 
 def consumer(settings: KafkaSettings, purpose: str, *topics: str, **options: Any) -> AIOKafkaConsumer:
     """A consumer (not started): no group and no auto-commit unless asked, from the earliest offset, fetching
-    enough per partition for the largest record a topic takes."""
+    enough per partition for the largest record a topic takes, reading committed records only (ISOLATION)."""
     defaults: dict[str, Any] = {
         "group_id": None,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "max_partition_fetch_bytes": FETCH_BYTES,
+        "isolation_level": ISOLATION,
     }
     return AIOKafkaConsumer(*topics, **connection_options(settings, purpose), **{**defaults, **options})
 
