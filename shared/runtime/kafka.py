@@ -198,6 +198,21 @@ class OffsetProbe:
         wanted = _partitions(topic, partitions)
         return {tp.partition: end for tp, end in (await self._consumer.end_offsets(wanted)).items()}
 
+    async def holds_records(self, topic: str, partition: int, start: int, end: int, timeout_s: float = 10.0) -> bool:
+        """Whether a committed record lies at an offset in [start, end): transaction markers and aborted records take
+        offsets but are none. True too when that cannot be read within `timeout_s` (assume records wait)."""
+        tp = TopicPartition(topic, partition)
+        self._consumer.assign([tp])
+        self._consumer.seek(tp, start)
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while await self._consumer.position(tp) < end:
+            if asyncio.get_running_loop().time() > deadline:
+                return True
+            batch = await self._consumer.getmany(tp, timeout_ms=POLL_MS)
+            if any(record.offset < end for record in batch.get(tp, ())):
+                return True
+        return False
+
     async def beginning_offsets(self, topic: Topic, partitions: Iterable[int] | None = None) -> dict[int, int]:
         """Partition -> the oldest offset still on the broker."""
         wanted = _partitions(topic, partitions)
