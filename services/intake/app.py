@@ -7,14 +7,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import structlog
 import uvicorn
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from opentelemetry.sdk.trace import TracerProvider
 
 from services.intake.api import create_api
-from services.intake.arbiter import TRANSACTION_TIMEOUT_MS, Arbiter, transactional_id
+from services.intake.arbiter import TRANSACTION_TIMEOUT_MS, Arbiter, NotSent, transactional_id
 from services.intake.desk import SERVICE, DirectiveDesk, DirectiveEvent
 from services.intake.settings import IntakeSettings
 from services.intake.view import register_view
@@ -23,12 +25,13 @@ from shared.runtime.auth import AuthSettings, Guard
 from shared.runtime.broker import declare_publisher, emit, make_broker
 from shared.runtime.http import http_server
 from shared.runtime.kafka import end_offsets
-from shared.runtime.producer_watch import broker_producer
+from shared.runtime.producer_watch import OnFatal, broker_producer, watch
 from shared.runtime.record_signing import publish_signed, record_signer
 from shared.runtime.signing import Signer
 from shared.runtime.tracing import traced_http, tracer_provider
 
 DESCRIPTION = "Directives proposed, approved, rejected, issued, amended and lifted."
+log = structlog.get_logger(service=SERVICE)
 
 
 @dataclass
@@ -59,6 +62,10 @@ class IntakeService:
             await self.directives.arbiter.stop()
             self.directives.arbiter = None
         await self.writer.stop()
+
+    def watch_producers(self, on_fatal: OnFatal) -> None:
+        """Call `on_fatal` if the writer's producer (or any that replaces it) fails for good (see producer_watch)."""
+        self.directives.watch(on_fatal)
 
     async def wait_ready(self, poll_s: float = 0.1) -> None:
         """Return once the directive view has caught up."""
@@ -100,17 +107,41 @@ class DirectiveWriter:
     writer: KafkaBroker | None = None
     transactional: Any = None
     arbiter: Arbiter | None = None
+    on_fatal: OnFatal | None = None
 
     async def __call__(self, event: DirectiveEvent) -> int | None:
         if self.arbiter is None:
             await emit(self.plain, DIRECTIVES, event, signer=self.signer)  # impact acts only on what intake signed
             return None
+        producer = broker_producer(self.writer) or await self._reconnect("the writer was not connected")
+        try:
+            return await self.arbiter.publish(
+                producer, lambda: publish_signed(self.transactional, DIRECTIVES, event, self.signer)
+            )
+        except NotSent as exc:
+            await self._reconnect(str(exc))
+            raise
+
+    def watch(self, on_fatal: OnFatal) -> None:
+        self.on_fatal = on_fatal
+        producer = broker_producer(self.writer)
+        if producer is not None:
+            watch(producer, f"{SERVICE} writer", on_fatal)
+
+    async def _reconnect(self, why: str) -> AIOKafkaProducer:
+        """A new producer under the same transactional id (a new epoch): after a record the broker refused inside a
+        transaction, aiokafka's producer does not reset its sequence numbers and every later send would fail with
+        OutOfOrderSequenceNumber."""
+        assert self.writer is not None
+        log.warning("directive writer reconnecting", reason=why[:500])
+        await self.writer.stop()
+        await self.writer.start()
         producer = broker_producer(self.writer)
         if producer is None:
-            raise RuntimeError("the directive writer is not connected")
-        return await self.arbiter.publish(
-            producer, lambda: publish_signed(self.transactional, DIRECTIVES, event, self.signer)
-        )
+            raise RuntimeError("the directive writer did not connect")
+        if self.on_fatal is not None:
+            watch(producer, f"{SERVICE} writer", self.on_fatal)
+        return producer
 
 
 def _wired(

@@ -28,6 +28,10 @@ POLL_MS = 200
 Send = Callable[[], Awaitable[Any]]  # produces the record, returns its RecordMetadata once acknowledged
 
 
+class NotSent(Exception):
+    """The broker did not take the record (too large for the topic now, timeout, authorisation); aborted."""
+
+
 class Unsettled(TimeoutError):
     """The transactions before this one did not end in time; this one was aborted (nothing published)."""
 
@@ -67,7 +71,10 @@ class Arbiter:
         it is read, else abort (the desk's refusal, Unsettled, or any failure propagates). Returns its offset."""
         await producer.begin_transaction()
         try:
-            sent = await send()
+            try:
+                sent = await send()
+            except Exception as exc:
+                raise NotSent(f"{type(exc).__name__}: {exc}") from exc
             try:
                 await asyncio.wait_for(self._read_up_to({sent.partition: sent.offset}), SETTLE_TIMEOUT_S)
             except TimeoutError as exc:
