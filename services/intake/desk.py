@@ -51,8 +51,8 @@ class Conflict(Refused):
     def __init__(self, directive_id: str, revision: int, first: DirectiveEvent) -> None:
         super().__init__(
             f"directive {directive_id!r} changed while this request was decided: {first.type} {first.event_id} "
-            f"(revision {revision}) was published first; nothing was published for this request: read the "
-            "directive and send it again"
+            f"was published meanwhile and the directive is at revision {revision}; nothing was published for this "
+            "request: read the directive and send it again"
         )
         self.directive_id = directive_id
         self.revision = revision
@@ -140,7 +140,7 @@ class DirectiveDesk:
         self._latest: dict[str, DirectiveEvent] = {}  # directive id -> the last new event seen for it
         self._deciding: tuple[DirectiveEvent, int] | None = None  # the event being published, on this basis
         # Revision assignment and its publish form one step per process, so two requests for the same
-        # id cannot both take revision n + 1 (nor one key two events).
+        # id cannot both take revision n + 1 (nor one key two events); across instances, confirm() decides.
         self._lock = asyncio.Lock()
 
     def expect(self, end_offsets: dict[int, int]) -> None:

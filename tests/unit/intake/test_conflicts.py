@@ -76,7 +76,7 @@ async def test_an_amendment_that_lost_to_another_instance_is_refused_naming_its_
         await desk.issue(request(title="mine"), ALONE)
 
     assert refused.value.status == 409 and refused.value.revision == 2
-    assert "(revision 2) was published first" in str(refused.value)
+    assert "was published meanwhile and the directive is at revision 2" in str(refused.value)
     assert "nothing was published" in str(refused.value)
     assert [e.title for e in topic.committed] == ["v1"]  # the loser committed nothing
     assert (desk.book.get("EXP-1").revision, desk.book.get("EXP-1").title) == (2, "theirs")
