@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 import uvicorn
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import CorruptRecordException, MessageSizeTooLargeError, RecordTooLargeError
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
@@ -32,6 +33,8 @@ from shared.runtime.tracing import traced_http, tracer_provider
 
 DESCRIPTION = "Directives proposed, approved, rejected, issued, amended and lifted."
 log = structlog.get_logger(service=SERVICE)
+# What the broker refuses about one record; the producer is sound otherwise and is replaced to go on.
+REFUSED_RECORD = (MessageSizeTooLargeError, RecordTooLargeError, CorruptRecordException)
 
 
 @dataclass
@@ -119,7 +122,8 @@ class DirectiveWriter:
                 producer, lambda: publish_signed(self.transactional, DIRECTIVES, event, self.signer)
             )
         except NotSent as exc:
-            await self._reconnect(str(exc))
+            if isinstance(exc.__cause__, REFUSED_RECORD):  # not a fenced or failed producer: the watch stops those
+                await self._reconnect(str(exc))
             raise
 
     def watch(self, on_fatal: OnFatal) -> None:
@@ -131,7 +135,7 @@ class DirectiveWriter:
     async def _reconnect(self, why: str) -> AIOKafkaProducer:
         """A new producer under the same transactional id (a new epoch): after a record the broker refused inside a
         transaction, aiokafka's producer does not reset its sequence numbers and every later send would fail with
-        OutOfOrderSequenceNumber."""
+        OutOfOrderSequenceNumber. Never after ProducerFenced: the new epoch would fence the newer instance."""
         assert self.writer is not None
         log.warning("directive writer reconnecting", reason=why[:500])
         await self.writer.stop()
