@@ -101,6 +101,13 @@ def test_every_topic_has_three_replicas_and_needs_two_in_sync(settings: KafkaSet
     assert min_isr == {t.name: "2" for t in DATA_TOPICS}
 
 
+def test_two_intakes_amending_one_directive_at_once_publish_each_revision_once(
+    settings: KafkaSettings, tmp_path: Path
+) -> None:
+    # Before the fault tests: their records are no directive events, and each intake's view dead-letters every one.
+    asyncio.run(race_amendments(settings, tmp_path, f"race-{os.getpid()}", amendments=30, settle_s=300))
+
+
 def test_a_node_killed_mid_write_loses_and_duplicates_nothing(cluster: LocalCluster, settings: KafkaSettings) -> None:
     marks = range(0, 3000)
 
@@ -175,9 +182,3 @@ def test_a_service_broker_reaches_the_cluster_through_a_comma_separated_bootstra
         return await _marks(settings)
 
     _exactly(asyncio.run(scenario()), range(30_000, 30_001))
-
-
-def test_two_intakes_amending_one_directive_at_once_publish_each_revision_once(
-    settings: KafkaSettings, tmp_path: Path
-) -> None:
-    asyncio.run(race_amendments(settings, tmp_path, f"race-{os.getpid()}", amendments=30))

@@ -49,7 +49,9 @@ async def issued(kafka: KafkaSettings, directive_id: str) -> list[DirectiveIssue
     return found
 
 
-async def race_amendments(kafka: KafkaSettings, state_dir: Path, directive_id: str, amendments: int) -> None:
+async def race_amendments(
+    kafka: KafkaSettings, state_dir: Path, directive_id: str, amendments: int, settle_s: float = 60
+) -> None:
     """Issue revision 1 on one intake, then send `amendments` concurrent amendments split across two intakes, and
     check: every answer 202 or 409, revisions 1..n on the topic exactly once in order, each 202 is the event
     published for it, no loser's amendment published, each 409 names a published revision."""
@@ -94,4 +96,4 @@ async def race_amendments(kafka: KafkaSettings, state_dir: Path, directive_id: s
                     shown.append((await client.get(f"/directives/{directive_id}")).json()["revision"])
             return shown == [last, last]
 
-        await eventually(both_at_last, "both instances to show the last revision")
+        await eventually(both_at_last, "both instances to show the last revision", timeout=settle_s)
