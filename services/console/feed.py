@@ -108,8 +108,10 @@ class Feed:
             for partition, records in batches.items():
                 for record in records:
                     self.fold(BY_NAME[partition.topic], record.value)
-                    if partition in pending and record.offset + 1 >= pending[partition]:
-                        del pending[partition]
+            # By position, not by the last record: a transaction's commit marker takes the last offset of a partition.
+            for partition in list(pending):
+                if await self._consumer.position(partition) >= pending[partition]:
+                    del pending[partition]
             if not self.caught_up and not pending:
                 self.caught_up = True
                 log.info("console caught up", directives=len(self.board.listing()), clusters=len(self.board.clusters))

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from services.intake.answers import Accepted, answer_of, subject_of
 from services.intake.book import DirectiveAlreadyLifted, DirectiveEntry, IdempotencyKeyReused, UnknownDirective
-from services.intake.desk import Decision, DirectiveDesk, Mandate, NotReady, PublishFailed
+from services.intake.desk import Conflict, Decision, DirectiveDesk, Mandate, NotReady, PublishFailed
 from services.intake.proposal_routes import add_proposal_routes
 from services.intake.proposals import Refused
 from services.intake.request import LiftRequest
@@ -253,6 +253,13 @@ def _add_error_handlers(api: FastAPI) -> None:
         )
         field = "emergency_reason" if exc.status == 422 else "proposal"
         return failure(exc.status, str(exc), [Problem(field=field, message=str(exc))])
+
+    @api.exception_handler(Conflict)
+    async def conflict(_: Request, exc: Conflict) -> JSONResponse:
+        log.warning("request lost to an event published first", directive_id=exc.directive_id, revision=exc.revision)
+        return failure(
+            409, str(exc), [Problem(field="revision", message=f"the directive is at revision {exc.revision}")]
+        )
 
     @api.exception_handler(PublishFailed)
     async def not_published(_: Request, exc: PublishFailed) -> JSONResponse:

@@ -165,6 +165,10 @@ class CatchUp:
         """A record at this offset was read."""
         self._next[partition] = max(self._next.get(partition, 0), offset + 1)
 
+    def reached(self, partition: int, position: int) -> None:
+        """A reader's position: everything before it was read (markers and aborted records count as read)."""
+        self._next[partition] = max(self._next.get(partition, 0), position)
+
     @property
     def caught_up(self) -> bool:
         return all(self._next.get(p, 0) >= end for p, end in self._remaining.items())

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from services.intake.book import AnyDirectiveEvent, CatchUp, DirectiveBook
+from services.intake.book import AnyDirectiveEvent, CatchUp, DirectiveBook, IdempotencyKeyReused, UnknownDirective
 from services.intake.proposals import Proposal, Proposals, Refused, check_emergency_reason
 from shared.contracts.directives import (
     DirectiveIssued,
@@ -28,7 +28,9 @@ from shared.contracts.envelope import envelope, utc_now
 
 SERVICE = "intake"
 DirectiveEvent = AnyDirectiveEvent
-Publish = Callable[[DirectiveEvent], Awaitable[None]]
+# Publishes one event; returns once the broker acknowledged it (with its offset when known). Before it commits, a
+# publisher shared with other instances calls DirectiveDesk.confirm() with the view caught up to the event's offset.
+Publish = Callable[[DirectiveEvent], Awaitable[int | None]]
 Outcome = Literal["published", "replayed", "unchanged"]
 DEFAULT_TTL = timedelta(hours=24)
 
@@ -39,6 +41,29 @@ class NotReady(Exception):
 
 class PublishFailed(Exception):
     """The broker did not acknowledge the directive event; the book is unchanged."""
+
+
+class Conflict(Refused):
+    """Another instance published for the same directive first; nothing was published for this request."""
+
+    status = 409
+
+    def __init__(self, directive_id: str, revision: int, first: DirectiveEvent) -> None:
+        super().__init__(
+            f"directive {directive_id!r} changed while this request was decided: {first.type} {first.event_id} "
+            f"was published meanwhile and the directive is at revision {revision}; nothing was published for this "
+            "request: read the directive and send it again"
+        )
+        self.directive_id = directive_id
+        self.revision = revision
+
+
+class AlreadyAnswered(Exception):
+    """The same request under the same Idempotency-Key was answered first (by another instance)."""
+
+    def __init__(self, event: DirectiveEvent) -> None:
+        super().__init__(f"already answered with {event.event_id}")
+        self.event = event
 
 
 class NotYours(Refused):
@@ -110,8 +135,12 @@ class DirectiveDesk:
         self._clock = clock
         self._publish = publish
         self._catch_up: CatchUp | None = None
+        self._event_ids: set[str] = set()
+        self._changes: dict[str, int] = {}  # directive id -> distinct events seen for it
+        self._latest: dict[str, DirectiveEvent] = {}  # directive id -> the last new event seen for it
+        self._deciding: tuple[DirectiveEvent, int] | None = None  # the event being published, on this basis
         # Revision assignment and its publish form one step per process, so two requests for the same
-        # id cannot both take revision n + 1 (nor one key two events).
+        # id cannot both take revision n + 1 (nor one key two events); across instances, confirm() decides.
         self._lock = asyncio.Lock()
 
     def expect(self, end_offsets: dict[int, int]) -> None:
@@ -132,7 +161,17 @@ class DirectiveDesk:
         if self._catch_up is not None:
             self._catch_up.saw(partition, offset)
 
+    def reached(self, partition: int, position: int) -> None:
+        """A reader's position on the directive topic: every committed record before it was recorded (transaction
+        markers and aborted records included, which no record delivered shows)."""
+        if self._catch_up is not None:
+            self._catch_up.reached(partition, position)
+
     def _apply(self, event: DirectiveEvent) -> None:
+        if event.event_id not in self._event_ids:  # the view and the arbiter may both read a record
+            self._event_ids.add(event.event_id)
+            self._changes[event.directive_id] = self._changes.get(event.directive_id, 0) + 1
+            self._latest[event.directive_id] = event
         self.book.apply(event)
         self.proposals.apply(event)
 
@@ -317,9 +356,37 @@ class DirectiveDesk:
         return Decision(earlier, "replayed") if earlier is not None else None
 
     async def _published(self, event: DirectiveEvent) -> Decision:
+        # Nothing awaited since the decision was taken: the basis is what it was decided on.
+        self._deciding = (event, self._changes.get(event.directive_id, 0))
         try:
             await self._publish(event)
+        except AlreadyAnswered as answered:
+            return Decision(answered.event, "replayed")
+        except (Refused, IdempotencyKeyReused):
+            raise
         except Exception as exc:  # timeout, broker down, authorisation: the caller may retry
             raise PublishFailed(f"could not publish {event.type} for {event.directive_id!r}: {exc!r}") from exc
+        finally:
+            self._deciding = None
         self._apply(event)
         return Decision(event, "published")
+
+    def confirm(self) -> None:
+        """Called by a publisher shared with other instances once this view has read every committed record that
+        precedes the event being published: Conflict when anything was published for its directive since the
+        decision (the caller aborts), AlreadyAnswered when the same keyed request was answered meanwhile."""
+        if self._deciding is None:
+            raise RuntimeError("confirm() outside a publish")
+        event, basis = self._deciding
+        earlier = self.book.answered(event.idempotency_key, event.request_digest or "")
+        if earlier is not None:
+            raise AlreadyAnswered(earlier)
+        if self._changes.get(event.directive_id, 0) != basis:
+            first = self._latest[event.directive_id]
+            raise Conflict(event.directive_id, self._revision_of(event.directive_id), first)
+
+    def _revision_of(self, directive_id: str) -> int:
+        try:
+            return self.book.get(directive_id).revision
+        except UnknownDirective:
+            return 0

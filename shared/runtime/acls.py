@@ -2,7 +2,8 @@
 
 Pure data (no I/O): `bindings(agents)` is what `countermand acls apply` puts on the broker (through
 shared.runtime.acl_requests) and `countermand acls show` prints. Each service reads and writes the topics its
-app.py subscribes and publishes to, uses its own consumer group, and writes its own dead-letter topic; an agent
+app.py subscribes and publishes to, uses its own consumer group, and writes its own dead-letter topic (intake also
+writes in transactions: Write on transactional ids); an agent
 reads the commands topic (its partition) in its cluster's group and writes acks, and can touch no other group.
 Read and Write imply Describe (metadata, offsets of the topic, a group's committed offsets); a producer's
 idempotence needs Write on a topic, not IdempotentWrite on the cluster (KIP-679).
@@ -40,7 +41,7 @@ class AclBinding:
     """One ALLOW rule: the principal may do `operation` on the resource (a literal name, or `*` for every one)."""
 
     principal: str  # a SCRAM user name; Kafka's principal is User:<name>
-    resource: str  # TOPIC, GROUP, CLUSTER
+    resource: str  # TOPIC, GROUP, CLUSTER, TRANSACTIONAL_ID
     name: str
     operation: str  # READ, WRITE, DESCRIBE, CREATE, ALTER, ALTER_CONFIGS, DESCRIBE_CONFIGS, IDEMPOTENT_WRITE, ALL
 
@@ -56,11 +57,13 @@ class Role:
     reads: tuple[Topic, ...] = ()
     writes: tuple[Topic, ...] = ()
     groups: tuple[str, ...] = ()
+    transactional_ids: tuple[str, ...] = ()
 
     def bindings(self) -> list[AclBinding]:
         found = [AclBinding(self.principal, "TOPIC", t.name, "READ") for t in self.reads]
         found += [AclBinding(self.principal, "TOPIC", t.name, "WRITE") for t in self.writes]
         found += [AclBinding(self.principal, "GROUP", g, "READ") for g in self.groups]
+        found += [AclBinding(self.principal, "TRANSACTIONAL_ID", t, "WRITE") for t in self.transactional_ids]
         return found
 
 
@@ -87,7 +90,8 @@ def service_roles() -> list[Role]:
     """The core services, each with its dead-letter topic and (but intake) its group."""
     dlq = dead_letter_topic
     return [
-        Role("intake", reads=(DIRECTIVES,), writes=(DIRECTIVES, dlq("intake"))),
+        # Intake publishes directive events in transactions, one transactional id per instance (named after it).
+        Role("intake", reads=(DIRECTIVES,), writes=(DIRECTIVES, dlq("intake")), transactional_ids=(WILDCARD,)),
         Role("impact", (DIRECTIVES, USERS, IMPACT), (IMPACT, dlq("impact")), (group_of("impact"),)),
         Role("enforcement", (IMPACT, ACKS), (COMMANDS, ENFORCEMENT, dlq("enforcement")), (group_of("enforcement"),)),
         Role("notifier", (IMPACT, ENFORCEMENT, USERS), (NOTIFICATIONS, dlq("notifier")), (group_of("notifier"),)),
@@ -110,12 +114,14 @@ def agent_role(cluster_id: str) -> Role:
 
 
 def tooling_bindings() -> list[AclBinding]:
-    """Create and align topics, read and write any topic and group (loaders, status, tests); never ACLs."""
+    """Create and align topics, read and write any topic and group, in transactions too (loaders, status, tests,
+    which run services under this principal); never ACLs."""
     on_topics = ("ALL",)
     on_cluster = ("CREATE", "DESCRIBE", "DESCRIBE_CONFIGS")
     return (
         [AclBinding(TOOLING, "TOPIC", WILDCARD, op) for op in on_topics]
         + [AclBinding(TOOLING, "GROUP", WILDCARD, "ALL")]
+        + [AclBinding(TOOLING, "TRANSACTIONAL_ID", WILDCARD, "WRITE")]
         + [AclBinding(TOOLING, "CLUSTER", "kafka-cluster", op) for op in on_cluster]
     )
 

@@ -1,7 +1,7 @@
 """Broker factory and subscriber defaults that apply the project's delivery rules.
 
-Producers: idempotent, acks=all. Consumers: explicit group, earliest offset reset, offsets committed
-only after the handler returned (the message's effect is durable), and a dead-letter path.
+Producers: idempotent, acks=all. Consumers: explicit group, earliest offset reset, committed records only,
+offsets committed only after the handler returned (the message's effect is durable), and a dead-letter path.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from shared.contracts.catalogue import FETCH_BYTES, Topic, key_of
 from shared.runtime.causation import causation_middleware, producing
 from shared.runtime.deadletters import dead_letter_middleware
 from shared.runtime.health import ConsumerWatch
-from shared.runtime.kafka import broker_options
+from shared.runtime.kafka import ISOLATION, broker_options
 from shared.runtime.record_headers import raw_values, tolerant_parser
 from shared.runtime.record_signing import publish_signed
 from shared.runtime.settings import ServiceSettings
@@ -41,10 +41,12 @@ def make_broker(
     dead_letters: bool = True,
     traces: TracerProvider | None = None,
     watch: ConsumerWatch | None = None,
+    **producer: Any,
 ) -> KafkaBroker:
     """A KafkaBroker for one service with idempotent producers, traces, FastStream's Prometheus metrics (messages
     received, processed and published, their sizes and durations, on the process registry that /metrics serves)
-    and the dead-letter middleware (which counts failures per record on `watch`, for the service's readiness)."""
+    and the dead-letter middleware (which counts failures per record on `watch`, for the service's readiness).
+    `producer` adds producer options (a transactional id)."""
     middlewares: list[Any] = []
     provider = traces or tracer_provider(settings.telemetry, service)
     if provider is not None:
@@ -60,6 +62,7 @@ def make_broker(
         logger=structlog.get_logger("faststream", service=service),
         log_level=logging.DEBUG,  # FastStream's per-message "Received/Processed" lines are debug noise
         description=f"Countermand {service} service",
+        **producer,
     )
 
 
@@ -70,6 +73,7 @@ def consumer_options(group: str, **overrides: Any) -> dict[str, Any]:
         "auto_offset_reset": "earliest",
         "ack_policy": ACK_POLICY,
         "max_partition_fetch_bytes": FETCH_BYTES,
+        "isolation_level": ISOLATION,
     }
     options.update(overrides)
     return options
@@ -87,6 +91,7 @@ def view_subscriber(broker: KafkaBroker, topic: Topic, *, title: str, descriptio
         "auto_offset_reset": "earliest",
         "ack_policy": AckPolicy.MANUAL,
         "max_partition_fetch_bytes": FETCH_BYTES,
+        "isolation_level": ISOLATION,
     }
     if options.get("batch"):
         defaults["decoder"] = raw_values  # a batch view reads its records itself

@@ -151,6 +151,12 @@ class LagWatch:
     async def sample(self, client: Any, probe: OffsetProbe) -> None:
         """Read the group's committed offsets and the end offsets now, and observe them."""
         committed, ends = await self._committed(client), await self._ends(probe)
+        for (topic, partition), end in ends.items():
+            offset = committed.get((topic, partition), 0)
+            # After a transaction the end lies past its commit marker, which no consumer commits past until the
+            # next record: only markers (or aborted records) between them means nothing waits.
+            if end > offset and not await probe.holds_records(topic, partition, offset, end):
+                ends[(topic, partition)] = offset
         self.observe(committed, ends)
         observe_lag(self.group, committed, ends)
 

@@ -24,6 +24,9 @@ from shared.contracts.catalogue import FETCH_BYTES, Topic
 from shared.runtime.settings import KafkaSettings
 
 POLL_MS = 500
+# Every consumer reads committed records only: a record of an aborted transaction (intake's conditional publish of
+# directive events) was never published; end offsets are then the last stable offsets.
+ISOLATION = "read_committed"
 _SASL = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
 
 
@@ -114,12 +117,13 @@ def admin_client(settings: KafkaSettings, purpose: str) -> AIOKafkaAdminClient:
 
 def consumer(settings: KafkaSettings, purpose: str, *topics: str, **options: Any) -> AIOKafkaConsumer:
     """A consumer (not started): no group and no auto-commit unless asked, from the earliest offset, fetching
-    enough per partition for the largest record a topic takes."""
+    enough per partition for the largest record a topic takes, reading committed records only (ISOLATION)."""
     defaults: dict[str, Any] = {
         "group_id": None,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "max_partition_fetch_bytes": FETCH_BYTES,
+        "isolation_level": ISOLATION,
     }
     return AIOKafkaConsumer(*topics, **connection_options(settings, purpose), **{**defaults, **options})
 
@@ -193,6 +197,21 @@ class OffsetProbe:
         """Partition -> the offset the next record written there will get, now."""
         wanted = _partitions(topic, partitions)
         return {tp.partition: end for tp, end in (await self._consumer.end_offsets(wanted)).items()}
+
+    async def holds_records(self, topic: str, partition: int, start: int, end: int, timeout_s: float = 10.0) -> bool:
+        """Whether a committed record lies at an offset in [start, end): transaction markers and aborted records take
+        offsets but are none. True too when that cannot be read within `timeout_s` (assume records wait)."""
+        tp = TopicPartition(topic, partition)
+        self._consumer.assign([tp])
+        self._consumer.seek(tp, start)
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while await self._consumer.position(tp) < end:
+            if asyncio.get_running_loop().time() > deadline:
+                return True
+            batch = await self._consumer.getmany(tp, timeout_ms=POLL_MS)
+            if any(record.offset < end for record in batch.get(tp, ())):
+                return True
+        return False
 
     async def beginning_offsets(self, topic: Topic, partitions: Iterable[int] | None = None) -> dict[int, int]:
         """Partition -> the oldest offset still on the broker."""

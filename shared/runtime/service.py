@@ -163,11 +163,15 @@ async def _run(
 
 
 def _watch_producers(service: Any, name: str) -> None:
-    """Stop the process if the producer of the service's broker fails for good (see producer_watch)."""
+    """Stop the process if the producer of the service's broker fails for good (see producer_watch); a service with
+    producers of its own (`watch_producers(on_fatal)`: intake's transactional writer) watches them the same way."""
     broker = getattr(service, "broker", None)
     producer = producer_watch.broker_producer(broker) if broker is not None else None
     if producer is not None:
         producer_watch.watch(producer, f"{name} broker", producer_watch.stop_process)
+    others = getattr(service, "watch_producers", None)
+    if others is not None:
+        others(producer_watch.stop_process)
 
 
 async def _bound(server: uvicorn.Server, timeout_s: float = 5.0) -> str | None:

@@ -1,6 +1,7 @@
 """A three-node Kafka cluster on loopback: replication 3, min.insync.replicas 2, and acks=all writes that lose
 nothing and duplicate nothing while a node is killed, paused past its session timeout, or the active
-controller is killed. Run by `make test-cluster` (the `cluster` marker); `make test` keeps one broker.
+controller is killed; two intakes racing on one directive. Run by `make test-cluster` (the `cluster` marker);
+`make test` keeps one broker.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from shared.runtime.broker import make_broker
 from shared.runtime.kafka import admin, producing, records_to_end
 from shared.runtime.settings import KafkaSettings, ServiceSettings
 from shared.runtime.topics import apply_topics
+from tests.integration.intake.racing import race_amendments
 
 pytestmark = [pytest.mark.cluster, pytest.mark.kafka]
 TOPIC = DIRECTIVES  # three partitions, kept forever: every record written must be read back
@@ -58,7 +60,8 @@ async def _marks(settings: KafkaSettings) -> list[int]:
     seen = []
     async for record in records_to_end(settings, TOPIC, "cluster-test-read"):
         text = record.value.decode()
-        seen.append(int(text.split(":")[1].strip(" }")))
+        if text.startswith('{"mark"'):  # not the directive events of the intake test
+            seen.append(int(text.split(":")[1].strip(" }")))
     return seen
 
 
@@ -96,6 +99,13 @@ def test_every_topic_has_three_replicas_and_needs_two_in_sync(settings: KafkaSet
     replicas, min_isr = asyncio.run(_topic_replication(settings))
     assert replicas == {t.name: 3 for t in DATA_TOPICS}
     assert min_isr == {t.name: "2" for t in DATA_TOPICS}
+
+
+def test_two_intakes_amending_one_directive_at_once_publish_each_revision_once(
+    settings: KafkaSettings, tmp_path: Path
+) -> None:
+    # Before the fault tests: their records are no directive events, and each intake's view dead-letters every one.
+    asyncio.run(race_amendments(settings, tmp_path, f"race-{os.getpid()}", amendments=30, settle_s=300))
 
 
 def test_a_node_killed_mid_write_loses_and_duplicates_nothing(cluster: LocalCluster, settings: KafkaSettings) -> None:

@@ -19,6 +19,7 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from devtools.waiting import eventually
 from services.intake.app import IntakeService, build
+from services.intake.arbiter import Arbiter
 from services.intake.desk import SERVICE
 from shared.contracts.catalogue import DIRECTIVES, key_of
 from shared.contracts.directives import DirectiveIssued, DirectiveScope
@@ -68,12 +69,20 @@ async def wired(twin_kafka: KafkaSettings | None, tmp_path: Path, unique: str) -
     real = twin_kafka is not None
     settings = intake_settings(twin_kafka.bootstrap if real else "127.0.0.1:9", tmp_path, f"twin-{unique}")
     intake = build(settings)
-    # As start() does, the view is ready once it has read the topic as far as it went now (in memory: empty).
+    # As start() does, the view is ready once it has read the topic as far as it went now (in memory: empty); on the
+    # real broker the arbiter's reader tells when (transaction markers take offsets no record shows).
     ends = await end_offsets(settings.kafka, DIRECTIVES, f"{SERVICE}-{settings.instance}-offsets") if real else {}
     intake.desk.expect(ends)
-    async with TestKafkaBroker(intake.broker, with_real=real) as broker:
-        await asyncio.wait_for(intake.wait_ready(), READY_TIMEOUT_S)
-        yield Wired(intake, broker)
+    reader = Arbiter(settings.kafka, settings.instance, intake.desk) if real else None
+    if reader is not None:
+        await reader.start(ends)
+    try:
+        async with TestKafkaBroker(intake.broker, with_real=real) as broker:
+            await asyncio.wait_for(intake.wait_ready(), READY_TIMEOUT_S)
+            yield Wired(intake, broker)
+    finally:
+        if reader is not None:
+            await reader.stop()
 
 
 def directive(directive_id: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from aiokafka.structs import TopicPartition
 
 from shared.contracts.catalogue import Topic
 from shared.runtime.health import ConsumerWatch, LagWatch, readiness
@@ -48,3 +49,34 @@ async def test_a_group_stalled_behind_waiting_records_is_named_in_readiness(boot
     [stuck] = body["stuck"]
     assert (stuck["topic"], stuck["partition"]) == (topic.name, 0) and stuck["offset"] >= 1
     assert "records waiting" in stuck["why"]
+
+
+async def test_a_group_that_read_every_record_of_a_transaction_is_not_stuck_behind_its_commit_marker(
+    bootstrap: str, unique: str
+) -> None:
+    settings = KafkaSettings(bootstrap=bootstrap)
+    topic = Topic(f"markers-{unique}", dict, "key", 1, 3_600_000)
+    await apply_topics(settings, (topic,))
+    group = f"markers-{unique}"
+    async with producing(settings, "markers", transactional_id=f"markers-{unique}") as producer:
+        async with producer.transaction():
+            for i in range(2):
+                await producer.send_and_wait(topic.name, b"x", key=str(i).encode())
+    tp = TopicPartition(topic.name, 0)
+    async with consuming(settings, "markers", topic.name, group_id=group) as reader:
+        records = (await reader.getmany(timeout_ms=5000)).get(tp, [])
+        await reader.commit({tp: records[-1].offset + 1})  # as a consumer committing after its last record does
+    clock, watch = Clock(), ConsumerWatch("test")
+    lag = LagWatch(settings, group, (topic,), watch, stall_after_s=30, clock=clock)
+    probe = OffsetProbe(settings, "markers")
+    await probe.start()
+    try:
+        assert (await probe.end_offsets(topic))[0] == records[-1].offset + 2  # the commit marker lies between
+        async with admin(settings, "markers") as client:
+            await lag.sample(client, probe)
+            clock.now = 31
+            await lag.sample(client, probe)
+    finally:
+        await probe.stop()
+    assert [r.offset for r in records] == [0, 1]
+    assert readiness(True, watch) == (200, {"ready": True, "stuck": [], "unwritten_dead_letters": 0})
