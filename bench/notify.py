@@ -12,7 +12,9 @@ import asyncio
 import multiprocessing
 import shutil
 import statistics
+import subprocess
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -54,6 +56,7 @@ MODEL = "fable-5"
 CLUSTERS = ("bench-us-east", "bench-eu-west", "bench-ap-south")
 BASE = 3_500_000_000  # user ids of the end-to-end run
 TIMEOUT_S = 900.0
+HOOK_RECEIVER = ROOT / "bench" / "hookreceiver"
 
 
 # -- receivers, each in a process of its own (as a mail server or a customer's endpoint would be) --------------
@@ -80,6 +83,40 @@ def _serve_hooks(conn: Connection, secret: str) -> None:
 
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(serve())
+
+
+class GoHooks:
+    """The webhook receiver built from bench/hookreceiver (Go: verifies every signature as devtools/hooks.py does,
+    keeps one copy per webhook-id) in its own process, so the receiving side does not take the notifier's CPU."""
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+        self._process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> GoHooks:
+        binary = ROOT / ".run" / "bench-hookreceiver"
+        subprocess.run(["go", "build", "-o", str(binary), "."], cwd=HOOK_RECEIVER, check=True)
+        self._process = subprocess.Popen(
+            [str(binary), "-secrets", self._secret], stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL
+        )
+        assert self._process.stdout is not None
+        self.port = int(self._process.stdout.readline())
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(30)
+
+    def count(self) -> int:
+        """Distinct webhook-ids held (each verified)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/count", timeout=30) as answer:
+            return int(answer.read().split()[0])
+
+
+def hook_receiver(secret: str) -> GoHooks | Receiver:
+    """The Go receiver when a Go toolchain is there, else the Python one (devtools/hooks.py) in a process of its own."""
+    return GoHooks(secret) if shutil.which("go") else Receiver(_serve_hooks, secret)
 
 
 class Receiver:
@@ -149,7 +186,7 @@ async def smtp_per_s(count: int, limits: ChannelLimits, batch: int) -> float:
 async def webhook_per_s(count: int, limits: ChannelLimits, batch: int) -> float:
     secret = new_secret()
     letters = _letters(count, "org")
-    with Receiver(_serve_hooks, secret) as hooks:
+    with hook_receiver(secret) as hooks:
         endpoint = WebhookEndpoint(url=f"http://127.0.0.1:{hooks.port}/hook", secrets=[secret])
         channel = WebhookChannel({"org": endpoint}, UrlPolicy(("127.0.0.1",)), limits)
         try:
