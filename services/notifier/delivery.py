@@ -106,8 +106,12 @@ class Delivery:
         """Requested, the sends, the ledger; returns the outcomes to announce."""
         split = addressed(notices, self._registry.directory.contacts)
         letters, recorded = self._letters(split)
-        await self._publish_all(self._requested(ready, letter) for letter in letters)
-        for letter, (channel, outcome) in zip(letters, await self._channels.deliver(letters), strict=True):
+        # Requested goes out while the channels send (both wait on the network); it is on the topic before the
+        # batch's Delivered/Failed, which are published only once this returns.
+        async with asyncio.TaskGroup() as both:  # a failed publish cancels the sends (retried with the dispatch)
+            both.create_task(self._publish_all([self._requested(ready, letter) for letter in letters]))
+            sending = both.create_task(self._channels.deliver(letters))
+        for letter, (channel, outcome) in zip(letters, sending.result(), strict=True):
             delivered = outcome.verdict == "delivered"
             reason = None if delivered else f"{channel}: {outcome.verdict}: {outcome.reason}"
             recorded.append(Recorded(letter.notice, "delivered" if delivered else "failed", channel, reason))
