@@ -12,7 +12,7 @@ import structlog
 
 from services.notifier.channels import Channels
 from services.notifier.delivery_ledger import Entry, Ledger, Recorded
-from services.notifier.notices import Addressed, Notice, addressed, batches, due
+from services.notifier.notices import Addressed, Notice, addressed, batches, confirmed_for, due
 from services.notifier.pairing import Ready
 from services.notifier.recipients import routed
 from services.notifier.registry_feed import RegistryFeed
@@ -78,6 +78,9 @@ class Delivery:
         directory = self._registry.directory
         try:
             notices = routed(ready.notices(), directory.contacts, directory.admins)
+            if ready.partial:  # some models confirmed: only notices naming nothing else (the rest come later)
+                contacts = directory.contacts
+                notices = (n for n in notices if confirmed_for(n, contacts.get(n.recipient), ready.confirmed))
             for batch in batches(notices, self._settings.batch_size):
                 fresh = due(batch, self._ledger.sent([n.notification_id for n in batch]))
                 tally.skipped += len(batch) - len(fresh)
