@@ -117,6 +117,10 @@ class DeltaPairing:
         revision = self._revisions.get(key)
         return set(revision.confirmed) if revision is not None else set()
 
+    def is_sent(self, key: AssessmentKey, seq: int) -> bool:
+        revision = self._revisions.get(key)
+        return revision is not None and seq in revision.sent
+
     def held_digests(self, key: AssessmentKey, cluster: str) -> set[str]:
         """The digests a cluster of the revision was seen applied at."""
         revision = self._revisions.get(key)

@@ -136,6 +136,8 @@ class Handlers:
             if not self.pairing.is_done(ready.key):
                 continue  # offered again once the revision is dispatched
             async with self._lock:
+                if self.delta_pairing.is_sent(ready.key, seq):  # told meanwhile (resume and a handler both offered it)
+                    continue
                 await self._delivery.dispatch(self._net(ready))  # the ledger skips what a crash left sent
                 for model in {*ready.added, *ready.removed}:
                     added, removed = ready.added.get(model, BitMap()), ready.removed.get(model, BitMap())
