@@ -489,7 +489,7 @@ def main() -> None:
                 "target": "0",
                 "note": how,
             },
-            {"metric": "crash_missing", "value": crashed["missing"], "unit": "notices", "target": "0", "note": how},
+            {"metric": "crash_missing", "value": crashed["missing"], "unit": "notices", "target": "<= 0", "note": how},
         ]
     publish("notify", rows, "notifier")
 
