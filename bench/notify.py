@@ -486,7 +486,7 @@ def main() -> None:
                 "metric": "crash_duplicates",
                 "value": crashed["duplicates"],
                 "unit": "notices",
-                "target": "0",
+                "target": "<= 0",
                 "note": how,
             },
             {"metric": "crash_missing", "value": crashed["missing"], "unit": "notices", "target": "<= 0", "note": how},
