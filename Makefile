@@ -120,7 +120,7 @@ bench-peers: venv kafka-fetch peers-opa ## Countermand side by side with Open Po
 screenshots: venv kafka-fetch tools ## A PNG of each console page from headless Chromium into docs/screenshots/
 	@$(PY) -m devtools.screenshots
 
-bench-notify: venv kafka-fetch ## Benchmark the notifier: channels to aiosmtpd and a webhook receiver, confirmed -> delivered on Kafka (NOTICES=100000; bench/results/notify.json)
+bench-notify: venv kafka-fetch ## Benchmark the notifier: channels to aiosmtpd and a webhook receiver, confirmed -> delivered on Kafka, a kill -9 mid-batch (NOTICES=100000; bench/results/notify.json)
 	@$(PY) -m bench.notify $(if $(NOTICES),--notices $(NOTICES))
 
 docs: venv ## Regenerate JSON Schemas and AsyncAPI documents under docs/

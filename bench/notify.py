@@ -1,7 +1,8 @@
 """Notifier benchmark: its channels to a local aiosmtpd and webhook receiver, and the whole notifier on Kafka.
 
 `python -m bench.notify` (`make bench-notify`): EmailChannel and WebhookChannel send 100,000 notices in batches
-as the notifier does, each receiver in its own process; then its own broker (.run/bench-kafka-notify), the
+as the notifier does, each receiver in its own process (aiosmtpd; the webhook receiver built from bench/hookreceiver,
+Go, verifying every signature); then its own broker (.run/bench-kafka-notify), the
 notifier as a process (`python -m services.notifier`), 100,000 users, an assessment, and the confirmation
 timed to each notice's arrival at aiosmtpd. Writes bench/results/notify.json."""
 
@@ -11,8 +12,13 @@ import argparse
 import asyncio
 import multiprocessing
 import shutil
+import signal
 import statistics
+import subprocess
+import threading
 import time
+import urllib.request
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -26,6 +32,7 @@ from devtools.broker import LocalBroker
 from devtools.hooks import HookReceiver
 from devtools.mailbox import Mailbox
 from devtools.ports import free_port
+from devtools.processes import signal_group
 from devtools.stack import Stack
 from services.notifier.email_channel import EmailChannel
 from services.notifier.notices import Contact, Notice
@@ -48,12 +55,14 @@ from shared.runtime.topics import apply_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / ".run" / "bench-notify"
+CRASH_RUN = ROOT / ".run" / "bench-notify-crash"
 KAFKA_DATA = ROOT / ".run" / "bench-kafka-notify"
 SENDER = "notices@bench.example"
 MODEL = "fable-5"
 CLUSTERS = ("bench-us-east", "bench-eu-west", "bench-ap-south")
 BASE = 3_500_000_000  # user ids of the end-to-end run
 TIMEOUT_S = 900.0
+HOOK_RECEIVER = ROOT / "bench" / "hookreceiver"
 
 
 # -- receivers, each in a process of its own (as a mail server or a customer's endpoint would be) --------------
@@ -80,6 +89,40 @@ def _serve_hooks(conn: Connection, secret: str) -> None:
 
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(serve())
+
+
+class GoHooks:
+    """The webhook receiver built from bench/hookreceiver (Go: verifies every signature as devtools/hooks.py does,
+    keeps one copy per webhook-id) in its own process, so the receiving side does not take the notifier's CPU."""
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+        self._process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> GoHooks:
+        binary = ROOT / ".run" / "bench-hookreceiver"
+        subprocess.run(["go", "build", "-o", str(binary), "."], cwd=HOOK_RECEIVER, check=True)
+        self._process = subprocess.Popen(
+            [str(binary), "-secrets", self._secret], stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL
+        )
+        assert self._process.stdout is not None
+        self.port = int(self._process.stdout.readline())
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(30)
+
+    def count(self) -> int:
+        """Distinct webhook-ids held (each verified)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/count", timeout=30) as answer:
+            return int(answer.read().split()[0])
+
+
+def hook_receiver(secret: str) -> GoHooks | Receiver:
+    """The Go receiver when a Go toolchain is there, else the Python one (devtools/hooks.py) in a process of its own."""
+    return GoHooks(secret) if shutil.which("go") else Receiver(_serve_hooks, secret)
 
 
 class Receiver:
@@ -149,7 +192,7 @@ async def smtp_per_s(count: int, limits: ChannelLimits, batch: int) -> float:
 async def webhook_per_s(count: int, limits: ChannelLimits, batch: int) -> float:
     secret = new_secret()
     letters = _letters(count, "org")
-    with Receiver(_serve_hooks, secret) as hooks:
+    with hook_receiver(secret) as hooks:
         endpoint = WebhookEndpoint(url=f"http://127.0.0.1:{hooks.port}/hook", secrets=[secret])
         channel = WebhookChannel({"org": endpoint}, UrlPolicy(("127.0.0.1",)), limits)
         try:
@@ -300,10 +343,81 @@ async def confirm_to_delivered(count: int, env: dict[str, str]) -> dict[str, Any
     }
 
 
+async def crash(count: int) -> dict[str, int]:
+    """kill -9 of the notifier half-way through a ledger batch a quarter of the way into `count` notices (the SMTP
+    server kills it the moment it holds that message, before answering), then a restart on the same state: per
+    recipient, how many distinct notices (by Message-ID) the server holds, and how many copies it dropped."""
+    shutil.rmtree(CRASH_RUN, ignore_errors=True)
+    directive, batch = "BENCH-CRASH", 500
+    kill_at = (count // 4 // batch) * batch + batch // 2
+    killed = threading.Event()
+    notifiers: list[Any] = []
+
+    def kill() -> None:  # in the SMTP server's thread, before it answers the kill_at-th message
+        signal_group(notifiers[0].popen, signal.SIGKILL)
+        killed.set()
+
+    with LocalBroker(KAFKA_DATA, agents=CLUSTERS) as kafka, Mailbox(on_count=(kill_at, kill)) as box:
+        kafka.access.export()
+        settings = KafkaSettings(bootstrap=kafka.bootstrap)
+        await apply_topics(settings)
+        await _load_users(settings, count)
+        stack = Stack(kafka.bootstrap, CRASH_RUN, clusters=(), extra_env={"COUNTERMAND_LOG_LEVEL": "WARNING"})
+        stack.access = kafka.access
+        env = {
+            **stack.base_env("notifier"),
+            **stack.signing_env("notifier"),
+            "COUNTERMAND_NOTIFIER_STATE_DIR": str(CRASH_RUN / "notifier"),
+            "COUNTERMAND_NOTIFIER_SMTP_PORT": str(box.port),
+            "COUNTERMAND_NOTIFIER_SMTP_SENDER": SENDER,
+            "COUNTERMAND_NOTIFIER_BATCH_SIZE": str(batch),
+        }
+        try:
+            notifiers.append(stack.spawn("notifier", "notifier", {**env, "COUNTERMAND_NOTIFIER_HTTP_PORT": "0"}))
+            async with producing(settings, "bench-notify-impact") as producer:
+                for value in _assessment(directive, BitMap(range(BASE, BASE + count))):
+                    await producer.send_and_wait(IMPACT.name, value, directive.encode())
+                confirmed = DirectiveEnforced(
+                    producer="bench",
+                    correlation_id=directive,
+                    directive_id=directive,
+                    revision=1,
+                    action="restrict",
+                    digest="bench",
+                    clusters={c: ClusterProgress(state="applied") for c in CLUSTERS},
+                    ack_latency_s=dict.fromkeys(CLUSTERS, 0.1),
+                )
+                await producer.send_and_wait(ENFORCEMENT.name, confirmed.model_dump_json().encode(), directive.encode())
+            await _until(lambda: asyncio.to_thread(killed.wait, 1), "the kill")
+            notifiers[0].popen.wait()
+            at_kill = box.count()
+            stack.spawn("notifier", "notifier", {**env, "COUNTERMAND_NOTIFIER_HTTP_PORT": "0"}, mode="ab")
+
+            async def all_there() -> bool:
+                stack.check_alive()
+                return len(box.unique()) >= count
+
+            await _until(all_there, f"{count:,} distinct notices after the restart")
+            await asyncio.sleep(2)  # anything still on its way would show up as a second copy
+        finally:
+            stack.stop()
+        kept = [m for m in box.unique().values() if m.notice.startswith(f"{directive}:")]
+        copies = sum(m.notice.startswith(f"{directive}:") for m in box.received)
+    per_address = Counter(m.to for m in kept)
+    expected = {f"u{i}@example.com" for i in range(count)}
+    return {
+        "missing": len(expected - set(per_address)),
+        "duplicates": sum(n - 1 for n in per_address.values()) + len(set(per_address) - expected),
+        "resent": copies - len(kept),
+        "at_kill": at_kill,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notices", type=int, default=100_000)
     parser.add_argument("--skip-kafka", action="store_true", help="channels only (no broker, no notifier process)")
+    parser.add_argument("--skip-crash", action="store_true", help="without the kill -9 run")
     args = parser.parse_args()
     defaults = NotifierSettings()
     batch = defaults.batch_size
@@ -313,9 +427,11 @@ def main() -> None:
         hooks = runner.run(webhook_per_s(args.notices, defaults.webhook, batch))
         print(f"webhook_per_s {hooks:.1f}", flush=True)
         e2e = None if args.skip_kafka else runner.run(confirm_to_delivered(args.notices, {}))
+        crashed = None if args.skip_kafka or args.skip_crash else runner.run(crash(args.notices))
     channels = (
         f"{args.notices:,} notices in batches of {batch}, the default limits (SMTP {defaults.smtp.concurrency} "
-        f"connections, webhooks {defaults.webhook.concurrency} requests in flight); receiver in its own process"
+        f"connections, webhooks {defaults.webhook.concurrency} requests in flight); receiver in its own process "
+        f"({'Go, bench/hookreceiver' if shutil.which('go') else 'Python'} for webhooks)"
     )
     rows: list[dict[str, Any]] = [
         {"metric": "smtp_per_s", "value": round(smtp, 1), "unit": "notices/s", "target": ">= 1000", "note": channels},
@@ -358,6 +474,22 @@ def main() -> None:
                 "target": "",
                 "note": "peak RSS of the notifier process during the end-to-end run (sampled every 0.25 s)",
             },
+        ]
+    if crashed is not None:
+        how = (
+            f"{args.notices:,} notices on Kafka and aiosmtpd; kill -9 of the notifier at message "
+            f"{crashed['at_kill']:,} (mid-batch, before the server answered), restart: "
+            f"{crashed['resent']:,} copies re-sent in the crash window, dropped by Message-ID"
+        )
+        rows += [
+            {
+                "metric": "crash_duplicates",
+                "value": crashed["duplicates"],
+                "unit": "notices",
+                "target": "<= 0",
+                "note": how,
+            },
+            {"metric": "crash_missing", "value": crashed["missing"], "unit": "notices", "target": "<= 0", "note": how},
         ]
     publish("notify", rows, "notifier")
 

@@ -3,6 +3,7 @@ and benchmarks. Receivers deduplicate by Message-ID; `unique()` is that view, `r
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
@@ -10,13 +11,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from email.header import decode_header, make_header
-from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
 
 from devtools.ports import free_port
+from shared.runtime.service import event_loop_factory
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,10 @@ class Mailbox:
         self.port = self.port or free_port()
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, data_size_limit=1 << 20)
+        new_loop = event_loop_factory() or asyncio.new_event_loop  # uvloop when installed: less per command
+        self._controller = Controller(
+            _Handler(self), hostname="127.0.0.1", port=self.port, data_size_limit=1 << 20, loop=new_loop()
+        )
         self._controller.start()
         return self
 
@@ -98,7 +102,6 @@ class _Handler:
     def __init__(self, box: Mailbox) -> None:
         self._box = box
         self._tried: set[str] = set()
-        self._parser = BytesHeaderParser()  # compat32: raw values, decoded below where they may be encoded
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 (aiosmtpd API)
         if address in self._box.refuse:
@@ -111,19 +114,37 @@ class _Handler:
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
         at = time.time()
-        headers = self._parser.parsebytes(envelope.content)
+        headers = _headers(envelope.content)
         self._box.keep(
             Received(
-                message_id=_text(headers.get("Message-ID", "")),
-                to=_text(headers.get("To", "")),
-                subject=_text(headers.get("Subject", "")),
-                notice=_text(headers.get("X-Countermand-Notice", "")),
-                language=_text(headers.get("Content-Language", "")),
-                content_type=headers.get_content_type(),
+                message_id=_text(headers.get("message-id", "")),
+                to=_text(headers.get("to", "")),
+                subject=_text(headers.get("subject", "")),
+                notice=_text(headers.get("x-countermand-notice", "")),
+                language=_text(headers.get("content-language", "")),
+                content_type=_content_type(headers.get("content-type", "")),
                 at=at,
             )
         )
         return "250 Message accepted for delivery"
+
+
+def _headers(content: bytes) -> dict[str, str]:
+    """The message's header fields (lower-case name -> raw value, the first of each name): the head split at its
+    first blank line, as the email package's header parser would, at a tenth of its cost per message."""
+    head = re.split(rb"\r?\n\r?\n", content, maxsplit=1)[0].decode("ascii", "surrogateescape")
+    fields: dict[str, str] = {}
+    for line in _LOGICAL.split(head):
+        name, colon, value = line.partition(":")
+        if colon:
+            fields.setdefault(name.strip().lower(), value.strip(" \t"))
+    return fields
+
+
+def _content_type(value: str) -> str:
+    """main/sub of a Content-Type value, text/plain when missing or malformed (as the email package reads it)."""
+    kind = value.split(";", 1)[0].strip().lower()
+    return kind if kind.count("/") == 1 else "text/plain"
 
 
 def _text(value: object) -> str:
@@ -134,3 +155,4 @@ def _text(value: object) -> str:
 
 
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
+_LOGICAL = re.compile(r"\r?\n(?![ \t])")  # a line break that does not fold: the next header field starts

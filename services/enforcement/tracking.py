@@ -129,4 +129,5 @@ def progress_of(track: ClusterTrack) -> ClusterProgress:
         digest=track.digest,
         reason=track.reason,
         expected_digest=track.expected_digest,
+        models=track.models,
     )

@@ -12,7 +12,7 @@ import structlog
 
 from services.notifier.channels import Channels
 from services.notifier.delivery_ledger import Entry, Ledger, Recorded
-from services.notifier.notices import Addressed, Notice, addressed, batches, due
+from services.notifier.notices import Addressed, Notice, addressed, batches, confirmed_for, due
 from services.notifier.pairing import Ready
 from services.notifier.recipients import routed
 from services.notifier.registry_feed import RegistryFeed
@@ -78,6 +78,9 @@ class Delivery:
         directory = self._registry.directory
         try:
             notices = routed(ready.notices(), directory.contacts, directory.admins)
+            if ready.partial:  # some models confirmed: only notices naming nothing else (the rest come later)
+                contacts = directory.contacts
+                notices = (n for n in notices if confirmed_for(n, contacts.get(n.recipient), ready.confirmed))
             for batch in batches(notices, self._settings.batch_size):
                 fresh = due(batch, self._ledger.sent([n.notification_id for n in batch]))
                 tally.skipped += len(batch) - len(fresh)
@@ -106,8 +109,12 @@ class Delivery:
         """Requested, the sends, the ledger; returns the outcomes to announce."""
         split = addressed(notices, self._registry.directory.contacts)
         letters, recorded = self._letters(split)
-        await self._publish_all(self._requested(ready, letter) for letter in letters)
-        for letter, (channel, outcome) in zip(letters, await self._channels.deliver(letters), strict=True):
+        # Requested goes out while the channels send (both wait on the network); it is on the topic before the
+        # batch's Delivered/Failed, which are published only once this returns.
+        async with asyncio.TaskGroup() as both:  # a failed publish cancels the sends (retried with the dispatch)
+            both.create_task(self._publish_all([self._requested(ready, letter) for letter in letters]))
+            sending = both.create_task(self._channels.deliver(letters))
+        for letter, (channel, outcome) in zip(letters, sending.result(), strict=True):
             delivered = outcome.verdict == "delivered"
             reason = None if delivered else f"{channel}: {outcome.verdict}: {outcome.reason}"
             recorded.append(Recorded(letter.notice, "delivered" if delivered else "failed", channel, reason))

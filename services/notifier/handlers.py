@@ -15,8 +15,14 @@ from services.notifier.delta_pairing import Delta
 from services.notifier.pairing import Ready
 from services.notifier.pending import DeltaStore, PendingStore
 from services.notifier.registry_feed import Grant
+from services.notifier.serving import confirmed_models
 from shared.contracts.bitmaps import decode_bitmap
-from shared.contracts.enforcement import DirectiveEnforced, EnforcementOverdue, EnforcementProgressed
+from shared.contracts.enforcement import (
+    ClusterProgress,
+    DirectiveEnforced,
+    EnforcementOverdue,
+    EnforcementProgressed,
+)
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, AssessmentKey, ImpactAssessed
 from shared.runtime.dispatch import Dispatch
 from shared.runtime.logging import bind_message_ids
@@ -34,6 +40,7 @@ class Handlers:
         self._deltas = DeltaStore(store.connection)
         self.delta_pairing = self._deltas.restore()
         self.coverage = CoverageStore(store.connection)
+        self._serving: dict[str, dict[str, list[str]]] = {}  # directive -> cluster -> models (last restrict report)
         self._lock = asyncio.Lock()  # one dispatch at a time, so a key is never dispatched twice at once
 
     async def on_impact(self, event: ImpactAssessed | AffectedSetChunk | AffectedSetDelta) -> None:
@@ -76,9 +83,22 @@ class Handlers:
         await self._tell_deltas(self.delta_pairing.delta(key, delta))
 
     async def on_progress(self, event: EnforcementProgressed) -> None:
-        """Every cluster applied: the state with this digest is confirmed (a delta's, or the revision's)."""
-        if event.action == "restrict" and all(p.state == "applied" for p in event.clusters.values()):
-            await self._confirmed(AssessmentKey.of(event), event.expected_digest, event.event_id)
+        """Clusters applied: notices naming only models every cluster serving them applied are due; a delta once
+        every cluster serving its model holds it; every cluster applied confirms the state with this digest."""
+        key = AssessmentKey.of(event)
+        if event.action == "restrict":
+            self._serving[event.directive_id] = {c: p.models for c, p in event.clusters.items() if p.models}
+            reports = {c: (frozenset(p.models), _applied_digest(p)) for c, p in event.clusters.items()}
+            self._deltas.clusters(key, reports, event.event_id)
+            await self._tell_deltas(self.delta_pairing.clusters(key, reports, event.event_id))
+            if all(p.state == "applied" for p in event.clusters.values()):
+                await self._confirmed(key, event.expected_digest, event.event_id)
+        if self._fresh(event) is not None:
+            known = self._serving.get(event.directive_id, {})  # a lift's report names no models: the restriction's
+            models = confirmed_models(event.clusters, self.pairing.models(key), known)
+            if models:
+                self._store.confirmed(key, models, event.event_id)
+                await self._dispatch(self.pairing.confirmed(key, models, event.event_id))
 
     async def _confirmed(self, key: AssessmentKey, digest: str, event_id: str) -> None:
         self._deltas.confirmed(key, digest, event_id)
@@ -96,7 +116,9 @@ class Handlers:
     async def ignore(self, event: object) -> None:
         """Overdue reports: nothing for customers."""
 
-    def _fresh(self, event: ImpactAssessed | AffectedSetChunk | DirectiveEnforced) -> AssessmentKey | None:
+    def _fresh(
+        self, event: ImpactAssessed | AffectedSetChunk | DirectiveEnforced | EnforcementProgressed
+    ) -> AssessmentKey | None:
         """The event's key, unless its notices were all dispatched already."""
         bind_message_ids(event.correlation_id, event.event_id)
         key = AssessmentKey.of(event)
@@ -114,6 +136,8 @@ class Handlers:
             if not self.pairing.is_done(ready.key):
                 continue  # offered again once the revision is dispatched
             async with self._lock:
+                if self.delta_pairing.is_sent(ready.key, seq):  # told meanwhile (resume and a handler both offered it)
+                    continue
                 await self._delivery.dispatch(self._net(ready))  # the ledger skips what a crash left sent
                 for model in {*ready.added, *ready.removed}:
                     added, removed = ready.added.get(model, BitMap()), ready.removed.get(model, BitMap())
@@ -128,6 +152,8 @@ class Handlers:
             if self.pairing.is_done(ready.key):
                 return
             await self._delivery.dispatch(self._net(self._whole_unless_told(ready)))
+            if ready.partial:  # the key stays open for the notices naming models not confirmed yet
+                return
             if ready.key.action == "lift":
                 self.coverage.lifted(ready.key.directive_id)
             else:
@@ -192,6 +218,11 @@ class Handlers:
                 except Exception as exc:  # a broker or disk hiccup: the same grants again (the ledger dedupes)
                     log.error("telling entitlement grants failed; retrying", error=repr(exc))
                     await asyncio.sleep(1)
+
+
+def _applied_digest(progress: ClusterProgress) -> str | None:
+    """The digest a cluster holds when applied (what it acknowledged), else None."""
+    return (progress.digest or progress.expected_digest) if progress.state == "applied" else None
 
 
 RULES = Dispatch(

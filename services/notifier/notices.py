@@ -100,6 +100,15 @@ def lost(notice: Notice, contact: Contact) -> Notice | None:
     return replace(notice, models=models) if models else None
 
 
+def confirmed_for(notice: Notice, contact: Contact | None, models: frozenset[str] | None) -> bool:
+    """Whether every model the notice will name (narrowed to what its recipient holds) is confirmed (None: all
+    are). A digest already names only its members' models."""
+    if models is None:
+        return True
+    told = notice if contact is None or notice.members else lost(notice, contact)
+    return told is None or set(told.models) <= models
+
+
 @dataclass
 class Addressed:
     """A batch split: notices with somewhere to go, failures with their reason, and how many lost nothing."""

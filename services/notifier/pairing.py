@@ -4,7 +4,7 @@ no clock)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pyroaring import BitMap
 
@@ -27,6 +27,16 @@ class Ready:
     removed: Mapping[str, BitMap] = field(default_factory=dict)  # model -> users this revision no longer covers
     occasion: Occasion = "assessment"  # "amendment" or "delta": notices from added and removed only
     suffix: str = ""  # ends notification ids of one occasion within the revision (a delta's sequence number)
+    # The models confirmed so far, when not every model is: only notices naming nothing else are due yet.
+    confirmed: frozenset[str] | None = None
+
+    @property
+    def partial(self) -> bool:
+        return self.confirmed is not None
+
+    def models(self) -> set[str]:
+        """Every model a notice of this pair may name."""
+        return {*self.sets, *self.added, *self.removed}
 
     def notices(self) -> Iterator[Notice]:
         """The notices due: to everyone in the sets; for an amendment or a delta, only to those who changed."""
@@ -42,6 +52,7 @@ class _Pending(ChunkedSets):
 
     registry_offsets: dict[int, int] = field(default_factory=dict)
     enforced_by: str | None = None
+    confirmed: dict[str, str] = field(default_factory=dict)  # model -> event id of the report confirming it
     amended_from: int | None = None
     diff_chunks: int | None = None  # announced by the assessment (0: not an amendment, or nothing changed)
     diff: dict[int, tuple[Part, str, BitMap]] = field(default_factory=dict)  # index -> (part, model, users)
@@ -131,6 +142,17 @@ class Pairing:
         pending.enforced_by = pending.enforced_by or event_id
         return self._ready(key)
 
+    def confirmed(self, key: AssessmentKey, models: frozenset[str], event_id: str) -> Ready | None:
+        """A progress report: every cluster serving these models applied the key (the first report is the cause);
+        notices naming only confirmed models are due, the key is complete once every model of its sets is."""
+        if key in self._done:
+            return None
+        pending = self._pending.setdefault(key, _Pending())
+        fresh = models - pending.confirmed.keys()
+        for model in fresh:
+            pending.confirmed[model] = event_id
+        return self._ready(key) if fresh else None
+
     def dispatched(self, key: AssessmentKey) -> None:
         """Every notice of the key is in the ledger: forget its set, ignore it from now on."""
         self._pending.pop(key, None)
@@ -142,6 +164,13 @@ class Pairing:
             k for k in self._pending if k.directive_id == key.directive_id and k.action == "restrict" and k < key
         )
 
+    def models(self, key: AssessmentKey) -> set[str]:
+        """The models of the key's set and difference as far as they arrived."""
+        pending = self._pending.get(key)
+        if pending is None:
+            return set()
+        return {*(model for model, _ in pending.parts.values()), *(model for _, model, _ in pending.diff.values())}
+
     def is_done(self, key: AssessmentKey) -> bool:
         return key in self._done
 
@@ -151,18 +180,21 @@ class Pairing:
 
     def _ready(self, key: AssessmentKey) -> Ready | None:
         pending = self._pending[key]
-        if not pending.whole_and_diff or pending.enforced_by is None:
+        if not pending.whole_and_diff or (pending.enforced_by is None and not pending.confirmed):
             return None
-        return Ready(
+        ready = Ready(
             key,
             pending.sets(),
-            pending.enforced_by,
+            pending.enforced_by or [*pending.confirmed.values()][-1],  # the verdict, else the latest report
             pending.registry_offsets,
             pending.amended_from,
             pending.diff_sets("added"),
             pending.diff_sets("removed"),
             "assessment" if pending.amended_from is None else "amendment",
         )
+        if pending.enforced_by is not None or ready.models() <= pending.confirmed.keys():
+            return ready
+        return replace(ready, confirmed=frozenset(pending.confirmed))
 
 
 def _name(key: AssessmentKey) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 
 from pyroaring import BitMap
 
@@ -33,6 +34,9 @@ CREATE TABLE IF NOT EXISTS diff_chunks (
     directive_id TEXT, revision INTEGER, action TEXT, chunk INTEGER, chunks INTEGER NOT NULL,
     part TEXT NOT NULL, model TEXT NOT NULL, users BLOB NOT NULL,
     PRIMARY KEY (directive_id, revision, action, chunk));
+CREATE TABLE IF NOT EXISTS model_confirmations (
+    directive_id TEXT, revision INTEGER, action TEXT, model TEXT, event_id TEXT NOT NULL,
+    PRIMARY KEY (directive_id, revision, action, model));
 CREATE TABLE IF NOT EXISTS dispatched (
     directive_id TEXT, revision INTEGER, action TEXT,
     PRIMARY KEY (directive_id, revision, action));
@@ -85,6 +89,14 @@ class PendingStore:
         with self._conn:
             self._conn.execute("INSERT OR IGNORE INTO confirmations VALUES (?, ?, ?, ?)", (*key, event_id))
 
+    def confirmed(self, key: AssessmentKey, models: frozenset[str], event_id: str) -> None:
+        """Models every cluster serving them applied (a progress report)."""
+        with self._conn:
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO model_confirmations VALUES (?, ?, ?, ?, ?)",
+                [(*key, model, event_id) for model in sorted(models)],
+            )
+
     def dispatched(self, key: AssessmentKey) -> None:
         """Mark the key done and drop its set: it is never needed again."""
         with self._conn:
@@ -108,6 +120,8 @@ class PendingStore:
             pairing.diff_chunk(AssessmentKey(*key), index, chunks, part, model, BitMap.deserialize(users))
         for *key, event_id in self._conn.execute("SELECT * FROM confirmations"):
             pairing.enforced(AssessmentKey(*key), event_id)
+        for *key, model, event_id in self._conn.execute("SELECT * FROM model_confirmations ORDER BY rowid"):
+            pairing.confirmed(AssessmentKey(*key), frozenset([model]), event_id)
         return pairing
 
 
@@ -117,6 +131,12 @@ CREATE TABLE IF NOT EXISTS delta_bases (
 CREATE TABLE IF NOT EXISTS deltas (
     directive_id TEXT, revision INTEGER, seq INTEGER, model TEXT NOT NULL, model_digest TEXT NOT NULL,
     added BLOB, removed BLOB, sent INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (directive_id, revision, seq));
+CREATE TABLE IF NOT EXISTS cluster_serving (
+    directive_id TEXT, revision INTEGER, cluster TEXT, models TEXT NOT NULL,
+    PRIMARY KEY (directive_id, revision, cluster));
+CREATE TABLE IF NOT EXISTS cluster_held (
+    directive_id TEXT, revision INTEGER, cluster TEXT, digest TEXT, event_id TEXT NOT NULL,
+    PRIMARY KEY (directive_id, revision, cluster, digest));
 CREATE TABLE IF NOT EXISTS confirmed_digests (
     directive_id TEXT, revision INTEGER, digest TEXT, event_id TEXT NOT NULL,
     PRIMARY KEY (directive_id, revision, digest));
@@ -147,6 +167,20 @@ class DeltaStore:
                 "INSERT OR IGNORE INTO confirmed_digests VALUES (?, ?, ?, ?)", (*key[:2], digest, event_id)
             )
 
+    def clusters(
+        self, key: AssessmentKey, reports: Mapping[str, tuple[frozenset[str], str | None]], event_id: str
+    ) -> None:
+        with self._conn:
+            self._conn.execute("DELETE FROM cluster_serving WHERE directive_id = ? AND revision = ?", key[:2])
+            self._conn.executemany(
+                "INSERT INTO cluster_serving VALUES (?, ?, ?, ?)",
+                [(*key[:2], c, json.dumps(sorted(models))) for c, (models, _) in reports.items()],
+            )
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO cluster_held VALUES (?, ?, ?, ?, ?)",
+                [(*key[:2], c, digest, event_id) for c, (_, digest) in reports.items() if digest is not None],
+            )
+
     def sent(self, key: AssessmentKey, seq: int) -> None:
         with self._conn:
             self._conn.execute(
@@ -167,4 +201,17 @@ class DeltaStore:
                 pairing.sent(key, seq)
         for directive, revision, digest, event_id in self._conn.execute("SELECT * FROM confirmed_digests"):
             pairing.confirmed(AssessmentKey(directive, revision, "restrict"), digest, event_id)
+        reports: dict[AssessmentKey, dict[str, tuple[frozenset[str], str | None]]] = {}
+        for directive, revision, cluster, models in self._conn.execute("SELECT * FROM cluster_serving"):
+            reports.setdefault(AssessmentKey(directive, revision, "restrict"), {})[cluster] = (
+                frozenset(json.loads(models)),
+                None,
+            )
+        for key, report in reports.items():
+            pairing.clusters(key, report, "")
+        for directive, revision, cluster, digest, event_id in self._conn.execute(
+            "SELECT * FROM cluster_held ORDER BY rowid"
+        ):
+            key = AssessmentKey(directive, revision, "restrict")
+            pairing.held(key, cluster, digest, event_id)
         return pairing

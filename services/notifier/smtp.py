@@ -4,7 +4,9 @@ idempotency key (so a receiver can drop a copy sent again after a crash), and SM
 from __future__ import annotations
 
 import binascii
+import contextlib
 import hashlib
+import re
 from dataclasses import dataclass
 from email.header import Header
 from email.message import EmailMessage
@@ -12,11 +14,14 @@ from email.utils import formataddr, formatdate
 from functools import lru_cache
 
 import aiosmtplib
+from aiosmtplib.typing import SMTPStatus
 from email_validator import EmailNotValidError, validate_email
 
 from services.notifier.retry import DELIVERED, Outcome
 
 CRLF = "\r\n"
+# An addr-spec that needs no quoting on the SMTP envelope (the checked address of nearly every recipient).
+PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,8 @@ async def send(smtp: aiosmtplib.SMTP, server: SmtpServer, mail: Mail) -> Outcome
         ):  # an internationalised address: the email package writes it, SMTPUTF8 carries it
             message = build(mail, server.sender, server.sender_name, server.domain)
             refused, _ = await smtp.send_message(message, recipients=[to], timeout=server.timeout_s)
+        elif PLAIN_ADDRESS.fullmatch(to) and PLAIN_ADDRESS.fullmatch(server.sender):
+            refused = await _transaction(smtp, server.sender, to, raw, server.timeout_s)
         else:
             refused, _ = await smtp.sendmail(server.sender, [to], raw, timeout=server.timeout_s)
     except aiosmtplib.SMTPRecipientsRefused as exc:
@@ -165,6 +172,30 @@ async def send(smtp: aiosmtplib.SMTP, server: SmtpServer, mail: Mail) -> Outcome
         code, text = next(iter(refused.values()))
         return Outcome("transient" if 400 <= code < 500 else "permanent", f"SMTP {code} {text}")
     return DELIVERED
+
+
+async def _transaction(
+    smtp: aiosmtplib.SMTP, sender: str, to: str, raw: bytes, timeout: float
+) -> dict[str, aiosmtplib.SMTPResponse]:
+    """What `sendmail` does for one plain ASCII recipient (MAIL with SIZE, RCPT, DATA; RSET after a refusal),
+    without parsing both addresses twice more per message: they are checked already, and are plain addr-specs."""
+    if smtp.is_ehlo_or_helo_needed:
+        await smtp.ehlo()
+    size = [f"size={len(raw)}".encode()] if smtp.supports_extension("size") else []
+    try:
+        answer = await smtp.execute_command(b"MAIL", f"FROM:<{sender}>".encode(), *size, timeout=timeout)
+        if answer.code != SMTPStatus.completed:
+            raise aiosmtplib.SMTPSenderRefused(answer.code, answer.message, sender)
+        answer = await smtp.execute_command(b"RCPT", f"TO:<{to}>".encode(), timeout=timeout)
+        if answer.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
+            refused = aiosmtplib.SMTPRecipientRefused(answer.code, answer.message, to)
+            raise aiosmtplib.SMTPRecipientsRefused([refused])
+        await smtp.data(raw, timeout=timeout)
+    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+        with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):
+            await smtp.rset(timeout=timeout)
+        raise
+    return {}
 
 
 async def send_all(server: SmtpServer, mails: list[Mail]) -> list[Outcome]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -42,7 +43,8 @@ class WebhookChannel:
         self._policy = policy
         self._limits = limits
         self._throttles = {org: Throttle(limits.rate_per_s) for org in self._endpoints}
-        self._client: httpx.AsyncClient | None = None
+        self._clients: list[httpx.AsyncClient] = []  # idle ones, each kept alive between batches
+        self._tls: ssl.SSLContext | None = None
 
     def serves(self, contact: Contact) -> bool:
         return contact.organisation is not None and contact.organisation in self._endpoints
@@ -69,28 +71,37 @@ class WebhookChannel:
         except WebhookRefused as exc:
             return [Outcome("permanent", str(exc))] * len(letters)
         bodies = [payload(letter) for letter in letters]
-        client = self._http()
 
         @asynccontextmanager
         async def worker() -> AsyncIterator[Attempt]:
+            client = self._take()
+
             async def attempt(index: int) -> Outcome:
                 return await post(
                     client, endpoint.url, endpoint.secrets, letters[index].notice.notification_id, bodies[index]
                 )
 
-            yield attempt
+            try:
+                yield attempt
+            finally:
+                self._give_back(client)
 
         return await settle_all(len(letters), worker, self._limits, self._throttles[org])
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            most = self._limits.concurrency * max(1, len(self._endpoints))
-            # Every connection kept alive between requests and batches (httpx keeps 20 by default).
-            limits = httpx.Limits(max_connections=most, max_keepalive_connections=most)
-            self._client = httpx.AsyncClient(timeout=self._limits.timeout_s, limits=limits)
-        return self._client
+    def _take(self) -> httpx.AsyncClient:
+        """A worker's own client of one kept-alive connection: httpx's pool scans (and polls) every connection it
+        holds on each request, so one pool shared by every worker cost more CPU per request the more it held."""
+        if self._clients:
+            return self._clients.pop()
+        if self._tls is None:  # loading the CA bundle costs a third of a second: once per channel, not per client
+            self._tls = httpx.create_ssl_context()
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        return httpx.AsyncClient(timeout=self._limits.timeout_s, limits=limits, verify=self._tls)
+
+    def _give_back(self, client: httpx.AsyncClient) -> None:
+        self._clients.append(client)  # at most as many as workers ever ran at once
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        clients, self._clients = self._clients, []
+        for client in clients:
+            await client.aclose()

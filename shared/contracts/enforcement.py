@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field
 
-from shared.contracts.directives import DirectiveId
+from shared.contracts.directives import DirectiveId, ModelName
 from shared.contracts.envelope import Event, Message
 
 # drifted: a heartbeat showed the cluster no longer holds what it acknowledged (re-sent at once).
@@ -26,6 +26,12 @@ class ClusterProgress(Message):
         None,
         description="Digest this cluster must acknowledge (scope digest over the models it serves).",
         examples=[None],
+    )
+    models: list[ModelName] = Field(
+        default_factory=list,
+        description="The directive's models this cluster serves (its share of the scope); empty for a lift, or "
+        "when not stated (then read as every model of the directive).",
+        examples=[["fable-5"]],
     )
 
 

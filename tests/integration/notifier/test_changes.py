@@ -240,3 +240,106 @@ async def test_a_later_entitlement_is_told_and_restored_access_skips_users_anoth
     [grant] = granted
     assert grant.to == "ada@example.com" and "mythos-5" in grant.subject and "fable-5" not in grant.subject
     assert _copies(box, a) == len(told)  # nothing sent twice, replay included
+
+
+def _report(directive: str, states: dict[str, tuple[str, list[str], str | None]]) -> tuple[str, bytes, bytes]:
+    """A progress report: cluster -> (state, models it serves, digest it applied)."""
+    event = EnforcementProgressed(
+        producer="test",
+        correlation_id=directive,
+        directive_id=directive,
+        revision=1,
+        action="restrict",
+        expected_digest="all",
+        clusters={c: ClusterProgress(state=s, models=m, digest=d) for c, (s, m, d) in states.items()},
+        deadline=datetime.now(UTC),
+    )
+    return as_record("compliance.enforcement.v1", directive, event)
+
+
+async def test_a_notice_goes_out_once_the_clusters_serving_its_models_applied_whatever_the_others_do(
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    directive, b = f"SERVED-{unique}", user_base(unique)
+    key = AssessmentKey(directive, 1, "restrict")
+    await produce(bootstrap, [user(b + i, f"user{i}@example.com") for i in range(3)])
+    with Mailbox() as box:
+        settings = settings_for(bootstrap, tmp_path, f"notifier-{unique}").model_copy(update=box.settings())
+        await group_starts_at(bootstrap, settings.group_id, await topics_now(bootstrap))
+        notifier = await started(settings)
+        try:
+            # b loses fable-5 (served by eu-1 only), b+1 mythos-5 (us-1 only), b+2 both.
+            await produce(
+                bootstrap, assessment(directive, 1, "restrict", {"fable-5": [b, b + 2], "mythos-5": [b + 1, b + 2]})
+            )
+            pending = {"us-1": ("pending", ["mythos-5"], None)}
+            await produce(bootstrap, [_report(directive, {"eu-1": ("applied", ["fable-5"], "f1"), **pending})])
+            await eventually(lambda: _told(box, directive) == {f"{directive}:1:restricted:{b}": "user0@example.com"})
+            # A later report read means the first one was handled whole: nobody else was told on it.
+            await produce(bootstrap, [_report(directive, {"eu-1": ("applied", ["fable-5"], "marker"), **pending})])
+            await eventually(
+                lambda: "marker" in notifier.handlers.delta_pairing.held_digests(key, "eu-1"), what="marker"
+            )
+            assert set(_told(box, directive)) == {f"{directive}:1:restricted:{b}"}
+            both = {"eu-1": ("applied", ["fable-5"], "f1"), "us-1": ("applied", ["mythos-5"], "m1")}
+            await produce(bootstrap, [_report(directive, both)])
+            await eventually(lambda: len(_told(box, directive)) >= 3, what="the other notices")
+            await eventually(lambda: notifier.handlers.pairing.is_done(key), what="the revision done")
+        finally:
+            await notifier.stop()
+        told = _told(box, directive)
+    assert set(told) == {f"{directive}:1:restricted:{b + i}" for i in range(3)}
+    assert _copies(box, directive) == 3
+    both_models = next(m for m in box.unique().values() if m.notice == f"{directive}:1:restricted:{b + 2}")
+    assert "fable-5" in both_models.subject and "mythos-5" in both_models.subject
+
+
+async def test_a_registry_delta_is_told_once_the_clusters_serving_its_model_hold_it(
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    directive, b = f"DSERVED-{unique}", user_base(unique)
+    key = AssessmentKey(directive, 1, "restrict")
+    await produce(bootstrap, [user(b + i, f"user{i}@example.com") for i in range(4)])
+    digests = {"fable-5": set_digest(BitMap([b])), "mythos-5": set_digest(BitMap([b + 1]))}
+    fable, mythos = BitMap([b, b + 2]), BitMap([b + 1, b + 3])  # after delta 1 (fable-5) and delta 2 (mythos-5)
+    eu_holds, us_holds = scope_digest({"fable-5": set_digest(fable)}), scope_digest({"mythos-5": set_digest(mythos)})
+    with Mailbox() as box:
+        settings = settings_for(bootstrap, tmp_path, f"notifier-{unique}").model_copy(update=box.settings())
+        await group_starts_at(bootstrap, settings.group_id, await topics_now(bootstrap))
+        notifier = await started(settings)
+        try:
+            head = assessment(directive, 1, "restrict", {"fable-5": [b], "mythos-5": [b + 1]}, model_digests=digests)
+            verdict = enforced(directive, 1, "restrict", scope_digest(digests))
+            await produce(bootstrap, [*head, as_record("compliance.enforcement.v1", directive, verdict)])
+            await eventually(lambda: len(_told(box, directive)) >= 2, what="revision 1 notices")
+            await produce(
+                bootstrap,
+                [
+                    _delta(directive, 1, "fable-5", [b + 2], [], fable),
+                    _delta(directive, 2, "mythos-5", [b + 3], [], mythos),
+                ],
+            )
+            # eu-1 (fable-5) holds delta 1; us-1 (mythos-5) has not applied delta 2.
+            pending = {"us-1": ("pending", ["mythos-5"], None)}
+            await produce(bootstrap, [_report(directive, {"eu-1": ("applied", ["fable-5"], eu_holds), **pending})])
+            await eventually(
+                lambda: f"{directive}:1:restricted:{b + 2}:delta-1" in _told(box, directive), what="delta 1"
+            )
+            await produce(bootstrap, [_report(directive, {"eu-1": ("applied", ["fable-5"], "marker"), **pending})])
+            await eventually(
+                lambda: "marker" in notifier.handlers.delta_pairing.held_digests(key, "eu-1"), what="marker"
+            )
+            assert f"{directive}:1:restricted:{b + 3}:delta-2" not in _told(box, directive)
+            both = {"eu-1": ("applied", ["fable-5"], eu_holds), "us-1": ("applied", ["mythos-5"], us_holds)}
+            await produce(bootstrap, [_report(directive, both)])
+            await eventually(lambda: len(_told(box, directive)) >= 4, what="delta 2")
+        finally:
+            await notifier.stop()
+        told = _told(box, directive)
+    assert told == {
+        f"{directive}:1:restricted:{b}": "user0@example.com",
+        f"{directive}:1:restricted:{b + 1}": "user1@example.com",
+        f"{directive}:1:restricted:{b + 2}:delta-1": "user2@example.com",
+        f"{directive}:1:restricted:{b + 3}:delta-2": "user3@example.com",
+    }
+    assert _copies(box, directive) == len(told)

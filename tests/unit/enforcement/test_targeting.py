@@ -131,3 +131,16 @@ def test_the_cluster_registry_keeps_region_models_and_held_digests_from_the_late
     assert coordinator.on_heartbeat(first, at(1)).clusters == set()  # nothing new: nothing to persist
     assert coordinator.on_heartbeat(later, at(2)).clusters == {"us-east"}
     assert coordinator.clusters["us-east"].held == held and coordinator.clusters["us-east"].models == ["fable-5"]
+
+
+def test_progress_names_the_models_each_cluster_serves() -> None:
+    coordinator = core()
+    assessed, chunks = assessment()
+    _, events = feed(
+        coordinator, [heartbeat("us-east", "fable-5"), heartbeat("eu-west", "fable-5", "mythos-5"), assessed, *chunks]
+    )
+    progress = [e for e in events if e.type == "EnforcementProgressed"][-1]
+    assert {c: p.models for c, p in progress.clusters.items()} == {
+        "us-east": ["fable-5"],
+        "eu-west": ["fable-5", "mythos-5"],
+    }

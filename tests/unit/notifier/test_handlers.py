@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pyroaring import BitMap
@@ -10,10 +12,10 @@ from services.notifier.delivery_ledger import open_database
 from services.notifier.handlers import Handlers
 from services.notifier.pairing import Ready
 from services.notifier.pending import PendingStore
-from shared.contracts.bitmaps import encode_bitmap
+from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
 from shared.contracts.directives import DirectiveScope
-from shared.contracts.enforcement import ClusterProgress, DirectiveEnforced
-from shared.contracts.impact import AffectedSetChunk, ImpactAssessed
+from shared.contracts.enforcement import ClusterProgress, DirectiveEnforced, EnforcementProgressed
+from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, AssessmentKey, ImpactAssessed
 
 
 class FakeDelivery:
@@ -152,3 +154,44 @@ async def test_an_amendment_of_a_revision_never_told_is_told_whole_and_the_older
     [ready] = delivery.dispatched
     assert ready.key.revision == 2
     assert sorted((n.recipient, n.action) for n in ready.notices()) == [(4, "restricted"), (5, "restricted")]
+
+
+class SlowDelivery(FakeDelivery):
+    async def dispatch(self, ready: Ready) -> None:
+        await asyncio.sleep(0.05)  # long enough for another offer of the same notices to queue behind it
+        self.dispatched.append(ready)
+
+
+async def test_a_delta_offered_by_resume_and_a_handler_at_once_is_told_once(tmp_path: Path) -> None:
+    head, chunk, done = _messages("EXP-9")
+    first = _handlers(tmp_path, FakeDelivery())
+    for message in (head, chunk):
+        await first.on_impact(message)
+    await first.on_enforcement(done)
+    after = BitMap([4, 5, 6])
+    delta = AffectedSetDelta(
+        producer="impact",
+        directive_id="EXP-9",
+        revision=1,
+        seq=1,
+        model="fable-5",
+        added=encode_bitmap(BitMap([6])),
+        removed=encode_bitmap(BitMap()),
+        model_digest=set_digest(after),
+    )
+    await first.on_impact(delta)
+    confirmed = scope_digest({"fable-5": set_digest(after)})
+    first._deltas.confirmed(AssessmentKey.of(done), confirmed, "progress-1")  # stored, then the process died
+    delivery = SlowDelivery()
+    restarted = _handlers(tmp_path, delivery)
+    report = EnforcementProgressed(
+        producer="enforcement",
+        directive_id="EXP-9",
+        revision=1,
+        action="restrict",
+        expected_digest=confirmed,
+        clusters={"eu": ClusterProgress(state="applied")},
+        deadline=datetime.now(UTC),
+    )
+    await asyncio.gather(restarted.resume(), restarted.on_enforcement(report))
+    assert [r.suffix for r in delivery.dispatched] == [":delta-1"]

@@ -1,0 +1,3 @@
+module countermand/bench/hookreceiver
+
+go 1.22
