@@ -24,6 +24,7 @@ from shared.contracts.catalogue import FETCH_BYTES, Topic
 from shared.runtime.settings import KafkaSettings
 
 POLL_MS = 500
+READ_TO_END_WAIT_MS = 10  # how long the broker may hold a fetch of a read to the end (records_to_end)
 # Every consumer reads committed records only: a record of an aborted transaction (intake's conditional publish of
 # directive events) was never published; end offsets are then the last stable offsets.
 ISOLATION = "read_committed"
@@ -250,6 +251,9 @@ async def records_to_end(
 
     A group-less consumer of its own; nothing is committed. `options` go to the consumer.
     """
+    # A read of what is there already: the broker need not hold a fetch open waiting for more, and the consumer's
+    # stop waits for the fetch in flight (the default 500 ms was most of an impact restart's recovery).
+    options = {"fetch_max_wait_ms": READ_TO_END_WAIT_MS, **options}
     async with consuming(settings, purpose, **options) as reader:
         wanted = _partitions(topic, until.keys() if until is not None else None)
         reader.assign(wanted)
