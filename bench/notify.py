@@ -311,16 +311,7 @@ async def confirm_to_delivered(count: int, env: dict[str, str]) -> dict[str, Any
                     await producer.send_and_wait(IMPACT.name, value, directive.encode())
                 # The assessment comes long before the confirmation in production: wait until it is stored.
                 await _until(lambda: _consumed(settings, group, IMPACT.name, 2), "the assessment to be stored")
-                confirmed = DirectiveEnforced(
-                    producer="bench",
-                    correlation_id=directive,
-                    directive_id=directive,
-                    revision=1,
-                    action="restrict",
-                    digest="bench",
-                    clusters={c: ClusterProgress(state="applied") for c in CLUSTERS},
-                    ack_latency_s=dict.fromkeys(CLUSTERS, 0.1),
-                )
+                confirmed = _enforced(directive)
                 produced = time.time()
                 await producer.send_and_wait(ENFORCEMENT.name, confirmed.model_dump_json().encode(), directive.encode())
 
@@ -377,16 +368,7 @@ async def crash(count: int) -> dict[str, int]:
             async with producing(settings, "bench-notify-impact") as producer:
                 for value in _assessment(directive, BitMap(range(BASE, BASE + count))):
                     await producer.send_and_wait(IMPACT.name, value, directive.encode())
-                confirmed = DirectiveEnforced(
-                    producer="bench",
-                    correlation_id=directive,
-                    directive_id=directive,
-                    revision=1,
-                    action="restrict",
-                    digest="bench",
-                    clusters={c: ClusterProgress(state="applied") for c in CLUSTERS},
-                    ack_latency_s=dict.fromkeys(CLUSTERS, 0.1),
-                )
+                confirmed = _enforced(directive)
                 await producer.send_and_wait(ENFORCEMENT.name, confirmed.model_dump_json().encode(), directive.encode())
             await _until(lambda: asyncio.to_thread(killed.wait, 1), "the kill")
             notifiers[0].popen.wait()
@@ -492,6 +474,20 @@ def main() -> None:
             {"metric": "crash_missing", "value": crashed["missing"], "unit": "notices", "target": "<= 0", "note": how},
         ]
     publish("notify", rows, "notifier")
+
+
+def _enforced(directive: str) -> DirectiveEnforced:
+    """Enforcement's confirmation that every cluster applied revision 1 of `directive`."""
+    return DirectiveEnforced(
+        producer="bench",
+        correlation_id=directive,
+        directive_id=directive,
+        revision=1,
+        action="restrict",
+        digest="bench",
+        clusters={c: ClusterProgress(state="applied") for c in CLUSTERS},
+        ack_latency_s=dict.fromkeys(CLUSTERS, 0.1),
+    )
 
 
 if __name__ == "__main__":
