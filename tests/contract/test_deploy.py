@@ -514,6 +514,8 @@ def test_k8s_keeps_enforcement_notifier_audit_and_agent_state_on_volumes() -> No
     for workload, main, _ in k8s_services():
         if workload["kind"] == "StatefulSet":
             assert workload["spec"]["serviceName"] in headless, workload["metadata"]["name"]
+            if workload["metadata"]["name"] == "intake":  # a StatefulSet for its stable names; holds no state
+                continue
             claims = {c["metadata"]["name"] for c in workload["spec"]["volumeClaimTemplates"]}
             mounts = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
             assert mounts.get("state") == STATE_DIR and "state" in claims, workload["metadata"]["name"]
@@ -828,3 +830,20 @@ def test_keygen_writes_what_the_manifests_mount(tmp_path: Path) -> None:
     again = CliRunner().invoke(app, ["signing", "keygen", str(tmp_path)])
     assert again.exit_code == 2 and "refusing to overwrite" in again.output
     assert CliRunner().invoke(app, ["signing", "keygen", str(tmp_path), "--if-missing"]).exit_code == 0
+
+
+def test_k8s_runs_two_intakes_each_under_its_own_stable_name_with_a_disruption_budget() -> None:
+    """Two intakes are safe when each publishes under its own transactional id (its instance name); a StatefulSet
+    keeps the pod name across restarts, so a restarted pod aborts its own unfinished transaction at once."""
+    objects = k8s_objects()
+    (intake,) = [o for o in objects if o["metadata"]["name"] == "intake" and o["kind"] in ("Deployment", "StatefulSet")]
+    assert intake["kind"] == "StatefulSet" and intake["spec"]["replicas"] >= 2
+    assert intake["spec"]["serviceName"] in {o["metadata"]["name"] for o in objects if o["kind"] == "Service"}
+    (container,) = [c for c in intake["spec"]["template"]["spec"]["containers"] if c["name"] == "intake"]
+    instance = {e["name"]: e for e in container["env"]}["COUNTERMAND_INTAKE_INSTANCE"]
+    assert instance["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    (budget,) = [o for o in objects if o["kind"] == "PodDisruptionBudget" and o["metadata"]["name"] == "intake"]
+    assert budget["spec"]["minAvailable"] == 1
+    assert budget["spec"]["selector"]["matchLabels"] == intake["spec"]["selector"]["matchLabels"]
+    spread = intake["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    assert spread["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["topologyKey"]
