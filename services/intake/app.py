@@ -27,8 +27,8 @@ from shared.runtime.broker import declare_publisher, emit, make_broker
 from shared.runtime.http import http_server
 from shared.runtime.kafka import end_offsets
 from shared.runtime.producer_watch import OnFatal, broker_producer, watch
-from shared.runtime.record_signing import publish_signed, record_signer
-from shared.runtime.signing import Signer
+from shared.runtime.record_signing import publish_signed, record_signer, trusted_keys
+from shared.runtime.signing import KeySet, Signer
 from shared.runtime.tracing import traced_http, tracer_provider
 
 DESCRIPTION = "Directives proposed, approved, rejected, issued, amended and lifted."
@@ -48,13 +48,14 @@ class IntakeService:
     writer: KafkaBroker  # its transactional producer publishes the directive events
     directives: DirectiveWriter
     traces: TracerProvider | None = None  # a SERVER span per request, parent of the directive's trace
+    keys: KeySet | None = None  # intake's own public keys: what its view accepts as directive events
 
     async def start(self) -> None:
         # End offsets first (the last stable ones): the view is ready once it has read at least this far.
         ends = await end_offsets(self.settings.kafka, DIRECTIVES, f"{SERVICE}-{self.settings.instance}-offsets")
         self.desk.expect(ends)
         await self.writer.start()  # registers the transactional id: an older instance of the same name is fenced
-        arbiter = Arbiter(self.settings.kafka, self.settings.instance, self.desk)
+        arbiter = Arbiter(self.settings.kafka, self.settings.instance, self.desk, self.keys)
         await arbiter.start(ends)
         self.directives.arbiter = arbiter
         await self.broker.start()
@@ -85,7 +86,8 @@ def build(settings: IntakeSettings | None = None) -> IntakeService:
     settings = settings or IntakeSettings()
     traces = tracer_provider(settings.telemetry, SERVICE)
     signer = record_signer(settings.signing, SERVICE)
-    broker, desk, directives = _wired(settings, signer, traces)
+    keys = trusted_keys(settings.signing, SERVICE)
+    broker, desk, directives = _wired(settings, signer, traces, keys)
     writer = make_broker(
         settings,
         SERVICE,
@@ -97,7 +99,7 @@ def build(settings: IntakeSettings | None = None) -> IntakeService:
     directives.transactional = declare_publisher(writer, DIRECTIVES, DESCRIPTION)
     directives.writer = writer
     http = create_api(desk, Guard(settings.auth, SERVICE))
-    return IntakeService(settings, broker, http, desk, writer, directives, traces)
+    return IntakeService(settings, broker, http, desk, writer, directives, traces, keys)
 
 
 @dataclass
@@ -149,7 +151,7 @@ class DirectiveWriter:
 
 
 def _wired(
-    settings: IntakeSettings, signer: Signer | None, traces: TracerProvider | None = None
+    settings: IntakeSettings, signer: Signer | None, traces: TracerProvider | None = None, keys: KeySet | None = None
 ) -> tuple[KafkaBroker, DirectiveDesk, DirectiveWriter]:
     # Intake consumes only its own view of the directive topic (see view.py): no dead-letter topic.
     broker = make_broker(settings, SERVICE, dead_letters=False, traces=traces)
@@ -159,7 +161,7 @@ def _wired(
         approvals_needed=settings.approvals_needed,
         proposal_ttl=timedelta(seconds=settings.proposal_ttl_s),
     )
-    register_view(broker, desk)
+    register_view(broker, desk, keys)
     return broker, desk, directives
 
 

@@ -12,12 +12,13 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
-from pydantic import ValidationError
 
 from services.intake.desk import DirectiveDesk
+from services.intake.records import directive_of
 from shared.contracts.catalogue import DIRECTIVES
 from shared.runtime.kafka import consumer
 from shared.runtime.settings import KafkaSettings
+from shared.runtime.signing import KeySet
 
 log = structlog.get_logger(service="intake")
 TRANSACTION_TIMEOUT_MS = 15_000  # an instance that died mid-transaction holds its partition back this long at most
@@ -45,8 +46,9 @@ class Arbiter:
     """Reads the directive topic (committed records only) into the desk, and runs each publish as a transaction
     that the desk confirms once everything committed before it has been read."""
 
-    def __init__(self, settings: KafkaSettings, instance: str, desk: DirectiveDesk) -> None:
+    def __init__(self, settings: KafkaSettings, instance: str, desk: DirectiveDesk, keys: KeySet | None = None) -> None:
         self._desk = desk
+        self._keys = keys  # intake's own: a record not signed by them is not a directive event (the view says why)
         self._consumer: AIOKafkaConsumer = consumer(settings, f"intake-{instance}-arbiter")
         self._partitions = [TopicPartition(DIRECTIVES.name, p) for p in range(DIRECTIVES.partitions)]
         self._reading = asyncio.Lock()
@@ -109,12 +111,4 @@ class Arbiter:
                 batches = await self._consumer.getmany(*behind, timeout_ms=POLL_MS)
                 for records in batches.values():
                     for record in records:
-                        self._desk.record(_parsed(record), record.partition, record.offset)
-
-
-def _parsed(record: Any) -> Any:
-    """The directive event of a record; None when it is not one (the view dead-letters it)."""
-    try:
-        return DIRECTIVES.adapter.validate_json(record.value or b"")
-    except (ValidationError, ValueError, TypeError):
-        return None
+                        self._desk.record(directive_of(record, self._keys)[0], record.partition, record.offset)

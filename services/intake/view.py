@@ -7,22 +7,24 @@ from typing import Any
 import structlog
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import ValidationError
 
 from services.intake.desk import SERVICE, DirectiveDesk
+from services.intake.records import directive_of
 from shared.contracts.catalogue import DIRECTIVES, dead_letter_topic
 from shared.contracts.deadletter import DeadLetter
 from shared.runtime.broker import view_subscriber
 from shared.runtime.deadletters import write_dead_letter
+from shared.runtime.signing import KeySet
 
 log = structlog.get_logger(service="intake")
 
 
-def register_view(broker: KafkaBroker, desk: DirectiveDesk) -> Any:
+def register_view(broker: KafkaBroker, desk: DirectiveDesk, keys: KeySet | None = None) -> Any:
     """Subscribe the desk's book to the whole directive topic, from the beginning, at every start.
 
     Each instance must know every directive to assign revisions, so this is a view (no group, nothing
-    committed), not a work-sharing consumer.
+    committed), not a work-sharing consumer. A record not signed by intake's keys (`keys`; None: checks off)
+    is dead-lettered and left out of the book, like one that does not parse.
     """
     dead_letters = broker.publisher(
         dead_letter_topic(SERVICE).name,
@@ -39,7 +41,7 @@ def register_view(broker: KafkaBroker, desk: DirectiveDesk) -> Any:
     )
     async def on_directive_event(message: KafkaMessage) -> None:
         record = message.raw_message
-        event, problem = _parse(record)
+        event, problem = _parse(record, keys)
         if problem is not None:
             await _bury(dead_letters, record, problem)
         desk.record(event, record.partition, record.offset)
@@ -47,16 +49,18 @@ def register_view(broker: KafkaBroker, desk: DirectiveDesk) -> Any:
     return on_directive_event
 
 
-def _parse(record: Any) -> tuple[Any, Exception | None]:
-    # Intake validates before publishing, so an invalid record was written by someone else; the view
-    # dead-letters it and goes on rather than stall every later revision behind it.
-    try:
-        return DIRECTIVES.adapter.validate_json(record.value or b""), None
-    except (ValidationError, ValueError, TypeError) as exc:
+def _parse(record: Any, keys: KeySet | None) -> tuple[Any, Exception | None]:
+    # Intake validates and signs before publishing, so an invalid or unsigned record was written by someone else;
+    # the view dead-letters it and goes on rather than stall every later revision behind it.
+    event, problem = directive_of(record, keys)
+    if problem is not None:
         log.warning(
-            "invalid directive record skipped", partition=record.partition, offset=record.offset, error=str(exc)[:500]
+            "invalid directive record skipped",
+            partition=record.partition,
+            offset=record.offset,
+            error=f"{type(problem).__name__}: {problem}"[:500],
         )
-        return None, exc
+    return event, problem
 
 
 async def _bury(publisher: Any, record: Any, problem: Exception) -> None:

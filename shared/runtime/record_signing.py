@@ -24,7 +24,14 @@ JSON = "application/json"  # what FastStream sets when it encodes a model itself
 # Who signs the records others act on, and whose key set each verifier trusts (every deployment provisions keys
 # from these: the local stack, `countermand signing keygen` for compose and Kubernetes, the deploy tests).
 RECORD_SIGNERS: tuple[str, ...] = ("intake", "impact", "enforcement")
-TRUSTED_SIGNERS: dict[str, str] = {"impact": "intake", "enforcement": "impact", "agent": "enforcement"}
+# Intake trusts its own key set: its view re-reads the directive topic at every start and must not take a
+# forgery into its book (nor assign the next revision after one).
+TRUSTED_SIGNERS: dict[str, str] = {
+    "intake": "intake",
+    "impact": "intake",
+    "enforcement": "impact",
+    "agent": "enforcement",
+}
 
 
 def key_files(folder: Path, service: str) -> tuple[Path, Path]:
