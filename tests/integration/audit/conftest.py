@@ -89,6 +89,18 @@ async def end_offsets(bootstrap: str, topics: tuple[str, ...] = RECORDED_TOPICS)
     }
 
 
+async def records_below(bootstrap: str, ends: dict[TopicPartition, int]) -> dict[TopicPartition, list[int]]:
+    """The offsets of the records below `ends`, per partition. Not every offset holds a record: a transaction's
+    commit marker takes one too (intake publishes directive events in transactions), and no consumer sees it."""
+    settings = KafkaSettings(bootstrap=bootstrap)
+    found: dict[TopicPartition, list[int]] = {tp: [] for tp in ends}
+    for name in sorted({tp.topic for tp in ends}):
+        until = {tp.partition: end for tp, end in ends.items() if tp.topic == name}
+        async for record in records_to_end(settings, BY_NAME[name], "tests-audit-count", until=until):
+            found[TopicPartition(name, record.partition)].append(record.offset)
+    return found
+
+
 async def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord]:
     """Every record currently on a topic."""
     return [r async for r in records_to_end(KafkaSettings(bootstrap=bootstrap), BY_NAME[topic], "tests-audit-read")]
