@@ -185,8 +185,9 @@ def serve(port: int, metrics: bool = True) -> None:
 
     from services.agent.http import access_api, server_config
     from shared.contracts.envelope import utc_now
+    from shared.runtime.event_loop import event_loop_factory
     from shared.runtime.metrics_export import metrics_bridge
-    from shared.runtime.service import event_loop_factory, settle_heap
+    from shared.runtime.service import settle_heap
 
     state = three_directives()
     guard = _gateway_guard(Path(tempfile.mkdtemp(prefix="bench-agent-")))

@@ -48,8 +48,8 @@ from shared.contracts.directives import DirectiveScope
 from shared.contracts.enforcement import ClusterProgress, DirectiveEnforced
 from shared.contracts.impact import AffectedSetChunk, ImpactAssessed
 from shared.contracts.users import UserUpserted, user_key
+from shared.runtime.event_loop import event_loop_factory
 from shared.runtime.kafka import admin, producing
-from shared.runtime.service import event_loop_factory
 from shared.runtime.settings import KafkaSettings
 from shared.runtime.topics import apply_topics
 

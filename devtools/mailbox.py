@@ -3,7 +3,6 @@ and benchmarks. Receivers deduplicate by Message-ID; `unique()` is that view, `r
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import threading
@@ -17,7 +16,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from devtools.ports import free_port
-from shared.runtime.service import event_loop_factory
+from shared.runtime.event_loop import event_loop_factory
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ class Mailbox:
         self.port = self.port or free_port()
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        new_loop = event_loop_factory() or asyncio.new_event_loop  # uvloop when installed: less per command
+        new_loop = event_loop_factory()  # uvloop when installed: less per command
         self._controller = Controller(
             _Handler(self), hostname="127.0.0.1", port=self.port, data_size_limit=1 << 20, loop=new_loop()
         )

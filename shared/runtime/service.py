@@ -15,6 +15,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from shared.runtime import producer_watch
+from shared.runtime.event_loop import event_loop_factory
 from shared.runtime.logging import configure_logging
 from shared.runtime.metrics_export import export_interval_s, metrics_bridge, metrics_exporter_kind
 from shared.runtime.settings import ServiceSettings, UnknownSetting, refuse_unknown_variables
@@ -101,16 +102,6 @@ def _variable(prefix: str, loc: tuple) -> str:
     if parts[0] in sections:
         return (sections[parts[0]] + "_".join(parts[1:])).upper()
     return (prefix + "_".join(parts)).upper()
-
-
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's event loop when it is installed (less overhead and jitter per I/O event than asyncio's own,
-    which is what the agent's access-check latency is made of), else None: asyncio's default loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 def settle_heap() -> None:
