@@ -7,34 +7,22 @@ from pathlib import Path
 
 from devtools.mailbox import Mailbox
 from devtools.waiting import eventually
-from shared.contracts.users import UserUpserted, user_key
 from tests.integration.notifier.conftest import (
-    as_record,
     assessment,
-    enforced,
+    confirmation,
     group_starts_at,
     produce,
     settings_for,
     started,
     topics_now,
+    user,
     user_base,
 )
 
 
 def _record(user_id: int, email: str, kind: str, org: str | None = None, admin: bool = False, locale: str = "en"):
-    record = UserUpserted(
-        producer="test",
-        user_id=user_id,
-        email=email,
-        nationalities=["FR"],
-        residence="FR",
-        account_type=kind,
-        organisation=org,
-        org_admin=admin,
-        entitlements=[] if admin else ["fable-5", "mythos-5"],
-        locale=locale,
-    )
-    return "identity.users.v1", user_key(user_id), record.model_dump_json().encode()
+    entitlements = [] if admin else ["fable-5", "mythos-5"]
+    return user(user_id, email, entitlements, locale, account_type=kind, organisation=org, org_admin=admin)
 
 
 async def test_an_organisation_administrator_gets_one_digest_for_its_members(
@@ -59,9 +47,7 @@ async def test_an_organisation_administrator_gets_one_digest_for_its_members(
         try:
             sets = {"fable-5": [b, b + 1, b + 2, b + 3], "mythos-5": [b + 3]}
             await produce(bootstrap, assessment(directive, 1, "restrict", sets))
-            await produce(
-                bootstrap, [as_record("compliance.enforcement.v1", directive, enforced(directive, 1, "restrict"))]
-            )
+            await produce(bootstrap, [confirmation(directive, 1, "restrict")])
             await eventually(lambda: len(box.unique()) >= 2, what="notices")
         finally:
             await notifier.stop()
