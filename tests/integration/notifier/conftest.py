@@ -11,6 +11,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
+from devtools.mailbox import Mailbox
 from devtools.messages import UNCHECKED, directive_enforced, impact_assessment, user_upserted
 from services.notifier.app import NotifierService, build
 from services.notifier.settings import NotifierSettings
@@ -65,6 +66,21 @@ async def started(settings: NotifierSettings) -> NotifierService:
         await notifier.stop()
         raise
     return notifier
+
+
+async def mailing(bootstrap: str, state: Path, unique: str, box: Mailbox, replay: bool = False) -> NotifierSettings:
+    """Settings of a notifier sending to `box`, its group (with `replay`, the replay's group too) starting at the
+    topics' end."""
+    settings = settings_for(bootstrap, state, f"notifier-{unique}").model_copy(update=box.settings())
+    since = await topics_now(bootstrap)
+    for group in [settings.group_id, f"{settings.group_id}-replay"] if replay else [settings.group_id]:
+        await group_starts_at(bootstrap, group, since)
+    return settings
+
+
+async def replaying(settings: NotifierSettings) -> NotifierService:
+    """A notifier on the same state and ledger reading everything again, in the replay's group."""
+    return await started(settings.model_copy(update={"group_id": f"{settings.group_id}-replay"}))
 
 
 async def produce(bootstrap: str, records: list[tuple[str, bytes | None, bytes | None]]) -> None:

@@ -17,11 +17,10 @@ from tests.integration.notifier.conftest import (
     as_record,
     assessment,
     confirmation,
-    group_starts_at,
+    mailing,
     produce,
-    settings_for,
+    replaying,
     started,
-    topics_now,
     user,
     user_base,
 )
@@ -44,10 +43,7 @@ async def test_an_amendment_tells_only_who_lost_or_regained_access_once_confirme
     directive, b = f"AMEND-{unique}", user_base(unique)
     await produce(bootstrap, [user(b + i, f"user{i}@example.com") for i in range(4)])
     with Mailbox() as box:
-        settings = settings_for(bootstrap, tmp_path, f"notifier-{unique}").model_copy(update=box.settings())
-        since = await topics_now(bootstrap)
-        for group in (settings.group_id, f"{settings.group_id}-replay"):
-            await group_starts_at(bootstrap, group, since)
+        settings = await mailing(bootstrap, tmp_path, unique, box, replay=True)
         notifier = await started(settings)
         try:
             await produce(bootstrap, assessment(directive, 1, "restrict", {"fable-5": [b, b + 1, b + 2]}))
@@ -71,7 +67,7 @@ async def test_an_amendment_tells_only_who_lost_or_regained_access_once_confirme
         finally:
             await notifier.stop()
         # A replay of everything by a fresh consumer group on the same ledger sends nothing again.
-        again = await started(settings.model_copy(update={"group_id": f"notifier-{unique}-replay"}))
+        again = await replaying(settings)
         try:
             await eventually(lambda: again.handlers.pairing.is_done((directive, 2, "restrict")), what="replayed")
         finally:
@@ -133,10 +129,7 @@ async def test_a_registry_delta_is_told_once_every_cluster_holds_it(
     after = BitMap([b + 1, b + 2])  # b+2 became covered (a changed nationality), b stopped being covered
     confirmed = scope_digest({**digests, "fable-5": set_digest(after)})
     with Mailbox() as box:
-        settings = settings_for(bootstrap, tmp_path, f"notifier-{unique}").model_copy(update=box.settings())
-        since = await topics_now(bootstrap)
-        for group in (settings.group_id, f"{settings.group_id}-replay"):
-            await group_starts_at(bootstrap, group, since)
+        settings = await mailing(bootstrap, tmp_path, unique, box, replay=True)
         notifier = await started(settings)
         try:
             head = assessment(directive, 1, "restrict", {"fable-5": list(first), "mythos-5": []}, model_digests=digests)
@@ -152,7 +145,7 @@ async def test_a_registry_delta_is_told_once_every_cluster_holds_it(
             await eventually(lambda: len(_told(box, directive)) >= 4, what="delta notices")
         finally:
             await notifier.stop()
-        again = await started(settings.model_copy(update={"group_id": f"notifier-{unique}-replay"}))
+        again = await replaying(settings)
         try:
             await eventually(
                 lambda: (
@@ -182,10 +175,7 @@ async def test_a_later_entitlement_is_told_and_restored_access_skips_users_anoth
     both = ["fable-5", "mythos-5"]
     await produce(bootstrap, [user(b, "ada@example.com", ["fable-5"], "en"), user(b + 1, "bo@example.com", both, "en")])
     with Mailbox() as box:
-        settings = settings_for(bootstrap, tmp_path, f"notifier-{unique}").model_copy(update=box.settings())
-        since = await topics_now(bootstrap)
-        for group in (settings.group_id, f"{settings.group_id}-replay"):
-            await group_starts_at(bootstrap, group, since)
+        settings = await mailing(bootstrap, tmp_path, unique, box, replay=True)
         notifier = await started(settings)
         try:
             await produce(
@@ -215,7 +205,7 @@ async def test_a_later_entitlement_is_told_and_restored_access_skips_users_anoth
             await eventually(lambda: len(_told(box, a)) == 4, what="the amendment's notice")
         finally:
             await notifier.stop()
-        again = await started(settings.model_copy(update={"group_id": f"notifier-{unique}-replay"}))
+        again = await replaying(settings)
         try:
             await eventually(
                 lambda: again.handlers.pairing.is_done((a, 2, "restrict")) and again.ready(), what="replay"
@@ -241,8 +231,7 @@ async def test_a_notice_goes_out_once_the_clusters_serving_its_models_applied_wh
     key = AssessmentKey(directive, 1, "restrict")
     await produce(bootstrap, [user(b + i, f"user{i}@example.com") for i in range(3)])
     with Mailbox() as box:
-        settings = settings_for(bootstrap, tmp_path, f"notifier-{unique}").model_copy(update=box.settings())
-        await group_starts_at(bootstrap, settings.group_id, await topics_now(bootstrap))
+        settings = await mailing(bootstrap, tmp_path, unique, box)
         notifier = await started(settings)
         try:
             # b loses fable-5 (served by eu-1 only), b+1 mythos-5 (us-1 only), b+2 both.
@@ -281,8 +270,7 @@ async def test_a_registry_delta_is_told_once_the_clusters_serving_its_model_hold
     fable, mythos = BitMap([b, b + 2]), BitMap([b + 1, b + 3])  # after delta 1 (fable-5) and delta 2 (mythos-5)
     eu_holds, us_holds = scope_digest({"fable-5": set_digest(fable)}), scope_digest({"mythos-5": set_digest(mythos)})
     with Mailbox() as box:
-        settings = settings_for(bootstrap, tmp_path, f"notifier-{unique}").model_copy(update=box.settings())
-        await group_starts_at(bootstrap, settings.group_id, await topics_now(bootstrap))
+        settings = await mailing(bootstrap, tmp_path, unique, box)
         notifier = await started(settings)
         try:
             head = assessment(directive, 1, "restrict", {"fable-5": [b], "mythos-5": [b + 1]}, model_digests=digests)

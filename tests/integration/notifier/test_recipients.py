@@ -10,11 +10,10 @@ from devtools.waiting import eventually
 from tests.integration.notifier.conftest import (
     assessment,
     confirmation,
-    group_starts_at,
+    mailing,
     produce,
-    settings_for,
+    replaying,
     started,
-    topics_now,
     user,
     user_base,
 )
@@ -39,10 +38,7 @@ async def test_an_organisation_administrator_gets_one_digest_for_its_members(
         ],
     )
     with Mailbox() as box:
-        settings = settings_for(bootstrap, tmp_path, f"notifier-{unique}").model_copy(update=box.settings())
-        since = await topics_now(bootstrap)
-        for group in (settings.group_id, f"{settings.group_id}-replay"):
-            await group_starts_at(bootstrap, group, since)
+        settings = await mailing(bootstrap, tmp_path, unique, box, replay=True)
         notifier = await started(settings)
         try:
             sets = {"fable-5": [b, b + 1, b + 2, b + 3], "mythos-5": [b + 3]}
@@ -51,7 +47,7 @@ async def test_an_organisation_administrator_gets_one_digest_for_its_members(
             await eventually(lambda: len(box.unique()) >= 2, what="notices")
         finally:
             await notifier.stop()
-        again = await started(settings.model_copy(update={"group_id": f"notifier-{unique}-replay"}))
+        again = await replaying(settings)
         try:
             await eventually(lambda: again.handlers.pairing.is_done((directive, 1, "restrict")), what="replayed")
         finally:
