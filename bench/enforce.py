@@ -19,6 +19,7 @@ import shutil
 import statistics
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -485,20 +486,30 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
+@contextlib.asynccontextmanager
+async def services_ready(bench: Bench, watch: AckWatch, state: Path) -> AsyncIterator[AIOKafkaProducer]:
+    """Enforcement and the agents started on a fresh `state` and ready (their heartbeats read by `watch`), and a
+    producer for impact's messages, stopped on exit (the services stop with the bench)."""
+    shutil.rmtree(state, ignore_errors=True)
+    producer = kafka.producer(
+        KafkaSettings(bootstrap=watch.bootstrap), "bench-impact", linger_ms=2, max_request_size=4 * 1024 * 1024
+    )
+    await producer.start()
+    try:
+        bench.start_services(state)
+        await watch.until(lambda: all(watch.heartbeats.get(c) for c in CLUSTERS), "three ready agents", 90)
+        yield producer
+    finally:
+        await producer.stop()
+
+
 async def measure(bench: Bench) -> list[dict[str, Any]]:
     bootstrap = bench.kafka.bootstrap
     await apply_topics(KafkaSettings(bootstrap=bootstrap))
     state = RUN / "state"
-    shutil.rmtree(state, ignore_errors=True)
     rows: list[dict[str, Any]] = []
     async with AckWatch(bootstrap) as watch:
-        producer = kafka.producer(
-            KafkaSettings(bootstrap=bootstrap), "bench-impact", linger_ms=2, max_request_size=4 * 1024 * 1024
-        )
-        await producer.start()
-        try:
-            bench.start_services(state)
-            await watch.until(lambda: all(watch.heartbeats.get(c) for c in CLUSTERS), "three ready agents", 90)
+        async with services_ready(bench, watch, state) as producer:
             for label, registry_users in E2E_REGISTRIES.items():
                 print(f"directive published -> acked, impact in the loop, {registry_users:,}-user registry", flush=True)
                 totals, affected = await directive_runs(bench, watch, producer, state, registry_users, E2E_RUNS)
@@ -608,8 +619,6 @@ async def measure(bench: Bench) -> list[dict[str, Any]]:
                     f"{percentile(seen, 50):.1f} ms, p99 {percentile(seen, 99):.1f} ms",
                 }
             )
-        finally:
-            await producer.stop()
     return rows
 
 

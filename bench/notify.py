@@ -31,6 +31,7 @@ from bench.report import publish
 from devtools.broker import LocalBroker
 from devtools.hooks import HookReceiver
 from devtools.mailbox import Mailbox
+from devtools.messages import directive_enforced, impact_assessment, user_upserted
 from devtools.ports import free_port
 from devtools.processes import signal_group
 from devtools.stack import Stack
@@ -42,12 +43,9 @@ from services.notifier.smtp import SmtpServer
 from services.notifier.webhook_channel import WebhookChannel
 from services.notifier.webhooks import UrlPolicy, new_secret
 from services.notifier.wording import Wording
-from shared.contracts.bitmaps import encode_bitmap
 from shared.contracts.catalogue import ENFORCEMENT, IMPACT, USERS
-from shared.contracts.directives import DirectiveScope
-from shared.contracts.enforcement import ClusterProgress, DirectiveEnforced
-from shared.contracts.impact import AffectedSetChunk, ImpactAssessed
-from shared.contracts.users import UserUpserted, user_key
+from shared.contracts.enforcement import DirectiveEnforced
+from shared.contracts.users import user_key
 from shared.runtime.event_loop import event_loop_factory
 from shared.runtime.kafka import admin, producing
 from shared.runtime.settings import KafkaSettings
@@ -210,48 +208,16 @@ async def _load_users(settings: KafkaSettings, count: int) -> None:
     async with producing(settings, "bench-notify-users") as producer:
         pending = []
         for i in range(count):
-            record = UserUpserted(
-                producer="bench",
-                user_id=BASE + i,
-                email=f"u{i}@example.com",
-                nationalities=["FR"],
-                residence="FR",
-                account_type="consumer",
-                entitlements=[MODEL],
-                locale="fr" if i % 4 == 0 else "en",
-            )
+            locale = "fr" if i % 4 == 0 else "en"
+            record = user_upserted(BASE + i, f"u{i}@example.com", [MODEL], producer="bench", locale=locale)
             pending.append(await producer.send(USERS.name, record.model_dump_json().encode(), user_key(BASE + i)))
         await asyncio.gather(*pending)
 
 
 def _assessment(directive: str, users: BitMap) -> list[bytes]:
-    scope = DirectiveScope.model_validate({"models": [MODEL], "selector": {"kind": "everyone"}})
-    head = ImpactAssessed(
-        producer="bench",
-        correlation_id=directive,
-        directive_id=directive,
-        revision=1,
-        action="restrict",
-        scope=scope,
-        affected_by_model={MODEL: len(users)},
-        affected_users=len(users),
-        model_digests={MODEL: "bench"},
-        digest="bench",
-        registry_offsets={},
-        chunks=1,
-    )
-    chunk = AffectedSetChunk(
-        producer="bench",
-        correlation_id=directive,
-        directive_id=directive,
-        revision=1,
-        action="restrict",
-        model=MODEL,
-        chunk=0,
-        chunks=1,
-        users=encode_bitmap(users),
-    )
-    return [head.model_dump_json().encode(), chunk.model_dump_json().encode()]
+    """Impact's assessment restricting `users` from MODEL, as the values of its records."""
+    messages = impact_assessment(directive, 1, "restrict", {MODEL: users}, producer="bench")
+    return [message.model_dump_json().encode() for message in messages]
 
 
 async def _consumed(settings: KafkaSettings, group: str, topic: str, end: int) -> bool:
@@ -478,16 +444,7 @@ def main() -> None:
 
 def _enforced(directive: str) -> DirectiveEnforced:
     """Enforcement's confirmation that every cluster applied revision 1 of `directive`."""
-    return DirectiveEnforced(
-        producer="bench",
-        correlation_id=directive,
-        directive_id=directive,
-        revision=1,
-        action="restrict",
-        digest="bench",
-        clusters={c: ClusterProgress(state="applied") for c in CLUSTERS},
-        ack_latency_s=dict.fromkeys(CLUSTERS, 0.1),
-    )
+    return directive_enforced(directive, 1, "restrict", clusters=CLUSTERS, producer="bench")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ import asyncio
 import http.client
 import io
 import json
-import shutil
 import subprocess
 import tarfile
 import time
@@ -37,12 +36,12 @@ from bench.enforce import (
     impact_messages,
     percentile,
     send_all,
+    services_ready,
 )
 from bench.report import publish
 from devtools.ports import free_port
 from shared.contracts.bitmaps import scope_digest
 from shared.contracts.catalogue import IMPACT
-from shared.runtime import kafka
 from shared.runtime.auth import API_KEY_HEADER
 from shared.runtime.settings import KafkaSettings
 from shared.runtime.topics import apply_topics
@@ -169,17 +168,9 @@ def agent_port(pid: int) -> int:
 async def countermand(bench: Bench, sets: dict[int, BitMap]) -> dict[int, Side]:
     bootstrap = bench.kafka.bootstrap
     await apply_topics(KafkaSettings(bootstrap=bootstrap))
-    state = RUN / "state"
-    shutil.rmtree(state, ignore_errors=True)
     sides: dict[int, Side] = {}
     async with AckWatch(bootstrap) as watch:
-        producer = kafka.producer(
-            KafkaSettings(bootstrap=bootstrap), "bench-impact", linger_ms=2, max_request_size=4 * 1024 * 1024
-        )
-        await producer.start()
-        try:
-            bench.start_services(state)
-            await watch.until(lambda: all(watch.heartbeats.get(c) for c in CLUSTERS), "three ready agents", 90)
+        async with services_ready(bench, watch, RUN / "state") as producer:
             pids = [bench.stack.processes[c].popen.pid for c in CLUSTERS]
             agent = pids[0]
             AgentCheck.key = bench.stack.gateway[API_KEY_HEADER]
@@ -225,8 +216,6 @@ async def countermand(bench: Bench, sets: dict[int, BitMap]) -> dict[int, Side]:
                     )
                 if size:
                     sides[size] = side
-        finally:
-            await producer.stop()
     return sides
 
 

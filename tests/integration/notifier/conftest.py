@@ -5,21 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from aiokafka import TopicPartition
-from pyroaring import BitMap
 
+from devtools.mailbox import Mailbox
+from devtools.messages import UNCHECKED, directive_enforced, impact_assessment, user_upserted
 from services.notifier.app import NotifierService, build
 from services.notifier.settings import NotifierSettings
-from shared.contracts.bitmaps import encode_bitmap, scope_digest
 from shared.contracts.catalogue import BY_NAME
-from shared.contracts.directives import DirectiveScope
-from shared.contracts.enforcement import ClusterProgress, DirectiveEnforced
-from shared.contracts.impact import AffectedSetChunk, ImpactAssessed
-from shared.contracts.users import UserUpserted, user_key
+from shared.contracts.users import user_key
 from shared.runtime.kafka import consuming, end_offsets, producing, records_to_end
 from shared.runtime.settings import KafkaSettings
 
@@ -71,6 +68,21 @@ async def started(settings: NotifierSettings) -> NotifierService:
     return notifier
 
 
+async def mailing(bootstrap: str, state: Path, unique: str, box: Mailbox, replay: bool = False) -> NotifierSettings:
+    """Settings of a notifier sending to `box`, its group (with `replay`, the replay's group too) starting at the
+    topics' end."""
+    settings = settings_for(bootstrap, state, f"notifier-{unique}").model_copy(update=box.settings())
+    since = await topics_now(bootstrap)
+    for group in [settings.group_id, f"{settings.group_id}-replay"] if replay else [settings.group_id]:
+        await group_starts_at(bootstrap, group, since)
+    return settings
+
+
+async def replaying(settings: NotifierSettings) -> NotifierService:
+    """A notifier on the same state and ledger reading everything again, in the replay's group."""
+    return await started(settings.model_copy(update={"group_id": f"{settings.group_id}-replay"}))
+
+
 async def produce(bootstrap: str, records: list[tuple[str, bytes | None, bytes | None]]) -> None:
     """Send (topic, key, value) records in order and wait for every ack."""
     async with producing(KafkaSettings(bootstrap=bootstrap), "tests-notifier-records") as producer:
@@ -82,94 +94,31 @@ def as_record(topic: str, key: str, message: Any) -> tuple[str, bytes, bytes]:
     return topic, key.encode(), message.model_dump_json().encode()
 
 
-def user(user_id: int, email: str) -> tuple[str, bytes, bytes]:
-    message = UserUpserted(
-        producer="test",
-        user_id=user_id,
-        email=email,
-        nationalities=["FR"],
-        residence="FR",
-        account_type="consumer",
-        entitlements=["fable-5", "mythos-5"],  # a notice names only models the recipient holds
-        locale="fr",
-    )
+def user(
+    user_id: int,
+    email: str,
+    entitlements: Iterable[str] = ("fable-5", "mythos-5"),
+    locale: str = "fr",
+    **fields: Any,
+) -> tuple[str, bytes, bytes]:
+    """A French consumer's registry record (`fields`: any other field); a notice names only models the recipient
+    holds."""
+    message = user_upserted(user_id, email, entitlements, locale=locale, **fields)
     return "identity.users.v1", user_key(user_id), message.model_dump_json().encode()
 
 
 def assessment(
-    directive: str,
-    revision: int,
-    action: str,
-    sets: dict[str, list[int]],
-    *,
-    amended_from: int | None = None,
-    added: dict[str, list[int]] | None = None,
-    removed: dict[str, list[int]] | None = None,
-    model_digests: dict[str, str] | None = None,
+    directive: str, revision: int, action: str, sets: dict[str, list[int]], **amendment: Any
 ) -> list[tuple[str, bytes, bytes]]:
-    """An ImpactAssessed and one chunk per model, as the impact service publishes them; an amendment's
-    "added" then "removed" chunks (one per model) follow the whole ones."""
-    diff = [("added", m, u) for m, u in sorted((added or {}).items())]
-    diff += [("removed", m, u) for m, u in sorted((removed or {}).items())]
-    scope = DirectiveScope.model_validate({"models": sorted(sets), "selector": {"kind": "everyone"}})
-    head = ImpactAssessed(
-        producer="test",
-        correlation_id=directive,
-        directive_id=directive,
-        revision=revision,
-        action=action,
-        scope=scope,
-        affected_by_model={m: len(u) for m, u in sets.items()},
-        affected_users=len(set().union(*sets.values())),
-        model_digests=model_digests or {m: "x" for m in sets},
-        digest=scope_digest(model_digests) if model_digests else "x",
-        registry_offsets={},
-        chunks=len(sets),
-        amended_from=amended_from,
-        diff_chunks=len(diff),
-    )
-    records = [as_record("compliance.impact.v1", directive, head)]
-    for index, model in enumerate(sorted(sets)):
-        chunk = AffectedSetChunk(
-            producer="test",
-            correlation_id=directive,
-            directive_id=directive,
-            revision=revision,
-            action=action,
-            model=model,
-            chunk=index,
-            chunks=len(sets),
-            users=encode_bitmap(BitMap(sets[model])),
-        )
-        records.append(as_record("compliance.impact.v1", directive, chunk))
-    for index, (part, model, users) in enumerate(diff, start=len(sets)):
-        chunk = AffectedSetChunk(
-            producer="test",
-            correlation_id=directive,
-            directive_id=directive,
-            revision=revision,
-            action=action,
-            model=model,
-            chunk=index,
-            chunks=len(sets) + len(diff),
-            users=encode_bitmap(BitMap(users)),
-            part=part,
-        )
-        records.append(as_record("compliance.impact.v1", directive, chunk))
-    return records
+    """Impact's records of an assessment (devtools.messages.impact_assessment: `amendment` as it takes it)."""
+    messages = impact_assessment(directive, revision, action, sets, **amendment)
+    return [as_record("compliance.impact.v1", directive, message) for message in messages]
 
 
-def enforced(directive: str, revision: int, action: str, digest: str = "x") -> DirectiveEnforced:
-    return DirectiveEnforced(
-        producer="test",
-        correlation_id=directive,
-        directive_id=directive,
-        revision=revision,
-        action=action,
-        digest=digest,
-        clusters={"eu-1": ClusterProgress(state="applied")},
-        ack_latency_s={"eu-1": 0.1},
-    )
+def confirmation(directive: str, revision: int, action: str, digest: str = UNCHECKED) -> tuple[str, bytes, bytes]:
+    """Enforcement's record confirming that eu-1 applied the revision."""
+    confirmed = directive_enforced(directive, revision, action, clusters=["eu-1"], digest=digest)
+    return as_record("compliance.enforcement.v1", directive, confirmed)
 
 
 async def read_until(

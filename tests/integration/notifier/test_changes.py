@@ -13,16 +13,14 @@ from devtools.waiting import eventually
 from shared.contracts.bitmaps import encode_bitmap, scope_digest, set_digest
 from shared.contracts.enforcement import ClusterProgress, EnforcementProgressed
 from shared.contracts.impact import AffectedSetDelta, AssessmentKey
-from shared.contracts.users import UserUpserted, user_key
 from tests.integration.notifier.conftest import (
     as_record,
     assessment,
-    enforced,
-    group_starts_at,
+    confirmation,
+    mailing,
     produce,
-    settings_for,
+    replaying,
     started,
-    topics_now,
     user,
     user_base,
 )
@@ -45,16 +43,11 @@ async def test_an_amendment_tells_only_who_lost_or_regained_access_once_confirme
     directive, b = f"AMEND-{unique}", user_base(unique)
     await produce(bootstrap, [user(b + i, f"user{i}@example.com") for i in range(4)])
     with Mailbox() as box:
-        settings = settings_for(bootstrap, tmp_path, f"notifier-{unique}").model_copy(update=box.settings())
-        since = await topics_now(bootstrap)
-        for group in (settings.group_id, f"{settings.group_id}-replay"):
-            await group_starts_at(bootstrap, group, since)
+        settings = await mailing(bootstrap, tmp_path, unique, box, replay=True)
         notifier = await started(settings)
         try:
             await produce(bootstrap, assessment(directive, 1, "restrict", {"fable-5": [b, b + 1, b + 2]}))
-            await produce(
-                bootstrap, [as_record("compliance.enforcement.v1", directive, enforced(directive, 1, "restrict"))]
-            )
+            await produce(bootstrap, [confirmation(directive, 1, "restrict")])
             await eventually(lambda: len(_told(box, directive)) >= 3, what="revision 1 notices")
             # Revision 2 covers b+1, b+2 (unchanged), b+3 (new); b is no longer covered.
             amended = assessment(
@@ -67,14 +60,14 @@ async def test_an_amendment_tells_only_who_lost_or_regained_access_once_confirme
                 removed={"fable-5": [b]},
             )
             await produce(bootstrap, amended)
-            confirmation = as_record("compliance.enforcement.v1", directive, enforced(directive, 2, "restrict"))
+            confirmed = confirmation(directive, 2, "restrict")
             assert set(_told(box, directive)) == {f"{directive}:1:restricted:{b + i}" for i in range(3)}
-            await produce(bootstrap, [confirmation])
+            await produce(bootstrap, [confirmed])
             await eventually(lambda: len(_told(box, directive)) >= 5, what="amendment notices")
         finally:
             await notifier.stop()
         # A replay of everything by a fresh consumer group on the same ledger sends nothing again.
-        again = await started(settings.model_copy(update={"group_id": f"notifier-{unique}-replay"}))
+        again = await replaying(settings)
         try:
             await eventually(lambda: again.handlers.pairing.is_done((directive, 2, "restrict")), what="replayed")
         finally:
@@ -90,15 +83,21 @@ async def test_an_amendment_tells_only_who_lost_or_regained_access_once_confirme
     assert restored.language == "fr" and "fable-5" in restored.subject
 
 
-def _progress(directive: str, digest: str, states: dict[str, str]) -> tuple[str, bytes, bytes]:
+APPLIED, PENDING = ("applied", [], None), ("pending", [], None)  # serving every model, no digest stated
+
+
+def _progress(
+    directive: str, states: dict[str, tuple[str, list[str], str | None]], expected: str = "all"
+) -> tuple[str, bytes, bytes]:
+    """A progress report of revision 1: cluster -> (state, models it serves, digest it applied)."""
     event = EnforcementProgressed(
         producer="test",
         correlation_id=directive,
         directive_id=directive,
         revision=1,
         action="restrict",
-        expected_digest=digest,
-        clusters={c: ClusterProgress(state=s) for c, s in states.items()},
+        expected_digest=expected,
+        clusters={c: ClusterProgress(state=s, models=m, digest=d) for c, (s, m, d) in states.items()},
         deadline=datetime.now(UTC),
     )
     return as_record("compliance.enforcement.v1", directive, event)
@@ -130,27 +129,23 @@ async def test_a_registry_delta_is_told_once_every_cluster_holds_it(
     after = BitMap([b + 1, b + 2])  # b+2 became covered (a changed nationality), b stopped being covered
     confirmed = scope_digest({**digests, "fable-5": set_digest(after)})
     with Mailbox() as box:
-        settings = settings_for(bootstrap, tmp_path, f"notifier-{unique}").model_copy(update=box.settings())
-        since = await topics_now(bootstrap)
-        for group in (settings.group_id, f"{settings.group_id}-replay"):
-            await group_starts_at(bootstrap, group, since)
+        settings = await mailing(bootstrap, tmp_path, unique, box, replay=True)
         notifier = await started(settings)
         try:
             head = assessment(directive, 1, "restrict", {"fable-5": list(first), "mythos-5": []}, model_digests=digests)
-            verdict = enforced(directive, 1, "restrict", scope_digest(digests))
-            await produce(bootstrap, [*head, as_record("compliance.enforcement.v1", directive, verdict)])
+            await produce(bootstrap, [*head, confirmation(directive, 1, "restrict", scope_digest(digests))])
             await eventually(lambda: len(_told(box, directive)) >= 2, what="revision 1 notices")
             await produce(bootstrap, [_delta(directive, 1, "fable-5", [b + 2], [b], after)])
             # One cluster still pending: not confirmed. The marker after it shows the notifier read past it.
-            await produce(bootstrap, [_progress(directive, confirmed, {"eu-1": "applied", "us-1": "pending"})])
-            await produce(bootstrap, [_progress(directive, "marker", {"eu-1": "applied", "us-1": "applied"})])
+            await produce(bootstrap, [_progress(directive, {"eu-1": APPLIED, "us-1": PENDING}, confirmed)])
+            await produce(bootstrap, [_progress(directive, {"eu-1": APPLIED, "us-1": APPLIED}, "marker")])
             await eventually(lambda: "marker" in notifier.handlers.delta_pairing.confirmed_digests(key), what="marker")
             assert set(_told(box, directive)) == {f"{directive}:1:restricted:{b}", f"{directive}:1:restricted:{b + 1}"}
-            await produce(bootstrap, [_progress(directive, confirmed, {"eu-1": "applied", "us-1": "applied"})])
+            await produce(bootstrap, [_progress(directive, {"eu-1": APPLIED, "us-1": APPLIED}, confirmed)])
             await eventually(lambda: len(_told(box, directive)) >= 4, what="delta notices")
         finally:
             await notifier.stop()
-        again = await started(settings.model_copy(update={"group_id": f"notifier-{unique}-replay"}))
+        again = await replaying(settings)
         try:
             await eventually(
                 lambda: (
@@ -173,57 +168,44 @@ async def test_a_registry_delta_is_told_once_every_cluster_holds_it(
     assert "fable-5" in restored.subject and restored.language == "fr"
 
 
-def _entitled(user_id: int, email: str, models: list[str]) -> tuple[str, bytes, bytes]:
-    record = UserUpserted(
-        producer="test",
-        user_id=user_id,
-        email=email,
-        nationalities=["FR"],
-        residence="FR",
-        account_type="consumer",
-        entitlements=models,
-    )
-    return "identity.users.v1", user_key(user_id), record.model_dump_json().encode()
-
-
-def _confirmed(directive: str, revision: int) -> tuple[str, bytes, bytes]:
-    return as_record("compliance.enforcement.v1", directive, enforced(directive, revision, "restrict"))
-
-
 async def test_a_later_entitlement_is_told_and_restored_access_skips_users_another_directive_covers(
     bootstrap: str, unique: str, tmp_path: Path
 ) -> None:
     a, b_directive, b = f"GRANT-A-{unique}", f"GRANT-B-{unique}", user_base(unique)
     both = ["fable-5", "mythos-5"]
-    await produce(bootstrap, [_entitled(b, "ada@example.com", ["fable-5"]), _entitled(b + 1, "bo@example.com", both)])
+    await produce(bootstrap, [user(b, "ada@example.com", ["fable-5"], "en"), user(b + 1, "bo@example.com", both, "en")])
     with Mailbox() as box:
-        settings = settings_for(bootstrap, tmp_path, f"notifier-{unique}").model_copy(update=box.settings())
-        since = await topics_now(bootstrap)
-        for group in (settings.group_id, f"{settings.group_id}-replay"):
-            await group_starts_at(bootstrap, group, since)
+        settings = await mailing(bootstrap, tmp_path, unique, box, replay=True)
         notifier = await started(settings)
         try:
-            await produce(bootstrap, [*assessment(a, 1, "restrict", {m: [b, b + 1] for m in both}), _confirmed(a, 1)])
             await produce(
-                bootstrap, [*assessment(b_directive, 1, "restrict", {"fable-5": [b + 1]}), _confirmed(b_directive, 1)]
+                bootstrap,
+                [*assessment(a, 1, "restrict", {m: [b, b + 1] for m in both}), confirmation(a, 1, "restrict")],
+            )
+            await produce(
+                bootstrap,
+                [
+                    *assessment(b_directive, 1, "restrict", {"fable-5": [b + 1]}),
+                    confirmation(b_directive, 1, "restrict"),
+                ],
             )
             await eventually(
                 lambda: len(_told(box, a)) == 2 and len(_told(box, b_directive)) == 1, what="first notices"
             )
             # ada is granted mythos-5, which A denies her; bo loses mythos-5 (a revocation needs no notice).
             await produce(
-                bootstrap, [_entitled(b, "ada@example.com", both), _entitled(b + 1, "bo@example.com", ["fable-5"])]
+                bootstrap, [user(b, "ada@example.com", both, "en"), user(b + 1, "bo@example.com", ["fable-5"], "en")]
             )
             await eventually(lambda: len(_told(box, a)) == 3, what="the grant's notice")
             # A's revision 2 drops fable-5: ada regains it; bo does not (B still covers him), so he is not told.
             amended = assessment(
                 a, 2, "restrict", {"mythos-5": [b, b + 1]}, amended_from=1, removed={"fable-5": [b, b + 1]}
             )
-            await produce(bootstrap, [*amended, _confirmed(a, 2)])
+            await produce(bootstrap, [*amended, confirmation(a, 2, "restrict")])
             await eventually(lambda: len(_told(box, a)) == 4, what="the amendment's notice")
         finally:
             await notifier.stop()
-        again = await started(settings.model_copy(update={"group_id": f"notifier-{unique}-replay"}))
+        again = await replaying(settings)
         try:
             await eventually(
                 lambda: again.handlers.pairing.is_done((a, 2, "restrict")) and again.ready(), what="replay"
@@ -242,21 +224,6 @@ async def test_a_later_entitlement_is_told_and_restored_access_skips_users_anoth
     assert _copies(box, a) == len(told)  # nothing sent twice, replay included
 
 
-def _report(directive: str, states: dict[str, tuple[str, list[str], str | None]]) -> tuple[str, bytes, bytes]:
-    """A progress report: cluster -> (state, models it serves, digest it applied)."""
-    event = EnforcementProgressed(
-        producer="test",
-        correlation_id=directive,
-        directive_id=directive,
-        revision=1,
-        action="restrict",
-        expected_digest="all",
-        clusters={c: ClusterProgress(state=s, models=m, digest=d) for c, (s, m, d) in states.items()},
-        deadline=datetime.now(UTC),
-    )
-    return as_record("compliance.enforcement.v1", directive, event)
-
-
 async def test_a_notice_goes_out_once_the_clusters_serving_its_models_applied_whatever_the_others_do(
     bootstrap: str, unique: str, tmp_path: Path
 ) -> None:
@@ -264,8 +231,7 @@ async def test_a_notice_goes_out_once_the_clusters_serving_its_models_applied_wh
     key = AssessmentKey(directive, 1, "restrict")
     await produce(bootstrap, [user(b + i, f"user{i}@example.com") for i in range(3)])
     with Mailbox() as box:
-        settings = settings_for(bootstrap, tmp_path, f"notifier-{unique}").model_copy(update=box.settings())
-        await group_starts_at(bootstrap, settings.group_id, await topics_now(bootstrap))
+        settings = await mailing(bootstrap, tmp_path, unique, box)
         notifier = await started(settings)
         try:
             # b loses fable-5 (served by eu-1 only), b+1 mythos-5 (us-1 only), b+2 both.
@@ -273,16 +239,16 @@ async def test_a_notice_goes_out_once_the_clusters_serving_its_models_applied_wh
                 bootstrap, assessment(directive, 1, "restrict", {"fable-5": [b, b + 2], "mythos-5": [b + 1, b + 2]})
             )
             pending = {"us-1": ("pending", ["mythos-5"], None)}
-            await produce(bootstrap, [_report(directive, {"eu-1": ("applied", ["fable-5"], "f1"), **pending})])
+            await produce(bootstrap, [_progress(directive, {"eu-1": ("applied", ["fable-5"], "f1"), **pending})])
             await eventually(lambda: _told(box, directive) == {f"{directive}:1:restricted:{b}": "user0@example.com"})
             # A later report read means the first one was handled whole: nobody else was told on it.
-            await produce(bootstrap, [_report(directive, {"eu-1": ("applied", ["fable-5"], "marker"), **pending})])
+            await produce(bootstrap, [_progress(directive, {"eu-1": ("applied", ["fable-5"], "marker"), **pending})])
             await eventually(
                 lambda: "marker" in notifier.handlers.delta_pairing.held_digests(key, "eu-1"), what="marker"
             )
             assert set(_told(box, directive)) == {f"{directive}:1:restricted:{b}"}
             both = {"eu-1": ("applied", ["fable-5"], "f1"), "us-1": ("applied", ["mythos-5"], "m1")}
-            await produce(bootstrap, [_report(directive, both)])
+            await produce(bootstrap, [_progress(directive, both)])
             await eventually(lambda: len(_told(box, directive)) >= 3, what="the other notices")
             await eventually(lambda: notifier.handlers.pairing.is_done(key), what="the revision done")
         finally:
@@ -304,13 +270,11 @@ async def test_a_registry_delta_is_told_once_the_clusters_serving_its_model_hold
     fable, mythos = BitMap([b, b + 2]), BitMap([b + 1, b + 3])  # after delta 1 (fable-5) and delta 2 (mythos-5)
     eu_holds, us_holds = scope_digest({"fable-5": set_digest(fable)}), scope_digest({"mythos-5": set_digest(mythos)})
     with Mailbox() as box:
-        settings = settings_for(bootstrap, tmp_path, f"notifier-{unique}").model_copy(update=box.settings())
-        await group_starts_at(bootstrap, settings.group_id, await topics_now(bootstrap))
+        settings = await mailing(bootstrap, tmp_path, unique, box)
         notifier = await started(settings)
         try:
             head = assessment(directive, 1, "restrict", {"fable-5": [b], "mythos-5": [b + 1]}, model_digests=digests)
-            verdict = enforced(directive, 1, "restrict", scope_digest(digests))
-            await produce(bootstrap, [*head, as_record("compliance.enforcement.v1", directive, verdict)])
+            await produce(bootstrap, [*head, confirmation(directive, 1, "restrict", scope_digest(digests))])
             await eventually(lambda: len(_told(box, directive)) >= 2, what="revision 1 notices")
             await produce(
                 bootstrap,
@@ -321,17 +285,17 @@ async def test_a_registry_delta_is_told_once_the_clusters_serving_its_model_hold
             )
             # eu-1 (fable-5) holds delta 1; us-1 (mythos-5) has not applied delta 2.
             pending = {"us-1": ("pending", ["mythos-5"], None)}
-            await produce(bootstrap, [_report(directive, {"eu-1": ("applied", ["fable-5"], eu_holds), **pending})])
+            await produce(bootstrap, [_progress(directive, {"eu-1": ("applied", ["fable-5"], eu_holds), **pending})])
             await eventually(
                 lambda: f"{directive}:1:restricted:{b + 2}:delta-1" in _told(box, directive), what="delta 1"
             )
-            await produce(bootstrap, [_report(directive, {"eu-1": ("applied", ["fable-5"], "marker"), **pending})])
+            await produce(bootstrap, [_progress(directive, {"eu-1": ("applied", ["fable-5"], "marker"), **pending})])
             await eventually(
                 lambda: "marker" in notifier.handlers.delta_pairing.held_digests(key, "eu-1"), what="marker"
             )
             assert f"{directive}:1:restricted:{b + 3}:delta-2" not in _told(box, directive)
             both = {"eu-1": ("applied", ["fable-5"], eu_holds), "us-1": ("applied", ["mythos-5"], us_holds)}
-            await produce(bootstrap, [_report(directive, both)])
+            await produce(bootstrap, [_progress(directive, both)])
             await eventually(lambda: len(_told(box, directive)) >= 4, what="delta 2")
         finally:
             await notifier.stop()

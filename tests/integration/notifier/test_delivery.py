@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import Counter
 from pathlib import Path
@@ -9,9 +10,8 @@ from pathlib import Path
 from devtools.waiting import eventually
 from services.notifier.sink import OutboxSink
 from tests.integration.notifier.conftest import (
-    as_record,
     assessment,
-    enforced,
+    confirmation,
     produce,
     read_all,
     read_until,
@@ -54,8 +54,8 @@ async def test_confirmed_restriction_notifies_each_recipient_once_across_replays
             ),
         )
         assert _lines(tmp_path, directive) == []  # a set alone sends nothing
-        confirmation = enforced(directive, 1, "restrict")
-        await produce(bootstrap, [as_record("compliance.enforcement.v1", directive, confirmation)])
+        confirmed = confirmation(directive, 1, "restrict")
+        await produce(bootstrap, [confirmed])
         await eventually(lambda: len(_lines(tmp_path, directive)) >= 5)
         lines = _lines(tmp_path, directive)
         assert {line["recipient"]: line["models"] for line in lines} == {
@@ -74,17 +74,15 @@ async def test_confirmed_restriction_notifies_each_recipient_once_across_replays
         by_type = Counter(m["type"] for m in messages)
         assert by_type == {"NotificationRequested": 5, "NotificationDelivered": 5, "NotificationFailed": 1}
         assert {(m["producer"], m["correlation_id"], m["causation_id"]) for m in messages} == {
-            ("notifier", directive, confirmation.event_id)
+            ("notifier", directive, json.loads(confirmed[2])["event_id"])
         }
         failed = next(m for m in messages if m["type"] == "NotificationFailed")
         assert failed["recipient"] == base + 5 and "no record" in failed["reason"]
 
         # The same confirmation again, then revision 2 on the same partition as a marker that it was handled.
-        await produce(bootstrap, [as_record("compliance.enforcement.v1", directive, confirmation)])
+        await produce(bootstrap, [confirmed])
         await produce(bootstrap, assessment(directive, 2, "restrict", {"fable-5": [base]}))
-        await produce(
-            bootstrap, [as_record("compliance.enforcement.v1", directive, enforced(directive, 2, "restrict"))]
-        )
+        await produce(bootstrap, [confirmation(directive, 2, "restrict")])
         await eventually(lambda: any(line["revision"] == 2 for line in _lines(tmp_path, directive)))
     finally:
         await notifier.stop()
@@ -115,9 +113,7 @@ async def _replay_from_the_beginning(
     notifier = await started(settings_for(bootstrap, state, group))
     try:
         await produce(bootstrap, assessment(directive, marker, "restrict", {"fable-5": [base + 1]}))
-        await produce(
-            bootstrap, [as_record("compliance.enforcement.v1", directive, enforced(directive, marker, "restrict"))]
-        )
+        await produce(bootstrap, [confirmation(directive, marker, "restrict")])
         await eventually(lambda: any(line["revision"] == marker for line in _lines(state, directive)))
     finally:
         await notifier.stop()
@@ -128,7 +124,7 @@ async def test_confirmation_before_the_set_sends_restored_notices(bootstrap: str
     await produce(bootstrap, [user(base + i, f"r{i}@example.com") for i in range(2)])
     notifier = await started(settings_for(bootstrap, tmp_path, f"notifier-{unique}"))
     try:
-        await produce(bootstrap, [as_record("compliance.enforcement.v1", directive, enforced(directive, 1, "lift"))])
+        await produce(bootstrap, [confirmation(directive, 1, "lift")])
         await produce(bootstrap, assessment(directive, 1, "lift", {"fable-5": [base, base + 1], "mythos-5": [base]}))
         await eventually(lambda: len(_lines(tmp_path, directive)) >= 2)
         lines = _lines(tmp_path, directive)

@@ -8,9 +8,8 @@ from pathlib import Path
 from devtools.waiting import eventually
 from services.notifier.sink import OutboxSink
 from tests.integration.notifier.conftest import (
-    as_record,
     assessment,
-    enforced,
+    confirmation,
     produce,
     read_until,
     settings_for,
@@ -49,9 +48,7 @@ async def test_bad_impact_messages_are_dead_lettered_and_later_sets_still_notify
             ],
         )
         await produce(bootstrap, assessment(directive, 1, "restrict", {"fable-5": [base]}))
-        await produce(
-            bootstrap, [as_record("compliance.enforcement.v1", directive, enforced(directive, 1, "restrict"))]
-        )
+        await produce(bootstrap, [confirmation(directive, 1, "restrict")])
         letters = await _dead_letters(bootstrap, directive, 2)
         assert [(d["topic"], d["consumer"]) for d in letters] == [("compliance.impact.v1", "notifier")] * 2
         assert "bitmap" in letters[1]["reason"]
@@ -72,9 +69,7 @@ async def test_bad_enforcement_message_is_dead_lettered_and_later_confirmations_
             bootstrap,
             [("compliance.enforcement.v1", directive.encode(), b'{"type": "DirectiveEnforced", "directive_id": 7}')],
         )
-        await produce(
-            bootstrap, [as_record("compliance.enforcement.v1", directive, enforced(directive, 1, "restrict"))]
-        )
+        await produce(bootstrap, [confirmation(directive, 1, "restrict")])
         letters = await _dead_letters(bootstrap, directive, 1)
         assert letters[0]["topic"] == "compliance.enforcement.v1" and "invalid message" in letters[0]["reason"]
         await eventually(lambda: len(_outbox(tmp_path, directive)) == 1)

@@ -7,34 +7,21 @@ from pathlib import Path
 
 from devtools.mailbox import Mailbox
 from devtools.waiting import eventually
-from shared.contracts.users import UserUpserted, user_key
 from tests.integration.notifier.conftest import (
-    as_record,
     assessment,
-    enforced,
-    group_starts_at,
+    confirmation,
+    mailing,
     produce,
-    settings_for,
+    replaying,
     started,
-    topics_now,
+    user,
     user_base,
 )
 
 
 def _record(user_id: int, email: str, kind: str, org: str | None = None, admin: bool = False, locale: str = "en"):
-    record = UserUpserted(
-        producer="test",
-        user_id=user_id,
-        email=email,
-        nationalities=["FR"],
-        residence="FR",
-        account_type=kind,
-        organisation=org,
-        org_admin=admin,
-        entitlements=[] if admin else ["fable-5", "mythos-5"],
-        locale=locale,
-    )
-    return "identity.users.v1", user_key(user_id), record.model_dump_json().encode()
+    entitlements = [] if admin else ["fable-5", "mythos-5"]
+    return user(user_id, email, entitlements, locale, account_type=kind, organisation=org, org_admin=admin)
 
 
 async def test_an_organisation_administrator_gets_one_digest_for_its_members(
@@ -51,21 +38,16 @@ async def test_an_organisation_administrator_gets_one_digest_for_its_members(
         ],
     )
     with Mailbox() as box:
-        settings = settings_for(bootstrap, tmp_path, f"notifier-{unique}").model_copy(update=box.settings())
-        since = await topics_now(bootstrap)
-        for group in (settings.group_id, f"{settings.group_id}-replay"):
-            await group_starts_at(bootstrap, group, since)
+        settings = await mailing(bootstrap, tmp_path, unique, box, replay=True)
         notifier = await started(settings)
         try:
             sets = {"fable-5": [b, b + 1, b + 2, b + 3], "mythos-5": [b + 3]}
             await produce(bootstrap, assessment(directive, 1, "restrict", sets))
-            await produce(
-                bootstrap, [as_record("compliance.enforcement.v1", directive, enforced(directive, 1, "restrict"))]
-            )
+            await produce(bootstrap, [confirmation(directive, 1, "restrict")])
             await eventually(lambda: len(box.unique()) >= 2, what="notices")
         finally:
             await notifier.stop()
-        again = await started(settings.model_copy(update={"group_id": f"notifier-{unique}-replay"}))
+        again = await replaying(settings)
         try:
             await eventually(lambda: again.handlers.pairing.is_done((directive, 1, "restrict")), what="replayed")
         finally:

@@ -18,14 +18,15 @@ import pytest
 
 from devtools.broker import KafkaAccess
 from devtools.mailbox import Mailbox
+from devtools.messages import user_upserted
 from devtools.processes import signal_group
 from devtools.stack import Stack
 from devtools.waiting import eventually
 from services.notifier.smtp import message_id
-from shared.contracts.users import UserUpserted, user_key
+from shared.contracts.users import user_key
 from shared.runtime.kafka import producing
 from shared.runtime.settings import KafkaSettings
-from tests.integration.notifier.conftest import as_record, assessment, enforced, produce
+from tests.integration.notifier.conftest import assessment, confirmation, produce
 
 USERS = int(os.environ.get("COUNTERMAND_TEST_CRASH_NOTICES", "20000"))  # the 100,000: set it so
 BATCH = 500
@@ -38,15 +39,7 @@ async def _load_registry(bootstrap: str, base: int) -> None:
         sent = []
         for i in range(USERS + 1):
             entitled = ["fable-5"] if i < USERS else ["lyric-4"]  # the last one is covered but holds nothing lost
-            record = UserUpserted(
-                producer="test",
-                user_id=base + i,
-                email=f"u{i}@example.com",
-                nationalities=["FR"],
-                residence="FR",
-                account_type="consumer",
-                entitlements=entitled,
-            )
+            record = user_upserted(base + i, f"u{i}@example.com", entitled)
             sent.append(await producer.send("identity.users.v1", record.model_dump_json().encode(), user_key(base + i)))
         await asyncio.gather(*sent)
 
@@ -86,8 +79,7 @@ async def test_kill_9_mid_batch_then_restart_leaves_exactly_one_notice_per_recip
         try:
             covered = {"fable-5": list(range(base, base + USERS + 1))}
             await produce(bootstrap, assessment(directive, 1, "restrict", covered))
-            confirmed = enforced(directive, 1, "restrict")
-            await produce(bootstrap, [as_record("compliance.enforcement.v1", directive, confirmed)])
+            await produce(bootstrap, [confirmation(directive, 1, "restrict")])
             await asyncio.wait_for(killed.wait(), timeout=600)
         finally:
             signal_group(processes[0].popen, signal.SIGKILL)

@@ -20,12 +20,11 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from devtools.waiting import eventually
 from services.notifier.app import NotifierService, build
 from services.notifier.sink import OutboxSink
-from shared.contracts.catalogue import ENFORCEMENT, NOTIFICATIONS, USERS
+from shared.contracts.catalogue import NOTIFICATIONS, USERS
 from shared.runtime.settings import KafkaSettings
 from tests.integration.notifier.conftest import (
-    as_record,
     assessment,
-    enforced,
+    confirmation,
     group_starts_at,
     settings_for,
     topics_now,
@@ -93,10 +92,6 @@ def _consumer_record(topic: str, key: bytes, value: bytes, offset: int) -> Consu
     return ConsumerRecord(topic, 0, offset, 0, 0, key, value, None, len(key), len(value), [])
 
 
-def _confirmation(directive: str, revision: int, action: str) -> Record:
-    return as_record(ENFORCEMENT.name, directive, enforced(directive, revision, action))
-
-
 async def test_a_restriction_confirmed_on_every_cluster_notifies_exactly_its_recipients_once(
     wired: Wired, unique: str
 ) -> None:
@@ -104,7 +99,7 @@ async def test_a_restriction_confirmed_on_every_cluster_notifies_exactly_its_rec
     await wired.registry([user(base + i, f"twin{i}@example.com") for i in range(4)])
     sets = {"fable-5": [base, base + 1, base + 2], "mythos-5": [base + 2, base + 3, base + 4]}  # base+4: no record
     await wired.publish(assessment(directive, 1, "restrict", sets))
-    await wired.publish([_confirmation(directive, 1, "restrict")])
+    await wired.publish([confirmation(directive, 1, "restrict")])
 
     await eventually(lambda: len(wired.notices(directive)) >= 4, "the restricted notices")
     assert {line["recipient"]: line["models"] for line in wired.notices(directive)} == {
@@ -123,9 +118,9 @@ async def test_a_restriction_confirmed_on_every_cluster_notifies_exactly_its_rec
     assert next(m for m in published if m["type"] == "NotificationFailed")["recipient"] == base + 4
 
     # The confirmation again tells no one twice; revision 2 after it marks that it was handled.
-    await wired.publish([_confirmation(directive, 1, "restrict")])
+    await wired.publish([confirmation(directive, 1, "restrict")])
     await wired.publish(
-        [*assessment(directive, 2, "restrict", {"fable-5": [base]}), _confirmation(directive, 2, "restrict")]
+        [*assessment(directive, 2, "restrict", {"fable-5": [base]}), confirmation(directive, 2, "restrict")]
     )
     await eventually(lambda: any(line["revision"] == 2 for line in wired.notices(directive)), "the marker notice")
     assert Counter((line["revision"], line["recipient"]) for line in wired.notices(directive)) == {
@@ -142,7 +137,7 @@ async def test_a_lift_confirmed_on_every_cluster_sends_restored_notices(wired: W
     await wired.registry([user(base + i, f"back{i}@example.com") for i in range(2)])
     await wired.publish(assessment(directive, 1, "lift", {"fable-5": [base, base + 1], "mythos-5": [base]}))
     assert wired.notices(directive) == []  # the set alone tells no one: the clusters have not lifted yet
-    await wired.publish([_confirmation(directive, 1, "lift")])
+    await wired.publish([confirmation(directive, 1, "lift")])
 
     await eventually(lambda: len(wired.notices(directive)) >= 2, "the restored notices")
     assert {(line["recipient"], tuple(line["models"]), line["action"]) for line in wired.notices(directive)} == {

@@ -22,6 +22,26 @@ class Clock:
         return self.now
 
 
+async def sampled_31_s_apart(
+    settings: KafkaSettings, group: str, topic: Topic, client: str
+) -> tuple[ConsumerWatch, dict[int, int]]:
+    """The group's lag sampled twice, 31 s apart on a fake clock (a stall is 30 s): the watch, and the topic's end
+    offsets as the probe read them first."""
+    clock, watch = Clock(), ConsumerWatch("test")
+    lag = LagWatch(settings, group, (topic,), watch, stall_after_s=30, clock=clock)
+    probe = OffsetProbe(settings, client)
+    await probe.start()
+    try:
+        ends = await probe.end_offsets(topic)
+        async with admin(settings, client) as kafka_admin:
+            await lag.sample(kafka_admin, probe)
+            clock.now = 31
+            await lag.sample(kafka_admin, probe)
+    finally:
+        await probe.stop()
+    return watch, ends
+
+
 async def test_a_group_stalled_behind_waiting_records_is_named_in_readiness(bootstrap: str, unique: str) -> None:
     settings = KafkaSettings(bootstrap=bootstrap)
     topic = Topic(f"stuck-{unique}", dict, "key", 1, 3_600_000)
@@ -33,17 +53,7 @@ async def test_a_group_stalled_behind_waiting_records_is_named_in_readiness(boot
     async with consuming(settings, "stuck", topic.name, group_id=group) as reader:
         await reader.getmany(timeout_ms=5000, max_records=2)
         await reader.commit()  # the group got two records in, then stopped moving
-    clock, watch = Clock(), ConsumerWatch("test")
-    lag = LagWatch(settings, group, (topic,), watch, stall_after_s=30, clock=clock)
-    probe = OffsetProbe(settings, "stuck")
-    await probe.start()
-    try:
-        async with admin(settings, "stuck") as client:
-            await lag.sample(client, probe)
-            clock.now = 31
-            await lag.sample(client, probe)
-    finally:
-        await probe.stop()
+    watch, _ = await sampled_31_s_apart(settings, group, topic, "stuck")
     status, body = readiness(True, watch)
     assert status == 503
     [stuck] = body["stuck"]
@@ -66,17 +76,7 @@ async def test_a_group_that_read_every_record_of_a_transaction_is_not_stuck_behi
     async with consuming(settings, "markers", topic.name, group_id=group) as reader:
         records = (await reader.getmany(timeout_ms=5000)).get(tp, [])
         await reader.commit({tp: records[-1].offset + 1})  # as a consumer committing after its last record does
-    clock, watch = Clock(), ConsumerWatch("test")
-    lag = LagWatch(settings, group, (topic,), watch, stall_after_s=30, clock=clock)
-    probe = OffsetProbe(settings, "markers")
-    await probe.start()
-    try:
-        assert (await probe.end_offsets(topic))[0] == records[-1].offset + 2  # the commit marker lies between
-        async with admin(settings, "markers") as client:
-            await lag.sample(client, probe)
-            clock.now = 31
-            await lag.sample(client, probe)
-    finally:
-        await probe.stop()
+    watch, ends = await sampled_31_s_apart(settings, group, topic, "markers")
+    assert ends[0] == records[-1].offset + 2  # the commit marker lies between
     assert [r.offset for r in records] == [0, 1]
     assert readiness(True, watch) == (200, {"ready": True, "stuck": [], "unwritten_dead_letters": 0})

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 
+from devtools.messages import directive_enforced
 from services.audit.record import Record
 from shared.contracts.directives import DirectiveIssued, DirectiveScope, ForeignNational
-from shared.contracts.enforcement import ClusterProgress, DirectiveEnforced
 from shared.contracts.impact import ImpactAssessed
 from shared.contracts.notifications import NotificationDelivered
 
@@ -70,14 +70,13 @@ def directive_story(directive_id: str, notices: int = 3, t0: datetime = T0) -> l
         record(
             "compliance.enforcement.v1",
             0,
-            DirectiveEnforced(
-                producer="enforcement",
-                directive_id=directive_id,
-                correlation_id=directive_id,
-                revision=1,
-                action="restrict",
+            directive_enforced(
+                directive_id,
+                1,
+                "restrict",
+                clusters=["us-east"],
                 digest="9f86d081884c7d65",
-                clusters={"us-east": ClusterProgress(state="applied")},
+                producer="enforcement",
                 ack_latency_s={"us-east": 0.21, "eu-west": 0.25},
                 occurred_at=at(2),
             ),

@@ -9,43 +9,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.audit.api import create_api
 from services.audit.evidence import Evidence
-from services.audit.forgery import NO_CHECK
 from services.audit.html import render_html
-from services.audit.ledger import Ledger
 from services.audit.report import build_report
 from services.audit.report_model import DirectiveReport
-from shared.runtime.auth import AuthSettings, Guard, LocalIssuer, Role
+from shared.runtime.auth import LocalIssuer, Role
+from tests.unit.audit.conftest import get as get_as
 from tests.unit.audit.evidence_story import at
 from tests.unit.audit.evidence_story import ledger_records as records
 
 NOW = at(300)
 
 
-@pytest.fixture(scope="module")
-def issuer() -> LocalIssuer:
-    return LocalIssuer()
-
-
-@pytest.fixture
-def ledger_path(tmp_path: Path) -> Path:
-    store = Ledger(tmp_path / "ledger.sqlite")
-    store.append(records())
-    store.close()
-    return tmp_path / "ledger.sqlite"
-
-
 async def get(issuer: LocalIssuer, ledger_path: Path, path: str, *roles: Role) -> httpx.Response:
-    folder = ledger_path.parent / "auth"
-    guard = Guard(AuthSettings(mode="on", jwks_file=issuer.write(folder), issuer=issuer.issuer), "audit")
-    api = create_api(
-        "audit", lambda: Ledger(ledger_path, read_only=True), NO_CHECK, guard, lambda: True, clock=lambda: NOW
-    )
-    headers = {"Authorization": f"Bearer {issuer.mint('someone', roles)}"}
-    transport = httpx.ASGITransport(app=api)
-    async with httpx.AsyncClient(transport=transport, base_url="http://audit", headers=headers) as client:
-        return await client.get(path)
+    return await get_as(issuer, ledger_path, path, roles, NOW)
 
 
 def from_every_record(directive_id: str, served: DirectiveReport) -> DirectiveReport:

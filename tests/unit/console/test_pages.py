@@ -61,6 +61,19 @@ def console(tmp_path: Path) -> Console:
     return Console(tmp_path)
 
 
+@pytest.fixture
+def on_the_audit(tmp_path: Path) -> Console:
+    """A console whose audit is the audit's real API over a ledger of two directives' stories (EXP-9, EXP-10),
+    trusting the console's token issuer."""
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger.append(ledger_records())
+    ledger.close()
+    issuer = LocalIssuer()
+    guard = Guard(AuthSettings(mode="on", jwks_file=issuer.write(tmp_path), issuer=issuer.issuer), "audit")
+    audit = create_audit_api("audit", lambda: Ledger(tmp_path / "ledger.sqlite", read_only=True), NO_CHECK, guard, bool)
+    return Console(tmp_path, audit=audit, issuer=issuer)
+
+
 async def test_login_keeps_the_token_in_an_httponly_cookie_and_shows_who_is_signed_in(console: Console) -> None:
     browser = console.browser()
     reply = await browser.post("/login", data={"token": console.issuer.mint("carol", [V]), "next": "/clusters"})
@@ -423,15 +436,10 @@ async def test_a_digest_other_than_the_one_expected_is_shown_as_such(console: Co
     assert "000000000000</code> (expected dddddddddddd)" in live
 
 
-async def test_the_audit_page_downloads_the_audits_own_json_and_html_report_of_a_directive(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.sqlite")
-    ledger.append(ledger_records())
-    ledger.close()
-    issuer = LocalIssuer()
-    guard = Guard(AuthSettings(mode="on", jwks_file=issuer.write(tmp_path), issuer=issuer.issuer), "audit")
-    audit = create_audit_api("audit", lambda: Ledger(tmp_path / "ledger.sqlite", read_only=True), NO_CHECK, guard, bool)
-    console = Console(tmp_path, audit=audit, issuer=issuer)
-    auditor = await console.signed_in("ann", AU)
+async def test_the_audit_page_downloads_the_audits_own_json_and_html_report_of_a_directive(
+    on_the_audit: Console,
+) -> None:
+    auditor = await on_the_audit.signed_in("ann", AU)
     page = await auditor.get("/audit", params={"directive": "EXP-9"})
     assert (
         'href="/audit/reports/EXP-9?format=html"' in page.text
@@ -447,19 +455,15 @@ async def test_the_audit_page_downloads_the_audits_own_json_and_html_report_of_a
     assert "<title>Directive EXP-9: audit report</title>" in as_html.text
     missing = await auditor.get("/audit/reports/EXP-404")
     assert missing.status_code == 404 and "no DirectiveIssued for &#39;EXP-404&#39;" in missing.text
-    viewer = await console.signed_in("carol", V)
+    viewer = await on_the_audit.signed_in("carol", V)
     assert "report needs the auditor role" in (await viewer.get("/audit", params={"directive": "EXP-9"})).text
     assert (await viewer.get("/audit/reports/EXP-9")).status_code == 403
 
 
-async def test_customer_lookup_shows_the_real_audits_answer_for_a_covered_and_an_uncovered_user(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.sqlite")
-    ledger.append(ledger_records())
-    ledger.close()
-    issuer = LocalIssuer()
-    guard = Guard(AuthSettings(mode="on", jwks_file=issuer.write(tmp_path), issuer=issuer.issuer), "audit")
-    audit = create_audit_api("audit", lambda: Ledger(tmp_path / "ledger.sqlite", read_only=True), NO_CHECK, guard, bool)
-    auditor = await Console(tmp_path, audit=audit, issuer=issuer).signed_in("ivy", AU)
+async def test_customer_lookup_shows_the_real_audits_answer_for_a_covered_and_an_uncovered_user(
+    on_the_audit: Console,
+) -> None:
+    auditor = await on_the_audit.signed_in("ivy", AU)
     at = "2026-03-03T13:01:40Z"  # eu-west acknowledged, ap-south holds a wrong digest, notices sent
     covered = (await auditor.get("/lookup", params={"user": "8", "model": "fable-5", "at": at})).text
     assert 'data-testid="verdict">denied on some clusters only<' in covered

@@ -8,21 +8,10 @@ from collections.abc import Callable
 import pytest
 
 from services.intake.book import CatchUp
-from services.intake.desk import Conflict, DirectiveDesk, Mandate, NotReady, request_digest
-from shared.contracts.directives import DirectiveIssued, DirectiveRequest
+from services.intake.desk import Conflict, DirectiveDesk, NotReady, request_digest
+from shared.contracts.directives import DirectiveIssued
 from shared.contracts.envelope import envelope
-
-ALONE = Mandate("erin", emergency_reason="drill")
-
-
-def request(directive_id: str = "EXP-1", title: str = "t") -> DirectiveRequest:
-    return DirectiveRequest.model_validate(
-        {
-            "directive_id": directive_id,
-            "title": title,
-            "scope": {"models": ["fable-5"], "selector": {"kind": "foreign_national", "home_country": "US"}},
-        }
-    )
+from tests.unit.intake.conftest import ALONE, request
 
 
 def issued_elsewhere(directive_id: str, revision: int, title: str = "elsewhere") -> DirectiveIssued:

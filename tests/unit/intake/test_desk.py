@@ -7,22 +7,9 @@ import asyncio
 import pytest
 
 from services.intake.book import IdempotencyKeyReused
-from services.intake.desk import DirectiveDesk, Mandate, NotReady, PublishFailed
-from shared.contracts.directives import DirectiveRequest
+from services.intake.desk import DirectiveDesk, NotReady, PublishFailed
+from tests.unit.intake.conftest import ALONE, request
 from tests.unit.intake.fakes import FakeTopic
-
-# Revision assignment and idempotency, exercised through the emergency role acting alone (four eyes: test_four_eyes)
-ALONE = Mandate("erin", emergency_reason="drill")
-
-
-def request(directive_id: str = "EXP-1", title: str = "t") -> DirectiveRequest:
-    return DirectiveRequest.model_validate(
-        {
-            "directive_id": directive_id,
-            "title": title,
-            "scope": {"models": ["fable-5"], "selector": {"kind": "foreign_national", "home_country": "US"}},
-        }
-    )
 
 
 def ready_desk(topic: FakeTopic) -> DirectiveDesk:
