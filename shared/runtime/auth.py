@@ -104,6 +104,16 @@ class AuthError(Exception):
         self.status = status
         self.reason = reason
         self.subject = subject
+        self.claimed: str | None = None  # who a refused credential says it is, unverified: for the log only
+
+
+def _claimed_subject(token: str) -> str | None:
+    """The `sub` a token claims, read without checking anything (it was refused): for the refusal's log line."""
+    try:
+        sub = jwt.decode(token, options={"verify_signature": False}).get("sub")
+    except jwt.InvalidTokenError:
+        return None
+    return sub[:200] if isinstance(sub, str) else None
 
 
 def _roles(values: Any) -> frozenset[Role]:
@@ -294,11 +304,19 @@ class Guard:
             return Principal("anonymous", frozenset(Role), "auth-off")
         scheme, _, credential = (authorization or "").partition(" ")
         if scheme.lower() == "bearer" and credential and self.tokens is not None:
-            return self.tokens.verify(credential.strip())
+            try:
+                return self.tokens.verify(credential.strip())
+            except AuthError as exc:
+                exc.claimed = _claimed_subject(credential.strip())
+                raise
         if scheme.lower() == "apikey" and credential:
             api_key = credential.strip()
         if api_key and self.api_keys is not None:
-            return self.api_keys.verify(api_key)
+            try:
+                return self.api_keys.verify(api_key)
+            except AuthError as exc:
+                exc.claimed = f"api-key:{api_key.partition('.')[0][:64]}"
+                raise
         raise AuthError(
             401,
             "missing credential: send Authorization: Bearer <token>"
@@ -330,6 +348,7 @@ class Guard:
                 status=exc.status,
                 reason=exc.reason,
                 subject=exc.subject,
+                claimed_subject=exc.claimed,  # unverified: who the refused credential says it is
                 method=request.method,
                 path=request.url.path,
             )

@@ -186,6 +186,9 @@ def test_a_bad_token_is_refused_logged_and_reaches_no_handler(
     assert (answer.status_code, refusal(answer)) == (401, reason)
     logged = [e for e in logs if e["event"] == "request refused"]
     assert [(e["status"], e["reason"], e["path"]) for e in logged] == [(401, reason, "/directives")]
+    # Nobody was authenticated; the log says who the token claims to be, as a claim.
+    claimed = "mallory" if case == "alg none" else "alice"
+    assert [(e["subject"], e["claimed_subject"]) for e in logged] == [(None, claimed)]
     assert client.proposals == before  # type: ignore[attr-defined]
 
 
@@ -199,8 +202,10 @@ def test_a_gateway_api_key_is_accepted_and_a_wrong_or_retired_one_refused(client
     assert client.get("/v1/access", headers={"X-API-Key": good}).json() == {"subject": "gateway-eu", "via": "api-key"}
     assert client.get("/v1/access", headers={"Authorization": f"ApiKey {good}"}).status_code == 200
     assert client.get("/v1/access", headers={"X-API-Key": good[:-1] + "x"}).status_code == 401
-    retired = client.get("/v1/access", headers={"X-API-Key": "gw-0.anything"})
+    with capture_logs() as logs:
+        retired = client.get("/v1/access", headers={"X-API-Key": "gw-0.anything"})
     assert retired.status_code == 401
+    assert [e["claimed_subject"] for e in logs if e["event"] == "request refused"] == ["api-key:gw-0"]
 
 
 def test_a_gateway_key_cannot_propose(client: TestClient) -> None:
