@@ -37,8 +37,9 @@ class ClusterProgress(Message):
         default_factory=dict,
         description="Replica id of the cluster's agent (empty: its single agent) -> the digest that replica last "
         "acknowledged or showed holding for this revision; the cluster is applied once every live replica "
-        "holds the expected digest.",
+        "holds the expected digest. Left off the wire for a cluster with a single agent.",
         examples=[{"agent-us-east-0": "9f86d081...", "agent-us-east-1": "9f86d081..."}],
+        exclude_if=lambda replicas: set(replicas) <= {""},
     )
 
 

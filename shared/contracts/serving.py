@@ -108,14 +108,16 @@ class ClusterSynced(Event):
 ClusterCommand = Annotated[RestrictCommand | DeltaCommand | LiftCommand | ClusterSynced, Field(discriminator="type")]
 
 
-# The one agent of a cluster that runs no replicas (and every agent before replicas existed) names none.
+# The one agent of a cluster that runs no replicas (and every agent before replicas existed) names none; it is
+# left off the wire then, so such an agent's records read the same to readers that predate replicas.
 DEFAULT_REPLICA = ""
 ReplicaId = Annotated[
     str,
     Field(
         pattern=r"^([a-z0-9][a-z0-9-]{0,62})?$",
         examples=["agent-us-east-0"],
-        description="Which replica of the cluster's agent speaks (empty: the cluster's single agent).",
+        description="Which replica of the cluster's agent speaks (absent or empty: the cluster's single agent).",
+        exclude_if=lambda replica: replica == DEFAULT_REPLICA,
     ),
 ]
 

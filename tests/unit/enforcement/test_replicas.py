@@ -197,6 +197,14 @@ def test_acks_on_the_wire_without_a_replica_id_still_count() -> None:
     assert cluster(coordinator).applied
 
 
+def test_a_single_agents_records_and_progress_read_as_before_replicas() -> None:
+    coordinator, digest = started("")
+    _, events = feed(coordinator, [ack("", digest)], now=at(1))
+    assert "replica" not in ack("", digest).model_dump_json() and "replica" not in beat("").model_dump_json()
+    assert all("replicas" not in event.model_dump_json() for event in events)
+    assert '"replica_id":"r0"' in ack("r0", digest).model_dump_json()
+
+
 def saved(coordinator, store: EnforcementStore, messages, now) -> None:
     """Run messages through the core and commit each outcome, as the service does."""
     handlers = {"AgentHeartbeat": "on_heartbeat", "CommandApplied": "on_applied"}
