@@ -53,9 +53,7 @@ class Deadlines:
                 "no longer counted"
             )
         for rollout in [r for r in self.state.rollouts.values() if r.active]:
-            settled = [
-                t for t in rollout.clusters.values() if settle(t, self.replicas.live(t.cluster_id, now), now)
-            ]
+            settled = [t for t in rollout.clusters.values() if settle(t, self.replicas.live(t.cluster_id, now), now)]
             if settled:
                 record_change(rollout, now, rollout.cause, out)
             resent = [t for t in rollout.clusters.values() if resend_due(t, now)]

@@ -140,9 +140,7 @@ def forget(track: ClusterTrack, replica: str) -> None:
     track.replicas.pop(replica, None)
 
 
-def drift(
-    track: ClusterTrack, held_digest: str | None, due_at: datetime, replica: str = DEFAULT_REPLICA
-) -> None:
+def drift(track: ClusterTrack, held_digest: str | None, due_at: datetime, replica: str = DEFAULT_REPLICA) -> None:
     """A heartbeat or ack shows the cluster (one of its replicas) no longer holds what it acknowledged: it is
     re-sent now, due again by due_at."""
     forget(track, replica)
