@@ -76,7 +76,7 @@ class AgentSettings(ServiceSettings):
     def group(self) -> str:
         """The agent's consumer group: one per cluster, and one per replica of it (replicas never share one: each
         reads every command of the cluster's partition and commits its own offsets)."""
-        single = f"countermand-agent-{self.cluster_id}"
+        single = f"countermand-agent-{self.cluster_id}"  # shared.runtime.acls.agent_group: a test keeps them equal
         return f"{single}.{self.replica_id}" if self.replica_id else single
 
     @property
