@@ -83,7 +83,7 @@ def agent_principal(cluster_id: str) -> str:
 
 
 def agent_group(cluster_id: str, replica_id: str = "") -> str:
-    """The consumer group of one cluster's agent, or of one replica of it (services.agent.settings.AgentSettings.group)."""
+    """The consumer group of one cluster's agent or of one replica of it (AgentSettings.group of the agent)."""
     single = f"countermand-agent-{cluster_id}"
     return f"{single}.{replica_id}" if replica_id else single
 
