@@ -37,7 +37,7 @@ class Acknowledgements:
         out = Outcome()
         prior = self.state.clusters.get(message.cluster_id)
         members = set(prior.replicas) if prior is not None else set()
-        if message.replica_id not in members and prior is not None:
+        if message.replica_id and message.replica_id not in members:
             out.notes.append(f"{name(message.cluster_id, message.replica_id)} joined: counted once it holds")
         known = KnownCluster(
             cluster_id=message.cluster_id,

@@ -15,7 +15,7 @@ from pyroaring import BitMap
 
 from devtools.waiting import eventually
 from shared.contracts.bitmaps import scope_digest, set_digest
-from shared.contracts.catalogue import ACKS, ENFORCEMENT, IMPACT
+from shared.contracts.catalogue import ACKS, COMMANDS, ENFORCEMENT, IMPACT
 from shared.contracts.serving import AgentHeartbeat, CommandApplied
 from tests.integration.agent.conftest import AgentProcess
 from tests.integration.enforcement.conftest import WRONG, TopicReader, impact, publish, running
@@ -115,6 +115,39 @@ async def test_a_directive_is_enforced_only_after_both_replicas_of_a_cluster_ack
             assert from_replicas == {"r0", "r1"}
         for process in processes.values():
             assert await denied(process, model) == set(USERS)
+
+
+async def test_a_replica_joining_after_the_verdict_is_sent_what_the_cluster_holds_and_counts_once_it_acks(
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    x, y, model, directive = f"x-{unique}", f"y-{unique}", f"fable-{unique}", f"D-{unique}"
+    digest = scope_digest({model: set_digest(USERS)})
+    with agents(bootstrap, tmp_path, model, (x, "r0"), (y, "")) as processes:
+        async with (
+            TopicReader(bootstrap, ENFORCEMENT) as status,
+            TopicReader(bootstrap, ACKS) as acks,
+            TopicReader(bootstrap, COMMANDS) as commands,
+            running(bootstrap, tmp_path / "enforcement", replica_lapse_s=60) as service,
+        ):
+            await eventually(lambda: x in service.core.clusters and y in service.core.clusters, what="heartbeats")
+            for process in processes.values():
+                await eventually(lambda p=process: answers_ready(p), what="agents ready")
+            await publish(bootstrap, IMPACT, *impact(directive, {model: USERS}))
+            await eventually(lambda: status.where(type="DirectiveEnforced", directive_id=directive), what="enforced")
+            track = service.core.rollouts[(directive, 1, "restrict")].clusters[x]
+
+            with agents(bootstrap, tmp_path, model, (x, "r1")) as late:
+                r1 = late[(x, "r1")]
+                await eventually(lambda: answers_ready(r1), what="the late replica ready")
+                assert await denied(r1, model) == set(USERS)
+                await eventually(lambda: "r1" in track.replicas, what="the late replica counted")
+                assert track.replicas["r1"].digest == digest and track.applied
+                # It was synced by a marker answering one of its own not-ready heartbeats.
+                asked = {b.event_id for b in acks.where(type="AgentHeartbeat", replica_id="r1", ready=False)}
+                markers = commands.where(type="ClusterSynced", cluster_id=x)
+                assert asked & {m.heartbeat_event_id for m in markers}
+            assert len(status.where(type="DirectiveEnforced", directive_id=directive)) == 1
+            assert all(p.state == "applied" for p in progress(status, directive, x)[-2:])
 
 
 async def test_a_replica_killed_mid_rollout_stops_counting_once_its_heartbeats_lapse_and_catches_up_on_restart(
