@@ -5,7 +5,9 @@ an unknown replica or with a digest that does not match count nothing."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from pyroaring import BitMap
 
 from devtools.waiting import eventually
 from shared.contracts.bitmaps import scope_digest, set_digest
-from shared.contracts.catalogue import ACKS, COMMANDS, ENFORCEMENT, IMPACT
+from shared.contracts.catalogue import ACKS, COMMANDS, ENFORCEMENT, IMPACT, dead_letter_topic
 from shared.contracts.serving import AgentHeartbeat, CommandApplied
 from tests.integration.agent.conftest import AgentProcess
 from tests.integration.enforcement.conftest import WRONG, TopicReader, impact, publish, running
@@ -190,6 +192,26 @@ async def test_a_replica_killed_mid_rollout_stops_counting_once_its_heartbeats_l
             await eventually(lambda: answers_ready(r1), what="restarted replica ready")
             assert await denied(r1, model) == set(USERS)
             assert len(status.where(type="DirectiveEnforced", directive_id=directive)) == 1
+
+
+async def test_an_ack_with_a_malformed_replica_id_is_dead_lettered_naming_the_field(
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    x = f"x-{unique}"
+    bad = AgentHeartbeat(producer="agent", cluster_id=x, models=["fable-5"], ready=True).model_dump(mode="json")
+    raw = json.dumps({**bad, "replica_id": "Not A Replica"}).encode()
+    async with (
+        TopicReader(bootstrap, dead_letter_topic("enforcement")) as dlq,
+        running(bootstrap, tmp_path / "enforcement") as service,
+    ):
+        good = AgentHeartbeat(producer="agent", cluster_id=x, replica_id="r0", models=["fable-5"], ready=True)
+        await publish(bootstrap, ACKS, good, raw=raw, raw_key=x.encode())
+        [letter] = await eventually(
+            lambda: [d for d in dlq.messages if d.value_b64 == base64.b64encode(raw).decode()], what="dead letter"
+        )
+        assert letter.reason.startswith("invalid message") and "replica_id" in letter.reason
+        await eventually(lambda: x in service.core.clusters, what="the next heartbeat taken in")
+        assert service.core.clusters[x].replicas == ["r0"]
 
 
 async def test_acks_from_an_unknown_replica_or_with_a_wrong_digest_count_nothing(
