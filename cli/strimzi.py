@@ -131,14 +131,14 @@ def _topic(topic: Topic, meta: dict[str, Any]) -> dict[str, Any]:
 
 def _acls_by_principal(found: Iterable[AclBinding], users: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
     """Strimzi's `simple` ACL list of each principal (admin is a super user: no KafkaUser ACLs, only its login)."""
-    grouped: dict[tuple[str, str, str], list[str]] = defaultdict(list)
-    for binding in found:
-        grouped[(binding.principal, binding.resource, binding.name)].append(OPERATIONS[binding.operation])
+    grouped: dict[tuple[str, str, str, str], list[str]] = defaultdict(list)
+    for b in found:
+        grouped[(b.principal, b.resource, b.name, b.pattern)].append(OPERATIONS[b.operation])
     acls: dict[str, list[dict[str, Any]]] = {user: [] for user in users}
-    for (principal, kind, name), operations in sorted(grouped.items()):
+    for (principal, kind, name, pattern), operations in sorted(grouped.items()):
         resource: dict[str, Any] = {"type": RESOURCE_TYPES[kind]}
         if kind != "CLUSTER":
-            resource |= {"name": name, "patternType": "literal"}
+            resource |= {"name": name, "patternType": "prefix" if pattern == "PREFIXED" else "literal"}
         acls[principal].append({"resource": resource, "operations": sorted(operations)})
     return acls
 

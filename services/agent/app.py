@@ -168,7 +168,10 @@ class Agent:
 
     async def heartbeat(self) -> None:
         """Report what is held; an acknowledged heartbeat while consuming counts as contact."""
-        await self.reports.heartbeat(self.holding.state, self.holding.offsets, self.checker.ready)
+        beat = self.reports.heartbeat(self.holding.state, self.holding.offsets, self.checker.ready)
+        if not beat.ready:
+            self.readiness.ask(beat.event_id)  # before it is sent: its answer may come back at once
+        await self.reports.send(beat)
         if self.consuming:
             # acks=all: the broker answered, and the command consumer is still fetching.
             self.checker.heard(self.clock())
@@ -183,6 +186,7 @@ class Agent:
         contact = self.checker.last_contact
         return {
             "cluster_id": self.settings.cluster_id,
+            "replica_id": self.settings.replica_id,
             "region": self.settings.region,
             "models": list(self.settings.models),
             "ready": self.checker.ready,
@@ -199,15 +203,15 @@ def build(
 ) -> Agent:
     """The agent for one cluster, its state loaded from `store` (default: its SQLite file under the state dir)
     and its subscriber and publisher registered; nothing connected yet."""
-    log = structlog.get_logger(service=SERVICE, cluster_id=settings.cluster_id)
+    log = structlog.get_logger(service=SERVICE, cluster_id=settings.cluster_id, replica_id=settings.replica_id)
     keys = trusted_keys(settings.signing, SERVICE)  # whose commands it applies: enforcement's
     signer = record_signer(settings.signing, SERVICE)  # its cluster's key: only signed acks and heartbeats count
     watch = ConsumerWatch(SERVICE)
     broker = make_broker(settings, SERVICE, watch=watch)
-    store = store or RestrictionStore(settings.state_dir / SERVICE / f"{settings.cluster_id}.sqlite3")
+    store = store or RestrictionStore(settings.state_dir / SERVICE / settings.store_name)
     holding = Holding(store, AccessChecker(stale_after=timedelta(seconds=settings.stale_after_s)))
     holding.load()
-    readiness = Readiness(settings.cluster_id, synced=store.synced())
+    readiness = Readiness(settings.cluster_id, synced=store.synced(), replica_id=settings.replica_id)
     publisher = declare_publisher(broker, ACKS, "Command acks and heartbeats of this cluster.")
     reports = Reports(publisher, signer, settings, log)
     # Commands are keyed by cluster id: this cluster's are all on one partition, and the agent reads that

@@ -90,7 +90,7 @@ class CommandHandling:
     async def on_synced(self, marker: ClusterSynced, partition: int | None, offset: int | None) -> None:
         """Everything in force for this cluster was sent before the marker, so it is applied: record that."""
         bind_message_ids(None, marker.event_id)
-        if not self.readiness.syncs(marker.cluster_id):
+        if not self.readiness.syncs(marker.cluster_id, marker.heartbeat_event_id):
             return
         self.holding.record_synced(marker.event_id, partition, offset)
         self.readiness.synced = True

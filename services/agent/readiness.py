@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
@@ -13,6 +14,7 @@ from shared.runtime.kafka import OffsetProbe, admin
 from shared.runtime.settings import KafkaSettings
 
 ATTEMPTS = 30
+ASKED = 256  # not-ready heartbeats remembered: a marker answering any of them syncs a replica
 
 
 @dataclass
@@ -22,20 +24,31 @@ class Readiness:
     Caught up alone is not enough for an agent new to the control plane: restrictions for a new cluster
     are sent in answer to its first heartbeat, after the end offsets it noted at start. It also needs a
     ClusterSynced for its cluster, consumed since it started or recorded in its snapshot by an earlier run
-    (so a restart needs no control plane to become ready).
+    (so a restart needs no control plane to become ready). A replica (one of several agents of the cluster, all
+    reading its partition) takes only a marker answering one of its own not-ready heartbeats: another replica's
+    marker was sent after what that replica lacked, not necessarily what this one lacks.
     """
 
     cluster_id: str
     synced: bool = False
     caught_up: bool = False
+    replica_id: str = ""
+    asked: deque[str] = field(default_factory=lambda: deque(maxlen=ASKED))
 
     @property
     def ready(self) -> bool:
         return self.caught_up and self.synced
 
-    def syncs(self, cluster_id: str) -> bool:
-        """Whether a ClusterSynced for `cluster_id` newly syncs this agent (record it, then set `synced`)."""
-        return cluster_id == self.cluster_id and not self.synced
+    def ask(self, heartbeat_event_id: str) -> None:
+        """A not-ready heartbeat is about to go out: its marker will answer it."""
+        self.asked.append(heartbeat_event_id)
+
+    def syncs(self, cluster_id: str, heartbeat_event_id: str | None = None) -> bool:
+        """Whether a ClusterSynced for `cluster_id` (answering that heartbeat) newly syncs this agent (record it,
+        then set `synced`)."""
+        if cluster_id != self.cluster_id or self.synced:
+            return False
+        return not self.replica_id or heartbeat_event_id in self.asked
 
 
 async def offsets_at_start(settings: KafkaSettings, topic: Topic) -> tuple[dict[int, int], dict[int, int]]:

@@ -1,5 +1,5 @@
-"""What the agent tells the control plane on serving.acks.v1: acks of commands and heartbeats, each signed
-with its cluster's key (enforcement counts only those)."""
+"""What the agent tells the control plane on serving.acks.v1: acks of commands and heartbeats, each naming the
+replica that sends it and signed with its cluster's key (enforcement counts only those)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ class Reports:
         common = {
             **envelope(PRODUCER, correlation_id=ack.directive_id, causation_id=causation),
             "cluster_id": self.settings.cluster_id,
+            "replica_id": self.settings.replica_id,
             "directive_id": ack.directive_id,
             "revision": ack.revision,
         }
@@ -43,16 +44,20 @@ class Reports:
             return CommandFailed(reason=ack.reason, **common)
         return CommandApplied(action=ack.action, digest=ack.digest, seq=ack.seq, **common)
 
-    async def heartbeat(self, state: Restrictions, offsets: dict[int, int], ready: bool) -> None:
-        """What the cluster holds (revision and digest per directive), the offsets it reflects, and readiness."""
+    def heartbeat(self, state: Restrictions, offsets: dict[int, int], ready: bool) -> AgentHeartbeat:
+        """What the replica holds (revision and digest per directive), the offsets it reflects, and readiness."""
         held = {d: HeldDirective(revision=h.revision, digest=h.digest) for d, h in state.held.items()}
-        beat = AgentHeartbeat(
+        return AgentHeartbeat(
             **envelope(PRODUCER),
             cluster_id=self.settings.cluster_id,
+            replica_id=self.settings.replica_id,
             region=self.settings.region,
             models=list(self.settings.models),
             held=held,
             offsets=dict(offsets),
             ready=ready,
         )
+
+    async def send(self, beat: AgentHeartbeat) -> None:
+        """Publish a heartbeat."""
         await emit(self.publisher, ACKS, beat, signer=self.signer)

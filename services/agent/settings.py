@@ -12,6 +12,7 @@ from shared.runtime.auth import AuthSettings
 from shared.runtime.settings import ServiceSettings
 
 CLUSTER_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+REPLICA_PATTERN = r"^([a-z0-9][a-z0-9-]{0,62})?$"
 MODEL_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 
 
@@ -21,6 +22,12 @@ class AgentSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="COUNTERMAND_AGENT_", extra="forbid")
 
     cluster_id: str = Field(..., pattern=CLUSTER_PATTERN, description="Serving cluster this agent enforces for.")
+    replica_id: str = Field(
+        "",
+        pattern=REPLICA_PATTERN,
+        description="Which replica of the cluster's agent this is, when several run for one cluster (each with its "
+        "own id, state and consumer group; Kubernetes: the pod name). Empty: the cluster's single agent.",
+    )
     region: str = Field("", max_length=64, description="Region of the cluster, reported in heartbeats.")
     models: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Models the cluster serves (comma-separated in the environment)."
@@ -67,5 +74,12 @@ class AgentSettings(ServiceSettings):
 
     @property
     def group(self) -> str:
-        """The agent's consumer group: one per cluster."""
-        return f"countermand-agent-{self.cluster_id}"
+        """The agent's consumer group: one per cluster, and one per replica of it (replicas never share one: each
+        reads every command of the cluster's partition and commits its own offsets)."""
+        single = f"countermand-agent-{self.cluster_id}"  # shared.runtime.acls.agent_group: a test keeps them equal
+        return f"{single}.{self.replica_id}" if self.replica_id else single
+
+    @property
+    def store_name(self) -> str:
+        """The file of its state under the state dir: one per replica."""
+        return f"{self.cluster_id}.{self.replica_id}.sqlite3" if self.replica_id else f"{self.cluster_id}.sqlite3"

@@ -25,7 +25,8 @@ from services.enforcement.deadlines import Deadlines
 from services.enforcement.deltas import Deltas
 from services.enforcement.measures import export_state, observe_outcome
 from services.enforcement.outcome import Outcome
-from services.enforcement.settings import EnforcementSettings
+from services.enforcement.replicas import Replicas
+from services.enforcement.settings import REPLICA_LAPSE_S, EnforcementSettings
 from services.enforcement.state import EnforcementState
 from services.enforcement.store import REGENERATED, EnforcementStore, Queued
 from services.enforcement.targeting import Targeting
@@ -265,6 +266,7 @@ def build(settings: EnforcementSettings | None = None, clock: Callable[[], datet
             Backoff(base_s=settings.resend_backoff_base_s, cap_s=settings.resend_backoff_cap_s),
             ids_per_chunk=settings.chunk_ids,
             chunk_chars=settings.chunk_chars,
+            replica_lapse_s=settings.replica_lapse_s,
         ),
         clock=clock,
         signer=record_signer(settings.signing, SERVICE),
@@ -287,18 +289,20 @@ def build_core(
     ids_per_chunk: int = 200_000,
     chunk_chars: int = 1_500_000,
     hold_until: datetime | None = None,
+    replica_lapse_s: float = REPLICA_LAPSE_S,
 ) -> Coordinator:
     """The pure core wired from its parts over one state; every part sends commands through one sender."""
     state = EnforcementState()
     sender = CommandSender(state, ids_per_chunk=ids_per_chunk, chunk_chars=chunk_chars)
     deltas = Deltas(state, sender)
     targeting = Targeting(state, sender, deltas, hold_until=hold_until)
+    replicas = Replicas(state, timedelta(seconds=replica_lapse_s))
     return Coordinator(
         state=state,
         targeting=targeting,
         deltas=deltas,
-        acks=Acknowledgements(state, targeting, sender, backoff),
-        deadlines=Deadlines(state, targeting, sender, backoff),
+        acks=Acknowledgements(state, targeting, sender, backoff, replicas),
+        deadlines=Deadlines(state, targeting, sender, backoff, replicas),
     )
 
 

@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 from shared.runtime.settings import ServiceSettings
 
 ENVELOPE_BYTES = 16 * 1024  # a RestrictCommand's fields besides its users, generously
+REPLICA_LAPSE_S = 30.0  # the agent's own staleness bound by default (COUNTERMAND_AGENT_STALE_AFTER_S)
 
 
 class EnforcementSettings(ServiceSettings):
@@ -38,6 +39,14 @@ class EnforcementSettings(ServiceSettings):
         ge=0,
         description="After start, how long a complete assessment waits "
         "for agent heartbeats before its targets are chosen.",
+    )
+    replica_lapse_s: float = Field(
+        REPLICA_LAPSE_S,
+        gt=0,
+        description="An agent replica whose last heartbeat is older than this is no longer live: a cluster is "
+        "applied once every live replica holds the expected digest. Keep it at least the agents' "
+        "COUNTERMAND_AGENT_STALE_AFTER_S, so that a replica cut off from Kafka has gone stale (its on_stale policy) "
+        "before it stops counting.",
     )
     fold_after_quiet_s: float = Field(
         2.0,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 from pyroaring import BitMap
@@ -28,6 +29,10 @@ class KnownCluster(BaseModel):
     offsets: dict[int, int] = Field(
         default_factory=dict, description="Commands partition -> next offset the agent reported having applied."
     )
+    replicas: list[str] = Field(
+        default_factory=list,
+        description="Replicas of the cluster's agent heard from and not lapsed since ('' is a single agent).",
+    )
 
 
 @dataclass
@@ -38,6 +43,9 @@ class EnforcementState:
     assemblies: dict[AssessmentKey, Assembly] = field(default_factory=dict)
     rollouts: dict[AssessmentKey, Rollout] = field(default_factory=dict)
     sets: dict[AssessmentKey, dict[str, BitMap]] = field(default_factory=dict)
+    # (cluster, replica) -> when its last heartbeat was taken in; in memory only: after a restart every known
+    # replica is given a full lapse bound from the moment it is first looked at (see replicas.py).
+    heard: dict[tuple[str, str], datetime] = field(default_factory=dict)
 
     def active(self, action: str) -> list[Rollout]:
         return [r for r in self.rollouts.values() if r.active and r.action == action]

@@ -33,6 +33,14 @@ class ClusterProgress(Message):
         "when not stated (then read as every model of the directive).",
         examples=[["fable-5"]],
     )
+    replicas: dict[str, str] = Field(
+        default_factory=dict,
+        description="Replica id of the cluster's agent (empty: its single agent) -> the digest that replica last "
+        "acknowledged or showed holding for this revision; the cluster is applied once every live replica "
+        "holds the expected digest. Left off the wire for a cluster with a single agent.",
+        examples=[{"agent-us-east-0": "9f86d081...", "agent-us-east-1": "9f86d081..."}],
+        exclude_if=lambda replicas: set(replicas) <= {""},
+    )
 
 
 class EnforcementProgressed(Event):

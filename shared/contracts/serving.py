@@ -108,11 +108,26 @@ class ClusterSynced(Event):
 ClusterCommand = Annotated[RestrictCommand | DeltaCommand | LiftCommand | ClusterSynced, Field(discriminator="type")]
 
 
+# The one agent of a cluster that runs no replicas (and every agent before replicas existed) names none; it is
+# left off the wire then, so such an agent's records read the same to readers that predate replicas.
+DEFAULT_REPLICA = ""
+ReplicaId = Annotated[
+    str,
+    Field(
+        pattern=r"^([a-z0-9][a-z0-9-]{0,62})?$",
+        examples=["agent-us-east-0"],
+        description="Which replica of the cluster's agent speaks (absent or empty: the cluster's single agent).",
+        exclude_if=lambda replica: replica == DEFAULT_REPLICA,
+    ),
+]
+
+
 class CommandApplied(Event):
     """An agent applied a directive revision (restrict or lift) and holds this digest for it."""
 
     type: Literal["CommandApplied"] = "CommandApplied"
     cluster_id: ClusterId
+    replica_id: ReplicaId = DEFAULT_REPLICA
     directive_id: DirectiveId
     revision: int = Field(..., ge=1, description="Revision applied.", examples=[1])
     action: Literal["restrict", "lift", "delta"] = Field(..., description="What was applied.", examples=["restrict"])
@@ -134,6 +149,7 @@ class CommandFailed(Event):
 
     type: Literal["CommandFailed"] = "CommandFailed"
     cluster_id: ClusterId
+    replica_id: ReplicaId = DEFAULT_REPLICA
     directive_id: DirectiveId
     revision: int = Field(..., ge=1, description="Revision concerned.", examples=[1])
     reason: str = Field(
@@ -156,6 +172,7 @@ class AgentHeartbeat(Event):
 
     type: Literal["AgentHeartbeat"] = "AgentHeartbeat"
     cluster_id: ClusterId
+    replica_id: ReplicaId = DEFAULT_REPLICA
     region: str = Field("", max_length=64, description="Region of the cluster.", examples=["us-east-1"])
     models: list[ModelName] = Field(..., description="Models this cluster serves.", examples=[["fable-5"]])
     held: dict[str, HeldDirective] = Field(default_factory=dict, description="Directive id -> what is held.")

@@ -37,7 +37,9 @@ OPERATIONS = {
     "CREATE_TOKENS": 13,
     "DESCRIBE_TOKENS": 14,
 }
-ANY_PATTERN, LITERAL = 1, 3
+ANY_PATTERN, LITERAL, PREFIXED = 1, 3, 4
+PATTERNS = {"LITERAL": LITERAL, "PREFIXED": PREFIXED}
+_PATTERN_NAMES = {code: name for name, code in PATTERNS.items()}
 ANY_PERMISSION, DENY, ALLOW = 1, 2, 3
 _RESOURCE_NAMES = {code: name for name, code in RESOURCES.items()}
 _OPERATION_NAMES = {code: name for name, code in OPERATIONS.items()}
@@ -66,7 +68,7 @@ class AclEntry:
         return cls(
             RESOURCES[binding.resource],
             binding.name,
-            LITERAL,
+            PATTERNS[binding.pattern],
             f"User:{binding.principal}",
             "*",
             OPERATIONS[binding.operation],
@@ -74,12 +76,13 @@ class AclEntry:
         )
 
     def binding(self) -> AclBinding | None:
-        """The AclBinding this is, or None when it is not one (a DENY, a prefixed name, a host, not a user)."""
-        plain = self.pattern == LITERAL and self.host == "*" and self.permission == ALLOW
+        """The AclBinding this is, or None when it is not one (a DENY, a match pattern, a host, not a user)."""
+        plain = self.pattern in _PATTERN_NAMES and self.host == "*" and self.permission == ALLOW
         if not plain or not self.principal.startswith("User:"):
             return None
         resource, operation = _RESOURCE_NAMES.get(self.resource), _OPERATION_NAMES.get(self.operation)
-        return AclBinding(self.principal.removeprefix("User:"), resource, self.name, operation)
+        principal = self.principal.removeprefix("User:")
+        return AclBinding(principal, resource, self.name, operation, _PATTERN_NAMES[self.pattern])
 
     @property
     def user(self) -> str:

@@ -4,7 +4,8 @@ Pure data (no I/O): `bindings(agents)` is what `countermand acls apply` puts on 
 shared.runtime.acl_requests) and `countermand acls show` prints. Each service reads and writes the topics its
 app.py subscribes and publishes to, uses its own consumer group, and writes its own dead-letter topic (intake also
 writes in transactions: Write on transactional ids); an agent
-reads the commands topic (its partition) in its cluster's group and writes acks, and can touch no other group.
+reads the commands topic (its partition) in its cluster's group, or as one of the cluster's replicas in a group named
+after it (`<cluster group>.<replica id>`: a prefixed ACL), writes acks, and can touch no other group.
 Read and Write imply Describe (metadata, offsets of the topic, a group's committed offsets); a producer's
 idempotence needs Write on a topic, not IdempotentWrite on the cluster (KIP-679).
 """
@@ -38,15 +39,18 @@ WILDCARD = "*"
 
 @dataclass(frozen=True, order=True)
 class AclBinding:
-    """One ALLOW rule: the principal may do `operation` on the resource (a literal name, or `*` for every one)."""
+    """One ALLOW rule: the principal may do `operation` on the resource (a literal name, `*` for every one, or with
+    pattern PREFIXED every name starting with `name`)."""
 
     principal: str  # a SCRAM user name; Kafka's principal is User:<name>
     resource: str  # TOPIC, GROUP, CLUSTER, TRANSACTIONAL_ID
     name: str
     operation: str  # READ, WRITE, DESCRIBE, CREATE, ALTER, ALTER_CONFIGS, DESCRIBE_CONFIGS, IDEMPOTENT_WRITE, ALL
+    pattern: str = "LITERAL"  # or PREFIXED
 
     def __str__(self) -> str:
-        return f"User:{self.principal} {self.operation} {self.resource}:{self.name}"
+        prefixed = "*" if self.pattern == "PREFIXED" else ""
+        return f"User:{self.principal} {self.operation} {self.resource}:{self.name}{prefixed}"
 
 
 @dataclass(frozen=True)
@@ -58,11 +62,13 @@ class Role:
     writes: tuple[Topic, ...] = ()
     groups: tuple[str, ...] = ()
     transactional_ids: tuple[str, ...] = ()
+    group_prefixes: tuple[str, ...] = ()  # every group whose name starts so
 
     def bindings(self) -> list[AclBinding]:
         found = [AclBinding(self.principal, "TOPIC", t.name, "READ") for t in self.reads]
         found += [AclBinding(self.principal, "TOPIC", t.name, "WRITE") for t in self.writes]
         found += [AclBinding(self.principal, "GROUP", g, "READ") for g in self.groups]
+        found += [AclBinding(self.principal, "GROUP", g, "READ", "PREFIXED") for g in self.group_prefixes]
         found += [AclBinding(self.principal, "TRANSACTIONAL_ID", t, "WRITE") for t in self.transactional_ids]
         return found
 
@@ -76,9 +82,10 @@ def agent_principal(cluster_id: str) -> str:
     return f"agent-{cluster_id}"
 
 
-def agent_group(cluster_id: str) -> str:
-    """The consumer group of one cluster's agent (services.agent.settings.AgentSettings.group)."""
-    return f"countermand-agent-{cluster_id}"
+def agent_group(cluster_id: str, replica_id: str = "") -> str:
+    """The consumer group of one cluster's agent or of one replica of it (AgentSettings.group of the agent)."""
+    single = f"countermand-agent-{cluster_id}"
+    return f"{single}.{replica_id}" if replica_id else single
 
 
 def recorded_topics() -> tuple[Topic, ...]:
@@ -107,9 +114,15 @@ def console_role() -> Role:
 
 
 def agent_role(cluster_id: str) -> Role:
-    """One cluster's agent: its commands (the topic; it assigns its own partition), acks, its group only."""
+    """One cluster's agent: its commands (the topic; it assigns its own partition), acks, its group and its replicas'
+    groups only (a replica's id is not known in advance: the prefix ends with the separator, so that no other
+    cluster's group starts with it)."""
     return Role(
-        agent_principal(cluster_id), (COMMANDS,), (ACKS, dead_letter_topic("agent")), (agent_group(cluster_id),)
+        agent_principal(cluster_id),
+        (COMMANDS,),
+        (ACKS, dead_letter_topic("agent")),
+        (agent_group(cluster_id),),
+        group_prefixes=(agent_group(cluster_id) + ".",),
     )
 
 

@@ -547,6 +547,24 @@ def test_every_k8s_agent_has_a_disruption_budget() -> None:
         if service == "agent":
             budget = budgets[workload["metadata"]["name"]]
             assert budget["spec"]["selector"]["matchLabels"] == workload["spec"]["selector"]["matchLabels"]
+            assert budget["spec"]["minAvailable"] == 1  # a drain leaves one replica answering
+
+
+def test_k8s_runs_two_agent_replicas_per_cluster_each_named_after_its_pod_and_spread_over_nodes() -> None:
+    """Two replicas are safe when each reads every command in its own group, keeps its own state and acknowledges
+    under its own id: the pod name, which a StatefulSet keeps across restarts (as intake's instance name)."""
+    agents = [(w, main) for w, main, service in k8s_services() if service == "agent"]
+    assert len(agents) == len(DEMO_CLUSTERS)
+    for workload, main in agents:
+        name = workload["metadata"]["name"]
+        assert workload["kind"] == "StatefulSet" and workload["spec"]["replicas"] == 2, name
+        assert workload["spec"]["volumeClaimTemplates"], name  # a volume per replica
+        replica = {e["name"]: e for e in main["env"]}["COUNTERMAND_AGENT_REPLICA_ID"]
+        assert replica["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name", name
+        spread = workload["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+        [term] = spread["preferredDuringSchedulingIgnoredDuringExecution"]
+        assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname", name
+        assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == workload["spec"]["selector"]["matchLabels"]
 
 
 def test_k8s_environment_is_what_each_service_reads(monkeypatch: pytest.MonkeyPatch) -> None:

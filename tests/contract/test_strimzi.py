@@ -79,5 +79,8 @@ def test_every_principal_has_a_scram_user_with_exactly_its_roles_acls() -> None:
         for acl in spec.get("authorization", {}).get("acls", []):
             resource = acl["resource"]
             target = resource.get("name", "kafka-cluster")
-            found |= {AclBinding(name, kinds[resource["type"]], target, operations[op]) for op in acl["operations"]}
+            pattern = "PREFIXED" if resource.get("patternType") == "prefix" else "LITERAL"
+            found |= {
+                AclBinding(name, kinds[resource["type"]], target, operations[op], pattern) for op in acl["operations"]
+            }
     assert found == set(bindings(DEMO_AGENTS))

@@ -39,8 +39,8 @@ def settings_for(bootstrap: str, state: Path) -> EnforcementSettings:
 
 
 @contextlib.asynccontextmanager
-async def running(bootstrap: str, state: Path):
-    service: EnforcementService = build(settings_for(bootstrap, state))
+async def running(bootstrap: str, state: Path, **overrides: Any):
+    service: EnforcementService = build(settings_for(bootstrap, state).model_copy(update=overrides))
     await service.start()
     try:
         yield service

@@ -54,6 +54,17 @@ async def test_an_agent_reads_commands_in_its_own_group_only(kafka_access: Kafka
             await client.list_consumer_group_offsets(agent_group("eu-west"))
 
 
+async def test_an_agents_replica_reads_in_its_own_group_and_not_in_another_clusters(kafka_access: KafkaAccess) -> None:
+    settings = kafka_access.settings("agent-us-east")
+    replica = agent_group("us-east", "agent-us-east-1")
+    async with consuming(settings, "tests-replica-own", COMMANDS.name, group_id=replica) as own:
+        await own.getmany(timeout_ms=500)  # joined its replica group (the prefixed ACL) and fetched: allowed
+    async with admin(settings, "tests-replica-offsets") as client:
+        await client.list_consumer_group_offsets(replica)
+        with pytest.raises(GroupAuthorizationFailedError):
+            await client.list_consumer_group_offsets(agent_group("eu-west", "agent-eu-west-0"))
+
+
 async def test_an_agent_cannot_read_the_acks_of_any_cluster(kafka_access: KafkaAccess) -> None:
     async with consuming(kafka_access.settings("agent-us-east"), "tests-agent-acks") as reader:
         reader.assign([TopicPartition(ACKS.name, 0)])

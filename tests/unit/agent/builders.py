@@ -89,9 +89,10 @@ class RecordingPublisher:
         self.sent.append((message, set(durable.held)))
 
 
-def recording_agent(tmp_path: Path, clock: Callable[[], datetime] = utc_now) -> Agent:
+def recording_agent(tmp_path: Path, clock: Callable[[], datetime] = utc_now, replica_id: str = "") -> Agent:
     """An agent with its store open and its acks recorded, for driving `handle` without Kafka."""
-    agent = build(AgentSettings(cluster_id=CLUSTER, state_dir=tmp_path), clock)  # its store under tmp_path/agent
+    settings = AgentSettings(cluster_id=CLUSTER, state_dir=tmp_path, replica_id=replica_id)
+    agent = build(settings, clock)  # its store under tmp_path/agent
     agent.reports.publisher = RecordingPublisher(agent.holding.store)
     return agent
 

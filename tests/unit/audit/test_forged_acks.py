@@ -123,3 +123,19 @@ def test_verify_lists_the_forged_acks(tmp_path: Path) -> None:
     forged = [line for line in done.output.splitlines() if line.startswith("  seq ")]
     assert len(forged) == 5 and all(ACKS.name in line for line in forged), done.output
     assert sum("not by the key of" in line for line in forged) == 3
+
+
+def test_acks_of_two_replicas_signed_with_their_clusters_key_pass_and_both_count() -> None:
+    """Replicas of one cluster's agent share its key: the audit checks acks per cluster, the replica id inside."""
+    honest_ack = orjson.loads(ack_of("us-east"))
+    replicas = [
+        orjson.dumps({**honest_ack, "event_id": f"{honest_ack['event_id']}-{r}", "replica_id": r}) for r in ("r0", "r1")
+    ]
+    acks = [signed(ACKS.name, b"us-east", value, AGENTS["us-east"]) for value in replicas]
+    evidence = fold(honest() + acks, signatures())
+    assert evidence.forgeries == []
+    assert len(evidence.acks[("EXP-9", 1)]) == len(fold(honest(), signatures()).acks[("EXP-9", 1)]) + 2
+    forged = fold(honest() + [signed(ACKS.name, b"us-east", replicas[0], AGENTS["eu-west"])], signatures())
+    assert [f.reason for f in forged.forgeries] == [
+        "signed by the key of 'eu-west', not by the key of 'us-east' (key id 'agent-eu-west-1')"
+    ]

@@ -154,3 +154,21 @@ async def test_an_assessment_signed_by_a_retired_or_unknown_impact_key_is_dead_l
     for message in [assessed, *chunks]:  # the same assessment signed by the current key is acted on
         await wired.send(message, wired.signers["impact"], topic=IMPACT)
     assert core.rollouts[("D-1", 1, "restrict")].clusters[EAST].attempts == 1
+
+
+async def test_replicas_sign_with_their_clusters_key_and_each_replicas_ack_counts(wired: Wired) -> None:
+    east = wired.signers[EAST]  # both replicas mount the cluster's one key
+    for replica in ("r0", "r1"):
+        await wired.send(heartbeat(EAST, *sorted(SETS)).model_copy(update={"replica_id": replica}), east)
+    assessed, chunks = assessment()
+    for message in [assessed, *chunks]:
+        await wired.send(message, wired.signers["impact"], topic=IMPACT)
+    track = wired.service.core.rollouts[("D-1", 1, "restrict")].clusters[EAST]
+    r1 = applied(EAST, track.expected_digest).model_copy(update={"replica_id": "r1"})
+    assert (await wired.refused(r1, wired.signers[WEST])).startswith("SignatureRefused: ")  # another cluster's key
+    assert track.replicas == {}
+    await wired.send(applied(EAST, track.expected_digest).model_copy(update={"replica_id": "r0"}), east)
+    assert not track.applied  # r1 is live and has not acknowledged
+    await wired.send(r1, east)
+    assert track.applied and set(track.replicas) == {"r0", "r1"}
+    assert len([letter for letter in wired.letters if letter.reason.startswith("SignatureRefused")]) == 1

@@ -195,3 +195,31 @@ async def test_a_delta_offered_by_resume_and_a_handler_at_once_is_told_once(tmp_
     )
     await asyncio.gather(restarted.resume(), restarted.on_enforcement(report))
     assert [r.suffix for r in delivery.dispatched] == [":delta-1"]
+
+
+def _progress(directive: str, eu: ClusterProgress) -> EnforcementProgressed:
+    return EnforcementProgressed(
+        producer="enforcement",
+        directive_id=directive,
+        revision=1,
+        action="restrict",
+        expected_digest="x",
+        clusters={"eu": eu, "us": ClusterProgress(state="applied", models=["fable-5"])},
+        deadline=datetime.now(UTC),
+    )
+
+
+async def test_notices_wait_while_a_cluster_awaits_one_of_its_replicas(tmp_path: Path) -> None:
+    head, chunk, done = _messages("EXP-11")
+    delivery = FakeDelivery()
+    handlers = _handlers(tmp_path, delivery)
+    for message in (head, chunk):
+        await handlers.on_impact(message)
+    halfway = ClusterProgress(
+        state="pending", models=["fable-5"], reason="awaiting replicas: agent-eu-1", replicas={"agent-eu-0": "x"}
+    )
+    await handlers.on_enforcement(_progress("EXP-11", halfway))
+    assert delivery.dispatched == []  # one replica of eu holds it, the other live one does not yet
+    both = ClusterProgress(state="applied", models=["fable-5"], replicas={"agent-eu-0": "x", "agent-eu-1": "x"})
+    await handlers.on_enforcement(_progress("EXP-11", both))
+    assert [list(r.sets["fable-5"]) for r in delivery.dispatched] == [[4, 5]]

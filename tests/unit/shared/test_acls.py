@@ -43,6 +43,8 @@ def test_every_group_in_the_acls_is_the_one_the_service_uses(tmp_path: Path) -> 
     assert NotifierSettings(state_dir=tmp_path).group_id == group_of("notifier")
     assert AuditSettings(state_dir=tmp_path).group == group_of("audit")
     assert AgentSettings(cluster_id="us-east", state_dir=tmp_path).group == agent_group("us-east")
+    replica = AgentSettings(cluster_id="us-east", replica_id="agent-us-east-1", state_dir=tmp_path)
+    assert replica.group == agent_group("us-east", "agent-us-east-1")
 
 
 def test_commands_are_written_by_enforcement_and_directives_by_intake_only() -> None:
@@ -55,7 +57,16 @@ def test_an_agent_reads_commands_in_its_own_group_and_nothing_else() -> None:
     role = agent_role("us-east")
     assert [t.name for t in role.reads] == [COMMANDS.name]
     assert role.groups == (agent_group("us-east"),)
-    assert allowed("agent-us-east", "READ", "GROUP") == {"countermand-agent-us-east"}
+    assert allowed("agent-us-east", "READ", "GROUP") == {"countermand-agent-us-east", "countermand-agent-us-east."}
+
+
+def test_an_agents_replicas_read_in_groups_under_its_own_prefix_that_no_other_cluster_shares() -> None:
+    [prefixed] = [b for b in agent_role("us-east").bindings() if b.pattern == "PREFIXED"]
+    assert (prefixed.resource, prefixed.operation, prefixed.name) == ("GROUP", "READ", "countermand-agent-us-east.")
+    assert agent_group("us-east", "agent-us-east-0").startswith(prefixed.name)
+    assert not agent_group("us-east-2").startswith(prefixed.name)
+    assert not agent_group("us-east-2", "r0").startswith(prefixed.name)
+    assert [b.pattern for role in service_roles() for b in role.bindings()].count("PREFIXED") == 0
 
 
 def test_each_service_writes_its_own_dead_letter_topic_only() -> None:
