@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import array
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 from pyroaring import BitMap
 
-from services.impact.selection import BLOCK, blockwise, membership
+from services.impact.selection import BLOCK, WORKERS, blockwise, member_block
 from services.impact.user_columns import ACCOUNT_TYPES, COUNTRIES, Columns, Population, consecutive
-from shared.contracts.bitmaps import bitmap_ids, ids_digest, scope_digest, set_digest, union
+from shared.contracts.bitmaps import RANGE_BITS, SetDigest, bitmap_ids, scope_digest, set_digest, union
 from shared.contracts.directives import DirectiveScope
 
 UNKNOWN_COUNTRY = "??"
 CONTAINER = 1 << 16  # ids per roaring container (one 16-bit key)
+RANGE_SIZE = 1 << RANGE_BITS  # ids per SetDigest range: one container
 ARRAY_LIMIT = 4096  # the most ids a roaring array container holds; more make a bitset container
 NO_RUN_COOKIE = 12346  # portable roaring format without run containers
 
@@ -30,7 +30,7 @@ class AffectedSet:
     unknown_only: int = 0
     by_country: dict[str, int] = field(default_factory=dict)
     by_account_type: dict[str, int] = field(default_factory=dict)
-    known_digests: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    set_digests: dict[str, SetDigest] = field(default_factory=dict, compare=False, repr=False)  # per model, by range
 
     @cached_property
     def users(self) -> int:
@@ -41,8 +41,9 @@ class AffectedSet:
         """Set digest per model; computed once per distinct set (models usually share one)."""
         digests: dict[str, str] = {}
         for model, users in self.by_model.items():
-            same = self.known_digests.get(model) or next(
-                (digests[m] for m in digests if self.by_model[m] == users), None
+            known = self.set_digests.get(model)
+            same = (
+                known.hexdigest() if known else next((digests[m] for m in digests if self.by_model[m] == users), None)
             )
             digests[model] = same or set_digest(users)
         return digests
@@ -102,59 +103,94 @@ def _portable(keys: np.ndarray, cardinality: np.ndarray, bodies: list[bytes]) ->
     return b"".join([head.tobytes(), header.tobytes(), starts.astype("<u4").tobytes(), *bodies])
 
 
-def rows_digest(mask: np.ndarray) -> str:
-    """set_digest of rows_bitmap(mask), hashed block by block straight from the mask (the fast variant)."""
-    return ids_digest(_row_blocks(mask))
+def rows_digest(mask: np.ndarray, workers: int = WORKERS) -> str:
+    """set_digest of rows_bitmap(mask), hashed range by range straight from the mask (the fast variant)."""
+
+    def block_of(start: int) -> dict[int, bytes]:
+        return rows_range_digests(mask[start : start + BLOCK], start)
+
+    return SetDigest.from_ranges(_merged(blockwise(len(mask), block_of, workers))).hexdigest()
 
 
-def _row_blocks(mask: np.ndarray) -> Iterator[np.ndarray]:
-    for start in range(0, len(mask), 4 * BLOCK):
-        ids = np.flatnonzero(mask[start : start + 4 * BLOCK]).astype("<u4")
-        ids += np.uint32(start)
-        yield ids
+def rows_range_digests(mask: np.ndarray, first_row: int) -> dict[int, bytes]:
+    """SetDigest's range digests of the rows where a block of the mask holds; the block starts at `first_row`, a
+    multiple of the range size, so blocks hashed apart (on several threads) never share a range."""
+    if first_row % RANGE_SIZE:
+        raise ValueError(f"a block must start on a range boundary (a multiple of {RANGE_SIZE}), not {first_row}")
+    digests = {}
+    for offset in range(0, len(mask), RANGE_SIZE):
+        low = np.flatnonzero(mask[offset : offset + RANGE_SIZE]).astype("<u2")
+        if len(low):
+            digests[(first_row + offset) >> RANGE_BITS] = hashlib.sha256(low).digest()
+    return digests
 
 
-def assess(population: Population, scope: DirectiveScope) -> AffectedSet:
-    """The affected set of a scope over the whole view: the same users for every model."""
-    columns = population.columns()
-    member = membership(columns, scope)
-    with ThreadPoolExecutor(1) as pool:  # the digest is one sequential hash: it runs beside the rest
-        digest = pool.submit(rows_digest, member.affected)
-        users = rows_bitmap(member.affected)
-        by_country, by_account_type = _tallies(columns, member.affected)
-        return AffectedSet(
-            by_model={model: BitMap(users) for model in scope.models},
-            unknown_only=int(np.count_nonzero(member.unknown_only)),
-            by_country=by_country,
-            by_account_type=by_account_type,
-            known_digests=dict.fromkeys(scope.models, digest.result()),
-        )
+def _merged(parts: list[dict[int, bytes]]) -> dict[int, bytes]:
+    return {key: digest for part in parts for key, digest in part.items()}
 
 
-def _tallies(columns: Columns, affected: np.ndarray) -> tuple[dict[str, int], dict[str, int]]:
-    """Affected rows per residence country and per account type, from one count per block.
+def assess(population: Population, scope: DirectiveScope, workers: int = WORKERS) -> AffectedSet:
+    """The affected set of a scope over the whole view: the same users for every model.
 
-    Each row becomes one small key (residence, account type, affected) and a bincount over the keys
-    counts them all at once: cheaper than gathering the affected rows and counting twice.
+    One pass over blocks of rows, on `workers` threads: each block's membership, its ranges' digests and its
+    breakdown counts; then the set from the mask and the set digest combined from the range digests.
     """
-    countries, accounts = len(COUNTRIES) + 1, len(ACCOUNT_TYPES)  # + 1: unknown residence (NONE) first
+    columns = population.columns()
+    affected = np.empty(len(columns), bool)
 
-    def block_of(start: int) -> np.ndarray:
-        key = columns.residence[start : start + BLOCK].astype(np.int16)
-        key += 1
-        key *= accounts
-        key += columns.account_type[start : start + BLOCK]
-        key <<= 1
-        key |= affected[start : start + BLOCK]
-        return np.bincount(key, minlength=2 * countries * accounts)
+    def block_of(start: int) -> tuple[dict[int, bytes], np.ndarray, int]:
+        unknown_only = member_block(columns, scope, start, affected)
+        block = affected[start : start + BLOCK]
+        ranges = rows_range_digests(block, start)
+        return ranges, _tally_block(columns, affected, start), int(np.count_nonzero(unknown_only))
 
-    counts = np.zeros(2 * countries * accounts, np.int64)
-    for block in blockwise(len(affected), block_of):
-        counts += block
-    chosen = counts.reshape(countries, accounts, 2)[:, :, 1]
+    parts = blockwise(len(columns), block_of, workers)
+    digest = SetDigest.from_ranges(_merged([p[0] for p in parts]))
+    by_country, by_account_type = _labelled(sum((p[1] for p in parts), _no_counts()))
+    users = rows_bitmap(affected)
+    return AffectedSet(
+        by_model={model: BitMap(users) for model in scope.models},
+        unknown_only=sum(p[2] for p in parts),
+        by_country=by_country,
+        by_account_type=by_account_type,
+        set_digests={model: digest.copy() for model in scope.models},
+    )
+
+
+COUNTRY_KEYS = len(COUNTRIES) + 1  # + 1: unknown residence (NONE) first
+
+
+def _tally_block(columns: Columns, affected: np.ndarray, start: int) -> np.ndarray:
+    """Counts of one block's rows per (residence, account type, affected), from one bincount.
+
+    Each row becomes one small key and a bincount over the keys counts them all at once: cheaper than
+    gathering the affected rows and counting twice.
+    """
+    key = columns.residence[start : start + BLOCK].astype(np.int16)
+    key += 1
+    key *= len(ACCOUNT_TYPES)
+    key += columns.account_type[start : start + BLOCK]
+    key <<= 1
+    key |= affected[start : start + BLOCK]
+    return np.bincount(key, minlength=2 * COUNTRY_KEYS * len(ACCOUNT_TYPES))
+
+
+def _no_counts() -> np.ndarray:
+    return np.zeros(2 * COUNTRY_KEYS * len(ACCOUNT_TYPES), np.int64)
+
+
+def _labelled(counts: np.ndarray) -> tuple[dict[str, int], dict[str, int]]:
+    """Affected rows per residence country and per account type, from the summed block counts."""
+    chosen = counts.reshape(COUNTRY_KEYS, len(ACCOUNT_TYPES), 2)[:, :, 1]
     labels = (UNKNOWN_COUNTRY, *COUNTRIES)
     by_country = {labels[i]: int(n) for i, n in enumerate(chosen.sum(axis=1)) if n}
     return by_country, {ACCOUNT_TYPES[i]: int(n) for i, n in enumerate(chosen.sum(axis=0)) if n}
+
+
+def _tallies(columns: Columns, affected: np.ndarray) -> tuple[dict[str, int], dict[str, int]]:
+    """Affected rows per residence country and per account type."""
+    blocks = blockwise(len(affected), lambda start: _tally_block(columns, affected, start))
+    return _labelled(sum(blocks, _no_counts()))
 
 
 def breakdown(population: Population, by_model: dict[str, BitMap]) -> AffectedSet:
