@@ -113,41 +113,76 @@ def rows_digest(mask: np.ndarray, workers: int = WORKERS) -> str:
 
 
 def rows_range_digests(mask: np.ndarray, first_row: int) -> dict[int, bytes]:
-    """SetDigest's range digests of the rows where a block of the mask holds; the block starts at `first_row`, a
-    multiple of the range size, so blocks hashed apart (on several threads) never share a range."""
+    """SetDigest's range digests of the rows where a block of the mask holds (see mask_ranges)."""
+    ranges = mask_ranges(mask, first_row)
+    return dict(zip(ranges.keys, ranges.digests, strict=True))
+
+
+@dataclass(frozen=True)
+class MaskRanges:
+    """The non-empty 2^16-row ranges of a block of a mask, each once: its number, how many rows hold, its
+    roaring container (portable format, no runs) and its SetDigest range digest."""
+
+    keys: list[int]
+    cardinality: list[int]
+    bodies: list[bytes]
+    digests: list[bytes]
+
+
+def mask_ranges(mask: np.ndarray, first_row: int) -> MaskRanges:
+    """The ranges of a block of a mask that starts at `first_row`, a multiple of the range size, so blocks
+    taken apart (on several threads) never share a range. A range's rows are listed once: as the digest's
+    input and, up to ARRAY_LIMIT, as its array container; a denser one is its packed bits verbatim."""
     if first_row % RANGE_SIZE:
         raise ValueError(f"a block must start on a range boundary (a multiple of {RANGE_SIZE}), not {first_row}")
-    digests = {}
+    found = MaskRanges([], [], [], [])
     for offset in range(0, len(mask), RANGE_SIZE):
-        low = np.flatnonzero(mask[offset : offset + RANGE_SIZE]).astype("<u2")
-        if len(low):
-            digests[(first_row + offset) >> RANGE_BITS] = hashlib.sha256(low).digest()
-    return digests
+        part = mask[offset : offset + RANGE_SIZE]
+        low = np.flatnonzero(part).astype("<u2")
+        if not len(low):
+            continue
+        found.keys.append((first_row + offset) >> RANGE_BITS)
+        found.cardinality.append(len(low))
+        found.bodies.append(_bitset(part) if len(low) > ARRAY_LIMIT else low.tobytes())
+        found.digests.append(hashlib.sha256(low).digest())
+    return found
+
+
+def _bitset(part: np.ndarray) -> bytes:
+    packed = np.zeros(CONTAINER // 8, np.uint8)
+    packed[: (len(part) + 7) // 8] = np.packbits(part, bitorder="little")
+    return packed.tobytes()
 
 
 def _merged(parts: list[dict[int, bytes]]) -> dict[int, bytes]:
     return {key: digest for part in parts for key, digest in part.items()}
 
 
+def _bitmap_of(ranges: list[MaskRanges]) -> BitMap:
+    keys = np.array([k for r in ranges for k in r.keys], np.int64)
+    cardinality = np.array([c for r in ranges for c in r.cardinality], np.int64)
+    return BitMap.deserialize(_portable(keys, cardinality, [b for r in ranges for b in r.bodies]))
+
+
 def assess(population: Population, scope: DirectiveScope, workers: int = WORKERS) -> AffectedSet:
     """The affected set of a scope over the whole view: the same users for every model.
 
-    One pass over blocks of rows, on `workers` threads: each block's membership, its ranges' digests and its
-    breakdown counts; then the set from the mask and the set digest combined from the range digests.
+    One pass over blocks of rows, on `workers` threads: each block's membership, its ranges (container and
+    digest) and its breakdown counts; then the set from the containers and its digest from the range digests.
     """
     columns = population.columns()
     affected = np.empty(len(columns), bool)
 
-    def block_of(start: int) -> tuple[dict[int, bytes], np.ndarray, int]:
+    def block_of(start: int) -> tuple[MaskRanges, np.ndarray, int]:
         unknown_only = member_block(columns, scope, start, affected)
-        block = affected[start : start + BLOCK]
-        ranges = rows_range_digests(block, start)
+        ranges = mask_ranges(affected[start : start + BLOCK], start)
         return ranges, _tally_block(columns, affected, start), int(np.count_nonzero(unknown_only))
 
     parts = blockwise(len(columns), block_of, workers)
-    digest = SetDigest.from_ranges(_merged([p[0] for p in parts]))
+    ranges = [p[0] for p in parts]
+    digest = SetDigest.from_ranges({k: d for r in ranges for k, d in zip(r.keys, r.digests, strict=True)})
     by_country, by_account_type = _labelled(sum((p[1] for p in parts), _no_counts()))
-    users = rows_bitmap(affected)
+    users = _bitmap_of(ranges)
     return AffectedSet(
         by_model={model: BitMap(users) for model in scope.models},
         unknown_only=sum(p[2] for p in parts),
