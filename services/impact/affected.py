@@ -171,11 +171,10 @@ def assess(population: Population, scope: DirectiveScope, workers: int = WORKERS
     digest) and its breakdown counts; then the set from the containers and its digest from the range digests.
     """
     columns = population.columns()
-    affected = np.empty(len(columns), bool)
 
     def block_of(start: int) -> tuple[MaskRanges, np.ndarray, int]:
-        unknown_only = member_block(columns, scope, start, affected)
-        ranges = mask_ranges(affected[start : start + BLOCK], start)
+        affected, unknown_only = member_block(columns, scope, start)  # no mask of the whole view is kept
+        ranges = mask_ranges(affected, start)
         return ranges, _tally_block(columns, affected, start), int(np.count_nonzero(unknown_only))
 
     parts = blockwise(len(columns), block_of, workers)
@@ -196,7 +195,8 @@ COUNTRY_KEYS = len(COUNTRIES) + 1  # + 1: unknown residence (NONE) first
 
 
 def _tally_block(columns: Columns, affected: np.ndarray, start: int) -> np.ndarray:
-    """Counts of one block's rows per (residence, account type, affected), from one bincount.
+    """Counts of the rows of the block starting at `start` per (residence, account type, affected: the block's
+    mask), from one bincount.
 
     Each row becomes one small key and a bincount over the keys counts them all at once: cheaper than
     gathering the affected rows and counting twice.
@@ -206,7 +206,7 @@ def _tally_block(columns: Columns, affected: np.ndarray, start: int) -> np.ndarr
     key *= len(ACCOUNT_TYPES)
     key += columns.account_type[start : start + BLOCK]
     key <<= 1
-    key |= affected[start : start + BLOCK]
+    key |= affected
     return np.bincount(key, minlength=2 * COUNTRY_KEYS * len(ACCOUNT_TYPES))
 
 
@@ -224,7 +224,7 @@ def _labelled(counts: np.ndarray) -> tuple[dict[str, int], dict[str, int]]:
 
 def _tallies(columns: Columns, affected: np.ndarray) -> tuple[dict[str, int], dict[str, int]]:
     """Affected rows per residence country and per account type."""
-    blocks = blockwise(len(affected), lambda start: _tally_block(columns, affected, start))
+    blocks = blockwise(len(affected), lambda start: _tally_block(columns, affected[start : start + BLOCK], start))
     return _labelled(sum(blocks, _no_counts()))
 
 

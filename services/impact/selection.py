@@ -58,20 +58,21 @@ def membership(columns: Columns, scope: DirectiveScope, workers: int = WORKERS) 
     affected, unknown_only = np.empty(len(columns), bool), np.empty(len(columns), bool)
 
     def block_of(start: int) -> None:
-        unknown_only[start : start + BLOCK] = member_block(columns, scope, start, affected)
+        affected[start : start + BLOCK], unknown_only[start : start + BLOCK] = member_block(columns, scope, start)
 
     blockwise(len(columns), block_of, workers)
     return Membership(affected=affected, unknown_only=unknown_only)
 
 
-def member_block(columns: Columns, scope: DirectiveScope, start: int, affected: np.ndarray) -> np.ndarray:
-    """One block of the membership: writes rows start..start+BLOCK-1 of `affected` and returns that block's
-    affected-only-because-unknown mask."""
+def member_block(columns: Columns, scope: DirectiveScope, start: int) -> tuple[np.ndarray, np.ndarray]:
+    """One block of the membership, rows start..start+BLOCK-1: (affected, affected only because of an unknown
+    attribute), fresh arrays of the block's length."""
     block = columns.rows(start, start + BLOCK)
-    true, unknown = evaluate(scope.selector, block)
+    affected, unknown = evaluate(scope.selector, block)  # fresh: updated in place
     restricted = unknown & block.present if scope.unknown_attribute == "restrict" else np.zeros_like(unknown)
-    np.logical_or(true & block.present, restricted, out=affected[start : start + len(block)])
-    return restricted
+    affected &= block.present
+    affected |= restricted
+    return affected, restricted
 
 
 def evaluate(selector: Selector, columns: Columns) -> Masks:
