@@ -11,7 +11,7 @@ from pyroaring import BitMap
 from services.impact.affected import bitmap_of, id_bitmap
 from services.impact.selection import membership
 from services.impact.user_columns import Population, distinct_ids
-from shared.contracts.bitmaps import CHUNK_IDS, SetDigest, apply_delta, chunk_bitmap, union
+from shared.contracts.bitmaps import CHUNK_IDS, SetDigest, apply_delta_in_place, chunk_bitmap, union
 from shared.contracts.directives import DirectiveScope
 
 DELTA_IDS = CHUNK_IDS  # ids (added + removed) per AffectedSetDelta at most: like a chunk, well under the message size
@@ -35,8 +35,9 @@ class ActiveDirective:
         return self.digests[model].hexdigest()
 
     def apply(self, model: str, added: BitMap, removed: BitMap) -> None:
-        """A delta to one model's set; its kept digest re-hashes only the ranges the delta touched."""
-        self.sets[model] = apply_delta(self.sets.get(model, BitMap()), added, removed)
+        """A delta to one model's set, in place (the directive owns its sets: no copy of a 100M-user set per
+        change); its kept digest re-hashes only the ranges the delta touched."""
+        apply_delta_in_place(self.sets.setdefault(model, BitMap()), added, removed)
         if model in self.digests:
             self.digests[model].update(self.sets[model], added | removed)
 
@@ -51,8 +52,7 @@ class Delta:
     model: str
     added: BitMap
     removed: BitMap
-    after: BitMap
-    model_digest: str  # set digest of `after`
+    model_digest: str  # set digest of the model's set this delta leaves
 
 
 @dataclass(frozen=True)
@@ -84,10 +84,11 @@ class Directives:
         digests: Mapping[str, SetDigest] | None = None,
     ) -> None:
         """Record an assessed revision (with its sets' digests by range when known: deltas then re-hash only
-        what they touch); it replaces any earlier revision of the directive."""
+        what they touch); it replaces any earlier revision of the directive, and owns copies of the sets."""
         self.assessed[directive_id] = max(revision, self.assessed.get(directive_id, 0))
+        owned = {m: BitMap(users) for m, users in sets.items()}
         kept = {m: d.copy() for m, d in (digests or {}).items() if m in sets}
-        self.active[directive_id] = ActiveDirective(directive_id, revision, scope, dict(sets), digests=kept)
+        self.active[directive_id] = ActiveDirective(directive_id, revision, scope, owned, digests=kept)
 
     def amendment(self, directive_id: str, sets: dict[str, BitMap]) -> Amendment | None:
         """The difference between the active revision's sets and these new ones; None if not active."""
@@ -163,7 +164,6 @@ def _changes(directive: ActiveDirective, candidates: BitMap, now: BitMap) -> lis
                     model,
                     part_added,
                     part_removed,
-                    directive.sets[model],
                     directive.digest(model),
                 )
             )

@@ -46,7 +46,7 @@ def test_replay_rebuilds_active_sets_with_deltas_and_forgets_lifted_directives()
     for message in restrict("D1", 1, {"fable-5": BitMap([1, 2, 3])}) + restrict("D2", 2, {"fable-5": BitMap([9])}):
         replay.fold(message)
     after = BitMap([2, 3, 4])
-    delta = Delta("D1", 1, 1, "fable-5", BitMap([4]), BitMap([1]), after, set_digest(after))
+    delta = Delta("D1", 1, 1, "fable-5", BitMap([4]), BitMap([1]), set_digest(after))
     replay.fold(delta_message(delta, None, NOW))
     replay.fold(delta_message(delta, None, NOW))  # a duplicate changes nothing
     lift = assessment(Cause("D2", 2, "c", NOW), "lift", scope(FOREIGN_TO_US), AffectedSet({"fable-5": BitMap([9])}), {})

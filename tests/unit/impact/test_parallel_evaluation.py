@@ -97,7 +97,7 @@ def test_registry_deltas_carry_the_digest_of_the_set_they_leave_for_each_model()
         deltas = book.deltas(view, ids)
         assert {d.model for d in deltas} == {"fable-5", "mythos-5"}
         for delta in deltas:
-            assert delta.model_digest == set_digest(delta.after) == set_digest(book.active["D1"].sets[delta.model])
+            assert delta.model_digest == set_digest(book.active["D1"].sets[delta.model])
     active = book.active["D1"]
     assert {m: active.digest(m) for m in active.sets} == {m: set_digest(s) for m, s in active.sets.items()}
 
@@ -120,3 +120,13 @@ def test_a_directive_recovered_without_digests_hashes_its_sets_when_first_needed
     active = book.active["D1"]
     active.apply("fable-5", BitMap([7]), BitMap([10]))
     assert active.digest("fable-5") == set_digest((users - BitMap([10])) | BitMap([7]))
+
+
+def test_deltas_change_the_directive_own_sets_never_the_assessment_it_was_activated_from() -> None:
+    affected = assess(several_blocks(), MISSION)
+    before = {m: BitMap(users) for m, users in affected.by_model.items()}
+    book = Directives()
+    book.activate("D1", 1, MISSION, affected.by_model, affected.set_digests)
+    book.active["D1"].apply("fable-5", BitMap([7 * BLOCK]), BitMap([before["fable-5"].min()]))
+    assert affected.by_model == before
+    assert affected.model_digests == {m: set_digest(users) for m, users in before.items()}
