@@ -13,6 +13,7 @@ import asyncio
 import json
 import shutil
 import statistics
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,36 @@ def cluster_ids(count: int) -> tuple[str, ...]:
     return tuple(f"bench-c{count}-{i:02d}" for i in range(count))
 
 
-async def phase(clusters: tuple[str, ...]) -> tuple[list[float], int]:
+@dataclass
+class Phase:
+    """One phase's kept runs: seconds to the last ack; and per run when enforcement had sent the commands and
+    when the first and the last cluster's ack was created, after the directive's publication."""
+
+    totals: list[float]
+    affected: int
+    sent: list[float] = field(default_factory=list)
+    first_ack: list[float] = field(default_factory=list)
+    last_ack: list[float] = field(default_factory=list)
+
+    def split(self) -> str:
+        return (
+            f"median split: impact + enforcement -> commands sent {statistics.median(self.sent):.2f} s, first "
+            f"cluster acked {statistics.median(self.first_ack):.2f} s, last {statistics.median(self.last_ack):.2f} s"
+        )
+
+
+def observed(watch: AckWatch, published: dict[str, float], totals: list[float], affected: int) -> Phase:
+    found = Phase(totals, affected)
+    for directive, started in published.items():
+        digest = watch.enforced_digest[directive]
+        created = [watch.acks[(directive, c, digest)][0] for c in watch.clusters]
+        found.sent.append(watch.sent.get(directive, started) - started)
+        found.first_ack.append(min(created) - started)
+        found.last_ack.append(max(created) - started)
+    return found
+
+
+async def phase(clusters: tuple[str, ...]) -> Phase:
     """On a fresh broker: enforcement, the agents of these clusters and impact; the 10M directive runs."""
     run = RUN / f"{len(clusters)}"
     shutil.rmtree(run, ignore_errors=True)
@@ -83,14 +113,20 @@ async def phase(clusters: tuple[str, ...]) -> tuple[list[float], int]:
                 )
                 registry_users = E2E_REGISTRIES[LABEL]
                 print(f"{len(clusters)} clusters: directive published -> acked, {registry_users:,}-user registry")
-                return await directive_runs(bench, watch, producer, state, registry_users, E2E_RUNS)
+                published: dict[str, float] = {}
+                totals, affected = await directive_runs(
+                    bench, watch, producer, state, registry_users, E2E_RUNS, published=published
+                )
+                return observed(watch, published, totals, affected)
             finally:
                 await producer.stop()
 
 
-def rows(times: dict[int, list[float]], affected: int) -> list[dict[str, Any]]:
+def rows(phases: dict[int, Phase]) -> list[dict[str, Any]]:
     few, many = PHASES
+    times = {n: p.totals for n, p in phases.items()}
     p50 = {n: statistics.median(t) for n, t in times.items()}
+    affected = phases[many].affected
     how = (
         f"{E2E_RUNS} runs after {E2E_DISCARDED} discarded, mission directive (2 models), {affected:,} users "
         f"affected: DirectiveIssued -> impact (a process) -> enforcement -> the last cluster's CommandApplied with "
@@ -104,7 +140,8 @@ def rows(times: dict[int, list[float]], affected: int) -> list[dict[str, Any]]:
             "value": round(p50[few], 4),
             "unit": "s",
             "target": "",
-            "note": f"{few} clusters, one agent per process; {how}; p95 {percentile(times[few], 95):.3f} s",
+            "note": f"{few} clusters, one agent per process; {how}; p95 {percentile(times[few], 95):.3f} s; "
+            f"{phases[few].split()}",
         },
         {
             "metric": f"enforce_p50_s_{LABEL}_{many}clusters",
@@ -112,7 +149,7 @@ def rows(times: dict[int, list[float]], affected: int) -> list[dict[str, Any]]:
             "unit": "s",
             "target": "<= 1.0",
             "note": f"{many} clusters, {many // PROCESSES} agents per process; {how}; "
-            f"p95 {percentile(times[many], 95):.3f} s",
+            f"p95 {percentile(times[many], 95):.3f} s; {phases[many].split()}",
         },
         {
             "metric": "cluster_growth_ratio",
@@ -126,11 +163,7 @@ def rows(times: dict[int, list[float]], affected: int) -> list[dict[str, Any]]:
 
 
 async def measure() -> list[dict[str, Any]]:
-    times: dict[int, list[float]] = {}
-    affected = 0
-    for count in PHASES:
-        times[count], affected = await phase(cluster_ids(count))
-    return rows(times, affected)
+    return rows({count: await phase(cluster_ids(count)) for count in PHASES})
 
 
 def main() -> None:

@@ -407,11 +407,13 @@ async def directive_runs(
     registry_users: int,
     runs: int,
     signing: bool = True,
+    published: dict[str, float] | None = None,
 ) -> tuple[list[float], int]:
     """The whole path with the impact service in it: a DirectiveIssued published on compliance.directives.v1
     (as intake does) -> impact evaluates its registry and publishes the assessment and chunks ->
     enforcement -> all three agents acked with the digest enforcement verified. Returns seconds per run
-    to the last ack's create time, and the users affected."""
+    to the last ack's create time, and the users affected; `published` gets each kept run's directive id and
+    publication time."""
     from bench.impact import MISSION, directive, write_view_snapshot
 
     _, mission = write_view_snapshot(state, registry_users)
@@ -431,6 +433,8 @@ async def directive_runs(
         done, _ = await watch.until(lambda i=issued.directive_id, g=digest: watch.all_acked(i, g), "acks")
         if run >= 0:
             totals.append(done - started)
+            if published is not None:
+                published[issued.directive_id] = started
         print(
             f"  directive run {run} ({affected:,} users affected): all acked {done - started:.3f} s"
             f"{' (warm-up, discarded)' if run < 0 else ''}",
