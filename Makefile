@@ -13,7 +13,7 @@ KAFKA_CONTROLLER_PORT ?= 9093
 TEST_KAFKA_DIR := $(CURDIR)/.run/test-kafka
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv lint format tools kafka-fetch kafka-up kafka-down topics compose-secrets run up down test test-cluster bench bench-impact bench-enforce bench-agent bench-faults bench-audit bench-notify bench-console bench-scale bench-peers peers-opa screenshots docs clean
+.PHONY: help venv lint format tools kafka-fetch kafka-up kafka-down topics compose-secrets run up down test test-cluster bench bench-impact bench-enforce bench-clusters bench-agent bench-faults bench-audit bench-notify bench-console bench-scale bench-peers peers-opa screenshots docs clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -91,6 +91,9 @@ bench-impact: venv kafka-fetch ## Benchmark impact evaluation and registry impor
 bench-enforce: venv kafka-fetch ## Benchmark enforcement on real Kafka and the agent (bench/results/enforce.json, agent.json)
 	@$(PY) -m bench.enforce
 	@$(PY) -m bench.agent
+
+bench-clusters: venv kafka-fetch ## Directive -> all clusters acked at 10M users with 3 and with 30 clusters (30 agents in 3 processes; bench/results/clusters.json)
+	@$(PY) -m bench.clusters
 
 bench-agent: venv ## Benchmark the agent alone: checks, HTTP latency, memory, a one-user delta and a lift at 1M/10M/50M held (bench/results/agent.json)
 	@$(PY) -m bench.agent

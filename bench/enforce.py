@@ -142,6 +142,7 @@ class AckWatch:
     """
 
     bootstrap: str
+    clusters: tuple[str, ...] = CLUSTERS  # whose acks make a directive "all acked"
     acks: dict[tuple[str, str, str], tuple[float, float]] = field(default_factory=dict)  # -> (created, seen)
     enforced: dict[str, float] = field(default_factory=dict)
     enforced_digest: dict[str, str] = field(default_factory=dict)  # directive -> digest DirectiveEnforced verified
@@ -201,7 +202,7 @@ class AckWatch:
 
     def all_acked(self, directive: str, digest: str) -> tuple[float, float] | None:
         """(created, seen) of the last of the clusters' acks of this digest; None while one is missing."""
-        times = [self.acks.get((directive, c, digest)) for c in CLUSTERS]
+        times = [self.acks.get((directive, c, digest)) for c in self.clusters]
         if None in times:
             return None
         return max(t[0] for t in times), max(t[1] for t in times)
@@ -211,12 +212,13 @@ class Bench:
     """The broker (with the catalogue's topics) and the services under test as subprocesses (devtools' Stack);
     everything stopped on exit whatever happens."""
 
-    def __init__(self) -> None:
-        self.kafka = LocalBroker(KAFKA_DATA, agents=CLUSTERS)
-        self.stack = Stack(self.kafka.bootstrap, RUN, clusters=(), extra_env={"COUNTERMAND_LOG_LEVEL": "WARNING"})
+    def __init__(self, clusters: tuple[str, ...] = CLUSTERS, run: Path = RUN, kafka_data: Path = KAFKA_DATA) -> None:
+        self.clusters, self.run = clusters, run
+        self.kafka = LocalBroker(kafka_data, agents=clusters)
+        self.stack = Stack(self.kafka.bootstrap, run, clusters=(), extra_env={"COUNTERMAND_LOG_LEVEL": "WARNING"})
 
     def __enter__(self) -> Bench:
-        RUN.mkdir(parents=True, exist_ok=True)
+        self.run.mkdir(parents=True, exist_ok=True)
         self.kafka.start()
         self.stack.access = self.kafka.access  # each service on its own principal, this process as tooling
         self.kafka.access.export()
@@ -231,7 +233,7 @@ class Bench:
 
     def spawn(self, name: str, module: str, env: dict[str, str], principal: str) -> Path:
         """Start `python -m services.<module>` logged in to Kafka as `principal`, with its output in
-        RUN/logs/<name>.log; returns that path."""
+        <run>/logs/<name>.log; returns that path."""
         return self.stack.spawn(name, module, {**self.stack.base_env(principal), **env}).log
 
     def signing_env(self, name: str, signing: bool, **who: Any) -> dict[str, str]:
@@ -247,28 +249,32 @@ class Bench:
                 "COUNTERMAND_ENFORCEMENT_STATE_DIR": str(state),
                 "COUNTERMAND_ENFORCEMENT_HEARTBEAT_GRACE_S": "0",
                 # checks impact's and agents' signatures, signs every command
-                **self.signing_env("enforcement", signing, clusters=CLUSTERS),
+                **self.signing_env("enforcement", signing, clusters=self.clusters),
             },
             "enforcement",
         )
-        for cluster in CLUSTERS:
-            self.spawn(
-                cluster,
-                "agent",
-                {
-                    "COUNTERMAND_AGENT_CLUSTER_ID": cluster,
-                    "COUNTERMAND_AGENT_MODELS": ",".join(MODELS),
-                    "COUNTERMAND_AGENT_HTTP_PORT": "0",
-                    "COUNTERMAND_AGENT_HEARTBEAT_INTERVAL_S": "1",
-                    "COUNTERMAND_AGENT_STATE_DIR": str(state),
-                    **self.signing_env("agent", signing, cluster=cluster),  # applies only what enforcement signed
-                },
-                f"agent-{cluster}",
-            )
+        self.start_agents(state, signing)
+
+    def agent_env(self, cluster: str, state: Path, signing: bool) -> dict[str, str]:
+        """One agent's settings (its Kafka login is added by spawn)."""
+        return {
+            "COUNTERMAND_AGENT_CLUSTER_ID": cluster,
+            "COUNTERMAND_AGENT_MODELS": ",".join(MODELS),
+            "COUNTERMAND_AGENT_HTTP_PORT": "0",
+            "COUNTERMAND_AGENT_HEARTBEAT_INTERVAL_S": "1",
+            "COUNTERMAND_AGENT_STATE_DIR": str(state),
+            **self.signing_env("agent", signing, cluster=cluster),  # applies only what enforcement signed
+        }
+
+    def start_agents(self, state: Path, signing: bool) -> None:
+        """One process per agent, as deployed."""
+        for cluster in self.clusters:
+            self.spawn(cluster, "agent", self.agent_env(cluster, state, signing), f"agent-{cluster}")
 
     def stop_services(self) -> None:
-        for name in ("enforcement", *CLUSTERS):
-            self.stack.stop_one(name)
+        for name in list(self.stack.processes):
+            if name != "impact":
+                self.stack.stop_one(name)
 
 
 async def enforce_runs(
@@ -402,11 +408,13 @@ async def directive_runs(
     registry_users: int,
     runs: int,
     signing: bool = True,
+    published: dict[str, float] | None = None,
 ) -> tuple[list[float], int]:
     """The whole path with the impact service in it: a DirectiveIssued published on compliance.directives.v1
     (as intake does) -> impact evaluates its registry and publishes the assessment and chunks ->
     enforcement -> all three agents acked with the digest enforcement verified. Returns seconds per run
-    to the last ack's create time, and the users affected."""
+    to the last ack's create time, and the users affected; `published` gets each kept run's directive id and
+    publication time."""
     from bench.impact import MISSION, directive, write_view_snapshot
 
     _, mission = write_view_snapshot(state, registry_users)
@@ -426,6 +434,8 @@ async def directive_runs(
         done, _ = await watch.until(lambda i=issued.directive_id, g=digest: watch.all_acked(i, g), "acks")
         if run >= 0:
             totals.append(done - started)
+            if published is not None:
+                published[issued.directive_id] = started
         print(
             f"  directive run {run} ({affected:,} users affected): all acked {done - started:.3f} s"
             f"{' (warm-up, discarded)' if run < 0 else ''}",

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -296,14 +296,16 @@ class Stack:
         )
         return env
 
-    def spawn(self, name: str, module: str, env: dict[str, str], *, mode: str = "wb") -> Process:
-        """Start `python -m services.<module>` as `name` with exactly this environment (see base_env), its
-        output in run_dir/logs/<name>.log; not waited for."""
+    def spawn(
+        self, name: str, module: str, env: dict[str, str], *, mode: str = "wb", args: Sequence[str] = ()
+    ) -> Process:
+        """Start `python -m services.<module>` (or a dotted module, such as devtools.agent_pool, with `args`) as
+        `name` with exactly this environment (see base_env), its output in run_dir/logs/<name>.log; not waited for."""
         (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
         log = self.run_dir / "logs" / f"{name}.log"
         with open(log, mode) as out:  # the child holds its own copy of the descriptor
             popen = subprocess.Popen(
-                [sys.executable, "-m", f"services.{module}"],
+                [sys.executable, "-m", module if "." in module else f"services.{module}", *args],
                 cwd=ROOT,
                 env=env,
                 stdout=out,

@@ -68,7 +68,9 @@ class Assessor:
         await self.publish_all(
             assessment(cause, "restrict", event.scope, affected, offsets, amendment=amendment, losing=losing)
         )
-        self.directives.activate(event.directive_id, event.revision, event.scope, affected.by_model)
+        self.directives.activate(
+            event.directive_id, event.revision, event.scope, affected.by_model, affected.set_digests
+        )
         log.info(
             "directive assessed",
             revision=event.revision,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,7 +11,7 @@ from pyroaring import BitMap
 from services.impact.affected import bitmap_of, id_bitmap
 from services.impact.selection import membership
 from services.impact.user_columns import Population, distinct_ids
-from shared.contracts.bitmaps import CHUNK_IDS, apply_delta, chunk_bitmap, union
+from shared.contracts.bitmaps import CHUNK_IDS, SetDigest, apply_delta_in_place, chunk_bitmap, union
 from shared.contracts.directives import DirectiveScope
 
 DELTA_IDS = CHUNK_IDS  # ids (added + removed) per AffectedSetDelta at most: like a chunk, well under the message size
@@ -25,6 +26,20 @@ class ActiveDirective:
     scope: DirectiveScope
     sets: dict[str, BitMap]
     delta_seq: int = 0
+    digests: dict[str, SetDigest] = field(default_factory=dict, repr=False)  # per model; made on first need
+
+    def digest(self, model: str) -> str:
+        """The set digest of one model's set, kept per range (hashed whole once, on first need after a restart)."""
+        if model not in self.digests:
+            self.digests[model] = SetDigest.of(self.sets.get(model, BitMap()))
+        return self.digests[model].hexdigest()
+
+    def apply(self, model: str, added: BitMap, removed: BitMap) -> None:
+        """A delta to one model's set, in place (the directive owns its sets: no copy of a 100M-user set per
+        change); its kept digest re-hashes only the ranges the delta touched."""
+        apply_delta_in_place(self.sets.setdefault(model, BitMap()), added, removed)
+        if model in self.digests:
+            self.digests[model].update(self.sets[model], added | removed)
 
 
 @dataclass(frozen=True)
@@ -37,7 +52,7 @@ class Delta:
     model: str
     added: BitMap
     removed: BitMap
-    after: BitMap
+    model_digest: str  # set digest of the model's set this delta leaves
 
 
 @dataclass(frozen=True)
@@ -60,10 +75,20 @@ class Directives:
         """True when this revision (or a later one) was already assessed: a redelivery or a late old revision."""
         return revision <= self.assessed.get(directive_id, 0)
 
-    def activate(self, directive_id: str, revision: int, scope: DirectiveScope, sets: dict[str, BitMap]) -> None:
-        """Record an assessed revision; it replaces any earlier revision of the directive."""
+    def activate(
+        self,
+        directive_id: str,
+        revision: int,
+        scope: DirectiveScope,
+        sets: dict[str, BitMap],
+        digests: Mapping[str, SetDigest] | None = None,
+    ) -> None:
+        """Record an assessed revision (with its sets' digests by range when known: deltas then re-hash only
+        what they touch); it replaces any earlier revision of the directive, and owns copies of the sets."""
         self.assessed[directive_id] = max(revision, self.assessed.get(directive_id, 0))
-        self.active[directive_id] = ActiveDirective(directive_id, revision, scope, dict(sets))
+        owned = {m: BitMap(users) for m, users in sets.items()}
+        kept = {m: d.copy() for m, d in (digests or {}).items() if m in sets}
+        self.active[directive_id] = ActiveDirective(directive_id, revision, scope, owned, digests=kept)
 
     def amendment(self, directive_id: str, sets: dict[str, BitMap]) -> Amendment | None:
         """The difference between the active revision's sets and these new ones; None if not active."""
@@ -129,7 +154,7 @@ def _changes(directive: ActiveDirective, candidates: BitMap, now: BitMap) -> lis
             + [(part, BitMap()) for part in chunk_bitmap(added, DELTA_IDS) if part]
         )
         for part_added, part_removed in parts:
-            directive.sets[model] = apply_delta(directive.sets[model], part_added, part_removed)
+            directive.apply(model, part_added, part_removed)
             directive.delta_seq += 1
             changes.append(
                 Delta(
@@ -139,7 +164,7 @@ def _changes(directive: ActiveDirective, candidates: BitMap, now: BitMap) -> lis
                     model,
                     part_added,
                     part_removed,
-                    directive.sets[model],
+                    directive.digest(model),
                 )
             )
     return changes

@@ -10,7 +10,7 @@ from pyroaring import BitMap
 
 from services.impact.affected import AffectedSet
 from services.impact.directives import Amendment, Delta
-from shared.contracts.bitmaps import chunk_bitmap, encode_bitmap, set_digest
+from shared.contracts.bitmaps import chunk_bitmap, encode_bitmap
 from shared.contracts.directives import CausedBy, DirectiveScope
 from shared.contracts.envelope import envelope
 from shared.contracts.impact import Action, AffectedSetChunk, AffectedSetDelta, ImpactAssessed, Part
@@ -126,7 +126,7 @@ def delta_message(
         model=delta.model,
         added=encode_bitmap(delta.added),
         removed=encode_bitmap(delta.removed),
-        model_digest=set_digest(delta.after),
+        model_digest=delta.model_digest,
         caused_by=caused_by,
     )
 

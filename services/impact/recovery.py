@@ -12,7 +12,7 @@ import structlog
 from pyroaring import BitMap
 
 from services.impact.directives import Directives
-from shared.contracts.bitmaps import apply_delta, decode_bitmap
+from shared.contracts.bitmaps import decode_bitmap
 from shared.contracts.catalogue import IMPACT
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
 from shared.runtime.kafka import records_to_end
@@ -79,6 +79,5 @@ class ImpactReplay:
         active = self.directives.active.get(delta.directive_id)
         if active is None or active.revision != delta.revision or delta.seq <= active.delta_seq:
             return
-        users = active.sets.setdefault(delta.model, BitMap())
-        active.sets[delta.model] = apply_delta(users, decode_bitmap(delta.added), decode_bitmap(delta.removed))
+        active.apply(delta.model, decode_bitmap(delta.added), decode_bitmap(delta.removed))
         active.delta_seq = delta.seq

@@ -40,32 +40,39 @@ class Membership:
 
 
 BLOCK = 1 << 18  # rows evaluated at a time: every temporary of a block stays in the CPU cache
-WORKERS = 2  # threads for a view of several blocks: numpy's loops release the GIL
+WORKERS = 2  # threads for a view of several blocks: numpy's loops and hashlib release the GIL
 
 
-def blockwise(rows: int, work: Callable[[int], T]) -> list[T]:
-    """work(start) for the start of every block of rows, in order; on WORKERS threads when there are several."""
+def blockwise(rows: int, work: Callable[[int], T], workers: int = WORKERS) -> list[T]:
+    """work(start) for the start of every block of rows, in order; on `workers` threads when there are several
+    blocks (1: in this thread, the serial evaluation the parallel one must equal)."""
     starts = range(0, rows, BLOCK)
-    if len(starts) <= 1:
+    if workers <= 1 or len(starts) <= 1:
         return [work(start) for start in starts]
-    with ThreadPoolExecutor(WORKERS) as pool:
+    with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(work, starts))
 
 
-def membership(columns: Columns, scope: DirectiveScope) -> Membership:
+def membership(columns: Columns, scope: DirectiveScope, workers: int = WORKERS) -> Membership:
     """Evaluate a directive's population over the rows, block by block: only present users can be affected."""
     affected, unknown_only = np.empty(len(columns), bool), np.empty(len(columns), bool)
-    restrict = scope.unknown_attribute == "restrict"
 
     def block_of(start: int) -> None:
-        block = columns.rows(start, start + BLOCK)
-        true, unknown = evaluate(scope.selector, block)
-        restricted = unknown & block.present if restrict else np.zeros_like(unknown)
-        np.logical_or(true & block.present, restricted, out=affected[start : start + len(block)])
-        unknown_only[start : start + len(block)] = restricted
+        affected[start : start + BLOCK], unknown_only[start : start + BLOCK] = member_block(columns, scope, start)
 
-    blockwise(len(columns), block_of)
+    blockwise(len(columns), block_of, workers)
     return Membership(affected=affected, unknown_only=unknown_only)
+
+
+def member_block(columns: Columns, scope: DirectiveScope, start: int) -> tuple[np.ndarray, np.ndarray]:
+    """One block of the membership, rows start..start+BLOCK-1: (affected, affected only because of an unknown
+    attribute), fresh arrays of the block's length."""
+    block = columns.rows(start, start + BLOCK)
+    affected, unknown = evaluate(scope.selector, block)  # fresh: updated in place
+    restricted = unknown & block.present if scope.unknown_attribute == "restrict" else np.zeros_like(unknown)
+    affected &= block.present
+    affected |= restricted
+    return affected, restricted
 
 
 def evaluate(selector: Selector, columns: Columns) -> Masks:

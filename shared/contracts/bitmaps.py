@@ -107,10 +107,18 @@ class SetDigest:
 
     @classmethod
     def of(cls, bitmap: BitMap) -> SetDigest:
-        ranges = range_digests(_id_blocks(bitmap))
-        made = cls(ranges)
+        return cls.from_ranges(range_digests(_id_blocks(bitmap)))
+
+    @classmethod
+    def from_ranges(cls, ranges: Mapping[int, bytes]) -> SetDigest:
+        """From every non-empty range's digest, computed elsewhere (in parallel, block by block)."""
+        made = cls(dict(ranges))
         made._regroup({key >> GROUP_RANGE_BITS for key in ranges})
         return made
+
+    def copy(self) -> SetDigest:
+        """An independent copy (range digests are immutable bytes: two small dicts are copied)."""
+        return SetDigest(dict(self.ranges), dict(self.groups))
 
     def update(self, bitmap: BitMap, changed: BitMap) -> None:
         """`bitmap` was changed at the ids of `changed` (added or removed): re-hash the ranges they fall in."""

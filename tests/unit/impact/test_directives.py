@@ -82,7 +82,8 @@ def test_a_deleted_user_leaves_every_active_set() -> None:
     book.activate("A", 1, scope(FOREIGN_TO_US), {"fable-5": BitMap([1, 2])})
     view.delete([2])
     (delta,) = book.deltas(view, np.array([2]))
-    assert set(delta.removed) == {2} and not delta.added and set(delta.after) == {1}
+    assert set(delta.removed) == {2} and not delta.added and set(book.active["A"].sets["fable-5"]) == {1}
+    assert delta.model_digest == set_digest(BitMap([1]))
 
 
 def test_a_change_larger_than_a_delta_is_split_into_consecutive_deltas_that_fit(monkeypatch) -> None:
@@ -99,7 +100,7 @@ def test_a_change_larger_than_a_delta_is_split_into_consecutive_deltas_that_fit(
     assert [d.seq for d in deltas] == list(range(1, len(deltas) + 1)) and len(deltas) == 5  # 3 + 2 pieces
     assert all(len(d.added) + len(d.removed) <= 2 for d in deltas)
     replayed = before
-    for d in deltas:  # each delta's `after` is its predecessor's set with it applied: its digest is right
+    for d in deltas:  # each delta's digest is of its predecessor's set with it applied
         replayed = (replayed - d.removed) | d.added
-        assert d.after == replayed and set_digest(d.after) == set_digest(replayed)
+        assert d.model_digest == set_digest(replayed)
     assert replayed == BitMap(range(6, 9)) == assess(view, directive_scope).by_model["fable-5"]

@@ -10,7 +10,7 @@ from services.impact.affected import AffectedSet
 from services.impact.directives import Delta
 from services.impact.messages import Cause, assessment, delta_message
 from services.impact.recovery import ImpactReplay
-from shared.contracts.bitmaps import decode_bitmap, union
+from shared.contracts.bitmaps import decode_bitmap, set_digest, union
 from shared.contracts.impact import AffectedSetChunk, ImpactAssessed
 from tests.unit.impact.population_builder import scope
 
@@ -45,7 +45,8 @@ def test_replay_rebuilds_active_sets_with_deltas_and_forgets_lifted_directives()
     replay = ImpactReplay()
     for message in restrict("D1", 1, {"fable-5": BitMap([1, 2, 3])}) + restrict("D2", 2, {"fable-5": BitMap([9])}):
         replay.fold(message)
-    delta = Delta("D1", 1, 1, "fable-5", BitMap([4]), BitMap([1]), BitMap([2, 3, 4]))
+    after = BitMap([2, 3, 4])
+    delta = Delta("D1", 1, 1, "fable-5", BitMap([4]), BitMap([1]), set_digest(after))
     replay.fold(delta_message(delta, None, NOW))
     replay.fold(delta_message(delta, None, NOW))  # a duplicate changes nothing
     lift = assessment(Cause("D2", 2, "c", NOW), "lift", scope(FOREIGN_TO_US), AffectedSet({"fable-5": BitMap([9])}), {})
