@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from services.impact.api import create_api
 from services.impact.assessor import Assessor
 from services.impact.directives import Directives
 from services.impact.leadership import Leadership, sole_assignor
-from services.impact.recovery import recover_directives
+from services.impact.recovery import ImpactReplay, fold_record, recover_directives
 from services.impact.registry_view import RegistryView
 from services.impact.settings import ImpactSettings
 from services.impact.user_columns import Population
@@ -61,6 +62,7 @@ class ImpactService:
     view_subscriber: Any
     writer: ImpactWriter
     leadership: Leadership
+    published: ImpactReplay  # what the active instance published, folded as it comes (a standby's dry runs)
     http: Any = None
     on_fatal: OnFatal | None = None  # what stops the process (run() sets it); in tests, nothing
     _tasks: list[asyncio.Task] = field(default_factory=list)
@@ -78,7 +80,8 @@ class ImpactService:
 
     @property
     def directives(self) -> Directives:
-        return self.assessor.directives
+        """The active instance's own; a standby's as the active one published them (for dry runs)."""
+        return self.assessor.directives if self.leadership.ready.is_set() else self.published.directives
 
     @property
     def loaded(self) -> bool:
@@ -117,11 +120,14 @@ class ImpactService:
     async def promote(self) -> int:
         """Become the active instance: fence any earlier one, rebuild the directive state from what is committed
         on the impact topic now, reconcile the view against it. Returns the epoch this instance holds."""
+        began = time.monotonic()
         epoch = await self.writer.start()  # aborts a dead or paused predecessor's open transaction
+        log.info("transactional id registered: earlier instances fenced", epoch=epoch, s=_since(began))
         if self.on_fatal is not None:
             self.writer.watch(self.on_fatal)
         self.assessor.directives = await recover_directives(self.settings.kafka, self.settings.instance)
         await self.assessor.reconcile()
+        log.info("promoted", s=_since(began))
         return epoch
 
     def lost(self, reason: str) -> None:
@@ -155,6 +161,10 @@ class ImpactService:
         return http_server(self.http, self.settings.http_host, self.settings.http_port)
 
 
+def _since(began: float) -> float:
+    return round(time.monotonic() - began, 3)
+
+
 def build(settings: ImpactSettings | None = None) -> ImpactService:
     """The impact service wired from settings (its snapshot store included); nothing connects until start()."""
     settings = settings or ImpactSettings()
@@ -176,8 +186,10 @@ def build(settings: ImpactSettings | None = None) -> ImpactService:
     writer = _writer(settings, signer)
     assessor = Assessor(follower, publish_all=writer.publish_all, publish=writer.publish)
     leadership = Leadership(promote=lambda: service.promote(), lost=lambda reason: service.lost(reason))
+    published = ImpactReplay()
     subscriber = _subscribe(broker, settings, follower, assessor, keys, leadership)
-    service = ImpactService(settings, broker, watch, follower, assessor, subscriber, writer, leadership)
+    _follow_published(broker, leadership, published)
+    service = ImpactService(settings, broker, watch, follower, assessor, subscriber, writer, leadership, published)
     service.http = create_api(service, Guard(settings.auth, SERVICE))
     return service
 
@@ -242,6 +254,23 @@ def _subscribe(
         await assessor.on_directive(event)
 
     return registry
+
+
+def _follow_published(broker: KafkaBroker, leadership: Leadership, published: ImpactReplay) -> None:
+    """A standby answers dry runs against the directives the active instance published (amendments, lifts)."""
+
+    @view_subscriber(
+        broker,
+        IMPACT,
+        batch=True,
+        title=f"{IMPACT.name}:standby",
+        description="What the active instance published: a standby's directive state for dry runs.",
+    )
+    async def on_published(msg: KafkaMessage) -> None:
+        if leadership.ready.is_set():
+            return  # the active instance holds its own state
+        for record in msg.raw_message:
+            fold_record(published, record)
 
 
 def specification(settings: ImpactSettings | None = None) -> AsyncAPI:

@@ -245,10 +245,14 @@ async def test_a_rebalance_in_the_middle_of_a_chunked_assessment_publishes_it_on
                 head, sets = exactly_once(events, directive, "restrict")
                 expected = oracle(await registry_at(bootstrap, head["registry_offsets"]), FOREIGN_TO_US)
                 assert sets == {m: expected for m in models} and head["chunks"] == len(models)
+                # The standby answers dry runs against what the active one published.
+                await eventually(lambda: directive in standby.directives.active, "the standby folded it", TIMEOUT_S)
+                assert standby.directives.active[directive].sets == sets
                 await send_directive(producer, DirectiveLifted(producer="test", directive_id=directive, revision=1))
                 events = await impact_topic(bootstrap, lambda seen: assessed(seen, directive, "lift"))
                 exactly_once(events, directive, "restrict")  # the redelivered directive was not assessed again
-                assert standby.role == "standby" and not standby.directives.active
+                await eventually(lambda: directive not in standby.directives.active, "the standby folded the lift")
+                assert standby.role == "standby"
             finally:
                 await standby.stop()
         finally:
