@@ -12,6 +12,7 @@ import uvicorn
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.specification import AsyncAPI
+from opentelemetry.sdk.trace import TracerProvider
 
 from services.impact.api import create_api
 from services.impact.assessor import Assessor
@@ -42,6 +43,7 @@ from shared.runtime.record_signing import (
 )
 from shared.runtime.service import cancel_tasks
 from shared.runtime.signing import KeySet
+from shared.runtime.tracing import tracer_provider
 
 SERVICE = "impact"
 GROUP = "countermand-impact"
@@ -169,7 +171,8 @@ def build(settings: ImpactSettings | None = None) -> ImpactService:
     """The impact service wired from settings (its snapshot store included); nothing connects until start()."""
     settings = settings or ImpactSettings()
     watch = ConsumerWatch(SERVICE)
-    broker = make_broker(settings, SERVICE, watch=watch)
+    traces = tracer_provider(settings.telemetry, SERVICE)  # one for both brokers: one exporter, one trace per cause
+    broker = make_broker(settings, SERVICE, watch=watch, traces=traces)
     # Documented with the service's broker (its AsyncAPI); published through the transactional writer.
     declare_publisher(broker, IMPACT, "Assessments, affected-set chunks and deltas.")
     signer, keys = record_signer(settings.signing, SERVICE), trusted_keys(settings.signing, SERVICE)
@@ -183,7 +186,7 @@ def build(settings: ImpactSettings | None = None) -> ImpactService:
 
     snapshots = ViewSnapshots(snapshot_path(settings.state_dir))
     follower = ViewFollower(settings, snapshots, asyncio.Lock(), changed, bury)
-    writer = _writer(settings, signer)
+    writer = _writer(settings, signer, traces)
     assessor = Assessor(follower, publish_all=writer.publish_all, publish=writer.publish)
     leadership = Leadership(promote=lambda: service.promote(), lost=lambda reason: service.lost(reason))
     published = ImpactReplay()
@@ -194,12 +197,13 @@ def build(settings: ImpactSettings | None = None) -> ImpactService:
     return service
 
 
-def _writer(settings: ImpactSettings, signer: Any) -> ImpactWriter:
+def _writer(settings: ImpactSettings, signer: Any, traces: TracerProvider | None) -> ImpactWriter:
     """The transactional writer of the output; started only when this instance becomes the active one."""
     broker = make_broker(
         settings,
         SERVICE,
         dead_letters=False,
+        traces=traces,
         transactional_id=TRANSACTIONAL_ID,
         transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
     )
