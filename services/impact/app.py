@@ -54,7 +54,8 @@ log = structlog.get_logger(service=SERVICE)
 
 @dataclass
 class ImpactService:
-    """The impact service, wired: start() recovers, resumes the view, reconciles, then follows both topics."""
+    """The impact service, wired: start() resumes the view and joins the directive group, as the active instance
+    (directive state rebuilt, view reconciled) or a standby (see leadership.py)."""
 
     settings: ImpactSettings
     broker: KafkaBroker
@@ -141,7 +142,7 @@ class ImpactService:
     def watch_producers(self, on_fatal: OnFatal) -> None:
         """Stop the process through `on_fatal` if the writer fails for good or this instance loses the lead."""
         self.on_fatal = on_fatal
-        if self.leadership.ready.is_set():
+        if self.writer.started:  # promoted already (or promoting): else promote() watches it
             self.writer.watch(on_fatal)
 
     async def stop(self) -> None:

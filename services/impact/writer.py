@@ -44,6 +44,10 @@ class ImpactWriter:
         assert epoch is not None, "the impact writer has no transactional id"
         return epoch
 
+    @property
+    def started(self) -> bool:
+        return self._started
+
     async def stop(self) -> None:
         if self._started:
             await self.broker.stop()
