@@ -97,7 +97,7 @@ class WebhookChannel:
             return self._transports.pop()
         if self._tls is None:  # loading the CA bundle costs a third of a second: once per channel, not per client
             self._tls = httpx.create_ssl_context()
-        return webhook_transport(self._tls, httpx.Limits(max_connections=1, max_keepalive_connections=1))
+        return webhook_transport(self._tls)
 
     async def close(self) -> None:
         transports, self._transports = self._transports, []

@@ -1,6 +1,6 @@
-"""The httpx transport webhooks are POSTed through: httpx's own, over an asyncio-native httpcore network backend
-(httpcore picks anyio under asyncio, whose streams and cancel scopes cost more CPU per request than the rest of
-the request together). Checked against httpx 0.28.1 and httpcore 1.0.9, the versions pinned."""
+"""The httpx transport webhooks are POSTed through: httpx's own, over one kept-alive httpcore connection per worker
+on an asyncio-native network backend (under asyncio httpcore runs on anyio, whose streams, cancel scopes, locks and
+events cost more CPU per request than the rest of it). Checked against httpx 0.28.1 and httpcore 1.0.9."""
 
 from __future__ import annotations
 
@@ -205,14 +205,54 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         await asyncio.sleep(seconds)
 
 
-def webhook_transport(tls: ssl.SSLContext, limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
-    """httpx's transport (HTTP/1.1, keep-alive) whose connection pool runs on AsyncioBackend."""
-    transport = httpx.AsyncHTTPTransport(verify=tls, limits=limits)
-    transport._pool = httpcore.AsyncConnectionPool(  # noqa: SLF001 (the fence: see CHECKED_AGAINST)
-        ssl_context=tls,
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=AsyncioBackend(),
-    )
+class KeptAlive:
+    """httpcore's pool reduced to what one worker needs: one kept-alive connection for requests that come one after
+    the other, replaced when it closed, broke or the peer closed it while idle (what the pool's checks find too);
+    without the pool's queue, events and locks, which cost more CPU per request than the request itself."""
+
+    def __init__(self, tls: ssl.SSLContext, keepalive_expiry: float | None) -> None:
+        self._tls = tls
+        self._keepalive_expiry = keepalive_expiry
+        self._backend = AsyncioBackend()
+        self._connection: httpcore.AsyncHTTPConnection | None = None
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        try:
+            return await (await self._usable(request)).handle_async_request(request)
+        except httpcore.ConnectionNotAvailable:  # it closed between the check and the request: once more, anew
+            await self.aclose()
+            return await (await self._usable(request)).handle_async_request(request)
+
+    async def _usable(self, request: httpcore.Request) -> httpcore.AsyncHTTPConnection:
+        held = self._connection
+        if held is not None and (
+            held.is_closed() or held.has_expired() or not held.can_handle_request(request.url.origin)
+        ):
+            await self.aclose()  # closed, broken, idle too long or closed by the peer
+            held = None
+        if held is None:
+            held = self._connection = httpcore.AsyncHTTPConnection(
+                request.url.origin,
+                ssl_context=self._tls,
+                keepalive_expiry=self._keepalive_expiry,
+                network_backend=self._backend,
+            )
+        return held
+
+    async def aclose(self) -> None:
+        held, self._connection = self._connection, None
+        if held is not None:
+            await held.aclose()
+
+    async def __aenter__(self) -> KeptAlive:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+
+def webhook_transport(tls: ssl.SSLContext, keepalive_expiry: float | None = 5.0) -> httpx.AsyncHTTPTransport:
+    """httpx's transport (HTTP/1.1) over one kept-alive connection on AsyncioBackend: for one worker's requests."""
+    transport = httpx.AsyncHTTPTransport(verify=tls)
+    transport._pool = KeptAlive(tls, keepalive_expiry)  # type: ignore[assignment]  # noqa: SLF001 (the fence)
     return transport

@@ -110,7 +110,7 @@ async def test_one_kept_alive_connection_carries_every_request_of_a_worker() -> 
 async def _kept_alive() -> None:
     endpoint = Endpoint()
     async with serving(endpoint) as port:
-        transport = webhook_transport(httpx.create_ssl_context(), httpx.Limits(max_connections=1))
+        transport = webhook_transport(httpx.create_ssl_context())
         answers = [await _send(transport, f"http://127.0.0.1:{port}/hook", f"n-{i}") for i in range(5)]
         await transport.aclose()
     assert answers == ["delivered"] * 5
@@ -124,13 +124,24 @@ async def test_a_connection_the_receiver_closed_is_replaced_by_a_new_one() -> No
 async def _replaced() -> None:
     endpoint = Endpoint(close_after=True)
     async with serving(endpoint) as port:
-        transport = webhook_transport(httpx.create_ssl_context(), httpx.Limits(max_connections=1))
+        transport = webhook_transport(httpx.create_ssl_context())
         answers = []
         for i in range(3):
             answers.append(await _send(transport, f"http://127.0.0.1:{port}/hook", f"n-{i}"))
             await asyncio.sleep(0.05)  # the receiver's close reaches the client while the connection is idle
         await transport.aclose()
     assert answers == ["delivered"] * 3 and endpoint.connections == 3
+
+
+async def test_a_connection_idle_past_its_keep_alive_expiry_is_replaced() -> None:
+    endpoint = Endpoint()
+    async with serving(endpoint) as port:
+        transport = webhook_transport(httpx.create_ssl_context(), keepalive_expiry=0.05)
+        answers = [await _send(transport, f"http://127.0.0.1:{port}/hook", "n-0")]
+        await asyncio.sleep(0.2)
+        answers.append(await _send(transport, f"http://127.0.0.1:{port}/hook", "n-1"))
+        await transport.aclose()
+    assert answers == ["delivered"] * 2 and endpoint.connections == 2
 
 
 async def test_an_answer_larger_than_the_read_buffer_is_read_whole() -> None:
@@ -140,7 +151,7 @@ async def test_an_answer_larger_than_the_read_buffer_is_read_whole() -> None:
 async def _large_answer() -> None:
     endpoint = Endpoint(answer_body=b"x" * (3 * fence.READ_LIMIT + 17))
     async with serving(endpoint) as port:
-        transport = webhook_transport(httpx.create_ssl_context(), httpx.Limits(max_connections=1))
+        transport = webhook_transport(httpx.create_ssl_context())
         answers = [await _send(transport, f"http://127.0.0.1:{port}/hook", f"n-{i}") for i in range(2)]
         await transport.aclose()
     assert answers == ["delivered"] * 2 and endpoint.connections == 1
@@ -168,8 +179,8 @@ async def _https(tmp_path: Path) -> None:
     endpoint = Endpoint()
     async with serving(endpoint, server_tls) as port:
         url = f"https://127.0.0.1:{port}/hook"
-        trusting = webhook_transport(ssl.create_default_context(cafile=cert_file), httpx.Limits(max_connections=1))
-        untrusting = webhook_transport(httpx.create_ssl_context(), httpx.Limits(max_connections=1))
+        trusting = webhook_transport(ssl.create_default_context(cafile=cert_file))
+        untrusting = webhook_transport(httpx.create_ssl_context())
         trusted = [await _send(trusting, url, f"tls-{i}") for i in range(2)]
         refused = await _send(untrusting, url, "untrusted")
         await trusting.aclose()

@@ -124,7 +124,7 @@ class Receiver:
 @asynccontextmanager
 async def sender(timeout_s: float = 5.0) -> AsyncIterator[Callable[[str, list[str], str, bytes], Awaitable[Outcome]]]:
     """post() as the webhook channel calls it: on the channel's transport, with its timeouts."""
-    transport = webhook_transport(httpx.create_ssl_context(), httpx.Limits(max_connections=1))
+    transport = webhook_transport(httpx.create_ssl_context())
 
     async def send(url: str, secrets: list[str], webhook_id: str, body: bytes) -> Outcome:
         return await post(transport, httpx.URL(url), secrets, webhook_id, body, request_timeout(timeout_s))
