@@ -26,7 +26,7 @@ from shared.contracts.deadletter import DeadLetter
 from shared.contracts.enforcement import EnforcementEvent
 from shared.contracts.envelope import Event
 from shared.contracts.impact import ImpactEvent
-from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
+from shared.runtime.broker import consumer_options, declare_publisher, emit_all, make_broker
 from shared.runtime.health import ConsumerWatch, LagWatch
 from shared.runtime.http import health_app, http_server
 from shared.runtime.service import cancel_tasks
@@ -91,8 +91,8 @@ def build(settings: NotifierSettings | None = None) -> NotifierService:
         broker, NOTIFICATIONS, "Notices requested, delivered or failed, one per recipient and action."
     )
 
-    async def publish(message: Event) -> None:
-        await emit(notifications, NOTIFICATIONS, message)
+    async def publish(messages: list[Event]) -> None:  # each enqueued, then every ack awaited (no task per message)
+        await emit_all(notifications, NOTIFICATIONS, messages, window=settings.publish_group)
 
     async def dead_letter(letter: DeadLetter) -> None:
         await broker.publish(letter, topic=dead_letter_topic(SERVICE).name, key=SERVICE.encode())

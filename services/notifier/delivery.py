@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
 
@@ -21,14 +23,14 @@ from services.notifier.sink import Letter
 from services.notifier.wording import Unrenderable, Wording
 from shared.contracts.catalogue import NOTIFICATIONS
 from shared.contracts.deadletter import DeadLetter
-from shared.contracts.envelope import Event, envelope
+from shared.contracts.envelope import Event, envelope, utc_now
 from shared.contracts.notifications import NotificationDelivered, NotificationFailed, NotificationRequested
 from shared.runtime.metrics import NOTICES
 from shared.runtime.service import cancel_tasks
 
 SERVICE = "notifier"
 log = structlog.get_logger(service=SERVICE)
-Publish = Callable[[Event], Awaitable[None]]
+Publish = Callable[[list[Event]], Awaitable[None]]  # in order; returns once every one is acknowledged
 Announcement = tuple[Notice, str, str | None, str | None]  # notice, status, channel, reason
 
 
@@ -112,15 +114,17 @@ class Delivery:
         # Requested goes out while the channels send (both wait on the network); it is on the topic before the
         # batch's Delivered/Failed, which are published only once this returns.
         async with asyncio.TaskGroup() as both:  # a failed publish cancels the sends (retried with the dispatch)
-            both.create_task(self._publish_all([self._requested(ready, letter) for letter in letters]))
+            now = utc_now()  # one moment per batch: its notices are requested (and later told) together
+            both.create_task(self._publish_all([self._requested(ready, letter, now) for letter in letters]))
             sending = both.create_task(self._channels.deliver(letters))
         for letter, (channel, outcome) in zip(letters, sending.result(), strict=True):
             delivered = outcome.verdict == "delivered"
             reason = None if delivered else f"{channel}: {outcome.verdict}: {outcome.reason}"
             recorded.append(Recorded(letter.notice, "delivered" if delivered else "failed", channel, reason))
         self._ledger.record(recorded)
-        for r in recorded:  # bounded labels: the channel (none: failed before one was chosen) and the outcome
-            NOTICES.labels(r.channel or "none", r.status).inc()
+        counted = Counter((r.channel or "none", r.status) for r in recorded)
+        for (channel, status), count in counted.items():  # bounded labels: the channel (none: failed before one
+            NOTICES.labels(channel, status).inc(count)  # was chosen) and the outcome
         delivered = sum(r.status == "delivered" for r in recorded)
         before = tally.delivered + tally.failed
         tally.delivered += delivered
@@ -146,11 +150,12 @@ class Delivery:
     async def _announce(self, ready: Ready, outcomes: list[Announcement]) -> None:
         """Delivered/Failed for recorded outcomes, and a dead letter for each failure; then marked announced."""
         events: list[Event] = []
+        now = utc_now()
         for notice, status, channel, reason in outcomes:
             if status == "delivered":
-                events.append(self._delivered(ready, notice, channel or "email"))
+                events.append(self._delivered(ready, notice, channel or "email", now))
             else:
-                events.append(self._failed(ready, notice, reason or "unknown"))
+                events.append(self._failed(ready, notice, reason or "unknown", now))
         await self._publish_all(events)
         letters = [self._letter_of(e) for e in events if isinstance(e, NotificationFailed)]
         await asyncio.gather(*(self._dead_letter(letter) for letter in letters))
@@ -177,15 +182,11 @@ class Delivery:
         await self._announce(ready, [(n, e.status, e.channel, e.reason) for n, e in notices])
 
     async def _publish_all(self, messages: Iterable[Event]) -> None:
-        """Publish concurrently in groups; each group is awaited (acks=all) before the next starts."""
-        pending = list(messages)
-        size = self._settings.publish_group
-        for i in range(0, len(pending), size):
-            await asyncio.gather(*(self._publish(m) for m in pending[i : i + size]))
+        await self._publish(list(messages))
 
-    def _envelope(self, ready: Ready, notice: Notice) -> dict[str, object]:
+    def _envelope(self, ready: Ready, notice: Notice, now: datetime) -> dict[str, object]:
         return {
-            **envelope(SERVICE, correlation_id=notice.directive_id, causation_id=ready.causation_id),
+            **envelope(SERVICE, occurred_at=now, correlation_id=notice.directive_id, causation_id=ready.causation_id),
             "notification_id": notice.notification_id,
             "recipient": notice.recipient,
             "directive_id": notice.directive_id,
@@ -193,16 +194,16 @@ class Delivery:
             "action": notice.action,
         }
 
-    def _requested(self, ready: Ready, letter: Letter) -> NotificationRequested:
+    def _requested(self, ready: Ready, letter: Letter, now: datetime) -> NotificationRequested:
         return NotificationRequested(
-            **self._envelope(ready, letter.notice),
+            **self._envelope(ready, letter.notice, now),
             email=letter.contact.email,
             models=list(letter.notice.models),
             channel=self._channels.channel_for(letter).name,
         )
 
-    def _delivered(self, ready: Ready, notice: Notice, channel: str) -> NotificationDelivered:
-        return NotificationDelivered(**self._envelope(ready, notice), channel=channel)
+    def _delivered(self, ready: Ready, notice: Notice, channel: str, now: datetime) -> NotificationDelivered:
+        return NotificationDelivered(**self._envelope(ready, notice, now), channel=channel)
 
-    def _failed(self, ready: Ready, notice: Notice, reason: str) -> NotificationFailed:
-        return NotificationFailed(**self._envelope(ready, notice), reason=reason)
+    def _failed(self, ready: Ready, notice: Notice, reason: str, now: datetime) -> NotificationFailed:
+        return NotificationFailed(**self._envelope(ready, notice, now), reason=reason)

@@ -16,6 +16,7 @@ from services.notifier.pairing import Ready
 from services.notifier.pending import DeltaStore, PendingStore
 from services.notifier.registry_feed import Grant
 from services.notifier.serving import confirmed_models
+from services.notifier.serving_store import ServingStore
 from shared.contracts.bitmaps import decode_bitmap
 from shared.contracts.enforcement import (
     ClusterProgress,
@@ -40,7 +41,7 @@ class Handlers:
         self._deltas = DeltaStore(store.connection)
         self.delta_pairing = self._deltas.restore()
         self.coverage = CoverageStore(store.connection)
-        self._serving: dict[str, dict[str, list[str]]] = {}  # directive -> cluster -> models (last restrict report)
+        self._serving = ServingStore(store.connection)  # directive -> cluster -> models (last restrict report)
         self._lock = asyncio.Lock()  # one dispatch at a time, so a key is never dispatched twice at once
 
     async def on_impact(self, event: ImpactAssessed | AffectedSetChunk | AffectedSetDelta) -> None:
@@ -87,14 +88,14 @@ class Handlers:
         every cluster serving its model holds it; every cluster applied confirms the state with this digest."""
         key = AssessmentKey.of(event)
         if event.action == "restrict":
-            self._serving[event.directive_id] = {c: p.models for c, p in event.clusters.items() if p.models}
+            self._serving.reported(event.directive_id, {c: p.models for c, p in event.clusters.items() if p.models})
             reports = {c: (frozenset(p.models), _applied_digest(p)) for c, p in event.clusters.items()}
             self._deltas.clusters(key, reports, event.event_id)
             await self._tell_deltas(self.delta_pairing.clusters(key, reports, event.event_id))
             if all(p.state == "applied" for p in event.clusters.values()):
                 await self._confirmed(key, event.expected_digest, event.event_id)
         if self._fresh(event) is not None:
-            known = self._serving.get(event.directive_id, {})  # a lift's report names no models: the restriction's
+            known = self._serving.of(event.directive_id)  # a lift's report names no models: the restriction's
             models = confirmed_models(event.clusters, self.pairing.models(key), known)
             if models:
                 self._store.confirmed(key, models, event.event_id)

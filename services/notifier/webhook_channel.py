@@ -4,33 +4,33 @@ signed (webhooks.py); each endpoint has its own workers, rate and retries, so a 
 from __future__ import annotations
 
 import asyncio
-import json
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import httpx
+import orjson
 
 from services.notifier.notices import Contact
 from services.notifier.pacing import Attempt, Throttle, settle_all
 from services.notifier.retry import Outcome
 from services.notifier.settings import ChannelLimits, WebhookEndpoint
 from services.notifier.sink import Letter
-from services.notifier.webhooks import UrlPolicy, WebhookRefused, post
+from services.notifier.webhook_transport import webhook_transport
+from services.notifier.webhooks import UrlPolicy, WebhookRefused, post, request_timeout
 
 
 def payload(letter: Letter) -> bytes:
     """The body: a Standard Webhooks event (type, timestamp, data) carrying the rendered notice."""
     n = letter.notice
-    return json.dumps(
+    return orjson.dumps(
         {
             "type": f"countermand.notice.{n.action}",
             "timestamp": datetime.now(UTC).isoformat(),
             "data": {**letter.as_record(), "html": letter.html},
-        },
-        ensure_ascii=False,
-    ).encode()
+        }
+    )
 
 
 class WebhookChannel:
@@ -43,8 +43,9 @@ class WebhookChannel:
         self._policy = policy
         self._limits = limits
         self._throttles = {org: Throttle(limits.rate_per_s) for org in self._endpoints}
-        self._clients: list[httpx.AsyncClient] = []  # idle ones, each kept alive between batches
+        self._transports: list[httpx.AsyncHTTPTransport] = []  # idle ones, each kept alive between batches
         self._tls: ssl.SSLContext | None = None
+        self._timeout = request_timeout(limits.timeout_s)
 
     def serves(self, contact: Contact) -> bool:
         return contact.organisation is not None and contact.organisation in self._endpoints
@@ -71,37 +72,34 @@ class WebhookChannel:
         except WebhookRefused as exc:
             return [Outcome("permanent", str(exc))] * len(letters)
         bodies = [payload(letter) for letter in letters]
+        url, secrets, timeout = httpx.URL(endpoint.url), endpoint.secrets, self._timeout
 
         @asynccontextmanager
         async def worker() -> AsyncIterator[Attempt]:
-            client = self._take()
+            transport = self._take()
 
             async def attempt(index: int) -> Outcome:
                 return await post(
-                    client, endpoint.url, endpoint.secrets, letters[index].notice.notification_id, bodies[index]
+                    transport, url, secrets, letters[index].notice.notification_id, bodies[index], timeout
                 )
 
             try:
                 yield attempt
             finally:
-                self._give_back(client)
+                self._transports.append(transport)  # at most as many as workers ever ran at once
 
         return await settle_all(len(letters), worker, self._limits, self._throttles[org])
 
-    def _take(self) -> httpx.AsyncClient:
-        """A worker's own client of one kept-alive connection: httpx's pool scans (and polls) every connection it
+    def _take(self) -> httpx.AsyncHTTPTransport:
+        """A worker's own transport of one kept-alive connection: httpx's pool scans (and polls) every connection it
         holds on each request, so one pool shared by every worker cost more CPU per request the more it held."""
-        if self._clients:
-            return self._clients.pop()
+        if self._transports:
+            return self._transports.pop()
         if self._tls is None:  # loading the CA bundle costs a third of a second: once per channel, not per client
             self._tls = httpx.create_ssl_context()
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        return httpx.AsyncClient(timeout=self._limits.timeout_s, limits=limits, verify=self._tls)
-
-    def _give_back(self, client: httpx.AsyncClient) -> None:
-        self._clients.append(client)  # at most as many as workers ever ran at once
+        return webhook_transport(self._tls)
 
     async def close(self) -> None:
-        clients, self._clients = self._clients, []
-        for client in clients:
-            await client.aclose()
+        transports, self._transports = self._transports, []
+        for transport in transports:
+            await transport.aclose()

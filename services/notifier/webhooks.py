@@ -104,11 +104,30 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-async def post(client: httpx.AsyncClient, url: str, secrets_: Sequence[str], webhook_id: str, body: bytes) -> Outcome:
-    """POST one signed webhook; 2xx delivered, 429/5xx/timeouts/refused connections transient, other 4xx
-    permanent (410 Gone included: the endpoint is gone)."""
+def request_timeout(timeout_s: float) -> dict[str, float | None]:
+    """The timeout extension of a request (what httpx.AsyncClient would attach): connect, read, write, pool."""
+    return httpx.Timeout(timeout_s).as_dict()
+
+
+async def post(
+    transport: httpx.AsyncBaseTransport,
+    url: httpx.URL,
+    secrets_: Sequence[str],
+    webhook_id: str,
+    body: bytes,
+    timeout: Mapping[str, float | None],
+) -> Outcome:
+    """POST one signed webhook straight to the transport (no client: no cookies, auth, redirects or hooks to run);
+    2xx delivered, 429/5xx/timeouts/refused connections transient, other 4xx permanent (410 Gone included: the
+    endpoint is gone). Signed at each attempt: a retry carries a fresh webhook-timestamp, inside the tolerance."""
+    headers = signed_headers(secrets_, webhook_id, body)
+    request = httpx.Request("POST", url, content=body, headers=headers, extensions={"timeout": timeout})
     try:
-        answer = await client.post(url, content=body, headers=signed_headers(secrets_, webhook_id, body))
+        answer = await transport.handle_async_request(request)
+        try:
+            await answer.aread()
+        finally:
+            await answer.aclose()
     except httpx.TimeoutException:
         return Outcome("transient", "timed out")
     except httpx.TransportError as exc:

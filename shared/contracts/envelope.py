@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,8 +10,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 def new_event_id() -> str:
-    """A fresh, globally unique event id (not Kafka's offset)."""
-    return uuid.uuid4().hex
+    """A fresh, globally unique event id (not Kafka's offset): 128 random bits as 32 hex digits (the shape of a
+    uuid4's hex, without building a UUID object: a fifth of the cost)."""
+    return os.urandom(16).hex()
 
 
 def utc_now() -> datetime:

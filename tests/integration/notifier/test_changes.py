@@ -87,7 +87,10 @@ APPLIED, PENDING = ("applied", [], None), ("pending", [], None)  # serving every
 
 
 def _progress(
-    directive: str, states: dict[str, tuple[str, list[str], str | None]], expected: str = "all"
+    directive: str,
+    states: dict[str, tuple[str, list[str], str | None]],
+    expected: str = "all",
+    action: str = "restrict",
 ) -> tuple[str, bytes, bytes]:
     """A progress report of revision 1: cluster -> (state, models it serves, digest it applied)."""
     event = EnforcementProgressed(
@@ -95,7 +98,7 @@ def _progress(
         correlation_id=directive,
         directive_id=directive,
         revision=1,
-        action="restrict",
+        action=action,  # type: ignore[arg-type]
         expected_digest=expected,
         clusters={c: ClusterProgress(state=s, models=m, digest=d) for c, (s, m, d) in states.items()},
         deadline=datetime.now(UTC),
@@ -258,6 +261,40 @@ async def test_a_notice_goes_out_once_the_clusters_serving_its_models_applied_wh
     assert _copies(box, directive) == 3
     both_models = next(m for m in box.unique().values() if m.notice == f"{directive}:1:restricted:{b + 2}")
     assert "fable-5" in both_models.subject and "mythos-5" in both_models.subject
+
+
+async def test_after_a_restart_restored_notices_wait_only_for_the_clusters_serving_their_models(
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    directive, b = f"RESERVED-{unique}", user_base(unique)
+    await produce(bootstrap, [user(b + i, f"user{i}@example.com") for i in range(3)])
+    sets = {"fable-5": [b, b + 2], "mythos-5": [b + 1, b + 2]}  # fable-5 served by eu-1 only, mythos-5 by us-1
+    with Mailbox() as box:
+        settings = await mailing(bootstrap, tmp_path, unique, box)
+        notifier = await started(settings)
+        try:
+            await produce(bootstrap, assessment(directive, 1, "restrict", sets))
+            both = {"eu-1": ("applied", ["fable-5"], "f1"), "us-1": ("applied", ["mythos-5"], "m1")}
+            await produce(bootstrap, [_progress(directive, both)])
+            await eventually(lambda: len(_told(box, directive)) >= 3, what="the restricted notices")
+        finally:
+            await notifier.stop()
+        notifier = await started(settings)  # the same state and group: only what is on disk is known
+        try:
+            await produce(bootstrap, assessment(directive, 1, "lift", sets))
+            eu_lifted = {"eu-1": ("applied", [], None), "us-1": ("pending", [], None)}  # lift reports name no models
+            await produce(bootstrap, [_progress(directive, eu_lifted, action="lift")])
+            restored = {f"{directive}:1:restored:{b}"}  # fable-5 only: eu-1 is every cluster serving it
+            await eventually(lambda: restored <= set(_told(box, directive)), what="the fable-5 restored notice")
+            assert {k for k in _told(box, directive) if ":restored:" in k} == restored  # mythos-5 waits for us-1
+            every = {"eu-1": ("applied", [], None), "us-1": ("applied", [], None)}
+            await produce(bootstrap, [_progress(directive, every, action="lift")])
+            await eventually(lambda: len(_told(box, directive)) >= 6, what="the other restored notices")
+        finally:
+            await notifier.stop()
+        told = _told(box, directive)
+    assert {k for k in told if ":restored:" in k} == {f"{directive}:1:restored:{b + i}" for i in range(3)}
+    assert _copies(box, directive) == 6
 
 
 async def test_a_registry_delta_is_told_once_the_clusters_serving_its_model_hold_it(

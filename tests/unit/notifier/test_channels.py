@@ -45,8 +45,8 @@ class Outlet:
         self.messages: list[Event] = []
         self.dead_letters: list[Event] = []
 
-    async def __call__(self, message: Event) -> None:
-        self.messages.append(message)
+    async def __call__(self, messages: list[Event]) -> None:
+        self.messages.extend(messages)
 
     async def dead(self, letter: Event) -> None:
         self.dead_letters.append(letter)

@@ -43,10 +43,11 @@ class Outlet:
         self.dead_letters: list[Event] = []
         self.fail_on_type = fail_on_type
 
-    async def __call__(self, message: Event) -> None:
-        if getattr(message, "type", None) == self.fail_on_type:
-            raise ConnectionError("broker unavailable")
-        self.messages.append(message)
+    async def __call__(self, messages: list[Event]) -> None:
+        for message in messages:  # published in order: those before a failure are on the topic
+            if getattr(message, "type", None) == self.fail_on_type:
+                raise ConnectionError("broker unavailable")
+            self.messages.append(message)
 
     async def dead(self, letter: Event) -> None:
         self.dead_letters.append(letter)

@@ -197,14 +197,49 @@ async def test_a_delta_offered_by_resume_and_a_handler_at_once_is_told_once(tmp_
     assert [r.suffix for r in delivery.dispatched] == [":delta-1"]
 
 
-def _progress(directive: str, eu: ClusterProgress) -> EnforcementProgressed:
+def _two_models(directive: str, revision: int, action: str) -> list[ImpactAssessed | AffectedSetChunk]:
+    """fable-5 taken from (or given back to) user 4, mythos-5 to user 5."""
+    scope = DirectiveScope.model_validate({"models": ["fable-5", "mythos-5"], "selector": {"kind": "everyone"}})
+    sets = {"fable-5": BitMap([4]), "mythos-5": BitMap([5])}
+    head = ImpactAssessed(
+        producer="impact",
+        directive_id=directive,
+        revision=revision,
+        action=action,  # type: ignore[arg-type]
+        scope=scope,
+        affected_by_model={m: len(u) for m, u in sets.items()},
+        affected_users=2,
+        model_digests={m: set_digest(u) for m, u in sets.items()},
+        digest="x",
+        registry_offsets={},
+        chunks=2,
+    )
+    chunks = [
+        AffectedSetChunk(
+            producer="impact",
+            directive_id=directive,
+            revision=revision,
+            action=action,  # type: ignore[arg-type]
+            model=model,
+            chunk=index,
+            chunks=2,
+            users=encode_bitmap(users),
+        )
+        for index, (model, users) in enumerate(sorted(sets.items()))
+    ]
+    return [head, *chunks]
+
+
+def _progress(
+    directive: str, revision: int, action: str, clusters: dict[str, ClusterProgress]
+) -> EnforcementProgressed:
     return EnforcementProgressed(
         producer="enforcement",
         directive_id=directive,
-        revision=1,
-        action="restrict",
+        revision=revision,
+        action=action,  # type: ignore[arg-type]
         expected_digest="x",
-        clusters={"eu": eu, "us": ClusterProgress(state="applied", models=["fable-5"])},
+        clusters=clusters,
         deadline=datetime.now(UTC),
     )
 
@@ -215,11 +250,39 @@ async def test_notices_wait_while_a_cluster_awaits_one_of_its_replicas(tmp_path:
     handlers = _handlers(tmp_path, delivery)
     for message in (head, chunk):
         await handlers.on_impact(message)
+    us_applied = ClusterProgress(state="applied", models=["fable-5"])
     halfway = ClusterProgress(
         state="pending", models=["fable-5"], reason="awaiting replicas: agent-eu-1", replicas={"agent-eu-0": "x"}
     )
-    await handlers.on_enforcement(_progress("EXP-11", halfway))
+    await handlers.on_enforcement(_progress("EXP-11", 1, "restrict", {"eu": halfway, "us": us_applied}))
     assert delivery.dispatched == []  # one replica of eu holds it, the other live one does not yet
     both = ClusterProgress(state="applied", models=["fable-5"], replicas={"agent-eu-0": "x", "agent-eu-1": "x"})
-    await handlers.on_enforcement(_progress("EXP-11", both))
+    await handlers.on_enforcement(_progress("EXP-11", 1, "restrict", {"eu": both, "us": us_applied}))
     assert [list(r.sets["fable-5"]) for r in delivery.dispatched] == [[4, 5]]
+
+
+async def test_after_a_restart_a_lift_is_told_per_model_from_the_clusters_the_restriction_named(
+    tmp_path: Path,
+) -> None:
+    # eu serves fable-5, us mythos-5: the restrict reports say so; a lift's reports name no models.
+    first = FakeDelivery()
+    handlers = _handlers(tmp_path, first)
+    for message in _two_models("EXP-L", 1, "restrict"):
+        await handlers.on_impact(message)
+    serving = {
+        "eu": ClusterProgress(state="applied", models=["fable-5"]),
+        "us": ClusterProgress(state="applied", models=["mythos-5"]),
+    }
+    await handlers.on_enforcement(_progress("EXP-L", 1, "restrict", serving))
+    assert [r.key for r in first.dispatched] == [AssessmentKey("EXP-L", 1, "restrict")]
+
+    restarted = FakeDelivery()
+    handlers = _handlers(tmp_path, restarted)
+    for message in _two_models("EXP-L", 2, "lift"):
+        await handlers.on_impact(message)
+    eu_lifted = {"eu": ClusterProgress(state="applied"), "us": ClusterProgress(state="pending")}
+    await handlers.on_enforcement(_progress("EXP-L", 2, "lift", eu_lifted))
+    # fable-5 is back everywhere it is served (eu): its restored notices need not wait for us.
+    assert [(r.key, r.confirmed) for r in restarted.dispatched] == [
+        (AssessmentKey("EXP-L", 2, "lift"), frozenset({"fable-5"}))
+    ]

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
+from services.notifier.retry import Outcome
+from services.notifier.webhook_transport import webhook_transport
 from services.notifier.webhooks import (
     UrlPolicy,
     WebhookRefused,
     new_secret,
     post,
+    request_timeout,
     signature,
     signed_headers,
     verify,
@@ -117,6 +121,20 @@ class Receiver:
         return Response(status_code=self.status)
 
 
+@asynccontextmanager
+async def sender(timeout_s: float = 5.0) -> AsyncIterator[Callable[[str, list[str], str, bytes], Awaitable[Outcome]]]:
+    """post() as the webhook channel calls it: on the channel's transport, with its timeouts."""
+    transport = webhook_transport(httpx.create_ssl_context())
+
+    async def send(url: str, secrets: list[str], webhook_id: str, body: bytes) -> Outcome:
+        return await post(transport, httpx.URL(url), secrets, webhook_id, body, request_timeout(timeout_s))
+
+    try:
+        yield send
+    finally:
+        await transport.aclose()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -139,17 +157,17 @@ async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
 
 async def test_a_signed_webhook_is_delivered_once_even_when_sent_twice(receiver) -> None:
     endpoint, url = receiver
-    async with httpx.AsyncClient(timeout=5) as client:
-        first = await post(client, url, [SECRET], "d-1:1:restricted:7", b'{"models": ["fable-5"]}')
-        again = await post(client, url, [SECRET], "d-1:1:restricted:7", b'{"models": ["fable-5"]}')
+    async with sender(5) as send:
+        first = await send(url, [SECRET], "d-1:1:restricted:7", b'{"models": ["fable-5"]}')
+        again = await send(url, [SECRET], "d-1:1:restricted:7", b'{"models": ["fable-5"]}')
     assert first.verdict == again.verdict == "delivered"
     assert endpoint.received == ["d-1:1:restricted:7"]
 
 
 async def test_a_forged_webhook_is_refused_by_the_receiver(receiver) -> None:
     endpoint, url = receiver
-    async with httpx.AsyncClient(timeout=5) as client:
-        outcome = await post(client, url, [new_secret()], "forged", b"{}")
+    async with sender(5) as send:
+        outcome = await send(url, [new_secret()], "forged", b"{}")
     assert outcome.verdict == "permanent" and outcome.reason == "HTTP 400"
     assert endpoint.received == [] and "no signature matches" in endpoint.refused[0]
 
@@ -160,20 +178,20 @@ async def test_a_forged_webhook_is_refused_by_the_receiver(receiver) -> None:
 async def test_answers_are_classified(receiver, status: int, verdict: str) -> None:
     endpoint, url = receiver
     endpoint.status = status
-    async with httpx.AsyncClient(timeout=5) as client:
-        outcome = await post(client, url, [SECRET], f"n-{status}", b"{}")
+    async with sender(5) as send:
+        outcome = await send(url, [SECRET], f"n-{status}", b"{}")
     assert (outcome.verdict, outcome.reason) == (verdict, f"HTTP {status}")
 
 
 async def test_a_receiver_that_never_answers_is_a_transient_timeout(receiver) -> None:
     endpoint, url = receiver
     endpoint.hang = True
-    async with httpx.AsyncClient(timeout=0.3) as client:
-        outcome = await post(client, url, [SECRET], "n-slow", b"{}")
+    async with sender(0.3) as send:
+        outcome = await send(url, [SECRET], "n-slow", b"{}")
     assert (outcome.verdict, outcome.reason) == ("transient", "timed out")
 
 
 async def test_a_refused_connection_is_transient() -> None:
-    async with httpx.AsyncClient(timeout=2) as client:
-        outcome = await post(client, f"http://127.0.0.1:{_free_port()}/hook", [SECRET], "n-x", b"{}")
+    async with sender(2) as send:
+        outcome = await send(f"http://127.0.0.1:{_free_port()}/hook", [SECRET], "n-x", b"{}")
     assert outcome.verdict == "transient" and outcome.reason.startswith("connection failed")

@@ -17,11 +17,21 @@ class Publisher:
 
     def __init__(self, fail_at: int | None = None) -> None:
         self.sent: list[tuple[str, bytes, int]] = []
+        self.records: list[tuple[Any, dict[str, str] | None]] = []
         self.pending: list[asyncio.Future] = []
         self.fail_at = fail_at
 
-    async def publish(self, message: Any, *, key: bytes, no_confirm: bool, correlation_id: str) -> asyncio.Future:
+    async def publish(
+        self,
+        message: Any,
+        *,
+        key: bytes,
+        no_confirm: bool,
+        correlation_id: str,
+        headers: dict[str, str] | None = None,
+    ) -> asyncio.Future:
         assert no_confirm
+        self.records.append((message, headers))
         self.pending = [f for f in self.pending if not f.done()]
         self.sent.append((correlation_id, key, len(self.pending)))
         future = asyncio.get_running_loop().create_future()
@@ -50,3 +60,12 @@ async def test_a_refused_message_fails_the_call() -> None:
     assessed, chunks = assessment(ids_per_chunk=20)
     with pytest.raises(RuntimeError, match="broker refused"):
         await emit_all(Publisher(fail_at=2), IMPACT, [assessed, *chunks], window=4)
+
+
+async def test_each_message_goes_as_its_json_bytes_with_the_json_content_type() -> None:
+    assessed, chunks = assessment(ids_per_chunk=20)
+    publisher = Publisher()
+    await emit_all(publisher, IMPACT, [assessed, *chunks], window=4)
+    assert [value for value, _ in publisher.records] == [m.model_dump_json().encode() for m in [assessed, *chunks]]
+    assert {headers["content-type"] for _, headers in publisher.records if headers} == {"application/json"}
+    assert all(headers for _, headers in publisher.records)
