@@ -24,6 +24,7 @@ from shared.contracts.catalogue import (
     ENFORCEMENT,
     IMPACT,
     NOTIFICATIONS,
+    SETS,
     USERS,
     Topic,
     dead_letter_topic,
@@ -93,7 +94,7 @@ def service_roles() -> list[Role]:
         # Intake publishes directive events in transactions, one transactional id per instance (named after it).
         Role("intake", reads=(DIRECTIVES,), writes=(DIRECTIVES, dlq("intake")), transactional_ids=(WILDCARD,)),
         Role("impact", (DIRECTIVES, USERS, IMPACT), (IMPACT, dlq("impact")), (group_of("impact"),)),
-        Role("enforcement", (IMPACT, ACKS), (COMMANDS, ENFORCEMENT, dlq("enforcement")), (group_of("enforcement"),)),
+        Role("enforcement", (IMPACT, ACKS), (COMMANDS, SETS, ENFORCEMENT, dlq("enforcement")), (group_of("enforcement"),)),
         Role("notifier", (IMPACT, ENFORCEMENT, USERS), (NOTIFICATIONS, dlq("notifier")), (group_of("notifier"),)),
         Role("audit", recorded_topics(), (AUDIT, dlq("audit")), (group_of("audit"),)),
     ]
@@ -107,9 +108,10 @@ def console_role() -> Role:
 
 
 def agent_role(cluster_id: str) -> Role:
-    """One cluster's agent: its commands (the topic; it assigns its own partition), acks, its group only."""
+    """One cluster's agent: its commands (the topic; it assigns its own partition), the set copies they reference
+    (read by assign and seek, no group), acks, its group only."""
     return Role(
-        agent_principal(cluster_id), (COMMANDS,), (ACKS, dead_letter_topic("agent")), (agent_group(cluster_id),)
+        agent_principal(cluster_id), (COMMANDS, SETS), (ACKS, dead_letter_topic("agent")), (agent_group(cluster_id),)
     )
 
 
