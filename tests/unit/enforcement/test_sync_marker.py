@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -73,16 +74,19 @@ class SlowBroker:
         self.log, self.count = log, 0
 
     async def publish(
-        self, message: Any, *, key: bytes, correlation_id: str, no_confirm: bool, **_: Any
+        self, message: Any, *, key: bytes, no_confirm: bool, correlation_id: str | None = None, **_: Any
     ) -> asyncio.Future:
         assert no_confirm
         self.count += 1
-        self.log.append(("sent", correlation_id))  # the message's event id (outbox entries go as JSON bytes)
+        # A command's event id (outbox entries go as JSON bytes); a set copy's chunk by its key and number.
+        name = correlation_id or f"set:{key.decode()}:{self.count}"
+        self.log.append(("sent", name))
         done = asyncio.get_running_loop().create_future()
+        offset = self.count
 
         def ack() -> None:
-            self.log.append(("acked", correlation_id))
-            done.set_result(None)
+            self.log.append(("acked", name))
+            done.set_result(SimpleNamespace(offset=offset))
 
         asyncio.get_running_loop().call_later(0.03 if self.count % 3 == 0 else 0.001, ack)
         return done
@@ -91,10 +95,12 @@ class SlowBroker:
 @pytest.fixture
 def service(tmp_path: Path):
     service = build(EnforcementSettings(state_dir=tmp_path))  # its store under tmp_path/enforcement
-    service.core = restricting(ids_per_chunk=20)  # many chunks: several publish windows
+    service.core = restricting()
+    service.copies.state = service.core.state
+    service.copies.ids_per_chunk = 20  # many chunks of the set copies
     service._backlog = False
     log: list[tuple[str, str]] = []
-    service.commands, service.status = SlowBroker(log), SlowBroker(log)
+    service.commands, service.status, service.sets = SlowBroker(log), SlowBroker(log), SlowBroker(log)
     yield service, log
     service.store.close()
 
@@ -103,7 +109,7 @@ async def test_the_marker_is_published_after_the_broker_acknowledged_every_catch
     service, log = service
     await service.handle(not_ready("eu-west", *MODELS))
     sent = [event for what, event in log if what == "sent"]
-    commands = [e for e in sent if e.startswith("cmd:eu-west:")]
+    commands = [e for e in sent if e.startswith("cmd:eu-west:") or e.startswith("set:")]
     [marker] = [e for e in sent if e.startswith("synced:eu-west:")]
     assert len(commands) > PUBLISH_WINDOW
     sent_at = log.index(("sent", marker))
