@@ -76,7 +76,8 @@ class RestrictCommand(Event):
             raise ValueError("sets: each model is referenced once")
         for ref in self.sets or ():
             if len(ref.offsets) != len(ref.chunk_digests):
-                raise ValueError(f"sets: {ref.model} lists {len(ref.offsets)} offsets but {len(ref.chunk_digests)} digests")
+                counts = f"{len(ref.offsets)} offsets but {len(ref.chunk_digests)} digests"
+                raise ValueError(f"sets: {ref.model} lists {counts}")
         return self
 
 

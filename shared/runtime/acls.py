@@ -94,7 +94,9 @@ def service_roles() -> list[Role]:
         # Intake publishes directive events in transactions, one transactional id per instance (named after it).
         Role("intake", reads=(DIRECTIVES,), writes=(DIRECTIVES, dlq("intake")), transactional_ids=(WILDCARD,)),
         Role("impact", (DIRECTIVES, USERS, IMPACT), (IMPACT, dlq("impact")), (group_of("impact"),)),
-        Role("enforcement", (IMPACT, ACKS), (COMMANDS, SETS, ENFORCEMENT, dlq("enforcement")), (group_of("enforcement"),)),
+        Role(
+            "enforcement", (IMPACT, ACKS), (COMMANDS, SETS, ENFORCEMENT, dlq("enforcement")), (group_of("enforcement"),)
+        ),
         Role("notifier", (IMPACT, ENFORCEMENT, USERS), (NOTIFICATIONS, dlq("notifier")), (group_of("notifier"),)),
         Role("audit", recorded_topics(), (AUDIT, dlq("audit")), (group_of("audit"),)),
     ]
