@@ -33,8 +33,8 @@ from services.enforcement.targeting import Targeting
 from services.enforcement.tracking import Backoff
 from shared.contracts.catalogue import ACKS, COMMANDS, ENFORCEMENT, IMPACT, SETS
 from shared.contracts.envelope import utc_now
-from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
-from shared.contracts.serving import AgentHeartbeat, CommandApplied, CommandFailed
+from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, AssessmentKey, ImpactAssessed
+from shared.contracts.serving import REFUSED, AgentHeartbeat, CommandApplied, CommandFailed
 from shared.contracts.set_copies import CONTENT_TYPE
 from shared.runtime.broker import consumer_options, declare_publisher, make_broker
 from shared.runtime.dispatch import Dispatch
@@ -56,6 +56,7 @@ from shared.runtime.topics import partition_for
 SERVICE = "enforcement"
 GROUP = "countermand-enforcement"
 PUBLISH_WINDOW = 8  # messages handed to the producer before waiting for their acks
+COPY_REFUSED = f"{REFUSED}set copy"  # how an agent refuses a restriction whose referenced set copy it cannot use
 
 Inbound = Annotated[
     ImpactAssessed | AffectedSetChunk | AffectedSetDelta | CommandApplied | CommandFailed | AgentHeartbeat,
@@ -138,6 +139,8 @@ class EnforcementService:
         elif isinstance(message, AgentHeartbeat):
             self.heartbeats[message.cluster_id] = time.monotonic()
         async with self._lock:
+            if isinstance(message, CommandFailed) and message.reason.startswith(COPY_REFUSED):
+                self._drop_copies({AssessmentKey(message.directive_id, message.revision, "restrict")})
             await self._commit(RULES.handler(message)(self.core, message, self.clock()))
 
     async def tick(self) -> None:
@@ -197,10 +200,14 @@ class EnforcementService:
         await self._mark_synced(outcome.markers)
 
     def _forget_copies(self, outcome: Outcome) -> None:
-        retired = {k for k in outcome.rollouts if k in self.core.rollouts and not self.core.rollouts[k].active}
-        if retired and self.copies is not None:
-            self.copies.forget(retired)
-            self.store.forget_copies(retired)
+        self._drop_copies({k for k in outcome.rollouts if k in self.core.rollouts and not self.core.rollouts[k].active})
+
+    def _drop_copies(self, keys: set[AssessmentKey]) -> None:
+        """Placements no longer to be referenced: a retired rollout's, or a copy an agent could not use (records
+        deleted from the topic, say); the next send of such a rollout publishes a fresh copy."""
+        if keys and self.copies is not None:
+            self.copies.forget(keys)
+            self.store.forget_copies(keys)
 
     async def publish_copy(self, key: bytes, values: list[bytes]) -> tuple[int, list[int]]:
         """Produce one set copy's chunks (binary, each signed over topic, key and value) on the partition its key

@@ -13,7 +13,18 @@ from services.enforcement.app import PUBLISH_WINDOW, build
 from services.enforcement.settings import EnforcementSettings
 from shared.contracts.catalogue import COMMANDS, key_of
 from shared.contracts.serving import HeldDirective
-from tests.unit.enforcement.scenario import SETS, applied, assessment, at, core, feed, heartbeat, held_digest, to
+from tests.unit.enforcement.scenario import (
+    SETS,
+    applied,
+    assessment,
+    at,
+    core,
+    failed,
+    feed,
+    heartbeat,
+    held_digest,
+    to,
+)
 
 MODELS = sorted(SETS)
 
@@ -157,3 +168,18 @@ def test_the_cluster_registry_keeps_what_each_heartbeat_reports_it_applied() -> 
     known = coordinator.clusters["eu-west"]
     assert known.offsets == {5: 88} and known.region == "eu-west-1" and outcome.clusters == {"eu-west"}
     assert coordinator.on_heartbeat(beat, at(6)).clusters == set()  # nothing new: nothing to persist
+
+
+async def test_a_set_copy_an_agent_cannot_use_is_published_afresh_at_the_next_send(service) -> None:
+    service, log = service
+    await service.handle(heartbeat("eu-west", *MODELS))
+    key = ("D-1", 1, "restrict")
+    first = {c: r for c, r in service.copies.placed.items() if c[0] == key}
+    assert first and set(service.store.placed()) == set(first)
+    refusal = failed("eu-west", "refused: set copy of fable-5, chunk 0 (partition 1, offset 9): offset 9 is not on it")
+    await service.handle(refusal)
+    assert not service.copies.placed and not service.store.placed()
+    await service.handle(failed("eu-west", "refused: bad signature (key id 'x')"))  # other refusals keep nothing new
+    await service._commit(service.core.recover(at(60)))
+    again = {c: r for c, r in service.copies.placed.items() if c[0] == key}
+    assert set(again) == set(first) and all(again[c].offsets != first[c].offsets for c in again)
