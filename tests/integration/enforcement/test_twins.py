@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from faststream.kafka import TestKafkaBroker
+from pyroaring import BitMap
 
 from services.enforcement.app import EnforcementService, build
 from services.enforcement.settings import EnforcementSettings
