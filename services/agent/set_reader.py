@@ -23,6 +23,9 @@ from shared.runtime.settings import KafkaSettings
 from shared.runtime.signing import KeySet, SignatureRefused
 
 READ_TIMEOUT_S = 30.0
+# Fetches are for records known to be there: the broker need not hold one back, and a long-held fetch would delay
+# the next read (one fetch in flight per broker). Idle, every partition is paused, so nothing polls.
+FETCH_WAIT_MS = 10
 
 
 class SetCopyRefused(Exception):
@@ -43,8 +46,11 @@ class SetReader:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def start(self) -> None:
-        self._consumer = consumer(self.settings, self.purpose)
+        self._consumer = consumer(self.settings, self.purpose, fetch_max_wait_ms=FETCH_WAIT_MS)
         await self._consumer.start()
+        partitions = [TopicPartition(SETS.name, p) for p in range(SETS.partitions)]
+        self._consumer.assign(partitions)  # once: assigning again would refresh metadata at every read
+        self._consumer.pause(*partitions)
 
     async def stop(self) -> None:
         if self._consumer is not None:
@@ -55,15 +61,28 @@ class SetReader:
         """Each referenced model's set, read and checked; SetCopyRefused naming the first problem."""
         async with self._lock:
             try:
-                return {ref.model: await self._read(command, ref) for ref in command.sets or ()}
+                bounds = await self._bounds(command.sets or [])
+                return {ref.model: await self._read(command, ref, bounds) for ref in command.sets or ()}
             except TimeoutError as exc:
                 raise SetCopyRefused(f"set copies not read within {READ_TIMEOUT_S:g} s") from exc
             finally:
                 while self.poison:
                     await self.bury(*self.poison.pop())
 
-    async def _read(self, command: RestrictCommand, ref: SetReference) -> BitMap:
-        records = await self._records(ref)
+    async def _bounds(self, refs: list[SetReference]) -> dict[int, tuple[int, int]]:
+        """Per referenced partition, its first and next offsets now (both asked at once)."""
+        assert self._consumer is not None, "SetReader.start() first"
+        wanted = [TopicPartition(SETS.name, p) for p in sorted({r.partition for r in refs if r.offsets})]
+        if not wanted:
+            return {}
+        unknown = [tp.partition for tp in wanted if tp.partition >= SETS.partitions]
+        if unknown:
+            raise SetCopyRefused(f"set copy: {SETS.name} has no partition {unknown[0]}")
+        first, end = await asyncio.gather(self._consumer.beginning_offsets(wanted), self._consumer.end_offsets(wanted))
+        return {tp.partition: (first[tp], end[tp]) for tp in wanted}
+
+    async def _read(self, command: RestrictCommand, ref: SetReference, bounds: dict[int, tuple[int, int]]) -> BitMap:
+        records = await self._records(ref, bounds)
         key = set_key(command.directive_id, command.revision, ref.model, ref.version)
         # Each chunk's bytes are those the signed command names; the union's digest is computed once, per range, when
         # the revision is held (HeldRestriction.of), and acknowledged: enforcement compares it with what it expects.
@@ -88,17 +107,13 @@ class SetReader:
             raise SetCopyRefused(f"{where}: it says chunk {at} of {chunks}, the command {index} of {len(ref.offsets)}")
         return users
 
-    async def _records(self, ref: SetReference) -> list[Any]:
+    async def _records(self, ref: SetReference, bounds: dict[int, tuple[int, int]]) -> list[Any]:
         """The records at the referenced offsets, in order; SetCopyRefused when one is not on the topic."""
         if not ref.offsets:
             return []
         assert self._consumer is not None, "SetReader.start() first"
         tp = TopicPartition(SETS.name, ref.partition)
-        if ref.partition >= SETS.partitions:
-            raise SetCopyRefused(f"set copy of {ref.model}: {SETS.name} has no partition {ref.partition}")
-        self._consumer.assign([tp])
-        first = (await self._consumer.beginning_offsets([tp]))[tp]
-        end = (await self._consumer.end_offsets([tp]))[tp]
+        first, end = bounds[ref.partition]
         absent = [o for o in ref.offsets if not first <= o < end]
         if absent:
             raise SetCopyRefused(
@@ -106,15 +121,20 @@ class SetReader:
                 f"(it holds {first}..{end - 1})"
             )
         found: dict[int, Any] = {}
+        wanted = set(ref.offsets)
         self._consumer.seek(tp, ref.offsets[0])
-        async with asyncio.timeout(READ_TIMEOUT_S):
-            while len(found) < len(ref.offsets):
-                batch = await self._consumer.getmany(tp, timeout_ms=500)
-                found.update({r.offset: r for r in batch.get(tp, []) if r.offset in ref.offsets})
-                missing = [o for o in ref.offsets if o not in found]
-                position = await self._consumer.position(tp)
-                if missing and missing[0] < position:  # passed without a record: a marker or an aborted write
-                    raise SetCopyRefused(f"set copy of {ref.model}: offset {missing[0]} holds no readable record")
-                if missing and missing[0] > position:
-                    self._consumer.seek(tp, missing[0])  # skip other sets' chunks between ours
+        self._consumer.resume(tp)
+        try:
+            async with asyncio.timeout(READ_TIMEOUT_S):
+                while len(found) < len(wanted):
+                    batch = await self._consumer.getmany(tp, timeout_ms=500)
+                    found.update({r.offset: r for r in batch.get(tp, []) if r.offset in wanted})
+                    missing = [o for o in ref.offsets if o not in found]
+                    position = await self._consumer.position(tp)
+                    if missing and missing[0] < position:  # passed without a record: a marker or an aborted write
+                        raise SetCopyRefused(f"set copy of {ref.model}: offset {missing[0]} holds no readable record")
+                    if missing and missing[0] > position:
+                        self._consumer.seek(tp, missing[0])  # skip other sets' chunks between ours
+        finally:
+            self._consumer.pause(tp)
         return [found[o] for o in ref.offsets]
