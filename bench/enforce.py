@@ -32,8 +32,7 @@ from pyroaring import BitMap
 from bench.report import publish
 from devtools.broker import LocalBroker
 from devtools.stack import Stack
-from services.enforcement.cluster_commands import split
-from shared.contracts.bitmaps import CHUNK_IDS, encode_bitmap, scope_digest, set_digest
+from shared.contracts.bitmaps import CHUNK_IDS, chunk_bitmap, encode_bitmap, scope_digest, set_digest
 from shared.contracts.catalogue import ACKS, DIRECTIVES, ENFORCEMENT, IMPACT, key_of
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
@@ -76,7 +75,7 @@ def impact_messages(
     """What impact publishes for a restriction of `users` on every model (or per model, a dict), or for a lift
     that restores them: (digest, [(key, value)])."""
     sets = users if isinstance(users, dict) else dict.fromkeys(MODELS, users)
-    pieces = [(m, encode_bitmap(p)) for m in MODELS for p in split(sets[m], CHUNK_IDS)]
+    pieces = [(m, encode_bitmap(p)) for m in MODELS for p in chunk_bitmap(sets[m], CHUNK_IDS)]
     digests = {m: set_digest(sets[m]) for m in MODELS}
     digest = scope_digest(digests)
     assessed = ImpactAssessed(

@@ -25,7 +25,7 @@ from devtools.broker import KafkaAccess
 from devtools.mailbox import Mailbox
 from devtools.ports import free_port
 from devtools.processes import signal_group
-from shared.contracts.catalogue import ACKS, COMMANDS, DIRECTIVES, IMPACT
+from shared.contracts.catalogue import ACKS, COMMANDS, DIRECTIVES, IMPACT, SETS
 from shared.runtime.auth import API_KEY_HEADER, LocalIssuer, Role, create_local_identities, local_environment
 from shared.runtime.record_signing import RECORD_SIGNERS, TRUSTED_SIGNERS, key_files, make_record_key
 from shared.runtime.signing import KeySet, Signer
@@ -34,7 +34,12 @@ CORE_SERVICES = ("intake", "impact", "enforcement", "notifier", "audit")
 AUDIT_KEY_ID = "audit-dev"
 SIGNERS = RECORD_SIGNERS  # who signs the records others act on
 TRUSTS = TRUSTED_SIGNERS  # whose records each acts on
-SIGNED_TOPICS = {DIRECTIVES.name: "intake", IMPACT.name: "impact", COMMANDS.name: "enforcement"}  # checked by the audit
+SIGNED_TOPICS = {  # checked by the audit
+    DIRECTIVES.name: "intake",
+    IMPACT.name: "impact",
+    COMMANDS.name: "enforcement",
+    SETS.name: "enforcement",
+}
 
 
 @dataclass(frozen=True)

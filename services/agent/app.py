@@ -25,12 +25,14 @@ from services.agent.readiness import Readiness, offsets_at_start
 from services.agent.reports import Reports
 from services.agent.restriction_store import RestrictionStore
 from services.agent.serving import EmbeddedHttp
+from services.agent.set_reader import SetReader
 from services.agent.settings import AgentSettings
-from shared.contracts.catalogue import ACKS, COMMANDS
+from shared.contracts.catalogue import ACKS, COMMANDS, dead_letter_topic
 from shared.contracts.envelope import utc_now
 from shared.contracts.serving import ClusterCommand
 from shared.runtime.auth import AuthSettings, Guard
 from shared.runtime.broker import consumer_options, declare_publisher, make_broker
+from shared.runtime.deadletters import write_dead_letter
 from shared.runtime.health import ConsumerWatch, LagWatch
 from shared.runtime.record_signing import SigningSettings, record_signer, trusted_keys
 from shared.runtime.service import cancel_tasks
@@ -82,6 +84,8 @@ class Agent:
         """Connect the producer, serve HTTP (answering 503) and start heartbeats; the state was loaded by build()."""
         self._opened = True
         await self.broker.connect()
+        if self.handling.sets is not None:
+            await self.handling.sets.start()
         assert self.http is not None
         await self.http.start()
         self.tasks.append(asyncio.create_task(self._heartbeats(), name="agent-heartbeats"))
@@ -123,6 +127,8 @@ class Agent:
             await asyncio.wait_for(self.broker.stop(), STOP_TIMEOUT_S)
         except TimeoutError:
             self.log.warning("broker did not stop in time: leaving it", timeout_s=STOP_TIMEOUT_S)
+        if self.handling.sets is not None:
+            await self.handling.sets.stop()
         if self.http is not None:
             await self.http.stop()
         self.holding.store.close()
@@ -224,6 +230,14 @@ def build(
         description="Restrict, delta and lift commands and sync markers of this cluster's partition; only "
         "this cluster's are applied.",
     )
+
+    async def bury(record: Any, exc: Exception) -> None:
+        async def publish(letter: Any) -> None:
+            await broker.publish(letter, topic=dead_letter_topic(SERVICE).name, key=SERVICE.encode())
+
+        await write_dead_letter(publish, record, SERVICE, exc, watch)
+
+    sets = SetReader(settings.kafka, keys, clock, bury, purpose=f"{SERVICE}-{settings.cluster_id}-sets")
     agent = Agent(
         settings,
         broker,
@@ -232,7 +246,7 @@ def build(
         partition,
         holding,
         reports,
-        CommandHandling(settings.cluster_id, holding, reports, readiness, keys, clock, log),
+        CommandHandling(settings.cluster_id, holding, reports, readiness, keys, clock, log, sets),
         readiness,
         clock,
         log=log,

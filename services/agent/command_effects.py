@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
+from pyroaring import BitMap
+
 from services.agent.restrictions import HeldRestriction, PendingDelta, Restrictions, StagedRevision, Window
 from shared.contracts.bitmaps import decode_bitmap
 from shared.contracts.serving import REFUSED, DeltaCommand, LiftCommand, RestrictCommand
@@ -45,8 +47,9 @@ class Outcome:
     staged_chunk: tuple[int, int] | None = None  # (revision, chunk) newly staged
     touched: bool = False  # staging, early deltas or lift tombstones changed
     deltas: tuple[PendingDelta, ...] = ()  # when held changed only by these deltas, applied in this order
-    completed: tuple[int, StagedRevision, int] | None = None  # (revision, its chunks, the last one) now held
+    completed: tuple[int, StagedRevision, tuple[int, ...]] | None = None  # (revision, its chunks, those just come)
     received: tuple[int, str] | None = None  # (revision, command id) of a restrict command newly received
+    needs_sets: bool = False  # a restrict command by reference to stage: read its set copies, then apply it again
 
 
 def on_command(
@@ -67,9 +70,13 @@ def on_command(
     return RULES(command, state, now)
 
 
-def on_restrict(state: Restrictions, command: RestrictCommand, now: datetime | None = None) -> Outcome:
+def on_restrict(
+    state: Restrictions, command: RestrictCommand, now: datetime | None = None, sets: dict[str, BitMap] | None = None
+) -> Outcome:
     """Stage one chunk; once every chunk of the revision is in, replace the directive's sets atomically.
 
+    A command by reference carries no users: unless it is refused or confirms what is held, the outcome asks for
+    its sets (`needs_sets`, nothing changed) and the caller applies it again with `sets` read from their copies.
     `now` is when the chunk arrived: a revision still incomplete `chunk_timeout` after its first chunk is
     discarded by `expire_staging`.
     """
@@ -80,10 +87,41 @@ def on_restrict(state: Restrictions, command: RestrictCommand, now: datetime | N
         return _refused(directive, revision, f"replayed: revision {revision} is older than what it holds ({newer})")
     if now is not None and command.expires_at is not None and now >= command.expires_at:
         return _refused(directive, revision, f"expired: the directive expired at {command.expires_at.isoformat()}")
-    if not state.receive(directive, revision, command.event_id):
+    if command.event_id in state.received.get((directive, revision), ()):
         return _refused(directive, revision, f"replayed: command {command.event_id!r} was received already")
-    outcome = _stage(state, command, now)
+    confirms = held is not None and revision == held.revision and command.expected_digest == held.digest
+    if command.sets is not None and sets is None and not confirms:
+        return Outcome(needs_sets=True)
+    state.receive(directive, revision, command.event_id)
+    outcome = _stage(state, command, now) if command.sets is None else _stage_sets(state, command, sets or {}, now)
     return replace(outcome, received=(revision, command.event_id))
+
+
+def refuse_sets(command: RestrictCommand, reason: str) -> Outcome:
+    """A restrict command whose set copies cannot be used (missing, forged, not matching its digests): refused,
+    nothing changes; the agent keeps what it holds."""
+    return _refused(command.directive_id, command.revision, reason)
+
+
+def _stage_sets(
+    state: Restrictions, command: RestrictCommand, sets: dict[str, BitMap], now: datetime | None
+) -> Outcome:
+    directive, revision = command.directive_id, command.revision
+    held = state.held.get(directive)
+    if held and revision == held.revision and command.expected_digest == held.digest:
+        return Outcome(acks=(_confirm(state, directive, revision, "restrict"),))
+    models = [ref.model for ref in command.sets or ()]
+    staged = StagedRevision(
+        chunks=len(models),
+        window=Window(command.effective_from, command.expires_at),
+        on_stale=command.on_stale,
+        started_at=now,
+        cause=command.event_id,
+    )
+    for index, model in enumerate(models):
+        staged.add(index, len(models), model, sets[model])
+    state.staging[(directive, revision)] = staged
+    return _apply_revision(state, directive, revision, staged, tuple(range(len(models))))
 
 
 def _stage(state: Restrictions, command: RestrictCommand, now: datetime | None) -> Outcome:
@@ -111,10 +149,12 @@ def _stage(state: Restrictions, command: RestrictCommand, now: datetime | None) 
         return _discard(state, directive, revision, str(exc))
     if not staged.complete:
         return Outcome(staged_chunk=(revision, command.chunk), touched=True)
-    return _apply_revision(state, directive, revision, staged, command.chunk)
+    return _apply_revision(state, directive, revision, staged, (command.chunk,))
 
 
-def _apply_revision(state: Restrictions, directive: str, revision: int, staged: StagedRevision, last: int) -> Outcome:
+def _apply_revision(
+    state: Restrictions, directive: str, revision: int, staged: StagedRevision, arrived: tuple[int, ...]
+) -> Outcome:
     state.held[directive] = HeldRestriction.of(
         revision, staged.window, staged.sets(), _seq_reflected(state, directive, revision), on_stale=staged.on_stale
     )
@@ -126,7 +166,7 @@ def _apply_revision(state: Restrictions, directive: str, revision: int, staged: 
         acks=(_confirm(state, directive, revision, "restrict"),),
         held_changed=True,
         touched=True,
-        completed=(revision, staged, last),
+        completed=(revision, staged, arrived),
     )
 
 

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.agent.command_effects import Applied, Failed, expire_staging, on_command
+from services.agent.command_effects import Applied, Failed, expire_staging, on_command, on_restrict, refuse_sets
 from services.agent.holding import Holding
 from services.agent.readiness import Readiness
 from services.agent.reports import Reports
+from services.agent.set_reader import SetCopyRefused, SetReader
 from shared.contracts.serving import REFUSED, ClusterCommand, ClusterSynced, DeltaCommand, LiftCommand, RestrictCommand
 from shared.runtime.dispatch import Dispatch
 from shared.runtime.logging import bind_message_ids
@@ -31,6 +32,7 @@ class CommandHandling:
     keys: KeySet | None  # whose commands are applied (enforcement's); None: signatures not checked
     clock: Callable[[], datetime]
     log: Any
+    sets: SetReader | None = None  # reads the set copies restrict commands reference
     heard_at: float = 0.0  # monotonic time of the last command handled (housekeeping waits for a lull)
 
     async def handle(
@@ -75,6 +77,8 @@ class CommandHandling:
             self.log.info("command already reflected in the snapshot: skipped", partition=partition, offset=offset)
             return
         outcome = on_command(self.holding.state, command, self.cluster_id, self.clock())
+        if outcome.needs_sets and isinstance(command, RestrictCommand):
+            outcome = await self._with_sets(command)
         self.holding.show(outcome)
         if outcome.touched or outcome.held_changed or outcome.received:
             self.holding.persist(command.directive_id, outcome, partition, offset)
@@ -86,6 +90,16 @@ class CommandHandling:
                 caused_by=_cause(command),
             )
             await self.reports.ack(ack, ack.cause or command.event_id)
+
+    async def _with_sets(self, command: RestrictCommand):
+        """Apply a restrict command by reference once its set copies are read and checked; refused (state
+        unchanged, the agent serving what it holds) when a copy is missing, forged or not what the command says."""
+        assert self.sets is not None, "a SetReader reads commands by reference"
+        try:
+            sets = await self.sets.sets_of(command)
+        except SetCopyRefused as exc:
+            return refuse_sets(command, str(exc))
+        return on_restrict(self.holding.state, command, self.clock(), sets)
 
     async def on_synced(self, marker: ClusterSynced, partition: int | None, offset: int | None) -> None:
         """Everything in force for this cluster was sent before the marker, so it is applied: record that."""

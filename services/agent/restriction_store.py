@@ -102,21 +102,24 @@ class RestrictionStore:
                 self._sets.append(directive, delta.model, delta.seq, delta.added, delta.removed, held.sets[delta.model])
         return True
 
-    def _write_applied(self, state: Restrictions, directive: str, completed: tuple[int, StagedRevision, int]) -> None:
+    def _write_applied(
+        self, state: Restrictions, directive: str, completed: tuple[int, StagedRevision, tuple[int, ...]]
+    ) -> None:
         """A revision whose chunks all came in is held: its staged rows become the held sets as they are.
 
         Only the last chunk and the held row are written; rewriting the sets (and deleting the chunks)
         would write a 10M-user revision twice on the way to its acknowledgement. fold() does it later.
         """
-        revision, staged, last = completed
+        revision, staged, arrived = completed
         held = state.held[directive]
         backing = backing_revision(self._db, directive)
         self._sets.replace(directive, {})  # the new revision's chunks are its sets until folded
         if backing is not None:  # the chunks of what was held until now
             self._db.execute("DELETE FROM staged WHERE directive = ? AND revision = ?", (directive, backing))
         # Earlier chunks of this revision are on disk already, unless they were the held revision's own
-        # (a held revision sent again in one chunk): then all of them are written.
-        for chunk in staged.parts if backing == revision else [last]:
+        # (a held revision sent again in one chunk): then all of them are written. A revision by reference
+        # arrives whole: its sets, one per model, are all written.
+        for chunk in staged.parts if backing == revision else arrived:
             put_chunk(self._db, directive, revision, chunk, staged)
         put_held(self._db, directive, held, staged_revision=revision)
 

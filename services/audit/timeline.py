@@ -134,10 +134,17 @@ _SUMMARIES: dict[str, Callable[[dict], str]] = {
     "EnforcementOverdue": lambda d: f" {d['action']} rev {d['revision']}: {', '.join(d['overdue_clusters'])}",
     "DeadLetter": lambda d: f" from {d['topic']}@{d['partition']}:{d['offset']}: {d['reason']}",
     "AffectedSetChunk": lambda d: f" {d['model']} chunk {d['chunk'] + 1}/{d['chunks']}",
-    "RestrictCommand": lambda d: f" {d['cluster_id']} {d['model']} chunk {d['chunk'] + 1}/{d['chunks']}",
+    "RestrictCommand": lambda d: f" {d['cluster_id']} {_restricted(d)}",
     "NotificationRequested": lambda d: f" {d['recipient']} {d['action']} rev {d['revision']}",
     "NotificationDelivered": lambda d: f" {d['recipient']} {d['action']} rev {d['revision']}",
     "NotificationFailed": lambda d: f" {d['recipient']} {d['action']} rev {d['revision']}: {d['reason']}",
     "UserUpserted": lambda d: f" {d['user_id']}",
     "AuditCheckpoint": lambda d: f" {d['entries']:,} entries, head {_short(d['head_hash'])}",
 }
+
+
+def _restricted(d: dict) -> str:
+    """What a restrict command carries: references to set copies, or (the inline form) one chunk of users."""
+    if isinstance(d.get("sets"), list):
+        return "sets " + ", ".join(f"{r.get('model')} v{r.get('version')}" for r in d["sets"] if isinstance(r, dict))
+    return f"{d.get('model')} chunk {d.get('chunk', 0) + 1}/{d.get('chunks')}"

@@ -26,15 +26,17 @@ from services.enforcement.deltas import Deltas
 from services.enforcement.measures import export_state, observe_outcome
 from services.enforcement.outcome import Outcome
 from services.enforcement.replicas import Replicas
+from services.enforcement.set_copies import SetCopies
 from services.enforcement.settings import REPLICA_LAPSE_S, EnforcementSettings
 from services.enforcement.state import EnforcementState
 from services.enforcement.store import REGENERATED, EnforcementStore, Queued
 from services.enforcement.targeting import Targeting
 from services.enforcement.tracking import Backoff
-from shared.contracts.catalogue import ACKS, COMMANDS, ENFORCEMENT, IMPACT
+from shared.contracts.catalogue import ACKS, COMMANDS, ENFORCEMENT, IMPACT, SETS
 from shared.contracts.envelope import utc_now
-from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
-from shared.contracts.serving import AgentHeartbeat, CommandApplied, CommandFailed
+from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, AssessmentKey, ImpactAssessed
+from shared.contracts.serving import REFUSED, AgentHeartbeat, CommandApplied, CommandFailed
+from shared.contracts.set_copies import CONTENT_TYPE
 from shared.runtime.broker import consumer_options, declare_publisher, make_broker
 from shared.runtime.dispatch import Dispatch
 from shared.runtime.health import ConsumerWatch, LagWatch
@@ -50,10 +52,12 @@ from shared.runtime.record_signing import (
 )
 from shared.runtime.service import cancel_tasks
 from shared.runtime.signing import KeySet, Signer
+from shared.runtime.topics import partition_for
 
 SERVICE = "enforcement"
 GROUP = "countermand-enforcement"
 PUBLISH_WINDOW = 8  # messages handed to the producer before waiting for their acks
+COPY_REFUSED = f"{REFUSED}set copy"  # how an agent refuses a restriction whose referenced set copy it cannot use
 
 Inbound = Annotated[
     ImpactAssessed | AffectedSetChunk | AffectedSetDelta | CommandApplied | CommandFailed | AgentHeartbeat,
@@ -87,6 +91,8 @@ class EnforcementService:
     status: Any
     store: EnforcementStore
     core: Coordinator
+    sets: Any = None  # the publisher of set copies (serving.sets.v1)
+    copies: SetCopies | None = None  # set by build(): each set published once, referenced by every command
     clock: Callable[[], datetime] = utc_now
     http: Any = None
     signer: Signer | None = None  # signs every command (agents apply only what enforcement signed)
@@ -107,6 +113,8 @@ class EnforcementService:
         grace = timedelta(seconds=self.settings.heartbeat_grace_s)
         self.core.hold_until = self.clock() + grace if grace else None
         self.store.load(self.core)
+        assert self.copies is not None
+        self.copies.placed.update(self.store.placed())
         await self.broker.start()
         async with self._lock:
             await self._commit(self.core.recover(self.clock()))  # and what the outbox kept from before a crash
@@ -132,6 +140,8 @@ class EnforcementService:
         elif isinstance(message, AgentHeartbeat):
             self.heartbeats[message.cluster_id] = time.monotonic()
         async with self._lock:
+            if isinstance(message, CommandFailed) and message.reason.startswith(COPY_REFUSED):
+                self._drop_copies({AssessmentKey(message.directive_id, message.revision, "restrict")})
             await self._commit(RULES.handler(message)(self.core, message, self.clock()))
 
     async def tick(self) -> None:
@@ -168,12 +178,13 @@ class EnforcementService:
         ):
             entries = self.store.save(outcome, self.core)
             observe_outcome(outcome, self.core)
+            self._forget_copies(outcome)
         if self._backlog:  # an earlier publish failed: its entries go first, read back from the outbox
             entries = self.store.outbox()
-        direct = [Queued(None, COMMANDS, c) for c in outcome.commands if c.type in REGENERATED]
+        drafts = [c for c in outcome.commands if c.type in REGENERATED]
         if (
             entries
-            and not direct
+            and not drafts
             and not outcome.markers
             and not self._backlog
             and all(entry.topic is ENFORCEMENT for entry in entries)
@@ -181,11 +192,38 @@ class EnforcementService:
             await self._publish_events(entries)  # an ack's status change: the next message need not wait
             return
         try:
+            assert self.copies is not None
+            direct = [Queued(None, COMMANDS, await self.copies.command(draft)) for draft in drafts]
             await self._publish(direct + entries)
         except Exception:
-            self._resend = self._resend or bool(direct)  # not in the outbox: the next tick sends them again
+            self._resend = self._resend or bool(drafts)  # not in the outbox: the next tick sends them again
             raise
         await self._mark_synced(outcome.markers)
+
+    def _forget_copies(self, outcome: Outcome) -> None:
+        self._drop_copies({k for k in outcome.rollouts if k in self.core.rollouts and not self.core.rollouts[k].active})
+
+    def _drop_copies(self, keys: set[AssessmentKey]) -> None:
+        """Placements no longer to be referenced: a retired rollout's, or a copy an agent could not use (records
+        deleted from the topic, say); the next send of such a rollout publishes a fresh copy."""
+        if keys and self.copies is not None:
+            self.copies.forget(keys)
+            self.store.forget_copies(keys)
+
+    async def publish_copy(self, key: bytes, values: list[bytes]) -> tuple[int, list[int]]:
+        """Produce one set copy's chunks (binary, each signed over topic, key and value) on the partition its key
+        names; returns the partition and each chunk's offset once the broker acknowledged them all."""
+        partition = partition_for(SETS, key)
+        futures = []
+        for value in values:
+            headers = {"content-type": CONTENT_TYPE}
+            if self.signer is not None:
+                headers.update(self.signer.headers(SETS.name, key, value))
+            futures.append(
+                await self.sets.publish(value, key=key, partition=partition, headers=headers, no_confirm=True)
+            )
+        written = await asyncio.gather(*futures)
+        return partition, [metadata.offset for metadata in written]
 
     async def _mark_synced(self, markers: list) -> None:
         """Publish ClusterSynced markers once every command before them was acknowledged by the broker.
@@ -264,14 +302,20 @@ def build(settings: EnforcementSettings | None = None, clock: Callable[[], datet
         store=EnforcementStore(settings.state_dir / SERVICE),
         core=build_core(
             Backoff(base_s=settings.resend_backoff_base_s, cap_s=settings.resend_backoff_cap_s),
-            ids_per_chunk=settings.chunk_ids,
-            chunk_chars=settings.chunk_chars,
             replica_lapse_s=settings.replica_lapse_s,
         ),
+        sets=declare_publisher(broker, SETS, "One binary copy of each affected set per revision and version."),
         clock=clock,
         signer=record_signer(settings.signing, SERVICE),
         keys=trusted_keys(settings.signing, SERVICE),
         agent_keys=sender_keys(settings.signing, settings.agent_keys_file, "COUNTERMAND_ENFORCEMENT_AGENT_KEYS_FILE"),
+    )
+    service.copies = SetCopies(
+        service.core.state,
+        service.publish_copy,
+        ids_per_chunk=settings.chunk_ids,
+        max_bytes=settings.chunk_bytes,
+        on_placed=service.store.place,
     )
     service.http = health_app(
         SERVICE,
@@ -284,16 +328,11 @@ def build(settings: EnforcementSettings | None = None, clock: Callable[[], datet
 
 
 def build_core(
-    backoff: Backoff,
-    *,
-    ids_per_chunk: int = 200_000,
-    chunk_chars: int = 1_500_000,
-    hold_until: datetime | None = None,
-    replica_lapse_s: float = REPLICA_LAPSE_S,
+    backoff: Backoff, *, hold_until: datetime | None = None, replica_lapse_s: float = REPLICA_LAPSE_S
 ) -> Coordinator:
     """The pure core wired from its parts over one state; every part sends commands through one sender."""
     state = EnforcementState()
-    sender = CommandSender(state, ids_per_chunk=ids_per_chunk, chunk_chars=chunk_chars)
+    sender = CommandSender(state)
     deltas = Deltas(state, sender)
     targeting = Targeting(state, sender, deltas, hold_until=hold_until)
     replicas = Replicas(state, timedelta(seconds=replica_lapse_s))

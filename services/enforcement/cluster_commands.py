@@ -1,18 +1,20 @@
-"""What each cluster is sent: its share of an affected set, re-chunked, and its expected digest (pure)."""
+"""What each cluster is sent: references to the set copies of the models it serves, its expected digest, lifts,
+deltas and sync markers (pure)."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
 
-from pyroaring import BitMap
-
-from shared.contracts.bitmaps import chunk_bitmap, encode_bitmap, scope_digest
+from shared.contracts.bitmaps import scope_digest
 from shared.contracts.directives import CausedBy, DirectiveScope
 from shared.contracts.envelope import envelope
-from shared.contracts.impact import AffectedSetDelta
+from shared.contracts.impact import AffectedSetDelta, AssessmentKey
 from shared.contracts.serving import AgentHeartbeat, ClusterSynced, DeltaCommand, LiftCommand, RestrictCommand
+from shared.contracts.set_copies import SetReference
 
 PRODUCER = "enforcement"
 
@@ -27,69 +29,51 @@ def expected_digest(models: list[str], model_digests: Mapping[str, str]) -> str:
     return scope_digest({m: model_digests[m] for m in models})
 
 
-def split(users: BitMap, ids_per_chunk: int) -> list[BitMap]:
-    """Consecutive chunks of at most ids_per_chunk ids, cut by id range (see chunk_bitmap)."""
-    return chunk_bitmap(users, ids_per_chunk)
+@dataclass(frozen=True)
+class RestrictDraft:
+    """One send of a restriction to one cluster before its sets are placed: the service publishes each model's set
+    once per version on serving.sets.v1 (SetCopies) and `command()` turns the draft into the RestrictCommand that
+    references them. Drafts are not stored: after a restart they are drawn again from the sets and tracks."""
 
+    type: ClassVar[str] = "RestrictCommand"
+    cluster_id: str
+    directive_id: str
+    revision: int
+    key: AssessmentKey
+    scope: DirectiveScope
+    versions: tuple[tuple[str, int], ...]  # (model, set version) per served model, in name order
+    expected_digest: str
+    attempt: int
+    now: datetime
+    cause: str | None
+    caused_by: CausedBy | None = None
 
-def encoded_chunks(users: BitMap, ids_per_chunk: int, max_chars: int) -> list[str]:
-    """One model's set as the base64 chunks RestrictCommands carry (computed once, sent to every cluster).
+    @property
+    def event_id(self) -> str:
+        return f"cmd:{self.cluster_id}:{self.directive_id}:{self.revision}:restrict:0:{self.attempt}"
 
-    At most ids_per_chunk ids and max_chars characters per chunk: dense sets travel in few large
-    messages, sparse ones are halved until each fits under the topic's message size.
-    """
-    return [text for part in split(users, ids_per_chunk) for text in _fit(part, max_chars)]
-
-
-def _fit(part: BitMap, max_chars: int) -> list[str]:
-    text = encode_bitmap(part)
-    if len(text) <= max_chars or len(part) <= 1:
-        return [text]
-    first, second = split(part, (len(part) + 1) // 2)
-    return _fit(first, max_chars) + _fit(second, max_chars)
-
-
-def restrict_commands(
-    cluster_id: str,
-    directive_id: str,
-    revision: int,
-    scope: DirectiveScope,
-    chunks: Mapping[str, list[str]],
-    models: list[str],
-    expected: str,
-    *,
-    attempt: int,
-    now: datetime,
-    cause: str | None,
-    caused_by: CausedBy | None = None,
-) -> list[RestrictCommand]:
-    """The cluster's chunks: every served model of the scope at least one chunk, numbered across models; each
-    carries who caused the revision (the same small object, serialised with each chunk)."""
-    parts = [(m, users) for m in models for users in chunks[m]]
-    return [
-        RestrictCommand(
+    def command(self, refs: Mapping[str, SetReference]) -> RestrictCommand:
+        """The command, given where each served model's set copy sits."""
+        return RestrictCommand(
             **envelope(
                 PRODUCER,
-                event_id=f"cmd:{cluster_id}:{directive_id}:{revision}:restrict:{index}:{attempt}",
-                occurred_at=now,
-                correlation_id=directive_id,
-                causation_id=cause,
+                event_id=self.event_id,
+                occurred_at=self.now,
+                correlation_id=self.directive_id,
+                causation_id=self.cause,
             ),
-            cluster_id=cluster_id,
-            directive_id=directive_id,
-            revision=revision,
-            model=model,
-            chunk=index,
-            chunks=len(parts),
-            users=users,
-            expected_digest=expected,
-            effective_from=scope.effective_from,
-            expires_at=scope.expires_at,
-            on_stale=scope.on_stale,
-            caused_by=caused_by,
+            cluster_id=self.cluster_id,
+            directive_id=self.directive_id,
+            revision=self.revision,
+            chunk=0,
+            chunks=1,
+            sets=[refs[model] for model, _ in self.versions],
+            expected_digest=self.expected_digest,
+            effective_from=self.scope.effective_from,
+            expires_at=self.scope.expires_at,
+            on_stale=self.scope.on_stale,
+            caused_by=self.caused_by,
         )
-        for index, (model, users) in enumerate(parts)
-    ]
 
 
 def lift_command(

@@ -56,6 +56,5 @@ class Deltas:
     def apply(self, rollout: Rollout, delta: AffectedSetDelta, added: BitMap, removed: BitMap) -> None:
         """Apply a delta to the rollout's set of its model, in place: a million-user set is not copied twice."""
         apply_delta_in_place(self.state.sets[rollout.key].setdefault(delta.model, BitMap()), added, removed)
-        self.sender.set_changed(rollout.key, delta.model)
         rollout.model_digests[delta.model] = delta.model_digest
         rollout.delta_seq[delta.model] = delta.seq

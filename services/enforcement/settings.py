@@ -9,7 +9,7 @@ from pydantic_settings import SettingsConfigDict
 
 from shared.runtime.settings import ServiceSettings
 
-ENVELOPE_BYTES = 16 * 1024  # a RestrictCommand's fields besides its users, generously
+ENVELOPE_BYTES = 16 * 1024  # a set-copy record's key, headers and batch overhead, generously
 REPLICA_LAPSE_S = 30.0  # the agent's own staleness bound by default (COUNTERMAND_AGENT_STALE_AFTER_S)
 
 
@@ -55,20 +55,20 @@ class EnforcementSettings(ServiceSettings):
         "their sets written once no impact message came for "
         "this long (housekeeping kept off busy moments).",
     )
-    chunk_ids: int = Field(1_000_000, ge=1, description="User ids per RestrictCommand chunk at most.")
-    chunk_chars: int = Field(
+    chunk_ids: int = Field(1_000_000, ge=1, description="User ids per set-copy chunk (serving.sets.v1) at most.")
+    chunk_bytes: int = Field(
         1_500_000,
         ge=1024,
-        description="Base64 characters of users per RestrictCommand at "
-        "most; keep it below the commands topic's "
+        description="Bytes of a set-copy chunk record's value (serving.sets.v1) at "
+        "most; keep it below the sets topic's "
         "max.message.bytes and the producer's request size.",
     )
 
     @model_validator(mode="after")
     def _chunks_fit_a_request(self) -> EnforcementSettings:
-        if self.chunk_chars + ENVELOPE_BYTES > self.kafka.max_request_bytes:
+        if self.chunk_bytes + ENVELOPE_BYTES > self.kafka.max_request_bytes:
             raise ValueError(
-                f"chunk_chars: {self.chunk_chars} plus the command's envelope does not fit "
+                f"chunk_bytes: {self.chunk_bytes} plus the record's key and headers do not fit "
                 f"kafka.max_request_bytes={self.kafka.max_request_bytes}"
             )
         return self

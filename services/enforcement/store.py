@@ -13,9 +13,11 @@ from services.enforcement.assembly import Assembly
 from services.enforcement.coordinator import Coordinator
 from services.enforcement.outcome import Outcome
 from services.enforcement.rollout import Rollout
+from services.enforcement.set_copies import CopyKey
 from services.enforcement.state import KnownCluster
 from shared.contracts.catalogue import COMMANDS, ENFORCEMENT, IMPACT, Topic
 from shared.contracts.impact import AssessmentKey
+from shared.contracts.set_copies import SetReference
 from shared.runtime.set_store import COMPACT_ROWS, SetStore
 
 SCHEMA = """
@@ -24,9 +26,11 @@ CREATE TABLE IF NOT EXISTS rollouts (key TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS parts (key TEXT NOT NULL, part TEXT NOT NULL, body TEXT NOT NULL,
                                   PRIMARY KEY (key, part));
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS set_copies (key TEXT NOT NULL, model TEXT NOT NULL, version INTEGER NOT NULL,
+                                       body TEXT NOT NULL, PRIMARY KEY (key, model, version));
 """
 TOPICS = {COMMANDS.name: COMMANDS, ENFORCEMENT.name: ENFORCEMENT}
-REGENERATED = {"RestrictCommand"}  # rebuilt from sets and tracks after a restart (Deadlines.recover), not queued
+REGENERATED = {"RestrictCommand"}  # drafts rebuilt from sets and tracks after a restart (Deadlines.recover), not queued
 
 
 class Queued(NamedTuple):
@@ -154,6 +158,22 @@ class EnforcementStore:
         self._sets.committed()
         self._unfolded.clear()
         return len(keys)
+
+    def place(self, copy: CopyKey, ref: SetReference) -> None:
+        """Where a set copy was published (the broker acknowledged it): re-sends and restarts reference it."""
+        key, model, version = copy
+        self._db.execute(
+            "REPLACE INTO set_copies VALUES (?, ?, ?, ?)", (text_key(key), model, version, ref.model_dump_json())
+        )
+
+    def placed(self) -> dict[CopyKey, SetReference]:
+        """Every set copy published, of the rollouts still known."""
+        rows = self._db.execute("SELECT key, model, version, body FROM set_copies").fetchall()
+        return {(key_of_text(k), m, v): SetReference.model_validate_json(body) for k, m, v, body in rows}
+
+    def forget_copies(self, keys: set[AssessmentKey]) -> None:
+        """Placements of rollouts retired (their sets are gone)."""
+        self._db.executemany("DELETE FROM set_copies WHERE key = ?", [(text_key(k),) for k in keys])
 
     def published(self, ids: list[int]) -> None:
         """Outbox entries that reached Kafka: deleted with the next save, so without an fsync of their own.

@@ -135,6 +135,5 @@ class Targeting:
         """A superseded or lifted rollout is no longer sent; its sets are no longer needed."""
         rollout.active = False
         out.rollouts.add(rollout.key)
-        self.sender.forget(rollout.key)
         if self.state.sets.pop(rollout.key, None) is not None:
             out.sets.add(rollout.key)

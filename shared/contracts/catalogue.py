@@ -18,6 +18,7 @@ from shared.contracts.impact import ImpactEvent
 from shared.contracts.limits import MAX_MESSAGE_BYTES
 from shared.contracts.notifications import NotificationEvent
 from shared.contracts.serving import AckEvent, ClusterCommand
+from shared.contracts.set_copies import SetChunk
 from shared.contracts.users import UserUpserted
 
 FOREVER = -1
@@ -88,6 +89,9 @@ HORIZON_CONFIGS = ("min.compaction.lag.ms", "delete.retention.ms")
 IMPACT = Topic("compliance.impact.v1", ImpactEvent, "directive_id", 3, FOREVER)
 COMMANDS = Topic("serving.commands.v1", ClusterCommand, "cluster_id", 6, WEEK_MS)
 ACKS = Topic("serving.acks.v1", AckEvent, "cluster_id", 6, WEEK_MS)
+# One copy of each affected set per (directive, revision, model, version), binary (SetChunk); commands reference
+# it by partition and offsets, so it is kept as long as a directive may be in force or re-sent: forever.
+SETS = Topic("serving.sets.v1", SetChunk, "directive_id", 6, FOREVER)
 ENFORCEMENT = Topic("compliance.enforcement.v1", EnforcementEvent, "directive_id", 3, FOREVER)
 NOTIFICATIONS = Topic("notifications.v1", NotificationEvent, "recipient", 6, FOREVER)
 AUDIT = Topic("audit.checkpoints.v1", AuditCheckpoint, "ledger", 1, FOREVER)
@@ -98,7 +102,17 @@ def dead_letter_topic(service: str) -> Topic:
     return Topic(f"dlq.{service}.v1", DeadLetter, "consumer", 1, FOREVER)
 
 
-DATA_TOPICS: tuple[Topic, ...] = (DIRECTIVES, USERS, IMPACT, COMMANDS, ACKS, ENFORCEMENT, NOTIFICATIONS, AUDIT)
+DATA_TOPICS: tuple[Topic, ...] = (
+    DIRECTIVES,
+    USERS,
+    IMPACT,
+    COMMANDS,
+    SETS,
+    ACKS,
+    ENFORCEMENT,
+    NOTIFICATIONS,
+    AUDIT,
+)
 DEAD_LETTER_TOPICS: tuple[Topic, ...] = tuple(dead_letter_topic(s) for s in SERVICES)
 ALL_TOPICS: tuple[Topic, ...] = DATA_TOPICS + DEAD_LETTER_TOPICS
 BY_NAME: dict[str, Topic] = {t.name: t for t in ALL_TOPICS}

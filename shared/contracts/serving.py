@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, model_validator
 
 from shared.contracts.directives import CAUSED_BY_EXAMPLE, CausedBy, DirectiveId, ModelName, OnStale
 from shared.contracts.envelope import Event, Message
+from shared.contracts.limits import MAX_MODELS
+from shared.contracts.set_copies import SetReference
 
 ClusterId = Annotated[
     str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", examples=["us-east"], description="Serving cluster id.")
@@ -18,20 +20,30 @@ ClusterId = Annotated[
 
 
 class RestrictCommand(Event):
-    """Deny these users these models: one chunk of a directive revision for one cluster.
+    """Deny these users these models: one directive revision for one cluster.
 
-    An agent stages chunks and replaces the directive's sets atomically once all have arrived.
+    By reference (`sets`): the sets of the models this cluster serves, each published once on serving.sets.v1 and
+    read by the agent from there (one command per send, chunk 0 of 1). Inline (`model` and `users`, the earlier
+    form, still accepted): one chunk of the revision; an agent stages chunks and replaces the directive's sets
+    atomically once all have arrived.
     """
 
     type: Literal["RestrictCommand"] = "RestrictCommand"
     cluster_id: ClusterId
     directive_id: DirectiveId
     revision: int = Field(..., ge=1, description="Directive revision.", examples=[1])
-    model: ModelName
+    model: ModelName | None = Field(None, description="Inline form: the model of this chunk.", examples=["fable-5"])
     chunk: int = Field(..., ge=0, description="Index of this chunk across the revision.", examples=[0])
     chunks: int = Field(..., ge=1, description="Chunks in the revision for this cluster.", examples=[2])
-    users: str = Field(
-        ..., description="Base64 portable roaring bitmap of user ids.", examples=["OjAAAAEAAAAAAAEAEAAAAAEAAgA="]
+    users: str | None = Field(
+        None,
+        description="Inline form: base64 portable roaring bitmap of user ids.",
+        examples=["OjAAAAEAAAAAAAEAEAAAAAEAAgA="],
+    )
+    sets: list[SetReference] | None = Field(
+        None,
+        max_length=MAX_MODELS,
+        description="By reference: per served model, where its set sits on serving.sets.v1 and its digests.",
     )
     expected_digest: str = Field(
         ..., description="Scope digest over the models this cluster serves.", examples=["9f86d081..."]
@@ -50,6 +62,23 @@ class RestrictCommand(Event):
         description="Who caused the revision, as its assessment records it (null: none recorded).",
         examples=[CAUSED_BY_EXAMPLE],
     )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> RestrictCommand:
+        if (self.sets is None) == (self.users is None):
+            raise ValueError("a restrict command carries either `sets` (by reference) or `users` (inline), not both")
+        if self.users is not None and self.model is None:
+            raise ValueError("model: an inline restrict command names the model of its users")
+        if self.sets is not None and (self.model is not None or self.chunks != 1):
+            raise ValueError("sets: a restrict command by reference is one chunk of one and names no single model")
+        models = [ref.model for ref in self.sets or ()]
+        if len(set(models)) != len(models):
+            raise ValueError("sets: each model is referenced once")
+        for ref in self.sets or ():
+            if len(ref.offsets) != len(ref.chunk_digests):
+                counts = f"{len(ref.offsets)} offsets but {len(ref.chunk_digests)} digests"
+                raise ValueError(f"sets: {ref.model} lists {counts}")
+        return self
 
 
 class DeltaCommand(Event):

@@ -25,6 +25,7 @@ from shared.contracts.catalogue import (
     ENFORCEMENT,
     IMPACT,
     NOTIFICATIONS,
+    SETS,
     USERS,
     Topic,
     dead_letter_topic,
@@ -108,7 +109,9 @@ def service_roles() -> list[Role]:
             (group_of("impact"),),
             transactional_ids=(group_of("impact"),),
         ),
-        Role("enforcement", (IMPACT, ACKS), (COMMANDS, ENFORCEMENT, dlq("enforcement")), (group_of("enforcement"),)),
+        Role(
+            "enforcement", (IMPACT, ACKS), (COMMANDS, SETS, ENFORCEMENT, dlq("enforcement")), (group_of("enforcement"),)
+        ),
         Role("notifier", (IMPACT, ENFORCEMENT, USERS), (NOTIFICATIONS, dlq("notifier")), (group_of("notifier"),)),
         Role("audit", recorded_topics(), (AUDIT, dlq("audit")), (group_of("audit"),)),
     ]
@@ -122,12 +125,12 @@ def console_role() -> Role:
 
 
 def agent_role(cluster_id: str) -> Role:
-    """One cluster's agent: its commands (the topic; it assigns its own partition), acks, its group and its replicas'
-    groups only (a replica's id is not known in advance: the prefix ends with the separator, so that no other
-    cluster's group starts with it)."""
+    """One cluster's agent: its commands (the topic; it assigns its own partition), the set copies they reference
+    (read by assign and seek, no group), acks, its group and its replicas' groups only (a replica's id is not known
+    in advance: the prefix ends with the separator, so that no other cluster's group starts with it)."""
     return Role(
         agent_principal(cluster_id),
-        (COMMANDS,),
+        (COMMANDS, SETS),
         (ACKS, dead_letter_topic("agent")),
         (agent_group(cluster_id),),
         group_prefixes=(agent_group(cluster_id) + ".",),

@@ -31,10 +31,11 @@ from devtools.registry.oracle import affected_users
 from devtools.scenarios import OVERLAP, mission_body
 from devtools.stack import Stack
 from shared.contracts.bitmaps import decode_bitmap, set_digest
-from shared.contracts.catalogue import COMMANDS, DATA_TOPICS, DIRECTIVES, ENFORCEMENT, IMPACT, USERS
+from shared.contracts.catalogue import COMMANDS, DATA_TOPICS, DIRECTIVES, ENFORCEMENT, IMPACT, SETS, USERS
 from shared.contracts.directives import DirectiveIssued, DirectiveLifted, DirectiveProposed, DirectiveScope
 from shared.contracts.enforcement import DirectiveEnforced
 from shared.contracts.impact import AffectedSetChunk, ImpactAssessed
+from shared.contracts.set_copies import decode_chunk
 from shared.runtime.kafka import records_to_end
 from shared.runtime.settings import KafkaSettings
 from shared.runtime.topics import apply_topics
@@ -317,7 +318,10 @@ async def test_every_message_on_every_topic_parses_with_its_contract(run: Run) -
     for topic in DATA_TOPICS:
         seen = 0
         async for record in records_to_end(KafkaSettings(bootstrap=run.stack.bootstrap), topic, "e2e-contracts"):
-            if record.value is not None:
+            if record.value is not None and topic is SETS:
+                decode_chunk(record.value)  # binary set copies: raises on any break of the layout
+                seen += 1
+            elif record.value is not None:
                 topic.adapter.validate_json(record.value)  # raises on any contract break
                 seen += 1
         counts[topic.name] = seen
@@ -328,6 +332,7 @@ async def test_every_message_on_every_topic_parses_with_its_contract(run: Run) -
         USERS.name,
         "compliance.directives.v1",
         "serving.commands.v1",
+        SETS.name,
         "serving.acks.v1",
         "notifications.v1",
     } <= produced, counts

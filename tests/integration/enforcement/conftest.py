@@ -17,10 +17,11 @@ from services.agent.settings import AgentSettings
 from services.enforcement.app import EnforcementService, build
 from services.enforcement.settings import EnforcementSettings
 from shared.contracts.bitmaps import chunk_bitmap, decode_bitmap, encode_bitmap, scope_digest, set_digest
-from shared.contracts.catalogue import ACKS, COMMANDS, Topic, key_of
+from shared.contracts.catalogue import ACKS, COMMANDS, SETS, Topic, key_of
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.impact import AffectedSetChunk, ImpactAssessed
 from shared.contracts.serving import AgentHeartbeat, CommandApplied, HeldDirective
+from shared.contracts.set_copies import decode_chunk, value_digest
 from shared.runtime.kafka import consumer, producer, producing
 from shared.runtime.settings import KafkaSettings
 
@@ -128,7 +129,10 @@ class TopicReader:
 
     async def _read(self) -> None:
         async for record in self._consumer:
-            self.messages.append(self.on_record(record))
+            self.messages.append(await self.on_record_read(record))
+
+    async def on_record_read(self, record: Any) -> Any:
+        return self.on_record(record)
 
     def on_record(self, record: Any) -> Any:
         return self.topic.adapter.validate_json(record.value)
@@ -157,10 +161,13 @@ class FakeAgent(TopicReader):
         self.held: dict[str, tuple[int, dict[str, BitMap]]] = {}
         self.answers = 0
         self._pending: list[Any] = []
+        self.copies: dict[str, dict[str, BitMap]] = {}  # restrict command id -> the sets it references
 
     async def __aenter__(self) -> FakeAgent:
         self._producer = producer(KafkaSettings(bootstrap=self.bootstrap), f"tests-fake-agent-{self.cluster}")
         await self._producer.start()
+        self._sets = consumer(KafkaSettings(bootstrap=self.bootstrap), f"tests-fake-agent-sets-{self.cluster}")
+        await self._sets.start()
         await super().__aenter__()
         self._beats = asyncio.create_task(self._beat_forever())
         return self
@@ -171,19 +178,38 @@ class FakeAgent(TopicReader):
             await self._beats
         await super().__aexit__(*exc)
         await self._producer.stop()
+        await self._sets.stop()
 
     def commands(self) -> list[Any]:
         return [m for m in self.messages if m is not None]
 
-    def on_record(self, record: Any) -> Any:
+    async def on_record_read(self, record: Any) -> Any:
         command = super().on_record(record)
         if command.cluster_id != self.cluster:
             return None
+        if command.type == "RestrictCommand" and command.sets is not None:
+            self.copies[command.event_id] = {ref.model: await self.read_copy(ref) for ref in command.sets}
         self._apply(command)
         return command
 
+    async def read_copy(self, ref: Any) -> BitMap:
+        """One referenced set copy, read by offset from the sets topic and checked against its digests."""
+        tp = TopicPartition(SETS.name, ref.partition)
+        self._sets.assign([tp])
+        users = BitMap()
+        for index, offset in enumerate(ref.offsets):
+            self._sets.seek(tp, offset)
+            [record] = (await self._sets.getmany(tp, timeout_ms=10_000, max_records=1))[tp]
+            assert record.offset == offset and value_digest(record.value) == ref.chunk_digests[index]
+            users |= decode_chunk(record.value)[2]
+        assert set_digest(users) == ref.digest
+        return users
+
     def _apply(self, command: Any) -> None:
-        if command.type == "RestrictCommand":
+        if command.type == "RestrictCommand" and command.sets is not None:
+            self.held[command.directive_id] = (command.revision, self.copies.pop(command.event_id))
+            self._answer(command, "restrict")
+        elif command.type == "RestrictCommand":
             staged = self.staged.setdefault((command.directive_id, command.revision), {})
             staged[command.chunk] = command
             if len(staged) == command.chunks:

@@ -38,7 +38,7 @@ async def test_restriction_reaches_only_serving_clusters_and_is_enforced_once_al
         assert {p.state for p in enforced.clusters.values()} == {"applied"}
         restricts = sent.where(type="RestrictCommand", directive_id=directive)
         assert {r.cluster_id for r in restricts} == {a.cluster, b.cluster} and c.commands() == []
-        assert {r.model for r in restricts if r.cluster_id == a.cluster} == {fable}
+        assert {ref.model for r in restricts if r.cluster_id == a.cluster for ref in r.sets} == {fable}
         assert {r.expected_digest for r in restricts if r.cluster_id == a.cluster} == {a.digest_of(directive)}
         assert {r.expected_digest for r in restricts if r.cluster_id == b.cluster} == {assessed.digest}
         assert status.where(type="EnforcementProgressed", directive_id=directive)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from services.audit.chain import GENESIS, link
 from services.audit.checkpoints import CheckpointPolicy
 from services.audit.record import Record
-from services.audit.timeline import events_of, timeline
+from services.audit.timeline import events_of, summary, timeline
 from shared.contracts.users import UserUpserted
 from tests.unit.audit.records import directive_story, record
 
@@ -64,6 +66,18 @@ def test_a_value_that_does_not_fit_its_type_still_gets_a_line() -> None:
     value = b'{"type": "DirectiveIssued", "correlation_id": "EXP-13"}'
     [line] = timeline(link([Record("compliance.directives.v1", 0, 0, None, value)], GENESIS, 1), "EXP-13")
     assert line.summary == "DirectiveIssued (does not match its schema)"
+
+
+def test_a_restrict_command_is_summarised_by_its_set_references_or_its_inline_chunk() -> None:
+    common = {"type": "RestrictCommand", "correlation_id": "EXP-14", "cluster_id": "us-east", "directive_id": "EXP-14"}
+    by_reference = {**common, "sets": [{"model": "fable-5", "version": 0}, {"model": "mythos-5", "version": 3}]}
+    inline = {**common, "model": "fable-5", "chunk": 1, "chunks": 4}
+    values = [json.dumps(doc).encode() for doc in (by_reference, inline)]
+    entries = link([Record("serving.commands.v1", 0, i, b"us-east", v) for i, v in enumerate(values)], GENESIS, 1)
+    assert [summary(entry) for entry in entries] == [
+        "RestrictCommand us-east sets fable-5 v0, mythos-5 v3",
+        "RestrictCommand us-east fable-5 chunk 2/4",
+    ]
 
 
 def test_checkpoint_is_due_after_enough_entries_or_after_the_interval_with_activity() -> None:

@@ -7,12 +7,15 @@ from datetime import UTC, datetime, timedelta
 from pyroaring import BitMap
 
 from services.enforcement.app import build_core
+from services.enforcement.cluster_commands import RestrictDraft
 from services.enforcement.coordinator import Coordinator
+from services.enforcement.set_copies import SetCopies
 from services.enforcement.tracking import Backoff
-from shared.contracts.bitmaps import chunk_bitmap, decode_bitmap, encode_bitmap, scope_digest, set_digest
+from shared.contracts.bitmaps import chunk_bitmap, encode_bitmap, scope_digest, set_digest, union
 from shared.contracts.directives import DirectiveScope
 from shared.contracts.impact import AffectedSetChunk, AffectedSetDelta, ImpactAssessed
 from shared.contracts.serving import AgentHeartbeat, CommandApplied, CommandFailed, RestrictCommand
+from shared.contracts.set_copies import decode_chunk, value_digest
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 SETS = {"fable-5": BitMap(range(0, 500)), "mythos-5": BitMap(range(250, 260))}
@@ -22,8 +25,75 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
+class MemorySets:
+    """The sets topic in memory: set copies published through the real SetCopies (encoded, chunked), read back as
+    an agent reads them (by offset, checked against the command's digests)."""
+
+    def __init__(self, coordinator: Coordinator, ids_per_chunk: int) -> None:
+        self.coordinator = coordinator
+        self.records: list[tuple[bytes, bytes]] = []
+        self.copies = SetCopies(coordinator.state, self.publish, ids_per_chunk=ids_per_chunk, max_bytes=200_000)
+
+    async def publish(self, key: bytes, values: list[bytes]) -> tuple[int, list[int]]:
+        start = len(self.records)
+        self.records += [(key, value) for value in values]
+        return 0, list(range(start, len(self.records)))
+
+    def place(self, command):
+        """A restrict draft as the command sent (its sets placed once); any other command as it is."""
+        if not isinstance(command, RestrictDraft):
+            return command
+        coroutine = self.copies.command(command)
+        try:
+            coroutine.send(None)  # publish() never waits: the coroutine finishes at once
+        except StopIteration as done:
+            return done.value
+        raise AssertionError("placing a set copy waited")
+
+    def users(self, command: RestrictCommand) -> dict[str, BitMap]:
+        per_model = {}
+        for ref in command.sets or ():
+            values = [self.records[offset][1] for offset in ref.offsets]
+            assert [value_digest(v) for v in values] == ref.chunk_digests
+            per_model[ref.model] = union(decode_chunk(v)[2] for v in values)
+            assert set_digest(per_model[ref.model]) == ref.digest
+        return per_model
+
+
+_SETS_TOPICS: list[MemorySets] = []
+
+
 def core(**overrides) -> Coordinator:
-    return build_core(Backoff(base_s=1, cap_s=8), ids_per_chunk=overrides.pop("ids_per_chunk", 100), **overrides)
+    ids_per_chunk = overrides.pop("ids_per_chunk", 100)
+    coordinator = build_core(Backoff(base_s=1, cap_s=8), **overrides)
+    _SETS_TOPICS.append(MemorySets(coordinator, ids_per_chunk))
+    return coordinator
+
+
+def sets_topic(coordinator: Coordinator) -> MemorySets:
+    return next(topic for topic in reversed(_SETS_TOPICS) if topic.coordinator is coordinator)
+
+
+def placed(commands: list) -> list:
+    """Commands as sent: each restrict draft placed by the newest core whose rollouts know it."""
+    sent = []
+    for command in commands:
+        if isinstance(command, RestrictDraft):
+            topic = next(t for t in reversed(_SETS_TOPICS) if command.key in t.coordinator.rollouts)
+            command = topic.place(command)
+        sent.append(command)
+    return sent
+
+
+def users_sent(command) -> dict[str, BitMap]:
+    """What an agent reads for a restrict command (a draft placed first)."""
+    [command] = placed([command])
+    topic = next(
+        t
+        for t in reversed(_SETS_TOPICS)
+        if (command.directive_id, command.revision, "restrict") in t.coordinator.rollouts
+    )
+    return topic.users(command)
 
 
 def assessment(
@@ -91,11 +161,12 @@ def delta(
     )
 
 
-def held_digest(commands: list[RestrictCommand]) -> str:
-    """What a faithful agent computes from the chunks it received."""
+def held_digest(commands: list) -> str:
+    """What a faithful agent computes from the set copies its restrict commands reference."""
     per_model: dict[str, BitMap] = {}
     for command in commands:
-        per_model[command.model] = per_model.get(command.model, BitMap()) | decode_bitmap(command.users)
+        for model, users in users_sent(command).items():
+            per_model[model] = per_model.get(model, BitMap()) | users
     return scope_digest({m: set_digest(b) for m, b in per_model.items()})
 
 

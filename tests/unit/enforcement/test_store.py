@@ -7,6 +7,8 @@ from pathlib import Path
 from pyroaring import BitMap
 
 from services.enforcement.store import EnforcementStore
+from shared.contracts.impact import AssessmentKey
+from shared.contracts.set_copies import SetReference
 from tests.unit.enforcement.scenario import SETS, applied, assessment, at, core, delta, heartbeat, held_digest, of_type
 
 
@@ -91,3 +93,17 @@ def test_after_a_restart_every_unapplied_restriction_is_sent_again(tmp_path: Pat
     assert {c.cluster_id for c in outcome.commands} == {"eu-west"}
     assert held_digest(outcome.commands) == outcome.commands[0].expected_digest
     assert {c.event_id.rsplit(":", 1)[1] for c in outcome.commands} == {"2"}  # a new attempt, a new event id
+
+
+def test_where_a_set_copy_was_published_survives_a_restart_until_its_rollout_is_retired(tmp_path: Path) -> None:
+    key = AssessmentKey("D-1", 1, "restrict")
+    ref = SetReference(
+        model="fable-5", version=2, partition=3, offsets=[40, 41], chunk_digests=["a" * 64, "b" * 64], digest="d"
+    )
+    store = EnforcementStore(tmp_path)
+    store.place((key, "fable-5", 2), ref)
+    store.close()
+    reopened = EnforcementStore(tmp_path)
+    assert reopened.placed() == {(key, "fable-5", 2): ref}
+    reopened.forget_copies({key})
+    assert reopened.placed() == {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -12,7 +13,18 @@ from services.enforcement.app import PUBLISH_WINDOW, build
 from services.enforcement.settings import EnforcementSettings
 from shared.contracts.catalogue import COMMANDS, key_of
 from shared.contracts.serving import HeldDirective
-from tests.unit.enforcement.scenario import SETS, applied, assessment, at, core, feed, heartbeat, held_digest, to
+from tests.unit.enforcement.scenario import (
+    SETS,
+    applied,
+    assessment,
+    at,
+    core,
+    failed,
+    feed,
+    heartbeat,
+    held_digest,
+    to,
+)
 
 MODELS = sorted(SETS)
 
@@ -73,16 +85,19 @@ class SlowBroker:
         self.log, self.count = log, 0
 
     async def publish(
-        self, message: Any, *, key: bytes, correlation_id: str, no_confirm: bool, **_: Any
+        self, message: Any, *, key: bytes, no_confirm: bool, correlation_id: str | None = None, **_: Any
     ) -> asyncio.Future:
         assert no_confirm
         self.count += 1
-        self.log.append(("sent", correlation_id))  # the message's event id (outbox entries go as JSON bytes)
+        # A command's event id (outbox entries go as JSON bytes); a set copy's chunk by its key and number.
+        name = correlation_id or f"set:{key.decode()}:{self.count}"
+        self.log.append(("sent", name))
         done = asyncio.get_running_loop().create_future()
+        offset = self.count
 
         def ack() -> None:
-            self.log.append(("acked", correlation_id))
-            done.set_result(None)
+            self.log.append(("acked", name))
+            done.set_result(SimpleNamespace(offset=offset))
 
         asyncio.get_running_loop().call_later(0.03 if self.count % 3 == 0 else 0.001, ack)
         return done
@@ -91,10 +106,12 @@ class SlowBroker:
 @pytest.fixture
 def service(tmp_path: Path):
     service = build(EnforcementSettings(state_dir=tmp_path))  # its store under tmp_path/enforcement
-    service.core = restricting(ids_per_chunk=20)  # many chunks: several publish windows
+    service.core = restricting()
+    service.copies.state = service.core.state
+    service.copies.ids_per_chunk = 20  # many chunks of the set copies
     service._backlog = False
     log: list[tuple[str, str]] = []
-    service.commands, service.status = SlowBroker(log), SlowBroker(log)
+    service.commands, service.status, service.sets = SlowBroker(log), SlowBroker(log), SlowBroker(log)
     yield service, log
     service.store.close()
 
@@ -103,7 +120,7 @@ async def test_the_marker_is_published_after_the_broker_acknowledged_every_catch
     service, log = service
     await service.handle(not_ready("eu-west", *MODELS))
     sent = [event for what, event in log if what == "sent"]
-    commands = [e for e in sent if e.startswith("cmd:eu-west:")]
+    commands = [e for e in sent if e.startswith("cmd:eu-west:") or e.startswith("set:")]
     [marker] = [e for e in sent if e.startswith("synced:eu-west:")]
     assert len(commands) > PUBLISH_WINDOW
     sent_at = log.index(("sent", marker))
@@ -151,3 +168,18 @@ def test_the_cluster_registry_keeps_what_each_heartbeat_reports_it_applied() -> 
     known = coordinator.clusters["eu-west"]
     assert known.offsets == {5: 88} and known.region == "eu-west-1" and outcome.clusters == {"eu-west"}
     assert coordinator.on_heartbeat(beat, at(6)).clusters == set()  # nothing new: nothing to persist
+
+
+async def test_a_set_copy_an_agent_cannot_use_is_published_afresh_at_the_next_send(service) -> None:
+    service, log = service
+    await service.handle(heartbeat("eu-west", *MODELS))
+    key = ("D-1", 1, "restrict")
+    first = {c: r for c, r in service.copies.placed.items() if c[0] == key}
+    assert first and set(service.store.placed()) == set(first)
+    refusal = failed("eu-west", "refused: set copy of fable-5, chunk 0 (partition 1, offset 9): offset 9 is not on it")
+    await service.handle(refusal)
+    assert not service.copies.placed and not service.store.placed()
+    await service.handle(failed("eu-west", "refused: bad signature (key id 'x')"))  # other refusals keep nothing new
+    await service._commit(service.core.recover(at(60)))
+    again = {c: r for c, r in service.copies.placed.items() if c[0] == key}
+    assert set(again) == set(first) and all(again[c].offsets != first[c].offsets for c in again)

@@ -5,9 +5,22 @@ from __future__ import annotations
 import pytest
 from pyroaring import BitMap
 
-from shared.contracts.bitmaps import decode_bitmap, scope_digest, set_digest
+from shared.contracts.bitmaps import scope_digest, set_digest
 from shared.contracts.serving import HeldDirective
-from tests.unit.enforcement.scenario import SETS, T0, assessment, at, core, feed, heartbeat, held_digest, of_type, to
+from tests.unit.enforcement.scenario import (
+    SETS,
+    T0,
+    assessment,
+    at,
+    core,
+    feed,
+    heartbeat,
+    held_digest,
+    of_type,
+    placed,
+    to,
+    users_sent,
+)
 
 
 def test_only_clusters_serving_an_affected_model_are_sent_commands() -> None:
@@ -24,8 +37,8 @@ def test_only_clusters_serving_an_affected_model_are_sent_commands() -> None:
         ],
     )
     assert {c.cluster_id for c in commands} == {"us-east", "eu-west"}
-    assert {c.model for c in to(commands, "us-east")} == {"fable-5"}
-    assert {c.model for c in to(commands, "eu-west")} == {"mythos-5"}
+    assert {r.model for c in placed(to(commands, "us-east")) for r in c.sets} == {"fable-5"}
+    assert {r.model for c in placed(to(commands, "eu-west")) for r in c.sets} == {"mythos-5"}
 
 
 def test_each_cluster_expects_the_scope_digest_of_the_models_it_serves() -> None:
@@ -41,23 +54,22 @@ def test_each_cluster_expects_the_scope_digest_of_the_models_it_serves() -> None
     assert held_digest(to(commands, "eu-west")) == assessed.digest
 
 
-def test_a_cluster_s_chunks_are_renumbered_across_its_models_and_cover_its_sets() -> None:
+def test_one_command_per_cluster_references_each_served_model_s_chunks_in_order() -> None:
     coordinator = core(ids_per_chunk=100)
     assessed, chunks = assessment()
     commands, _ = feed(coordinator, [heartbeat("eu-west", "fable-5", "mythos-5"), assessed, *chunks])
-    mine = to(commands, "eu-west")
-    assert [c.chunk for c in mine] == list(range(len(mine)))
-    assert {c.chunks for c in mine} == {len(mine)} and len(mine) == 5 + 1
-    fable = BitMap.union(*[decode_bitmap(c.users) for c in mine if c.model == "fable-5"])
-    assert fable == SETS["fable-5"]
-    assert len({c.event_id for c in mine}) == len(mine)
+    [mine] = placed(to(commands, "eu-west"))
+    assert (mine.chunk, mine.chunks, mine.model, mine.users) == (0, 1, None, None)
+    assert [(r.model, len(r.offsets)) for r in mine.sets] == [("fable-5", 5), ("mythos-5", 1)]
+    assert all(r.offsets == sorted(r.offsets) for r in mine.sets)
+    assert users_sent(mine) == SETS
 
 
-def test_an_empty_model_set_still_gets_one_chunk() -> None:
+def test_an_empty_model_set_is_one_empty_chunk() -> None:
     coordinator = core()
     assessed, chunks = assessment({"fable-5": BitMap(), "mythos-5": BitMap([7])})
     commands, _ = feed(coordinator, [heartbeat("us-east", "fable-5"), assessed, *chunks])
-    assert [(c.model, decode_bitmap(c.users)) for c in commands] == [("fable-5", BitMap())]
+    assert [users_sent(c) for c in commands] == [{"fable-5": BitMap()}]
 
 
 def test_nothing_is_sent_until_every_chunk_arrived() -> None:

@@ -12,7 +12,7 @@ from services.audit.settings import AuditSettings
 from services.enforcement import app as enforcement_app
 from services.impact import app as impact_app
 from services.notifier.settings import NotifierSettings
-from shared.contracts.catalogue import ALL_TOPICS, AUDIT, COMMANDS, DIRECTIVES, USERS
+from shared.contracts.catalogue import ALL_TOPICS, AUDIT, COMMANDS, DIRECTIVES, SETS, USERS
 from shared.runtime.acls import (
     ADMIN,
     TOOLING,
@@ -37,6 +37,10 @@ def writers(topic: str) -> set[str]:
     return {b.principal for b in bindings(DEMO_AGENTS) if (b.name, b.operation) == (topic, "WRITE")}
 
 
+def readers(topic: str) -> set[str]:
+    return {b.principal for b in bindings(DEMO_AGENTS) if (b.name, b.operation) == (topic, "READ")}
+
+
 def test_every_group_in_the_acls_is_the_one_the_service_uses(tmp_path: Path) -> None:
     assert impact_app.GROUP == group_of("impact")
     assert enforcement_app.GROUP == group_of("enforcement")
@@ -49,13 +53,15 @@ def test_every_group_in_the_acls_is_the_one_the_service_uses(tmp_path: Path) -> 
 
 def test_commands_are_written_by_enforcement_and_directives_by_intake_only() -> None:
     assert writers(COMMANDS.name) == {"enforcement"}
+    assert writers(SETS.name) == {"enforcement"}
+    assert readers(SETS.name) >= {"agent-us-east", "audit"}
     assert writers(DIRECTIVES.name) == {"intake"}
     assert COMMANDS.name not in allowed("notifier", "WRITE")
 
 
-def test_an_agent_reads_commands_in_its_own_group_and_nothing_else() -> None:
+def test_an_agent_reads_commands_in_its_own_group_and_the_set_copies_without_one() -> None:
     role = agent_role("us-east")
-    assert [t.name for t in role.reads] == [COMMANDS.name]
+    assert [t.name for t in role.reads] == [COMMANDS.name, SETS.name]
     assert role.groups == (agent_group("us-east"),)
     assert allowed("agent-us-east", "READ", "GROUP") == {"countermand-agent-us-east", "countermand-agent-us-east."}
 

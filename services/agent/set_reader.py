@@ -1,0 +1,140 @@
+"""Reads the set copies a restrict command references from serving.sets.v1 (assign and seek, no group), each chunk
+checked against its signature and the command's digests before anything is staged."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+from pyroaring import BitMap
+
+from shared.contracts.bitmaps import union
+from shared.contracts.catalogue import SETS
+from shared.contracts.serving import RestrictCommand
+from shared.contracts.set_copies import SetReference, decode_chunk, set_key, value_digest
+from shared.runtime.kafka import consumer
+from shared.runtime.record_signing import verify_record
+from shared.runtime.settings import KafkaSettings
+from shared.runtime.signing import KeySet, SignatureRefused
+
+READ_TIMEOUT_S = 30.0
+# Fetches are for records known to be there: the broker need not hold one back, and a long-held fetch would delay
+# the next read (one fetch in flight per broker). Idle, every partition is paused, so nothing polls.
+FETCH_WAIT_MS = 10
+
+
+class SetCopyRefused(Exception):
+    """A referenced set copy cannot be used: missing, unreadable, forged or not what the command's digests say."""
+
+
+@dataclass
+class SetReader:
+    """One group-less consumer of the sets topic, seeking to exactly the offsets a command lists."""
+
+    settings: KafkaSettings
+    keys: KeySet | None  # whose set copies are accepted (enforcement's); None: signatures not checked
+    clock: Callable[[], datetime]
+    bury: Callable[[Any, Exception], Awaitable[Any]]  # dead-letters a record that is not a set chunk at all
+    poison: list[tuple[Any, Exception]] = field(default_factory=list)
+    purpose: str = "agent-sets"
+    _consumer: AIOKafkaConsumer | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def start(self) -> None:
+        self._consumer = consumer(self.settings, self.purpose, fetch_max_wait_ms=FETCH_WAIT_MS)
+        await self._consumer.start()
+        partitions = [TopicPartition(SETS.name, p) for p in range(SETS.partitions)]
+        self._consumer.assign(partitions)  # once: assigning again would refresh metadata at every read
+        self._consumer.pause(*partitions)
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def sets_of(self, command: RestrictCommand) -> dict[str, BitMap]:
+        """Each referenced model's set, read and checked; SetCopyRefused naming the first problem."""
+        async with self._lock:
+            try:
+                bounds = await self._bounds(command.sets or [])
+                return {ref.model: await self._read(command, ref, bounds) for ref in command.sets or ()}
+            except TimeoutError as exc:
+                raise SetCopyRefused(f"set copies not read within {READ_TIMEOUT_S:g} s") from exc
+            finally:
+                while self.poison:
+                    await self.bury(*self.poison.pop())
+
+    async def _bounds(self, refs: list[SetReference]) -> dict[int, tuple[int, int]]:
+        """Per referenced partition, its first and next offsets now (both asked at once)."""
+        assert self._consumer is not None, "SetReader.start() first"
+        wanted = [TopicPartition(SETS.name, p) for p in sorted({r.partition for r in refs if r.offsets})]
+        if not wanted:
+            return {}
+        unknown = [tp.partition for tp in wanted if tp.partition >= SETS.partitions]
+        if unknown:
+            raise SetCopyRefused(f"set copy: {SETS.name} has no partition {unknown[0]}")
+        first, end = await asyncio.gather(self._consumer.beginning_offsets(wanted), self._consumer.end_offsets(wanted))
+        return {tp.partition: (first[tp], end[tp]) for tp in wanted}
+
+    async def _read(self, command: RestrictCommand, ref: SetReference, bounds: dict[int, tuple[int, int]]) -> BitMap:
+        records = await self._records(ref, bounds)
+        key = set_key(command.directive_id, command.revision, ref.model, ref.version)
+        # Each chunk's bytes are those the signed command names; the union's digest is computed once, per range, when
+        # the revision is held (HeldRestriction.of), and acknowledged: enforcement compares it with what it expects.
+        return union(self._chunk(record, ref, index, key) for index, record in enumerate(records))
+
+    def _chunk(self, record: Any, ref: SetReference, index: int, key: bytes) -> BitMap:
+        where = f"set copy of {ref.model}, chunk {index} (partition {ref.partition}, offset {record.offset})"
+        try:
+            verify_record(self.keys, record, self.clock())
+        except SignatureRefused as exc:
+            raise SetCopyRefused(f"{where}: {exc}") from exc
+        if value_digest(record.value or b"") != ref.chunk_digests[index]:
+            raise SetCopyRefused(f"{where}: its bytes do not match the command's digest")
+        if record.key != key:
+            raise SetCopyRefused(f"{where}: key {record.key!r} is not {key!r}")
+        try:
+            at, chunks, users = decode_chunk(record.value)
+        except ValueError as exc:
+            self.poison.append((record, exc))  # signed, and still not a set chunk: dead-lettered by the caller
+            raise SetCopyRefused(f"{where}: {exc}") from exc
+        if (at, chunks) != (index, len(ref.offsets)):
+            raise SetCopyRefused(f"{where}: it says chunk {at} of {chunks}, the command {index} of {len(ref.offsets)}")
+        return users
+
+    async def _records(self, ref: SetReference, bounds: dict[int, tuple[int, int]]) -> list[Any]:
+        """The records at the referenced offsets, in order; SetCopyRefused when one is not on the topic."""
+        if not ref.offsets:
+            return []
+        assert self._consumer is not None, "SetReader.start() first"
+        tp = TopicPartition(SETS.name, ref.partition)
+        first, end = bounds[ref.partition]
+        absent = [o for o in ref.offsets if not first <= o < end]
+        if absent:
+            raise SetCopyRefused(
+                f"set copy of {ref.model}: offset {absent[0]} is not on {SETS.name} partition {ref.partition} "
+                f"(it holds {first}..{end - 1})"
+            )
+        found: dict[int, Any] = {}
+        wanted = set(ref.offsets)
+        self._consumer.seek(tp, ref.offsets[0])
+        self._consumer.resume(tp)
+        try:
+            async with asyncio.timeout(READ_TIMEOUT_S):
+                while len(found) < len(wanted):
+                    batch = await self._consumer.getmany(tp, timeout_ms=500)
+                    found.update({r.offset: r for r in batch.get(tp, []) if r.offset in wanted})
+                    missing = [o for o in ref.offsets if o not in found]
+                    position = await self._consumer.position(tp)
+                    if missing and missing[0] < position:  # passed without a record: a marker or an aborted write
+                        raise SetCopyRefused(f"set copy of {ref.model}: offset {missing[0]} holds no readable record")
+                    if missing and missing[0] > position:
+                        self._consumer.seek(tp, missing[0])  # skip other sets' chunks between ours
+        finally:
+            self._consumer.pause(tp)
+        return [found[o] for o in ref.offsets]

@@ -1,0 +1,212 @@
+"""Restrictions by reference on the real broker: the agent reads the set copies a command names from
+serving.sets.v1, checks each chunk (signature, digest, envelope), and refuses what does not hold up, keeping
+what it serves and consuming on. Signing is on."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyroaring import BitMap
+
+from services.agent.app import Agent, build
+from shared.contracts.bitmaps import scope_digest, set_digest
+from shared.contracts.catalogue import ACKS, COMMANDS, SETS, dead_letter_topic
+from shared.contracts.serving import RestrictCommand
+from shared.contracts.set_copies import HEADER, SetReference, encode_set, set_key, value_digest
+from shared.runtime.kafka import producer
+from shared.runtime.record_signing import SigningSettings, encoded
+from shared.runtime.settings import KafkaSettings
+from shared.runtime.signing import KeySet, Signer
+from shared.runtime.topics import partition_for
+from tests.integration.agent.conftest import MODELS, TopicReader, agent_settings
+
+pytestmark = pytest.mark.kafka
+
+
+@dataclass
+class Rig:
+    """A signing agent on the real broker, enforcement's key, and a producer for commands and set copies."""
+
+    agent: Agent
+    enforcement: Signer
+    producer: Any
+    acks: TopicReader
+    letters: TopicReader
+
+    @property
+    def cluster(self) -> str:
+        return self.agent.settings.cluster_id
+
+    async def publish_values(
+        self, directive: str, revision: int, model: str, values: list[bytes], signer: Signer | None = None
+    ) -> tuple[int, list[int]]:
+        key = set_key(directive, revision, model, 0)
+        partition = partition_for(SETS, key)
+        offsets = []
+        for value in values:
+            headers = (signer or self.enforcement).headers(SETS.name, key, value)
+            sent = await self.producer.send_and_wait(
+                SETS.name, value, key=key, partition=partition, headers=[(k, v.encode()) for k, v in headers.items()]
+            )
+            offsets.append(sent.offset)
+        return partition, offsets
+
+    async def copy(self, directive: str, revision: int, model: str, users: BitMap, **options: Any) -> SetReference:
+        values = encode_set(users, ids_per_chunk=options.pop("ids_per_chunk", 1000), max_bytes=1_000_000)
+        partition, offsets = await self.publish_values(directive, revision, model, values, **options)
+        return SetReference(
+            model=model,
+            version=0,
+            partition=partition,
+            offsets=offsets,
+            chunk_digests=[value_digest(v) for v in values],
+            digest=set_digest(users),
+        )
+
+    async def restrict(self, directive: str, revision: int, refs: list[SetReference]) -> RestrictCommand:
+        command = RestrictCommand(
+            producer="enforcement",
+            correlation_id=directive,
+            cluster_id=self.cluster,
+            directive_id=directive,
+            revision=revision,
+            chunk=0,
+            chunks=1,
+            sets=refs,
+            expected_digest=scope_digest({ref.model: ref.digest for ref in refs}),
+        )
+        key, value = self.cluster.encode(), encoded(command)
+        headers = self.enforcement.headers(COMMANDS.name, key, value)
+        await self.producer.send_and_wait(
+            COMMANDS.name, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()]
+        )
+        return command
+
+    async def ack_of(self, command: RestrictCommand) -> dict:
+        return await self.acks.wait_for(lambda m: m.get("causation_id") == command.event_id, f"ack of {command.type}")
+
+
+@pytest.fixture
+async def rig(bootstrap: str, unique: str, tmp_path: Path) -> AsyncIterator[Rig]:
+    own, enforcement = Signer.generate(f"agent-{unique}"), Signer.generate("enforcement-sets")
+    (tmp_path / "agent.pem").write_bytes(own.pem())
+    (tmp_path / "enforcement.json").write_text(KeySet([enforcement.public()]).to_json())
+    signing = SigningSettings(
+        mode="on", key_file=tmp_path / "agent.pem", key_id=own.key_id, trusted_keys_file=tmp_path / "enforcement.json"
+    )
+    settings = agent_settings(bootstrap, f"sets-{unique}", tmp_path).model_copy(update={"signing": signing})
+    agent = build(settings)
+    client = producer(KafkaSettings(bootstrap=bootstrap), f"tests-sets-{unique}")
+    await client.start()
+    async with (
+        TopicReader(bootstrap, ACKS.name) as acks,
+        TopicReader(bootstrap, dead_letter_topic("agent").name) as letters,
+    ):
+        await agent.start()
+        try:
+            yield Rig(agent, enforcement, client, acks, letters)
+        finally:
+            await agent.stop()
+            await client.stop()
+
+
+async def _hold_revision_one(rig: Rig, directive: str) -> str:
+    fable = await rig.copy(directive, 1, "fable-5", BitMap(range(0, 5000, 2)))
+    applied = await rig.ack_of(await rig.restrict(directive, 1, [fable]))
+    assert applied["type"] == "CommandApplied"
+    return applied["digest"]
+
+
+async def _refused_and_unchanged(rig: Rig, directive: str, command: RestrictCommand, held: str, why: str) -> str:
+    refusal = await rig.ack_of(command)
+    assert refusal["type"] == "CommandFailed" and refusal["reason"].startswith("refused: set copy of")
+    assert why in refusal["reason"]
+    state = rig.agent.holding.state
+    assert state.held[directive].revision == 1 and state.digest(directive) == held
+    assert 2 in state.held[directive].sets["fable-5"] and 3 not in state.held[directive].sets["fable-5"]
+    return refusal["reason"]
+
+
+async def _still_consuming(rig: Rig, directive: str) -> None:
+    good = await rig.copy(directive, 2, "fable-5", BitMap([3]))
+    applied = await rig.ack_of(await rig.restrict(directive, 2, [good]))
+    assert applied["type"] == "CommandApplied"
+    assert rig.agent.holding.state.held[directive].sets == {"fable-5": BitMap([3])}
+
+
+async def test_a_restriction_by_reference_is_read_checked_and_applied_for_every_model(rig: Rig, unique: str) -> None:
+    directive = f"D-{unique}"
+    fable, mythos = BitMap(range(10_000, 40_000, 3)), BitMap([7, 8, 9])
+    refs = [
+        await rig.copy(directive, 1, "fable-5", fable, ids_per_chunk=2_000),
+        await rig.copy(directive, 1, "mythos-5", mythos),
+    ]
+    assert len(refs[0].offsets) == 5
+    applied = await rig.ack_of(await rig.restrict(directive, 1, refs))
+    assert applied["type"] == "CommandApplied"
+    assert applied["digest"] == scope_digest({"fable-5": set_digest(fable), "mythos-5": set_digest(mythos)})
+    assert rig.agent.holding.store.load()[0].held[directive].sets == {"fable-5": fable, "mythos-5": mythos}
+    assert MODELS == ["fable-5", "mythos-5"]
+
+
+async def test_a_reference_to_an_offset_not_on_the_topic_is_refused(rig: Rig, unique: str) -> None:
+    directive = f"D-{unique}"
+    held = await _hold_revision_one(rig, directive)
+    real = await rig.copy(directive, 2, "fable-5", BitMap([3]))
+    beyond = real.model_copy(update={"offsets": [real.offsets[0] + 1_000_000]})
+    command = await rig.restrict(directive, 2, [beyond])
+    await _refused_and_unchanged(rig, directive, command, held, "is not on serving.sets.v1")
+    await _still_consuming(rig, directive)
+
+
+async def test_a_chunk_whose_bytes_do_not_match_the_command_s_digest_is_refused(rig: Rig, unique: str) -> None:
+    directive = f"D-{unique}"
+    held = await _hold_revision_one(rig, directive)
+    real = await rig.copy(directive, 2, "fable-5", BitMap([3]))
+    other = value_digest(encode_set(BitMap([4]), 1000, 1_000_000)[0])
+    command = await rig.restrict(directive, 2, [real.model_copy(update={"chunk_digests": [other]})])
+    await _refused_and_unchanged(rig, directive, command, held, "do not match the command's digest")
+    await _still_consuming(rig, directive)
+
+
+async def test_a_chunk_signed_by_an_unknown_key_is_refused(rig: Rig, unique: str) -> None:
+    directive = f"D-{unique}"
+    held = await _hold_revision_one(rig, directive)
+    forged = await rig.copy(directive, 2, "fable-5", BitMap([3]), signer=Signer.generate("enforcement-sets"))
+    command = await rig.restrict(directive, 2, [forged])
+    reason = await _refused_and_unchanged(rig, directive, command, held, "chunk 0")
+    assert "bad signature" in reason or "unknown key" in reason
+    await _still_consuming(rig, directive)
+
+
+async def test_a_garbage_set_chunk_is_dead_lettered_refused_and_the_agent_keeps_consuming(
+    rig: Rig, unique: str
+) -> None:
+    directive = f"D-{unique}"
+    held = await _hold_revision_one(rig, directive)
+    garbage = HEADER.pack(b"CMS1", 0, 0, 1, 12) + b"not roaring!"  # a signed record that is not a set chunk
+    truncated = encode_set(BitMap(range(100)), 1000, 1_000_000)[0][:10]
+    for n, value in enumerate((garbage, truncated)):
+        partition, offsets = await rig.publish_values(directive, 2, "fable-5", [value])
+        ref = SetReference(
+            model="fable-5",
+            version=0,
+            partition=partition,
+            offsets=offsets,
+            chunk_digests=[value_digest(value)],
+            digest=set_digest(BitMap([3])),
+        )
+        command = await rig.restrict(directive, 2, [ref])
+        why = "not a valid roaring bitmap" if n == 0 else "truncated"
+        await _refused_and_unchanged(rig, directive, command, held, why)
+        letter = await rig.letters.wait_for(
+            lambda m, v=value: m.get("value_b64") and base64.b64decode(m["value_b64"]) == v,
+            "dead letter of the bad set chunk",
+        )
+        assert letter["topic"] == SETS.name and letter["offset"] == offsets[0] and why in letter["reason"]
+    await _still_consuming(rig, directive)
