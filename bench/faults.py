@@ -8,13 +8,8 @@ directive during which the fault is injected right after the directive is publis
 
 - broker_kill: SIGKILL of a broker that is not the active controller;
 - controller_kill: SIGKILL of the active controller (the KRaft quorum leader);
-- broker_pause: SIGSTOP of a broker past its session timeout (9 s), SIGCONT after 12 s;
-- impact_kill: SIGKILL of the active impact instance, a standby (its own state dir) running beside it; also
-  `impact_failover_s`, fault -> the standby active (its directive state rebuilt from the impact topic, the view
-  reconciled against it, serving directives). The bench's registry is a view snapshot, not records on the
-  topic, so the standby starts from a copy of it, as it would have built its own view by following the registry.
+- broker_pause: SIGSTOP of a broker past its session timeout (9 s), SIGCONT after 12 s.
 
-`python -m bench.faults impact` runs impact_kill alone (no whole-path runs first).
 Per scenario: `<scenario>_recovery_s` (fault -> every cluster acked the digest enforcement verified),
 `<scenario>_lost` (agents whose heartbeats after recovery hold nothing for the directive: an acknowledged write
 lost shows here) and `<scenario>_wrong_answers` (agents whose latest heartbeat holds another digest than the one
@@ -26,11 +21,8 @@ each scenario.
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
-import signal
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -51,7 +43,6 @@ from bench.enforce import (
 )
 from bench.report import publish
 from devtools.broker import LocalCluster
-from devtools.processes import signal_group
 from devtools.stack import Stack
 from shared.contracts.catalogue import ACKS, DIRECTIVES, key_of
 from shared.runtime import kafka
@@ -142,7 +133,7 @@ async def held_digests(bootstrap: str, directive_id: str, *, since: float) -> di
     return {cluster: digest for cluster, (_, digest) in held.items()}
 
 
-async def measure(bench: ClusterBench, only_impact: bool = False) -> list[dict[str, Any]]:
+async def measure(bench: ClusterBench) -> list[dict[str, Any]]:
     bootstrap = bench.kafka.bootstrap
     await apply_topics(KafkaSettings(bootstrap=bootstrap), replication=3, min_insync_replicas=2)
     state = RUN / "state"
@@ -154,8 +145,6 @@ async def measure(bench: ClusterBench, only_impact: bool = False) -> list[dict[s
         producer = kafka.producer(KafkaSettings(bootstrap=bootstrap), "bench-faults", linger_ms=2)
         await producer.start()
         try:
-            if only_impact:
-                return await impact_failover(bench, watch, producer, state, fresh=True)
             print(f"three brokers: directive published -> acked, {REGISTRY:,}-user registry", flush=True)
             totals, affected = await directive_runs(bench, watch, producer, state, REGISTRY, E2E_RUNS)
             rows.append(
@@ -201,105 +190,12 @@ async def scenarios(bench: ClusterBench, watch: AckWatch, producer: Any, state: 
 
     rows += await fault_run(bench, watch, producer, "broker_pause", pause, resume)
     bench.stack.stop_one("impact")
-    return rows + await impact_failover(bench, watch, producer, state)
-
-
-STANDBY = "impact-standby"
-
-
-async def impact_failover(
-    bench: ClusterBench, watch: AckWatch, producer: Any, state: Path, fresh: bool = False
-) -> list[dict[str, Any]]:
-    """impact_kill: the active impact instance killed right after a directive is published, a standby beside it;
-    its four figures and impact_failover_s."""
-    from bench.impact import write_view_snapshot
-    from services.impact.view_snapshot import snapshot_path
-
-    if fresh:
-        write_view_snapshot(state, REGISTRY)
-    standby_state = state.with_name(f"{state.name}-standby")
-    shutil.rmtree(standby_state, ignore_errors=True)
-    snapshot_path(standby_state).parent.mkdir(parents=True)
-    shutil.copy(snapshot_path(state), snapshot_path(standby_state))
-    await start_impact(bench, state)
-    standby = await start_standby(bench, standby_state)
-    faulted: list[float] = []
-
-    def kill_active() -> None:
-        faulted.append(time.time())
-        signal_group(bench.stack.processes["impact"].popen, signal.SIGKILL)
-
-    promoted = asyncio.create_task(first_line(standby, "impact instance active"))
-    rows = await fault_run(bench, watch, producer, "impact_kill", kill_active, lambda: None)
-    failover = (await asyncio.wait_for(promoted, SCENARIO_TIMEOUT_S)) - faulted[0]
-    print(f"  impact_kill: the standby was active {failover:.2f} s after the kill", flush=True)
-    rows[0]["target"] = "<= 15"
-    bench.stack.stop_one("impact")
-    bench.stack.stop_one(STANDBY)
-    return rows + [
-        {
-            "metric": "impact_failover_s",
-            "value": round(failover, 2),
-            "unit": "s",
-            "target": "<= 15",
-            "note": "SIGKILL of the active impact instance -> its standby active: the consumer group's session "
-            "timeout (COUNTERMAND_IMPACT_SESSION_TIMEOUT_MS, 10 s), the rebalance, fencing the dead instance's "
-            f"transactional id, the directive state read back from the impact topic and {REGISTRY:,} users "
-            "reconciled against it",
-        },
-    ]
-
-
-async def start_standby(bench: ClusterBench, state: Path) -> Path:
-    """A second impact instance (instance name, state dir and HTTP port of its own); returns its log once it stands
-    by."""
-    from bench.enforce import IMPACT_READY_S
-    from bench.impact import service_env
-
-    env = {
-        **service_env(state),
-        **bench.signing_env("impact", True),
-        "COUNTERMAND_LOG_LEVEL": "INFO",
-        "COUNTERMAND_IMPACT_INSTANCE": "standby",
-    }
-    log = bench.spawn(STANDBY, "impact", env, "impact")
-    line = await asyncio.wait_for(first_line(log, "service ready"), IMPACT_READY_S)
-    assert line and first_role(log) == "standby", f"the second impact instance is not a standby (log: {log})"
-    return log
-
-
-async def first_line(log: Path, event: str) -> float:
-    """The time (this process's clock, polled) at which the log first holds a JSON line of this event."""
-    while not _lines(log, event):
-        await asyncio.sleep(0.05)
-    return time.time()
-
-
-def first_role(log: Path) -> str | None:
-    ready = _lines(log, "service ready")
-    return ready[0].get("role") if ready else None
-
-
-def _lines(log: Path, event: str) -> list[dict]:
-    found = []
-    for line in log.read_text(errors="replace").splitlines() if log.exists() else ():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and entry.get("event") == event:
-            found.append(entry)
-    return found
+    return rows
 
 
 def main() -> None:
-    only_impact = sys.argv[1:2] == ["impact"]
     with ClusterBench() as bench:
-        rows = asyncio.run(measure(bench, only_impact))
-    if only_impact:  # a partial run prints its figures and leaves the committed results alone
-        for row in rows:
-            print(f"  {row['metric']:<28} {row['value']:>8} {row['unit']:<9} target {row['target']}", flush=True)
-        return
+        rows = asyncio.run(measure(bench))
     publish("faults", rows, "enforcement on a three-node Kafka cluster, and recovery from broker faults")
 
 

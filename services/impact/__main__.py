@@ -19,7 +19,6 @@ def main() -> None:
             "users": service.view.population.users,
             "resumed_from": service.resumed_from,
             "records_read": service.records_read,
-            "role": service.role,
             "http": f"http://{settings.http_host}:{settings.http_port}",
         },
     )

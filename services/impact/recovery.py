@@ -24,15 +24,13 @@ log = structlog.get_logger(service="impact")
 async def recover_directives(kafka: KafkaSettings, instance: str) -> Directives:
     """The directives as impact last published them, read from the impact topic's beginning to its end."""
     replay = ImpactReplay()
-    # Promotion waits for this read, not for its consumer's TLS goodbyes (see records_to_end).
-    async for record in records_to_end(kafka, IMPACT, f"impact-recovery-{instance}", stop_behind=True):
-        fold_record(replay, record)
+    async for record in records_to_end(kafka, IMPACT, f"impact-recovery-{instance}"):
+        _fold(replay, record)
     log.info("directives recovered from the impact topic", active=sorted(replay.directives.active))
     return replay.directives
 
 
-def fold_record(replay: ImpactReplay, record: Any) -> None:
-    """Fold one record of the impact topic (an unreadable one is logged and skipped)."""
+def _fold(replay: ImpactReplay, record: Any) -> None:
     try:
         replay.fold(IMPACT.adapter.validate_json(record.value))
     except ValueError as exc:

@@ -33,12 +33,4 @@ class ImpactSettings(ServiceSettings):
     snapshot_every_records: int = Field(
         5_000_000, ge=0, description="Snapshot after this many registry records applied (0: never by count)."
     )
-    session_timeout_ms: int = Field(
-        10_000,
-        ge=1_000,
-        le=300_000,
-        description="Consumer group session timeout of the directive consumer: how long a dead active instance "
-        "holds the directive partitions before its standby takes over (within the broker's group.min/max.session."
-        "timeout.ms). Heartbeats go every third of it.",
-    )
     snapshot_on_stop: bool = Field(True, description="Write a snapshot at clean shutdown.")

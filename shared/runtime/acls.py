@@ -2,8 +2,8 @@
 
 Pure data (no I/O): `bindings(agents)` is what `countermand acls apply` puts on the broker (through
 shared.runtime.acl_requests) and `countermand acls show` prints. Each service reads and writes the topics its
-app.py subscribes and publishes to, uses its own consumer group, and writes its own dead-letter topic (intake and
-impact also write in transactions: Write on transactional ids); an agent
+app.py subscribes and publishes to, uses its own consumer group, and writes its own dead-letter topic (intake also
+writes in transactions: Write on transactional ids); an agent
 reads the commands topic (its partition) in its cluster's group, or as one of the cluster's replicas in a group named
 after it (`<cluster group>.<replica id>`: a prefixed ACL), writes acks, and can touch no other group.
 Read and Write imply Describe (metadata, offsets of the topic, a group's committed offsets); a producer's
@@ -100,15 +100,7 @@ def service_roles() -> list[Role]:
     return [
         # Intake publishes directive events in transactions, one transactional id per instance (named after it).
         Role("intake", reads=(DIRECTIVES,), writes=(DIRECTIVES, dlq("intake")), transactional_ids=(WILDCARD,)),
-        # Impact publishes in transactions under one id all its instances share (named after its group): the
-        # active instance's start fences the others.
-        Role(
-            "impact",
-            (DIRECTIVES, USERS, IMPACT),
-            (IMPACT, dlq("impact")),
-            (group_of("impact"),),
-            transactional_ids=(group_of("impact"),),
-        ),
+        Role("impact", (DIRECTIVES, USERS, IMPACT), (IMPACT, dlq("impact")), (group_of("impact"),)),
         Role(
             "enforcement", (IMPACT, ACKS), (COMMANDS, SETS, ENFORCEMENT, dlq("enforcement")), (group_of("enforcement"),)
         ),

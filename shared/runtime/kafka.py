@@ -244,27 +244,17 @@ async def end_offsets(
 
 
 async def records_to_end(
-    settings: KafkaSettings,
-    topic: Topic,
-    purpose: str,
-    *,
-    until: Mapping[int, int] | None = None,
-    stop_behind: bool = False,
-    **options: Any,
+    settings: KafkaSettings, topic: Topic, purpose: str, *, until: Mapping[int, int] | None = None, **options: Any
 ) -> AsyncIterator[ConsumerRecord]:
     """Every record of the topic from its beginning, oldest first per partition, up to the end offsets when
     the read began (or, given `until`, below those offsets: partition -> next offset; other partitions skipped).
 
-    A group-less consumer of its own; nothing is committed. `options` go to the consumer. With `stop_behind` the
-    consumer is stopped in the background once the last record is out: closing its TLS connections can wait for
-    the broker's answer up to asyncio's SSL shutdown timeout (30 s), which a caller in a hurry need not wait for.
+    A group-less consumer of its own; nothing is committed. `options` go to the consumer.
     """
     # A read of what is there already: the broker need not hold a fetch open waiting for more, and the consumer's
     # stop waits for the fetch in flight (the default 500 ms was most of an impact restart's recovery).
     options = {"fetch_max_wait_ms": READ_TO_END_WAIT_MS, **options}
-    reader = consumer(settings, purpose, **options)
-    await reader.start()
-    try:
+    async with consuming(settings, purpose, **options) as reader:
         wanted = _partitions(topic, until.keys() if until is not None else None)
         reader.assign(wanted)
         await reader.seek_to_beginning(*wanted)
@@ -277,15 +267,6 @@ async def records_to_end(
                 for record in records:
                     if record.offset < ends[partition]:  # a fetch may run past the end noted at the start
                         yield record
-    finally:
-        if stop_behind:
-            _stopping.add(task := asyncio.create_task(reader.stop()))
-            task.add_done_callback(_stopping.discard)
-        else:
-            await reader.stop()
-
-
-_stopping: set[asyncio.Task] = set()  # consumers stopping in the background (a reference keeps each task alive)
 
 
 def _partitions(topic: Topic, partitions: Iterable[int] | None) -> list[TopicPartition]:

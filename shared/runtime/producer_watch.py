@@ -5,9 +5,8 @@ aiokafka's producer sends from one background task. On a fatal error (OutOfOrder
 a transactional-id authorisation failure, or any unexpected error) that task ends; the batches pending fail,
 and every later send waits forever. Nothing in the producer says so. `watch()` puts a done-callback on that
 task (`AIOKafkaProducer._sender.sender_task`); `broker_producer()` finds the aiokafka producer inside a started
-FastStream KafkaBroker (`broker.config.producer._producer.producer`); `producer_epoch()` reads a transactional
-producer's epoch (`AIOKafkaProducer._txn_manager.producer_epoch`). tests/unit/shared/test_producer_watch.py
-fails loudly if an upgrade moves any of them.
+FastStream KafkaBroker (`broker.config.producer._producer.producer`). tests/unit/shared/test_producer_watch.py
+fails loudly if an upgrade moves either.
 """
 
 from __future__ import annotations
@@ -38,13 +37,6 @@ def broker_producer(broker: Any) -> AIOKafkaProducer | None:
     """The aiokafka producer of a started FastStream KafkaBroker (None before start, or consumer-only)."""
     state = broker.config.producer._producer  # RealProducer once connected, else a falsy empty state
     return state.producer if state else None
-
-
-def producer_epoch(producer: AIOKafkaProducer) -> int | None:
-    """The epoch a started transactional producer registered with (each start under the same transactional id
-    bumps it and fences the producers of lower epochs); None for a producer without a transactional id."""
-    manager = producer._txn_manager
-    return None if manager is None else int(manager.producer_epoch)
 
 
 def watch(producer: AIOKafkaProducer, name: str, on_fatal: OnFatal) -> bool:

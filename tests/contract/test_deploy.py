@@ -367,31 +367,11 @@ def test_every_k8s_service_has_readiness_and_liveness_probes() -> None:
         assert main["readinessProbe"]["httpGet"]["port"] in ports, name
 
 
-def test_k8s_keeps_each_impact_pod_snapshot_on_a_volume_of_its_own() -> None:
+def test_k8s_keeps_impact_snapshot_on_a_persistent_volume() -> None:
+    claims = {o["metadata"]["name"] for o in k8s_objects() if o["kind"] == "PersistentVolumeClaim"}
     impact = next(w for w, _, service in k8s_services() if service == "impact")
-    assert impact["kind"] == "StatefulSet"
-    (state,) = [t for t in impact["spec"]["volumeClaimTemplates"] if t["metadata"]["name"] == "state"]
-    assert state["spec"]["accessModes"] == ["ReadWriteOnce"]  # one writer each: the standby shares no disk
-    assert "state" not in {v["name"] for v in impact["spec"]["template"]["spec"]["volumes"]}
-
-
-def test_k8s_runs_an_active_and_a_standby_impact_spread_over_nodes_with_a_disruption_budget() -> None:
-    """Two impact pods are safe: the consumer group makes one active and it alone publishes, in transactions under
-    an id both share (services/impact/README.md, "Two instances")."""
-    objects = k8s_objects()
-    (impact,) = [o for o in objects if o["metadata"]["name"] == "impact" and o["kind"] in ("Deployment", "StatefulSet")]
-    assert impact["spec"]["replicas"] == 2
-    assert impact["spec"]["serviceName"] in {o["metadata"]["name"] for o in objects if o["kind"] == "Service"}
-    (container,) = [c for c in impact["spec"]["template"]["spec"]["containers"] if c["name"] == "impact"]
-    instance = {e["name"]: e for e in container["env"]}["COUNTERMAND_IMPACT_INSTANCE"]
-    assert instance["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
-    (budget,) = [o for o in objects if o["kind"] == "PodDisruptionBudget" and o["metadata"]["name"] == "impact"]
-    assert budget["spec"]["minAvailable"] == 1
-    assert budget["spec"]["selector"]["matchLabels"] == impact["spec"]["selector"]["matchLabels"]
-    spread = impact["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
-    term = spread["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
-    assert term["topologyKey"] == "kubernetes.io/hostname"
-    assert term["labelSelector"]["matchLabels"] == impact["spec"]["selector"]["matchLabels"]
+    state = next(v for v in impact["spec"]["template"]["spec"]["volumes"] if v["name"] == "state")
+    assert state["persistentVolumeClaim"]["claimName"] in claims
 
 
 @pytest.fixture(scope="module")

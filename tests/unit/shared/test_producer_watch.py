@@ -13,7 +13,7 @@ from aiokafka.errors import OutOfOrderSequenceNumber
 from faststream.kafka import KafkaBroker
 
 from shared.runtime import producer_watch
-from shared.runtime.producer_watch import broker_producer, producer_epoch, sender_task, watch
+from shared.runtime.producer_watch import broker_producer, sender_task, watch
 
 
 @pytest.mark.parametrize("package", sorted(producer_watch.CHECKED_AGAINST))
@@ -27,12 +27,6 @@ async def test_an_unstarted_producer_has_a_sender_without_a_task() -> None:
     producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:1")
     assert sender_task(producer) is None
     assert watch(producer, "p", lambda name, error: None) is False
-
-
-async def test_a_transactional_producer_has_an_epoch_to_read_and_a_plain_one_none() -> None:
-    transactional = AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", transactional_id="t")
-    assert producer_epoch(transactional) == -1  # not registered yet: Kafka's "no epoch"
-    assert producer_epoch(AIOKafkaProducer(bootstrap_servers="127.0.0.1:1")) is None
 
 
 def test_an_unstarted_broker_has_no_producer_yet() -> None:
