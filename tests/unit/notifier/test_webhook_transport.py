@@ -5,8 +5,6 @@ whole, and the fence around the httpx/httpcore versions it was checked against."
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,11 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 import uvloop
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from devtools.certificates import self_signed
 from services.notifier import webhook_transport as fence
 from services.notifier.webhook_transport import webhook_transport
 from services.notifier.webhooks import new_secret, post, request_timeout, verify
@@ -68,31 +63,6 @@ async def serving(endpoint: Endpoint, tls: ssl.SSLContext | None = None) -> Asyn
 async def _send(transport: httpx.AsyncHTTPTransport, url: str, webhook_id: str) -> str:
     outcome = await post(transport, httpx.URL(url), [SECRET], webhook_id, b'{"n": 1}', request_timeout(5))
     return f"{outcome.verdict} {outcome.reason}".strip()
-
-
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and its key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_file, key_file
 
 
 @pytest.mark.parametrize("package", sorted(fence.CHECKED_AGAINST))
@@ -173,7 +143,7 @@ def test_the_same_holds_on_uvloop_the_services_event_loop(tmp_path: Path) -> Non
 
 
 async def _https(tmp_path: Path) -> None:
-    cert_file, key_file = _certificate(tmp_path)
+    cert_file, key_file = self_signed(tmp_path)
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert_file, key_file)
     endpoint = Endpoint()
