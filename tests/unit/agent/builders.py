@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -106,3 +108,12 @@ def held_checker(ready: bool) -> tuple[AccessChecker, Restrictions]:
     if ready:
         checker.mark_ready()
     return checker, state
+
+
+async def closed(agent: Agent) -> None:
+    """Stop an agent built by a test: its background tasks cancelled and awaited, its store closed."""
+    for task in agent.tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):  # a task's own failure still fails the test
+            await task
+    agent.holding.store.close()

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from pathlib import Path
 
 from services.agent.app import Agent
 from services.agent.readiness import Readiness
-from tests.unit.agent.builders import CLUSTER, recording_agent, restrict, synced
+from tests.unit.agent.builders import CLUSTER, closed, recording_agent, restrict, synced
 
 
 async def caught_up(agent: Agent) -> None:
     """What the catch-up watcher does once the group reached the end offsets noted at start."""
     agent.readiness.caught_up = True
     await agent.become_ready()
-
-
-async def closed(agent: Agent) -> None:
-    for task in agent.tasks:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    agent.holding.store.close()
 
 
 def heartbeats(agent: Agent) -> list[bool]:

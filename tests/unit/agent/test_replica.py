@@ -3,25 +3,14 @@ and state, and synced only by a marker answering its own heartbeat."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from services.agent.app import Agent
 from services.agent.readiness import Readiness
 from services.agent.settings import AgentSettings
-from tests.unit.agent.builders import CLUSTER, recording_agent, restrict, synced
-
-
-async def closed(agent: Agent) -> None:
-    for task in agent.tasks:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    agent.holding.store.close()
+from tests.unit.agent.builders import CLUSTER, closed, recording_agent, restrict, synced
 
 
 def test_each_replica_has_its_own_consumer_group_and_state_file() -> None:
