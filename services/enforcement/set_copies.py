@@ -10,7 +10,6 @@ from pyroaring import BitMap
 
 from services.enforcement.cluster_commands import RestrictDraft
 from services.enforcement.state import EnforcementState
-from shared.contracts.bitmaps import set_digest
 from shared.contracts.impact import AssessmentKey
 from shared.contracts.serving import RestrictCommand
 from shared.contracts.set_copies import SetReference, encode_set, set_key, value_digest
@@ -28,6 +27,7 @@ class SetCopies:
     publish: Publish
     ids_per_chunk: int = 1_000_000
     max_bytes: int = 1_500_000
+    workers: int = 2  # threads hashing and packing a copy's chunks
     placed: dict[CopyKey, SetReference] = field(default_factory=dict)
     on_placed: Callable[[CopyKey, SetReference], None] = lambda key, ref: None  # made durable by the store
 
@@ -41,17 +41,15 @@ class SetCopies:
         if placed is not None:
             return placed
         users = self.state.sets.get(key, {}).get(model, BitMap())
-        values = encode_set(users, self.ids_per_chunk, self.max_bytes)
-        partition, offsets = await self.publish(set_key(key.directive_id, key.revision, model, version), values)
-        rollout = self.state.rollouts.get(key)
-        digest = rollout.model_digests.get(model) if rollout else None
+        encoded = encode_set(users, self.ids_per_chunk, self.max_bytes, self.workers)
+        partition, offsets = await self.publish(set_key(key.directive_id, key.revision, model, version), encoded.values)
         ref = SetReference(
             model=model,
             version=version,
             partition=partition,
             offsets=offsets,
-            chunk_digests=[value_digest(v) for v in values],
-            digest=digest or set_digest(users),
+            chunk_digests=[value_digest(v) for v in encoded.values],
+            digest=encoded.digest,  # what the copy holds; each agent acknowledges it, checked against the expected
         )
         self.placed[(key, model, version)] = ref
         self.on_placed((key, model, version), ref)
