@@ -4,6 +4,7 @@ chunks, early deltas, lift tombstones, received command ids and the commands off
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 from pyroaring import BitMap
 
@@ -42,20 +43,27 @@ def _held(db: sqlite3.Connection, sets: SetStore, backing: dict[str, int]) -> di
 def _chunk_bases(db: sqlite3.Connection, backing: dict[str, int]) -> dict[str, dict[str, BitMap]]:
     """The held sets still stored as their revision's chunks: per directive, the union per model."""
     bases: dict[str, dict[str, BitMap]] = {}
-    for directive, revision, model, users in db.execute(
-        "SELECT directive, revision, model, users FROM staged ORDER BY directive, revision, chunk"
+    read: dict[tuple[str, int], BitMap] = {}
+    for directive, revision, chunk, model, users, same_as in db.execute(
+        "SELECT directive, revision, chunk, model, users, same_as FROM staged ORDER BY directive, revision, chunk"
     ):
         if backing.get(directive) == revision:
+            part = read[(directive, chunk)] = _users(users, same_as, lambda c, d=directive: read[(d, c)])
             models = bases.setdefault(directive, {})
-            models[model] = models.get(model, BitMap()) | BitMap.deserialize(users)
+            models[model] = models.get(model, BitMap()) | part
     return bases
+
+
+def _users(stored: bytes, same_as: int | None, earlier: Callable[[int], BitMap]) -> BitMap:
+    """A staged chunk's users: its own, or (written once for several models) a copy of an earlier chunk's."""
+    return BitMap.deserialize(stored) if same_as is None else BitMap(earlier(same_as))
 
 
 def _staging(db: sqlite3.Connection, backing: dict[str, int]) -> dict[tuple[str, int], StagedRevision]:
     staging: dict[tuple[str, int], StagedRevision] = {}
-    for directive, revision, chunk, chunks, start, end, model, users, on_stale, cause in db.execute(
+    for directive, revision, chunk, chunks, start, end, model, users, on_stale, cause, same_as in db.execute(
         "SELECT directive, revision, chunk, chunks, effective_from, expires_at, model, users, on_stale, "
-        "cause FROM staged"
+        "cause, same_as FROM staged ORDER BY directive, revision, chunk"
     ):
         if backing.get(directive) == revision:
             continue  # not staging: the held revision's sets
@@ -64,7 +72,7 @@ def _staging(db: sqlite3.Connection, backing: dict[str, int]) -> dict[tuple[str,
             (directive, revision),
             StagedRevision(chunks=chunks, window=Window(moment(start), moment(end)), on_stale=on_stale, cause=cause),
         )
-        staged.parts[chunk] = (model, BitMap.deserialize(users))
+        staged.parts[chunk] = (model, _users(users, same_as, lambda c, s=staged: s.parts[c][1]))
     return staging
 
 

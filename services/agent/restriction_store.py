@@ -118,9 +118,13 @@ class RestrictionStore:
             self._db.execute("DELETE FROM staged WHERE directive = ? AND revision = ?", (directive, backing))
         # Earlier chunks of this revision are on disk already, unless they were the held revision's own
         # (a held revision sent again in one chunk): then all of them are written. A revision by reference
-        # arrives whole: its sets, one per model, are all written.
+        # arrives whole: its sets, one per model, are all written (a set several models share, once).
+        written: list[int] = []
         for chunk in staged.parts if backing == revision else arrived:
-            put_chunk(self._db, directive, revision, chunk, staged)
+            users = staged.parts[chunk][1]
+            same_as = next((c for c in written if staged.parts[c][1] == users), None)
+            put_chunk(self._db, directive, revision, chunk, staged, same_as)
+            written.append(chunk)
         put_held(self._db, directive, held, staged_revision=revision)
 
     def fold(self, state: Restrictions) -> int:

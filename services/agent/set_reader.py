@@ -42,6 +42,7 @@ class SetReader:
     clock: Callable[[], datetime]
     bury: Callable[[Any, Exception], Awaitable[Any]]  # dead-letters a record that is not a set chunk at all
     poison: list[tuple[Any, Exception]] = field(default_factory=list)
+    decoded: dict[str, DecodedChunk] = field(default_factory=dict)  # by value digest, while one command is read
     purpose: str = "agent-sets"
     _consumer: AIOKafkaConsumer | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -70,6 +71,7 @@ class SetReader:
             except TimeoutError as exc:
                 raise SetCopyRefused(f"set copies not read within {READ_TIMEOUT_S:g} s") from exc
             finally:
+                self.decoded.clear()
                 while self.poison:
                     await self.bury(*self.poison.pop())
 
@@ -103,11 +105,13 @@ class SetReader:
             raise SetCopyRefused(f"{where}: its bytes do not match the command's digest")
         if record.key != key:
             raise SetCopyRefused(f"{where}: key {record.key!r} is not {key!r}")
-        try:
-            chunk = decode_chunk(record.value)
-        except ValueError as exc:
-            self.poison.append((record, exc))  # signed, and still not a set chunk: dead-lettered by the caller
-            raise SetCopyRefused(f"{where}: {exc}") from exc
+        chunk = self.decoded.get(ref.chunk_digests[index])  # models sharing one set: the same bytes, decoded once
+        if chunk is None:
+            try:
+                chunk = self.decoded[ref.chunk_digests[index]] = decode_chunk(record.value)
+            except ValueError as exc:
+                self.poison.append((record, exc))  # signed, and still not a set chunk: dead-lettered by the caller
+                raise SetCopyRefused(f"{where}: {exc}") from exc
         if (chunk.index, chunk.chunks) != (index, len(ref.offsets)):
             raise SetCopyRefused(
                 f"{where}: it says chunk {chunk.index} of {chunk.chunks}, the command {index} of {len(ref.offsets)}"

@@ -98,3 +98,20 @@ def test_digests_combined_from_the_copies_are_held_as_they_are_and_a_delta_updat
     assert state.digest("D-1") == scope_digest(
         {"fable-5": set_digest(SETS["fable-5"]), "mythos-5": set_digest(SETS["mythos-5"] | BitMap([1_000_000]))}
     )
+
+
+def test_a_set_several_models_share_is_written_once_and_read_back_as_a_set_per_model(tmp_path: Path) -> None:
+    shared = BitMap(range(0, 200_000, 3))
+    sets = {"fable-5": shared, "mythos-5": BitMap(shared), "saga-2": BitMap([5])}
+    store = RestrictionStore(tmp_path / "agent.sqlite3")
+    state = Restrictions()
+    store.record(
+        state, "D-1", on_restrict(state, by_reference(sets=sets), None, {m: BitMap(u) for m, u in sets.items()})
+    )
+    sizes = dict(store._db.execute("SELECT model, length(users) FROM staged WHERE directive = 'D-1'"))
+    assert sizes["mythos-5"] == 0 and sizes["fable-5"] > 10_000 and sizes["saga-2"] > 0  # the shared set once
+    store.close()
+    loaded, _ = RestrictionStore(tmp_path / "agent.sqlite3").load()
+    assert loaded.held["D-1"].sets == sets and loaded.digest("D-1") == by_reference(sets=sets).expected_digest
+    on_delta(loaded, delta("D-1", 1, 1, "mythos-5", added=[1]))  # each model's set is its own after a restart
+    assert 1 in loaded.held["D-1"].sets["mythos-5"] and 1 not in loaded.held["D-1"].sets["fable-5"]
