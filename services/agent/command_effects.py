@@ -129,6 +129,7 @@ def _stage_sets(
         on_stale=command.on_stale,
         started_at=now,
         cause=command.event_id,
+        whole=True,
     )
     for index, model in enumerate(models):
         staged.add(index, len(models), model, sets[model])

@@ -4,7 +4,6 @@ chunks, early deltas, lift tombstones, received command ids and the commands off
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 
 from pyroaring import BitMap
 
@@ -43,27 +42,20 @@ def _held(db: sqlite3.Connection, sets: SetStore, backing: dict[str, int]) -> di
 def _chunk_bases(db: sqlite3.Connection, backing: dict[str, int]) -> dict[str, dict[str, BitMap]]:
     """The held sets still stored as their revision's chunks: per directive, the union per model."""
     bases: dict[str, dict[str, BitMap]] = {}
-    read: dict[tuple[str, int], BitMap] = {}
-    for directive, revision, chunk, model, users, same_as in db.execute(
-        "SELECT directive, revision, chunk, model, users, same_as FROM staged ORDER BY directive, revision, chunk"
+    for directive, revision, model, users in db.execute(
+        "SELECT directive, revision, model, users FROM staged ORDER BY directive, revision, chunk"
     ):
         if backing.get(directive) == revision:
-            part = read[(directive, chunk)] = _users(users, same_as, lambda c, d=directive: read[(d, c)])
             models = bases.setdefault(directive, {})
-            models[model] = models.get(model, BitMap()) | part
+            models[model] = models.get(model, BitMap()) | BitMap.deserialize(users)
     return bases
-
-
-def _users(stored: bytes, same_as: int | None, earlier: Callable[[int], BitMap]) -> BitMap:
-    """A staged chunk's users: its own, or (written once for several models) a copy of an earlier chunk's."""
-    return BitMap.deserialize(stored) if same_as is None else BitMap(earlier(same_as))
 
 
 def _staging(db: sqlite3.Connection, backing: dict[str, int]) -> dict[tuple[str, int], StagedRevision]:
     staging: dict[tuple[str, int], StagedRevision] = {}
-    for directive, revision, chunk, chunks, start, end, model, users, on_stale, cause, same_as in db.execute(
+    for directive, revision, chunk, chunks, start, end, model, users, on_stale, cause in db.execute(
         "SELECT directive, revision, chunk, chunks, effective_from, expires_at, model, users, on_stale, "
-        "cause, same_as FROM staged ORDER BY directive, revision, chunk"
+        "cause FROM staged"
     ):
         if backing.get(directive) == revision:
             continue  # not staging: the held revision's sets
@@ -72,7 +64,7 @@ def _staging(db: sqlite3.Connection, backing: dict[str, int]) -> dict[tuple[str,
             (directive, revision),
             StagedRevision(chunks=chunks, window=Window(moment(start), moment(end)), on_stale=on_stale, cause=cause),
         )
-        staged.parts[chunk] = (model, _users(users, same_as, lambda c, s=staged: s.parts[c][1]))
+        staged.parts[chunk] = (model, BitMap.deserialize(users))
     return staging
 
 

@@ -32,15 +32,11 @@ def put_held(db: sqlite3.Connection, directive: str, held: HeldRestriction, stag
     )
 
 
-def put_chunk(
-    db: sqlite3.Connection, directive: str, revision: int, chunk: int, part: StagedRevision, same_as: int | None = None
-) -> None:
-    """One staged chunk; `same_as`: an earlier chunk of the revision written with the same users, which stand for
-    this one's (written once)."""
+def put_chunk(db: sqlite3.Connection, directive: str, revision: int, chunk: int, part: StagedRevision) -> None:
     model, users = part.parts[chunk]
     db.execute(
         "INSERT OR REPLACE INTO staged (directive, revision, chunk, chunks, effective_from, "
-        "expires_at, model, users, on_stale, cause, same_as) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "expires_at, model, users, on_stale, cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             directive,
             revision,
@@ -49,10 +45,9 @@ def put_chunk(
             iso(part.window.effective_from),
             iso(part.window.expires_at),
             model,
-            b"" if same_as is not None else blob(users),
+            blob(users),
             part.on_stale,
             part.cause,
-            same_as,
         ),
     )
 

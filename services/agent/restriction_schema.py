@@ -33,13 +33,7 @@ ADDED_COLUMNS = {
         # Set when the held sets are still the chunks of this staged revision (see RestrictionStore.fold).
         "staged_revision": "INTEGER",
     },
-    "staged": {
-        "on_stale": "TEXT NOT NULL DEFAULT 'keep'",
-        "cause": "TEXT NOT NULL DEFAULT ''",
-        # Set when the chunk's users are those of this earlier chunk of the revision (models sharing one set:
-        # written once); its own users are then stored empty.
-        "same_as": "INTEGER",
-    },
+    "staged": {"on_stale": "TEXT NOT NULL DEFAULT 'keep'", "cause": "TEXT NOT NULL DEFAULT ''"},
 }
 HELD_SETS = SetTables(sets="held_sets", deltas="held_deltas", key="directive", users="users")
 

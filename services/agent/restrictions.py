@@ -80,6 +80,7 @@ class StagedRevision(ChunkedSets):
     on_stale: OnStale = "keep"
     started_at: datetime | None = field(default=None, compare=False)  # when this agent began waiting for it
     cause: str = ""  # event id of the first chunk received, the cause of a timeout failure
+    whole: bool = False  # came whole with one command (by reference): written as the held sets at once
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ digests, before anything is staged."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,7 +18,7 @@ from pyroaring import BitMap
 from shared.contracts.bitmaps import SetDigest, union
 from shared.contracts.catalogue import SETS
 from shared.contracts.serving import RestrictCommand
-from shared.contracts.set_copies import DecodedChunk, SetReference, decode_chunk, set_key, value_digest
+from shared.contracts.set_copies import DecodedChunk, SetReference, decode_chunk, set_key
 from shared.runtime.kafka import consumer
 from shared.runtime.record_signing import verify_record
 from shared.runtime.settings import KafkaSettings
@@ -97,11 +98,12 @@ class SetReader:
 
     def _chunk(self, record: Any, ref: SetReference, index: int, key: bytes) -> DecodedChunk:
         where = f"set copy of {ref.model}, chunk {index} (partition {ref.partition}, offset {record.offset})"
+        sha256 = hashlib.sha256(record.value or b"").digest()  # hashed once: for the signature and the digest
         try:
-            verify_record(self.keys, record, self.clock())
+            verify_record(self.keys, record, self.clock(), value_sha256=sha256 if record.value is not None else None)
         except SignatureRefused as exc:
             raise SetCopyRefused(f"{where}: {exc}") from exc
-        if value_digest(record.value or b"") != ref.chunk_digests[index]:
+        if sha256.hex() != ref.chunk_digests[index]:
             raise SetCopyRefused(f"{where}: its bytes do not match the command's digest")
         if record.key != key:
             raise SetCopyRefused(f"{where}: key {record.key!r} is not {key!r}")
