@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from shared.runtime import producer_watch
 from shared.runtime.event_loop import event_loop_factory
 from shared.runtime.logging import configure_logging
-from shared.runtime.metrics_export import export_interval_s, metrics_bridge, metrics_exporter_kind
+from shared.runtime.metrics_env import export_interval_s, metrics_exporter_kind
 from shared.runtime.settings import ServiceSettings, UnknownSetting, refuse_unknown_variables
 from shared.runtime.uvicorn_fence import ignore_signals
 
@@ -133,7 +133,7 @@ async def _run(
     http_during_start: bool,
 ) -> None:
     log = configure_logging(settings.log, name)
-    metrics = metrics_bridge(name)  # OTLP beside /metrics when OTEL_METRICS_EXPORTER=otlp
+    metrics = _metrics_bridge(name)
     service = build(settings)
     resume_collector()
     stop = _signalled()
@@ -163,6 +163,15 @@ async def _run(
         if metrics is not None:
             await asyncio.to_thread(metrics.stop)
         log.info("service stopped")
+
+
+def _metrics_bridge(name: str) -> Any:
+    """OTLP beside /metrics when OTEL_METRICS_EXPORTER=otlp; the SDK is imported only then."""
+    if metrics_exporter_kind() == "none":
+        return None
+    from shared.runtime.metrics_export import metrics_bridge
+
+    return metrics_bridge(name)
 
 
 def _watch_producers(service: Any, name: str) -> None:
