@@ -21,6 +21,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from shared.contracts.catalogue import FETCH_BYTES, Topic
+from shared.runtime.aiokafka_fence import keep_scram_salted_password
 from shared.runtime.settings import KafkaSettings
 
 POLL_MS = 500
@@ -32,6 +33,9 @@ PROBE_RETRY_MS = 20
 # directive events) was never published; end offsets are then the last stable offsets.
 ISOLATION = "read_committed"
 _SASL = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
+
+
+keep_scram_salted_password()  # every client of the process, FastStream's included, logs in with aiokafka's SCRAM
 
 
 class TopicMismatch(RuntimeError):
