@@ -69,3 +69,16 @@ def test_an_unusable_snapshot_is_refused_with_the_reason(tmp_path: Path, damage:
     with pytest.raises(snapshots.SnapshotUnusable, match=str(path)) as refused:
         snapshots.load(path)
     assert damage != "one byte changed" or "CRC-32 for file 'residence.npy'" in str(refused.value)
+
+
+def test_a_snapshot_whose_members_were_compressed_loads_to_the_same_view(tmp_path: Path) -> None:
+    path = snapshots.snapshot_path(tmp_path)
+    snapshots.write(path, view().columns(), {0: 7})
+    repacked = tmp_path / "repacked.npz"
+    with zipfile.ZipFile(path) as stored, zipfile.ZipFile(repacked, "w", zipfile.ZIP_DEFLATED) as out:
+        for name in stored.namelist():
+            out.writestr(name, stored.read(name))
+    loaded, again = snapshots.load(path), snapshots.load(repacked)
+    assert again.offsets == loaded.offsets == {0: 7}
+    for selector in SELECTORS:
+        assert assess(again.population, scope(selector)).by_model == assess(loaded.population, scope(selector)).by_model
