@@ -47,7 +47,9 @@ def apply(
     try:
         changes = asyncio.run(apply_acls(settings, bindings(agents), principals(agents)))
     except Exception as exc:  # connection refused, authentication, authorisation, ...
-        Console(stderr=True).print(f"[red]error:[/red] could not apply ACLs on {settings.bootstrap}: {exc}")
+        Console(stderr=True, soft_wrap=True).print(
+            f"[red]error:[/red] could not apply ACLs on {settings.bootstrap}: {exc}"
+        )
         raise typer.Exit(1) from exc
     for entry in changes.created:
         Console().print(f"created {entry}")

@@ -32,7 +32,7 @@ def keygen(
     if_missing: bool = typer.Option(False, "--if-missing", help="Keep a service's key that exists; no error."),
 ) -> None:
     """Generate each signing service's record key (never overwriting one) and its public JWK set."""
-    out, err = Console(), Console(stderr=True)
+    out, err = Console(), Console(stderr=True, soft_wrap=True)
     existing = [name for name in [*service, *map(agent_signer, agent)] if key_files(folder, name)[0].exists()]
     if existing and not if_missing:
         err.print(f"[red]error:[/red] keys exist for {', '.join(existing)}; refusing to overwrite a signing key")

@@ -47,7 +47,7 @@ def apply(
             )
         )
     except Exception as exc:  # connection refused, authorisation, ...
-        Console(stderr=True).print(f"[red]error:[/red] could not apply topics on {servers}: {exc}")
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] could not apply topics on {servers}: {exc}")
         raise typer.Exit(1) from exc
     table = Table("topic", "action", title=f"topics on {servers}")
     for change in changes:
@@ -74,7 +74,7 @@ def wait(
             Console().print(f"every catalogue topic exists on {servers}")
             return
         if time.monotonic() >= deadline:
-            Console(stderr=True).print(
+            Console(stderr=True, soft_wrap=True).print(
                 f"[red]error:[/red] still missing on {servers} after {timeout:.0f}s: {', '.join(missing)}"
             )
             raise typer.Exit(1)

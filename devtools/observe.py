@@ -71,3 +71,22 @@ class TopicReader:
             await self.poll()
             await asyncio.sleep(0)
         return self.messages
+
+
+async def topics_end(settings: KafkaSettings | str, *topics: Topic) -> dict[TopicPartition, int]:
+    """Every partition's end offset of these topics now: where a test's own records will begin."""
+    settings = KafkaSettings(bootstrap=settings) if isinstance(settings, str) else settings
+    ends: dict[TopicPartition, int] = {}
+    for topic in topics:
+        for partition, offset in (await kafka.end_offsets(settings, topic, "observe-ends")).items():
+            ends[TopicPartition(topic.name, partition)] = offset
+    return ends
+
+
+async def group_starts_at(settings: KafkaSettings | str, group: str, offsets: dict[TopicPartition, int]) -> None:
+    """Commit these offsets for a group not started yet: it skips what earlier tests left on the topics (a fresh
+    group would otherwise replay every record of the session)."""
+    settings = KafkaSettings(bootstrap=settings) if isinstance(settings, str) else settings
+    async with kafka.consuming(settings, "observe-group-start", group_id=group) as consumer:
+        consumer.assign(list(offsets))
+        await consumer.commit(offsets)

@@ -58,6 +58,10 @@ DEMO_CLUSTERS = (
 )
 
 
+TAIL_LINES = 8
+TAIL_WIDTH = 300
+
+
 @dataclass
 class Process:
     """One running service process."""
@@ -70,6 +74,14 @@ class Process:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    def tail(self, lines: int = TAIL_LINES) -> str:
+        """The last lines of its log, each cut to a readable width (for a failure message)."""
+        try:
+            last = self.log.read_text(errors="replace").splitlines()[-lines:]
+        except OSError as exc:
+            return f"  (log unreadable: {exc})"
+        return "\n".join(f"  {line[:TAIL_WIDTH]}" for line in last) or "  (log empty)"
 
 
 @dataclass
@@ -345,11 +357,17 @@ class Stack:
             for name in list(pending):
                 proc = self.processes[name]
                 if proc.popen.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {proc.popen.returncode}; see {proc.log}")
+                    raise RuntimeError(
+                        f"{name} exited with {proc.popen.returncode}; see {proc.log}, which ends:\n{proc.tail()}"
+                    )
                 if self._ready(proc):
                     pending.discard(name)
             if pending and time.monotonic() > deadline:
-                raise TimeoutError(f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}")
+                ends = "\n".join(
+                    f"{name} ({self.processes[name].log}) ends:\n{self.processes[name].tail()}"
+                    for name in sorted(self.processes)
+                )
+                raise TimeoutError(f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}\n{ends}")
             time.sleep(0.2)
 
     @staticmethod

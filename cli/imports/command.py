@@ -88,7 +88,8 @@ def _summary(plan: importer.Plan, dry_run: bool, seconds: float) -> None:
     out.print(
         f"{plan.path} ({plan.kind}): {plan.rows:,} rows, {checked.refused_rows:,} refused; {verb} "
         f"{len(checked.upserts):,} upserts, {len(checked.deletions):,} deletions{snapshot} to {USERS.name}"
-        f" in {seconds:.1f} s{rate}"
+        f" in {seconds:.1f} s{rate}",
+        soft_wrap=True,  # one line however long the path: scripts and logs read it whole
     )
 
 

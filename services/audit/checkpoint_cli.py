@@ -42,7 +42,7 @@ class Refused(Exception):
 
 
 def fail(exc: Refused) -> typer.Exit:
-    Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
     return typer.Exit(exc.code)
 
 
@@ -385,7 +385,7 @@ def consistency(
     table.add_row(f"{proof.old.size:,}", f"{proof.new.size:,}", str(len(proof.path)), "yes" if proof.verified else "NO")
     Console().print(table)
     if not proof.verified:
-        Console(stderr=True).print(
+        Console(stderr=True, soft_wrap=True).print(
             "[red]the later head does not extend the earlier one over this ledger[/red] "
             "(history rewritten, or the ledger is not the one the heads were signed over)"
         )

@@ -68,7 +68,7 @@ def out() -> Console:
 
 
 def err() -> Console:
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)
 
 
 def _open(path: Path | None) -> Ledger:

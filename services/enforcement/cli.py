@@ -209,7 +209,9 @@ def status(
     try:
         statuses = asyncio.run(read_status(settings))
     except Exception as exc:  # connection refused, unknown topic, ...
-        Console(stderr=True).print(f"[red]error:[/red] could not read {ENFORCEMENT.name} on {servers}: {exc}")
+        Console(stderr=True, soft_wrap=True).print(
+            f"[red]error:[/red] could not read {ENFORCEMENT.name} on {servers}: {exc}"
+        )
         raise typer.Exit(1) from exc
     console = Console()
     if directive_id is None:
@@ -217,7 +219,9 @@ def status(
         return
     mine = [s for k, s in sorted(statuses.items()) if k[0] == directive_id]
     if not mine:
-        Console(stderr=True).print(f"[red]error:[/red] directive_id: no enforcement status for {directive_id!r}")
+        Console(stderr=True, soft_wrap=True).print(
+            f"[red]error:[/red] directive_id: no enforcement status for {directive_id!r}"
+        )
         raise typer.Exit(1)
     for revision in mine:
         console.print(revision_table(revision))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from services.impact.app import SERVICE, ImpactService, build
-from services.impact.settings import ImpactSettings
-from shared.runtime.service import run
+import gc
+
+gc.disable()  # no cyclic collection while the imports and build() allocate: run() resumes it (resume_collector)
+
+from services.impact.app import SERVICE, ImpactService, build  # noqa: E402
+from services.impact.settings import ImpactSettings  # noqa: E402
+from shared.runtime.service import run  # noqa: E402
 
 
 def main() -> None:

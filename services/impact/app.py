@@ -85,11 +85,14 @@ class ImpactService:
         return self.follower.records_read
 
     async def start(self) -> None:
-        """Rebuild directive state from the impact topic, load the view, then reconcile what changed meanwhile."""
-        self.assessor.directives = await recover_directives(self.settings.kafka, self.settings.instance)
+        """Rebuild directive state from the impact topic while the view resumes from its snapshot and the broker
+        connects its producer, then start both consumers and reconcile what changed meanwhile."""
         self.follower.probe = OffsetProbe(self.settings.kafka, f"impact-probe-{self.settings.instance}")
-        await self.follower.probe.start()
-        await self.follower.resume()
+        async with asyncio.TaskGroup() as starting:  # a failure of one cancels the others
+            recovering = starting.create_task(recover_directives(self.settings.kafka, self.settings.instance))
+            starting.create_task(self.follower.resume())
+            starting.create_task(self.broker.connect())  # no subscriber yet: nothing is handled before both are back
+        self.assessor.directives = recovering.result()
         await self.broker.start()
         self._started = True
         self.follower.seek(self.view_subscriber)

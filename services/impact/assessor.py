@@ -18,7 +18,6 @@ from services.impact.directives import Delta, Directives
 from services.impact.losing import losing_by_model
 from services.impact.messages import Cause, assessment, delta_message
 from services.impact.view_follower import ViewFollower
-from shared.contracts.bitmaps import bitmap_ids, union
 from shared.contracts.directives import (
     PROPOSAL_EVENTS,
     CausedBy,
@@ -116,10 +115,8 @@ class Assessor:
         """After a restart: re-evaluate every user against the recovered directives and publish the differences."""
         await self.follower.catch_up()
         async with self.lock:
-            held = [d.sets[m] for d in self.directives.active.values() for m in d.sets]
-            ids = _with_view(self.follower.view.population.size, _ids_of(held))
             # Records changed while impact was down: their producers are not known here.
-            self._unsent.extend((d, None) for d in self.directives.deltas(self.follower.view.population, ids))
+            self._unsent.extend((d, None) for d in self.directives.reevaluated(self.follower.view.population))
             self.loaded = True
             await self._flush_deltas()
         log.info(
@@ -139,12 +136,3 @@ RULES = Dispatch(
         **dict.fromkeys(PROPOSAL_EVENTS, ignored),  # proposals and approvals: nothing is in force until issued
     }
 )
-
-
-def _ids_of(bitmaps: list) -> np.ndarray:
-    return bitmap_ids(union(bitmaps)).astype(np.int64)
-
-
-def _with_view(size: int, ids: np.ndarray) -> np.ndarray:
-    """Every row of the view, then the (sorted) ids beyond it: np.union1d takes seconds on millions of ids."""
-    return np.concatenate([np.arange(size), ids[ids >= size]])

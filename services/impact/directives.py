@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from pyroaring import BitMap
 
-from services.impact.affected import bitmap_of, id_bitmap
+from services.impact.affected import bitmap_of, id_bitmap, rows_bitmap
 from services.impact.selection import membership
 from services.impact.user_columns import Population, distinct_ids
 from shared.contracts.bitmaps import CHUNK_IDS, SetDigest, apply_delta_in_place, chunk_bitmap, union
@@ -133,9 +133,23 @@ class Directives:
             changes.extend(_changes(directive, candidates, now))
         return changes
 
+    def reevaluated(self, population: Population) -> list[Delta]:
+        """Re-evaluate every user against every active directive (after a restart); apply and return the changes.
 
-def _changes(directive: ActiveDirective, candidates: BitMap, now: BitMap) -> list[Delta]:
-    """The deltas that take each model's set to `now` over the candidates, in order.
+        Equal to deltas() over every row of the view and every held id beyond it, without listing those ids:
+        the view's columns are evaluated in place, and an id beyond the view is an absent user, in no set now.
+        """
+        if not self.active:
+            return []
+        columns = population.columns()
+        changes = []
+        for directive in self.active.values():
+            changes.extend(_changes(directive, None, rows_bitmap(membership(columns, directive.scope).affected)))
+        return changes
+
+
+def _changes(directive: ActiveDirective, candidates: BitMap | None, now: BitMap) -> list[Delta]:
+    """The deltas that take each model's set to `now` over the candidates (None: every id), in order.
 
     A change larger than DELTA_IDS ids (a registry re-import while impact was down) is split into
     consecutive deltas of at most that many ids, each with the set it leaves, so that every message fits
@@ -143,7 +157,7 @@ def _changes(directive: ActiveDirective, candidates: BitMap, now: BitMap) -> lis
     """
     changes = []
     for model in sorted(directive.sets):
-        before = directive.sets[model] & candidates
+        before = directive.sets[model] if candidates is None else directive.sets[model] & candidates
         added, removed = now - before, before - now
         if not added and not removed:
             continue

@@ -16,7 +16,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from services.impact.registry_view import RegistryView
 from services.impact.settings import ImpactSettings
-from services.impact.view_snapshot import SnapshotUnusable, ViewSnapshots
+from services.impact.view_snapshot import Snapshot, SnapshotUnusable, ViewSnapshots
 from shared.contracts.catalogue import USERS
 from shared.runtime.faststream_fence import rewind, seek
 from shared.runtime.kafka import OffsetProbe
@@ -41,19 +41,32 @@ class ViewFollower:
     _since_snapshot: int = 0
 
     async def resume(self) -> None:
-        """Load the snapshot if there is a usable one that fits the registry; else the view starts empty."""
+        """Start the offset probe and, on a thread meanwhile (reading a large snapshot is mostly I/O and copies that
+        release the GIL), load the snapshot; keep it if it fits the registry, else the view starts empty."""
+        assert self.probe is not None, "view follower without its offset probe"
+        loading = asyncio.ensure_future(asyncio.to_thread(self._load))
         try:
-            found = self.snapshots.load()
+            await self.probe.start()
             ends = await self.registry_ends()
-            beyond = {p: o for p, o in found.offsets.items() if o > ends.get(p, 0)}
-            if beyond:
-                raise SnapshotUnusable(f"offsets {beyond} are beyond the registry's end {ends}")
-        except SnapshotUnusable as exc:
-            log.warning("no usable snapshot of the user view; reading the registry from the beginning", reason=str(exc))
+        finally:
+            found = await loading  # also when the probe failed: no load left running behind a failed start
+        beyond = {p: o for p, o in found.offsets.items() if o > ends.get(p, 0)} if isinstance(found, Snapshot) else {}
+        if beyond:
+            found = SnapshotUnusable(f"offsets {beyond} are beyond the registry's end {ends}")
+        if isinstance(found, SnapshotUnusable):
+            log.warning(
+                "no usable snapshot of the user view; reading the registry from the beginning", reason=str(found)
+            )
             return
         self.view = RegistryView(found.population, dict(found.offsets))
         self.resumed_from = dict(found.offsets)
         log.info("user view resumed from snapshot", offsets=self.resumed_from, users=found.population.users)
+
+    def _load(self) -> Snapshot | SnapshotUnusable:
+        try:
+            return self.snapshots.load()
+        except SnapshotUnusable as exc:
+            return exc
 
     def seek(self, subscriber: Any) -> None:
         """Start the registry subscriber at the snapshot's offsets instead of the beginning."""

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 CHECKED_AGAINST = "uvloop==0.23.0"
-TLS_CLOSE_WAIT_S = 0.1  # what the peer answers after this is of no use to a client that chose to close
+TLS_CLOSE_WAIT_S = 0.02  # what the peer answers after this is of no use to a client that chose to close (it closes
+# once every request has its answer): the wait is on the start path of every read to the end (recovery)
 
 
 def _closing_promptly(base: type[asyncio.AbstractEventLoop]) -> type[asyncio.AbstractEventLoop]:

@@ -28,17 +28,10 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.metrics_core import Metric as PrometheusFamily
 
+from shared.runtime.metrics_env import export_interval_s, metrics_exporter_kind
+
 _SCOPE = InstrumentationScope("countermand.prometheus-bridge")
 _CUMULATIVE = AggregationTemporality.CUMULATIVE
-_SUPPORTED = ("otlp", "none")
-
-
-def metrics_exporter_kind() -> str:
-    """The standard OTEL_METRICS_EXPORTER: otlp or none (the default); anything else is refused by name."""
-    kind = os.environ.get("OTEL_METRICS_EXPORTER", "none").split(",")[0].strip().lower() or "none"
-    if kind not in _SUPPORTED:
-        raise ValueError(f"OTEL_METRICS_EXPORTER={kind!r} is not supported here (otlp or none)")
-    return kind
 
 
 def metrics_data(registry: CollectorRegistry, resource: Resource, started_ns: int) -> MetricsData:
@@ -157,18 +150,6 @@ class MetricsBridge:
         while not self._stop.wait(self.interval_s):
             self.export_once()
         self.export_once()
-
-
-def export_interval_s() -> float:
-    """OTEL_METRIC_EXPORT_INTERVAL in seconds (60 by default); a value that is not a positive number is refused."""
-    raw = os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", "60000")
-    try:
-        interval = float(raw) / 1000
-    except ValueError:
-        raise ValueError(f"OTEL_METRIC_EXPORT_INTERVAL={raw!r} is not a number of milliseconds") from None
-    if interval <= 0:
-        raise ValueError(f"OTEL_METRIC_EXPORT_INTERVAL={raw!r} must be positive")
-    return interval
 
 
 def metrics_bridge(service: str, registry: CollectorRegistry = REGISTRY) -> MetricsBridge | None:

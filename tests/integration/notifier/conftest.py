@@ -13,11 +13,12 @@ from aiokafka import TopicPartition
 
 from devtools.mailbox import Mailbox
 from devtools.messages import UNCHECKED, directive_enforced, impact_assessment, user_upserted
+from devtools.observe import group_starts_at, topics_end
 from services.notifier.app import NotifierService, build
 from services.notifier.settings import NotifierSettings
 from shared.contracts.catalogue import BY_NAME
 from shared.contracts.users import user_key
-from shared.runtime.kafka import consuming, end_offsets, producing, records_to_end
+from shared.runtime.kafka import consuming, producing, records_to_end
 from shared.runtime.settings import KafkaSettings
 
 TIMEOUT_S = 60.0
@@ -42,20 +43,7 @@ def settings_for(bootstrap: str, state: Path, group: str) -> NotifierSettings:
 
 async def topics_now(bootstrap: str) -> dict[TopicPartition, int]:
     """The end offsets of the topics the notifier's group reads: where a test's own messages will begin."""
-    settings = KafkaSettings(bootstrap=bootstrap)
-    ends: dict[TopicPartition, int] = {}
-    for topic in (BY_NAME["compliance.impact.v1"], BY_NAME["compliance.enforcement.v1"]):
-        for partition, offset in (await end_offsets(settings, topic, "tests-notifier-start")).items():
-            ends[TopicPartition(topic.name, partition)] = offset
-    return ends
-
-
-async def group_starts_at(bootstrap: str, group: str, offsets: dict[TopicPartition, int]) -> None:
-    """Commit these offsets for a group not started yet: it skips what earlier tests left on the topics
-    (a fresh group otherwise replays every directive of the session, and has to tell all of them first)."""
-    async with consuming(KafkaSettings(bootstrap=bootstrap), "tests-notifier-group", group_id=group) as consumer:
-        consumer.assign(list(offsets))
-        await consumer.commit(offsets)
+    return await topics_end(bootstrap, BY_NAME["compliance.impact.v1"], BY_NAME["compliance.enforcement.v1"])
 
 
 async def started(settings: NotifierSettings) -> NotifierService:

@@ -17,6 +17,7 @@ import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
+from devtools.observe import group_starts_at
 from devtools.waiting import eventually
 from services.notifier.app import NotifierService, build
 from services.notifier.sink import OutboxSink
@@ -25,7 +26,6 @@ from shared.runtime.settings import KafkaSettings
 from tests.integration.notifier.conftest import (
     assessment,
     confirmation,
-    group_starts_at,
     settings_for,
     topics_now,
     user,

@@ -7,16 +7,15 @@ import asyncio
 from contextvars import Context
 from typing import Any
 
-from aiokafka.structs import TopicPartition
 from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from devtools.observe import group_starts_at, topics_end
 from shared.contracts.catalogue import DIRECTIVES
 from shared.contracts.directives import DirectiveEvent, DirectiveIssued, DirectiveLifted
 from shared.runtime.broker import consumer_options, declare_publisher, emit, make_broker
-from shared.runtime.kafka import consuming, end_offsets
 from shared.runtime.settings import KafkaSettings, ServiceSettings, TelemetrySettings
 from shared.runtime.tracing import tracer_provider
 
@@ -68,12 +67,7 @@ async def test_a_consumed_message_continues_the_producers_trace(bootstrap: str, 
 async def _from_now(bootstrap: str, group: str) -> dict[str, Any]:
     """Consumer options of a group that starts at the directive topic's end: it reads this test's records only,
     not what earlier tests left there (some of it not valid directive events)."""
-    settings = KafkaSettings(bootstrap=bootstrap)
-    ends = await end_offsets(settings, DIRECTIVES, "tests-trace-start")
-    offsets = {TopicPartition(DIRECTIVES.name, partition): offset for partition, offset in ends.items()}
-    async with consuming(settings, "tests-trace-group", group_id=group) as consumer:
-        consumer.assign(list(offsets))
-        await consumer.commit(offsets)
+    await group_starts_at(bootstrap, group, await topics_end(bootstrap, DIRECTIVES))
     return consumer_options(group)
 
 

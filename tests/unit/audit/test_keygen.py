@@ -37,3 +37,11 @@ def test_keygen_into_a_folder_it_cannot_write_is_a_clear_error(tmp_path: Path) -
     blocked.write_text("not a folder")
     done = runner.invoke(app, ["keygen", str(blocked / "keys")])
     assert done.exit_code == 2 and "cannot write the key" in done.output
+
+
+def test_an_error_naming_a_long_path_stays_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / ("a-folder-with-a-long-name-" * 4)
+    assert runner.invoke(app, ["keygen", str(folder)]).exit_code == 0
+    again = runner.invoke(app, ["keygen", str(folder)])
+    assert again.exit_code == 2
+    assert again.output.strip() == f"error: {folder / 'audit.pem'} exists; refusing to overwrite a signing key"

@@ -104,3 +104,20 @@ def test_a_change_larger_than_a_delta_is_split_into_consecutive_deltas_that_fit(
         replayed = (replayed - d.removed) | d.added
         assert d.model_digest == set_digest(replayed)
     assert replayed == BitMap(range(6, 9)) == assess(view, directive_scope).by_model["fable-5"]
+
+
+def test_reevaluating_everyone_equals_the_deltas_of_every_row_and_every_held_id_beyond_the_view() -> None:
+    directive_scope = scope(FOREIGN_TO_US, ("fable-5", "mythos-5"))
+    view = population(*(user(i, ["FR"] if i % 3 else ["US"]) for i in range(1, 40)))
+    held = assess(view, directive_scope).by_model
+    held = {m: users | BitMap([70_000, 200_001]) for m, users in held.items()}  # ids the view no longer reaches
+    view.upsert([user(3, ["DE"]), user(4, ["US"]), user(41, None)])
+    view.delete([5])
+    listed, everyone = Directives(), Directives()
+    for book in (listed, everyone):
+        book.activate("A", 1, directive_scope, held)
+    ids = np.concatenate([np.arange(view.size), [70_000, 200_001]])
+    expected = listed.deltas(view, ids)
+    assert everyone.reevaluated(view) == expected and expected
+    assert everyone.active["A"].sets == listed.active["A"].sets == assess(view, directive_scope).by_model
+    assert everyone.reevaluated(view) == [] and Directives().reevaluated(view) == []

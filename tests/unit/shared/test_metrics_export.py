@@ -4,6 +4,8 @@ histograms with their buckets), configured by the standard OTEL_* variables; a r
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -90,6 +92,12 @@ def test_metrics_export_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("OTEL_METRICS_EXPORTER", raising=False)
     assert metrics_exporter_kind() == "none"
     assert metrics_bridge("impact") is None
+
+
+def test_a_service_that_exports_no_metrics_over_otlp_never_loads_the_sdk_metrics() -> None:
+    loaded = "import sys, services.impact.__main__; print(sorted(m for m in sys.modules if 'sdk.metrics' in m))"
+    found = subprocess.run([sys.executable, "-c", loaded], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]", found.stdout
 
 
 def test_an_unsupported_exporter_or_interval_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
