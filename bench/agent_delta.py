@@ -24,8 +24,9 @@ from services.agent.command_effects import Outcome, on_command
 from services.agent.holding import Holding
 from services.agent.restriction_store import RestrictionStore
 from services.agent.restrictions import HeldRestriction, Window
-from services.impact.affected import rows_digest
-from shared.contracts.bitmaps import DIGEST_SLICE, bitmap_ids, encode_bitmap, set_digest
+from services.impact.affected import mask_ranges
+from services.impact.selection import BLOCK, blockwise
+from shared.contracts.bitmaps import DIGEST_SLICE, SetDigest, bitmap_ids, encode_bitmap, set_digest
 from shared.contracts.serving import DeltaCommand, LiftCommand
 
 NOW = datetime.now(UTC)
@@ -143,6 +144,13 @@ def previous_rows_digest(mask: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+def mask_pass_digest(mask: np.ndarray) -> str:
+    """What impact's evaluation does for the digest now: each block's ranges (container and range digest, one
+    listing of its rows; `assess` on its threads) and the set digest combined from them."""
+    ranges = blockwise(len(mask), lambda start: mask_ranges(mask[start : start + BLOCK], start))
+    return SetDigest.from_ranges({k: d for r in ranges for k, d in zip(r.keys, r.digests, strict=True)}).hexdigest()
+
+
 def _cpu_pair(first: Any, second: Any, arg: Any, rounds: int = 9) -> tuple[float, float]:
     """Least CPU time of each of two computations over rounds run alternately (a shared machine's load
     slows both alike; CPU time does not count the waits)."""
@@ -160,7 +168,7 @@ def digest_costs(users: BitMap) -> list[dict[str, Any]]:
     mask = np.zeros(users.max() + 1, bool)
     mask[bitmap_ids(users)] = True
     ours, before = _cpu_pair(set_digest, previous_digest, users)
-    ours_mask, before_mask = _cpu_pair(rows_digest, previous_rows_digest, mask)
+    ours_mask, before_mask = _cpu_pair(mask_pass_digest, previous_rows_digest, mask)
     common = f"{len(users):,} users of 0..{len(mask):,}; least CPU time of 9 runs alternating with the previous"
     return [
         {
@@ -176,8 +184,10 @@ def digest_costs(users: BitMap) -> list[dict[str, Any]]:
             "value": round(ours_mask * 1000, 1),
             "unit": "ms",
             "target": f"<= {before_mask * 1000:.1f}",
-            "note": f"impact's rows_digest from the boolean mask, {common}; previous definition from the same mask "
-            f"{before_mask * 1000:.1f} ms in the same run: ratio {ours_mask / before_mask:.2f}",
+            "note": f"impact's per-block pass over the boolean mask (mask_ranges on its threads: each range's "
+            f"container and range digest; then the set digest combined), CPU time of both threads, {common}; previous "
+            f"definition from the same mask (digest only, no containers) {before_mask * 1000:.1f} ms in the same "
+            f"run: ratio {ours_mask / before_mask:.2f}",
         },
     ]
 

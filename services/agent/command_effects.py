@@ -9,7 +9,7 @@ from typing import Literal
 from pyroaring import BitMap
 
 from services.agent.restrictions import HeldRestriction, PendingDelta, Restrictions, StagedRevision, Window
-from shared.contracts.bitmaps import decode_bitmap
+from shared.contracts.bitmaps import SetDigest, decode_bitmap
 from shared.contracts.serving import REFUSED, DeltaCommand, LiftCommand, RestrictCommand
 from shared.runtime.dispatch import Dispatch
 
@@ -71,12 +71,17 @@ def on_command(
 
 
 def on_restrict(
-    state: Restrictions, command: RestrictCommand, now: datetime | None = None, sets: dict[str, BitMap] | None = None
+    state: Restrictions,
+    command: RestrictCommand,
+    now: datetime | None = None,
+    sets: dict[str, BitMap] | None = None,
+    digests: dict[str, SetDigest] | None = None,
 ) -> Outcome:
     """Stage one chunk; once every chunk of the revision is in, replace the directive's sets atomically.
 
     A command by reference carries no users: unless it is refused or confirms what is held, the outcome asks for
-    its sets (`needs_sets`, nothing changed) and the caller applies it again with `sets` read from their copies.
+    its sets (`needs_sets`, nothing changed) and the caller applies it again with `sets` read from their copies
+    (and, per model, the set's digest combined from the copy's range digests, so the set is not hashed again).
     `now` is when the chunk arrived: a revision still incomplete `chunk_timeout` after its first chunk is
     discarded by `expire_staging`.
     """
@@ -93,7 +98,10 @@ def on_restrict(
     if command.sets is not None and sets is None and not confirms:
         return Outcome(needs_sets=True)
     state.receive(directive, revision, command.event_id)
-    outcome = _stage(state, command, now) if command.sets is None else _stage_sets(state, command, sets or {}, now)
+    if command.sets is None:
+        outcome = _stage(state, command, now)
+    else:
+        outcome = _stage_sets(state, command, sets or {}, now, digests or {})
     return replace(outcome, received=(revision, command.event_id))
 
 
@@ -104,7 +112,11 @@ def refuse_sets(command: RestrictCommand, reason: str) -> Outcome:
 
 
 def _stage_sets(
-    state: Restrictions, command: RestrictCommand, sets: dict[str, BitMap], now: datetime | None
+    state: Restrictions,
+    command: RestrictCommand,
+    sets: dict[str, BitMap],
+    now: datetime | None,
+    digests: dict[str, SetDigest],
 ) -> Outcome:
     directive, revision = command.directive_id, command.revision
     held = state.held.get(directive)
@@ -117,11 +129,12 @@ def _stage_sets(
         on_stale=command.on_stale,
         started_at=now,
         cause=command.event_id,
+        whole=True,
     )
     for index, model in enumerate(models):
         staged.add(index, len(models), model, sets[model])
     state.staging[(directive, revision)] = staged
-    return _apply_revision(state, directive, revision, staged, tuple(range(len(models))))
+    return _apply_revision(state, directive, revision, staged, tuple(range(len(models))), digests)
 
 
 def _stage(state: Restrictions, command: RestrictCommand, now: datetime | None) -> Outcome:
@@ -153,10 +166,20 @@ def _stage(state: Restrictions, command: RestrictCommand, now: datetime | None) 
 
 
 def _apply_revision(
-    state: Restrictions, directive: str, revision: int, staged: StagedRevision, arrived: tuple[int, ...]
+    state: Restrictions,
+    directive: str,
+    revision: int,
+    staged: StagedRevision,
+    arrived: tuple[int, ...],
+    digests: dict[str, SetDigest] | None = None,
 ) -> Outcome:
     state.held[directive] = HeldRestriction.of(
-        revision, staged.window, staged.sets(), _seq_reflected(state, directive, revision), on_stale=staged.on_stale
+        revision,
+        staged.window,
+        staged.sets(),
+        _seq_reflected(state, directive, revision),
+        on_stale=staged.on_stale,
+        digests=digests,
     )
     _drop_staging(state, directive, through=revision)
     state.forget_received(directive, below=revision)

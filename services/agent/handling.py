@@ -96,10 +96,10 @@ class CommandHandling:
         unchanged, the agent serving what it holds) when a copy is missing, forged or not what the command says."""
         assert self.sets is not None, "a SetReader reads commands by reference"
         try:
-            sets = await self.sets.sets_of(command)
+            sets, digests = await self.sets.sets_of(command)
         except SetCopyRefused as exc:
             return refuse_sets(command, str(exc))
-        return on_restrict(self.holding.state, command, self.clock(), sets)
+        return on_restrict(self.holding.state, command, self.clock(), sets, digests)
 
     async def on_synced(self, marker: ClusterSynced, partition: int | None, offset: int | None) -> None:
         """Everything in force for this cluster was sent before the marker, so it is applied: record that."""

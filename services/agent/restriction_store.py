@@ -109,16 +109,20 @@ class RestrictionStore:
 
         Only the last chunk and the held row are written; rewriting the sets (and deleting the chunks)
         would write a 10M-user revision twice on the way to its acknowledgement. fold() does it later.
+        A revision that came whole with one command (by reference: one set per model) is written as the held
+        sets at once: the same bytes as its chunks, and nothing left for fold() to write again.
         """
         revision, staged, arrived = completed
+        if staged.whole:
+            self._write_held(state, directive)
+            return
         held = state.held[directive]
         backing = backing_revision(self._db, directive)
         self._sets.replace(directive, {})  # the new revision's chunks are its sets until folded
         if backing is not None:  # the chunks of what was held until now
             self._db.execute("DELETE FROM staged WHERE directive = ? AND revision = ?", (directive, backing))
         # Earlier chunks of this revision are on disk already, unless they were the held revision's own
-        # (a held revision sent again in one chunk): then all of them are written. A revision by reference
-        # arrives whole: its sets, one per model, are all written.
+        # (a held revision sent again in one chunk): then all of them are written.
         for chunk in staged.parts if backing == revision else arrived:
             put_chunk(self._db, directive, revision, chunk, staged)
         put_held(self._db, directive, held, staged_revision=revision)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -48,9 +48,12 @@ class HeldRestriction:
         sets: dict[str, BitMap],
         seq: int = 0,
         on_stale: OnStale = "keep",
+        digests: Mapping[str, SetDigest] | None = None,
     ) -> HeldRestriction:
-        """Build it with its digest, computed per range so later deltas re-hash only the ranges they touch."""
-        per_model = {model: SetDigest.of(users) for model, users in sets.items()}
+        """Build it with its digest, kept per range so later deltas re-hash only the ranges they touch: a model's
+        given in `digests` (combined from its set copy's range digests, checked when read) or hashed from its set."""
+        known = digests or {}
+        per_model = {model: known.get(model) or SetDigest.of(users) for model, users in sets.items()}
         return cls(revision, window, sets, seq, _scope(per_model), per_model, on_stale)
 
     def with_deltas(self, deltas: Iterable[PendingDelta], seq: int) -> HeldRestriction:
@@ -77,6 +80,7 @@ class StagedRevision(ChunkedSets):
     on_stale: OnStale = "keep"
     started_at: datetime | None = field(default=None, compare=False)  # when this agent began waiting for it
     cause: str = ""  # event id of the first chunk received, the cause of a timeout failure
+    whole: bool = False  # came whole with one command (by reference): written as the held sets at once
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """Reads the set copies a restrict command references from serving.sets.v1 (assign and seek, no group), each chunk
-checked against its signature and the command's digests before anything is staged."""
+checked against its signature and the command's digests, and each set's digest combined from its chunks' range
+digests, before anything is staged."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,10 +15,10 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from pyroaring import BitMap
 
-from shared.contracts.bitmaps import union
+from shared.contracts.bitmaps import SetDigest, union
 from shared.contracts.catalogue import SETS
 from shared.contracts.serving import RestrictCommand
-from shared.contracts.set_copies import SetReference, decode_chunk, set_key, value_digest
+from shared.contracts.set_copies import DecodedChunk, SetReference, decode_chunk, set_key
 from shared.runtime.kafka import consumer
 from shared.runtime.record_signing import verify_record
 from shared.runtime.settings import KafkaSettings
@@ -41,6 +43,7 @@ class SetReader:
     clock: Callable[[], datetime]
     bury: Callable[[Any, Exception], Awaitable[Any]]  # dead-letters a record that is not a set chunk at all
     poison: list[tuple[Any, Exception]] = field(default_factory=list)
+    decoded: dict[str, DecodedChunk] = field(default_factory=dict)  # by value digest, while one command is read
     purpose: str = "agent-sets"
     _consumer: AIOKafkaConsumer | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -57,15 +60,19 @@ class SetReader:
             await self._consumer.stop()
             self._consumer = None
 
-    async def sets_of(self, command: RestrictCommand) -> dict[str, BitMap]:
-        """Each referenced model's set, read and checked; SetCopyRefused naming the first problem."""
+    async def sets_of(self, command: RestrictCommand) -> tuple[dict[str, BitMap], dict[str, SetDigest]]:
+        """Each referenced model's set, read and checked, and its digest where its chunks list their range digests;
+        SetCopyRefused naming the first problem."""
         async with self._lock:
             try:
                 bounds = await self._bounds(command.sets or [])
-                return {ref.model: await self._read(command, ref, bounds) for ref in command.sets or ()}
+                read = {ref.model: await self._read(command, ref, bounds) for ref in command.sets or ()}
+                digests = {model: digest for model, (_, digest) in read.items() if digest is not None}
+                return {model: users for model, (users, _) in read.items()}, digests
             except TimeoutError as exc:
                 raise SetCopyRefused(f"set copies not read within {READ_TIMEOUT_S:g} s") from exc
             finally:
+                self.decoded.clear()
                 while self.poison:
                     await self.bury(*self.poison.pop())
 
@@ -81,31 +88,37 @@ class SetReader:
         first, end = await asyncio.gather(self._consumer.beginning_offsets(wanted), self._consumer.end_offsets(wanted))
         return {tp.partition: (first[tp], end[tp]) for tp in wanted}
 
-    async def _read(self, command: RestrictCommand, ref: SetReference, bounds: dict[int, tuple[int, int]]) -> BitMap:
+    async def _read(
+        self, command: RestrictCommand, ref: SetReference, bounds: dict[int, tuple[int, int]]
+    ) -> tuple[BitMap, SetDigest | None]:
         records = await self._records(ref, bounds)
         key = set_key(command.directive_id, command.revision, ref.model, ref.version)
-        # Each chunk's bytes are those the signed command names; the union's digest is computed once, per range, when
-        # the revision is held (HeldRestriction.of), and acknowledged: enforcement compares it with what it expects.
-        return union(self._chunk(record, ref, index, key) for index, record in enumerate(records))
+        chunks = [self._chunk(record, ref, index, key) for index, record in enumerate(records)]
+        return union(chunk.users for chunk in chunks), _digest(ref, chunks)
 
-    def _chunk(self, record: Any, ref: SetReference, index: int, key: bytes) -> BitMap:
+    def _chunk(self, record: Any, ref: SetReference, index: int, key: bytes) -> DecodedChunk:
         where = f"set copy of {ref.model}, chunk {index} (partition {ref.partition}, offset {record.offset})"
+        sha256 = hashlib.sha256(record.value or b"").digest()  # hashed once: for the signature and the digest
         try:
-            verify_record(self.keys, record, self.clock())
+            verify_record(self.keys, record, self.clock(), value_sha256=sha256 if record.value is not None else None)
         except SignatureRefused as exc:
             raise SetCopyRefused(f"{where}: {exc}") from exc
-        if value_digest(record.value or b"") != ref.chunk_digests[index]:
+        if sha256.hex() != ref.chunk_digests[index]:
             raise SetCopyRefused(f"{where}: its bytes do not match the command's digest")
         if record.key != key:
             raise SetCopyRefused(f"{where}: key {record.key!r} is not {key!r}")
-        try:
-            at, chunks, users = decode_chunk(record.value)
-        except ValueError as exc:
-            self.poison.append((record, exc))  # signed, and still not a set chunk: dead-lettered by the caller
-            raise SetCopyRefused(f"{where}: {exc}") from exc
-        if (at, chunks) != (index, len(ref.offsets)):
-            raise SetCopyRefused(f"{where}: it says chunk {at} of {chunks}, the command {index} of {len(ref.offsets)}")
-        return users
+        chunk = self.decoded.get(ref.chunk_digests[index])  # models sharing one set: the same bytes, decoded once
+        if chunk is None:
+            try:
+                chunk = self.decoded[ref.chunk_digests[index]] = decode_chunk(record.value)
+            except ValueError as exc:
+                self.poison.append((record, exc))  # signed, and still not a set chunk: dead-lettered by the caller
+                raise SetCopyRefused(f"{where}: {exc}") from exc
+        if (chunk.index, chunk.chunks) != (index, len(ref.offsets)):
+            raise SetCopyRefused(
+                f"{where}: it says chunk {chunk.index} of {chunk.chunks}, the command {index} of {len(ref.offsets)}"
+            )
+        return chunk
 
     async def _records(self, ref: SetReference, bounds: dict[int, tuple[int, int]]) -> list[Any]:
         """The records at the referenced offsets, in order; SetCopyRefused when one is not on the topic."""
@@ -138,3 +151,26 @@ class SetReader:
         finally:
             self._consumer.pause(tp)
         return [found[o] for o in ref.offsets]
+
+
+def _digest(ref: SetReference, chunks: list[DecodedChunk]) -> SetDigest | None:
+    """The set's digest combined from its chunks' range digests (each covered by the chunk's SHA-256 in the signed
+    command, so the set is not hashed again here), refused unless it is the command's; None when a chunk lists
+    none (layout 1): the set is then hashed when held. What is held is acknowledged with it."""
+    if any(chunk.ranges is None for chunk in chunks):
+        return None
+    ranges: dict[int, bytes] = {}
+    for chunk in chunks:
+        repeated = ranges.keys() & (chunk.ranges or {}).keys()
+        if repeated:
+            raise SetCopyRefused(
+                f"set copy of {ref.model}, chunk {chunk.index}: range {min(repeated)} is in an earlier chunk too"
+            )
+        ranges.update(chunk.ranges or {})
+    digest = SetDigest.from_ranges(ranges)
+    if digest.hexdigest() != ref.digest:
+        raise SetCopyRefused(
+            f"set copy of {ref.model}: its chunks' range digests combine to {digest.hexdigest()}, "
+            f"the command says {ref.digest}"
+        )
+    return digest

@@ -31,6 +31,8 @@ class AffectedSet:
     by_country: dict[str, int] = field(default_factory=dict)
     by_account_type: dict[str, int] = field(default_factory=dict)
     set_digests: dict[str, SetDigest] = field(default_factory=dict, compare=False, repr=False)  # per model, by range
+    # Per model, how many of its users hold an entitlement to it (losing_by_model), when counted in the evaluation
+    losing: dict[str, int] | None = field(default=None, compare=False, repr=False)
 
     @cached_property
     def users(self) -> int:
@@ -168,14 +170,17 @@ def assess(population: Population, scope: DirectiveScope, workers: int = WORKERS
     """The affected set of a scope over the whole view: the same users for every model.
 
     One pass over blocks of rows, on `workers` threads: each block's membership, its ranges (container and
-    digest) and its breakdown counts; then the set from the containers and its digest from the range digests.
+    digest), its breakdown counts and per model its users entitled to it; then the set from the containers and
+    its digest from the range digests.
     """
     columns = population.columns()
+    entitled = {model: columns.entitled_to(model) for model in scope.models}
 
-    def block_of(start: int) -> tuple[MaskRanges, np.ndarray, int]:
+    def block_of(start: int) -> tuple[MaskRanges, np.ndarray, int, list[int]]:
         affected, unknown_only = member_block(columns, scope, start)  # no mask of the whole view is kept
         ranges = mask_ranges(affected, start)
-        return ranges, _tally_block(columns, affected, start), int(np.count_nonzero(unknown_only))
+        holding = [np.count_nonzero(affected & entitled[m][start : start + len(affected)]) for m in scope.models]
+        return ranges, _tally_block(columns, affected, start), int(np.count_nonzero(unknown_only)), holding
 
     parts = blockwise(len(columns), block_of, workers)
     ranges = [p[0] for p in parts]
@@ -188,6 +193,7 @@ def assess(population: Population, scope: DirectiveScope, workers: int = WORKERS
         by_country=by_country,
         by_account_type=by_account_type,
         set_digests={model: digest.copy() for model in scope.models},
+        losing={model: sum(int(p[3][i]) for p in parts) for i, model in enumerate(scope.models)},
     )
 
 

@@ -184,14 +184,19 @@ def record_headers(record: Any) -> dict[str, bytes]:
 
 
 def verify_record(
-    keys: KeySet | None, record: Any, now: datetime | None = None, *, subject: str | None = None
+    keys: KeySet | None,
+    record: Any,
+    now: datetime | None = None,
+    *,
+    subject: str | None = None,
+    value_sha256: bytes | None = None,
 ) -> str | None:
     """The id of the key that signed this consumer record (None when checks are off); SignatureRefused naming
     the reason otherwise (unsigned, unknown or retired key, bad or malformed signature). With `subject`, the
     key must also be the one that speaks for it (its JWK `sub`): one agent cannot sign for another cluster."""
     if keys is None:
         return None
-    key_id = keys.verify(record.topic, record.key, record.value, record_headers(record), now)
+    key_id = keys.verify(record.topic, record.key, record.value, record_headers(record), now, value_sha256)
     if subject is not None:
         speaks_for = keys.get(key_id).subject  # type: ignore[union-attr]  (verify found it)
         if speaks_for != subject:

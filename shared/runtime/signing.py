@@ -33,11 +33,12 @@ class SignatureRefused(ValueError):
         self.key_id = key_id
 
 
-def signed_bytes(topic: str, key: bytes | None, value: bytes) -> bytes:
+def signed_bytes(topic: str, key: bytes | None, value: bytes, value_sha256: bytes | None = None) -> bytes:
     """What a signature covers: a domain tag, then topic, key and the value's SHA-256, each length-prefixed
     (unambiguous). Ed25519 hashes what it signs twice with SHA-512 and the value may be megabytes (a command's
-    set): hashed once with SHA-256 (hardware-accelerated) it costs a fraction, and the signed message stays small."""
-    return _framed(_DOMAIN, topic, key, hashlib.sha256(value).digest())
+    set): hashed once with SHA-256 (hardware-accelerated) it costs a fraction, and the signed message stays small.
+    `value_sha256`: that hash, when the caller computed it already."""
+    return _framed(_DOMAIN, topic, key, value_sha256 or hashlib.sha256(value).digest())
 
 
 def _signed_bytes_v1(topic: str, key: bytes | None, value: bytes) -> bytes:
@@ -148,8 +149,10 @@ class KeySet:
         value: bytes,
         headers: Mapping[str, bytes | str],
         now: datetime | None = None,
+        value_sha256: bytes | None = None,
     ) -> str:
-        """The id of the key that signed this record; SignatureRefused naming the reason otherwise."""
+        """The id of the key that signed this record; SignatureRefused naming the reason otherwise. `value_sha256`:
+        the value's SHA-256, when the caller computed it already (it is not computed again)."""
         key_id = _text(headers.get(KEY_ID_HEADER))
         signature = _text(headers.get(SIGNATURE_HEADER))
         if key_id is None or signature is None:
@@ -164,7 +167,7 @@ class KeySet:
         except ValueError as exc:
             raise SignatureRefused("malformed signature", key_id) from exc
         try:
-            known.public_key.verify(raw, signed_bytes(topic, key, value))
+            known.public_key.verify(raw, signed_bytes(topic, key, value, value_sha256))
         except InvalidSignature:
             try:  # a record signed before the value was hashed first (an audit ledger, a retained topic)
                 known.public_key.verify(raw, _signed_bytes_v1(topic, key, value))

@@ -17,7 +17,7 @@ from services.agent.app import Agent, build
 from shared.contracts.bitmaps import scope_digest, set_digest
 from shared.contracts.catalogue import ACKS, COMMANDS, SETS, dead_letter_topic
 from shared.contracts.serving import RestrictCommand
-from shared.contracts.set_copies import HEADER, SetReference, encode_set, set_key, value_digest
+from shared.contracts.set_copies import HEADER_V1, MAGIC_V1, SetReference, encode_set, set_key, value_digest
 from shared.runtime.kafka import producer
 from shared.runtime.record_signing import SigningSettings, encoded
 from shared.runtime.settings import KafkaSettings
@@ -57,7 +57,12 @@ class Rig:
         return partition, offsets
 
     async def copy(self, directive: str, revision: int, model: str, users: BitMap, **options: Any) -> SetReference:
-        values = encode_set(users, ids_per_chunk=options.pop("ids_per_chunk", 1000), max_bytes=1_000_000)
+        ids_per_chunk, digest = options.pop("ids_per_chunk", 1000), options.pop("digest", None)
+        if options.pop("layout_1", False):
+            parts = _by_count(users, ids_per_chunk)
+            values = [_layout_1(part, i, len(parts)) for i, part in enumerate(parts)]
+        else:
+            values = encode_set(users, ids_per_chunk=ids_per_chunk, max_bytes=1_000_000).values
         partition, offsets = await self.publish_values(directive, revision, model, values, **options)
         return SetReference(
             model=model,
@@ -65,7 +70,7 @@ class Rig:
             partition=partition,
             offsets=offsets,
             chunk_digests=[value_digest(v) for v in values],
-            digest=set_digest(users),
+            digest=digest or set_digest(users),
         )
 
     async def restrict(self, directive: str, revision: int, refs: list[SetReference]) -> RestrictCommand:
@@ -89,6 +94,18 @@ class Rig:
 
     async def ack_of(self, command: RestrictCommand) -> dict:
         return await self.acks.wait_for(lambda m: m.get("causation_id") == command.event_id, f"ack of {command.type}")
+
+
+def _by_count(users: BitMap, ids_per_chunk: int) -> list[BitMap]:
+    """Chunks of ids_per_chunk ids as layout 1 split them: a range may be cut between two chunks."""
+    ids = list(users)
+    return [BitMap(ids[start : start + ids_per_chunk]) for start in range(0, len(ids), ids_per_chunk)] or [BitMap()]
+
+
+def _layout_1(users: BitMap, index: int, chunks: int) -> bytes:
+    """A chunk value in layout 1 (no range digests), as records already on the topic carry them."""
+    raw = users.serialize()
+    return HEADER_V1.pack(MAGIC_V1, 0, index, chunks, len(raw)) + raw
 
 
 @pytest.fixture
@@ -141,7 +158,7 @@ async def _still_consuming(rig: Rig, directive: str) -> None:
 
 async def test_a_restriction_by_reference_is_read_checked_and_applied_for_every_model(rig: Rig, unique: str) -> None:
     directive = f"D-{unique}"
-    fable, mythos = BitMap(range(10_000, 40_000, 3)), BitMap([7, 8, 9])
+    fable, mythos = BitMap(range(0, 5 << 16, 7)), BitMap([7, 8, 9])  # fable-5: five ranges, a chunk each
     refs = [
         await rig.copy(directive, 1, "fable-5", fable, ids_per_chunk=2_000),
         await rig.copy(directive, 1, "mythos-5", mythos),
@@ -168,7 +185,7 @@ async def test_a_chunk_whose_bytes_do_not_match_the_command_s_digest_is_refused(
     directive = f"D-{unique}"
     held = await _hold_revision_one(rig, directive)
     real = await rig.copy(directive, 2, "fable-5", BitMap([3]))
-    other = value_digest(encode_set(BitMap([4]), 1000, 1_000_000)[0])
+    other = value_digest(encode_set(BitMap([4]), 1000, 1_000_000).values[0])
     command = await rig.restrict(directive, 2, [real.model_copy(update={"chunk_digests": [other]})])
     await _refused_and_unchanged(rig, directive, command, held, "do not match the command's digest")
     await _still_consuming(rig, directive)
@@ -189,8 +206,8 @@ async def test_a_garbage_set_chunk_is_dead_lettered_refused_and_the_agent_keeps_
 ) -> None:
     directive = f"D-{unique}"
     held = await _hold_revision_one(rig, directive)
-    garbage = HEADER.pack(b"CMS1", 0, 0, 1, 12) + b"not roaring!"  # a signed record that is not a set chunk
-    truncated = encode_set(BitMap(range(100)), 1000, 1_000_000)[0][:10]
+    garbage = HEADER_V1.pack(b"CMS1", 0, 0, 1, 12) + b"not roaring!"  # a signed record that is not a set chunk
+    truncated = encode_set(BitMap(range(100)), 1000, 1_000_000).values[0][:10]
     for n, value in enumerate((garbage, truncated)):
         partition, offsets = await rig.publish_values(directive, 2, "fable-5", [value])
         ref = SetReference(
@@ -210,3 +227,28 @@ async def test_a_garbage_set_chunk_is_dead_lettered_refused_and_the_agent_keeps_
         )
         assert letter["topic"] == SETS.name and letter["offset"] == offsets[0] and why in letter["reason"]
     await _still_consuming(rig, directive)
+
+
+async def test_a_copy_whose_range_digests_do_not_combine_to_the_command_s_set_digest_is_refused(
+    rig: Rig, unique: str
+) -> None:
+    directive = f"D-{unique}"
+    held = await _hold_revision_one(rig, directive)
+    # every chunk's bytes are what the command names, but the set they make is not the one the command says
+    mislabelled = await rig.copy(directive, 2, "fable-5", BitMap([3]), digest=set_digest(BitMap([3, 4])))
+    command = await rig.restrict(directive, 2, [mislabelled])
+    reason = await _refused_and_unchanged(rig, directive, command, held, "range digests combine to")
+    assert set_digest(BitMap([3, 4])) in reason
+    await _still_consuming(rig, directive)
+
+
+async def test_a_copy_in_layout_1_without_range_digests_is_still_applied_and_hashed_when_held(
+    rig: Rig, unique: str
+) -> None:
+    directive = f"D-{unique}"
+    fable = BitMap(range(60_000, 140_000, 7))  # 1,000-id chunks cut the ranges 0, 1 and 2 across chunks
+    ref = await rig.copy(directive, 1, "fable-5", fable, layout_1=True)
+    assert len(ref.offsets) > 10
+    applied = await rig.ack_of(await rig.restrict(directive, 1, [ref]))
+    assert applied["type"] == "CommandApplied" and applied["digest"] == scope_digest({"fable-5": set_digest(fable)})
+    assert rig.agent.holding.state.held[directive].sets == {"fable-5": fable}

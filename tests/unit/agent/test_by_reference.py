@@ -7,13 +7,13 @@ from pathlib import Path
 
 from pyroaring import BitMap
 
-from services.agent.command_effects import Applied, Failed, on_restrict, refuse_sets
+from services.agent.command_effects import Applied, Failed, on_delta, on_restrict, refuse_sets
 from services.agent.restriction_store import RestrictionStore
 from services.agent.restrictions import Restrictions
-from shared.contracts.bitmaps import scope_digest, set_digest
+from shared.contracts.bitmaps import SetDigest, scope_digest, set_digest
 from shared.contracts.serving import RestrictCommand
 from shared.contracts.set_copies import SetReference
-from tests.unit.agent.builders import CLUSTER, restrict
+from tests.unit.agent.builders import CLUSTER, delta, restrict
 
 SETS = {"fable-5": BitMap(range(0, 300, 3)), "mythos-5": BitMap([7, 70_000, 900_000])}
 
@@ -85,3 +85,33 @@ def test_an_inline_command_already_on_the_topic_is_still_applied() -> None:
     state = Restrictions()
     outcome = on_restrict(state, restrict("D-1", 1, "fable-5", [4, 5]))
     assert [type(a) for a in outcome.acks] == [Applied] and state.held["D-1"].sets == {"fable-5": BitMap([4, 5])}
+
+
+def test_digests_combined_from_the_copies_are_held_as_they_are_and_a_delta_updates_them() -> None:
+    state, command = Restrictions(), by_reference()
+    combined = {m: SetDigest.of(u) for m, u in SETS.items()}  # as the set reader combines them from range digests
+    outcome = on_restrict(state, command, None, {m: BitMap(u) for m, u in SETS.items()}, dict(combined))
+    [ack] = outcome.acks
+    assert isinstance(ack, Applied) and ack.digest == command.expected_digest
+    assert all(state.held["D-1"].set_digests[m] is combined[m] for m in SETS)  # not hashed again
+    on_delta(state, delta("D-1", 1, 1, "mythos-5", added=[1_000_000]))
+    assert state.digest("D-1") == scope_digest(
+        {"fable-5": set_digest(SETS["fable-5"]), "mythos-5": set_digest(SETS["mythos-5"] | BitMap([1_000_000]))}
+    )
+
+
+def test_a_revision_by_reference_is_written_as_held_sets_at_once_leaving_nothing_to_fold(tmp_path: Path) -> None:
+    store = RestrictionStore(tmp_path / "agent.sqlite3")
+    state = Restrictions()
+    store.record(state, "D-1", on_restrict(state, restrict("D-1", 1, "fable-5", [1, 2], chunk=0, chunks=2)), 0, 0)
+    store.record(state, "D-1", on_restrict(state, restrict("D-1", 1, "mythos-5", [3], chunk=1, chunks=2)), 0, 1)
+    assert store.fold(state) == 1  # a revision that came in chunks is written whole later
+    outcome = on_restrict(state, by_reference(revision=2), None, {m: BitMap(u) for m, u in SETS.items()})
+    store.record(state, "D-1", outcome, 0, 2)
+    assert store._db.execute("SELECT count(*) FROM staged").fetchone() == (0,)
+    assert store.fold(state) == 0  # nothing to write again
+    store.close()
+    loaded, _ = RestrictionStore(tmp_path / "agent.sqlite3").load()
+    assert loaded.held["D-1"].revision == 2 and loaded.held["D-1"].sets == SETS
+    on_delta(loaded, delta("D-1", 2, 1, "mythos-5", added=[1]))  # each model's set is its own after a restart
+    assert 1 in loaded.held["D-1"].sets["mythos-5"] and 1 not in loaded.held["D-1"].sets["fable-5"]

@@ -18,7 +18,8 @@ from shared.contracts.serving import AgentHeartbeat, CommandApplied, CommandFail
 from shared.contracts.set_copies import decode_chunk, value_digest
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
-SETS = {"fable-5": BitMap(range(0, 500)), "mythos-5": BitMap(range(250, 260))}
+# fable-5: ten ranges of 50 ids (a set copy's chunk holds whole ranges); mythos-5 shares some of them
+SETS = {"fable-5": BitMap([r << 16 | i for r in range(10) for i in range(50)]), "mythos-5": BitMap(range(40, 50))}
 
 
 def at(seconds: float) -> datetime:

@@ -50,8 +50,8 @@ def test_a_re_send_reuses_the_copy_and_a_delta_makes_a_new_version_published_onc
     feed(coordinator, [applied("us-east", "0" * 64)], now=at(2))  # a wrong digest: re-sent
     resent = placed(to(coordinator.tick(at(10)).commands, "us-east"))
     assert resent and len(topic.records) == first  # the same copy, referenced again
-    after = SETS["fable-5"] | BitMap([9000])
-    feed(coordinator, [delta(1, "fable-5", BitMap([9000]), BitMap(), after)], now=at(11))
+    after = SETS["fable-5"] | BitMap([10 << 16])  # an eleventh range
+    feed(coordinator, [delta(1, "fable-5", BitMap([10 << 16]), BitMap(), after)], now=at(11))
     feed(coordinator, [applied("us-east", "0" * 64), applied("eu-west", "0" * 64)], now=at(12))
     again = placed(coordinator.tick(at(30)).commands)
     versions = {ref.version for c in again if c.type == "RestrictCommand" for ref in c.sets}

@@ -16,6 +16,7 @@ from devtools.registry.view import coded_users
 from devtools.scenarios import MISSION
 from services.impact.affected import assess, rows_bitmap, rows_digest, rows_range_digests
 from services.impact.directives import Directives
+from services.impact.losing import losing_by_model
 from services.impact.selection import BLOCK, membership
 from services.impact.user_columns import Population
 from shared.contracts.bitmaps import SetDigest, set_digest
@@ -130,3 +131,12 @@ def test_deltas_change_the_directive_own_sets_never_the_assessment_it_was_activa
     book.active["D1"].apply("fable-5", BitMap([7 * BLOCK]), BitMap([before["fable-5"].min()]))
     assert affected.by_model == before
     assert affected.model_digests == {m: set_digest(users) for m, users in before.items()}
+
+
+@settings(max_examples=25, deadline=None)
+@given(selectors, st.sampled_from(["restrict", "allow"]))
+def test_losing_counts_made_in_the_evaluation_pass_equal_losing_by_model(selector, unknown) -> None:
+    directive_scope = scope(selector, ("fable-5", "mythos-5", "lyric-4"), unknown=unknown)
+    for workers in (1, 2):
+        affected = assess(several_blocks(), directive_scope, workers=workers)
+        assert affected.losing == losing_by_model(several_blocks(), affected.by_model)

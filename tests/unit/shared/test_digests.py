@@ -23,6 +23,7 @@ from shared.contracts.bitmaps import (
     set_digest,
     sets_digest,
 )
+from shared.contracts.set_copies import decode_chunk, encode_set
 
 SPREADS = [
     [],
@@ -109,3 +110,26 @@ def test_sets_digest_is_the_scope_digest_of_each_models_set_digest() -> None:
 def test_holding_nothing_is_the_digest_of_the_empty_scope() -> None:
     assert EMPTY_SCOPE_DIGEST == sets_digest({}) == hashlib.sha256(b"").hexdigest()
     assert set_digest(BitMap()) == SetDigest.of(BitMap()).hexdigest() == hashlib.sha256(b"").hexdigest()
+
+
+COPY_CHUNKINGS = [  # (ids per chunk, bytes per chunk): one id, a few thousand, sparse chunks halved by bytes
+    (ids, per_chunk, max_bytes)
+    for ids in SPREADS
+    for per_chunk, max_bytes in [(1, 10_000), (3_000, 1_000_000), (50_000, 30_000)]
+    if per_chunk > 1 or len(ids) < 10
+]
+
+
+@pytest.mark.parametrize(("ids", "ids_per_chunk", "max_bytes"), COPY_CHUNKINGS)
+def test_a_set_copy_s_digest_combined_from_its_chunks_range_digests_equals_the_definition(
+    ids: list[int], ids_per_chunk: int, max_bytes: int
+) -> None:
+    users = BitMap(ids)
+    encoded = encode_set(users, ids_per_chunk, max_bytes, workers=2)
+    chunks = [decode_chunk(value) for value in encoded.values]
+    listed = [key for chunk in chunks for key in chunk.ranges or {}]
+    assert listed == sorted(set(listed))  # each range whole in one chunk, in order
+    for chunk in chunks:  # what each chunk lists is its own users' range digests
+        assert SetDigest.of(chunk.users).ranges == chunk.ranges
+    combined = SetDigest.from_ranges({k: d for chunk in chunks for k, d in (chunk.ranges or {}).items()})
+    assert encoded.digest == combined.hexdigest() == _literal(users)

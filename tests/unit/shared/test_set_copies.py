@@ -10,7 +10,17 @@ from pyroaring import BitMap
 from shared.contracts.bitmaps import encode_bitmap, set_digest, union
 from shared.contracts.envelope import envelope
 from shared.contracts.serving import RestrictCommand
-from shared.contracts.set_copies import HEADER, SetReference, decode_chunk, encode_chunk, encode_set, value_digest
+from shared.contracts.set_copies import (
+    HEADER,
+    HEADER_V1,
+    MAGIC_V1,
+    RANGE_ENTRY,
+    SetReference,
+    decode_chunk,
+    encode_chunk,
+    encode_set,
+    value_digest,
+)
 
 
 def _sparse(n: int, space: int, seed: int = 7) -> BitMap:
@@ -20,10 +30,10 @@ def _sparse(n: int, space: int, seed: int = 7) -> BitMap:
 
 def test_a_set_comes_back_whole_from_its_chunks_in_order() -> None:
     users = _sparse(300_000, 3_000_000)
-    values = encode_set(users, ids_per_chunk=100_000, max_bytes=200_000)
+    values = encode_set(users, ids_per_chunk=100_000, max_bytes=200_000).values
     decoded = [decode_chunk(v) for v in values]
-    assert [(i, n) for i, n, _ in decoded] == [(i, len(values)) for i in range(len(values))]
-    assert union(b for _, _, b in decoded) == users and len(values) >= 3
+    assert [(c.index, c.chunks) for c in decoded] == [(i, len(values)) for i in range(len(values))]
+    assert union(c.users for c in decoded) == users and len(values) >= 3
     assert all(len(v) <= 200_000 for v in values)
 
 
@@ -38,8 +48,9 @@ def test_zstd_is_kept_for_sparse_chunks_and_skipped_for_dense_ones() -> None:
 
 
 def test_the_empty_set_is_one_empty_chunk() -> None:
-    [value] = encode_set(BitMap(), 10, 1000)
-    assert decode_chunk(value) == (0, 1, BitMap())
+    encoded = encode_set(BitMap(), 10, 1000)
+    assert [decode_chunk(v) for v in encoded.values] == [(0, 1, BitMap(), {})]
+    assert encoded.digest == set_digest(BitMap())
 
 
 @pytest.mark.parametrize(
@@ -48,11 +59,14 @@ def test_the_empty_set_is_one_empty_chunk() -> None:
         (b"", "truncated"),
         (b"CMS1\x00", "truncated"),
         (b"XXXX" + bytes(13) + b"junk", "not a set chunk"),
-        (HEADER.pack(b"CMS1", 9, 0, 1, 4) + b"abcd", "codec 9 unknown"),
-        (HEADER.pack(b"CMS1", 0, 3, 2, 4) + b"abcd", "out of range"),
-        (HEADER.pack(b"CMS1", 1, 0, 1, 4) + b"not zstd", "zstd payload corrupt"),
-        (HEADER.pack(b"CMS1", 0, 0, 1, 9) + b"garbage!!", "not a valid roaring bitmap"),
+        (HEADER_V1.pack(b"CMS1", 9, 0, 1, 4) + b"abcd", "codec 9 unknown"),
+        (HEADER_V1.pack(b"CMS1", 0, 3, 2, 4) + b"abcd", "out of range"),
+        (HEADER_V1.pack(b"CMS1", 1, 0, 1, 4) + b"not zstd", "zstd payload corrupt"),
+        (HEADER_V1.pack(b"CMS1", 0, 0, 1, 9) + b"garbage!!", "not a valid roaring bitmap"),
         (encode_chunk(BitMap([1, 2, 3]), 0, 1)[:-2], "roaring bytes, the envelope says"),
+        (b"CMS2" + bytes(13), "the envelope alone is 21"),
+        (HEADER.pack(b"CMS2", 0, 0, 1, 8, 3) + bytes(40), "its range digests end at"),
+        (HEADER.pack(b"CMS2", 7, 0, 1, 8, 0) + bytes(8), "codec 7 unknown"),
     ],
 )
 def test_a_garbage_or_truncated_chunk_is_refused_naming_the_problem(value: bytes, names: str) -> None:
@@ -103,3 +117,27 @@ def test_a_reference_lists_one_digest_per_offset() -> None:
     uneven = SetReference.model_validate({**_reference().model_dump(), "offsets": [1, 2]})
     with pytest.raises(ValidationError, match="offsets but"):
         _command(sets=[uneven])
+
+
+def _with_table(users: BitMap, ranges: dict[int, bytes]) -> bytes:
+    """A layout-2 chunk of `users` whose envelope lists these range digests, whatever they are."""
+    raw = users.serialize()
+    table = np.array(sorted(ranges.items()), RANGE_ENTRY)
+    return HEADER.pack(b"CMS2", 0, 0, 1, len(raw), len(ranges)) + table.tobytes() + raw
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [{0: bytes(32)}, {0: bytes(32), 1: bytes(32), 5: bytes(32)}, {}],
+    ids=["a range missing", "a range the users do not have", "none listed"],
+)
+def test_a_chunk_whose_range_digests_do_not_list_exactly_its_ranges_is_refused(listed: dict[int, bytes]) -> None:
+    with pytest.raises(ValueError, match="do not list exactly the ranges of its users"):
+        decode_chunk(_with_table(BitMap([1, 65_536 + 1]), listed))
+
+
+def test_a_chunk_in_layout_1_is_still_read_and_lists_no_range_digests() -> None:
+    users = BitMap([5, 70_000, 2**32 - 1])
+    raw = users.serialize()
+    chunk = decode_chunk(HEADER_V1.pack(MAGIC_V1, 0, 2, 3, len(raw)) + raw)
+    assert chunk == (2, 3, users, None)
