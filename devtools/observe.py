@@ -15,11 +15,15 @@ from shared.runtime.settings import KafkaSettings
 
 
 class TopicReader:
-    """Reads a topic from the beginning without a consumer group, parsing values with the contract."""
+    """Reads a topic without a consumer group, parsing values with the contract: from the beginning, or from the
+    offsets in `start` (partitions of the topic not named there are read from the beginning)."""
 
-    def __init__(self, settings: KafkaSettings | str, topic: Topic) -> None:
+    def __init__(
+        self, settings: KafkaSettings | str, topic: Topic, start: dict[TopicPartition, int] | None = None
+    ) -> None:
         self.topic = topic
         self.messages: list[Any] = []
+        self._start = {tp: offset for tp, offset in (start or {}).items() if tp.topic == topic.name}
         settings = KafkaSettings(bootstrap=settings) if isinstance(settings, str) else settings
         self._consumer = kafka.consumer(settings, f"observe-{topic.name}")
 
@@ -30,6 +34,8 @@ class TopicReader:
             await self._consumer._client.force_metadata_update()  # noqa: SLF001 - first metadata fetch
             partitions = self._consumer.partitions_for_topic(self.topic.name) or set()
         self._consumer.assign([TopicPartition(self.topic.name, p) for p in sorted(partitions)])
+        for tp, offset in self._start.items():
+            self._consumer.seek(tp, offset)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

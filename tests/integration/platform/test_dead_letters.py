@@ -7,7 +7,7 @@ import base64
 
 from faststream.kafka import KafkaBroker
 
-from devtools.observe import TopicReader
+from devtools.observe import TopicReader, group_starts_at, topics_end
 from shared.contracts.catalogue import DIRECTIVES, dead_letter_topic
 from shared.contracts.deadletter import DeadLetter
 from shared.contracts.directives import DirectiveEvent, DirectiveIssued
@@ -46,7 +46,18 @@ def _service(bootstrap: str, group: str, prefix: str, seen: list, attempts: list
 async def test_poison_messages_are_dead_lettered_and_the_consumer_goes_on(bootstrap: str, unique: str) -> None:
     seen: list[str] = []
     attempts: list[str] = []
-    broker = _service(bootstrap, f"dl-{unique}", unique, seen, attempts)
+    dlq = dead_letter_topic("impact")
+    ends = await topics_end(bootstrap, DIRECTIVES, dlq)
+    group = f"dl-{unique}"
+    # The group starts where the topic ends now: a fresh group would first work through every directive the
+    # session's other tests left, and the four records below would wait behind them.
+    await group_starts_at(bootstrap, group, {tp: o for tp, o in ends.items() if tp.topic == DIRECTIVES.name})
+
+    def mine(messages: list) -> list[DeadLetter]:
+        keys = {f"{unique}-bad", f"{unique}-reject", f"{unique}-crash"}
+        return [m for m in messages if base64.b64decode(m.key_b64 or "").decode() in keys]
+
+    broker = _service(bootstrap, group, unique, seen, attempts)
     async with broker:
         await broker.start()
         publisher = declare_publisher(broker, DIRECTIVES)
@@ -54,20 +65,15 @@ async def test_poison_messages_are_dead_lettered_and_the_consumer_goes_on(bootst
         await emit(publisher, DIRECTIVES, _directive(f"{unique}-reject"))
         await emit(publisher, DIRECTIVES, _directive(f"{unique}-crash"))
         await emit(publisher, DIRECTIVES, _directive(f"{unique}-good"))
+        # The letters are awaited while the service runs: stopping it earlier could cut a letter short.
+        async with TopicReader(bootstrap, dlq, start=ends) as reader:
+            letters = await reader.drain(lambda ms: len(mine(ms)) == 3, 60, "three dead letters")
         for _ in range(200):
-            if f"{unique}-good" in seen and len(attempts) >= 3:
+            if f"{unique}-good" in seen:
                 break
             await asyncio.sleep(0.1)
     assert seen == [f"{unique}-good"]
     assert attempts == [f"{unique}-crash"] * 3, "a failing handler is retried a bounded number of times"
-
-    async with TopicReader(bootstrap, dead_letter_topic("impact")) as reader:
-
-        def mine(messages: list) -> list[DeadLetter]:
-            keys = {f"{unique}-bad", f"{unique}-reject", f"{unique}-crash"}
-            return [m for m in messages if base64.b64decode(m.key_b64 or "").decode() in keys]
-
-        letters = await reader.drain(lambda ms: len(mine(ms)) == 3, 30, "three dead letters")
     reasons = {base64.b64decode(m.key_b64).decode(): m.reason for m in mine(letters)}
     assert reasons[f"{unique}-bad"].startswith("invalid message")
     assert "domain reason" in reasons[f"{unique}-reject"]
