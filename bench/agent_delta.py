@@ -26,7 +26,7 @@ from services.agent.restriction_store import RestrictionStore
 from services.agent.restrictions import HeldRestriction, Window
 from services.impact.affected import mask_ranges
 from services.impact.selection import BLOCK, blockwise
-from shared.contracts.bitmaps import DIGEST_SLICE, SetDigest, bitmap_ids, encode_bitmap, set_digest
+from shared.contracts.bitmaps import SetDigest, bitmap_ids, encode_bitmap, id_blocks, set_digest
 from shared.contracts.serving import DeltaCommand, LiftCommand
 
 NOW = datetime.now(UTC)
@@ -124,13 +124,10 @@ def lifts(folder: Path, users: BitMap) -> tuple[list[float], list[float]]:
 
 def previous_digest(users: BitMap) -> str:
     """The set digest as defined before ranges: SHA-256 over every id ascending as little-endian uint32, read
-    in the same slices of the id space (kept here only to compare its cost)."""
+    in the same blocks of ids (kept here only to compare its cost)."""
     digest = hashlib.sha256()
-    window = BitMap()
-    for start in range(users.min() & ~(DIGEST_SLICE - 1), users.max() + 1, DIGEST_SLICE):
-        window.clear()
-        window.add_range(start, start + DIGEST_SLICE)
-        digest.update(bitmap_ids(users & window).astype("<u4", copy=False))
+    for block in id_blocks(users):
+        digest.update(block.astype("<u4", copy=False))
     return digest.hexdigest()
 
 

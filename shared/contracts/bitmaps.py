@@ -13,7 +13,7 @@ import numpy as np
 from pyroaring import BitMap
 
 CHUNK_IDS = 200_000  # ids per chunk; a chunk's serialised bitmap stays far below 1 MiB
-DIGEST_SLICE = 1 << 22  # ids of the id space hashed at a time: at most 16 MiB of ids materialised at once
+DIGEST_SLICE = 1 << 19  # ids hashed at a time: a set's ids are materialised 2 MiB at a time, however dense
 RANGE_BITS = 16  # a range: the 2^16 ids sharing their high 16 bits (one roaring container)
 GROUP_RANGE_BITS = 8  # a group: the 256 ranges sharing their id's high byte
 
@@ -88,12 +88,13 @@ def _combine(entries: Iterable[tuple[int, bytes]]) -> bytes:
 
 
 def set_digest(bitmap: BitMap) -> str:
-    """The set digest of a bitmap; a set larger than DIGEST_SLICE ids is read one slice of the id space at a
-    time, so that a 50M-user set never materialises all its ids at once."""
-    return ids_digest(_id_blocks(bitmap))
+    """The set digest of a bitmap; a set larger than DIGEST_SLICE ids is read DIGEST_SLICE ids at a time, so
+    that a 50M-user set never materialises all its ids at once."""
+    return ids_digest(id_blocks(bitmap))
 
 
-def _id_blocks(bitmap: BitMap) -> Iterable[np.ndarray]:
+def id_blocks(bitmap: BitMap) -> Iterable[np.ndarray]:
+    """A set's ids, ascending, in consecutive blocks of at most DIGEST_SLICE ids."""
     return [bitmap_ids(bitmap)] if len(bitmap) <= DIGEST_SLICE else _slices(bitmap)
 
 
@@ -107,7 +108,7 @@ class SetDigest:
 
     @classmethod
     def of(cls, bitmap: BitMap) -> SetDigest:
-        return cls.from_ranges(range_digests(_id_blocks(bitmap)))
+        return cls.from_ranges(range_digests(id_blocks(bitmap)))
 
     @classmethod
     def from_ranges(cls, ranges: Mapping[int, bytes]) -> SetDigest:
@@ -150,15 +151,15 @@ def _range_keys(bitmap: BitMap) -> list[int]:
 
 
 def _slices(bitmap: BitMap) -> Iterable[np.ndarray]:
-    if not bitmap:
-        return
+    """The ids of a set in consecutive blocks of DIGEST_SLICE ids (the last may be shorter): each block is the
+    set within the id window from its first id to its last, found by rank (select), so a dense set and a
+    sparse one cost the same number of blocks per id."""
     window = BitMap()
-    for start in range(bitmap.min() & ~(DIGEST_SLICE - 1), bitmap.max() + 1, DIGEST_SLICE):
+    size = len(bitmap)
+    for first in range(0, size, DIGEST_SLICE):
         window.clear()
-        window.add_range(start, start + DIGEST_SLICE)
-        part = bitmap & window
-        if part:
-            yield bitmap_ids(part)
+        window.add_range(bitmap[first], bitmap[min(first + DIGEST_SLICE, size) - 1] + 1)
+        yield bitmap_ids(bitmap & window)
 
 
 def sets_digest(sets: Mapping[str, BitMap]) -> str:

@@ -34,6 +34,8 @@ SPREADS = [
     [DIGEST_SLICE - 1, DIGEST_SLICE, 3 * DIGEST_SLICE + 5],
     np.random.default_rng(1).integers(0, 2**32, 10_000).tolist(),
     np.random.default_rng(2).choice(5 * DIGEST_SLICE, 200_000, replace=False).tolist(),
+    # more ids than one block holds, dense enough that block boundaries fall inside ranges
+    np.random.default_rng(3).choice(3 * DIGEST_SLICE, 2 * DIGEST_SLICE + 7, replace=False).tolist(),
 ]
 
 
