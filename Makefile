@@ -73,12 +73,12 @@ down: ## Stop exactly what `make up` started (safe to run twice)
 	@if [ -x $(PY) ]; then $(PY) -m cli.local_stack down; else echo "nothing to stop (no $(VENV))"; fi
 
 test: venv kafka-fetch tools ## Run the whole test suite on a real Kafka the session starts
-	@trap '$(PYTHON) deploy/kafka/kafkalocal.py down --data $(TEST_KAFKA_DIR) >/dev/null 2>&1' EXIT; \
+	@trap '$(PYTHON) deploy/kafka/kafkalocal.py down --data $(TEST_KAFKA_DIR) >/dev/null 2>&1' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
 	COUNTERMAND_TEST_KAFKA_DIR=$(TEST_KAFKA_DIR) $(PY) -m pytest -m "not cluster" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$rc
 
 test-cluster: venv kafka-fetch ## Run the resilience suite on a three-node Kafka cluster it starts and stops
-	@trap '$(PYTHON) deploy/kafka/kafkalocal.py down --data $(TEST_KAFKA_DIR)-cluster >/dev/null 2>&1' EXIT; \
+	@trap '$(PYTHON) deploy/kafka/kafkalocal.py down --data $(TEST_KAFKA_DIR)-cluster >/dev/null 2>&1' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
 	COUNTERMAND_TEST_KAFKA_DIR=$(TEST_KAFKA_DIR) $(PY) -m pytest -m cluster tests/cluster $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test-cluster: no tests were collected" >&2; exit 1; fi; exit $$rc
 
