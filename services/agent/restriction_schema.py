@@ -48,7 +48,8 @@ WAL_CHECKPOINT_PAGES = 256
 def open_database(path: Path) -> sqlite3.Connection:
     """The agent's database, created or upgraded; autocommit (the store opens its own transactions), WAL, fsync."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, isolation_level=None)
+    # The store is used from one thread at a time (Holding.writing), not always the one that opened it.
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # before WAL mode and the first table: only a new file takes it
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")

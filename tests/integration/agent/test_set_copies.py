@@ -175,7 +175,8 @@ async def _shared_copies(rig: Rig, directive: str, users: BitMap) -> list[SetRef
     """Both models' copies of one set, as enforcement publishes them: the same values under each model's key."""
     fable = await rig.copy(directive, 1, "fable-5", users, ids_per_chunk=2_000)
     mythos = await rig.copy(directive, 1, "mythos-5", users, ids_per_chunk=2_000)
-    assert fable.chunk_digests == mythos.chunk_digests and fable.offsets != mythos.offsets
+    assert fable.chunk_digests == mythos.chunk_digests
+    assert (fable.partition, fable.offsets) != (mythos.partition, mythos.offsets)
     return [fable, mythos]
 
 
