@@ -131,7 +131,7 @@ class Agent:
             await self.handling.sets.stop()
         if self.http is not None:
             await self.http.stop()
-        self.holding.store.close()
+        await self.holding.close()
 
     async def _catch_up(self, begin: dict[int, int], end: dict[int, int]) -> None:
         await routines.catch_up(self.settings, begin, end, self.log)

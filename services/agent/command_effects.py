@@ -81,7 +81,8 @@ def on_restrict(
 
     A command by reference carries no users: unless it is refused or confirms what is held, the outcome asks for
     its sets (`needs_sets`, nothing changed) and the caller applies it again with `sets` read from their copies
-    (and, per model, the set's digest combined from the copy's range digests, so the set is not hashed again).
+    (and, per model, the set's digest combined from the copy's range digests, so the set is not hashed again); those
+    sets are then held as given, not copied.
     `now` is when the chunk arrived: a revision still incomplete `chunk_timeout` after its first chunk is
     discarded by `expire_staging`.
     """
@@ -134,7 +135,13 @@ def _stage_sets(
     for index, model in enumerate(models):
         staged.add(index, len(models), model, sets[model])
     state.staging[(directive, revision)] = staged
-    return _apply_revision(state, directive, revision, staged, tuple(range(len(models))), digests)
+    # One set per model, read for this command alone: held as it is, not copied again (a delta changes a held set
+    # in place, so a bitmap given for two models is held as two).
+    whole: dict[str, BitMap] = {}
+    for model in sorted(models):
+        users = sets[model]
+        whole[model] = BitMap(users) if any(users is other for other in whole.values()) else users
+    return _apply_revision(state, directive, revision, staged, tuple(range(len(models))), digests, whole)
 
 
 def _stage(state: Restrictions, command: RestrictCommand, now: datetime | None) -> Outcome:
@@ -172,11 +179,12 @@ def _apply_revision(
     staged: StagedRevision,
     arrived: tuple[int, ...],
     digests: dict[str, SetDigest] | None = None,
+    sets: dict[str, BitMap] | None = None,
 ) -> Outcome:
     state.held[directive] = HeldRestriction.of(
         revision,
         staged.window,
-        staged.sets(),
+        staged.sets() if sets is None else sets,
         _seq_reflected(state, directive, revision),
         on_stale=staged.on_stale,
         digests=digests,

@@ -81,7 +81,7 @@ class CommandHandling:
             outcome = await self._with_sets(command)
         self.holding.show(outcome)
         if outcome.touched or outcome.held_changed or outcome.received:
-            self.holding.persist(command.directive_id, outcome, partition, offset)
+            await self.holding.write(command.directive_id, outcome, partition, offset)
         for ack in outcome.acks:
             self.log.info(
                 "command applied" if isinstance(ack, Applied) else "command not applied",
@@ -106,14 +106,18 @@ class CommandHandling:
         bind_message_ids(None, marker.event_id)
         if not self.readiness.syncs(marker.cluster_id, marker.heartbeat_event_id):
             return
-        self.holding.record_synced(marker.event_id, partition, offset)
+        async with self.holding.writing:
+            self.holding.record_synced(marker.event_id, partition, offset)
         self.readiness.synced = True
         self.log.info("synced with the control plane", marker=marker.event_id, held=len(self.holding.state.held))
 
     async def expire_staging(self, timeout: timedelta) -> None:
         """Discard revisions whose missing chunks did not come in time and report each failure once."""
-        for directive, outcome in expire_staging(self.holding.state, self.clock(), timeout).items():
-            self.holding.persist(directive, outcome, None, None)
+        async with self.holding.writing:  # a command's write may be under way on its thread
+            expired = expire_staging(self.holding.state, self.clock(), timeout)
+            for directive, outcome in expired.items():
+                self.holding.persist(directive, outcome, None, None)
+        for outcome in expired.values():
             for ack in outcome.acks:
                 await self.reports.ack(ack, ack.cause)
 

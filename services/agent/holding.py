@@ -3,6 +3,7 @@ reflect, and the access checker's index built from them."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from services.agent.access import AccessChecker
@@ -19,6 +20,9 @@ class Holding:
     checker: AccessChecker
     state: Restrictions = field(default_factory=Restrictions)
     offsets: dict[int, int] = field(default_factory=dict)  # commands partition -> next offset reflected
+    # Held by every use of the store: a command's write runs on a worker thread (SQLite and its fsync release the
+    # GIL), and nothing else may touch the store or change the state it writes meanwhile.
+    writing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def load(self) -> None:
         """Read back what is durable and answer checks from it."""
@@ -49,6 +53,30 @@ class Holding:
             self.load()  # memory must never run ahead of the store for long: the command is redelivered
             raise
         self._advance(partition, offset)
+
+    async def write(self, directive: str, outcome: Outcome, partition: int | None, offset: int | None) -> None:
+        """persist() off the event loop: the loop (checks, heartbeats, other agents of a process) runs on while the
+        revision is written and synced. The write finishes, holding the lock, even if the caller is cancelled."""
+        await asyncio.shield(asyncio.ensure_future(self._write(directive, outcome, partition, offset)))
+
+    async def _write(self, directive: str, outcome: Outcome, partition: int | None, offset: int | None) -> None:
+        async with self.writing:
+            try:
+                await asyncio.to_thread(self.store.record, self.state, directive, outcome, partition, offset)
+            except Exception:
+                self.load()  # as persist(): on the loop, once the thread is done with the store
+                raise
+            self._advance(partition, offset)
+
+    async def fold(self) -> int:
+        """The store's fold of revisions held as their chunks (on the loop: it reads sets a delta may change)."""
+        async with self.writing:
+            return self.store.fold(self.state)
+
+    async def close(self) -> None:
+        """Close the store once no write is under way."""
+        async with self.writing:
+            self.store.close()
 
     def record_synced(self, marker: str, partition: int | None, offset: int | None) -> None:
         """The control plane's sync marker, durable before it counts."""

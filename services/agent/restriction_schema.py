@@ -38,11 +38,21 @@ ADDED_COLUMNS = {
 HELD_SETS = SetTables(sets="held_sets", deltas="held_deltas", key="directive", users="users")
 
 
+# A held set is megabytes (10M users: 1.8 MB per model): in 64 KiB pages SQLite writes and frees a sixteenth of the
+# overflow pages it needs in 4 KiB ones (half the CPU of writing a revision, a quarter of its wall time). The size
+# applies to a file created with it; an existing file keeps its own. WAL checkpoints at 16 MiB.
+PAGE_SIZE = 64 * 1024
+WAL_CHECKPOINT_PAGES = 256
+
+
 def open_database(path: Path) -> sqlite3.Connection:
     """The agent's database, created or upgraded; autocommit (the store opens its own transactions), WAL, fsync."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, isolation_level=None)
+    # The store is used from one thread at a time (Holding.writing), not always the one that opened it.
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # before WAL mode and the first table: only a new file takes it
     db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
     db.execute("PRAGMA synchronous=FULL")
     db.executescript(SCHEMA)
     for table, columns in ADDED_COLUMNS.items():

@@ -36,7 +36,7 @@ async def housekeeping(handling: CommandHandling, settings: AgentSettings, log: 
         try:
             await handling.expire_staging(timeout)
             if time.monotonic() - handling.heard_at >= settings.fold_after_quiet_s:
-                handling.holding.store.fold(handling.holding.state)
+                await handling.holding.fold()
         except Exception as exc:  # a broker or disk hiccup: the next pass tries again
             log.warning("staging housekeeping failed", error=repr(exc))
 

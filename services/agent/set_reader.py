@@ -66,7 +66,10 @@ class SetReader:
         async with self._lock:
             try:
                 bounds = await self._bounds(command.sets or [])
-                read = {ref.model: await self._read(command, ref, bounds) for ref in command.sets or ()}
+                read: dict[str, tuple[BitMap, SetDigest | None]] = {}
+                checked: dict[tuple[str, ...], list[DecodedChunk]] = {}  # by the chunks' digests, in order
+                for ref in command.sets or ():
+                    read[ref.model] = await self._read(command, ref, bounds, checked)
                 digests = {model: digest for model, (_, digest) in read.items() if digest is not None}
                 return {model: users for model, (users, _) in read.items()}, digests
             except TimeoutError as exc:
@@ -89,11 +92,21 @@ class SetReader:
         return {tp.partition: (first[tp], end[tp]) for tp in wanted}
 
     async def _read(
-        self, command: RestrictCommand, ref: SetReference, bounds: dict[int, tuple[int, int]]
+        self,
+        command: RestrictCommand,
+        ref: SetReference,
+        bounds: dict[int, tuple[int, int]],
+        checked: dict[tuple[str, ...], list[DecodedChunk]],
     ) -> tuple[BitMap, SetDigest | None]:
-        records = await self._records(ref, bounds)
-        key = set_key(command.directive_id, command.revision, ref.model, ref.version)
-        chunks = [self._chunk(record, ref, index, key) for index, record in enumerate(records)]
+        """One model's set. Models sharing one set (their references list the same chunk digests) are fetched once:
+        those bytes were checked against the signed command's SHA-256 of each chunk when the first was read; the
+        set and its digest are still built, and checked against this model's set digest, on their own."""
+        same = tuple(ref.chunk_digests)
+        chunks = checked.get(same) if same else None
+        if chunks is None:
+            records = await self._records(ref, bounds)
+            key = set_key(command.directive_id, command.revision, ref.model, ref.version)
+            chunks = checked[same] = [self._chunk(record, ref, index, key) for index, record in enumerate(records)]
         return union(chunk.users for chunk in chunks), _digest(ref, chunks)
 
     def _chunk(self, record: Any, ref: SetReference, index: int, key: bytes) -> DecodedChunk:

@@ -171,6 +171,53 @@ async def test_a_restriction_by_reference_is_read_checked_and_applied_for_every_
     assert MODELS == ["fable-5", "mythos-5"]
 
 
+async def _shared_copies(rig: Rig, directive: str, users: BitMap) -> list[SetReference]:
+    """Both models' copies of one set, as enforcement publishes them: the same values under each model's key."""
+    fable = await rig.copy(directive, 1, "fable-5", users, ids_per_chunk=2_000)
+    mythos = await rig.copy(directive, 1, "mythos-5", users, ids_per_chunk=2_000)
+    assert fable.chunk_digests == mythos.chunk_digests
+    assert (fable.partition, fable.offsets) != (mythos.partition, mythos.offsets)
+    return [fable, mythos]
+
+
+async def test_models_sharing_one_set_fetch_it_once_and_hold_it_as_two_sets(
+    rig: Rig, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directive, users = f"D-{unique}", BitMap(range(0, 3 << 16, 5))
+    refs = await _shared_copies(rig, directive, users)
+    reader = rig.agent.handling.sets
+    assert reader is not None
+    fetched: list[str] = []
+    records = reader._records
+
+    async def counted(ref: SetReference, bounds: dict) -> list:
+        fetched.append(ref.model)
+        return await records(ref, bounds)
+
+    monkeypatch.setattr(reader, "_records", counted)
+    applied = await rig.ack_of(await rig.restrict(directive, 1, refs))
+    assert applied["type"] == "CommandApplied"
+    assert applied["digest"] == scope_digest({"fable-5": set_digest(users), "mythos-5": set_digest(users)})
+    assert fetched == ["fable-5"]
+    held = rig.agent.holding.state.held[directive]
+    assert held.sets == {"fable-5": users, "mythos-5": users}
+    assert held.sets["fable-5"] is not held.sets["mythos-5"]  # a delta to one model leaves the other as it is
+    assert held.set_digests["fable-5"] is not held.set_digests["mythos-5"]
+    assert rig.agent.holding.store.load()[0].held[directive].sets == {"fable-5": users, "mythos-5": users}
+
+
+async def test_a_model_sharing_another_s_chunks_is_still_refused_when_its_set_digest_is_not_theirs(
+    rig: Rig, unique: str
+) -> None:
+    directive = f"D-{unique}"
+    fable, mythos = await _shared_copies(rig, directive, BitMap(range(0, 3 << 16, 5)))
+    mislabelled = mythos.model_copy(update={"digest": set_digest(BitMap([3]))})
+    refusal = await rig.ack_of(await rig.restrict(directive, 1, [fable, mislabelled]))
+    assert refusal["type"] == "CommandFailed" and "set copy of mythos-5" in refusal["reason"]
+    assert "range digests combine to" in refusal["reason"]
+    assert directive not in rig.agent.holding.state.held
+
+
 async def test_a_reference_to_an_offset_not_on_the_topic_is_refused(rig: Rig, unique: str) -> None:
     directive = f"D-{unique}"
     held = await _hold_revision_one(rig, directive)

@@ -115,3 +115,16 @@ def test_a_revision_by_reference_is_written_as_held_sets_at_once_leaving_nothing
     assert loaded.held["D-1"].revision == 2 and loaded.held["D-1"].sets == SETS
     on_delta(loaded, delta("D-1", 2, 1, "mythos-5", added=[1]))  # each model's set is its own after a restart
     assert 1 in loaded.held["D-1"].sets["mythos-5"] and 1 not in loaded.held["D-1"].sets["fable-5"]
+
+
+def test_sets_read_by_reference_are_held_without_a_copy_and_one_bitmap_given_twice_is_held_as_two() -> None:
+    state, given = Restrictions(), {m: BitMap(u) for m, u in SETS.items()}
+    on_restrict(state, by_reference(), None, given)
+    assert all(state.held["D-1"].sets[m] is given[m] for m in SETS)
+    shared = BitMap(range(0, 300, 3))
+    both = {"fable-5": shared, "mythos-5": shared}
+    on_restrict(state, by_reference("D-2", sets={m: BitMap(shared) for m in both}), None, both)
+    held = state.held["D-2"].sets
+    assert held["fable-5"] == held["mythos-5"] == shared and held["fable-5"] is not held["mythos-5"]
+    on_delta(state, delta("D-2", 1, 1, "mythos-5", added=[1]))
+    assert 1 in held["mythos-5"] and 1 not in held["fable-5"]

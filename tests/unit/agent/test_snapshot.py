@@ -9,6 +9,7 @@ from pathlib import Path
 from pyroaring import BitMap
 
 from services.agent.command_effects import on_delta, on_lift, on_restrict
+from services.agent.restriction_schema import PAGE_SIZE
 from services.agent.restriction_store import RestrictionStore
 from services.agent.restrictions import Restrictions
 from shared.runtime.set_store import COMPACT_ROWS
@@ -305,3 +306,22 @@ def test_a_compacted_set_replaces_the_chunks_still_stored_for_its_model(tmp_path
     loaded, _ = RestrictionStore(path).load()
     assert loaded.held["D1"].sets == {"fable-5": BitMap([1, 3, 9]), "mythos-5": BitMap([3])}
     assert loaded.held == state.held
+
+
+def test_a_new_snapshot_is_written_in_large_pages_and_an_existing_one_keeps_its_own(tmp_path: Path) -> None:
+    new = RestrictionStore(tmp_path / "agent" / "new.sqlite3")
+    new.close()
+    page = sqlite3.connect(tmp_path / "agent" / "new.sqlite3").execute("PRAGMA page_size").fetchone()[0]
+    assert page == PAGE_SIZE > 4096
+    old_path = tmp_path / "agent" / "old.sqlite3"
+    old = sqlite3.connect(old_path)  # a file written before: SQLite's default page size
+    old.execute("PRAGMA page_size=4096")
+    old.execute("PRAGMA journal_mode=WAL")
+    old.close()
+    store, state = RestrictionStore(old_path), Restrictions()
+    _apply_all(store, state, [restrict("D1", 1, "fable-5", [1, 2]), delta("D1", 1, 1, "fable-5", added=[9])])
+    store.close()
+    reopened = RestrictionStore(old_path)
+    assert reopened.load()[0].held["D1"].sets == {"fable-5": BitMap([1, 2, 9])}
+    reopened.close()
+    assert sqlite3.connect(old_path).execute("PRAGMA page_size").fetchone()[0] == 4096
