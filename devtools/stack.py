@@ -207,6 +207,11 @@ class Stack:
         )
         return env
 
+    def service_env(self, name: str) -> dict[str, str]:
+        """A core service's environment as `start()` gives it: its Kafka login, state folder, HTTP port, signing
+        (a partial stack spawns it with this)."""
+        return self._env(name)
+
     def _env(self, name: str, principal: str | None = None, cluster: str | None = None) -> dict[str, str]:
         env = self.base_env(principal or name)
         prefix = f"COUNTERMAND_{name.upper()}_"
