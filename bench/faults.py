@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import signal
 import statistics
 import time
 import uuid
@@ -60,7 +59,6 @@ from devtools.broker import LocalCluster
 from devtools.mailbox import Mailbox
 from devtools.messages import user_upserted
 from devtools.ports import free_port
-from devtools.processes import signal_group
 from devtools.stack import Cluster, Stack
 from services.notifier.settings import NotifierSettings
 from shared.contracts.catalogue import ACKS, DIRECTIVES, ENFORCEMENT, IMPACT, USERS, key_of
@@ -101,8 +99,7 @@ TARGET_S = {"broker": 30, "service": 15}
 
 
 class ClusterBench(Bench):
-    """bench.enforce's Bench on a three-node cluster instead of one broker, with every service and an SMTP server;
-    keeps each process's environment so that a killed one is restarted as it was."""
+    """bench.enforce's Bench on a three-node cluster instead of one broker, with every service and an SMTP server."""
 
     def __init__(self) -> None:
         self.clusters, self.run = CLUSTERS, RUN
@@ -110,7 +107,6 @@ class ClusterBench(Bench):
         serving = tuple(Cluster(c, c, MODELS) for c in CLUSTERS)  # whose acks the audit checks
         self.stack = Stack(self.kafka.bootstrap, RUN, clusters=serving, extra_env={"COUNTERMAND_LOG_LEVEL": "WARNING"})
         self.stack.mailbox = Mailbox(RUN / "mailbox.jsonl")
-        self.envs: dict[str, tuple[str, dict[str, str]]] = {}
         self.recipients = 0  # users each fault directive covers, every one with a registry record
 
     def __enter__(self) -> ClusterBench:
@@ -130,23 +126,13 @@ class ClusterBench(Bench):
         """As Bench.spawn, on a free HTTP port (each process's /readyz tells when it is back)."""
         return self.launch(name, module, {**self.stack.base_env(principal), **env}).log
 
-    def launch(self, name: str, module: str, env: dict[str, str], mode: str = "wb") -> Any:
-        env = {**env, f"COUNTERMAND_{module.upper()}_HTTP_PORT": str(free_port())}
-        self.envs[name] = (module, env)
-        return self.stack.spawn(name, module, env, mode=mode)
+    def launch(self, name: str, module: str, env: dict[str, str]) -> Any:
+        return self.stack.spawn(name, module, {**env, f"COUNTERMAND_{module.upper()}_HTTP_PORT": str(free_port())})
 
     def start_others(self) -> None:
         """Intake, the notifier (to the SMTP server) and the audit, as the stack starts them."""
         for name in ("intake", "notifier", "audit"):
             self.launch(name, name, self.stack.service_env(name))
-
-    def kill_and_restart(self, name: str) -> None:
-        """SIGKILL of the process, then the same command on the same state folder, as an orchestrator restarts it."""
-        process = self.stack.processes[name]
-        signal_group(process.popen, signal.SIGKILL)
-        process.popen.wait()
-        module, env = self.envs[name]
-        self.launch(name, module, env, mode="ab")
 
     async def until_ready(self, name: str, timeout: float = SCENARIO_TIMEOUT_S) -> float:
         """When the process answered /readyz with 200."""
@@ -390,7 +376,7 @@ async def scenarios(
         else:
             service = name.removesuffix("_kill")
             process = KILLED_AGENT if service == "agent" else service
-            fault = Fault(name, lambda p=process: bench.kill_and_restart(p), restarted=process)
+            fault = Fault(name, lambda p=process: bench.stack.kill_and_restart(p), restarted=process)
         rows += await fault_run(bench, watch, producer, fault)
     bench.stack.stop_one("impact")
     return rows
