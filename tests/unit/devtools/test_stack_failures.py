@@ -49,7 +49,6 @@ def test_a_timeout_shows_the_end_of_every_log(tmp_path: Path) -> None:
     assert "x" * 300 in message and "x" * 301 not in message  # long lines are cut
 
 
-
 def test_a_killed_process_is_restarted_with_its_command_and_environment(tmp_path: Path) -> None:
     stack = Stack("127.0.0.1:1", tmp_path)
     env = {"PATH": "/usr/bin:/bin", "COUNTERMAND_MARK": "kept"}
