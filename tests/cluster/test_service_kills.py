@@ -1,14 +1,16 @@
-"""SIGKILL of each service right after a directive is issued, on the three-node cluster with the whole stack (real
-SMTP): restarted at once on its state folder, the end state is a fault-free run's: the directive enforced, every
-agent denying exactly the users the directives in force cover, one message per recipient at the SMTP server.
+"""SIGKILL of each service (or of a broker, of the active controller, SIGSTOP of a broker past its session timeout)
+right after a directive is issued, on the three-node cluster with the whole stack (real SMTP): a killed service is
+restarted at once on its state folder, and the end state is a fault-free run's: the directive enforced, every agent
+denying exactly the users the directives in force cover, one message per recipient at the SMTP server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,13 +46,17 @@ KILLS = [
     ("notifier", "GB"),
     ("audit", "FR"),
     ("agent-eu-west", "MX"),
+    ("broker-kill", "JP"),  # a node that is not the active controller, restarted once the checks passed
+    ("controller-kill", "KR"),
+    ("broker-pause", "CA"),
 ]
+PAUSE_S = 12.0  # past broker.session.timeout.ms (9 s): the controller fences the paused node
 
 
 @dataclass
 class Run:
     stack: Stack
-    bootstrap: str
+    nodes: LocalCluster
     registry: dict[int, dict] = field(default_factory=dict)
     in_force: set[int] = field(default_factory=set)  # users the directives issued so far deny MODEL to
 
@@ -62,7 +68,7 @@ def run(kafka_dir: Path, kafka_secrets: Path, tmp_path_factory: pytest.TempPathF
         stack = Stack(nodes.bootstrap, tmp_path_factory.mktemp("service-kills"), access=nodes.access)
         stack.start(timeout=240)
         try:
-            yield Run(stack, nodes.bootstrap, asyncio.run(read_registry(nodes.bootstrap)))
+            yield Run(stack, nodes, asyncio.run(read_registry(nodes.bootstrap)))
         finally:
             stack.stop()
 
@@ -135,24 +141,53 @@ async def test_a_service_killed_right_after_a_directive_is_issued_ends_as_a_faul
     recipients = {u for u in users if MODEL in (run.registry[u].get("entitlements") or [])}
     assert recipients, "the registry has no consumer of this nationality entitled to the model: pick another"
     run.in_force |= users
-    settings = KafkaSettings(bootstrap=run.bootstrap)
+    settings = KafkaSettings(bootstrap=run.nodes.bootstrap)
+    heal: Callable[[], None] = nothing
+    try:
+        async with TopicReader(settings, ENFORCEMENT) as enforcement:
+            await asyncio.to_thread(run.stack.issue, directive)
+            if killed is not None:
+                heal = await asyncio.to_thread(inject, run, killed)
+            await enforcement.wait_for(
+                lambda m: isinstance(m, DirectiveEnforced) and m.directive_id == directive["directive_id"],
+                TIMEOUT,
+                f"{directive['directive_id']} enforced",
+            )
 
-    async with TopicReader(settings, ENFORCEMENT) as enforcement:
-        await asyncio.to_thread(run.stack.issue, directive)
-        if killed is not None:
-            await asyncio.to_thread(run.stack.kill_and_restart, killed)
-            await asyncio.to_thread(run.stack.wait_ready, TIMEOUT)
-        await enforcement.wait_for(
-            lambda m: isinstance(m, DirectiveEnforced) and m.directive_id == directive["directive_id"],
-            TIMEOUT,
-            f"{directive['directive_id']} enforced",
-        )
+        expected = {f"{directive['directive_id']}:1:restricted:{u}" for u in recipients}
+        await eventually(lambda: expected <= set(notices(run, directive["directive_id"])), "every notice", TIMEOUT)
+        await asyncio.sleep(SETTLE_S)
+        copies = notices(run, directive["directive_id"])
+        assert set(copies) == expected
+        assert {key: n for key, n in copies.items() if n > 1} == {}, "a recipient got more than one message"
+        answers = await asyncio.to_thread(denied, run)
+        assert answers == {c.cluster_id: run.in_force for c in run.stack.clusters}
+    finally:
+        await asyncio.to_thread(heal)
 
-    expected = {f"{directive['directive_id']}:1:restricted:{u}" for u in recipients}
-    await eventually(lambda: expected <= set(notices(run, directive["directive_id"])), "every notice", TIMEOUT)
-    await asyncio.sleep(SETTLE_S)
-    copies = notices(run, directive["directive_id"])
-    assert set(copies) == expected
-    assert {key: n for key, n in copies.items() if n > 1} == {}, "a recipient got more than one message"
-    answers = await asyncio.to_thread(denied, run)
-    assert answers == {c.cluster_id: run.in_force for c in run.stack.clusters}
+
+def inject(run: Run, fault: str) -> Callable[[], None]:
+    """Inject the fault; returns what brings a killed node back (after the checks, as the benchmark does)."""
+    nodes = run.nodes
+    if fault == "controller-kill":
+        leader = nodes.active_controller()
+        nodes.kill(leader)
+        return lambda: nodes.restart(leader)
+    follower = next(n for n in range(1, nodes.nodes + 1) if n != nodes.active_controller())
+    if fault == "broker-kill":
+        nodes.kill(follower)
+        return lambda: nodes.restart(follower)
+    if fault == "broker-pause":
+        nodes.freeze(follower)
+        try:
+            time.sleep(PAUSE_S)
+        finally:
+            nodes.thaw(follower)
+        return nothing
+    run.stack.kill_and_restart(fault)
+    run.stack.wait_ready(TIMEOUT)
+    return nothing
+
+
+def nothing() -> None:
+    """No node to bring back."""
