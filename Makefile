@@ -98,8 +98,8 @@ bench-clusters: venv kafka-fetch ## Directive -> all clusters acked at 10M users
 bench-agent: venv ## Benchmark the agent alone: checks, HTTP latency, memory, a one-user delta and a lift at 1M/10M/50M held (bench/results/agent.json)
 	@$(PY) -m bench.agent
 
-bench-faults: venv kafka-fetch ## Benchmark enforcement on a three-node Kafka cluster and its recovery from broker faults (bench/results/faults.json)
-	@$(PY) -m bench.faults
+bench-faults: venv kafka-fetch ## Enforcement and notices on a three-node Kafka cluster, recovery from broker faults and from SIGKILL of each service (SCENARIOS=broker_kill,notifier_kill,... RUNS=0 for a shorter run; bench/results/faults.json)
+	@$(PY) -m bench.faults $(if $(SCENARIOS),--scenarios $(SCENARIOS)) $(if $(RUNS),--runs $(RUNS))
 
 bench-audit: venv ## Benchmark the audit's replay, report, explain and verify (bench/results/audit.json)
 	@$(PY) -m bench.audit

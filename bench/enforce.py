@@ -408,16 +408,19 @@ async def directive_runs(
     runs: int,
     signing: bool = True,
     published: dict[str, float] | None = None,
+    affected: int | None = None,
 ) -> tuple[list[float], int]:
     """The whole path with the impact service in it: a DirectiveIssued published on compliance.directives.v1
     (as intake does) -> impact evaluates its registry and publishes the assessment and chunks ->
     enforcement -> all three agents acked with the digest enforcement verified. Returns seconds per run
     to the last ack's create time, and the users affected; `published` gets each kept run's directive id and
-    publication time."""
+    publication time. With `affected` (the users the mission directive affects in it), the caller has written
+    impact's view under `state` already."""
     from bench.impact import MISSION, directive, write_view_snapshot
 
-    _, mission = write_view_snapshot(state, registry_users)
-    affected = mission.users
+    if affected is None:
+        _, mission = write_view_snapshot(state, registry_users)
+        affected = mission.users
     await start_impact(bench, state, signing)
     totals = []
     for run in range(-E2E_DISCARDED, runs):

@@ -70,6 +70,9 @@ class Process:
     popen: subprocess.Popen
     log: Path
     http_port: int | None = None
+    module: str = ""
+    env: dict[str, str] = field(default_factory=dict)  # exactly what it was started with (a restart reuses it)
+    args: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -207,6 +210,11 @@ class Stack:
         )
         return env
 
+    def service_env(self, name: str) -> dict[str, str]:
+        """A core service's environment as `start()` gives it: its Kafka login, state folder, HTTP port, signing
+        (a partial stack spawns it with this)."""
+        return self._env(name)
+
     def _env(self, name: str, principal: str | None = None, cluster: str | None = None) -> dict[str, str]:
         env = self.base_env(principal or name)
         prefix = f"COUNTERMAND_{name.upper()}_"
@@ -331,8 +339,16 @@ class Stack:
                 start_new_session=True,
             )
         port = next((int(v) for k, v in env.items() if k.endswith("_HTTP_PORT") and v != "0"), None)
-        self.processes[name] = Process(name, popen, log, port)
+        self.processes[name] = Process(name, popen, log, port, module, dict(env), tuple(args))
         return self.processes[name]
+
+    def kill_and_restart(self, name: str) -> Process:
+        """SIGKILL of a started process's group, then the same command with the same environment (its state folder,
+        its port), as an orchestrator restarts a container; not waited for (see wait_ready)."""
+        proc = self.processes[name]
+        signal_group(proc.popen, signal.SIGKILL)
+        proc.popen.wait()
+        return self.spawn(name, proc.module, proc.env, mode="ab", args=proc.args)
 
     def check_alive(self) -> None:
         """RuntimeError naming every started process that has exited."""

@@ -47,3 +47,18 @@ def test_a_timeout_shows_the_end_of_every_log(tmp_path: Path) -> None:
     assert message.startswith("not ready after 0s: agent-eu-west, enforcement")
     assert "waiting for a sync" in message
     assert "x" * 300 in message and "x" * 301 not in message  # long lines are cut
+
+
+def test_a_killed_process_is_restarted_with_its_command_and_environment(tmp_path: Path) -> None:
+    stack = Stack("127.0.0.1:1", tmp_path)
+    env = {"PATH": "/usr/bin:/bin", "COUNTERMAND_MARK": "kept"}
+    first = stack.spawn("audit", "http.server", env, args=("--bind", "127.0.0.1", "0"))
+    try:
+        again = stack.kill_and_restart("audit")
+        assert first.popen.returncode == -9  # SIGKILL, not a clean stop
+        assert again.popen.pid != first.popen.pid and again.popen.poll() is None
+        assert stack.processes["audit"] is again
+        assert (again.module, again.env, again.args, again.log) == (first.module, env, first.args, first.log)
+        assert again.popen.args == first.popen.args
+    finally:
+        stack.stop(timeout=5)
