@@ -21,7 +21,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from shared.contracts.catalogue import FETCH_BYTES, Topic
-from shared.runtime.aiokafka_fence import keep_scram_salted_password
+from shared.runtime.aiokafka_fence import close_fetches_quietly, keep_scram_salted_password
 from shared.runtime.settings import KafkaSettings
 
 POLL_MS = 500
@@ -36,6 +36,7 @@ _SASL = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512":
 
 
 keep_scram_salted_password()  # every client of the process, FastStream's included, logs in with aiokafka's SCRAM
+close_fetches_quietly()  # and stops its consumers with aiokafka's fetcher
 
 
 class TopicMismatch(RuntimeError):
