@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import TopicPartition
 from pyroaring import BitMap
 
 from bench.enforce import (
@@ -58,6 +57,7 @@ from bench.report import publish
 from devtools.broker import LocalCluster
 from devtools.mailbox import Mailbox
 from devtools.messages import user_upserted
+from devtools.observe import group_starts_at, topics_end
 from devtools.ports import free_port
 from devtools.stack import Cluster, Stack
 from services.notifier.settings import NotifierSettings
@@ -311,15 +311,7 @@ async def notifier_from_now(bench: ClusterBench) -> None:
     notices (to users without a registry record) it is not there for."""
     settings = bench.kafka.access.settings("notifier")
     group = NotifierSettings.model_fields["group_id"].default
-    consumer = kafka.consumer(settings, "bench-faults-notifier-offsets", group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(t.name, p) for t in (IMPACT, ENFORCEMENT) for p in range(t.partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_end(*partitions)
-        await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
-    finally:
-        await consumer.stop()
+    await group_starts_at(settings, group, await topics_end(settings, IMPACT, ENFORCEMENT))
 
 
 async def measure(bench: ClusterBench, chosen: tuple[str, ...], runs: int) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.agent.command_effects import Applied, Failed, expire_staging, on_command, on_restrict, refuse_sets
+from services.agent.command_effects import Applied, Failed, on_command, on_restrict, refuse_sets
 from services.agent.holding import Holding
 from services.agent.readiness import Readiness
 from services.agent.reports import Reports
@@ -106,18 +106,13 @@ class CommandHandling:
         bind_message_ids(None, marker.event_id)
         if not self.readiness.syncs(marker.cluster_id, marker.heartbeat_event_id):
             return
-        async with self.holding.writing:
-            self.holding.record_synced(marker.event_id, partition, offset)
+        await self.holding.record_synced(marker.event_id, partition, offset)
         self.readiness.synced = True
         self.log.info("synced with the control plane", marker=marker.event_id, held=len(self.holding.state.held))
 
     async def expire_staging(self, timeout: timedelta) -> None:
         """Discard revisions whose missing chunks did not come in time and report each failure once."""
-        async with self.holding.writing:  # a command's write may be under way on its thread
-            expired = expire_staging(self.holding.state, self.clock(), timeout)
-            for directive, outcome in expired.items():
-                self.holding.persist(directive, outcome, None, None)
-        for outcome in expired.values():
+        for outcome in (await self.holding.expire(self.clock(), timeout)).values():
             for ack in outcome.acks:
                 await self.reports.ack(ack, ack.cause)
 

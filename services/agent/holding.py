@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from services.agent.access import AccessChecker
-from services.agent.command_effects import Outcome
+from services.agent.command_effects import Outcome, expire_staging
 from services.agent.restriction_store import RestrictionStore
 from services.agent.restrictions import Restrictions
 
@@ -68,6 +69,14 @@ class Holding:
                 raise
             self._advance(partition, offset)
 
+    async def expire(self, now: datetime, timeout: timedelta) -> dict[str, Outcome]:
+        """Discard the revisions whose missing chunks did not come in time, durably; each one's outcome."""
+        async with self.writing:  # a command's write may be under way on its thread
+            expired = expire_staging(self.state, now, timeout)
+            for directive, outcome in expired.items():
+                self.persist(directive, outcome, None, None)
+        return expired
+
     async def fold(self) -> int:
         """The store's fold of revisions held as their chunks (on the loop: it reads sets a delta may change)."""
         async with self.writing:
@@ -78,10 +87,11 @@ class Holding:
         async with self.writing:
             self.store.close()
 
-    def record_synced(self, marker: str, partition: int | None, offset: int | None) -> None:
+    async def record_synced(self, marker: str, partition: int | None, offset: int | None) -> None:
         """The control plane's sync marker, durable before it counts."""
-        self.store.record_synced(marker, partition, offset)
-        self._advance(partition, offset)
+        async with self.writing:
+            self.store.record_synced(marker, partition, offset)
+            self._advance(partition, offset)
 
     def _advance(self, partition: int | None, offset: int | None) -> None:
         if partition is not None and offset is not None:
